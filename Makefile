@@ -1,0 +1,46 @@
+# errq: the two commands.  `make run` and `make test` install what is missing, build and go.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test test-asan test-long bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DERRQ_WERROR=ON $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Start errqd in the foreground on 127.0.0.1:4770 with its database under ./var/.
+run: build
+	@mkdir -p var
+	exec $(BUILD)/bin/errqd --listen 127.0.0.1:4770 --db var/errq.db
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j2
+
+$(ASAN_BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DERRQ_WERROR=ON -DERRQ_ASAN=ON $(CMAKE_FLAGS)
+
+test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
+
+# Longer runs: valgrind over the integration tests (more are added by later issues).
+test-long: build
+	@scripts/install-deps --long
+	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -L integration
+
+bench: build
+	@echo "make bench: the benchmark matrix arrives with the ingest-speed issue; errq-bench is at $(BUILD)/bin/errq-bench"
+	$(BUILD)/bin/errq-bench --help
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,2 @@
+/* placeholder: the errq CLI is being written */
+int main(void) { return 1; }

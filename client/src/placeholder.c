@@ -1,0 +1,1 @@
+int errq__placeholder(void); int errq__placeholder(void) { return 0; }

@@ -1,0 +1,29 @@
+/* errq_log.h: structured logs, one JSON object per line on stderr.
+ * {"time":"2026-11-25T18:03:11.482Z","level":"info","msg":"...", "key":"value", ...}
+ * Thread-safe: each line is formatted on the caller's stack and written with one write(2).
+ * A line longer than ERRQ_LOG_LINE_MAX is cut (the message first) and marked "cut":true. */
+#ifndef ERRQ_LOG_H
+#define ERRQ_LOG_H
+#include "errq_banned.h"
+
+#define ERRQ_LOG_LINE_MAX 4096
+
+enum errq_log_level { ERRQ_LOG_DEBUG, ERRQ_LOG_INFO, ERRQ_LOG_WARN, ERRQ_LOG_ERROR, ERRQ_LOG_OFF };
+
+void errq_log_set_level(int level);
+int errq_log_get_level(void);
+/* "debug" | "info" | "warn" | "error" | "off" -> level, or -1 */
+int errq_log_level_parse(const char *s);
+/* Where lines go (default 2 = stderr). */
+void errq_log_set_fd(int fd);
+
+/* Logs msg (printf format) with no extra fields. */
+void errq_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs msg with string fields: errq_logkv(level, "msg", "key", "value", ..., NULL). */
+void errq_logkv(int level, const char *msg, ...) __attribute__((sentinel));
+
+#define LOG_DEBUG(...) errq_log(ERRQ_LOG_DEBUG, __VA_ARGS__)
+#define LOG_INFO(...) errq_log(ERRQ_LOG_INFO, __VA_ARGS__)
+#define LOG_WARN(...) errq_log(ERRQ_LOG_WARN, __VA_ARGS__)
+#define LOG_ERROR(...) errq_log(ERRQ_LOG_ERROR, __VA_ARGS__)
+#endif

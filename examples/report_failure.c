@@ -1,0 +1,2 @@
+/* placeholder: the example is being written */
+int main(void) { return 1; }
