@@ -7,7 +7,7 @@
 #define ERRQ_NS_PER_MS 1000000ULL
 #define ERRQ_NS_PER_SEC 1000000000ULL
 /* "2026-11-25T18:03:11.482Z" plus NUL */
-#define ERRQ_RFC3339_BUFSZ 32
+#define ERRQ_RFC3339_BUFSZ 64
 
 uint64_t errq_now_ns(void);  /* CLOCK_REALTIME, nanoseconds since the epoch */
 uint64_t errq_mono_ns(void); /* CLOCK_MONOTONIC */

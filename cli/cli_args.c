@@ -1,0 +1,400 @@
+/* cli_args.c: flag table, argument parsing and help text of the errq CLI (see cli_args.h). */
+#include "cli_args.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errq_str.h"
+#include "errq_time.h"
+#include "errq_banned.h"
+
+enum flag_id {
+	FL_ADDR,
+	FL_OUTPUT,
+	FL_NO_COLOR,
+	FL_TIMEOUT,
+	FL_HELP,
+	FL_VERSION,
+	FL_SERVICE,
+	FL_SINCE,
+	FL_LIMIT,
+	FL_GROUP,
+};
+
+/* Every flag the tool knows.  bit 0: global (every command takes it); else the CLI_F_* bit a
+ * command must declare.  metavar NULL: the flag takes no value. */
+static const struct flag_def {
+	enum flag_id id;
+	const char *name;
+	char short_name;
+	const char *metavar;
+	unsigned bit;
+	const char *help;
+} flags[] = {
+    {FL_ADDR, "addr", 0, "HOST:PORT", 0,
+     "collector address (default: $ERRQ_ADDR, else " CLI_DEFAULT_ADDR ")"},
+    {FL_OUTPUT, "output", 'o', "FORMAT", 0, "table, json (one document) or jsonl (one object a line)"},
+    {FL_NO_COLOR, "no-color", 0, NULL, 0, "no colors in tables (also: NO_COLOR set and not empty)"},
+    {FL_TIMEOUT, "timeout", 0, "DURATION", 0, "give up on the collector after DURATION (default 5s)"},
+    {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
+    {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
+    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
+    {FL_SINCE, "since", 0, "WHEN", CLI_F_SINCE,
+     "only what was received since WHEN: a duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
+    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT, "at most N rows (default 100, at most 100000)"},
+    {FL_GROUP, "group", 0, "FINGERPRINT", CLI_F_GROUP, "only the events of this group"},
+};
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_color)
+{
+	memset(a, 0, sizeof(*a));
+	a->addr = env_addr && *env_addr ? env_addr : CLI_DEFAULT_ADDR;
+	a->no_color = env_no_color && *env_no_color;
+	a->output = CLI_OUT_TABLE;
+	a->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+	a->limit = CLI_DEFAULT_LIMIT;
+	a->service = "";
+	a->group = "";
+}
+
+const struct cli_cmd *cli_cmd_find(const struct cli_cmd *cmds, size_t ncmds, const char *name)
+{
+	for (size_t k = 0; k < ncmds; k++)
+		if (!strcmp(cmds[k].name, name))
+			return &cmds[k];
+	return NULL;
+}
+
+int cli_output_parse(const char *s, enum cli_output *out)
+{
+	if (!strcmp(s, "table"))
+		*out = CLI_OUT_TABLE;
+	else if (!strcmp(s, "json"))
+		*out = CLI_OUT_JSON;
+	else if (!strcmp(s, "jsonl"))
+		*out = CLI_OUT_JSONL;
+	else
+		return -1;
+	return 0;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+int cli_timeout_parse(const char *s, long *ms)
+{
+	uint64_t ns;
+	if (all_digits(s)) {
+		errno = 0;
+		unsigned long long v = strtoull(s, NULL, 10);
+		if (errno || v > (unsigned long long)CLI_TIMEOUT_MAX_MS / 1000)
+			return -1;
+		ns = v * ERRQ_NS_PER_SEC;
+	} else if (errq_parse_duration(s, &ns)) {
+		return -1;
+	}
+	if (ns < ERRQ_NS_PER_MS || ns / ERRQ_NS_PER_MS > (uint64_t)CLI_TIMEOUT_MAX_MS)
+		return -1;
+	*ms = (long)(ns / ERRQ_NS_PER_MS);
+	return 0;
+}
+
+int cli_limit_parse(const char *s, uint32_t *limit)
+{
+	if (!all_digits(s) || strlen(s) > 9)
+		return -1;
+	unsigned long v = strtoul(s, NULL, 10);
+	if (v < 1 || v > CLI_LIMIT_MAX)
+		return -1;
+	*limit = (uint32_t)v;
+	return 0;
+}
+
+static const struct flag_def *find_long(const char *name, size_t len)
+{
+	for (size_t k = 0; k < NFLAGS; k++)
+		if (strlen(flags[k].name) == len && !memcmp(flags[k].name, name, len))
+			return &flags[k];
+	return NULL;
+}
+
+static const struct flag_def *find_short(char c)
+{
+	for (size_t k = 0; k < NFLAGS; k++)
+		if (flags[k].short_name && flags[k].short_name == c)
+			return &flags[k];
+	return NULL;
+}
+
+/* Applies one flag's value.  Returns 0 or -1 with err set. */
+static int apply(struct cli_args *a, const struct flag_def *f, const char *val, uint64_t now_ns, char *err,
+		 size_t errlen)
+{
+	switch (f->id) {
+	case FL_ADDR:
+		if (!*val) {
+			errq_snprintf(err, errlen, "empty --addr (expected HOST:PORT)");
+			return -1;
+		}
+		a->addr = val;
+		break;
+	case FL_OUTPUT:
+		if (cli_output_parse(val, &a->output)) {
+			errq_snprintf(err, errlen, "unknown output format '%s' (expected table, json or jsonl)", val);
+			return -1;
+		}
+		a->output_set = true;
+		break;
+	case FL_NO_COLOR:
+		a->no_color = true;
+		break;
+	case FL_TIMEOUT:
+		if (cli_timeout_parse(val, &a->timeout_ms)) {
+			errq_snprintf(err, errlen, "invalid --timeout '%s' (expected a duration such as 5s or 500ms)",
+				      val);
+			return -1;
+		}
+		break;
+	case FL_HELP:
+		a->help = true;
+		break;
+	case FL_VERSION:
+		a->version = true;
+		break;
+	case FL_SERVICE:
+		a->service = val;
+		break;
+	case FL_SINCE:
+		if (errq_parse_since(val, now_ns, &a->since_ns)) {
+			errq_snprintf(err, errlen,
+				      "invalid --since '%s' (expected 30m, 1h, 2d or an RFC 3339 time such as "
+				      "2026-11-25T18:00:00Z)",
+				      val);
+			return -1;
+		}
+		a->since_arg = val;
+		break;
+	case FL_LIMIT:
+		if (cli_limit_parse(val, &a->limit)) {
+			errq_snprintf(err, errlen, "invalid --limit '%s' (expected a number from 1 to %d)", val,
+				      CLI_LIMIT_MAX);
+			return -1;
+		}
+		break;
+	case FL_GROUP:
+		if (!*val) {
+			errq_snprintf(err, errlen, "empty --group (expected a fingerprint)");
+			return -1;
+		}
+		a->group = val;
+		break;
+	}
+	a->set |= f->bit;
+	return 0;
+}
+
+/* The first usage error wins; parsing goes on so that a later --help still counts. */
+#define FAIL(...)                                                                                      \
+	do {                                                                                           \
+		if (!failed)                                                                           \
+			errq_snprintf(err, errlen, __VA_ARGS__);                                       \
+		failed = true;                                                                         \
+	} while (0)
+
+int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct cli_cmd *cmds,
+		   size_t ncmds, uint64_t now_ns, char *err, size_t errlen)
+{
+	bool failed = false, only_args = false;
+	char ferr[256];
+
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		if (only_args || s[0] != '-' || s[1] == '\0') {
+			if (!a->cmd) {
+				a->cmd = cli_cmd_find(cmds, ncmds, s);
+				if (!a->cmd)
+					FAIL("'%s' is not an errq command (see 'errq --help')", s);
+			} else if (a->argc < CLI_MAX_ARGS) {
+				a->argv[a->argc++] = s;
+			} else {
+				FAIL("too many arguments");
+			}
+			continue;
+		}
+		if (!strcmp(s, "--")) {
+			only_args = true;
+			continue;
+		}
+		const struct flag_def *f;
+		const char *val = NULL;
+		if (s[1] == '-') {
+			const char *eq = strchr(s + 2, '=');
+			size_t len = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
+			f = find_long(s + 2, len);
+			if (eq)
+				val = eq + 1;
+		} else {
+			f = find_short(s[1]);
+			if (s[2])
+				val = s + 2;
+			if (f && val && !f->metavar)
+				f = NULL; /* no bundling of short switches: "-hx" is not "-h -x" */
+		}
+		if (!f) {
+			if (a->cmd)
+				FAIL("unknown option '%s' (see 'errq %s --help')", s, a->cmd->name);
+			else
+				FAIL("unknown option '%s' (see 'errq --help')", s);
+			continue;
+		}
+		if (f->metavar && !val) {
+			if (i + 1 >= argc) {
+				FAIL("option '%s' needs a value (%s)", s, f->metavar);
+				continue;
+			}
+			val = argv[++i];
+		} else if (!f->metavar && val) {
+			FAIL("option '--%s' takes no value", f->name);
+			continue;
+		}
+		if (apply(a, f, val, now_ns, ferr, sizeof(ferr)))
+			FAIL("%s", ferr);
+	}
+	if (a->help || a->version)
+		return 0;
+	if (failed)
+		return -1;
+	if (!a->cmd)
+		return 0; /* main prints the usage */
+
+	unsigned extra = a->set & ~a->cmd->flags;
+	for (size_t k = 0; k < NFLAGS && extra; k++) {
+		if (flags[k].bit & extra) {
+			errq_snprintf(err, errlen, "'errq %s' does not take --%s (see 'errq %s --help')", a->cmd->name,
+				      flags[k].name, a->cmd->name);
+			return -1;
+		}
+	}
+	if (a->argc < a->cmd->min_args) {
+		errq_snprintf(err, errlen, "'errq %s' needs %s", a->cmd->name,
+			      a->cmd->args ? a->cmd->args : "arguments");
+		return -1;
+	}
+	if (a->argc > a->cmd->max_args) {
+		errq_snprintf(err, errlen, "unexpected argument '%s' (see 'errq %s --help')",
+			      a->argv[a->cmd->max_args], a->cmd->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* "--since WHEN" or "-o, --output FORMAT" */
+static void flag_synopsis(const struct flag_def *f, bool with_short, char *buf, size_t n)
+{
+	if (with_short && f->short_name)
+		errq_snprintf(buf, n, "-%c, --%s%s%s", f->short_name, f->name, f->metavar ? " " : "",
+			      f->metavar ? f->metavar : "");
+	else
+		errq_snprintf(buf, n, "--%s%s%s", f->name, f->metavar ? " " : "", f->metavar ? f->metavar : "");
+}
+
+#define HELP_WIDTH 79
+#define HELP_INDENT 27 /* "  " + a 24-column synopsis + " " */
+
+/* Writes text from column `col` on, wrapped at word boundaries to HELP_WIDTH, continuation
+ * lines indented by HELP_INDENT. */
+static void print_wrapped(FILE *f, const char *text, size_t col)
+{
+	const char *p = text;
+	while (*p) {
+		size_t word = strcspn(p, " ");
+		if (col > HELP_INDENT && col + 1 + word > HELP_WIDTH) {
+			fprintf(f, "\n%*s", HELP_INDENT, "");
+			col = HELP_INDENT;
+		} else if (col > HELP_INDENT) {
+			fputc(' ', f);
+			col++;
+		}
+		fwrite(p, 1, word, f);
+		col += word;
+		p += word;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', f);
+}
+
+static void print_flag(FILE *f, const struct flag_def *d)
+{
+	char syn[64];
+	flag_synopsis(d, true, syn, sizeof(syn));
+	if (strlen(syn) <= HELP_INDENT - 3)
+		fprintf(f, "  %-*s ", HELP_INDENT - 3, syn);
+	else
+		fprintf(f, "  %s\n%*s", syn, HELP_INDENT, "");
+	print_wrapped(f, d->help, HELP_INDENT);
+}
+
+int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
+{
+	fprintf(f, "usage: errq [--addr HOST:PORT] [-o table|json|jsonl] [--no-color]\n"
+		   "            [--timeout DURATION] <command> [<args>]\n\n"
+		   "Query an errq collector: the failures services reported, grouped.\n\n"
+		   "commands:\n");
+	for (size_t k = 0; k < ncmds; k++)
+		fprintf(f, "  %-*s %s\n", HELP_INDENT - 3, cmds[k].name, cmds[k].summary);
+	fprintf(f, "\nglobal flags (before or after the command):\n");
+	for (size_t k = 0; k < NFLAGS; k++)
+		if (!flags[k].bit)
+			print_flag(f, &flags[k]);
+	fprintf(f, "\nexit status: 0 ok, 1 usage, 2 collector unreachable or failed, 3 not found,\n"
+		   "4 refused by authentication or role.\n"
+		   "See 'errq help <command>' for a command's flags, and errq(1).\n");
+	return ferror(f) ? -1 : 0;
+}
+
+int cli_help_cmd(FILE *f, const struct cli_cmd *c)
+{
+	char syn[64];
+	char part[80];
+	int indent = fprintf(f, "usage: errq %s", c->name), col = indent;
+	for (size_t k = 0; k <= NFLAGS; k++) {
+		if (k == NFLAGS) {
+			if (!c->args)
+				break;
+			errq_snprintf(part, sizeof(part), "%s", c->args);
+		} else if (flags[k].bit & c->flags) {
+			flag_synopsis(&flags[k], false, syn, sizeof(syn));
+			errq_snprintf(part, sizeof(part), "[%s]", syn);
+		} else {
+			continue;
+		}
+		int len = (int)strlen(part);
+		if (col + 1 + len > HELP_WIDTH) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		}
+		col += fprintf(f, " %s", part);
+	}
+	fprintf(f, "\n\n%s\n", c->summary);
+	if (c->description)
+		fprintf(f, "\n%s", c->description);
+	if (c->flags) {
+		fprintf(f, "\nflags:\n");
+		for (size_t k = 0; k < NFLAGS; k++)
+			if (flags[k].bit & c->flags)
+				print_flag(f, &flags[k]);
+	}
+	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout (see 'errq --help')\n");
+	return ferror(f) ? -1 : 0;
+}

@@ -1,0 +1,93 @@
+/* cli_args.h: the errq command line: what a subcommand declares, the flags, parsing, help.
+ *
+ * One table of subcommands (struct cli_cmd, in errq.c) and one table of flags (cli_args.c)
+ * produce `errq --help`, `errq help CMD`, `errq CMD --help` and the usage errors, so they
+ * cannot drift.  Global flags (--addr, -o, --no-color, --timeout) are accepted before or
+ * after the subcommand; a subcommand's own flags anywhere after `errq`, but only by the
+ * subcommands that declare them.
+ *
+ * Pure: parsing reads no environment (main passes ERRQ_ADDR and NO_COLOR to cli_args_init)
+ * and takes "now" as an argument, so tests/unit/test_cli.c runs it as is. */
+#ifndef ERRQ_CLI_ARGS_H
+#define ERRQ_CLI_ARGS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_DEFAULT_ADDR "127.0.0.1:4770"
+#define CLI_DEFAULT_LIMIT 100           /* never below 50 (issue 2) */
+#define CLI_LIMIT_MAX 100000            /* rows one command collects (all are held for the table) */
+#define CLI_DEFAULT_TIMEOUT_MS 5000L
+#define CLI_TIMEOUT_MAX_MS (24L * 3600 * 1000)
+#define CLI_MAX_ARGS 8                  /* positional arguments kept */
+
+enum cli_output { CLI_OUT_TABLE, CLI_OUT_JSON, CLI_OUT_JSONL };
+
+/* The subcommand flags a command may declare (struct cli_cmd.flags).  Append new filters
+ * (--env, --status, --sort ...) here and in cli_args.c's flag table. */
+enum {
+	CLI_F_SERVICE = 1u << 0,
+	CLI_F_SINCE = 1u << 1,
+	CLI_F_LIMIT = 1u << 2,
+	CLI_F_GROUP = 1u << 3,
+};
+
+struct cli_ctx;
+
+/* One subcommand.  run returns the process exit code (enum cli_exit). */
+struct cli_cmd {
+	const char *name;
+	int (*run)(struct cli_ctx *ctx);
+	const char *summary;     /* one lowercase line for `errq --help` */
+	const char *args;        /* positional synopsis ("<fingerprint>", "[<command>]") or NULL */
+	unsigned flags;          /* CLI_F_* it accepts */
+	unsigned min_args, max_args;
+	const char *description; /* paragraph(s) for `errq help CMD`, or NULL */
+};
+
+struct cli_args {
+	/* global flags */
+	const char *addr;
+	enum cli_output output;
+	bool output_set;
+	bool no_color;
+	long timeout_ms;
+	bool help;    /* --help / -h anywhere */
+	bool version; /* --version */
+
+	/* the subcommand and what it was given */
+	const struct cli_cmd *cmd; /* NULL: none named */
+	unsigned set;              /* CLI_F_* present on the command line */
+	const char *service;       /* "" = all */
+	const char *since_arg;     /* as written, for messages */
+	uint64_t since_ns;         /* 0 = all time */
+	uint32_t limit;
+	const char *group;
+	const char *argv[CLI_MAX_ARGS];
+	size_t argc;
+};
+
+/* Defaults, then the environment: env_addr is $ERRQ_ADDR, env_no_color $NO_COLOR (either may
+ * be NULL; an empty value counts as unset, as no-color.org says). */
+void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_color);
+
+/* Parses argv[1..argc) into a.  Returns 0, or -1 with a one-line lowercase reason in err (no
+ * "errq: " prefix).  With --help anywhere it returns 0 and sets a->help (a->cmd is the
+ * subcommand named, if any), whatever else is wrong.  Strings in a point into argv. */
+int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct cli_cmd *cmds,
+		   size_t ncmds, uint64_t now_ns, char *err, size_t errlen);
+
+const struct cli_cmd *cli_cmd_find(const struct cli_cmd *cmds, size_t ncmds, const char *name);
+
+/* "table" | "json" | "jsonl" -> 0, else -1. */
+int cli_output_parse(const char *s, enum cli_output *out);
+/* "5s", "250ms", "2m", or a bare number of seconds -> 0, else -1. */
+int cli_timeout_parse(const char *s, long *ms);
+/* A decimal count 1..CLI_LIMIT_MAX -> 0, else -1. */
+int cli_limit_parse(const char *s, uint32_t *limit);
+
+/* Help, to f: the whole tool, or one subcommand.  Return 0 or -1 on a write error. */
+int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds);
+int cli_help_cmd(FILE *f, const struct cli_cmd *c);
+#endif

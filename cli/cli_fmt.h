@@ -1,0 +1,137 @@
+/* cli_fmt.h: the pure parts of the errq CLI: exit codes, terminal text (width, sanitizing,
+ * UTF-8-safe truncation), relative times, column fitting, tables and key=value lists.
+ *
+ * Nothing here talks to the network or reads the environment, so tests/unit/test_cli.c links
+ * it directly (static library errq_cli_fmt).  The only output is cli_table_render, which writes
+ * to the FILE it is given. */
+#ifndef ERRQ_CLI_FMT_H
+#define ERRQ_CLI_FMT_H
+#include <grpc/status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "errq_str.h"
+
+/* Exit codes (DESIGN.md, fixed).  A local failure (out of memory, stdout unwritable) also
+ * exits with CLI_EXIT_USAGE: it is not the collector's fault. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_USAGE = 1,
+	CLI_EXIT_UNREACHABLE = 2, /* also: the collector failed or answered nonsense */
+	CLI_EXIT_NOT_FOUND = 3,
+	CLI_EXIT_REFUSED = 4,     /* authentication or role */
+};
+
+/* The exit code for a call that ended with status c (see docs/errq.1, EXIT STATUS). */
+int cli_exit_for_status(grpc_status_code c);
+
+/* The useful tail of a gRPC UNAVAILABLE details text, for "cannot reach collector at A: R":
+ * "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:4770: Failed to
+ * connect to remote host: Connection refused" -> "connection refused".  Empty details give
+ * "unavailable".  out is always NUL-terminated, control characters become spaces. */
+void cli_reach_reason(const char *details, char *out, size_t n);
+
+/* Replaces control characters (and so newlines) in s with spaces, in place: error messages
+ * are one line. */
+void cli_one_line(char *s);
+
+/* "250ms", "5s", "90s": the --timeout value as written back in messages. */
+char *cli_fmt_ms(char *buf, size_t n, long ms);
+
+/* "just now", "42s ago", "3m ago", "5h ago", "2d ago", "1y ago"; "in 3m" for a time ahead of
+ * now (clock skew); "-" for t_ns == 0 (unknown).  Returns buf. */
+char *cli_fmt_ago(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns);
+
+/* Terminal columns taken by s[0..n) once sanitized as cli_cell_text does (wide East Asian
+ * characters count 2, combining marks 0, everything else 1). */
+size_t cli_text_width(const char *s, size_t n);
+
+/* Appends s[0..n) to b made fit for one terminal cell: control characters become spaces (no
+ * escape sequence from an event reaches the terminal), invalid UTF-8 bytes become U+FFFD, and
+ * the text is cut on a character boundary to at most max_cols columns, the last of them an
+ * ellipsis when anything was cut.  *cols (may be NULL) receives the columns written.
+ * Returns 0, or -1 when b is full (b is unchanged then). */
+#define CLI_ELLIPSIS "\xe2\x80\xa6" /* U+2026 */
+int cli_cell_text(struct errq_buf *b, const char *s, size_t n, size_t max_cols, size_t *cols);
+
+/* Appends s[0..n) to b with every invalid UTF-8 byte replaced by U+FFFD (control characters
+ * kept: this is for JSON, which escapes them).  Returns 0 or -1 (b unchanged). */
+int cli_utf8_fix(struct errq_buf *b, const char *s, size_t n);
+
+/* ---- column fitting and tables ---- */
+
+#define CLI_TABLE_MAX_COLS 16
+#define CLI_TABLE_GAP 2           /* spaces between columns */
+#define CLI_CELL_MAX 4096         /* bytes kept of one cell */
+#define CLI_TABLE_MAX_ROWS 1000000
+
+enum {
+	CLI_COL_RIGHT = 1u << 0,      /* right-align (counts) */
+	CLI_COL_HIDE_EMPTY = 1u << 1, /* drop the column when no row has a value */
+};
+
+/* Cell styles, shown only when color is on. */
+enum cli_style {
+	CLI_STYLE_NONE,
+	CLI_STYLE_BOLD,
+	CLI_STYLE_DIM,
+	CLI_STYLE_RED,
+	CLI_STYLE_YELLOW,
+	CLI_STYLE_GREEN,
+};
+
+struct cli_col {
+	const char *title;
+	unsigned flags;  /* CLI_COL_* */
+	unsigned shrink; /* 0: never cut (ids, counts); else cut when too wide, the widest such
+			  * column first (among equals, the higher shrink) */
+	size_t min;      /* a cut column keeps at least this many columns */
+	unsigned drop;   /* 0: always shown; else left out, highest first, when cutting is not
+			  * enough to fit the width */
+};
+
+/* Widths for columns whose content needs natural[i] columns so that the row (with `gap`
+ * spaces between columns) fits in `width`: columns with shrink > 0 give up space, the widest
+ * first (so the widest are levelled down together; among equals the higher shrink first),
+ * never below min.  When even that does not fit, the row is wider than `width` rather than
+ * losing an id or a count.  out[i] <= natural[i].  Returns the total row width. */
+size_t cli_fit_columns(const struct cli_col *cols, const size_t *natural, size_t ncols, size_t width,
+		       size_t gap, size_t *out);
+
+/* A table of sanitized cells (rows are kept until render, since every cell decides the
+ * widths).  init allocates nothing; release frees everything and re-inits. */
+struct cli_table {
+	const struct cli_col *cols;
+	size_t ncols;
+	char **cells;          /* nrows * ncols, each sanitized and NUL-terminated */
+	unsigned char *styles; /* nrows * ncols enum cli_style */
+	size_t nrows, cap;
+};
+
+void cli_table_init(struct cli_table *t, const struct cli_col *cols, size_t ncols);
+void cli_table_release(struct cli_table *t);
+/* Adds one row of ncols cells (NULL = empty); styles may be NULL.  Returns 0 or -1 (out of
+ * memory, or CLI_TABLE_MAX_ROWS reached). */
+int cli_table_add(struct cli_table *t, const char *const *cells, const unsigned char *styles);
+/* Writes the header and the rows fitted to `width` columns (cutting, then leaving out
+ * columns as struct cli_col says), without trailing spaces.
+ * Returns 0 or -1 (out of memory or a write error on f). */
+int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *f);
+
+/* ---- key=value lists ("field=value,field=value", the CLI form of a circuit key) ---- */
+
+#define CLI_KV_MAX 32
+
+struct cli_kv {
+	char *key;
+	char *value;
+};
+
+/* Parses s into *kv (n pairs, n >= 1, in the order written; free with cli_kv_free).  Keys are
+ * [A-Za-z0-9_.-]+ and unique; a value may be empty; "\," "\=" and "\\" escape inside values.
+ * Returns 0, or -1 with a lowercase reason in err. */
+int cli_kv_parse(const char *s, struct cli_kv **kv, size_t *n, char *err, size_t errlen);
+void cli_kv_free(struct cli_kv *kv, size_t n); /* accepts NULL */
+#endif

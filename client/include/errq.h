@@ -1,0 +1,252 @@
+/* errq.h: liberrq, the errq client library.  This is its only public header.
+ *
+ * A service reports task failures with errq_report(); a background thread batches them and
+ * streams them over gRPC to the errq collector (errqd), and frees each batch only once the
+ * collector has answered that it is stored.  Nothing here blocks on the network, allocates
+ * without bound, or aborts the host process: when the collector is away the client keeps
+ * what fits in its queue and drops the rest, counting why (errq_client_stats).
+ *
+ *	errq_options_t *o = errq_options_new();
+ *	errq_options_set_collector(o, "127.0.0.1:4770");
+ *	errq_options_set_service(o, "checkout");
+ *	errq_client_t *c = errq_client_new(o);          // takes o, also on failure
+ *
+ *	errq_event_t *ev = errq_event_new(NULL, "TimeoutError", "payment provider timed out");
+ *	errq_event_set_code(ev, "TIMEOUT");
+ *	errq_event_set_attempt(ev, 2);
+ *	errq_report(c, ev);                             // takes ev, also on failure
+ *
+ *	errq_client_close(c, 5000);                     // delivers what it can in 5 s, frees c
+ *
+ * Ownership, in one rule: a function that takes a pointer to an errq object documents
+ * whether it borrows it or takes it; strings passed in are always copied (the caller keeps
+ * its own); nothing returned by the library has to be freed unless its doc comment says so.
+ * Every *_free / *_close function accepts NULL.
+ *
+ * Errors: functions that can fail return an int, ERRQ_OK (0) or a negative ERRQ_E* code
+ * from the enum below; errq_strerror() names it.  Codes are only ever appended.
+ *
+ * Thread safety: an errq_client_t may be used from any number of threads at once, except that
+ * errq_client_close() must be the last call on it.  An errq_event_t or errq_options_t
+ * belongs to one thread at a time (the one building it).
+ */
+#ifndef ERRQ_H
+#define ERRQ_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ERRQ_EXPORT __attribute__((visibility("default")))
+#define ERRQ_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define ERRQ_EXPORT
+#define ERRQ_PRINTF(f, a)
+#endif
+
+#define ERRQ_VERSION_MAJOR 0
+#define ERRQ_VERSION_MINOR 1
+#define ERRQ_VERSION_PATCH 0
+/* 0xMMmmpp, for #if comparisons */
+#define ERRQ_VERSION_HEX ((ERRQ_VERSION_MAJOR << 16) | (ERRQ_VERSION_MINOR << 8) | ERRQ_VERSION_PATCH)
+
+/* The error codes.  XX(name, value, message); values are negative and never renumbered;
+ * new codes are appended. */
+#define ERRQ_ERRNO_MAP(XX)                                                                 \
+	XX(EINVAL, -1, "invalid argument")                                                 \
+	XX(ENOMEM, -2, "out of memory")                                                    \
+	XX(EQUEUEFULL, -3, "queue full: event dropped")                                    \
+	XX(ETOOBIG, -4, "event too big: event dropped")                                    \
+	XX(ECLOSED, -5, "client is closing: event dropped")                                \
+	XX(ETIMEDOUT, -6, "timed out")                                                     \
+	XX(ETHREAD, -7, "cannot start the background thread")
+
+typedef enum {
+	ERRQ_OK = 0,
+#define ERRQ_XX_(name, value, msg) ERRQ_##name = (value),
+	ERRQ_ERRNO_MAP(ERRQ_XX_)
+#undef ERRQ_XX_
+} errq_errno_t;
+
+/* A static, lowercase description of an errq code ("ok" for ERRQ_OK, "unknown error" for a
+ * code this version does not know).  Never NULL; never freed. */
+ERRQ_EXPORT const char *errq_strerror(int err);
+/* The ERRQ_ name of a code without the prefix ("EINVAL"), "OK", or "UNKNOWN". */
+ERRQ_EXPORT const char *errq_err_name(int err);
+
+/* The library's version as "MAJOR.MINOR.PATCH" (the one it was built as, which may differ
+ * from the ERRQ_VERSION_* macros the caller compiled against).  Static; never freed. */
+ERRQ_EXPORT const char *errq_version(void);
+
+/* ------------------------------------------------------------------------------------------
+ * Options.  Built by the caller, then handed to errq_client_new(), which takes them.
+ * Every setter copies what it is given and returns ERRQ_OK, ERRQ_EINVAL (NULL options or a
+ * value out of the documented range; the option keeps its previous value) or ERRQ_ENOMEM.
+ * Limits marked [bytes] count the encoded size of events plus a small per-event overhead.
+ */
+typedef struct errq_options errq_options_t;
+
+/* New options with every default below.  Returns NULL only when out of memory.  The caller
+ * owns the result until it passes it to errq_client_new(); errq_options_free() otherwise. */
+ERRQ_EXPORT errq_options_t *errq_options_new(void);
+/* Frees options that were never given to errq_client_new().  Accepts NULL. */
+ERRQ_EXPORT void errq_options_free(errq_options_t *opts);
+
+/* Collector address "host:port" (any gRPC target string).  Default "127.0.0.1:4770". */
+ERRQ_EXPORT int errq_options_set_collector(errq_options_t *opts, const char *addr);
+/* Service name used for events that do not name one.  Default: none (such events are then
+ * refused by errq_report() with ERRQ_EINVAL). */
+ERRQ_EXPORT int errq_options_set_service(errq_options_t *opts, const char *service);
+/* Environment ("production"), release ("1.4.2") and host name stamped on every event;
+ * an event's own environment wins.  Defaults: none, none, the machine's host name.
+ * NULL or "" clears the value. */
+ERRQ_EXPORT int errq_options_set_environment(errq_options_t *opts, const char *environment);
+ERRQ_EXPORT int errq_options_set_release(errq_options_t *opts, const char *release);
+ERRQ_EXPORT int errq_options_set_host(errq_options_t *opts, const char *host);
+/* Events held at most (queued or sent and not yet acknowledged), 1..10000000.  Default
+ * 10000.  At the limit errq_report() drops the new event (ERRQ_EQUEUEFULL). */
+ERRQ_EXPORT int errq_options_set_queue_capacity(errq_options_t *opts, size_t events);
+/* [bytes] held at most, 64 KiB..1 GiB.  Default 8 MiB.  Same policy as the capacity. */
+ERRQ_EXPORT int errq_options_set_queue_bytes(errq_options_t *opts, size_t bytes);
+/* Events per batch, 1..10000.  Default 500. */
+ERRQ_EXPORT int errq_options_set_max_batch_events(errq_options_t *opts, size_t events);
+/* Encoded bytes per batch, 80 KiB..4 MiB.  Default 1 MiB. */
+ERRQ_EXPORT int errq_options_set_max_batch_bytes(errq_options_t *opts, size_t bytes);
+/* How long a partly filled batch may wait for more events, 0..60000 ms.  Default 50. */
+ERRQ_EXPORT int errq_options_set_linger_ms(errq_options_t *opts, unsigned ms);
+/* Batches sent and not yet acknowledged, 1..64.  Default 4. */
+ERRQ_EXPORT int errq_options_set_max_inflight(errq_options_t *opts, unsigned batches);
+/* Reconnect backoff: after the n-th consecutive failure the client waits a uniformly random
+ * time in [0, min(max_ms, initial_ms * 2^n)] ("full jitter").  1 <= initial_ms <= max_ms
+ * <= 3600000.  Defaults 100 and 30000. */
+ERRQ_EXPORT int errq_options_set_reconnect_backoff(errq_options_t *opts, unsigned initial_ms,
+						   unsigned max_ms);
+/* When on, the background thread logs stream failures and reconnects to stderr, one JSON
+ * object per line.  Default off: the library prints nothing. */
+ERRQ_EXPORT int errq_options_set_debug(errq_options_t *opts, bool on);
+
+/* ------------------------------------------------------------------------------------------
+ * Events.  A builder that copies everything it is given.  Strings must be NUL-terminated;
+ * invalid UTF-8 bytes are replaced with U+FFFD and over-long values are cut at a character
+ * boundary (errq_client_stats counts such events in `truncated`).  Limits, in bytes: message
+ * 8192; detail values 1024; frame files 1024; frame functions 512; every other string 256;
+ * 64 details and 128 frames per event.  An event whose encoding still exceeds 64 KiB is
+ * refused by errq_report() (ERRQ_ETOOBIG).
+ * Setters return ERRQ_OK, ERRQ_EINVAL (NULL event or missing required argument) or
+ * ERRQ_ENOMEM; a failed setter leaves the event as it was.
+ */
+typedef struct errq_event errq_event_t;
+
+/* A new event.  service may be NULL (the client's default service is used); error_type is
+ * required (the exception class, e.g. "TimeoutError"); message may be NULL.  handled
+ * defaults to false, attempt to 0 (unknown), time to the moment of errq_report().
+ * Returns NULL when error_type is NULL or empty, or when out of memory.  The caller owns the
+ * event until it passes it to errq_report(); errq_event_free() otherwise. */
+ERRQ_EXPORT errq_event_t *errq_event_new(const char *service, const char *error_type,
+					 const char *message);
+/* Frees an event that was never given to errq_report().  Accepts NULL. */
+ERRQ_EXPORT void errq_event_free(errq_event_t *ev);
+
+/* Application error code ("TIMEOUT", "ECONNRESET").  NULL or "" clears. */
+ERRQ_EXPORT int errq_event_set_code(errq_event_t *ev, const char *code);
+/* Task, coroutine or operation name.  NULL or "" clears. */
+ERRQ_EXPORT int errq_event_set_task(errq_event_t *ev, const char *task);
+/* Overrides the client's environment for this event.  NULL or "" clears. */
+ERRQ_EXPORT int errq_event_set_environment(errq_event_t *ev, const char *environment);
+/* Overrides the collector's grouping.  NULL or "" clears. */
+ERRQ_EXPORT int errq_event_set_fingerprint(errq_event_t *ev, const char *fingerprint);
+/* Adds a key/value detail; a key added twice keeps the last value.  key is required, value
+ * NULL means "".  Details beyond the limit are ignored (and the event counted as truncated). */
+ERRQ_EXPORT int errq_event_add_detail(errq_event_t *ev, const char *key, const char *value);
+/* Appends a stack frame; add them outermost first.  Every string may be NULL; line 0 means
+ * unknown; in_app is true when the frame is application code.  Frames beyond the limit are
+ * ignored (and the event counted as truncated). */
+ERRQ_EXPORT int errq_event_add_frame(errq_event_t *ev, const char *function, const char *file,
+				     uint32_t line, const char *module, bool in_app);
+/* Retry attempt number, 1 = first try, 0 = unknown. */
+ERRQ_EXPORT int errq_event_set_attempt(errq_event_t *ev, uint32_t attempt);
+/* true when the application caught and dealt with the failure. */
+ERRQ_EXPORT int errq_event_set_handled(errq_event_t *ev, bool handled);
+/* When it happened, nanoseconds since the Unix epoch; 0 means "now" at errq_report(). */
+ERRQ_EXPORT int errq_event_set_time_ns(errq_event_t *ev, uint64_t unix_ns);
+
+/* ------------------------------------------------------------------------------------------
+ * The client.
+ */
+typedef struct errq_client errq_client_t;
+
+/* Starts a client: copies nothing from opts but takes them (freed here on every path, so the
+ * caller never frees them).  NULL opts means all defaults.  Starts the background thread and
+ * returns at once; the connection is made when there is something to send.  Returns NULL
+ * when out of memory or when the thread cannot be started.  Release with
+ * errq_client_close(). */
+ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts);
+
+/* Reports an event.  Takes ev on every path: on success it belongs to the client, on error
+ * it has been freed (the caller never touches it again).  Thread-safe, never blocks on the
+ * network: it stamps the event id and time, and appends it to the queue.  Returns
+ * ERRQ_OK (queued; delivery follows in the background), ERRQ_EINVAL (NULL client or event,
+ * or no service anywhere), ERRQ_EQUEUEFULL, ERRQ_ETOOBIG or ERRQ_ECLOSED; every error is
+ * also counted in errq_client_stats(). */
+ERRQ_EXPORT int errq_report(errq_client_t *client, errq_event_t *ev);
+
+/* Convenience: builds an event of the client's service with error_type, code (may be NULL)
+ * and a printf-formatted message, marks it handled (the caller caught it), and reports it.
+ * Returns what errq_report() returns (or ERRQ_EINVAL / ERRQ_ENOMEM from building). */
+ERRQ_EXPORT int errq_report_failure(errq_client_t *client, const char *error_type,
+				    const char *code, const char *fmt, ...) ERRQ_PRINTF(4, 5);
+ERRQ_EXPORT int errq_report_failurev(errq_client_t *client, const char *error_type,
+				     const char *code, const char *fmt, va_list ap) ERRQ_PRINTF(4, 0);
+
+/* Waits until every event reported before this call has been answered by the collector
+ * (stored, a duplicate, or rejected) or dropped.  timeout_ms < 0 waits without limit.
+ * Returns ERRQ_OK, ERRQ_ETIMEDOUT, or ERRQ_EINVAL for a NULL client.  Thread-safe; the
+ * events stay queued after a timeout. */
+ERRQ_EXPORT int errq_client_flush(errq_client_t *client, int timeout_ms);
+
+/* Closes the client: refuses new reports (ERRQ_ECLOSED), flushes for up to timeout_ms
+ * (< 0: without limit, 0: not at all), then stops the background thread, drops what is still
+ * unacknowledged and frees everything.  Accepts NULL (returns 0).  Returns the number of
+ * events that were accepted by errq_report() but never acknowledged (0 when everything was
+ * delivered).  client is invalid afterwards. */
+ERRQ_EXPORT size_t errq_client_close(errq_client_t *client, int timeout_ms);
+
+/* Counters since errq_client_new().  Event counts unless named otherwise.  The struct only
+ * grows into its reserved tail, so its size never changes. */
+typedef struct errq_stats {
+	uint64_t queued;             /* accepted by errq_report() */
+	uint64_t pending;            /* now: accepted and not yet answered or dropped */
+	uint64_t pending_bytes;      /* now: [bytes] of those */
+	uint64_t sent;               /* written to a stream (once per event, resends aside) */
+	uint64_t acked;              /* answered by the collector: accepted + duplicates + rejected */
+	uint64_t accepted;           /* stored as new */
+	uint64_t duplicates;         /* already stored (a resend, or an id reported twice) */
+	uint64_t rejected;           /* refused as invalid by the collector */
+	uint64_t dropped_queue_full; /* refused by errq_report(): capacity or byte budget */
+	uint64_t dropped_too_big;    /* refused by errq_report(): one event over the size limit */
+	uint64_t dropped_closed;     /* reported while closing, or unacknowledged at close */
+	uint64_t dropped_invalid;    /* refused by errq_report(): NULL event or no service */
+	uint64_t dropped_nomem;      /* lost to an allocation failure while batching */
+	uint64_t truncated;          /* accepted with at least one field cut */
+	uint64_t batches_sent;       /* batches written (once per batch, resends aside) */
+	uint64_t batches_acked;      /* batches answered */
+	uint64_t resends;            /* batches written again on a new stream */
+	uint64_t reconnects;         /* streams opened after the first one */
+	uint64_t stream_failures;    /* streams that ended in an error */
+	uint64_t connected;          /* now: 1 while a stream is open and has been answered */
+	uint64_t reserved_[12];
+} errq_stats_t;
+
+/* Fills *stats.  Returns ERRQ_OK, or ERRQ_EINVAL when an argument is NULL. */
+ERRQ_EXPORT int errq_client_stats(errq_client_t *client, errq_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,93 @@
+/* ingest.h: the bounded queue between the gRPC threads and the single SQLite writer.
+ *
+ * Producers (completion-queue threads) hand over decoded, validated batches with
+ * ingest_submit().  The writer thread takes every batch that is waiting (bounded by
+ * INGEST_COMMIT_MAX_* per transaction), stores them in one transaction, commits, and only
+ * then calls each batch's done() — which sends the acknowledgement.  That is group commit:
+ * the cost of a COMMIT is shared by all the batches that arrived while the previous one ran.
+ *
+ * Bounds and policy at the limit: the queue holds at most max_batches batches and max_bytes
+ * encoded bytes.  A batch that arrives when the queue is full is *parked*: ingest_submit
+ * returns INGEST_PARKED, the producer must not read more from that stream, and the writer
+ * moves the batch into the queue (calling its resumed()) when there is room.  Each stream
+ * holds at most one parked batch, so memory is bounded by the queue plus one message per
+ * stream, and gRPC flow control holds the clients back: that is the backpressure.
+ *
+ * A failing store (locked, disk full) is retried with backoff; nothing is acknowledged until
+ * it commits.  ingest_stop() drains: everything queued or parked is committed (or, when the
+ * store keeps failing past the deadline, given back with committed = false). */
+#ifndef ERRQD_INGEST_H
+#define ERRQD_INGEST_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errq/v1/collector.pb-c.h"
+#include "validate.h"
+
+#ifdef ERRQ_TEST_LIMITS
+#define INGEST_COMMIT_MAX_BATCHES 4
+#define INGEST_COMMIT_MAX_EVENTS 64
+#else
+#define INGEST_COMMIT_MAX_BATCHES 256
+#define INGEST_COMMIT_MAX_EVENTS 20000
+#endif
+#define INGEST_RETRY_MAX_MS 1000
+
+struct store;
+struct ingest_batch;
+
+/* One event of a batch.  tf points into the batch's decoded request. */
+struct ingest_event {
+	Errq__V1__TaskFailure *tf; /* NULL when rejected */
+	struct validated v;
+	uint64_t received_ns;
+	size_t extra_off, extra_len; /* frames + details, packed, in batch->extra */
+	int8_t result;               /* after commit: 1 stored, 0 duplicate */
+};
+
+struct ingest_batch_ops {
+	/* Writer thread, after the batch's transaction committed (committed = true) or was
+	 * abandoned at shutdown (false).  Owns the batch from then on. */
+	void (*done)(struct ingest_batch *b, bool committed);
+	/* Writer thread: a parked batch entered the queue; the producer may read again. */
+	void (*resumed)(struct ingest_batch *b);
+};
+
+struct ingest_batch {
+	struct ingest_batch *next;
+	struct ingest_batch *resume_next;
+	const struct ingest_batch_ops *ops;
+	void *owner;
+	Errq__V1__ReportRequest *req;  /* owned by the batch */
+	size_t bytes;                  /* encoded size, for the byte bound */
+	size_t n_events;
+	struct ingest_event *events;   /* n_events, same order as req->failures */
+	uint8_t *extra;                /* packed frames/details of all events */
+	uint32_t n_rejected;
+	uint32_t *rejected_index;      /* n_rejected */
+	char (*rejected_reason)[VALIDATE_REASON_MAX];
+};
+
+struct ingest_opts {
+	struct store *store; /* NULL: store nothing (storage: none), acknowledge at once */
+	size_t max_batches;
+	size_t max_bytes;
+};
+
+struct ingest_stats {
+	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total;
+	size_t queued_batches, queued_bytes, parked, max_queued_batches;
+};
+
+enum { INGEST_QUEUED = 0, INGEST_PARKED = 1 };
+
+struct ingest;
+int ingest_start(struct ingest **out, const struct ingest_opts *o);
+int ingest_submit(struct ingest *ig, struct ingest_batch *b);
+/* Waits until nothing is queued, parked or being written, or until timeout; true if idle. */
+bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns);
+/* Stops the writer after draining (up to timeout_ns for a failing store) and frees ig. */
+void ingest_stop(struct ingest *ig, uint64_t timeout_ns);
+void ingest_get_stats(struct ingest *ig, struct ingest_stats *st);
+#endif

@@ -1,0 +1,247 @@
+/* errqd: the errq collector.
+ *
+ * Threads: main (start-up, then signals with sigwait, then shutdown), one thread per gRPC
+ * completion queue (transport.c), the ingest writer (ingest.c).  SIGINT/SIGTERM/SIGHUP are
+ * blocked before grpc_init() so that every thread inherits the mask and only main sees them.
+ *
+ * Shutdown (SIGINT/SIGTERM), within settings.shutdown_timeout (default 8 s; the contract is
+ * "exit 0 within 10 s"):
+ *  1. health turns NOT_SERVING; streams read no more and end with UNAVAILABLE once every
+ *     batch already read is committed and answered;
+ *  2. wait for the writer to commit the queue, and for the streams to end;
+ *  3. shut the gRPC server down (live calls are cancelled), stop the writer (abandoning,
+ *     unacknowledged, only what a failing store could not commit), join every thread;
+ *  4. close the database, grpc_shutdown_blocking(), exit 0. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grpc/grpc.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "errq_log.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "ingest.h"
+#include "services.h"
+#include "settings.h"
+#include "storage.h"
+#include "transport.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: errqd [--config FILE] [--listen HOST:PORT] [--db PATH] [--http-listen HOST:PORT]\n"
+		"             [--storage sqlite|none] [--durability normal|full] [--log-level LEVEL]\n"
+		"             [--port-file PATH] [--set KEY=VALUE]...\n"
+		"       errqd --print-config | --version | --help\n"
+		"\n"
+		"Flags override the config file.  --port-file writes the bound gRPC port (useful\n"
+		"with --listen 127.0.0.1:0).  --print-config prints every setting with its default.\n");
+}
+
+static int write_port_file(const char *path, int port)
+{
+	char tmp[SETTINGS_STR_MAX + 8], buf[32];
+	errq_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	int n = errq_snprintf(buf, sizeof(buf), "%d\n", port);
+	int rc = write(fd, buf, (size_t)n) == n ? 0 : -1;
+	if (close(fd) || rc || rename(tmp, path))
+		return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct settings cfg;
+	char err[1024];
+	const char *config_path = NULL;
+	enum { OPT_LISTEN = 256, OPT_DB, OPT_HTTP, OPT_PORTFILE, OPT_STORAGE, OPT_DURABILITY, OPT_LOGLEVEL,
+	       OPT_PRINT, OPT_SET, OPT_VERSION };
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"db", required_argument, NULL, OPT_DB},
+	    {"http-listen", required_argument, NULL, OPT_HTTP},
+	    {"port-file", required_argument, NULL, OPT_PORTFILE},
+	    {"storage", required_argument, NULL, OPT_STORAGE},
+	    {"durability", required_argument, NULL, OPT_DURABILITY},
+	    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+	    {"set", required_argument, NULL, OPT_SET},
+	    {"print-config", no_argument, NULL, OPT_PRINT},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	/* flags are applied after the file: remember them in order */
+	struct flag {
+		const char *key;
+		char *value;
+	} flags[64];
+	int nflags = 0, opt;
+
+	settings_defaults(&cfg);
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		const char *key = NULL;
+		switch (opt) {
+		case 'c': config_path = optarg; continue;
+		case 'h': usage(stdout); return 0;
+		case OPT_VERSION: printf("errqd %s\n", ERRQ_VERSION_STRING); return 0;
+		case OPT_PRINT: settings_print_sample(stdout); return 0;
+		case OPT_LISTEN: key = "listen"; break;
+		case OPT_DB: key = "database"; break;
+		case OPT_HTTP: key = "http_listen"; break;
+		case OPT_STORAGE: key = "storage"; break;
+		case OPT_DURABILITY: key = "durability"; break;
+		case OPT_LOGLEVEL: key = "log_level"; break;
+		case OPT_PORTFILE:
+			if (strlen(optarg) >= SETTINGS_STR_MAX) {
+				fprintf(stderr, "errqd: --port-file: path too long\n");
+				return 1;
+			}
+			errq_snprintf(cfg.port_file, sizeof(cfg.port_file), "%s", optarg);
+			continue;
+		case OPT_SET: {
+			char *eq = strchr(optarg, '=');
+			if (!eq) {
+				fprintf(stderr, "errqd: --set '%s': expected KEY=VALUE\n", optarg);
+				return 1;
+			}
+			*eq = '\0';
+			key = optarg;
+			optarg = eq + 1;
+			break;
+		}
+		default: usage(stderr); return 1;
+		}
+		if (nflags == (int)(sizeof(flags) / sizeof(flags[0]))) {
+			fprintf(stderr, "errqd: too many flags\n");
+			return 1;
+		}
+		flags[nflags].key = key;
+		flags[nflags++].value = optarg;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "errqd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (config_path && settings_load_file(&cfg, config_path, err, sizeof(err))) {
+		fprintf(stderr, "errqd: config %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < nflags; i++)
+		if (settings_set(&cfg, flags[i].key, flags[i].value, err, sizeof(err))) {
+			fprintf(stderr, "errqd: flag %s\n", err);
+			return 1;
+		}
+	errq_log_set_level(cfg.log_level);
+
+	/* every thread created from here on inherits this mask; main collects the signals */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = 1;
+	struct store *store = NULL;
+	struct ingest *ig = NULL;
+	struct transport *t = NULL;
+	struct report_svc *rs = NULL;
+	struct query_svc *qs = NULL;
+	static atomic_bool serving;
+
+	grpc_init();
+	if (cfg.storage == STORAGE_SQLITE) {
+		struct store_opts so = {.path = cfg.database, .durability = cfg.durability,
+					.cache_mib = (int)cfg.cache_mib};
+		if (store_open(&store, &so, err, sizeof(err))) {
+			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
+			goto out;
+		}
+	}
+	struct ingest_opts io = {.store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
+				 .max_bytes = (size_t)cfg.ingest_queue_bytes};
+	if (ingest_start(&ig, &io)) {
+		LOG_ERROR("cannot start the ingest writer");
+		goto out;
+	}
+	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
+				    .max_streams = (int)cfg.max_streams};
+	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
+	    !(qs = query_svc_new(cfg.storage == STORAGE_SQLITE ? cfg.database : NULL)) ||
+	    report_svc_register(rs, t) || query_svc_register(qs, t) || health_svc_register(t, &serving)) {
+		LOG_ERROR("cannot set up the gRPC services");
+		goto out;
+	}
+	int port = transport_start(t, err, sizeof(err));
+	if (port < 0) {
+		errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
+		goto out;
+	}
+	atomic_store(&serving, true);
+	if (cfg.port_file[0] && write_port_file(cfg.port_file, port)) {
+		errq_logkv(ERRQ_LOG_ERROR, "cannot write the port file", "path", cfg.port_file, "error",
+			   strerror(errno), NULL);
+		goto stop;
+	}
+	{
+		char portbuf[16];
+		errq_snprintf(portbuf, sizeof(portbuf), "%d", port);
+		errq_logkv(ERRQ_LOG_INFO, "errqd started", "version", ERRQ_VERSION_STRING, "listen", cfg.listen,
+			   "port", portbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
+			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", NULL);
+	}
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			LOG_INFO("SIGHUP: nothing to reload in this version");
+			continue;
+		}
+		errq_logkv(ERRQ_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+		break;
+	}
+stop:
+	rc = 0;
+	{
+		uint64_t t0 = errq_mono_ns(), budget = cfg.shutdown_timeout_ns;
+		atomic_store(&serving, false);
+		report_svc_drain(rs);
+		bool drained = ingest_wait_idle(ig, budget);
+		uint64_t spent = errq_mono_ns() - t0;
+		bool ended = report_svc_wait_calls(rs, spent < budget ? budget - spent : 0);
+		transport_shutdown_server(t); /* cancels whatever is left */
+		struct ingest_stats st;
+		ingest_get_stats(ig, &st);
+		ingest_stop(ig, 0);
+		ig = NULL;
+		report_svc_wait_calls(rs, 5 * ERRQ_NS_PER_SEC);
+		char ms[32], stored[32];
+		errq_snprintf(ms, sizeof(ms), "%llu", (unsigned long long)((errq_mono_ns() - t0) / ERRQ_NS_PER_MS));
+		errq_snprintf(stored, sizeof(stored), "%llu", (unsigned long long)st.events_stored);
+		errq_logkv(ERRQ_LOG_INFO, "drained", "ms", ms, "events_stored", stored, "queue_drained",
+			   drained ? "true" : "false", "streams_ended", ended ? "true" : "false", NULL);
+	}
+out:
+	transport_free(t);
+	ingest_stop(ig, 0);
+	report_svc_free(rs);
+	query_svc_free(qs);
+	store_close(store);
+	grpc_shutdown_blocking();
+	if (rc == 0)
+		LOG_INFO("errqd stopped");
+	return rc;
+}

@@ -1,0 +1,37 @@
+/* services.h: the gRPC services errqd serves on top of transport.h. */
+#ifndef ERRQD_SERVICES_H
+#define ERRQD_SERVICES_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct transport;
+struct ingest;
+
+/* errq.v1.Collector/Report: the bidirectional ingest stream (svc_report.c). */
+#ifdef ERRQ_TEST_LIMITS
+#define REPORT_MAX_UNANSWERED 4   /* batches read from one stream and not yet answered */
+#else
+#define REPORT_MAX_UNANSWERED 64
+#endif
+struct report_svc;
+struct report_svc *report_svc_new(struct ingest *ig);
+int report_svc_register(struct report_svc *r, struct transport *t);
+/* Shutdown, step 1: read no more; every call ends with UNAVAILABLE once its read batches are
+ * answered. */
+void report_svc_drain(struct report_svc *r);
+/* Waits until no call is left (true) or the timeout passes (false). */
+bool report_svc_wait_calls(struct report_svc *r, uint64_t timeout_ns);
+void report_svc_free(struct report_svc *r); /* after every call is gone; accepts NULL */
+
+/* errq.v1.Query (svc_query.c): reads through per-thread read-only connections. */
+#define QUERY_DEFAULT_LIMIT 100
+#define QUERY_MAX_LIMIT 1000
+struct query_svc;
+struct query_svc *query_svc_new(const char *db_path /* NULL: storage none */);
+int query_svc_register(struct query_svc *q, struct transport *t);
+void query_svc_free(struct query_svc *q);
+
+/* grpc.health.v1.Health/Check (svc_health.c): SERVING while *serving is true. */
+int health_svc_register(struct transport *t, atomic_bool *serving);
+#endif

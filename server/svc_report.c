@@ -1,0 +1,518 @@
+/* svc_report.c: errq.v1.Collector/Report, one state machine per stream.
+ *
+ * Threads and locks:
+ *  - every completion of a call (read, send, close) runs on the call's queue thread;
+ *  - the ingest writer thread calls on_resumed() and on_done() for the call's batches;
+ *  - c->mu guards every mutable field of a call; grpc_call_start_batch is called under it
+ *    (it never runs our callbacks synchronously).  svc->mu guards the list of live calls and
+ *    is taken before c->mu, never after.
+ * Lifetime: c->refs counts one reference for the RECV_CLOSE_ON_SERVER op, one per read or
+ * send in flight and one per batch inside the ingest pipeline; the call is freed by whoever
+ * drops the last one (never from inside a locked section).
+ * Flow control: at most one read is posted; the next is posted only when the last batch went
+ * into the ingest queue (not parked), fewer than REPORT_MAX_UNANSWERED batches await their
+ * answer, and the service is not draining.  Responses go out one SEND_MESSAGE at a time from
+ * a per-call queue, in commit order; the final status follows the last response. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errq_grpc.h"
+#include "errq_log.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "ingest.h"
+#include "services.h"
+#include "transport.h"
+
+struct sendq {
+	struct sendq *next;
+	grpc_byte_buffer *bb;
+};
+
+struct rcall {
+	pthread_mutex_t mu;
+	int refs; /* under mu */
+	struct report_svc *svc;
+	grpc_call *call;
+	struct rcall *prev, *next; /* svc->calls, under svc->mu */
+
+	struct tag recv_tag, send_tag, close_tag;
+	grpc_byte_buffer *recv_bb;
+	bool reading, parked, half_closed, dead, closed;
+	int cancelled;
+	unsigned unanswered;
+
+	bool sending, sending_status, md_sent;
+	grpc_byte_buffer *send_bb;
+	struct sendq *sq_head, *sq_tail;
+
+	bool final_set, status_started;
+	grpc_status_code final_code;
+	char final_details[256];
+	grpc_slice status_slice;
+};
+
+struct report_svc {
+	struct ingest *ig;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* a call was freed */
+	struct rcall *calls;
+	size_t ncalls;
+	bool draining;
+};
+
+static void maybe_read(struct rcall *c);
+static void maybe_send(struct rcall *c);
+
+static void call_free(struct rcall *c)
+{
+	struct report_svc *svc = c->svc;
+	pthread_mutex_lock(&svc->mu);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		svc->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	svc->ncalls--;
+	pthread_cond_broadcast(&svc->cv);
+	pthread_mutex_unlock(&svc->mu);
+	grpc_slice_unref(c->status_slice);
+	grpc_call_unref(c->call);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* Drops one reference taken under c->mu; call with c->mu held, returns with it released. */
+static void unlock_unref(struct rcall *c)
+{
+	int left = --c->refs;
+	pthread_mutex_unlock(&c->mu);
+	if (left == 0)
+		call_free(c);
+}
+
+static void set_final(struct rcall *c, grpc_status_code code, const char *details)
+{
+	if (c->final_set)
+		return;
+	c->final_set = true;
+	c->final_code = code;
+	errq_snprintf(c->final_details, sizeof(c->final_details), "%s", details);
+}
+
+/* ---- batches ---- */
+
+static void on_resumed(struct ingest_batch *b);
+static void on_done(struct ingest_batch *b, bool committed);
+static const struct ingest_batch_ops batch_ops = {on_done, on_resumed};
+
+static void batch_free(struct ingest_batch *b)
+{
+	if (!b)
+		return;
+	if (b->req)
+		errq__v1__report_request__free_unpacked(b->req, NULL);
+	free(b->events);
+	free(b->extra);
+	free(b->rejected_index);
+	free(b->rejected_reason);
+	free(b);
+}
+
+/* Frames (innermost kept) and details (first kept) of tf, as a TaskFailure holding only
+ * those two fields. */
+static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *v, Errq__V1__TaskFailure *x)
+{
+	errq__v1__task_failure__init(x);
+	x->n_frames = tf->n_frames - v->frames_skip;
+	x->frames = tf->frames + v->frames_skip;
+	x->n_details = v->details_kept;
+	x->details = tf->details;
+}
+
+/* Decoded request -> validated batch.  NULL only when out of memory. */
+static struct ingest_batch *build_batch(Errq__V1__ReportRequest *req, size_t bytes)
+{
+	struct ingest_batch *b = calloc(1, sizeof(*b));
+	size_t n = req->n_failures, extra_total = 0;
+	uint64_t now = errq_now_ns();
+	if (!b)
+		return NULL;
+	b->ops = &batch_ops;
+	b->bytes = bytes;
+	b->n_events = n;
+	if (n && !(b->events = calloc(n, sizeof(*b->events))))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct ingest_event *ev = &b->events[i];
+		char reason[VALIDATE_REASON_MAX];
+		Errq__V1__TaskFailure *tf = req->failures[i];
+		if (validate_failure(tf, &ev->v, reason)) {
+			if (!b->rejected_index) {
+				b->rejected_index = calloc(n, sizeof(*b->rejected_index));
+				b->rejected_reason = calloc(n, sizeof(*b->rejected_reason));
+				if (!b->rejected_index || !b->rejected_reason)
+					goto fail;
+			}
+			b->rejected_index[b->n_rejected] = (uint32_t)i;
+			memcpy(b->rejected_reason[b->n_rejected], reason, sizeof(reason));
+			b->n_rejected++;
+			continue;
+		}
+		ev->tf = tf;
+		ev->received_ns = now;
+		if (tf->n_frames || tf->n_details) {
+			Errq__V1__TaskFailure x;
+			extra_view(tf, &ev->v, &x);
+			ev->extra_off = extra_total;
+			ev->extra_len = errq__v1__task_failure__get_packed_size(&x);
+			extra_total += ev->extra_len;
+		}
+	}
+	if (extra_total) {
+		if (!(b->extra = malloc(extra_total)))
+			goto fail;
+		for (size_t i = 0; i < n; i++) {
+			struct ingest_event *ev = &b->events[i];
+			if (!ev->tf || !ev->extra_len)
+				continue;
+			Errq__V1__TaskFailure x;
+			extra_view(ev->tf, &ev->v, &x);
+			errq__v1__task_failure__pack(&x, b->extra + ev->extra_off);
+		}
+	}
+	b->req = req;
+	return b;
+fail:
+	batch_free(b);
+	return NULL;
+}
+
+static grpc_byte_buffer *build_response(struct ingest_batch *b)
+{
+	Errq__V1__ReportResponse resp = ERRQ__V1__REPORT_RESPONSE__INIT;
+	Errq__V1__Rejection *rej = NULL, **rejp = NULL;
+	grpc_byte_buffer *bb = NULL;
+	resp.seq = b->req->seq;
+	for (size_t i = 0; i < b->n_events; i++) {
+		if (!b->events[i].tf)
+			continue;
+		if (b->events[i].result == 1)
+			resp.accepted++;
+		else
+			resp.duplicates++;
+	}
+	if (b->n_rejected) {
+		rej = calloc(b->n_rejected, sizeof(*rej));
+		rejp = calloc(b->n_rejected, sizeof(*rejp));
+		if (!rej || !rejp)
+			goto out;
+		for (uint32_t i = 0; i < b->n_rejected; i++) {
+			errq__v1__rejection__init(&rej[i]);
+			rej[i].index = b->rejected_index[i];
+			rej[i].reason = b->rejected_reason[i];
+			rejp[i] = &rej[i];
+		}
+		resp.n_rejected = b->n_rejected;
+		resp.rejected = rejp;
+	}
+	bb = errq_bb_from_msg(&resp.base);
+out:
+	free(rej);
+	free(rejp);
+	return bb;
+}
+
+/* Writer thread: the batch's transaction committed (or was abandoned). */
+static void on_done(struct ingest_batch *b, bool committed)
+{
+	struct rcall *c = b->owner;
+	grpc_byte_buffer *bb = committed ? build_response(b) : NULL;
+	batch_free(b);
+	pthread_mutex_lock(&c->mu);
+	bool queued = false;
+	if (bb && !c->dead) {
+		struct sendq *q = malloc(sizeof(*q));
+		if (q) {
+			q->next = NULL;
+			q->bb = bb;
+			if (c->sq_tail)
+				c->sq_tail->next = q;
+			else
+				c->sq_head = q;
+			c->sq_tail = q;
+			queued = true;
+		}
+	}
+	if (!queued) {
+		/* nothing will be sent for this batch: it stays unacknowledged (the client resends) */
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		c->unanswered--;
+		if (!committed)
+			set_final(c, GRPC_STATUS_UNAVAILABLE, "collector could not store the batch; resend");
+		else
+			set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory");
+	}
+	maybe_send(c);
+	maybe_read(c);
+	unlock_unref(c);
+}
+
+static void on_resumed(struct ingest_batch *b)
+{
+	struct rcall *c = b->owner;
+	pthread_mutex_lock(&c->mu);
+	c->parked = false;
+	maybe_read(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- reads ---- */
+
+static void on_read(void *arg, bool ok)
+{
+	struct rcall *c = arg;
+	LOG_DEBUG("report: read ok=%d", ok);
+	pthread_mutex_lock(&c->mu);
+	c->reading = false;
+	grpc_byte_buffer *bb = c->recv_bb;
+	c->recv_bb = NULL;
+	if (!ok) {
+		c->dead = true; /* broken or cancelled (an oversized message ends here too) */
+	} else if (!bb) {
+		c->half_closed = true;
+		set_final(c, GRPC_STATUS_OK, "");
+	} else if (c->final_set) {
+		/* ending (draining or failed): the message is not acknowledged; the client resends */
+	} else {
+		grpc_slice s = errq_bb_flatten(bb);
+		size_t len = GRPC_SLICE_LENGTH(s);
+		Errq__V1__ReportRequest *req =
+		    errq__v1__report_request__unpack(NULL, len, GRPC_SLICE_START_PTR(s));
+		grpc_slice_unref(s);
+		if (!req) {
+			set_final(c, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode ReportRequest: malformed protobuf");
+		} else {
+			struct ingest_batch *b = build_batch(req, len);
+			if (!b) {
+				errq__v1__report_request__free_unpacked(req, NULL);
+				set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory");
+			} else {
+				b->owner = c;
+				c->refs++;
+				c->unanswered++;
+				if (ingest_submit(c->svc->ig, b) == INGEST_PARKED)
+					c->parked = true;
+			}
+		}
+	}
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+	maybe_read(c);
+	maybe_send(c);
+	unlock_unref(c);
+}
+
+static void maybe_read(struct rcall *c)
+{
+	if (c->reading || c->parked || c->half_closed || c->dead || c->final_set ||
+	    c->unanswered >= REPORT_MAX_UNANSWERED)
+		return;
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_bb;
+	if (grpc_call_start_batch(c->call, &op, 1, &c->recv_tag, NULL) != GRPC_CALL_OK) {
+		c->dead = true;
+		return;
+	}
+	c->reading = true;
+	c->refs++;
+}
+
+/* ---- sends ---- */
+
+static void on_send(void *arg, bool ok)
+{
+	struct rcall *c = arg;
+	pthread_mutex_lock(&c->mu);
+	c->sending = false;
+	if (c->send_bb) {
+		grpc_byte_buffer_destroy(c->send_bb);
+		c->send_bb = NULL;
+		c->unanswered--;
+	}
+	if (!ok)
+		c->dead = true;
+	maybe_send(c);
+	maybe_read(c);
+	unlock_unref(c);
+}
+
+static void maybe_send(struct rcall *c)
+{
+	if (c->sending)
+		return;
+	if (c->dead) { /* nothing more can be sent: drop queued answers */
+		while (c->sq_head) {
+			struct sendq *q = c->sq_head;
+			c->sq_head = q->next;
+			grpc_byte_buffer_destroy(q->bb);
+			free(q);
+			c->unanswered--;
+		}
+		c->sq_tail = NULL;
+		return;
+	}
+	grpc_op ops[2];
+	size_t n = 0;
+	memset(ops, 0, sizeof(ops));
+	if (!c->md_sent) {
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	}
+	if (c->sq_head) {
+		struct sendq *q = c->sq_head;
+		c->sq_head = q->next;
+		if (!c->sq_head)
+			c->sq_tail = NULL;
+		c->send_bb = q->bb;
+		free(q);
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n++].data.send_message.send_message = c->send_bb;
+	} else if (c->final_set && c->unanswered == 0 && !c->status_started) {
+		c->status_started = true;
+		c->status_slice = grpc_slice_from_copied_string(c->final_details);
+		ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+		ops[n].data.send_status_from_server.status = c->final_code;
+		ops[n++].data.send_status_from_server.status_details =
+		    c->final_code == GRPC_STATUS_OK ? NULL : &c->status_slice;
+	} else {
+		return;
+	}
+	c->md_sent = true;
+	if (grpc_call_start_batch(c->call, ops, n, &c->send_tag, NULL) != GRPC_CALL_OK) {
+		/* fatal for the call (GRPC_CORE_NOTES #10): never try to send again */
+		if (c->send_bb) {
+			grpc_byte_buffer_destroy(c->send_bb);
+			c->send_bb = NULL;
+			c->unanswered--;
+		}
+		c->dead = true;
+		maybe_send(c);
+		return;
+	}
+	c->sending = true;
+	c->refs++;
+}
+
+/* ---- call lifecycle ---- */
+
+static void on_close(void *arg, bool ok)
+{
+	struct rcall *c = arg;
+	pthread_mutex_lock(&c->mu);
+	c->closed = true;
+	if (c->cancelled || !ok)
+		c->dead = true;
+	maybe_send(c);
+	unlock_unref(c);
+}
+
+static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
+{
+	struct report_svc *svc = ctx;
+	LOG_DEBUG("report: new call");
+	struct rcall *c = calloc(1, sizeof(*c));
+	if (!c) {
+		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory", NULL);
+		grpc_call_unref(call);
+		return;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	c->svc = svc;
+	c->call = call;
+	c->status_slice = grpc_empty_slice();
+	c->recv_tag = (struct tag){on_read, c};
+	c->send_tag = (struct tag){on_send, c};
+	c->close_tag = (struct tag){on_close, c};
+
+	pthread_mutex_lock(&svc->mu);
+	c->next = svc->calls;
+	if (svc->calls)
+		svc->calls->prev = c;
+	svc->calls = c;
+	svc->ncalls++;
+	bool draining = svc->draining;
+	pthread_mutex_unlock(&svc->mu);
+
+	pthread_mutex_lock(&c->mu);
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	c->refs = 1; /* held by the close op, or by this function if the op cannot start */
+	if (grpc_call_start_batch(call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+		c->dead = true;
+		unlock_unref(c);
+		return;
+	}
+	if (draining)
+		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
+	maybe_read(c);
+	maybe_send(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+struct report_svc *report_svc_new(struct ingest *ig)
+{
+	struct report_svc *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->ig = ig;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	return r;
+}
+
+int report_svc_register(struct report_svc *r, struct transport *t)
+{
+	return transport_add_stream(t, "/errq.v1.Collector/Report", on_new_call, r);
+}
+
+void report_svc_drain(struct report_svc *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->draining = true;
+	for (struct rcall *c = r->calls; c; c = c->next) {
+		pthread_mutex_lock(&c->mu);
+		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
+		maybe_send(c);
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+bool report_svc_wait_calls(struct report_svc *r, uint64_t timeout_ns)
+{
+	uint64_t deadline = errq_now_ns() + timeout_ns;
+	struct timespec ts = {(time_t)(deadline / ERRQ_NS_PER_SEC), (long)(deadline % ERRQ_NS_PER_SEC)};
+	pthread_mutex_lock(&r->mu);
+	while (r->ncalls)
+		if (pthread_cond_timedwait(&r->cv, &r->mu, &ts))
+			break;
+	bool none = r->ncalls == 0;
+	pthread_mutex_unlock(&r->mu);
+	return none;
+}
+
+void report_svc_free(struct report_svc *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}

@@ -1,0 +1,348 @@
+/* transport.c: see transport.h.
+ *
+ * Threads: one thread per completion queue, started by transport_start, each looping on
+ * grpc_completion_queue_next until GRPC_QUEUE_SHUTDOWN.  Requested calls are pre-posted per
+ * (method, queue) and re-posted as each one arrives, until shutdown begins (t->stopping).
+ * Shutdown: transport_shutdown_server() -> grpc_server_shutdown_and_notify on queue 0 +
+ * cancel_all_calls; pre-posted requests come back with ok=0 and are freed; the shutdown tag
+ * wakes the caller.  transport_free() then destroys the server, shuts each queue down and
+ * joins its thread. */
+#include "transport.h"
+
+#include <grpc/grpc_security.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errq_grpc.h"
+#include "errq_log.h"
+#include "errq_str.h"
+
+struct method {
+	const char *path;
+	void *handle; /* from grpc_server_register_method; NULL for the generic catch-all */
+	bool stream;
+	unary_fn unary;
+	stream_fn start;
+	void *ctx;
+};
+
+struct transport {
+	struct transport_opts o;
+	grpc_server *server;
+	int ncq;
+	grpc_completion_queue *cq[TRANSPORT_MAX_CQS];
+	pthread_t thread[TRANSPORT_MAX_CQS];
+	bool threads_started[TRANSPORT_MAX_CQS];
+	struct method methods[TRANSPORT_MAX_METHODS];
+	int nmethods;
+	struct method generic;
+	atomic_bool stopping;
+	bool server_started;
+	struct tag shutdown_tag;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool shutdown_done;
+};
+
+/* A requested (pre-posted) call, and then the unary call it becomes. */
+struct request {
+	struct tag tag;
+	struct transport *t;
+	struct method *m;
+	int cqi;
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_call_details details; /* generic requests only */
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;
+	/* unary reply */
+	grpc_byte_buffer *resp;
+	grpc_slice status_details;
+	int cancelled;
+};
+
+static void on_request(void *arg, bool ok);
+
+static void request_free(struct request *r)
+{
+	if (r->payload)
+		grpc_byte_buffer_destroy(r->payload);
+	if (r->resp)
+		grpc_byte_buffer_destroy(r->resp);
+	grpc_metadata_array_destroy(&r->md);
+	if (!r->m->handle)
+		grpc_call_details_destroy(&r->details);
+	grpc_slice_unref(r->status_details);
+	if (r->call)
+		grpc_call_unref(r->call);
+	free(r);
+}
+
+static int post_request(struct transport *t, struct method *m, int cqi)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->t = t;
+	r->m = m;
+	r->cqi = cqi;
+	r->tag.fn = on_request;
+	r->tag.arg = r;
+	r->status_details = grpc_empty_slice();
+	grpc_metadata_array_init(&r->md);
+	grpc_call_error e;
+	if (m->handle) {
+		e = grpc_server_request_registered_call(t->server, m->handle, &r->call, &r->deadline, &r->md,
+							m->stream ? NULL : &r->payload, t->cq[cqi], t->cq[cqi],
+							&r->tag);
+	} else {
+		grpc_call_details_init(&r->details);
+		e = grpc_server_request_call(t->server, &r->call, &r->details, &r->md, t->cq[cqi], t->cq[cqi],
+					     &r->tag);
+	}
+	if (e != GRPC_CALL_OK) {
+		LOG_ERROR("cannot request a call for %s: error %d", m->path, (int)e);
+		request_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_unary_done(void *arg, bool ok)
+{
+	request_free(arg);
+}
+
+/* Answers a unary (or unknown-method) call with one batch. */
+static void reply_unary(struct request *r, grpc_status_code st, const char *details)
+{
+	grpc_op ops[4];
+	int n = 0;
+	memset(ops, 0, sizeof(ops));
+	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (r->resp && st == GRPC_STATUS_OK) {
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n++].data.send_message.send_message = r->resp;
+	}
+	r->status_details = grpc_slice_from_copied_string(details);
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = st;
+	ops[n++].data.send_status_from_server.status_details = st == GRPC_STATUS_OK ? NULL : &r->status_details;
+	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[n++].data.recv_close_on_server.cancelled = &r->cancelled;
+	r->tag.fn = on_unary_done;
+	if (grpc_call_start_batch(r->call, ops, (size_t)n, &r->tag, NULL) != GRPC_CALL_OK) {
+		LOG_WARN("cannot answer a call to %s", r->m->path);
+		request_free(r);
+	}
+}
+
+static void on_request(void *arg, bool ok)
+{
+	struct request *r = arg;
+	struct transport *t = r->t;
+	if (!ok) { /* the server is shutting down: this request will never be matched */
+		request_free(r);
+		return;
+	}
+	if (!atomic_load(&t->stopping))
+		post_request(t, r->m, r->cqi);
+	if (r->m->stream) {
+		grpc_call *call = r->call;
+		r->call = NULL;
+		r->m->start(r->m->ctx, call, t->cq[r->cqi]);
+		request_free(r);
+		return;
+	}
+	if (!r->m->handle) {
+		char msg[256];
+		size_t n = GRPC_SLICE_LENGTH(r->details.method);
+		errq_snprintf(msg, sizeof(msg), "unknown method '%.*s'", (int)(n > 200 ? 200 : n),
+			      (const char *)GRPC_SLICE_START_PTR(r->details.method));
+		reply_unary(r, GRPC_STATUS_UNIMPLEMENTED, msg);
+		return;
+	}
+	char details[512] = "";
+	grpc_status_code st;
+	if (!r->payload) {
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		errq_snprintf(details, sizeof(details), "no request message");
+	} else {
+		grpc_slice req = errq_bb_flatten(r->payload);
+		st = r->m->unary(r->m->ctx, req, &r->resp, details, sizeof(details));
+		grpc_slice_unref(req);
+	}
+	reply_unary(r, st, details);
+}
+
+static void *cq_thread(void *arg)
+{
+	grpc_completion_queue *cq = arg;
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		struct tag *tg = ev.tag;
+		tg->fn(tg->arg, ev.success != 0);
+	}
+	return NULL;
+}
+
+static void on_server_shutdown(void *arg, bool ok)
+{
+	struct transport *t = arg;
+	pthread_mutex_lock(&t->mu);
+	t->shutdown_done = true;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+int transport_new(struct transport **out, const struct transport_opts *o)
+{
+	struct transport *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -1;
+	t->o = *o;
+	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	grpc_arg args[5];
+	memset(args, 0, sizeof(args));
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[0].value.integer = TRANSPORT_MAX_MESSAGE;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS;
+	args[1].value.integer = o->max_streams;
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+	args[2].value.integer = 0;
+	args[3].type = GRPC_ARG_INTEGER;
+	args[3].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
+	args[3].value.integer = TRANSPORT_STREAM_LOOKAHEAD;
+	args[4].type = GRPC_ARG_INTEGER;
+	args[4].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+	args[4].value.integer = 64 << 20;
+	grpc_channel_args ca = {5, args};
+	t->server = grpc_server_create(&ca, NULL);
+	for (int i = 0; i < t->ncq; i++) {
+		t->cq[i] = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(t->server, t->cq[i], NULL);
+	}
+	t->generic.path = "(unknown method)";
+	*out = t;
+	return 0;
+}
+
+static int add_method(struct transport *t, const char *path, bool stream, unary_fn u, stream_fn s, void *ctx)
+{
+	if (t->nmethods >= TRANSPORT_MAX_METHODS)
+		return -1;
+	struct method *m = &t->methods[t->nmethods];
+	m->path = path;
+	m->stream = stream;
+	m->unary = u;
+	m->start = s;
+	m->ctx = ctx;
+	m->handle = grpc_server_register_method(t->server, path, NULL,
+						stream ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	if (!m->handle)
+		return -1;
+	t->nmethods++;
+	return 0;
+}
+
+int transport_add_unary(struct transport *t, const char *path, unary_fn fn, void *ctx)
+{
+	return add_method(t, path, false, fn, NULL, ctx);
+}
+
+int transport_add_stream(struct transport *t, const char *path, stream_fn fn, void *ctx)
+{
+	return add_method(t, path, true, NULL, fn, ctx);
+}
+
+int transport_start(struct transport *t, char *err, size_t errsz)
+{
+	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	int port = grpc_server_add_http2_port(t->server, t->o.listen, creds);
+	grpc_server_credentials_release(creds);
+	if (port <= 0) {
+		errq_snprintf(err, errsz, "cannot listen on '%s' (address in use or invalid)", t->o.listen);
+		return -1;
+	}
+	grpc_server_start(t->server);
+	t->server_started = true;
+	for (int i = 0; i < t->ncq; i++) {
+		for (int k = 0; k < t->nmethods; k++) {
+			int n = t->methods[k].stream ? TRANSPORT_PREPOST_STREAM : TRANSPORT_PREPOST_UNARY;
+			for (int j = 0; j < n; j++)
+				if (post_request(t, &t->methods[k], i)) {
+					errq_snprintf(err, errsz, "cannot request calls for %s", t->methods[k].path);
+					return -1;
+				}
+		}
+		for (int j = 0; j < TRANSPORT_PREPOST_UNARY; j++)
+			if (post_request(t, &t->generic, i)) {
+				errq_snprintf(err, errsz, "cannot request generic calls");
+				return -1;
+			}
+	}
+	for (int i = 0; i < t->ncq; i++) {
+		if (pthread_create(&t->thread[i], NULL, cq_thread, t->cq[i])) {
+			errq_snprintf(err, errsz, "cannot start completion-queue thread");
+			return -1;
+		}
+		t->threads_started[i] = true;
+	}
+	return port;
+}
+
+void transport_shutdown_server(struct transport *t)
+{
+	if (!t->server_started || atomic_exchange(&t->stopping, true))
+		return;
+	t->shutdown_tag.fn = on_server_shutdown;
+	t->shutdown_tag.arg = t;
+	grpc_server_shutdown_and_notify(t->server, t->cq[0], &t->shutdown_tag);
+	grpc_server_cancel_all_calls(t->server);
+	pthread_mutex_lock(&t->mu);
+	while (!t->shutdown_done) {
+		if (t->threads_started[0]) {
+			pthread_cond_wait(&t->cv, &t->mu);
+			continue;
+		}
+		/* no thread runs queue 0 (start failed half-way): pump it here */
+		pthread_mutex_unlock(&t->mu);
+		grpc_event ev = grpc_completion_queue_next(t->cq[0], gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_OP_COMPLETE)
+			((struct tag *)ev.tag)->fn(((struct tag *)ev.tag)->arg, ev.success != 0);
+		pthread_mutex_lock(&t->mu);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void transport_free(struct transport *t)
+{
+	if (!t)
+		return;
+	transport_shutdown_server(t);
+	grpc_server_destroy(t->server);
+	for (int i = 0; i < t->ncq; i++)
+		grpc_completion_queue_shutdown(t->cq[i]);
+	for (int i = 0; i < t->ncq; i++) {
+		if (t->threads_started[i])
+			pthread_join(t->thread[i], NULL);
+		else
+			cq_thread(t->cq[i]); /* drain what is left, inline */
+	}
+	for (int i = 0; i < t->ncq; i++)
+		grpc_completion_queue_destroy(t->cq[i]);
+	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->cv);
+	free(t);
+}

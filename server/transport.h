@@ -1,0 +1,55 @@
+/* transport.h: the gRPC C-core server — completion queues, their threads, registered methods.
+ *
+ * Every operation started on a call carries a `struct tag`; a completion-queue thread calls
+ * tag->fn(tag->arg, ok) for each completion.  Each call is bound to one queue and each queue
+ * has exactly one thread, so all completions of one call run on one thread, one at a time;
+ * other threads (the ingest writer) may still start operations on it, under the call's lock.
+ *
+ * Unary methods are served here entirely: the handler runs on the queue's thread and returns
+ * a status and a response.  Streaming methods hand each new call to their service. */
+#ifndef ERRQD_TRANSPORT_H
+#define ERRQD_TRANSPORT_H
+#include <grpc/grpc.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TRANSPORT_MAX_MESSAGE (4u << 20)   /* a larger message ends its call: RESOURCE_EXHAUSTED */
+#define TRANSPORT_MAX_CQS 64
+#define TRANSPORT_PREPOST_STREAM 32        /* requested calls waiting per queue, streaming methods */
+#define TRANSPORT_PREPOST_UNARY 4          /* ... unary methods and unknown methods */
+#define TRANSPORT_STREAM_LOOKAHEAD 65536   /* HTTP/2 receive window per stream, bytes */
+#define TRANSPORT_MAX_METHODS 16
+
+struct tag {
+	void (*fn)(void *arg, bool ok);
+	void *arg;
+};
+
+struct transport;
+
+/* A unary handler: decodes req, sets *resp (a new byte buffer the transport sends and
+ * destroys) and returns GRPC_STATUS_OK, or returns an error status with details. */
+typedef grpc_status_code (*unary_fn)(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details,
+				     size_t dsz);
+/* A new streaming call on queue cq (already bound to it).  The service owns `call` (one
+ * reference) and must unref it. */
+typedef void (*stream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq);
+
+struct transport_opts {
+	const char *listen; /* HOST:PORT */
+	int cq_threads;
+	int max_streams;    /* concurrent streams per connection */
+};
+
+int transport_new(struct transport **out, const struct transport_opts *o);
+/* Registrations happen before transport_start. */
+int transport_add_unary(struct transport *t, const char *path, unary_fn fn, void *ctx);
+int transport_add_stream(struct transport *t, const char *path, stream_fn fn, void *ctx);
+/* Binds, starts the server and its threads.  Returns the bound port, or -1 (err says why). */
+int transport_start(struct transport *t, char *err, size_t errsz);
+/* Stops accepting calls, cancels the live ones and waits for the server's shutdown; queue
+ * threads keep running so that the services can finish their calls. */
+void transport_shutdown_server(struct transport *t);
+/* Destroys the server, drains and joins the queue threads, frees t.  Accepts NULL. */
+void transport_free(struct transport *t);
+#endif

@@ -1,0 +1,111 @@
+/* storage.h: errq's SQLite store, the one place SQL lives.
+ *
+ * Two kinds of handle:
+ *  - the writer (store_open with readonly=0): exactly one per database, owned by the ingest
+ *    writer thread.  It creates and migrates the schema, and every write goes through it, in
+ *    transactions the caller brackets with store_txn_begin / store_txn_commit.
+ *  - readers (readonly=1): one per query thread; each query is one statement, so each read
+ *    transaction is short and never pins the WAL.
+ * A handle is used by one thread at a time.  Errors are returned as -1 with a one-line reason
+ * in the handle (store_errmsg) or in the caller's buffer for store_open. */
+#ifndef ERRQ_STORAGE_H
+#define ERRQ_STORAGE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_GROUP_CACHE_SLOTS 4096  /* fingerprint -> group id cache (direct-mapped) */
+#define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute) aggregates per transaction */
+
+enum store_durability { STORE_DURABILITY_NORMAL = 0, STORE_DURABILITY_FULL = 1 };
+
+struct store_opts {
+	const char *path;
+	bool readonly;
+	int durability;      /* enum store_durability */
+	int cache_mib;       /* SQLite page cache; 0 = default (64 MiB writer, 8 MiB reader) */
+	int busy_timeout_ms; /* how long one statement waits on a lock; 0 = 100 ms */
+};
+
+/* Bits of store_event.truncated: which fields the collector shortened. */
+#define STORE_TRUNC_FIELDS(X)                                                                        \
+	X(SERVICE, "service") X(ENVIRONMENT, "environment") X(RELEASE, "release") X(HOST, "host")   \
+	X(TASK, "task") X(ERROR_TYPE, "error_type") X(ERROR_CODE, "error_code")                     \
+	X(MESSAGE, "message") X(FINGERPRINT, "fingerprint") X(FRAMES, "frames")                     \
+	X(DETAILS, "details")
+enum store_trunc_bit {
+#define X(name, str) STORE_TRUNC_BIT_##name,
+	STORE_TRUNC_FIELDS(X)
+#undef X
+	STORE_TRUNC_NBITS
+};
+const char *store_trunc_name(int bit);
+
+/* One event as the writer stores it and as queries return it.  Strings are NUL-terminated;
+ * empty optional strings may be NULL.  In query callbacks every pointer is valid only during
+ * the callback. */
+struct store_event {
+	int64_t rowid;                 /* set by queries; ignored on insert */
+	const uint8_t *event_id;       /* 16 bytes */
+	uint64_t time_ns;              /* client time, 0 = unknown */
+	uint64_t received_ns;          /* collector time */
+	const char *service, *environment, *release, *host, *task;
+	const char *error_type, *error_code, *message;
+	const char *fingerprint;       /* the group key, computed by the collector */
+	int grouping_version;
+	uint32_t attempt;
+	bool handled;
+	uint32_t truncated;            /* STORE_TRUNC_BIT_* mask */
+	const void *extra;             /* opaque blob (frames and details), may be NULL */
+	size_t extra_len;
+};
+
+struct store;
+
+int store_open(struct store **out, const struct store_opts *o, char *err, size_t errsz);
+void store_close(struct store *s); /* accepts NULL */
+const char *store_errmsg(const struct store *s);
+/* True when the last failure was a lock held by another connection (worth retrying). */
+bool store_last_busy(const struct store *s);
+
+/* Writer: a transaction holding many batches.  store_txn_add_event returns 1 when the event
+ * was stored, 0 when its event_id was already stored (a duplicate), -1 on error (the caller
+ * then calls store_txn_rollback).  Group aggregates and minute counts are accumulated in
+ * memory and written by store_txn_commit, once per group per transaction. */
+int store_txn_begin(struct store *s);
+int store_txn_add_event(struct store *s, const struct store_event *e);
+int store_txn_commit(struct store *s);
+void store_txn_rollback(struct store *s);
+
+/* Queries (readers).  Each returns 0 and calls cb once per row (stop early by returning
+ * non-zero from cb), or -1 on error. */
+struct store_event_filter {
+	const char *service;      /* NULL = any */
+	const char *fingerprint;  /* NULL = any */
+	uint64_t since_ns;        /* received_ns >= since; 0 = all */
+	int64_t before_rowid;     /* keyset cursor: rows with rowid < this; 0 = from the newest */
+	uint32_t limit;
+};
+typedef int (*store_event_cb)(void *ctx, const struct store_event *e);
+int store_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx);
+
+struct store_group {
+	int64_t id;
+	const char *fingerprint, *service, *environment, *error_type, *error_code, *message, *status;
+	uint64_t count, total, handled;
+	uint64_t first_seen_ns, last_seen_ns;
+};
+struct store_group_filter {
+	const char *service;
+	uint64_t since_ns;          /* count events since (minute resolution); hide groups idle since */
+	uint64_t before_last_seen;  /* keyset cursor (last_seen, id); 0 = from the newest */
+	int64_t before_id;
+	uint32_t limit;
+};
+typedef int (*store_group_cb)(void *ctx, const struct store_group *g);
+int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx);
+
+/* Totals for status output and tests. */
+int store_count_events(struct store *s, uint64_t *n);
+#endif

@@ -1,0 +1,394 @@
+/* store.c: opening handles, and the writer's transactions.
+ *
+ * The writer resolves each event's fingerprint to a group id through a small direct-mapped
+ * cache (a miss costs one indexed lookup, and an insert for a new group), inserts the event
+ * with INSERT OR IGNORE on the unique event_id (ignored = duplicate), and accumulates per
+ * (group, minute) counts in a bounded open-addressing table.  store_txn_commit writes the
+ * aggregates (one UPDATE per group and one upsert per minute row) and commits: so a batch of
+ * a thousand events of one group costs one group update, not a thousand. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "errq_hash.h"
+#include "errq_str.h"
+#include "errq_banned.h"
+
+#define NS_PER_MINUTE 60000000000ULL
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_INSERT_EVENT] =
+	"INSERT OR IGNORE INTO events (event_id, group_id, time_ns, received_ns, service, environment,"
+	" release, host, task, error_type, error_code, message, attempt, handled, truncated, extra)"
+	" VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+    [STMT_FIND_GROUP] = "SELECT id FROM groups WHERE fingerprint = ?1",
+    [STMT_INSERT_GROUP] =
+	"INSERT INTO groups (fingerprint, grouping_version, service, environment, error_type,"
+	" error_code, message, first_seen, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8)",
+    [STMT_UPDATE_GROUP] =
+	"UPDATE groups SET total = total + ?2, handled = handled + ?3,"
+	" first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5),"
+	" environment = coalesce(?6, environment), error_code = coalesce(?7, error_code),"
+	" message = coalesce(?8, message) WHERE id = ?1",
+    [STMT_UPSERT_MINUTE] =
+	"INSERT INTO group_minutes (group_id, minute, count) VALUES (?1, ?2, ?3)"
+	" ON CONFLICT (group_id, minute) DO UPDATE SET count = count + excluded.count",
+};
+
+const char *store_trunc_name(int bit)
+{
+	static const char *const names[] = {
+#define X(name, str) str,
+	    STORE_TRUNC_FIELDS(X)
+#undef X
+	};
+	return bit >= 0 && bit < STORE_TRUNC_NBITS ? names[bit] : "?";
+}
+
+int store__set_err(struct store *s, const char *what)
+{
+	int code = s->db ? sqlite3_errcode(s->db) : SQLITE_ERROR;
+	s->busy = code == SQLITE_BUSY || code == SQLITE_LOCKED;
+	errq_snprintf(s->err, sizeof(s->err), "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : "no database");
+	return -1;
+}
+
+const char *store_errmsg(const struct store *s)
+{
+	return s->err;
+}
+
+bool store_last_busy(const struct store *s)
+{
+	return s->busy;
+}
+
+static int pragma(struct store *s, const char *sql)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store__set_err(s, sql);
+	return 0;
+}
+
+static void free_handle(struct store *s)
+{
+	for (int i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->gcache) {
+		for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++)
+			free(s->gcache[i].fingerprint);
+		free(s->gcache);
+	}
+	if (s->agg) {
+		for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
+			free(s->agg[i].environment);
+			free(s->agg[i].error_code);
+			free(s->agg[i].message);
+		}
+		free(s->agg);
+	}
+	sqlite3_close_v2(s->db);
+	free(s);
+}
+
+int store_open(struct store **out, const struct store_opts *o, char *err, size_t errsz)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	char sql[128];
+	*out = NULL;
+	if (!s) {
+		errq_snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	s->readonly = o->readonly;
+	int flags = o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	flags |= SQLITE_OPEN_NOMUTEX; /* one thread per handle at a time */
+	if (sqlite3_open_v2(o->path, &s->db, flags, NULL) != SQLITE_OK) {
+		store__set_err(s, "open");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 0);
+	sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 100);
+	int cache_mib = o->cache_mib > 0 ? o->cache_mib : (o->readonly ? 8 : 64);
+	errq_snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", cache_mib * 1024);
+	if (pragma(s, sql) || pragma(s, "PRAGMA foreign_keys=OFF") || pragma(s, "PRAGMA temp_store=MEMORY"))
+		goto fail;
+	if (!o->readonly) {
+		/* before WAL: auto_vacuum can be chosen only while the file has no page yet (see
+		 * store_migrate.c); on an existing database this is a no-op */
+		if (pragma(s, "PRAGMA auto_vacuum=INCREMENTAL") || pragma(s, "PRAGMA journal_mode=WAL") ||
+		    pragma(s, o->durability == STORE_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
+								      : "PRAGMA synchronous=NORMAL"))
+			goto fail;
+		if (store__migrate(s))
+			goto fail;
+		for (int i = 0; i < STMT_COUNT; i++)
+			if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+					       NULL) != SQLITE_OK) {
+				store__set_err(s, "prepare");
+				goto fail;
+			}
+		s->gcache = calloc(STORE_GROUP_CACHE_SLOTS, sizeof(*s->gcache));
+		s->agg = calloc(STORE_TXN_MAX_GROUPS, sizeof(*s->agg));
+		if (!s->gcache || !s->agg) {
+			errq_snprintf(s->err, sizeof(s->err), "out of memory");
+			goto fail;
+		}
+	} else {
+		int v = 0;
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				v = sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+		}
+		if (v != STORE_SCHEMA_VERSION) {
+			errq_snprintf(s->err, sizeof(s->err), "database schema version %d, this errq reads %d",
+				      v, STORE_SCHEMA_VERSION);
+			goto fail;
+		}
+	}
+	*out = s;
+	return 0;
+fail:
+	errq_snprintf(err, errsz, "cannot open database '%s': %s", o->path, s->err);
+	free_handle(s);
+	return -1;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->in_txn)
+		store_txn_rollback(s);
+	free_handle(s);
+}
+
+static int step_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store__set_err(s, what);
+	return 0;
+}
+
+static void agg_clear(struct store *s)
+{
+	for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
+		struct txn_agg *a = &s->agg[i];
+		if (!a->group_id)
+			continue;
+		free(a->environment);
+		free(a->error_code);
+		free(a->message);
+		memset(a, 0, sizeof(*a));
+	}
+	s->n_agg = 0;
+}
+
+int store_txn_begin(struct store *s)
+{
+	if (s->in_txn) {
+		errq_snprintf(s->err, sizeof(s->err), "transaction already open");
+		return -1;
+	}
+	if (step_done(s, s->stmt[STMT_BEGIN], "begin"))
+		return -1;
+	s->in_txn = true;
+	agg_clear(s);
+	return 0;
+}
+
+void store_txn_rollback(struct store *s)
+{
+	if (!s->in_txn)
+		return;
+	step_done(s, s->stmt[STMT_ROLLBACK], "rollback");
+	/* groups inserted by this transaction are gone: forget every cached id */
+	for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++) {
+		free(s->gcache[i].fingerprint);
+		memset(&s->gcache[i], 0, sizeof(s->gcache[i]));
+	}
+	agg_clear(s);
+	s->in_txn = false;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v && *v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Group id of e's fingerprint, inserting the group when it is new.  0 on error. */
+static int64_t group_id(struct store *s, const struct store_event *e)
+{
+	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, e->fingerprint, strlen(e->fingerprint));
+	struct group_cache_slot *slot = &s->gcache[h % STORE_GROUP_CACHE_SLOTS];
+	if (slot->id && slot->hash == h && strcmp(slot->fingerprint, e->fingerprint) == 0)
+		return slot->id;
+	int64_t id = 0;
+	sqlite3_stmt *st = s->stmt[STMT_FIND_GROUP];
+	sqlite3_bind_text(st, 1, e->fingerprint, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store__set_err(s, "find group");
+		return 0;
+	}
+	if (!id) {
+		st = s->stmt[STMT_INSERT_GROUP];
+		sqlite3_bind_text(st, 1, e->fingerprint, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, e->grouping_version);
+		sqlite3_bind_text(st, 3, e->service, -1, SQLITE_STATIC);
+		bind_text(st, 4, e->environment);
+		sqlite3_bind_text(st, 5, e->error_type, -1, SQLITE_STATIC);
+		bind_text(st, 6, e->error_code);
+		bind_text(st, 7, e->message);
+		sqlite3_bind_int64(st, 8, (int64_t)e->received_ns);
+		if (step_done(s, st, "insert group"))
+			return 0;
+		id = sqlite3_last_insert_rowid(s->db);
+	}
+	char *fp = strdup(e->fingerprint);
+	if (fp) {
+		free(slot->fingerprint);
+		slot->fingerprint = fp;
+		slot->hash = h;
+		slot->id = id;
+	}
+	return id;
+}
+
+static void set_owned(char **dst, const char *v)
+{
+	if (!v || !*v)
+		return; /* keep the last non-empty value */
+	if (*dst && strcmp(*dst, v) == 0)
+		return;
+	char *n = strdup(v);
+	if (n) {
+		free(*dst);
+		*dst = n;
+	}
+}
+
+static int agg_flush(struct store *s);
+
+static int agg_add(struct store *s, int64_t gid, const struct store_event *e)
+{
+	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
+	if (s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 && agg_flush(s))
+		return -1;
+	uint64_t h = (uint64_t)gid * 0x9e3779b97f4a7c15ULL ^ (uint64_t)minute;
+	uint32_t i = (uint32_t)(h % STORE_TXN_MAX_GROUPS);
+	struct txn_agg *a;
+	for (;;) {
+		a = &s->agg[i];
+		if (!a->group_id) {
+			a->group_id = gid;
+			a->minute = minute;
+			a->first_ns = e->received_ns;
+			s->n_agg++;
+			break;
+		}
+		if (a->group_id == gid && a->minute == minute)
+			break;
+		i = (i + 1) % STORE_TXN_MAX_GROUPS;
+	}
+	a->count++;
+	a->handled += e->handled;
+	if (e->received_ns < a->first_ns)
+		a->first_ns = e->received_ns;
+	if (e->received_ns > a->last_ns)
+		a->last_ns = e->received_ns;
+	set_owned(&a->environment, e->environment);
+	set_owned(&a->error_code, e->error_code);
+	set_owned(&a->message, e->message);
+	return 0;
+}
+
+/* Writes the accumulated aggregates inside the open transaction and empties the table. */
+static int agg_flush(struct store *s)
+{
+	for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
+		struct txn_agg *a = &s->agg[i];
+		if (!a->group_id)
+			continue;
+		sqlite3_stmt *st = s->stmt[STMT_UPDATE_GROUP];
+		sqlite3_bind_int64(st, 1, a->group_id);
+		sqlite3_bind_int64(st, 2, (int64_t)a->count);
+		sqlite3_bind_int64(st, 3, (int64_t)a->handled);
+		sqlite3_bind_int64(st, 4, (int64_t)a->first_ns);
+		sqlite3_bind_int64(st, 5, (int64_t)a->last_ns);
+		bind_text(st, 6, a->environment);
+		bind_text(st, 7, a->error_code);
+		bind_text(st, 8, a->message);
+		if (step_done(s, st, "update group"))
+			return -1;
+		st = s->stmt[STMT_UPSERT_MINUTE];
+		sqlite3_bind_int64(st, 1, a->group_id);
+		sqlite3_bind_int64(st, 2, a->minute);
+		sqlite3_bind_int64(st, 3, (int64_t)a->count);
+		if (step_done(s, st, "update minute counts"))
+			return -1;
+	}
+	agg_clear(s);
+	return 0;
+}
+
+int store_txn_add_event(struct store *s, const struct store_event *e)
+{
+	int64_t gid = group_id(s, e);
+	if (!gid)
+		return -1;
+	sqlite3_stmt *st = s->stmt[STMT_INSERT_EVENT];
+	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, gid);
+	sqlite3_bind_int64(st, 3, (int64_t)e->time_ns);
+	sqlite3_bind_int64(st, 4, (int64_t)e->received_ns);
+	sqlite3_bind_text(st, 5, e->service, -1, SQLITE_STATIC);
+	bind_text(st, 6, e->environment);
+	bind_text(st, 7, e->release);
+	bind_text(st, 8, e->host);
+	bind_text(st, 9, e->task);
+	sqlite3_bind_text(st, 10, e->error_type, -1, SQLITE_STATIC);
+	bind_text(st, 11, e->error_code);
+	bind_text(st, 12, e->message);
+	sqlite3_bind_int64(st, 13, e->attempt);
+	sqlite3_bind_int(st, 14, e->handled);
+	sqlite3_bind_int64(st, 15, e->truncated);
+	if (e->extra && e->extra_len)
+		sqlite3_bind_blob(st, 16, e->extra, (int)e->extra_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 16);
+	if (step_done(s, st, "insert event"))
+		return -1;
+	if (sqlite3_changes(s->db) == 0)
+		return 0; /* event_id already stored */
+	if (agg_add(s, gid, e))
+		return -1;
+	return 1;
+}
+
+int store_txn_commit(struct store *s)
+{
+	if (!s->in_txn) {
+		errq_snprintf(s->err, sizeof(s->err), "no open transaction");
+		return -1;
+	}
+	if (agg_flush(s))
+		return -1;
+	if (step_done(s, s->stmt[STMT_COMMIT], "commit"))
+		return -1;
+	s->in_txn = false;
+	return 0;
+}

@@ -1,0 +1,50 @@
+/* store_int.h: what the storage files share and nobody else sees. */
+#ifndef ERRQ_STORE_INT_H
+#define ERRQ_STORE_INT_H
+#include <sqlite3.h>
+
+#include "storage.h"
+
+/* Prepared statements of the writer, reused for the life of the handle. */
+enum store_stmt {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_INSERT_EVENT,
+	STMT_FIND_GROUP,
+	STMT_INSERT_GROUP,
+	STMT_UPDATE_GROUP,
+	STMT_UPSERT_MINUTE,
+	STMT_COUNT
+};
+
+struct group_cache_slot {
+	uint64_t hash;
+	int64_t id;
+	char *fingerprint; /* owned */
+};
+
+/* One (group, minute) aggregate of the open transaction. */
+struct txn_agg {
+	int64_t group_id;
+	int64_t minute;
+	uint64_t count, handled;
+	uint64_t first_ns, last_ns;
+	char *environment, *error_code, *message; /* last seen values (owned) */
+};
+
+struct store {
+	sqlite3 *db;
+	bool readonly;
+	bool in_txn;
+	bool busy;
+	char err[512];
+	sqlite3_stmt *stmt[STMT_COUNT];
+	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
+	struct txn_agg *agg;             /* writer only, STORE_TXN_MAX_GROUPS, open addressing */
+	uint32_t n_agg;
+};
+
+int store__set_err(struct store *s, const char *what);
+int store__migrate(struct store *s);
+#endif

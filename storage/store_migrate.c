@@ -1,0 +1,103 @@
+/* store_migrate.c: the schema, created and migrated by PRAGMA user_version.
+ *
+ * Each migration runs inside one transaction with the version bump, so a crash leaves the
+ * database at the old or the new version, never between.  A database whose version is newer
+ * than STORE_SCHEMA_VERSION was written by a newer errqd and is refused (a downgrade must not
+ * touch it).  auto_vacuum=INCREMENTAL must be chosen before the file has its first page (even
+ * switching to WAL writes one), so store_open sets it first thing, before journal_mode. */
+#include <stdio.h>
+
+#include "store_int.h"
+#include "errq_str.h"
+#include "errq_banned.h"
+
+static const char *const migrations[] = {
+    /* 1: events, groups, per-minute counts */
+    "CREATE TABLE groups ("
+    "  id INTEGER PRIMARY KEY,"
+    "  fingerprint TEXT NOT NULL UNIQUE,"
+    "  grouping_version INTEGER NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  environment TEXT,"
+    "  error_type TEXT NOT NULL,"
+    "  error_code TEXT,"
+    "  message TEXT,"
+    "  first_seen INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  total INTEGER NOT NULL DEFAULT 0,"
+    "  handled INTEGER NOT NULL DEFAULT 0,"
+    "  status TEXT NOT NULL DEFAULT 'unresolved');"
+    "CREATE INDEX groups_last_seen ON groups(last_seen);"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"            /* insertion order = receive order */
+    "  event_id BLOB NOT NULL,"
+    "  group_id INTEGER NOT NULL,"
+    "  time_ns INTEGER NOT NULL,"
+    "  received_ns INTEGER NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  environment TEXT, release TEXT, host TEXT, task TEXT,"
+    "  error_type TEXT NOT NULL, error_code TEXT, message TEXT,"
+    "  attempt INTEGER NOT NULL,"
+    "  handled INTEGER NOT NULL,"
+    "  truncated INTEGER NOT NULL,"
+    "  extra BLOB);"
+    "CREATE UNIQUE INDEX events_event_id ON events(event_id);"
+    "CREATE INDEX events_group ON events(group_id, id);"
+    "CREATE TABLE group_minutes ("
+    "  group_id INTEGER NOT NULL,"
+    "  minute INTEGER NOT NULL,"           /* received_ns / 60e9 */
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (group_id, minute)) WITHOUT ROWID;",
+};
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+_Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
+
+static int user_version(struct store *s, int *v)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "read schema version");
+	int rc = sqlite3_step(st);
+	*v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : store__set_err(s, "read schema version");
+}
+
+static int exec(struct store *s, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		errq_snprintf(s->err, sizeof(s->err), "%s: %s", what, msg ? msg : sqlite3_errmsg(s->db));
+		s->busy = sqlite3_errcode(s->db) == SQLITE_BUSY;
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int store__migrate(struct store *s)
+{
+	int v;
+	if (user_version(s, &v))
+		return -1;
+	if (v > STORE_SCHEMA_VERSION) {
+		errq_snprintf(s->err, sizeof(s->err),
+			      "database schema version %d is newer than this errqd knows (%d): "
+			      "refusing to open it; run a newer errqd",
+			      v, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	for (; v < STORE_SCHEMA_VERSION; v++) {
+		char bump[64];
+		errq_snprintf(bump, sizeof(bump), "PRAGMA user_version=%d", v + 1);
+		if (exec(s, "BEGIN IMMEDIATE", "begin migration"))
+			return -1;
+		if (exec(s, migrations[v], "migrate schema") || exec(s, bump, "bump schema version") ||
+		    exec(s, "COMMIT", "commit migration")) {
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,132 @@
+/* store_query.c: the read side.  Every query is one statement with a LIMIT and a keyset
+ * cursor, run in autocommit mode: its read transaction lasts as long as the statement and
+ * no longer, so a reader never pins the WAL between calls. */
+#include <string.h>
+
+#include "store_int.h"
+#include "errq_banned.h"
+
+#define NS_PER_MINUTE 60000000000ULL
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+int store_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
+{
+	static const char sql[] =
+	    "SELECT e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"
+	    " e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version,"
+	    " e.attempt, e.handled, e.truncated, e.extra"
+	    " FROM events e JOIN groups g ON g.id = e.group_id"
+	    " WHERE (?1 = 0 OR e.id < ?1) AND (?2 IS NULL OR e.service = ?2)"
+	    " AND (?3 IS NULL OR e.group_id = (SELECT id FROM groups WHERE fingerprint = ?3))"
+	    " AND e.received_ns >= ?4"
+	    " ORDER BY e.id DESC LIMIT ?5";
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare list events");
+	sqlite3_bind_int64(st, 1, f->before_rowid);
+	if (f->service && *f->service)
+		sqlite3_bind_text(st, 2, f->service, -1, SQLITE_STATIC);
+	if (f->fingerprint && *f->fingerprint)
+		sqlite3_bind_text(st, 3, f->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)f->since_ns);
+	sqlite3_bind_int64(st, 5, f->limit);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event e;
+		memset(&e, 0, sizeof(e));
+		e.rowid = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) != 16)
+			continue; /* cannot happen: the writer stores only 16-byte ids */
+		e.event_id = sqlite3_column_blob(st, 1);
+		e.time_ns = (uint64_t)sqlite3_column_int64(st, 2);
+		e.received_ns = (uint64_t)sqlite3_column_int64(st, 3);
+		e.service = col_text(st, 4);
+		e.environment = col_text(st, 5);
+		e.release = col_text(st, 6);
+		e.host = col_text(st, 7);
+		e.task = col_text(st, 8);
+		e.error_type = col_text(st, 9);
+		e.error_code = col_text(st, 10);
+		e.message = col_text(st, 11);
+		e.fingerprint = col_text(st, 12);
+		e.grouping_version = sqlite3_column_int(st, 13);
+		e.attempt = (uint32_t)sqlite3_column_int64(st, 14);
+		e.handled = sqlite3_column_int(st, 15) != 0;
+		e.truncated = (uint32_t)sqlite3_column_int64(st, 16);
+		e.extra = sqlite3_column_blob(st, 17);
+		e.extra_len = (size_t)sqlite3_column_bytes(st, 17);
+		if (cb(ctx, &e))
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		store__set_err(s, "list events");
+	else
+		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx)
+{
+	static const char sql[] =
+	    "SELECT g.id, g.fingerprint, g.service, g.environment, g.error_type, g.error_code, g.message,"
+	    " g.status, g.total, g.handled, g.first_seen, g.last_seen,"
+	    " CASE WHEN ?2 = 0 THEN g.total ELSE (SELECT coalesce(sum(m.count), 0) FROM group_minutes m"
+	    "   WHERE m.group_id = g.id AND m.minute >= ?3) END"
+	    " FROM groups g"
+	    " WHERE g.last_seen >= ?2 AND (?1 IS NULL OR g.service = ?1)"
+	    " AND (?4 = 0 OR (g.last_seen, g.id) < (?4, ?5))"
+	    " ORDER BY g.last_seen DESC, g.id DESC LIMIT ?6";
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare list groups");
+	if (f->service && *f->service)
+		sqlite3_bind_text(st, 1, f->service, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)f->since_ns);
+	sqlite3_bind_int64(st, 3, (int64_t)(f->since_ns / NS_PER_MINUTE));
+	sqlite3_bind_int64(st, 4, (int64_t)f->before_last_seen);
+	sqlite3_bind_int64(st, 5, f->before_id);
+	sqlite3_bind_int64(st, 6, f->limit);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_group g;
+		g.id = sqlite3_column_int64(st, 0);
+		g.fingerprint = col_text(st, 1);
+		g.service = col_text(st, 2);
+		g.environment = col_text(st, 3);
+		g.error_type = col_text(st, 4);
+		g.error_code = col_text(st, 5);
+		g.message = col_text(st, 6);
+		g.status = col_text(st, 7);
+		g.total = (uint64_t)sqlite3_column_int64(st, 8);
+		g.handled = (uint64_t)sqlite3_column_int64(st, 9);
+		g.first_seen_ns = (uint64_t)sqlite3_column_int64(st, 10);
+		g.last_seen_ns = (uint64_t)sqlite3_column_int64(st, 11);
+		g.count = (uint64_t)sqlite3_column_int64(st, 12);
+		if (cb(ctx, &g))
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		store__set_err(s, "list groups");
+	else
+		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_count_events(struct store *s, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM events", -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare count");
+	int r = sqlite3_step(st);
+	*n = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW ? 0 : store__set_err(s, "count events");
+}

@@ -1,0 +1,473 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errq_grpc.h"
+#include "errq_str.h"
+#include "errq_time.h"
+
+static void msleep(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int exit_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+/* Builds errqd's argv: optionally under valgrind (ERRQ_VALGRIND=1, used by make test-long). */
+static int build_argv(const char **argv, int max, const char *const *args)
+{
+	int n = 0;
+	if (getenv("ERRQ_VALGRIND") && *getenv("ERRQ_VALGRIND") == '1') {
+		argv[n++] = "valgrind";
+		argv[n++] = "--leak-check=full";
+		argv[n++] = "--errors-for-leak-kinds=definite";
+		argv[n++] = "--error-exitcode=99";
+		argv[n++] = "--quiet";
+	}
+	argv[n++] = ERRQD_PATH;
+	for (int i = 0; args && args[i] && n < max - 1; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return n;
+}
+
+int errqd_start(struct errqd_proc *p, const char *const *extra)
+{
+	if (!p->dir[0]) {
+		errq_snprintf(p->dir, sizeof(p->dir), "/tmp/errq-test-XXXXXX");
+		if (!mkdtemp(p->dir))
+			return -1;
+	}
+	errq_snprintf(p->db, sizeof(p->db), "%s/errq.db", p->dir);
+	errq_snprintf(p->log, sizeof(p->log), "%s/errqd.log", p->dir);
+	char portfile[400];
+	errq_snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
+	unlink(portfile);
+	const char *args[64];
+	int n = 0;
+	const char *base[] = {"--listen", "127.0.0.1:0", "--db", p->db, "--port-file", portfile, "--log-level", "debug"};
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		args[n++] = base[i];
+	for (int i = 0; extra && extra[i] && n < 60; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	const char *argv[80];
+	build_argv(argv, 80, args);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	p->pid = pid;
+	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 20) {
+		FILE *f = fopen(portfile, "r");
+		if (f) {
+			int port = 0;
+			int ok = fscanf(f, "%d", &port) == 1;
+			fclose(f);
+			if (ok && port > 0) {
+				p->port = port;
+				errq_snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", port);
+				return 0;
+			}
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "harness: errqd exited early (status %d); log %s\n", exit_status(st), p->log);
+			p->pid = 0;
+			return -1;
+		}
+		msleep(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	p->pid = 0;
+	return -1;
+}
+
+int errqd_stop(struct errqd_proc *p, int sig)
+{
+	if (!p->pid)
+		return -1;
+	kill(p->pid, sig);
+	int st;
+	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 10) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid) {
+			p->pid = 0;
+			return exit_status(st);
+		}
+		msleep(10);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = 0;
+	return -1;
+}
+
+void errqd_cleanup(struct errqd_proc *p)
+{
+	if (p->pid)
+		errqd_stop(p, SIGKILL);
+	if (p->dir[0] && !getenv("ERRQ_KEEP_TMP")) {
+		char cmd[400];
+		errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "harness: cannot remove %s\n", p->dir);
+	}
+	p->dir[0] = '\0';
+}
+
+static char *slurp_fd(int fd)
+{
+	struct errq_buf b;
+	errq_buf_init(&b, 64u << 20);
+	char chunk[4096];
+	ssize_t r;
+	while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+		errq_buf_add(&b, chunk, (size_t)r);
+	if (!b.p)
+		return strdup("");
+	return b.p;
+}
+
+/* Runs argv (argv[0] a path) with ERRQ_ADDR set; captures both outputs through temp files. */
+static int run_impl(const char *const *argv, const char *addr, char **out, char **err)
+{
+	char of[] = "/tmp/errq-out-XXXXXX", ef[] = "/tmp/errq-err-XXXXXX";
+	int ofd = mkstemp(of), efd = mkstemp(ef);
+	if (ofd < 0 || efd < 0)
+		return -1;
+	unlink(of);
+	unlink(ef);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		if (addr)
+			setenv("ERRQ_ADDR", addr, 1);
+		setenv("NO_COLOR", "1", 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st = 0, rc = -1;
+	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 5) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			rc = exit_status(st);
+			break;
+		}
+		msleep(5);
+	}
+	if (rc == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	lseek(ofd, 0, SEEK_SET);
+	lseek(efd, 0, SEEK_SET);
+	if (out)
+		*out = slurp_fd(ofd);
+	if (err)
+		*err = slurp_fd(efd);
+	close(ofd);
+	close(efd);
+	return rc;
+}
+
+int run_capture(const char *const *argv, const char *addr, char **out, char **err)
+{
+	return run_impl(argv, addr, out, err);
+}
+
+int errqd_run_once(const char *const *args, char **err)
+{
+	const char *argv[80];
+	build_argv(argv, 80, args);
+	if (strcmp(argv[0], "valgrind") == 0) { /* run_impl wants a path: skip valgrind here */
+		int i = 0;
+		while (strcmp(argv[i], ERRQD_PATH) != 0)
+			i++;
+		return run_impl(argv + i, NULL, NULL, err);
+	}
+	return run_impl(argv, NULL, NULL, err);
+}
+
+/* ---- raw stream ---- */
+
+#define TAG_START ((void *)1)
+#define TAG_SEND ((void *)2)
+#define TAG_RECV ((void *)3)
+#define TAG_STATUS ((void *)4)
+#define TAG_CLOSE ((void *)5)
+
+static bool pluck(struct rawstream *s, void *tag, long timeout_ms)
+{
+	grpc_event ev = grpc_completion_queue_pluck(s->cq, tag, errq_deadline_ms(timeout_ms), NULL);
+	return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+int raw_open(struct rawstream *s, const char *addr)
+{
+	memset(s, 0, sizeof(*s));
+	s->ch = errq_channel_new(addr);
+	s->cq = grpc_completion_queue_create_for_pluck(NULL);
+	s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
+					   grpc_slice_from_static_string("/errq.v1.Collector/Report"), NULL,
+					   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_metadata_array_init(&s->md_initial);
+	grpc_metadata_array_init(&s->md_trailing);
+	s->status_details = grpc_empty_slice();
+	grpc_op ops[2];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
+	if (grpc_call_start_batch(s->call, ops, 1, TAG_START, NULL) != GRPC_CALL_OK)
+		return -1;
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].flags = 0;
+	ops[0].data.recv_status_on_client.trailing_metadata = &s->md_trailing;
+	ops[0].data.recv_status_on_client.status = &s->status;
+	ops[0].data.recv_status_on_client.status_details = &s->status_details;
+	if (grpc_call_start_batch(s->call, ops, 1, TAG_STATUS, NULL) != GRPC_CALL_OK)
+		return -1;
+	return pluck(s, TAG_START, HARNESS_DEADLINE_MS) ? 0 : -1;
+}
+
+int raw_send_bytes(struct rawstream *s, const void *p, size_t n)
+{
+	grpc_slice sl = grpc_slice_from_copied_buffer(p, n);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+	grpc_slice_unref(sl);
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = bb;
+	int rc = -1;
+	if (grpc_call_start_batch(s->call, &op, 1, TAG_SEND, NULL) == GRPC_CALL_OK)
+		rc = pluck(s, TAG_SEND, HARNESS_DEADLINE_MS) ? 0 : -1;
+	grpc_byte_buffer_destroy(bb);
+	return rc;
+}
+
+int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req)
+{
+	size_t n = errq__v1__report_request__get_packed_size(req);
+	uint8_t *buf = malloc(n ? n : 1);
+	errq__v1__report_request__pack(req, buf);
+	int rc = raw_send_bytes(s, buf, n);
+	free(buf);
+	return rc;
+}
+
+int raw_recv(struct rawstream *s, Errq__V1__ReportResponse **out, long timeout_ms)
+{
+	*out = NULL;
+	if (!s->recv_posted) {
+		grpc_op ops[2];
+		size_t n = 0;
+		memset(ops, 0, sizeof(ops));
+		if (!s->got_initial_md) { /* the first receive also takes the initial metadata */
+			ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+			ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->md_initial;
+			s->got_initial_md = true;
+		}
+		ops[n].op = GRPC_OP_RECV_MESSAGE;
+		ops[n++].data.recv_message.recv_message = &s->recv_bb;
+		if (grpc_call_start_batch(s->call, ops, n, TAG_RECV, NULL) != GRPC_CALL_OK)
+			return -1;
+		s->recv_posted = true;
+	}
+	grpc_event ev = grpc_completion_queue_pluck(s->cq, TAG_RECV, errq_deadline_ms(timeout_ms), NULL);
+	if (ev.type == GRPC_QUEUE_TIMEOUT)
+		return -1; /* still posted: a later call picks it up */
+	s->recv_posted = false;
+	if (!ev.success || !s->recv_bb)
+		return 1;
+	grpc_slice sl = errq_bb_flatten(s->recv_bb);
+	grpc_byte_buffer_destroy(s->recv_bb);
+	s->recv_bb = NULL;
+	*out = errq__v1__report_response__unpack(NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+	grpc_slice_unref(sl);
+	return *out ? 0 : -1;
+}
+
+grpc_status_code raw_finish(struct rawstream *s, char *details, size_t dsz)
+{
+	if (!s->closed_send) {
+		grpc_op op;
+		memset(&op, 0, sizeof(op));
+		op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+		if (grpc_call_start_batch(s->call, &op, 1, TAG_CLOSE, NULL) == GRPC_CALL_OK)
+			pluck(s, TAG_CLOSE, HARNESS_DEADLINE_MS);
+		s->closed_send = true;
+	}
+	/* drain responses until the server ends the stream */
+	Errq__V1__ReportResponse *r;
+	int rr;
+	while ((rr = raw_recv(s, &r, HARNESS_DEADLINE_MS)) == 0)
+		errq__v1__report_response__free_unpacked(r, NULL);
+	if (!s->status_received) {
+		grpc_event ev =
+		    grpc_completion_queue_pluck(s->cq, TAG_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			return GRPC_STATUS_DEADLINE_EXCEEDED;
+		s->status_received = true;
+	}
+	if (details) {
+		size_t n = GRPC_SLICE_LENGTH(s->status_details);
+		if (n >= dsz)
+			n = dsz - 1;
+		memcpy(details, GRPC_SLICE_START_PTR(s->status_details), n);
+		details[n] = '\0';
+	}
+	return s->status;
+}
+
+void raw_free(struct rawstream *s)
+{
+	if (!s->call)
+		return;
+	grpc_call_cancel(s->call, NULL);
+	/* collect every outstanding completion before destroying the queue */
+	if (!s->status_received)
+		grpc_completion_queue_pluck(s->cq, TAG_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	if (s->recv_posted)
+		grpc_completion_queue_pluck(s->cq, TAG_RECV, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	if (s->recv_bb)
+		grpc_byte_buffer_destroy(s->recv_bb);
+	grpc_call_unref(s->call);
+	grpc_completion_queue_shutdown(s->cq);
+	while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	       GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(s->cq);
+	grpc_channel_destroy(s->ch);
+	grpc_metadata_array_destroy(&s->md_initial);
+	grpc_metadata_array_destroy(&s->md_trailing);
+	grpc_slice_unref(s->status_details);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- events ---- */
+
+void tevent_set(char **field, const char *v)
+{
+	if (*field && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = strdup(v);
+}
+
+Errq__V1__TaskFailure *tevent_new(struct errq_idgen *g, const char *service, const char *type, const char *msg)
+{
+	Errq__V1__TaskFailure *tf = calloc(1, sizeof(*tf));
+	errq__v1__task_failure__init(tf);
+	tf->event_id.data = malloc(16);
+	tf->event_id.len = 16;
+	errq_idgen_next(g, errq_now_ns() / ERRQ_NS_PER_MS, tf->event_id.data);
+	tf->time_unix_nano = errq_now_ns();
+	if (service)
+		tevent_set(&tf->service, service);
+	if (type)
+		tevent_set(&tf->error_type, type);
+	if (msg)
+		tevent_set(&tf->message, msg);
+	tf->attempt = 1;
+	return tf;
+}
+
+void tevent_free(Errq__V1__TaskFailure *tf)
+{
+	if (!tf)
+		return;
+	char **fields[] = {&tf->service, &tf->environment, &tf->release, &tf->host, &tf->task,
+			   &tf->error_type, &tf->error_code, &tf->message, &tf->fingerprint};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (*fields[i] && *fields[i] != protobuf_c_empty_string)
+			free(*fields[i]);
+	for (size_t i = 0; i < tf->n_frames; i++) {
+		free(tf->frames[i]->function);
+		free(tf->frames[i]->file);
+		free(tf->frames[i]);
+	}
+	free(tf->frames);
+	for (size_t i = 0; i < tf->n_details; i++) {
+		free(tf->details[i]->key);
+		free(tf->details[i]->value);
+		free(tf->details[i]);
+	}
+	free(tf->details);
+	free(tf->event_id.data);
+	free(tf);
+}
+
+/* ---- queries ---- */
+
+Errq__V1__ListEventsResponse *query_events(const char *addr, uint32_t limit)
+{
+	grpc_channel *ch = errq_channel_new(addr);
+	Errq__V1__ListEventsRequest req = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+	req.limit = limit;
+	struct errq_unary_result r;
+	Errq__V1__ListEventsResponse *out = NULL;
+	if (errq_unary_call(ch, "/errq.v1.Query/ListEvents", &req.base, HARNESS_DEADLINE_MS, &r) == 0 &&
+	    r.status == GRPC_STATUS_OK && r.has_resp)
+		out = errq__v1__list_events_response__unpack(NULL, GRPC_SLICE_LENGTH(r.resp), GRPC_SLICE_START_PTR(r.resp));
+	else
+		fprintf(stderr, "harness: ListEvents failed: %s %s\n", errq_status_name(r.status), r.details);
+	errq_unary_result_free(&r);
+	grpc_channel_destroy(ch);
+	return out;
+}
+
+Errq__V1__ListGroupsResponse *query_groups(const char *addr, uint32_t limit)
+{
+	grpc_channel *ch = errq_channel_new(addr);
+	Errq__V1__ListGroupsRequest req = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	req.limit = limit;
+	struct errq_unary_result r;
+	Errq__V1__ListGroupsResponse *out = NULL;
+	if (errq_unary_call(ch, "/errq.v1.Query/ListGroups", &req.base, HARNESS_DEADLINE_MS, &r) == 0 &&
+	    r.status == GRPC_STATUS_OK && r.has_resp)
+		out = errq__v1__list_groups_response__unpack(NULL, GRPC_SLICE_LENGTH(r.resp), GRPC_SLICE_START_PTR(r.resp));
+	else
+		fprintf(stderr, "harness: ListGroups failed: %s %s\n", errq_status_name(r.status), r.details);
+	errq_unary_result_free(&r);
+	grpc_channel_destroy(ch);
+	return out;
+}
+
+int query_event_ids(const char *addr, uint8_t (*ids)[16], int max)
+{
+	Errq__V1__ListEventsResponse *r = query_events(addr, (uint32_t)max);
+	if (!r)
+		return -1;
+	int n = 0;
+	for (size_t i = 0; i < r->n_events && n < max; i++)
+		if (r->events[i]->event_id.len == 16)
+			memcpy(ids[n++], r->events[i]->event_id.data, 16);
+	errq__v1__list_events_response__free_unpacked(r, NULL);
+	return n;
+}

@@ -1,0 +1,73 @@
+/* harness.h: integration-test helpers (after libuv's TEST_HELPER): start a real errqd on an
+ * ephemeral port with a temporary database, run the CLI and the example, and speak the wire
+ * protocol directly with a raw gRPC stream.
+ * Every wait has a deadline (HARNESS_DEADLINE_MS) far above what the machine needs. */
+#ifndef ERRQ_HARNESS_H
+#define ERRQ_HARNESS_H
+#include <grpc/grpc.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "errq/v1/collector.pb-c.h"
+#include "errq/v1/query.pb-c.h"
+#include "errq_id.h"
+
+#define HARNESS_DEADLINE_MS 30000
+
+struct errqd_proc {
+	pid_t pid;
+	int port;
+	char dir[256];  /* temporary directory holding the database, port file and log */
+	char db[320];
+	char addr[64];
+	char log[320];
+};
+
+/* Makes p->dir (a fresh temporary directory) unless already set: a restart keeps the db. */
+int errqd_start(struct errqd_proc *p, const char *const *extra_args);
+/* Sends sig and waits for the exit; returns the exit status (128+N when killed by signal N),
+ * or -1 when it did not exit within HARNESS_DEADLINE_MS (then it is killed). */
+int errqd_stop(struct errqd_proc *p, int sig);
+/* Removes the temporary directory. */
+void errqd_cleanup(struct errqd_proc *p);
+/* Runs errqd to completion with args (for refusals): returns exit status; stderr in *err. */
+int errqd_run_once(const char *const *args, char **err);
+
+/* Runs argv with ERRQ_ADDR=addr; returns exit status, stdout in *out, stderr in *err
+ * (malloc'd, NUL-terminated; pass NULL to discard). */
+int run_capture(const char *const *argv, const char *addr, char **out, char **err);
+
+/* A raw Report stream. */
+struct rawstream {
+	grpc_channel *ch;
+	grpc_completion_queue *cq; /* pluck queue */
+	grpc_call *call;
+	grpc_metadata_array md_initial, md_trailing;
+	grpc_status_code status;
+	grpc_slice status_details;
+	grpc_byte_buffer *recv_bb;
+	bool recv_posted, closed_send, got_initial_md, status_received;
+};
+
+int raw_open(struct rawstream *s, const char *addr);
+/* Sends one message of raw bytes; returns 0 when the write completed. */
+int raw_send_bytes(struct rawstream *s, const void *p, size_t n);
+int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req);
+/* Receives one response: 0 with *out set, 1 when the stream ended, -1 on timeout. */
+int raw_recv(struct rawstream *s, Errq__V1__ReportResponse **out, long timeout_ms);
+/* Half-closes (if not yet) and waits for the final status. */
+grpc_status_code raw_finish(struct rawstream *s, char *details, size_t dsz);
+void raw_free(struct rawstream *s);
+
+/* Test events: a TaskFailure whose strings the harness owns (free with tevent_free). */
+Errq__V1__TaskFailure *tevent_new(struct errq_idgen *g, const char *service, const char *type, const char *msg);
+void tevent_set(char **field, const char *v);
+void tevent_free(Errq__V1__TaskFailure *tf);
+
+/* Lists events through the Query API; returns the count (up to max), ids copied to ids. */
+int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);
+Errq__V1__ListEventsResponse *query_events(const char *addr, uint32_t limit);
+Errq__V1__ListGroupsResponse *query_groups(const char *addr, uint32_t limit);
+#endif

@@ -1,0 +1,578 @@
+/* test_cli.c: the pure parts of the errq CLI (cli/cli_args.c, cli/cli_fmt.c): argument
+ * parsing, exit codes, terminal text, relative times, column fitting, tables, key=value. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli_args.h"
+#include "cli_fmt.h"
+#include "errq_time.h"
+#include "errq_banned.h"
+
+/* 2026-11-25T18:03:11.482Z */
+#define NOW_NS (1795629791482ULL * ERRQ_NS_PER_MS)
+#define SEC ERRQ_NS_PER_SEC
+
+/* ---- argument parsing ---- */
+
+static const struct cli_cmd cmds[] = {
+    {.name = "events",
+     .summary = "list events",
+     .flags = CLI_F_SERVICE | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP},
+    {.name = "groups", .summary = "list groups", .flags = CLI_F_SERVICE | CLI_F_SINCE | CLI_F_LIMIT},
+    {.name = "group", .summary = "show a group", .args = "<fingerprint>", .min_args = 1, .max_args = 1},
+    {.name = "help", .summary = "help", .args = "[<command>]", .max_args = 1},
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static char err[512];
+
+/* Parses a NULL-terminated argument list (after "errq"). */
+static int parse_env(struct cli_args *a, const char *env_addr, const char *env_no_color, ...)
+{
+	char *argv[32] = {"errq"};
+	int argc = 1;
+	va_list ap;
+	va_start(ap, env_no_color);
+	for (const char *s; (s = va_arg(ap, const char *)) && argc < 31;)
+		argv[argc++] = (char *)s;
+	va_end(ap);
+	cli_args_init(a, env_addr, env_no_color);
+	err[0] = '\0';
+	return cli_args_parse(a, argc, argv, cmds, NCMDS, NOW_NS, err, sizeof(err));
+}
+#define parse(a, ...) parse_env(a, NULL, NULL, __VA_ARGS__, NULL)
+
+static void test_args_defaults(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "events"), 0);
+	assert_string_equal(a.cmd->name, "events");
+	assert_string_equal(a.addr, "127.0.0.1:4770");
+	assert_int_equal(a.output, CLI_OUT_TABLE);
+	assert_false(a.output_set);
+	assert_false(a.no_color);
+	assert_int_equal(a.timeout_ms, 5000);
+	assert_int_equal(a.limit, 100);
+	assert_true(a.limit >= 50);
+	assert_int_equal(a.since_ns, 0);
+	assert_string_equal(a.service, "");
+	assert_string_equal(a.group, "");
+	assert_int_equal(a.argc, 0);
+}
+
+static void test_args_env(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse_env(&a, "10.0.0.1:1", "1", "groups", NULL), 0);
+	assert_string_equal(a.addr, "10.0.0.1:1");
+	assert_true(a.no_color);
+	/* empty values count as unset */
+	assert_int_equal(parse_env(&a, "", "", "groups", NULL), 0);
+	assert_string_equal(a.addr, "127.0.0.1:4770");
+	assert_false(a.no_color);
+	/* the flag beats the environment */
+	assert_int_equal(parse_env(&a, "10.0.0.1:1", NULL, "--addr", "h:2", "groups", NULL), 0);
+	assert_string_equal(a.addr, "h:2");
+}
+
+static void test_args_global_anywhere(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "events", "-o", "json"), 0);
+	assert_int_equal(a.output, CLI_OUT_JSON);
+	assert_true(a.output_set);
+	assert_int_equal(parse(&a, "-o", "json", "events"), 0);
+	assert_int_equal(a.output, CLI_OUT_JSON);
+	assert_string_equal(a.cmd->name, "events");
+	assert_int_equal(parse(&a, "-ojsonl", "groups"), 0);
+	assert_int_equal(a.output, CLI_OUT_JSONL);
+	assert_int_equal(parse(&a, "groups", "--output=table", "--no-color"), 0);
+	assert_int_equal(a.output, CLI_OUT_TABLE);
+	assert_true(a.no_color);
+	assert_int_equal(parse(&a, "--addr=x:1", "events", "--timeout", "250ms"), 0);
+	assert_string_equal(a.addr, "x:1");
+	assert_int_equal(a.timeout_ms, 250);
+	assert_int_equal(parse(&a, "events", "--addr", "y:2", "--timeout=3"), 0);
+	assert_string_equal(a.addr, "y:2");
+	assert_int_equal(a.timeout_ms, 3000);
+}
+
+static void test_args_command_flags(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "events", "--service", "billing", "--since", "1h", "--limit", "7", "--group",
+			       "abc"),
+			 0);
+	assert_string_equal(a.service, "billing");
+	assert_int_equal(a.since_ns, NOW_NS - 3600 * SEC);
+	assert_string_equal(a.since_arg, "1h");
+	assert_int_equal(a.limit, 7);
+	assert_string_equal(a.group, "abc");
+	assert_int_equal(a.set, CLI_F_SERVICE | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP);
+
+	assert_int_equal(parse(&a, "groups", "--since=30m"), 0);
+	assert_int_equal(a.since_ns, NOW_NS - 1800 * SEC);
+	assert_int_equal(parse(&a, "groups", "--since", "2d"), 0);
+	assert_int_equal(a.since_ns, NOW_NS - 2 * 86400 * SEC);
+	assert_int_equal(parse(&a, "groups", "--since", "2026-11-25T18:00:00Z"), 0);
+	assert_int_equal(a.since_ns, 1795629600ULL * SEC);
+	/* a command flag before the command is taken too */
+	assert_int_equal(parse(&a, "--service", "s", "events"), 0);
+	assert_string_equal(a.service, "s");
+}
+
+static void test_args_usage_errors(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "evnets"), -1);
+	assert_string_equal(err, "'evnets' is not an errq command (see 'errq --help')");
+	assert_int_equal(parse(&a, "events", "--bogus"), -1);
+	assert_string_equal(err, "unknown option '--bogus' (see 'errq events --help')");
+	assert_int_equal(parse(&a, "-x", "events"), -1);
+	assert_string_equal(err, "unknown option '-x' (see 'errq --help')");
+	assert_int_equal(parse(&a, "events", "--since", "yesterday"), -1);
+	assert_non_null(strstr(err, "invalid --since 'yesterday'"));
+	assert_int_equal(parse(&a, "events", "--since", "1x"), -1);
+	assert_int_equal(parse(&a, "events", "-o", "yaml"), -1);
+	assert_string_equal(err, "unknown output format 'yaml' (expected table, json or jsonl)");
+	assert_int_equal(parse(&a, "events", "--limit", "0"), -1);
+	assert_int_equal(parse(&a, "events", "--limit", "-5"), -1);
+	assert_int_equal(parse(&a, "events", "--limit", "10x"), -1);
+	assert_int_equal(parse(&a, "events", "--limit", "100001"), -1);
+	assert_int_equal(parse(&a, "events", "--limit", "100000"), 0);
+	assert_int_equal(parse(&a, "events", "--timeout", "0s"), -1);
+	assert_int_equal(parse(&a, "events", "--timeout", "soon"), -1);
+	assert_int_equal(parse(&a, "events", "--limit"), -1);
+	assert_string_equal(err, "option '--limit' needs a value (N)");
+	assert_int_equal(parse(&a, "events", "--no-color=yes"), -1);
+	assert_int_equal(parse(&a, "events", "--addr="), -1);
+	assert_int_equal(parse(&a, "groups", "--group", "abc"), -1);
+	assert_string_equal(err, "'errq groups' does not take --group (see 'errq groups --help')");
+	assert_int_equal(parse(&a, "events", "extra"), -1);
+	assert_string_equal(err, "unexpected argument 'extra' (see 'errq events --help')");
+	assert_int_equal(parse(&a, "group"), -1);
+	assert_string_equal(err, "'errq group' needs <fingerprint>");
+	/* the first error is the one reported */
+	assert_int_equal(parse(&a, "events", "--bogus", "-o", "yaml"), -1);
+	assert_string_equal(err, "unknown option '--bogus' (see 'errq events --help')");
+}
+
+static void test_args_positional_and_help(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "group", "0123abcd"), 0);
+	assert_int_equal(a.argc, 1);
+	assert_string_equal(a.argv[0], "0123abcd");
+	assert_int_equal(parse(&a, "group", "--", "-odd"), 0);
+	assert_string_equal(a.argv[0], "-odd");
+	assert_int_equal(parse(&a, "help", "groups"), 0);
+	assert_string_equal(a.cmd->name, "help");
+	assert_string_equal(a.argv[0], "groups");
+
+	/* --help anywhere wins over other mistakes */
+	assert_int_equal(parse(&a, "groups", "--help"), 0);
+	assert_true(a.help);
+	assert_string_equal(a.cmd->name, "groups");
+	assert_int_equal(parse(&a, "-h"), 0);
+	assert_true(a.help);
+	assert_null(a.cmd);
+	assert_int_equal(parse(&a, "events", "--bogus", "--help"), 0);
+	assert_true(a.help);
+	assert_int_equal(parse(&a, "--version"), 0);
+	assert_true(a.version);
+	/* no command: not an error for the parser (main prints the usage) */
+	assert_int_equal(parse(&a, "-o", "json"), 0);
+	assert_null(a.cmd);
+}
+
+static void test_help_text(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(cli_help_cmd(f, &cmds[0]), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--since WHEN] [--limit N]\n"
+				    "                   [--group FINGERPRINT]\n"));
+	assert_non_null(strstr(buf, "  --limit N"));
+	/* help lines are wrapped */
+	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		assert_true(nl - line <= 79);
+	free(buf);
+
+	f = open_memstream(&buf, &len);
+	assert_int_equal(cli_help_main(f, cmds, NCMDS), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "  events"));
+	assert_non_null(strstr(buf, "  groups"));
+	assert_non_null(strstr(buf, "-o, --output FORMAT"));
+	assert_null(strstr(buf, "--service")); /* command flags are in the commands' help */
+	free(buf);
+}
+
+/* ---- exit codes and messages ---- */
+
+static void test_exit_codes(void **state)
+{
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_OK), 0);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_INVALID_ARGUMENT), 1);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_UNAVAILABLE), 2);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_DEADLINE_EXCEEDED), 2);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_INTERNAL), 2);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_UNIMPLEMENTED), 2);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_NOT_FOUND), 3);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_UNAUTHENTICATED), 4);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_PERMISSION_DENIED), 4);
+}
+
+static void test_reach_reason(void **state)
+{
+	char r[128];
+	cli_reach_reason("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:4770: "
+			 "Failed to connect to remote host: Connection refused",
+			 r, sizeof(r));
+	assert_string_equal(r, "connection refused");
+	cli_reach_reason("DNS resolution failed for nosuch:4770: C-ares status is not ARES_SUCCESS qtype=A "
+			 "name=nosuch is_balancer=0: Domain name not found",
+			 r, sizeof(r));
+	assert_string_equal(r, "domain name not found");
+	cli_reach_reason("", r, sizeof(r));
+	assert_string_equal(r, "unavailable");
+	cli_reach_reason(NULL, r, sizeof(r));
+	assert_string_equal(r, "unavailable");
+	cli_reach_reason("DNS down.", r, sizeof(r));
+	assert_string_equal(r, "DNS down");
+	cli_reach_reason("x: two\nlines", r, sizeof(r));
+	assert_string_equal(r, "two lines");
+	cli_reach_reason("Connection refused", r, 5);
+	assert_string_equal(r, "conn");
+}
+
+static void test_fmt_ms(void **state)
+{
+	char b[32];
+	assert_string_equal(cli_fmt_ms(b, sizeof(b), 5000), "5s");
+	assert_string_equal(cli_fmt_ms(b, sizeof(b), 250), "250ms");
+	assert_string_equal(cli_fmt_ms(b, sizeof(b), 1500), "1.5s");
+	assert_string_equal(cli_fmt_ms(b, sizeof(b), 1234), "1234ms");
+}
+
+static void test_fmt_ago(void **state)
+{
+	char b[32];
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, 0), "-");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS), "just now");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - SEC / 2), "just now");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 42 * SEC), "42s ago");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 59 * SEC), "59s ago");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 60 * SEC), "1m ago");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 200 * SEC), "3m ago");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 5 * 3600 * SEC - 1), "5h ago");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 49 * 3600 * SEC), "2d ago");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS - 400 * 86400 * SEC), "1y ago");
+	/* a clock ahead of ours */
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS + SEC), "just now");
+	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS + 180 * SEC), "in 3m");
+}
+
+/* ---- terminal text ---- */
+
+static void test_text_width(void **state)
+{
+	assert_int_equal(cli_text_width("", 0), 0);
+	assert_int_equal(cli_text_width("hello", 5), 5);
+	assert_int_equal(cli_text_width("h\xc3\xa9llo", 6), 5);       /* é */
+	assert_int_equal(cli_text_width("e\xcc\x81", 3), 1);           /* e + combining acute */
+	assert_int_equal(cli_text_width("\xe6\x97\xa5\xe6\x9c\xac", 6), 4); /* 日本 */
+	assert_int_equal(cli_text_width("\xf0\x9f\x94\xa5", 4), 2);     /* fire emoji */
+	assert_int_equal(cli_text_width("a\x1b[31mb", 7), 7);          /* ESC shown as a space */
+	assert_int_equal(cli_text_width("\xff\xfe", 2), 2);             /* two U+FFFD */
+}
+
+static char *cell(const char *s, size_t max, size_t *cols)
+{
+	static char out[256];
+	struct errq_buf b;
+	errq_buf_init(&b, sizeof(out));
+	assert_int_equal(cli_cell_text(&b, s, strlen(s), max, cols), 0);
+	errq_snprintf(out, sizeof(out), "%s", b.p ? b.p : "");
+	errq_buf_free(&b);
+	return out;
+}
+
+static void test_cell_text(void **state)
+{
+	size_t cols;
+	assert_string_equal(cell("timeout", 10, &cols), "timeout");
+	assert_int_equal(cols, 7);
+	assert_string_equal(cell("timeout", 7, &cols), "timeout");
+	assert_string_equal(cell("timeout!", 7, &cols), "timeou" CLI_ELLIPSIS);
+	assert_int_equal(cols, 7);
+	assert_string_equal(cell("abc", 1, &cols), CLI_ELLIPSIS);
+	assert_int_equal(cols, 1);
+	assert_string_equal(cell("abc", 0, &cols), "");
+	assert_int_equal(cols, 0);
+	/* never cuts inside a character */
+	assert_string_equal(cell("h\xc3\xa9llo world", 3, &cols), "h\xc3\xa9" CLI_ELLIPSIS);
+	/* a wide character that does not fit before the ellipsis is left out */
+	assert_string_equal(cell("a\xe6\x97\xa5\xe6\x9c\xac", 3, &cols), "a" CLI_ELLIPSIS);
+	assert_int_equal(cols, 2);
+	/* escape sequences and newlines cannot reach the terminal */
+	assert_string_equal(cell("bad\x1b[2Jthing\nnext\tx\x7f", 100, &cols), "bad [2Jthing next x ");
+	assert_string_equal(cell("\xc2\x9b" "31m", 100, &cols), " 31m"); /* C1 CSI */
+	assert_string_equal(cell("a\xffz", 100, &cols), "a\xef\xbf\xbdz");
+}
+
+static void test_utf8_fix(void **state)
+{
+	struct errq_buf b;
+	errq_buf_init(&b, 64);
+	assert_int_equal(cli_utf8_fix(&b, "ok\n\xc3\xa9", 5), 0);
+	assert_string_equal(b.p, "ok\n\xc3\xa9");
+	errq_buf_reset(&b);
+	assert_int_equal(cli_utf8_fix(&b, "a\xc3(\xed\xa0\x80", 6), 0);
+	assert_string_equal(b.p, "a\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	errq_buf_reset(&b);
+	assert_int_equal(cli_utf8_fix(&b, "", 0), 0);
+	assert_string_equal(b.p, "");
+	errq_buf_free(&b);
+}
+
+/* ---- column fitting and tables ---- */
+
+static void test_fit_columns(void **state)
+{
+	const struct cli_col cols[] = {
+	    {"ID", 0, 0, 0, 0},
+	    {"SERVICE", 0, 2, 8, 0},
+	    {"COUNT", CLI_COL_RIGHT, 0, 0, 0},
+	    {"MESSAGE", 0, 4, 10, 0},
+	};
+	size_t nat[] = {32, 20, 5, 100}, w[4];
+	/* fits: untouched */
+	assert_int_equal(cli_fit_columns(cols, nat, 4, 1000, 2, w), 32 + 20 + 5 + 100 + 6);
+	assert_int_equal(w[3], 100);
+	/* the widest cuttable column gives up space first */
+	assert_int_equal(cli_fit_columns(cols, nat, 4, 120, 2, w), 120);
+	assert_int_equal(w[0], 32);
+	assert_int_equal(w[1], 20);
+	assert_int_equal(w[2], 5);
+	assert_int_equal(w[3], 120 - 32 - 20 - 5 - 6);
+	/* then the widest ones are levelled together */
+	assert_int_equal(cli_fit_columns(cols, nat, 4, 65, 2, w), 65);
+	assert_int_equal(w[1], 11);
+	assert_int_equal(w[3], 11);
+	/* down to their minimums */
+	assert_int_equal(cli_fit_columns(cols, nat, 4, 62, 2, w), 62);
+	assert_int_equal(w[1], 9);
+	assert_int_equal(w[3], 10);
+	/* ids and counts are never cut: the row stays too wide */
+	assert_int_equal(cli_fit_columns(cols, nat, 4, 20, 2, w), 32 + 8 + 5 + 10 + 6);
+	assert_int_equal(w[0], 32);
+	assert_int_equal(w[1], 8);
+	assert_int_equal(w[2], 5);
+	assert_int_equal(w[3], 10);
+	/* a column narrower than its minimum keeps its width */
+	size_t nat2[] = {2, 3, 5, 4};
+	assert_int_equal(cli_fit_columns(cols, nat2, 4, 5, 2, w), 2 + 3 + 5 + 4 + 6);
+	assert_int_equal(w[1], 3);
+	/* equal priorities share the loss, widest first */
+	const struct cli_col eq[] = {{"A", 0, 1, 2, 0}, {"B", 0, 1, 2, 0}};
+	size_t nat3[] = {30, 10}, w3[2];
+	assert_int_equal(cli_fit_columns(eq, nat3, 2, 22, 2, w3), 22);
+	assert_int_equal(w3[0], 10);
+	assert_int_equal(w3[1], 10);
+	assert_int_equal(cli_fit_columns(eq, nat3, 2, 12, 2, w3), 12);
+	assert_int_equal(w3[0] + w3[1], 10);
+	assert_true(w3[0] >= 4 && w3[1] >= 4);
+}
+
+static char *render(const struct cli_table *t, size_t width)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(cli_table_render(t, width, false, f), 0);
+	fclose(f);
+	return buf;
+}
+
+static void test_table(void **state)
+{
+	const struct cli_col cols[] = {
+	    {"NAME", 0, 0, 0, 0},
+	    {"ENV", CLI_COL_HIDE_EMPTY, 0, 0, 0},
+	    {"COUNT", CLI_COL_RIGHT, 0, 0, 0},
+	    {"MESSAGE", 0, 1, 5, 0},
+	};
+	struct cli_table t;
+	cli_table_init(&t, cols, 4);
+	const char *r1[] = {"api", NULL, "7", "connection reset by peer"};
+	const char *r2[] = {"billing", "", "12345", "short"};
+	assert_int_equal(cli_table_add(&t, r1, NULL), 0);
+	assert_int_equal(cli_table_add(&t, r2, NULL), 0);
+
+	char *out = render(&t, 200);
+	assert_string_equal(out, "NAME     COUNT  MESSAGE\n"
+				 "api          7  connection reset by peer\n"
+				 "billing  12345  short\n");
+	free(out);
+
+	out = render(&t, 26); /* 7 + 2 + 5 + 2 = 16: 10 columns for the message */
+	assert_string_equal(out, "NAME     COUNT  MESSAGE\n"
+				 "api          7  connectio" CLI_ELLIPSIS "\n"
+				 "billing  12345  short\n");
+	free(out);
+
+	/* a column comes back once a row has a value; cells are sanitized when added */
+	const char *r3[] = {"x\x1b]0;pwned\x07", "prod", "0", "a\nb"};
+	assert_int_equal(cli_table_add(&t, r3, NULL), 0);
+	out = render(&t, 200);
+	assert_string_equal(out, "NAME         ENV   COUNT  MESSAGE\n"
+				 "api                    7  connection reset by peer\n"
+				 "billing            12345  short\n"
+				 "x ]0;pwned   prod      0  a b\n");
+	free(out);
+	cli_table_release(&t);
+	cli_table_release(&t); /* release twice is harmless */
+
+	/* when cutting is not enough, droppable columns go, the highest drop first */
+	const struct cli_col dcols[] = {
+	    {"ID", 0, 0, 0, 0},
+	    {"TASK", 0, 1, 4, 2},
+	    {"CODE", 0, 0, 0, 1},
+	    {"MESSAGE", 0, 3, 6, 0},
+	};
+	cli_table_init(&t, dcols, 4);
+	const char *d1[] = {"0123456789", "charge_card", "TIMEOUT", "upstream timed out"};
+	assert_int_equal(cli_table_add(&t, d1, NULL), 0);
+	out = render(&t, 200);
+	assert_string_equal(out, "ID          TASK         CODE     MESSAGE\n"
+				 "0123456789  charge_card  TIMEOUT  upstream timed out\n");
+	free(out);
+	out = render(&t, 35); /* the message first, then the task; never below a header */
+	assert_string_equal(out, "ID          TASK   CODE     MESSAGE\n"
+				 "0123456789  char" CLI_ELLIPSIS "  TIMEOUT  upstre" CLI_ELLIPSIS "\n");
+	free(out);
+	out = render(&t, 30); /* TASK goes: 10 + 7 + 9 + 4 */
+	assert_string_equal(out, "ID          CODE     MESSAGE\n"
+				 "0123456789  TIMEOUT  upstream" CLI_ELLIPSIS "\n");
+	free(out);
+	out = render(&t, 10); /* CODE goes too; the id stays whole, the row too wide */
+	assert_string_equal(out, "ID          MESSAGE\n"
+				 "0123456789  upstre" CLI_ELLIPSIS "\n");
+	free(out);
+	cli_table_release(&t);
+
+	/* an empty table prints its header (callers print "no events" instead) */
+	cli_table_init(&t, cols, 4);
+	out = render(&t, 80);
+	assert_string_equal(out, "NAME  COUNT  MESSAGE\n");
+	free(out);
+	cli_table_release(&t);
+}
+
+static void test_table_big_cells(void **state)
+{
+	const struct cli_col cols[] = {{"A", 0, 0, 0, 0}, {"B", 0, 1, 5, 0}};
+	struct cli_table t;
+	char *bad = malloc(CLI_CELL_MAX * 2 + 1), *wide = malloc(CLI_CELL_MAX * 3 + 1);
+	memset(bad, 0xff, CLI_CELL_MAX * 2); /* every byte becomes a 3-byte U+FFFD */
+	bad[CLI_CELL_MAX * 2] = '\0';
+	for (size_t k = 0; k < CLI_CELL_MAX; k++)
+		memcpy(wide + 3 * k, "\xe6\x97\xa5", 3); /* 日: 2 columns each */
+	wide[CLI_CELL_MAX * 3] = '\0';
+	cli_table_init(&t, cols, 2);
+	const char *r1[] = {bad, wide}, *r2[] = {wide, bad};
+	assert_int_equal(cli_table_add(&t, r1, NULL), 0);
+	assert_int_equal(cli_table_add(&t, r2, NULL), 0);
+	char *out = render(&t, 1000000);
+	assert_non_null(out);
+	free(out);
+	out = render(&t, 80);
+	assert_non_null(out);
+	free(out);
+	cli_table_release(&t);
+	free(bad);
+	free(wide);
+}
+
+static void test_table_color(void **state)
+{
+	const struct cli_col cols[] = {{"A", 0, 0, 0, 0}, {"B", 0, 0, 0, 0}};
+	struct cli_table t;
+	cli_table_init(&t, cols, 2);
+	const char *r[] = {"x", "y"};
+	const unsigned char st[] = {CLI_STYLE_RED, CLI_STYLE_NONE};
+	assert_int_equal(cli_table_add(&t, r, st), 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(cli_table_render(&t, 80, true, f), 0);
+	fclose(f);
+	assert_string_equal(buf, "\x1b[1mA\x1b[0m  \x1b[1mB\x1b[0m\n\x1b[31mx\x1b[0m  y\n");
+	free(buf);
+	cli_table_release(&t);
+}
+
+/* ---- key=value ---- */
+
+static void test_kv(void **state)
+{
+	struct cli_kv *kv = NULL;
+	size_t n = 0;
+	assert_int_equal(cli_kv_parse("service=api,error_type=Timeout", &kv, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(kv[0].key, "service");
+	assert_string_equal(kv[0].value, "api");
+	assert_string_equal(kv[1].key, "error_type");
+	assert_string_equal(kv[1].value, "Timeout");
+	cli_kv_free(kv, n);
+
+	assert_int_equal(cli_kv_parse("msg=a\\,b\\=c\\\\d,env=", &kv, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(kv[0].value, "a,b=c\\d");
+	assert_string_equal(kv[1].value, "");
+	cli_kv_free(kv, n);
+
+	assert_int_equal(cli_kv_parse("", &kv, &n, err, sizeof(err)), -1);
+	assert_int_equal(cli_kv_parse("service", &kv, &n, err, sizeof(err)), -1);
+	assert_int_equal(cli_kv_parse("=x", &kv, &n, err, sizeof(err)), -1);
+	assert_int_equal(cli_kv_parse("a=1,", &kv, &n, err, sizeof(err)), -1);
+	assert_int_equal(cli_kv_parse("a b=1", &kv, &n, err, sizeof(err)), -1);
+	assert_int_equal(cli_kv_parse("a=1,a=2", &kv, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "field 'a' given twice");
+	cli_kv_free(NULL, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_args_defaults),
+	    cmocka_unit_test(test_args_env),
+	    cmocka_unit_test(test_args_global_anywhere),
+	    cmocka_unit_test(test_args_command_flags),
+	    cmocka_unit_test(test_args_usage_errors),
+	    cmocka_unit_test(test_args_positional_and_help),
+	    cmocka_unit_test(test_help_text),
+	    cmocka_unit_test(test_exit_codes),
+	    cmocka_unit_test(test_reach_reason),
+	    cmocka_unit_test(test_fmt_ms),
+	    cmocka_unit_test(test_fmt_ago),
+	    cmocka_unit_test(test_text_width),
+	    cmocka_unit_test(test_cell_text),
+	    cmocka_unit_test(test_utf8_fix),
+	    cmocka_unit_test(test_fit_columns),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_table_big_cells),
+	    cmocka_unit_test(test_table_color),
+	    cmocka_unit_test(test_kv),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
