@@ -37,10 +37,12 @@ static void usage(FILE *f)
 		"usage: errqd [--config FILE] [--listen HOST:PORT] [--db PATH] [--http-listen HOST:PORT]\n"
 		"             [--storage sqlite|none] [--durability normal|full] [--log-level LEVEL]\n"
 		"             [--port-file PATH] [--set KEY=VALUE]...\n"
+		"       errqd [--config FILE] --check-config\n"
 		"       errqd --print-config | --version | --help\n"
 		"\n"
 		"Flags override the config file.  --port-file writes the bound gRPC port (useful\n"
-		"with --listen 127.0.0.1:0).  --print-config prints every setting with its default.\n");
+		"with --listen 127.0.0.1:0).  --print-config prints every setting with its default;\n"
+		"--check-config validates the file and flags and exits.\n");
 }
 
 static int write_port_file(const char *path, int port)
@@ -63,7 +65,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	const char *config_path = NULL;
 	enum { OPT_LISTEN = 256, OPT_DB, OPT_HTTP, OPT_PORTFILE, OPT_STORAGE, OPT_DURABILITY, OPT_LOGLEVEL,
-	       OPT_PRINT, OPT_SET, OPT_VERSION };
+	       OPT_PRINT, OPT_SET, OPT_VERSION, OPT_CHECK };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"listen", required_argument, NULL, OPT_LISTEN},
@@ -75,6 +77,7 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
 	    {"set", required_argument, NULL, OPT_SET},
 	    {"print-config", no_argument, NULL, OPT_PRINT},
+	    {"check-config", no_argument, NULL, OPT_CHECK},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -85,6 +88,7 @@ int main(int argc, char **argv)
 		char *value;
 	} flags[64];
 	int nflags = 0, opt;
+	bool check_only = false;
 
 	settings_defaults(&cfg);
 	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -94,6 +98,7 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case OPT_VERSION: printf("errqd %s\n", ERRQ_VERSION_STRING); return 0;
 		case OPT_PRINT: settings_print_sample(stdout); return 0;
+		case OPT_CHECK: check_only = true; continue;
 		case OPT_LISTEN: key = "listen"; break;
 		case OPT_DB: key = "database"; break;
 		case OPT_HTTP: key = "http_listen"; break;
@@ -142,6 +147,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	errq_log_set_level(cfg.log_level);
+	if (check_only) {
+		printf("errqd: configuration %s%s%sok\n", config_path ? "'" : "", config_path ? config_path : "",
+		       config_path ? "' " : "");
+		return 0;
+	}
 
 	/* every thread created from here on inherits this mask; main collects the signals */
 	sigset_t sigs;
