@@ -472,8 +472,22 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 		natural[nvis] = nat;
 		nvis++;
 	}
-	/* leave out droppable columns, highest drop first, until the rest fits */
-	while (cli_fit_columns(vcols, natural, nvis, width, CLI_TABLE_GAP, w) > width) {
+	/* Leave out droppable columns, highest drop first, until the rest fits with only the
+	 * most cuttable columns (the message) cut: a whole service name or error type is worth
+	 * more than a column of codes.  Then level every cuttable column (below). */
+	for (;;) {
+		struct cli_col first[CLI_TABLE_MAX_COLS];
+		unsigned top = 0;
+		for (size_t k = 0; k < nvis; k++)
+			if (vcols[k].shrink > top)
+				top = vcols[k].shrink;
+		for (size_t k = 0; k < nvis; k++) {
+			first[k] = vcols[k];
+			if (first[k].shrink != top)
+				first[k].shrink = 0;
+		}
+		if (cli_fit_columns(first, natural, nvis, width, CLI_TABLE_GAP, w) <= width)
+			break;
 		size_t pick = nvis;
 		for (size_t k = 0; k < nvis; k++)
 			if (vcols[k].drop && (pick == nvis || vcols[k].drop > vcols[pick].drop))
@@ -485,6 +499,7 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 		memmove(&vcols[pick], &vcols[pick + 1], (nvis - pick) * sizeof(vcols[0]));
 		memmove(&natural[pick], &natural[pick + 1], (nvis - pick) * sizeof(natural[0]));
 	}
+	cli_fit_columns(vcols, natural, nvis, width, CLI_TABLE_GAP, w);
 
 	for (size_t r = 0; r <= t->nrows; r++) { /* row 0 is the header */
 		errq_buf_reset(&line);

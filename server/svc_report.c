@@ -275,7 +275,6 @@ static void on_resumed(struct ingest_batch *b)
 static void on_read(void *arg, bool ok)
 {
 	struct rcall *c = arg;
-	LOG_DEBUG("report: read ok=%d", ok);
 	pthread_mutex_lock(&c->mu);
 	c->reading = false;
 	grpc_byte_buffer *bb = c->recv_bb;
@@ -424,7 +423,6 @@ static void on_close(void *arg, bool ok)
 static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 {
 	struct report_svc *svc = ctx;
-	LOG_DEBUG("report: new call");
 	struct rcall *c = calloc(1, sizeof(*c));
 	if (!c) {
 		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory", NULL);

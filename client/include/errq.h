@@ -98,7 +98,9 @@ ERRQ_EXPORT errq_options_t *errq_options_new(void);
 /* Frees options that were never given to errq_client_new().  Accepts NULL. */
 ERRQ_EXPORT void errq_options_free(errq_options_t *opts);
 
-/* Collector address "host:port" (any gRPC target string).  Default "127.0.0.1:4770". */
+/* Collector address "host:port" (any gRPC target string).  Default "127.0.0.1:4770".
+ * The service, environment, release and host setters refuse values over the collector's
+ * limits (128, 64, 128, 255 bytes) or not valid UTF-8 with ERRQ_EINVAL. */
 ERRQ_EXPORT int errq_options_set_collector(errq_options_t *opts, const char *addr);
 /* Service name used for events that do not name one.  Default: none (such events are then
  * refused by errq_report() with ERRQ_EINVAL). */
@@ -116,7 +118,8 @@ ERRQ_EXPORT int errq_options_set_queue_capacity(errq_options_t *opts, size_t eve
 ERRQ_EXPORT int errq_options_set_queue_bytes(errq_options_t *opts, size_t bytes);
 /* Events per batch, 1..10000.  Default 500. */
 ERRQ_EXPORT int errq_options_set_max_batch_events(errq_options_t *opts, size_t events);
-/* Encoded bytes per batch, 80 KiB..4 MiB.  Default 1 MiB. */
+/* Encoded bytes per batch, 64 KiB..4 MiB; an event bigger than this travels alone.
+ * Default 1 MiB. */
 ERRQ_EXPORT int errq_options_set_max_batch_bytes(errq_options_t *opts, size_t bytes);
 /* How long a partly filled batch may wait for more events, 0..60000 ms.  Default 50. */
 ERRQ_EXPORT int errq_options_set_linger_ms(errq_options_t *opts, unsigned ms);
@@ -134,10 +137,11 @@ ERRQ_EXPORT int errq_options_set_debug(errq_options_t *opts, bool on);
 /* ------------------------------------------------------------------------------------------
  * Events.  A builder that copies everything it is given.  Strings must be NUL-terminated;
  * invalid UTF-8 bytes are replaced with U+FFFD and over-long values are cut at a character
- * boundary (errq_client_stats counts such events in `truncated`).  Limits, in bytes: message
- * 8192; detail values 1024; frame files 1024; frame functions 512; every other string 256;
- * 64 details and 128 frames per event.  An event whose encoding still exceeds 64 KiB is
- * refused by errq_report() (ERRQ_ETOOBIG).
+ * boundary (errq_client_stats counts such events in `truncated`).  The limits are the
+ * collector's, in bytes: message 8192; detail values 1024; each frame string 512; task and
+ * error type 256; service, release, error code, fingerprint and detail keys 128;
+ * environment 64; and per event 64 details (the first are kept) and 64 frames (the
+ * innermost are kept).
  * Setters return ERRQ_OK, ERRQ_EINVAL (NULL event or missing required argument) or
  * ERRQ_ENOMEM; a failed setter leaves the event as it was.
  */
@@ -165,8 +169,8 @@ ERRQ_EXPORT int errq_event_set_fingerprint(errq_event_t *ev, const char *fingerp
  * NULL means "".  Details beyond the limit are ignored (and the event counted as truncated). */
 ERRQ_EXPORT int errq_event_add_detail(errq_event_t *ev, const char *key, const char *value);
 /* Appends a stack frame; add them outermost first.  Every string may be NULL; line 0 means
- * unknown; in_app is true when the frame is application code.  Frames beyond the limit are
- * ignored (and the event counted as truncated). */
+ * unknown; in_app is true when the frame is application code.  Past the limit the outermost
+ * frame is dropped to make room (and the event counted as truncated). */
 ERRQ_EXPORT int errq_event_add_frame(errq_event_t *ev, const char *function, const char *file,
 				     uint32_t line, const char *module, bool in_app);
 /* Retry attempt number, 1 = first try, 0 = unknown. */
@@ -181,8 +185,8 @@ ERRQ_EXPORT int errq_event_set_time_ns(errq_event_t *ev, uint64_t unix_ns);
  */
 typedef struct errq_client errq_client_t;
 
-/* Starts a client: copies nothing from opts but takes them (freed here on every path, so the
- * caller never frees them).  NULL opts means all defaults.  Starts the background thread and
+/* Starts a client.  Takes opts on every path (the client keeps them, or they are freed on
+ * failure): the caller never touches or frees them again.  NULL opts means all defaults.  Starts the background thread and
  * returns at once; the connection is made when there is something to send.  Returns NULL
  * when out of memory or when the thread cannot be started.  Release with
  * errq_client_close(). */
@@ -192,8 +196,9 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts);
  * it has been freed (the caller never touches it again).  Thread-safe, never blocks on the
  * network: it stamps the event id and time, and appends it to the queue.  Returns
  * ERRQ_OK (queued; delivery follows in the background), ERRQ_EINVAL (NULL client or event,
- * or no service anywhere), ERRQ_EQUEUEFULL, ERRQ_ETOOBIG or ERRQ_ECLOSED; every error is
- * also counted in errq_client_stats(). */
+ * or no service anywhere), ERRQ_EQUEUEFULL (the capacity or the byte budget is used up: the
+ * new event is dropped, the queued ones stay), ERRQ_ETOOBIG (the event alone is bigger than
+ * the byte budget) or ERRQ_ECLOSED; every error is also counted in errq_client_stats(). */
 ERRQ_EXPORT int errq_report(errq_client_t *client, errq_event_t *ev);
 
 /* Convenience: builds an event of the client's service with error_type, code (may be NULL)
@@ -229,7 +234,7 @@ typedef struct errq_stats {
 	uint64_t duplicates;         /* already stored (a resend, or an id reported twice) */
 	uint64_t rejected;           /* refused as invalid by the collector */
 	uint64_t dropped_queue_full; /* refused by errq_report(): capacity or byte budget */
-	uint64_t dropped_too_big;    /* refused by errq_report(): one event over the size limit */
+	uint64_t dropped_too_big;    /* refused by errq_report(): one event over the byte budget */
 	uint64_t dropped_closed;     /* reported while closing, or unacknowledged at close */
 	uint64_t dropped_invalid;    /* refused by errq_report(): NULL event or no service */
 	uint64_t dropped_nomem;      /* lost to an allocation failure while batching */

@@ -15,22 +15,32 @@
 #include "errq.h"
 #include "errq_id.h"
 
-/* ---- field limits, in bytes of UTF-8 after repair.  Policy: a longer value is cut at a
- * character boundary and the event counted in stats.truncated; never rejected. */
-#define ERRQ__MAX_NAME_LEN 256          /* service, environment, release, host, task, error_type,
-					   error_code, fingerprint, detail keys, frame modules */
-#define ERRQ__MAX_MESSAGE_LEN 8192      /* message */
-#define ERRQ__MAX_DETAIL_VALUE_LEN 1024 /* detail values */
-#define ERRQ__MAX_FUNCTION_LEN 512      /* frame functions */
-#define ERRQ__MAX_FILE_LEN 1024         /* frame files */
-#define ERRQ__MAX_DETAILS 64            /* details per event; more are ignored (truncated) */
-#define ERRQ__MAX_FRAMES 128            /* frames per event; inner ones beyond are ignored */
-#define ERRQ__MAX_ADDR_LEN 1024         /* collector address */
+/* ---- field limits, in bytes of UTF-8 after repair: the collector's own (docs/protocol.md),
+ * so the client never sends what the collector would cut.  Policy: a longer value is cut at
+ * a character boundary and the event counted in stats.truncated; never rejected.  Options
+ * (service, environment, release, host) over their limit are refused by the setter. */
+#define ERRQ__MAX_SERVICE_LEN 128
+#define ERRQ__MAX_ENVIRONMENT_LEN 64
+#define ERRQ__MAX_RELEASE_LEN 128
+#define ERRQ__MAX_HOST_LEN 255
+#define ERRQ__MAX_TASK_LEN 256
+#define ERRQ__MAX_ERROR_TYPE_LEN 256
+#define ERRQ__MAX_ERROR_CODE_LEN 128
+#define ERRQ__MAX_FINGERPRINT_LEN 128
+#define ERRQ__MAX_MESSAGE_LEN 8192
+#define ERRQ__MAX_DETAIL_KEY_LEN 128
+#define ERRQ__MAX_DETAIL_VALUE_LEN 1024
+#define ERRQ__MAX_FRAME_STR_LEN 512 /* each of a frame's function, file and module */
+#define ERRQ__MAX_DETAILS 64        /* per event; later ones are ignored (the first are kept) */
+#define ERRQ__MAX_FRAMES 64         /* per event; the outermost give way (the innermost are kept) */
+#define ERRQ__MAX_ADDR_LEN 1024     /* collector address */
 
-/* ---- event and batch sizes.  Policy: errq_report() refuses an event whose encoding is over
- * ERRQ__MAX_EVENT_BYTES (ERRQ_ETOOBIG, stats.dropped_too_big): every event then fits in a batch
- * of the smallest allowed size, and one event cannot take a large share of the budget. */
-#define ERRQ__MAX_EVENT_BYTES (64u * 1024)
+/* ---- event and batch sizes.  An event with every field at its limit encodes to about
+ * 185 KiB, under ERRQ__MAX_EVENT_BYTES (a unit test checks it), so no event is refused for
+ * its size alone; errq_report() refuses one (ERRQ_ETOOBIG, stats.dropped_too_big) only when
+ * its cost exceeds the whole byte budget.  A batch holds at least one event, so an event
+ * bigger than max_batch_bytes travels alone, always under the collector's 4 MiB. */
+#define ERRQ__MAX_EVENT_BYTES (256u * 1024)
 #define ERRQ__BATCH_OVERHEAD 32u        /* ReportRequest.seq (<= 11) + batch_id (18), rounded up */
 #define ERRQ__EVENT_OVERHEAD 256u       /* charged to the byte budget per event: struct + malloc */
 #define ERRQ__ITEM_OVERHEAD 64u         /* charged per detail or frame */
@@ -45,7 +55,7 @@
 #define ERRQ__QUEUE_BYTES_DEFAULT (8u << 20)
 #define ERRQ__BATCH_EVENTS_MAX 10000u
 #define ERRQ__BATCH_EVENTS_DEFAULT 500u
-#define ERRQ__BATCH_BYTES_MIN (80u * 1024) /* >= ERRQ__MAX_EVENT_BYTES + ERRQ__BATCH_OVERHEAD */
+#define ERRQ__BATCH_BYTES_MIN (64u * 1024)
 #define ERRQ__BATCH_BYTES_MAX ERRQ__WIRE_MAX_MESSAGE
 #define ERRQ__BATCH_BYTES_DEFAULT (1u << 20)
 #define ERRQ__LINGER_MS_MAX 60000u
@@ -146,7 +156,6 @@ struct errq_stream {
 	bool md_sent;        /* SEND_INITIAL_METADATA went out with the first write */
 	bool md_recv_posted; /* RECV_INITIAL_METADATA went with the first read */
 	bool failed;         /* broken: send nothing more, cancel, reap when ops == 0 */
-	bool answered;       /* at least one response arrived */
 	bool status_received;
 	const char *why;       /* why it failed (static); NULL when closing */
 	uint64_t sending_seq;  /* batch of the outstanding write */

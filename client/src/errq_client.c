@@ -91,7 +91,7 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts)
 	free(opts);
 	opts = NULL;
 	if (!c->cfg.host_set) {
-		char hn[ERRQ__MAX_NAME_LEN + 1];
+		char hn[ERRQ__MAX_HOST_LEN + 1];
 		if (gethostname(hn, sizeof(hn)) == 0) {
 			hn[sizeof(hn) - 1] = '\0';
 			if (hn[0] && errq_utf8_valid(hn, strlen(hn), NULL) && !(c->cfg.host = strdup(hn)))

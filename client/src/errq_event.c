@@ -152,8 +152,8 @@ ERRQ_EXPORT errq_event_t *errq_event_new(const char *service, const char *error_
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		goto fail;
-	if (set_field(ev, &ev->error_type, error_type, ERRQ__MAX_NAME_LEN) ||
-	    set_field(ev, &ev->service, service, ERRQ__MAX_NAME_LEN) ||
+	if (set_field(ev, &ev->error_type, error_type, ERRQ__MAX_ERROR_TYPE_LEN) ||
+	    set_field(ev, &ev->service, service, ERRQ__MAX_SERVICE_LEN) ||
 	    set_field(ev, &ev->message, message, ERRQ__MAX_MESSAGE_LEN))
 		goto fail;
 	if (!ev->error_type) /* cannot happen for a non-empty string, but the field is required */
@@ -191,22 +191,22 @@ ERRQ_EXPORT void errq_event_free(errq_event_t *ev)
 
 ERRQ_EXPORT int errq_event_set_code(errq_event_t *ev, const char *code)
 {
-	return set_field(ev, ev ? &ev->error_code : NULL, code, ERRQ__MAX_NAME_LEN);
+	return set_field(ev, ev ? &ev->error_code : NULL, code, ERRQ__MAX_ERROR_CODE_LEN);
 }
 
 ERRQ_EXPORT int errq_event_set_task(errq_event_t *ev, const char *task)
 {
-	return set_field(ev, ev ? &ev->task : NULL, task, ERRQ__MAX_NAME_LEN);
+	return set_field(ev, ev ? &ev->task : NULL, task, ERRQ__MAX_TASK_LEN);
 }
 
 ERRQ_EXPORT int errq_event_set_environment(errq_event_t *ev, const char *environment)
 {
-	return set_field(ev, ev ? &ev->environment : NULL, environment, ERRQ__MAX_NAME_LEN);
+	return set_field(ev, ev ? &ev->environment : NULL, environment, ERRQ__MAX_ENVIRONMENT_LEN);
 }
 
 ERRQ_EXPORT int errq_event_set_fingerprint(errq_event_t *ev, const char *fingerprint)
 {
-	return set_field(ev, ev ? &ev->fingerprint : NULL, fingerprint, ERRQ__MAX_NAME_LEN);
+	return set_field(ev, ev ? &ev->fingerprint : NULL, fingerprint, ERRQ__MAX_FINGERPRINT_LEN);
 }
 
 ERRQ_EXPORT int errq_event_set_attempt(errq_event_t *ev, uint32_t attempt)
@@ -258,7 +258,7 @@ ERRQ_EXPORT int errq_event_add_detail(errq_event_t *ev, const char *key, const c
 		rc = ERRQ_EINVAL;
 		goto out;
 	}
-	if ((rc = copy_text(key, ERRQ__MAX_NAME_LEN, &k, &cut)) ||
+	if ((rc = copy_text(key, ERRQ__MAX_DETAIL_KEY_LEN, &k, &cut)) ||
 	    (rc = copy_text(value, ERRQ__MAX_DETAIL_VALUE_LEN, &v, &cut)))
 		goto out;
 	if (!k) {
@@ -306,17 +306,24 @@ ERRQ_EXPORT int errq_event_add_frame(errq_event_t *ev, const char *function, con
 		rc = ERRQ_EINVAL;
 		goto out;
 	}
+	if ((rc = copy_text(function, ERRQ__MAX_FRAME_STR_LEN, &f.function, &cut)) ||
+	    (rc = copy_text(file, ERRQ__MAX_FRAME_STR_LEN, &f.file, &cut)) ||
+	    (rc = copy_text(module, ERRQ__MAX_FRAME_STR_LEN, &f.module, &cut)))
+		goto out;
 	if (ev->n_frames >= ERRQ__MAX_FRAMES) {
-		ev->truncated = true;
+		/* full: the outermost frame gives way, the innermost (where it failed) matter most */
+		struct errq_frame *o = &ev->frames[0];
+		ev->body -= frame_size(o);
+		free(o->function);
+		free(o->file);
+		free(o->module);
+		memmove(&ev->frames[0], &ev->frames[1], (ev->n_frames - 1) * sizeof(*ev->frames));
+		ev->n_frames--;
+		cut = true;
+	} else if ((rc = grow((void **)&ev->frames, &ev->cap_frames, ev->n_frames,
+			      sizeof(*ev->frames), ERRQ__MAX_FRAMES))) {
 		goto out;
 	}
-	if ((rc = copy_text(function, ERRQ__MAX_FUNCTION_LEN, &f.function, &cut)) ||
-	    (rc = copy_text(file, ERRQ__MAX_FILE_LEN, &f.file, &cut)) ||
-	    (rc = copy_text(module, ERRQ__MAX_NAME_LEN, &f.module, &cut)))
-		goto out;
-	if ((rc = grow((void **)&ev->frames, &ev->cap_frames, ev->n_frames, sizeof(*ev->frames),
-		       ERRQ__MAX_FRAMES)))
-		goto out;
 	ev->frames[ev->n_frames++] = f;
 	ev->body += frame_size(&f);
 	memset(&f, 0, sizeof(f));

@@ -78,28 +78,28 @@ ERRQ_EXPORT int errq_options_set_service(errq_options_t *opts, const char *servi
 {
 	if (!opts)
 		return ERRQ_EINVAL;
-	return set_str(&opts->service, service, ERRQ__MAX_NAME_LEN);
+	return set_str(&opts->service, service, ERRQ__MAX_SERVICE_LEN);
 }
 
 ERRQ_EXPORT int errq_options_set_environment(errq_options_t *opts, const char *environment)
 {
 	if (!opts)
 		return ERRQ_EINVAL;
-	return set_str(&opts->environment, environment, ERRQ__MAX_NAME_LEN);
+	return set_str(&opts->environment, environment, ERRQ__MAX_ENVIRONMENT_LEN);
 }
 
 ERRQ_EXPORT int errq_options_set_release(errq_options_t *opts, const char *release)
 {
 	if (!opts)
 		return ERRQ_EINVAL;
-	return set_str(&opts->release, release, ERRQ__MAX_NAME_LEN);
+	return set_str(&opts->release, release, ERRQ__MAX_RELEASE_LEN);
 }
 
 ERRQ_EXPORT int errq_options_set_host(errq_options_t *opts, const char *host)
 {
 	if (!opts)
 		return ERRQ_EINVAL;
-	int rc = set_str(&opts->host, host, ERRQ__MAX_NAME_LEN);
+	int rc = set_str(&opts->host, host, ERRQ__MAX_HOST_LEN);
 	if (rc == ERRQ_OK)
 		opts->host_set = true;
 	return rc;

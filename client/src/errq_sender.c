@@ -396,7 +396,6 @@ static void on_response(errq_client_t *c, grpc_byte_buffer *bb)
 		stream_fail(c, "cannot decode a response");
 		return;
 	}
-	s->stream->answered = true;
 	s->fails = 0;
 	struct errq_batch *b = unlink_batch(s, resp->seq);
 	count_sent(c, b);

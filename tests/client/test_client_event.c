@@ -166,22 +166,29 @@ static void test_truncation_at_limits(void **state)
 	errq_event_free(ev);
 	free(big);
 
-	char *name = repeat('n', ERRQ__MAX_NAME_LEN + 1);
-	char *value = repeat('v', ERRQ__MAX_DETAIL_VALUE_LEN * 2);
-	char *file = repeat('f', ERRQ__MAX_FILE_LEN + 5);
+	/* every field has the collector's limit (docs/protocol.md) */
+	char *name = repeat('n', 5000);
 	ev = errq_event_new(name, name, NULL);
-	assert_int_equal(strlen(ev->service), ERRQ__MAX_NAME_LEN);
-	assert_int_equal(strlen(ev->error_type), ERRQ__MAX_NAME_LEN);
-	assert_int_equal(errq_event_add_detail(ev, name, value), ERRQ_OK);
-	assert_int_equal(strlen(ev->details[0].key), ERRQ__MAX_NAME_LEN);
-	assert_int_equal(strlen(ev->details[0].value), ERRQ__MAX_DETAIL_VALUE_LEN);
-	assert_int_equal(errq_event_add_frame(ev, name, file, 1, name, false), ERRQ_OK);
-	assert_int_equal(strlen(ev->frames[0].file), ERRQ__MAX_FILE_LEN);
+	assert_int_equal(strlen(ev->service), 128);
+	assert_int_equal(strlen(ev->error_type), 256);
+	errq_event_set_code(ev, name);
+	assert_int_equal(strlen(ev->error_code), 128);
+	errq_event_set_task(ev, name);
+	assert_int_equal(strlen(ev->task), 256);
+	errq_event_set_environment(ev, name);
+	assert_int_equal(strlen(ev->environment), 64);
+	errq_event_set_fingerprint(ev, name);
+	assert_int_equal(strlen(ev->fingerprint), 128);
+	assert_int_equal(errq_event_add_detail(ev, name, name), ERRQ_OK);
+	assert_int_equal(strlen(ev->details[0].key), 128);
+	assert_int_equal(strlen(ev->details[0].value), 1024);
+	assert_int_equal(errq_event_add_frame(ev, name, name, 1, name, false), ERRQ_OK);
+	assert_int_equal(strlen(ev->frames[0].function), 512);
+	assert_int_equal(strlen(ev->frames[0].file), 512);
+	assert_int_equal(strlen(ev->frames[0].module), 512);
 	assert_true(ev->truncated);
 	errq_event_free(ev);
 	free(name);
-	free(value);
-	free(file);
 }
 
 static void test_invalid_utf8_is_repaired(void **state)
@@ -224,11 +231,20 @@ static void test_details_replace_and_limit(void **state)
 	errq_event_free(ev);
 
 	ev = errq_event_new(NULL, "E", NULL);
-	for (int i = 0; i < ERRQ__MAX_FRAMES + 3; i++)
-		assert_int_equal(errq_event_add_frame(ev, "f", "x.c", (uint32_t)i, NULL, i & 1), ERRQ_OK);
+	size_t body0 = ev->body;
+	for (int i = 0; i < ERRQ__MAX_FRAMES; i++)
+		assert_int_equal(errq_event_add_frame(ev, "f", "x.c", (uint32_t)i + 1, NULL, i & 1), ERRQ_OK);
+	assert_false(ev->truncated);
+	size_t full = ev->body;
+	for (int i = ERRQ__MAX_FRAMES; i < ERRQ__MAX_FRAMES + 3; i++)
+		assert_int_equal(errq_event_add_frame(ev, "f", "x.c", (uint32_t)i + 1, NULL, i & 1), ERRQ_OK);
 	assert_int_equal(ev->n_frames, ERRQ__MAX_FRAMES);
-	assert_int_equal(ev->frames[ERRQ__MAX_FRAMES - 1].line, ERRQ__MAX_FRAMES - 1); /* outermost kept */
+	/* the innermost (last added) are kept, in order; the three outermost gave way */
+	for (int i = 0; i < ERRQ__MAX_FRAMES; i++)
+		assert_int_equal(ev->frames[i].line, i + 4);
 	assert_true(ev->truncated);
+	assert_true(full > body0);
+	assert_true(ev->body >= full - 8 && ev->body <= full + 8); /* same shapes, same size */
 	errq_event_free(ev);
 }
 
@@ -338,6 +354,57 @@ static void test_size_accounting_matches_encoding(void **state)
 	assert_int_equal(errq_client_close(c, 0), 0);
 }
 
+/* An event with every field at its limit is never refused for its size alone. */
+static void test_largest_event_fits(void **state)
+{
+	errq_options_t *o = errq_options_new();
+	char *s = malloc(3 * 9000 + 1); /* three-byte characters: cuts must respect them */
+	for (int i = 0; i < 9000; i++)
+		memcpy(s + 3 * i, "\xE2\x9C\x93", 3);
+	s[3 * 9000] = '\0';
+	char svc[ERRQ__MAX_SERVICE_LEN + 1], env[ERRQ__MAX_ENVIRONMENT_LEN + 1];
+	char rel[ERRQ__MAX_RELEASE_LEN + 1], host[ERRQ__MAX_HOST_LEN + 1];
+	memset(svc, 's', sizeof(svc) - 1);
+	svc[sizeof(svc) - 1] = '\0';
+	memset(env, 'e', sizeof(env) - 1);
+	env[sizeof(env) - 1] = '\0';
+	memset(rel, 'r', sizeof(rel) - 1);
+	rel[sizeof(rel) - 1] = '\0';
+	memset(host, 'h', sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	errq_options_set_collector(o, NOWHERE);
+	assert_int_equal(errq_options_set_service(o, svc), ERRQ_OK);
+	assert_int_equal(errq_options_set_environment(o, env), ERRQ_OK);
+	assert_int_equal(errq_options_set_release(o, rel), ERRQ_OK);
+	assert_int_equal(errq_options_set_host(o, host), ERRQ_OK);
+	errq_options_set_queue_bytes(o, ERRQ__QUEUE_BYTES_MAX);
+	errq_client_t *c = errq_client_new(o);
+
+	errq_event_t *ev = errq_event_new(NULL, s, s);
+	errq_event_set_code(ev, s);
+	errq_event_set_task(ev, s);
+	errq_event_set_fingerprint(ev, s);
+	errq_event_set_attempt(ev, UINT32_MAX);
+	errq_event_set_handled(ev, true);
+	for (int i = 0; i < ERRQ__MAX_DETAILS; i++) {
+		char key[16];
+		errq_snprintf(key, sizeof(key), "%02d", i);
+		memcpy(s, key, 2); /* distinct keys, still cut at the limit */
+		errq_event_add_detail(ev, s, s);
+		memcpy(s, "\xE2\x9C\x93", 3);
+	}
+	for (int i = 0; i < ERRQ__MAX_FRAMES; i++)
+		errq_event_add_frame(ev, s, s, UINT32_MAX, s, true);
+	assert_int_equal(ev->n_details, ERRQ__MAX_DETAILS);
+	assert_int_equal(ev->n_frames, ERRQ__MAX_FRAMES);
+	errq__event_measure(c, ev);
+	assert_true(ev->wire > 150 * 1024); /* it really is the worst case */
+	assert_true(ev->wire <= ERRQ__MAX_EVENT_BYTES);
+	assert_int_equal(errq_report(c, ev), ERRQ_OK);
+	free(s);
+	assert_int_equal(errq_client_close(c, 0), 1);
+}
+
 static void test_options_validation(void **state)
 {
 	errq_options_t *o = errq_options_new();
@@ -352,10 +419,13 @@ static void test_options_validation(void **state)
 	assert_int_equal(errq_options_set_collector(o, "collector:4770"), ERRQ_OK);
 	assert_string_equal(o->collector, "collector:4770");
 	assert_int_equal(errq_options_set_service(o, "bad\xFF"), ERRQ_EINVAL);
-	char *longname = repeat('s', ERRQ__MAX_NAME_LEN + 1);
+	char *longname = repeat('s', ERRQ__MAX_SERVICE_LEN + 1);
 	assert_int_equal(errq_options_set_service(o, longname), ERRQ_EINVAL);
-	longname[ERRQ__MAX_NAME_LEN] = '\0';
+	assert_int_equal(errq_options_set_release(o, longname), ERRQ_EINVAL);
+	longname[ERRQ__MAX_SERVICE_LEN] = '\0';
 	assert_int_equal(errq_options_set_service(o, longname), ERRQ_OK);
+	longname[ERRQ__MAX_ENVIRONMENT_LEN + 1] = '\0';
+	assert_int_equal(errq_options_set_environment(o, longname), ERRQ_EINVAL);
 	free(longname);
 	assert_int_equal(errq_options_set_service(o, NULL), ERRQ_OK);
 	assert_null(o->service);
@@ -366,7 +436,7 @@ static void test_options_validation(void **state)
 	assert_int_equal(o->queue_capacity, 7);
 	assert_int_equal(errq_options_set_queue_bytes(o, ERRQ__QUEUE_BYTES_MIN - 1), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_max_batch_events(o, 0), ERRQ_EINVAL);
-	assert_int_equal(errq_options_set_max_batch_bytes(o, ERRQ__MAX_EVENT_BYTES), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_max_batch_bytes(o, ERRQ__BATCH_BYTES_MIN - 1), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_max_batch_bytes(o, ERRQ__WIRE_MAX_MESSAGE + 1), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_max_batch_bytes(o, ERRQ__WIRE_MAX_MESSAGE), ERRQ_OK);
 	assert_int_equal(errq_options_set_linger_ms(o, ERRQ__LINGER_MS_MAX + 1), ERRQ_EINVAL);
@@ -379,8 +449,8 @@ static void test_options_validation(void **state)
 	assert_int_equal(o->backoff_initial_ms, 5);
 	assert_int_equal(errq_options_set_debug(NULL, true), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_queue_capacity(NULL, 5), ERRQ_EINVAL);
-	/* the batch minimum leaves room for the largest event */
-	assert_true(ERRQ__BATCH_BYTES_MIN >= ERRQ__MAX_EVENT_BYTES + ERRQ__BATCH_OVERHEAD);
+	/* a batch of the largest event alone stays under the collector's message limit */
+	assert_true(ERRQ__MAX_EVENT_BYTES + ERRQ__BATCH_OVERHEAD <= ERRQ__WIRE_MAX_MESSAGE);
 	errq_options_free(o);
 	errq_options_free(NULL);
 }
@@ -397,6 +467,7 @@ int main(void)
 	    cmocka_unit_test(test_invalid_utf8_is_repaired),
 	    cmocka_unit_test(test_details_replace_and_limit),
 	    cmocka_unit_test(test_size_accounting_matches_encoding),
+	    cmocka_unit_test(test_largest_event_fits),
 	    cmocka_unit_test(test_options_validation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

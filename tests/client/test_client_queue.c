@@ -99,7 +99,9 @@ static void test_byte_budget(void **state)
 
 static void test_too_big_and_invalid(void **state)
 {
-	errq_client_t *c = errq_client_new(nowhere_options());
+	errq_options_t *o = nowhere_options();
+	assert_int_equal(errq_options_set_queue_bytes(o, ERRQ__QUEUE_BYTES_MIN), ERRQ_OK);
+	errq_client_t *c = errq_client_new(o);
 	char key[16];
 	char *val = malloc(ERRQ__MAX_DETAIL_VALUE_LEN + 1);
 	memset(val, 'v', ERRQ__MAX_DETAIL_VALUE_LEN);
@@ -110,6 +112,7 @@ static void test_too_big_and_invalid(void **state)
 		assert_int_equal(errq_event_add_detail(ev, key, val), ERRQ_OK);
 	}
 	free(val);
+	/* 64 KiB of details: more than the whole 64 KiB budget */
 	assert_int_equal(errq_report(c, ev), ERRQ_ETOOBIG); /* ev is freed: ASan would tell */
 	errq_stats_t st = stats_of(c);
 	assert_int_equal(st.dropped_too_big, 1);
