@@ -26,7 +26,7 @@ struct ingest {
 	struct ingest_batch *head, *tail;
 	struct ingest_batch *parked_head, *parked_tail;
 	size_t n_queued, queued_bytes, n_parked;
-	bool writing, stopping;
+	bool writing, stopping, joined;
 	uint64_t stop_deadline; /* monotonic ns; abandon a failing store after it */
 	struct ingest_opts o;
 	struct ingest_stats st;
@@ -97,12 +97,6 @@ static struct ingest_batch *unpark(struct ingest *ig)
 	return moved;
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* Stores every event of the taken batches in one transaction.  Returns 0 when committed. */
 static int write_batches(struct ingest *ig, struct ingest_batch *list)
 {
@@ -150,45 +144,125 @@ static int write_batches(struct ingest *ig, struct ingest_batch *list)
 	return 0;
 }
 
+/* Under ig->mu: unlinks everything queued and parked (for abandoning at shutdown). */
+static struct ingest_batch *take_all(struct ingest *ig)
+{
+	struct ingest_batch *list = ig->head;
+	if (ig->tail)
+		ig->tail->next = ig->parked_head;
+	else
+		list = ig->parked_head;
+	ig->head = ig->tail = ig->parked_head = ig->parked_tail = NULL;
+	ig->n_queued = ig->queued_bytes = ig->n_parked = 0;
+	return list;
+}
+
 static void *writer_main(void *arg)
 {
 	struct ingest *ig = arg;
 	unsigned backoff_ms = 0;
 	uint64_t last_err_log = 0;
+	pthread_mutex_lock(&ig->mu);
 	for (;;) {
-		pthread_mutex_lock(&ig->mu);
 		ig->writing = false;
 		pthread_cond_broadcast(&ig->idle);
 		while (!ig->head && !ig->parked_head && !ig->stopping)
 			pthread_cond_wait(&ig->wake, &ig->mu);
-		if (!ig->head && !ig->parked_head) { /* stopping and drained */
+		if (!ig->head && !ig->parked_head)
+			break; /* stopping and drained */
+		if (ig->stopping && errq_mono_ns() >= ig->stop_deadline) {
+			/* shutdown's time is up and the store still fails: give everything back at once,
+			 * unacknowledged (the clients resend), without touching SQLite again */
+			struct ingest_batch *all = take_all(ig);
 			pthread_mutex_unlock(&ig->mu);
-			break;
+			LOG_ERROR("store failing at shutdown; unacknowledged batches dropped (clients resend them)");
+			for (struct ingest_batch *b = all, *n; b; b = n) {
+				n = b->next;
+				b->ops->done(b, false);
+			}
+			pthread_mutex_lock(&ig->mu);
+			continue;
 		}
-		/* take up to the per-transaction bounds from the head of the queue */
+		if (!ig->head) { /* only parked batches (cannot stay so: the queue is empty) */
+			struct ingest_batch *moved = unpark(ig);
+			pthread_mutex_unlock(&ig->mu);
+			for (struct ingest_batch *b = moved, *n; b; b = n) {
+				n = b->resume_next;
+				b->ops->resumed(b);
+			}
+			pthread_mutex_lock(&ig->mu);
+			continue;
+		}
+		/* Take up to the per-transaction bounds from the head.  Taken batches stay counted in
+		 * n_queued / queued_bytes until their transaction commits, so the bound covers
+		 * everything between the streams and the disk, and a failed write can put them back
+		 * without overshooting it. */
 		struct ingest_batch *list = ig->head, *last = NULL;
-		size_t nb = 0, ne = 0;
+		size_t nb = 0, ne = 0, bytes = 0;
 		for (struct ingest_batch *b = ig->head; b; b = b->next) {
 			if (nb && (nb >= INGEST_COMMIT_MAX_BATCHES || ne + b->n_events > INGEST_COMMIT_MAX_EVENTS))
 				break;
 			nb++;
 			ne += b->n_events;
-			ig->queued_bytes -= b->bytes;
+			bytes += b->bytes;
 			last = b;
 		}
-		if (last) {
-			ig->head = last->next;
-			if (!ig->head)
-				ig->tail = NULL;
-			last->next = NULL;
-			ig->n_queued -= nb;
-		} else {
-			list = NULL;
-		}
-		struct ingest_batch *moved = unpark(ig);
+		ig->head = last->next;
+		if (!ig->head)
+			ig->tail = NULL;
+		last->next = NULL;
 		ig->writing = true;
-		bool stopping = ig->stopping;
-		uint64_t deadline = ig->stop_deadline;
+		pthread_mutex_unlock(&ig->mu);
+
+		int rc = ig->o.store ? write_batches(ig, list) : 0;
+
+		pthread_mutex_lock(&ig->mu);
+		if (rc != 0) {
+			/* nothing of these batches is acknowledged: back to the head, retry with backoff */
+			ig->st.store_errors++;
+			last->next = ig->head;
+			ig->head = list;
+			if (!ig->tail)
+				ig->tail = last;
+			uint64_t now = errq_mono_ns();
+			if (now - last_err_log > 5 * ERRQ_NS_PER_SEC) {
+				last_err_log = now;
+				pthread_mutex_unlock(&ig->mu);
+				errq_logkv(ERRQ_LOG_ERROR, "store write failed; retrying", "error",
+					   store_errmsg(ig->o.store), NULL);
+				pthread_mutex_lock(&ig->mu);
+			}
+			backoff_ms = backoff_ms ? backoff_ms * 2 : 1;
+			if (backoff_ms > INGEST_RETRY_MAX_MS)
+				backoff_ms = INGEST_RETRY_MAX_MS;
+			/* sleep on the condition so that a stop request cuts the backoff short */
+			uint64_t until = errq_mono_ns() + backoff_ms * ERRQ_NS_PER_MS;
+			if (ig->stopping && until > ig->stop_deadline)
+				until = ig->stop_deadline;
+			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
+			bool was_stopping = ig->stopping;
+			while (errq_mono_ns() < until && ig->stopping == was_stopping)
+				if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts))
+					break;
+			continue;
+		}
+		backoff_ms = 0;
+		uint64_t stored = 0, dup = 0;
+		for (struct ingest_batch *b = list; b; b = b->next)
+			for (size_t i = 0; i < b->n_events; i++)
+				if (b->events[i].tf) {
+					if (!ig->o.store)
+						b->events[i].result = 1;
+					stored += b->events[i].result == 1;
+					dup += b->events[i].result == 0;
+				}
+		ig->n_queued -= nb;
+		ig->queued_bytes -= bytes;
+		ig->st.commits++;
+		ig->st.batches += nb;
+		ig->st.events_stored += stored;
+		ig->st.events_duplicate += dup;
+		struct ingest_batch *moved = unpark(ig);
 		pthread_mutex_unlock(&ig->mu);
 
 		/* batches that left the parked list: their streams may read again */
@@ -196,68 +270,13 @@ static void *writer_main(void *arg)
 			n = b->resume_next;
 			b->ops->resumed(b);
 		}
-		if (!list)
-			continue;
-
-		int rc = ig->o.store ? write_batches(ig, list) : 0;
-		if (rc == 0) {
-			backoff_ms = 0;
-			uint64_t stored = 0, dup = 0;
-			for (struct ingest_batch *b = list; b; b = b->next)
-				for (size_t i = 0; i < b->n_events; i++)
-					if (b->events[i].tf) {
-						if (!ig->o.store)
-							b->events[i].result = 1;
-						stored += b->events[i].result == 1;
-						dup += b->events[i].result == 0;
-					}
-			pthread_mutex_lock(&ig->mu);
-			ig->st.commits++;
-			ig->st.batches += nb;
-			ig->st.events_stored += stored;
-			ig->st.events_duplicate += dup;
-			pthread_mutex_unlock(&ig->mu);
-			for (struct ingest_batch *b = list, *n; b; b = n) {
-				n = b->next;
-				b->ops->done(b, true);
-			}
-			continue;
-		}
-
-		/* the store failed: nothing of these batches is acknowledged; put them back at the head
-		 * and retry with backoff, unless shutdown's deadline has passed */
-		uint64_t now = errq_mono_ns();
-		bool abandon = stopping && now >= deadline;
-		if (now - last_err_log > 5 * ERRQ_NS_PER_SEC || abandon) {
-			errq_logkv(ERRQ_LOG_ERROR, abandon ? "store failing at shutdown; unacknowledged batches dropped"
-							   : "store write failed; retrying",
-				   "error", store_errmsg(ig->o.store), NULL);
-			last_err_log = now;
+		for (struct ingest_batch *b = list, *n; b; b = n) {
+			n = b->next;
+			b->ops->done(b, true);
 		}
 		pthread_mutex_lock(&ig->mu);
-		ig->st.store_errors++;
-		if (!abandon) {
-			last->next = ig->head;
-			ig->head = list;
-			if (!ig->tail)
-				ig->tail = last;
-			ig->n_queued += nb;
-			for (struct ingest_batch *b = list; b; b = b->next)
-				ig->queued_bytes += b->bytes;
-		}
-		pthread_mutex_unlock(&ig->mu);
-		if (abandon) {
-			for (struct ingest_batch *b = list, *n; b; b = n) {
-				n = b->next;
-				b->ops->done(b, false);
-			}
-			continue;
-		}
-		backoff_ms = backoff_ms ? backoff_ms * 2 : 1;
-		if (backoff_ms > INGEST_RETRY_MAX_MS)
-			backoff_ms = INGEST_RETRY_MAX_MS;
-		sleep_ms(backoff_ms);
 	}
+	pthread_mutex_unlock(&ig->mu);
 	return NULL;
 }
 
@@ -267,9 +286,13 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o)
 	if (!ig)
 		return -1;
 	ig->o = *o;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines below are errq_mono_ns() */
 	pthread_mutex_init(&ig->mu, NULL);
-	pthread_cond_init(&ig->wake, NULL);
-	pthread_cond_init(&ig->idle, NULL);
+	pthread_cond_init(&ig->wake, &ca);
+	pthread_cond_init(&ig->idle, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&ig->thread, NULL, writer_main, ig)) {
 		pthread_mutex_destroy(&ig->mu);
 		pthread_cond_destroy(&ig->wake);
@@ -283,7 +306,7 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o)
 
 bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns)
 {
-	uint64_t deadline = errq_now_ns() + timeout_ns;
+	uint64_t deadline = errq_mono_ns() + timeout_ns;
 	struct timespec ts = {(time_t)(deadline / ERRQ_NS_PER_SEC), (long)(deadline % ERRQ_NS_PER_SEC)};
 	bool idle;
 	pthread_mutex_lock(&ig->mu);
@@ -297,7 +320,7 @@ bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns)
 
 void ingest_stop(struct ingest *ig, uint64_t timeout_ns)
 {
-	if (!ig)
+	if (!ig || ig->joined)
 		return;
 	pthread_mutex_lock(&ig->mu);
 	ig->stopping = true;
@@ -305,6 +328,14 @@ void ingest_stop(struct ingest *ig, uint64_t timeout_ns)
 	pthread_cond_signal(&ig->wake);
 	pthread_mutex_unlock(&ig->mu);
 	pthread_join(ig->thread, NULL);
+	ig->joined = true;
+}
+
+void ingest_free(struct ingest *ig)
+{
+	if (!ig)
+		return;
+	ingest_stop(ig, 0);
 	pthread_mutex_destroy(&ig->mu);
 	pthread_cond_destroy(&ig->wake);
 	pthread_cond_destroy(&ig->idle);

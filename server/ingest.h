@@ -6,8 +6,8 @@
  * then calls each batch's done() — which sends the acknowledgement.  That is group commit:
  * the cost of a COMMIT is shared by all the batches that arrived while the previous one ran.
  *
- * Bounds and policy at the limit: the queue holds at most max_batches batches and max_bytes
- * encoded bytes.  A batch that arrives when the queue is full is *parked*: ingest_submit
+ * Bounds and policy at the limit: the queue — counting the batches the writer is working on
+ * until they commit — holds at most max_batches batches and max_bytes bytes.  A batch that arrives when the queue is full is *parked*: ingest_submit
  * returns INGEST_PARKED, the producer must not read more from that stream, and the writer
  * moves the batch into the queue (calling its resumed()) when there is room.  Each stream
  * holds at most one parked batch, so memory is bounded by the queue plus one message per
@@ -87,7 +87,11 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o);
 int ingest_submit(struct ingest *ig, struct ingest_batch *b);
 /* Waits until nothing is queued, parked or being written, or until timeout; true if idle. */
 bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns);
-/* Stops the writer after draining (up to timeout_ns for a failing store) and frees ig. */
+/* Stops the writer after draining; past timeout_ns a failing store is given up on: what is
+ * left is handed back with done(committed = false).  ig stays valid (stats) until
+ * ingest_free.  Accepts NULL; a second call does nothing. */
 void ingest_stop(struct ingest *ig, uint64_t timeout_ns);
+/* Stops (if still running) and frees.  Accepts NULL. */
+void ingest_free(struct ingest *ig);
 void ingest_get_stats(struct ingest *ig, struct ingest_stats *st);
 #endif

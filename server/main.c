@@ -188,7 +188,15 @@ int main(int argc, char **argv)
 	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
 				    .max_streams = (int)cfg.max_streams};
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
-	    !(qs = query_svc_new(cfg.storage == STORAGE_SQLITE ? cfg.database : NULL)) ||
+	    !(qs = query_svc_new(&(struct query_svc_opts){
+		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
+		  .ig = ig,
+		  .rs = rs,
+		  .name = cfg.name,
+		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
+		  .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
+		  .started_ns = errq_now_ns(),
+		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
 	    report_svc_register(rs, t) || query_svc_register(qs, t) || health_svc_register(t, &serving)) {
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
@@ -223,21 +231,25 @@ int main(int argc, char **argv)
 		errq_logkv(ERRQ_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
 		break;
 	}
-stop:
 	rc = 0;
+stop:
 	{
+		/* Everything below fits in shutdown_timeout: the drain gets three quarters of it, the
+		 * writer gives up on a failing store by seven eighths, and the rest is for the calls
+		 * to be cancelled and released. */
 		uint64_t t0 = errq_mono_ns(), budget = cfg.shutdown_timeout_ns;
+		uint64_t drain_end = t0 + budget / 4 * 3, writer_end = t0 + budget / 8 * 7, end = t0 + budget;
+#define LEFT(until) ((until) > errq_mono_ns() ? (until) - errq_mono_ns() : 0)
 		atomic_store(&serving, false);
 		report_svc_drain(rs);
-		bool drained = ingest_wait_idle(ig, budget);
-		uint64_t spent = errq_mono_ns() - t0;
-		bool ended = report_svc_wait_calls(rs, spent < budget ? budget - spent : 0);
+		bool drained = ingest_wait_idle(ig, LEFT(drain_end));
+		bool ended = report_svc_wait_calls(rs, LEFT(drain_end));
 		transport_shutdown_server(t); /* cancels whatever is left */
+		ingest_stop(ig, LEFT(writer_end));
+		report_svc_wait_calls(rs, LEFT(end));
+#undef LEFT
 		struct ingest_stats st;
 		ingest_get_stats(ig, &st);
-		ingest_stop(ig, 0);
-		ig = NULL;
-		report_svc_wait_calls(rs, 5 * ERRQ_NS_PER_SEC);
 		char ms[32], stored[32];
 		errq_snprintf(ms, sizeof(ms), "%llu", (unsigned long long)((errq_mono_ns() - t0) / ERRQ_NS_PER_MS));
 		errq_snprintf(stored, sizeof(stored), "%llu", (unsigned long long)st.events_stored);
@@ -245,8 +257,10 @@ stop:
 			   drained ? "true" : "false", "streams_ended", ended ? "true" : "false", NULL);
 	}
 out:
-	transport_free(t);
+	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
+	transport_free(t);
+	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
 	query_svc_free(qs);
 	store_close(store);

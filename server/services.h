@@ -3,6 +3,7 @@
 #define ERRQD_SERVICES_H
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct transport;
@@ -14,6 +15,8 @@ struct ingest;
 #else
 #define REPORT_MAX_UNANSWERED 64
 #endif
+/* failures in one ReportRequest; more ends the call with RESOURCE_EXHAUSTED, nothing stored */
+#define REPORT_MAX_BATCH_EVENTS 10000
 struct report_svc;
 struct report_svc *report_svc_new(struct ingest *ig);
 int report_svc_register(struct report_svc *r, struct transport *t);
@@ -23,12 +26,21 @@ void report_svc_drain(struct report_svc *r);
 /* Waits until no call is left (true) or the timeout passes (false). */
 bool report_svc_wait_calls(struct report_svc *r, uint64_t timeout_ns);
 void report_svc_free(struct report_svc *r); /* after every call is gone; accepts NULL */
+size_t report_svc_streams(struct report_svc *r); /* live streams now */
 
 /* errq.v1.Query (svc_query.c): reads through per-thread read-only connections. */
 #define QUERY_DEFAULT_LIMIT 100
 #define QUERY_MAX_LIMIT 1000
 struct query_svc;
-struct query_svc *query_svc_new(const char *db_path /* NULL: storage none */);
+struct query_svc_opts {
+	const char *db_path;       /* NULL: storage none */
+	struct ingest *ig;         /* for Status */
+	struct report_svc *rs;     /* for Status */
+	const char *name, *durability, *storage;
+	uint64_t started_ns;
+	uint32_t queue_capacity;
+};
+struct query_svc *query_svc_new(const struct query_svc_opts *o);
 int query_svc_register(struct query_svc *q, struct transport *t);
 void query_svc_free(struct query_svc *q);
 

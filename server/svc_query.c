@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "errq/v1/query.pb-c.h"
+#include "ingest.h"
+#include <unistd.h>
 #include "errq_grpc.h"
 #include "errq_log.h"
 #include "errq_str.h"
@@ -20,7 +22,8 @@
 #define QUERY_MAX_RESPONSE_BYTES (4u << 20)
 
 struct query_svc {
-	char *db_path;
+	struct query_svc_opts o; /* strings owned (copied) */
+	char *db_path, *name, *durability, *storage;
 	pthread_key_t key;
 };
 
@@ -77,7 +80,10 @@ struct events_ctx {
 static int event_row(void *arg, const struct store_event *e)
 {
 	struct events_ctx *x = arg;
-	if (x->n == x->limit || x->bytes > QUERY_MAX_RESPONSE_BYTES) {
+	/* stop before a row that would take the response past its cap (a first row always fits:
+	 * the field limits bound one event far below it) */
+	size_t approx = 512 + e->extra_len + (e->message ? strlen(e->message) : 0);
+	if (x->n == x->limit || (x->n && x->bytes + approx > QUERY_MAX_RESPONSE_BYTES)) {
 		x->more = true;
 		return 1;
 	}
@@ -346,23 +352,85 @@ out:
 	return st;
 }
 
+/* Resident set size of this process, from /proc/self/statm. */
+static uint64_t rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
+{
+	struct query_svc *q = ctx;
+	Errq__V1__StatusResponse o = ERRQ__V1__STATUS_RESPONSE__INIT;
+	struct ingest_stats st;
+	ingest_get_stats(q->o.ig, &st);
+	o.version = (char *)ERRQ_VERSION_STRING;
+	o.name = q->name;
+	o.durability = q->durability;
+	o.storage = q->storage;
+	o.started_at_unix_nano = q->o.started_ns;
+	o.events_stored = st.events_stored;
+	o.events_duplicate = st.events_duplicate;
+	o.commits = st.commits;
+	o.store_errors = st.store_errors;
+	o.ingest_queue_batches = (uint32_t)st.queued_batches;
+	o.ingest_queue_capacity = q->o.queue_capacity;
+	o.ingest_queue_max_batches = (uint32_t)st.max_queued_batches;
+	o.ingest_queue_bytes = st.queued_bytes;
+	o.parked = (uint32_t)st.parked;
+	o.parked_total = st.parked_total;
+	o.streams_active = (uint32_t)report_svc_streams(q->o.rs);
+	o.rss_bytes = rss_bytes();
+	if (q->db_path) {
+		struct store *s = reader(q, details, dsz);
+		struct store_totals t;
+		if (!s)
+			return GRPC_STATUS_UNAVAILABLE;
+		if (store_get_totals(s, &t)) {
+			errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+			return GRPC_STATUS_INTERNAL;
+		}
+		o.events_total = t.events;
+		o.groups_total = t.groups;
+		o.database_bytes = t.db_bytes;
+	}
+	*resp = errq_bb_from_msg(&o.base);
+	if (!*resp) {
+		errq_snprintf(details, dsz, "out of memory");
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	return GRPC_STATUS_OK;
+}
+
 static grpc_status_code no_storage(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	errq_snprintf(details, dsz, "this collector runs with 'storage: none' and keeps no events");
 	return GRPC_STATUS_FAILED_PRECONDITION;
 }
 
-struct query_svc *query_svc_new(const char *db_path)
+struct query_svc *query_svc_new(const struct query_svc_opts *o)
 {
 	struct query_svc *q = calloc(1, sizeof(*q));
 	if (!q)
 		return NULL;
-	if (db_path && !(q->db_path = strdup(db_path))) {
-		free(q);
-		return NULL;
-	}
-	if (pthread_key_create(&q->key, reader_close)) {
+	q->o = *o;
+	q->db_path = o->db_path ? strdup(o->db_path) : NULL;
+	q->name = strdup(o->name ? o->name : "");
+	q->durability = strdup(o->durability ? o->durability : "");
+	q->storage = strdup(o->storage ? o->storage : "");
+	if ((o->db_path && !q->db_path) || !q->name || !q->durability || !q->storage ||
+	    pthread_key_create(&q->key, reader_close)) {
 		free(q->db_path);
+		free(q->name);
+		free(q->durability);
+		free(q->storage);
 		free(q);
 		return NULL;
 	}
@@ -373,7 +441,8 @@ int query_svc_register(struct query_svc *q, struct transport *t)
 {
 	bool none = q->db_path == NULL;
 	if (transport_add_unary(t, "/errq.v1.Query/ListEvents", none ? no_storage : list_events, q) ||
-	    transport_add_unary(t, "/errq.v1.Query/ListGroups", none ? no_storage : list_groups, q))
+	    transport_add_unary(t, "/errq.v1.Query/ListGroups", none ? no_storage : list_groups, q) ||
+	    transport_add_unary(t, "/errq.v1.Query/Status", status, q))
 		return -1;
 	return 0;
 }
@@ -385,5 +454,8 @@ void query_svc_free(struct query_svc *q)
 	/* the queue threads have exited: their readers were closed by the key's destructor */
 	pthread_key_delete(q->key);
 	free(q->db_path);
+	free(q->name);
+	free(q->durability);
+	free(q->storage);
 	free(q);
 }

@@ -141,7 +141,8 @@ static struct ingest_batch *build_batch(Errq__V1__ReportRequest *req, size_t byt
 	if (!b)
 		return NULL;
 	b->ops = &batch_ops;
-	b->bytes = bytes;
+	/* what the batch holds in memory: the message, decoded, plus our per-event state */
+	b->bytes = bytes * 2 + n * (sizeof(struct ingest_event) + sizeof(Errq__V1__TaskFailure));
 	b->n_events = n;
 	if (n && !(b->events = calloc(n, sizeof(*b->events))))
 		goto fail;
@@ -251,7 +252,9 @@ static void on_done(struct ingest_batch *b, bool committed)
 		if (bb)
 			grpc_byte_buffer_destroy(bb);
 		c->unanswered--;
-		if (!committed)
+		if (c->dead)
+			; /* nothing can be sent anyway */
+		else if (!committed)
 			set_final(c, GRPC_STATUS_UNAVAILABLE, "collector could not store the batch; resend");
 		else
 			set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory");
@@ -272,6 +275,58 @@ static void on_resumed(struct ingest_batch *b)
 
 /* ---- reads ---- */
 
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7F) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/* Counts the `failures` (field 2) of an encoded ReportRequest by walking its top-level fields,
+ * so that a batch over the limit is refused before decoding allocates for it.  Returns -1
+ * when the bytes are not a well-formed top level. */
+static int count_failures(const uint8_t *p, size_t len, size_t *n)
+{
+	const uint8_t *end = p + len;
+	*n = 0;
+	while (p < end) {
+		uint64_t key, v;
+		if (read_varint(&p, end, &key))
+			return -1;
+		switch (key & 7) {
+		case 0: /* varint */
+			if (read_varint(&p, end, &v))
+				return -1;
+			break;
+		case 1: /* 64-bit */
+			if (end - p < 8)
+				return -1;
+			p += 8;
+			break;
+		case 2: /* length-delimited */
+			if (read_varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return -1;
+			p += v;
+			if (key >> 3 == 2)
+				(*n)++;
+			break;
+		case 5: /* 32-bit */
+			if (end - p < 4)
+				return -1;
+			p += 4;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void on_read(void *arg, bool ok)
 {
 	struct rcall *c = arg;
@@ -289,12 +344,23 @@ static void on_read(void *arg, bool ok)
 	} else {
 		grpc_slice s = errq_bb_flatten(bb);
 		size_t len = GRPC_SLICE_LENGTH(s);
-		Errq__V1__ReportRequest *req =
-		    errq__v1__report_request__unpack(NULL, len, GRPC_SLICE_START_PTR(s));
-		grpc_slice_unref(s);
-		if (!req) {
+		size_t nfail = 0;
+		Errq__V1__ReportRequest *req = NULL;
+		char why[128];
+		if (len != grpc_byte_buffer_length(bb)) {
+			set_final(c, GRPC_STATUS_INTERNAL, "collector cannot read the message");
+		} else if (count_failures(GRPC_SLICE_START_PTR(s), len, &nfail)) {
 			set_final(c, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode ReportRequest: malformed protobuf");
-		} else {
+		} else if (nfail > REPORT_MAX_BATCH_EVENTS) {
+			/* decoding would cost ~0.5 KiB per event however small it is on the wire */
+			errq_snprintf(why, sizeof(why), "ReportRequest has %zu failures, more than the limit of %d",
+				      nfail, REPORT_MAX_BATCH_EVENTS);
+			set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+		} else if (!(req = errq__v1__report_request__unpack(NULL, len, GRPC_SLICE_START_PTR(s)))) {
+			set_final(c, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode ReportRequest: malformed protobuf");
+		}
+		grpc_slice_unref(s);
+		if (req) {
 			struct ingest_batch *b = build_batch(req, len);
 			if (!b) {
 				errq__v1__report_request__free_unpacked(req, NULL);
@@ -325,7 +391,8 @@ static void maybe_read(struct rcall *c)
 	op.op = GRPC_OP_RECV_MESSAGE;
 	op.data.recv_message.recv_message = &c->recv_bb;
 	if (grpc_call_start_batch(c->call, &op, 1, &c->recv_tag, NULL) != GRPC_CALL_OK) {
-		c->dead = true;
+		c->dead = true; /* cannot happen with one read at a time; end the call rather than hang */
+		grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "collector cannot read the stream", NULL);
 		return;
 	}
 	c->reading = true;
@@ -436,7 +503,22 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	c->recv_tag = (struct tag){on_read, c};
 	c->send_tag = (struct tag){on_send, c};
 	c->close_tag = (struct tag){on_close, c};
-
+	/* The reference count and the close op are set up before the call is listed: from then
+	 * on report_svc_drain may start a status send (and take a reference) on it.  This
+	 * function holds one reference of its own until it is done with the call. */
+	c->refs = 2;
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	if (grpc_call_start_batch(call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+		grpc_call_cancel(call, NULL);
+		grpc_slice_unref(c->status_slice);
+		grpc_call_unref(call);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return;
+	}
 	pthread_mutex_lock(&svc->mu);
 	c->next = svc->calls;
 	if (svc->calls)
@@ -447,21 +529,11 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	pthread_mutex_unlock(&svc->mu);
 
 	pthread_mutex_lock(&c->mu);
-	grpc_op op;
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &c->cancelled;
-	c->refs = 1; /* held by the close op, or by this function if the op cannot start */
-	if (grpc_call_start_batch(call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
-		c->dead = true;
-		unlock_unref(c);
-		return;
-	}
 	if (draining)
 		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
 	maybe_read(c);
 	maybe_send(c);
-	pthread_mutex_unlock(&c->mu);
+	unlock_unref(c);
 }
 
 struct report_svc *report_svc_new(struct ingest *ig)
@@ -470,8 +542,12 @@ struct report_svc *report_svc_new(struct ingest *ig)
 	if (!r)
 		return NULL;
 	r->ig = ig;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	return r;
 }
 
@@ -495,7 +571,7 @@ void report_svc_drain(struct report_svc *r)
 
 bool report_svc_wait_calls(struct report_svc *r, uint64_t timeout_ns)
 {
-	uint64_t deadline = errq_now_ns() + timeout_ns;
+	uint64_t deadline = errq_mono_ns() + timeout_ns;
 	struct timespec ts = {(time_t)(deadline / ERRQ_NS_PER_SEC), (long)(deadline % ERRQ_NS_PER_SEC)};
 	pthread_mutex_lock(&r->mu);
 	while (r->ncalls)
@@ -513,4 +589,12 @@ void report_svc_free(struct report_svc *r)
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	free(r);
+}
+
+size_t report_svc_streams(struct report_svc *r)
+{
+	pthread_mutex_lock(&r->mu);
+	size_t n = r->ncalls;
+	pthread_mutex_unlock(&r->mu);
+	return n;
 }

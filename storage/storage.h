@@ -106,6 +106,11 @@ struct store_group_filter {
 typedef int (*store_group_cb)(void *ctx, const struct store_group *g);
 int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx);
 
-/* Totals for status output and tests. */
+/* Exact count of stored events (a scan: for tests and small databases). */
 int store_count_events(struct store *s, uint64_t *n);
+/* Cheap totals for status: events (sum over groups), groups, bytes on disk (file + WAL). */
+struct store_totals {
+	uint64_t events, groups, db_bytes;
+};
+int store_get_totals(struct store *s, struct store_totals *t);
 #endif

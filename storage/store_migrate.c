@@ -78,26 +78,30 @@ static int exec(struct store *s, const char *sql, const char *what)
 
 int store__migrate(struct store *s)
 {
-	int v;
-	if (user_version(s, &v))
-		return -1;
-	if (v > STORE_SCHEMA_VERSION) {
-		errq_snprintf(s->err, sizeof(s->err),
-			      "database schema version %d is newer than this errqd knows (%d): "
-			      "refusing to open it; run a newer errqd",
-			      v, STORE_SCHEMA_VERSION);
-		return -1;
-	}
-	for (; v < STORE_SCHEMA_VERSION; v++) {
-		char bump[64];
-		errq_snprintf(bump, sizeof(bump), "PRAGMA user_version=%d", v + 1);
+	/* The version is read inside the write transaction, so two processes opening a new file
+	 * at once cannot both apply the same migration. */
+	for (;;) {
+		int v;
 		if (exec(s, "BEGIN IMMEDIATE", "begin migration"))
 			return -1;
-		if (exec(s, migrations[v], "migrate schema") || exec(s, bump, "bump schema version") ||
-		    exec(s, "COMMIT", "commit migration")) {
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
+		if (user_version(s, &v))
+			goto fail;
+		if (v > STORE_SCHEMA_VERSION) {
+			errq_snprintf(s->err, sizeof(s->err),
+				      "database schema version %d is newer than this errqd knows (%d): "
+				      "refusing to open it; run a newer errqd",
+				      v, STORE_SCHEMA_VERSION);
+			goto fail;
 		}
+		if (v == STORE_SCHEMA_VERSION)
+			return exec(s, "COMMIT", "commit migration");
+		char bump[64];
+		errq_snprintf(bump, sizeof(bump), "PRAGMA user_version=%d", v + 1);
+		if (exec(s, migrations[v], "migrate schema") || exec(s, bump, "bump schema version") ||
+		    exec(s, "COMMIT", "commit migration"))
+			goto fail;
 	}
-	return 0;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }

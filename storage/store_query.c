@@ -2,8 +2,10 @@
  * cursor, run in autocommit mode: its read transaction lasts as long as the statement and
  * no longer, so a reader never pins the WAL between calls. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "store_int.h"
+#include "errq_str.h"
 #include "errq_banned.h"
 
 #define NS_PER_MINUTE 60000000000ULL
@@ -15,26 +17,38 @@ static const char *col_text(sqlite3_stmt *st, int i)
 
 int store_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
 {
-	static const char sql[] =
+	/* The statement is composed from the filters that are set, so that each becomes an index
+	 * search (rowid range for the cursor, events_group for a group) rather than a predicate
+	 * evaluated on every row of a scan. */
+	char sql[1024];
+	struct errq_buf q;
+	errq_buf_init(&q, sizeof(sql));
+	q.p = sql;
+	q.cap = sizeof(sql);
+	sql[0] = '\0';
+	errq_buf_addstr(&q,
 	    "SELECT e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"
 	    " e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version,"
 	    " e.attempt, e.handled, e.truncated, e.extra"
-	    " FROM events e JOIN groups g ON g.id = e.group_id"
-	    " WHERE (?1 = 0 OR e.id < ?1) AND (?2 IS NULL OR e.service = ?2)"
-	    " AND (?3 IS NULL OR e.group_id = (SELECT id FROM groups WHERE fingerprint = ?3))"
-	    " AND e.received_ns >= ?4"
-	    " ORDER BY e.id DESC LIMIT ?5";
+	    " FROM events e JOIN groups g ON g.id = e.group_id WHERE 1");
+	if (f->before_rowid)
+		errq_buf_addstr(&q, " AND e.id < :before");
+	if (f->service && *f->service)
+		errq_buf_addstr(&q, " AND e.service = :service");
+	if (f->fingerprint && *f->fingerprint)
+		errq_buf_addstr(&q, " AND e.group_id = (SELECT id FROM groups WHERE fingerprint = :fp)");
+	if (f->since_ns)
+		errq_buf_addstr(&q, " AND e.received_ns >= :since");
+	errq_buf_addstr(&q, " ORDER BY e.id DESC LIMIT :limit");
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare list events");
-	sqlite3_bind_int64(st, 1, f->before_rowid);
-	if (f->service && *f->service)
-		sqlite3_bind_text(st, 2, f->service, -1, SQLITE_STATIC);
-	if (f->fingerprint && *f->fingerprint)
-		sqlite3_bind_text(st, 3, f->fingerprint, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (int64_t)f->since_ns);
-	sqlite3_bind_int64(st, 5, f->limit);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":before"), f->before_rowid);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":fp"), f->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_event e;
@@ -129,4 +143,33 @@ int store_count_events(struct store *s, uint64_t *n)
 	*n = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return r == SQLITE_ROW ? 0 : store__set_err(s, "count events");
+}
+
+int store_get_totals(struct store *s, struct store_totals *t)
+{
+	sqlite3_stmt *st;
+	memset(t, 0, sizeof(*t));
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT coalesce(sum(total), 0), count(*),"
+			       " (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())"
+			       " FROM groups",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare totals");
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		t->events = (uint64_t)sqlite3_column_int64(st, 0);
+		t->groups = (uint64_t)sqlite3_column_int64(st, 1);
+		t->db_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW)
+		return store__set_err(s, "totals");
+	const char *main_path = sqlite3_db_filename(s->db, "main");
+	if (main_path && *main_path) {
+		char wal[4096];
+		struct stat sb;
+		if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", main_path) < sizeof(wal) && stat(wal, &sb) == 0)
+			t->db_bytes += (uint64_t)sb.st_size;
+	}
+	return 0;
 }

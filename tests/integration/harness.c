@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +77,8 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 		return -1;
 	if (pid == 0) {
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
+		if (fd >= 0) { /* both outputs: an orphan must never hold the test's pipes */
+			dup2(fd, 1);
 			dup2(fd, 2);
 			close(fd);
 		}
@@ -459,6 +462,22 @@ Errq__V1__ListGroupsResponse *query_groups(const char *addr, uint32_t limit)
 	return out;
 }
 
+Errq__V1__StatusResponse *query_status(const char *addr)
+{
+	grpc_channel *ch = errq_channel_new(addr);
+	Errq__V1__StatusRequest req = ERRQ__V1__STATUS_REQUEST__INIT;
+	struct errq_unary_result r;
+	Errq__V1__StatusResponse *out = NULL;
+	if (errq_unary_call(ch, "/errq.v1.Query/Status", &req.base, HARNESS_DEADLINE_MS, &r) == 0 &&
+	    r.status == GRPC_STATUS_OK && r.has_resp)
+		out = errq__v1__status_response__unpack(NULL, GRPC_SLICE_LENGTH(r.resp), GRPC_SLICE_START_PTR(r.resp));
+	else
+		fprintf(stderr, "harness: Status failed: %s %s\n", errq_status_name(r.status), r.details);
+	errq_unary_result_free(&r);
+	grpc_channel_destroy(ch);
+	return out;
+}
+
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max)
 {
 	Errq__V1__ListEventsResponse *r = query_events(addr, (uint32_t)max);
@@ -470,4 +489,159 @@ int query_event_ids(const char *addr, uint8_t (*ids)[16], int max)
 			memcpy(ids[n++], r->events[i]->event_id.data, 16);
 	errq__v1__list_events_response__free_unpacked(r, NULL);
 	return n;
+}
+
+/* ---- load generator ---- */
+
+struct loadgen_stream {
+	pthread_t th;
+	struct loadgen *lg;
+	int idx;
+	struct errq_idgen g;
+	uint8_t *ids;  /* max_batches * batch * 16 */
+	bool *acked;   /* max_batches */
+	int sent;
+	grpc_status_code status;
+};
+
+static void lg_mark(struct loadgen_stream *st, Errq__V1__ReportResponse *r)
+{
+	if (r->seq < (uint64_t)st->sent && r->accepted + r->duplicates == (uint32_t)st->lg->batch) {
+		st->acked[r->seq] = true;
+		atomic_fetch_add(&st->lg->acked_batches, 1);
+	}
+	errq__v1__report_response__free_unpacked(r, NULL);
+}
+
+static void *lg_main(void *arg)
+{
+	struct loadgen_stream *st = arg;
+	struct loadgen *lg = st->lg;
+	struct rawstream s;
+	if (raw_open(&s, lg->addr)) {
+		raw_free(&s);
+		return NULL;
+	}
+	Errq__V1__TaskFailure **evs = calloc((size_t)lg->batch, sizeof(*evs));
+	char svc[64];
+	errq_snprintf(svc, sizeof(svc), "%s-%d", lg->service_prefix, st->idx);
+	for (int seq = 0; seq < lg->max_batches && !atomic_load(&lg->stop); seq++) {
+		Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+		req.seq = (uint64_t)seq;
+		req.n_failures = (size_t)lg->batch;
+		req.failures = evs;
+		for (int i = 0; i < lg->batch; i++) {
+			evs[i] = tevent_new(&st->g, svc, i % 2 ? "TimeoutError" : "ConnectionError", "deadline exceeded");
+			memcpy(st->ids + ((size_t)seq * (size_t)lg->batch + (size_t)i) * 16, evs[i]->event_id.data, 16);
+		}
+		st->sent = seq + 1; /* before the send: an answer may come for it */
+		int rc = raw_send(&s, &req);
+		for (int i = 0; i < lg->batch; i++)
+			tevent_free(evs[i]);
+		if (rc)
+			break;
+		if (st->sent > lg->inflight) {
+			Errq__V1__ReportResponse *r;
+			if (raw_recv(&s, &r, HARNESS_DEADLINE_MS) != 0)
+				break;
+			lg_mark(st, r);
+		}
+	}
+	free(evs);
+	if (!s.closed_send) {
+		grpc_op op;
+		memset(&op, 0, sizeof(op));
+		op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+		if (grpc_call_start_batch(s.call, &op, 1, TAG_CLOSE, NULL) == GRPC_CALL_OK)
+			pluck(&s, TAG_CLOSE, HARNESS_DEADLINE_MS);
+		s.closed_send = true;
+	}
+	Errq__V1__ReportResponse *r;
+	while (raw_recv(&s, &r, HARNESS_DEADLINE_MS) == 0)
+		lg_mark(st, r);
+	st->status = raw_finish(&s, NULL, 0);
+	raw_free(&s);
+	return NULL;
+}
+
+int loadgen_start(struct loadgen *lg)
+{
+	atomic_store(&lg->acked_batches, 0);
+	atomic_store(&lg->stop, false);
+	if (lg->nstreams > LOADGEN_MAX_STREAMS)
+		return -1;
+	for (int i = 0; i < lg->nstreams; i++) {
+		struct loadgen_stream *st = calloc(1, sizeof(*st));
+		st->lg = lg;
+		st->idx = i;
+		errq_idgen_init(&st->g);
+		st->ids = calloc((size_t)lg->max_batches * (size_t)lg->batch, 16);
+		st->acked = calloc((size_t)lg->max_batches, sizeof(bool));
+		lg->st[i] = st;
+		if (pthread_create(&st->th, NULL, lg_main, st))
+			return -1;
+	}
+	return 0;
+}
+
+int loadgen_stop(struct loadgen *lg)
+{
+	atomic_store(&lg->stop, true);
+	for (int i = 0; i < lg->nstreams; i++)
+		pthread_join(lg->st[i]->th, NULL);
+	return 0;
+}
+
+void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable)
+{
+	*sent = *acked = *unavailable = 0;
+	for (int i = 0; i < lg->nstreams; i++) {
+		struct loadgen_stream *st = lg->st[i];
+		*sent += st->sent;
+		*unavailable += st->status == GRPC_STATUS_UNAVAILABLE;
+		for (int b = 0; b < st->sent; b++)
+			*acked += st->acked[b];
+	}
+}
+
+int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int missing = 0;
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE event_id = ?", -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -1;
+	}
+	for (int i = 0; i < lg->nstreams; i++) {
+		struct loadgen_stream *st = lg->st[i];
+		for (int b = 0; b < st->sent; b++) {
+			if (!st->acked[b])
+				continue;
+			for (int k = 0; k < lg->batch; k++) {
+				sqlite3_reset(q);
+				sqlite3_bind_blob(q, 1, st->ids + ((size_t)b * (size_t)lg->batch + (size_t)k) * 16, 16,
+						  SQLITE_STATIC);
+				if (sqlite3_step(q) != SQLITE_ROW)
+					missing++;
+			}
+		}
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return missing;
+}
+
+void loadgen_free(struct loadgen *lg)
+{
+	for (int i = 0; i < lg->nstreams; i++) {
+		if (!lg->st[i])
+			continue;
+		free(lg->st[i]->ids);
+		free(lg->st[i]->acked);
+		free(lg->st[i]);
+		lg->st[i] = NULL;
+	}
 }

@@ -5,6 +5,7 @@
 #ifndef ERRQ_HARNESS_H
 #define ERRQ_HARNESS_H
 #include <grpc/grpc.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,4 +71,28 @@ void tevent_free(Errq__V1__TaskFailure *tf);
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);
 Errq__V1__ListEventsResponse *query_events(const char *addr, uint32_t limit);
 Errq__V1__ListGroupsResponse *query_groups(const char *addr, uint32_t limit);
+/* errq.v1.Query/Status; NULL on failure.  Free with errq__v1__status_response__free_unpacked. */
+Errq__V1__StatusResponse *query_status(const char *addr);
+
+/* A load of NSTREAMS raw streams, each on its own thread, sending batches of `batch` events
+ * with `inflight` batches outstanding, until loadgen_stop() or max_batches per stream.  It
+ * records every event id and which batches were acknowledged, to check against the database. */
+#define LOADGEN_MAX_STREAMS 32
+struct loadgen_stream;
+struct loadgen {
+	const char *addr;
+	int nstreams, batch, inflight, max_batches;
+	const char *service_prefix;
+	atomic_int acked_batches;
+	atomic_bool stop;
+	struct loadgen_stream *st[LOADGEN_MAX_STREAMS];
+};
+int loadgen_start(struct loadgen *lg);
+/* Asks the streams to stop, waits for them to end (collecting late answers), returns 0. */
+int loadgen_stop(struct loadgen *lg);
+/* Totals after loadgen_stop: batches sent and acknowledged, streams that ended UNAVAILABLE. */
+void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable);
+/* Counts acknowledged events missing from the database file (0 = none lost). */
+int loadgen_missing_acked(struct loadgen *lg, const char *db_path);
+void loadgen_free(struct loadgen *lg);
 #endif

@@ -246,6 +246,26 @@ static void test_just_under_limit_is_stored_truncated(void **state)
 	errq__v1__list_events_response__free_unpacked(ev, NULL);
 }
 
+static void test_too_many_failures_refused_before_decoding(void **state)
+{
+	/* 10 001 empty TaskFailures: 2 bytes each on the wire, but each would cost the collector
+	 * hundreds of bytes decoded; the batch is refused whole and nothing is stored */
+	enum { N = 10001 };
+	uint8_t *buf = malloc(2 * N);
+	for (int i = 0; i < N; i++) {
+		buf[2 * i] = 0x12; /* field 2, length-delimited */
+		buf[2 * i + 1] = 0x00;
+	}
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	raw_send_bytes(&s, buf, 2 * N);
+	char det[256];
+	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(det, "10001 failures"));
+	raw_free(&s);
+	free(buf);
+}
+
 static void test_garbage_invalid_argument(void **state)
 {
 	struct rawstream s;
@@ -418,6 +438,7 @@ int main(void)
 	    cmocka_unit_test(test_oversized_message_resource_exhausted),
 	    cmocka_unit_test(test_just_under_limit_is_stored_truncated),
 	    cmocka_unit_test(test_garbage_invalid_argument),
+	    cmocka_unit_test(test_too_many_failures_refused_before_decoding),
 	    cmocka_unit_test(test_many_streams_at_once),
 	    cmocka_unit_test(test_health_and_unknown),
 	    cmocka_unit_test(test_groups_aggregate),

@@ -1,0 +1,118 @@
+/* Integration: a full ingest queue stops reads instead of growing memory, and nothing is
+ * acknowledged that is not stored.  While clients stream into a collector with a tiny queue,
+ * the test holds the database with BEGIN IMMEDIATE from another connection for a few
+ * seconds: the writer cannot commit, so the queue fills, streams are parked and not read,
+ * no batch is acknowledged, and errqd's memory stays flat.  After the lock is released every
+ * acknowledged id must be in the database. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <sqlite3.h>
+#include <cmocka.h>
+
+#include "errq_time.h"
+#include "harness.h"
+
+#define QUEUE_CAPACITY 4
+#define HOLD_MS 3000
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void wait_acked(struct loadgen *lg, int n)
+{
+	uint64_t deadline = errq_mono_ns() + HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;
+	while (atomic_load(&lg->acked_batches) < n && errq_mono_ns() < deadline)
+		sleep_ms(2);
+	assert_true(atomic_load(&lg->acked_batches) >= n);
+}
+
+static void test_full_queue_stops_reads_and_loses_nothing(void **state)
+{
+	struct errqd_proc D;
+	memset(&D, 0, sizeof(D));
+	const char *args[] = {"--set", "ingest_queue_batches=" "4", NULL};
+	assert_int_equal(errqd_start(&D, args), 0);
+	struct loadgen lg = {.addr = D.addr, .nstreams = 12, .batch = 20, .inflight = 8, .max_batches = 20000,
+			     .service_prefix = "svc-bp"};
+	assert_int_equal(loadgen_start(&lg), 0);
+	wait_acked(&lg, 50);
+
+	/* take the write lock away from the collector */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(D.db, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, HARNESS_DEADLINE_MS);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	sleep_ms(300); /* the transaction that was committing when we asked has been answered */
+
+	Errq__V1__StatusResponse *s0 = query_status(D.addr);
+	assert_non_null(s0);
+	assert_int_equal(s0->ingest_queue_capacity, QUEUE_CAPACITY);
+	int acked_at_lock = atomic_load(&lg.acked_batches);
+	uint64_t rss_peak = s0->rss_bytes, rss_start = s0->rss_bytes;
+	uint32_t parked_peak = 0;
+	for (int t = 0; t < HOLD_MS; t += 100) {
+		Errq__V1__StatusResponse *s = query_status(D.addr);
+		assert_non_null(s);
+		if (s->ingest_queue_batches > QUEUE_CAPACITY || s->ingest_queue_max_batches > QUEUE_CAPACITY)
+			fail_msg("queue %u, high-water %u, capacity %u", s->ingest_queue_batches,
+				 s->ingest_queue_max_batches, QUEUE_CAPACITY);
+		assert_true(s->ingest_queue_max_batches <= QUEUE_CAPACITY);
+		if (s->rss_bytes > rss_peak)
+			rss_peak = s->rss_bytes;
+		if (s->parked > parked_peak)
+			parked_peak = s->parked;
+		errq__v1__status_response__free_unpacked(s, NULL);
+		sleep_ms(100);
+	}
+	/* nothing could commit, so nothing was acknowledged */
+	assert_int_equal(atomic_load(&lg.acked_batches), acked_at_lock);
+	Errq__V1__StatusResponse *s1 = query_status(D.addr);
+	assert_non_null(s1);
+	assert_true(s1->store_errors > s0->store_errors); /* the writer met the lock and retried */
+	assert_true(s1->parked_total > 0);                /* streams had to wait: backpressure */
+	assert_true(parked_peak > 0);
+	/* memory stays flat while twelve clients push: the queue and one batch per stream */
+	assert_true(rss_peak < rss_start + 32u * 1024 * 1024);
+
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	/* the collector recovers by itself and the streams go on */
+	wait_acked(&lg, acked_at_lock + 50);
+	loadgen_stop(&lg);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+
+	int sent, acked, unavailable;
+	loadgen_totals(&lg, &sent, &acked, &unavailable);
+	assert_int_equal(loadgen_missing_acked(&lg, D.db), 0);
+	print_message("sent %d batches, %d acknowledged, all stored; queue high-water %u of %u; "
+		      "%u streams parked at once; %llu parkings; %llu failed commits retried; "
+		      "rss %.1f -> peak %.1f MiB during the hold\n",
+		      sent, acked, s1->ingest_queue_max_batches, QUEUE_CAPACITY, parked_peak,
+		      (unsigned long long)s1->parked_total, (unsigned long long)s1->store_errors,
+		      rss_start / 1048576.0, rss_peak / 1048576.0);
+	errq__v1__status_response__free_unpacked(s0, NULL);
+	errq__v1__status_response__free_unpacked(s1, NULL);
+	loadgen_free(&lg);
+	errqd_cleanup(&D);
+}
+
+int main(void)
+{
+	grpc_init();
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_full_queue_stops_reads_and_loses_nothing),
+	};
+	int rc = cmocka_run_group_tests_name("integration_backpressure", tests, NULL, NULL);
+	grpc_shutdown_blocking();
+	return rc;
+}
