@@ -164,6 +164,7 @@ int main(int argc, char **argv)
 
 	int rc = 1;
 	struct store *store = NULL;
+	struct store_ckpt *ckpt = NULL;
 	struct ingest *ig = NULL;
 	struct transport *t = NULL;
 	struct report_svc *rs = NULL;
@@ -173,11 +174,12 @@ int main(int argc, char **argv)
 	grpc_init();
 	if (cfg.storage == STORAGE_SQLITE) {
 		struct store_opts so = {.path = cfg.database, .durability = cfg.durability,
-					.cache_mib = (int)cfg.cache_mib};
-		if (store_open(&store, &so, err, sizeof(err))) {
+					.cache_mib = (int)cfg.cache_mib, .ckpt_external = true};
+		if (store_open(&store, &so, err, sizeof(err)) || store_ckpt_start(&ckpt, cfg.database, err, sizeof(err))) {
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
 			goto out;
 		}
+		store_set_ckpt(store, ckpt);
 	}
 	struct ingest_opts io = {.store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
 				 .max_bytes = (size_t)cfg.ingest_queue_bytes};
@@ -263,7 +265,8 @@ out:
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
 	query_svc_free(qs);
-	store_close(store);
+	store_ckpt_stop(ckpt);
+	store_close(store); /* the last connection: checkpoints the WAL into the file */
 	grpc_shutdown_blocking();
 	if (rc == 0)
 		LOG_INFO("errqd stopped");

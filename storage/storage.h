@@ -26,6 +26,7 @@ struct store_opts {
 	int durability;      /* enum store_durability */
 	int cache_mib;       /* SQLite page cache; 0 = default (64 MiB writer, 8 MiB reader) */
 	int busy_timeout_ms; /* how long one statement waits on a lock; 0 = 100 ms */
+	bool ckpt_external;  /* writer: no automatic checkpoints (a store_ckpt runs them) */
 };
 
 /* Bits of store_event.truncated: which fields the collector shortened. */
@@ -105,6 +106,23 @@ struct store_group_filter {
 };
 typedef int (*store_group_cb)(void *ctx, const struct store_group *g);
 int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx);
+
+/* WAL checkpoints on a thread and connection of their own (store_checkpoint.c).  The writer
+ * handle, opened with ckpt_external = true, never checkpoints by itself; it kicks the
+ * checkpointer when its WAL has grown past STORE_CKPT_WAL_PAGES. */
+#define STORE_CKPT_INTERVAL_MS 250
+#define STORE_CKPT_WAL_PAGES 8192 /* 32 MiB of 4 KiB pages */
+#define STORE_WAL_SIZE_LIMIT (64 * 1024 * 1024) /* journal_size_limit: the WAL file after a reset */
+struct store_ckpt;
+struct store_ckpt_stats {
+	uint64_t checkpoints, frames, errors, last_wal_frames, max_ns;
+};
+int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz);
+void store_ckpt_kick(struct store_ckpt *ck);
+void store_ckpt_get_stats(struct store_ckpt *ck, struct store_ckpt_stats *st);
+void store_ckpt_stop(struct store_ckpt *ck); /* accepts NULL */
+/* The writer's hook: called after each commit with the WAL size in pages. */
+void store_set_ckpt(struct store *s, struct store_ckpt *ck);
 
 /* Exact count of stored events (a scan: for tests and small databases). */
 int store_count_events(struct store *s, uint64_t *n);

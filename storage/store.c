@@ -73,6 +73,21 @@ static int pragma(struct store *s, const char *sql)
 	return 0;
 }
 
+/* Runs after each commit on the writer (instead of SQLite's automatic checkpoint). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *s = arg;
+	s->wal_pages = pages;
+	if (s->ckpt && pages >= STORE_CKPT_WAL_PAGES)
+		store_ckpt_kick(s->ckpt);
+	return SQLITE_OK;
+}
+
+void store_set_ckpt(struct store *s, struct store_ckpt *ck)
+{
+	s->ckpt = ck;
+}
+
 static void free_handle(struct store *s)
 {
 	for (int i = 0; i < STMT_COUNT; i++)
@@ -125,6 +140,12 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 			goto fail;
 		if (store__migrate(s))
 			goto fail;
+		if (o->ckpt_external) {
+			errq_snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%d", STORE_WAL_SIZE_LIMIT);
+			if (pragma(s, "PRAGMA wal_autocheckpoint=0") || pragma(s, sql))
+				goto fail;
+			sqlite3_wal_hook(s->db, wal_hook, s);
+		}
 		for (int i = 0; i < STMT_COUNT; i++)
 			if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
 					       NULL) != SQLITE_OK) {

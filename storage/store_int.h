@@ -43,6 +43,8 @@ struct store {
 	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
 	struct txn_agg *agg;             /* writer only, STORE_TXN_MAX_GROUPS, open addressing */
 	uint32_t n_agg;
+	struct store_ckpt *ckpt;  /* writer only: kicked when the WAL grows */
+	int wal_pages;           /* from the WAL hook: frames in the WAL after the last commit */
 };
 
 int store__set_err(struct store *s, const char *what);
