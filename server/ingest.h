@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "errq/v1/collector.pb-c.h"
+#include "errq_arena.h"
 #include "validate.h"
 
 #ifdef ERRQ_TEST_LIMITS
@@ -59,8 +60,9 @@ struct ingest_batch {
 	struct ingest_batch *resume_next;
 	const struct ingest_batch_ops *ops;
 	void *owner;
-	Errq__V1__ReportRequest *req;  /* owned by the batch */
-	size_t bytes;                  /* encoded size, for the byte bound */
+	struct errq_arena arena;       /* holds req and every array below */
+	Errq__V1__ReportRequest *req;  /* decoded into the arena */
+	size_t bytes;                  /* memory held, for the byte bound */
 	size_t n_events;
 	struct ingest_event *events;   /* n_events, same order as req->failures */
 	uint8_t *extra;                /* packed frames/details of all events */

@@ -17,6 +17,9 @@ struct ingest;
 #endif
 /* failures in one ReportRequest; more ends the call with RESOURCE_EXHAUSTED, nothing stored */
 #define REPORT_MAX_BATCH_EVENTS 10000
+/* memory one decoded batch may take (8x the largest message); more ends the call with
+ * RESOURCE_EXHAUSTED: nested empty frames or details decode to ~30x their wire size */
+#define REPORT_MAX_DECODED_BYTES (32 << 20)
 struct report_svc;
 struct report_svc *report_svc_new(struct ingest *ig);
 int report_svc_register(struct report_svc *r, struct transport *t);

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define STORE_SCHEMA_VERSION 1
-#define STORE_GROUP_CACHE_SLOTS 4096  /* fingerprint -> group id cache (direct-mapped) */
+#define STORE_GROUP_CACHE_SLOTS 65536 /* fingerprint -> group id cache (direct-mapped, ~2.5 MiB) */
 #define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute) aggregates per transaction */
 
 enum store_durability { STORE_DURABILITY_NORMAL = 0, STORE_DURABILITY_FULL = 1 };
@@ -25,7 +25,7 @@ struct store_opts {
 	bool readonly;
 	int durability;      /* enum store_durability */
 	int cache_mib;       /* SQLite page cache; 0 = default (64 MiB writer, 8 MiB reader) */
-	int busy_timeout_ms; /* how long one statement waits on a lock; 0 = 100 ms */
+	int busy_timeout_ms; /* how long one statement waits on a lock; 0 = 2 s writer, 100 ms reader */
 	bool ckpt_external;  /* writer: no automatic checkpoints (a store_ckpt runs them) */
 };
 
@@ -112,10 +112,12 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
  * checkpointer when its WAL has grown past STORE_CKPT_WAL_PAGES. */
 #define STORE_CKPT_INTERVAL_MS 250
 #define STORE_CKPT_WAL_PAGES 8192 /* 32 MiB of 4 KiB pages */
+#define STORE_CKPT_RESTART_PAGES 16384 /* past 64 MiB of WAL: a RESTART checkpoint */
+#define STORE_CKPT_RESTART_WAIT_MS 1000 /* how long it waits for the writer's transaction */
 #define STORE_WAL_SIZE_LIMIT (64 * 1024 * 1024) /* journal_size_limit: the WAL file after a reset */
 struct store_ckpt;
 struct store_ckpt_stats {
-	uint64_t checkpoints, frames, errors, last_wal_frames, max_ns;
+	uint64_t checkpoints, restarts, frames, errors, last_wal_frames, max_ns;
 };
 int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz);
 void store_ckpt_kick(struct store_ckpt *ck);

@@ -126,7 +126,7 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);
-	sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 100);
+	sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : o->readonly ? 100 : 2000);
 	int cache_mib = o->cache_mib > 0 ? o->cache_mib : (o->readonly ? 8 : 64);
 	errq_snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", cache_mib * 1024);
 	if (pragma(s, sql) || pragma(s, "PRAGMA foreign_keys=OFF") || pragma(s, "PRAGMA temp_store=MEMORY"))
