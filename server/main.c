@@ -252,11 +252,12 @@ stop:
 #undef LEFT
 		struct ingest_stats st;
 		ingest_get_stats(ig, &st);
-		char ms[32], stored[32];
+		char ms[32], stored[32], commits[32];
 		errq_snprintf(ms, sizeof(ms), "%llu", (unsigned long long)((errq_mono_ns() - t0) / ERRQ_NS_PER_MS));
 		errq_snprintf(stored, sizeof(stored), "%llu", (unsigned long long)st.events_stored);
-		errq_logkv(ERRQ_LOG_INFO, "drained", "ms", ms, "events_stored", stored, "queue_drained",
-			   drained ? "true" : "false", "streams_ended", ended ? "true" : "false", NULL);
+		errq_snprintf(commits, sizeof(commits), "%llu", (unsigned long long)st.commits);
+		errq_logkv(ERRQ_LOG_INFO, "drained", "ms", ms, "events_stored", stored, "commits", commits,
+			   "queue_drained", drained ? "true" : "false", "streams_ended", ended ? "true" : "false", NULL);
 	}
 out:
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */

@@ -3,7 +3,14 @@
  * The writer resolves each event's fingerprint to a group id through a small direct-mapped
  * cache (a miss costs one indexed lookup, and an insert for a new group), inserts the event
  * with INSERT OR IGNORE on the unique event_id (ignored = duplicate), and accumulates per
- * (group, minute) counts in a bounded open-addressing table.  store_txn_commit writes the
+ * (group, minute) counts in a bounded open-addressing table.
+ *
+ * A group's events are chained newest to oldest: each event stores the rowid of its group's
+ * previous event (prev_in_group) and the group row the newest (last_event).  Listing a group's
+ * events walks the chain — one rowid lookup per event — so no per-event secondary index is
+ * needed: an index on (group_id, id) dirtied a page per group per transaction and cost a
+ * third of the ingest rate.  The chain's head lives in the cache slot during a transaction;
+ * a slot evicted while its head is newer than the database writes it first.  store_txn_commit writes the
  * aggregates (one UPDATE per group and one upsert per minute row) and commits: so a batch of
  * a thousand events of one group costs one group update, not a thousand. */
 #include <stdlib.h>
@@ -22,9 +29,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_INSERT_EVENT] =
 	"INSERT OR IGNORE INTO events (event_id, group_id, time_ns, received_ns, service, environment,"
-	" release, host, task, error_type, error_code, message, attempt, handled, truncated, extra)"
-	" VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
-    [STMT_FIND_GROUP] = "SELECT id FROM groups WHERE fingerprint = ?1",
+	" release, host, task, error_type, error_code, message, attempt, handled, truncated, extra,"
+	" prev_in_group) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+    [STMT_FIND_GROUP] = "SELECT id, last_event FROM groups WHERE fingerprint = ?1",
     [STMT_INSERT_GROUP] =
 	"INSERT INTO groups (fingerprint, grouping_version, service, environment, error_type,"
 	" error_code, message, first_seen, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8)",
@@ -32,10 +39,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	"UPDATE groups SET total = total + ?2, handled = handled + ?3,"
 	" first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5),"
 	" environment = coalesce(?6, environment), error_code = coalesce(?7, error_code),"
-	" message = coalesce(?8, message) WHERE id = ?1",
+	" message = coalesce(?8, message), last_event = max(last_event, ?9) WHERE id = ?1",
     [STMT_UPSERT_MINUTE] =
 	"INSERT INTO group_minutes (group_id, minute, count) VALUES (?1, ?2, ?3)"
 	" ON CONFLICT (group_id, minute) DO UPDATE SET count = count + excluded.count",
+    [STMT_SET_HEAD] = "UPDATE groups SET last_event = max(last_event, ?2) WHERE id = ?1",
 };
 
 const char *store_trunc_name(int bit)
@@ -221,6 +229,7 @@ int store_txn_begin(struct store *s)
 	if (step_done(s, s->stmt[STMT_BEGIN], "begin"))
 		return -1;
 	s->in_txn = true;
+	s->txn_gen++;
 	agg_clear(s);
 	return 0;
 }
@@ -247,23 +256,25 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-/* Group id of e's fingerprint, inserting the group when it is new.  0 on error. */
-static int64_t group_id(struct store *s, const struct store_event *e)
+/* The cache slot of e's group (loading it, or inserting a new group), or NULL on error. */
+static struct group_cache_slot *group_slot(struct store *s, const struct store_event *e)
 {
 	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, e->fingerprint, strlen(e->fingerprint));
 	struct group_cache_slot *slot = &s->gcache[h % STORE_GROUP_CACHE_SLOTS];
 	if (slot->id && slot->hash == h && strcmp(slot->fingerprint, e->fingerprint) == 0)
-		return slot->id;
-	int64_t id = 0;
+		return slot;
+	int64_t id = 0, head = 0;
 	sqlite3_stmt *st = s->stmt[STMT_FIND_GROUP];
 	sqlite3_bind_text(st, 1, e->fingerprint, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
+		head = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		store__set_err(s, "find group");
-		return 0;
+		return NULL;
 	}
 	if (!id) {
 		st = s->stmt[STMT_INSERT_GROUP];
@@ -276,17 +287,31 @@ static int64_t group_id(struct store *s, const struct store_event *e)
 		bind_text(st, 7, e->message);
 		sqlite3_bind_int64(st, 8, (int64_t)e->received_ns);
 		if (step_done(s, st, "insert group"))
-			return 0;
+			return NULL;
 		id = sqlite3_last_insert_rowid(s->db);
 	}
 	char *fp = strdup(e->fingerprint);
-	if (fp) {
-		free(slot->fingerprint);
-		slot->fingerprint = fp;
-		slot->hash = h;
-		slot->id = id;
+	if (!fp) {
+		errq_snprintf(s->err, sizeof(s->err), "out of memory");
+		return NULL;
 	}
-	return id;
+	if (slot->id && slot->dirty_gen == s->txn_gen) {
+		/* the evicted group's head is only in memory: write it before forgetting it */
+		st = s->stmt[STMT_SET_HEAD];
+		sqlite3_bind_int64(st, 1, slot->id);
+		sqlite3_bind_int64(st, 2, slot->head);
+		if (step_done(s, st, "set group head")) {
+			free(fp);
+			return NULL;
+		}
+	}
+	free(slot->fingerprint);
+	slot->fingerprint = fp;
+	slot->hash = h;
+	slot->id = id;
+	slot->head = head;
+	slot->dirty_gen = 0;
+	return slot;
 }
 
 static void set_owned(char **dst, const char *v)
@@ -304,7 +329,7 @@ static void set_owned(char **dst, const char *v)
 
 static int agg_flush(struct store *s);
 
-static int agg_add(struct store *s, int64_t gid, const struct store_event *e)
+static int agg_add(struct store *s, int64_t gid, int64_t rowid, const struct store_event *e)
 {
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
 	if (s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 && agg_flush(s))
@@ -327,6 +352,8 @@ static int agg_add(struct store *s, int64_t gid, const struct store_event *e)
 	}
 	a->count++;
 	a->handled += e->handled;
+	if (rowid > a->head)
+		a->head = rowid;
 	if (e->received_ns < a->first_ns)
 		a->first_ns = e->received_ns;
 	if (e->received_ns > a->last_ns)
@@ -353,6 +380,7 @@ static int agg_flush(struct store *s)
 		bind_text(st, 6, a->environment);
 		bind_text(st, 7, a->error_code);
 		bind_text(st, 8, a->message);
+		sqlite3_bind_int64(st, 9, a->head);
 		if (step_done(s, st, "update group"))
 			return -1;
 		st = s->stmt[STMT_UPSERT_MINUTE];
@@ -368,12 +396,12 @@ static int agg_flush(struct store *s)
 
 int store_txn_add_event(struct store *s, const struct store_event *e)
 {
-	int64_t gid = group_id(s, e);
-	if (!gid)
+	struct group_cache_slot *g = group_slot(s, e);
+	if (!g)
 		return -1;
 	sqlite3_stmt *st = s->stmt[STMT_INSERT_EVENT];
 	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, gid);
+	sqlite3_bind_int64(st, 2, g->id);
 	sqlite3_bind_int64(st, 3, (int64_t)e->time_ns);
 	sqlite3_bind_int64(st, 4, (int64_t)e->received_ns);
 	sqlite3_bind_text(st, 5, e->service, -1, SQLITE_STATIC);
@@ -391,11 +419,15 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 		sqlite3_bind_blob(st, 16, e->extra, (int)e->extra_len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 16);
+	sqlite3_bind_int64(st, 17, g->head);
 	if (step_done(s, st, "insert event"))
 		return -1;
 	if (sqlite3_changes(s->db) == 0)
 		return 0; /* event_id already stored */
-	if (agg_add(s, gid, e))
+	int64_t rowid = sqlite3_last_insert_rowid(s->db);
+	g->head = rowid;
+	g->dirty_gen = s->txn_gen;
+	if (agg_add(s, g->id, rowid, e))
 		return -1;
 	return 1;
 }

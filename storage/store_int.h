@@ -15,13 +15,16 @@ enum store_stmt {
 	STMT_INSERT_GROUP,
 	STMT_UPDATE_GROUP,
 	STMT_UPSERT_MINUTE,
+	STMT_SET_HEAD,
 	STMT_COUNT
 };
 
 struct group_cache_slot {
 	uint64_t hash;
 	int64_t id;
-	char *fingerprint; /* owned */
+	int64_t head;       /* rowid of the group's newest event (its chain's head) */
+	uint64_t dirty_gen; /* == store.txn_gen: head changed in the open transaction */
+	char *fingerprint;  /* owned */
 };
 
 /* One (group, minute) aggregate of the open transaction. */
@@ -29,6 +32,7 @@ struct txn_agg {
 	int64_t group_id;
 	int64_t minute;
 	uint64_t count, handled;
+	int64_t head; /* newest rowid of the group in this transaction */
 	uint64_t first_ns, last_ns;
 	char *environment, *error_code, *message; /* last seen values (owned) */
 };
@@ -43,6 +47,7 @@ struct store {
 	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
 	struct txn_agg *agg;             /* writer only, STORE_TXN_MAX_GROUPS, open addressing */
 	uint32_t n_agg;
+	uint64_t txn_gen;                /* bumped by every begin */
 	struct store_ckpt *ckpt;  /* writer only: kicked when the WAL grows */
 	int wal_pages;           /* from the WAL hook: frames in the WAL after the last commit */
 };

@@ -26,7 +26,8 @@ static const char *const migrations[] = {
     "  last_seen INTEGER NOT NULL,"
     "  total INTEGER NOT NULL DEFAULT 0,"
     "  handled INTEGER NOT NULL DEFAULT 0,"
-    "  status TEXT NOT NULL DEFAULT 'unresolved');"
+    "  status TEXT NOT NULL DEFAULT 'unresolved',"
+    "  last_event INTEGER NOT NULL DEFAULT 0);"    /* rowid of the newest event: the chain's head */
     "CREATE INDEX groups_last_seen ON groups(last_seen);"
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY,"            /* insertion order = receive order */
@@ -40,9 +41,9 @@ static const char *const migrations[] = {
     "  attempt INTEGER NOT NULL,"
     "  handled INTEGER NOT NULL,"
     "  truncated INTEGER NOT NULL,"
+    "  prev_in_group INTEGER NOT NULL,"    /* rowid of the group's previous event, 0 = none */
     "  extra BLOB);"
     "CREATE UNIQUE INDEX events_event_id ON events(event_id);"
-    "CREATE INDEX events_group ON events(group_id, id);"
     "CREATE TABLE group_minutes ("
     "  group_id INTEGER NOT NULL,"
     "  minute INTEGER NOT NULL,"           /* received_ns / 60e9 */

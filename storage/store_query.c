@@ -15,28 +15,129 @@ static const char *col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 
+#define EVENT_COLS                                                                                  \
+	"e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"           \
+	" e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version," \
+	" e.attempt, e.handled, e.truncated, e.extra, e.prev_in_group"
+
+/* Fills e from a row of EVENT_COLS; false when the row is unusable. */
+static bool event_from_row(sqlite3_stmt *st, struct store_event *e, int64_t *prev)
+{
+	memset(e, 0, sizeof(*e));
+	e->rowid = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_bytes(st, 1) != 16)
+		return false; /* cannot happen: the writer stores only 16-byte ids */
+	e->event_id = sqlite3_column_blob(st, 1);
+	e->time_ns = (uint64_t)sqlite3_column_int64(st, 2);
+	e->received_ns = (uint64_t)sqlite3_column_int64(st, 3);
+	e->service = col_text(st, 4);
+	e->environment = col_text(st, 5);
+	e->release = col_text(st, 6);
+	e->host = col_text(st, 7);
+	e->task = col_text(st, 8);
+	e->error_type = col_text(st, 9);
+	e->error_code = col_text(st, 10);
+	e->message = col_text(st, 11);
+	e->fingerprint = col_text(st, 12);
+	e->grouping_version = sqlite3_column_int(st, 13);
+	e->attempt = (uint32_t)sqlite3_column_int64(st, 14);
+	e->handled = sqlite3_column_int(st, 15) != 0;
+	e->truncated = (uint32_t)sqlite3_column_int64(st, 16);
+	e->extra = sqlite3_column_blob(st, 17);
+	e->extra_len = (size_t)sqlite3_column_bytes(st, 17);
+	*prev = sqlite3_column_int64(st, 18);
+	return true;
+}
+
+/* A group's events, newest first, by walking its chain (see store.c): one rowid lookup per
+ * event, whatever the size of the table. */
+static int list_group_chain(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
+{
+	sqlite3_stmt *start = NULL, *row = NULL;
+	int rc = -1;
+	int64_t next = 0;
+	if (f->before_rowid) {
+		/* the cursor is the last event returned: continue from its predecessor, provided
+		 * it belongs to this group */
+		if (sqlite3_prepare_v2(s->db,
+				       "SELECT e.prev_in_group FROM events e JOIN groups g ON g.id = e.group_id"
+				       " WHERE e.id = ?1 AND g.fingerprint = ?2",
+				       -1, &start, NULL) != SQLITE_OK)
+			return store__set_err(s, "prepare group events");
+		sqlite3_bind_int64(start, 1, f->before_rowid);
+	} else if (sqlite3_prepare_v2(s->db, "SELECT last_event FROM groups WHERE fingerprint = ?2", -1, &start,
+				      NULL) != SQLITE_OK) {
+		return store__set_err(s, "prepare group events");
+	}
+	sqlite3_bind_text(start, 2, f->fingerprint, -1, SQLITE_STATIC);
+	int r = sqlite3_step(start);
+	if (r == SQLITE_ROW)
+		next = sqlite3_column_int64(start, 0);
+	else if (r != SQLITE_DONE) {
+		store__set_err(s, "group events");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE e.id = ?1",
+			       -1, &row, NULL) != SQLITE_OK) {
+		store__set_err(s, "prepare group events");
+		goto out;
+	}
+	/* one read transaction for the whole page, so the chain cannot change under the walk */
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		store__set_err(s, "begin read");
+		goto out;
+	}
+	uint32_t n = 0;
+	rc = 0;
+	while (next > 0 && n < f->limit) {
+		sqlite3_reset(row);
+		sqlite3_bind_int64(row, 1, next);
+		r = sqlite3_step(row);
+		if (r == SQLITE_DONE)
+			break; /* the rest of the chain is older than retention: deleted */
+		if (r != SQLITE_ROW) {
+			rc = store__set_err(s, "group events");
+			break;
+		}
+		struct store_event e;
+		int64_t prev;
+		if (!event_from_row(row, &e, &prev))
+			break;
+		if (f->since_ns && e.received_ns < f->since_ns)
+			break;
+		next = prev;
+		if (f->service && *f->service && (!e.service || strcmp(e.service, f->service) != 0))
+			continue;
+		n++;
+		if (cb(ctx, &e))
+			break;
+	}
+	sqlite3_reset(row);
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(start);
+	sqlite3_finalize(row);
+	return rc;
+}
+
 int store_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
 {
-	/* The statement is composed from the filters that are set, so that each becomes an index
-	 * search (rowid range for the cursor, events_group for a group) rather than a predicate
-	 * evaluated on every row of a scan. */
+	if (f->fingerprint && *f->fingerprint)
+		return list_group_chain(s, f, cb, ctx);
+	/* The statement is composed from the filters that are set, so that the cursor becomes a
+	 * rowid range search rather than a predicate evaluated on every row of a scan. */
 	char sql[1024];
 	struct errq_buf q;
 	errq_buf_init(&q, sizeof(sql));
 	q.p = sql;
 	q.cap = sizeof(sql);
 	sql[0] = '\0';
-	errq_buf_addstr(&q,
-	    "SELECT e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"
-	    " e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version,"
-	    " e.attempt, e.handled, e.truncated, e.extra"
-	    " FROM events e JOIN groups g ON g.id = e.group_id WHERE 1");
+	errq_buf_addstr(&q, "SELECT " EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE 1");
 	if (f->before_rowid)
 		errq_buf_addstr(&q, " AND e.id < :before");
 	if (f->service && *f->service)
 		errq_buf_addstr(&q, " AND e.service = :service");
-	if (f->fingerprint && *f->fingerprint)
-		errq_buf_addstr(&q, " AND e.group_id = (SELECT id FROM groups WHERE fingerprint = :fp)");
 	if (f->since_ns)
 		errq_buf_addstr(&q, " AND e.received_ns >= :since");
 	errq_buf_addstr(&q, " ORDER BY e.id DESC LIMIT :limit");
@@ -46,34 +147,14 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 		return store__set_err(s, "prepare list events");
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":before"), f->before_rowid);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":fp"), f->fingerprint, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_event e;
-		memset(&e, 0, sizeof(e));
-		e.rowid = sqlite3_column_int64(st, 0);
-		if (sqlite3_column_bytes(st, 1) != 16)
-			continue; /* cannot happen: the writer stores only 16-byte ids */
-		e.event_id = sqlite3_column_blob(st, 1);
-		e.time_ns = (uint64_t)sqlite3_column_int64(st, 2);
-		e.received_ns = (uint64_t)sqlite3_column_int64(st, 3);
-		e.service = col_text(st, 4);
-		e.environment = col_text(st, 5);
-		e.release = col_text(st, 6);
-		e.host = col_text(st, 7);
-		e.task = col_text(st, 8);
-		e.error_type = col_text(st, 9);
-		e.error_code = col_text(st, 10);
-		e.message = col_text(st, 11);
-		e.fingerprint = col_text(st, 12);
-		e.grouping_version = sqlite3_column_int(st, 13);
-		e.attempt = (uint32_t)sqlite3_column_int64(st, 14);
-		e.handled = sqlite3_column_int(st, 15) != 0;
-		e.truncated = (uint32_t)sqlite3_column_int64(st, 16);
-		e.extra = sqlite3_column_blob(st, 17);
-		e.extra_len = (size_t)sqlite3_column_bytes(st, 17);
+		int64_t prev;
+		if (!event_from_row(st, &e, &prev))
+			continue;
 		if (cb(ctx, &e))
 			break;
 	}

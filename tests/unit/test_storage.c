@@ -210,12 +210,88 @@ static void test_event_pagination(void **state)
 	store_close(s);
 }
 
+static int collect_ids(void *ctx, const struct store_event *e)
+{
+	int64_t *ids = ctx;
+	ids[++ids[0]] = e->rowid;
+	return 0;
+}
+
+/* A group's events are listed through its chain (prev_in_group), newest first, with a cursor;
+ * duplicates and rolled-back events do not break it, nor do cache evictions in a transaction
+ * that touches more groups than the cache has slots. */
+static void test_group_chain(void **state)
+{
+	struct store *s = open_writer();
+	uint8_t id[16];
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	assert_int_equal(store_txn_begin(s), 0);
+	int64_t want_a[16] = {0};
+	for (int i = 0; i < 12; i++) {
+		struct store_event e = ev(id, (uint8_t)i, i % 3 == 0 ? "chain-a" : "chain-b", t0 + (uint64_t)i);
+		id[1] = 0xA0; /* distinct from other tests' ids */
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+		if (i % 3 == 0)
+			want_a[++want_a[0]] = i;
+	}
+	struct store_event dup = ev(id, 0, "chain-a", t0 + 50);
+	id[1] = 0xA0;
+	assert_int_equal(store_txn_add_event(s, &dup), 0);
+	assert_int_equal(store_txn_commit(s), 0);
+	assert_int_equal(store_txn_begin(s), 0);
+	struct store_event gone = ev(id, 99, "chain-a", t0 + 60);
+	id[1] = 0xA0;
+	assert_int_equal(store_txn_add_event(s, &gone), 1);
+	store_txn_rollback(s);
+
+	int64_t ids[32] = {0};
+	struct store_event_filter f = {.fingerprint = "chain-a", .limit = 3};
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 3);
+	f.before_rowid = ids[3];
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 4); /* 4 events of chain-a in all: a second page of one */
+	for (int i = 1; i < 4; i++)
+		assert_true(ids[i] > ids[i + 1]);
+	/* the rows are chain-a's: rowids 1, 4, 7, 10 of this fresh database */
+	assert_int_equal(ids[1], 10);
+	assert_int_equal(ids[4], 1);
+
+	/* more groups than cache slots in one transaction: evictions write heads through */
+	enum { NG = STORE_GROUP_CACHE_SLOTS + 5000 };
+	char fp[32];
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(store_txn_begin(s), 0);
+		for (int g = 0; g < NG; g++) {
+			snprintf(fp, sizeof(fp), "many-%d", g);
+			struct store_event e = ev(id, 0, fp, t0 + 100 + (uint64_t)round);
+			id[0] = 2;
+			id[1] = (uint8_t)round;
+			id[2] = (uint8_t)(g >> 16);
+			id[3] = (uint8_t)(g >> 8);
+			id[4] = (uint8_t)g;
+			assert_int_equal(store_txn_add_event(s, &e), 1);
+		}
+		assert_int_equal(store_txn_commit(s), 0);
+	}
+	for (int g = 0; g < NG; g += 997) {
+		snprintf(fp, sizeof(fp), "many-%d", g);
+		memset(ids, 0, sizeof(ids));
+		struct store_event_filter gf = {.fingerprint = fp, .limit = 10};
+		assert_int_equal(store_list_events(s, &gf, collect_ids, ids), 0);
+		assert_int_equal(ids[0], 2);
+		assert_int_equal(ids[1] - ids[2], NG); /* one round apart */
+	}
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_schema_and_pragmas, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_dedupe_and_groups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_pagination, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_storage", tests, NULL, NULL);
 }
