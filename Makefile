@@ -38,9 +38,11 @@ test-long: build
 	@scripts/install-deps --long
 	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -L integration
 
+# The benchmark matrix of issue 3 (about 20-30 minutes); writes docs/benchmarks.md.  BENCH_DURATION,
+# BENCH_WARMUP, BENCH_PREFILL and BENCH_RUNS (environment or make arguments) shorten it, e.g.
+#   make bench BENCH_DURATION=3s BENCH_WARMUP=1s BENCH_PREFILL=200000
 bench: build
-	@echo "make bench: the benchmark matrix arrives with the ingest-speed issue; errq-bench is at $(BUILD)/bin/errq-bench"
-	$(BUILD)/bin/errq-bench --help
+	scripts/bench-matrix $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

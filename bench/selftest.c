@@ -1,0 +1,257 @@
+/* selftest.c: errq-bench --selftest --spawn ERRQD, a correctness smoke test of the tool
+ * (no timing is asserted).  Checks, in order: the hand-written wire bytes decode with
+ * protobuf-c into the events we meant; the Zipf sampler's frequencies; the histogram's
+ * quantiles; then short sessions against a spawned errqd, each required to get every event
+ * acknowledged with no error: 10 000 events closed loop with ordered ids, an open-loop run
+ * with random ids, a batch-1 run with 64 batches in flight. */
+#include <grpc/grpc.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "errq/v1/collector.pb-c.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "errq_banned.h"
+
+#define ST_BATCH 50
+#define ST_ZIPF_GROUPS 100
+#define ST_ZIPF_SAMPLES 200000
+
+static int failures;
+
+static void check(bool ok, const char *what, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check(bool ok, const char *what, const char *fmt, ...)
+{
+	char why[BENCH_MSG_MAX] = "";
+	if (!ok && fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+	}
+	printf("selftest: %-52s %s%s%s\n", what, ok ? "ok" : "FAILED", ok ? "" : ": ", why);
+	if (!ok)
+		failures++;
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+	return s && strncmp(s, p, strlen(p)) == 0;
+}
+
+/* Builds a batch and decodes it with protobuf-c. */
+static void check_encoding(int event_size, int ids)
+{
+	char what[BENCH_LABEL_MAX], err[BENCH_MSG_MAX];
+	struct payload pl;
+	errq_snprintf(what, sizeof(what), "encoding: %d-byte events, %s ids", event_size,
+		      ids == BENCH_IDS_RANDOM ? "random" : "ordered");
+	if (payload_init(&pl, 1000, 1.1, event_size, err, sizeof(err))) {
+		check(false, what, "%s", err);
+		return;
+	}
+	struct gen *g = malloc(sizeof(*g));
+	if (!g) {
+		payload_free(&pl);
+		check(false, what, "out of memory");
+		return;
+	}
+	gen_init(g, 42, 0, ids);
+	uint64_t now = errq_now_ns();
+	grpc_slice sl = payload_batch(&pl, g, 7, ST_BATCH, now);
+	Errq__V1__ReportRequest *r =
+	    errq__v1__report_request__unpack(NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+	const char *bad = NULL;
+	char badbuf[BENCH_LABEL_MAX];
+	if (!r)
+		bad = "protobuf-c cannot decode the batch";
+	else if (r->seq != 7 || r->n_failures != ST_BATCH)
+		bad = "wrong seq or event count";
+	for (size_t i = 0; !bad && i < r->n_failures; i++) {
+		const Errq__V1__TaskFailure *tf = r->failures[i];
+		size_t packed = errq__v1__task_failure__get_packed_size(tf);
+		unsigned svc = 0, type = 0;
+		if (tf->event_id.len != 16)
+			bad = "event_id is not 16 bytes";
+		else if (tf->time_unix_nano != now)
+			bad = "time_unix_nano not patched";
+		else if (!has_prefix(tf->service, "bench-svc-") || !has_prefix(tf->error_type, "BenchError") ||
+			 sscanf(tf->service, "bench-svc-%u", &svc) != 1 ||
+			 sscanf(tf->error_type, "BenchError%u", &type) != 1 || type >= 1000 || type % 16 != svc)
+			bad = "service / error_type do not name one group";
+		else if (tf->n_frames != 2 || tf->n_details != 2 || tf->attempt != 1 || !tf->message ||
+			 !has_prefix(tf->environment, "prod"))
+			bad = "fixed fields missing";
+		else if (packed + 3 < pl.event_len || packed > pl.event_len + 3) {
+			errq_snprintf(badbuf, sizeof(badbuf), "event is %zu bytes, expected about %zu", packed,
+				      pl.event_len);
+			bad = badbuf;
+		} else if (event_size >= 200 && (packed + 4 < (size_t)event_size || packed > (size_t)event_size + 4)) {
+			errq_snprintf(badbuf, sizeof(badbuf), "event is %zu bytes, asked for %d", packed, event_size);
+			bad = badbuf;
+		} else if (ids == BENCH_IDS_ORDERED && i > 0 &&
+			   memcmp(r->failures[i - 1]->event_id.data, tf->event_id.data, 16) >= 0)
+			bad = "ordered ids do not increase";
+		else if (i > 0 && memcmp(r->failures[i - 1]->event_id.data, tf->event_id.data, 16) == 0)
+			bad = "repeated id";
+	}
+	if (r)
+		errq__v1__report_request__free_unpacked(r, NULL);
+	grpc_slice_unref(sl);
+	free(g);
+	payload_free(&pl);
+	check(!bad, what, "%s", bad ? bad : "");
+}
+
+static void check_zipf(double s)
+{
+	char what[BENCH_LABEL_MAX], err[BENCH_MSG_MAX];
+	struct payload pl;
+	uint64_t freq[ST_ZIPF_GROUPS];
+	errq_snprintf(what, sizeof(what), "sampler: zipf %.1f over %d groups", s, ST_ZIPF_GROUPS);
+	if (payload_init(&pl, ST_ZIPF_GROUPS, s, 300, err, sizeof(err))) {
+		check(false, what, "%s", err);
+		return;
+	}
+	struct gen *g = malloc(sizeof(*g));
+	if (!g) {
+		payload_free(&pl);
+		check(false, what, "out of memory");
+		return;
+	}
+	gen_init(g, 1, 0, BENCH_IDS_ORDERED);
+	memset(freq, 0, sizeof(freq));
+	bool range_ok = true;
+	for (int i = 0; i < ST_ZIPF_SAMPLES; i++) {
+		uint32_t k = payload_pick(&pl, g);
+		if (k >= ST_ZIPF_GROUPS)
+			range_ok = false;
+		else
+			freq[k]++;
+	}
+	double h = 0; /* the normalising constant */
+	for (int k = 1; k <= ST_ZIPF_GROUPS; k++)
+		h += pow(k, -s);
+	double worst = 0;
+	for (int k = 0; k < 10; k++) { /* the ten most frequent ranks: relative error */
+		double expect = ST_ZIPF_SAMPLES * pow(k + 1, -s) / h;
+		double e = fabs((double)freq[k] - expect) / expect;
+		if (e > worst)
+			worst = e;
+	}
+	free(g);
+	payload_free(&pl);
+	check(range_ok && worst < 0.08, what, "%s worst relative error %.3f", range_ok ? "" : "out of range;", worst);
+}
+
+static void check_hist(void)
+{
+	struct hist *h = malloc(sizeof(*h));
+	if (!h) {
+		check(false, "histogram", "out of memory");
+		return;
+	}
+	hist_init(h);
+	for (uint64_t v = 1; v <= 100000; v++)
+		hist_record(h, v);
+	uint64_t p50 = hist_quantile(h, 0.5), p99 = hist_quantile(h, 0.99), p0 = hist_quantile(h, 0);
+	bool ok = h->n == 100000 && h->max == 100000 && p0 == 1 && fabs((double)p50 - 50000) <= 500 &&
+		  fabs((double)p99 - 99000) <= 990 && hist_quantile(h, 1) == 100000;
+	check(ok, "histogram: quantiles within 1 %", "p50 %llu p99 %llu", (unsigned long long)p50,
+	      (unsigned long long)p99);
+	hist_init(h);
+	hist_record(h, 0);
+	hist_record(h, UINT64_MAX / 2);
+	check(hist_quantile(h, 1) == UINT64_MAX / 2 && hist_quantile(h, 0.5) == 0, "histogram: extremes", "wrong");
+	free(h);
+}
+
+struct st_session {
+	const char *name;
+	int streams, connections, batch, inflight, ids;
+	uint64_t events;
+	double rate;
+};
+
+static void check_session(const struct st_session *ss, const struct payload *pl, const struct server *sv,
+			  const sigset_t *sigs)
+{
+	char what[BENCH_LABEL_MAX], err[BENCH_MSG_MAX];
+	struct load_result r;
+	struct load_cfg lc = {.streams = ss->streams, .threads = 2, .batch = ss->batch, .inflight = ss->inflight,
+			      .ids = ss->ids, .events = ss->events, .rate = ss->rate, .seed = 7, .pl = pl,
+			      .server_pid = sv->pid, .sigs = sigs};
+	errq_snprintf(what, sizeof(what), "errqd: %s", ss->name);
+	memset(&r, 0, sizeof(r));
+	if (bench_session(sv->addr, ss->connections, &lc, &r, err, sizeof(err))) {
+		check(false, what, "%s", err);
+		load_result_free(&r);
+		return;
+	}
+	uint64_t batches = (ss->events + (uint64_t)ss->batch - 1) / (uint64_t)ss->batch;
+	bool ok = r.events_sent == ss->events && r.events_accepted == ss->events && load_errors(&r) == 0 &&
+		  r.batches_acked == batches && r.lat->n == batches && !r.interrupted;
+	check(ok, what,
+	      "sent %llu, accepted %llu of %llu; batches %llu/%llu; errors %llu (dup %llu, rejected %llu, "
+	      "status %llu, unanswered %llu)%s%s",
+	      (unsigned long long)r.events_sent, (unsigned long long)r.events_accepted,
+	      (unsigned long long)ss->events, (unsigned long long)r.batches_acked, (unsigned long long)batches,
+	      (unsigned long long)load_errors(&r), (unsigned long long)r.duplicates,
+	      (unsigned long long)r.rejected, (unsigned long long)r.bad_status,
+	      (unsigned long long)r.unacked_batches, r.first_error[0] ? ": " : "", r.first_error);
+	if (ok)
+		check(r.have_server && r.server_user_us + r.server_sys_us > 0 && r.peak_rss_kib > 0,
+		      "errqd: /proc figures read", "cpu %llu µs, rss %llu KiB",
+		      (unsigned long long)(r.server_user_us + r.server_sys_us), (unsigned long long)r.peak_rss_kib);
+	load_result_free(&r);
+}
+
+int selftest_main(const struct bench_cfg *cfg)
+{
+	static const struct st_session sessions[] = {
+	    {"10000 events, ordered ids, 4 streams", 4, 2, 100, 4, BENCH_IDS_ORDERED, 10000, 0},
+	    {"open loop 2000 events at 20000/s, random ids", 4, 2, 10, 8, BENCH_IDS_RANDOM, 2000, 20000},
+	    {"batch 1, 64 in flight, 1000 events", 2, 1, 1, 64, BENCH_IDS_ORDERED, 1000, 0},
+	};
+	char err[BENCH_MSG_MAX];
+	struct payload pl;
+	struct server sv;
+
+	check_encoding(300, BENCH_IDS_ORDERED);
+	check_encoding(300, BENCH_IDS_RANDOM);
+	check_encoding(1, BENCH_IDS_ORDERED);
+	check_encoding(5000, BENCH_IDS_ORDERED);
+	check_zipf(1.1);
+	check_zipf(0);
+	check_hist();
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (payload_init(&pl, 5000, 1.1, 300, err, sizeof(err))) {
+		check(false, "payload", "%s", err);
+		return 1;
+	}
+	if (server_spawn(&sv, &cfg->spawn, err, sizeof(err))) {
+		check(false, "errqd: start", "%s", err);
+		payload_free(&pl);
+		return 1;
+	}
+	check(true, "errqd: start", "%s", "");
+	grpc_init();
+	for (size_t i = 0; i < sizeof(sessions) / sizeof(sessions[0]); i++)
+		check_session(&sessions[i], &pl, &sv, &sigs);
+	grpc_shutdown_blocking();
+	server_stop(&sv);
+	check(sv.exit_status == 0, "errqd: clean exit on SIGTERM", "status %d", sv.exit_status);
+	payload_free(&pl);
+	printf("selftest: %s\n", failures ? "FAILED" : "all passed");
+	return failures ? 1 : 0;
+}
