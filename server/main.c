@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <grpc/grpc.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,6 +31,8 @@
 #include "settings.h"
 #include "storage.h"
 #include "transport.h"
+
+#define ERRQD_MMAP_THRESHOLD (64 * 1024)
 
 static void usage(FILE *f)
 {
@@ -152,6 +155,12 @@ int main(int argc, char **argv)
 		       config_path ? "' " : "");
 		return 0;
 	}
+
+	/* Large blocks (decoded batches, gRPC's message slices) come and go across threads; with
+	 * glibc's default dynamic threshold they end up in per-thread heaps that grow to 64 MiB
+	 * each and stay resident (measured: 480 MiB RSS with 1 000 streams).  A fixed threshold
+	 * maps them instead, so their memory returns to the system when they are freed. */
+	mallopt(M_MMAP_THRESHOLD, ERRQD_MMAP_THRESHOLD);
 
 	/* every thread created from here on inherits this mask; main collects the signals */
 	sigset_t sigs;

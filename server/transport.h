@@ -17,7 +17,7 @@
 #define TRANSPORT_MAX_CQS 64
 #define TRANSPORT_PREPOST_STREAM 32        /* requested calls waiting per queue, streaming methods */
 #define TRANSPORT_PREPOST_UNARY 4          /* ... unary methods and unknown methods */
-#define TRANSPORT_STREAM_LOOKAHEAD 65536   /* HTTP/2 receive window per stream, bytes */
+#define TRANSPORT_STREAM_LOOKAHEAD 16384   /* HTTP/2 receive window per stream, bytes */
 #define TRANSPORT_MAX_METHODS 16
 
 struct tag {
