@@ -116,8 +116,8 @@ static void batch_free(struct ingest_batch *b)
 	free(b);
 }
 
-/* Frames (innermost kept) and details (first kept) of tf, as a TaskFailure holding only
- * those two fields. */
+/* Frames (innermost kept), details (first kept) and the client's fingerprint of tf, as a
+ * TaskFailure holding only those fields: the event's stored `extra`. */
 static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *v, Errq__V1__TaskFailure *x)
 {
 	errq__v1__task_failure__init(x);
@@ -125,6 +125,7 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 	x->frames = tf->frames + v->frames_skip;
 	x->n_details = v->details_kept;
 	x->details = tf->details;
+	x->fingerprint = tf->fingerprint; /* the client's, kept so `errq explain` can show it */
 }
 
 /* Bytes -> decoded, validated batch, all in one arena (one malloc per chunk instead of one per
@@ -182,7 +183,7 @@ static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, grpc_stat
 		}
 		ev->tf = tf;
 		ev->received_ns = now;
-		if (tf->n_frames || tf->n_details) {
+		if (tf->n_frames || tf->n_details || (tf->fingerprint && tf->fingerprint[0])) {
 			Errq__V1__TaskFailure x;
 			extra_view(tf, &ev->v, &x);
 			ev->extra_off = extra_total;

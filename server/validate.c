@@ -88,24 +88,6 @@ int validate_failure(Errq__V1__TaskFailure *tf, struct validated *v, char reason
 		v->details_kept = VALIDATE_MAX_DETAILS;
 		*t |= 1u << STORE_TRUNC_BIT_DETAILS;
 	}
-	grouping_fingerprint(tf, v->fingerprint);
+	grouping_fingerprint(tf, v->fingerprint, NULL, 0);
 	return 0;
-}
-
-void grouping_fingerprint(const Errq__V1__TaskFailure *tf, char out[FINGERPRINT_HEX_LEN + 1])
-{
-	static const char version = GROUPING_VERSION;
-	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, &version, 1);
-	h = errq_fnv64(h, tf->service, strlen(tf->service) + 1); /* the NUL separates the parts */
-	if (tf->fingerprint && tf->fingerprint[0]) {
-		h = errq_fnv64(h, "fp", 3);
-		h = errq_fnv64(h, tf->fingerprint, strlen(tf->fingerprint));
-	} else {
-		h = errq_fnv64(h, "et", 3);
-		h = errq_fnv64(h, tf->error_type, strlen(tf->error_type));
-	}
-	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(h >> (56 - 8 * i));
-	errq_hex_encode(b, 8, out);
 }

@@ -27,8 +27,7 @@
 #define VALIDATE_MAX_DETAIL_VALUE 1024
 #define VALIDATE_REASON_MAX 160
 
-#define GROUPING_VERSION 1
-#define FINGERPRINT_HEX_LEN 16
+#include "grouping.h"
 
 struct validated {
 	uint32_t truncated;     /* STORE_TRUNC_BIT_* mask */
@@ -40,8 +39,4 @@ struct validated {
 /* Checks tf and truncates over-long strings in place.  Returns 0 when the event is accepted
  * (v filled in), or -1 with reason set to "code: explanation". */
 int validate_failure(Errq__V1__TaskFailure *tf, struct validated *v, char reason[VALIDATE_REASON_MAX]);
-
-/* The group of an accepted event: 16 hex digits of a hash over the grouping version, the
- * service and either the client's fingerprint or the error_type. */
-void grouping_fingerprint(const Errq__V1__TaskFailure *tf, char out[FINGERPRINT_HEX_LEN + 1]);
 #endif

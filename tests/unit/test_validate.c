@@ -105,46 +105,11 @@ static void test_truncation(void **state)
 	assert_string_equal(store_trunc_name(STORE_TRUNC_BIT_FRAMES), "frames");
 }
 
-static void test_grouping(void **state)
-{
-	char svc[] = "checkout", svc2[] = "billing", type[] = "TimeoutError", type2[] = "ValueError";
-	char m1[] = "timeout after 3000 ms", m2[] = "timeout after 5000 ms";
-	char a[FINGERPRINT_HEX_LEN + 1], b[FINGERPRINT_HEX_LEN + 1];
-	Errq__V1__TaskFailure x = base(svc, type, m1), y = base(svc, type, m2);
-	grouping_fingerprint(&x, a);
-	grouping_fingerprint(&y, b);
-	assert_int_equal(strlen(a), 16);
-	assert_string_equal(a, b); /* same service + type: one group */
-	y = base(svc, type2, m1);
-	grouping_fingerprint(&y, b);
-	assert_string_not_equal(a, b);
-	y = base(svc2, type, m1);
-	grouping_fingerprint(&y, b);
-	assert_string_not_equal(a, b); /* groups never span services */
-	/* a client fingerprint overrides the error type, still per service */
-	char fpa[] = "db-down";
-	x = base(svc, type, m1);
-	x.fingerprint = fpa;
-	y = base(svc, type2, m2);
-	y.fingerprint = fpa;
-	grouping_fingerprint(&x, a);
-	grouping_fingerprint(&y, b);
-	assert_string_equal(a, b);
-	/* the separator matters: ("ab", "c") and ("a", "bc") differ */
-	char s1[] = "ab", t1[] = "c", s2[] = "a", t2[] = "bc";
-	x = base(s1, t1, m1);
-	y = base(s2, t2, m1);
-	grouping_fingerprint(&x, a);
-	grouping_fingerprint(&y, b);
-	assert_string_not_equal(a, b);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rejections),
 	    cmocka_unit_test(test_truncation),
-	    cmocka_unit_test(test_grouping),
 	};
 	return cmocka_run_group_tests_name("unit_validate", tests, NULL, NULL);
 }
