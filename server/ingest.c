@@ -27,6 +27,9 @@ struct ingest {
 	struct ingest_batch *parked_head, *parked_tail;
 	size_t n_queued, queued_bytes, n_parked;
 	bool writing, stopping, joined;
+	struct ingest_job *jobs, *jobs_tail;
+	size_t n_jobs;
+	uint64_t next_maint; /* monotonic ns */
 	uint64_t stop_deadline; /* monotonic ns; abandon a failing store after it */
 	struct ingest_opts o;
 	struct ingest_stats st;
@@ -157,6 +160,66 @@ static struct ingest_batch *take_all(struct ingest *ig)
 	return list;
 }
 
+int ingest_run_job(struct ingest *ig, struct ingest_job *j)
+{
+	int rc = -1;
+	pthread_mutex_lock(&ig->mu);
+	if (!ig->stopping && ig->n_jobs < INGEST_MAX_JOBS) {
+		j->next = NULL;
+		if (ig->jobs_tail)
+			ig->jobs_tail->next = j;
+		else
+			ig->jobs = j;
+		ig->jobs_tail = j;
+		ig->n_jobs++;
+		pthread_cond_signal(&ig->wake);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&ig->mu);
+	return rc;
+}
+
+/* Under ig->mu, which it drops while working: runs the queued jobs. */
+static void run_jobs(struct ingest *ig)
+{
+	while (ig->jobs) {
+		struct ingest_job *j = ig->jobs;
+		ig->jobs = j->next;
+		if (!ig->jobs)
+			ig->jobs_tail = NULL;
+		ig->n_jobs--;
+		pthread_mutex_unlock(&ig->mu);
+		j->run(j, ig->o.store);
+		pthread_mutex_lock(&ig->mu);
+	}
+}
+
+/* Under ig->mu, which it drops while working: background upkeep when it is due, in short
+ * steps for at most INGEST_MAINT_BUDGET_MS, so ingest never waits long behind it. */
+static void maintain(struct ingest *ig)
+{
+	uint64_t now = errq_mono_ns();
+	if (!ig->o.store || now < ig->next_maint || (!ig->o.retention_ns && !ig->o.per_group_cap))
+		return;
+	pthread_mutex_unlock(&ig->mu);
+	struct store_maint_opts mo = {.now_ns = errq_now_ns(), .retention_ns = ig->o.retention_ns,
+				      .per_group_cap = ig->o.per_group_cap};
+	uint64_t until = now + INGEST_MAINT_BUDGET_MS * ERRQ_NS_PER_MS;
+	bool more = true;
+	int rc = 0;
+	while (more && rc == 0 && errq_mono_ns() < until)
+		rc = store_maintain(ig->o.store, &mo, &more);
+	if (rc)
+		errq_logkv(ERRQ_LOG_WARN, "upkeep failed; retrying later", "error", store_errmsg(ig->o.store), NULL);
+	struct store_write_stats ws;
+	store_get_write_stats(ig->o.store, &ws);
+	pthread_mutex_lock(&ig->mu);
+	ig->st.maint_errors += rc != 0;
+	ig->st.events_deleted = ws.events_deleted;
+	/* work left: come back soon (after the next transaction); else at the interval */
+	ig->next_maint = errq_mono_ns() + (more && !rc ? 0 : INGEST_MAINT_INTERVAL_MS * ERRQ_NS_PER_MS);
+}
+
 static void *writer_main(void *arg)
 {
 	struct ingest *ig = arg;
@@ -166,8 +229,19 @@ static void *writer_main(void *arg)
 	for (;;) {
 		ig->writing = false;
 		pthread_cond_broadcast(&ig->idle);
-		while (!ig->head && !ig->parked_head && !ig->stopping)
-			pthread_cond_wait(&ig->wake, &ig->mu);
+		run_jobs(ig);
+		maintain(ig);
+		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping) {
+			/* idle: sleep until work arrives or upkeep is due */
+			uint64_t until = ig->next_maint > errq_mono_ns() ? ig->next_maint : errq_mono_ns() + ERRQ_NS_PER_MS;
+			if (!ig->o.store || (!ig->o.retention_ns && !ig->o.per_group_cap))
+				until = errq_mono_ns() + 3600 * ERRQ_NS_PER_SEC;
+			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
+			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts))
+				maintain(ig);
+		}
+		if (ig->jobs)
+			continue;
 		if (!ig->head && !ig->parked_head)
 			break; /* stopping and drained */
 		if (ig->stopping && errq_mono_ns() >= ig->stop_deadline) {
@@ -262,8 +336,16 @@ static void *writer_main(void *arg)
 		ig->st.batches += nb;
 		ig->st.events_stored += stored;
 		ig->st.events_duplicate += dup;
+		if (ig->o.store) {
+			struct store_write_stats ws;
+			store_get_write_stats(ig->o.store, &ws); /* the writer's own handle: this thread */
+			ig->st.overflow_events = ws.overflow_events;
+		}
 		struct ingest_batch *moved = unpark(ig);
 		pthread_mutex_unlock(&ig->mu);
+
+		if (ig->o.on_commit)
+			ig->o.on_commit(ig->o.on_commit_ctx, list);
 
 		/* batches that left the parked list: their streams may read again */
 		for (struct ingest_batch *b = moved, *n; b; b = n) {
@@ -276,6 +358,7 @@ static void *writer_main(void *arg)
 		}
 		pthread_mutex_lock(&ig->mu);
 	}
+	run_jobs(ig); /* answer whatever was asked before the stop */
 	pthread_mutex_unlock(&ig->mu);
 	return NULL;
 }

@@ -71,14 +71,35 @@ struct ingest_batch {
 	char (*rejected_reason)[VALIDATE_REASON_MAX];
 };
 
+/* Work for the writer thread that is not ingest: status changes, and later rules and
+ * alerts.  run() is called on the writer thread between transactions, with the store (NULL
+ * under storage: none), and owns the job from then on. */
+struct ingest_job {
+	struct ingest_job *next;
+	void (*run)(struct ingest_job *j, struct store *s);
+};
+
+/* Called on the writer thread after each commit with the committed batches (linked by next;
+ * events with result == 1 are new), before their answers go out. */
+typedef void (*ingest_commit_hook)(void *ctx, const struct ingest_batch *list);
+
 struct ingest_opts {
 	struct store *store; /* NULL: store nothing (storage: none), acknowledge at once */
 	size_t max_batches;
 	size_t max_bytes;
+	uint64_t retention_ns;      /* raw events older than this are deleted; 0 = never */
+	uint32_t per_group_cap;     /* newest events kept per group; 0 = no cap */
+	ingest_commit_hook on_commit;
+	void *on_commit_ctx;
 };
 
+#define INGEST_MAINT_INTERVAL_MS 1000 /* upkeep runs at least this often */
+#define INGEST_MAINT_BUDGET_MS 20     /* ... for at most this long per round (in short steps) */
+#define INGEST_MAX_JOBS 1024          /* queued jobs; more are refused (the caller answers busy) */
+
 struct ingest_stats {
-	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total;
+	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total, maint_errors;
+	uint64_t events_deleted, overflow_events; /* from the store's writer */
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;
 };
 
@@ -87,6 +108,9 @@ enum { INGEST_QUEUED = 0, INGEST_PARKED = 1 };
 struct ingest;
 int ingest_start(struct ingest **out, const struct ingest_opts *o);
 int ingest_submit(struct ingest *ig, struct ingest_batch *b);
+/* Queues a job for the writer.  Returns 0, or -1 when INGEST_MAX_JOBS are waiting or the
+ * writer is stopping (the job is not taken: the caller still owns it). */
+int ingest_run_job(struct ingest *ig, struct ingest_job *j);
 /* Waits until nothing is queued, parked or being written, or until timeout; true if idle. */
 bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns);
 /* Stops the writer after draining; past timeout_ns a failing store is given up on: what is

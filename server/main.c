@@ -30,6 +30,7 @@
 #include "services.h"
 #include "settings.h"
 #include "storage.h"
+#include "tail.h"
 #include "transport.h"
 
 #define ERRQD_MMAP_THRESHOLD (64 * 1024)
@@ -178,20 +179,28 @@ int main(int argc, char **argv)
 	struct transport *t = NULL;
 	struct report_svc *rs = NULL;
 	struct query_svc *qs = NULL;
+	struct tail_hub *tail = NULL;
 	static atomic_bool serving;
 
 	grpc_init();
 	if (cfg.storage == STORAGE_SQLITE) {
 		struct store_opts so = {.path = cfg.database, .durability = cfg.durability,
-					.cache_mib = (int)cfg.cache_mib, .ckpt_external = true};
+					.cache_mib = (int)cfg.cache_mib, .ckpt_external = true,
+					.groups_per_service = (uint32_t)cfg.groups_per_service};
 		if (store_open(&store, &so, err, sizeof(err)) || store_ckpt_start(&ckpt, cfg.database, err, sizeof(err))) {
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
 			goto out;
 		}
 		store_set_ckpt(store, ckpt);
 	}
+	if (!(tail = tail_hub_new())) {
+		LOG_ERROR("out of memory");
+		goto out;
+	}
 	struct ingest_opts io = {.store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
-				 .max_bytes = (size_t)cfg.ingest_queue_bytes};
+				 .max_bytes = (size_t)cfg.ingest_queue_bytes, .retention_ns = cfg.retention_ns,
+				 .per_group_cap = (uint32_t)cfg.events_per_group, .on_commit = tail_publish,
+				 .on_commit_ctx = tail};
 	if (ingest_start(&ig, &io)) {
 		LOG_ERROR("cannot start the ingest writer");
 		goto out;
@@ -203,12 +212,14 @@ int main(int argc, char **argv)
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
 		  .ig = ig,
 		  .rs = rs,
+		  .tail = tail,
 		  .name = cfg.name,
 		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
 		  .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 		  .started_ns = errq_now_ns(),
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
-	    report_svc_register(rs, t) || query_svc_register(qs, t) || health_svc_register(t, &serving)) {
+	    report_svc_register(rs, t) || query_svc_register(qs, t) || tail_hub_register(tail, t) ||
+	    health_svc_register(t, &serving)) {
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
 	}
@@ -275,6 +286,7 @@ out:
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
 	query_svc_free(qs);
+	tail_hub_free(tail); /* its calls ended with the transport */
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */
 	grpc_shutdown_blocking();

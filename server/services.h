@@ -8,6 +8,7 @@
 
 struct transport;
 struct ingest;
+struct tail_hub;
 
 /* errq.v1.Collector/Report: the bidirectional ingest stream (svc_report.c). */
 #ifdef ERRQ_TEST_LIMITS
@@ -39,6 +40,7 @@ struct query_svc_opts {
 	const char *db_path;       /* NULL: storage none */
 	struct ingest *ig;         /* for Status */
 	struct report_svc *rs;     /* for Status */
+	struct tail_hub *tail;     /* for Status */
 	const char *name, *durability, *storage;
 	uint64_t started_ns;
 	uint32_t queue_capacity;

@@ -55,6 +55,12 @@ static const struct setting table[] = {
      "concurrent calls per client connection"},
     {"shutdown_timeout", T_DURATION, OFF(shutdown_timeout_ns), "8s", 0, 0, NULL,
      "on SIGTERM, how long to drain: commit and acknowledge what was read"},
+    {"retention", T_DURATION, OFF(retention_ns), "30d", 0, 0, NULL,
+     "raw events older than this are deleted (group counts stay; minute counts fold into hours)"},
+    {"events_per_group", T_INT, OFF(events_per_group), "10000", 0, INT64_C(1) << 40, NULL,
+     "newest events kept per group, older ones deleted in the background (0 = keep all)"},
+    {"groups_per_service", T_INT, OFF(groups_per_service), "10000", 0, INT64_C(1) << 32, NULL,
+     "groups per service; new fingerprints past it count in one overflow group (0 = no limit)"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 

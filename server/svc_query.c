@@ -1,28 +1,39 @@
-/* svc_query.c: errq.v1.Query, the read API behind the errq CLI.
+/* svc_query.c: errq.v1.Query, the read API behind the errq CLI (and Status, SetGroupStatus).
  *
- * Handlers run on the completion-queue threads.  Each thread opens its own read-only SQLite
+ * Reads run on the completion-queue threads.  Each thread opens its own read-only SQLite
  * connection on first use (pthread key; closed when the thread exits).  Every query is one
- * statement with a LIMIT and a keyset cursor, so no read transaction outlives a call.  A
- * response stops growing at QUERY_MAX_RESPONSE_BYTES (the cursor then points after the last
- * row sent), so a page of huge events cannot exhaust memory. */
+ * short statement (or, for a group's chain, one short read transaction) with a LIMIT and a
+ * keyset cursor, so no read outlives a call and none pins the WAL.  A response is built in
+ * one arena and stops growing at QUERY_MAX_RESPONSE_BYTES (the cursor then points after the
+ * last row sent).  SetGroupStatus is a write: it goes to the ingest writer as a job and is
+ * answered from the writer thread (an asynchronous unary call). */
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errq/v1/query.pb-c.h"
-#include "ingest.h"
-#include <unistd.h>
+#include "errq_arena.h"
 #include "errq_grpc.h"
 #include "errq_log.h"
 #include "errq_str.h"
+#include "errq_time.h"
+#include "grouping.h"
+#include "ingest.h"
 #include "services.h"
 #include "storage.h"
+#include "tail.h"
 #include "transport.h"
 
 #define QUERY_MAX_RESPONSE_BYTES (4u << 20)
+#define QUERY_ARENA_LIMIT (64u << 20)
+#define QUERY_HISTOGRAM_DEFAULT 60
+#define QUERY_HISTOGRAM_MAX 1440
+#define NS_PER_MINUTE 60000000000ULL
 
 struct query_svc {
-	struct query_svc_opts o; /* strings owned (copied) */
+	struct query_svc_opts o; /* strings below are owned copies */
 	char *db_path, *name, *durability, *storage;
 	pthread_key_t key;
 };
@@ -61,17 +72,112 @@ static uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-static char *dup_or_empty(const char *s)
+static uint32_t clamp_limit(uint32_t l)
 {
-	return strdup(s ? s : "");
+	return l == 0 ? QUERY_DEFAULT_LIMIT : l > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : l;
 }
+
+/* ---- messages built in an arena ---- */
+
+struct build {
+	struct errq_arena a;
+	ProtobufCAllocator pa;
+};
+
+static void build_init(struct build *b)
+{
+	errq_arena_init(&b->a, 64 * 1024, QUERY_ARENA_LIMIT);
+	errq_arena_pbc(&b->a, &b->pa);
+}
+
+static char *bstr(struct build *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *d = errq_arena_alloc(&b->a, n + 1);
+	if (d) {
+		if (n)
+			memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d ? d : (char *)"";
+}
+
+static Errq__V1__Event *event_msg(struct build *b, const struct store_event *e)
+{
+	Errq__V1__Event *ev = errq_arena_alloc(&b->a, sizeof(*ev));
+	if (!ev)
+		return NULL;
+	errq__v1__event__init(ev);
+	ev->event_id.data = errq_arena_alloc(&b->a, 16);
+	if (ev->event_id.data) {
+		memcpy(ev->event_id.data, e->event_id, 16);
+		ev->event_id.len = 16;
+	}
+	ev->time_unix_nano = e->time_ns;
+	ev->received_at_unix_nano = e->received_ns;
+	ev->service = bstr(b, e->service);
+	ev->environment = bstr(b, e->environment);
+	ev->release = bstr(b, e->release);
+	ev->host = bstr(b, e->host);
+	ev->task = bstr(b, e->task);
+	ev->error_type = bstr(b, e->error_type);
+	ev->error_code = bstr(b, e->error_code);
+	ev->message = bstr(b, e->message);
+	ev->fingerprint = bstr(b, e->fingerprint);
+	ev->attempt = e->attempt;
+	ev->handled = e->handled;
+	if (e->truncated && (ev->truncated = errq_arena_alloc(&b->a, STORE_TRUNC_NBITS * sizeof(char *))))
+		for (int i = 0; i < STORE_TRUNC_NBITS; i++)
+			if (e->truncated & (1u << i))
+				ev->truncated[ev->n_truncated++] = (char *)store_trunc_name(i);
+	if (e->extra && e->extra_len) {
+		/* frames and details, decoded into the same arena */
+		Errq__V1__TaskFailure *tf = errq__v1__task_failure__unpack(&b->pa, e->extra_len, e->extra);
+		if (tf) {
+			ev->n_frames = tf->n_frames;
+			ev->frames = tf->frames;
+			/* TaskFailure.DetailsEntry and Event.DetailsEntry have the same layout */
+			ev->n_details = tf->n_details;
+			ev->details = (Errq__V1__Event__DetailsEntry **)tf->details;
+		}
+	}
+	return b->a.failed ? NULL : ev;
+}
+
+static Errq__V1__Group *group_msg(struct build *b, const struct store_group *g)
+{
+	Errq__V1__Group *o = errq_arena_alloc(&b->a, sizeof(*o));
+	if (!o)
+		return NULL;
+	errq__v1__group__init(o);
+	o->fingerprint = bstr(b, g->fingerprint);
+	o->service = bstr(b, g->service);
+	o->environment = bstr(b, g->environment);
+	o->error_type = bstr(b, g->error_type);
+	o->error_code = bstr(b, g->error_code);
+	o->message = bstr(b, g->message);
+	o->status = bstr(b, g->status);
+	o->count = g->count;
+	o->total = g->total;
+	o->handled = g->handled;
+	o->unhandled = g->total >= g->handled ? g->total - g->handled : 0;
+	o->first_seen_unix_nano = g->first_seen_ns;
+	o->last_seen_unix_nano = g->last_seen_ns;
+	o->resolved_at_unix_nano = g->resolved_at_ns;
+	o->regression = g->regression;
+	o->overflow = g->overflow;
+	o->grouping_version = (uint32_t)g->grouping_version;
+	return b->a.failed ? NULL : o;
+}
+
+#define OOM(details, dsz) (errq_snprintf(details, dsz, "out of memory"), GRPC_STATUS_RESOURCE_EXHAUSTED)
 
 /* ---- ListEvents ---- */
 
 struct events_ctx {
+	struct build *b;
 	Errq__V1__Event **items;
-	Errq__V1__TaskFailure **extras; /* unpacked frames/details, owned, freed after packing */
-	size_t n, cap, bytes;
+	size_t n, bytes;
 	uint32_t limit;
 	int64_t last_rowid;
 	bool more, oom;
@@ -87,123 +193,49 @@ static int event_row(void *arg, const struct store_event *e)
 		x->more = true;
 		return 1;
 	}
-	Errq__V1__Event *ev = calloc(1, sizeof(*ev));
+	Errq__V1__Event *ev = event_msg(x->b, e);
 	if (!ev) {
 		x->oom = true;
 		return 1;
 	}
-	errq__v1__event__init(ev);
-	x->items[x->n] = ev;
-	x->n++;
-	ev->event_id.data = malloc(16);
-	if (ev->event_id.data) {
-		memcpy(ev->event_id.data, e->event_id, 16);
-		ev->event_id.len = 16;
-	}
-	ev->time_unix_nano = e->time_ns;
-	ev->received_at_unix_nano = e->received_ns;
-	ev->service = dup_or_empty(e->service);
-	ev->environment = dup_or_empty(e->environment);
-	ev->release = dup_or_empty(e->release);
-	ev->host = dup_or_empty(e->host);
-	ev->task = dup_or_empty(e->task);
-	ev->error_type = dup_or_empty(e->error_type);
-	ev->error_code = dup_or_empty(e->error_code);
-	ev->message = dup_or_empty(e->message);
-	ev->fingerprint = dup_or_empty(e->fingerprint);
-	ev->attempt = e->attempt;
-	ev->handled = e->handled;
-	if (!ev->event_id.data || !ev->service || !ev->environment || !ev->release || !ev->host || !ev->task ||
-	    !ev->error_type || !ev->error_code || !ev->message || !ev->fingerprint) {
-		x->oom = true;
-		return 1;
-	}
-	if (e->truncated) {
-		ev->truncated = calloc(STORE_TRUNC_NBITS, sizeof(char *));
-		if (!ev->truncated) {
-			x->oom = true;
-			return 1;
-		}
-		for (int b = 0; b < STORE_TRUNC_NBITS; b++)
-			if (e->truncated & (1u << b))
-				ev->truncated[ev->n_truncated++] = (char *)store_trunc_name(b);
-	}
-	if (e->extra && e->extra_len) {
-		Errq__V1__TaskFailure *tf = errq__v1__task_failure__unpack(NULL, e->extra_len, e->extra);
-		x->extras[x->n - 1] = tf;
-		if (tf) {
-			ev->n_frames = tf->n_frames;
-			ev->frames = tf->frames;
-			/* TaskFailure.DetailsEntry and Event.DetailsEntry have the same layout */
-			ev->n_details = tf->n_details;
-			ev->details = (Errq__V1__Event__DetailsEntry **)tf->details;
-		}
-	}
-	x->bytes += errq__v1__event__get_packed_size(ev);
+	x->items[x->n++] = ev;
+	x->bytes += approx;
 	x->last_rowid = e->rowid;
 	return 0;
-}
-
-static void events_ctx_free(struct events_ctx *x)
-{
-	for (size_t i = 0; i < x->n; i++) {
-		Errq__V1__Event *ev = x->items[i];
-		free(ev->event_id.data);
-		free(ev->service);
-		free(ev->environment);
-		free(ev->release);
-		free(ev->host);
-		free(ev->task);
-		free(ev->error_type);
-		free(ev->error_code);
-		free(ev->message);
-		free(ev->fingerprint);
-		free(ev->truncated); /* the names are static */
-		if (x->extras[i])
-			errq__v1__task_failure__free_unpacked(x->extras[i], NULL);
-		free(ev);
-	}
-	free(x->items);
-	free(x->extras);
-}
-
-static uint32_t clamp_limit(uint32_t l)
-{
-	return l == 0 ? QUERY_DEFAULT_LIMIT : l > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : l;
 }
 
 static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	struct query_svc *q = ctx;
 	grpc_status_code st = GRPC_STATUS_OK;
-	struct events_ctx x;
-	memset(&x, 0, sizeof(x));
+	struct build b;
+	build_init(&b);
 	Errq__V1__ListEventsRequest *in =
-	    errq__v1__list_events_request__unpack(NULL, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	    errq__v1__list_events_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	struct events_ctx x = {.b = &b};
+	struct store *s;
 	if (!in) {
 		errq_snprintf(details, dsz, "cannot decode ListEventsRequest");
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		goto out;
 	}
 	if (in->cursor.len != 0 && in->cursor.len != 8) {
 		errq_snprintf(details, dsz, "bad cursor: %zu bytes", in->cursor.len);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	struct store *s = reader(q, details, dsz);
-	if (!s) {
+	if (!(s = reader(q, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
 	x.limit = clamp_limit(in->limit);
-	x.items = calloc(x.limit, sizeof(*x.items));
-	x.extras = calloc(x.limit, sizeof(*x.extras));
-	if (!x.items || !x.extras) {
-		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
-		errq_snprintf(details, dsz, "out of memory");
+	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
+		st = OOM(details, dsz);
 		goto out;
 	}
 	struct store_event_filter f = {
 	    .service = in->service,
+	    .environment = in->environment,
 	    .fingerprint = in->fingerprint,
 	    .since_ns = in->since_unix_nano,
 	    .before_rowid = in->cursor.len == 8 ? (int64_t)get_be64(in->cursor.data) : 0,
@@ -215,33 +247,32 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 		goto out;
 	}
 	if (x.oom) {
-		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
-		errq_snprintf(details, dsz, "out of memory");
+		st = OOM(details, dsz);
 		goto out;
 	}
-	Errq__V1__ListEventsResponse out = ERRQ__V1__LIST_EVENTS_RESPONSE__INIT;
+	Errq__V1__ListEventsResponse o = ERRQ__V1__LIST_EVENTS_RESPONSE__INIT;
 	uint8_t cursor[8];
-	out.n_events = x.n;
-	out.events = x.items;
+	o.n_events = x.n;
+	o.events = x.items;
 	if (x.more && x.n) {
 		put_be64(cursor, (uint64_t)x.last_rowid);
-		out.next_cursor.data = cursor;
-		out.next_cursor.len = 8;
+		o.next_cursor.data = cursor;
+		o.next_cursor.len = 8;
 	}
-	*resp = errq_bb_from_msg(&out.base);
+	*resp = errq_bb_from_msg(&o.base);
 out:
-	events_ctx_free(&x);
-	errq__v1__list_events_request__free_unpacked(in, NULL);
+	errq_arena_release(&b.a);
 	return st;
 }
 
 /* ---- ListGroups ---- */
 
 struct groups_ctx {
+	struct build *b;
 	Errq__V1__Group **items;
 	size_t n;
 	uint32_t limit;
-	uint64_t last_seen;
+	uint64_t last_key;
 	int64_t last_id;
 	bool more, oom;
 };
@@ -253,64 +284,72 @@ static int group_row(void *arg, const struct store_group *g)
 		x->more = true;
 		return 1;
 	}
-	Errq__V1__Group *o = calloc(1, sizeof(*o));
+	Errq__V1__Group *o = group_msg(x->b, g);
 	if (!o) {
 		x->oom = true;
 		return 1;
 	}
-	errq__v1__group__init(o);
 	x->items[x->n++] = o;
-	o->fingerprint = dup_or_empty(g->fingerprint);
-	o->service = dup_or_empty(g->service);
-	o->environment = dup_or_empty(g->environment);
-	o->error_type = dup_or_empty(g->error_type);
-	o->error_code = dup_or_empty(g->error_code);
-	o->message = dup_or_empty(g->message);
-	o->status = dup_or_empty(g->status);
-	o->count = g->count;
-	o->total = g->total;
-	o->first_seen_unix_nano = g->first_seen_ns;
-	o->last_seen_unix_nano = g->last_seen_ns;
-	if (!o->fingerprint || !o->service || !o->environment || !o->error_type || !o->error_code ||
-	    !o->message || !o->status)
-		x->oom = true;
-	x->last_seen = g->last_seen_ns;
+	x->last_key = g->sort_key;
 	x->last_id = g->id;
-	return x->oom;
+	return 0;
+}
+
+static bool valid_status(const char *s)
+{
+	return !*s || !strcmp(s, "unresolved") || !strcmp(s, "resolved") || !strcmp(s, "ignored");
 }
 
 static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	struct query_svc *q = ctx;
 	grpc_status_code st = GRPC_STATUS_OK;
-	struct groups_ctx x;
-	memset(&x, 0, sizeof(x));
+	struct build b;
+	build_init(&b);
+	struct groups_ctx x = {.b = &b};
+	struct store *s;
 	Errq__V1__ListGroupsRequest *in =
-	    errq__v1__list_groups_request__unpack(NULL, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	    errq__v1__list_groups_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
 	if (!in) {
 		errq_snprintf(details, dsz, "cannot decode ListGroupsRequest");
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		goto out;
 	}
 	if (in->cursor.len != 0 && in->cursor.len != 16) {
 		errq_snprintf(details, dsz, "bad cursor: %zu bytes", in->cursor.len);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	struct store *s = reader(q, details, dsz);
-	if (!s) {
+	if (!valid_status(in->status)) {
+		errq_snprintf(details, dsz, "unknown status '%.64s': unresolved, resolved or ignored", in->status);
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		goto out;
+	}
+	if (in->until_unix_nano && in->until_unix_nano <= in->since_unix_nano) {
+		errq_snprintf(details, dsz, "until must be after since");
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		goto out;
+	}
+	if (!(s = reader(q, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
 	x.limit = clamp_limit(in->limit);
-	if (!(x.items = calloc(x.limit, sizeof(*x.items)))) {
-		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
-		errq_snprintf(details, dsz, "out of memory");
+	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
+		st = OOM(details, dsz);
 		goto out;
 	}
 	struct store_group_filter f = {
 	    .service = in->service,
+	    .environment = in->environment,
+	    .error_type = in->error_type,
+	    .status = in->status,
 	    .since_ns = in->since_unix_nano,
-	    .before_last_seen = in->cursor.len == 16 ? get_be64(in->cursor.data) : 0,
+	    .until_ns = in->until_unix_nano,
+	    .sort = in->sort == ERRQ__V1__GROUP_SORT__GROUP_SORT_COUNT        ? STORE_SORT_COUNT
+		    : in->sort == ERRQ__V1__GROUP_SORT__GROUP_SORT_FIRST_SEEN ? STORE_SORT_FIRST_SEEN
+									      : STORE_SORT_LAST_SEEN,
+	    .before_key = in->cursor.len == 16 ? get_be64(in->cursor.data) : 0,
 	    .before_id = in->cursor.len == 16 ? (int64_t)get_be64(in->cursor.data + 8) : 0,
 	    .limit = x.limit + 1,
 	};
@@ -320,8 +359,7 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		goto out;
 	}
 	if (x.oom) {
-		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
-		errq_snprintf(details, dsz, "out of memory");
+		st = OOM(details, dsz);
 		goto out;
 	}
 	Errq__V1__ListGroupsResponse o = ERRQ__V1__LIST_GROUPS_RESPONSE__INIT;
@@ -329,28 +367,295 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	o.n_groups = x.n;
 	o.groups = x.items;
 	if (x.more && x.n) {
-		put_be64(cursor, x.last_seen);
+		put_be64(cursor, x.last_key);
 		put_be64(cursor + 8, (uint64_t)x.last_id);
 		o.next_cursor.data = cursor;
 		o.next_cursor.len = 16;
 	}
 	*resp = errq_bb_from_msg(&o.base);
 out:
-	for (size_t i = 0; i < x.n; i++) {
-		Errq__V1__Group *g = x.items[i];
-		free(g->fingerprint);
-		free(g->service);
-		free(g->environment);
-		free(g->error_type);
-		free(g->error_code);
-		free(g->message);
-		free(g->status);
-		free(g);
-	}
-	free(x.items);
-	errq__v1__list_groups_request__free_unpacked(in, NULL);
+	errq_arena_release(&b.a);
 	return st;
 }
+
+/* ---- GetGroup ---- */
+
+struct one_group {
+	struct build *b;
+	Errq__V1__Group *g;
+	int64_t id;
+};
+
+static int one_group_cb(void *arg, const struct store_group *g)
+{
+	struct one_group *x = arg;
+	x->g = group_msg(x->b, g);
+	x->id = g->id;
+	return 0;
+}
+
+struct one_event {
+	struct build *b;
+	Errq__V1__Event *e;
+	struct store_event raw; /* valid only inside the callback */
+	char fp[2 * 64];
+	int basis;
+	char explain[2048];
+	bool explain_wanted;
+};
+
+static int one_event_cb(void *arg, const struct store_event *e)
+{
+	struct one_event *x = arg;
+	x->e = event_msg(x->b, e);
+	return 1;
+}
+
+static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
+{
+	struct query_svc *q = ctx;
+	grpc_status_code st = GRPC_STATUS_OK;
+	struct build b;
+	build_init(&b);
+	struct store *s;
+	Errq__V1__GetGroupRequest *in =
+	    errq__v1__get_group_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	if (!in || !in->fingerprint[0]) {
+		errq_snprintf(details, dsz, in ? "fingerprint is empty" : "cannot decode GetGroupRequest");
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		goto out;
+	}
+	if (!(s = reader(q, details, dsz))) {
+		st = GRPC_STATUS_UNAVAILABLE;
+		goto out;
+	}
+	struct store_group_filter f = {.since_ns = in->since_unix_nano, .environment = in->environment};
+	struct one_group og = {.b = &b};
+	int r = store_get_group(s, in->fingerprint, &f, one_group_cb, &og);
+	if (r < 0) {
+		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+		st = GRPC_STATUS_INTERNAL;
+		goto out;
+	}
+	if (r == 0) {
+		errq_snprintf(details, dsz, "no group '%.64s'", in->fingerprint);
+		st = GRPC_STATUS_NOT_FOUND;
+		goto out;
+	}
+	uint32_t n = in->histogram_minutes ? in->histogram_minutes : QUERY_HISTOGRAM_DEFAULT;
+	if (n > QUERY_HISTOGRAM_MAX)
+		n = QUERY_HISTOGRAM_MAX;
+	int64_t now_min = (int64_t)(errq_now_ns() / NS_PER_MINUTE);
+	int64_t first = now_min - (int64_t)n + 1;
+	uint64_t *counts = errq_arena_alloc(&b.a, n * sizeof(*counts));
+	if (!counts || !og.g) {
+		st = OOM(details, dsz);
+		goto out;
+	}
+	if (store_group_histogram(s, og.id, in->environment, first, n, counts)) {
+		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+		st = GRPC_STATUS_INTERNAL;
+		goto out;
+	}
+	struct one_event oe = {.b = &b};
+	struct store_event_filter ef = {.fingerprint = in->fingerprint, .limit = 1};
+	if (store_list_events(s, &ef, one_event_cb, &oe)) {
+		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+		st = GRPC_STATUS_INTERNAL;
+		goto out;
+	}
+	Errq__V1__GetGroupResponse o = ERRQ__V1__GET_GROUP_RESPONSE__INIT;
+	o.group = og.g;
+	o.histogram_start_unix_nano = (uint64_t)first * NS_PER_MINUTE;
+	o.n_minute_counts = n;
+	o.minute_counts = counts;
+	o.latest = oe.e;
+	*resp = errq_bb_from_msg(&o.base);
+out:
+	errq_arena_release(&b.a);
+	return st;
+}
+
+/* ---- GetEvent, ExplainEvent ---- */
+
+static int explain_cb(void *arg, const struct store_event *e)
+{
+	struct one_event *x = arg;
+	x->e = event_msg(x->b, e);
+	if (!x->e)
+		return 1;
+	/* recompute the fingerprint from what was stored, with the grouping of this collector */
+	Errq__V1__TaskFailure tf = ERRQ__V1__TASK_FAILURE__INIT;
+	tf.service = x->e->service;
+	tf.error_type = x->e->error_type;
+	tf.message = x->e->message;
+	tf.n_frames = x->e->n_frames;
+	tf.frames = x->e->frames;
+	if (e->extra && e->extra_len) {
+		Errq__V1__TaskFailure *ex = errq__v1__task_failure__unpack(&x->b->pa, e->extra_len, e->extra);
+		if (ex)
+			tf.fingerprint = ex->fingerprint;
+	}
+	x->basis = grouping_fingerprint(&tf, x->fp, x->explain, sizeof(x->explain));
+	return 1;
+}
+
+static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz,
+				     bool explain)
+{
+	struct query_svc *q = ctx;
+	grpc_status_code st = GRPC_STATUS_OK;
+	struct build b;
+	build_init(&b);
+	struct store *s;
+	Errq__V1__GetEventRequest *in =
+	    errq__v1__get_event_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	if (!in || in->event_id.len != 16) {
+		errq_snprintf(details, dsz, in ? "event_id is %zu bytes, want 16" : "cannot decode GetEventRequest",
+			      in ? in->event_id.len : 0);
+		st = GRPC_STATUS_INVALID_ARGUMENT;
+		goto out;
+	}
+	if (!(s = reader(q, details, dsz))) {
+		st = GRPC_STATUS_UNAVAILABLE;
+		goto out;
+	}
+	struct one_event oe = {.b = &b};
+	int r = store_get_event(s, in->event_id.data, explain ? explain_cb : one_event_cb, &oe);
+	if (r < 0) {
+		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+		st = GRPC_STATUS_INTERNAL;
+		goto out;
+	}
+	if (r == 0) {
+		char hex[33];
+		errq_hex_encode(in->event_id.data, 16, hex);
+		errq_snprintf(details, dsz, "no event %s (never stored, or deleted by retention)", hex);
+		st = GRPC_STATUS_NOT_FOUND;
+		goto out;
+	}
+	if (!oe.e) {
+		st = OOM(details, dsz);
+		goto out;
+	}
+	if (!explain) {
+		*resp = errq_bb_from_msg(&oe.e->base);
+		goto out;
+	}
+	static const char *const bases[] = {"client_fingerprint", "frames", "message"};
+	Errq__V1__ExplainEventResponse o = ERRQ__V1__EXPLAIN_EVENT_RESPONSE__INIT;
+	char *lines[64];
+	o.event = oe.e;
+	o.fingerprint = oe.e->fingerprint;
+	o.grouping_version = GROUPING_VERSION;
+	o.basis = (char *)bases[oe.basis];
+	o.recomputed = oe.fp;
+	for (char *p = oe.explain; *p && o.n_components < 64;) {
+		char *nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		lines[o.n_components++] = p;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	o.components = lines;
+	*resp = errq_bb_from_msg(&o.base);
+out:
+	errq_arena_release(&b.a);
+	return st;
+}
+
+static grpc_status_code get_event(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
+{
+	return event_common(ctx, req, resp, details, dsz, false);
+}
+
+static grpc_status_code explain_event(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
+{
+	return event_common(ctx, req, resp, details, dsz, true);
+}
+
+/* ---- SetGroupStatus: a write, on the writer thread ---- */
+
+struct status_job {
+	struct ingest_job job;
+	struct unary_call *uc;
+	char fingerprint[GROUPING_NORMALIZED_MAX];
+	char status[16];
+};
+
+static void status_job_run(struct ingest_job *j, struct store *s)
+{
+	struct status_job *sj = (struct status_job *)j;
+	char details[256] = "";
+	grpc_status_code st = GRPC_STATUS_OK;
+	grpc_byte_buffer *resp = NULL;
+	struct build b;
+	build_init(&b);
+	if (!s) {
+		st = GRPC_STATUS_FAILED_PRECONDITION;
+		errq_snprintf(details, sizeof(details), "this collector runs with 'storage: none' and keeps no groups");
+		goto out;
+	}
+	int r = store_set_group_status(s, sj->fingerprint, sj->status, errq_now_ns());
+	if (r == 0) {
+		st = GRPC_STATUS_NOT_FOUND;
+		errq_snprintf(details, sizeof(details), "no group '%.64s'", sj->fingerprint);
+		goto out;
+	}
+	struct store_group_filter f = {0};
+	struct one_group og = {.b = &b};
+	if (r < 0 || store_get_group(s, sj->fingerprint, &f, one_group_cb, &og) != 1 || !og.g) {
+		st = GRPC_STATUS_INTERNAL;
+		errq_snprintf(details, sizeof(details), "cannot set status: %s", store_errmsg(s));
+		goto out;
+	}
+	errq_logkv(ERRQ_LOG_INFO, "group status set", "fingerprint", sj->fingerprint, "status", sj->status, NULL);
+	resp = errq_bb_from_msg(&og.g->base);
+out:
+	errq_arena_release(&b.a);
+	transport_unary_reply(sj->uc, st, details, resp);
+	free(sj);
+}
+
+static void set_group_status(void *ctx, struct unary_call *uc, grpc_slice req)
+{
+	struct query_svc *q = ctx;
+	Errq__V1__SetGroupStatusRequest *in =
+	    errq__v1__set_group_status_request__unpack(NULL, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	char details[256];
+	struct status_job *sj = NULL;
+	if (!in) {
+		transport_unary_reply(uc, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode SetGroupStatusRequest", NULL);
+		return;
+	}
+	if (!in->status[0] || !valid_status(in->status) || !in->fingerprint[0] ||
+	    strlen(in->fingerprint) >= sizeof(sj->fingerprint)) {
+		errq_snprintf(details, sizeof(details),
+			      in->fingerprint[0] ? "unknown status '%.64s': unresolved, resolved or ignored"
+						 : "fingerprint is empty",
+			      in->status);
+		transport_unary_reply(uc, GRPC_STATUS_INVALID_ARGUMENT, details, NULL);
+		goto out;
+	}
+	if (!(sj = calloc(1, sizeof(*sj)))) {
+		transport_unary_reply(uc, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		goto out;
+	}
+	sj->job.run = status_job_run;
+	sj->uc = uc;
+	errq_snprintf(sj->fingerprint, sizeof(sj->fingerprint), "%s", in->fingerprint);
+	errq_snprintf(sj->status, sizeof(sj->status), "%s", in->status);
+	if (ingest_run_job(q->o.ig, &sj->job)) {
+		free(sj);
+		transport_unary_reply(uc, GRPC_STATUS_UNAVAILABLE, "collector busy or shutting down", NULL);
+	}
+out:
+	errq__v1__set_group_status_request__free_unpacked(in, NULL);
+}
+
+/* ---- Status ---- */
 
 /* Resident set size of this process, from /proc/self/statm. */
 static uint64_t rss_bytes(void)
@@ -376,6 +681,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 	o.durability = q->durability;
 	o.storage = q->storage;
 	o.started_at_unix_nano = q->o.started_ns;
+	o.now_unix_nano = errq_now_ns();
 	o.events_stored = st.events_stored;
 	o.events_duplicate = st.events_duplicate;
 	o.commits = st.commits;
@@ -386,7 +692,10 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 	o.ingest_queue_bytes = st.queued_bytes;
 	o.parked = (uint32_t)st.parked;
 	o.parked_total = st.parked_total;
+	o.events_deleted = st.events_deleted;
+	o.overflow_events = st.overflow_events;
 	o.streams_active = (uint32_t)report_svc_streams(q->o.rs);
+	o.tail_subscribers = (uint32_t)tail_hub_subscribers(q->o.tail);
 	o.rss_bytes = rss_bytes();
 	if (q->db_path) {
 		struct store *s = reader(q, details, dsz);
@@ -402,11 +711,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 		o.database_bytes = t.db_bytes;
 	}
 	*resp = errq_bb_from_msg(&o.base);
-	if (!*resp) {
-		errq_snprintf(details, dsz, "out of memory");
-		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	}
-	return GRPC_STATUS_OK;
+	return *resp ? GRPC_STATUS_OK : OOM(details, dsz);
 }
 
 static grpc_status_code no_storage(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
@@ -442,6 +747,10 @@ int query_svc_register(struct query_svc *q, struct transport *t)
 	bool none = q->db_path == NULL;
 	if (transport_add_unary(t, "/errq.v1.Query/ListEvents", none ? no_storage : list_events, q) ||
 	    transport_add_unary(t, "/errq.v1.Query/ListGroups", none ? no_storage : list_groups, q) ||
+	    transport_add_unary(t, "/errq.v1.Query/GetGroup", none ? no_storage : get_group, q) ||
+	    transport_add_unary(t, "/errq.v1.Query/GetEvent", none ? no_storage : get_event, q) ||
+	    transport_add_unary(t, "/errq.v1.Query/ExplainEvent", none ? no_storage : explain_event, q) ||
+	    transport_add_unary_async(t, "/errq.v1.Query/SetGroupStatus", set_group_status, q) ||
 	    transport_add_unary(t, "/errq.v1.Query/Status", status, q))
 		return -1;
 	return 0;

@@ -19,12 +19,17 @@
 #include "errq_log.h"
 #include "errq_str.h"
 
+enum method_kind { M_UNARY, M_UNARY_ASYNC, M_STREAM, M_SERVER_STREAM };
+
 struct method {
 	const char *path;
 	void *handle; /* from grpc_server_register_method; NULL for the generic catch-all */
-	bool stream;
+	enum method_kind kind;
+	bool stream;  /* no request payload read up front (bidirectional) */
 	unary_fn unary;
+	unary_async_fn unary_async;
 	stream_fn start;
+	sstream_fn sstart;
 	void *ctx;
 };
 
@@ -47,7 +52,7 @@ struct transport {
 };
 
 /* A requested (pre-posted) call, and then the unary call it becomes. */
-struct request {
+struct unary_call {
 	struct tag tag;
 	struct transport *t;
 	struct method *m;
@@ -65,7 +70,7 @@ struct request {
 
 static void on_request(void *arg, bool ok);
 
-static void request_free(struct request *r)
+static void request_free(struct unary_call *r)
 {
 	if (r->payload)
 		grpc_byte_buffer_destroy(r->payload);
@@ -82,7 +87,7 @@ static void request_free(struct request *r)
 
 static int post_request(struct transport *t, struct method *m, int cqi)
 {
-	struct request *r = calloc(1, sizeof(*r));
+	struct unary_call *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -1;
 	r->t = t;
@@ -116,7 +121,7 @@ static void on_unary_done(void *arg, bool ok)
 }
 
 /* Answers a unary (or unknown-method) call with one batch. */
-static void reply_unary(struct request *r, grpc_status_code st, const char *details)
+static void reply_unary(struct unary_call *r, grpc_status_code st, const char *details)
 {
 	grpc_op ops[4];
 	int n = 0;
@@ -141,7 +146,7 @@ static void reply_unary(struct request *r, grpc_status_code st, const char *deta
 
 static void on_request(void *arg, bool ok)
 {
-	struct request *r = arg;
+	struct unary_call *r = arg;
 	struct transport *t = r->t;
 	if (!ok) { /* the server is shutting down: this request will never be matched */
 		request_free(r);
@@ -149,10 +154,24 @@ static void on_request(void *arg, bool ok)
 	}
 	if (!atomic_load(&t->stopping))
 		post_request(t, r->m, r->cqi);
-	if (r->m->stream) {
+	if (r->m->kind == M_STREAM) {
 		grpc_call *call = r->call;
 		r->call = NULL;
 		r->m->start(r->m->ctx, call, t->cq[r->cqi]);
+		request_free(r);
+		return;
+	}
+	if (r->m->kind == M_SERVER_STREAM) {
+		grpc_call *call = r->call;
+		r->call = NULL;
+		if (!r->payload) {
+			grpc_call_cancel_with_status(call, GRPC_STATUS_INVALID_ARGUMENT, "no request message", NULL);
+			grpc_call_unref(call);
+		} else {
+			grpc_slice req = errq_bb_flatten(r->payload);
+			r->m->sstart(r->m->ctx, call, t->cq[r->cqi], req);
+			grpc_slice_unref(req);
+		}
 		request_free(r);
 		return;
 	}
@@ -169,6 +188,11 @@ static void on_request(void *arg, bool ok)
 	if (!r->payload) {
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		errq_snprintf(details, sizeof(details), "no request message");
+	} else if (r->m->kind == M_UNARY_ASYNC) {
+		grpc_slice req = errq_bb_flatten(r->payload);
+		r->m->unary_async(r->m->ctx, r, req); /* replies later, through transport_unary_reply */
+		grpc_slice_unref(req);
+		return;
 	} else {
 		grpc_slice req = errq_bb_flatten(r->payload);
 		st = r->m->unary(r->m->ctx, req, &r->resp, details, sizeof(details));
@@ -238,32 +262,52 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	return 0;
 }
 
-static int add_method(struct transport *t, const char *path, bool stream, unary_fn u, stream_fn s, void *ctx)
+static struct method *add_method(struct transport *t, const char *path, enum method_kind kind, void *ctx)
 {
 	if (t->nmethods >= TRANSPORT_MAX_METHODS)
-		return -1;
+		return NULL;
 	struct method *m = &t->methods[t->nmethods];
+	memset(m, 0, sizeof(*m));
 	m->path = path;
-	m->stream = stream;
-	m->unary = u;
-	m->start = s;
+	m->kind = kind;
+	m->stream = kind == M_STREAM;
 	m->ctx = ctx;
 	m->handle = grpc_server_register_method(t->server, path, NULL,
-						stream ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+						m->stream ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	if (!m->handle)
-		return -1;
+		return NULL;
 	t->nmethods++;
-	return 0;
+	return m;
 }
 
 int transport_add_unary(struct transport *t, const char *path, unary_fn fn, void *ctx)
 {
-	return add_method(t, path, false, fn, NULL, ctx);
+	struct method *m = add_method(t, path, M_UNARY, ctx);
+	return m ? (m->unary = fn, 0) : -1;
+}
+
+int transport_add_unary_async(struct transport *t, const char *path, unary_async_fn fn, void *ctx)
+{
+	struct method *m = add_method(t, path, M_UNARY_ASYNC, ctx);
+	return m ? (m->unary_async = fn, 0) : -1;
 }
 
 int transport_add_stream(struct transport *t, const char *path, stream_fn fn, void *ctx)
 {
-	return add_method(t, path, true, NULL, fn, ctx);
+	struct method *m = add_method(t, path, M_STREAM, ctx);
+	return m ? (m->start = fn, 0) : -1;
+}
+
+int transport_add_server_stream(struct transport *t, const char *path, sstream_fn fn, void *ctx)
+{
+	struct method *m = add_method(t, path, M_SERVER_STREAM, ctx);
+	return m ? (m->sstart = fn, 0) : -1;
+}
+
+void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const char *details, grpc_byte_buffer *resp)
+{
+	uc->resp = resp;
+	reply_unary(uc, st, details ? details : "");
 }
 
 int transport_start(struct transport *t, char *err, size_t errsz)

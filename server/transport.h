@@ -34,6 +34,15 @@ typedef grpc_status_code (*unary_fn)(void *ctx, grpc_slice req, grpc_byte_buffer
 /* A new streaming call on queue cq (already bound to it).  The service owns `call` (one
  * reference) and must unref it. */
 typedef void (*stream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq);
+/* A unary call answered later: the handler (or whoever it hands the call to, on any thread)
+ * must call transport_unary_reply exactly once. */
+struct unary_call;
+typedef void (*unary_async_fn)(void *ctx, struct unary_call *uc, grpc_slice req);
+/* resp (may be NULL) is taken over and destroyed by the transport. */
+void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const char *details, grpc_byte_buffer *resp);
+/* A server-streaming call with its one request message (req is valid during the call of fn
+ * only; the service owns `call`, one reference, and must unref it). */
+typedef void (*sstream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc_slice req);
 
 struct transport_opts {
 	const char *listen; /* HOST:PORT */
@@ -45,6 +54,8 @@ int transport_new(struct transport **out, const struct transport_opts *o);
 /* Registrations happen before transport_start. */
 int transport_add_unary(struct transport *t, const char *path, unary_fn fn, void *ctx);
 int transport_add_stream(struct transport *t, const char *path, stream_fn fn, void *ctx);
+int transport_add_unary_async(struct transport *t, const char *path, unary_async_fn fn, void *ctx);
+int transport_add_server_stream(struct transport *t, const char *path, sstream_fn fn, void *ctx);
 /* Binds, starts the server and its threads.  Returns the bound port, or -1 (err says why). */
 int transport_start(struct transport *t, char *err, size_t errsz);
 /* Stops accepting calls, cancels the live ones and waits for the server's shutdown; queue

@@ -16,7 +16,10 @@
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_GROUP_CACHE_SLOTS 65536 /* fingerprint -> group id cache (direct-mapped, ~2.5 MiB) */
-#define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute) aggregates per transaction */
+#define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute, env) aggregates per transaction */
+#define STORE_TXN_MAX_SERVICES 1024   /* distinct (service, minute) aggregates per transaction */
+#define STORE_ENV_CACHE 256           /* environment name -> id (direct-mapped) */
+#define STORE_SERVICE_CACHE 4096      /* service -> group count, for groups_per_service */
 
 enum store_durability { STORE_DURABILITY_NORMAL = 0, STORE_DURABILITY_FULL = 1 };
 
@@ -27,6 +30,8 @@ struct store_opts {
 	int cache_mib;       /* SQLite page cache; 0 = default (64 MiB writer, 8 MiB reader) */
 	int busy_timeout_ms; /* how long one statement waits on a lock; 0 = 2 s writer, 100 ms reader */
 	bool ckpt_external;  /* writer: no automatic checkpoints (a store_ckpt runs them) */
+	uint32_t groups_per_service; /* writer: new groups past this go to the service's overflow
+				      * group; 0 = no limit */
 };
 
 /* Bits of store_event.truncated: which fields the collector shortened. */
@@ -83,6 +88,7 @@ void store_txn_rollback(struct store *s);
  * non-zero from cb), or -1 on error. */
 struct store_event_filter {
 	const char *service;      /* NULL = any */
+	const char *environment;  /* NULL = any */
 	const char *fingerprint;  /* NULL = any */
 	uint64_t since_ns;        /* received_ns >= since; 0 = all */
 	int64_t before_rowid;     /* keyset cursor: rows with rowid < this; 0 = from the newest */
@@ -95,17 +101,58 @@ struct store_group {
 	int64_t id;
 	const char *fingerprint, *service, *environment, *error_type, *error_code, *message, *status;
 	uint64_t count, total, handled;
-	uint64_t first_seen_ns, last_seen_ns;
+	uint64_t first_seen_ns, last_seen_ns, resolved_at_ns;
+	int grouping_version;
+	bool regression, overflow;
+	uint64_t sort_key; /* the value the list is sorted by (for the next cursor) */
 };
+enum store_group_sort { STORE_SORT_LAST_SEEN = 0, STORE_SORT_COUNT = 1, STORE_SORT_FIRST_SEEN = 2 };
 struct store_group_filter {
-	const char *service;
+	const char *service;        /* exact; NULL = any */
+	const char *environment;    /* count only this environment; hide groups without any */
+	const char *error_type;     /* GLOB pattern; NULL = any */
+	const char *status;         /* NULL = any */
 	uint64_t since_ns;          /* count events since (minute resolution); hide groups idle since */
-	uint64_t before_last_seen;  /* keyset cursor (last_seen, id); 0 = from the newest */
+	uint64_t until_ns;          /* window end (exclusive); 0 = open */
+	int sort;                   /* enum store_group_sort */
+	uint64_t before_key;        /* keyset cursor (sort key, id); before_id 0 = from the top */
 	int64_t before_id;
 	uint32_t limit;
 };
 typedef int (*store_group_cb)(void *ctx, const struct store_group *g);
 int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx);
+/* One group by fingerprint, its count over f's window (service/sort/cursor ignored).
+ * Returns 1 (cb called), 0 when unknown, -1 on error. */
+int store_get_group(struct store *s, const char *fingerprint, const struct store_group_filter *f,
+		    store_group_cb cb, void *ctx);
+/* Per-minute counts of a group for n minutes from first_minute (received_ns / 60e9), all
+ * environments or one.  counts[n] is zeroed first.  Returns 0 or -1. */
+int store_group_histogram(struct store *s, int64_t group_id, const char *environment, int64_t first_minute,
+			  uint32_t n, uint64_t *counts);
+/* One event by id.  Returns 1 (cb called), 0 when not stored, -1 on error. */
+int store_get_event(struct store *s, const uint8_t event_id[16], store_event_cb cb, void *ctx);
+
+/* Writer: sets a group's status (unresolved | resolved | ignored; resolving clears the
+ * regression mark and stamps resolved_at).  Returns 1, 0 when unknown, -1 on error. */
+int store_set_group_status(struct store *s, const char *fingerprint, const char *status, uint64_t now_ns);
+
+/* Writer: one bounded step of background upkeep, in transactions of its own (never inside
+ * store_txn_*): deletes raw events older than retention (their group counts stay), events of
+ * groups past the per-group cap (oldest first), folds minute counts older than retention
+ * into hourly ones, and reclaims free pages.  Each part does at most STORE_MAINT_BATCH rows.
+ * *more is set when there is work left.  Returns 0 or -1. */
+#define STORE_MAINT_BATCH 1000
+#define STORE_VACUUM_PAGES 256
+struct store_maint_opts {
+	uint64_t now_ns;
+	uint64_t retention_ns;   /* 0 = keep forever */
+	uint32_t per_group_cap;  /* 0 = no cap */
+};
+int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
+struct store_write_stats {
+	uint64_t events_deleted, overflow_events, minutes_folded, pages_vacuumed;
+};
+void store_get_write_stats(struct store *s, struct store_write_stats *st);
 
 /* WAL checkpoints on a thread and connection of their own (store_checkpoint.c).  The writer
  * handle, opened with ckpt_external = true, never checkpoints by itself; it kicks the

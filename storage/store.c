@@ -34,15 +34,25 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_FIND_GROUP] = "SELECT id, last_event FROM groups WHERE fingerprint = ?1",
     [STMT_INSERT_GROUP] =
 	"INSERT INTO groups (fingerprint, grouping_version, service, environment, error_type,"
-	" error_code, message, first_seen, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8)",
+	" error_code, message, first_seen, last_seen, overflow) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8,?9)",
     [STMT_UPDATE_GROUP] =
-	"UPDATE groups SET total = total + ?2, handled = handled + ?3,"
+	/* a resolved group that sees a new event is unresolved again, and marked a regression
+	 * (every expression reads the row as it was before the update) */
+	"UPDATE groups SET total = total + ?2, handled = handled + ?3, stored = stored + ?2,"
 	" first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5),"
 	" environment = coalesce(?6, environment), error_code = coalesce(?7, error_code),"
-	" message = coalesce(?8, message), last_event = max(last_event, ?9) WHERE id = ?1",
+	" message = coalesce(?8, message), last_event = max(last_event, ?9),"
+	" regression = CASE WHEN status = 'resolved' THEN 1 ELSE regression END,"
+	" status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END WHERE id = ?1",
     [STMT_UPSERT_MINUTE] =
-	"INSERT INTO group_minutes (group_id, minute, count) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT (group_id, minute) DO UPDATE SET count = count + excluded.count",
+	"INSERT INTO group_minutes (group_id, minute, env_id, count) VALUES (?1, ?2, ?3, ?4)"
+	" ON CONFLICT (group_id, minute, env_id) DO UPDATE SET count = count + excluded.count",
+    [STMT_UPSERT_SERVICE_MINUTE] =
+	"INSERT INTO service_minutes (service, minute, count) VALUES (?1, ?2, ?3)"
+	" ON CONFLICT (service, minute) DO UPDATE SET count = count + excluded.count",
+    [STMT_FIND_ENV] = "SELECT id FROM environments WHERE name = ?1",
+    [STMT_INSERT_ENV] = "INSERT INTO environments (name) VALUES (?1)",
+    [STMT_COUNT_SERVICE_GROUPS] = "SELECT count(*) FROM groups WHERE service = ?1 AND overflow = 0",
     [STMT_SET_HEAD] = "UPDATE groups SET last_event = max(last_event, ?2) WHERE id = ?1",
 };
 
@@ -113,6 +123,19 @@ static void free_handle(struct store *s)
 		}
 		free(s->agg);
 	}
+	if (s->sagg) {
+		for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++)
+			free(s->sagg[i].service);
+		free(s->sagg);
+	}
+	if (s->envs) {
+		store__clear_name_cache(s->envs, STORE_ENV_CACHE);
+		free(s->envs);
+	}
+	if (s->services) {
+		store__clear_name_cache(s->services, STORE_SERVICE_CACHE);
+		free(s->services);
+	}
 	sqlite3_close_v2(s->db);
 	free(s);
 }
@@ -162,7 +185,11 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 			}
 		s->gcache = calloc(STORE_GROUP_CACHE_SLOTS, sizeof(*s->gcache));
 		s->agg = calloc(STORE_TXN_MAX_GROUPS, sizeof(*s->agg));
-		if (!s->gcache || !s->agg) {
+		s->sagg = calloc(STORE_TXN_MAX_SERVICES, sizeof(*s->sagg));
+		s->envs = calloc(STORE_ENV_CACHE, sizeof(*s->envs));
+		s->services = calloc(STORE_SERVICE_CACHE, sizeof(*s->services));
+		s->groups_per_service = o->groups_per_service;
+		if (!s->gcache || !s->agg || !s->sagg || !s->envs || !s->services) {
 			errq_snprintf(s->err, sizeof(s->err), "out of memory");
 			goto fail;
 		}
@@ -218,6 +245,19 @@ static void agg_clear(struct store *s)
 		memset(a, 0, sizeof(*a));
 	}
 	s->n_agg = 0;
+	for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++) {
+		free(s->sagg[i].service);
+		s->sagg[i].service = NULL;
+	}
+	s->n_sagg = 0;
+}
+
+void store__clear_name_cache(struct name_slot *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].name);
+		memset(&c[i], 0, sizeof(c[i]));
+	}
 }
 
 int store_txn_begin(struct store *s)
@@ -239,11 +279,13 @@ void store_txn_rollback(struct store *s)
 	if (!s->in_txn)
 		return;
 	step_done(s, s->stmt[STMT_ROLLBACK], "rollback");
-	/* groups inserted by this transaction are gone: forget every cached id */
+	/* groups and environments inserted by this transaction are gone: forget cached ids */
 	for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++) {
 		free(s->gcache[i].fingerprint);
 		memset(&s->gcache[i], 0, sizeof(s->gcache[i]));
 	}
+	store__clear_name_cache(s->envs, STORE_ENV_CACHE);
+	store__clear_name_cache(s->services, STORE_SERVICE_CACHE);
 	agg_clear(s);
 	s->in_txn = false;
 }
@@ -256,16 +298,100 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-/* The cache slot of e's group (loading it, or inserting a new group), or NULL on error. */
-static struct group_cache_slot *group_slot(struct store *s, const struct store_event *e)
+static uint64_t str_hash(const char *v)
 {
-	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, e->fingerprint, strlen(e->fingerprint));
+	return errq_fnv64(ERRQ_FNV64_INIT, v, strlen(v));
+}
+
+/* A cached name -> value; NULL on a miss (*slot is where to put it). */
+static struct name_slot *name_find(struct name_slot *c, size_t n, const char *name, struct name_slot **slot)
+{
+	uint64_t h = str_hash(name);
+	struct name_slot *sl = &c[h % n];
+	*slot = sl;
+	if (sl->name && sl->hash == h && strcmp(sl->name, name) == 0)
+		return sl;
+	return NULL;
+}
+
+static int name_put(struct name_slot *sl, const char *name, int64_t value)
+{
+	char *dup = strdup(name);
+	if (!dup)
+		return -1;
+	free(sl->name);
+	sl->name = dup;
+	sl->hash = str_hash(name);
+	sl->value = value;
+	return 0;
+}
+
+/* Id of an environment name (0 for none), inserting it when new; -1 on error. */
+static int64_t env_id(struct store *s, const char *env)
+{
+	struct name_slot *sl;
+	if (!env || !*env)
+		return 0;
+	if (name_find(s->envs, STORE_ENV_CACHE, env, &sl))
+		return sl->value;
+	int64_t id = 0;
+	sqlite3_stmt *st = s->stmt[STMT_FIND_ENV];
+	sqlite3_bind_text(st, 1, env, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store__set_err(s, "find environment");
+	if (!id) {
+		st = s->stmt[STMT_INSERT_ENV];
+		sqlite3_bind_text(st, 1, env, -1, SQLITE_STATIC);
+		if (step_done(s, st, "insert environment"))
+			return -1;
+		id = sqlite3_last_insert_rowid(s->db);
+	}
+	if (name_put(sl, env, id))
+		return -1;
+	return id;
+}
+
+/* Whether service may open one more group (groups_per_service).  1 yes (and counts it), 0 no,
+ * -1 on error. */
+static int service_admits_group(struct store *s, const char *service)
+{
+	if (!s->groups_per_service)
+		return 1;
+	struct name_slot *sl;
+	if (!name_find(s->services, STORE_SERVICE_CACHE, service, &sl)) {
+		sqlite3_stmt *st = s->stmt[STMT_COUNT_SERVICE_GROUPS];
+		sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return store__set_err(s, "count groups");
+		if (name_put(sl, service, n))
+			return -1;
+	}
+	if (sl->value >= (int64_t)s->groups_per_service)
+		return 0;
+	sl->value++;
+	return 1;
+}
+
+/* The cache slot of fingerprint fp (loading it, or inserting a new group described by e), or
+ * NULL on error.  *is_new tells whether the group does not exist yet and was not created. */
+static struct group_cache_slot *group_lookup(struct store *s, const char *fp, const struct store_event *e,
+					     bool overflow, bool create, bool *missing)
+{
+	uint64_t h = str_hash(fp);
 	struct group_cache_slot *slot = &s->gcache[h % STORE_GROUP_CACHE_SLOTS];
-	if (slot->id && slot->hash == h && strcmp(slot->fingerprint, e->fingerprint) == 0)
+	*missing = false;
+	if (slot->id && slot->hash == h && strcmp(slot->fingerprint, fp) == 0)
 		return slot;
 	int64_t id = 0, head = 0;
 	sqlite3_stmt *st = s->stmt[STMT_FIND_GROUP];
-	sqlite3_bind_text(st, 1, e->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
@@ -276,22 +402,27 @@ static struct group_cache_slot *group_slot(struct store *s, const struct store_e
 		store__set_err(s, "find group");
 		return NULL;
 	}
+	if (!id && !create) {
+		*missing = true;
+		return slot;
+	}
 	if (!id) {
 		st = s->stmt[STMT_INSERT_GROUP];
-		sqlite3_bind_text(st, 1, e->fingerprint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 2, e->grouping_version);
 		sqlite3_bind_text(st, 3, e->service, -1, SQLITE_STATIC);
 		bind_text(st, 4, e->environment);
-		sqlite3_bind_text(st, 5, e->error_type, -1, SQLITE_STATIC);
-		bind_text(st, 6, e->error_code);
-		bind_text(st, 7, e->message);
+		sqlite3_bind_text(st, 5, overflow ? "(overflow)" : e->error_type, -1, SQLITE_STATIC);
+		bind_text(st, 6, overflow ? NULL : e->error_code);
+		bind_text(st, 7, overflow ? "new groups of this service past groups_per_service" : e->message);
 		sqlite3_bind_int64(st, 8, (int64_t)e->received_ns);
+		sqlite3_bind_int(st, 9, overflow);
 		if (step_done(s, st, "insert group"))
 			return NULL;
 		id = sqlite3_last_insert_rowid(s->db);
 	}
-	char *fp = strdup(e->fingerprint);
-	if (!fp) {
+	char *dup = strdup(fp);
+	if (!dup) {
 		errq_snprintf(s->err, sizeof(s->err), "out of memory");
 		return NULL;
 	}
@@ -301,17 +432,43 @@ static struct group_cache_slot *group_slot(struct store *s, const struct store_e
 		sqlite3_bind_int64(st, 1, slot->id);
 		sqlite3_bind_int64(st, 2, slot->head);
 		if (step_done(s, st, "set group head")) {
-			free(fp);
+			free(dup);
 			return NULL;
 		}
 	}
 	free(slot->fingerprint);
-	slot->fingerprint = fp;
+	slot->fingerprint = dup;
 	slot->hash = h;
 	slot->id = id;
 	slot->head = head;
 	slot->dirty_gen = 0;
 	return slot;
+}
+
+/* The slot of e's group; a new group past the service's limit becomes the service's overflow
+ * group.  *overflowed tells which. */
+static struct group_cache_slot *group_slot(struct store *s, const struct store_event *e, bool *overflowed)
+{
+	bool missing;
+	*overflowed = false;
+	struct group_cache_slot *g = group_lookup(s, e->fingerprint, e, false, !s->groups_per_service, &missing);
+	if (!g || !missing)
+		return g;
+	int admit = service_admits_group(s, e->service);
+	if (admit < 0)
+		return NULL;
+	if (admit)
+		return group_lookup(s, e->fingerprint, e, false, true, &missing);
+	/* one overflow group per service: 16 hex digits like any fingerprint, from its own hash */
+	char fp[17];
+	uint8_t b[8];
+	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, "overflow", 9);
+	h = errq_fnv64(h, e->service, strlen(e->service));
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(h >> (56 - 8 * i));
+	errq_hex_encode(b, 8, fp);
+	*overflowed = true;
+	return group_lookup(s, fp, e, true, true, &missing);
 }
 
 static void set_owned(char **dst, const char *v)
@@ -329,12 +486,12 @@ static void set_owned(char **dst, const char *v)
 
 static int agg_flush(struct store *s);
 
-static int agg_add(struct store *s, int64_t gid, int64_t rowid, const struct store_event *e)
+static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e)
 {
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
-	if (s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 && agg_flush(s))
+	if ((s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 || s->n_sagg >= STORE_TXN_MAX_SERVICES * 3 / 4) && agg_flush(s))
 		return -1;
-	uint64_t h = (uint64_t)gid * 0x9e3779b97f4a7c15ULL ^ (uint64_t)minute;
+	uint64_t h = ((uint64_t)gid * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)minute ^ ((uint64_t)envid << 40);
 	uint32_t i = (uint32_t)(h % STORE_TXN_MAX_GROUPS);
 	struct txn_agg *a;
 	for (;;) {
@@ -342,11 +499,12 @@ static int agg_add(struct store *s, int64_t gid, int64_t rowid, const struct sto
 		if (!a->group_id) {
 			a->group_id = gid;
 			a->minute = minute;
+			a->env_id = envid;
 			a->first_ns = e->received_ns;
 			s->n_agg++;
 			break;
 		}
-		if (a->group_id == gid && a->minute == minute)
+		if (a->group_id == gid && a->minute == minute && a->env_id == envid)
 			break;
 		i = (i + 1) % STORE_TXN_MAX_GROUPS;
 	}
@@ -361,10 +519,28 @@ static int agg_add(struct store *s, int64_t gid, int64_t rowid, const struct sto
 	set_owned(&a->environment, e->environment);
 	set_owned(&a->error_code, e->error_code);
 	set_owned(&a->message, e->message);
+
+	/* per service and minute */
+	uint32_t j = (uint32_t)((str_hash(e->service) ^ (uint64_t)minute) % STORE_TXN_MAX_SERVICES);
+	for (;;) {
+		struct txn_service_agg *sa = &s->sagg[j];
+		if (!sa->service) {
+			if (!(sa->service = strdup(e->service)))
+				return -1;
+			sa->minute = minute;
+			sa->count = 0;
+			s->n_sagg++;
+		}
+		if (sa->minute == minute && strcmp(sa->service, e->service) == 0) {
+			sa->count++;
+			break;
+		}
+		j = (j + 1) % STORE_TXN_MAX_SERVICES;
+	}
 	return 0;
 }
 
-/* Writes the accumulated aggregates inside the open transaction and empties the table. */
+/* Writes the accumulated aggregates inside the open transaction and empties the tables. */
 static int agg_flush(struct store *s)
 {
 	for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
@@ -386,8 +562,20 @@ static int agg_flush(struct store *s)
 		st = s->stmt[STMT_UPSERT_MINUTE];
 		sqlite3_bind_int64(st, 1, a->group_id);
 		sqlite3_bind_int64(st, 2, a->minute);
-		sqlite3_bind_int64(st, 3, (int64_t)a->count);
+		sqlite3_bind_int64(st, 3, a->env_id);
+		sqlite3_bind_int64(st, 4, (int64_t)a->count);
 		if (step_done(s, st, "update minute counts"))
+			return -1;
+	}
+	for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++) {
+		struct txn_service_agg *sa = &s->sagg[i];
+		if (!sa->service)
+			continue;
+		sqlite3_stmt *st = s->stmt[STMT_UPSERT_SERVICE_MINUTE];
+		sqlite3_bind_text(st, 1, sa->service, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, sa->minute);
+		sqlite3_bind_int64(st, 3, (int64_t)sa->count);
+		if (step_done(s, st, "update service minute counts"))
 			return -1;
 	}
 	agg_clear(s);
@@ -396,8 +584,12 @@ static int agg_flush(struct store *s)
 
 int store_txn_add_event(struct store *s, const struct store_event *e)
 {
-	struct group_cache_slot *g = group_slot(s, e);
+	bool overflowed;
+	struct group_cache_slot *g = group_slot(s, e, &overflowed);
 	if (!g)
+		return -1;
+	int64_t envid = env_id(s, e->environment);
+	if (envid < 0)
 		return -1;
 	sqlite3_stmt *st = s->stmt[STMT_INSERT_EVENT];
 	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
@@ -427,7 +619,8 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	int64_t rowid = sqlite3_last_insert_rowid(s->db);
 	g->head = rowid;
 	g->dirty_gen = s->txn_gen;
-	if (agg_add(s, g->id, rowid, e))
+	s->wst.overflow_events += overflowed;
+	if (agg_add(s, g->id, envid, rowid, e))
 		return -1;
 	return 1;
 }
@@ -444,4 +637,9 @@ int store_txn_commit(struct store *s)
 		return -1;
 	s->in_txn = false;
 	return 0;
+}
+
+void store_get_write_stats(struct store *s, struct store_write_stats *st)
+{
+	*st = s->wst;
 }

@@ -15,7 +15,11 @@ enum store_stmt {
 	STMT_INSERT_GROUP,
 	STMT_UPDATE_GROUP,
 	STMT_UPSERT_MINUTE,
+	STMT_UPSERT_SERVICE_MINUTE,
 	STMT_SET_HEAD,
+	STMT_FIND_ENV,
+	STMT_INSERT_ENV,
+	STMT_COUNT_SERVICE_GROUPS,
 	STMT_COUNT
 };
 
@@ -27,14 +31,27 @@ struct group_cache_slot {
 	char *fingerprint;  /* owned */
 };
 
-/* One (group, minute) aggregate of the open transaction. */
+struct name_slot { /* environment -> id, service -> group count */
+	uint64_t hash;
+	int64_t value;
+	char *name; /* owned */
+};
+
+/* One (group, minute, environment) aggregate of the open transaction. */
 struct txn_agg {
 	int64_t group_id;
 	int64_t minute;
+	int64_t env_id;
 	uint64_t count, handled;
 	int64_t head; /* newest rowid of the group in this transaction */
 	uint64_t first_ns, last_ns;
 	char *environment, *error_code, *message; /* last seen values (owned) */
+};
+
+struct txn_service_agg {
+	char *service; /* owned; NULL = free slot */
+	int64_t minute;
+	uint64_t count;
 };
 
 struct store {
@@ -44,14 +61,22 @@ struct store {
 	bool busy;
 	char err[512];
 	sqlite3_stmt *stmt[STMT_COUNT];
+	uint32_t groups_per_service;
 	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
+	struct name_slot *envs;          /* writer only, STORE_ENV_CACHE */
+	struct name_slot *services;      /* writer only, STORE_SERVICE_CACHE: groups per service */
 	struct txn_agg *agg;             /* writer only, STORE_TXN_MAX_GROUPS, open addressing */
 	uint32_t n_agg;
+	struct txn_service_agg *sagg;    /* writer only, STORE_TXN_MAX_SERVICES */
+	uint32_t n_sagg;
 	uint64_t txn_gen;                /* bumped by every begin */
-	struct store_ckpt *ckpt;  /* writer only: kicked when the WAL grows */
-	int wal_pages;           /* from the WAL hook: frames in the WAL after the last commit */
+	struct store_ckpt *ckpt;         /* writer only: kicked when the WAL grows */
+	int wal_pages;                   /* from the WAL hook: frames in the WAL after the last commit */
+	int64_t cap_cursor;              /* the per-group cap's sweep position (rowid) */
+	struct store_write_stats wst;
 };
 
 int store__set_err(struct store *s, const char *what);
 int store__migrate(struct store *s);
+void store__clear_name_cache(struct name_slot *c, size_t n);
 #endif

@@ -12,23 +12,32 @@
 #include "errq_banned.h"
 
 static const char *const migrations[] = {
-    /* 1: events, groups, per-minute counts */
+    /* 1: events, groups, per-minute and per-hour counts */
+    "CREATE TABLE environments ("          /* names of environments; id 0 = none given */
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE);"
     "CREATE TABLE groups ("
     "  id INTEGER PRIMARY KEY,"
     "  fingerprint TEXT NOT NULL UNIQUE,"
     "  grouping_version INTEGER NOT NULL,"
     "  service TEXT NOT NULL,"
-    "  environment TEXT,"
+    "  environment TEXT,"                  /* the last one seen */
     "  error_type TEXT NOT NULL,"
     "  error_code TEXT,"
-    "  message TEXT,"
+    "  message TEXT,"                      /* a sample: the last one seen */
     "  first_seen INTEGER NOT NULL,"
     "  last_seen INTEGER NOT NULL,"
     "  total INTEGER NOT NULL DEFAULT 0,"
     "  handled INTEGER NOT NULL DEFAULT 0,"
     "  status TEXT NOT NULL DEFAULT 'unresolved',"
-    "  last_event INTEGER NOT NULL DEFAULT 0);"    /* rowid of the newest event: the chain's head */
+    "  regression INTEGER NOT NULL DEFAULT 0,"
+    "  resolved_at INTEGER NOT NULL DEFAULT 0,"
+    "  overflow INTEGER NOT NULL DEFAULT 0,"   /* the service's overflow group */
+    "  stored INTEGER NOT NULL DEFAULT 0,"     /* its events still stored (the per-group cap) */
+    "  last_event INTEGER NOT NULL DEFAULT 0);"/* rowid of the newest event: the chain's head */
     "CREATE INDEX groups_last_seen ON groups(last_seen);"
+    "CREATE INDEX groups_first_seen ON groups(first_seen);"
+    "CREATE INDEX groups_service ON groups(service, last_seen);"
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY,"            /* insertion order = receive order */
     "  event_id BLOB NOT NULL,"
@@ -47,8 +56,25 @@ static const char *const migrations[] = {
     "CREATE TABLE group_minutes ("
     "  group_id INTEGER NOT NULL,"
     "  minute INTEGER NOT NULL,"           /* received_ns / 60e9 */
+    "  env_id INTEGER NOT NULL,"
     "  count INTEGER NOT NULL,"
-    "  PRIMARY KEY (group_id, minute)) WITHOUT ROWID;",
+    "  PRIMARY KEY (group_id, minute, env_id)) WITHOUT ROWID;"
+    "CREATE TABLE group_hours ("           /* minute counts older than retention, summed */
+    "  group_id INTEGER NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  env_id INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (group_id, hour, env_id)) WITHOUT ROWID;"
+    "CREATE TABLE service_minutes ("
+    "  service TEXT NOT NULL,"
+    "  minute INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (service, minute)) WITHOUT ROWID;"
+    "CREATE TABLE service_hours ("
+    "  service TEXT NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (service, hour)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

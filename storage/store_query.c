@@ -9,6 +9,7 @@
 #include "errq_banned.h"
 
 #define NS_PER_MINUTE 60000000000ULL
+#include <stdint.h>
 
 static const char *col_text(sqlite3_stmt *st, int i)
 {
@@ -109,6 +110,8 @@ static int list_group_chain(struct store *s, const struct store_event_filter *f,
 		next = prev;
 		if (f->service && *f->service && (!e.service || strcmp(e.service, f->service) != 0))
 			continue;
+		if (f->environment && *f->environment && (!e.environment || strcmp(e.environment, f->environment) != 0))
+			continue;
 		n++;
 		if (cb(ctx, &e))
 			break;
@@ -138,6 +141,8 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 		errq_buf_addstr(&q, " AND e.id < :before");
 	if (f->service && *f->service)
 		errq_buf_addstr(&q, " AND e.service = :service");
+	if (f->environment && *f->environment)
+		errq_buf_addstr(&q, " AND e.environment = :env");
 	if (f->since_ns)
 		errq_buf_addstr(&q, " AND e.received_ns >= :since");
 	errq_buf_addstr(&q, " ORDER BY e.id DESC LIMIT :limit");
@@ -147,6 +152,7 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 		return store__set_err(s, "prepare list events");
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":before"), f->before_rowid);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":env"), f->environment, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	int r;
@@ -166,44 +172,126 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 	return rc;
 }
 
+#define GROUP_COLS                                                                                   \
+	"g.id, g.fingerprint, g.service, g.environment, g.error_type, g.error_code, g.message,"       \
+	" g.status, g.total, g.handled, g.first_seen, g.last_seen, g.resolved_at, g.grouping_version," \
+	" g.regression, g.overflow"
+#define N_GROUP_COLS 16
+
+static void group_from_row(sqlite3_stmt *st, struct store_group *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->id = sqlite3_column_int64(st, 0);
+	g->fingerprint = col_text(st, 1);
+	g->service = col_text(st, 2);
+	g->environment = col_text(st, 3);
+	g->error_type = col_text(st, 4);
+	g->error_code = col_text(st, 5);
+	g->message = col_text(st, 6);
+	g->status = col_text(st, 7);
+	g->total = (uint64_t)sqlite3_column_int64(st, 8);
+	g->handled = (uint64_t)sqlite3_column_int64(st, 9);
+	g->first_seen_ns = (uint64_t)sqlite3_column_int64(st, 10);
+	g->last_seen_ns = (uint64_t)sqlite3_column_int64(st, 11);
+	g->resolved_at_ns = (uint64_t)sqlite3_column_int64(st, 12);
+	g->grouping_version = sqlite3_column_int(st, 13);
+	g->regression = sqlite3_column_int(st, 14) != 0;
+	g->overflow = sqlite3_column_int(st, 15) != 0;
+}
+
+/* The count-in-window expression for group g: from minute counts (and hourly ones, for the
+ * part older than retention), or the all-time total when nothing narrows it. */
+static bool windowed(const struct store_group_filter *f)
+{
+	return f->since_ns || f->until_ns || (f->environment && *f->environment);
+}
+
+static void add_count_expr(struct errq_buf *q, const struct store_group_filter *f)
+{
+	if (!windowed(f)) {
+		errq_buf_addstr(q, "g.total");
+		return;
+	}
+	const char *env = f->environment && *f->environment
+			      ? " AND env_id = (SELECT coalesce((SELECT id FROM environments WHERE name = :env), -1))"
+			      : "";
+	errq_buf_printf(q,
+			"((SELECT coalesce(sum(count), 0) FROM group_minutes WHERE group_id = g.id"
+			" AND minute >= :smin AND minute < :umin%s)"
+			" + (SELECT coalesce(sum(count), 0) FROM group_hours WHERE group_id = g.id"
+			" AND hour >= :shour AND hour < :uhour%s))",
+			env, env);
+}
+
+static void bind_window(sqlite3_stmt *st, const struct store_group_filter *f)
+{
+	int64_t smin = (int64_t)(f->since_ns / NS_PER_MINUTE);
+	int64_t umin = f->until_ns ? (int64_t)((f->until_ns + NS_PER_MINUTE - 1) / NS_PER_MINUTE) : INT64_MAX;
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":smin"), smin);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":umin"), umin);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":shour"), smin / 60);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":uhour"), umin == INT64_MAX ? INT64_MAX : (umin + 59) / 60);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":env"), f->environment, -1, SQLITE_STATIC);
+}
+
 int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx)
 {
-	static const char sql[] =
-	    "SELECT g.id, g.fingerprint, g.service, g.environment, g.error_type, g.error_code, g.message,"
-	    " g.status, g.total, g.handled, g.first_seen, g.last_seen,"
-	    " CASE WHEN ?2 = 0 THEN g.total ELSE (SELECT coalesce(sum(m.count), 0) FROM group_minutes m"
-	    "   WHERE m.group_id = g.id AND m.minute >= ?3) END"
-	    " FROM groups g"
-	    " WHERE g.last_seen >= ?2 AND (?1 IS NULL OR g.service = ?1)"
-	    " AND (?4 = 0 OR (g.last_seen, g.id) < (?4, ?5))"
-	    " ORDER BY g.last_seen DESC, g.id DESC LIMIT ?6";
+	/* Composed from the filters that are set.  Sorted by last_seen or first_seen, the scan
+	 * walks that index from the top and stops after LIMIT rows; sorted by count, every group
+	 * seen in the window is counted and the top ones kept (bounded by the window). */
+	char sql[3072];
+	struct errq_buf q;
+	errq_buf_init(&q, sizeof(sql));
+	q.p = sql;
+	q.cap = sizeof(sql);
+	sql[0] = '\0';
+	static const char *const keycol[] = {"g.last_seen", "cnt", "g.first_seen"};
+	int sort = f->sort >= 0 && f->sort <= 2 ? f->sort : 0;
+	errq_buf_addstr(&q, "SELECT * FROM (SELECT " GROUP_COLS ", ");
+	add_count_expr(&q, f);
+	errq_buf_addstr(&q, " AS cnt FROM groups g WHERE 1");
+	if (f->service && *f->service)
+		errq_buf_addstr(&q, " AND g.service = :service");
+	if (f->error_type && *f->error_type)
+		errq_buf_addstr(&q, " AND g.error_type GLOB :type");
+	if (f->status && *f->status)
+		errq_buf_addstr(&q, " AND g.status = :status");
+	if (f->since_ns)
+		errq_buf_addstr(&q, " AND g.last_seen >= :since");
+	if (f->until_ns)
+		errq_buf_addstr(&q, " AND g.first_seen < :until");
+	if (sort != STORE_SORT_COUNT && f->before_id)
+		errq_buf_printf(&q, " AND (%s, g.id) < (:bkey, :bid)", keycol[sort]);
+	errq_buf_addstr(&q, ") g WHERE 1");
+	if (windowed(f))
+		errq_buf_addstr(&q, " AND cnt > 0");
+	if (sort == STORE_SORT_COUNT && f->before_id)
+		errq_buf_addstr(&q, " AND (cnt, id) < (:bkey, :bid)");
+	errq_buf_printf(&q, " ORDER BY %s DESC, id DESC LIMIT :limit",
+			sort == STORE_SORT_COUNT ? "cnt" : sort == STORE_SORT_FIRST_SEEN ? "first_seen" : "last_seen");
+	if (q.len >= sizeof(sql) - 1) {
+		errq_snprintf(s->err, sizeof(s->err), "query too long");
+		return -1;
+	}
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare list groups");
-	if (f->service && *f->service)
-		sqlite3_bind_text(st, 1, f->service, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)f->since_ns);
-	sqlite3_bind_int64(st, 3, (int64_t)(f->since_ns / NS_PER_MINUTE));
-	sqlite3_bind_int64(st, 4, (int64_t)f->before_last_seen);
-	sqlite3_bind_int64(st, 5, f->before_id);
-	sqlite3_bind_int64(st, 6, f->limit);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":type"), f->error_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":status"), f->status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":until"), (int64_t)f->until_ns);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":bkey"), (int64_t)f->before_key);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":bid"), f->before_id);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
+	bind_window(st, f);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_group g;
-		g.id = sqlite3_column_int64(st, 0);
-		g.fingerprint = col_text(st, 1);
-		g.service = col_text(st, 2);
-		g.environment = col_text(st, 3);
-		g.error_type = col_text(st, 4);
-		g.error_code = col_text(st, 5);
-		g.message = col_text(st, 6);
-		g.status = col_text(st, 7);
-		g.total = (uint64_t)sqlite3_column_int64(st, 8);
-		g.handled = (uint64_t)sqlite3_column_int64(st, 9);
-		g.first_seen_ns = (uint64_t)sqlite3_column_int64(st, 10);
-		g.last_seen_ns = (uint64_t)sqlite3_column_int64(st, 11);
-		g.count = (uint64_t)sqlite3_column_int64(st, 12);
+		group_from_row(st, &g);
+		g.count = (uint64_t)sqlite3_column_int64(st, N_GROUP_COLS);
+		g.sort_key = sort == STORE_SORT_COUNT ? g.count : sort == STORE_SORT_FIRST_SEEN ? g.first_seen_ns : g.last_seen_ns;
 		if (cb(ctx, &g))
 			break;
 	}
@@ -211,6 +299,87 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 		store__set_err(s, "list groups");
 	else
 		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_get_group(struct store *s, const char *fingerprint, const struct store_group_filter *f,
+		    store_group_cb cb, void *ctx)
+{
+	char sql[1536];
+	struct errq_buf q;
+	errq_buf_init(&q, sizeof(sql));
+	q.p = sql;
+	q.cap = sizeof(sql);
+	sql[0] = '\0';
+	errq_buf_addstr(&q, "SELECT " GROUP_COLS ", ");
+	add_count_expr(&q, f);
+	errq_buf_addstr(&q, " FROM groups g WHERE g.fingerprint = :fp");
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare get group");
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":fp"), fingerprint, -1, SQLITE_STATIC);
+	bind_window(st, f);
+	int r = sqlite3_step(st), rc;
+	if (r == SQLITE_ROW) {
+		struct store_group g;
+		group_from_row(st, &g);
+		g.count = (uint64_t)sqlite3_column_int64(st, N_GROUP_COLS);
+		cb(ctx, &g);
+		rc = 1;
+	} else {
+		rc = r == SQLITE_DONE ? 0 : store__set_err(s, "get group");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_group_histogram(struct store *s, int64_t group_id, const char *environment, int64_t first_minute,
+			  uint32_t n, uint64_t *counts)
+{
+	memset(counts, 0, n * sizeof(*counts));
+	sqlite3_stmt *st = NULL;
+	const char *sql =
+	    environment && *environment
+		? "SELECT minute, sum(count) FROM group_minutes WHERE group_id = ?1 AND minute >= ?2 AND minute < ?3"
+		  " AND env_id = (SELECT coalesce((SELECT id FROM environments WHERE name = ?4), -1)) GROUP BY minute"
+		: "SELECT minute, sum(count) FROM group_minutes WHERE group_id = ?1 AND minute >= ?2 AND minute < ?3"
+		  " GROUP BY minute";
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare histogram");
+	sqlite3_bind_int64(st, 1, group_id);
+	sqlite3_bind_int64(st, 2, first_minute);
+	sqlite3_bind_int64(st, 3, first_minute + n);
+	if (environment && *environment)
+		sqlite3_bind_text(st, 4, environment, -1, SQLITE_STATIC);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t m = sqlite3_column_int64(st, 0) - first_minute;
+		if (m >= 0 && m < (int64_t)n)
+			counts[m] = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? 0 : store__set_err(s, "histogram");
+}
+
+int store_get_event(struct store *s, const uint8_t event_id[16], store_event_cb cb, void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE e.event_id = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare get event");
+	sqlite3_bind_blob(st, 1, event_id, 16, SQLITE_STATIC);
+	int r = sqlite3_step(st), rc;
+	if (r == SQLITE_ROW) {
+		struct store_event e;
+		int64_t prev;
+		rc = event_from_row(st, &e, &prev) ? 1 : 0;
+		if (rc)
+			cb(ctx, &e);
+	} else {
+		rc = r == SQLITE_DONE ? 0 : store__set_err(s, "get event");
+	}
 	sqlite3_finalize(st);
 	return rc;
 }

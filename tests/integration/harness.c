@@ -645,3 +645,112 @@ void loadgen_free(struct loadgen *lg)
 		lg->st[i] = NULL;
 	}
 }
+
+/* ---- tail ---- */
+
+#define TAG_TAIL_START ((void *)11)
+#define TAG_TAIL_RECV ((void *)12)
+#define TAG_TAIL_STATUS ((void *)13)
+
+int tail_open(struct tailstream *t, const char *addr, const Errq__V1__TailRequest *req)
+{
+	memset(t, 0, sizeof(*t));
+	t->ch = errq_channel_new(addr);
+	t->cq = grpc_completion_queue_create_for_pluck(NULL);
+	t->call = grpc_channel_create_call(t->ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
+					   grpc_slice_from_static_string("/errq.v1.Query/Tail"), NULL,
+					   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_metadata_array_init(&t->md_initial);
+	grpc_metadata_array_init(&t->md_trailing);
+	t->status_details = grpc_empty_slice();
+	t->send_bb = errq_bb_from_msg(&req->base);
+	grpc_op ops[4];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = t->send_bb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &t->md_initial;
+	if (grpc_call_start_batch(t->call, ops, 4, TAG_TAIL_START, NULL) != GRPC_CALL_OK)
+		return -1;
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &t->md_trailing;
+	ops[0].data.recv_status_on_client.status = &t->status;
+	ops[0].data.recv_status_on_client.status_details = &t->status_details;
+	if (grpc_call_start_batch(t->call, ops, 1, TAG_TAIL_STATUS, NULL) != GRPC_CALL_OK)
+		return -1;
+	/* the server sends its headers once the subscription is live */
+	grpc_event ev = grpc_completion_queue_pluck(t->cq, TAG_TAIL_START, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : -1;
+}
+
+int tail_recv(struct tailstream *t, Errq__V1__TailMessage **out, long timeout_ms)
+{
+	*out = NULL;
+	if (!t->recv_posted) {
+		grpc_op op;
+		memset(&op, 0, sizeof(op));
+		op.op = GRPC_OP_RECV_MESSAGE;
+		op.data.recv_message.recv_message = &t->recv_bb;
+		if (grpc_call_start_batch(t->call, &op, 1, TAG_TAIL_RECV, NULL) != GRPC_CALL_OK)
+			return -1;
+		t->recv_posted = true;
+	}
+	grpc_event ev = grpc_completion_queue_pluck(t->cq, TAG_TAIL_RECV, errq_deadline_ms(timeout_ms), NULL);
+	if (ev.type == GRPC_QUEUE_TIMEOUT)
+		return -1;
+	t->recv_posted = false;
+	if (!ev.success || !t->recv_bb)
+		return 1;
+	grpc_slice sl = errq_bb_flatten(t->recv_bb);
+	grpc_byte_buffer_destroy(t->recv_bb);
+	t->recv_bb = NULL;
+	*out = errq__v1__tail_message__unpack(NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+	grpc_slice_unref(sl);
+	return *out ? 0 : -1;
+}
+
+void tail_free(struct tailstream *t)
+{
+	if (!t->call)
+		return;
+	grpc_call_cancel(t->call, NULL);
+	grpc_completion_queue_pluck(t->cq, TAG_TAIL_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	if (t->recv_posted)
+		grpc_completion_queue_pluck(t->cq, TAG_TAIL_RECV, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	if (t->recv_bb)
+		grpc_byte_buffer_destroy(t->recv_bb);
+	grpc_byte_buffer_destroy(t->send_bb);
+	grpc_call_unref(t->call);
+	grpc_completion_queue_shutdown(t->cq);
+	while (grpc_completion_queue_pluck(t->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	       GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(t->cq);
+	grpc_channel_destroy(t->ch);
+	grpc_metadata_array_destroy(&t->md_initial);
+	grpc_metadata_array_destroy(&t->md_trailing);
+	grpc_slice_unref(t->status_details);
+	memset(t, 0, sizeof(*t));
+}
+
+grpc_status_code query_call(const char *addr, const char *method, const ProtobufCMessage *req, grpc_slice *resp,
+			    char *details, size_t dsz)
+{
+	grpc_channel *ch = errq_channel_new(addr);
+	struct errq_unary_result r;
+	grpc_status_code st = GRPC_STATUS_UNKNOWN;
+	*resp = grpc_empty_slice();
+	if (errq_unary_call(ch, method, req, HARNESS_DEADLINE_MS, &r) == 0) {
+		st = r.status;
+		if (st == GRPC_STATUS_OK && r.has_resp)
+			*resp = grpc_slice_ref(r.resp);
+	}
+	if (details)
+		errq_snprintf(details, dsz, "%s", r.details);
+	errq_unary_result_free(&r);
+	grpc_channel_destroy(ch);
+	return st;
+}

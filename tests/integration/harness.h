@@ -74,6 +74,26 @@ Errq__V1__ListGroupsResponse *query_groups(const char *addr, uint32_t limit);
 /* errq.v1.Query/Status; NULL on failure.  Free with errq__v1__status_response__free_unpacked. */
 Errq__V1__StatusResponse *query_status(const char *addr);
 
+/* A raw Tail stream (errq.v1.Query/Tail). */
+struct tailstream {
+	grpc_channel *ch;
+	grpc_completion_queue *cq; /* pluck queue */
+	grpc_call *call;
+	grpc_metadata_array md_initial, md_trailing;
+	grpc_status_code status;
+	grpc_slice status_details;
+	grpc_byte_buffer *recv_bb, *send_bb;
+	bool recv_posted;
+};
+int tail_open(struct tailstream *t, const char *addr, const Errq__V1__TailRequest *req);
+/* 0 with *out set, 1 when the stream ended, -1 on timeout. */
+int tail_recv(struct tailstream *t, Errq__V1__TailMessage **out, long timeout_ms);
+void tail_free(struct tailstream *t);
+
+/* A unary Query call: returns the status; on OK *resp holds the response bytes (unref). */
+grpc_status_code query_call(const char *addr, const char *method, const ProtobufCMessage *req, grpc_slice *resp,
+			    char *details, size_t dsz);
+
 /* A load of NSTREAMS raw streams, each on its own thread, sending batches of `batch` events
  * with `inflight` batches outstanding, until loadgen_stop() or max_batches per stream.  It
  * records every event id and which batches were acknowledged, to check against the database. */

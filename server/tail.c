@@ -1,0 +1,360 @@
+/* tail.c: see tail.h.
+ *
+ * Threads and locks: the writer calls tail_publish; each subscriber's completions (send,
+ * close) run on its call's queue thread; h->mu guards the list of subscribers and is taken
+ * before a subscriber's mu, never after.  A subscriber holds one reference for its close op,
+ * one for being listed in the hub and one per send in flight; the last one frees it. */
+#include "tail.h"
+
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errq/v1/query.pb-c.h"
+#include "errq_grpc.h"
+#include "errq_log.h"
+#include "errq_str.h"
+#include "ingest.h"
+#include "storage.h"
+#include "transport.h"
+
+struct tail_sub {
+	pthread_mutex_t mu;
+	int refs;
+	struct tail_hub *hub;
+	grpc_call *call;
+	struct tail_sub *prev, *next; /* hub list, under hub->mu */
+	bool listed, dead, sending;
+	int cancelled;
+	char *service, *environment, *error_type, *fingerprint; /* filters; NULL = any */
+	grpc_slice ring[TAIL_MAX_PENDING];
+	size_t head, count, bytes;
+	uint64_t dropped;
+	grpc_byte_buffer *send_bb;
+	struct tag send_tag, close_tag;
+};
+
+struct tail_hub {
+	pthread_mutex_t mu;
+	struct tail_sub *subs;
+	atomic_size_t nsubs;
+};
+
+static char *dup_filter(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+static void sub_free(struct tail_sub *t)
+{
+	while (t->count) {
+		grpc_slice_unref(t->ring[t->head]);
+		t->head = (t->head + 1) % TAIL_MAX_PENDING;
+		t->count--;
+	}
+	if (t->send_bb)
+		grpc_byte_buffer_destroy(t->send_bb);
+	free(t->service);
+	free(t->environment);
+	free(t->error_type);
+	free(t->fingerprint);
+	grpc_call_unref(t->call);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+static void unlock_unref(struct tail_sub *t)
+{
+	int left = --t->refs;
+	pthread_mutex_unlock(&t->mu);
+	if (!left)
+		sub_free(t);
+}
+
+static void unlist(struct tail_sub *t)
+{
+	struct tail_hub *h = t->hub;
+	pthread_mutex_lock(&h->mu);
+	pthread_mutex_lock(&t->mu);
+	bool was = t->listed;
+	if (was) {
+		t->listed = false;
+		if (t->prev)
+			t->prev->next = t->next;
+		else
+			h->subs = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		atomic_fetch_sub(&h->nsubs, 1);
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (was)
+		unlock_unref(t); /* the hub's reference */
+	else
+		pthread_mutex_unlock(&t->mu);
+}
+
+static void varint(uint8_t **p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*(*p)++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*(*p)++ = (uint8_t)v;
+}
+
+/* Under t->mu: sends the oldest queued event (with the drop count) if nothing is in flight. */
+static void maybe_send(struct tail_sub *t)
+{
+	if (t->sending || t->dead || !t->count)
+		return;
+	grpc_slice ev = t->ring[t->head];
+	t->head = (t->head + 1) % TAIL_MAX_PENDING;
+	t->count--;
+	t->bytes -= GRPC_SLICE_LENGTH(ev);
+	/* TailMessage { Event event = 1; uint64 dropped = 2; } written by hand around the shared
+	 * encoded event */
+	size_t n = GRPC_SLICE_LENGTH(ev);
+	grpc_slice msg = grpc_slice_malloc(n + 24);
+	uint8_t *p = GRPC_SLICE_START_PTR(msg), *start = p;
+	*p++ = 0x0a;
+	varint(&p, n);
+	memcpy(p, GRPC_SLICE_START_PTR(ev), n);
+	p += n;
+	if (t->dropped) {
+		*p++ = 0x10;
+		varint(&p, t->dropped);
+		t->dropped = 0;
+	}
+	grpc_slice_unref(ev);
+	grpc_slice out = grpc_slice_sub(msg, 0, (size_t)(p - start));
+	grpc_slice_unref(msg);
+	t->send_bb = grpc_raw_byte_buffer_create(&out, 1);
+	grpc_slice_unref(out);
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = t->send_bb;
+	if (grpc_call_start_batch(t->call, &op, 1, &t->send_tag, NULL) != GRPC_CALL_OK) {
+		grpc_byte_buffer_destroy(t->send_bb);
+		t->send_bb = NULL;
+		t->dead = true;
+		return;
+	}
+	t->sending = true;
+	t->refs++;
+}
+
+static void on_send(void *arg, bool ok)
+{
+	struct tail_sub *t = arg;
+	pthread_mutex_lock(&t->mu);
+	t->sending = false;
+	if (t->send_bb)
+		grpc_byte_buffer_destroy(t->send_bb);
+	t->send_bb = NULL;
+	if (!ok)
+		t->dead = true;
+	maybe_send(t);
+	unlock_unref(t);
+}
+
+static void on_close(void *arg, bool ok)
+{
+	struct tail_sub *t = arg;
+	pthread_mutex_lock(&t->mu);
+	t->dead = true;
+	pthread_mutex_unlock(&t->mu);
+	unlist(t);
+	pthread_mutex_lock(&t->mu);
+	unlock_unref(t); /* the close op's reference */
+}
+
+static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc_slice req)
+{
+	struct tail_hub *h = ctx;
+	Errq__V1__TailRequest *in =
+	    errq__v1__tail_request__unpack(NULL, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	if (!in) {
+		grpc_call_cancel_with_status(call, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode TailRequest", NULL);
+		grpc_call_unref(call);
+		return;
+	}
+	if (atomic_load(&h->nsubs) >= TAIL_MAX_SUBSCRIBERS) {
+		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many tail subscribers", NULL);
+		grpc_call_unref(call);
+		errq__v1__tail_request__free_unpacked(in, NULL);
+		return;
+	}
+	struct tail_sub *t = calloc(1, sizeof(*t));
+	if (!t) {
+		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory", NULL);
+		grpc_call_unref(call);
+		errq__v1__tail_request__free_unpacked(in, NULL);
+		return;
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	t->hub = h;
+	t->call = call;
+	t->service = dup_filter(in->service);
+	t->environment = dup_filter(in->environment);
+	t->error_type = dup_filter(in->error_type);
+	t->fingerprint = dup_filter(in->fingerprint);
+	errq__v1__tail_request__free_unpacked(in, NULL);
+	t->send_tag = (struct tag){on_send, t};
+	t->close_tag = (struct tag){on_close, t};
+	t->refs = 1; /* the close op */
+	grpc_op ops[2];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[0].data.recv_close_on_server.cancelled = &t->cancelled;
+	if (grpc_call_start_batch(call, ops, 1, &t->close_tag, NULL) != GRPC_CALL_OK) {
+		grpc_call_cancel(call, NULL);
+		sub_free(t);
+		return;
+	}
+	/* headers now, so the client knows the tail is live before the first event */
+	pthread_mutex_lock(&t->mu);
+	t->sending = true;
+	t->refs++;
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (grpc_call_start_batch(call, ops, 1, &t->send_tag, NULL) != GRPC_CALL_OK) {
+		t->sending = false;
+		t->refs--;
+		t->dead = true;
+	}
+	pthread_mutex_unlock(&t->mu);
+
+	pthread_mutex_lock(&h->mu);
+	pthread_mutex_lock(&t->mu);
+	if (!t->dead) {
+		t->listed = true;
+		t->refs++;
+		t->next = h->subs;
+		if (h->subs)
+			h->subs->prev = t;
+		h->subs = t;
+		atomic_fetch_add(&h->nsubs, 1);
+	}
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static bool matches(const struct tail_sub *t, const Errq__V1__TaskFailure *tf, const char *fp)
+{
+	if (t->service && strcmp(t->service, tf->service) != 0)
+		return false;
+	if (t->environment && strcmp(t->environment, tf->environment ? tf->environment : "") != 0)
+		return false;
+	if (t->error_type && fnmatch(t->error_type, tf->error_type, 0) != 0)
+		return false;
+	if (t->fingerprint && strcmp(t->fingerprint, fp) != 0)
+		return false;
+	return true;
+}
+
+/* The committed event as an encoded errq.v1.Event (one reference for the caller). */
+static grpc_slice encode_event(const struct ingest_event *ev)
+{
+	const Errq__V1__TaskFailure *tf = ev->tf;
+	Errq__V1__Event e = ERRQ__V1__EVENT__INIT;
+	char *trunc[STORE_TRUNC_NBITS];
+	e.event_id = tf->event_id;
+	e.time_unix_nano = tf->time_unix_nano;
+	e.received_at_unix_nano = ev->received_ns;
+	e.service = tf->service;
+	e.environment = tf->environment;
+	e.release = tf->release;
+	e.host = tf->host;
+	e.task = tf->task;
+	e.error_type = tf->error_type;
+	e.error_code = tf->error_code;
+	e.message = tf->message;
+	e.n_frames = tf->n_frames - ev->v.frames_skip;
+	e.frames = tf->frames + ev->v.frames_skip;
+	e.n_details = ev->v.details_kept;
+	e.details = (Errq__V1__Event__DetailsEntry **)tf->details; /* same layout */
+	e.fingerprint = (char *)ev->v.fingerprint;
+	e.attempt = tf->attempt;
+	e.handled = tf->handled;
+	for (int b = 0; b < STORE_TRUNC_NBITS; b++)
+		if (ev->v.truncated & (1u << b))
+			trunc[e.n_truncated++] = (char *)store_trunc_name(b);
+	e.truncated = trunc;
+	size_t n = errq__v1__event__get_packed_size(&e);
+	grpc_slice s = grpc_slice_malloc(n);
+	errq__v1__event__pack(&e, GRPC_SLICE_START_PTR(s));
+	return s;
+}
+
+void tail_publish(void *ctx, const struct ingest_batch *list)
+{
+	struct tail_hub *h = ctx;
+	if (!atomic_load(&h->nsubs))
+		return;
+	pthread_mutex_lock(&h->mu);
+	for (const struct ingest_batch *b = list; b; b = b->next) {
+		for (size_t i = 0; i < b->n_events; i++) {
+			const struct ingest_event *ev = &b->events[i];
+			if (!ev->tf || ev->result != 1)
+				continue;
+			grpc_slice enc;
+			bool encoded = false;
+			for (struct tail_sub *t = h->subs; t; t = t->next) {
+				if (!matches(t, ev->tf, ev->v.fingerprint))
+					continue;
+				if (!encoded) {
+					enc = encode_event(ev);
+					encoded = true;
+				}
+				size_t len = GRPC_SLICE_LENGTH(enc);
+				pthread_mutex_lock(&t->mu);
+				/* full: drop the oldest, count them */
+				while (t->count && (t->count == TAIL_MAX_PENDING || t->bytes + len > TAIL_MAX_PENDING_BYTES)) {
+					t->bytes -= GRPC_SLICE_LENGTH(t->ring[t->head]);
+					grpc_slice_unref(t->ring[t->head]);
+					t->head = (t->head + 1) % TAIL_MAX_PENDING;
+					t->count--;
+					t->dropped++;
+				}
+				t->ring[(t->head + t->count) % TAIL_MAX_PENDING] = grpc_slice_ref(enc);
+				t->count++;
+				t->bytes += len;
+				maybe_send(t);
+				pthread_mutex_unlock(&t->mu);
+			}
+			if (encoded)
+				grpc_slice_unref(enc);
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+struct tail_hub *tail_hub_new(void)
+{
+	struct tail_hub *h = calloc(1, sizeof(*h));
+	if (h)
+		pthread_mutex_init(&h->mu, NULL);
+	return h;
+}
+
+int tail_hub_register(struct tail_hub *h, struct transport *t)
+{
+	return transport_add_server_stream(t, "/errq.v1.Query/Tail", on_start, h);
+}
+
+size_t tail_hub_subscribers(struct tail_hub *h)
+{
+	return h ? atomic_load(&h->nsubs) : 0;
+}
+
+void tail_hub_free(struct tail_hub *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}

@@ -1,0 +1,510 @@
+/* Integration: grouping, the Query API (groups, group, events, event, explain, status,
+ * resolve/regression), pagination under load, tail, retention, and the caps — against a real
+ * errqd. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "errq_grpc.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "harness.h"
+
+static struct errq_idgen G;
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void add_frame(Errq__V1__TaskFailure *tf, const char *fn, const char *file, uint32_t line, int in_app)
+{
+	tf->frames = realloc(tf->frames, (tf->n_frames + 1) * sizeof(*tf->frames));
+	Errq__V1__Frame *f = calloc(1, sizeof(*f));
+	errq__v1__frame__init(f);
+	f->function = strdup(fn);
+	f->file = strdup(file);
+	f->line = line;
+	f->in_app = in_app;
+	tf->frames[tf->n_frames++] = f;
+}
+
+/* Reports n events built by the caller (and frees them); asserts they were all accepted. */
+static void report(const char *addr, Errq__V1__TaskFailure **evs, size_t n)
+{
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, addr), 0);
+	Errq__V1__ReportRequest r = ERRQ__V1__REPORT_REQUEST__INIT;
+	r.seq = 1;
+	r.n_failures = n;
+	r.failures = evs;
+	assert_int_equal(raw_send(&s, &r), 0);
+	Errq__V1__ReportResponse *resp;
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->accepted, n);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+	for (size_t i = 0; i < n; i++)
+		tevent_free(evs[i]);
+}
+
+static Errq__V1__ListGroupsResponse *groups(const char *addr, const Errq__V1__ListGroupsRequest *req)
+{
+	grpc_slice out;
+	char det[256];
+	assert_int_equal(query_call(addr, "/errq.v1.Query/ListGroups", &req->base, &out, det, sizeof(det)), GRPC_STATUS_OK);
+	Errq__V1__ListGroupsResponse *r =
+	    errq__v1__list_groups_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	grpc_slice_unref(out);
+	assert_non_null(r);
+	return r;
+}
+
+static Errq__V1__Group *find_group(Errq__V1__ListGroupsResponse *r, const char *type)
+{
+	for (size_t i = 0; i < r->n_groups; i++)
+		if (strcmp(r->groups[i]->error_type, type) == 0)
+			return r->groups[i];
+	return NULL;
+}
+
+static void test_grouping_and_group_detail(void **state)
+{
+	struct errqd_proc D = {0};
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	/* the same timeout from one function with varying numbers: one group; the same message
+	 * from another function: a second group; another service: a third */
+	Errq__V1__TaskFailure *evs[7];
+	for (int i = 0; i < 4; i++) {
+		char msg[96];
+		errq_snprintf(msg, sizeof(msg), "payment provider timed out after %d ms (order %d)", 1000 * (i + 1), 4711 + i);
+		evs[i] = tevent_new(&G, "checkout", "TimeoutError", msg);
+		add_frame(evs[i], "handle_order", "orders.py", 88, 1);
+		add_frame(evs[i], "charge_card", "payments.py", (uint32_t)(140 + i), 1);
+	}
+	for (int i = 4; i < 6; i++) {
+		evs[i] = tevent_new(&G, "checkout", "TimeoutError", "payment provider timed out after 3000 ms (order 1)");
+		add_frame(evs[i], "handle_refund", "refunds.py", 40, 1);
+		add_frame(evs[i], "refund_card", "payments.py", 201, 1);
+	}
+	evs[6] = tevent_new(&G, "billing", "TimeoutError", "payment provider timed out after 3000 ms (order 1)");
+	add_frame(evs[6], "charge_card", "payments.py", 140, 1);
+	tevent_set(&evs[6]->environment, "prod");
+	report(D.addr, evs, 7);
+
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	lr.service = "checkout";
+	lr.sort = ERRQ__V1__GROUP_SORT__GROUP_SORT_COUNT;
+	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 2);
+	assert_int_equal(r->groups[0]->total, 4); /* sorted by count */
+	assert_int_equal(r->groups[1]->total, 2);
+	char fp[32];
+	errq_snprintf(fp, sizeof(fp), "%s", r->groups[0]->fingerprint);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	/* --env counts only that environment's events and hides groups without any */
+	lr.service = "";
+	lr.environment = "prod";
+	r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	assert_string_equal(r->groups[0]->service, "billing");
+	assert_int_equal(r->groups[0]->count, 1);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	/* a type glob */
+	Errq__V1__ListGroupsRequest gr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	gr.error_type = "Time*";
+	r = groups(D.addr, &gr);
+	assert_int_equal(r->n_groups, 3);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	gr.error_type = "Value*";
+	r = groups(D.addr, &gr);
+	assert_int_equal(r->n_groups, 0);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+
+	/* one group: counts, histogram (its minutes add up to the count) and latest event */
+	Errq__V1__GetGroupRequest g = ERRQ__V1__GET_GROUP_REQUEST__INIT;
+	g.fingerprint = fp;
+	g.histogram_minutes = 10;
+	grpc_slice out;
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/GetGroup", &g.base, &out, NULL, 0), GRPC_STATUS_OK);
+	Errq__V1__GetGroupResponse *gg =
+	    errq__v1__get_group_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	grpc_slice_unref(out);
+	assert_non_null(gg);
+	assert_int_equal(gg->group->total, 4);
+	assert_int_equal(gg->n_minute_counts, 10);
+	uint64_t sum = 0;
+	for (size_t i = 0; i < gg->n_minute_counts; i++)
+		sum += gg->minute_counts[i];
+	assert_int_equal(sum, 4);
+	assert_non_null(gg->latest);
+	assert_non_null(strstr(gg->latest->message, "4000 ms")); /* the newest */
+	assert_int_equal(gg->latest->n_frames, 2);
+
+	/* explain: the frames made the fingerprint, and the collector still agrees */
+	Errq__V1__GetEventRequest er = ERRQ__V1__GET_EVENT_REQUEST__INIT;
+	er.event_id = gg->latest->event_id;
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/ExplainEvent", &er.base, &out, NULL, 0), GRPC_STATUS_OK);
+	Errq__V1__ExplainEventResponse *ex =
+	    errq__v1__explain_event_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	grpc_slice_unref(out);
+	assert_non_null(ex);
+	assert_string_equal(ex->basis, "frames");
+	assert_string_equal(ex->recomputed, fp);
+	bool saw_frame = false;
+	for (size_t i = 0; i < ex->n_components; i++)
+		saw_frame |= strstr(ex->components[i], "charge_card in payments.py") != NULL;
+	assert_true(saw_frame);
+	errq__v1__explain_event_response__free_unpacked(ex, NULL);
+	errq__v1__get_group_response__free_unpacked(gg, NULL);
+
+	/* unknown group and event: NOT_FOUND */
+	g.fingerprint = "0000000000000000";
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/GetGroup", &g.base, &out, NULL, 0), GRPC_STATUS_NOT_FOUND);
+	uint8_t zero[16] = {0};
+	er.event_id.data = zero;
+	er.event_id.len = 16;
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/GetEvent", &er.base, &out, NULL, 0), GRPC_STATUS_NOT_FOUND);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+static Errq__V1__Group *set_status(const char *addr, const char *fp, const char *status)
+{
+	Errq__V1__SetGroupStatusRequest sr = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
+	sr.fingerprint = (char *)fp;
+	sr.status = (char *)status;
+	grpc_slice out;
+	assert_int_equal(query_call(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, NULL, 0), GRPC_STATUS_OK);
+	Errq__V1__Group *g = errq__v1__group__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	grpc_slice_unref(out);
+	assert_non_null(g);
+	return g;
+}
+
+static void test_resolve_then_regression(void **state)
+{
+	struct errqd_proc D = {0};
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	Errq__V1__TaskFailure *e1[1] = {tevent_new(&G, "svc-reg", "KeyError", "no key 'a'")};
+	report(D.addr, e1, 1);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	char fp[32];
+	errq_snprintf(fp, sizeof(fp), "%s", r->groups[0]->fingerprint);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+
+	Errq__V1__Group *g = set_status(D.addr, fp, "resolved");
+	assert_string_equal(g->status, "resolved");
+	assert_false(g->regression);
+	assert_true(g->resolved_at_unix_nano > 0);
+	errq__v1__group__free_unpacked(g, NULL);
+	lr.status = "resolved";
+	r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+
+	/* a new event of a resolved group: unresolved again, marked as a regression */
+	Errq__V1__TaskFailure *e2[1] = {tevent_new(&G, "svc-reg", "KeyError", "no key 'b'")};
+	report(D.addr, e2, 1);
+	lr.status = "unresolved";
+	r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	assert_true(r->groups[0]->regression);
+	assert_int_equal(r->groups[0]->total, 2);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	/* ignored stays ignored */
+	g = set_status(D.addr, fp, "ignored");
+	errq__v1__group__free_unpacked(g, NULL);
+	Errq__V1__TaskFailure *e3[1] = {tevent_new(&G, "svc-reg", "KeyError", "no key 'c'")};
+	report(D.addr, e3, 1);
+	lr.status = "ignored";
+	r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	/* bad status, unknown group */
+	Errq__V1__SetGroupStatusRequest sr = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
+	grpc_slice out;
+	sr.fingerprint = fp;
+	sr.status = "fixed";
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, NULL, 0),
+			 GRPC_STATUS_INVALID_ARGUMENT);
+	sr.fingerprint = "ffffffffffffffff";
+	sr.status = "resolved";
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, NULL, 0),
+			 GRPC_STATUS_NOT_FOUND);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+static void test_pagination_under_load(void **state)
+{
+	struct errqd_proc D = {0};
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	struct loadgen lg = {.addr = D.addr, .nstreams = 2, .batch = 10, .inflight = 2, .max_batches = 400,
+			     .service_prefix = "svc-page"};
+	assert_int_equal(loadgen_start(&lg), 0);
+	while (atomic_load(&lg.acked_batches) < 20)
+		sleep_ms(2);
+	/* what is stored now must come back exactly once, newest first, while more arrives */
+	Errq__V1__ListEventsResponse *first = query_events(D.addr, 1000);
+	assert_non_null(first);
+	size_t nsnap = first->n_events;
+	assert_true(nsnap >= 200);
+	uint8_t (*snap)[16] = calloc(nsnap, 16);
+	for (size_t i = 0; i < nsnap; i++)
+		memcpy(snap[i], first->events[i]->event_id.data, 16);
+	errq__v1__list_events_response__free_unpacked(first, NULL);
+	/* page backwards from a cursor taken now, in pages of 7 */
+	size_t found = 0, pages = 0;
+	int *seen = calloc(nsnap, sizeof(int));
+	Errq__V1__ListEventsRequest req = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+	req.limit = 7;
+	uint64_t prev_recv = UINT64_MAX;
+	uint8_t cursor[16];
+	for (;;) {
+		grpc_slice out;
+		assert_int_equal(query_call(D.addr, "/errq.v1.Query/ListEvents", &req.base, &out, NULL, 0), GRPC_STATUS_OK);
+		Errq__V1__ListEventsResponse *p =
+		    errq__v1__list_events_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+		grpc_slice_unref(out);
+		pages++;
+		for (size_t i = 0; i < p->n_events; i++) {
+			assert_true(p->events[i]->received_at_unix_nano <= prev_recv);
+			prev_recv = p->events[i]->received_at_unix_nano;
+			for (size_t k = 0; k < nsnap; k++)
+				if (memcmp(snap[k], p->events[i]->event_id.data, 16) == 0) {
+					seen[k]++;
+					found++;
+				}
+		}
+		bool more = p->next_cursor.len > 0;
+		if (more) {
+			memcpy(cursor, p->next_cursor.data, p->next_cursor.len);
+			req.cursor.data = cursor;
+			req.cursor.len = p->next_cursor.len;
+		}
+		errq__v1__list_events_response__free_unpacked(p, NULL);
+		if (!more)
+			break;
+	}
+	loadgen_stop(&lg);
+	for (size_t k = 0; k < nsnap; k++)
+		if (seen[k] != 1)
+			fail_msg("event %zu of the snapshot seen %d times", k, seen[k]);
+	assert_int_equal(found, nsnap);
+	print_message("%zu events paged in %zu pages of 7 while ingest went on\n", nsnap, pages);
+	free(seen);
+	free(snap);
+	loadgen_free(&lg);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+static void test_tail_receives_events_after_start(void **state)
+{
+	struct errqd_proc D = {0};
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	Errq__V1__TaskFailure *before[1] = {tevent_new(&G, "svc-tail", "OSError", "before the tail")};
+	report(D.addr, before, 1);
+	struct tailstream all, only;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(&all, D.addr, &tr), 0);
+	tr.error_type = "Time*";
+	assert_int_equal(tail_open(&only, D.addr, &tr), 0);
+	Errq__V1__TaskFailure *evs[3] = {tevent_new(&G, "svc-tail", "TimeoutError", "t1"),
+					 tevent_new(&G, "svc-tail", "OSError", "o1"),
+					 tevent_new(&G, "svc-tail", "TimeoutError", "t2")};
+	report(D.addr, evs, 3);
+	const char *want_all[] = {"t1", "o1", "t2"}, *want_only[] = {"t1", "t2"};
+	for (int i = 0; i < 3; i++) {
+		Errq__V1__TailMessage *m;
+		assert_int_equal(tail_recv(&all, &m, HARNESS_DEADLINE_MS), 0);
+		assert_string_equal(m->event->message, want_all[i]); /* never "before the tail" */
+		assert_int_equal(m->dropped, 0);
+		assert_int_equal(strlen(m->event->fingerprint), 16);
+		errq__v1__tail_message__free_unpacked(m, NULL);
+	}
+	for (int i = 0; i < 2; i++) {
+		Errq__V1__TailMessage *m;
+		assert_int_equal(tail_recv(&only, &m, HARNESS_DEADLINE_MS), 0);
+		assert_string_equal(m->event->message, want_only[i]);
+		errq__v1__tail_message__free_unpacked(m, NULL);
+	}
+	Errq__V1__StatusResponse *st = query_status(D.addr);
+	assert_int_equal(st->tail_subscribers, 2);
+	errq__v1__status_response__free_unpacked(st, NULL);
+	tail_free(&all);
+	tail_free(&only);
+	/* the collector notices the subscribers left */
+	for (int i = 0; i < 300; i++) {
+		st = query_status(D.addr);
+		uint32_t n = st->tail_subscribers;
+		errq__v1__status_response__free_unpacked(st, NULL);
+		if (!n)
+			break;
+		sleep_ms(10);
+	}
+	st = query_status(D.addr);
+	assert_int_equal(st->tail_subscribers, 0);
+	errq__v1__status_response__free_unpacked(st, NULL);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+static void test_slow_tail_drops_oldest_and_says_so(void **state)
+{
+	struct errqd_proc D = {0};
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	struct tailstream t;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(&t, D.addr, &tr), 0);
+	/* a subscriber that reads nothing while 5 000 events of ~2 KiB arrive: more than its
+	 * queue (1024 messages) and the HTTP/2 window can hold */
+	for (int b = 0; b < 5; b++) {
+		Errq__V1__TaskFailure *evs[1000];
+		char msg[2048];
+		memset(msg, 'm', sizeof(msg) - 1);
+		msg[sizeof(msg) - 1] = '\0';
+		for (int i = 0; i < 1000; i++)
+			evs[i] = tevent_new(&G, "svc-slow", "OSError", msg);
+		report(D.addr, evs, 1000);
+	}
+	uint64_t received = 0, dropped = 0;
+	Errq__V1__TailMessage *m;
+	while (received + dropped < 5000 && tail_recv(&t, &m, 2000) == 0) {
+		received++;
+		dropped += m->dropped;
+		errq__v1__tail_message__free_unpacked(m, NULL);
+	}
+	print_message("slow subscriber: %llu received, %llu reported dropped\n", (unsigned long long)received,
+		      (unsigned long long)dropped);
+	assert_true(dropped > 0);
+	assert_int_equal(received + dropped, 5000); /* every event either delivered or counted */
+	tail_free(&t);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+static void test_retention_keeps_counts(void **state)
+{
+	struct errqd_proc D = {0};
+	const char *args[] = {"--set", "retention=2s", NULL};
+	assert_int_equal(errqd_start(&D, args), 0);
+	Errq__V1__TaskFailure *evs[5];
+	for (int i = 0; i < 5; i++)
+		evs[i] = tevent_new(&G, "svc-ret", "OSError", "disk full");
+	report(D.addr, evs, 5);
+	Errq__V1__ListEventsResponse *e = query_events(D.addr, 100);
+	assert_int_equal(e->n_events, 5);
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	/* within a few seconds the raw events go (upkeep runs every second) */
+	size_t left = 5;
+	for (int i = 0; i < 3000 && left; i++) {
+		sleep_ms(10);
+		e = query_events(D.addr, 100);
+		left = e->n_events;
+		errq__v1__list_events_response__free_unpacked(e, NULL);
+	}
+	assert_int_equal(left, 0);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	assert_int_equal(r->groups[0]->total, 5); /* the counts stay */
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	Errq__V1__StatusResponse *st = query_status(D.addr);
+	assert_int_equal(st->events_deleted, 5);
+	errq__v1__status_response__free_unpacked(st, NULL);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+static void test_caps(void **state)
+{
+	struct errqd_proc D = {0};
+	const char *args[] = {"--set", "groups_per_service=3", "--set", "events_per_group=5", NULL};
+	assert_int_equal(errqd_start(&D, args), 0);
+	/* 5 error types: the first 3 get groups, the other 2 land in the overflow group */
+	Errq__V1__TaskFailure *evs[5];
+	const char *types[] = {"E1", "E2", "E3", "E4", "E5"};
+	for (int i = 0; i < 5; i++)
+		evs[i] = tevent_new(&G, "svc-cap", types[i], "m 0");
+	report(D.addr, evs, 5);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
+	assert_int_equal(r->n_groups, 4);
+	Errq__V1__Group *ov = find_group(r, "(overflow)");
+	assert_non_null(ov);
+	assert_true(ov->overflow);
+	assert_int_equal(ov->total, 2);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	Errq__V1__StatusResponse *st = query_status(D.addr);
+	assert_int_equal(st->overflow_events, 2);
+	errq__v1__status_response__free_unpacked(st, NULL);
+
+	/* 20 events of one group (numbers in a message do not split it): the newest 5 stay, the
+	 * total counts all */
+	Errq__V1__TaskFailure *many[20];
+	for (int i = 0; i < 20; i++) {
+		char msg[32];
+		errq_snprintf(msg, sizeof(msg), "m %d", i + 1);
+		many[i] = tevent_new(&G, "svc-cap", "E1", msg);
+	}
+	report(D.addr, many, 20);
+	r = groups(D.addr, &lr);
+	char fp[32];
+	errq_snprintf(fp, sizeof(fp), "%s", find_group(r, "E1")->fingerprint);
+	assert_int_equal(find_group(r, "E1")->total, 21);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	Errq__V1__ListEventsRequest er = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+	er.fingerprint = fp;
+	er.limit = 100;
+	size_t n = 0;
+	Errq__V1__ListEventsResponse *e = NULL;
+	for (int i = 0; i < 3000; i++) {
+		grpc_slice out;
+		assert_int_equal(query_call(D.addr, "/errq.v1.Query/ListEvents", &er.base, &out, NULL, 0), GRPC_STATUS_OK);
+		if (e)
+			errq__v1__list_events_response__free_unpacked(e, NULL);
+		e = errq__v1__list_events_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+		grpc_slice_unref(out);
+		n = e->n_events;
+		if (n <= 5)
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(n, 5);
+	assert_string_equal(e->events[0]->message, "m 20"); /* the newest are kept */
+	assert_string_equal(e->events[4]->message, "m 16");
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+int main(void)
+{
+	grpc_init();
+	errq_idgen_init(&G);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_grouping_and_group_detail),
+	    cmocka_unit_test(test_resolve_then_regression),
+	    cmocka_unit_test(test_pagination_under_load),
+	    cmocka_unit_test(test_tail_receives_events_after_start),
+	    cmocka_unit_test(test_slow_tail_drops_oldest_and_says_so),
+	    cmocka_unit_test(test_retention_keeps_counts),
+	    cmocka_unit_test(test_caps),
+	};
+	int rc = cmocka_run_group_tests_name("integration_query", tests, NULL, NULL);
+	grpc_shutdown_blocking();
+	return rc;
+}
