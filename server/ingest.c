@@ -26,8 +26,10 @@ struct ingest {
 	struct ingest_batch *head, *tail;
 	struct ingest_batch *parked_head, *parked_tail;
 	size_t n_queued, queued_bytes, n_parked;
-	bool writing, stopping, joined;
+	bool writing, stopping, joined, exited;
 	struct ingest_job *jobs, *jobs_tail;
+	struct ingest_waiter *waiters, *waiters_tail;
+	size_t n_waiters, n_woken; /* woken: told there is room, not yet submitted */
 	size_t n_jobs;
 	uint64_t next_maint; /* monotonic ns */
 	uint64_t stop_deadline; /* monotonic ns; abandon a failing store after it */
@@ -39,8 +41,8 @@ struct ingest {
 static bool has_room(struct ingest *ig, size_t bytes)
 {
 	/* an empty queue always takes one batch, however big, or a huge batch would never pass */
-	return ig->n_queued == 0 ||
-	       (ig->n_queued < ig->o.max_batches && ig->queued_bytes + bytes <= ig->o.max_bytes);
+	size_t n = ig->n_queued + ig->n_woken;
+	return n == 0 || (n < ig->o.max_batches && ig->queued_bytes + bytes <= ig->o.max_bytes);
 }
 
 static void enqueue(struct ingest *ig, struct ingest_batch *b)
@@ -57,10 +59,72 @@ static void enqueue(struct ingest *ig, struct ingest_batch *b)
 		ig->st.max_queued_batches = ig->n_queued;
 }
 
+bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w)
+{
+	bool room;
+	pthread_mutex_lock(&ig->mu);
+	room = !ig->n_parked && !ig->waiters && has_room(ig, 0);
+	if (!room) {
+		w->next = NULL;
+		if (ig->waiters_tail)
+			ig->waiters_tail->next = w;
+		else
+			ig->waiters = w;
+		ig->waiters_tail = w;
+		ig->n_waiters++;
+		ig->st.parked_total++;
+	}
+	pthread_mutex_unlock(&ig->mu);
+	return room;
+}
+
+void ingest_waiter_done(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->mu);
+	if (ig->n_woken)
+		ig->n_woken--;
+	pthread_cond_broadcast(&ig->idle);
+	pthread_mutex_unlock(&ig->mu);
+}
+
+/* Under ig->mu: unlinks the waiters there is room for now (all of them when abandoning);
+ * the caller wakes them after unlocking. */
+static struct ingest_waiter *take_waiters(struct ingest *ig, bool all)
+{
+	struct ingest_waiter *list = NULL, **tail = &list;
+	while (ig->waiters && (all || (!ig->n_parked && has_room(ig, 0)))) {
+		struct ingest_waiter *w = ig->waiters;
+		ig->waiters = w->next;
+		if (!ig->waiters)
+			ig->waiters_tail = NULL;
+		ig->n_waiters--;
+		if (!all)
+			ig->n_woken++;
+		*tail = w;
+		tail = &w->next;
+		*tail = NULL;
+	}
+	return list;
+}
+
+static void wake_waiters(struct ingest_waiter *list, bool abandon)
+{
+	for (struct ingest_waiter *w = list, *n; w; w = n) {
+		n = w->next;
+		w->wake(w, abandon);
+	}
+}
+
 int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 {
 	int rc;
 	pthread_mutex_lock(&ig->mu);
+	if (b->from_waiter && ig->n_woken)
+		ig->n_woken--; /* the room it was woken for is now taken by the batch itself */
+	if (ig->exited) {
+		pthread_mutex_unlock(&ig->mu);
+		return INGEST_REFUSED;
+	}
 	if (!ig->n_parked && has_room(ig, b->bytes)) {
 		enqueue(ig, b);
 		pthread_cond_signal(&ig->wake);
@@ -194,9 +258,11 @@ static void run_jobs(struct ingest *ig)
 	}
 }
 
-/* Under ig->mu, which it drops while working: background upkeep when it is due, in short
- * steps for at most INGEST_MAINT_BUDGET_MS, so ingest never waits long behind it. */
-static void maintain(struct ingest *ig)
+/* Under ig->mu, which it drops while working: background upkeep when it is due.  While
+ * ingest is busy, one step (at most STORE_MAINT_BATCH rows of each kind) per
+ * INGEST_MAINT_STEP_MS, so upkeep takes a small, bounded share of the writer; when idle, steps
+ * for up to INGEST_MAINT_BUDGET_MS. */
+static void maintain(struct ingest *ig, bool idle)
 {
 	uint64_t now = errq_mono_ns();
 	if (!ig->o.store || now < ig->next_maint || (!ig->o.retention_ns && !ig->o.per_group_cap))
@@ -205,10 +271,11 @@ static void maintain(struct ingest *ig)
 	struct store_maint_opts mo = {.now_ns = errq_now_ns(), .retention_ns = ig->o.retention_ns,
 				      .per_group_cap = ig->o.per_group_cap};
 	uint64_t until = now + INGEST_MAINT_BUDGET_MS * ERRQ_NS_PER_MS;
-	bool more = true;
+	bool more = false;
 	int rc = 0;
-	while (more && rc == 0 && errq_mono_ns() < until)
+	do {
 		rc = store_maintain(ig->o.store, &mo, &more);
+	} while (idle && more && rc == 0 && errq_mono_ns() < until);
 	if (rc)
 		errq_logkv(ERRQ_LOG_WARN, "upkeep failed; retrying later", "error", store_errmsg(ig->o.store), NULL);
 	struct store_write_stats ws;
@@ -216,8 +283,8 @@ static void maintain(struct ingest *ig)
 	pthread_mutex_lock(&ig->mu);
 	ig->st.maint_errors += rc != 0;
 	ig->st.events_deleted = ws.events_deleted;
-	/* work left: come back soon (after the next transaction); else at the interval */
-	ig->next_maint = errq_mono_ns() + (more && !rc ? 0 : INGEST_MAINT_INTERVAL_MS * ERRQ_NS_PER_MS);
+	/* work left: come back after a short pause; else at the interval */
+	ig->next_maint = errq_mono_ns() + (more && !rc ? INGEST_MAINT_STEP_MS : INGEST_MAINT_INTERVAL_MS) * ERRQ_NS_PER_MS;
 }
 
 static void *writer_main(void *arg)
@@ -230,25 +297,50 @@ static void *writer_main(void *arg)
 		ig->writing = false;
 		pthread_cond_broadcast(&ig->idle);
 		run_jobs(ig);
-		maintain(ig);
-		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping) {
+		maintain(ig, !ig->head && !ig->parked_head);
+		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
+		       !(ig->waiters && !ig->n_woken)) {
 			/* idle: sleep until work arrives or upkeep is due */
 			uint64_t until = ig->next_maint > errq_mono_ns() ? ig->next_maint : errq_mono_ns() + ERRQ_NS_PER_MS;
 			if (!ig->o.store || (!ig->o.retention_ns && !ig->o.per_group_cap))
 				until = errq_mono_ns() + 3600 * ERRQ_NS_PER_SEC;
 			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
 			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts))
-				maintain(ig);
+				maintain(ig, true);
 		}
 		if (ig->jobs)
 			continue;
-		if (!ig->head && !ig->parked_head)
+		if (!ig->head && !ig->parked_head && ig->waiters && !ig->n_woken) {
+			/* the queue emptied while streams waited: let them in */
+			struct ingest_waiter *woken = take_waiters(ig, false);
+			pthread_mutex_unlock(&ig->mu);
+			wake_waiters(woken, false);
+			pthread_mutex_lock(&ig->mu);
+			continue;
+		}
+		if (!ig->head && !ig->parked_head) {
+			if (ig->n_woken && !ig->stopping)
+				continue; /* woken streams are about to submit */
+			if (ig->waiters || ig->n_woken) {
+				/* stopping: woken ones that never came, and waiters, give up */
+				if (ig->n_woken) {
+					/* wait for the woken to submit or give up, briefly */
+					uint64_t until = errq_mono_ns() + 10 * ERRQ_NS_PER_MS;
+					struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
+					pthread_cond_timedwait(&ig->wake, &ig->mu, &ts);
+					if (ig->head || ig->parked_head || (ig->n_woken && errq_mono_ns() < ig->stop_deadline))
+						continue;
+				}
+			}
 			break; /* stopping and drained */
+		}
 		if (ig->stopping && errq_mono_ns() >= ig->stop_deadline) {
 			/* shutdown's time is up and the store still fails: give everything back at once,
 			 * unacknowledged (the clients resend), without touching SQLite again */
 			struct ingest_batch *all = take_all(ig);
+			struct ingest_waiter *gone = take_waiters(ig, true);
 			pthread_mutex_unlock(&ig->mu);
+			wake_waiters(gone, true);
 			LOG_ERROR("store failing at shutdown; unacknowledged batches dropped (clients resend them)");
 			for (struct ingest_batch *b = all, *n; b; b = n) {
 				n = b->next;
@@ -259,7 +351,9 @@ static void *writer_main(void *arg)
 		}
 		if (!ig->head) { /* only parked batches (cannot stay so: the queue is empty) */
 			struct ingest_batch *moved = unpark(ig);
+			struct ingest_waiter *woken = take_waiters(ig, false);
 			pthread_mutex_unlock(&ig->mu);
+			wake_waiters(woken, false);
 			for (struct ingest_batch *b = moved, *n; b; b = n) {
 				n = b->resume_next;
 				b->ops->resumed(b);
@@ -342,8 +436,10 @@ static void *writer_main(void *arg)
 			ig->st.overflow_events = ws.overflow_events;
 		}
 		struct ingest_batch *moved = unpark(ig);
+		struct ingest_waiter *woken = take_waiters(ig, false);
 		pthread_mutex_unlock(&ig->mu);
 
+		wake_waiters(woken, false);
 		if (ig->o.on_commit)
 			ig->o.on_commit(ig->o.on_commit_ctx, list);
 
@@ -359,7 +455,10 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&ig->mu);
 	}
 	run_jobs(ig); /* answer whatever was asked before the stop */
+	struct ingest_waiter *gone = take_waiters(ig, true);
+	ig->exited = true; /* from now on ingest_submit refuses */
 	pthread_mutex_unlock(&ig->mu);
+	wake_waiters(gone, true);
 	return NULL;
 }
 
@@ -393,10 +492,12 @@ bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns)
 	struct timespec ts = {(time_t)(deadline / ERRQ_NS_PER_SEC), (long)(deadline % ERRQ_NS_PER_SEC)};
 	bool idle;
 	pthread_mutex_lock(&ig->mu);
-	while (!(idle = !ig->head && !ig->parked_head && !ig->writing))
+#define IDLE() (!ig->head && !ig->parked_head && !ig->writing && !ig->waiters && !ig->n_woken)
+	while (!(idle = IDLE()))
 		if (pthread_cond_timedwait(&ig->idle, &ig->mu, &ts))
 			break;
-	idle = !ig->head && !ig->parked_head && !ig->writing;
+	idle = IDLE();
+#undef IDLE
 	pthread_mutex_unlock(&ig->mu);
 	return idle;
 }
@@ -431,6 +532,6 @@ void ingest_get_stats(struct ingest *ig, struct ingest_stats *st)
 	*st = ig->st;
 	st->queued_batches = ig->n_queued;
 	st->queued_bytes = ig->queued_bytes;
-	st->parked = ig->n_parked;
+	st->parked = ig->n_parked + ig->n_waiters; /* streams not read for want of room */
 	pthread_mutex_unlock(&ig->mu);
 }

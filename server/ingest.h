@@ -55,8 +55,19 @@ struct ingest_batch_ops {
 	void (*resumed)(struct ingest_batch *b);
 };
 
+/* A stream waiting for room in the queue.  It holds only its message's bytes, not decoded
+ * (a decoded batch takes ~4x the wire size), so 1 000 waiting streams cost ~1 000 messages. */
+struct ingest_waiter {
+	struct ingest_waiter *next;
+	/* Writer thread: there is room now (abandon = false: decode and ingest_submit with
+	 * from_waiter set), or the writer is stopping (abandon = true: give up; the message is
+	 * not acknowledged).  Either way the owner calls ingest_waiter_done if it submits nothing. */
+	void (*wake)(struct ingest_waiter *w, bool abandon);
+};
+
 struct ingest_batch {
 	struct ingest_batch *next;
+	bool from_waiter;              /* submitted after a wake: releases its claim on room */
 	struct ingest_batch *resume_next;
 	const struct ingest_batch_ops *ops;
 	void *owner;
@@ -94,7 +105,8 @@ struct ingest_opts {
 };
 
 #define INGEST_MAINT_INTERVAL_MS 1000 /* upkeep runs at least this often */
-#define INGEST_MAINT_BUDGET_MS 20     /* ... for at most this long per round (in short steps) */
+#define INGEST_MAINT_BUDGET_MS 20     /* ... when idle, for at most this long per round */
+#define INGEST_MAINT_STEP_MS 50       /* while busy: one step per this interval when work is left */
 #define INGEST_MAX_JOBS 1024          /* queued jobs; more are refused (the caller answers busy) */
 
 struct ingest_stats {
@@ -103,11 +115,17 @@ struct ingest_stats {
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;
 };
 
-enum { INGEST_QUEUED = 0, INGEST_PARKED = 1 };
+enum { INGEST_QUEUED = 0, INGEST_PARKED = 1, INGEST_REFUSED = 2 /* the writer has stopped */ };
 
 struct ingest;
 int ingest_start(struct ingest **out, const struct ingest_opts *o);
 int ingest_submit(struct ingest *ig, struct ingest_batch *b);
+/* True when the queue has room for a batch now (decode it and ingest_submit it).  False after
+ * registering w, whose wake() the writer calls when room frees — in FIFO order, as many at a
+ * time as there is room. */
+bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w);
+/* A woken waiter that will not submit (its call died, or its message did not decode). */
+void ingest_waiter_done(struct ingest *ig);
 /* Queues a job for the writer.  Returns 0, or -1 when INGEST_MAX_JOBS are waiting or the
  * writer is stopping (the job is not taken: the caller still owns it). */
 int ingest_run_job(struct ingest *ig, struct ingest_job *j);

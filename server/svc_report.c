@@ -14,6 +14,7 @@
  * answer, and the service is not draining.  Responses go out one SEND_MESSAGE at a time from
  * a per-call queue, in commit order; the final status follows the last response. */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,9 +38,13 @@ struct rcall {
 	grpc_call *call;
 	struct rcall *prev, *next; /* svc->calls, under svc->mu */
 
-	struct tag recv_tag, send_tag, close_tag;
+	struct tag recv_tag, send_tag, close_tag, resume_tag;
 	grpc_byte_buffer *recv_bb;
 	bool reading, parked, half_closed, dead, closed;
+	/* waiting for room in the ingest queue with the message undecoded */
+	struct ingest_waiter waiter;
+	grpc_slice raw;
+	bool raw_waiting, resume_abandon;
 	int cancelled;
 	unsigned unanswered;
 
@@ -79,6 +84,7 @@ static void call_free(struct rcall *c)
 	pthread_cond_broadcast(&svc->cv);
 	pthread_mutex_unlock(&svc->mu);
 	grpc_slice_unref(c->status_slice);
+	grpc_slice_unref(c->raw);
 	grpc_call_unref(c->call);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -299,6 +305,84 @@ static void on_resumed(struct ingest_batch *b)
 
 /* ---- reads ---- */
 
+/* Under c->mu: hands a decoded batch (already counted in unanswered) to the writer. */
+static void submit(struct rcall *c, struct ingest_batch *b)
+{
+	b->owner = c;
+	c->refs++;
+	switch (ingest_submit(c->svc->ig, b)) {
+	case INGEST_PARKED:
+		c->parked = true;
+		break;
+	case INGEST_REFUSED: /* shutting down: not stored, not answered; the client resends */
+		c->refs--;
+		c->unanswered--;
+		batch_free(b);
+		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Decodes the message of c into a batch and submits it; on failure ends the call. */
+static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
+{
+	char why[128];
+	grpc_status_code st;
+	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &st, why, sizeof(why));
+	if (!b) {
+		c->unanswered--;
+		if (from_waiter)
+			ingest_waiter_done(c->svc->ig);
+		set_final(c, st, why);
+		return;
+	}
+	b->from_waiter = from_waiter;
+	submit(c, b);
+}
+
+/* Queue thread, after the writer woke the waiter (a zero-op batch posts this tag). */
+static void on_resume(void *arg, bool ok)
+{
+	struct rcall *c = arg;
+	pthread_mutex_lock(&c->mu);
+	grpc_slice s = c->raw;
+	c->raw = grpc_empty_slice();
+	c->raw_waiting = false;
+	c->parked = false;
+	if (c->resume_abandon || c->dead) {
+		c->unanswered--;
+		if (!c->resume_abandon)
+			ingest_waiter_done(c->svc->ig);
+		if (c->resume_abandon)
+			set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
+	} else {
+		/* read before any drain began: decode and commit it even if the call is ending now */
+		decode_and_submit(c, s, true);
+	}
+	grpc_slice_unref(s);
+	maybe_read(c);
+	maybe_send(c);
+	unlock_unref(c); /* the waiter's reference */
+}
+
+/* Writer thread: room in the queue (or the writer stops). */
+static void on_wake(struct ingest_waiter *w, bool abandon)
+{
+	struct rcall *c = (struct rcall *)((char *)w - offsetof(struct rcall, waiter));
+	pthread_mutex_lock(&c->mu);
+	c->resume_abandon = abandon;
+	/* a batch of no ops completes at once on the call's queue: decoding happens there, not
+	 * on the writer */
+	if (grpc_call_start_batch(c->call, NULL, 0, &c->resume_tag, NULL) != GRPC_CALL_OK) {
+		pthread_mutex_unlock(&c->mu);
+		on_resume(c, false);
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
 	*v = 0;
@@ -380,16 +464,15 @@ static void on_read(void *arg, bool ok)
 				      nfail, REPORT_MAX_BATCH_EVENTS);
 			set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
 		} else {
-			grpc_status_code st;
-			struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), len, &st, why, sizeof(why));
-			if (!b) {
-				set_final(c, st, why);
+			c->unanswered++;
+			if (ingest_room_or_wait(c->svc->ig, &c->waiter)) {
+				decode_and_submit(c, s, false);
 			} else {
-				b->owner = c;
-				c->refs++;
-				c->unanswered++;
-				if (ingest_submit(c->svc->ig, b) == INGEST_PARKED)
-					c->parked = true;
+				/* no room: keep the bytes, read nothing more until the writer wakes us */
+				c->raw = grpc_slice_ref(s);
+				c->raw_waiting = true;
+				c->parked = true;
+				c->refs++; /* the waiter's */
 			}
 		}
 		grpc_slice_unref(s);
@@ -523,6 +606,9 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	c->recv_tag = (struct tag){on_read, c};
 	c->send_tag = (struct tag){on_send, c};
 	c->close_tag = (struct tag){on_close, c};
+	c->resume_tag = (struct tag){on_resume, c};
+	c->waiter.wake = on_wake;
+	c->raw = grpc_empty_slice();
 	/* The reference count and the close op are set up before the call is listed: from then
 	 * on report_svc_drain may start a status send (and take a reference) on it.  This
 	 * function holds one reference of its own until it is done with the call. */

@@ -142,6 +142,7 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
  * into hourly ones, and reclaims free pages.  Each part does at most STORE_MAINT_BATCH rows.
  * *more is set when there is work left.  Returns 0 or -1. */
 #define STORE_MAINT_BATCH 1000
+#define STORE_CAP_CHECK_NS (10ULL * 1000000000ULL) /* how often to look for groups over the cap */
 #define STORE_VACUUM_PAGES 256
 struct store_maint_opts {
 	uint64_t now_ns;

@@ -73,6 +73,8 @@ struct store {
 	struct store_ckpt *ckpt;         /* writer only: kicked when the WAL grows */
 	int wal_pages;                   /* from the WAL hook: frames in the WAL after the last commit */
 	int64_t cap_cursor;              /* the per-group cap's sweep position (rowid) */
+	bool cap_sweeping;               /* a sweep is under way (some group was over the cap) */
+	uint64_t cap_next_check;         /* when to look for groups over the cap again */
 	struct store_write_stats wst;
 };
 

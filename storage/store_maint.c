@@ -100,42 +100,64 @@ static int retention_step(struct store *s, uint64_t cutoff_ns, bool *more)
 	return n ? delete_rows(s, (const int64_t(*)[2])rows, n) : 0;
 }
 
-/* The per-group cap: sweeps the table from the oldest row to the newest, STORE_MAINT_BATCH
- * rows a step, deleting events of groups that store more than cap.  Deleting in age order
- * keeps each group's newest events (its chain's head side). */
-static int cap_step(struct store *s, uint32_t cap, bool *more)
+/* Whether some group stores more than cap: a scan of the groups table, so it runs at most
+ * every STORE_CAP_CHECK_NS. */
+static int any_group_over(struct store *s, uint32_t cap, bool *over)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM groups WHERE stored > ?1 LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare cap check");
+	sqlite3_bind_int64(st, 1, cap);
+	int r = sqlite3_step(st);
+	*over = r == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : store__set_err(s, "cap check");
+}
+
+/* The per-group cap: when some group is over it, sweeps the table from the oldest row to the
+ * newest, STORE_MAINT_BATCH rows a step, deleting events of groups that store more than cap.
+ * Deleting in age order keeps each group's newest events (its chain's head side).  The cap
+ * is therefore enforced eventually, at the sweep's pace, not at every insert. */
+static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
 {
 	static int64_t rows[STORE_MAINT_BATCH][2];
-	sqlite3_stmt *st = NULL;
-	int n = 0, seen = 0;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT e.id, e.group_id FROM events e JOIN groups g ON g.id = e.group_id"
-			       " WHERE e.id > ?1 AND g.stored > ?2 ORDER BY e.id LIMIT ?3",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__set_err(s, "prepare cap");
-	sqlite3_bind_int64(st, 1, s->cap_cursor);
-	sqlite3_bind_int64(st, 2, cap);
-	sqlite3_bind_int(st, 3, STORE_MAINT_BATCH);
-	int r;
-	/* a group's stored count falls as we delete: keep deleting a group's rows only while it
-	 * is still over the cap (counted here, since the UPDATEs come after the scan) */
+	if (!s->cap_sweeping) {
+		if (now_ns < s->cap_next_check)
+			return 0;
+		s->cap_next_check = now_ns + STORE_CAP_CHECK_NS;
+		bool over = false;
+		if (any_group_over(s, cap, &over))
+			return -1;
+		if (!over)
+			return 0;
+		s->cap_sweeping = true;
+		s->cap_cursor = 0;
+	}
+	sqlite3_stmt *st = NULL, *q = NULL;
+	int n = 0, seen = 0, rc = -1;
 	struct {
 		int64_t gid, over;
-	} over[64];
+	} over[STORE_MAINT_BATCH / 8];
 	int nover = 0;
-	sqlite3_stmt *q = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT stored FROM groups WHERE id = ?1", -1, &q, NULL) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return store__set_err(s, "prepare cap");
+	if (sqlite3_prepare_v2(s->db, "SELECT id, group_id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT stored FROM groups WHERE id = ?1", -1, &q, NULL) != SQLITE_OK) {
+		store__set_err(s, "prepare cap");
+		goto out;
 	}
+	sqlite3_bind_int64(st, 1, s->cap_cursor);
+	sqlite3_bind_int(st, 2, STORE_MAINT_BATCH);
+	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0), gid = sqlite3_column_int64(st, 1);
 		int k;
 		for (k = 0; k < nover && over[k].gid != gid; k++)
 			;
 		if (k == nover) {
-			if (nover == 64)
-				break; /* enough groups for one step */
+			if (nover == (int)(sizeof(over) / sizeof(over[0])))
+				break; /* enough groups for one step; go on from here next time */
+			/* how far over the cap the group is, counted down as we delete (the UPDATEs
+			 * come after the scan) */
 			sqlite3_bind_int64(q, 1, gid);
 			over[k].gid = gid;
 			over[k].over = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) - cap : 0;
@@ -151,15 +173,20 @@ static int cap_step(struct store *s, uint32_t cap, bool *more)
 		rows[n][1] = gid;
 		n++;
 	}
-	sqlite3_finalize(q);
-	sqlite3_finalize(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return store__set_err(s, "cap scan");
-	if (seen < STORE_MAINT_BATCH && r == SQLITE_DONE)
-		s->cap_cursor = 0; /* the end: start over from the oldest next time */
+	if (r != SQLITE_ROW && r != SQLITE_DONE) {
+		store__set_err(s, "cap scan");
+		goto out;
+	}
+	if (r == SQLITE_DONE)
+		s->cap_sweeping = false; /* a whole pass: check again later */
 	else
 		*more = true;
-	return n ? delete_rows(s, (const int64_t(*)[2])rows, n) : 0;
+	(void)seen;
+	rc = n ? delete_rows(s, (const int64_t(*)[2])rows, n) : 0;
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* Folds minute counts older than the cutoff into hourly ones, the oldest hour first. */
@@ -244,7 +271,7 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 			rc = fold_step(s, (int64_t)(cutoff / NS_PER_MINUTE), more);
 	}
 	if (!rc && o->per_group_cap)
-		rc = cap_step(s, o->per_group_cap, more);
+		rc = cap_step(s, o->per_group_cap, o->now_ns, more);
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
