@@ -43,6 +43,7 @@ struct transport {
 	struct method methods[TRANSPORT_MAX_METHODS];
 	int nmethods;
 	struct method generic;
+	grpc_resource_quota *quota;
 	atomic_bool stopping;
 	bool server_started;
 	struct tag shutdown_tag;
@@ -234,7 +235,7 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
-	grpc_arg args[5];
+	grpc_arg args[6];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -251,7 +252,16 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	args[4].type = GRPC_ARG_INTEGER;
 	args[4].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
 	args[4].value.integer = 64 << 20;
-	grpc_channel_args ca = {5, args};
+	/* gRPC's own buffers (HTTP/2 windows, message assembly) are bounded by a memory quota:
+	 * under pressure chttp2 shrinks the windows it announces, so many streams cannot make
+	 * the transport hold more than this */
+	t->quota = grpc_resource_quota_create("errqd");
+	grpc_resource_quota_resize(t->quota, TRANSPORT_MEMORY_QUOTA);
+	args[5].type = GRPC_ARG_POINTER;
+	args[5].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+	args[5].value.pointer.p = t->quota;
+	args[5].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+	grpc_channel_args ca = {6, args};
 	t->server = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < t->ncq; i++) {
 		t->cq[i] = grpc_completion_queue_create_for_next(NULL);
@@ -386,6 +396,7 @@ void transport_free(struct transport *t)
 	}
 	for (int i = 0; i < t->ncq; i++)
 		grpc_completion_queue_destroy(t->cq[i]);
+	grpc_resource_quota_unref(t->quota);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
 	free(t);

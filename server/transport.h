@@ -19,6 +19,7 @@
 #define TRANSPORT_PREPOST_UNARY 4          /* ... unary methods and unknown methods */
 #define TRANSPORT_STREAM_LOOKAHEAD 16384   /* HTTP/2 receive window per stream, bytes */
 #define TRANSPORT_MAX_METHODS 16
+#define TRANSPORT_MEMORY_QUOTA (48u << 20) /* gRPC's resource quota for the server's buffers */
 
 struct tag {
 	void (*fn)(void *arg, bool ok);
