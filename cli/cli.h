@@ -1,14 +1,17 @@
 /* cli.h: what errq's subcommands share: the run context, calls to the collector (with the
- * status -> message -> exit code mapping), cursor pagination, and output.
+ * status -> message -> exit code mapping), cursor pagination, a server stream, and output.
  *
  * A list subcommand is three pieces: a request it fills from ctx->args, cli_list() to collect
  * the rows page by page, and a struct cli_view (JSON object and table cells of one row) for
- * cli_print_rows().  A one-item subcommand (`errq group FP`, `errq event ID`) is cli_call()
- * and cli_print_json() of one object.  Single-threaded: a command runs on main's thread. */
+ * cli_print_rows().  A one-item subcommand (`errq group FP`, `errq event ID`) is cli_call(),
+ * then cli_print_json() of one object or cli_print_detail() of a detail view (cli_fmt.h).
+ * `errq tail` reads a server stream (cli_stream_*).  Single-threaded: a command runs on
+ * main's thread. */
 #ifndef ERRQ_CLI_H
 #define ERRQ_CLI_H
 #include <grpc/grpc.h>
 #include <jansson.h>
+#include <signal.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,11 +28,14 @@ struct cli_ctx {
 	const struct cli_cmd *cmds; /* the subcommand table, for `errq help` */
 	size_t ncmds;
 	FILE *out;                  /* stdout */
+	bool tty;                   /* stdout is a terminal */
 	bool color;                 /* stdout is a terminal and no --no-color / NO_COLOR */
 	size_t width;               /* table width: the terminal's, else $COLUMNS, else 120 */
 	uint64_t now_ns;            /* one "now" for the whole command (relative times, --since) */
 	uint64_t deadline_mono_ns;  /* --timeout covers every call of the command together */
 	grpc_channel *ch;           /* made on the first call (after grpc_init), else NULL */
+	bool keepalive;             /* make ch with HTTP/2 keepalive pings (long streams) */
+	char what[128];             /* what a NOT_FOUND means: "group 9a81..." ("" = the details) */
 };
 
 /* Fills ctx for one run of a (terminal probing, environment); now_ns is the "now" --since
@@ -42,11 +48,28 @@ void cli_ctx_release(struct cli_ctx *ctx);
 /* "errq: <message>\n" on stderr, with control characters flattened: one line, always. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Prints the one-line error for a call of method that ended with status c (details as the
+ * collector sent them) and returns the exit code (cli_exit_for_status). */
+int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code c, const char *details);
+/* "ListEvents" of "/errq.v1.Query/ListEvents" */
+const char *cli_short_method(const char *method);
+/* The channel to --addr, made on first use (grpc_init then), or NULL when out of memory. */
+grpc_channel *cli_channel(struct cli_ctx *ctx);
+
 /* One unary call to method ("/errq.v1.Query/ListEvents").  Returns 0 with *resp unpacked
  * (the caller frees it with protobuf_c_message_free_unpacked), or an exit code > 0 after
  * printing the one-line error (unreachable, refused, not found ...). */
 int cli_call(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *req,
 	     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp);
+
+/* Up to n calls of one method, CLI_EACH_INFLIGHT at a time on one completion queue, each
+ * within budget_ms and the command's deadline: for what only decorates an answer (the
+ * sparklines of `errq groups`).  resps[i] receives the unpacked answer of reqs[i] or stays
+ * NULL when that call failed; nothing is printed.  Returns how many succeeded; after an
+ * UNIMPLEMENTED answer no further calls are started.  The caller frees every resps[i]. */
+#define CLI_EACH_INFLIGHT 16
+size_t cli_call_each(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *const *reqs, size_t n,
+		     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resps, long budget_ms);
 
 /* Rows collected over pages.  The rows point into the pages, which it owns. */
 struct cli_rows {
@@ -76,13 +99,16 @@ struct cli_cells {
 	char buf[CLI_TABLE_MAX_COLS][CLI_CELL_BUFSZ];
 };
 
-/* How a kind of row prints. */
+/* How a kind of row prints.  to_cells gets the row's index in the rows and the view (whose
+ * data may hold what a command fetched besides the rows, such as sparklines). */
 struct cli_view {
 	const char *noun; /* "events": "no events" on stderr for an empty table */
 	const struct cli_col *cols;
 	size_t ncols;
 	json_t *(*to_json)(const struct cli_ctx *ctx, const ProtobufCMessage *row); /* NULL: out of memory */
-	void (*to_cells)(const struct cli_ctx *ctx, const ProtobufCMessage *row, struct cli_cells *c);
+	void (*to_cells)(const struct cli_ctx *ctx, const struct cli_view *v, size_t index,
+			 const ProtobufCMessage *row, struct cli_cells *c);
+	const void *data;
 };
 
 /* Prints rows per -o: a table (a note on stderr when empty), one JSON array, or JSON lines.
@@ -90,7 +116,8 @@ struct cli_view {
 int cli_print_rows(struct cli_ctx *ctx, const struct cli_view *v, const struct cli_rows *rows);
 /* "errq: cannot write output: <strerror(err)>"; returns CLI_EXIT_USAGE. */
 int cli_output_error(int err);
-/* Prints one JSON document (takes the reference).  Returns 0 or an exit code. */
+/* Prints one JSON document (takes the reference): indented, or on one line with -o jsonl.
+ * Returns 0 or an exit code. */
 int cli_print_json(struct cli_ctx *ctx, json_t *doc);
 
 /* JSON values following DESIGN.md's conventions.  Each returns a new reference or NULL. */
@@ -107,7 +134,48 @@ void cli_cell_ago(const struct cli_ctx *ctx, struct cli_cells *c, size_t i, uint
 void cli_cell_uint(struct cli_cells *c, size_t i, uint64_t v);
 void cli_cell_hex(struct cli_cells *c, size_t i, ProtobufCBinaryData b);
 
+/* A server-streaming call (cli_stream.c): started with no deadline (--timeout bounds only
+ * getting a connection), read message by message, cancelled on a stop flag that a signal
+ * handler sets.  Single-threaded like everything here. */
+struct cli_stream;
+enum cli_stream_next {
+	CLI_STREAM_MSG,     /* *msg holds the next message (free it) */
+	CLI_STREAM_STOPPED, /* *stop was set: the call is cancelled */
+	CLI_STREAM_ENDED,   /* the call ended: an error is printed, *exit_code says which */
+};
+/* Starts method with req.  Returns 0 or an exit code after printing the error. */
+int cli_stream_open(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *req, struct cli_stream **out);
+/* Waits for the next message, looking at *stop every CLI_STREAM_POLL_MS. */
+#define CLI_STREAM_POLL_MS 100
+enum cli_stream_next cli_stream_next(struct cli_stream *s, const ProtobufCMessageDescriptor *desc,
+				     ProtobufCMessage **msg, volatile const sig_atomic_t *stop, int *exit_code);
+/* Cancels the call if it is still running, waits for gRPC to let go of it, frees s (NULL ok). */
+void cli_stream_close(struct cli_stream *s);
+
+/* Views of one item, shared by the subcommands that show it. */
+json_t *cli_event_json(const struct cli_ctx *ctx, const ProtobufCMessage *event);
+json_t *cli_group_json(const struct cli_ctx *ctx, const ProtobufCMessage *group);
+/* "3m ago (2026-11-25T18:03:11.482Z)" into buf ("-" for 0). */
+char *cli_fmt_when(const struct cli_ctx *ctx, char *buf, size_t n, uint64_t ns);
+/* The event's fields, frames and details into d (full: every field; else what a group's
+ * latest event adds to the group's view). */
+void cli_event_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *event, bool full);
+/* Prints d to ctx->out fitted to the width.  Returns 0 or an exit code. */
+int cli_print_detail(struct cli_ctx *ctx, const struct cli_detail *d);
+/* For commands that take an event id / a fingerprint: parses or checks argv[0], printing
+ * the usage error.  Return 0 or CLI_EXIT_USAGE. */
+int cli_arg_event_id(const struct cli_ctx *ctx, uint8_t id[CLI_EVENT_ID_LEN]);
+int cli_arg_fingerprint(const struct cli_ctx *ctx, const char **fp);
+
 /* Subcommands (cmd_<name>.c). */
 int cli_cmd_events(struct cli_ctx *ctx);
+int cli_cmd_event(struct cli_ctx *ctx);
 int cli_cmd_groups(struct cli_ctx *ctx);
+int cli_cmd_group(struct cli_ctx *ctx);
+int cli_cmd_resolve(struct cli_ctx *ctx);
+int cli_cmd_ignore(struct cli_ctx *ctx);
+int cli_cmd_unresolve(struct cli_ctx *ctx);
+int cli_cmd_explain(struct cli_ctx *ctx);
+int cli_cmd_status(struct cli_ctx *ctx);
+int cli_cmd_tail(struct cli_ctx *ctx);
 #endif

@@ -21,6 +21,11 @@ enum flag_id {
 	FL_SINCE,
 	FL_LIMIT,
 	FL_GROUP,
+	FL_ENV,
+	FL_TYPE,
+	FL_STATUS,
+	FL_UNTIL,
+	FL_SORT,
 };
 
 /* Every flag the tool knows.  bit 0: global (every command takes it); else the CLI_F_* bit a
@@ -41,10 +46,16 @@ static const struct flag_def {
     {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
     {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
     {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
+    {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
+    {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
+    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS, "only groups with this status: unresolved, resolved or ignored"},
+    {FL_GROUP, "group", 0, "FINGERPRINT", CLI_F_GROUP, "only the events of this group"},
     {FL_SINCE, "since", 0, "WHEN", CLI_F_SINCE,
      "only what was received since WHEN: a duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
-    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT, "at most N rows (default 100, at most 100000)"},
-    {FL_GROUP, "group", 0, "FINGERPRINT", CLI_F_GROUP, "only the events of this group"},
+    {FL_UNTIL, "until", 0, "WHEN", CLI_F_UNTIL, "with --since: end the window at WHEN (same forms as --since)"},
+    {FL_SORT, "sort", 0, "KEY", CLI_F_SORT,
+     "count (most events in the window first), last_seen (the default) or first_seen (newest groups first)"},
+    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT, "at most N rows (default 100, at most 100000); tail: stop after N events"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -57,7 +68,11 @@ void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_
 	a->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
 	a->limit = CLI_DEFAULT_LIMIT;
 	a->service = "";
+	a->env = "";
+	a->type_glob = "";
+	a->status = "";
 	a->group = "";
+	a->sort = CLI_SORT_LAST_SEEN;
 }
 
 const struct cli_cmd *cli_cmd_find(const struct cli_cmd *cmds, size_t ncmds, const char *name)
@@ -118,6 +133,84 @@ int cli_limit_parse(const char *s, uint32_t *limit)
 		return -1;
 	*limit = (uint32_t)v;
 	return 0;
+}
+
+int cli_sort_parse(const char *s, enum cli_sort *sort)
+{
+	static const struct {
+		const char *name;
+		enum cli_sort sort;
+	} sorts[] = {
+	    {"count", CLI_SORT_COUNT},           {"last_seen", CLI_SORT_LAST_SEEN},
+	    {"last-seen", CLI_SORT_LAST_SEEN},   {"first_seen", CLI_SORT_FIRST_SEEN},
+	    {"first-seen", CLI_SORT_FIRST_SEEN},
+	};
+	for (size_t k = 0; k < sizeof(sorts) / sizeof(sorts[0]); k++) {
+		if (!strcmp(s, sorts[k].name)) {
+			*sort = sorts[k].sort;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int cli_status_valid(const char *s)
+{
+	return !strcmp(s, "unresolved") || !strcmp(s, "resolved") || !strcmp(s, "ignored") ? 0 : -1;
+}
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+int cli_glob_valid(const char *s, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+	if (!n) {
+		errq_snprintf(err, errlen, "empty --type (expected an error type or a glob such as 'Timeout*')");
+		return -1;
+	}
+	if (n > CLI_GLOB_MAX) {
+		errq_snprintf(err, errlen, "--type is longer than %d bytes", CLI_GLOB_MAX);
+		return -1;
+	}
+	if (!errq_utf8_valid(s, n, NULL) || has_control(s)) {
+		errq_snprintf(err, errlen, "--type holds control characters or invalid UTF-8");
+		return -1;
+	}
+	return 0;
+}
+
+int cli_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	return n && n <= CLI_NAME_MAX && !has_control(s) ? 0 : -1;
+}
+
+int cli_event_id_parse(const char *s, uint8_t out[CLI_EVENT_ID_LEN])
+{
+	char hex[2 * CLI_EVENT_ID_LEN + 1];
+	size_t n = strlen(s), k = 0;
+	/* 8-4-4-4-12: hyphens after the 8th, 12th, 16th and 20th digit, or none at all */
+	if (n == 2 * CLI_EVENT_ID_LEN + 4) {
+		if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
+			return -1;
+	} else if (n != 2 * CLI_EVENT_ID_LEN) {
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (n != 2 * CLI_EVENT_ID_LEN && (i == 8 || i == 13 || i == 18 || i == 23))
+			continue;
+		if (!isxdigit((unsigned char)s[i]))
+			return -1;
+		hex[k++] = (char)tolower((unsigned char)s[i]);
+	}
+	hex[k] = '\0';
+	return errq_hex_decode(hex, out, CLI_EVENT_ID_LEN);
 }
 
 static const struct flag_def *find_long(const char *name, size_t len)
@@ -192,11 +285,44 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 		}
 		break;
 	case FL_GROUP:
-		if (!*val) {
-			errq_snprintf(err, errlen, "empty --group (expected a fingerprint)");
+		if (cli_name_valid(val)) {
+			errq_snprintf(err, errlen, "invalid --group '%s' (expected a fingerprint)", val);
 			return -1;
 		}
 		a->group = val;
+		break;
+	case FL_ENV:
+		a->env = val;
+		break;
+	case FL_TYPE:
+		if (cli_glob_valid(val, err, errlen))
+			return -1;
+		a->type_glob = val;
+		break;
+	case FL_STATUS:
+		if (cli_status_valid(val)) {
+			errq_snprintf(err, errlen, "invalid --status '%s' (expected unresolved, resolved or ignored)",
+				      val);
+			return -1;
+		}
+		a->status = val;
+		break;
+	case FL_UNTIL:
+		if (errq_parse_since(val, now_ns, &a->until_ns)) {
+			errq_snprintf(err, errlen,
+				      "invalid --until '%s' (expected 30m, 1h, 2d or an RFC 3339 time such as "
+				      "2026-11-25T18:00:00Z)",
+				      val);
+			return -1;
+		}
+		a->until_arg = val;
+		break;
+	case FL_SORT:
+		if (cli_sort_parse(val, &a->sort)) {
+			errq_snprintf(err, errlen, "invalid --sort '%s' (expected count, last_seen or first_seen)",
+				      val);
+			return -1;
+		}
 		break;
 	}
 	a->set |= f->bit;
@@ -293,6 +419,14 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 	if (a->argc > a->cmd->max_args) {
 		errq_snprintf(err, errlen, "unexpected argument '%s' (see 'errq %s --help')",
 			      a->argv[a->cmd->max_args], a->cmd->name);
+		return -1;
+	}
+	if ((a->set & CLI_F_UNTIL) && !(a->set & CLI_F_SINCE)) {
+		errq_snprintf(err, errlen, "--until needs --since (the start of the window)");
+		return -1;
+	}
+	if ((a->set & CLI_F_UNTIL) && a->until_ns <= a->since_ns) {
+		errq_snprintf(err, errlen, "--until '%s' is not after --since '%s'", a->until_arg, a->since_arg);
 		return -1;
 	}
 	return 0;

@@ -21,17 +21,28 @@
 #define CLI_DEFAULT_TIMEOUT_MS 5000L
 #define CLI_TIMEOUT_MAX_MS (24L * 3600 * 1000)
 #define CLI_MAX_ARGS 8                  /* positional arguments kept */
+#define CLI_GLOB_MAX 256                /* bytes of a --type glob */
+#define CLI_NAME_MAX 1024               /* bytes of a --service, --env or fingerprint */
+#define CLI_EVENT_ID_LEN 16             /* bytes of an event id (32 hex digits) */
 
 enum cli_output { CLI_OUT_TABLE, CLI_OUT_JSON, CLI_OUT_JSONL };
 
 /* The subcommand flags a command may declare (struct cli_cmd.flags).  Append new filters
- * (--env, --status, --sort ...) here and in cli_args.c's flag table. */
+ * here and in cli_args.c's flag table. */
 enum {
 	CLI_F_SERVICE = 1u << 0,
 	CLI_F_SINCE = 1u << 1,
 	CLI_F_LIMIT = 1u << 2,
 	CLI_F_GROUP = 1u << 3,
+	CLI_F_ENV = 1u << 4,
+	CLI_F_TYPE = 1u << 5,
+	CLI_F_STATUS = 1u << 6,
+	CLI_F_UNTIL = 1u << 7,
+	CLI_F_SORT = 1u << 8,
 };
+
+/* --sort of `errq groups` (the values of query.proto's GroupSort). */
+enum cli_sort { CLI_SORT_LAST_SEEN = 0, CLI_SORT_COUNT = 1, CLI_SORT_FIRST_SEEN = 2 };
 
 struct cli_ctx;
 
@@ -60,8 +71,14 @@ struct cli_args {
 	const struct cli_cmd *cmd; /* NULL: none named */
 	unsigned set;              /* CLI_F_* present on the command line */
 	const char *service;       /* "" = all */
+	const char *env;           /* "" = all */
+	const char *type_glob;     /* "" = any error type */
+	const char *status;        /* "" = any; else unresolved | resolved | ignored */
 	const char *since_arg;     /* as written, for messages */
 	uint64_t since_ns;         /* 0 = all time */
+	const char *until_arg;
+	uint64_t until_ns;         /* 0 = now (only with since) */
+	enum cli_sort sort;
 	uint32_t limit;
 	const char *group;
 	const char *argv[CLI_MAX_ARGS];
@@ -86,6 +103,19 @@ int cli_output_parse(const char *s, enum cli_output *out);
 int cli_timeout_parse(const char *s, long *ms);
 /* A decimal count 1..CLI_LIMIT_MAX -> 0, else -1. */
 int cli_limit_parse(const char *s, uint32_t *limit);
+/* "count" | "last_seen" | "first_seen" (or with '-' for '_') -> 0, else -1. */
+int cli_sort_parse(const char *s, enum cli_sort *sort);
+/* "unresolved" | "resolved" | "ignored" -> 0, else -1. */
+int cli_status_valid(const char *s);
+/* A --type glob: 1..CLI_GLOB_MAX bytes of valid UTF-8 without control characters (only '*'
+ * and '?' are special; the collector matches).  Returns 0 or -1 with a reason in err. */
+int cli_glob_valid(const char *s, char *err, size_t errlen);
+/* A name (--service, --env, a fingerprint): 1..CLI_NAME_MAX bytes, no control characters.
+ * Returns 0 or -1. */
+int cli_name_valid(const char *s);
+/* An event id: 32 hex digits (either case), or the same in the 8-4-4-4-12 UUID form, into
+ * out.  Returns 0 or -1. */
+int cli_event_id_parse(const char *s, uint8_t out[CLI_EVENT_ID_LEN]);
 
 /* Help, to f: the whole tool, or one subcommand.  Return 0 or -1 on a write error. */
 int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds);

@@ -3,6 +3,7 @@
 #include "cli_fmt.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,45 @@ char *cli_fmt_ago(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns)
 			errq_snprintf(buf, n, "%s ago", span);
 		}
 	}
+	return buf;
+}
+
+char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	if (bytes < 1024) {
+		errq_snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+		return buf;
+	}
+	/* tenths of the unit, rounded: 1536 -> 15 tenths of a KiB */
+	size_t u = 0;
+	uint64_t div = 1024;
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes / div >= 1024) {
+		div *= 1024;
+		u++;
+	}
+	unsigned long long tenths = (unsigned long long)(((long double)bytes * 10 / (long double)div) + 0.5L);
+	if (tenths >= 10240 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		/* 1023.96 KiB rounds to 1024.0: say 1.0 MiB */
+		u++;
+		tenths = 10;
+	}
+	errq_snprintf(buf, n, "%llu.%llu %s", tenths / 10, tenths % 10, units[u]);
+	return buf;
+}
+
+char *cli_fmt_span(char *buf, size_t n, uint64_t ns)
+{
+	uint64_t s = ns / ERRQ_NS_PER_SEC;
+	unsigned long long d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60, sec = s % 60;
+	if (d)
+		errq_snprintf(buf, n, "%llud %lluh", d, h);
+	else if (h)
+		errq_snprintf(buf, n, "%lluh %llum", h, m);
+	else if (m)
+		errq_snprintf(buf, n, "%llum %llus", m, sec);
+	else
+		errq_snprintf(buf, n, "%llus", sec);
 	return buf;
 }
 
@@ -519,6 +559,357 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 out:
 	errq_buf_free(&line);
 	return rc;
+}
+
+/* ---- sparklines ---- */
+
+size_t cli_spark_buckets(const uint64_t *counts, size_t n, uint64_t *out, size_t cols)
+{
+	if (cols > CLI_SPARK_MAX_COLS)
+		cols = CLI_SPARK_MAX_COLS;
+	if (n <= cols)
+		cols = n;
+	for (size_t k = 0; k < cols; k++) {
+		size_t lo = k * n / cols, hi = (k + 1) * n / cols;
+		uint64_t sum = 0;
+		for (size_t i = lo; i < hi; i++)
+			sum = counts[i] > UINT64_MAX - sum ? UINT64_MAX : sum + counts[i];
+		out[k] = sum;
+	}
+	return cols;
+}
+
+int cli_sparkline(struct errq_buf *b, const uint64_t *counts, size_t n, size_t cols, uint64_t *maxp)
+{
+	static const char *const blocks[CLI_SPARK_LEVELS] = {
+	    "\xe2\x96\x81", "\xe2\x96\x82", "\xe2\x96\x83", "\xe2\x96\x84",
+	    "\xe2\x96\x85", "\xe2\x96\x86", "\xe2\x96\x87", "\xe2\x96\x88",
+	};
+	uint64_t bucket[CLI_SPARK_MAX_COLS], max = 0;
+	size_t start = b->len, nb = cli_spark_buckets(counts, n, bucket, cols);
+	for (size_t k = 0; k < nb; k++)
+		if (bucket[k] > max)
+			max = bucket[k];
+	if (maxp)
+		*maxp = max;
+	for (size_t k = 0; k < nb; k++) {
+		int rc;
+		if (!bucket[k]) {
+			rc = errq_buf_add(b, " ", 1);
+		} else {
+			/* ceil(v * levels / max), in 1..levels; long double keeps huge counts exact enough */
+			long double x = (long double)bucket[k] * CLI_SPARK_LEVELS / (long double)max;
+			size_t level = (size_t)x;
+			if ((long double)level < x)
+				level++;
+			if (level < 1)
+				level = 1;
+			if (level > CLI_SPARK_LEVELS)
+				level = CLI_SPARK_LEVELS;
+			rc = errq_buf_addstr(b, blocks[level - 1]);
+		}
+		if (rc) {
+			b->len = start;
+			if (b->p)
+				b->p[start] = '\0';
+			return -1;
+		}
+	}
+	/* an empty line still leaves a NUL-terminated (allocated) buffer */
+	return errq_buf_add(b, "", 0);
+}
+
+/* ---- detail views ---- */
+
+void cli_detail_init(struct cli_detail *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void cli_detail_release(struct cli_detail *d)
+{
+	for (size_t k = 0; k < d->n; k++) {
+		free(d->items[k].label);
+		free(d->items[k].value);
+	}
+	free(d->items);
+	cli_detail_init(d);
+}
+
+static void detail_add(struct cli_detail *d, unsigned char kind, const char *label, const char *value,
+		       unsigned char style)
+{
+	if (d->failed)
+		return;
+	if (d->n >= CLI_DETAIL_MAX_ITEMS)
+		goto fail;
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 32;
+		struct cli_detail_item *ni = realloc(d->items, ncap * sizeof(*ni));
+		if (!ni)
+			goto fail;
+		d->items = ni;
+		d->cap = ncap;
+	}
+	struct cli_detail_item *it = &d->items[d->n];
+	size_t vlen = errq_utf8_trunc_len(value, strlen(value), CLI_DETAIL_VALUE_MAX);
+	it->kind = kind;
+	it->style = style;
+	it->label = label ? strdup(label) : NULL;
+	it->value = strndup(value, vlen);
+	if ((label && !it->label) || !it->value) {
+		free(it->label);
+		free(it->value);
+		goto fail;
+	}
+	d->n++;
+	return;
+fail:
+	d->failed = true;
+}
+
+void cli_detail_field(struct cli_detail *d, const char *label, const char *value, unsigned char style)
+{
+	if (value && *value)
+		detail_add(d, CLI_DETAIL_FIELD, label ? label : "", value, style);
+}
+
+void cli_detail_fieldf(struct cli_detail *d, const char *label, unsigned char style, const char *fmt, ...)
+{
+	struct errq_buf b;
+	va_list ap;
+	errq_buf_init(&b, CLI_DETAIL_VALUE_MAX);
+	va_start(ap, fmt);
+	int rc = errq_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (rc)
+		d->failed = true;
+	else
+		cli_detail_field(d, label, b.p, style);
+	errq_buf_free(&b);
+}
+
+void cli_detail_section(struct cli_detail *d, const char *title)
+{
+	detail_add(d, CLI_DETAIL_SECTION, NULL, title, CLI_STYLE_BOLD);
+}
+
+void cli_detail_text(struct cli_detail *d, const char *text, unsigned char style)
+{
+	if (text && *text)
+		detail_add(d, CLI_DETAIL_TEXT, NULL, text, style);
+}
+
+/* Bytes of the (sanitized) s[0..n) that fill at most cols columns, broken after the last
+ * space that fits when there is one; *next receives where the next line starts (past the
+ * spaces at the break).  Always takes at least one character. */
+static size_t wrap_take(const char *s, size_t n, size_t cols, size_t *next)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, w = 0, brk = 0;
+	bool text = false; /* a break needs text before it (not an indent) */
+	while (i < n) {
+		size_t at = i;
+		uint32_t c = next_cp(u, n, &i);
+		size_t cw = cp_width(c);
+		if (w + cw > cols && at > 0) {
+			size_t end = c == ' ' && text ? at : brk ? brk : at;
+			size_t nx = end;
+			while (nx < n && s[nx] == ' ')
+				nx++;
+			*next = nx;
+			return end;
+		}
+		if (c == ' ' && text && (at == 0 || s[at - 1] != ' '))
+			brk = at;
+		text = text || c != ' ';
+		w += cw;
+	}
+	*next = n;
+	return n;
+}
+
+static int put_spaces(struct errq_buf *b, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (errq_buf_add(b, " ", 1))
+			return -1;
+	return 0;
+}
+
+/* Appends the styled piece s[0..n) without its trailing spaces. */
+static int put_piece(struct errq_buf *b, const char *s, size_t n, unsigned char style, bool color)
+{
+	while (n > 0 && s[n - 1] == ' ')
+		n--;
+	if (!n)
+		return 0;
+	const char *on = color ? style_on(style) : NULL;
+	if (on && errq_buf_addstr(b, on))
+		return -1;
+	if (errq_buf_add(b, s, n))
+		return -1;
+	if (on && errq_buf_addstr(b, "\x1b[0m"))
+		return -1;
+	return 0;
+}
+
+/* Writes value (split at newlines, sanitized, wrapped to cols) into b: the first line from
+ * where b is, the next ones after `cont` spaces. */
+static int put_wrapped(struct errq_buf *b, struct errq_buf *tmp, const char *value, size_t cols, size_t cont,
+		       unsigned char style, bool color)
+{
+	bool first = true;
+	const char *p = value;
+	for (;;) {
+		size_t seg = strcspn(p, "\n");
+		errq_buf_reset(tmp);
+		if (cli_cell_text(tmp, p, seg, (size_t)-1, NULL) || errq_buf_add(tmp, "", 0))
+			return -1;
+		const char *t = tmp->p;
+		size_t tn = tmp->len, off = 0;
+		do {
+			size_t next, take = wrap_take(t + off, tn - off, cols, &next);
+			if (!first) {
+				/* trailing spaces of the line before go; so do the indent of an empty line */
+				while (b->len > 0 && b->p[b->len - 1] == ' ')
+					b->len--;
+				if (errq_buf_add(b, "\n", 1) || (take && put_spaces(b, cont)))
+					return -1;
+			}
+			if (put_piece(b, t + off, take, style, color))
+				return -1;
+			first = false;
+			off += next;
+		} while (off < tn);
+		if (!p[seg])
+			break;
+		p += seg + 1;
+	}
+	while (b->len > 0 && b->p[b->len - 1] == ' ')
+		b->len--;
+	return errq_buf_add(b, "\n", 1);
+}
+
+int cli_detail_render(const struct cli_detail *d, size_t width, bool color, FILE *f)
+{
+	int rc = -1;
+	struct errq_buf line, tmp, lab;
+	/* a value line: its bytes (at most 3x when sanitized), indents, colors */
+	errq_buf_init(&line, 8 * CLI_DETAIL_VALUE_MAX + 4096);
+	errq_buf_init(&tmp, 3 * CLI_DETAIL_VALUE_MAX + 16);
+	errq_buf_init(&lab, 4 * CLI_DETAIL_LABEL_MAX + 16);
+	if (d->failed)
+		goto out;
+	size_t labw = 0, indent = 0;
+	for (size_t k = 0; k < d->n; k++) {
+		const struct cli_detail_item *it = &d->items[k];
+		errq_buf_reset(&line);
+		if (k == 0 || d->items[k - 1].kind == CLI_DETAIL_SECTION) {
+			/* a new block: its labels line up */
+			labw = 0;
+			for (size_t j = k; j < d->n && d->items[j].kind != CLI_DETAIL_SECTION; j++) {
+				if (d->items[j].kind != CLI_DETAIL_FIELD)
+					continue;
+				size_t lw = cli_text_width(d->items[j].label, strlen(d->items[j].label));
+				if (lw > labw)
+					labw = lw;
+			}
+			if (labw > CLI_DETAIL_LABEL_MAX)
+				labw = CLI_DETAIL_LABEL_MAX;
+		}
+		if (it->kind == CLI_DETAIL_SECTION) {
+			if (k > 0 && errq_buf_add(&line, "\n", 1))
+				goto out;
+			indent = CLI_DETAIL_INDENT;
+			if (put_wrapped(&line, &tmp, it->value, width > 1 ? width : 1, 0, it->style, color))
+				goto out;
+		} else if (it->kind == CLI_DETAIL_TEXT) {
+			/* wrapped lines go two further in, so every line is cut to what they have */
+			size_t cont = indent + 2;
+			size_t avail = width > cont + CLI_DETAIL_MIN_TEXT ? width - cont : CLI_DETAIL_MIN_TEXT;
+			if (put_spaces(&line, indent) ||
+			    put_wrapped(&line, &tmp, it->value, avail, cont, it->style, color))
+				goto out;
+		} else {
+			size_t used = 0, vcol = indent + labw + 2;
+			size_t avail = width > vcol + CLI_DETAIL_MIN_TEXT ? width - vcol : CLI_DETAIL_MIN_TEXT;
+			errq_buf_reset(&lab);
+			if (put_spaces(&line, indent) ||
+			    cli_cell_text(&lab, it->label, strlen(it->label), labw, &used) ||
+			    errq_buf_add(&lab, "", 0) || errq_buf_addstr(&line, lab.p) ||
+			    put_spaces(&line, labw - used + 2) ||
+			    put_wrapped(&line, &tmp, it->value, avail, vcol, it->style, color))
+				goto out;
+		}
+		if (fwrite(line.p, 1, line.len, f) != line.len)
+			goto out;
+	}
+	rc = ferror(f) ? -1 : 0;
+out:
+	errq_buf_free(&line);
+	errq_buf_free(&tmp);
+	errq_buf_free(&lab);
+	return rc;
+}
+
+/* ---- streamed lines ---- */
+
+void cli_line_init(struct cli_line *l, const struct cli_line_col *cols, size_t ncols)
+{
+	memset(l, 0, sizeof(*l));
+	l->cols = cols;
+	l->ncols = ncols < CLI_LINE_MAX_COLS ? ncols : CLI_LINE_MAX_COLS;
+}
+
+int cli_line_format(struct cli_line *l, const char *const *cells, const unsigned char *styles, size_t width,
+		    bool color, struct errq_buf *b)
+{
+	size_t start = b->len, used = 0, w[CLI_LINE_MAX_COLS];
+	bool any = false;
+	if (!l->ncols)
+		return errq_buf_add(b, "\n", 1);
+	for (size_t k = 0; k + 1 < l->ncols; k++) {
+		const char *s = cells[k] ? cells[k] : "";
+		size_t nat = cli_text_width(s, strlen(s));
+		if (nat > l->cols[k].max)
+			nat = l->cols[k].max;
+		w[k] = nat > l->w[k] ? nat : l->w[k];
+	}
+	for (size_t k = 0; k < l->ncols; k++) {
+		bool last = k + 1 == l->ncols;
+		const char *s = cells[k] ? cells[k] : "";
+		size_t cw;
+		if ((!last && !w[k]) || (last && !*s))
+			continue; /* nothing in this column yet */
+		if (any && put_spaces(b, CLI_TABLE_GAP))
+			goto fail;
+		any = true;
+		if (last) {
+			cw = width > used + CLI_TABLE_GAP + CLI_LINE_LAST_MIN ? width - used - CLI_TABLE_GAP
+									   : CLI_LINE_LAST_MIN;
+			if (!used)
+				cw = width > CLI_LINE_LAST_MIN ? width : CLI_LINE_LAST_MIN;
+		} else {
+			cw = w[k];
+			used += (used ? CLI_TABLE_GAP : 0) + cw;
+		}
+		if (add_cell(b, &(struct cli_col){.flags = l->cols[k].flags}, s, cw, last,
+			     styles ? styles[k] : CLI_STYLE_NONE, color))
+			goto fail;
+	}
+	while (b->len > start && b->p[b->len - 1] == ' ')
+		b->len--;
+	if (errq_buf_add(b, "\n", 1))
+		goto fail;
+	for (size_t k = 0; k + 1 < l->ncols; k++)
+		l->w[k] = w[k];
+	return 0;
+fail:
+	b->len = start;
+	if (b->p)
+		b->p[start] = '\0';
+	return -1;
 }
 
 /* ---- key=value lists ---- */

@@ -44,6 +44,13 @@ char *cli_fmt_ms(char *buf, size_t n, long ms);
  * now (clock skew); "-" for t_ns == 0 (unknown).  Returns buf. */
 char *cli_fmt_ago(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns);
 
+/* "0 B", "512 B", "1.5 KiB", "12.3 MiB", "2.0 GiB" (binary units, one decimal).  Returns buf. */
+char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
+
+/* A span of time for people, its two largest units: "45s", "12m 3s", "3h 12m", "2d 4h".
+ * Returns buf. */
+char *cli_fmt_span(char *buf, size_t n, uint64_t ns);
+
 /* Terminal columns taken by s[0..n) once sanitized as cli_cell_text does (wide East Asian
  * characters count 2, combining marks 0, everything else 1). */
 size_t cli_text_width(const char *s, size_t n);
@@ -119,6 +126,96 @@ int cli_table_add(struct cli_table *t, const char *const *cells, const unsigned 
  * columns as struct cli_col says), without trailing spaces.
  * Returns 0 or -1 (out of memory or a write error on f). */
 int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *f);
+
+/* ---- sparklines ---- */
+
+#define CLI_SPARK_LEVELS 8   /* U+2581 .. U+2588 */
+#define CLI_SPARK_MAX_COLS 1440
+
+/* Sums counts[0..n) into cols buckets, oldest first: bucket k holds counts[k*n/cols ..
+ * (k+1)*n/cols), so every count lands in exactly one bucket and the newest bucket ends
+ * with counts[n-1].  With n <= cols, one bucket per count.  Returns the buckets written
+ * (min(n, cols), at most CLI_SPARK_MAX_COLS). */
+size_t cli_spark_buckets(const uint64_t *counts, size_t n, uint64_t *out, size_t cols);
+
+/* Appends a sparkline of counts[0..n) in at most cols columns (see cli_spark_buckets): a
+ * space for an empty bucket, else one of the eight blocks scaled to the fullest bucket, the
+ * smallest non-zero bucket at least the lowest block (a single event still shows).
+ * *max (may be NULL) receives the fullest bucket.  Returns 0 or -1 (b unchanged). */
+int cli_sparkline(struct errq_buf *b, const uint64_t *counts, size_t n, size_t cols, uint64_t *max);
+
+/* ---- detail views (`errq group FP`, `errq event ID`, `errq status`) ----
+ *
+ * A list of "label  value" fields, with titled sections whose fields are indented by two.
+ * Labels line up within a block (the fields between two section titles); values are
+ * sanitized like table cells (nothing escapes to the terminal) and wrapped, at spaces when
+ * possible, to the width, continuation lines under the value; a newline in a value starts a
+ * new line.  Nothing is cut but labels (at CLI_DETAIL_LABEL_MAX columns) and values (at
+ * CLI_DETAIL_VALUE_MAX bytes).  Adding never fails the caller: out of memory sets `failed`
+ * and cli_detail_render returns -1. */
+
+#define CLI_DETAIL_MAX_ITEMS 10000
+#define CLI_DETAIL_LABEL_MAX 24
+#define CLI_DETAIL_VALUE_MAX 65536
+#define CLI_DETAIL_MIN_TEXT 20     /* value columns kept however narrow the terminal */
+#define CLI_DETAIL_INDENT 2        /* of a section's fields and lines */
+
+enum cli_detail_kind { CLI_DETAIL_FIELD, CLI_DETAIL_SECTION, CLI_DETAIL_TEXT };
+
+struct cli_detail_item {
+	unsigned char kind;  /* enum cli_detail_kind */
+	unsigned char style; /* enum cli_style of the value (a section title is bold) */
+	char *label;         /* FIELD only */
+	char *value;
+};
+
+struct cli_detail {
+	struct cli_detail_item *items;
+	size_t n, cap;
+	bool failed;
+};
+
+void cli_detail_init(struct cli_detail *d);
+void cli_detail_release(struct cli_detail *d); /* frees everything and re-inits */
+/* A field; a NULL or empty value adds nothing (absent fields are left out).  An empty label
+ * leaves the label column blank (a second line for the field above). */
+void cli_detail_field(struct cli_detail *d, const char *label, const char *value, unsigned char style);
+void cli_detail_fieldf(struct cli_detail *d, const char *label, unsigned char style, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A section title (after a blank line); what follows until the next title is indented. */
+void cli_detail_section(struct cli_detail *d, const char *title);
+/* A line of text without a label (a stack frame); wrapped lines are indented two more. */
+void cli_detail_text(struct cli_detail *d, const char *text, unsigned char style);
+/* Writes the view fitted to width.  Returns 0, or -1 (out of memory while adding, or a
+ * write error on f). */
+int cli_detail_render(const struct cli_detail *d, size_t width, bool color, FILE *f);
+
+/* ---- streamed lines (`errq tail` in table mode) ----
+ *
+ * One line per row without a header: a column is as wide as its widest value so far (up to
+ * its max), so lines line up after the first few rows and never jump back; a column no row
+ * has filled yet takes no room.  The last column gets what is left of the width (at least
+ * CLI_LINE_LAST_MIN columns) and is cut there. */
+
+#define CLI_LINE_MAX_COLS 8
+#define CLI_LINE_LAST_MIN 20
+
+struct cli_line_col {
+	size_t max;     /* the widest this column grows (cells are cut beyond) */
+	unsigned flags; /* CLI_COL_RIGHT */
+};
+
+struct cli_line {
+	const struct cli_line_col *cols;
+	size_t ncols;
+	size_t w[CLI_LINE_MAX_COLS]; /* widths so far */
+};
+
+void cli_line_init(struct cli_line *l, const struct cli_line_col *cols, size_t ncols);
+/* Appends one row (ncols cells, NULL = empty; styles may be NULL) and a newline to b,
+ * without trailing spaces.  Returns 0 or -1 (b full; b unchanged). */
+int cli_line_format(struct cli_line *l, const char *const *cells, const unsigned char *styles, size_t width,
+		    bool color, struct errq_buf *b);
 
 /* ---- key=value lists ("field=value,field=value", the CLI form of a circuit key) ---- */
 

@@ -39,7 +39,8 @@ void cli_ctx_init(struct cli_ctx *ctx, const struct cli_args *a, const struct cl
 	ctx->ncmds = ncmds;
 	ctx->out = stdout;
 	const char *term = getenv("TERM");
-	ctx->color = isatty(STDOUT_FILENO) && !a->no_color && !(term && !strcmp(term, "dumb"));
+	ctx->tty = isatty(STDOUT_FILENO);
+	ctx->color = ctx->tty && !a->no_color && !(term && !strcmp(term, "dumb"));
 	ctx->width = term_width(STDOUT_FILENO);
 	ctx->now_ns = now_ns;
 	ctx->deadline_mono_ns = errq_mono_ns() + (uint64_t)a->timeout_ms * ERRQ_NS_PER_MS;
@@ -122,6 +123,38 @@ void cli_cell_hex(struct cli_cells *c, size_t i, ProtobufCBinaryData b)
 	c->text[i] = c->buf[i];
 }
 
+char *cli_fmt_when(const struct cli_ctx *ctx, char *buf, size_t n, uint64_t ns)
+{
+	char ago[32], ts[ERRQ_RFC3339_BUFSZ];
+	if (!ns)
+		errq_snprintf(buf, n, "-");
+	else
+		errq_snprintf(buf, n, "%s (%s)", cli_fmt_ago(ago, sizeof(ago), ctx->now_ns, ns),
+			      errq_fmt_rfc3339(ts, ns));
+	return buf;
+}
+
+int cli_arg_event_id(const struct cli_ctx *ctx, uint8_t id[CLI_EVENT_ID_LEN])
+{
+	const char *s = ctx->args->argv[0];
+	if (cli_event_id_parse(s, id)) {
+		cli_error("invalid event id '%s' (expected 32 hex digits, as 'errq events' shows)", s);
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
+int cli_arg_fingerprint(const struct cli_ctx *ctx, const char **fp)
+{
+	const char *s = ctx->args->argv[0];
+	if (cli_name_valid(s)) {
+		cli_error("invalid fingerprint '%s' (expected one as 'errq groups' shows)", s);
+		return CLI_EXIT_USAGE;
+	}
+	*fp = s;
+	return 0;
+}
+
 /* ---- printing ---- */
 
 int cli_output_error(int err)
@@ -159,12 +192,24 @@ int cli_print_json(struct cli_ctx *ctx, json_t *doc)
 		cli_error("out of memory");
 		return CLI_EXIT_USAGE;
 	}
-	if (json_dumpf(doc, ctx->out, JSON_INDENT(2)) || fputc('\n', ctx->out) == EOF)
+	size_t flags = ctx->args->output == CLI_OUT_JSONL ? JSON_COMPACT : JSON_INDENT(2);
+	if (json_dumpf(doc, ctx->out, flags) || fputc('\n', ctx->out) == EOF)
 		rc = write_failed(ctx);
 	else
 		rc = finish(ctx);
 	json_decref(doc);
 	return rc;
+}
+
+int cli_print_detail(struct cli_ctx *ctx, const struct cli_detail *d)
+{
+	if (d->failed) {
+		cli_error("out of memory");
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_detail_render(d, ctx->width, ctx->color, ctx->out))
+		return write_failed(ctx);
+	return finish(ctx);
 }
 
 static int print_jsonl(struct cli_ctx *ctx, const struct cli_view *v, const struct cli_rows *rows)
@@ -197,7 +242,7 @@ static int print_table(struct cli_ctx *ctx, const struct cli_view *v, const stru
 	for (size_t k = 0; k < rows->nrows; k++) {
 		memset(c->text, 0, sizeof(c->text));
 		memset(c->style, 0, sizeof(c->style));
-		v->to_cells(ctx, rows->rows[k], c);
+		v->to_cells(ctx, v, k, rows->rows[k], c);
 		if (cli_table_add(&t, c->text, c->style)) {
 			cli_error("out of memory");
 			rc = CLI_EXIT_USAGE;

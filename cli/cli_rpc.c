@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <assert.h>
+#include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -38,14 +39,48 @@ static void quiet_log(gpr_log_func_args *args)
 	fprintf(stderr, "errq: grpc: %s\n", msg);
 }
 
-static grpc_channel *channel(struct cli_ctx *ctx)
+/* A long stream (errq tail) pings a silent connection: a collector whose host vanished
+ * without closing it (power, network) is noticed within interval + timeout.  Above the
+ * 5-minute minimum a gRPC server accepts by default, so errqd never answers with GOAWAY. */
+#define CLI_KEEPALIVE_MS (6 * 60 * 1000)
+#define CLI_KEEPALIVE_TIMEOUT_MS (20 * 1000)
+
+static grpc_channel *keepalive_channel(const char *addr)
+{
+	/* errq_channel_new's arguments, and keepalive */
+	grpc_arg args[6];
+	memset(args, 0, sizeof(args));
+	const struct {
+		const char *key;
+		int value;
+	} kv[6] = {
+	    {GRPC_ARG_ENABLE_RETRIES, 0},
+	    {GRPC_ARG_HTTP2_BDP_PROBE, 0},
+	    {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 16 << 20},
+	    {GRPC_ARG_KEEPALIVE_TIME_MS, CLI_KEEPALIVE_MS},
+	    {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, CLI_KEEPALIVE_TIMEOUT_MS},
+	    {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0}, /* a quiet tail keeps pinging */
+	};
+	for (size_t k = 0; k < 6; k++) {
+		args[k].type = GRPC_ARG_INTEGER;
+		args[k].key = (char *)kv[k].key;
+		args[k].value.integer = kv[k].value;
+	}
+	grpc_channel_args ca = {6, args};
+	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	grpc_channel *ch = grpc_channel_create(addr, creds, &ca);
+	grpc_channel_credentials_release(creds);
+	return ch;
+}
+
+grpc_channel *cli_channel(struct cli_ctx *ctx)
 {
 	if (!ctx->ch) {
 		const char *v = getenv("GRPC_VERBOSITY");
 		if (!v || !*v)
 			gpr_set_log_function(quiet_log);
 		grpc_init();
-		ctx->ch = errq_channel_new(ctx->args->addr);
+		ctx->ch = ctx->keepalive ? keepalive_channel(ctx->args->addr) : errq_channel_new(ctx->args->addr);
 		if (!ctx->ch)
 			grpc_shutdown_blocking();
 	}
@@ -61,63 +96,64 @@ void cli_ctx_release(struct cli_ctx *ctx)
 	}
 }
 
-/* "ListEvents" of "/errq.v1.Query/ListEvents", for messages */
-static const char *short_method(const char *method)
+const char *cli_short_method(const char *method)
 {
 	const char *s = strrchr(method, '/');
 	return s ? s + 1 : method;
 }
 
-/* Prints the error for a call that ended with a status other than OK; returns the exit code. */
-static int report_status(struct cli_ctx *ctx, const char *method, const struct errq_unary_result *r)
+int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code c, const char *details)
 {
 	const char *addr = ctx->args->addr;
-	char det[sizeof(r->details)], tmo[32], reason[256];
-	errq_snprintf(det, sizeof(det), "%s", r->details);
+	char det[512], tmo[32], reason[256];
+	errq_snprintf(det, sizeof(det), "%s", details ? details : "");
 	cli_one_line(det);
 	cli_fmt_ms(tmo, sizeof(tmo), ctx->args->timeout_ms);
 
-	switch (r->status) {
+	switch (c) {
 	case GRPC_STATUS_UNAVAILABLE:
 		/* a live connection means the collector itself said so (say, its database) */
-		if (grpc_channel_check_connectivity_state(ctx->ch, 0) == GRPC_CHANNEL_READY && *det) {
+		if (ctx->ch && grpc_channel_check_connectivity_state(ctx->ch, 0) == GRPC_CHANNEL_READY && *det) {
 			cli_error("collector at %s is unavailable: %s", addr, det);
 			break;
 		}
-		cli_reach_reason(r->details, reason, sizeof(reason));
+		cli_reach_reason(details, reason, sizeof(reason));
 		cli_error("cannot reach collector at %s: %s", addr, reason);
 		break;
 	case GRPC_STATUS_DEADLINE_EXCEEDED:
 		/* no connection yet (a silent host, a firewall dropping packets) or a slow answer */
-		if (grpc_channel_check_connectivity_state(ctx->ch, 0) != GRPC_CHANNEL_READY)
+		if (!ctx->ch || grpc_channel_check_connectivity_state(ctx->ch, 0) != GRPC_CHANNEL_READY)
 			cli_error("cannot reach collector at %s: no connection within %s", addr, tmo);
 		else
 			cli_error("collector at %s did not answer within %s", addr, tmo);
 		break;
 	case GRPC_STATUS_NOT_FOUND:
-		cli_error("%s", *det ? det : "not found");
+		if (ctx->what[0])
+			cli_error("%s not found at collector %s", ctx->what, addr);
+		else
+			cli_error("%s", *det ? det : "not found");
 		break;
 	case GRPC_STATUS_UNAUTHENTICATED:
 	case GRPC_STATUS_PERMISSION_DENIED:
 		cli_error("collector at %s refused the request: %s%s%s", addr,
-			  r->status == GRPC_STATUS_UNAUTHENTICATED ? "unauthenticated" : "permission denied",
-			  *det ? ": " : "", det);
+			  c == GRPC_STATUS_UNAUTHENTICATED ? "unauthenticated" : "permission denied", *det ? ": " : "",
+			  det);
 		break;
 	case GRPC_STATUS_INVALID_ARGUMENT:
 		cli_error("collector at %s rejected the request: %s", addr, *det ? det : "invalid argument");
 		break;
 	case GRPC_STATUS_UNIMPLEMENTED:
 		if (*det)
-			cli_error("collector at %s does not serve %s: %s", addr, short_method(method), det);
+			cli_error("collector at %s does not serve %s: %s", addr, cli_short_method(method), det);
 		else
-			cli_error("collector at %s does not serve %s (an older errqd?)", addr, short_method(method));
+			cli_error("collector at %s does not serve %s (an older errqd?)", addr,
+				  cli_short_method(method));
 		break;
 	default:
-		cli_error("collector at %s failed: %s%s%s", addr, errq_status_name(r->status), *det ? ": " : "",
-			  det);
+		cli_error("collector at %s failed: %s%s%s", addr, errq_status_name(c), *det ? ": " : "", det);
 		break;
 	}
-	return cli_exit_for_status(r->status);
+	return cli_exit_for_status(c);
 }
 
 int cli_call(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *req,
@@ -129,7 +165,7 @@ int cli_call(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *re
 	memset(&r, 0, sizeof(r));
 	*resp = NULL;
 
-	if (!channel(ctx)) {
+	if (!cli_channel(ctx)) {
 		cli_error("cannot create a channel to %s: out of memory", ctx->args->addr);
 		goto out;
 	}
@@ -141,27 +177,144 @@ int cli_call(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *re
 	}
 	long left_ms = (long)((ctx->deadline_mono_ns - now + ERRQ_NS_PER_MS - 1) / ERRQ_NS_PER_MS);
 	if (errq_unary_call(ctx->ch, method, req, left_ms, &r)) {
-		cli_error("cannot call %s on collector at %s: %s", short_method(method), ctx->args->addr,
+		cli_error("cannot call %s on collector at %s: %s", cli_short_method(method), ctx->args->addr,
 			  r.details);
 		goto out;
 	}
 	if (r.status != GRPC_STATUS_OK) {
-		rc = report_status(ctx, method, &r);
+		rc = cli_report_status(ctx, method, r.status, r.details);
 		goto out;
 	}
 	if (!r.has_resp) {
-		cli_error("collector at %s answered %s without a message", ctx->args->addr, short_method(method));
+		cli_error("collector at %s answered %s without a message", ctx->args->addr, cli_short_method(method));
 		goto out;
 	}
 	*resp = protobuf_c_message_unpack(resp_desc, NULL, GRPC_SLICE_LENGTH(r.resp), GRPC_SLICE_START_PTR(r.resp));
 	if (!*resp) {
-		cli_error("cannot decode the answer of collector at %s to %s", ctx->args->addr, short_method(method));
+		cli_error("cannot decode the answer of collector at %s to %s", ctx->args->addr,
+			  cli_short_method(method));
 		goto out;
 	}
 	rc = 0;
 out:
 	errq_unary_result_free(&r);
 	return rc;
+}
+
+/* One call of cli_call_each in flight. */
+struct each_slot {
+	grpc_call *call;
+	size_t index; /* of reqs */
+	grpc_byte_buffer *send, *recv;
+	grpc_metadata_array md, trailing;
+	grpc_status_code status;
+	grpc_slice details;
+};
+
+static int each_start(struct cli_ctx *ctx, grpc_completion_queue *cq, const char *method,
+		      const ProtobufCMessage *req, gpr_timespec deadline, struct each_slot *sl)
+{
+	grpc_op ops[6];
+	memset(ops, 0, sizeof(ops));
+	sl->send = errq_bb_from_msg(req);
+	sl->recv = NULL;
+	grpc_metadata_array_init(&sl->md);
+	grpc_metadata_array_init(&sl->trailing);
+	sl->details = grpc_empty_slice();
+	sl->call = grpc_channel_create_call(ctx->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+					    grpc_slice_from_static_string(method), NULL, deadline, NULL);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = sl->send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &sl->md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &sl->recv;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &sl->trailing;
+	ops[5].data.recv_status_on_client.status = &sl->status;
+	ops[5].data.recv_status_on_client.status_details = &sl->details;
+	if (!sl->send || !sl->call || grpc_call_start_batch(sl->call, ops, 6, sl, NULL) != GRPC_CALL_OK)
+		return -1;
+	return 0;
+}
+
+static void each_free(struct each_slot *sl)
+{
+	if (sl->recv)
+		grpc_byte_buffer_destroy(sl->recv);
+	if (sl->send)
+		grpc_byte_buffer_destroy(sl->send);
+	grpc_slice_unref(sl->details);
+	grpc_metadata_array_destroy(&sl->md);
+	grpc_metadata_array_destroy(&sl->trailing);
+	if (sl->call)
+		grpc_call_unref(sl->call);
+	memset(sl, 0, sizeof(*sl));
+}
+
+size_t cli_call_each(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *const *reqs, size_t n,
+		     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resps, long budget_ms)
+{
+	struct each_slot slots[CLI_EACH_INFLIGHT], *free_slots[CLI_EACH_INFLIGHT];
+	size_t nfree = 0, inflight = 0, next = 0, ok = 0;
+	bool stop = false;
+	for (size_t k = 0; k < n; k++)
+		resps[k] = NULL;
+	if (!n || !cli_channel(ctx))
+		return 0;
+	uint64_t now = errq_mono_ns(), end = now + (uint64_t)budget_ms * ERRQ_NS_PER_MS;
+	if (end > ctx->deadline_mono_ns)
+		end = ctx->deadline_mono_ns;
+	if (now >= end)
+		return 0;
+	/* every call ends by this deadline, so draining the queue below cannot hang */
+	gpr_timespec deadline = errq_deadline_ms((long)((end - now) / ERRQ_NS_PER_MS));
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+	memset(slots, 0, sizeof(slots));
+	for (size_t k = 0; k < CLI_EACH_INFLIGHT; k++)
+		free_slots[nfree++] = &slots[CLI_EACH_INFLIGHT - 1 - k];
+
+	for (;;) {
+		while (!stop && next < n && nfree) {
+			struct each_slot *sl = free_slots[--nfree];
+			sl->index = next;
+			if (each_start(ctx, cq, method, reqs[next], deadline, sl)) {
+				/* a batch that did not start never reaches the queue */
+				each_free(sl);
+				free_slots[nfree++] = sl;
+				stop = true;
+				break;
+			}
+			next++;
+			inflight++;
+		}
+		if (!inflight)
+			break;
+		grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			break; /* cannot happen: the queue is not shut down while calls are out */
+		struct each_slot *sl = ev.tag;
+		inflight--;
+		if (ev.success && sl->status == GRPC_STATUS_OK && sl->recv) {
+			grpc_slice sv = errq_bb_flatten(sl->recv);
+			resps[sl->index] = protobuf_c_message_unpack(resp_desc, NULL, GRPC_SLICE_LENGTH(sv),
+								     GRPC_SLICE_START_PTR(sv));
+			grpc_slice_unref(sv);
+			ok += resps[sl->index] != NULL;
+		} else if (!ev.success || sl->status == GRPC_STATUS_UNIMPLEMENTED ||
+			   sl->status == GRPC_STATUS_DEADLINE_EXCEEDED || sl->status == GRPC_STATUS_UNAVAILABLE) {
+			stop = true; /* the rest would fail the same way */
+		}
+		each_free(sl);
+		free_slots[nfree++] = sl;
+	}
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	return ok;
 }
 
 void cli_rows_init(struct cli_rows *r)

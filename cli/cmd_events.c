@@ -1,7 +1,12 @@
-/* cmd_events.c: `errq events`: stored events, newest first (Query.ListEvents). */
+/* cmd_events.c: `errq events`: stored events, newest first (Query.ListEvents), and
+ * `errq event ID`: one event with its frames and details (Query.GetEvent). */
 #include "cli.h"
 
+#include <string.h>
+
 #include "errq/v1/query.pb-c.h"
+#include "errq_str.h"
+#include "errq_time.h"
 #include "errq_banned.h"
 
 enum { C_ID, C_RECEIVED, C_SERVICE, C_ENV, C_TASK, C_TYPE, C_CODE, C_MESSAGE, NCOLS };
@@ -37,7 +42,7 @@ static json_t *frame_json(const Errq__V1__Frame *f)
 	return o;
 }
 
-static json_t *event_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
+json_t *cli_event_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
 {
 	const Errq__V1__Event *e = (const Errq__V1__Event *)row;
 	bool ok = true;
@@ -85,7 +90,8 @@ out:
 	return o;
 }
 
-static void event_cells(const struct cli_ctx *ctx, const ProtobufCMessage *row, struct cli_cells *c)
+static void event_cells(const struct cli_ctx *ctx, const struct cli_view *v, size_t index,
+			const ProtobufCMessage *row, struct cli_cells *c)
 {
 	const Errq__V1__Event *e = (const Errq__V1__Event *)row;
 	cli_cell_hex(c, C_ID, e->event_id);
@@ -104,7 +110,7 @@ static const struct cli_view view = {
     .noun = "events",
     .cols = cols,
     .ncols = NCOLS,
-    .to_json = event_json,
+    .to_json = cli_event_json,
     .to_cells = event_cells,
 };
 
@@ -115,6 +121,7 @@ int cli_cmd_events(struct cli_ctx *ctx)
 	struct cli_rows rows;
 	cli_rows_init(&rows);
 	req.service = (char *)a->service;
+	req.environment = (char *)a->env;
 	req.since_unix_nano = a->since_ns;
 	req.fingerprint = (char *)a->group;
 
@@ -123,5 +130,122 @@ int cli_cmd_events(struct cli_ctx *ctx)
 	if (!rc)
 		rc = cli_print_rows(ctx, &view, &rows);
 	cli_rows_release(&rows);
+	return rc;
+}
+
+/* ---- errq event ID ---- */
+
+#define FRAME_TEXT_MAX 2048
+
+/* "charge_card at payments.c:142 (payments)" */
+static void frame_text(const Errq__V1__Frame *f, bool mark, char *buf, size_t n)
+{
+	char loc[FRAME_TEXT_MAX / 2];
+	const char *fn = f->function && *f->function ? f->function : "?";
+	loc[0] = '\0';
+	if (f->file && *f->file && f->line)
+		errq_snprintf(loc, sizeof(loc), " at %s:%u", f->file, f->line);
+	else if (f->file && *f->file)
+		errq_snprintf(loc, sizeof(loc), " at %s", f->file);
+	else if (f->line)
+		errq_snprintf(loc, sizeof(loc), " at line %u", f->line);
+	errq_snprintf(buf, n, "%s%s%s%s%s%s", mark ? (f->in_app ? "* " : "  ") : "", fn, loc,
+		      f->module && *f->module ? " (" : "", f->module && *f->module ? f->module : "",
+		      f->module && *f->module ? ")" : "");
+}
+
+void cli_event_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *msg, bool full)
+{
+	const Errq__V1__Event *e = (const Errq__V1__Event *)msg;
+	char buf[ERRQ_RFC3339_BUFSZ + 64], id[2 * CLI_EVENT_ID_LEN + 1];
+	errq_hex_encode(e->event_id.data, e->event_id.len < CLI_EVENT_ID_LEN ? e->event_id.len : CLI_EVENT_ID_LEN,
+			id);
+
+	if (!full)
+		cli_detail_section(d, "latest event");
+	cli_detail_field(d, "event", id, CLI_STYLE_NONE);
+	cli_detail_field(d, "received", cli_fmt_when(ctx, buf, sizeof(buf), e->received_at_unix_nano),
+			 CLI_STYLE_NONE);
+	if (full && e->time_unix_nano)
+		cli_detail_field(d, "time", cli_fmt_when(ctx, buf, sizeof(buf), e->time_unix_nano), CLI_STYLE_DIM);
+	if (full) {
+		cli_detail_field(d, "service", e->service, CLI_STYLE_NONE);
+		cli_detail_field(d, "environment", e->environment, CLI_STYLE_NONE);
+	}
+	cli_detail_field(d, "release", e->release, CLI_STYLE_NONE);
+	cli_detail_field(d, "host", e->host, CLI_STYLE_NONE);
+	cli_detail_field(d, "task", e->task, CLI_STYLE_NONE);
+	if (e->attempt)
+		cli_detail_fieldf(d, "attempt", CLI_STYLE_NONE, "%u", e->attempt);
+	if (full) {
+		cli_detail_field(d, "type", e->error_type, e->handled ? CLI_STYLE_NONE : CLI_STYLE_RED);
+		cli_detail_field(d, "code", e->error_code, CLI_STYLE_NONE);
+	}
+	cli_detail_field(d, "handled", e->handled ? "yes" : "no: nothing caught it",
+			 e->handled ? CLI_STYLE_NONE : CLI_STYLE_RED);
+	if (full)
+		cli_detail_field(d, "fingerprint", e->fingerprint, CLI_STYLE_NONE);
+	cli_detail_field(d, "message", e->message, CLI_STYLE_BOLD);
+	if (e->n_truncated) {
+		struct errq_buf b;
+		errq_buf_init(&b, CLI_DETAIL_VALUE_MAX);
+		for (size_t k = 0; k < e->n_truncated; k++)
+			if (errq_buf_printf(&b, "%s%s", k ? ", " : "", e->truncated[k]))
+				break;
+		cli_detail_fieldf(d, "truncated", CLI_STYLE_YELLOW, "%s (cut by the collector)", b.p ? b.p : "");
+		errq_buf_free(&b);
+	}
+
+	if (e->n_frames) {
+		bool marked = false;
+		char text[FRAME_TEXT_MAX];
+		for (size_t k = 0; k < e->n_frames; k++)
+			marked = marked || e->frames[k]->in_app;
+		cli_detail_section(d, marked ? "frames (outermost first; * = application code)"
+					     : "frames (outermost first)");
+		for (size_t k = 0; k < e->n_frames; k++) {
+			const Errq__V1__Frame *f = e->frames[k];
+			frame_text(f, marked, text, sizeof(text));
+			cli_detail_text(d, text, marked && !f->in_app ? CLI_STYLE_DIM : CLI_STYLE_NONE);
+		}
+	}
+	if (e->n_details) {
+		cli_detail_section(d, "details");
+		for (size_t k = 0; k < e->n_details; k++) {
+			const char *v = e->details[k]->value;
+			/* an empty value still shows that the key was there */
+			cli_detail_field(d, e->details[k]->key, v && *v ? v : "\"\"", CLI_STYLE_NONE);
+		}
+	}
+}
+
+int cli_cmd_event(struct cli_ctx *ctx)
+{
+	Errq__V1__GetEventRequest req = ERRQ__V1__GET_EVENT_REQUEST__INIT;
+	uint8_t id[CLI_EVENT_ID_LEN];
+	ProtobufCMessage *resp = NULL;
+	struct cli_detail d;
+	int rc = cli_arg_event_id(ctx, id);
+	cli_detail_init(&d);
+	if (rc)
+		goto out;
+	req.event_id.data = id;
+	req.event_id.len = sizeof(id);
+	char hex[2 * CLI_EVENT_ID_LEN + 1];
+	errq_hex_encode(id, sizeof(id), hex);
+	errq_snprintf(ctx->what, sizeof(ctx->what), "event %s", hex);
+	rc = cli_call(ctx, "/errq.v1.Query/GetEvent", &req.base, &errq__v1__event__descriptor, &resp);
+	if (rc)
+		goto out;
+	if (ctx->args->output != CLI_OUT_TABLE) {
+		rc = cli_print_json(ctx, cli_event_json(ctx, resp));
+		goto out;
+	}
+	cli_event_detail(ctx, &d, resp, true);
+	rc = cli_print_detail(ctx, &d);
+out:
+	cli_detail_release(&d);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* test_cli.c: the pure parts of the errq CLI (cli/cli_args.c, cli/cli_fmt.c): argument
- * parsing, exit codes, terminal text, relative times, column fitting, tables, key=value. */
+ * parsing (filters, globs, event ids), exit codes, terminal text, relative times, sizes,
+ * sparklines, column fitting, tables, detail views, streamed lines, key=value. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,8 +25,17 @@ static const struct cli_cmd cmds[] = {
     {.name = "events",
      .summary = "list events",
      .flags = CLI_F_SERVICE | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP},
-    {.name = "groups", .summary = "list groups", .flags = CLI_F_SERVICE | CLI_F_SINCE | CLI_F_LIMIT},
-    {.name = "group", .summary = "show a group", .args = "<fingerprint>", .min_args = 1, .max_args = 1},
+    {.name = "groups",
+     .summary = "list groups",
+     .flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_STATUS | CLI_F_SINCE | CLI_F_UNTIL | CLI_F_SORT |
+	      CLI_F_LIMIT},
+    {.name = "group",
+     .summary = "show a group",
+     .args = "<fingerprint>",
+     .flags = CLI_F_ENV | CLI_F_SINCE,
+     .min_args = 1,
+     .max_args = 1},
+    {.name = "tail", .summary = "follow events", .flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_GROUP},
     {.name = "help", .summary = "help", .args = "[<command>]", .max_args = 1},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -198,8 +208,8 @@ static void test_help_text(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	assert_int_equal(cli_help_cmd(f, &cmds[0]), 0);
 	fclose(f);
-	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--since WHEN] [--limit N]\n"
-				    "                   [--group FINGERPRINT]\n"));
+	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--group FINGERPRINT] [--since WHEN]\n"
+				    "                   [--limit N]\n"));
 	assert_non_null(strstr(buf, "  --limit N"));
 	/* help lines are wrapped */
 	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
@@ -214,6 +224,137 @@ static void test_help_text(void **state)
 	assert_non_null(strstr(buf, "-o, --output FORMAT"));
 	assert_null(strstr(buf, "--service")); /* command flags are in the commands' help */
 	free(buf);
+
+	/* every flag a command declares is in its usage line and its flag list, once */
+	f = open_memstream(&buf, &len);
+	assert_int_equal(cli_help_cmd(f, &cmds[1]), 0);
+	fclose(f);
+	const char *want[] = {"--service NAME", "--env NAME", "--type GLOB", "--status STATUS", "--since WHEN",
+			      "--until WHEN", "--sort KEY", "--limit N"};
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		char bracket[64];
+		errq_snprintf(bracket, sizeof(bracket), "[%s]", want[k]);
+		assert_non_null(strstr(buf, bracket));
+		char *first = strstr(buf, bracket), *flag = strstr(first + 1, want[k]);
+		assert_non_null(flag);                          /* in the flag list */
+		assert_null(strstr(flag + 1, bracket));         /* not twice in the usage */
+	}
+	assert_null(strstr(buf, "--group")); /* not declared by groups */
+	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		assert_true(nl - line <= 79);
+	free(buf);
+}
+
+static void test_args_filters(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "groups", "--env", "prod", "--type", "Timeout*", "--status", "resolved",
+			       "--sort", "count", "--since", "2h", "--until", "1h"),
+			 0);
+	assert_string_equal(a.env, "prod");
+	assert_string_equal(a.type_glob, "Timeout*");
+	assert_string_equal(a.status, "resolved");
+	assert_int_equal(a.sort, CLI_SORT_COUNT);
+	assert_int_equal(a.since_ns, NOW_NS - 2 * 3600 * SEC);
+	assert_int_equal(a.until_ns, NOW_NS - 3600 * SEC);
+	assert_int_equal(a.set, CLI_F_ENV | CLI_F_TYPE | CLI_F_STATUS | CLI_F_SORT | CLI_F_SINCE | CLI_F_UNTIL);
+
+	/* defaults: nothing filtered, last seen first */
+	assert_int_equal(parse(&a, "groups"), 0);
+	assert_string_equal(a.env, "");
+	assert_string_equal(a.type_glob, "");
+	assert_string_equal(a.status, "");
+	assert_int_equal(a.sort, CLI_SORT_LAST_SEEN);
+	assert_int_equal(a.until_ns, 0);
+
+	assert_int_equal(parse(&a, "groups", "--sort=first-seen"), 0);
+	assert_int_equal(a.sort, CLI_SORT_FIRST_SEEN);
+	assert_int_equal(parse(&a, "groups", "--sort", "last_seen"), 0);
+	assert_int_equal(a.sort, CLI_SORT_LAST_SEEN);
+	assert_int_equal(parse(&a, "groups", "--sort", "total"), -1);
+	assert_string_equal(err, "invalid --sort 'total' (expected count, last_seen or first_seen)");
+	assert_int_equal(parse(&a, "groups", "--status", "open"), -1);
+	assert_string_equal(err, "invalid --status 'open' (expected unresolved, resolved or ignored)");
+	assert_int_equal(parse(&a, "groups", "--status", "Resolved"), -1);
+
+	/* --until: only with --since, and after it */
+	assert_int_equal(parse(&a, "groups", "--until", "1h"), -1);
+	assert_string_equal(err, "--until needs --since (the start of the window)");
+	assert_int_equal(parse(&a, "groups", "--since", "1h", "--until", "2h"), -1);
+	assert_string_equal(err, "--until '2h' is not after --since '1h'");
+	assert_int_equal(parse(&a, "groups", "--since", "1h", "--until", "1h"), -1);
+	assert_int_equal(parse(&a, "groups", "--until", "2026-11-25T18:00:00Z", "--since", "2026-11-25T17:00:00Z"), 0);
+	assert_int_equal(a.until_ns - a.since_ns, 3600 * SEC);
+	assert_int_equal(parse(&a, "groups", "--since", "1h", "--until", "soon"), -1);
+	assert_non_null(strstr(err, "invalid --until 'soon'"));
+
+	/* a command only takes the filters it declares */
+	assert_int_equal(parse(&a, "events", "--type", "X"), -1);
+	assert_string_equal(err, "'errq events' does not take --type (see 'errq events --help')");
+	assert_int_equal(parse(&a, "tail", "--since", "1h"), -1);
+	assert_string_equal(err, "'errq tail' does not take --since (see 'errq tail --help')");
+	assert_int_equal(parse(&a, "tail", "--group", "9a819d75c2334547", "--type", "*Error"), 0);
+	assert_string_equal(a.group, "9a819d75c2334547");
+	assert_int_equal(parse(&a, "group", "--env", "prod", "abc"), 0);
+	assert_string_equal(a.argv[0], "abc");
+	assert_int_equal(parse(&a, "tail", "--group", "a\tb"), -1);
+	assert_int_equal(parse(&a, "tail", "--group="), -1);
+}
+
+static void test_glob_and_names(void **state)
+{
+	char e[256], big[CLI_GLOB_MAX + 2];
+	assert_int_equal(cli_glob_valid("Timeout*", e, sizeof(e)), 0);
+	assert_int_equal(cli_glob_valid("?rror", e, sizeof(e)), 0);
+	assert_int_equal(cli_glob_valid("*", e, sizeof(e)), 0);
+	assert_int_equal(cli_glob_valid("Ошибка*", e, sizeof(e)), 0);
+	assert_int_equal(cli_glob_valid("", e, sizeof(e)), -1);
+	assert_non_null(strstr(e, "empty --type"));
+	assert_int_equal(cli_glob_valid("a\x1b[2J", e, sizeof(e)), -1);
+	assert_int_equal(cli_glob_valid("bad\xff", e, sizeof(e)), -1);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(cli_glob_valid(big, e, sizeof(e)), -1);
+	big[CLI_GLOB_MAX] = '\0';
+	assert_int_equal(cli_glob_valid(big, e, sizeof(e)), 0);
+
+	assert_int_equal(cli_name_valid("9a819d75c2334547"), 0);
+	assert_int_equal(cli_name_valid(""), -1);
+	assert_int_equal(cli_name_valid("a\nb"), -1);
+
+	assert_int_equal(cli_status_valid("unresolved"), 0);
+	assert_int_equal(cli_status_valid("ignored"), 0);
+	assert_int_equal(cli_status_valid(""), -1);
+	enum cli_sort so = CLI_SORT_LAST_SEEN;
+	assert_int_equal(cli_sort_parse("count", &so), 0);
+	assert_int_equal(so, CLI_SORT_COUNT);
+	assert_int_equal(cli_sort_parse("Count", &so), -1);
+	assert_int_equal(so, CLI_SORT_COUNT); /* untouched on error */
+}
+
+static void test_event_id_parse(void **state)
+{
+	uint8_t id[CLI_EVENT_ID_LEN];
+	const uint8_t want[CLI_EVENT_ID_LEN] = {0x01, 0x9a, 0x81, 0x9d, 0x75, 0xc2, 0x73, 0x34,
+						0x85, 0x47, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45};
+	memset(id, 0, sizeof(id));
+	assert_int_equal(cli_event_id_parse("019a819d75c27334" "8547abcdef012345", id), 0);
+	assert_memory_equal(id, want, sizeof(id));
+	memset(id, 0, sizeof(id));
+	assert_int_equal(cli_event_id_parse("019A819D75C27334" "8547ABCDEF012345", id), 0);
+	assert_memory_equal(id, want, sizeof(id));
+	memset(id, 0, sizeof(id));
+	assert_int_equal(cli_event_id_parse("019a819d-75c2-7334-8547-abcdef012345", id), 0);
+	assert_memory_equal(id, want, sizeof(id));
+
+	assert_int_equal(cli_event_id_parse("019a819d75c273348547abcdef01234", id), -1);   /* 31 */
+	assert_int_equal(cli_event_id_parse("019a819d75c273348547abcdef0123456", id), -1); /* 33 */
+	assert_int_equal(cli_event_id_parse("019a819d75c273348547abcdef01234g", id), -1);
+	assert_int_equal(cli_event_id_parse("019a819d7-5c2-7334-8547-abcdef012345", id), -1); /* dash moved */
+	assert_int_equal(cli_event_id_parse("019a819d-75c2-7334-8547-abcdef01234-", id), -1);
+	assert_int_equal(cli_event_id_parse("019a819d-75c2-7334-8547xabcdef012345", id), -1);
+	assert_int_equal(cli_event_id_parse("", id), -1);
+	assert_int_equal(cli_event_id_parse("0x9a819d75c273348547abcdef012345", id), -1);
 }
 
 /* ---- exit codes and messages ---- */
@@ -279,6 +420,259 @@ static void test_fmt_ago(void **state)
 	/* a clock ahead of ours */
 	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS + SEC), "just now");
 	assert_string_equal(cli_fmt_ago(b, sizeof(b), NOW_NS, NOW_NS + 180 * SEC), "in 3m");
+}
+
+static void test_fmt_bytes(void **state)
+{
+	char b[32];
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 0), "0 B");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 1023), "1023 B");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 1024), "1.0 KiB");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 1536), "1.5 KiB");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 238592), "233.0 KiB");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 1048575), "1.0 MiB"); /* not "1024.0 KiB" */
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 12897485), "12.3 MiB");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), 5ULL << 30), "5.0 GiB");
+	assert_string_equal(cli_fmt_bytes(b, sizeof(b), UINT64_MAX), "16.0 EiB");
+}
+
+static void test_fmt_span(void **state)
+{
+	char b[32];
+	assert_string_equal(cli_fmt_span(b, sizeof(b), 0), "0s");
+	assert_string_equal(cli_fmt_span(b, sizeof(b), 45 * SEC + SEC / 2), "45s");
+	assert_string_equal(cli_fmt_span(b, sizeof(b), 723 * SEC), "12m 3s");
+	assert_string_equal(cli_fmt_span(b, sizeof(b), 3600 * SEC), "1h 0m");
+	assert_string_equal(cli_fmt_span(b, sizeof(b), (3 * 3600 + 12 * 60 + 59) * SEC), "3h 12m");
+	assert_string_equal(cli_fmt_span(b, sizeof(b), (2 * 86400 + 4 * 3600 + 1) * SEC), "2d 4h");
+}
+
+/* ---- sparklines ---- */
+
+static char *spark(const uint64_t *v, size_t n, size_t cols, uint64_t *max)
+{
+	static char out[4 * CLI_SPARK_MAX_COLS + 1];
+	struct errq_buf b;
+	errq_buf_init(&b, sizeof(out));
+	assert_int_equal(cli_sparkline(&b, v, n, cols, max), 0);
+	errq_snprintf(out, sizeof(out), "%s", b.p);
+	errq_buf_free(&b);
+	return out;
+}
+
+#define B1 "\xe2\x96\x81"
+#define B2 "\xe2\x96\x82"
+#define B4 "\xe2\x96\x84"
+#define B8 "\xe2\x96\x88"
+
+static void test_spark_buckets(void **state)
+{
+	uint64_t m[60], out[CLI_SPARK_MAX_COLS];
+	for (size_t k = 0; k < 60; k++)
+		m[k] = k; /* 0..59 */
+	/* 60 minutes in 12 buckets of 5 */
+	assert_int_equal(cli_spark_buckets(m, 60, out, 12), 12);
+	assert_int_equal(out[0], 0 + 1 + 2 + 3 + 4);
+	assert_int_equal(out[11], 55 + 56 + 57 + 58 + 59);
+	uint64_t sum = 0;
+	for (size_t k = 0; k < 12; k++)
+		sum += out[k];
+	assert_int_equal(sum, 59 * 60 / 2); /* every count in exactly one bucket */
+	/* uneven: 61 minutes (a partial one) in 12 buckets still count every minute once */
+	uint64_t m61[61];
+	for (size_t k = 0; k < 61; k++)
+		m61[k] = 1;
+	assert_int_equal(cli_spark_buckets(m61, 61, out, 12), 12);
+	sum = 0;
+	for (size_t k = 0; k < 12; k++) {
+		assert_true(out[k] == 5 || out[k] == 6);
+		sum += out[k];
+	}
+	assert_int_equal(sum, 61);
+	/* fewer counts than columns: one bucket each, never stretched */
+	assert_int_equal(cli_spark_buckets(m, 5, out, 12), 5);
+	assert_int_equal(out[4], 4);
+	assert_int_equal(cli_spark_buckets(m, 0, out, 12), 0);
+	/* saturates instead of wrapping */
+	uint64_t huge[2] = {UINT64_MAX, 5};
+	assert_int_equal(cli_spark_buckets(huge, 2, out, 1), 1);
+	assert_true(out[0] == UINT64_MAX);
+}
+
+static void test_sparkline(void **state)
+{
+	uint64_t max = 0;
+	const uint64_t v[] = {0, 1, 4, 8};
+	/* zero is blank; the fullest is the full block; a single event still shows */
+	assert_string_equal(spark(v, 4, 10, &max), " " B1 B4 B8);
+	assert_int_equal(max, 8);
+	const uint64_t big[] = {1, 1000000, 0, 500000};
+	assert_string_equal(spark(big, 4, 4, NULL), B1 B8 " " B4);
+	/* an empty hour is all blanks, as wide as asked */
+	const uint64_t zero[6] = {0};
+	assert_string_equal(spark(zero, 6, 3, &max), "   ");
+	assert_int_equal(max, 0);
+	/* bucketed: 60 minutes, one burst at the end, in 12 columns */
+	uint64_t hour[60] = {0};
+	hour[59] = 7;
+	hour[0] = 1;
+	assert_string_equal(spark(hour, 60, 12, NULL), B2 "          " B8);
+	/* each block is one terminal column */
+	const char *s = spark(v, 4, 4, NULL);
+	assert_int_equal(cli_text_width(s, strlen(s)), 4);
+	/* huge counts stay in range */
+	const uint64_t h2[] = {UINT64_MAX, UINT64_MAX / 2, 1};
+	assert_string_equal(spark(h2, 3, 3, NULL), B8 B4 B1);
+	/* a full buffer leaves it as it was */
+	struct errq_buf b;
+	errq_buf_init(&b, 4);
+	assert_int_equal(cli_sparkline(&b, v, 4, 4, NULL), -1);
+	assert_int_equal(b.len, 0);
+	errq_buf_free(&b);
+}
+
+/* ---- detail views ---- */
+
+static char *render_detail(const struct cli_detail *d, size_t width, bool color)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(cli_detail_render(d, width, color, f), 0);
+	fclose(f);
+	return buf;
+}
+
+static void test_detail(void **state)
+{
+	struct cli_detail d;
+	cli_detail_init(&d);
+	cli_detail_field(&d, "fingerprint", "9a819d75c2334547", CLI_STYLE_NONE);
+	cli_detail_field(&d, "code", "", CLI_STYLE_NONE);   /* absent: left out */
+	cli_detail_field(&d, "host", NULL, CLI_STYLE_NONE); /* absent: left out */
+	cli_detail_fieldf(&d, "total", CLI_STYLE_NONE, "%d: %d unhandled", 12, 3);
+	cli_detail_field(&d, "message", "connection reset\x1b[2J by peer", CLI_STYLE_NONE);
+	cli_detail_section(&d, "details");
+	cli_detail_field(&d, "k", "v", CLI_STYLE_NONE);
+	cli_detail_field(&d, "longer_key", "w", CLI_STYLE_NONE);
+	cli_detail_section(&d, "frames");
+	cli_detail_text(&d, "* main at app.c:10 (app)", CLI_STYLE_NONE);
+	char *out = render_detail(&d, 80, false);
+	/* labels line up per block; sections are indented; nothing escapes */
+	assert_string_equal(out, "fingerprint  9a819d75c2334547\n"
+				 "total        12: 3 unhandled\n"
+				 "message      connection reset [2J by peer\n"
+				 "\n"
+				 "details\n"
+				 "  k           v\n"
+				 "  longer_key  w\n"
+				 "\n"
+				 "frames\n"
+				 "  * main at app.c:10 (app)\n");
+	free(out);
+	cli_detail_release(&d);
+	cli_detail_release(&d); /* twice is harmless */
+
+	/* wrapping: at spaces, continuation lines under the value; newlines kept as lines;
+	 * an empty line has no indent; no trailing spaces */
+	cli_detail_init(&d);
+	cli_detail_field(&d, "message", "one two three four five six", CLI_STYLE_NONE);
+	cli_detail_field(&d, "trace", "first line\n\n  indented", CLI_STYLE_NONE);
+	cli_detail_field(&d, "id", "0123456789abcdefghijklmnopqrstuvwxyz", CLI_STYLE_NONE);
+	out = render_detail(&d, 30, false); /* 30 - 9: 21 columns for values */
+	assert_string_equal(out, "message  one two three four\n"
+				 "         five six\n"
+				 "trace    first line\n"
+				 "\n"
+				 "           indented\n"
+				 "id       0123456789abcdefghijk\n"
+				 "         lmnopqrstuvwxyz\n");
+	for (char *line = out, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		assert_true(nl == line || nl[-1] != ' ');
+	free(out);
+	cli_detail_release(&d);
+
+	/* an empty label continues the field above; a long label is cut; colors per value */
+	cli_detail_init(&d);
+	cli_detail_field(&d, "last hour", "ab", CLI_STYLE_RED);
+	cli_detail_field(&d, "", "1h ago  now", CLI_STYLE_NONE);
+	out = render_detail(&d, 80, true);
+	assert_string_equal(out, "last hour  \x1b[31mab\x1b[0m\n"
+				 "           1h ago  now\n");
+	free(out);
+	char label[64];
+	memset(label, 'x', 40);
+	label[40] = '\0';
+	cli_detail_field(&d, label, "v", CLI_STYLE_NONE);
+	out = render_detail(&d, 80, false);
+	assert_non_null(strstr(out, "xxxxxxxxxxxxxxxxxxxxxxx" CLI_ELLIPSIS "  v\n"));
+	assert_non_null(strstr(out, "last hour" "                 ab\n")); /* aligned to the cut label */
+	free(out);
+	cli_detail_release(&d);
+
+	/* wrapped text lines go two further in and fit the width */
+	cli_detail_init(&d);
+	cli_detail_section(&d, "frames");
+	cli_detail_text(&d, "aaaa bbbb cccc dddd eeee ffff gggg", CLI_STYLE_NONE);
+	out = render_detail(&d, 26, false);
+	assert_string_equal(out, "frames\n"
+				 "  aaaa bbbb cccc dddd\n"
+				 "    eeee ffff gggg\n");
+	for (char *line = out, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		assert_true(nl - line <= 26);
+	free(out);
+	cli_detail_release(&d);
+}
+
+/* ---- streamed lines ---- */
+
+static void test_line_format(void **state)
+{
+	const struct cli_line_col lc[] = {{5, 0}, {8, 0}, {4, CLI_COL_RIGHT}, {0, 0}};
+	struct cli_line l;
+	struct errq_buf b;
+	errq_buf_init(&b, 4096);
+	cli_line_init(&l, lc, 4);
+	const char *r1[] = {"12:00", "api", "", "connection reset by peer"};
+	assert_int_equal(cli_line_format(&l, r1, NULL, 40, false, &b), 0);
+	/* an empty column takes no room yet */
+	assert_string_equal(b.p, "12:00  api  connection reset by peer\n");
+	errq_buf_reset(&b);
+	const char *r2[] = {"12:01", "billing-service", "7", "short"};
+	assert_int_equal(cli_line_format(&l, r2, NULL, 40, false, &b), 0);
+	/* cut at the column's max; right-aligned count */
+	assert_string_equal(b.p, "12:01  billing" CLI_ELLIPSIS "  7  short\n");
+	errq_buf_reset(&b);
+	const char *r3[] = {"12:02", "api", "1234", "a message longer than what is left of the width"};
+	assert_int_equal(cli_line_format(&l, r3, NULL, 50, false, &b), 0);
+	/* widths never shrink back, the message gets the rest: 50 - (5+2+8+2+4+2) = 27 */
+	assert_string_equal(b.p, "12:02  api       1234  a message longer than what" CLI_ELLIPSIS "\n");
+	assert_int_equal(cli_text_width(b.p, b.len - 1), 50);
+	errq_buf_reset(&b);
+	/* the message gets at least CLI_LINE_LAST_MIN columns, however narrow */
+	assert_int_equal(cli_line_format(&l, r3, NULL, 10, false, &b), 0);
+	assert_non_null(strstr(b.p, "1234  a message longer th" CLI_ELLIPSIS "\n"));
+	errq_buf_reset(&b);
+	/* an empty message leaves no trailing spaces; controls are flattened */
+	const char *r4[] = {"12:03", "x\x1b]0;t\x07", "1", ""};
+	assert_int_equal(cli_line_format(&l, r4, NULL, 40, false, &b), 0);
+	assert_string_equal(b.p, "12:03  x ]0;t       1\n");
+	errq_buf_reset(&b);
+	/* colors */
+	const unsigned char st[] = {CLI_STYLE_DIM, 0, 0, 0};
+	const char *r5[] = {"12:04", "a", "2", "m"};
+	assert_int_equal(cli_line_format(&l, r5, st, 40, true, &b), 0);
+	assert_string_equal(b.p, "\x1b[2m12:04\x1b[0m  a            2  m\n");
+	/* a full buffer leaves it as it was, and the widths too */
+	struct errq_buf small;
+	errq_buf_init(&small, 8);
+	size_t w1 = l.w[1];
+	const char *r6[] = {"12:05", "a-very-long", "99", "m"};
+	assert_int_equal(cli_line_format(&l, r6, NULL, 40, false, &small), -1);
+	assert_int_equal(small.len, 0);
+	assert_int_equal(l.w[1], w1);
+	errq_buf_free(&small);
+	errq_buf_free(&b);
 }
 
 /* ---- terminal text ---- */
@@ -561,11 +955,20 @@ int main(void)
 	    cmocka_unit_test(test_args_command_flags),
 	    cmocka_unit_test(test_args_usage_errors),
 	    cmocka_unit_test(test_args_positional_and_help),
+	    cmocka_unit_test(test_args_filters),
+	    cmocka_unit_test(test_glob_and_names),
+	    cmocka_unit_test(test_event_id_parse),
 	    cmocka_unit_test(test_help_text),
 	    cmocka_unit_test(test_exit_codes),
 	    cmocka_unit_test(test_reach_reason),
 	    cmocka_unit_test(test_fmt_ms),
 	    cmocka_unit_test(test_fmt_ago),
+	    cmocka_unit_test(test_fmt_bytes),
+	    cmocka_unit_test(test_fmt_span),
+	    cmocka_unit_test(test_spark_buckets),
+	    cmocka_unit_test(test_sparkline),
+	    cmocka_unit_test(test_detail),
+	    cmocka_unit_test(test_line_format),
 	    cmocka_unit_test(test_text_width),
 	    cmocka_unit_test(test_cell_text),
 	    cmocka_unit_test(test_utf8_fix),

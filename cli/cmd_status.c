@@ -1,0 +1,143 @@
+/* cmd_status.c: `errq status`: the collector's own state (Query.Status): version, name,
+ * uptime, what it stores, its ingest queue and streams, durability. */
+#include "cli.h"
+
+#include <string.h>
+
+#include "errq/v1/query.pb-c.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "errq_banned.h"
+
+/* A difference between the collector's clock and ours worth a line: relative times in the
+ * tables are computed here, against received_at times from there. */
+#define CLI_SKEW_NOTE_NS (2 * ERRQ_NS_PER_SEC)
+
+/* The collector's "now": its clock when it says, else ours. */
+static uint64_t collector_now(const struct cli_ctx *ctx, const Errq__V1__StatusResponse *r)
+{
+	return r->now_unix_nano ? r->now_unix_nano : ctx->now_ns;
+}
+
+static json_t *status_json(const struct cli_ctx *ctx, const Errq__V1__StatusResponse *r)
+{
+	bool ok = true;
+	uint64_t now = collector_now(ctx, r);
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	cli_json_put(o, "version", cli_json_str(r->version), &ok);
+	cli_json_put(o, "name", cli_json_str(r->name), &ok);
+	cli_json_put(o, "started_at", cli_json_time(r->started_at_unix_nano), &ok);
+	cli_json_put(o, "now", cli_json_time(r->now_unix_nano), &ok);
+	cli_json_put(o, "uptime_seconds",
+		     r->started_at_unix_nano && now >= r->started_at_unix_nano
+			 ? cli_json_uint((now - r->started_at_unix_nano) / ERRQ_NS_PER_SEC)
+			 : json_null(),
+		     &ok);
+	cli_json_put(o, "events_total", cli_json_uint(r->events_total), &ok);
+	cli_json_put(o, "groups_total", cli_json_uint(r->groups_total), &ok);
+	cli_json_put(o, "database_bytes", cli_json_uint(r->database_bytes), &ok);
+	cli_json_put(o, "events_stored", cli_json_uint(r->events_stored), &ok);
+	cli_json_put(o, "events_duplicate", cli_json_uint(r->events_duplicate), &ok);
+	cli_json_put(o, "events_deleted", cli_json_uint(r->events_deleted), &ok);
+	cli_json_put(o, "overflow_events", cli_json_uint(r->overflow_events), &ok);
+	cli_json_put(o, "commits", cli_json_uint(r->commits), &ok);
+	cli_json_put(o, "store_errors", cli_json_uint(r->store_errors), &ok);
+	cli_json_put(o, "ingest_queue_batches", cli_json_uint(r->ingest_queue_batches), &ok);
+	cli_json_put(o, "ingest_queue_capacity", cli_json_uint(r->ingest_queue_capacity), &ok);
+	cli_json_put(o, "ingest_queue_max_batches", cli_json_uint(r->ingest_queue_max_batches), &ok);
+	cli_json_put(o, "ingest_queue_bytes", cli_json_uint(r->ingest_queue_bytes), &ok);
+	cli_json_put(o, "parked", cli_json_uint(r->parked), &ok);
+	cli_json_put(o, "parked_total", cli_json_uint(r->parked_total), &ok);
+	cli_json_put(o, "streams_active", cli_json_uint(r->streams_active), &ok);
+	cli_json_put(o, "tail_subscribers", cli_json_uint(r->tail_subscribers), &ok);
+	cli_json_put(o, "rss_bytes", cli_json_uint(r->rss_bytes), &ok);
+	cli_json_put(o, "durability", cli_json_str(r->durability), &ok);
+	cli_json_put(o, "storage", cli_json_str(r->storage), &ok);
+	if (!ok) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__StatusResponse *r)
+{
+	char a[64], b[64], ts[ERRQ_RFC3339_BUFSZ];
+	uint64_t now = collector_now(ctx, r);
+
+	cli_detail_fieldf(d, "collector", CLI_STYLE_BOLD, "errqd %s%s%s%s at %s", *r->version ? r->version : "?",
+			  *r->name ? " \"" : "", r->name, *r->name ? "\"" : "", ctx->args->addr);
+	if (r->started_at_unix_nano && now >= r->started_at_unix_nano)
+		cli_detail_fieldf(d, "uptime", CLI_STYLE_NONE, "%s (since %s)",
+				  cli_fmt_span(a, sizeof(a), now - r->started_at_unix_nano),
+				  errq_fmt_rfc3339(ts, r->started_at_unix_nano));
+	cli_detail_fieldf(d, "events", CLI_STYLE_NONE, "%llu stored in %llu groups",
+			  (unsigned long long)r->events_total, (unsigned long long)r->groups_total);
+	cli_detail_fieldf(d, "since start", CLI_STYLE_NONE,
+			  "%llu stored, %llu duplicates, %llu deleted (retention, per-group cap), %llu counted in "
+			  "overflow groups",
+			  (unsigned long long)r->events_stored, (unsigned long long)r->events_duplicate,
+			  (unsigned long long)r->events_deleted, (unsigned long long)r->overflow_events);
+	if (!strcmp(r->storage, "none"))
+		cli_detail_field(d, "database", "none: storage is off, events are counted and dropped",
+				 CLI_STYLE_YELLOW);
+	else
+		cli_detail_fieldf(d, "database", CLI_STYLE_NONE, "%s%s%s",
+				  cli_fmt_bytes(a, sizeof(a), r->database_bytes), *r->storage ? ", " : "", r->storage);
+	const char *dur = "";
+	if (!strcmp(r->durability, "full"))
+		dur = ": what it acknowledged survives a power loss";
+	else if (!strcmp(r->durability, "normal"))
+		dur = ": what it acknowledged survives a crash, not a power loss";
+	cli_detail_fieldf(d, "durability", CLI_STYLE_NONE, "%s%s", *r->durability ? r->durability : "?", dur);
+	cli_detail_fieldf(d, "commits", r->store_errors ? CLI_STYLE_RED : CLI_STYLE_NONE,
+			  "%llu, %llu failed (and retried)", (unsigned long long)r->commits,
+			  (unsigned long long)r->store_errors);
+	cli_detail_fieldf(d, "queue", r->ingest_queue_capacity && r->ingest_queue_batches >= r->ingest_queue_capacity
+					   ? CLI_STYLE_RED
+					   : CLI_STYLE_NONE,
+			  "%u of %u batches (%s), at most %u so far", r->ingest_queue_batches, r->ingest_queue_capacity,
+			  cli_fmt_bytes(b, sizeof(b), r->ingest_queue_bytes), r->ingest_queue_max_batches);
+	cli_detail_fieldf(d, "parked", r->parked ? CLI_STYLE_YELLOW : CLI_STYLE_NONE,
+			  "%u streams waiting for room now, %llu times since start", r->parked,
+			  (unsigned long long)r->parked_total);
+	cli_detail_fieldf(d, "streams", CLI_STYLE_NONE, "%u active, %u tailing", r->streams_active,
+			  r->tail_subscribers);
+	if (r->rss_bytes)
+		cli_detail_fieldf(d, "memory", CLI_STYLE_NONE, "%s resident",
+				  cli_fmt_bytes(a, sizeof(a), r->rss_bytes));
+	if (r->now_unix_nano) {
+		uint64_t skew = r->now_unix_nano > ctx->now_ns ? r->now_unix_nano - ctx->now_ns
+							       : ctx->now_ns - r->now_unix_nano;
+		if (skew >= CLI_SKEW_NOTE_NS)
+			cli_detail_fieldf(d, "clock", CLI_STYLE_YELLOW,
+					  "the collector's clock is %s %s this host's (relative times are this host's)",
+					  cli_fmt_span(a, sizeof(a), skew),
+					  r->now_unix_nano > ctx->now_ns ? "ahead of" : "behind");
+	}
+}
+
+int cli_cmd_status(struct cli_ctx *ctx)
+{
+	Errq__V1__StatusRequest req = ERRQ__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	struct cli_detail d;
+	cli_detail_init(&d);
+	int rc = cli_call(ctx, "/errq.v1.Query/Status", &req.base, &errq__v1__status_response__descriptor, &resp);
+	if (rc)
+		goto out;
+	const Errq__V1__StatusResponse *r = (const Errq__V1__StatusResponse *)resp;
+	if (ctx->args->output != CLI_OUT_TABLE) {
+		rc = cli_print_json(ctx, status_json(ctx, r));
+		goto out;
+	}
+	status_detail(ctx, &d, r);
+	rc = cli_print_detail(ctx, &d);
+out:
+	cli_detail_release(&d);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}
