@@ -1,0 +1,677 @@
+/* notify.c: see notify.h.
+ *
+ * Threads and locks: one loop thread runs a libuv loop with libcurl's multi interface; every
+ * field of struct notifier is the loop thread's, except the inbox (submitted deliveries and
+ * new destinations), guarded by n->mu and handed over with uv_async_send.  Reports are made
+ * on the loop thread.  Stop: notify_stop sets n->stopping and wakes the loop, which aborts
+ * its transfers, closes its handles and returns; the caller joins the thread. */
+#include "notify.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <uv.h>
+
+#include "errq_hash.h"
+#include "errq_log.h"
+#include "errq_str.h"
+#include "errq_time.h"
+
+struct dest_state {
+	struct notify_dest d;
+	uint32_t failures;      /* consecutive */
+	uint32_t breaker_ms;    /* the current open period; 0 = closed */
+	uint64_t open_until;    /* monotonic ns */
+	bool probing;           /* half-open: one attempt in flight decides */
+};
+
+struct pending {
+	struct pending *next;
+	struct notify_delivery *d;
+	uint64_t due;           /* monotonic ns */
+	bool inflight;
+	bool probe;             /* this attempt is the breaker's half-open probe */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	long retry_after_s;     /* from the response, -1 = none */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct notifier {
+	struct notify_opts o;
+	notify_report_fn report;
+	void *report_ctx;
+	pthread_t thread;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t curl_timer, sched_timer;
+	CURLM *multi;
+	pthread_mutex_t mu;
+	bool stopping;                          /* under mu */
+	struct pending *inbox, *inbox_tail;     /* under mu */
+	size_t inbox_n;                         /* under mu */
+	struct dest_state *new_dests;           /* under mu: a reload waiting to be applied */
+	size_t new_ndests;
+	bool dests_changed;
+	/* the loop thread's */
+	struct pending *head, *tail;
+	size_t npending, ninflight;
+	struct dest_state *dests;
+	size_t ndests;
+	uint64_t rnd;
+};
+
+struct sock_ctx {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	struct notifier *n;
+};
+
+static uint64_t rnd_next(struct notifier *n)
+{
+	uint64_t x = n->rnd;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return n->rnd = x;
+}
+
+void notify_sign(const char *secret, uint64_t ts, const char *body, size_t len, char out[160])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char prefix[32];
+	int pl = errq_snprintf(prefix, sizeof(prefix), "%llu.", (unsigned long long)ts);
+	/* HMAC over "<ts>.<body>" without copying the body: key, then the two parts */
+	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
+	OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+	size_t outl = 0;
+	if (c && EVP_MAC_init(c, (const unsigned char *)secret, strlen(secret), params) &&
+	    EVP_MAC_update(c, (const unsigned char *)prefix, (size_t)pl) &&
+	    EVP_MAC_update(c, (const unsigned char *)body, len) && EVP_MAC_final(c, mac, &outl, sizeof(mac)))
+		maclen = (unsigned int)outl;
+	EVP_MAC_CTX_free(c);
+	EVP_MAC_free(m);
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	errq_hex_encode(mac, maclen, hex);
+	errq_snprintf(out, 160, "t=%llu,v1=%s", (unsigned long long)ts, hex);
+}
+
+static struct dest_state *find_dest(struct notifier *n, const char *name)
+{
+	for (size_t i = 0; i < n->ndests; i++)
+		if (strcmp(n->dests[i].d.name, name) == 0)
+			return &n->dests[i];
+	return NULL;
+}
+
+static void report(struct notifier *n, struct pending *p, enum notify_result r, uint64_t retry_at, long http,
+		   const char *err)
+{
+	struct notify_report rep = {.id = p->d->id, .result = r, .attempts = p->d->attempts, .retry_at_ns = retry_at,
+				    .http_status = http};
+	errq_snprintf(rep.error, sizeof(rep.error), "%s", err ? err : "");
+	n->report(n->report_ctx, &rep);
+}
+
+static void unlink_pending(struct notifier *n, struct pending *p)
+{
+	struct pending **pp = &n->head, *prev = NULL;
+	while (*pp && *pp != p) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (!*pp)
+		return;
+	*pp = p->next;
+	if (n->tail == p)
+		n->tail = prev;
+	n->npending--;
+}
+
+static void pending_free(struct pending *p)
+{
+	if (p->hdrs)
+		curl_slist_free_all(p->hdrs);
+	free(p->d);
+	free(p);
+}
+
+static void schedule(struct notifier *n);
+
+/* ---- curl on libuv ---- */
+
+static void check_multi(struct notifier *n);
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct sock_ctx *sc = h->data;
+	int flags = 0;
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	int running;
+	curl_multi_socket_action(sc->n->multi, sc->fd, flags, &running);
+	check_multi(sc->n);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct notifier *n = userp;
+	struct sock_ctx *sc = socketp;
+	if (what == CURL_POLL_REMOVE) {
+		if (sc) {
+			/* stop at once: libuv aborts if two poll handles ever watch one fd */
+			uv_poll_stop(&sc->poll);
+			uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
+			curl_multi_assign(n->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (!sc) {
+		sc = calloc(1, sizeof(*sc));
+		if (!sc)
+			return -1;
+		sc->fd = fd;
+		sc->n = n;
+		if (uv_poll_init_socket(&n->loop, &sc->poll, fd)) {
+			free(sc);
+			return -1;
+		}
+		sc->poll.data = sc;
+		curl_multi_assign(n->multi, fd, sc);
+	}
+	int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
+	uv_poll_start(&sc->poll, ev, on_poll);
+	return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+	struct notifier *n = t->data;
+	int running;
+	curl_multi_socket_action(n->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi(n);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct notifier *n = userp;
+	if (timeout_ms < 0) {
+		uv_timer_stop(&n->curl_timer);
+		return 0;
+	}
+	/* never call curl from inside its own timer callback: a 0 ms timeout becomes 1 ms */
+	uv_timer_start(&n->curl_timer, on_curl_timer, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
+	return 0;
+}
+
+static size_t discard(char *p, size_t sz, size_t nm, void *u)
+{
+	return sz * nm;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *u)
+{
+	struct pending *pd = u;
+	size_t len = sz * nm;
+	static const char name[] = "retry-after:";
+	if (len > sizeof(name) && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		const char *v = p + sizeof(name) - 1;
+		while (*v == ' ')
+			v++;
+		if (isdigit((unsigned char)*v))
+			pd->retry_after_s = strtol(v, NULL, 10); /* seconds; an HTTP date is ignored */
+	}
+	return len;
+}
+
+/* ---- attempts ---- */
+
+static uint64_t retry_delay_ns(struct notifier *n, uint32_t attempts, long retry_after_s)
+{
+	uint64_t cap = n->o.retry_base_ms;
+	for (uint32_t i = 1; i < attempts && cap < n->o.retry_max_ms; i++)
+		cap *= 2;
+	if (cap > n->o.retry_max_ms)
+		cap = n->o.retry_max_ms;
+	uint64_t ms = cap / 2 + rnd_next(n) % (cap / 2 + 1); /* jitter over the upper half */
+	if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > ms)
+		ms = (uint64_t)retry_after_s * 1000;
+	if (ms > 24ULL * 3600 * 1000)
+		ms = 24ULL * 3600 * 1000;
+	return ms * ERRQ_NS_PER_MS;
+}
+
+static void breaker_failure(struct notifier *n, struct dest_state *ds, uint64_t now)
+{
+	ds->failures++;
+	if (ds->probing || ds->failures >= NOTIFY_BREAKER_FAILURES) {
+		ds->breaker_ms = ds->breaker_ms ? ds->breaker_ms * 2 : n->o.breaker_min_ms;
+		if (ds->breaker_ms > n->o.breaker_max_ms)
+			ds->breaker_ms = n->o.breaker_max_ms;
+		ds->open_until = now + (uint64_t)ds->breaker_ms * ERRQ_NS_PER_MS;
+	}
+	ds->probing = false;
+}
+
+/* The attempt of p ended: success, or a failure that may be retried. */
+static void finish(struct notifier *n, struct pending *p, bool ok, long http, const char *err, bool dest_down)
+{
+	uint64_t now = errq_mono_ns();
+	struct dest_state *ds = find_dest(n, p->d->dest);
+	bool probe = p->probe;
+	p->inflight = false;
+	p->probe = false;
+	if (probe && !ok && dest_down) {
+		/* the destination is still down: a failed probe does not use up an attempt, so an
+		 * outage of any length cannot dead-letter a delivery; wait for the next probe */
+		if (ds)
+			breaker_failure(n, ds, now);
+		p->due = ds ? ds->open_until : now;
+		report(n, p, NOTIFY_RETRY, errq_now_ns() + (p->due - now), 0, err);
+		return;
+	}
+	p->d->attempts++;
+	if (ds) {
+		if (ok) {
+			ds->failures = 0;
+			ds->breaker_ms = 0;
+			ds->probing = false;
+		} else if (dest_down) {
+			breaker_failure(n, ds, now);
+		} else {
+			ds->probing = false; /* it answered: alive, though it refused this one */
+		}
+	}
+	if (ok) {
+		report(n, p, NOTIFY_DELIVERED, 0, http, NULL);
+		unlink_pending(n, p);
+		pending_free(p);
+		return;
+	}
+	uint32_t max = ds && ds->d.max_attempts ? ds->d.max_attempts : 1;
+	if (p->d->attempts >= max) {
+		report(n, p, NOTIFY_DEAD, 0, http, err);
+		unlink_pending(n, p);
+		pending_free(p);
+		return;
+	}
+	uint64_t delay = retry_delay_ns(n, p->d->attempts, p->retry_after_s);
+	p->due = now + delay;
+	report(n, p, NOTIFY_RETRY, errq_now_ns() + delay, http, err);
+}
+
+static void check_multi(struct notifier *n)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(n->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		CURL *e = m->easy_handle;
+		struct pending *p;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
+		long http = 0;
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+		CURLcode res = m->data.result;
+		curl_multi_remove_handle(n->multi, e);
+		curl_easy_cleanup(e);
+		p->easy = NULL;
+		n->ninflight--;
+		char why[256];
+		if (res != CURLE_OK) {
+			errq_snprintf(why, sizeof(why), "%s", p->errbuf[0] ? p->errbuf : curl_easy_strerror(res));
+			finish(n, p, false, 0, why, true);
+		} else if (http >= 200 && http < 300) {
+			finish(n, p, true, http, NULL, false);
+		} else {
+			errq_snprintf(why, sizeof(why), "HTTP %ld", http);
+			/* 5xx, 408 and 429 say the receiver is not taking deliveries now */
+			finish(n, p, false, http, why, http >= 500 || http == 408 || http == 429);
+		}
+	}
+	schedule(n);
+}
+
+static int start_webhook(struct notifier *n, struct pending *p, const struct dest_state *ds)
+{
+	char h[NOTIFY_HEADER_MAX + 64];
+	CURL *e = curl_easy_init();
+	if (!e)
+		return -1;
+	p->retry_after_s = -1;
+	p->errbuf[0] = '\0';
+	p->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	errq_snprintf(h, sizeof(h), "Idempotency-Key: %s", p->d->idempotency_key);
+	p->hdrs = curl_slist_append(p->hdrs, h);
+	p->hdrs = curl_slist_append(p->hdrs, "User-Agent: errqd/" ERRQ_VERSION_STRING);
+	for (size_t i = 0; i < ds->d.n_headers; i++)
+		p->hdrs = curl_slist_append(p->hdrs, ds->d.headers[i]);
+	if (ds->d.secret[0]) {
+		char sig[160];
+		notify_sign(ds->d.secret, errq_now_ns() / ERRQ_NS_PER_SEC, p->d->body, p->d->body_len, sig);
+		errq_snprintf(h, sizeof(h), "X-Errq-Signature: %s", sig);
+		p->hdrs = curl_slist_append(p->hdrs, h);
+	}
+	curl_easy_setopt(e, CURLOPT_URL, ds->d.url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(ds->d.timeout_ms ? ds->d.timeout_ms : 5000));
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ds->d.timeout_ms ? ds->d.timeout_ms : 5000));
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)&p->d->body[0]);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)p->d->body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, p);
+	if (curl_multi_add_handle(n->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e);
+		return -1;
+	}
+	p->easy = e;
+	p->inflight = true;
+	n->ninflight++;
+	return 0;
+}
+
+static void on_sched_timer(uv_timer_t *t)
+{
+	schedule(t->data);
+}
+
+/* Starts every delivery that may go now; arms the timer for the next one that will. */
+static void schedule(struct notifier *n)
+{
+	enum { SEEN = 2 * NOTIFY_MAX_PENDING };
+	static uint64_t seen[SEEN]; /* key hashes met in this pass (loop thread only) */
+	memset(seen, 0, sizeof(seen));
+	uint64_t now = errq_mono_ns(), next = UINT64_MAX;
+	for (struct pending *p = n->head, *nx; p; p = nx) {
+		nx = p->next;
+		/* only the oldest pending delivery of a key may go: order per alert */
+		uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, p->d->order_key, strlen(p->d->order_key)) | 1;
+		size_t i = h % SEEN;
+		bool first = true;
+		while (seen[i]) {
+			if (seen[i] == h) {
+				first = false;
+				break;
+			}
+			i = (i + 1) % SEEN;
+		}
+		if (!first)
+			continue;
+		seen[i] = h;
+		if (p->inflight)
+			continue;
+		struct dest_state *ds = find_dest(n, p->d->dest);
+		if (!ds) {
+			report(n, p, NOTIFY_DEAD, 0, 0, "unknown notifier");
+			unlink_pending(n, p);
+			pending_free(p);
+			continue;
+		}
+		if (p->due > now) {
+			next = p->due < next ? p->due : next;
+			continue;
+		}
+		if (ds->d.type == NOTIFY_LOG) {
+			errq_logkv(ERRQ_LOG_INFO, "alert", "notifier", ds->d.name, "alert", p->d->body, NULL);
+			p->d->attempts++;
+			report(n, p, NOTIFY_DELIVERED, 0, 0, NULL);
+			unlink_pending(n, p);
+			pending_free(p);
+			continue;
+		}
+		if (ds->breaker_ms && now < ds->open_until) {
+			next = ds->open_until < next ? ds->open_until : next; /* waits; no attempt used */
+			continue;
+		}
+		if (ds->probing)
+			continue; /* half-open: the probe decides */
+		if (n->ninflight >= NOTIFY_MAX_INFLIGHT)
+			break;
+		if (ds->breaker_ms)
+			ds->probing = true;
+		p->probe = ds->probing;
+		if (start_webhook(n, p, ds)) {
+			ds->probing = false;
+			p->probe = false;
+			p->due = now + (uint64_t)n->o.breaker_min_ms * ERRQ_NS_PER_MS;
+			next = p->due < next ? p->due : next;
+		}
+	}
+	if (next != UINT64_MAX)
+		uv_timer_start(&n->sched_timer, on_sched_timer, (next - now) / ERRQ_NS_PER_MS + 1, 0);
+	else
+		uv_timer_stop(&n->sched_timer);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, h->type == UV_POLL ? on_sock_closed : close_cb);
+}
+
+static void on_wake(uv_async_t *a)
+{
+	struct notifier *n = a->data;
+	pthread_mutex_lock(&n->mu);
+	bool stop = n->stopping;
+	struct pending *in = n->inbox;
+	n->inbox = n->inbox_tail = NULL;
+	n->inbox_n = 0;
+	struct dest_state *nd = NULL;
+	size_t nnd = 0;
+	bool changed = n->dests_changed;
+	if (changed) {
+		nd = n->new_dests;
+		nnd = n->new_ndests;
+		n->new_dests = NULL;
+		n->dests_changed = false;
+	}
+	pthread_mutex_unlock(&n->mu);
+	if (changed) {
+		/* keep the breaker state of destinations that stay */
+		for (size_t i = 0; i < nnd; i++) {
+			struct dest_state *old = find_dest(n, nd[i].d.name);
+			if (old && strcmp(old->d.url, nd[i].d.url) == 0) {
+				nd[i].failures = old->failures;
+				nd[i].breaker_ms = old->breaker_ms;
+				nd[i].open_until = old->open_until;
+				nd[i].probing = old->probing;
+			}
+		}
+		free(n->dests);
+		n->dests = nd;
+		n->ndests = nnd;
+	}
+	while (in) {
+		struct pending *p = in;
+		in = in->next;
+		p->next = NULL;
+		if (n->tail)
+			n->tail->next = p;
+		else
+			n->head = p;
+		n->tail = p;
+		n->npending++;
+	}
+	if (stop) {
+		for (struct pending *p = n->head, *nx; p; p = nx) {
+			nx = p->next;
+			if (p->easy) {
+				curl_multi_remove_handle(n->multi, p->easy);
+				curl_easy_cleanup(p->easy);
+			}
+			pending_free(p);
+		}
+		n->head = n->tail = NULL;
+		uv_walk(&n->loop, walk_close, NULL);
+		return;
+	}
+	schedule(n);
+}
+
+static void *loop_main(void *arg)
+{
+	struct notifier *n = arg;
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+int notify_start(struct notifier **out, notify_report_fn fn, void *ctx, const struct notify_opts *o, char *err,
+		 size_t errsz)
+{
+	struct notifier *n = calloc(1, sizeof(*n));
+	*out = NULL;
+	if (!n) {
+		errq_snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	struct notify_opts def = {NOTIFY_RETRY_BASE_MS, NOTIFY_RETRY_MAX_MS, NOTIFY_BREAKER_MIN_MS, NOTIFY_BREAKER_MAX_MS};
+	n->o = o ? *o : def;
+	n->report = fn;
+	n->report_ctx = ctx;
+	if (getrandom(&n->rnd, sizeof(n->rnd), GRND_NONBLOCK) != sizeof(n->rnd) || !n->rnd)
+		n->rnd = errq_now_ns() | 1;
+	pthread_mutex_init(&n->mu, NULL);
+	if (uv_loop_init(&n->loop)) {
+		errq_snprintf(err, errsz, "cannot start the notifier's loop");
+		goto fail;
+	}
+	n->multi = curl_multi_init();
+	if (!n->multi) {
+		uv_loop_close(&n->loop);
+		errq_snprintf(err, errsz, "cannot start libcurl");
+		goto fail;
+	}
+	curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(n->multi, CURLMOPT_SOCKETDATA, n);
+	curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(n->multi, CURLMOPT_TIMERDATA, n);
+	uv_async_init(&n->loop, &n->wake, on_wake);
+	n->wake.data = n;
+	uv_timer_init(&n->loop, &n->curl_timer);
+	n->curl_timer.data = n;
+	uv_timer_init(&n->loop, &n->sched_timer);
+	n->sched_timer.data = n;
+	if (pthread_create(&n->thread, NULL, loop_main, n)) {
+		errq_snprintf(err, errsz, "cannot start the notifier thread");
+		uv_walk(&n->loop, walk_close, NULL);
+		uv_run(&n->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&n->loop);
+		curl_multi_cleanup(n->multi);
+		goto fail;
+	}
+	*out = n;
+	return 0;
+fail:
+	pthread_mutex_destroy(&n->mu);
+	free(n);
+	return -1;
+}
+
+int notify_set_dests(struct notifier *n, const struct notify_dest *d, size_t count)
+{
+	if (count > NOTIFY_MAX_DESTS)
+		return -1;
+	struct dest_state *nd = calloc(count ? count : 1, sizeof(*nd));
+	if (!nd)
+		return -1;
+	for (size_t i = 0; i < count; i++)
+		nd[i].d = d[i];
+	pthread_mutex_lock(&n->mu);
+	free(n->new_dests);
+	n->new_dests = nd;
+	n->new_ndests = count;
+	n->dests_changed = true;
+	pthread_mutex_unlock(&n->mu);
+	uv_async_send(&n->wake);
+	return 0;
+}
+
+struct notify_delivery *notify_delivery_new(const char *body, size_t len)
+{
+	if (len > NOTIFY_BODY_MAX)
+		return NULL;
+	struct notify_delivery *d = calloc(1, sizeof(*d) + len + 1);
+	if (!d)
+		return NULL;
+	memcpy(d->body, body, len);
+	d->body[len] = '\0';
+	d->body_len = len;
+	return d;
+}
+
+int notify_submit(struct notifier *n, struct notify_delivery *d)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -1;
+	p->d = d;
+	uint64_t now_rt = errq_now_ns();
+	p->due = errq_mono_ns() + (d->not_before_ns > now_rt ? d->not_before_ns - now_rt : 0);
+	pthread_mutex_lock(&n->mu);
+	/* the loop's own count is not visible here: bound what waits in the inbox plus a margin
+	 * the loop checks again (it never holds more than NOTIFY_MAX_PENDING) */
+	if (n->stopping || n->inbox_n >= NOTIFY_MAX_PENDING) {
+		pthread_mutex_unlock(&n->mu);
+		free(p);
+		return -1;
+	}
+	p->next = NULL;
+	if (n->inbox_tail)
+		n->inbox_tail->next = p;
+	else
+		n->inbox = p;
+	n->inbox_tail = p;
+	n->inbox_n++;
+	pthread_mutex_unlock(&n->mu);
+	uv_async_send(&n->wake);
+	return 0;
+}
+
+void notify_stop(struct notifier *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->mu);
+	n->stopping = true;
+	pthread_mutex_unlock(&n->mu);
+	uv_async_send(&n->wake);
+	pthread_join(n->thread, NULL);
+	uv_loop_close(&n->loop);
+	curl_multi_cleanup(n->multi);
+	for (struct pending *p = n->inbox, *nx; p; p = nx) {
+		nx = p->next;
+		pending_free(p);
+	}
+	free(n->dests);
+	free(n->new_dests);
+	pthread_mutex_destroy(&n->mu);
+	free(n);
+}

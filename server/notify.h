@@ -1,0 +1,103 @@
+/* notify.h: alert delivery — webhooks through libcurl's multi interface on a libuv loop
+ * thread, and the log notifier.
+ *
+ * The notifier knows nothing of alerts or SQL: it is handed deliveries (an id, a destination,
+ * an ordering key, a body) and reports each attempt's result through one callback, on its
+ * loop thread; the caller records results durably (the outbox) and resubmits what was pending
+ * after a restart, with the attempts already made.
+ *
+ * Guarantees and policies:
+ *  - at least once: a delivery is retried until a 2xx, or until max_attempts attempts have
+ *    failed (then NOTIFY_DEAD: the caller dead-letters it);
+ *  - in order per key: deliveries with the same order key (an alert id) go one at a time, in
+ *    submit order, so a `resolved` never overtakes its `firing`;
+ *  - retries: exponential backoff with full jitter (NOTIFY_RETRY_BASE_MS doubling up to
+ *    NOTIFY_RETRY_MAX_MS), never sooner than a Retry-After the receiver sent;
+ *  - one destination never holds up another: all requests run concurrently on the multi
+ *    handle, each with the destination's timeout;
+ *  - each destination has a circuit breaker: after NOTIFY_BREAKER_FAILURES consecutive
+ *    failures it opens for a backoff (NOTIFY_BREAKER_MIN_MS doubling to NOTIFY_BREAKER_MAX_MS),
+ *    during which its deliveries wait without consuming attempts; then one probe goes out, and
+ *    a success closes it.  So a receiver's outage does not dead-letter alerts.
+ *  - bounds: NOTIFY_MAX_PENDING deliveries held (submit refuses more: the caller keeps them
+ *    in the outbox and resubmits later), NOTIFY_MAX_INFLIGHT requests at once, bodies up to
+ *    NOTIFY_BODY_MAX, response bodies discarded. */
+#ifndef ERRQD_NOTIFY_H
+#define ERRQD_NOTIFY_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define NOTIFY_MAX_DESTS 64
+#define NOTIFY_MAX_HEADERS 16
+#define NOTIFY_NAME_MAX 64
+#define NOTIFY_KEY_MAX 128
+#define NOTIFY_URL_MAX 2048
+#define NOTIFY_HEADER_MAX 1024
+#define NOTIFY_BODY_MAX (64u * 1024)
+#define NOTIFY_MAX_PENDING 4096
+#define NOTIFY_MAX_INFLIGHT 64
+#define NOTIFY_RETRY_BASE_MS 1000
+#define NOTIFY_RETRY_MAX_MS (5 * 60 * 1000)
+#define NOTIFY_BREAKER_FAILURES 3
+#define NOTIFY_BREAKER_MIN_MS 1000
+#define NOTIFY_BREAKER_MAX_MS (60 * 1000)
+
+enum notify_type { NOTIFY_WEBHOOK = 0, NOTIFY_LOG = 1 };
+
+struct notify_dest {
+	char name[NOTIFY_NAME_MAX];
+	int type;                 /* enum notify_type */
+	char url[NOTIFY_URL_MAX]; /* webhook */
+	uint32_t timeout_ms;      /* per request */
+	uint32_t max_attempts;
+	size_t n_headers;
+	char headers[NOTIFY_MAX_HEADERS][NOTIFY_HEADER_MAX]; /* "Name: value" */
+	char secret[256];         /* HMAC-SHA256 key; "" = unsigned */
+};
+
+struct notify_delivery {
+	uint64_t id;                          /* the caller's (outbox row) */
+	char dest[NOTIFY_NAME_MAX];
+	char order_key[NOTIFY_KEY_MAX];       /* one at a time per key, in submit order */
+	char idempotency_key[NOTIFY_KEY_MAX]; /* sent as Idempotency-Key */
+	uint32_t attempts;                    /* already made (after a restart) */
+	uint64_t not_before_ns;               /* realtime; 0 = now */
+	size_t body_len;
+	char body[];                          /* JSON */
+};
+
+enum notify_result { NOTIFY_DELIVERED, NOTIFY_RETRY, NOTIFY_DEAD };
+
+struct notify_report {
+	uint64_t id;
+	enum notify_result result;
+	uint32_t attempts;    /* made so far, this one included */
+	uint64_t retry_at_ns; /* NOTIFY_RETRY: realtime of the next attempt */
+	long http_status;     /* 0 when no response */
+	char error[256];      /* why it failed, "" when delivered */
+};
+
+/* Called on the notifier's loop thread after every attempt. */
+typedef void (*notify_report_fn)(void *ctx, const struct notify_report *r);
+
+/* Timing, for tests to shrink (NULL: the NOTIFY_* defaults). */
+struct notify_opts {
+	uint32_t retry_base_ms, retry_max_ms, breaker_min_ms, breaker_max_ms;
+};
+
+struct notifier;
+int notify_start(struct notifier **out, notify_report_fn fn, void *ctx, const struct notify_opts *o, char *err,
+		 size_t errsz);
+/* Replaces the destinations (a reload); deliveries to a removed one are reported DEAD. */
+int notify_set_dests(struct notifier *n, const struct notify_dest *d, size_t count);
+/* Takes d (malloc'd by the caller with notify_delivery_new) on success; -1 when
+ * NOTIFY_MAX_PENDING are held or the notifier is stopping (the caller keeps d). */
+int notify_submit(struct notifier *n, struct notify_delivery *d);
+struct notify_delivery *notify_delivery_new(const char *body, size_t len);
+/* Stops the loop: requests in flight are aborted (not reported), pending deliveries dropped
+ * (they are in the caller's outbox).  Accepts NULL. */
+void notify_stop(struct notifier *n);
+
+/* HMAC-SHA256 signature header value over "timestamp.body": "t=<ts>,v1=<hex>". */
+void notify_sign(const char *secret, uint64_t ts, const char *body, size_t len, char out[160]);
+#endif
