@@ -333,6 +333,8 @@ static void check_multi(struct notifier *n)
 		curl_multi_remove_handle(n->multi, e);
 		curl_easy_cleanup(e);
 		p->easy = NULL;
+		curl_slist_free_all(p->hdrs); /* built anew for each attempt */
+		p->hdrs = NULL;
 		n->ninflight--;
 		char why[256];
 		if (res != CURLE_OK) {
