@@ -41,12 +41,8 @@ static void emit(int level, const char *msg, va_list *fields)
 	char stackbuf[ERRQ_LOG_LINE_MAX + 8];
 	char ts[ERRQ_RFC3339_BUFSZ];
 	struct errq_buf b;
-	/* errq_buf on a fixed stack array: give it the array as its initial memory */
-	b.p = stackbuf;
-	b.len = 0;
-	b.cap = sizeof(stackbuf);
-	b.toobig = sizeof(stackbuf) - 2; /* room for "\n" */
-	stackbuf[0] = '\0';
+	errq_buf_init_fixed(&b, stackbuf, sizeof(stackbuf));
+	b.toobig = sizeof(stackbuf) - 2; /* keep room for the closing "}\n" */
 
 	errq_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":",
 			errq_fmt_rfc3339(ts, errq_now_ns()), level_names[level]);

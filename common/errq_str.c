@@ -13,6 +13,15 @@ void errq_buf_init(struct errq_buf *b, size_t toobig)
 	b->toobig = toobig;
 }
 
+void errq_buf_init_fixed(struct errq_buf *b, char *mem, size_t n)
+{
+	b->p = mem;
+	b->len = 0;
+	b->cap = n;
+	b->toobig = n; /* reserve() fails before it would need more than the array */
+	mem[0] = '\0';
+}
+
 void errq_buf_free(struct errq_buf *b)
 {
 	free(b->p);

@@ -17,6 +17,9 @@ struct errq_buf {
 };
 
 void errq_buf_init(struct errq_buf *b, size_t toobig);
+/* A buffer over caller memory (a stack array): it never grows past n - 1 bytes of content and
+ * must not be freed with errq_buf_free. */
+void errq_buf_init_fixed(struct errq_buf *b, char *mem, size_t n);
 void errq_buf_free(struct errq_buf *b);
 void errq_buf_reset(struct errq_buf *b); /* len = 0, keeps the memory */
 int errq_buf_add(struct errq_buf *b, const void *p, size_t n);

@@ -132,10 +132,7 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 	 * rowid range search rather than a predicate evaluated on every row of a scan. */
 	char sql[1024];
 	struct errq_buf q;
-	errq_buf_init(&q, sizeof(sql));
-	q.p = sql;
-	q.cap = sizeof(sql);
-	sql[0] = '\0';
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
 	errq_buf_addstr(&q, "SELECT " EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE 1");
 	if (f->before_rowid)
 		errq_buf_addstr(&q, " AND e.id < :before");
@@ -241,10 +238,7 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 	 * seen in the window is counted and the top ones kept (bounded by the window). */
 	char sql[3072];
 	struct errq_buf q;
-	errq_buf_init(&q, sizeof(sql));
-	q.p = sql;
-	q.cap = sizeof(sql);
-	sql[0] = '\0';
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
 	static const char *const keycol[] = {"g.last_seen", "cnt", "g.first_seen"};
 	int sort = f->sort >= 0 && f->sort <= 2 ? f->sort : 0;
 	errq_buf_addstr(&q, "SELECT * FROM (SELECT " GROUP_COLS ", ");
@@ -308,10 +302,7 @@ int store_get_group(struct store *s, const char *fingerprint, const struct store
 {
 	char sql[1536];
 	struct errq_buf q;
-	errq_buf_init(&q, sizeof(sql));
-	q.p = sql;
-	q.cap = sizeof(sql);
-	sql[0] = '\0';
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
 	errq_buf_addstr(&q, "SELECT " GROUP_COLS ", ");
 	add_count_expr(&q, f);
 	errq_buf_addstr(&q, " FROM groups g WHERE g.fingerprint = :fp");
