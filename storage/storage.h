@@ -158,9 +158,9 @@ void store_get_write_stats(struct store *s, struct store_write_stats *st);
 /* WAL checkpoints on a thread and connection of their own (store_checkpoint.c).  The writer
  * handle, opened with ckpt_external = true, never checkpoints by itself; it kicks the
  * checkpointer when its WAL has grown past STORE_CKPT_WAL_PAGES. */
-#define STORE_CKPT_INTERVAL_MS 250
-#define STORE_CKPT_WAL_PAGES 8192 /* 32 MiB of 4 KiB pages */
-#define STORE_CKPT_RESTART_PAGES 16384 /* past 64 MiB of WAL: a RESTART checkpoint */
+#define STORE_CKPT_INTERVAL_MS 1000
+#define STORE_CKPT_WAL_PAGES 16384 /* 64 MiB of 4 KiB pages */
+#define STORE_CKPT_RESTART_PAGES 32768 /* past 128 MiB of WAL: a RESTART checkpoint */
 #define STORE_CKPT_RESTART_WAIT_MS 1000 /* how long it waits for the writer's transaction */
 #define STORE_WAL_SIZE_LIMIT (64 * 1024 * 1024) /* journal_size_limit: the WAL file after a reset */
 struct store_ckpt;

@@ -68,7 +68,9 @@ static void *ckpt_main(void *arg)
 		uint64_t took = errq_mono_ns() - t0;
 
 		pthread_mutex_lock(&ck->mu);
-		if (rc == SQLITE_OK) {
+		if (rc == SQLITE_OK && log_frames < 0) {
+			ck->st.errors++; /* not in WAL mode: cannot happen after the check at start */
+		} else if (rc == SQLITE_OK) {
 			ck->st.checkpoints++;
 			ck->st.restarts += restarted;
 			ck->st.frames += (uint64_t)done_frames;
@@ -103,6 +105,22 @@ int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_
 		return -1;
 	}
 	sqlite3_busy_timeout(ck->db, 0); /* PASSIVE never waits; never make it */
+	/* A connection learns that the database is in WAL mode only when it first reads it: until
+	 * then a checkpoint on it is a silent no-op (it reports -1 frames).  This statement reads
+	 * the header and ends at once, holding no read transaction. */
+	char *jm = NULL;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(ck->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		jm = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (!jm || strcmp(jm, "wal") != 0) {
+		errq_snprintf(err, errsz, "checkpointer: '%s' is not in WAL mode (%s)", path, jm ? jm : sqlite3_errmsg(ck->db));
+		free(jm);
+		sqlite3_close(ck->db);
+		free(ck);
+		return -1;
+	}
+	free(jm);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <cmocka.h>
 
@@ -285,6 +287,44 @@ static void test_group_chain(void **state)
 	store_close(s);
 }
 
+/* The checkpointer really copies the WAL into the database (a connection that never read the
+ * file used to report -1 frames and copy nothing, letting the WAL grow without bound). */
+static void test_checkpointer_checkpoints(void **state)
+{
+	struct store *s = NULL;
+	struct store_ckpt *ck = NULL;
+	char err[512];
+	struct store_opts o = {.path = path, .ckpt_external = true};
+	assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+	assert_int_equal(store_ckpt_start(&ck, path, err, sizeof(err)), 0);
+	store_set_ckpt(s, ck);
+	uint8_t id[16];
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 2000; i++) {
+		struct store_event e = ev(id, 0, "ckpt", t0 + (uint64_t)i);
+		id[0] = 3;
+		id[13] = (uint8_t)(i >> 8);
+		id[14] = (uint8_t)i;
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+	store_ckpt_kick(ck);
+	struct store_ckpt_stats st = {0};
+	for (int i = 0; i < 3000 && st.frames == 0; i++) {
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+		store_ckpt_get_stats(ck, &st);
+	}
+	assert_true(st.frames > 0);
+	assert_int_equal(st.errors, 0);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 100 * 1024); /* the rows reached the database file itself */
+	store_ckpt_stop(ck);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +332,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_insert_dedupe_and_groups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_storage", tests, NULL, NULL);
 }
