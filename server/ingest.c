@@ -452,6 +452,9 @@ static void *writer_main(void *arg)
 			n = b->next;
 			b->ops->done(b, true);
 		}
+		/* the answers are out: now, between transactions, let the WAL start over if needed */
+		if (ig->o.store)
+			store_wal_catch_up(ig->o.store);
 		pthread_mutex_lock(&ig->mu);
 	}
 	run_jobs(ig); /* answer whatever was asked before the stop */

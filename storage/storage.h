@@ -158,14 +158,13 @@ void store_get_write_stats(struct store *s, struct store_write_stats *st);
 /* WAL checkpoints on a thread and connection of their own (store_checkpoint.c).  The writer
  * handle, opened with ckpt_external = true, never checkpoints by itself; it kicks the
  * checkpointer when its WAL has grown past STORE_CKPT_WAL_PAGES. */
-#define STORE_CKPT_INTERVAL_MS 1000
-#define STORE_CKPT_WAL_PAGES 16384 /* 64 MiB of 4 KiB pages */
-#define STORE_CKPT_RESTART_PAGES 32768 /* past 128 MiB of WAL: a RESTART checkpoint */
-#define STORE_CKPT_RESTART_WAIT_MS 1000 /* how long it waits for the writer's transaction */
+#define STORE_CKPT_INTERVAL_MS 250
+#define STORE_CKPT_WAL_PAGES 8192 /* 32 MiB of 4 KiB pages: kick the checkpointer */
+#define STORE_CKPT_CATCH_UP_PAGES 16384 /* past 64 MiB of WAL the writer completes a checkpoint */
 #define STORE_WAL_SIZE_LIMIT (64 * 1024 * 1024) /* journal_size_limit: the WAL file after a reset */
 struct store_ckpt;
 struct store_ckpt_stats {
-	uint64_t checkpoints, restarts, frames, errors, last_wal_frames, max_ns;
+	uint64_t checkpoints, frames, errors, last_wal_frames, max_ns;
 };
 int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz);
 void store_ckpt_kick(struct store_ckpt *ck);
@@ -173,6 +172,11 @@ void store_ckpt_get_stats(struct store_ckpt *ck, struct store_ckpt_stats *st);
 void store_ckpt_stop(struct store_ckpt *ck); /* accepts NULL */
 /* The writer's hook: called after each commit with the WAL size in pages. */
 void store_set_ckpt(struct store *s, struct store_ckpt *ck);
+/* Writer, between transactions: when the WAL has passed STORE_CKPT_CATCH_UP_PAGES, a RESTART
+ * checkpoint on the writer's own connection.  With no write in progress it copies every
+ * frame, so the next transaction starts the WAL over; the checkpointer thread has already
+ * copied all but the last few frames.  Returns 1 when it ran, 0 when not needed or busy. */
+int store_wal_catch_up(struct store *s);
 
 /* Exact count of stored events (a scan: for tests and small databases). */
 int store_count_events(struct store *s, uint64_t *n);

@@ -106,6 +106,19 @@ void store_set_ckpt(struct store *s, struct store_ckpt *ck)
 	s->ckpt = ck;
 }
 
+int store_wal_catch_up(struct store *s)
+{
+	if (s->in_txn || s->wal_pages < STORE_CKPT_CATCH_UP_PAGES)
+		return 0;
+	int log = 0, done = 0;
+	/* RESTART: waits (busy handler) for the checkpointer thread's pass to end, copies what is
+	 * left, and makes sure the next transaction writes from the WAL's start */
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
+	if (rc == SQLITE_OK)
+		s->wal_pages = 0;
+	return rc == SQLITE_OK;
+}
+
 static void free_handle(struct store *s)
 {
 	for (int i = 0; i < STMT_COUNT; i++)

@@ -8,8 +8,11 @@
  * the WAL has grown past STORE_CKPT_WAL_PAGES.  Once a checkpoint has copied every frame,
  * the writer's next transaction starts the WAL again from the beginning, so the WAL stays
  * about as large as what is written between two checkpoints (journal_size_limit trims the
- * file after a burst); under a steady load it takes a RESTART checkpoint now and then to get
- * there (see below).  A reader that stays open would pin the WAL; the query side keeps every
+ * file after a burst).  Under a steady write load a PASSIVE checkpoint here never reaches the
+ * end of the WAL (frames are appended while it copies), so the WAL would never start over:
+ * the writer itself finishes the job between transactions (store_wal_catch_up), after the
+ * answers of its last commit went out, when only the frames since this thread's last pass are
+ * left to copy.  A reader that stays open would pin the WAL; the query side keeps every
  * read to one short statement for that reason.
  *
  * Threads: the checkpoint thread; store_ckpt_kick() from the writer; store_ckpt_stop() from
@@ -52,19 +55,6 @@ static void *ckpt_main(void *arg)
 		int log_frames = 0, done_frames = 0;
 		uint64_t t0 = errq_mono_ns();
 		int rc = sqlite3_wal_checkpoint_v2(ck->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
-		bool restarted = false;
-		if (rc == SQLITE_OK && log_frames >= STORE_CKPT_RESTART_PAGES) {
-			/* Under a steady write load a PASSIVE checkpoint never catches up with the end
-			 * of the WAL (frames are appended while it copies), so the WAL would never start
-			 * over and would grow without bound — and every append to a growing file costs
-			 * the kernel zeroing of fresh pages.  Now that PASSIVE has copied nearly all of
-			 * it, a RESTART waits for the writer's transaction to end, copies the rest and
-			 * makes the next transaction write from the start of the WAL. */
-			sqlite3_busy_timeout(ck->db, STORE_CKPT_RESTART_WAIT_MS);
-			rc = sqlite3_wal_checkpoint_v2(ck->db, NULL, SQLITE_CHECKPOINT_RESTART, &log_frames, &done_frames);
-			sqlite3_busy_timeout(ck->db, 0);
-			restarted = rc == SQLITE_OK;
-		}
 		uint64_t took = errq_mono_ns() - t0;
 
 		pthread_mutex_lock(&ck->mu);
@@ -72,7 +62,6 @@ static void *ckpt_main(void *arg)
 			ck->st.errors++; /* not in WAL mode: cannot happen after the check at start */
 		} else if (rc == SQLITE_OK) {
 			ck->st.checkpoints++;
-			ck->st.restarts += restarted;
 			ck->st.frames += (uint64_t)done_frames;
 			ck->st.last_wal_frames = (uint64_t)log_frames;
 			if (took > ck->st.max_ns)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,8 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* a test that dies (or fails and is torn down) must not leave its errqd running */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) { /* both outputs: an orphan must never hold the test's pipes */
 			dup2(fd, 1);
