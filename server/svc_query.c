@@ -339,10 +339,22 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		st = OOM(details, dsz);
 		goto out;
 	}
+	/* the API's globs know * and ? only: a '[' is a literal character, not a class */
+	char glob[2 * 256 + 1];
+	size_t gl = 0;
+	for (const char *p = in->error_type; *p && gl + 4 < sizeof(glob); p++) {
+		if (*p == '[') {
+			memcpy(glob + gl, "[[]", 3);
+			gl += 3;
+		} else {
+			glob[gl++] = *p;
+		}
+	}
+	glob[gl] = '\0';
 	struct store_group_filter f = {
 	    .service = in->service,
 	    .environment = in->environment,
-	    .error_type = in->error_type,
+	    .error_type = glob,
 	    .status = in->status,
 	    .since_ns = in->since_unix_nano,
 	    .until_ns = in->until_unix_nano,

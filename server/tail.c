@@ -47,6 +47,29 @@ static char *dup_filter(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
+/* The API's globs know * and ? only: '[' becomes the literal "[[]" for fnmatch. */
+static char *dup_glob(const char *s)
+{
+	if (!s || !*s)
+		return NULL;
+	size_t n = 0;
+	for (const char *p = s; *p; p++)
+		n += *p == '[' ? 3 : 1;
+	char *g = malloc(n + 1), *o = g;
+	if (!g)
+		return NULL;
+	for (const char *p = s; *p; p++) {
+		if (*p == '[') {
+			memcpy(o, "[[]", 3);
+			o += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return g;
+}
+
 static void sub_free(struct tail_sub *t)
 {
 	while (t->count) {
@@ -200,7 +223,7 @@ static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc
 	t->call = call;
 	t->service = dup_filter(in->service);
 	t->environment = dup_filter(in->environment);
-	t->error_type = dup_filter(in->error_type);
+	t->error_type = dup_glob(in->error_type);
 	t->fingerprint = dup_filter(in->fingerprint);
 	errq__v1__tail_request__free_unpacked(in, NULL);
 	t->send_tag = (struct tag){on_send, t};
