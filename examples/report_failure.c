@@ -2,10 +2,12 @@
  *
  *   report_failure [SERVICE]          (default service "example-checkout")
  *   ERRQ_ADDR=host:port               (default 127.0.0.1:4770)
+ *   ERRQ_SPOOL_DIR=dir                (optional: keep undelivered events on disk)
  *
- * Reports a network error, a data-format error and a timeout, waits up to 10 s for the
- * collector to acknowledge them, prints one line with the counts, and exits 0 only when the
- * collector stored all three.  This file uses only the public header, <errq.h>. */
+ * Reports a network error, a data-format error and a timeout, and the outcome of each task
+ * (for failure-rate rules), waits up to 10 s for the collector to acknowledge the events,
+ * prints one line with the counts, and exits 0 only when the collector stored all three.
+ * This file uses only the public header, <errq.h>. */
 #include <errq.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +90,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "report_failure: %s\n", errq_strerror(ERRQ_ENOMEM));
 		goto out;
 	}
+	const char *spool = getenv("ERRQ_SPOOL_DIR");
 	if ((err = errq_options_set_collector(o, addr)) || (err = errq_options_set_service(o, service)) ||
-	    (err = errq_options_set_environment(o, "example"))) {
+	    (err = errq_options_set_environment(o, "example")) ||
+	    (spool && *spool && (err = errq_options_set_spool_dir(o, spool)))) {
 		fprintf(stderr, "report_failure: bad option (collector '%s', service '%s'): %s\n", addr,
 			service, errq_strerror(err));
 		errq_options_free(o);
@@ -110,6 +114,12 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* Outcomes: every call of a task, failed or not, so rules can use a failure rate.  The
+	 * counts are summed in memory and sent every few seconds (and by errq_client_close). */
+	errq_record_outcome(c, "charge_card", false);
+	errq_record_outcome(c, "charge_card", true); /* the retry that worked */
+	errq_record_outcome(c, "parse_cart", false);
+	errq_record_outcome(c, "reserve_inventory", false);
 
 	err = errq_client_flush(c, FLUSH_TIMEOUT_MS);
 	errq_client_stats(c, &st);
@@ -133,6 +143,13 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	errq_client_close(c, 0); /* everything is acknowledged or given up on by now */
+	if (c) {
+		/* delivers the outcome counts (or spools or drops them, counted) and frees c; the
+		 * events are acknowledged or given up on by now */
+		size_t lost = errq_client_close(c, rc == 0 ? 2000 : 0);
+		if (lost)
+			fprintf(stderr, "report_failure: %zu event(s) neither delivered nor spooled\n",
+				lost);
+	}
 	return rc;
 }

@@ -29,6 +29,15 @@
  * Thread safety: an errq_client_t may be used from any number of threads at once, except that
  * errq_client_close() must be the last call on it.  An errq_event_t or errq_options_t
  * belongs to one thread at a time (the one building it).
+ *
+ * fork(): a client belongs to the process that created it.  In a child, the parent's client
+ * is inert: errq_report() and errq_record_outcome() drop with ERRQ_EFORKED (counted in
+ * stats.dropped_forked / outcomes_dropped), errq_client_flush() returns ERRQ_EFORKED at
+ * once, and errq_client_close() frees only plain memory (never gRPC state, never the
+ * parent's thread).  Create clients after forking (in each worker).  See docs/client.md.
+ *
+ * docs/client.md describes the delivery guarantee, every limit and what happens at it, the
+ * spool's file format and its crash semantics.
  */
 #ifndef ERRQ_H
 #define ERRQ_H
@@ -65,7 +74,9 @@ extern "C" {
 	XX(ETOOBIG, -4, "event too big: event dropped")                                    \
 	XX(ECLOSED, -5, "client is closing: event dropped")                                \
 	XX(ETIMEDOUT, -6, "timed out")                                                     \
-	XX(ETHREAD, -7, "cannot start the background thread")
+	XX(ETHREAD, -7, "cannot start the background thread")                             \
+	XX(EFORKED, -8, "client belongs to the parent process (fork): dropped")           \
+	XX(EIO, -9, "cannot read the file")
 
 typedef enum {
 	ERRQ_OK = 0,
@@ -88,7 +99,9 @@ ERRQ_EXPORT const char *errq_version(void);
  * Options.  Built by the caller, then handed to errq_client_new(), which takes them.
  * Every setter copies what it is given and returns ERRQ_OK, ERRQ_EINVAL (NULL options or a
  * value out of the documented range; the option keeps its previous value) or ERRQ_ENOMEM.
- * Limits marked [bytes] count the encoded size of events plus a small per-event overhead.
+ * Limits marked [bytes] count what events take in memory: errq_report() encodes an event at
+ * once (protobuf, as it goes on the wire) and frees the builder, so an event costs its
+ * encoded size plus a small allocation overhead until the collector answers it.
  */
 typedef struct errq_options errq_options_t;
 
@@ -123,16 +136,53 @@ ERRQ_EXPORT int errq_options_set_max_batch_events(errq_options_t *opts, size_t e
 ERRQ_EXPORT int errq_options_set_max_batch_bytes(errq_options_t *opts, size_t bytes);
 /* How long a partly filled batch may wait for more events, 0..60000 ms.  Default 50. */
 ERRQ_EXPORT int errq_options_set_linger_ms(errq_options_t *opts, unsigned ms);
-/* Batches sent and not yet acknowledged, 1..64.  Default 4. */
+/* Batches sent and not yet acknowledged, 1..64.  Default 16 (the collector commits what
+ * arrives together: a deeper pipeline, more throughput; the memory stays within the byte
+ * budget, which counts events in flight). */
 ERRQ_EXPORT int errq_options_set_max_inflight(errq_options_t *opts, unsigned batches);
 /* Reconnect backoff: after the n-th consecutive failure the client waits a uniformly random
  * time in [0, min(max_ms, initial_ms * 2^n)] ("full jitter").  1 <= initial_ms <= max_ms
  * <= 3600000.  Defaults 100 and 30000. */
 ERRQ_EXPORT int errq_options_set_reconnect_backoff(errq_options_t *opts, unsigned initial_ms,
 						   unsigned max_ms);
-/* When on, the background thread logs stream failures and reconnects to stderr, one JSON
- * object per line.  Default off: the library prints nothing. */
+/* When on, the background thread logs stream failures, circuit changes and spool problems
+ * to stderr, one JSON object per line.  Default off: the library prints nothing. */
 ERRQ_EXPORT int errq_options_set_debug(errq_options_t *opts, bool on);
+/* Client-side circuit: after this many consecutive streams failed without an answer (the
+ * collector refused, was unreachable or timed out), the client stops trying for a backoff
+ * period (a random time in [cap/2, cap], cap as above), spools what it holds when a spool is
+ * configured, then probes with one batch (half-open) and resumes when it is answered.
+ * 1..1000.  Default 5. */
+ERRQ_EXPORT int errq_options_set_circuit_threshold(errq_options_t *opts, unsigned failures);
+/* When the oldest batch written on a stream has had no answer for this long, the client
+ * cancels the stream and resends on a new one (a collector that accepts the connection
+ * but never answers cannot wedge it).  100..3600000 ms.  Default 30000. */
+ERRQ_EXPORT int errq_options_set_ack_timeout(errq_options_t *opts, unsigned ms);
+/* errq_record_outcome() counts are sent every this many seconds, 1..3600.  Default 5. */
+ERRQ_EXPORT int errq_options_set_outcome_interval(errq_options_t *opts, unsigned seconds);
+/* Disk spool: a directory (created if its parent exists; one client per directory, others
+ * find it locked and run without a spool) where batches go when the collector is unreachable
+ * (the circuit is open), when the queue is half full (instead of refusing reports), and when
+ * errq_client_close() gives up on them; the client sends them (first, then alternating with
+ * new ones) once the collector answers, also the next client started on the directory, and
+ * deletes each file once it is answered.
+ * All disk I/O runs on the background thread.  NULL or "" disables.  Default: none.
+ * Refuses paths over 4000 bytes (ERRQ_EINVAL). */
+ERRQ_EXPORT int errq_options_set_spool_dir(errq_options_t *opts, const char *dir);
+/* Bytes of spool files kept at most (headers included), 64 KiB..1 TiB.  Default 64 MiB.
+ * At the limit the oldest files are deleted (their events counted in stats.dropped_spool). */
+ERRQ_EXPORT int errq_options_set_spool_max_bytes(errq_options_t *opts, uint64_t bytes);
+/* TLS to the collector.  Each path may be NULL: ca_pem_path names the PEM roots that must
+ * have signed the collector's certificate (NULL: gRPC's default roots); cert_path and
+ * key_path, both or neither, a client certificate and its key (mutual TLS).  The files are
+ * read now (at most 1 MiB each): ERRQ_EIO when one cannot be read, ERRQ_EINVAL when only one
+ * of cert_path and key_path is given.  Default: no TLS (plaintext). */
+ERRQ_EXPORT int errq_options_set_tls(errq_options_t *opts, const char *ca_pem_path,
+				     const char *cert_path, const char *key_path);
+/* A bearer token sent as "authorization: Bearer TOKEN" metadata on every stream.  Printable
+ * ASCII, at most 4096 bytes (ERRQ_EINVAL otherwise).  NULL or "" clears.  Default: none.
+ * Send it only over TLS outside a trusted network. */
+ERRQ_EXPORT int errq_options_set_token(errq_options_t *opts, const char *token);
 
 /* ------------------------------------------------------------------------------------------
  * Events.  A builder that copies everything it is given.  Strings must be NUL-terminated;
@@ -186,19 +236,24 @@ ERRQ_EXPORT int errq_event_set_time_ns(errq_event_t *ev, uint64_t unix_ns);
 typedef struct errq_client errq_client_t;
 
 /* Starts a client.  Takes opts on every path (the client keeps them, or they are freed on
- * failure): the caller never touches or frees them again.  NULL opts means all defaults.  Starts the background thread and
- * returns at once; the connection is made when there is something to send.  Returns NULL
- * when out of memory or when the thread cannot be started.  Release with
- * errq_client_close(). */
+ * failure): the caller never touches or frees them again.  NULL opts means all defaults.
+ * Starts the background thread and returns at once; the connection is made when there is
+ * something to send (or spooled batches to deliver).  Returns NULL when out of memory or
+ * when the thread cannot be started.  In a forked child of a process that had a client
+ * (gRPC cannot be used there) it returns an inert client that drops with ERRQ_EFORKED.
+ * Release with errq_client_close(). */
 ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts);
 
-/* Reports an event.  Takes ev on every path: on success it belongs to the client, on error
- * it has been freed (the caller never touches it again).  Thread-safe, never blocks on the
- * network: it stamps the event id and time, and appends it to the queue.  Returns
- * ERRQ_OK (queued; delivery follows in the background), ERRQ_EINVAL (NULL client or event,
- * or no service anywhere), ERRQ_EQUEUEFULL (the capacity or the byte budget is used up: the
- * new event is dropped, the queued ones stay), ERRQ_ETOOBIG (the event alone is bigger than
- * the byte budget) or ERRQ_ECLOSED; every error is also counted in errq_client_stats(). */
+/* Reports an event.  Takes ev on every path: it is freed before this returns (the caller
+ * never touches it again).  Thread-safe, never blocks on the network: it stamps the time,
+ * encodes the event into one allocation (outside any lock), then takes one short lock to
+ * stamp the id and append it to the queue.  Returns ERRQ_OK (queued; delivery follows in
+ * the background), ERRQ_EINVAL (NULL client or event, or no service anywhere),
+ * ERRQ_EQUEUEFULL (the capacity or the byte budget is used up: the new event is dropped, the
+ * queued ones stay), ERRQ_ETOOBIG (the event alone is bigger than the byte budget),
+ * ERRQ_ENOMEM, ERRQ_ECLOSED or ERRQ_EFORKED (called in a forked child); every error is also
+ * counted in errq_client_stats().  Its cost is a few hundred nanoseconds, no system call in
+ * the common case. */
 ERRQ_EXPORT int errq_report(errq_client_t *client, errq_event_t *ev);
 
 /* Convenience: builds an event of the client's service with error_type, code (may be NULL)
@@ -209,21 +264,36 @@ ERRQ_EXPORT int errq_report_failure(errq_client_t *client, const char *error_typ
 ERRQ_EXPORT int errq_report_failurev(errq_client_t *client, const char *error_type,
 				     const char *code, const char *fmt, va_list ap) ERRQ_PRINTF(4, 0);
 
+/* Counts one call of task (NULL or "": the service as a whole) of the client's service as
+ * succeeded (ok) or failed, for failure-rate rules.  Counts are summed per task in memory and
+ * sent every outcome interval as Outcome records, in a batch whose batch_id makes a resend
+ * count once.  Thread-safe, never blocks on the network; allocates only the first time a
+ * task is seen in a window.  Returns ERRQ_OK, ERRQ_EINVAL (NULL client, or the client has no
+ * service), ERRQ_EQUEUEFULL (a new task while 1024 tasks are counted in this window),
+ * ERRQ_ECLOSED, ERRQ_EFORKED or ERRQ_ENOMEM; every refusal is counted in
+ * stats.outcomes_dropped. */
+ERRQ_EXPORT int errq_record_outcome(errq_client_t *client, const char *task, bool ok);
+
 /* Waits until every event reported before this call has been answered by the collector
- * (stored, a duplicate, or rejected) or dropped.  timeout_ms < 0 waits without limit.
- * Returns ERRQ_OK, ERRQ_ETIMEDOUT, or ERRQ_EINVAL for a NULL client.  Thread-safe; the
- * events stay queued after a timeout. */
+ * (stored, a duplicate, or rejected), written to the spool, or dropped.  timeout_ms < 0
+ * waits without limit.  Returns ERRQ_OK, ERRQ_ETIMEDOUT, ERRQ_EFORKED (in a forked child,
+ * at once) or ERRQ_EINVAL for a NULL client.  Thread-safe; the events stay queued after a
+ * timeout.  Outcome counts are not waited for. */
 ERRQ_EXPORT int errq_client_flush(errq_client_t *client, int timeout_ms);
 
-/* Closes the client: refuses new reports (ERRQ_ECLOSED), flushes for up to timeout_ms
- * (< 0: without limit, 0: not at all), then stops the background thread, drops what is still
- * unacknowledged and frees everything.  Accepts NULL (returns 0).  Returns the number of
- * events that were accepted by errq_report() but never acknowledged (0 when everything was
- * delivered).  client is invalid afterwards. */
-ERRQ_EXPORT size_t errq_client_close(errq_client_t *client, int timeout_ms);
+/* The client-side circuit's states (errq_stats_t.circuit_state). */
+typedef enum {
+	ERRQ_CIRCUIT_CLOSED = 0,   /* streams are opened as needed */
+	ERRQ_CIRCUIT_OPEN = 1,     /* too many failures in a row: no attempt until the period ends */
+	ERRQ_CIRCUIT_HALF_OPEN = 2 /* probing: one batch in flight until it is answered */
+} errq_circuit_t;
 
 /* Counters since errq_client_new().  Event counts unless named otherwise.  The struct only
- * grows into its reserved tail, so its size never changes. */
+ * grows into its reserved tail, so its size (64 uint64_t) never changes.
+ * Identities: queued = acked + spooled + pending + (dropped_closed at close) + (dropped_nomem
+ * while batching) (dropped_closed also counts reports refused while closing, dropped_nomem
+ * reports that could not be encoded); accepted + duplicates + rejected = acked +
+ * spool_replayed. */
 typedef struct errq_stats {
 	uint64_t queued;             /* accepted by errq_report() */
 	uint64_t pending;            /* now: accepted and not yet answered or dropped */
@@ -237,7 +307,7 @@ typedef struct errq_stats {
 	uint64_t dropped_too_big;    /* refused by errq_report(): one event over the byte budget */
 	uint64_t dropped_closed;     /* reported while closing, or unacknowledged at close */
 	uint64_t dropped_invalid;    /* refused by errq_report(): NULL event or no service */
-	uint64_t dropped_nomem;      /* lost to an allocation failure while batching */
+	uint64_t dropped_nomem;      /* lost to an allocation failure (reporting or batching) */
 	uint64_t truncated;          /* accepted with at least one field cut */
 	uint64_t batches_sent;       /* batches written (once per batch, resends aside) */
 	uint64_t batches_acked;      /* batches answered */
@@ -245,11 +315,41 @@ typedef struct errq_stats {
 	uint64_t reconnects;         /* streams opened after the first one */
 	uint64_t stream_failures;    /* streams that ended in an error */
 	uint64_t connected;          /* now: 1 while a stream is open and has been answered */
-	uint64_t reserved_[12];
+	uint64_t dropped_forked;     /* refused: called in a forked child (the parent's client) */
+	uint64_t spooled;            /* written to the spool (no longer in memory nor pending) */
+	uint64_t spool_replayed;     /* events of spool files answered by the collector */
+	uint64_t dropped_spool;      /* lost from the spool: the oldest files deleted at its limits */
+	uint64_t spool_corrupt;      /* spool files found torn or corrupt, deleted (files) */
+	uint64_t spool_errors;       /* spool directory or write failures (operations) */
+	uint64_t spool_files;        /* now: files in the spool */
+	uint64_t spool_bytes;        /* now: their bytes */
+	uint64_t circuit_state;      /* now: an errq_circuit_t */
+	uint64_t circuit_opens;      /* times the circuit opened */
+	uint64_t consecutive_failures; /* now: streams failed in a row without an answer */
+	uint64_t ack_timeouts;       /* streams given up for an answer overdue (errq_options_set_ack_timeout) */
+	uint64_t outcomes_recorded;  /* errq_record_outcome() calls counted */
+	uint64_t outcomes_acked;     /* of those, answered by the collector (calls) */
+	uint64_t outcomes_dropped;   /* calls refused or lost (table full, close without spool) */
+	uint64_t reserved_[29];
 } errq_stats_t;
 
-/* Fills *stats.  Returns ERRQ_OK, or ERRQ_EINVAL when an argument is NULL. */
+/* Fills *stats.  Returns ERRQ_OK, or ERRQ_EINVAL when an argument is NULL.  Works in a
+ * forked child too (the counters of the child's copy). */
 ERRQ_EXPORT int errq_client_stats(errq_client_t *client, errq_stats_t *stats);
+
+/* Closes the client: refuses new reports (ERRQ_ECLOSED), flushes for up to timeout_ms
+ * (< 0: without limit, 0: not at all), then stops the background thread.  What is still
+ * unacknowledged then (events and the last outcome counts) is written to the spool when one
+ * is configured and usable, otherwise dropped; writing the spool takes what the disk takes
+ * beyond timeout_ms.  Frees everything.  Accepts NULL (returns 0).  Returns the number of
+ * events that were accepted by errq_report() but are neither acknowledged nor spooled: lost
+ * (0 when everything was delivered or spooled).  client is invalid afterwards.  In a forked
+ * child it only frees memory and returns the events in the child's queue. */
+ERRQ_EXPORT size_t errq_client_close(errq_client_t *client, int timeout_ms);
+/* The same, and when final is not NULL fills it with the client's last counters (after the
+ * spool was written), e.g. to log them at exit. */
+ERRQ_EXPORT size_t errq_client_close_stats(errq_client_t *client, int timeout_ms,
+					   errq_stats_t *final);
 
 #ifdef __cplusplus
 }

@@ -1,30 +1,37 @@
-/* errq_client.c: the client object: create, report, flush, stats, close.
+/* errq_client.c: the client object: create, report, flush, stats, close; fork safety.
  *
- * Threading protocol (the sender side is in errq_sender.c)
- * ---------------------------------------------------------
+ * Threading protocol (the sender side is in errq_sender.c, outcomes in errq_outcome.c, the
+ * disk spool in errq_spool.c)
+ * ----------------------------------------------------------------------------------------
  * Threads: any number of application threads call errq_report(), errq_report_failure(),
- * errq_client_flush() and errq_client_stats() concurrently; exactly one thread calls
- * errq_client_close(), last.  One background thread per client (the sender) runs
- * errq__sender_main() from errq_client_new() until errq_client_close().
+ * errq_record_outcome(), errq_client_flush() and errq_client_stats() concurrently; exactly
+ * one thread calls errq_client_close(), last.  One background thread per client (the
+ * sender) runs errq__sender_main() from errq_client_new() until errq_client_close(); it
+ * alone touches gRPC and the disk.
  *
  * Ownership:
  *  - c->cfg and the sz_* sizes are written before the sender starts and never after: read
  *    freely by every thread without the lock.
  *  - c->mu guards everything in the "guarded by mu" block of struct errq_client: the report
  *    queue (q_*), the accounting (held_*, next_ordinal, sender_low), the id generator, the
- *    flags (closing, stop, sender_waiting, connected), flush bookkeeping and every counter
- *    in c->st.  Nothing under mu ever blocks: no allocation, no gRPC call, no I/O.
- *  - c->snd (channel, completion queue, stream, pending events, batches) belongs to the
- *    sender thread alone from errq_client_new() until it exits; errq_client_close() reads
- *    it only after joining the thread.
- *  - An event belongs to the caller until errq_report(); inside errq_report() it is put on
- *    the queue under mu and from then on belongs to the client.  The sender moves the whole
- *    queue to its pending list under mu (O(1)), encodes events into batches outside the lock
- *    and frees them; a batch is freed when the collector answers its seq.
+ *    flags (closing, stop, sender_waiting, connected), flush bookkeeping, o_windows,
+ *    spool_lockfd and every counter in c->st.  Nothing under mu ever blocks: no
+ *    allocation, no gRPC call, no I/O.
+ *  - c->omu guards the outcome window (errq_outcome.c).  Lock order: reg_mu, mu, omu.
+ *  - c->snd (channel, completion queue, stream, pending events, batches, spool, spare
+ *    outcome table) belongs to the sender thread alone from errq_client_new() until it
+ *    exits; errq_client_close() reads it only after joining the thread.
+ *  - An event belongs to the caller until errq_report().  errq_report() encodes it (outside
+ *    the lock, on the caller's thread, where it is in cache) into one errq_qev allocation,
+ *    frees the builder, and puts the errq_qev on the queue under mu: from then on it belongs
+ *    to the client.  The sender moves the whole queue to its pending list under mu (O(1)),
+ *    copies encoded events into batches outside the lock and frees them; a batch is freed
+ *    when the collector answers its seq, or when it has been written to the spool.
  *
- * Accounting: held_count/held_bytes count every accepted event until it is answered or
- * dropped, wherever it is (queue, pending, batch), so the capacity and byte budget bound all
- * the memory the client keeps for events, including what is in flight.
+ * Accounting: held_count/held_bytes count every accepted event until it is answered,
+ * spooled or dropped, wherever it is (queue, pending, batch), so the capacity and byte
+ * budget bound all the memory the client keeps for events, including what is in flight.
+ * Spool files being replayed are bounded apart (ERRQ__SPOOL_REPLAY_*).
  *
  * Flush: events get consecutive ordinals under mu.  The lowest unresolved ordinal is
  * min(queue head, sender_low, next_ordinal); the sender keeps sender_low <= the lowest
@@ -33,21 +40,44 @@
  * saw on entry, so it waits exactly for the events reported before it.
  *
  * Wake-ups: the sender sleeps on wake_cv only when it has nothing to poll; errq_report()
- * signals it only when it is asleep and the queue just became non-empty or reached a full
- * batch, so a report costs no system call in the common case.  While batches are in
- * flight the sender polls its completion queue with short deadlines instead.
+ * signals it (after unlocking mu) only when it is asleep and the queue just became non-empty
+ * while the sender had nothing pending (sender_lingers false: with events pending it has
+ * its own timer), or the queue reached a full batch; so a report costs no system call in
+ * the common case.  mu is an adaptive mutex: a contended report spins briefly.  errq_record_outcome()
+ * signals it when a window opens.  While batches are in flight the sender polls its
+ * completion queue with short deadlines instead.
  *
- * Shutdown (errq_client_close): (1) under mu set closing: reports now fail with ERRQ_ECLOSED;
- * (2) flush for up to the timeout; (3) under mu set stop and signal wake_cv; (4) the sender
- * cancels its call, drains its completion queue until every operation has completed,
- * unrefs the call, destroys the channel, shuts down and drains the completion queue, and
- * drops (counting) every event it still holds and every event left in the queue; (5) the
- * closing thread joins it, destroys the lock and condition variables, frees the options and
+ * Fork: gRPC 1.51 cannot be used in a child after fork() (its threads are gone), and the
+ * child must never touch the parent's channel, call or thread.  Every live client is on a
+ * process-wide list (reg_mu).  pthread_atfork handlers (registered once): prepare takes
+ * reg_mu and every client's mu and omu, so the fork happens while no queue, counter or
+ * outcome table is half-updated; parent releases them; child releases them too, then marks
+ * every client forked, reseeds its id generator (parent and child must never make the same
+ * event ids: they share the generator's state at the fork), closes its copy of the spool's
+ * lock file (the parent keeps the lock), and remembers that gRPC is unusable in this
+ * process when a client was alive.  A forked copy is inert: reports and outcomes are
+ * dropped and counted (ERRQ_EFORKED), flush returns at once; its close frees only what
+ * mu/omu guard (queue, outcome window) and the options, never c->snd (the sender may have
+ * been in the middle of changing it), gRPC objects or condition variables, and joins no
+ * thread; the struct is parked on a list, reachable, so that what it holds is not a leak.
+ * errq_client_new() in such a child makes an inert client.
+ * The check in errq_report() reads c->forked (one load: getpid() is a system call, ~150 ns);
+ * flush, stats and close also compare getpid() with the creator's pid, which catches a
+ * child made without the atfork handlers (a raw clone()): there close frees nothing.
+ *
+ * Shutdown (errq_client_close): (1) under mu set closing (and under omu o_closing): reports
+ * and outcomes now fail with ERRQ_ECLOSED; (2) flush for up to the timeout; (3) under mu set
+ * stop and signal wake_cv; (4) the sender cancels its call, drains its completion queue
+ * until every operation has completed, unrefs the call, destroys the channel, shuts down and
+ * drains the completion queue, cuts the last outcome window, writes what is unanswered to
+ * the spool if there is one, and drops (counting) the rest; (5) the closing thread joins it,
+ * unregisters the client, destroys the locks and condition variables, frees the options and
  * the client, and releases gRPC with grpc_shutdown().
  */
 #include "client_int.h"
 
 #include <errno.h>
+#include <grpc/grpc_security.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,13 +89,149 @@
 #include "errq_time.h"
 #include "errq_banned.h"
 
+_Static_assert(sizeof(errq_stats_t) == 64 * sizeof(uint64_t), "errq_stats_t keeps its size");
+
+/* ---- the process's clients, for the fork handlers */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static errq_client_t *reg_head; /* guarded by reg_mu */
+static unsigned reg_grpc;       /* clients that use gRPC in this process; guarded by reg_mu */
+static bool reg_tainted;        /* a child of a process whose clients used gRPC; reg_mu */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* Forked copies closed in this process: kept, never freed, because what their sender held
+ * (c->snd) may have been half-updated at the fork; on this list it stays reachable instead
+ * of leaking.  Guarded by reg_mu. */
+static errq_client_t *parked;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&reg_mu);
+	for (errq_client_t *c = reg_head; c; c = c->reg_next) {
+		pthread_mutex_lock(&c->mu);
+		pthread_mutex_lock(&c->omu);
+	}
+}
+
+static void atfork_parent(void)
+{
+	for (errq_client_t *c = reg_head; c; c = c->reg_next) {
+		pthread_mutex_unlock(&c->omu);
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/* In the child, the only thread, holding every lock prepare took. */
+static void atfork_child(void)
+{
+	for (errq_client_t *c = reg_head; c; c = c->reg_next) {
+		c->forked = true;
+		errq_idgen_reseed(&c->idgen);
+		if (c->spool_lockfd >= 0) { /* the parent's flock stays with the parent */
+			close(c->spool_lockfd);
+			c->spool_lockfd = -1;
+		}
+		pthread_mutex_unlock(&c->omu);
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (reg_grpc)
+		reg_tainted = true;
+	reg_grpc = 0;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static void reg_add(errq_client_t *c)
+{
+	pthread_mutex_lock(&reg_mu);
+	c->reg_prev = NULL;
+	c->reg_next = reg_head;
+	if (reg_head)
+		reg_head->reg_prev = c;
+	reg_head = c;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(errq_client_t *c)
+{
+	pthread_mutex_lock(&reg_mu);
+	if (c->reg_prev)
+		c->reg_prev->reg_next = c->reg_next;
+	else if (reg_head == c)
+		reg_head = c->reg_next;
+	if (c->reg_next)
+		c->reg_next->reg_prev = c->reg_prev;
+	c->reg_prev = c->reg_next = NULL;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/* A forked copy, or a client of a child that cannot use gRPC. */
+static bool is_forked(const errq_client_t *c)
+{
+	return c->forked || getpid() != c->pid;
+}
+
+/* The channel to the collector: errq's channel arguments (no retries: resends are ours; no
+ * BDP probing: bounded windows; subchannels of its own, see errq_sender.c stream_open) over
+ * plaintext or TLS.  NULL when gRPC refuses. */
+grpc_channel *errq__channel_new(const struct errq_options *o)
+{
+	grpc_arg args[6];
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = (char *)GRPC_ARG_ENABLE_RETRIES;
+	args[0].value.integer = 0;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+	args[1].value.integer = 0;
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[2].value.integer = 16 << 20;
+	/* gRPC's own reconnect backoff (1 s, x1.6, up to 120 s by default) follows the client's:
+	 * the client opens a fresh channel for each attempt after a failure (errq_sender.c,
+	 * stream_open), so this only paces gRPC's background reconnects of the current one */
+	args[3].type = GRPC_ARG_INTEGER;
+	args[3].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+	args[3].value.integer = (int)o->backoff_initial_ms;
+	args[4].type = GRPC_ARG_INTEGER; /* (not MIN_RECONNECT_BACKOFF: that is the connect timeout) */
+	args[4].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+	args[4].value.integer = (int)o->backoff_max_ms;
+	args[5].type = GRPC_ARG_INTEGER;
+	args[5].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[5].value.integer = 1;
+	grpc_channel_args ca = {6, args};
+	grpc_channel_credentials *creds;
+	if (o->tls) {
+		grpc_ssl_pem_key_cert_pair pair = {o->tls_key_pem, o->tls_cert_pem};
+		creds = grpc_ssl_credentials_create(o->tls_ca_pem, o->tls_cert_pem ? &pair : NULL,
+						    NULL, NULL);
+	} else {
+		creds = grpc_insecure_credentials_create();
+	}
+	if (!creds)
+		return NULL;
+	grpc_channel *ch = grpc_channel_create(o->collector, creds, &ca);
+	grpc_channel_credentials_release(creds);
+	return ch;
+}
+
 /* Frees a fully constructed client whose sender has exited (and destroyed the channel). */
 static void client_free(errq_client_t *c)
 {
+	reg_remove(c);
 	if (c->snd.ch)
 		grpc_channel_destroy(c->snd.ch);
-	if (c->grpc_inited)
+	if (c->grpc_inited) {
 		grpc_shutdown();
+		pthread_mutex_lock(&reg_mu);
+		if (reg_grpc) /* 0 in a child, where gRPC was never ours */
+			reg_grpc--;
+		pthread_mutex_unlock(&reg_mu);
+	}
+	errq__outcomes_free(c);
+	pthread_mutex_destroy(&c->omu);
 	pthread_cond_destroy(&c->done_cv);
 	pthread_cond_destroy(&c->wake_cv);
 	pthread_mutex_destroy(&c->mu);
@@ -78,8 +244,10 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts)
 	errq_client_t *c = NULL;
 	pthread_condattr_t ca;
 	sigset_t all, old;
-	bool have_mu = false, have_wake = false, have_done = false;
+	bool have_mu = false, have_omu = false, have_wake = false, have_done = false;
+	bool registered = false, counted = false;
 
+	pthread_once(&atfork_once, atfork_register);
 	if (!opts)
 		opts = errq_options_new();
 	if (!opts)
@@ -105,12 +273,27 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts)
 	c->linger_ns = (uint64_t)c->cfg.linger_ms * ERRQ_NS_PER_MS;
 	c->pid = getpid();
 	c->sender_low = UINT64_MAX;
+	c->spool_lockfd = -1;
+	c->snd.spool.dirfd = c->snd.spool.lockfd = -1;
 	errq_idgen_init(&c->idgen);
 	errq_idgen_init(&c->snd.rng);
+	if (errq__outcomes_init(c) != ERRQ_OK)
+		goto fail;
 
-	if (pthread_mutex_init(&c->mu, NULL))
+	/* adaptive: critical sections are a few dozen instructions, so a contended report spins
+	 * briefly instead of sleeping in the kernel (the tail latency of errq_report) */
+	pthread_mutexattr_t ma;
+	if (pthread_mutexattr_init(&ma))
+		goto fail;
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	int mrc = pthread_mutex_init(&c->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (mrc)
 		goto fail;
 	have_mu = true;
+	if (pthread_mutex_init(&c->omu, NULL))
+		goto fail;
+	have_omu = true;
 	if (pthread_condattr_init(&ca))
 		goto fail;
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* flush timeouts ignore clock steps */
@@ -120,9 +303,24 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts)
 	if (!have_done)
 		goto fail;
 
+	/* count this client as a gRPC user before grpc_init(), so that a fork from here on
+	 * leaves an inert child; or find that this process is such a child */
+	pthread_mutex_lock(&reg_mu);
+	c->inert = reg_tainted;
+	if (!c->inert)
+		reg_grpc++;
+	pthread_mutex_unlock(&reg_mu);
+	reg_add(c);
+	registered = true;
+	if (c->inert) {
+		c->forked = true; /* drops with ERRQ_EFORKED; no thread, no gRPC */
+		return c;
+	}
+	counted = true;
+
 	grpc_init();
 	c->grpc_inited = true;
-	c->snd.ch = errq_channel_new(c->cfg.collector);
+	c->snd.ch = errq__channel_new(&c->cfg);
 	if (!c->snd.ch)
 		goto fail;
 
@@ -139,16 +337,27 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts)
 fail:
 	errq_options_free(opts);
 	if (c) {
+		if (registered)
+			reg_remove(c);
 		if (c->snd.ch)
 			grpc_channel_destroy(c->snd.ch);
 		if (c->grpc_inited)
 			grpc_shutdown();
+		if (counted) {
+			pthread_mutex_lock(&reg_mu);
+			if (reg_grpc)
+				reg_grpc--;
+			pthread_mutex_unlock(&reg_mu);
+		}
 		if (have_done)
 			pthread_cond_destroy(&c->done_cv);
 		if (have_wake)
 			pthread_cond_destroy(&c->wake_cv);
+		if (have_omu)
+			pthread_mutex_destroy(&c->omu);
 		if (have_mu)
 			pthread_mutex_destroy(&c->mu);
+		errq__outcomes_free(c);
 		errq__options_release(&c->cfg);
 		free(c);
 	}
@@ -158,59 +367,91 @@ fail:
 ERRQ_EXPORT int errq_report(errq_client_t *c, errq_event_t *ev)
 {
 	int rc = ERRQ_OK;
-	uint64_t now_ns = 0, mono_ns;
+	uint64_t now_ns = 0;
+	bool wake = false, truncated = false;
+	struct errq_qev *q = NULL;
+	size_t id_off = 0;
 
 	if (!c) {
 		rc = ERRQ_EINVAL;
 		goto out;
 	}
-	/* Fork safety (issue 6): compare getpid() with c->pid here; in a child, drop with a
-	 * "forked" counter and never touch c->snd (the parent's gRPC state). */
-	if (ev) {
-		errq__event_measure(c, ev);
-		now_ns = errq_now_ns();
-		mono_ns = errq_mono_ns();
-		if (!ev->time_ns)
-			ev->time_ns = now_ns;
-		ev->enq_ns = mono_ns;
+	if (c->forked) { /* the parent's client: its queue has no sender here */
+		pthread_mutex_lock(&c->mu);
+		c->st.dropped_forked++;
+		pthread_mutex_unlock(&c->mu);
+		rc = ERRQ_EFORKED;
+		goto out;
 	}
-	pthread_mutex_lock(&c->mu);
+	/* Before the lock: check what needs no lock, and encode the event here, where its
+	 * strings are still in this thread's cache; the builder is freed at once. */
 	if (!ev || (!ev->service && !c->cfg.service)) {
 		rc = ERRQ_EINVAL;
+	} else {
+		now_ns = errq_now_ns();
+		if (!ev->time_ns)
+			ev->time_ns = now_ns;
+		errq__event_measure(c, ev); /* after the time: it is part of the encoding */
+		if (ev->wire > ERRQ__MAX_EVENT_BYTES || ev->cost > c->cfg.queue_bytes) {
+			rc = ERRQ_ETOOBIG;
+		} else if (!(q = malloc(sizeof(*q) + ev->wire)) ||
+			   !errq__event_encode(q->bytes, &c->cfg, ev)) {
+			rc = ERRQ_ENOMEM;
+		} else {
+			q->enq_ns = errq_mono_ns();
+			q->wire = ev->wire;
+			q->cost = ev->cost;
+			id_off = errq__event_id_offset(ev);
+			truncated = ev->truncated;
+		}
+	}
+	errq_event_free(ev);
+	ev = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	if (rc == ERRQ_EINVAL) {
 		c->st.dropped_invalid++;
+	} else if (rc == ERRQ_ETOOBIG) {
+		c->st.dropped_too_big++;
+	} else if (rc == ERRQ_ENOMEM) {
+		c->st.dropped_nomem++;
 	} else if (c->closing) {
 		rc = ERRQ_ECLOSED;
 		c->st.dropped_closed++;
-	} else if (ev->wire > ERRQ__MAX_EVENT_BYTES || ev->cost > c->cfg.queue_bytes) {
-		rc = ERRQ_ETOOBIG;
-		c->st.dropped_too_big++;
 	} else if (c->held_count >= c->cfg.queue_capacity ||
-		   c->held_bytes + ev->cost > c->cfg.queue_bytes) {
+		   c->held_bytes + q->cost > c->cfg.queue_bytes) {
 		rc = ERRQ_EQUEUEFULL;
 		c->st.dropped_queue_full++;
 	} else {
-		errq_idgen_next(&c->idgen, now_ns / ERRQ_NS_PER_MS, ev->id);
-		ev->ordinal = c->next_ordinal++;
-		ev->next = NULL;
+		errq_idgen_next(&c->idgen, now_ns / ERRQ_NS_PER_MS, q->bytes + id_off);
+		q->ordinal = c->next_ordinal++;
+		q->next = NULL;
 		if (c->q_tail)
-			c->q_tail->next = ev;
+			c->q_tail->next = q;
 		else
-			c->q_head = ev;
-		c->q_tail = ev;
+			c->q_head = q;
+		c->q_tail = q;
 		c->q_count++;
-		c->q_wire += ev->wire;
+		c->q_wire += q->wire;
 		c->held_count++;
-		c->held_bytes += ev->cost;
+		c->held_bytes += q->cost;
 		c->st.queued++;
-		if (ev->truncated)
+		if (truncated)
 			c->st.truncated++;
-		if (c->sender_waiting && (c->q_count == 1 || c->q_count >= c->cfg.max_batch_events))
-			pthread_cond_signal(&c->wake_cv);
-		ev = NULL; /* the client's now */
+		/* wake the sender only when it sleeps with nothing to do, or a batch is full */
+		wake = c->sender_waiting &&
+		       ((c->q_count == 1 && !c->sender_lingers) ||
+			c->q_count == c->cfg.max_batch_events ||
+			(c->sender_spools && (c->held_count * 2 >= c->cfg.queue_capacity ||
+					      c->held_bytes * 2 >= c->cfg.queue_bytes)));
+		q = NULL; /* the client's now */
 	}
 	pthread_mutex_unlock(&c->mu);
+	if (wake) /* after unlocking: the woken sender does not wait for our lock */
+		pthread_cond_signal(&c->wake_cv);
 out:
 	errq_event_free(ev);
+	free(q);
 	return rc;
 }
 
@@ -280,48 +521,69 @@ static uint64_t low_watermark(const errq_client_t *c)
 	return low;
 }
 
-ERRQ_EXPORT int errq_client_flush(errq_client_t *c, int timeout_ms)
+/* Waits until the events reported before the call are resolved and, when outcomes, until
+ * the last outcome window is cut and its batches are resolved; dl NULL: no limit. */
+static int flush_wait(errq_client_t *c, const struct timespec *dl, bool outcomes)
 {
 	int rc = ERRQ_OK;
-	struct timespec dl;
-	if (!c)
-		return ERRQ_EINVAL;
-	if (timeout_ms >= 0)
-		errq__deadline_after_ms(&dl, timeout_ms);
 	pthread_mutex_lock(&c->mu);
 	uint64_t target = c->next_ordinal;
 	c->flush_waiters++;
 	c->flush_requests++; /* the sender stops lingering */
 	pthread_cond_signal(&c->wake_cv);
-	while (low_watermark(c) < target) {
-		if (timeout_ms < 0) {
+#define FLUSH_PENDING()                                                                      \
+	(low_watermark(c) < target || (outcomes && (!c->o_final_cut || c->o_unresolved)))
+	while (FLUSH_PENDING()) {
+		if (!dl) {
 			pthread_cond_wait(&c->done_cv, &c->mu);
-		} else if (pthread_cond_timedwait(&c->done_cv, &c->mu, &dl) == ETIMEDOUT) {
-			if (low_watermark(c) < target)
+		} else if (pthread_cond_timedwait(&c->done_cv, &c->mu, dl) == ETIMEDOUT) {
+			if (FLUSH_PENDING())
 				rc = ERRQ_ETIMEDOUT;
 			break;
 		}
 	}
+#undef FLUSH_PENDING
 	c->flush_waiters--;
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+ERRQ_EXPORT int errq_client_flush(errq_client_t *c, int timeout_ms)
+{
+	struct timespec dl;
+	if (!c)
+		return ERRQ_EINVAL;
+	if (is_forked(c) || c->inert) /* no sender here: nothing would ever resolve */
+		return ERRQ_EFORKED;
+	if (timeout_ms >= 0)
+		errq__deadline_after_ms(&dl, timeout_ms);
+	return flush_wait(c, timeout_ms >= 0 ? &dl : NULL, false);
 }
 
 ERRQ_EXPORT int errq_client_stats(errq_client_t *c, errq_stats_t *stats)
 {
 	if (!c || !stats)
 		return ERRQ_EINVAL;
+	if (getpid() != c->pid && !c->forked)
+		return ERRQ_EFORKED; /* a child made without the atfork handlers: no lock is safe */
 	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->omu);
 	*stats = c->st;
 	stats->pending = c->held_count;
 	stats->pending_bytes = c->held_bytes;
 	stats->connected = c->connected;
+	stats->outcomes_recorded = c->o_recorded;
+	stats->outcomes_dropped += c->o_dropped;
+	pthread_mutex_unlock(&c->omu);
 	pthread_mutex_unlock(&c->mu);
 	return ERRQ_OK;
 }
 
 void errq__client_begin_close(errq_client_t *c)
 {
+	pthread_mutex_lock(&c->omu);
+	c->o_closing = true; /* first: the sender cuts the last window once it sees closing */
+	pthread_mutex_unlock(&c->omu);
 	pthread_mutex_lock(&c->mu);
 	c->closing = true;
 	c->flush_requests++; /* nothing lingers once closing */
@@ -329,22 +591,78 @@ void errq__client_begin_close(errq_client_t *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
-ERRQ_EXPORT size_t errq_client_close(errq_client_t *c, int timeout_ms)
+/* Close of a forked copy (or of an inert client): frees what mu and omu guard and the
+ * options; never c->snd, gRPC objects or condition variables (a parent thread may have been
+ * in the middle of them at the fork); joins nothing.  The copy itself is parked (see
+ * `parked`); an inert client, made in this process, is freed.  Returns the events in the
+ * queue. */
+static size_t close_forked(errq_client_t *c, errq_stats_t *final)
+{
+	size_t lost = 0;
+	if (!c->forked) /* forked without the atfork handlers: no lock can be trusted */
+		return 0;
+	reg_remove(c);
+	pthread_mutex_lock(&c->mu);
+	struct errq_qev *q = c->q_head;
+	lost = c->q_count;
+	c->q_head = c->q_tail = NULL;
+	c->q_count = 0;
+	c->st.dropped_closed += lost;
+	pthread_mutex_unlock(&c->mu);
+	while (q) {
+		struct errq_qev *next = q->next;
+		free(q);
+		q = next;
+	}
+	if (final)
+		errq_client_stats(c, final);
+	pthread_mutex_lock(&c->omu);
+	errq__outcomes_free_live(c);
+	pthread_mutex_unlock(&c->omu);
+	errq__options_release(&c->cfg);
+	if (!c->inert) {
+		pthread_mutex_lock(&reg_mu);
+		c->reg_next = parked;
+		parked = c;
+		pthread_mutex_unlock(&reg_mu);
+		return lost;
+	}
+	errq__outcomes_free(c); /* made in this process: everything in it is ours */
+	pthread_mutex_destroy(&c->omu);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	return lost;
+}
+
+ERRQ_EXPORT size_t errq_client_close_stats(errq_client_t *c, int timeout_ms, errq_stats_t *final)
 {
 	size_t lost;
 	if (!c)
 		return 0;
+	if (is_forked(c))
+		return close_forked(c, final);
 	errq__client_begin_close(c);
-	if (timeout_ms != 0)
-		errq_client_flush(c, timeout_ms);
+	if (timeout_ms != 0) { /* events and the last outcome counts */
+		struct timespec dl;
+		if (timeout_ms > 0)
+			errq__deadline_after_ms(&dl, timeout_ms);
+		flush_wait(c, timeout_ms > 0 ? &dl : NULL, true);
+	}
 	pthread_mutex_lock(&c->mu);
 	c->stop = true;
 	pthread_cond_signal(&c->wake_cv);
 	pthread_mutex_unlock(&c->mu);
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);
-	/* the sender dropped everything it held and the queue; snd.ch is gone */
+	/* the sender spooled or dropped everything it held and the queue; snd.ch is gone */
 	lost = c->lost_at_close;
+	if (final)
+		errq_client_stats(c, final);
 	client_free(c);
 	return lost;
+}
+
+ERRQ_EXPORT size_t errq_client_close(errq_client_t *c, int timeout_ms)
+{
+	return errq_client_close_stats(c, timeout_ms, NULL);
 }

@@ -3,9 +3,15 @@
  * The builder keeps ev->body, the exact protobuf size of everything set so far, up to date
  * in every setter, so that errq_report() learns an event's size in O(1) and the sender can
  * cut batches by bytes without encoding first.  The unit tests check that the accounting
- * matches what protobuf-c packs, byte for byte. */
+ * matches what protobuf-c packs, byte for byte.
+ *
+ * errq_report() encodes the event at once, on the reporting thread (where its strings are
+ * still in cache, and outside the client's lock), into one allocation (struct errq_qev),
+ * and frees the builder: the queue and the background thread only ever hold encoded
+ * events, which a batch is the concatenation of. */
 #include "client_int.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +38,14 @@ size_t errq__str_field_size(const char *s)
 	return n ? TAG_LEN + errq__varint_size(n) + n : 0;
 }
 
+/* What malloc(n) takes from the heap: glibc's chunk (n plus a size word, 16-byte aligned,
+ * at least 32 bytes) on 64-bit systems; a close enough estimate elsewhere. */
+static size_t chunk(size_t n)
+{
+	size_t c = (n + sizeof(size_t) + 15) & ~(size_t)15;
+	return c < 32 ? 32 : c;
+}
+
 /* An element of a repeated message field: always present, even when empty. */
 static size_t msg_field(size_t body)
 {
@@ -54,74 +68,112 @@ static size_t frame_size(const struct errq_frame *f)
 	return msg_field(b);
 }
 
-/* Copies s into *out: at most max bytes of valid UTF-8, invalid bytes replaced by U+FFFD,
- * a longer value cut at a character boundary (*cut set).  NULL or "" gives *out = NULL.
- * Returns ERRQ_OK or ERRQ_ENOMEM.  Reads at most max + 1 bytes of s: the caller's string
- * may be huge, this stays bounded. */
-static int copy_text(const char *s, size_t max, char **out, bool *cut)
+/* True when s[0..n) is plain ASCII (the common case: no UTF-8 to check). */
+static bool is_ascii(const char *s, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080ull)
+			return false;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)s[i] & 0x80)
+			return false;
+	return true;
+}
+
+/* The text of s[0..n) as stored: at most max bytes of valid UTF-8, invalid bytes replaced by
+ * U+FFFD, cut at a character boundary; written to dst (room for cap + 1 bytes, cap <= max),
+ * NUL-terminated.  Returns its length; *cut is set when something was cut. */
+static size_t text_core(const char *s, size_t n, size_t max, char *dst, size_t cap, bool *cut)
 {
 	static const char repl[] = "\xEF\xBF\xBD";
-	int rc = ERRQ_OK;
-	char *p = NULL;
-	size_t n, o = 0, i = 0;
+	size_t o = 0, i = 0;
+	while (i < n) {
+		size_t bad = n - i, run;
+		if (!errq_utf8_valid(s + i, n - i, &bad))
+			run = bad;
+		else
+			run = n - i;
+		if (run > cap - o) {
+			run = errq_utf8_trunc_len(s + i, run, cap - o);
+			memcpy(dst + o, s + i, run);
+			o += run;
+			i += run;
+			break;
+		}
+		memcpy(dst + o, s + i, run);
+		o += run;
+		i += run;
+		if (i >= n)
+			break;
+		if (cap - o < sizeof(repl) - 1)
+			break;
+		memcpy(dst + o, repl, sizeof(repl) - 1);
+		o += sizeof(repl) - 1;
+		i++;
+	}
+	dst[o] = '\0';
+	if (i < n || n > max)
+		*cut = true;
+	return o;
+}
+
+/* Like errq__copy_text, into dst (room for max + 1 bytes).  Returns the length (0: unset). */
+static size_t text_into(const char *s, size_t max, char *dst, bool *cut)
+{
+	if (!s || !*s) {
+		dst[0] = '\0';
+		return 0;
+	}
+	size_t n = strnlen(s, max + 1);
+	if (n <= max && is_ascii(s, n)) {
+		memcpy(dst, s, n + 1);
+		return n;
+	}
+	return text_core(s, n, max, dst, max, cut);
+}
+
+/* See client_int.h.  Reads at most max + 1 bytes of s: the caller's string may be huge,
+ * this stays bounded. */
+int errq__copy_text(const char *s, size_t max, char **out, bool *cut)
+{
+	char *p;
+	size_t n, cap, o;
 
 	*out = NULL;
 	if (!s || !*s)
-		goto out;
+		return ERRQ_OK;
 	n = strnlen(s, max + 1);
-	if (errq_utf8_valid(s, n, NULL)) {
-		o = errq_utf8_trunc_len(s, n, max);
-		p = malloc(o + 1);
-		if (!p) {
-			rc = ERRQ_ENOMEM;
-			goto out;
-		}
-		memcpy(p, s, o);
-		i = n <= max ? n : o;
-	} else {
-		/* repair: every output byte stands for at least one input byte, so n <= max input
-		 * bytes need at most 3n output bytes, and the output never exceeds max */
-		size_t cap = n <= max / 3 ? 3 * n : max;
-		p = malloc(cap + 1);
-		if (!p) {
-			rc = ERRQ_ENOMEM;
-			goto out;
-		}
-		while (i < n) {
-			size_t bad = n - i, run;
-			if (!errq_utf8_valid(s + i, n - i, &bad))
-				run = bad;
-			else
-				run = n - i;
-			if (run > cap - o) {
-				run = errq_utf8_trunc_len(s + i, run, cap - o);
-				memcpy(p + o, s + i, run);
-				o += run;
-				i += run;
-				break;
-			}
-			memcpy(p + o, s + i, run);
-			o += run;
-			i += run;
-			if (i >= n)
-				break;
-			if (cap - o < sizeof(repl) - 1)
-				break;
-			memcpy(p + o, repl, sizeof(repl) - 1);
-			o += sizeof(repl) - 1;
-			i++;
-		}
+	if (n <= max && is_ascii(s, n)) { /* the common case: one allocation, one copy */
+		if (!(p = malloc(n + 1)))
+			return ERRQ_ENOMEM;
+		memcpy(p, s, n + 1);
+		*out = p;
+		return ERRQ_OK;
 	}
-	p[o] = '\0';
-	if (i < n || n > max)
-		*cut = true;
+	/* valid: cut at a character boundary; invalid: every output byte stands for at least
+	 * one input byte, so n input bytes need at most 3n output bytes, and never over max */
+	if (errq_utf8_valid(s, n, NULL))
+		cap = errq_utf8_trunc_len(s, n, max);
+	else
+		cap = n <= max / 3 ? 3 * n : max;
+	if (!(p = malloc(cap + 1)))
+		return ERRQ_ENOMEM;
+	o = text_core(s, n, max, p, cap, cut);
 	if (o == 0) { /* everything was cut: treat as unset */
 		free(p);
-		p = NULL;
+		return ERRQ_OK;
+	}
+	if (o + 1 < cap / 2) { /* repaired and much shorter: give the rest back */
+		char *q = realloc(p, o + 1);
+		if (q)
+			p = q;
 	}
 	*out = p;
-out:
-	return rc;
+	return ERRQ_OK;
 }
 
 /* Replaces a string field of ev, keeping ev->body exact. */
@@ -131,7 +183,7 @@ static int set_field(errq_event_t *ev, char **slot, const char *s, size_t max)
 	bool cut = false;
 	if (!ev)
 		return ERRQ_EINVAL;
-	int rc = copy_text(s, max, &copy, &cut);
+	int rc = errq__copy_text(s, max, &copy, &cut);
 	if (rc)
 		return rc;
 	ev->body -= errq__str_field_size(*slot);
@@ -176,14 +228,11 @@ ERRQ_EXPORT void errq_event_free(errq_event_t *ev)
 	free(ev->message);
 	free(ev->fingerprint);
 	for (uint32_t i = 0; i < ev->n_details; i++) {
-		free(ev->details[i].key);
-		free(ev->details[i].value);
+		free(ev->details[i].key); /* the value shares its allocation */
 	}
 	free(ev->details);
 	for (uint32_t i = 0; i < ev->n_frames; i++) {
-		free(ev->frames[i].function);
-		free(ev->frames[i].file);
-		free(ev->frames[i].module);
+		free(ev->frames[i].mem);
 	}
 	free(ev->frames);
 	free(ev);
@@ -249,29 +298,43 @@ static int grow(void **arr, uint32_t *cap, uint32_t n, size_t sz, uint32_t limit
 	return ERRQ_OK;
 }
 
+/* A detail's key and value in one allocation: "key\0value\0" (value NULL when empty). */
+static int detail_make(struct errq_detail *d, const char *k, size_t kl, const char *v, size_t vl)
+{
+	char *m = malloc(kl + 1 + vl + 1);
+	if (!m)
+		return ERRQ_ENOMEM;
+	memcpy(m, k, kl + 1);
+	memcpy(m + kl + 1, v, vl + 1);
+	d->key = m;
+	d->value = vl ? m + kl + 1 : NULL;
+	return ERRQ_OK;
+}
+
 ERRQ_EXPORT int errq_event_add_detail(errq_event_t *ev, const char *key, const char *value)
 {
 	int rc = ERRQ_OK;
-	char *k = NULL, *v = NULL;
+	char k[ERRQ__MAX_DETAIL_KEY_LEN + 1], v[ERRQ__MAX_DETAIL_VALUE_LEN + 1];
 	bool cut = false;
 	if (!ev || !key || !*key) {
 		rc = ERRQ_EINVAL;
 		goto out;
 	}
-	if ((rc = copy_text(key, ERRQ__MAX_DETAIL_KEY_LEN, &k, &cut)) ||
-	    (rc = copy_text(value, ERRQ__MAX_DETAIL_VALUE_LEN, &v, &cut)))
-		goto out;
-	if (!k) {
+	size_t kl = text_into(key, ERRQ__MAX_DETAIL_KEY_LEN, k, &cut);
+	size_t vl = text_into(value, ERRQ__MAX_DETAIL_VALUE_LEN, v, &cut);
+	if (!kl) {
 		rc = ERRQ_EINVAL;
 		goto out;
 	}
 	for (uint32_t i = 0; i < ev->n_details; i++) {
 		struct errq_detail *d = &ev->details[i];
 		if (strcmp(d->key, k) == 0) { /* a map: the last value wins */
+			struct errq_detail nd;
+			if ((rc = detail_make(&nd, k, kl, v, vl)))
+				goto out;
 			ev->body -= detail_size(d);
-			free(d->value);
-			d->value = v;
-			v = NULL;
+			free(d->key);
+			*d = nd;
 			ev->body += detail_size(d);
 			goto out;
 		}
@@ -283,16 +346,14 @@ ERRQ_EXPORT int errq_event_add_detail(errq_event_t *ev, const char *key, const c
 	if ((rc = grow((void **)&ev->details, &ev->cap_details, ev->n_details, sizeof(*ev->details),
 		       ERRQ__MAX_DETAILS)))
 		goto out;
-	struct errq_detail *d = &ev->details[ev->n_details++];
-	d->key = k;
-	d->value = v;
-	k = v = NULL;
+	struct errq_detail *d = &ev->details[ev->n_details];
+	if ((rc = detail_make(d, k, kl, v, vl)))
+		goto out;
+	ev->n_details++;
 	ev->body += detail_size(d);
 out:
 	if (rc == ERRQ_OK && cut)
 		ev->truncated = true;
-	free(k);
-	free(v);
 	return rc;
 }
 
@@ -300,23 +361,34 @@ ERRQ_EXPORT int errq_event_add_frame(errq_event_t *ev, const char *function, con
 				     uint32_t line, const char *module, bool in_app)
 {
 	int rc = ERRQ_OK;
+	char t[3][ERRQ__MAX_FRAME_STR_LEN + 1];
+	size_t l[3];
 	struct errq_frame f = {.line = line, .in_app = in_app};
 	bool cut = false;
 	if (!ev) {
 		rc = ERRQ_EINVAL;
 		goto out;
 	}
-	if ((rc = copy_text(function, ERRQ__MAX_FRAME_STR_LEN, &f.function, &cut)) ||
-	    (rc = copy_text(file, ERRQ__MAX_FRAME_STR_LEN, &f.file, &cut)) ||
-	    (rc = copy_text(module, ERRQ__MAX_FRAME_STR_LEN, &f.module, &cut)))
+	l[0] = text_into(function, ERRQ__MAX_FRAME_STR_LEN, t[0], &cut);
+	l[1] = text_into(file, ERRQ__MAX_FRAME_STR_LEN, t[1], &cut);
+	l[2] = text_into(module, ERRQ__MAX_FRAME_STR_LEN, t[2], &cut);
+	/* the three strings in one allocation (frames are only appended, never changed) */
+	size_t total = l[0] + l[1] + l[2] + 3;
+	if (!(f.mem = malloc(total))) {
+		rc = ERRQ_ENOMEM;
 		goto out;
+	}
+	char *p = f.mem, **slot[3] = {&f.function, &f.file, &f.module};
+	for (int i = 0; i < 3; i++) {
+		memcpy(p, t[i], l[i] + 1);
+		*slot[i] = l[i] ? p : NULL;
+		p += l[i] + 1;
+	}
 	if (ev->n_frames >= ERRQ__MAX_FRAMES) {
 		/* full: the outermost frame gives way, the innermost (where it failed) matter most */
 		struct errq_frame *o = &ev->frames[0];
 		ev->body -= frame_size(o);
-		free(o->function);
-		free(o->file);
-		free(o->module);
+		free(o->mem);
 		memmove(&ev->frames[0], &ev->frames[1], (ev->n_frames - 1) * sizeof(*ev->frames));
 		ev->n_frames--;
 		cut = true;
@@ -326,20 +398,17 @@ ERRQ_EXPORT int errq_event_add_frame(errq_event_t *ev, const char *function, con
 	}
 	ev->frames[ev->n_frames++] = f;
 	ev->body += frame_size(&f);
-	memset(&f, 0, sizeof(f));
+	f.mem = NULL;
 	if (cut)
 		ev->truncated = true;
 out:
-	free(f.function);
-	free(f.file);
-	free(f.module);
+	free(f.mem);
 	return rc;
 }
 
 void errq__event_measure(const errq_client_t *c, errq_event_t *ev)
 {
 	size_t b = ev->body;
-	size_t items = ev->n_details + ev->n_frames;
 	if (!ev->service)
 		b += c->sz_service;
 	if (!ev->environment)
@@ -352,94 +421,193 @@ void errq__event_measure(const errq_client_t *c, errq_event_t *ev)
 		b += TAG_LEN + errq__varint_size(ev->attempt);
 	if (ev->handled)
 		b += TAG_LEN + 1;
+	ev->wire_body = b;
 	ev->wire = msg_field(b);
-	ev->cost = ev->wire + ERRQ__EVENT_OVERHEAD + items * ERRQ__ITEM_OVERHEAD;
+	/* what it takes once reported: one allocation holding its encoding */
+	ev->cost = chunk(sizeof(struct errq_qev) + ev->wire);
 }
 
-/* Counts the frames and details of n events. */
-static void count_items(const errq_event_t *ev, size_t n, size_t *frames, size_t *details)
+/* ---- the encoder.  Field numbers and wire types of collector.proto: TaskFailure event_id 1,
+ * time_unix_nano 2 (fixed64), service 3, environment 4, release 5, host 6, task 7,
+ * error_type 8, error_code 9, message 10, frames 11, details 12, fingerprint 13, attempt 14
+ * (varint), handled 15 (varint); Frame function 1, file 2, line 3, module 4, in_app 5;
+ * DetailsEntry key 1, value 2; ReportRequest failures 2, batch_id 4.  proto3: empty strings,
+ * zeros and false are left out.  Fields go in number order, as protobuf-c packs them. */
+#define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
+enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2 };
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
-	*frames = *details = 0;
-	for (size_t i = 0; i < n && ev; i++, ev = ev->next) {
-		*frames += ev->n_frames;
-		*details += ev->n_details;
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
 	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+static uint8_t *put_str(uint8_t *p, int field, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (!n)
+		return p;
+	*p++ = TAG(field, WT_LEN);
+	p = put_varint(p, n);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static size_t frame_body(const struct errq_frame *f)
+{
+	size_t b = errq__str_field_size(f->function) + errq__str_field_size(f->file) +
+		   errq__str_field_size(f->module);
+	if (f->line)
+		b += TAG_LEN + errq__varint_size(f->line);
+	if (f->in_app)
+		b += TAG_LEN + 1;
+	return b;
+}
+
+size_t errq__event_id_offset(const errq_event_t *ev)
+{
+	return TAG_LEN + errq__varint_size(ev->wire_body) + TAG_LEN + 1;
+}
+
+uint8_t *errq__event_encode(uint8_t *p, const struct errq_options *cfg, const errq_event_t *ev)
+{
+	*p++ = TAG(2, WT_LEN); /* ReportRequest.failures */
+	p = put_varint(p, ev->wire_body);
+	const uint8_t *start = p;
+	*p++ = TAG(1, WT_LEN);
+	*p++ = ERRQ_ID_LEN;
+	memcpy(p, ev->id, ERRQ_ID_LEN);
+	p += ERRQ_ID_LEN;
+	if (ev->time_ns) {
+		*p++ = TAG(2, WT_FIXED64);
+		for (int i = 0; i < 8; i++)
+			*p++ = (uint8_t)(ev->time_ns >> (8 * i));
+	}
+	p = put_str(p, 3, ev->service ? ev->service : cfg->service);
+	p = put_str(p, 4, ev->environment ? ev->environment : cfg->environment);
+	p = put_str(p, 5, cfg->release);
+	p = put_str(p, 6, cfg->host);
+	p = put_str(p, 7, ev->task);
+	p = put_str(p, 8, ev->error_type);
+	p = put_str(p, 9, ev->error_code);
+	p = put_str(p, 10, ev->message);
+	for (uint32_t j = 0; j < ev->n_frames; j++) {
+		const struct errq_frame *f = &ev->frames[j];
+		*p++ = TAG(11, WT_LEN);
+		p = put_varint(p, frame_body(f));
+		p = put_str(p, 1, f->function);
+		p = put_str(p, 2, f->file);
+		if (f->line) {
+			*p++ = TAG(3, WT_VARINT);
+			p = put_varint(p, f->line);
+		}
+		p = put_str(p, 4, f->module);
+		if (f->in_app) {
+			*p++ = TAG(5, WT_VARINT);
+			*p++ = 1;
+		}
+	}
+	for (uint32_t j = 0; j < ev->n_details; j++) {
+		const struct errq_detail *d = &ev->details[j];
+		*p++ = TAG(12, WT_LEN);
+		p = put_varint(p, errq__str_field_size(d->key) + errq__str_field_size(d->value));
+		p = put_str(p, 1, d->key);
+		p = put_str(p, 2, d->value);
+	}
+	p = put_str(p, 13, ev->fingerprint);
+	if (ev->attempt) {
+		*p++ = TAG(14, WT_VARINT);
+		p = put_varint(p, ev->attempt);
+	}
+	if (ev->handled) {
+		*p++ = TAG(15, WT_VARINT);
+		*p++ = 1;
+	}
+	return (size_t)(p - start) == ev->wire_body ? p : NULL;
+}
+
+int errq__batch_encode(const struct errq_options *cfg, const errq_event_t *first, size_t n,
+		       const uint8_t batch_id[ERRQ_ID_LEN], grpc_slice *out)
+{
+	size_t len = TAG_LEN + 1 + ERRQ_ID_LEN; /* batch_id */
+	const errq_event_t *ev = first;
+	for (size_t i = 0; i < n; i++, ev = ev->next)
+		len += ev->wire;
+	/* our own allocation, not grpc_slice_malloc(): gRPC aborts the process when it runs out
+	 * of memory, and the library must not */
+	uint8_t *buf = malloc(len), *p = buf;
+	if (!buf)
+		return ERRQ_ENOMEM;
+	ev = first;
+	for (size_t i = 0; i < n && p; i++, ev = ev->next)
+		p = errq__event_encode(p, cfg, ev);
+	if (p) {
+		*p++ = TAG(4, WT_LEN);
+		*p++ = ERRQ_ID_LEN;
+		memcpy(p, batch_id, ERRQ_ID_LEN);
+		p += ERRQ_ID_LEN;
+	}
+	if (!p || (size_t)(p - buf) != len) { /* an accounting bug: never send a torn message */
+		assert(!"event size accounting does not match the encoding");
+		free(buf);
+		return ERRQ_ENOMEM;
+	}
+	*out = grpc_slice_new(buf, len, free);
+	return ERRQ_OK;
 }
 
 /* protobuf-c takes char * for strings it only reads */
 #define RW(s) ((char *)(s))
 
-int errq__batch_encode(const struct errq_options *cfg, const errq_event_t *first, size_t n,
-		       uint64_t seq, const uint8_t batch_id[ERRQ_ID_LEN], grpc_slice *out)
+size_t errq__seq_prefix(uint64_t seq, uint8_t out[11])
+{
+	size_t n = 0;
+	out[n++] = 0x08; /* field 1 (seq), wire type 0 (varint) */
+	do {
+		uint8_t b = seq & 0x7f;
+		seq >>= 7;
+		out[n++] = seq ? (uint8_t)(b | 0x80) : b;
+	} while (seq);
+	return n;
+}
+
+int errq__outcomes_encode(const struct errq_options *cfg, struct errq_outcome_entry *const *ents,
+			  size_t n, uint64_t start_unix_ns, uint32_t window_s,
+			  const uint8_t batch_id[ERRQ_ID_LEN], grpc_slice *out)
 {
 	int rc = ERRQ_ENOMEM;
-	size_t nf, nd;
-	void *block = NULL;
-	uint8_t *buf = NULL;
 	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	Errq__V1__Outcome *oc = NULL, **ocp = NULL;
+	char **tasks = NULL;
+	uint8_t *buf = NULL;
+	size_t i = 0;
 
-	count_items(first, n, &nf, &nd);
-	/* one block: the message structs, then the pointer arrays protobuf-c wants */
-	size_t sz = n * sizeof(Errq__V1__TaskFailure) + nf * sizeof(Errq__V1__Frame) +
-		    nd * sizeof(Errq__V1__TaskFailure__DetailsEntry) + (n + nf + nd) * sizeof(void *);
-	block = malloc(sz ? sz : 1);
-	if (!block)
+	oc = malloc((n ? n : 1) * sizeof(*oc));
+	ocp = malloc((n ? n : 1) * sizeof(*ocp));
+	tasks = calloc(n ? n : 1, sizeof(*tasks));
+	if (!oc || !ocp || !tasks)
 		goto out;
-	Errq__V1__TaskFailure *tf = block;
-	Errq__V1__Frame *fr = (Errq__V1__Frame *)(tf + n);
-	Errq__V1__TaskFailure__DetailsEntry *de = (Errq__V1__TaskFailure__DetailsEntry *)(fr + nf);
-	Errq__V1__TaskFailure **tfp = (Errq__V1__TaskFailure **)(de + nd);
-	Errq__V1__Frame **frp = (Errq__V1__Frame **)(tfp + n);
-	Errq__V1__TaskFailure__DetailsEntry **dep = (Errq__V1__TaskFailure__DetailsEntry **)(frp + nf);
-
-	const errq_event_t *ev = first;
-	for (size_t i = 0; i < n; i++, ev = ev->next) {
-		Errq__V1__TaskFailure *t = &tf[i];
-		errq__v1__task_failure__init(t);
-		t->event_id.data = (uint8_t *)ev->id;
-		t->event_id.len = ERRQ_ID_LEN;
-		t->time_unix_nano = ev->time_ns;
-		t->service = RW(ev->service ? ev->service : cfg->service);
-		t->environment = RW(ev->environment ? ev->environment : cfg->environment);
-		t->release = RW(cfg->release);
-		t->host = RW(cfg->host);
-		t->task = RW(ev->task);
-		t->error_type = RW(ev->error_type);
-		t->error_code = RW(ev->error_code);
-		t->message = RW(ev->message);
-		t->fingerprint = RW(ev->fingerprint);
-		t->attempt = ev->attempt;
-		t->handled = ev->handled;
-		t->n_frames = ev->n_frames;
-		t->frames = frp;
-		for (uint32_t j = 0; j < ev->n_frames; j++) {
-			const struct errq_frame *f = &ev->frames[j];
-			errq__v1__frame__init(fr);
-			fr->function = RW(f->function);
-			fr->file = RW(f->file);
-			fr->line = f->line;
-			fr->module = RW(f->module);
-			fr->in_app = f->in_app;
-			*frp++ = fr++;
-		}
-		t->n_details = ev->n_details;
-		t->details = dep;
-		for (uint32_t j = 0; j < ev->n_details; j++) {
-			errq__v1__task_failure__details_entry__init(de);
-			de->key = RW(ev->details[j].key);
-			de->value = RW(ev->details[j].value ? ev->details[j].value : "");
-			*dep++ = de++;
-		}
-		tfp[i] = t;
+	for (i = 0; i < n; i++) {
+		bool cut = false;
+		errq__v1__outcome__init(&oc[i]);
+		if (errq__copy_text(ents[i]->task, ERRQ__MAX_TASK_LEN, &tasks[i], &cut))
+			goto out;
+		oc[i].service = RW(cfg->service);
+		oc[i].task = RW(tasks[i] ? tasks[i] : "");
+		oc[i].ok = ents[i]->ok;
+		oc[i].failed = ents[i]->failed;
+		oc[i].window_start_unix_nano = start_unix_ns;
+		oc[i].window_seconds = window_s;
+		ocp[i] = &oc[i];
 	}
-	req.seq = seq;
-	req.n_failures = n;
-	req.failures = tfp;
+	req.n_outcomes = n;
+	req.outcomes = ocp;
 	req.batch_id.data = (uint8_t *)batch_id;
 	req.batch_id.len = ERRQ_ID_LEN;
-
-	/* our own allocation, not grpc_slice_malloc(): gRPC aborts the process when it runs out
-	 * of memory, and the library must not */
 	size_t len = errq__v1__report_request__get_packed_size(&req);
 	buf = malloc(len ? len : 1);
 	if (!buf)
@@ -449,7 +617,11 @@ int errq__batch_encode(const struct errq_options *cfg, const errq_event_t *first
 	buf = NULL;
 	rc = ERRQ_OK;
 out:
+	for (size_t j = 0; tasks && j < n; j++)
+		free(tasks[j]);
+	free(tasks);
+	free(ocp);
+	free(oc);
 	free(buf);
-	free(block);
 	return rc;
 }

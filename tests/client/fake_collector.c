@@ -137,6 +137,7 @@ static void record(struct fake_collector *f, Errq__V1__ReportRequest *req,
 	else
 		errq__v1__report_request__free_unpacked(req, NULL);
 	f->n_requests++;
+	f->outcome_records += req->n_outcomes;
 	resp->seq = req->seq;
 	for (size_t i = 0; i < req->n_failures; i++) {
 		Errq__V1__TaskFailure *t = req->failures[i];
@@ -180,6 +181,10 @@ static void on_message(struct fcall *fc)
 		send_status(fc, GRPC_STATUS_UNAVAILABLE, "fake collector: crashed before the ack");
 		return;
 	}
+	if (fc->index < f->silent_first_calls) {
+		post_recv(fc); /* keeps reading, never answers */
+		return;
+	}
 	grpc_op ops[2];
 	size_t n = 0;
 	memset(ops, 0, sizeof(ops));
@@ -206,6 +211,17 @@ static void handle(struct fake_collector *f, struct ftag *t, int success)
 		request_call(f);
 		pthread_mutex_lock(&f->mu);
 		fc->index = (int)f->calls++;
+		for (size_t i = 0; i < fc->md.count; i++) {
+			const grpc_metadata *m = &fc->md.metadata[i];
+			if (grpc_slice_str_cmp(m->key, "authorization") != 0)
+				continue;
+			size_t n = GRPC_SLICE_LENGTH(m->value);
+			if (n >= sizeof(f->authorization))
+				n = sizeof(f->authorization) - 1;
+			memcpy(f->authorization, GRPC_SLICE_START_PTR(m->value), n);
+			f->authorization[n] = '\0';
+			f->calls_with_authorization++;
+		}
 		pthread_mutex_unlock(&f->mu);
 		{
 			grpc_op op;
@@ -275,7 +291,18 @@ int fake_start(struct fake_collector *f, int port)
 						GRPC_SRM_PAYLOAD_NONE, 0);
 	f->cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(f->server, f->cq, NULL);
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	grpc_server_credentials *creds;
+	if (f->tls_cert_pem && f->tls_key_pem) {
+		grpc_ssl_pem_key_cert_pair pair = {f->tls_key_pem, f->tls_cert_pem};
+		grpc_ssl_server_certificate_config *cc =
+		    grpc_ssl_server_certificate_config_create(NULL, &pair, 1);
+		grpc_ssl_server_credentials_options *so =
+		    grpc_ssl_server_credentials_create_options_using_config(
+			GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, cc);
+		creds = grpc_ssl_server_credentials_create_with_options(so); /* takes so and cc */
+	} else {
+		creds = grpc_insecure_server_credentials_create();
+	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	f->port = grpc_server_add_http2_port(f->server, listen, creds);
 	grpc_server_credentials_release(creds);

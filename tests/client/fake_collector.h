@@ -1,8 +1,10 @@
 /* fake_collector.h: an in-process Collector.Report server on the gRPC C core, for the liberrq
- * tests.  It records every ReportRequest it receives, dedupes events by event_id like the
- * real collector, and can misbehave on purpose: end the first calls with UNAVAILABLE right
- * after their first message, unanswered (as a collector that committed and then crashed
- * before acknowledging), or reject the first event of every batch. */
+ * tests.  It records every ReportRequest it receives and the authorization metadata of
+ * every call, dedupes events by event_id like the real collector, serves plaintext or TLS,
+ * and can misbehave on purpose: end the first calls with UNAVAILABLE right after their
+ * first message, unanswered (as a collector that committed and then crashed before
+ * acknowledging), stay silent on the first calls (read everything, answer nothing, never
+ * end them: a wedged collector), or reject the first event of every batch. */
 #ifndef FAKE_COLLECTOR_H
 #define FAKE_COLLECTOR_H
 #include <grpc/grpc.h>
@@ -20,6 +22,9 @@ struct fake_collector {
 	/* behaviour, set before fake_start */
 	int fail_first_calls; /* calls (counted from 0) that end with UNAVAILABLE after 1 message */
 	bool reject_first;    /* reject failures[0] of every batch with "missing_service: test" */
+	int silent_first_calls; /* calls (counted from 0) that read and record but never answer */
+	const char *tls_cert_pem; /* both set: serve TLS with this certificate and key */
+	const char *tls_key_pem;
 
 	/* read by tests after a flush (take mu when the client may still send) */
 	pthread_mutex_t mu;
@@ -31,6 +36,9 @@ struct fake_collector {
 	uint8_t (*ids)[16];                             /* distinct event ids stored */
 	size_t n_ids;
 	size_t events_received;                         /* with duplicates */
+	size_t outcome_records;                         /* Outcome records received, resends too */
+	char authorization[8192];                       /* the last call's "authorization" value */
+	size_t calls_with_authorization;
 
 	/* internal */
 	grpc_server *server;

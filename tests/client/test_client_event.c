@@ -1,12 +1,13 @@
 /* Unit: liberrq's event builder (copies, limits, UTF-8 repair), its size accounting against
- * what protobuf-c really packs, batch encoding, options validation, error strings and the
- * version. */
+ * what protobuf-c really packs, batch and outcome encoding, options validation, the spool's
+ * checksum, error strings and the version. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "client_int.h"
@@ -308,14 +309,28 @@ static void test_size_accounting_matches_encoding(void **state)
 	memset(bid, 0xAB, sizeof(bid));
 	grpc_slice out;
 	uint64_t seq = 300; /* a two-byte varint */
-	assert_int_equal(errq__batch_encode(&c->cfg, evs[0], N, seq, bid, &out), ERRQ_OK);
-	size_t header = 1 + errq__varint_size(seq) + 1 + 1 + ERRQ_ID_LEN;
-	assert_int_equal(GRPC_SLICE_LENGTH(out), header + sum);
-	assert_true(header <= ERRQ__BATCH_OVERHEAD);
+	assert_int_equal(errq__batch_encode(&c->cfg, evs[0], N, bid, &out), ERRQ_OK);
+	/* the body carries no seq: the sender puts it in front when it writes the batch */
+	size_t body_header = 1 + 1 + ERRQ_ID_LEN;
+	assert_int_equal(GRPC_SLICE_LENGTH(out), body_header + sum);
+	uint8_t pre[11];
+	size_t pl = errq__seq_prefix(seq, pre);
+	assert_int_equal(pl, 1 + errq__varint_size(seq));
+	assert_true(pl + body_header <= ERRQ__BATCH_OVERHEAD);
+	size_t wl = pl + GRPC_SLICE_LENGTH(out);
+	uint8_t *wire = malloc(wl);
+	memcpy(wire, pre, pl);
+	memcpy(wire + pl, GRPC_SLICE_START_PTR(out), GRPC_SLICE_LENGTH(out));
 
-	Errq__V1__ReportRequest *req =
-	    errq__v1__report_request__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	Errq__V1__ReportRequest *req = errq__v1__report_request__unpack(NULL, wl, wire);
 	assert_non_null(req);
+	/* the client's own encoder writes what protobuf-c packs, byte for byte */
+	assert_int_equal(errq__v1__report_request__get_packed_size(req), wl);
+	uint8_t *packed = malloc(wl);
+	errq__v1__report_request__pack(req, packed);
+	assert_memory_equal(packed, wire, wl);
+	free(packed);
+	free(wire);
 	assert_int_equal(req->seq, seq);
 	assert_int_equal(req->batch_id.len, ERRQ_ID_LEN);
 	assert_memory_equal(req->batch_id.data, bid, ERRQ_ID_LEN);
@@ -455,6 +470,133 @@ static void test_options_validation(void **state)
 	errq_options_free(NULL);
 }
 
+
+static void test_delivery_options_validation(void **state)
+{
+	errq_options_t *o = errq_options_new();
+	assert_non_null(o);
+	assert_int_equal(o->ack_timeout_ms, ERRQ__ACK_TIMEOUT_MS_DEFAULT);
+	assert_int_equal(o->circuit_threshold, ERRQ__CIRCUIT_THRESHOLD_DEFAULT);
+	assert_int_equal(o->outcome_interval_s, ERRQ__OUTCOME_INTERVAL_S_DEFAULT);
+	assert_int_equal(o->spool_max_bytes, ERRQ__SPOOL_BYTES_DEFAULT);
+	assert_null(o->spool_dir);
+	assert_false(o->tls);
+	assert_null(o->token);
+
+	assert_int_equal(errq_options_set_ack_timeout(o, ERRQ__ACK_TIMEOUT_MS_MIN - 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_ack_timeout(o, ERRQ__ACK_TIMEOUT_MS_MAX + 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_ack_timeout(o, 250), ERRQ_OK);
+	assert_int_equal(o->ack_timeout_ms, 250);
+	assert_int_equal(errq_options_set_circuit_threshold(o, 0), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_circuit_threshold(o, ERRQ__CIRCUIT_THRESHOLD_MAX + 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_circuit_threshold(o, 2), ERRQ_OK);
+	assert_int_equal(errq_options_set_outcome_interval(o, 0), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_outcome_interval(o, ERRQ__OUTCOME_INTERVAL_S_MAX + 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_outcome_interval(o, 1), ERRQ_OK);
+	assert_int_equal(errq_options_set_spool_max_bytes(o, ERRQ__SPOOL_BYTES_MIN - 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_spool_max_bytes(o, ERRQ__SPOOL_BYTES_MAX + 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_spool_max_bytes(o, 1 << 20), ERRQ_OK);
+	assert_int_equal(errq_options_set_spool_dir(o, "/tmp/spool"), ERRQ_OK);
+	assert_string_equal(o->spool_dir, "/tmp/spool");
+	char *longpath = repeat('p', ERRQ__MAX_PATH_LEN + 1);
+	assert_int_equal(errq_options_set_spool_dir(o, longpath), ERRQ_EINVAL);
+	assert_string_equal(o->spool_dir, "/tmp/spool"); /* unchanged */
+	free(longpath);
+	assert_int_equal(errq_options_set_spool_dir(o, ""), ERRQ_OK);
+	assert_null(o->spool_dir);
+
+	assert_int_equal(errq_options_set_token(o, "abc.def-123"), ERRQ_OK);
+	assert_string_equal(o->token, "Bearer abc.def-123");
+	assert_int_equal(errq_options_set_token(o, "new\nline"), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_token(o, "caf\xC3\xA9"), ERRQ_EINVAL);
+	assert_string_equal(o->token, "Bearer abc.def-123");
+	char *longtok = repeat('t', ERRQ__MAX_TOKEN_LEN + 1);
+	assert_int_equal(errq_options_set_token(o, longtok), ERRQ_EINVAL);
+	longtok[ERRQ__MAX_TOKEN_LEN] = '\0';
+	assert_int_equal(errq_options_set_token(o, longtok), ERRQ_OK);
+	free(longtok);
+	assert_int_equal(errq_options_set_token(o, NULL), ERRQ_OK);
+	assert_null(o->token);
+
+	/* TLS: the files are read by the setter */
+	char pem[] = "/tmp/errq-test-pem-XXXXXX";
+	int fd = mkstemp(pem);
+	assert_true(fd >= 0);
+	const char body[] = "-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n";
+	assert_int_equal(write(fd, body, sizeof(body) - 1), (ssize_t)(sizeof(body) - 1));
+	close(fd);
+	assert_int_equal(errq_options_set_tls(o, "/nonexistent/ca.pem", NULL, NULL), ERRQ_EIO);
+	assert_false(o->tls);
+	assert_int_equal(errq_options_set_tls(o, pem, pem, NULL), ERRQ_EINVAL); /* key missing */
+	assert_int_equal(errq_options_set_tls(o, pem, NULL, NULL), ERRQ_OK);
+	assert_true(o->tls);
+	assert_string_equal(o->tls_ca_pem, body);
+	assert_null(o->tls_cert_pem);
+	assert_int_equal(errq_options_set_tls(o, NULL, pem, pem), ERRQ_OK);
+	assert_null(o->tls_ca_pem); /* default roots */
+	assert_string_equal(o->tls_key_pem, body);
+	unlink(pem);
+	assert_int_equal(errq_options_set_tls(NULL, NULL, NULL, NULL), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_spool_dir(NULL, "x"), ERRQ_EINVAL);
+	errq_options_free(o);
+}
+
+static void test_crc32_and_seq_prefix(void **state)
+{
+	assert_int_equal(errq__crc32(0, "123456789", 9), 0xCBF43926u); /* the check value */
+	assert_int_equal(errq__crc32(0, "", 0), 0);
+	/* incremental == one shot */
+	uint32_t a = errq__crc32(0, "12345", 5);
+	assert_int_equal(errq__crc32(a, "6789", 4), 0xCBF43926u);
+	uint8_t pre[11];
+	assert_int_equal(errq__seq_prefix(1, pre), 2);
+	assert_int_equal(pre[0], 0x08);
+	assert_int_equal(pre[1], 1);
+	assert_int_equal(errq__seq_prefix(UINT64_MAX, pre), 11);
+	assert_int_equal(sizeof(errq_stats_t), 64 * sizeof(uint64_t));
+}
+
+/* Outcome records: one per task, the window and the batch id as given. */
+static void test_outcome_encoding(void **state)
+{
+	errq_options_t *o = errq_options_new();
+	errq_options_set_service(o, "svc");
+	struct errq_outcome_entry *e[2];
+	const char *tasks[2] = {"charge", "bad\xFFtask"};
+	for (int i = 0; i < 2; i++) {
+		size_t n = strlen(tasks[i]);
+		e[i] = calloc(1, sizeof(*e[i]) + n + 1);
+		memcpy(e[i]->task, tasks[i], n);
+		e[i]->len = (uint32_t)n;
+		e[i]->ok = 10u + (uint64_t)i;
+		e[i]->failed = 3;
+	}
+	uint8_t bid[ERRQ_ID_LEN];
+	memset(bid, 0x5A, sizeof(bid));
+	grpc_slice out;
+	assert_int_equal(errq__outcomes_encode(o, e, 2, 1795629791000000000ULL, 5, bid, &out), ERRQ_OK);
+	Errq__V1__ReportRequest *req =
+	    errq__v1__report_request__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	assert_non_null(req);
+	assert_int_equal(req->seq, 0);
+	assert_int_equal(req->n_failures, 0);
+	assert_int_equal(req->n_outcomes, 2);
+	assert_memory_equal(req->batch_id.data, bid, ERRQ_ID_LEN);
+	assert_string_equal(req->outcomes[0]->service, "svc");
+	assert_string_equal(req->outcomes[0]->task, "charge");
+	assert_int_equal(req->outcomes[0]->ok, 10);
+	assert_int_equal(req->outcomes[1]->ok, 11);
+	assert_int_equal(req->outcomes[1]->failed, 3);
+	assert_string_equal(req->outcomes[1]->task, "bad\xEF\xBF\xBDtask"); /* repaired */
+	assert_int_equal(req->outcomes[1]->window_start_unix_nano, 1795629791000000000ULL);
+	assert_int_equal(req->outcomes[1]->window_seconds, 5);
+	errq__v1__report_request__free_unpacked(req, NULL);
+	grpc_slice_unref(out);
+	free(e[0]);
+	free(e[1]);
+	errq_options_free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +611,9 @@ int main(void)
 	    cmocka_unit_test(test_size_accounting_matches_encoding),
 	    cmocka_unit_test(test_largest_event_fits),
 	    cmocka_unit_test(test_options_validation),
+	    cmocka_unit_test(test_delivery_options_validation),
+	    cmocka_unit_test(test_crc32_and_seq_prefix),
+	    cmocka_unit_test(test_outcome_encoding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,335 @@
+/* liberrq against the real collector (ERRQD_PATH, started on an ephemeral port with a
+ * temporary database; its events read back through the Query API):
+ *  - the collector is killed (SIGKILL) mid-stream and restarted on the same port and
+ *    database: every reported event is stored exactly once;
+ *  - the client closes while the collector is down, with a spool: nothing is lost, and the
+ *    next client started on the spool delivers it once the collector is back;
+ *  - 8 threads report at once: every event stored once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "client_int.h"
+#include "errq/v1/query.pb-c.h"
+#include "errq_grpc.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "errq_banned.h"
+
+#define GENEROUS_MS 60000
+
+struct errqd {
+	pid_t pid;
+	int port;
+	char dir[64];
+	char db[128];
+	char addr[64];
+	char portfile[128];
+	char log[128];
+};
+
+static void msleep(int ms)
+{
+	usleep((useconds_t)ms * 1000);
+}
+
+/* Starts errqd on port (0: an ephemeral one) with d->db, making d->dir the first time. */
+static void errqd_start(struct errqd *d, int port)
+{
+	if (!d->dir[0]) {
+		errq_snprintf(d->dir, sizeof(d->dir), "/tmp/errq-cli-XXXXXX");
+		assert_non_null(mkdtemp(d->dir));
+		errq_snprintf(d->db, sizeof(d->db), "%s/errq.db", d->dir);
+		errq_snprintf(d->portfile, sizeof(d->portfile), "%s/port", d->dir);
+		errq_snprintf(d->log, sizeof(d->log), "%s/errqd.log", d->dir);
+	}
+	char listen[64];
+	errq_snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	unlink(d->portfile);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execl(ERRQD_PATH, ERRQD_PATH, "--listen", listen, "--db", d->db, "--port-file",
+		      d->portfile, (char *)NULL);
+		_exit(127);
+	}
+	d->pid = pid;
+	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < GENEROUS_MS * ERRQ_NS_PER_MS;) {
+		FILE *f = fopen(d->portfile, "r");
+		int p = 0;
+		if (f) {
+			int ok = fscanf(f, "%d", &p) == 1;
+			fclose(f);
+			if (ok && p > 0) {
+				d->port = p;
+				errq_snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", p);
+				return;
+			}
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			d->pid = 0;
+			fail_msg("errqd exited early; see %s", d->log);
+		}
+		msleep(10);
+	}
+	fail_msg("errqd did not start; see %s", d->log);
+}
+
+static void errqd_stop(struct errqd *d, int sig)
+{
+	if (!d->pid)
+		return;
+	kill(d->pid, sig);
+	int st;
+	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < GENEROUS_MS * ERRQ_NS_PER_MS;) {
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return;
+		}
+		msleep(5);
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, &st, 0);
+	d->pid = 0;
+}
+
+static void errqd_cleanup(struct errqd *d)
+{
+	errqd_stop(d, SIGKILL);
+	if (d->dir[0] && !getenv("ERRQ_KEEP_TMP")) {
+		char cmd[128];
+		errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
+/* Counts the stored events of service by message "m<k>" into seen[k] (k < max) through
+ * /errq.v1.Query/ListEvents, page by page.  Returns the number of events. */
+static size_t stored_messages(const char *addr, const char *service, int *seen, int max)
+{
+	size_t total = 0;
+	uint8_t cursor[256];
+	size_t cursor_len = 0;
+	memset(seen, 0, sizeof(int) * (size_t)max);
+	grpc_channel *ch = errq_channel_new(addr);
+	for (;;) {
+		Errq__V1__ListEventsRequest req = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+		req.service = (char *)service;
+		req.limit = 1000;
+		req.cursor.data = cursor;
+		req.cursor.len = cursor_len;
+		struct errq_unary_result r;
+		assert_int_equal(errq_unary_call(ch, "/errq.v1.Query/ListEvents", &req.base,
+						 GENEROUS_MS, &r), 0);
+		assert_int_equal(r.status, GRPC_STATUS_OK);
+		assert_true(r.has_resp);
+		Errq__V1__ListEventsResponse *resp = errq__v1__list_events_response__unpack(
+		    NULL, GRPC_SLICE_LENGTH(r.resp), GRPC_SLICE_START_PTR(r.resp));
+		errq_unary_result_free(&r);
+		assert_non_null(resp);
+		for (size_t i = 0; i < resp->n_events; i++) {
+			int k = atoi(resp->events[i]->message + 1);
+			assert_true(k >= 0 && k < max);
+			seen[k]++;
+			total++;
+		}
+		cursor_len = resp->next_cursor.len;
+		assert_true(cursor_len <= sizeof(cursor));
+		if (cursor_len)
+			memcpy(cursor, resp->next_cursor.data, cursor_len);
+		errq__v1__list_events_response__free_unpacked(resp, NULL);
+		if (!cursor_len)
+			break;
+	}
+	grpc_channel_destroy(ch);
+	return total;
+}
+
+static errq_stats_t stats_of(errq_client_t *c)
+{
+	errq_stats_t st;
+	assert_int_equal(errq_client_stats(c, &st), ERRQ_OK);
+	return st;
+}
+
+#define WAIT_STATS(c, st, cond)                                                              \
+	do {                                                                                 \
+		uint64_t t0_ = errq_mono_ns();                                               \
+		st = stats_of(c);                                                            \
+		while (!(cond) && errq_mono_ns() - t0_ < GENEROUS_MS * ERRQ_NS_PER_MS) {     \
+			msleep(5);                                                           \
+			st = stats_of(c);                                                    \
+		}                                                                            \
+		assert_true(cond);                                                           \
+	} while (0)
+
+static errq_options_t *options_for(const char *addr, const char *service)
+{
+	errq_options_t *o = errq_options_new();
+	assert_int_equal(errq_options_set_collector(o, addr), ERRQ_OK);
+	assert_int_equal(errq_options_set_service(o, service), ERRQ_OK);
+	assert_int_equal(errq_options_set_reconnect_backoff(o, 10, 200), ERRQ_OK);
+	assert_int_equal(errq_options_set_queue_capacity(o, 100000), ERRQ_OK);
+	assert_int_equal(errq_options_set_linger_ms(o, 2), ERRQ_OK);
+	return o;
+}
+
+struct paced {
+	errq_client_t *c;
+	int first, n;
+	int failures;
+};
+
+/* Reports n events, about 10 a millisecond: long enough to be interrupted. */
+static void *paced_reporter(void *p)
+{
+	struct paced *a = p;
+	for (int i = a->first; i < a->first + a->n; i++) {
+		if (errq_report_failure(a->c, "KillError", "KILL", "m%d", i) != ERRQ_OK)
+			a->failures++;
+		if (i % 10 == 9)
+			msleep(1);
+	}
+	return NULL;
+}
+
+static void test_kill_collector_mid_stream(void **state)
+{
+	enum { N = 4000 };
+	struct errqd d = {0};
+	char service[64];
+	errq_snprintf(service, sizeof(service), "kill-test-%d", (int)getpid());
+	errqd_start(&d, 0);
+	errq_options_t *o = options_for(d.addr, service);
+	errq_options_set_max_batch_events(o, 50);
+	errq_client_t *c = errq_client_new(o);
+
+	struct paced a = {.c = c, .first = 0, .n = N};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, paced_reporter, &a), 0);
+	errq_stats_t st;
+	WAIT_STATS(c, st, st.acked >= 500);
+	errqd_stop(&d, SIGKILL); /* batches in flight: committed or not, unanswered */
+	msleep(300);
+	errqd_start(&d, d.port); /* same port, same database */
+	pthread_join(th, NULL);
+	assert_int_equal(a.failures, 0);
+	assert_int_equal(errq_client_flush(c, GENEROUS_MS), ERRQ_OK);
+	st = stats_of(c);
+	assert_int_equal(st.queued, N);
+	assert_int_equal(st.acked, N);
+	assert_int_equal(st.accepted + st.duplicates, N);
+	assert_int_equal(st.rejected, 0);
+	assert_true(st.stream_failures >= 1);
+	assert_true(st.reconnects >= 1);
+	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
+
+	int *seen = calloc(N, sizeof(int));
+	assert_int_equal(stored_messages(d.addr, service, seen, N), N);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(seen[k], 1); /* exactly once */
+	free(seen);
+	errqd_cleanup(&d);
+}
+
+static void test_close_with_collector_down_then_spool_delivers(void **state)
+{
+	enum { N = 300 };
+	struct errqd d = {0};
+	char service[64], spool[64];
+	errq_snprintf(service, sizeof(service), "spool-test-%d", (int)getpid());
+	errq_snprintf(spool, sizeof(spool), "/tmp/errq-spool-XXXXXX");
+	assert_non_null(mkdtemp(spool));
+	errqd_start(&d, 0);
+	int port = d.port;
+	errqd_stop(&d, SIGTERM); /* down: the port and the database stay */
+
+	errq_options_t *o = options_for(d.addr, service);
+	errq_options_set_spool_dir(o, spool);
+	errq_options_set_max_batch_events(o, 64);
+	errq_client_t *c = errq_client_new(o);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(errq_report_failure(c, "DownError", NULL, "m%d", i), ERRQ_OK);
+	errq_stats_t st;
+	assert_int_equal(errq_client_close_stats(c, 300, &st), 0); /* nothing lost */
+	assert_int_equal(st.spooled, N);
+	assert_int_equal(st.acked, 0);
+
+	errqd_start(&d, port);
+	o = options_for(d.addr, service);
+	errq_options_set_spool_dir(o, spool);
+	c = errq_client_new(o);
+	WAIT_STATS(c, st, st.spool_replayed == N && st.spool_files == 0);
+	assert_int_equal(st.accepted, N);
+	assert_int_equal(st.spool_corrupt, 0);
+	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
+
+	int seen[N];
+	assert_int_equal(stored_messages(d.addr, service, seen, N), N);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(seen[k], 1);
+	char cmd[128];
+	errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", spool);
+	assert_int_equal(system(cmd), 0);
+	errqd_cleanup(&d);
+}
+
+static void test_eight_threads(void **state)
+{
+	enum { THREADS = 8, EACH = 400 };
+	struct errqd d = {0};
+	char service[64];
+	errq_snprintf(service, sizeof(service), "threads-test-%d", (int)getpid());
+	errqd_start(&d, 0);
+	errq_client_t *c = errq_client_new(options_for(d.addr, service));
+	pthread_t th[THREADS];
+	struct paced a[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		a[i] = (struct paced){.c = c, .first = i * EACH, .n = EACH};
+		assert_int_equal(pthread_create(&th[i], NULL, paced_reporter, &a[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].failures, 0);
+	}
+	assert_int_equal(errq_client_flush(c, GENEROUS_MS), ERRQ_OK);
+	errq_stats_t st = stats_of(c);
+	assert_int_equal(st.acked, THREADS * EACH);
+	assert_int_equal(st.accepted, THREADS * EACH);
+	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
+	int *seen = calloc(THREADS * EACH, sizeof(int));
+	assert_int_equal(stored_messages(d.addr, service, seen, THREADS * EACH), THREADS * EACH);
+	for (int k = 0; k < THREADS * EACH; k++)
+		assert_int_equal(seen[k], 1);
+	free(seen);
+	errqd_cleanup(&d);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_kill_collector_mid_stream),
+	    cmocka_unit_test(test_close_with_collector_down_then_spool_delivers),
+	    cmocka_unit_test(test_eight_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
