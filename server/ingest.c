@@ -452,9 +452,14 @@ static void *writer_main(void *arg)
 			n = b->next;
 			b->ops->done(b, true);
 		}
-		/* the answers are out: now, between transactions, let the WAL start over if needed */
+		/* the answers are out: now, between transactions, let the WAL start over if needed —
+		 * early when nothing is queued (no batch waits for it), late otherwise */
+		pthread_mutex_lock(&ig->mu);
+		bool queue_empty = !ig->head && !ig->parked_head;
+		pthread_mutex_unlock(&ig->mu);
 		if (ig->o.store)
-			store_wal_catch_up(ig->o.store);
+			store_wal_catch_up(ig->o.store, queue_empty ? STORE_CKPT_CATCH_UP_IDLE_PAGES
+								    : STORE_CKPT_CATCH_UP_BUSY_PAGES);
 		pthread_mutex_lock(&ig->mu);
 	}
 	run_jobs(ig); /* answer whatever was asked before the stop */

@@ -106,9 +106,9 @@ void store_set_ckpt(struct store *s, struct store_ckpt *ck)
 	s->ckpt = ck;
 }
 
-int store_wal_catch_up(struct store *s)
+int store_wal_catch_up(struct store *s, int min_pages)
 {
-	if (s->in_txn || s->wal_pages < STORE_CKPT_CATCH_UP_PAGES)
+	if (s->in_txn || s->wal_pages < min_pages)
 		return 0;
 	int log = 0, done = 0;
 	/* RESTART: waits (busy handler) for the checkpointer thread's pass to end, copies what is
