@@ -83,6 +83,7 @@ void ingest_waiter_done(struct ingest *ig)
 	pthread_mutex_lock(&ig->mu);
 	if (ig->n_woken)
 		ig->n_woken--;
+	pthread_cond_signal(&ig->wake); /* the room it gave back may let the next waiter in */
 	pthread_cond_broadcast(&ig->idle);
 	pthread_mutex_unlock(&ig->mu);
 }
