@@ -7,7 +7,6 @@
  * one arena and stops growing at QUERY_MAX_RESPONSE_BYTES (the cursor then points after the
  * last row sent).  SetGroupStatus is a write: it goes to the ingest writer as a job and is
  * answered from the writer thread (an asynchronous unary call). */
-#include <fnmatch.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,11 +408,9 @@ static int one_group_cb(void *arg, const struct store_group *g)
 struct one_event {
 	struct build *b;
 	Errq__V1__Event *e;
-	struct store_event raw; /* valid only inside the callback */
-	char fp[2 * 64];
+	char fp[FINGERPRINT_HEX_LEN + 1]; /* explain: the fingerprint computed now */
 	int basis;
 	char explain[2048];
-	bool explain_wanted;
 };
 
 static int one_event_cb(void *arg, const struct store_event *e)
