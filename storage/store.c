@@ -283,6 +283,7 @@ int store_txn_begin(struct store *s)
 		return -1;
 	s->in_txn = true;
 	s->txn_gen++;
+	s->txn_overflow = 0;
 	agg_clear(s);
 	return 0;
 }
@@ -632,7 +633,7 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	int64_t rowid = sqlite3_last_insert_rowid(s->db);
 	g->head = rowid;
 	g->dirty_gen = s->txn_gen;
-	s->wst.overflow_events += overflowed;
+	s->txn_overflow += overflowed; /* counted once the transaction commits */
 	if (agg_add(s, g->id, envid, rowid, e))
 		return -1;
 	return 1;
@@ -649,6 +650,8 @@ int store_txn_commit(struct store *s)
 	if (step_done(s, s->stmt[STMT_COMMIT], "commit"))
 		return -1;
 	s->in_txn = false;
+	s->wst.overflow_events += s->txn_overflow;
+	s->txn_overflow = 0;
 	return 0;
 }
 

@@ -76,6 +76,7 @@ struct store {
 	bool cap_sweeping;               /* a sweep is under way (some group was over the cap) */
 	uint64_t cap_next_check;         /* when to look for groups over the cap again */
 	struct store_write_stats wst;
+	uint64_t txn_overflow;           /* overflow events of the open transaction */
 };
 
 int store__set_err(struct store *s, const char *what);
