@@ -156,41 +156,9 @@ char *cli_fmt_span(char *buf, size_t n, uint64_t ns)
  * U+FFFD and advances by one. */
 static uint32_t next_cp(const unsigned char *s, size_t n, size_t *i)
 {
-	uint32_t c = s[*i];
-	if (c < 0x80) {
-		(*i)++;
-		return c;
-	}
-	size_t len;
-	uint32_t min;
-	if ((c & 0xE0) == 0xC0) {
-		len = 2;
-		min = 0x80;
-		c &= 0x1F;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3;
-		min = 0x800;
-		c &= 0x0F;
-	} else if ((c & 0xF8) == 0xF0) {
-		len = 4;
-		min = 0x10000;
-		c &= 0x07;
-	} else {
-		(*i)++;
-		return REPLACEMENT;
-	}
-	if (len > n - *i) {
-		(*i)++;
-		return REPLACEMENT;
-	}
-	for (size_t k = 1; k < len; k++) {
-		if ((s[*i + k] & 0xC0) != 0x80) {
-			(*i)++;
-			return REPLACEMENT;
-		}
-		c = (c << 6) | (s[*i + k] & 0x3F);
-	}
-	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+	uint32_t c;
+	size_t len = errq_utf8_decode(s + *i, n - *i, &c);
+	if (!len) {
 		(*i)++;
 		return REPLACEMENT;
 	}

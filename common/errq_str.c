@@ -93,14 +93,15 @@ int errq_buf_printf(struct errq_buf *b, const char *fmt, ...)
 	return rc;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t errq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
-	unsigned c = s[0];
-	if (c < 0x80)
+	uint32_t c = s[0];
+	if (c < 0x80) {
+		*cp = c;
 		return 1;
+	}
 	size_t len;
-	unsigned min;
+	uint32_t min;
 	if ((c & 0xE0) == 0xC0) {
 		len = 2;
 		min = 0x80;
@@ -125,7 +126,15 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	}
 	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
 		return 0;
+	*cp = c;
 	return len;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	return errq_utf8_decode(s, n, &cp);
 }
 
 bool errq_utf8_valid(const char *s, size_t n, size_t *bad_off)

@@ -33,6 +33,10 @@ int errq_buf_add_json_str(struct errq_buf *b, const char *s, size_t n);
  * On false, *bad_off (if not NULL) is the offset of the first bad byte. */
 bool errq_utf8_valid(const char *s, size_t n, size_t *bad_off);
 
+/* Decodes the UTF-8 sequence at s[0..n) into *cp: returns its length (1..4), or 0 when it is
+ * invalid (overlong, surrogate, past U+10FFFF, cut short). */
+size_t errq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 /* The largest length <= max that does not cut a UTF-8 sequence of valid s[0..n). */
 size_t errq_utf8_trunc_len(const char *s, size_t n, size_t max);
 
