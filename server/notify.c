@@ -55,7 +55,7 @@ struct notifier {
 	pthread_mutex_t mu;
 	bool stopping;                          /* under mu */
 	struct pending *inbox, *inbox_tail;     /* under mu */
-	size_t inbox_n;                         /* under mu */
+	size_t held;                            /* under mu: deliveries in the inbox or pending */
 	struct dest_state *new_dests;           /* under mu: a reload waiting to be applied */
 	size_t new_ndests;
 	bool dests_changed;
@@ -145,6 +145,16 @@ static void pending_free(struct pending *p)
 }
 
 static void schedule(struct notifier *n);
+
+/* The loop is done with p (delivered, dead, or dropped at stop): frees it and gives its
+ * place in the NOTIFY_MAX_PENDING bound back to notify_submit. */
+static void release(struct notifier *n, struct pending *p)
+{
+	pending_free(p);
+	pthread_mutex_lock(&n->mu);
+	n->held--;
+	pthread_mutex_unlock(&n->mu);
+}
 
 /* ---- curl on libuv ---- */
 
@@ -302,14 +312,14 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 	if (ok) {
 		report(n, p, NOTIFY_DELIVERED, 0, http, NULL);
 		unlink_pending(n, p);
-		pending_free(p);
+		release(n, p);
 		return;
 	}
 	uint32_t max = ds && ds->d.max_attempts ? ds->d.max_attempts : 1;
 	if (p->d->attempts >= max) {
 		report(n, p, NOTIFY_DEAD, 0, http, err);
 		unlink_pending(n, p);
-		pending_free(p);
+		release(n, p);
 		return;
 	}
 	uint64_t delay = retry_delay_ns(n, p->d->attempts, p->retry_after_s);
@@ -429,7 +439,7 @@ static void schedule(struct notifier *n)
 		if (!ds) {
 			report(n, p, NOTIFY_DEAD, 0, 0, "unknown notifier");
 			unlink_pending(n, p);
-			pending_free(p);
+			release(n, p);
 			continue;
 		}
 		if (p->due > now) {
@@ -441,7 +451,7 @@ static void schedule(struct notifier *n)
 			p->d->attempts++;
 			report(n, p, NOTIFY_DELIVERED, 0, 0, NULL);
 			unlink_pending(n, p);
-			pending_free(p);
+			release(n, p);
 			continue;
 		}
 		if (ds->breaker_ms && now < ds->open_until) {
@@ -485,7 +495,6 @@ static void on_wake(uv_async_t *a)
 	bool stop = n->stopping;
 	struct pending *in = n->inbox;
 	n->inbox = n->inbox_tail = NULL;
-	n->inbox_n = 0;
 	struct dest_state *nd = NULL;
 	size_t nnd = 0;
 	bool changed = n->dests_changed;
@@ -529,7 +538,7 @@ static void on_wake(uv_async_t *a)
 				curl_multi_remove_handle(n->multi, p->easy);
 				curl_easy_cleanup(p->easy);
 			}
-			pending_free(p);
+			release(n, p);
 		}
 		n->head = n->tail = NULL;
 		uv_walk(&n->loop, walk_close, NULL);
@@ -638,9 +647,9 @@ int notify_submit(struct notifier *n, struct notify_delivery *d)
 	uint64_t now_rt = errq_now_ns();
 	p->due = errq_mono_ns() + (d->not_before_ns > now_rt ? d->not_before_ns - now_rt : 0);
 	pthread_mutex_lock(&n->mu);
-	/* the loop's own count is not visible here: bound what waits in the inbox plus a margin
-	 * the loop checks again (it never holds more than NOTIFY_MAX_PENDING) */
-	if (n->stopping || n->inbox_n >= NOTIFY_MAX_PENDING) {
+	/* held counts every delivery from here until the loop is done with it, so the inbox and
+	 * the loop's pending list together never exceed NOTIFY_MAX_PENDING */
+	if (n->stopping || n->held >= NOTIFY_MAX_PENDING) {
 		pthread_mutex_unlock(&n->mu);
 		free(p);
 		return -1;
@@ -651,7 +660,7 @@ int notify_submit(struct notifier *n, struct notify_delivery *d)
 	else
 		n->inbox = p;
 	n->inbox_tail = p;
-	n->inbox_n++;
+	n->held++;
 	pthread_mutex_unlock(&n->mu);
 	uv_async_send(&n->wake);
 	return 0;
