@@ -320,18 +320,14 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		if (!ig->head && !ig->parked_head) {
-			if (ig->n_woken && !ig->stopping)
-				continue; /* woken streams are about to submit */
-			if (ig->waiters || ig->n_woken) {
-				/* stopping: woken ones that never came, and waiters, give up */
-				if (ig->n_woken) {
-					/* wait for the woken to submit or give up, briefly */
-					uint64_t until = errq_mono_ns() + 10 * ERRQ_NS_PER_MS;
-					struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
-					pthread_cond_timedwait(&ig->wake, &ig->mu, &ts);
-					if (ig->head || ig->parked_head || (ig->n_woken && errq_mono_ns() < ig->stop_deadline))
-						continue;
-				}
+			/* only a stop gets here.  Streams woken for room are about to submit: give them
+			 * until the stop deadline (checking every 10 ms); waiters left are given up on
+			 * when the loop ends. */
+			if (ig->n_woken && errq_mono_ns() < ig->stop_deadline) {
+				uint64_t until = errq_mono_ns() + 10 * ERRQ_NS_PER_MS;
+				struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
+				pthread_cond_timedwait(&ig->wake, &ig->mu, &ts);
+				continue;
 			}
 			break; /* stopping and drained */
 		}

@@ -40,7 +40,7 @@ struct rcall {
 
 	struct tag recv_tag, send_tag, close_tag, resume_tag;
 	grpc_byte_buffer *recv_bb;
-	bool reading, parked, half_closed, dead, closed;
+	bool reading, parked, half_closed, dead;
 	/* waiting for room in the ingest queue with the message undecoded */
 	struct ingest_waiter waiter;
 	grpc_slice raw;
@@ -48,7 +48,7 @@ struct rcall {
 	int cancelled;
 	unsigned unanswered;
 
-	bool sending, sending_status, md_sent;
+	bool sending, md_sent;
 	grpc_byte_buffer *send_bb;
 	struct sendq *sq_head, *sq_tail;
 
@@ -583,7 +583,6 @@ static void on_close(void *arg, bool ok)
 {
 	struct rcall *c = arg;
 	pthread_mutex_lock(&c->mu);
-	c->closed = true;
 	if (c->cancelled || !ok)
 		c->dead = true;
 	maybe_send(c);

@@ -134,7 +134,7 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
 		s->cap_cursor = 0;
 	}
 	sqlite3_stmt *st = NULL, *q = NULL;
-	int n = 0, seen = 0, rc = -1;
+	int n = 0, rc = -1;
 	struct {
 		int64_t gid, over;
 	} over[STORE_MAINT_BATCH / 8];
@@ -164,7 +164,6 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
 			sqlite3_reset(q);
 			nover++;
 		}
-		seen++;
 		s->cap_cursor = id;
 		if (over[k].over <= 0)
 			continue;
@@ -181,7 +180,6 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
 		s->cap_sweeping = false; /* a whole pass: check again later */
 	else
 		*more = true;
-	(void)seen;
 	rc = n ? delete_rows(s, (const int64_t(*)[2])rows, n) : 0;
 out:
 	sqlite3_finalize(q);
