@@ -171,6 +171,13 @@ static Errq__V1__Group *group_msg(struct build *b, const struct store_group *g)
 
 #define OOM(details, dsz) (errq_snprintf(details, dsz, "out of memory"), GRPC_STATUS_RESOURCE_EXHAUSTED)
 
+/* A query that failed in SQLite: the reason goes to the caller, the status is INTERNAL. */
+static grpc_status_code query_failed(struct store *s, char *details, size_t dsz)
+{
+	errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+	return GRPC_STATUS_INTERNAL;
+}
+
 /* ---- ListEvents ---- */
 
 struct events_ctx {
@@ -241,8 +248,7 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .limit = x.limit + 1,
 	};
 	if (store_list_events(s, &f, event_row, &x)) {
-		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-		st = GRPC_STATUS_INTERNAL;
+		st = query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
@@ -365,8 +371,7 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .limit = x.limit + 1,
 	};
 	if (store_list_groups(s, &f, group_row, &x)) {
-		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-		st = GRPC_STATUS_INTERNAL;
+		st = query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
@@ -442,8 +447,7 @@ static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **
 	struct one_group og = {.b = &b};
 	int r = store_get_group(s, in->fingerprint, &f, one_group_cb, &og);
 	if (r < 0) {
-		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-		st = GRPC_STATUS_INTERNAL;
+		st = query_failed(s, details, dsz);
 		goto out;
 	}
 	if (r == 0) {
@@ -462,15 +466,13 @@ static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **
 		goto out;
 	}
 	if (store_group_histogram(s, og.id, in->environment, first, n, counts)) {
-		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-		st = GRPC_STATUS_INTERNAL;
+		st = query_failed(s, details, dsz);
 		goto out;
 	}
 	struct one_event oe = {.b = &b};
 	struct store_event_filter ef = {.fingerprint = in->fingerprint, .limit = 1};
 	if (store_list_events(s, &ef, one_event_cb, &oe)) {
-		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-		st = GRPC_STATUS_INTERNAL;
+		st = query_failed(s, details, dsz);
 		goto out;
 	}
 	Errq__V1__GetGroupResponse o = ERRQ__V1__GET_GROUP_RESPONSE__INIT;
@@ -532,8 +534,7 @@ static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer
 	struct one_event oe = {.b = &b};
 	int r = store_get_event(s, in->event_id.data, explain ? explain_cb : one_event_cb, &oe);
 	if (r < 0) {
-		errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-		st = GRPC_STATUS_INTERNAL;
+		st = query_failed(s, details, dsz);
 		goto out;
 	}
 	if (r == 0) {
@@ -712,8 +713,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 		if (!s)
 			return GRPC_STATUS_UNAVAILABLE;
 		if (store_get_totals(s, &t)) {
-			errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-			return GRPC_STATUS_INTERNAL;
+			return query_failed(s, details, dsz);
 		}
 		o.events_total = t.events;
 		o.groups_total = t.groups;
