@@ -352,28 +352,38 @@ grpc_status_code raw_finish(struct rawstream *s, char *details, size_t dsz)
 	return s->status;
 }
 
+/* The teardown both client streams share: cancel the call, collect its outstanding
+ * completions (status_tag unless already received, recv_tag when a read is posted), then
+ * free the call, its queue, its channel and its metadata. */
+static void stream_teardown(grpc_channel *ch, grpc_completion_queue *cq, grpc_call *call, void *status_tag,
+			    void *recv_tag, grpc_byte_buffer *recv_bb, grpc_metadata_array *md_initial,
+			    grpc_metadata_array *md_trailing, grpc_slice status_details)
+{
+	grpc_call_cancel(call, NULL);
+	if (status_tag)
+		grpc_completion_queue_pluck(cq, status_tag, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	if (recv_tag)
+		grpc_completion_queue_pluck(cq, recv_tag, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	if (recv_bb)
+		grpc_byte_buffer_destroy(recv_bb);
+	grpc_call_unref(call);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	       GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(ch);
+	grpc_metadata_array_destroy(md_initial);
+	grpc_metadata_array_destroy(md_trailing);
+	grpc_slice_unref(status_details);
+}
+
 void raw_free(struct rawstream *s)
 {
 	if (!s->call)
 		return;
-	grpc_call_cancel(s->call, NULL);
-	/* collect every outstanding completion before destroying the queue */
-	if (!s->status_received)
-		grpc_completion_queue_pluck(s->cq, TAG_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
-	if (s->recv_posted)
-		grpc_completion_queue_pluck(s->cq, TAG_RECV, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
-	if (s->recv_bb)
-		grpc_byte_buffer_destroy(s->recv_bb);
-	grpc_call_unref(s->call);
-	grpc_completion_queue_shutdown(s->cq);
-	while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	       GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(s->cq);
-	grpc_channel_destroy(s->ch);
-	grpc_metadata_array_destroy(&s->md_initial);
-	grpc_metadata_array_destroy(&s->md_trailing);
-	grpc_slice_unref(s->status_details);
+	stream_teardown(s->ch, s->cq, s->call, s->status_received ? NULL : TAG_STATUS, s->recv_posted ? TAG_RECV : NULL,
+			s->recv_bb, &s->md_initial, &s->md_trailing, s->status_details);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -719,23 +729,9 @@ void tail_free(struct tailstream *t)
 {
 	if (!t->call)
 		return;
-	grpc_call_cancel(t->call, NULL);
-	grpc_completion_queue_pluck(t->cq, TAG_TAIL_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
-	if (t->recv_posted)
-		grpc_completion_queue_pluck(t->cq, TAG_TAIL_RECV, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
-	if (t->recv_bb)
-		grpc_byte_buffer_destroy(t->recv_bb);
+	stream_teardown(t->ch, t->cq, t->call, TAG_TAIL_STATUS, t->recv_posted ? TAG_TAIL_RECV : NULL, t->recv_bb,
+			&t->md_initial, &t->md_trailing, t->status_details);
 	grpc_byte_buffer_destroy(t->send_bb);
-	grpc_call_unref(t->call);
-	grpc_completion_queue_shutdown(t->cq);
-	while (grpc_completion_queue_pluck(t->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	       GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(t->cq);
-	grpc_channel_destroy(t->ch);
-	grpc_metadata_array_destroy(&t->md_initial);
-	grpc_metadata_array_destroy(&t->md_trailing);
-	grpc_slice_unref(t->status_details);
 	memset(t, 0, sizeof(*t));
 }
 
