@@ -1,0 +1,127 @@
+/* alerts.h: the rule engine in the collector — rules matched against committed events,
+ * one circuit per (rule, key), transitions and alerts written to the outbox in the same
+ * transaction as the events, and the outbox delivered by the notifier.
+ *
+ * Threads.  Everything that changes circuits runs on the ingest writer thread, through the
+ * writer hooks below (inside each ingest transaction, and between transactions for timers)
+ * or as writer jobs (reload, replay, silences, delivery reports).  The query service reads
+ * the tables through its own read-only connections, and takes the rules in force with
+ * alerts_rules_get().  The notifier (notify.c) runs on its own libuv thread; its reports
+ * come back to the writer as jobs. */
+#ifndef ERRQD_ALERTS_H
+#define ERRQD_ALERTS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "notify.h"
+#include "rules.h"
+
+struct store;
+struct ingest;
+struct ingest_batch;
+struct alerts;
+
+/* The rules in force, shared read-only by reference. */
+struct alerts_rules {
+	struct ruleset *rs;  /* never NULL (an empty set when there are no rules) */
+	char source[512];    /* the file they came from, "" when none */
+	uint64_t loaded_ns;
+};
+/* A reference to the rules in force (any thread); give it back with alerts_rules_put. */
+const struct alerts_rules *alerts_rules_get(struct alerts *a);
+void alerts_rules_put(struct alerts *a, const struct alerts_rules *r);
+
+#define ALERTS_MAX_TRANSITIONS_LISTED 1000
+#define ALERTS_REPORT_SLOTS (2 * NOTIFY_MAX_PENDING) /* delivery reports awaiting the writer */
+#define ALERTS_RESUBMIT_MS 1000   /* how soon deliveries the notifier refused (full) are retried */
+#define ALERTS_SAMPLE_MAX 4096    /* the sample event's JSON in an alert */
+
+struct alerts_opts {
+	const char *config_path;  /* rules and notifiers are (re)read from here; NULL = none */
+	const char *collector;    /* the collector's name, in webhook bodies */
+	struct ingest *ig;        /* for writer jobs (set with alerts_set_ingest once it exists) */
+	const struct notify_opts *notify; /* retry timing (tests shrink it); NULL = defaults */
+	uint64_t history_ns;      /* alert history kept; 0 = STORE_ALERT_HISTORY_NS */
+	uint64_t (*clock)(void);  /* realtime ns; NULL = errq_now_ns (tests inject one) */
+};
+
+/* Creates the engine with the rules of o->config_path (loaded already by the caller and
+ * handed over in rs, which the engine then owns; NULL = no rules) and starts the notifier.
+ * Nothing is read from the database yet: that happens on the writer thread, in the first
+ * hook call.  Returns 0, or -1 with err. */
+int alerts_new(struct alerts **out, const struct alerts_opts *o, struct ruleset *rs, const char *source,
+	       char *err, size_t errsz);
+void alerts_set_ingest(struct alerts *a, struct ingest *ig);
+/* Stops the notifier (deliveries still pending stay in the outbox) and frees.  After the
+ * ingest writer has stopped.  Accepts NULL. */
+void alerts_free(struct alerts *a);
+
+/* ---- writer hooks (struct ingest_hooks calls them; writer thread only) ---- */
+/* Inside the ingest transaction, after the batches' events were added (ev->result known):
+ * matches new events and outcomes against the rules, updates circuits, writes transitions,
+ * alerts and outbox rows.  Returns 0, or -1 (store error: the caller rolls back and calls
+ * alerts_txn_end(false)). */
+int alerts_hook_txn(void *ctx, struct store *s, const struct ingest_batch *list);
+/* After the transaction: committed (then new outbox rows go to the notifier) or rolled back
+ * (the circuits go back to their state before it). */
+void alerts_hook_txn_end(void *ctx, struct store *s, bool committed);
+/* Between transactions: fires due deadlines (circuit timers, silence ends, delivery
+ * reports, resubmission), each batch of work in a transaction of its own.  Returns the
+ * monotonic-clock time (errq_mono_ns) at which it wants to be called again, 0 = not before
+ * new work (jobs wake the writer anyway). */
+uint64_t alerts_hook_tick(void *ctx, struct store *s);
+
+/* ---- requests from the Alerts service (any thread; answered on the writer thread) ---- */
+enum alerts_status {
+	ALERTS_OK = 0,
+	ALERTS_INVALID,      /* bad request or bad rules file: msg says why */
+	ALERTS_NOT_FOUND,
+	ALERTS_PRECONDITION, /* e.g. nothing to replay */
+	ALERTS_UNAVAILABLE,  /* the writer is stopping or its job queue is full */
+	ALERTS_INTERNAL,     /* store error */
+};
+struct alerts_answer {
+	enum alerts_status status;
+	char msg[1024];
+	/* results */
+	int64_t id;          /* silence id (add, expire) */
+	uint32_t count;      /* replayed deliveries */
+	uint32_t rules, notifiers, kept, changed, removed; /* reload */
+};
+/* Called once, on the writer thread (or at once on the caller's thread when the request
+ * could not be queued: status ALERTS_UNAVAILABLE). */
+typedef void (*alerts_answer_fn)(void *arg, const struct alerts_answer *ans);
+
+/* Re-reads the rules file and swaps the rules atomically (a bad file keeps the old ones and
+ * answers ALERTS_INVALID with "'FILE' line N: ...").  Also what SIGHUP does (fn NULL: the
+ * result is logged). */
+void alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg);
+/* Sends the dead-lettered deliveries of an alert again. */
+void alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg);
+struct alerts_silence_req {
+	char rule[RULES_NAME_MAX];
+	char matchers[RULES_KEY_MAX]; /* "field=glob,..." ("" = every key of the rule) */
+	char comment[512];
+	char created_by[128];
+	uint64_t duration_ns;         /* from now; 1 s .. 90 days */
+};
+void alerts_silence_add(struct alerts *a, const struct alerts_silence_req *req, alerts_answer_fn fn, void *arg);
+void alerts_silence_expire(struct alerts *a, int64_t id, alerts_answer_fn fn, void *arg);
+
+/* Checks silence matchers against a rule: 0, or -1 with err ("unknown field 'x'", ...). */
+int alerts_matchers_check(const struct rule *rule, const char *matchers, char *err, size_t errsz);
+/* True when matchers ("field=glob,...", "" = any) match circuit key `key` of rule. */
+bool alerts_matchers_match(const char *matchers, const char *key);
+
+struct alerts_stats {
+	uint64_t failures_matched, failures_too_old, failures_expired, overflow_failures;
+	uint64_t transitions, alerts_fired, alerts_resolved, reminders;
+	uint64_t deliveries_delivered, deliveries_retried, deliveries_dead, deliveries_silenced;
+	uint64_t outcome_batches, outcome_batches_duplicate;
+	uint32_t circuits, circuits_open, pending_deliveries;
+};
+void alerts_get_stats(struct alerts *a, struct alerts_stats *st);
+/* Failures a rule put into its overflow circuit since start (for ListRules). */
+uint64_t alerts_rule_overflow(struct alerts *a, const char *rule);
+#endif

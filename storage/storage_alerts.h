@@ -1,0 +1,170 @@
+/* storage_alerts.h: the alerting tables (schema version 2) — circuits, their transition
+ * history, alerts, the delivery outbox, silences, and the outcome batches already counted.
+ *
+ * Writer calls (store opened read-write) run inside the caller's transaction
+ * (store_txn_begin .. store_txn_commit): the rule engine writes a circuit's transitions, its
+ * alert and the alert's outbox rows in the same transaction as the events that caused them,
+ * so nothing acknowledged can be lost between an event and the alert it fires.  Reader calls
+ * (any handle) are one statement each, like the other queries.
+ *
+ * Times are nanoseconds since the epoch; 0 means "none".  Alert ids are 16 bytes (UUIDv7).
+ * Circuit states are the numbers of server/circuit.h: 0 closed, 1 open, 2 half_open.
+ * Strings passed in are copied by SQLite; strings passed to callbacks are valid during the
+ * callback only. */
+#ifndef ERRQ_STORAGE_ALERTS_H
+#define ERRQ_STORAGE_ALERTS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage.h"
+
+/* ---- circuits: one row per (rule, key), its saved state (writer) ---- */
+struct store_circuit {
+	int64_t id;
+	const char *rule, *key;
+	uint64_t def_hash;           /* the rule's definition hash when saved */
+	int state;                   /* 0 closed, 1 open, 2 half_open */
+	uint64_t since_ns;           /* entered `state` */
+	uint64_t failures_in_window; /* at updated_ns */
+	uint64_t next_transition_ns; /* 0 = none */
+	const uint8_t *alert_id;     /* 16 bytes: the alert while not closed; NULL = none */
+	const void *saved;           /* circuit_save() bytes */
+	size_t saved_len;
+	uint64_t updated_ns;
+};
+/* Inserts (c->id == 0; the new id is stored in *id) or updates row c->id.  Returns 0/-1. */
+int store_circuit_put(struct store *s, const struct store_circuit *c, int64_t *id);
+/* Deletes a circuit row (its rule was removed or changed; its transitions stay). 0/-1. */
+int store_circuit_delete(struct store *s, int64_t id);
+typedef int (*store_circuit_cb)(void *ctx, const struct store_circuit *c);
+/* Every circuit row, or those of one rule (rule != NULL), by (rule, key).  0/-1. */
+int store_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx);
+/* One circuit by rule and key: 1 (cb called), 0 unknown, -1 error. */
+int store_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx);
+
+/* ---- transitions: the history of every circuit (writer adds, readers list) ---- */
+struct store_transition {
+	int64_t id;
+	const char *rule, *key;
+	uint64_t at_ns;
+	int from, to;               /* states; from == to for a reminder */
+	const char *reason;         /* "failures 3 >= 3 in 60s", "recovery_timeout elapsed", ... */
+	uint64_t failures_in_window;
+	uint32_t window_seconds;
+	uint64_t next_transition_ns;
+	const uint8_t *alert_id;    /* 16 bytes or NULL */
+};
+int store_transition_add(struct store *s, const struct store_transition *t);
+typedef int (*store_transition_cb)(void *ctx, const struct store_transition *t);
+/* The newest `limit` transitions of (rule, key), oldest first.  0/-1. */
+int store_list_transitions(struct store *s, const char *rule, const char *key, uint32_t limit,
+			   store_transition_cb cb, void *ctx);
+
+/* ---- alerts: one row per incident (OPEN ... CLOSED of one circuit) ---- */
+struct store_alert {
+	int64_t id;                 /* rowid: the listing cursor */
+	const uint8_t *alert_id;    /* 16 bytes */
+	const char *rule, *key;
+	const char *severity;       /* critical | error | warning | info */
+	const char *status;         /* firing | resolved */
+	int state;                  /* the circuit's state at the last update */
+	uint64_t opened_ns, resolved_ns; /* resolved_ns 0 while firing */
+	uint64_t failures_in_window;     /* when it fired */
+	uint32_t window_seconds;
+	const char *sample;         /* JSON object text of one event that caused it, or NULL */
+	const char *resolve_reason; /* why it resolved ("probe quiet", "rule_removed", ...), or NULL */
+	uint32_t notices;           /* firing notices made (the first, then reminders) */
+	uint64_t updated_ns;
+};
+/* Inserts a new alert (a->id ignored; sets *id) or, when a row with a->alert_id exists,
+ * updates its status, state, resolved_ns, resolve_reason, notices and updated_ns.  0/-1. */
+int store_alert_put(struct store *s, const struct store_alert *a, int64_t *id);
+typedef int (*store_alert_cb)(void *ctx, const struct store_alert *a);
+/* 1 (cb called), 0 unknown, -1 error. */
+int store_get_alert(struct store *s, const uint8_t alert_id[16], store_alert_cb cb, void *ctx);
+struct store_alert_filter {
+	const char *status;   /* "firing" | "resolved" | NULL = any */
+	const char *rule;     /* NULL = any */
+	uint64_t since_ns;    /* opened or updated at or after; 0 = all */
+	int64_t before_id;    /* keyset cursor: rows with id < this; 0 = from the newest */
+	uint32_t limit;
+};
+/* Newest first (by id).  0/-1. */
+int store_list_alerts(struct store *s, const struct store_alert_filter *f, store_alert_cb cb, void *ctx);
+
+/* ---- outbox: one row per (alert notice, notifier) ---- */
+#define STORE_DELIVERY_STATUSES(X) \
+	X(PENDING, "pending") X(DELIVERED, "delivered") X(DEAD, "dead") X(SILENCED, "silenced")
+enum store_delivery_status {
+#define X(n, s) STORE_DELIVERY_##n,
+	STORE_DELIVERY_STATUSES(X)
+#undef X
+};
+const char *store_delivery_status_name(int status);
+
+struct store_delivery {
+	int64_t id;
+	const uint8_t *alert_id;      /* 16 bytes */
+	const char *notifier;
+	const char *kind;             /* firing | resolved */
+	uint32_t seq;                 /* notice number of this kind for the alert (1, 2, ...) */
+	const char *idempotency_key;  /* "<alert_id hex>:<kind>:<seq>" */
+	const char *body;             /* the JSON sent */
+	size_t body_len;
+	int status;                   /* enum store_delivery_status */
+	uint32_t attempts;
+	uint64_t next_attempt_ns;     /* pending: not before; 0 = now */
+	long http_status;             /* last response, 0 = none */
+	const char *last_error;       /* "" or NULL = none */
+	uint64_t created_ns, updated_ns;
+};
+/* Adds a row (d->id ignored; sets *id).  0/-1. */
+int store_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id);
+/* Records an attempt's result or a status change of row id.  Returns 1, 0 unknown, -1. */
+int store_delivery_update(struct store *s, int64_t id, int status, uint32_t attempts, uint64_t next_attempt_ns,
+			  long http_status, const char *last_error, uint64_t now_ns);
+typedef int (*store_delivery_cb)(void *ctx, const struct store_delivery *d);
+/* Rows with the given status and id > after_id, by id, at most limit (for paging through
+ * the pending rows after a restart).  0/-1. */
+int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit,
+				    store_delivery_cb cb, void *ctx);
+/* Every row of one alert, by id (the body is not read: body NULL, body_len 0).  0/-1. */
+int store_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx);
+/* One row, body included: 1 (cb called), 0 unknown, -1 error. */
+int store_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *ctx);
+
+/* ---- silences ---- */
+struct store_silence {
+	int64_t id;
+	const char *rule;        /* the rule it silences (exact name) */
+	const char *matchers;    /* "field=glob,field=glob" on the circuit key, "" = every key */
+	const char *comment;
+	const char *created_by;  /* free text: user@host from the CLI */
+	uint64_t created_ns, starts_ns, ends_ns;
+	uint64_t expired_ns;     /* set by an explicit expire; 0 = runs until ends_ns */
+};
+int store_silence_add(struct store *s, const struct store_silence *si, int64_t *id);
+/* Ends silence id now.  Returns 1, 0 when unknown or already ended (at now_ns), -1. */
+int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns);
+typedef int (*store_silence_cb)(void *ctx, const struct store_silence *si);
+/* Silences in force at now_ns (started, not ended, not expired), or with all = true every
+ * silence, newest first, at most limit (0 = no limit).  0/-1. */
+int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx);
+
+/* ---- outcome batches: each ReportRequest's outcomes count once, by batch_id ---- */
+/* Records batch_id (16 bytes).  Returns 1 when new, 0 when seen before, -1 on error. */
+int store_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64_t received_ns);
+/* Forgets batch ids received before older_than_ns, at most limit rows.  Returns the number
+ * deleted, or -1.  Runs in a transaction of its own (upkeep). */
+int store_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
+#define STORE_OUTCOME_BATCH_HORIZON_NS (UINT64_C(24) * 3600 * 1000000000) /* kept a day */
+
+/* ---- upkeep ---- */
+/* Deletes history older than older_than_ns, at most limit rows of each kind: transitions,
+ * resolved alerts (resolved before it) with their outbox rows, and silences ended before
+ * it.  Firing alerts, pending and dead deliveries are never deleted.  Runs in a transaction
+ * of its own.  Returns the number of rows deleted, or -1. */
+int store_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
+#define STORE_ALERT_HISTORY_NS (UINT64_C(30) * 86400 * 1000000000) /* default: 30 days */
+#endif
