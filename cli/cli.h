@@ -178,4 +178,22 @@ int cli_cmd_unresolve(struct cli_ctx *ctx);
 int cli_cmd_explain(struct cli_ctx *ctx);
 int cli_cmd_status(struct cli_ctx *ctx);
 int cli_cmd_tail(struct cli_ctx *ctx);
+int cli_cmd_circuits(struct cli_ctx *ctx);        /* cmd_alerts.c */
+int cli_cmd_explain_circuit(struct cli_ctx *ctx);
+int cli_cmd_alerts(struct cli_ctx *ctx);
+int cli_cmd_alert(struct cli_ctx *ctx);
+int cli_cmd_alerts_replay(struct cli_ctx *ctx);
+int cli_cmd_rules_list(struct cli_ctx *ctx);      /* cmd_rules.c */
+int cli_cmd_rules_reload(struct cli_ctx *ctx);
+int cli_cmd_rules_check(struct cli_ctx *ctx);
+int cli_cmd_silence_add(struct cli_ctx *ctx);     /* cmd_silence.c */
+int cli_cmd_silence_list(struct cli_ctx *ctx);
+int cli_cmd_silence_expire(struct cli_ctx *ctx);
+
+/* A circuit key (or silence matchers) into o as "<name>" (an object keyed by the fields,
+ * cli_key_json) and "<name>_text" (the string, as errq takes it on the command line). */
+void cli_json_key(json_t *o, const char *name, const char *key, bool *ok);
+/* One unary call whose answer is printed as is: the rows of a response that is not paged
+ * (ListCircuits) as a struct cli_rows that borrows them (no cli_rows_release). */
+void cli_rows_borrow(struct cli_rows *r, ProtobufCMessage *const *rows, size_t n);
 #endif

@@ -26,6 +26,12 @@ enum flag_id {
 	FL_STATUS,
 	FL_UNTIL,
 	FL_SORT,
+	FL_RULE,
+	FL_STATE,
+	FL_MATCH,
+	FL_FOR,
+	FL_COMMENT,
+	FL_ALL,
 };
 
 /* Every flag the tool knows.  bit 0: global (every command takes it); else the CLI_F_* bit a
@@ -48,14 +54,26 @@ static const struct flag_def {
     {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
     {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
     {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
-    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS, "only groups with this status: unresolved, resolved or ignored"},
+    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS,
+     "only rows with this status: groups unresolved, resolved or ignored; alerts firing or resolved"},
+    {FL_RULE, "rule", 0, "NAME", CLI_F_RULE,
+     "only this rule's circuits or alerts (its name in the rules file); silence add: the rule silenced"},
+    {FL_STATE, "state", 0, "STATE", CLI_F_STATE, "only circuits in this state: closed, open or half_open"},
+    {FL_MATCH, "match", 0, "FIELD=GLOB", CLI_F_MATCH,
+     "only the circuits whose key has FIELD matching GLOB (* ? [...]); repeat for more fields "
+     "(default: every circuit of the rule)"},
+    {FL_FOR, "for", 0, "DURATION", CLI_F_FOR, "how long from now: 1s to 90d (30m, 2h, 7d)"},
+    {FL_COMMENT, "comment", 0, "TEXT", CLI_F_COMMENT, "why (shown with the silence; at most 511 bytes)"},
+    {FL_ALL, "all", 0, NULL, CLI_F_ALL, "also the silences that have ended"},
     {FL_GROUP, "group", 0, "FINGERPRINT", CLI_F_GROUP, "only the events of this group"},
     {FL_SINCE, "since", 0, "WHEN", CLI_F_SINCE,
      "only what was received since WHEN: a duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
     {FL_UNTIL, "until", 0, "WHEN", CLI_F_UNTIL, "with --since: end the window at WHEN (same forms as --since)"},
     {FL_SORT, "sort", 0, "KEY", CLI_F_SORT,
      "count (most events in the window first), last_seen (the default) or first_seen (newest groups first)"},
-    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT, "at most N rows (default 100, at most 100000); tail: stop after N events"},
+    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT,
+     "at most N rows (default 100, at most 100000); tail: stop after N events; explain-circuit: the newest N "
+     "transitions (at most 1000)"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -72,6 +90,9 @@ void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_
 	a->type_glob = "";
 	a->status = "";
 	a->group = "";
+	a->rule = "";
+	a->state = "";
+	a->comment = "";
 	a->sort = CLI_SORT_LAST_SEEN;
 }
 
@@ -159,6 +180,64 @@ int cli_status_valid(const char *s)
 	return !strcmp(s, "unresolved") || !strcmp(s, "resolved") || !strcmp(s, "ignored") ? 0 : -1;
 }
 
+int cli_word_in(const char *s, const char *list)
+{
+	size_t n = strlen(s);
+	for (const char *p = list; *p;) {
+		size_t w = strcspn(p, "|");
+		if (w == n && n && !memcmp(p, s, n))
+			return 0;
+		p += w;
+		if (*p == '|')
+			p++;
+	}
+	return -1;
+}
+
+/* "a, b or c" of the words of list ("a|b|c") into buf. */
+static void words_or(const char *list, char *buf, size_t n)
+{
+	size_t o = 0, nwords = 1, k = 0;
+	for (const char *p = list; *p; p++)
+		nwords += *p == '|';
+	buf[0] = '\0';
+	for (const char *p = list; *p && o < n; k++) {
+		size_t w = strcspn(p, "|");
+		o += (size_t)errq_snprintf(buf + o, n - o, "%s%.*s", k == 0 ? "" : k + 1 == nwords ? " or " : ", ",
+					   (int)w, p);
+		p += w;
+		if (*p == '|')
+			p++;
+	}
+}
+
+int cli_rule_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > CLI_RULE_NAME_MAX)
+		return -1;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+			return -1;
+	return 0;
+}
+
+int cli_state_parse(const char *s, const char **state)
+{
+	static const char *const states[] = {"closed", "open", "half_open"};
+	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+		if (!strcmp(s, states[k])) {
+			*state = states[k];
+			return 0;
+		}
+	}
+	if (!strcmp(s, "half-open")) {
+		*state = states[2];
+		return 0;
+	}
+	return -1;
+}
+
 static bool has_control(const char *s)
 {
 	for (; *s; s++)
@@ -180,6 +259,37 @@ int cli_glob_valid(const char *s, char *err, size_t errlen)
 	}
 	if (!errq_utf8_valid(s, n, NULL) || has_control(s)) {
 		errq_snprintf(err, errlen, "--type holds control characters or invalid UTF-8");
+		return -1;
+	}
+	return 0;
+}
+
+int cli_match_valid(const char *s, char *err, size_t errlen)
+{
+	const char *eq = strchr(s, '=');
+	size_t flen = eq ? (size_t)(eq - s) : 0;
+	if (!eq || !flen) {
+		errq_snprintf(err, errlen, "invalid --match '%s' (expected FIELD=GLOB, such as error_type='Timeout*')",
+			      s);
+		return -1;
+	}
+	if (flen > CLI_MATCH_FIELD_MAX) {
+		errq_snprintf(err, errlen, "--match field is longer than %d bytes", CLI_MATCH_FIELD_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < flen; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f || c == ',' || c == '\\') {
+			errq_snprintf(err, errlen, "invalid --match field '%.*s' (no spaces, ',' or '\\')", (int)flen,
+				      s);
+			return -1;
+		}
+	}
+	size_t glen = strlen(eq + 1);
+	if (glen > CLI_GLOB_MAX || !errq_utf8_valid(eq + 1, glen, NULL) || has_control(eq + 1)) {
+		errq_snprintf(err, errlen,
+			      "invalid --match glob for '%.*s' (at most %d bytes of text, no control characters)",
+			      (int)flen, s, CLI_GLOB_MAX);
 		return -1;
 	}
 	return 0;
@@ -300,12 +410,61 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 		a->type_glob = val;
 		break;
 	case FL_STATUS:
-		if (cli_status_valid(val)) {
-			errq_snprintf(err, errlen, "invalid --status '%s' (expected unresolved, resolved or ignored)",
+		/* checked against the command's statuses once it is known (cli_args_parse) */
+		a->status = val;
+		break;
+	case FL_RULE:
+		if (cli_rule_name_valid(val)) {
+			errq_snprintf(err, errlen,
+				      "invalid --rule '%s' (expected a rule name: 1 to %d letters, digits, '_', "
+				      "'.', '-')",
+				      val, CLI_RULE_NAME_MAX);
+			return -1;
+		}
+		a->rule = val;
+		break;
+	case FL_STATE:
+		if (cli_state_parse(val, &a->state)) {
+			errq_snprintf(err, errlen, "invalid --state '%s' (expected closed, open or half_open)", val);
+			return -1;
+		}
+		break;
+	case FL_MATCH: {
+		if (cli_match_valid(val, err, errlen))
+			return -1;
+		size_t flen = (size_t)(strchr(val, '=') - val);
+		for (size_t k = 0; k < a->nmatch; k++) {
+			if (!strncmp(a->match[k], val, flen) && a->match[k][flen] == '=') {
+				errq_snprintf(err, errlen, "--match '%.*s' given twice", (int)flen, val);
+				return -1;
+			}
+		}
+		if (a->nmatch == CLI_MAX_MATCH) {
+			errq_snprintf(err, errlen, "--match given more than %d times", CLI_MAX_MATCH);
+			return -1;
+		}
+		a->match[a->nmatch++] = val;
+		break;
+	}
+	case FL_FOR:
+		if (errq_parse_duration(val, &a->for_ns) || a->for_ns < CLI_SILENCE_MIN_NS ||
+		    a->for_ns > CLI_SILENCE_MAX_NS) {
+			errq_snprintf(err, errlen,
+				      "invalid --for '%s' (expected a duration from 1s to 90d, such as 30m or 2h)",
 				      val);
 			return -1;
 		}
-		a->status = val;
+		a->for_arg = val;
+		break;
+	case FL_COMMENT:
+		if (strlen(val) > CLI_COMMENT_MAX || !errq_utf8_valid(val, strlen(val), NULL)) {
+			errq_snprintf(err, errlen, "invalid --comment (at most %d bytes of text)", CLI_COMMENT_MAX);
+			return -1;
+		}
+		a->comment = val;
+		break;
+	case FL_ALL:
+		a->all = true;
 		break;
 	case FL_UNTIL:
 		if (errq_parse_since(val, now_ns, &a->until_ns)) {
@@ -337,19 +496,59 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 		failed = true;                                                                         \
 	} while (0)
 
+/* The command named "family word", or NULL. */
+static const struct cli_cmd *find_sub(const struct cli_cmd *cmds, size_t ncmds, const char *family,
+				      const char *word)
+{
+	size_t fl = strlen(family);
+	for (size_t k = 0; k < ncmds; k++)
+		if (!strncmp(cmds[k].name, family, fl) && cmds[k].name[fl] == ' ' &&
+		    !strcmp(cmds[k].name + fl + 1, word))
+			return &cmds[k];
+	return NULL;
+}
+
+int cli_cmd_family(const struct cli_cmd *cmds, size_t ncmds, const char *family, char *buf, size_t n)
+{
+	size_t fl = strlen(family), nsub = 0, o = 0;
+	char list[256];
+	list[0] = '\0';
+	for (size_t k = 0; k < ncmds; k++) {
+		if (strncmp(cmds[k].name, family, fl) || cmds[k].name[fl] != ' ')
+			continue;
+		if (o < sizeof(list))
+			o += (size_t)errq_snprintf(list + o, sizeof(list) - o, "%s%s", nsub ? "|" : "",
+						   cmds[k].name + fl + 1);
+		nsub++;
+	}
+	if (buf && n)
+		words_or(list, buf, n);
+	return (int)nsub;
+}
+
 int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct cli_cmd *cmds,
 		   size_t ncmds, uint64_t now_ns, char *err, size_t errlen)
 {
-	bool failed = false, only_args = false;
-	char ferr[256];
+	bool failed = false, only_args = false, sub_next = false;
+	const char *family = NULL; /* the first word, when it names a family of commands */
+	char ferr[256], subs[160];
 
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
 		if (only_args || s[0] != '-' || s[1] == '\0') {
-			if (!a->cmd) {
+			if (!a->cmd && !family) {
 				a->cmd = cli_cmd_find(cmds, ncmds, s);
-				if (!a->cmd)
+				if (cli_cmd_family(cmds, ncmds, s, NULL, 0)) {
+					family = s;
+					sub_next = true;
+				} else if (!a->cmd) {
 					FAIL("'%s' is not an errq command (see 'errq --help')", s);
+				}
+			} else if (sub_next && (sub_next = false, find_sub(cmds, ncmds, family, s))) {
+				a->cmd = find_sub(cmds, ncmds, family, s);
+			} else if (!a->cmd) {
+				cli_cmd_family(cmds, ncmds, family, subs, sizeof(subs));
+				FAIL("'%s %s' is not an errq command (expected %s)", family, s, subs);
 			} else if (a->argc < CLI_MAX_ARGS) {
 				a->argv[a->argc++] = s;
 			} else {
@@ -400,6 +599,11 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 		return 0;
 	if (failed)
 		return -1;
+	if (family && !a->cmd) {
+		cli_cmd_family(cmds, ncmds, family, subs, sizeof(subs));
+		errq_snprintf(err, errlen, "'errq %s' needs a command: %s (see 'errq --help')", family, subs);
+		return -1;
+	}
 	if (!a->cmd)
 		return 0; /* main prints the usage */
 
@@ -420,6 +624,23 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 		errq_snprintf(err, errlen, "unexpected argument '%s' (see 'errq %s --help')",
 			      a->argv[a->cmd->max_args], a->cmd->name);
 		return -1;
+	}
+	unsigned missing = a->cmd->required & ~a->set;
+	for (size_t k = 0; k < NFLAGS && missing; k++) {
+		if (flags[k].bit & missing) {
+			errq_snprintf(err, errlen, "'errq %s' needs --%s %s", a->cmd->name, flags[k].name,
+				      flags[k].metavar ? flags[k].metavar : "");
+			return -1;
+		}
+	}
+	if (a->set & CLI_F_STATUS) {
+		const char *list = a->cmd->statuses ? a->cmd->statuses : "unresolved|resolved|ignored";
+		if (cli_word_in(a->status, list)) {
+			char want[128];
+			words_or(list, want, sizeof(want));
+			errq_snprintf(err, errlen, "invalid --status '%s' (expected %s)", a->status, want);
+			return -1;
+		}
 	}
 	if ((a->set & CLI_F_UNTIL) && !(a->set & CLI_F_SINCE)) {
 		errq_snprintf(err, errlen, "--until needs --since (the start of the window)");
@@ -509,7 +730,12 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 			errq_snprintf(part, sizeof(part), "%s", c->args);
 		} else if (flags[k].bit & c->flags) {
 			flag_synopsis(&flags[k], false, syn, sizeof(syn));
-			errq_snprintf(part, sizeof(part), "[%s]", syn);
+			if (flags[k].bit & c->required)
+				errq_snprintf(part, sizeof(part), "%s", syn);
+			else if (flags[k].id == FL_MATCH)
+				errq_snprintf(part, sizeof(part), "[%s]...", syn);
+			else
+				errq_snprintf(part, sizeof(part), "[%s]", syn);
 		} else {
 			continue;
 		}

@@ -24,6 +24,12 @@
 #define CLI_GLOB_MAX 256                /* bytes of a --type glob */
 #define CLI_NAME_MAX 1024               /* bytes of a --service, --env or fingerprint */
 #define CLI_EVENT_ID_LEN 16             /* bytes of an event id (32 hex digits) */
+#define CLI_RULE_NAME_MAX 63            /* bytes of a rule name (RULES_NAME_MAX - 1) */
+#define CLI_MAX_MATCH 16                /* --match given at most this many times */
+#define CLI_MATCH_FIELD_MAX 136         /* bytes of a --match field ("details." + 128) */
+#define CLI_COMMENT_MAX 511             /* bytes of a silence's --comment */
+#define CLI_SILENCE_MIN_NS UINT64_C(1000000000)                        /* --for: 1s ... */
+#define CLI_SILENCE_MAX_NS (UINT64_C(90) * 86400 * UINT64_C(1000000000)) /* ... to 90d */
 
 enum cli_output { CLI_OUT_TABLE, CLI_OUT_JSON, CLI_OUT_JSONL };
 
@@ -39,6 +45,12 @@ enum {
 	CLI_F_STATUS = 1u << 6,
 	CLI_F_UNTIL = 1u << 7,
 	CLI_F_SORT = 1u << 8,
+	CLI_F_RULE = 1u << 9,
+	CLI_F_STATE = 1u << 10,
+	CLI_F_MATCH = 1u << 11,
+	CLI_F_FOR = 1u << 12,
+	CLI_F_COMMENT = 1u << 13,
+	CLI_F_ALL = 1u << 14,
 };
 
 /* --sort of `errq groups` (the values of query.proto's GroupSort). */
@@ -46,7 +58,10 @@ enum cli_sort { CLI_SORT_LAST_SEEN = 0, CLI_SORT_COUNT = 1, CLI_SORT_FIRST_SEEN 
 
 struct cli_ctx;
 
-/* One subcommand.  run returns the process exit code (enum cli_exit). */
+/* One subcommand.  run returns the process exit code (enum cli_exit).  A name of two words
+ * ("rules list") is a command of a family: `errq rules list` names it, and `errq rules`
+ * alone is a usage error listing the family's commands (unless "rules" is a command too,
+ * as "alerts" is beside "alerts replay"). */
 struct cli_cmd {
 	const char *name;
 	int (*run)(struct cli_ctx *ctx);
@@ -55,6 +70,8 @@ struct cli_cmd {
 	unsigned flags;          /* CLI_F_* it accepts */
 	unsigned min_args, max_args;
 	const char *description; /* paragraph(s) for `errq help CMD`, or NULL */
+	unsigned required;       /* CLI_F_* that must be given (a subset of flags) */
+	const char *statuses;    /* --status values, '|'-separated; NULL: unresolved|resolved|ignored */
 };
 
 struct cli_args {
@@ -81,6 +98,14 @@ struct cli_args {
 	enum cli_sort sort;
 	uint32_t limit;
 	const char *group;
+	const char *rule;          /* "" = any */
+	const char *state;         /* "" = any; else closed | open | half_open */
+	const char *match[CLI_MAX_MATCH]; /* "field=glob" as given */
+	size_t nmatch;
+	const char *for_arg;
+	uint64_t for_ns;           /* --for */
+	const char *comment;       /* "" = none */
+	bool all;                  /* --all */
 	const char *argv[CLI_MAX_ARGS];
 	size_t argc;
 };
@@ -96,6 +121,9 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 		   size_t ncmds, uint64_t now_ns, char *err, size_t errlen);
 
 const struct cli_cmd *cli_cmd_find(const struct cli_cmd *cmds, size_t ncmds, const char *name);
+/* The number of commands named "family ..." (0: family is not one); with buf, their second
+ * words as "list, reload or check". */
+int cli_cmd_family(const struct cli_cmd *cmds, size_t ncmds, const char *family, char *buf, size_t n);
 
 /* "table" | "json" | "jsonl" -> 0, else -1. */
 int cli_output_parse(const char *s, enum cli_output *out);
@@ -107,6 +135,17 @@ int cli_limit_parse(const char *s, uint32_t *limit);
 int cli_sort_parse(const char *s, enum cli_sort *sort);
 /* "unresolved" | "resolved" | "ignored" -> 0, else -1. */
 int cli_status_valid(const char *s);
+/* s is one of the '|'-separated words of list -> 0, else -1. */
+int cli_word_in(const char *s, const char *list);
+/* A rule name: 1..CLI_RULE_NAME_MAX of [A-Za-z0-9_.-] -> 0, else -1. */
+int cli_rule_name_valid(const char *s);
+/* "closed" | "open" | "half_open" (or "half-open") into *state (the API's spelling) -> 0,
+ * else -1. */
+int cli_state_parse(const char *s, const char **state);
+/* A --match value: "field=glob", the field 1..CLI_MATCH_FIELD_MAX bytes without ',', '=',
+ * '\', spaces or control characters, the glob at most CLI_GLOB_MAX bytes of valid UTF-8
+ * without control characters.  Returns 0 or -1 with a reason in err. */
+int cli_match_valid(const char *s, char *err, size_t errlen);
 /* A --type glob: 1..CLI_GLOB_MAX bytes of valid UTF-8 without control characters (only '*'
  * and '?' are special; the collector matches).  Returns 0 or -1 with a reason in err. */
 int cli_glob_valid(const char *s, char *err, size_t errlen);

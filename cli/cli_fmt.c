@@ -3,6 +3,7 @@
 #include "cli_fmt.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,20 @@ char *cli_fmt_ago(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns)
 			fmt_span(span, sizeof(span), secs);
 			errq_snprintf(buf, n, "%s ago", span);
 		}
+	}
+	return buf;
+}
+
+char *cli_fmt_until(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns)
+{
+	char span[32];
+	if (t_ns == 0) {
+		errq_snprintf(buf, n, "-");
+	} else if (t_ns <= now_ns) {
+		errq_snprintf(buf, n, "due");
+	} else {
+		uint64_t secs = (t_ns - now_ns + ERRQ_NS_PER_SEC - 1) / ERRQ_NS_PER_SEC;
+		errq_snprintf(buf, n, "in %s", cli_fmt_span(span, sizeof(span), secs * ERRQ_NS_PER_SEC));
 	}
 	return buf;
 }
@@ -967,4 +982,160 @@ out:
 	cli_kv_free(kv, n);
 	errq_buf_free(&val);
 	return rc;
+}
+
+/* ---- circuit keys and silence matchers ---- */
+
+int cli_key_next(const char **p, char *field, size_t fieldsz, char *value, size_t valuesz)
+{
+	const char *s = *p;
+	size_t fl = 0, vl = 0;
+	if (!*s)
+		return 0;
+	for (; *s && *s != '=' && *s != ','; s++) {
+		if (*s == '\\')
+			return -1;
+		if (fl + 1 < fieldsz)
+			field[fl++] = *s;
+	}
+	if (*s != '=' || s == *p)
+		return -1;
+	for (s++; *s && *s != ','; s++) {
+		if (*s == '\\' && !*++s)
+			return -1;
+		if (vl + 1 < valuesz)
+			value[vl++] = *s;
+	}
+	if (*s == ',' && !*++s)
+		return -1; /* a trailing comma */
+	if (fieldsz)
+		field[fl] = '\0';
+	if (valuesz)
+		value[vl] = '\0';
+	*p = s;
+	return 1;
+}
+
+/* A JSON string of s, invalid UTF-8 bytes replaced; NULL when out of memory. */
+static json_t *json_text(const char *s, struct errq_buf *tmp)
+{
+	size_t n = strlen(s);
+	if (errq_utf8_valid(s, n, NULL))
+		return json_stringn(s, n);
+	errq_buf_reset(tmp);
+	return cli_utf8_fix(tmp, s, n) ? NULL : json_stringn(tmp->p, tmp->len);
+}
+
+json_t *cli_key_json(const char *key)
+{
+	json_t *o = json_object();
+	char *field = malloc(CLI_KEY_FIELD_MAX), *value = malloc(CLI_KEY_VALUE_MAX);
+	struct errq_buf tmp;
+	const char *p = key ? key : "";
+	errq_buf_init(&tmp, 4 * CLI_KEY_VALUE_MAX);
+	if (!o || !field || !value)
+		goto fail;
+	while (cli_key_next(&p, field, CLI_KEY_FIELD_MAX, value, CLI_KEY_VALUE_MAX) == 1) {
+		json_t *v = json_text(value, &tmp);
+		if (!v)
+			goto fail;
+		if (!errq_utf8_valid(field, strlen(field), NULL)) {
+			char *k = NULL;
+			errq_buf_reset(&tmp);
+			if (cli_utf8_fix(&tmp, field, strlen(field)) || !(k = strdup(tmp.p))) {
+				json_decref(v);
+				goto fail;
+			}
+			int rc = json_object_set_new(o, k, v);
+			free(k);
+			if (rc)
+				goto fail;
+		} else if (json_object_set_new(o, field, v)) {
+			goto fail;
+		}
+	}
+	/* a malformed rest (or "(overflow)") adds nothing */
+	free(field);
+	free(value);
+	errq_buf_free(&tmp);
+	return o;
+fail:
+	json_decref(o);
+	free(field);
+	free(value);
+	errq_buf_free(&tmp);
+	return NULL;
+}
+
+int cli_matchers_join(const char *const *match, size_t n, char *out, size_t outsz)
+{
+	struct errq_buf b;
+	if (!outsz)
+		return -1;
+	errq_buf_init_fixed(&b, out, outsz);
+	out[0] = '\0';
+	for (size_t k = 0; k < n; k++) {
+		const char *eq = strchr(match[k], '=');
+		if (!eq || (k && errq_buf_add(&b, ",", 1)) || errq_buf_add(&b, match[k], (size_t)(eq - match[k]) + 1))
+			return -1;
+		for (const char *g = eq + 1; *g; g++) {
+			bool esc = *g == '\\' || *g == ',' || *g == '=';
+			if ((esc && errq_buf_add(&b, "\\", 1)) || errq_buf_add(&b, g, 1))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int cli_alert_id_parse(const char *s, uint8_t out[CLI_ALERT_ID_LEN], char *suffix, size_t suffixsz)
+{
+	size_t n = strlen(s);
+	if (n == 2 * CLI_ALERT_ID_LEN || n == 2 * CLI_ALERT_ID_LEN + 4) {
+		char hex[2 * CLI_ALERT_ID_LEN + 1];
+		size_t k = 0;
+		if (n != 2 * CLI_ALERT_ID_LEN && (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-'))
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			if (n != 2 * CLI_ALERT_ID_LEN && (i == 8 || i == 13 || i == 18 || i == 23))
+				continue;
+			if (!isxdigit((unsigned char)s[i]))
+				return -1;
+			hex[k++] = (char)tolower((unsigned char)s[i]);
+		}
+		hex[k] = '\0';
+		return errq_hex_decode(hex, out, CLI_ALERT_ID_LEN) ? -1 : 1;
+	}
+	if (n < CLI_ALERT_MIN_HEX || n >= 2 * CLI_ALERT_ID_LEN || n >= suffixsz)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return -1;
+		suffix[i] = (char)tolower((unsigned char)s[i]);
+	}
+	suffix[n] = '\0';
+	return 0;
+}
+
+char *cli_alert_short_id(char *buf, size_t n, const uint8_t *id, size_t len)
+{
+	char hex[2 * CLI_ALERT_ID_LEN + 1];
+	if (len > CLI_ALERT_ID_LEN)
+		len = CLI_ALERT_ID_LEN;
+	errq_hex_encode(id, len, hex);
+	size_t h = 2 * len;
+	errq_snprintf(buf, n, "%s", hex + (h > CLI_ALERT_SHORT_HEX ? h - CLI_ALERT_SHORT_HEX : 0));
+	return buf;
+}
+
+int cli_fmt_delivery(struct errq_buf *b, const char *notifier, const char *status, uint32_t attempts)
+{
+	size_t start = b->len;
+	if ((start && errq_buf_add(b, " ", 1)) || errq_buf_printf(b, "%s:%s", notifier, status) ||
+	    (attempts > 1 && errq_buf_printf(b, "(%u)", attempts))) {
+		b->len = start;
+		if (b->p)
+			b->p[start] = '\0';
+		return -1;
+	}
+	return 0;
 }

@@ -44,6 +44,11 @@ char *cli_fmt_ms(char *buf, size_t n, long ms);
  * now (clock skew); "-" for t_ns == 0 (unknown).  Returns buf. */
 char *cli_fmt_ago(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns);
 
+/* The time left until t_ns for people: "in 42s", "in 1m 57s", "in 2h 5m" (cli_fmt_span,
+ * rounded up to the second); "due" when t_ns is not after now_ns; "-" for 0 (none).
+ * Returns buf. */
+char *cli_fmt_until(char *buf, size_t n, uint64_t now_ns, uint64_t t_ns);
+
 /* "0 B", "512 B", "1.5 KiB", "12.3 MiB", "2.0 GiB" (binary units, one decimal).  Returns buf. */
 char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
 
@@ -231,4 +236,46 @@ struct cli_kv {
  * Returns 0, or -1 with a lowercase reason in err. */
 int cli_kv_parse(const char *s, struct cli_kv **kv, size_t *n, char *err, size_t errlen);
 void cli_kv_free(struct cli_kv *kv, size_t n); /* accepts NULL */
+/* ---- circuit keys and silence matchers ("field=value,field=value") ----
+ *
+ * A circuit key is the rule's group_by fields in order, "field=value" joined by ',', with
+ * '\', ',' and '=' in values escaped by '\' (docs/alerts.md); a rule without group_by has the
+ * empty key, and a rule's overflow circuit the key "(overflow)".  The collector's parser is
+ * server/rules.c's rules_key_next; the CLI does not link the server, so this is the same
+ * parser again. */
+
+#define CLI_KEY_FIELD_MAX 160   /* a field: "details." and a detail key of up to 128 bytes */
+#define CLI_KEY_VALUE_MAX 4096  /* a value (a key is shorter than 4 KiB) */
+#define CLI_ALERT_ID_LEN 16     /* bytes of an alert id (32 hex digits) */
+#define CLI_ALERT_SHORT_HEX 12  /* hex digits of an alert's short id (its last ones: random) */
+#define CLI_ALERT_MIN_HEX 6     /* hex digits a short id needs at least */
+
+/* Reads the next "field=value" of key at *p into field and value (unescaped, NUL-terminated,
+ * cut to their buffers) and moves *p past it.  Returns 1, 0 at the end of the key, or -1 when
+ * the key is malformed (no '=', an empty field, '\' in a field, a trailing ',' or '\'). */
+int cli_key_next(const char **p, char *field, size_t fieldsz, char *value, size_t valuesz);
+
+/* The key as a JSON object keyed by its fields in order: {"service": "checkout",
+ * "error_type": "TimeoutError"}; {} for the empty key, and for one that is not field=value
+ * pairs (the overflow circuit's "(overflow)").  Invalid UTF-8 bytes become U+FFFD.  Returns
+ * a new reference, or NULL when out of memory. */
+struct json_t;
+struct json_t *cli_key_json(const char *key);
+
+/* The --match values ("field=glob", checked by cli_match_valid) joined into the API's
+ * silence matchers: "field=glob,field=glob", each glob with '\', ',' and '=' escaped by '\'
+ * (so it reads back with cli_key_next).  Returns 0, or -1 when out is too small. */
+int cli_matchers_join(const char *const *match, size_t n, char *out, size_t outsz);
+
+/* An alert id as given on the command line: 32 hex digits (or the UUID form), returns 1
+ * with the id in out; CLI_ALERT_MIN_HEX to 31 hex digits (the short id errq shows, its
+ * last digits), returns 0 with them in lowercase in suffix (32 bytes or more); else -1. */
+int cli_alert_id_parse(const char *s, uint8_t out[CLI_ALERT_ID_LEN], char *suffix, size_t suffixsz);
+/* The short id of an alert: the last CLI_ALERT_SHORT_HEX of its hex digits, into buf. */
+char *cli_alert_short_id(char *buf, size_t n, const uint8_t *id, size_t len);
+
+/* Appends one notifier's delivery to a DELIVERY cell: "ops:delivered", with the attempts
+ * made in parentheses when more than one ("pager:dead(8)"), separated from what b holds by
+ * a space.  Returns 0 or -1 (b full; b unchanged). */
+int cli_fmt_delivery(struct errq_buf *b, const char *notifier, const char *status, uint32_t attempts);
 #endif

@@ -53,6 +53,16 @@ static json_t *status_json(const struct cli_ctx *ctx, const Errq__V1__StatusResp
 	cli_json_put(o, "streams_active", cli_json_uint(r->streams_active), &ok);
 	cli_json_put(o, "tail_subscribers", cli_json_uint(r->tail_subscribers), &ok);
 	cli_json_put(o, "rss_bytes", cli_json_uint(r->rss_bytes), &ok);
+	cli_json_put(o, "rules", cli_json_uint(r->rules), &ok);
+	cli_json_put(o, "circuits", cli_json_uint(r->circuits), &ok);
+	cli_json_put(o, "circuits_open", cli_json_uint(r->circuits_open), &ok);
+	cli_json_put(o, "alerts_fired", cli_json_uint(r->alerts_fired), &ok);
+	cli_json_put(o, "alerts_resolved", cli_json_uint(r->alerts_resolved), &ok);
+	cli_json_put(o, "deliveries_delivered", cli_json_uint(r->deliveries_delivered), &ok);
+	cli_json_put(o, "deliveries_dead", cli_json_uint(r->deliveries_dead), &ok);
+	cli_json_put(o, "deliveries_in_flight", cli_json_uint(r->deliveries_in_flight), &ok);
+	cli_json_put(o, "failures_matched", cli_json_uint(r->failures_matched), &ok);
+	cli_json_put(o, "overflow_failures", cli_json_uint(r->overflow_failures), &ok);
 	cli_json_put(o, "durability", cli_json_str(r->durability), &ok);
 	cli_json_put(o, "storage", cli_json_str(r->storage), &ok);
 	if (!ok) {
@@ -105,6 +115,16 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 			  (unsigned long long)r->parked_total);
 	cli_detail_fieldf(d, "streams", CLI_STYLE_NONE, "%u active, %u tailing", r->streams_active,
 			  r->tail_subscribers);
+	if (strcmp(r->storage, "none"))
+		cli_detail_fieldf(d, "alerting", r->circuits_open ? CLI_STYLE_YELLOW : CLI_STYLE_NONE,
+				  "%u rules, %u circuits (%u not closed); since start %llu fired, %llu resolved",
+				  r->rules, r->circuits, r->circuits_open, (unsigned long long)r->alerts_fired,
+				  (unsigned long long)r->alerts_resolved);
+	if (strcmp(r->storage, "none") && (r->deliveries_delivered || r->deliveries_dead || r->deliveries_in_flight))
+		cli_detail_fieldf(d, "deliveries", r->deliveries_dead ? CLI_STYLE_RED : CLI_STYLE_NONE,
+				  "%llu delivered, %llu dead-lettered since start, %u in flight",
+				  (unsigned long long)r->deliveries_delivered, (unsigned long long)r->deliveries_dead,
+				  r->deliveries_in_flight);
 	if (r->rss_bytes)
 		cli_detail_fieldf(d, "memory", CLI_STYLE_NONE, "%s resident",
 				  cli_fmt_bytes(a, sizeof(a), r->rss_bytes));

@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "errq_str.h"
 #include "errq_time.h"
 #include "errq_banned.h"
 
@@ -143,11 +145,139 @@ static const struct cli_cmd commands[] = {
 	    "object with the raw numbers.\n",
     },
     {
+	.name = "circuits",
+	.run = cli_cmd_circuits,
+	.summary = "list alert circuits: per rule and key, their state and window",
+	.flags = CLI_F_RULE | CLI_F_STATE,
+	.description =
+	    "A rule splits the failures it matches into circuits by its group_by key; each\n"
+	    "circuit counts failures in a sliding window and trips (open: the alert fires),\n"
+	    "probes (half_open) and closes again (the alert resolves).  FAILURES counts the\n"
+	    "failures in the window now; NEXT is when the next state change is due (open:\n"
+	    "the probe starts; half_open: the probe ends).  '(stale)' marks a circuit whose\n"
+	    "rule was changed or removed since: it stays until its alert resolves.\n"
+	    "\n"
+	    "-o json prints an array of {rule, key (an object keyed by the group_by\n"
+	    "fields), key_text, state, since, failures_in_window, next_transition_at,\n"
+	    "window_seconds, ...}.\n",
+    },
+    {
+	.name = "explain-circuit",
+	.run = cli_cmd_explain_circuit,
+	.summary = "show a circuit now and the history of its transitions",
+	.args = "<rule> [<key>]",
+	.flags = CLI_F_LIMIT,
+	.min_args = 1,
+	.max_args = 2,
+	.description =
+	    "The key is written field=value,field=value (fields in any order; '\\' escapes\n"
+	    "',' and '\\' in values), as 'errq circuits' shows it; leave it out for a rule\n"
+	    "without group_by.  Prints the circuit's state, failures in its window and its\n"
+	    "next transition, then each transition with its time, from -> to, reason and\n"
+	    "window count (the newest 100, or --limit, oldest first).  Exits 3 when there\n"
+	    "is no such rule.\n",
+    },
+    {
+	.name = "alerts",
+	.run = cli_cmd_alerts,
+	.summary = "list alerts, newest first",
+	.flags = CLI_F_STATUS | CLI_F_RULE | CLI_F_SINCE | CLI_F_LIMIT,
+	.statuses = "firing|resolved",
+	.description =
+	    "An alert is one incident of a circuit: it fires when the circuit opens and\n"
+	    "resolves when it closes.  ALERT is a short id (the last 12 hex digits of the\n"
+	    "alert id) that 'errq alert' and 'errq alerts replay' take too.  DELIVERY shows\n"
+	    "each notifier's latest notice as notifier:status, with the attempts made in\n"
+	    "parentheses when more than one.  --since keeps the alerts opened or updated\n"
+	    "since then.\n",
+    },
+    {
+	.name = "alert",
+	.run = cli_cmd_alert,
+	.summary = "show one alert with every delivery and its sample event",
+	.args = "<alert-id>",
+	.min_args = 1,
+	.max_args = 1,
+	.description =
+	    "The id is the 32 hex digits of the alert id or the short id 'errq alerts'\n"
+	    "shows.  -o json prints one object, as 'errq alerts -o json' has each, with\n"
+	    "every delivery.  Exits 3 when there is no such alert.\n",
+    },
+    {
+	.name = "alerts replay",
+	.run = cli_cmd_alerts_replay,
+	.summary = "send an alert's dead-lettered deliveries again",
+	.args = "<alert-id>",
+	.min_args = 1,
+	.max_args = 1,
+	.description =
+	    "Deliveries that used up their attempts are dead-lettered; this queues them\n"
+	    "again, each with a fresh set of attempts.  Prints how many were resent.  Exits\n"
+	    "3 when there is no such alert, 2 when it has no dead delivery.\n",
+    },
+    {
+	.name = "rules list",
+	.run = cli_cmd_rules_list,
+	.summary = "list the alert rules in force, with their circuits",
+	.description =
+	    "MATCH is the rule's match entries as field=glob; TRIP when a circuit trips;\n"
+	    "CIRCUITS the circuits the rule has now, OPEN those not closed.\n",
+    },
+    {
+	.name = "rules reload",
+	.run = cli_cmd_rules_reload,
+	.summary = "make the collector read its rules file again",
+	.description =
+	    "Same as SIGHUP.  Rules whose match, group_by and trip are unchanged keep\n"
+	    "their circuits; the circuits of changed and removed rules close (their alerts\n"
+	    "resolve).  A file with an error changes nothing: the error is printed and\n"
+	    "errq exits 1.\n",
+    },
+    {
+	.name = "rules check",
+	.run = cli_cmd_rules_check,
+	.summary = "check a rules file without a collector",
+	.args = "<file>",
+	.min_args = 1,
+	.max_args = 1,
+	.description =
+	    "Reads the rules: and notifiers: sections of FILE with the collector's own\n"
+	    "parser and prints 'FILE: N rules, M notifiers: ok', or the first error with\n"
+	    "its line and exits 1.  Contacts no collector.\n",
+    },
+    {
+	.name = "silence add",
+	.run = cli_cmd_silence_add,
+	.summary = "silence a rule's alerts for a while",
+	.flags = CLI_F_RULE | CLI_F_MATCH | CLI_F_FOR | CLI_F_COMMENT,
+	.required = CLI_F_RULE | CLI_F_FOR | CLI_F_COMMENT,
+	.description =
+	    "While a silence is active, the alerts of its rule (of the circuits whose key\n"
+	    "matches every --match, all of them without one) are recorded but not\n"
+	    "delivered.  --match FIELD=GLOB names a group_by field of the rule.  The\n"
+	    "silence records who made it (user@host).\n",
+    },
+    {
+	.name = "silence list",
+	.run = cli_cmd_silence_list,
+	.summary = "list the active silences (--all: also those that ended)",
+	.flags = CLI_F_ALL,
+    },
+    {
+	.name = "silence expire",
+	.run = cli_cmd_silence_expire,
+	.summary = "end a silence now",
+	.args = "<silence-id>",
+	.min_args = 1,
+	.max_args = 1,
+	.description = "Exits 3 when there is no such silence, or it has already ended.\n",
+    },
+    {
 	.name = "help",
 	.run = cmd_help,
 	.summary = "show help for a command",
 	.args = "[<command>]",
-	.max_args = 1,
+	.max_args = 2,
     },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -160,17 +290,36 @@ static int help_to(FILE *f, const struct cli_cmd *c)
 	return CLI_EXIT_OK;
 }
 
+#define CLI_CMD_NAME_MAX 64
+
 static int cmd_help(struct cli_ctx *ctx)
 {
+	char name[CLI_CMD_NAME_MAX];
 	if (!ctx->args->argc)
 		return help_to(stdout, NULL);
-	const char *name = ctx->args->argv[0];
+	/* "help rules list": a command of a family */
+	errq_snprintf(name, sizeof(name), "%s%s%s", ctx->args->argv[0], ctx->args->argc > 1 ? " " : "",
+		      ctx->args->argc > 1 ? ctx->args->argv[1] : "");
 	const struct cli_cmd *c = cli_cmd_find(ctx->cmds, ctx->ncmds, name);
-	if (!c) {
-		cli_error("'%s' is not an errq command (see 'errq --help')", name);
-		return CLI_EXIT_USAGE;
+	if (c)
+		return help_to(stdout, c);
+	if (ctx->args->argc == 1 && cli_cmd_family(ctx->cmds, ctx->ncmds, name, NULL, 0)) {
+		/* "help rules": each of the family */
+		size_t fl = strlen(name);
+		int rc = CLI_EXIT_OK;
+		bool first = true;
+		for (size_t k = 0; k < ctx->ncmds && !rc; k++) {
+			if (strncmp(ctx->cmds[k].name, name, fl) || ctx->cmds[k].name[fl] != ' ')
+				continue;
+			if (!first)
+				fputc('\n', stdout);
+			first = false;
+			rc = help_to(stdout, &ctx->cmds[k]);
+		}
+		return rc;
 	}
-	return help_to(stdout, c);
+	cli_error("'%s' is not an errq command (see 'errq --help')", name);
+	return CLI_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)

@@ -96,3 +96,31 @@ void errq_logkv(int level, const char *msg, ...)
 	emit(level, msg, &ap);
 	va_end(ap);
 }
+
+void errq_log_json(int level, const char *msg, const char *k, const char *v, const char *jk, const char *json,
+		   size_t len)
+{
+	if (level < atomic_load(&g_level) || level >= ERRQ_LOG_OFF)
+		return;
+	char ts[ERRQ_RFC3339_BUFSZ];
+	struct errq_buf b;
+	errq_buf_init(&b, ERRQ_LOG_JSON_MAX);
+	int rc = errq_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":",
+				 errq_fmt_rfc3339(ts, errq_now_ns()), level_names[level]);
+	rc |= errq_buf_add_json_str(&b, msg, strlen(msg));
+	rc |= errq_buf_addstr(&b, ",");
+	rc |= errq_buf_add_json_str(&b, k, strlen(k));
+	rc |= errq_buf_addstr(&b, ":");
+	rc |= errq_buf_add_json_str(&b, v, strlen(v));
+	rc |= errq_buf_addstr(&b, ",");
+	rc |= errq_buf_add_json_str(&b, jk, strlen(jk));
+	rc |= errq_buf_addstr(&b, ":");
+	if (rc || errq_buf_add(&b, json, len) || errq_buf_addstr(&b, "}\n")) {
+		errq_buf_free(&b);
+		errq_logkv(level, msg, k, v, jk, json, NULL); /* cut by errq_logkv's bound */
+		return;
+	}
+	ssize_t w = write(atomic_load(&g_fd), b.p, b.len);
+	(void)w;
+	errq_buf_free(&b);
+}

@@ -22,6 +22,13 @@ void errq_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* Logs msg with string fields: errq_logkv(level, "msg", "key", "value", ..., NULL). */
 void errq_logkv(int level, const char *msg, ...) __attribute__((sentinel));
 
+/* Logs msg with one string field and one field whose value is JSON the caller built (an
+ * alert's body: the log notifier), written as is: {"...","msg":msg,"k":"v","jk":<json>}.
+ * Lines up to ERRQ_LOG_JSON_MAX; a longer json is written as a string, cut, marked "cut". */
+#define ERRQ_LOG_JSON_MAX (128u * 1024)
+void errq_log_json(int level, const char *msg, const char *k, const char *v, const char *jk, const char *json,
+		   size_t len);
+
 #define LOG_DEBUG(...) errq_log(ERRQ_LOG_DEBUG, __VA_ARGS__)
 #define LOG_INFO(...) errq_log(ERRQ_LOG_INFO, __VA_ARGS__)
 #define LOG_WARN(...) errq_log(ERRQ_LOG_WARN, __VA_ARGS__)

@@ -35,7 +35,7 @@ void alerts_rules_put(struct alerts *a, const struct alerts_rules *r);
 #define ALERTS_MAX_TRANSITIONS_LISTED 1000
 #define ALERTS_REPORT_SLOTS (2 * NOTIFY_MAX_PENDING) /* delivery reports awaiting the writer */
 #define ALERTS_RESUBMIT_MS 1000   /* how soon deliveries the notifier refused (full) are retried */
-#define ALERTS_SAMPLE_MAX 4096    /* the sample event's JSON in an alert */
+#define ALERTS_SAMPLE_MAX 32768   /* the sample event's JSON in an alert (escaped; bodies stay < NOTIFY_BODY_MAX) */
 
 struct alerts_opts {
 	const char *config_path;  /* rules and notifiers are (re)read from here; NULL = none */
@@ -44,6 +44,9 @@ struct alerts_opts {
 	const struct notify_opts *notify; /* retry timing (tests shrink it); NULL = defaults */
 	uint64_t history_ns;      /* alert history kept; 0 = STORE_ALERT_HISTORY_NS */
 	uint64_t (*clock)(void);  /* realtime ns; NULL = errq_now_ns (tests inject one) */
+	/* Tests without a writer thread: with ig NULL, requests run at once on the caller's
+	 * thread against this store (which the caller must not be using). */
+	struct store *inline_store;
 };
 
 /* Creates the engine with the rules of o->config_path (loaded already by the caller and

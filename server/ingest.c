@@ -32,6 +32,7 @@ struct ingest {
 	size_t n_waiters, n_woken; /* woken: told there is room, not yet submitted */
 	size_t n_jobs;
 	uint64_t next_maint; /* monotonic ns */
+	uint64_t next_tick;  /* monotonic ns: hooks->tick; UINT64_MAX = not before ingest_tick_soon */
 	uint64_t stop_deadline; /* monotonic ns; abandon a failing store after it */
 	struct ingest_opts o;
 	struct ingest_stats st;
@@ -205,11 +206,43 @@ static int write_batches(struct ingest *ig, struct ingest_batch *list)
 			ev->result = (int8_t)r;
 		}
 	}
-	if (store_txn_commit(s)) {
+	const struct ingest_hooks *h = ig->o.hooks;
+	if (h && h->txn(h->ctx, s, list)) {
 		store_txn_rollback(s);
+		h->txn_end(h->ctx, s, false);
 		return -1;
 	}
+	if (store_txn_commit(s)) {
+		store_txn_rollback(s);
+		if (h)
+			h->txn_end(h->ctx, s, false);
+		return -1;
+	}
+	if (h)
+		h->txn_end(h->ctx, s, true);
 	return 0;
+}
+
+void ingest_tick_soon(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->mu);
+	ig->next_tick = 0;
+	pthread_cond_signal(&ig->wake);
+	pthread_mutex_unlock(&ig->mu);
+}
+
+/* Under ig->mu, which it drops while working: the hooks' timers, when due. */
+static void tick(struct ingest *ig)
+{
+	const struct ingest_hooks *h = ig->o.hooks;
+	if (!h || !ig->o.store || errq_mono_ns() < ig->next_tick)
+		return;
+	ig->next_tick = UINT64_MAX; /* a tick_soon while it runs brings it back */
+	pthread_mutex_unlock(&ig->mu);
+	uint64_t next = h->tick(h->ctx, ig->o.store);
+	pthread_mutex_lock(&ig->mu);
+	if (next && next < ig->next_tick)
+		ig->next_tick = next;
 }
 
 /* Under ig->mu: unlinks everything queued and parked (for abandoning at shutdown). */
@@ -259,6 +292,12 @@ static void run_jobs(struct ingest *ig)
 	}
 }
 
+/* Upkeep has work to do: retention, the per-group cap, or the alerting tables' history. */
+static bool has_upkeep(const struct ingest *ig)
+{
+	return ig->o.retention_ns || ig->o.per_group_cap || ig->o.hooks;
+}
+
 /* Under ig->mu, which it drops while working: background upkeep when it is due.  While
  * ingest is busy, one step (at most STORE_MAINT_BATCH rows of each kind) per
  * INGEST_MAINT_STEP_MS, so upkeep takes a small, bounded share of the writer; when idle, steps
@@ -266,11 +305,11 @@ static void run_jobs(struct ingest *ig)
 static void maintain(struct ingest *ig, bool idle)
 {
 	uint64_t now = errq_mono_ns();
-	if (!ig->o.store || now < ig->next_maint || (!ig->o.retention_ns && !ig->o.per_group_cap))
+	if (!ig->o.store || now < ig->next_maint || !has_upkeep(ig))
 		return;
 	pthread_mutex_unlock(&ig->mu);
 	struct store_maint_opts mo = {.now_ns = errq_now_ns(), .retention_ns = ig->o.retention_ns,
-				      .per_group_cap = ig->o.per_group_cap};
+				      .per_group_cap = ig->o.per_group_cap, .alert_history_ns = ig->o.alert_history_ns};
 	uint64_t until = now + INGEST_MAINT_BUDGET_MS * ERRQ_NS_PER_MS;
 	bool more = false;
 	int rc = 0;
@@ -298,16 +337,22 @@ static void *writer_main(void *arg)
 		ig->writing = false;
 		pthread_cond_broadcast(&ig->idle);
 		run_jobs(ig);
+		tick(ig);
 		maintain(ig, !ig->head && !ig->parked_head);
 		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
-		       !(ig->waiters && !ig->n_woken)) {
-			/* idle: sleep until work arrives or upkeep is due */
+		       !(ig->waiters && !ig->n_woken) &&
+		       !(ig->o.hooks && ig->o.store && ig->next_tick <= errq_mono_ns())) {
+			/* idle: sleep until work arrives, upkeep or a timer is due */
 			uint64_t until = ig->next_maint > errq_mono_ns() ? ig->next_maint : errq_mono_ns() + ERRQ_NS_PER_MS;
-			if (!ig->o.store || (!ig->o.retention_ns && !ig->o.per_group_cap))
+			if (!ig->o.store || !has_upkeep(ig))
 				until = errq_mono_ns() + 3600 * ERRQ_NS_PER_SEC;
+			if (ig->o.hooks && ig->o.store && ig->next_tick < until)
+				until = ig->next_tick;
 			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
-			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts))
+			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts)) {
 				maintain(ig, true);
+				tick(ig);
+			}
 		}
 		if (ig->jobs)
 			continue;

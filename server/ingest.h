@@ -94,12 +94,27 @@ struct ingest_job {
  * events with result == 1 are new), before their answers go out. */
 typedef void (*ingest_commit_hook)(void *ctx, const struct ingest_batch *list);
 
+/* The rule engine's place in the writer (alerts.c).  All on the writer thread. */
+struct ingest_hooks {
+	/* Inside each ingest transaction, after the events were added (ev->result set), before
+	 * COMMIT.  Returns 0, or -1 to roll the transaction back (it is retried). */
+	int (*txn)(void *ctx, struct store *s, const struct ingest_batch *list);
+	/* After that transaction committed (true) or was rolled back (false). */
+	void (*txn_end)(void *ctx, struct store *s, bool committed);
+	/* Between transactions when its time has come (and at start): timers.  Returns the
+	 * errq_mono_ns() time to be called again, 0 = only after ingest_tick_soon(). */
+	uint64_t (*tick)(void *ctx, struct store *s);
+	void *ctx;
+};
+
 struct ingest_opts {
+	const struct ingest_hooks *hooks; /* NULL: none (also with store NULL: never called) */
 	struct store *store; /* NULL: store nothing (storage: none), acknowledge at once */
 	size_t max_batches;
 	size_t max_bytes;
 	uint64_t retention_ns;      /* raw events older than this are deleted; 0 = never */
 	uint32_t per_group_cap;     /* newest events kept per group; 0 = no cap */
+	uint64_t alert_history_ns;  /* resolved alerts, transitions kept (with hooks); 0 = default */
 	ingest_commit_hook on_commit;
 	void *on_commit_ctx;
 };
@@ -129,6 +144,8 @@ void ingest_waiter_done(struct ingest *ig);
 /* Queues a job for the writer.  Returns 0, or -1 when INGEST_MAX_JOBS are waiting or the
  * writer is stopping (the job is not taken: the caller still owns it). */
 int ingest_run_job(struct ingest *ig, struct ingest_job *j);
+/* Makes the writer call hooks->tick at its next turn (any thread). */
+void ingest_tick_soon(struct ingest *ig);
 /* Waits until nothing is queued, parked or being written, or until timeout; true if idle. */
 bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns);
 /* Stops the writer after draining; past timeout_ns a failing store is given up on: what is

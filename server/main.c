@@ -26,10 +26,12 @@
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
+#include "alerts.h"
 #include "ingest.h"
 #include "services.h"
 #include "settings.h"
 #include "storage.h"
+#include "svc_alerts.h"
 #include "tail.h"
 #include "transport.h"
 
@@ -151,7 +153,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	errq_log_set_level(cfg.log_level);
+	/* the rules and notifiers of the same file: refused whole, with file and line */
+	struct ruleset *ruleset = NULL;
+	if (config_path && rules_load(&ruleset, config_path, err, sizeof(err))) {
+		fprintf(stderr, "errqd: rules %s\n", err);
+		return 1;
+	}
 	if (check_only) {
+		if (ruleset)
+			printf("errqd: %zu rules, %zu notifiers\n", ruleset->n_rules, ruleset->n_notifiers);
+		rules_free(ruleset);
 		printf("errqd: configuration %s%s%sok\n", config_path ? "'" : "", config_path ? config_path : "",
 		       config_path ? "' " : "");
 		return 0;
@@ -179,6 +190,8 @@ int main(int argc, char **argv)
 	struct transport *t = NULL;
 	struct report_svc *rs = NULL;
 	struct query_svc *qs = NULL;
+	struct alerts *alerts = NULL; /* the rule engine (NULL with storage: none) */
+	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
 	static atomic_bool serving;
 
@@ -192,19 +205,35 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		store_set_ckpt(store, ckpt);
+		struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name};
+		if (alerts_new(&alerts, &ao, ruleset, config_path, err, sizeof(err))) {
+			ruleset = NULL;
+			errq_logkv(ERRQ_LOG_ERROR, "cannot start alerting", "error", err, NULL);
+			goto out;
+		}
+		ruleset = NULL;
+	} else if (ruleset && ruleset->n_rules) {
+		LOG_WARN("storage: none keeps no circuits: the rules are not evaluated");
 	}
+	rules_free(ruleset);
+	ruleset = NULL;
+	const struct ingest_hooks hooks = {.txn = alerts_hook_txn, .txn_end = alerts_hook_txn_end,
+					   .tick = alerts_hook_tick, .ctx = alerts};
 	if (!(tail = tail_hub_new())) {
 		LOG_ERROR("out of memory");
 		goto out;
 	}
-	struct ingest_opts io = {.store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
+	struct ingest_opts io = {.hooks = alerts ? &hooks : NULL, .store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
 				 .max_bytes = (size_t)cfg.ingest_queue_bytes, .retention_ns = cfg.retention_ns,
+				 .alert_history_ns = cfg.alert_history_ns,
 				 .per_group_cap = (uint32_t)cfg.events_per_group, .on_commit = tail_publish,
 				 .on_commit_ctx = tail};
 	if (ingest_start(&ig, &io)) {
 		LOG_ERROR("cannot start the ingest writer");
 		goto out;
 	}
+	if (alerts)
+		alerts_set_ingest(alerts, ig);
 	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
 				    .max_streams = (int)cfg.max_streams};
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
@@ -213,13 +242,16 @@ int main(int argc, char **argv)
 		  .ig = ig,
 		  .rs = rs,
 		  .tail = tail,
+		  .alerts = alerts,
 		  .name = cfg.name,
 		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
 		  .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 		  .started_ns = errq_now_ns(),
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
-	    report_svc_register(rs, t) || query_svc_register(qs, t) || tail_hub_register(tail, t) ||
-	    health_svc_register(t, &serving)) {
+	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
+		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts})) ||
+	    report_svc_register(rs, t) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
+	    tail_hub_register(tail, t) || health_svc_register(t, &serving)) {
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
 	}
@@ -247,7 +279,10 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			LOG_INFO("SIGHUP: nothing to reload in this version");
+			if (alerts)
+				alerts_reload(alerts, NULL, NULL); /* the result is logged */
+			else
+				LOG_INFO("SIGHUP: nothing to reload (storage: none keeps no rules)");
 			continue;
 		}
 		errq_logkv(ERRQ_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
@@ -286,6 +321,8 @@ out:
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
 	query_svc_free(qs);
+	alerts_svc_free(as);
+	alerts_free(alerts); /* after the writer: its hooks and jobs use it */
 	tail_hub_free(tail); /* its calls ended with the transport */
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */

@@ -447,11 +447,14 @@ static void schedule(struct notifier *n)
 			continue;
 		}
 		if (ds->d.type == NOTIFY_LOG) {
-			errq_logkv(ERRQ_LOG_INFO, "alert", "notifier", ds->d.name, "alert", p->d->body, NULL);
+			errq_log_json(ERRQ_LOG_INFO, "alert", "notifier", ds->d.name, "alert", p->d->body, p->d->body_len);
 			p->d->attempts++;
 			report(n, p, NOTIFY_DELIVERED, 0, 0, NULL);
 			unlink_pending(n, p);
 			release(n, p);
+			/* done at once: the key's next delivery may go in this pass (nothing else would
+			 * wake the loop for it).  2 is never a key's hash (odd) and keeps probe chains. */
+			seen[i] = 2;
 			continue;
 		}
 		if (ds->breaker_ms && now < ds->open_until) {

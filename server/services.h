@@ -9,6 +9,7 @@
 struct transport;
 struct ingest;
 struct tail_hub;
+struct alerts;
 
 /* errq.v1.Collector/Report: the bidirectional ingest stream (svc_report.c). */
 #ifdef ERRQ_TEST_LIMITS
@@ -41,6 +42,7 @@ struct query_svc_opts {
 	struct ingest *ig;         /* for Status */
 	struct report_svc *rs;     /* for Status */
 	struct tail_hub *tail;     /* for Status */
+	struct alerts *alerts;     /* for Status; NULL with storage: none */
 	const char *name, *durability, *storage;
 	uint64_t started_ns;
 	uint32_t queue_capacity;

@@ -61,6 +61,8 @@ static const struct setting table[] = {
      "newest events kept per group, older ones deleted in the background (0 = keep all)"},
     {"groups_per_service", T_INT, OFF(groups_per_service), "10000", 0, INT64_C(1) << 32, NULL,
      "groups per service; new fingerprints past it count in one overflow group (0 = no limit)"},
+    {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL,
+     "resolved alerts, circuit transitions and ended silences older than this are deleted"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 
@@ -160,8 +162,8 @@ int settings_set(struct settings *s, const char *key, const char *value, char *e
 	return 0;
 }
 
-/* Keys that later releases read (notifiers, rules): accepted, not yet acted on. */
-static int reserved_key(const char *k)
+/* Keys that rules.c reads from the same file (notifiers, rules): skipped here. */
+static int rules_key(const char *k)
 {
 	return strcmp(k, "notifiers") == 0 || strcmp(k, "rules") == 0;
 }
@@ -193,11 +195,8 @@ int settings_load_file(struct settings *s, const char *path, char *err, size_t e
 				      errq_yaml_line(kn));
 			goto out;
 		}
-		if (reserved_key(k)) {
-			LOG_WARN("config '%s' line %d: '%s' is not supported by this errqd yet; ignored", path,
-				 errq_yaml_line(kn), k);
+		if (rules_key(k))
 			continue;
-		}
 		const struct setting *t = find(k);
 		if (!t) {
 			errq_snprintf(err, errsz, "'%s' line %d: key '%s': unknown setting", path,
@@ -231,4 +230,24 @@ void settings_print_sample(void *file)
 	fprintf(f, "# errqd configuration: every setting with its default.\n");
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		fprintf(f, "\n# %s\n%s: \"%s\"\n", table[i].help, table[i].name, table[i].def);
+	fprintf(f, "\n"
+		   "# Alert rules and where alerts go (docs/alerts.md has every key; SIGHUP or\n"
+		   "# 'errq rules reload' reloads them, 'errq rules check FILE' validates a file):\n"
+		   "#\n"
+		   "# notifiers:\n"
+		   "#   - name: ops\n"
+		   "#     type: webhook            # webhook | log\n"
+		   "#     url: http://127.0.0.1:9000/alerts\n"
+		   "#     timeout: 5s\n"
+		   "#     max_attempts: 8\n"
+		   "#     secret: \"hmac key\"       # signs each body (X-Errq-Signature)\n"
+		   "# rules:\n"
+		   "#   - name: checkout-timeouts\n"
+		   "#     match: {service: checkout, error_type: \"Timeout*\"}\n"
+		   "#     group_by: [service, error_type]\n"
+		   "#     trip: {failures: 3, window: 60s}\n"
+		   "#     recovery_timeout: 60s\n"
+		   "#     half_open: {probe: 30s, failures: 1}\n"
+		   "#     severity: critical\n"
+		   "#     notify: [ops]\n");
 }

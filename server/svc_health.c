@@ -9,7 +9,8 @@
 #include "services.h"
 #include "transport.h"
 
-static const char *const known[] = {"", "errq.v1.Collector", "errq.v1.Query", "grpc.health.v1.Health"};
+static const char *const known[] = {"", "errq.v1.Collector", "errq.v1.Query", "errq.v1.Alerts",
+				    "grpc.health.v1.Health"};
 
 static grpc_status_code check(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {

@@ -19,6 +19,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "grouping.h"
+#include "alerts.h"
 #include "ingest.h"
 #include "services.h"
 #include "storage.h"
@@ -706,6 +707,22 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 	o.overflow_events = st.overflow_events;
 	o.streams_active = (uint32_t)report_svc_streams(q->o.rs);
 	o.tail_subscribers = (uint32_t)tail_hub_subscribers(q->o.tail);
+	if (q->o.alerts) {
+		struct alerts_stats as;
+		alerts_get_stats(q->o.alerts, &as);
+		const struct alerts_rules *r = alerts_rules_get(q->o.alerts);
+		o.rules = (uint32_t)r->rs->n_rules;
+		alerts_rules_put(q->o.alerts, r);
+		o.circuits = as.circuits;
+		o.circuits_open = as.circuits_open;
+		o.alerts_fired = as.alerts_fired;
+		o.alerts_resolved = as.alerts_resolved;
+		o.deliveries_delivered = as.deliveries_delivered;
+		o.deliveries_dead = as.deliveries_dead;
+		o.deliveries_in_flight = as.pending_deliveries;
+		o.failures_matched = as.failures_matched;
+		o.overflow_failures = as.overflow_failures;
+	}
 	o.rss_bytes = rss_bytes();
 	if (q->db_path) {
 		struct store *s = reader(q, details, dsz);

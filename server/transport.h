@@ -18,7 +18,7 @@
 #define TRANSPORT_PREPOST_STREAM 32        /* requested calls waiting per queue, streaming methods */
 #define TRANSPORT_PREPOST_UNARY 4          /* ... unary methods and unknown methods */
 #define TRANSPORT_STREAM_LOOKAHEAD 16384   /* HTTP/2 receive window per stream, bytes */
-#define TRANSPORT_MAX_METHODS 16
+#define TRANSPORT_MAX_METHODS 32          /* Report, Health, Query (8), Alerts (10), headroom */
 #define TRANSPORT_MEMORY_QUOTA (48u << 20) /* gRPC's resource quota for the server's buffers */
 
 struct tag {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* 2: the alerting tables (storage_alerts.h) */
 #define STORE_GROUP_CACHE_SLOTS 65536 /* fingerprint -> group id cache (direct-mapped, ~2.5 MiB) */
 #define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute, env) aggregates per transaction */
 #define STORE_TXN_MAX_SERVICES 1024   /* distinct (service, minute) aggregates per transaction */
@@ -139,8 +139,10 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 /* Writer: one bounded step of background upkeep, in transactions of its own (never inside
  * store_txn_*): deletes raw events older than retention (their group counts stay), events of
  * groups past the per-group cap (oldest first), folds minute counts older than retention
- * into hourly ones, and reclaims free pages.  Each part does at most STORE_MAINT_BATCH rows.
- * *more is set when there is work left.  Returns 0 or -1. */
+ * into hourly ones, forgets outcome batches older than STORE_OUTCOME_BATCH_HORIZON_NS and
+ * alert history older than alert_history_ns (see store_alerts_prune), and reclaims free
+ * pages.  Each part does at most STORE_MAINT_BATCH rows (a pruned alert takes its outbox
+ * rows along).  *more is set when there is work left.  Returns 0 or -1. */
 #define STORE_MAINT_BATCH 1000
 #define STORE_CAP_CHECK_NS (10ULL * 1000000000ULL) /* how often to look for groups over the cap */
 #define STORE_VACUUM_PAGES 256
@@ -148,6 +150,7 @@ struct store_maint_opts {
 	uint64_t now_ns;
 	uint64_t retention_ns;   /* 0 = keep forever */
 	uint32_t per_group_cap;  /* 0 = no cap */
+	uint64_t alert_history_ns; /* 0 = STORE_ALERT_HISTORY_NS (storage_alerts.h) */
 };
 int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
 struct store_write_stats {

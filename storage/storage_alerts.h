@@ -149,7 +149,8 @@ int store_silence_add(struct store *s, const struct store_silence *si, int64_t *
 int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns);
 typedef int (*store_silence_cb)(void *ctx, const struct store_silence *si);
 /* Silences in force at now_ns (started, not ended, not expired), or with all = true every
- * silence, newest first, at most limit (0 = no limit).  0/-1. */
+ * silence, newest first, at most limit (0 = no limit).  0/-1.
+ * In force: starts_ns <= now_ns < ends_ns, and expired_ns == 0 or now_ns < expired_ns. */
 int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx);
 
 /* ---- outcome batches: each ReportRequest's outcomes count once, by batch_id ---- */
@@ -163,8 +164,10 @@ int store_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_
 /* ---- upkeep ---- */
 /* Deletes history older than older_than_ns, at most limit rows of each kind: transitions,
  * resolved alerts (resolved before it) with their outbox rows, and silences ended before
- * it.  Firing alerts, pending and dead deliveries are never deleted.  Runs in a transaction
- * of its own.  Returns the number of rows deleted, or -1. */
+ * it.  Firing alerts, pending and dead deliveries are never deleted (nor, so the outbox keeps
+ * no row without its alert, a resolved alert that still has one).  Transitions go oldest
+ * first (by id), stopping at the first one at or after the cutoff.  Runs in a transaction
+ * of its own.  Returns the number of rows deleted (outbox rows included), or -1. */
 int store_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
 #define STORE_ALERT_HISTORY_NS (UINT64_C(30) * 86400 * 1000000000) /* default: 30 days */
 #endif

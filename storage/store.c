@@ -123,6 +123,8 @@ static void free_handle(struct store *s)
 {
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	for (int i = 0; i < ASTMT_COUNT; i++)
+		sqlite3_finalize(s->astmt[i]);
 	if (s->gcache) {
 		for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++)
 			free(s->gcache[i].fingerprint);

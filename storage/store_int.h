@@ -23,6 +23,28 @@ enum store_stmt {
 	STMT_COUNT
 };
 
+/* The writer's statements of store_alerts.c, prepared on first use (a handle that never
+ * alerts prepares none). */
+enum store_alert_stmt {
+	ASTMT_CIRCUIT_INSERT,
+	ASTMT_CIRCUIT_UPDATE,
+	ASTMT_CIRCUIT_DELETE,
+	ASTMT_TRANSITION_INSERT,
+	ASTMT_ALERT_UPSERT,
+	ASTMT_DELIVERY_INSERT,
+	ASTMT_DELIVERY_UPDATE,
+	ASTMT_SILENCE_INSERT,
+	ASTMT_SILENCE_EXPIRE,
+	ASTMT_BATCH_INSERT,
+	ASTMT_BATCH_PRUNE,
+	ASTMT_PRUNE_TRANSITIONS_SCAN,
+	ASTMT_PRUNE_TRANSITIONS,
+	ASTMT_PRUNE_DELIVERIES,
+	ASTMT_PRUNE_ALERTS,
+	ASTMT_PRUNE_SILENCES,
+	ASTMT_COUNT
+};
+
 struct group_cache_slot {
 	uint64_t hash;
 	int64_t id;
@@ -61,6 +83,7 @@ struct store {
 	bool busy;
 	char err[512];
 	sqlite3_stmt *stmt[STMT_COUNT];
+	sqlite3_stmt *astmt[ASTMT_COUNT]; /* writer: store_alerts.c's, prepared on first use */
 	uint32_t groups_per_service;
 	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
 	struct name_slot *envs;          /* writer only, STORE_ENV_CACHE */
@@ -82,4 +105,9 @@ struct store {
 int store__set_err(struct store *s, const char *what);
 int store__migrate(struct store *s);
 void store__clear_name_cache(struct name_slot *c, size_t n);
+/* One step of the alerting tables' upkeep inside the caller's open transaction (store_maint.c
+ * and the public prunes): the number of rows deleted, or -1; *more is set when some kind
+ * had `limit` rows to delete. */
+int store__alerts_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
+int store__outcome_batches_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
 #endif

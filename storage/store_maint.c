@@ -1,11 +1,13 @@
 /* store_maint.c: the writer's writes that are not ingest — group status changes and the
  * background upkeep (retention, the per-group cap, folding old minute counts into hours,
- * incremental vacuum).  Each runs in a short transaction of its own on the writer handle,
- * between ingest transactions, and does a bounded amount of work (STORE_MAINT_BATCH rows),
- * so the writer is never held for more than a few milliseconds by upkeep. */
+ * pruning the alerting tables, incremental vacuum).  Each runs in a short transaction of
+ * its own on the writer handle, between ingest transactions, and does a bounded amount of
+ * work (STORE_MAINT_BATCH rows), so the writer is never held for more than a few
+ * milliseconds by upkeep. */
 #include <string.h>
 
 #include "store_int.h"
+#include "storage_alerts.h"
 #include "errq_str.h"
 #include "errq_banned.h"
 
@@ -270,6 +272,15 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 	}
 	if (!rc && o->per_group_cap)
 		rc = cap_step(s, o->per_group_cap, o->now_ns, more);
+	/* the alerting tables (store_alerts.c): outcome batches past their horizon, and alert
+	 * history past its own (never firing alerts nor pending or dead deliveries) */
+	if (!rc && o->now_ns > STORE_OUTCOME_BATCH_HORIZON_NS &&
+	    store__outcome_batches_prune_step(s, o->now_ns - STORE_OUTCOME_BATCH_HORIZON_NS, STORE_MAINT_BATCH,
+					      more) < 0)
+		rc = -1;
+	uint64_t history = o->alert_history_ns ? o->alert_history_ns : STORE_ALERT_HISTORY_NS;
+	if (!rc && o->now_ns > history && store__alerts_prune_step(s, o->now_ns - history, STORE_MAINT_BATCH, more) < 0)
+		rc = -1;
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;

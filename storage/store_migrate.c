@@ -75,6 +75,86 @@ static const char *const migrations[] = {
     "  hour INTEGER NOT NULL,"
     "  count INTEGER NOT NULL,"
     "  PRIMARY KEY (service, hour)) WITHOUT ROWID;",
+
+    /* 2: alerting (storage_alerts.h).  Times are ns since the epoch, 0 = none; uint64 values
+     * (def_hash) are stored as their int64 bit pattern; ids of alerts are 16-byte blobs. */
+    "CREATE TABLE circuits ("              /* the saved state of each (rule, key) */
+    "  id INTEGER PRIMARY KEY,"
+    "  rule TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  def_hash INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"            /* 0 closed, 1 open, 2 half_open */
+    "  since_ns INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"         /* in the window, at updated_ns */
+    "  next_ns INTEGER NOT NULL,"          /* the next transition, 0 = none */
+    "  alert_id BLOB,"                     /* the alert while not closed */
+    "  saved BLOB,"                        /* circuit_save() */
+    "  updated_ns INTEGER NOT NULL,"
+    "  UNIQUE (rule, key));"               /* also the listing order */
+    "CREATE TABLE transitions ("           /* history: kept when the circuit row goes */
+    "  id INTEGER PRIMARY KEY,"            /* insertion order: pruned oldest first */
+    "  rule TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  at_ns INTEGER NOT NULL,"
+    "  from_state INTEGER NOT NULL,"
+    "  to_state INTEGER NOT NULL,"
+    "  reason TEXT,"
+    "  failures INTEGER NOT NULL,"
+    "  window_s INTEGER NOT NULL,"
+    "  next_ns INTEGER NOT NULL,"
+    "  alert_id BLOB);"
+    "CREATE INDEX transitions_circuit ON transitions(rule, key);" /* + rowid: newest first */
+    "CREATE TABLE alerts ("
+    "  id INTEGER PRIMARY KEY,"            /* the listing cursor */
+    "  alert_id BLOB NOT NULL UNIQUE,"
+    "  rule TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  severity TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"              /* firing | resolved */
+    "  state INTEGER NOT NULL,"
+    "  opened_ns INTEGER NOT NULL,"
+    "  resolved_ns INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  window_s INTEGER NOT NULL,"
+    "  sample TEXT,"
+    "  resolve_reason TEXT,"
+    "  notices INTEGER NOT NULL,"
+    "  updated_ns INTEGER NOT NULL);"
+    "CREATE INDEX alerts_status ON alerts(status);" /* + rowid: one status, newest first */
+    "CREATE INDEX alerts_resolved ON alerts(resolved_ns) WHERE status = 'resolved';" /* pruning */
+    "CREATE TABLE deliveries ("            /* the outbox: one row per (notice, notifier) */
+    "  id INTEGER PRIMARY KEY,"
+    "  alert_id BLOB NOT NULL,"
+    "  notifier TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"                /* firing | resolved */
+    "  seq INTEGER NOT NULL,"
+    "  idem_key TEXT,"                     /* NULL = the usual '<alert_id hex>:<kind>:<seq>' */
+    "  status INTEGER NOT NULL,"           /* enum store_delivery_status */
+    "  attempts INTEGER NOT NULL,"
+    "  next_attempt_ns INTEGER NOT NULL,"
+    "  http_status INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  created_ns INTEGER NOT NULL,"
+    "  updated_ns INTEGER NOT NULL,"
+    "  body TEXT NOT NULL);"               /* last: the other columns are read without it */
+    "CREATE INDEX deliveries_alert ON deliveries(alert_id);"
+    /* pending (0) and dead (2) rows only, the few that wait for something: the restart scan
+     * and the prune's check; a query uses it when it names the status as a literal */
+    "CREATE INDEX deliveries_open ON deliveries(status) WHERE status = 0 OR status = 2;"
+    "CREATE TABLE silences ("
+    "  id INTEGER PRIMARY KEY,"
+    "  rule TEXT NOT NULL,"
+    "  matchers TEXT NOT NULL,"            /* '' = every key */
+    "  comment TEXT,"
+    "  created_by TEXT,"
+    "  created_ns INTEGER NOT NULL,"
+    "  starts_ns INTEGER NOT NULL,"
+    "  ends_ns INTEGER NOT NULL,"
+    "  expired_ns INTEGER NOT NULL);"      /* 0 = not expired by hand */
+    "CREATE TABLE outcome_batches ("       /* ReportRequests whose outcomes were counted */
+    "  batch_id BLOB PRIMARY KEY,"
+    "  received_ns INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX outcome_batches_received ON outcome_batches(received_ns);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -35,6 +35,7 @@ static void serve(struct http_receiver *r, int c)
 	char buf[65536 + 4096];
 	size_t len = 0;
 	char *end = NULL;
+	buf[0] = '\0'; /* the stack may hold the previous request: never find its end */
 	/* headers */
 	while (len < sizeof(buf) - 1 && !(end = strstr(buf, "\r\n\r\n"))) {
 		ssize_t k = read(c, buf + len, sizeof(buf) - 1 - len);

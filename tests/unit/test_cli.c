@@ -1,6 +1,8 @@
 /* test_cli.c: the pure parts of the errq CLI (cli/cli_args.c, cli/cli_fmt.c): argument
  * parsing (filters, globs, event ids), exit codes, terminal text, relative times, sizes,
- * sparklines, column fitting, tables, detail views, streamed lines, key=value. */
+ * sparklines, column fitting, tables, detail views, streamed lines, key=value, and the
+ * alerting commands' parts: command families, circuit keys as JSON, silence matchers,
+ * alert ids, NEXT and DELIVERY cells. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "cli_args.h"
 #include "cli_fmt.h"
@@ -36,6 +39,19 @@ static const struct cli_cmd cmds[] = {
      .min_args = 1,
      .max_args = 1},
     {.name = "tail", .summary = "follow events", .flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_GROUP},
+    {.name = "alerts",
+     .summary = "list alerts",
+     .flags = CLI_F_STATUS | CLI_F_RULE | CLI_F_SINCE | CLI_F_LIMIT,
+     .statuses = "firing|resolved"},
+    {.name = "alerts replay", .summary = "replay", .args = "<alert-id>", .min_args = 1, .max_args = 1},
+    {.name = "circuits", .summary = "list circuits", .flags = CLI_F_RULE | CLI_F_STATE},
+    {.name = "rules list", .summary = "list rules"},
+    {.name = "rules check", .summary = "check a file", .args = "<file>", .min_args = 1, .max_args = 1},
+    {.name = "silence add",
+     .summary = "add a silence",
+     .flags = CLI_F_RULE | CLI_F_MATCH | CLI_F_FOR | CLI_F_COMMENT,
+     .required = CLI_F_RULE | CLI_F_FOR | CLI_F_COMMENT},
+    {.name = "silence list", .summary = "list silences", .flags = CLI_F_ALL},
     {.name = "help", .summary = "help", .args = "[<command>]", .max_args = 1},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -946,6 +962,291 @@ static void test_kv(void **state)
 	cli_kv_free(NULL, 0);
 }
 
+/* ---- alerting commands ---- */
+
+static void test_args_families(void **state)
+{
+	struct cli_args a;
+	/* a family's command is its two words, flags anywhere */
+	assert_int_equal(parse(&a, "rules", "list"), 0);
+	assert_string_equal(a.cmd->name, "rules list");
+	assert_int_equal(a.argc, 0);
+	assert_int_equal(parse(&a, "-o", "json", "rules", "check", "/etc/errqd.yaml"), 0);
+	assert_string_equal(a.cmd->name, "rules check");
+	assert_string_equal(a.argv[0], "/etc/errqd.yaml");
+	assert_int_equal(parse(&a, "rules"), -1);
+	assert_string_equal(err, "'errq rules' needs a command: list or check (see 'errq --help')");
+	assert_int_equal(parse(&a, "rules", "lsit"), -1);
+	assert_string_equal(err, "'rules lsit' is not an errq command (expected list or check)");
+	assert_int_equal(parse(&a, "rules", "check"), -1);
+	assert_string_equal(err, "'errq rules check' needs <file>");
+	/* a command that is also a family: "alerts" alone, or "alerts replay ID" */
+	assert_int_equal(parse(&a, "alerts", "--status", "firing"), 0);
+	assert_string_equal(a.cmd->name, "alerts");
+	assert_int_equal(parse(&a, "alerts", "replay", "f45d212864b3"), 0);
+	assert_string_equal(a.cmd->name, "alerts replay");
+	assert_string_equal(a.argv[0], "f45d212864b3");
+	assert_int_equal(parse(&a, "alerts", "f45d212864b3"), -1);
+	assert_string_equal(err, "unexpected argument 'f45d212864b3' (see 'errq alerts --help')");
+	assert_int_equal(parse(&a, "alerts", "replay", "--status", "firing", "x"), -1);
+	assert_string_equal(err, "'errq alerts replay' does not take --status (see 'errq alerts replay --help')");
+	/* only the word right after the first is a subcommand */
+	assert_int_equal(parse(&a, "help", "rules", "list"), -1);
+	assert_int_equal(parse(&a, "rules", "list", "--help"), 0);
+	assert_true(a.help);
+	assert_string_equal(a.cmd->name, "rules list");
+	assert_int_equal(parse(&a, "rules", "--help"), 0);
+	assert_true(a.help);
+	assert_null(a.cmd);
+
+	char subs[64];
+	assert_int_equal(cli_cmd_family(cmds, NCMDS, "silence", subs, sizeof(subs)), 2);
+	assert_string_equal(subs, "add or list");
+	assert_int_equal(cli_cmd_family(cmds, NCMDS, "alerts", subs, sizeof(subs)), 1);
+	assert_string_equal(subs, "replay");
+	assert_int_equal(cli_cmd_family(cmds, NCMDS, "groups", NULL, 0), 0);
+}
+
+static void test_args_alerting_flags(void **state)
+{
+	struct cli_args a;
+	/* --status takes the command's statuses */
+	assert_int_equal(parse(&a, "alerts", "--status", "resolved", "--rule", "checkout-timeouts", "--since", "1h"),
+			 0);
+	assert_string_equal(a.status, "resolved");
+	assert_string_equal(a.rule, "checkout-timeouts");
+	assert_int_equal(parse(&a, "alerts", "--status", "ignored"), -1);
+	assert_string_equal(err, "invalid --status 'ignored' (expected firing or resolved)");
+	assert_int_equal(parse(&a, "groups", "--status", "firing"), -1);
+	assert_string_equal(err, "invalid --status 'firing' (expected unresolved, resolved or ignored)");
+	assert_int_equal(parse(&a, "alerts", "--rule", "bad name"), -1);
+	assert_non_null(strstr(err, "invalid --rule 'bad name'"));
+
+	/* --state: the API's spelling */
+	assert_int_equal(parse(&a, "circuits"), 0);
+	assert_string_equal(a.state, "");
+	assert_int_equal(parse(&a, "circuits", "--state", "half-open"), 0);
+	assert_string_equal(a.state, "half_open");
+	assert_int_equal(parse(&a, "circuits", "--state=open"), 0);
+	assert_string_equal(a.state, "open");
+	assert_int_equal(parse(&a, "circuits", "--state", "tripped"), -1);
+	assert_string_equal(err, "invalid --state 'tripped' (expected closed, open or half_open)");
+
+	/* silence add: required flags, --match repeated, --for bounded */
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--match", "service=checkout", "--match",
+			       "error_type=Timeout*", "--for", "2h", "--comment", "deploy"),
+			 0);
+	assert_int_equal(a.nmatch, 2);
+	assert_string_equal(a.match[1], "error_type=Timeout*");
+	assert_int_equal(a.for_ns, 2 * 3600 * SEC);
+	assert_string_equal(a.comment, "deploy");
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "2h"), -1);
+	assert_string_equal(err, "'errq silence add' needs --comment TEXT");
+	assert_int_equal(parse(&a, "silence", "add", "--comment", "c", "--for", "2h"), -1);
+	assert_string_equal(err, "'errq silence add' needs --rule NAME");
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "0s", "--comment", "c"), -1);
+	assert_non_null(strstr(err, "invalid --for '0s'"));
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "91d", "--comment", "c"), -1);
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "90d", "--comment", "c"), 0);
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "1s", "--comment", "c"), 0);
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "1h", "--comment", "c", "--match",
+			       "a=1", "--match", "a=2"),
+			 -1);
+	assert_string_equal(err, "--match 'a' given twice");
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "1h", "--comment", "c", "--match", "a"),
+			 -1);
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "1h", "--comment", "c", "--match",
+			       "=x"),
+			 -1);
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "1h", "--comment", "c", "--match",
+			       "a,b=x"),
+			 -1);
+	assert_int_equal(parse(&a, "silence", "add", "--rule", "r", "--for", "1h", "--comment", "c", "--match",
+			       "details.region=eu-*"),
+			 0);
+	assert_int_equal(parse(&a, "silence", "list"), 0);
+	assert_false(a.all);
+	assert_int_equal(parse(&a, "silence", "list", "--all"), 0);
+	assert_true(a.all);
+	assert_int_equal(parse(&a, "silence", "list", "--all=yes"), -1);
+	assert_int_equal(parse(&a, "silence", "list", "--rule", "r"), -1);
+
+	assert_int_equal(cli_word_in("open", "closed|open|half_open"), 0);
+	assert_int_equal(cli_word_in("ope", "closed|open|half_open"), -1);
+	assert_int_equal(cli_word_in("", "closed|open"), -1);
+	assert_int_equal(cli_rule_name_valid("checkout-timeouts.v2_x"), 0);
+	assert_int_equal(cli_rule_name_valid(""), -1);
+	assert_int_equal(cli_rule_name_valid("a/b"), -1);
+
+	/* required flags are not in brackets; --match repeats */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(cli_help_cmd(f, cli_cmd_find(cmds, NCMDS, "silence add")), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "usage: errq silence add --rule NAME [--match FIELD=GLOB]... --for DURATION\n"
+				    "                        --comment TEXT\n"));
+	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		assert_true(nl - line <= 79);
+	free(buf);
+}
+
+static void assert_json(json_t *j, const char *want)
+{
+	assert_non_null(j);
+	char *got = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+	json_decref(j);
+}
+
+static void test_key_next(void **state)
+{
+	char f[CLI_KEY_FIELD_MAX], v[CLI_KEY_VALUE_MAX];
+	const char *p = "service=checkout,error_type=a\\,b\\=c\\\\d,details.region=";
+	assert_int_equal(cli_key_next(&p, f, sizeof(f), v, sizeof(v)), 1);
+	assert_string_equal(f, "service");
+	assert_string_equal(v, "checkout");
+	assert_int_equal(cli_key_next(&p, f, sizeof(f), v, sizeof(v)), 1);
+	assert_string_equal(f, "error_type");
+	assert_string_equal(v, "a,b=c\\d");
+	assert_int_equal(cli_key_next(&p, f, sizeof(f), v, sizeof(v)), 1);
+	assert_string_equal(f, "details.region");
+	assert_string_equal(v, "");
+	assert_int_equal(cli_key_next(&p, f, sizeof(f), v, sizeof(v)), 0);
+
+	/* malformed: no '=', an empty field, '\' in a field, a trailing ',' or '\' */
+	const char *bad[] = {"(overflow)", "=x", "a\\b=1", "a=1,", "a=1\\", "a=1,b"};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		p = bad[k];
+		int r;
+		while ((r = cli_key_next(&p, f, sizeof(f), v, sizeof(v))) == 1)
+			;
+		assert_int_equal(r, -1);
+	}
+	/* '=' in a value needs no escape; values are cut to the buffer */
+	p = "a=x=y";
+	assert_int_equal(cli_key_next(&p, f, sizeof(f), v, 3), 1);
+	assert_string_equal(v, "x=");
+	p = "";
+	assert_int_equal(cli_key_next(&p, f, sizeof(f), v, sizeof(v)), 0);
+}
+
+static void test_key_json(void **state)
+{
+	assert_json(cli_key_json("service=checkout,error_type=TimeoutError"),
+		    "{\"service\":\"checkout\",\"error_type\":\"TimeoutError\"}");
+	/* group_by order is kept, escapes undone */
+	assert_json(cli_key_json("error_type=a\\,b,details.region=,service=x"),
+		    "{\"error_type\":\"a,b\",\"details.region\":\"\",\"service\":\"x\"}");
+	/* a rule without group_by, the overflow circuit, NULL */
+	assert_json(cli_key_json(""), "{}");
+	assert_json(cli_key_json("(overflow)"), "{}");
+	assert_json(cli_key_json(NULL), "{}");
+	/* invalid UTF-8 cannot reach JSON */
+	assert_json(cli_key_json("service=a\xff" "b"), "{\"service\":\"a\xef\xbf\xbd" "b\"}");
+	/* a malformed rest adds nothing */
+	assert_json(cli_key_json("service=x,oops"), "{\"service\":\"x\"}");
+}
+
+static void test_matchers_join(void **state)
+{
+	char out[64];
+	const char *m[] = {"service=checkout", "error_type=Timeout*", "details.k=a,b\\c=d"};
+	assert_int_equal(cli_matchers_join(m, 3, out, sizeof(out)), 0);
+	assert_string_equal(out, "service=checkout,error_type=Timeout*,details.k=a\\,b\\\\c\\=d");
+	/* what was joined reads back with the key parser */
+	char f[CLI_KEY_FIELD_MAX], v[CLI_KEY_VALUE_MAX];
+	const char *p = out;
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(cli_key_next(&p, f, sizeof(f), v, sizeof(v)), 1);
+	assert_string_equal(f, "details.k");
+	assert_string_equal(v, "a,b\\c=d");
+	assert_int_equal(cli_matchers_join(m, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(cli_matchers_join(m, 3, out, 20), -1);
+}
+
+static void test_alert_ids(void **state)
+{
+	uint8_t id[CLI_ALERT_ID_LEN];
+	char suffix[2 * CLI_ALERT_ID_LEN + 1], buf[32];
+	const uint8_t want[CLI_ALERT_ID_LEN] = {0x01, 0xa2, 0x16, 0x49, 0x87, 0xea, 0x73, 0x7e,
+						0x80, 0x91, 0xf4, 0x5d, 0x21, 0x28, 0x64, 0xb3};
+	assert_int_equal(cli_alert_id_parse("01a2164987ea737e8091f45d212864b3", id, suffix, sizeof(suffix)), 1);
+	assert_memory_equal(id, want, sizeof(want));
+	assert_int_equal(cli_alert_id_parse("01A21649-87EA-737E-8091-F45D212864B3", id, suffix, sizeof(suffix)), 1);
+	assert_memory_equal(id, want, sizeof(want));
+	assert_int_equal(cli_alert_id_parse("F45D212864B3", id, suffix, sizeof(suffix)), 0);
+	assert_string_equal(suffix, "f45d212864b3");
+	assert_int_equal(cli_alert_id_parse("2864b3", id, suffix, sizeof(suffix)), 0);
+	assert_int_equal(cli_alert_id_parse("864b3", id, suffix, sizeof(suffix)), -1);   /* too short */
+	assert_int_equal(cli_alert_id_parse("f45d21286xb3", id, suffix, sizeof(suffix)), -1);
+	assert_int_equal(cli_alert_id_parse("01a21649-87ea-737e-8091f45d212864b3", id, suffix, sizeof(suffix)), -1);
+	assert_int_equal(cli_alert_id_parse("f45d212864b3", id, suffix, 8), -1);         /* suffix too small */
+	/* the short id is the random end, not the time-ordered start */
+	assert_string_equal(cli_alert_short_id(buf, sizeof(buf), want, sizeof(want)), "f45d212864b3");
+	assert_int_equal(strlen(buf), CLI_ALERT_SHORT_HEX);
+	assert_string_equal(cli_alert_short_id(buf, sizeof(buf), want, 4), "01a21649");
+	assert_string_equal(cli_alert_short_id(buf, sizeof(buf), want, 0), "");
+}
+
+static void test_alert_cells(void **state)
+{
+	char buf[32];
+	/* NEXT: time left, rounded up; due once passed; none */
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS + 42 * SEC), "in 42s");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS + 41 * SEC + 1), "in 42s");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS + 117 * SEC), "in 1m 57s");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS + 7500 * SEC), "in 2h 5m");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS + 1), "in 1s");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS), "due");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, NOW_NS - 5 * SEC), "due");
+	assert_string_equal(cli_fmt_until(buf, sizeof(buf), NOW_NS, 0), "-");
+
+	/* DELIVERY: notifier:status, the attempts when more than one */
+	char mem[40];
+	struct errq_buf b;
+	errq_buf_init_fixed(&b, mem, sizeof(mem));
+	assert_int_equal(cli_fmt_delivery(&b, "ops", "delivered", 1), 0);
+	assert_int_equal(cli_fmt_delivery(&b, "pager", "dead", 8), 0);
+	assert_string_equal(mem, "ops:delivered pager:dead(8)");
+	assert_int_equal(cli_fmt_delivery(&b, "journal", "delivered", 1), -1); /* full: unchanged */
+	assert_string_equal(mem, "ops:delivered pager:dead(8)");
+	assert_int_equal(cli_fmt_delivery(&b, "x", "pending", 0), 0);
+	assert_string_equal(mem, "ops:delivered pager:dead(8) x:pending");
+
+	/* a circuits table: the key is cut first, state, times and counts never */
+	const struct cli_col cols[] = {
+	    {"RULE", 0, 1, 12, 0},     {"KEY", 0, 2, 16, 0},   {"STATE", 0, 0, 0, 0},
+	    {"SINCE", 0, 0, 0, 0},     {"FAILURES", CLI_COL_RIGHT, 0, 0, 0}, {"NEXT", 0, 0, 0, 0},
+	};
+	struct cli_table t;
+	cli_table_init(&t, cols, 6);
+	const char *r1[] = {"checkout-timeouts", "service=checkout,error_type=TimeoutError", "open", "2m ago",
+			    "3 in 60s", "in 58s"};
+	const char *r2[] = {"everything", "", "half_open", "10s ago", "120 in 3600s", "in 1m 57s"};
+	assert_int_equal(cli_table_add(&t, r1, NULL), 0);
+	assert_int_equal(cli_table_add(&t, r2, NULL), 0);
+	char *out = render(&t, 200);
+	assert_string_equal(out, "RULE               KEY                                       STATE      SINCE"
+				 "        FAILURES  NEXT\n"
+				 "checkout-timeouts  service=checkout,error_type=TimeoutError  open       2m ago"
+				 "       3 in 60s  in 58s\n"
+				 "everything                                                   half_open  10s ago"
+				 "  120 in 3600s  in 1m 57s\n");
+	free(out);
+	out = render(&t, 80);
+	/* 80 columns: the key gives up what the row needs (down to 16), the rule keeps its name */
+	assert_string_equal(out, "RULE               KEY               STATE      SINCE        FAILURES  NEXT\n"
+				 "checkout-timeouts  service=checkou" CLI_ELLIPSIS
+				 "  open       2m ago       3 in 60s  in 58s\n"
+				 "everything                           half_open  10s ago  120 in 3600s  in 1m 57s\n");
+	free(out);
+	cli_table_release(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -977,6 +1278,13 @@ int main(void)
 	    cmocka_unit_test(test_table_big_cells),
 	    cmocka_unit_test(test_table_color),
 	    cmocka_unit_test(test_kv),
+	    cmocka_unit_test(test_args_families),
+	    cmocka_unit_test(test_args_alerting_flags),
+	    cmocka_unit_test(test_key_next),
+	    cmocka_unit_test(test_key_json),
+	    cmocka_unit_test(test_matchers_join),
+	    cmocka_unit_test(test_alert_ids),
+	    cmocka_unit_test(test_alert_cells),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

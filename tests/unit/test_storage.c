@@ -69,7 +69,7 @@ static void test_schema_and_pragmas(void **state)
 	const struct {
 		const char *sql;
 		const char *want;
-	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "1"}};
+	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "2"}};
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sqlite3_prepare_v2(db, checks[i].sql, -1, &st, NULL), SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);

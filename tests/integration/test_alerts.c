@@ -1,0 +1,978 @@
+/* Integration: the alerting engine (server/alerts.c) end to end.  Each test runs its own errqd
+ * (ephemeral port, temporary directory and database) with its own config file whose rules
+ * notify a real HTTP receiver on 127.0.0.1.  State is read from the database file with a
+ * read-only SQLite connection and from what the receiver recorded; the Alerts service and
+ * the CLI are not used.  Every wait is a deadline (HARNESS_DEADLINE_MS); absence is asserted
+ * by counting once the next expected event has happened, never by sleeping.
+ *
+ * Timers are short (recovery 1-2 s, probes 3 s, a 3 s silence) so the file runs in about
+ * 25 s; the notifier's retry timing is errqd's own (1 s doubling, jittered). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <regex.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <cmocka.h>
+
+#include "errq_str.h"
+#include "errq_time.h"
+#include "harness.h"
+#include "http_receiver.h"
+
+#define NS_PER_SEC ((uint64_t)ERRQ_NS_PER_SEC)
+
+struct env {
+	struct errqd_proc d;
+	struct http_receiver rv;
+	bool rv_up;
+	char cfg[400];
+};
+static struct env E;
+static struct errq_idgen G;
+
+static void msleep(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Polls cond every 5 ms until it holds; fails the test at the deadline. */
+#define WAIT_FOR(cond)                                                                                 \
+	do {                                                                                           \
+		uint64_t dl_ = errq_mono_ns() + (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;        \
+		while (!(cond)) {                                                                      \
+			if (errq_mono_ns() > dl_)                                                      \
+				fail_msg("line %d: timed out after %d ms waiting for: %s", __LINE__,   \
+					 HARNESS_DEADLINE_MS, #cond);                                  \
+			msleep(5);                                                                     \
+		}                                                                                      \
+	} while (0)
+
+static bool under_valgrind(void)
+{
+	const char *v = getenv("ERRQ_VALGRIND");
+	return v && *v == '1';
+}
+
+/* ---- set-up: a directory for the database and the config, a receiver, errqd ---- */
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&E, 0, sizeof(E));
+	errq_snprintf(E.d.dir, sizeof(E.d.dir), "/tmp/errq-alerts-XXXXXX");
+	if (!mkdtemp(E.d.dir))
+		return -1;
+	errq_snprintf(E.cfg, sizeof(E.cfg), "%s/errqd.yaml", E.d.dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	int rc = 0;
+	if (E.d.pid) {
+		int st = errqd_stop(&E.d, SIGTERM);
+		if (st != 0) {
+			fprintf(stderr, "errqd exited with status %d (log %s)\n", st, E.d.log);
+			rc = -1;
+		}
+	}
+	if (E.rv_up)
+		receiver_stop(&E.rv);
+	E.rv_up = false;
+	errqd_cleanup(&E.d);
+	return rc;
+}
+
+static void start_receiver(int port)
+{
+	assert_int_equal(receiver_start(&E.rv, port), 0);
+	E.rv_up = true;
+}
+
+static void stop_receiver(void)
+{
+	receiver_stop(&E.rv);
+	E.rv_up = false;
+}
+
+/* Writes a whole file (through a rename, so a reload never reads half of it). */
+static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void write_file(const char *path, const char *fmt, ...)
+{
+	char tmp[512];
+	errq_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	assert_non_null(f);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void start_errqd(void)
+{
+	const char *args[] = {"--config", E.cfg, NULL};
+	assert_int_equal(errqd_start(&E.d, args), 0);
+}
+
+/* ---- reports ---- */
+
+/* Sends n failures in one batch and waits for its answer (= committed, rules applied).
+ * Their event ids (hex) go to ids when not NULL. */
+static void send_failures(int n, const char *service, const char *type, const char *task,
+			  char (*ids)[ERRQ_ID_HEX_BUFSZ])
+{
+	Errq__V1__TaskFailure *evs[16];
+	assert_true(n > 0 && n <= 16);
+	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	req.seq = 1;
+	req.n_failures = (size_t)n;
+	req.failures = evs;
+	for (int i = 0; i < n; i++) {
+		evs[i] = tevent_new(&G, service, type, "upstream timed out after 5000 ms");
+		if (task)
+			tevent_set(&evs[i]->task, task);
+		if (ids)
+			errq_hex_encode(evs[i]->event_id.data, 16, ids[i]);
+	}
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, E.d.addr), 0);
+	assert_int_equal(raw_send(&s, &req), 0);
+	Errq__V1__ReportResponse *resp = NULL;
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->accepted, (uint32_t)n);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	for (int i = 0; i < n; i++)
+		tevent_free(evs[i]);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+}
+
+/* Sends one ReportRequest holding only an outcome, with batch_id, and waits for its answer. */
+static void send_outcome(const char *service, const char *task, uint64_t ok, uint64_t failed, const uint8_t batch[16])
+{
+	Errq__V1__Outcome o = ERRQ__V1__OUTCOME__INIT;
+	Errq__V1__Outcome *op = &o;
+	o.service = (char *)service;
+	o.task = (char *)task;
+	o.ok = ok;
+	o.failed = failed;
+	o.window_seconds = 10;
+	o.window_start_unix_nano = errq_now_ns() - 10 * NS_PER_SEC;
+	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	req.seq = 2;
+	req.n_outcomes = 1;
+	req.outcomes = &op;
+	req.batch_id.len = 16;
+	req.batch_id.data = (uint8_t *)batch;
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, E.d.addr), 0);
+	assert_int_equal(raw_send(&s, &req), 0);
+	Errq__V1__ReportResponse *resp = NULL;
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->seq, 2);
+	assert_int_equal(resp->accepted, 0);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+}
+
+/* ---- the database, read-only ---- */
+
+static sqlite3 *db_open(void)
+{
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(E.d.db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		fail_msg("cannot open %s: %s", E.d.db, db ? sqlite3_errmsg(db) : "?");
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *arg)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+	return st;
+}
+
+/* The first column of the first row as an integer (-1 when no row), arg bound to ?1. */
+static int64_t q_int(const char *sql, const char *arg)
+{
+	sqlite3 *db = db_open();
+	sqlite3_stmt *st = prep(db, sql, arg);
+	int rc = sqlite3_step(st);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* The first column of the first row as text (malloc'd; NULL when no row or NULL). */
+static char *q_text(const char *sql, const char *arg)
+{
+	sqlite3 *db = db_open();
+	sqlite3_stmt *st = prep(db, sql, arg);
+	char *v = NULL;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = strdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A circuit's state (0 closed, 1 open, 2 half_open), -1 when the rule has no circuit row. */
+static int circuit_state(const char *rule)
+{
+	return (int)q_int("SELECT state FROM circuits WHERE rule = ?1", rule);
+}
+
+/* The alert id (hex) of the rule's circuit, or NULL. */
+static char *circuit_alert(const char *rule)
+{
+	/* hex(NULL) is '': keep NULL apart */
+	return q_text("SELECT lower(hex(alert_id)) FROM circuits WHERE rule = ?1 AND alert_id IS NOT NULL", rule);
+}
+
+static int64_t delivery_status(const char *alert_hex, const char *kind)
+{
+	char sql[256];
+	errq_snprintf(sql, sizeof(sql),
+		      "SELECT status FROM deliveries WHERE lower(hex(alert_id)) = ?1 AND kind = '%s' ORDER BY id DESC",
+		      kind);
+	return q_int(sql, alert_hex);
+}
+
+static int64_t delivery_attempts(const char *alert_hex, const char *kind)
+{
+	char sql[256];
+	errq_snprintf(sql, sizeof(sql),
+		      "SELECT attempts FROM deliveries WHERE lower(hex(alert_id)) = ?1 AND kind = '%s' ORDER BY id DESC",
+		      kind);
+	return q_int(sql, alert_hex);
+}
+
+struct trans {
+	int from, to;
+	char reason[128];
+	uint64_t at;
+};
+
+/* The transitions of a rule, oldest first; returns how many (at most max). */
+static int transitions(const char *rule, struct trans *t, int max)
+{
+	sqlite3 *db = db_open();
+	sqlite3_stmt *st =
+	    prep(db, "SELECT from_state, to_state, coalesce(reason, ''), at_ns FROM transitions WHERE rule = ?1 ORDER BY id",
+		 rule);
+	int n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW && n < max) {
+		t[n].from = sqlite3_column_int(st, 0);
+		t[n].to = sqlite3_column_int(st, 1);
+		errq_snprintf(t[n].reason, sizeof(t[n].reason), "%s", (const char *)sqlite3_column_text(st, 2));
+		t[n].at = (uint64_t)sqlite3_column_int64(st, 3);
+		n++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* ---- errqd's log ---- */
+
+static int log_count(const char *needle)
+{
+	FILE *f = fopen(E.d.log, "r");
+	if (!f)
+		return 0;
+	int n = 0;
+	char line[8192];
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+static bool errqd_running(void)
+{
+	int st;
+	return E.d.pid && waitpid(E.d.pid, &st, WNOHANG) == 0;
+}
+
+/* ---- what the receiver got ---- */
+
+static json_t *body_json(int i)
+{
+	json_error_t je;
+	json_t *j = json_loads(E.rv.req[i].body, 0, &je);
+	if (!j)
+		fail_msg("request %d: body is not JSON (%s): %s", i, je.text, E.rv.req[i].body);
+	return j;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	if (!json_is_string(v))
+		fail_msg("'%s' is not a string", k);
+	return json_string_value(v);
+}
+
+static json_int_t jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	if (!json_is_integer(v))
+		fail_msg("'%s' is not an integer", k);
+	return json_integer_value(v);
+}
+
+static bool is_hex32(const char *s)
+{
+	if (strlen(s) != 32)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+static bool is_rfc3339_ms(const char *s)
+{
+	regex_t re;
+	assert_int_equal(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+				 REG_EXTENDED | REG_NOSUB),
+			 0);
+	bool ok = regexec(&re, s, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok;
+}
+
+static void assert_header(int i, const char *name, const char *want)
+{
+	char v[256];
+	if (!receiver_header(&E.rv, i, name, v, sizeof(v)))
+		fail_msg("request %d has no %s header", i, name);
+	assert_string_equal(v, want);
+}
+
+/* The wall-clock time at which request i arrived (the receiver records the monotonic one). */
+static uint64_t arrival_realtime(int i)
+{
+	uint64_t now = errq_now_ns(), mono = errq_mono_ns();
+	return now - (mono - E.rv.req[i].at_ns);
+}
+
+/* ---- 1. one incident: fire, flap through HALF_OPEN -> OPEN, resolve ---- */
+
+static void test_lifecycle(void **state)
+{
+	start_receiver(0);
+	write_file(E.cfg,
+		   "name: errqd-itest\n"
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "    timeout: 5s\n"
+		   "rules:\n"
+		   "  - name: checkout-timeouts\n"
+		   "    match: {service: checkout, error_type: \"Timeout*\"}\n"
+		   "    group_by: [service, error_type]\n"
+		   "    trip: {failures: 3, window: 60s}\n"
+		   "    recovery_timeout: 1s\n"
+		   "    half_open: {probe: 3s, failures: 1}\n"
+		   "    backoff: {factor: 2, max: 30s}\n"
+		   "    severity: critical\n"
+		   "    repeat_interval: 0s\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	start_errqd();
+	const char *rule = "checkout-timeouts";
+
+	char ids[3][ERRQ_ID_HEX_BUFSZ];
+	send_failures(2, "checkout", "TimeoutError", "reserve_inventory", ids);
+	assert_int_equal(circuit_state(rule), 0); /* two are not enough */
+	send_failures(1, "checkout", "TimeoutError", "reserve_inventory", ids + 2);
+	assert_int_equal(circuit_state(rule), 1); /* answered = committed, with its transition */
+
+	/* the firing notice */
+	assert_true(receiver_wait(&E.rv, 1) >= 1);
+	json_t *f = body_json(0);
+	assert_int_equal(jint(f, "version"), 1);
+	assert_string_equal(jstr(f, "status"), "firing");
+	const char *alert_id = jstr(f, "alert_id");
+	assert_true(is_hex32(alert_id));
+	char *db_alert = circuit_alert(rule);
+	assert_non_null(db_alert);
+	assert_string_equal(db_alert, alert_id);
+	free(db_alert);
+	assert_string_equal(jstr(f, "rule"), rule);
+	json_t *key = json_object_get(f, "key");
+	assert_true(json_is_object(key));
+	assert_int_equal(json_object_size(key), 2);
+	assert_string_equal(jstr(key, "service"), "checkout");
+	assert_string_equal(jstr(key, "error_type"), "TimeoutError");
+	assert_string_equal(jstr(f, "state"), "open");
+	assert_string_equal(jstr(f, "previous_state"), "closed");
+	assert_string_equal(jstr(f, "severity"), "critical");
+	assert_int_equal(jint(f, "failures_in_window"), 3);
+	assert_int_equal(jint(f, "window_seconds"), 60);
+	assert_true(is_rfc3339_ms(jstr(f, "opened_at")));
+	assert_true(json_is_null(json_object_get(f, "resolved_at")));
+	assert_string_equal(jstr(f, "reason"), "failures 3 >= 3 in 60s");
+	assert_int_equal(jint(f, "notice"), 1);
+	json_t *sample = json_object_get(f, "sample");
+	assert_true(json_is_object(sample));
+	const char *sid = jstr(sample, "event_id");
+	assert_true(!strcmp(sid, ids[0]) || !strcmp(sid, ids[1]) || !strcmp(sid, ids[2]));
+	assert_string_equal(sid, ids[2]); /* the one that tripped it */
+	assert_string_equal(jstr(sample, "service"), "checkout");
+	assert_string_equal(jstr(sample, "task"), "reserve_inventory");
+	assert_string_equal(jstr(sample, "error_type"), "TimeoutError");
+	assert_string_equal(jstr(f, "collector"), "errqd-itest");
+	char want[128];
+	errq_snprintf(want, sizeof(want), "%s:firing:1", alert_id);
+	assert_header(0, "Idempotency-Key", want);
+	assert_header(0, "Content-Type", "application/json");
+	char opened_at[64];
+	errq_snprintf(opened_at, sizeof(opened_at), "%s", jstr(f, "opened_at"));
+	char id[ERRQ_ID_HEX_BUFSZ];
+	errq_snprintf(id, sizeof(id), "%s", alert_id);
+
+	/* recovery_timeout (1 s) -> HALF_OPEN; one failure in the probe re-opens, no new alert */
+	WAIT_FOR(circuit_state(rule) == 2);
+	send_failures(1, "checkout", "TimeoutError", "reserve_inventory", NULL);
+	assert_int_equal(circuit_state(rule), 1);
+	/* the recovery timeout doubled (2 s), then a quiet probe (3 s) closes it */
+	WAIT_FOR(circuit_state(rule) == 2);
+	WAIT_FOR(circuit_state(rule) == 0);
+
+	/* the resolved notice: the second and last request */
+	assert_true(receiver_wait(&E.rv, 2) >= 2);
+	json_t *r = body_json(1);
+	assert_int_equal(jint(r, "version"), 1);
+	assert_string_equal(jstr(r, "status"), "resolved");
+	assert_string_equal(jstr(r, "alert_id"), id);
+	assert_string_equal(jstr(r, "rule"), rule);
+	assert_string_equal(jstr(r, "state"), "closed");
+	assert_string_equal(jstr(r, "previous_state"), "half_open");
+	assert_string_equal(jstr(r, "severity"), "critical");
+	assert_string_equal(jstr(r, "opened_at"), opened_at);
+	assert_true(is_rfc3339_ms(jstr(r, "resolved_at")));
+	assert_true(strcmp(jstr(r, "resolved_at"), opened_at) > 0);
+	assert_string_equal(jstr(r, "reason"), "probe quiet for 3s");
+	assert_int_equal(jint(r, "notice"), 1);
+	assert_string_equal(jstr(r, "collector"), "errqd-itest");
+	errq_snprintf(want, sizeof(want), "%s:resolved:1", id);
+	assert_header(1, "Idempotency-Key", want);
+	assert_header(1, "Content-Type", "application/json");
+	/* both recorded as delivered, and nothing else was made for the alert: the resolved one
+	 * went out after every earlier notice of its alert (one alert's notices keep their order) */
+	WAIT_FOR(delivery_status(id, "resolved") == 1);
+	assert_int_equal(delivery_status(id, "firing"), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM deliveries WHERE lower(hex(alert_id)) = ?1", id), 2);
+	assert_int_equal(receiver_count(&E.rv), 2);
+	char *st = q_text("SELECT status || ' ' || coalesce(resolve_reason, '') FROM alerts WHERE lower(hex(alert_id)) = ?1",
+			  id);
+	assert_non_null(st);
+	assert_string_equal(st, "resolved probe quiet for 3s");
+	free(st);
+	assert_null(circuit_alert(rule));
+
+	/* the history, with the deadlines exactly where they belong */
+	struct trans t[16];
+	int n = transitions(rule, t, 16);
+	const struct {
+		int from, to;
+		const char *reason;
+	} exp[] = {
+	    {0, 1, "failures 3 >= 3 in 60s"},  {1, 2, "recovery_timeout elapsed"}, {2, 1, "1 failure in probe"},
+	    {1, 2, "recovery_timeout elapsed"}, {2, 0, "probe quiet for 3s"},
+	};
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "transition %d: %d -> %d at %llu: %s\n", i, t[i].from, t[i].to,
+			(unsigned long long)t[i].at, t[i].reason);
+	assert_int_equal(n, 5);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(t[i].from, exp[i].from);
+		assert_int_equal(t[i].to, exp[i].to);
+		assert_string_equal(t[i].reason, exp[i].reason);
+	}
+	assert_int_equal(t[1].at - t[0].at, 1 * NS_PER_SEC); /* recovery_timeout */
+	assert_int_equal(t[3].at - t[2].at, 2 * NS_PER_SEC); /* doubled by the backoff */
+	assert_int_equal(t[4].at - t[3].at, 3 * NS_PER_SEC); /* the probe */
+
+	fprintf(stderr, "firing body:   %s\n", E.rv.req[0].body);
+	fprintf(stderr, "resolved body: %s\n", E.rv.req[1].body);
+	json_decref(f);
+	json_decref(r);
+}
+
+/* ---- 2. 503, 503, 200: delivered once, three identical requests ---- */
+
+static void test_retried_until_2xx(void **state)
+{
+	start_receiver(0);
+	receiver_script(&E.rv, 503, 0);
+	receiver_script(&E.rv, 503, 0);
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "    max_attempts: 5\n"
+		   "rules:\n"
+		   "  - name: retry\n"
+		   "    match: {service: svc-retry}\n"
+		   "    trip: {failures: 1, window: 60s}\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	start_errqd();
+	send_failures(1, "svc-retry", "ConnectionError", NULL, NULL);
+	char *id = circuit_alert("retry");
+	assert_non_null(id);
+	WAIT_FOR(delivery_status(id, "firing") == 1);
+	assert_int_equal(delivery_attempts(id, "firing"), 3);
+	assert_int_equal(q_int("SELECT http_status FROM deliveries WHERE lower(hex(alert_id)) = ?1", id), 200);
+	assert_int_equal(receiver_count(&E.rv), 3);
+	char want[128];
+	errq_snprintf(want, sizeof(want), "%s:firing:1", id);
+	for (int i = 0; i < 3; i++) {
+		assert_header(i, "Idempotency-Key", want);
+		assert_string_equal(E.rv.req[i].body, E.rv.req[0].body);
+	}
+	assert_int_equal(E.rv.req[0].status, 503);
+	assert_int_equal(E.rv.req[1].status, 503);
+	assert_int_equal(E.rv.req[2].status, 200);
+	free(id);
+}
+
+/* ---- 3. the receiver is down; errqd restarts; the receiver comes back ---- */
+
+static int64_t delivery_updated(const char *alert_hex)
+{
+	return q_int("SELECT updated_ns FROM deliveries WHERE lower(hex(alert_id)) = ?1", alert_hex);
+}
+
+static void test_receiver_down_across_restart(void **state)
+{
+	/* a port with nothing listening */
+	start_receiver(0);
+	int port = E.rv.port;
+	stop_receiver();
+	/* max_attempts 4: the per-destination breaker opens after 3 consecutive failures (each
+	 * uses an attempt, NOTIFY_BREAKER_FAILURES); from then on its probes use none.  With 4
+	 * allowed, one more attempt used would be the last (dead), so a row still pending with 3
+	 * attempts after a probe shows the breaker held it.  (With max_attempts 3 the third
+	 * refused connection dead-letters the row, about 2 s into the outage.) */
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "    timeout: 1s\n"
+		   "    max_attempts: 4\n"
+		   "rules:\n"
+		   "  - name: down\n"
+		   "    match: {service: svc-down}\n"
+		   "    trip: {failures: 2, window: 60s}\n"
+		   "    notify: [ops]\n",
+		   port);
+	start_errqd();
+	send_failures(2, "svc-down", "ConnectionError", NULL, NULL);
+	char *id = circuit_alert("down");
+	assert_non_null(id);
+	WAIT_FOR(delivery_attempts(id, "firing") >= 1);
+	assert_int_equal(delivery_status(id, "firing"), 0); /* pending, not dead */
+	WAIT_FOR(delivery_attempts(id, "firing") >= 3);
+	assert_int_equal(delivery_attempts(id, "firing"), 3);
+	assert_int_equal(delivery_status(id, "firing"), 0);
+	int64_t upd = delivery_updated(id);
+	WAIT_FOR(delivery_updated(id) != upd); /* the breaker's probe, refused too */
+	assert_int_equal(delivery_attempts(id, "firing"), 3);
+	assert_int_equal(delivery_status(id, "firing"), 0);
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	assert_int_equal(delivery_status(id, "firing"), 0);
+	int64_t before = delivery_attempts(id, "firing");
+
+	start_receiver(port);
+	start_errqd(); /* same directory: the same database and config */
+	WAIT_FOR(delivery_status(id, "firing") == 1);
+	assert_int_equal(receiver_count(&E.rv), 1);
+	char want[128];
+	errq_snprintf(want, sizeof(want), "%s:firing:1", id);
+	assert_header(0, "Idempotency-Key", want);
+	json_t *b = body_json(0);
+	assert_string_equal(jstr(b, "alert_id"), id);
+	assert_string_equal(jstr(b, "status"), "firing");
+	json_decref(b);
+	/* the attempts made before the restart count: one more went through */
+	assert_int_equal(delivery_attempts(id, "firing"), before + 1);
+	assert_int_equal(q_int("SELECT count(*) FROM deliveries WHERE lower(hex(alert_id)) = ?1", id), 1);
+	free(id);
+}
+
+/* ---- 4. a silence holds the firing back until it ends ---- */
+
+static void test_silence(void **state)
+{
+	start_receiver(0);
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "rules:\n"
+		   "  - name: quiet\n"
+		   "    match: {service: svc-quiet}\n"
+		   "    group_by: [service]\n"
+		   "    trip: {failures: 1, window: 60s}\n"
+		   "    recovery_timeout: 60s\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	/* a first run makes the schema; the silence goes in while errqd is stopped */
+	start_errqd();
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	uint64_t len = (under_valgrind() ? 15 : 3) * NS_PER_SEC;
+	uint64_t now = errq_now_ns(), ends = now + len;
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open_v2(E.d.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "INSERT INTO silences (rule, matchers, comment, created_by, created_ns, "
+					    "starts_ns, ends_ns, expired_ns) VALUES ('quiet', '', 'itest', 'itest', ?1, ?1, ?2, 0)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, (int64_t)now);
+	sqlite3_bind_int64(st, 2, (int64_t)ends);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	start_errqd();
+	send_failures(1, "svc-quiet", "ValueError", NULL, NULL);
+	char *id = circuit_alert("quiet");
+	assert_non_null(id);
+	/* recorded as silenced in the same transaction as the trip */
+	assert_int_equal(delivery_status(id, "firing"), 3);
+	if (errq_now_ns() >= ends)
+		fail_msg("errqd started too slowly: the silence was over before the rule tripped");
+	assert_int_equal(receiver_count(&E.rv), 0);
+	/* the silence ends: the firing goes out then, once */
+	assert_true(receiver_wait(&E.rv, 1) >= 1);
+	assert_true(arrival_realtime(0) + 5 * ERRQ_NS_PER_MS >= ends);
+	WAIT_FOR(delivery_status(id, "firing") == 1);
+	assert_int_equal(receiver_count(&E.rv), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM deliveries WHERE lower(hex(alert_id)) = ?1", id), 1);
+	json_t *b = body_json(0);
+	assert_string_equal(jstr(b, "status"), "firing");
+	assert_string_equal(jstr(b, "alert_id"), id);
+	json_decref(b);
+	char want[128];
+	errq_snprintf(want, sizeof(want), "%s:firing:1", id);
+	assert_header(0, "Idempotency-Key", want);
+	free(id);
+}
+
+/* ---- 5. SIGHUP: unchanged definitions keep their circuits, changed ones resolve ---- */
+
+#define RELOAD_NOTIFIERS                                                                               \
+	"notifiers:\n"                                                                                 \
+	"  - name: ops\n"                                                                              \
+	"    type: webhook\n"                                                                          \
+	"    url: http://127.0.0.1:%d/alerts\n"                                                        \
+	"  - name: journal\n"                                                                          \
+	"    type: log\n"
+
+static void test_reload(void **state)
+{
+	start_receiver(0);
+	write_file(E.cfg,
+		   RELOAD_NOTIFIERS
+		   "rules:\n"
+		   "  - name: reload-a\n"
+		   "    match: {service: svc-reload-a}\n"
+		   "    trip: {failures: 2, window: 60s}\n"
+		   "    recovery_timeout: 60s\n"
+		   "    severity: warning\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	start_errqd();
+	send_failures(2, "svc-reload-a", "IOError", NULL, NULL);
+	assert_int_equal(circuit_state("reload-a"), 1);
+	char *id = circuit_alert("reload-a");
+	assert_non_null(id);
+	assert_true(receiver_wait(&E.rv, 1) >= 1);
+	int64_t next_ns = q_int("SELECT next_ns FROM circuits WHERE rule = 'reload-a'", NULL);
+
+	/* same definition (match, group_by, trip); other keys changed; a rule added */
+	write_file(E.cfg,
+		   RELOAD_NOTIFIERS
+		   "rules:\n"
+		   "  - name: reload-a\n"
+		   "    match: {service: svc-reload-a}\n"
+		   "    trip: {failures: 2, window: 60s}\n"
+		   "    recovery_timeout: 120s\n"
+		   "    severity: critical\n"
+		   "    notify: [ops, journal]\n"
+		   "  - name: reload-b\n"
+		   "    match: {service: svc-reload-b}\n"
+		   "    trip: {failures: 1, window: 60s}\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	assert_int_equal(kill(E.d.pid, SIGHUP), 0);
+	WAIT_FOR(log_count("\"rules reloaded\"") == 1);
+	assert_int_equal(circuit_state("reload-a"), 1);
+	char *id2 = circuit_alert("reload-a");
+	assert_non_null(id2);
+	assert_string_equal(id2, id); /* the same incident */
+	free(id2);
+	assert_int_equal(q_int("SELECT next_ns FROM circuits WHERE rule = 'reload-a'", NULL), next_ns); /* not moved */
+	assert_int_equal(q_int("SELECT count(*) FROM transitions WHERE rule = 'reload-a'", NULL), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM deliveries WHERE lower(hex(alert_id)) = ?1", id), 1);
+	/* the new rule works */
+	send_failures(1, "svc-reload-b", "IOError", NULL, NULL);
+	assert_int_equal(circuit_state("reload-b"), 1);
+	assert_true(receiver_wait(&E.rv, 2) >= 2);
+	json_t *b = body_json(1);
+	assert_string_equal(jstr(b, "rule"), "reload-b");
+	assert_string_equal(jstr(b, "status"), "firing");
+	json_decref(b);
+
+	/* trip.failures changed: the circuit closes (rule_changed), its alert resolves */
+	write_file(E.cfg,
+		   RELOAD_NOTIFIERS
+		   "rules:\n"
+		   "  - name: reload-a\n"
+		   "    match: {service: svc-reload-a}\n"
+		   "    trip: {failures: 3, window: 60s}\n"
+		   "    recovery_timeout: 120s\n"
+		   "    severity: critical\n"
+		   "    notify: [ops, journal]\n"
+		   "  - name: reload-b\n"
+		   "    match: {service: svc-reload-b}\n"
+		   "    trip: {failures: 1, window: 60s}\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	assert_int_equal(kill(E.d.pid, SIGHUP), 0);
+	WAIT_FOR(log_count("\"rules reloaded\"") == 2);
+	assert_true(receiver_wait(&E.rv, 3) >= 3);
+	b = body_json(2);
+	assert_string_equal(jstr(b, "status"), "resolved");
+	assert_string_equal(jstr(b, "alert_id"), id);
+	assert_string_equal(jstr(b, "rule"), "reload-a");
+	assert_string_equal(jstr(b, "state"), "closed");
+	assert_string_equal(jstr(b, "previous_state"), "open");
+	assert_non_null(strstr(jstr(b, "reason"), "rule_changed"));
+	assert_true(is_rfc3339_ms(jstr(b, "resolved_at")));
+	fprintf(stderr, "resolved on reload: %s\n", E.rv.req[2].body);
+	json_decref(b);
+	char want[128];
+	errq_snprintf(want, sizeof(want), "%s:resolved:1", id);
+	assert_header(2, "Idempotency-Key", want);
+	struct trans t[8];
+	int n = transitions("reload-a", t, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(t[1].from, 1);
+	assert_int_equal(t[1].to, 0);
+	assert_non_null(strstr(t[1].reason, "rule_changed"));
+	assert_int_equal(circuit_state("reload-a"), -1); /* starts afresh */
+	assert_int_equal(circuit_state("reload-b"), 1);  /* untouched */
+	WAIT_FOR(delivery_status(id, "resolved") == 1);
+
+	/* a file that does not parse: refused, the rules in force stay */
+	write_file(E.cfg, "rules: [ {name: broken\n");
+	assert_int_equal(kill(E.d.pid, SIGHUP), 0);
+	WAIT_FOR(log_count("rules reload refused") == 1);
+	assert_true(errqd_running());
+	assert_int_equal(log_count("\"rules reloaded\""), 2);
+	/* still alerting, with trip.failures 3 */
+	send_failures(2, "svc-reload-a", "IOError", NULL, NULL);
+	assert_int_equal(circuit_state("reload-a"), 0);
+	send_failures(1, "svc-reload-a", "IOError", NULL, NULL);
+	assert_int_equal(circuit_state("reload-a"), 1);
+	assert_true(receiver_wait(&E.rv, 4) >= 4);
+	b = body_json(3);
+	assert_string_equal(jstr(b, "rule"), "reload-a");
+	assert_string_equal(jstr(b, "status"), "firing");
+	assert_string_equal(jstr(b, "severity"), "critical");
+	assert_string_equal(jstr(b, "reason"), "failures 3 >= 3 in 60s");
+	assert_string_not_equal(jstr(b, "alert_id"), id);
+	json_decref(b);
+	assert_int_equal(receiver_count(&E.rv), 4);
+	free(id);
+}
+
+/* ---- 6. failure_rate from outcomes, each batch counted once ---- */
+
+struct csnap {
+	int64_t state, failures, transitions;
+	char *saved;
+};
+
+static struct csnap snap(const char *task_key)
+{
+	struct csnap s;
+	s.state = q_int("SELECT state FROM circuits WHERE rule = 'rate' AND key = ?1", task_key);
+	s.failures = q_int("SELECT failures FROM circuits WHERE rule = 'rate' AND key = ?1", task_key);
+	s.saved = q_text("SELECT hex(saved) FROM circuits WHERE rule = 'rate' AND key = ?1", task_key);
+	s.transitions = q_int("SELECT count(*) FROM transitions WHERE rule = 'rate' AND key = ?1", task_key);
+	return s;
+}
+
+static void test_failure_rate_outcomes(void **state)
+{
+	start_receiver(0);
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "rules:\n"
+		   "  - name: rate\n"
+		   "    match: {service: svc-rate}\n"
+		   "    group_by: [service, task]\n"
+		   "    trip: {failure_rate: 0.5, min_calls: 10, window: 60s}\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+	start_errqd();
+	uint8_t b1[16], b2[16], b3[16];
+	errq_idgen_next(&G, errq_now_ns() / ERRQ_NS_PER_MS, b1);
+	errq_idgen_next(&G, errq_now_ns() / ERRQ_NS_PER_MS, b2);
+	errq_idgen_next(&G, errq_now_ns() / ERRQ_NS_PER_MS, b3);
+	const char *k1 = "service=svc-rate,task=charge";
+
+	/* 6 failed of 10 calls: 0.6 >= 0.5 with min_calls 10 */
+	send_outcome("svc-rate", "charge", 4, 6, b1);
+	assert_true(receiver_wait(&E.rv, 1) >= 1);
+	json_t *f = body_json(0);
+	assert_string_equal(jstr(f, "status"), "firing");
+	assert_string_equal(jstr(f, "rule"), "rate");
+	json_t *key = json_object_get(f, "key");
+	assert_string_equal(jstr(key, "service"), "svc-rate");
+	assert_string_equal(jstr(key, "task"), "charge");
+	json_t *sample = json_object_get(f, "sample");
+	assert_true(json_is_true(json_object_get(sample, "outcome")));
+	assert_int_equal(jint(sample, "ok"), 4);
+	assert_int_equal(jint(sample, "failed"), 6);
+	fprintf(stderr, "failure_rate firing: %s\n", E.rv.req[0].body);
+	json_decref(f);
+	struct csnap a = snap(k1);
+	assert_int_equal(a.state, 1);
+	assert_int_equal(a.transitions, 1);
+	assert_non_null(a.saved);
+
+	/* the same batch again, other counts: skipped */
+	send_outcome("svc-rate", "charge", 0, 50, b1);
+	struct csnap b = snap(k1);
+	assert_int_equal(b.state, a.state);
+	assert_int_equal(b.failures, a.failures);
+	assert_int_equal(b.transitions, a.transitions);
+	assert_non_null(b.saved);
+	assert_string_equal(b.saved, a.saved);
+	free(a.saved);
+	free(b.saved);
+
+	/* on a closed circuit, where counting it twice would trip: 4 failed of 8 calls (under
+	 * min_calls), the resend of that batch (6 more failed) is not counted, a new batch is */
+	const char *k2 = "service=svc-rate,task=refund";
+	send_outcome("svc-rate", "refund", 4, 4, b2);
+	assert_int_equal(snap(k2).state, 0);
+	send_outcome("svc-rate", "refund", 0, 6, b2);
+	struct csnap c = snap(k2);
+	assert_int_equal(c.state, 0);
+	assert_int_equal(c.transitions, 0);
+	free(c.saved);
+	send_outcome("svc-rate", "refund", 1, 1, b3); /* 10 calls, 5 failed: 0.5 >= 0.5 */
+	c = snap(k2);
+	assert_int_equal(c.state, 1);
+	assert_int_equal(c.transitions, 1);
+	free(c.saved);
+	char *reason = q_text("SELECT reason FROM transitions WHERE rule = 'rate' AND key = ?1", k2);
+	assert_non_null(reason);
+	assert_non_null(strstr(reason, "over 10 calls"));
+	free(reason);
+	assert_true(receiver_wait(&E.rv, 2) >= 2);
+	assert_int_equal(q_int("SELECT count(*) FROM outcome_batches", NULL), 3);
+}
+
+/* ---- 7. a config whose rules are wrong is refused at start, with file and line ---- */
+
+static void test_startup_refusal(void **state)
+{
+	write_file(E.cfg,
+		   "log_level: info\n"
+		   "rules:\n"
+		   "  - name: checkout-timeouts\n"
+		   "    match: {service: checkout}\n"
+		   "    trip:\n"
+		   "      failures: 3\n"
+		   "      window: 90x\n");
+	char *err = NULL;
+	const char *check[] = {"--config", E.cfg, "--check-config", NULL};
+	int rc = errqd_run_once(check, &err);
+	fprintf(stderr, "--check-config: exit %d: %s", rc, err);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err, E.cfg));
+	assert_non_null(strstr(err, "line 7"));
+	assert_non_null(strstr(err, "trip.window"));
+	assert_non_null(strstr(err, "90x"));
+	free(err);
+
+	char db[400], portfile[400];
+	errq_snprintf(db, sizeof(db), "%s/refused.db", E.d.dir);
+	errq_snprintf(portfile, sizeof(portfile), "%s/refused.port", E.d.dir);
+	const char *run[] = {"--config", E.cfg, "--listen", "127.0.0.1:0", "--db", db, "--port-file", portfile, NULL};
+	err = NULL;
+	rc = errqd_run_once(run, &err);
+	fprintf(stderr, "start: exit %d: %s", rc, err);
+	assert_int_not_equal(rc, 0);
+	assert_true(rc < 128); /* an exit, not a crash */
+	assert_non_null(strstr(err, E.cfg));
+	assert_non_null(strstr(err, "line 7"));
+	free(err);
+	assert_int_equal(access(portfile, F_OK), -1); /* it never served */
+	assert_int_equal(access(db, F_OK), -1);       /* nor touched a database */
+}
+
+int main(void)
+{
+	grpc_init();
+	errq_idgen_init(&G);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retried_until_2xx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receiver_down_across_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failure_rate_outcomes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_startup_refusal, setup, teardown),
+	};
+	if (getenv("ERRQ_TEST_FILTER")) /* e.g. ERRQ_TEST_FILTER=test_reload */
+		cmocka_set_test_filter(getenv("ERRQ_TEST_FILTER"));
+	int rc = cmocka_run_group_tests_name("integration_alerts", tests, NULL, NULL);
+	grpc_shutdown_blocking();
+	return rc;
+}
