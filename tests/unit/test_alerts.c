@@ -1433,6 +1433,28 @@ static void test_replay(void **state)
 	assert_int_equal(q1("SELECT attempts FROM deliveries"), 1);
 	assert_int_equal(replay(id).status, ALERTS_PRECONDITION);
 	expect_lines(2);
+
+	/* two dead notices of one alert (its firing and its resolved) go again, in order */
+	tick_at(T0 + S(61));
+	tick_at(T0 + S(91));
+	assert_int_equal(cstate("r1", KT), CIRCUIT_CLOSED);
+	wait_lines(3);
+	settle();
+	assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE status = %d", STORE_DELIVERY_DELIVERED), 2);
+	assert_int_equal(sqlite3_open_v2(F.db, &rw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(rw, 2000);
+	assert_int_equal(sqlite3_exec(rw, "UPDATE deliveries SET status = 2, attempts = 8", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(rw);
+	ans = replay(id);
+	assert_int_equal(ans.status, ALERTS_OK);
+	assert_int_equal(ans.count, 2);
+	assert_int_equal(n_pending(), 2);
+	wait_lines(5);
+	assert_string_equal(bs(L[3], "status"), "firing");
+	assert_string_equal(bs(L[4], "status"), "resolved");
+	assert_true(json_equal(L[2], L[4]));
+	settle();
+	expect_lines(5);
 }
 
 /* ---- 9. outcomes: failure rates ---- */
