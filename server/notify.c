@@ -43,7 +43,9 @@ struct pending {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+#define SEEN (2 * NOTIFY_MAX_PENDING)
 struct notifier {
+	uint64_t seen[SEEN]; /* schedule(): key hashes met in one pass */
 	struct notify_opts o;
 	notify_report_fn report;
 	void *report_ctx;
@@ -413,9 +415,8 @@ static void on_sched_timer(uv_timer_t *t)
 /* Starts every delivery that may go now; arms the timer for the next one that will. */
 static void schedule(struct notifier *n)
 {
-	enum { SEEN = 2 * NOTIFY_MAX_PENDING };
-	static uint64_t seen[SEEN]; /* key hashes met in this pass (loop thread only) */
-	memset(seen, 0, sizeof(seen));
+	uint64_t *seen = n->seen; /* key hashes met in this pass (loop thread only) */
+	memset(seen, 0, sizeof(n->seen));
 	uint64_t now = errq_mono_ns(), next = UINT64_MAX;
 	for (struct pending *p = n->head, *nx; p; p = nx) {
 		nx = p->next;
