@@ -517,6 +517,8 @@ struct notice {
 	int state, prev;
 	uint64_t failures, opened, resolved;
 	uint32_t window, seq;
+	bool rate;                   /* a failure_rate rule: the calls in the window too */
+	uint64_t calls_ok, calls_failed;
 };
 
 static int build_body(struct alerts *a, const struct notice *n, struct errq_buf *b)
@@ -531,8 +533,13 @@ static int build_body(struct alerts *a, const struct notice *n, struct errq_buf 
 	rc |= errq_buf_printf(b, ",\"state\":\"%s\",\"previous_state\":\"%s\",\"severity\":\"%s\"",
 			circuit_state_name((enum circuit_state)n->state), circuit_state_name((enum circuit_state)n->prev),
 			n->severity);
-	rc |= errq_buf_printf(b, ",\"failures_in_window\":%llu,\"window_seconds\":%u,\"opened_at\":",
+	rc |= errq_buf_printf(b, ",\"failures_in_window\":%llu,\"window_seconds\":%u,",
 			(unsigned long long)n->failures, n->window);
+	if (n->rate)
+		rc |= errq_buf_printf(b, "\"calls_in_window\":%llu,\"failed_calls_in_window\":%llu,",
+				      (unsigned long long)(n->calls_ok + n->calls_failed),
+				      (unsigned long long)n->calls_failed);
+	rc |= errq_buf_addstr(b, "\"opened_at\":");
 	rc |= json_time(b, n->opened);
 	rc |= errq_buf_addstr(b, ",\"resolved_at\":");
 	rc |= json_time(b, n->resolved);
@@ -755,7 +762,10 @@ static int apply(struct alerts *a, struct store *s, const struct ruleset *rs, co
 		    .failures = rec->failures_in_window,
 		    .window = rec->window_seconds,
 		    .opened = e->opened_at,
+		    .rate = r->circuit.failure_rate_ppm != 0,
 		};
+		if (n.rate)
+			circuit_window_calls(e->c, e->c->clock, &n.calls_ok, &n.calls_failed);
 		bool notify = true;
 		switch (rec->alert) {
 		case CIRCUIT_ALERT_FIRE:

@@ -272,8 +272,12 @@ static uint64_t retry_delay_ns(struct notifier *n, uint32_t attempts, long retry
 
 static void breaker_failure(struct notifier *n, struct dest_state *ds, uint64_t now)
 {
+	/* opens after NOTIFY_BREAKER_FAILURES straight failures, or max_attempts if fewer: so the
+	 * failure that would dead-letter a delivery during an outage opens it first */
+	uint32_t threshold = ds->d.max_attempts && ds->d.max_attempts < NOTIFY_BREAKER_FAILURES ? ds->d.max_attempts
+											 : NOTIFY_BREAKER_FAILURES;
 	ds->failures++;
-	if (ds->probing || ds->failures >= NOTIFY_BREAKER_FAILURES) {
+	if (ds->probing || ds->failures >= threshold) {
 		ds->breaker_ms = ds->breaker_ms ? ds->breaker_ms * 2 : n->o.breaker_min_ms;
 		if (ds->breaker_ms > n->o.breaker_max_ms)
 			ds->breaker_ms = n->o.breaker_max_ms;
@@ -318,6 +322,13 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 		return;
 	}
 	uint32_t max = ds && ds->d.max_attempts ? ds->d.max_attempts : 1;
+	if (p->d->attempts >= max && dest_down && ds && ds->breaker_ms && now < ds->open_until) {
+		/* out of attempts, but the destination is down (its breaker is open): an outage never
+		 * dead-letters; the delivery waits for the breaker's probe like the others */
+		p->due = ds->open_until;
+		report(n, p, NOTIFY_RETRY, errq_now_ns() + (p->due - now), http, err);
+		return;
+	}
 	if (p->d->attempts >= max) {
 		report(n, p, NOTIFY_DEAD, 0, http, err);
 		unlink_pending(n, p);

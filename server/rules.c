@@ -764,7 +764,7 @@ static int parse_backoff(struct parser *p, yaml_node_t *n, struct circuit_config
 	enum { K_FACTOR, K_MAX };
 	static const char *const keys[] = {"factor", "max", NULL};
 	uint32_t seen = 0;
-	uint64_t u;
+	uint64_t u = 0;
 	if (want_mapping(p, n, "backoff", "{factor: 2, max: 30m}"))
 		return -1;
 	FOR_PAIRS(n, pr)
