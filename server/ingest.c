@@ -356,6 +356,8 @@ static void *writer_main(void *arg)
 		}
 		if (ig->jobs)
 			continue;
+		if (!ig->head && !ig->parked_head && !ig->stopping && !(ig->waiters && !ig->n_woken))
+			continue; /* only a hook's timer ends the wait so: it runs at the top */
 		if (!ig->head && !ig->parked_head && ig->waiters && !ig->n_woken) {
 			/* the queue emptied while streams waited: let them in */
 			struct ingest_waiter *woken = take_waiters(ig, false);
