@@ -212,7 +212,12 @@ static int write_batches(struct ingest *ig, struct ingest_batch *list)
 		h->txn_end(h->ctx, s, false);
 		return -1;
 	}
-	if (store_txn_commit(s)) {
+	/* with more batches waiting, the aggregates wait too (storage.h: deferred aggregates);
+	 * the last transaction before the queue empties writes them with its events */
+	pthread_mutex_lock(&ig->mu);
+	bool more = ig->head != NULL;
+	pthread_mutex_unlock(&ig->mu);
+	if (more ? store_txn_commit_deferred(s) : store_txn_commit(s)) {
 		store_txn_rollback(s);
 		if (h)
 			h->txn_end(h->ctx, s, false);
@@ -339,6 +344,14 @@ static void *writer_main(void *arg)
 		run_jobs(ig);
 		tick(ig);
 		maintain(ig, !ig->head && !ig->parked_head);
+		if (ig->o.store && !ig->head && !ig->parked_head && store_agg_pending(ig->o.store)) {
+			/* going idle with aggregates deferred: write them now */
+			pthread_mutex_unlock(&ig->mu);
+			if (store_agg_flush(ig->o.store))
+				errq_logkv(ERRQ_LOG_WARN, "writing group counts failed; retrying", "error",
+					   store_errmsg(ig->o.store), NULL);
+			pthread_mutex_lock(&ig->mu);
+		}
 		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
 		       !(ig->waiters && !ig->n_woken) &&
 		       !(ig->o.hooks && ig->o.store && ig->next_tick <= errq_mono_ns())) {

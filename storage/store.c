@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "errq_time.h"
 #include "errq_hash.h"
 #include "errq_str.h"
 #include "errq_banned.h"
@@ -54,6 +55,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_INSERT_ENV] = "INSERT INTO environments (name) VALUES (?1)",
     [STMT_COUNT_SERVICE_GROUPS] = "SELECT count(*) FROM groups WHERE service = ?1 AND overflow = 0",
     [STMT_SET_HEAD] = "UPDATE groups SET last_event = max(last_event, ?2) WHERE id = ?1",
+    [STMT_SET_AGG_THROUGH] = "UPDATE meta SET value = ?1 WHERE key = 'aggregated_through'",
 };
 
 const char *store_trunc_name(int bit)
@@ -208,6 +210,11 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 			errq_snprintf(s->err, sizeof(s->err), "out of memory");
 			goto fail;
 		}
+		/* counts of events stored before a crash, past the last written aggregates */
+		s->flush_gen = 1;
+		s->agg_recover = true;
+		if (store_agg_flush(s))
+			goto fail;
 	} else {
 		int v = 0;
 		sqlite3_stmt *st;
@@ -236,6 +243,8 @@ void store_close(struct store *s)
 		return;
 	if (s->in_txn)
 		store_txn_rollback(s);
+	if (!s->readonly && s->db && store_agg_flush(s)) /* else the next open aggregates them again */
+		errq_snprintf(s->err, sizeof(s->err), "%s", "aggregates not written at close");
 	free_handle(s);
 }
 
@@ -275,6 +284,8 @@ void store__clear_name_cache(struct name_slot *c, size_t n)
 	}
 }
 
+static int agg_recover(struct store *s);
+
 int store_txn_begin(struct store *s)
 {
 	if (s->in_txn) {
@@ -284,9 +295,12 @@ int store_txn_begin(struct store *s)
 	if (step_done(s, s->stmt[STMT_BEGIN], "begin"))
 		return -1;
 	s->in_txn = true;
-	s->txn_gen++;
 	s->txn_overflow = 0;
-	agg_clear(s);
+	if (s->agg_recover && agg_recover(s)) {
+		step_done(s, s->stmt[STMT_ROLLBACK], "rollback");
+		s->in_txn = false;
+		return -1;
+	}
 	return 0;
 }
 
@@ -302,7 +316,9 @@ void store_txn_rollback(struct store *s)
 	}
 	store__clear_name_cache(s->envs, STORE_ENV_CACHE);
 	store__clear_name_cache(s->services, STORE_SERVICE_CACHE);
+	/* the aggregates held this transaction's events too: rebuild them from the database */
 	agg_clear(s);
+	s->agg_recover = true;
 	s->in_txn = false;
 }
 
@@ -442,7 +458,7 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 		errq_snprintf(s->err, sizeof(s->err), "out of memory");
 		return NULL;
 	}
-	if (slot->id && slot->dirty_gen == s->txn_gen) {
+	if (slot->id && slot->dirty_gen == s->flush_gen) {
 		/* the evicted group's head is only in memory: write it before forgetting it */
 		st = s->stmt[STMT_SET_HEAD];
 		sqlite3_bind_int64(st, 1, slot->id);
@@ -507,6 +523,10 @@ static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
 	if ((s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 || s->n_sagg >= STORE_TXN_MAX_SERVICES * 3 / 4) && agg_flush(s))
 		return -1;
+	if (!s->agg_since_ns)
+		s->agg_since_ns = errq_mono_ns();
+	if (rowid > s->agg_through)
+		s->agg_through = rowid;
 	uint64_t h = ((uint64_t)gid * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)minute ^ ((uint64_t)envid << 40);
 	uint32_t i = (uint32_t)(h % STORE_TXN_MAX_GROUPS);
 	struct txn_agg *a;
@@ -594,7 +614,82 @@ static int agg_flush(struct store *s)
 		if (step_done(s, st, "update service minute counts"))
 			return -1;
 	}
+	if (s->agg_through) {
+		sqlite3_stmt *st = s->stmt[STMT_SET_AGG_THROUGH];
+		sqlite3_bind_int64(st, 1, s->agg_through);
+		if (step_done(s, st, "record aggregated events"))
+			return -1;
+	}
 	agg_clear(s);
+	s->agg_since_ns = 0;
+	s->flush_gen++; /* every cached chain head is now in the database */
+	return 0;
+}
+
+/* Inside a transaction: aggregates the events past 'aggregated_through' (after a crash or a
+ * rollback) and writes them, so that the groups' chain heads are right for the next events. */
+static int agg_recover(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t through = 0;
+	agg_clear(s);
+	s->agg_since_ns = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'aggregated_through'", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return store__set_err(s, "prepare recover");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		through = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	s->agg_through = through; /* rowids past it may have been rolled back and reused */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id, group_id, received_ns, handled, environment, error_code, message, service"
+			       " FROM events WHERE id > ?1 ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare recover");
+	sqlite3_bind_int64(st, 1, through);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event e = {
+		    .received_ns = (uint64_t)sqlite3_column_int64(st, 2),
+		    .handled = sqlite3_column_int(st, 3) != 0,
+		    .environment = (const char *)sqlite3_column_text(st, 4),
+		    .error_code = (const char *)sqlite3_column_text(st, 5),
+		    .message = (const char *)sqlite3_column_text(st, 6),
+		    .service = (const char *)sqlite3_column_text(st, 7),
+		};
+		if (!e.service)
+			e.service = "";
+		int64_t envid = env_id(s, e.environment);
+		if (envid < 0 || agg_add(s, sqlite3_column_int64(st, 1), envid, sqlite3_column_int64(st, 0), &e)) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__set_err(s, "recover aggregates");
+	if (agg_flush(s))
+		return -1;
+	s->agg_recover = false;
+	return 0;
+}
+
+bool store_agg_pending(const struct store *s)
+{
+	return s->n_agg || s->n_sagg || s->agg_recover;
+}
+
+int store_agg_flush(struct store *s)
+{
+	if (s->readonly || s->in_txn || !store_agg_pending(s))
+		return 0;
+	if (store_txn_begin(s))
+		return -1;
+	if (store_txn_commit(s)) {
+		store_txn_rollback(s);
+		return -1;
+	}
 	return 0;
 }
 
@@ -634,11 +729,21 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 		return 0; /* event_id already stored */
 	int64_t rowid = sqlite3_last_insert_rowid(s->db);
 	g->head = rowid;
-	g->dirty_gen = s->txn_gen;
+	g->dirty_gen = s->flush_gen;
 	s->txn_overflow += overflowed; /* counted once the transaction commits */
 	if (agg_add(s, g->id, envid, rowid, e))
 		return -1;
 	return 1;
+}
+
+static int commit(struct store *s)
+{
+	if (step_done(s, s->stmt[STMT_COMMIT], "commit"))
+		return -1;
+	s->in_txn = false;
+	s->wst.overflow_events += s->txn_overflow;
+	s->txn_overflow = 0;
+	return 0;
 }
 
 int store_txn_commit(struct store *s)
@@ -647,14 +752,21 @@ int store_txn_commit(struct store *s)
 		errq_snprintf(s->err, sizeof(s->err), "no open transaction");
 		return -1;
 	}
-	if (agg_flush(s))
+	if ((s->n_agg || s->n_sagg) && agg_flush(s))
 		return -1;
-	if (step_done(s, s->stmt[STMT_COMMIT], "commit"))
+	return commit(s);
+}
+
+int store_txn_commit_deferred(struct store *s)
+{
+	if (!s->in_txn) {
+		errq_snprintf(s->err, sizeof(s->err), "no open transaction");
 		return -1;
-	s->in_txn = false;
-	s->wst.overflow_events += s->txn_overflow;
-	s->txn_overflow = 0;
-	return 0;
+	}
+	bool due = s->agg_since_ns && errq_mono_ns() - s->agg_since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS;
+	if (due && agg_flush(s))
+		return -1;
+	return commit(s);
 }
 
 void store_get_write_stats(struct store *s, struct store_write_stats *st)

@@ -20,6 +20,7 @@ enum store_stmt {
 	STMT_FIND_ENV,
 	STMT_INSERT_ENV,
 	STMT_COUNT_SERVICE_GROUPS,
+	STMT_SET_AGG_THROUGH,
 	STMT_COUNT
 };
 
@@ -49,7 +50,7 @@ struct group_cache_slot {
 	uint64_t hash;
 	int64_t id;
 	int64_t head;       /* rowid of the group's newest event (its chain's head) */
-	uint64_t dirty_gen; /* == store.txn_gen: head changed in the open transaction */
+	uint64_t dirty_gen; /* == store.flush_gen: head changed since the aggregates were written */
 	char *fingerprint;  /* owned */
 };
 
@@ -92,7 +93,10 @@ struct store {
 	uint32_t n_agg;
 	struct txn_service_agg *sagg;    /* writer only, STORE_TXN_MAX_SERVICES */
 	uint32_t n_sagg;
-	uint64_t txn_gen;                /* bumped by every begin */
+	uint64_t flush_gen;              /* bumped by every aggregate flush (starts at 1) */
+	uint64_t agg_since_ns;           /* monotonic: the oldest unwritten aggregate; 0 = none */
+	int64_t agg_through;             /* the newest event rowid in the aggregates */
+	bool agg_recover;                /* aggregate the events past 'aggregated_through' again */
 	struct store_ckpt *ckpt;         /* writer only: kicked when the WAL grows */
 	int wal_pages;                   /* from the WAL hook: frames in the WAL after the last commit */
 	int64_t cap_cursor;              /* the per-group cap's sweep position (rowid) */

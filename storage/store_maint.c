@@ -27,6 +27,8 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 		return -1;
 	}
 	sqlite3_stmt *st = NULL;
+	if (store_agg_flush(s)) /* events before the change must not count as a regression after it */
+		return -1;
 	if (sqlite3_prepare_v2(s->db,
 			       "UPDATE groups SET status = ?2,"
 			       " regression = CASE WHEN ?2 = 'resolved' THEN 0 ELSE regression END,"
@@ -261,6 +263,8 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 		errq_snprintf(s->err, sizeof(s->err), "maintenance inside a transaction");
 		return -1;
 	}
+	if (store_agg_flush(s)) /* the cap sweep reads the stored counts */
+		return -1;
 	if (exec1(s, "BEGIN IMMEDIATE", "begin maintenance"))
 		return -1;
 	int rc = 0;

@@ -155,6 +155,10 @@ static const char *const migrations[] = {
     "  batch_id BLOB PRIMARY KEY,"
     "  received_ns INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX outcome_batches_received ON outcome_batches(received_ns);",
+    /* 3: how far the group and minute counts are written (store.c defers them across
+     * transactions; the events after this rowid are aggregated again at open) */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (key, value) VALUES ('aggregated_through', (SELECT coalesce(max(id), 0) FROM events));",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <sqlite3.h>
 #include <cmocka.h>
@@ -69,7 +70,7 @@ static void test_schema_and_pragmas(void **state)
 	const struct {
 		const char *sql;
 		const char *want;
-	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "2"}};
+	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "3"}};
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sqlite3_prepare_v2(db, checks[i].sql, -1, &st, NULL), SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -287,6 +288,104 @@ static void test_group_chain(void **state)
 	store_close(s);
 }
 
+static int64_t q1(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Adds events n0..n1-1 of group fp (received one ns apart from t) in one transaction. */
+static void add_range(struct store *s, const char *fp, int n0, int n1, uint64_t t, bool deferred)
+{
+	uint8_t id[16];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = n0; i < n1; i++) {
+		struct store_event e = ev(id, (uint8_t)i, fp, t + (uint64_t)i);
+		id[1] = 0xD0;
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(deferred ? store_txn_commit_deferred(s) : store_txn_commit(s), 0);
+}
+
+/* Deferred aggregates: events are stored at once, counts and chain heads when flushed; a
+ * rollback or a crash loses no count (the events past 'aggregated_through' count again). */
+static void test_deferred_aggregates(void **state)
+{
+	struct store *s = open_writer();
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	add_range(s, "agg", 0, 3, t0, true);
+	/* the events are there; the group's counts not yet */
+	assert_int_equal(q1("SELECT count(*) FROM events"), 3);
+	assert_true(store_agg_pending(s));
+	assert_int_equal(q1("SELECT coalesce(sum(total), 0) FROM groups WHERE fingerprint = 'agg'"), 0);
+	/* a deferred commit after the interval writes them; so does store_agg_flush */
+	add_range(s, "agg", 3, 5, t0, true);
+	assert_int_equal(store_agg_flush(s), 0);
+	assert_false(store_agg_pending(s));
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg'"), 5);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 5);
+	assert_int_equal(q1("SELECT value FROM meta WHERE key = 'aggregated_through'"), 5);
+
+	/* rollback: 2 deferred, 2 rolled back, 1 more: counts 8, chain of 8 */
+	add_range(s, "agg", 5, 7, t0, true);
+	uint8_t id[16];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 7; i < 9; i++) {
+		struct store_event e = ev(id, (uint8_t)i, "agg", t0 + (uint64_t)i);
+		id[1] = 0xD0;
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	store_txn_rollback(s);
+	add_range(s, "agg", 9, 10, t0, true);
+	assert_int_equal(store_agg_flush(s), 0);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg'"), 8);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 8);
+	assert_int_equal(q1("SELECT sum(count) FROM service_minutes"), 8);
+	int64_t ids[32] = {0};
+	struct store_event_filter f = {.fingerprint = "agg", .limit = 20};
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 8);
+
+	/* a crash with counts unwritten: a child stores 4 more and exits without closing */
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *c = open_writer();
+		add_range(c, "agg", 10, 12, t0, true);
+		add_range(c, "agg-2", 12, 14, t0, true);
+		_exit(store_agg_pending(c) ? 0 : 1);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	store_close(s);
+	assert_int_equal(q1("SELECT count(*) FROM events"), 12);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg'"), 8); /* not yet */
+	s = open_writer(); /* aggregates the 4 again */
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg'"), 10);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg-2'"), 2);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 12);
+	assert_int_equal(q1("SELECT sum(stored) FROM groups"), 12);
+	memset(ids, 0, sizeof(ids));
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 10); /* the chain reaches the events stored before the crash */
+	/* and the next event of the group chains onto them */
+	add_range(s, "agg", 14, 15, t0, false);
+	memset(ids, 0, sizeof(ids));
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 11);
+	store_close(s);
+}
+
 /* The checkpointer really copies the WAL into the database (a connection that never read the
  * file used to report -1 frames and copy nothing, letting the WAL grow without bound). */
 static void test_checkpointer_checkpoints(void **state)
@@ -333,6 +432,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_event_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_storage", tests, NULL, NULL);
 }
