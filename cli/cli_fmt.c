@@ -19,6 +19,7 @@ int cli_exit_for_status(grpc_status_code c)
 	case GRPC_STATUS_INVALID_ARGUMENT: /* a usage problem the server saw */
 		return CLI_EXIT_USAGE;
 	case GRPC_STATUS_NOT_FOUND:
+	case GRPC_STATUS_FAILED_PRECONDITION: /* nothing to act on: no dead delivery, no storage */
 		return CLI_EXIT_NOT_FOUND;
 	case GRPC_STATUS_UNAUTHENTICATED:
 	case GRPC_STATUS_PERMISSION_DENIED:

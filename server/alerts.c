@@ -670,7 +670,7 @@ static int write_notice(struct alerts *a, struct store *s, const char *const *na
 		}
 		nd->id = (uint64_t)id;
 		errq_snprintf(nd->dest, sizeof(nd->dest), "%s", names[i]);
-		errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s", hex);
+		errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, names[i]);
 		errq_snprintf(nd->idempotency_key, sizeof(nd->idempotency_key), "%s", idem);
 		sb->d = nd;
 		sb->next = NULL;
@@ -1041,7 +1041,7 @@ static int resend_cb(void *ctx, const struct store_delivery *d)
 	errq_hex_encode(d->alert_id, 16, hex);
 	nd->id = (uint64_t)d->id;
 	errq_snprintf(nd->dest, sizeof(nd->dest), "%s", d->notifier);
-	errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s", hex);
+	errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, d->notifier);
 	errq_snprintf(nd->idempotency_key, sizeof(nd->idempotency_key), "%s", d->idempotency_key);
 	sb->d = nd;
 	sb->next = NULL;
@@ -1294,7 +1294,7 @@ static int feed_cb(void *ctx, const struct store_delivery *d)
 	nd->attempts = d->attempts;
 	nd->not_before_ns = d->next_attempt_ns;
 	errq_snprintf(nd->dest, sizeof(nd->dest), "%s", d->notifier);
-	errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s", hex);
+	errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, d->notifier);
 	errq_snprintf(nd->idempotency_key, sizeof(nd->idempotency_key), "%s", d->idempotency_key);
 	if (notify_submit(f->a->notifier, nd)) {
 		free(nd);

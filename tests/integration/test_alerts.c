@@ -596,6 +596,43 @@ static void test_retried_until_2xx(void **state)
 	free(id);
 }
 
+/* A notifier whose receiver is slow to accept does not hold up the same alert's notice to
+ * another notifier (order is per alert *and* notifier). */
+static void test_notifiers_independent(void **state)
+{
+	start_receiver(0);
+	receiver_script(&E.rv, 503, 5); /* ops: come back in 5 s */
+	struct http_receiver pager;
+	memset(&pager, 0, sizeof(pager));
+	assert_int_equal(receiver_start(&pager, 0), 0);
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "  - name: pager\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/pager\n"
+		   "rules:\n"
+		   "  - name: both\n"
+		   "    match: {service: svc-both}\n"
+		   "    trip: {failures: 1, window: 60s}\n"
+		   "    notify: [ops, pager]\n",
+		   E.rv.port, pager.port);
+	start_errqd();
+	send_failures(1, "svc-both", "ConnectionError", NULL, NULL);
+	/* pager gets it while ops still waits out its Retry-After */
+	assert_int_equal(receiver_wait(&pager, 1), 1);
+	assert_int_equal(receiver_count(&E.rv), 1);
+	assert_int_equal(E.rv.req[0].status, 503);
+	assert_true(pager.req[0].at_ns < E.rv.req[0].at_ns + 4 * ERRQ_NS_PER_SEC);
+	/* and ops gets it after */
+	assert_int_equal(receiver_wait(&E.rv, 2), 2);
+	assert_true(E.rv.req[1].at_ns >= E.rv.req[0].at_ns + 4 * ERRQ_NS_PER_SEC);
+	assert_string_equal(E.rv.req[1].body, pager.req[0].body);
+	receiver_stop(&pager);
+}
+
 /* ---- 3. the receiver is down; errqd restarts; the receiver comes back ---- */
 
 static int64_t delivery_updated(const char *alert_hex)
@@ -998,6 +1035,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retried_until_2xx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notifiers_independent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receiver_down_across_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),

@@ -384,6 +384,7 @@ static void test_exit_codes(void **state)
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_INTERNAL), 2);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_UNIMPLEMENTED), 2);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_NOT_FOUND), 3);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_FAILED_PRECONDITION), 3);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_UNAUTHENTICATED), 4);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_PERMISSION_DENIED), 4);
 }
