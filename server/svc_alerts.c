@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "alerts.h"
+#include "svc_common.h"
 #include "circuit.h"
 #include "errq/v1/alerts.pb-c.h"
 #include "errq_arena.h"
@@ -32,7 +33,6 @@
 #include "errq_banned.h"
 
 #define ALERTS_SVC_MAX_RESPONSE_BYTES (4u << 20) /* a response stops growing here */
-#define ALERTS_SVC_ARENA_LIMIT (64u << 20)
 #define ALERTS_SVC_CIRCUITS_LISTED 10000         /* ListCircuits answers at most this many */
 #define ALERTS_SVC_DEFAULT_TRANSITIONS 100
 #define ALERTS_SVC_NOTIFIERS_LISTED 64           /* notifiers shown per alert in listings */
@@ -47,67 +47,10 @@
 struct alerts_svc {
 	char *db_path; /* NULL: storage none */
 	struct alerts *alerts;
-	pthread_key_t key;
+	struct svc_readers readers;
 };
-
-static void reader_close(void *p)
-{
-	store_close(p);
-}
-
-static struct store *reader(struct alerts_svc *svc, char *details, size_t dsz)
-{
-	struct store *s = pthread_getspecific(svc->key);
-	if (s)
-		return s;
-	struct store_opts o = {.path = svc->db_path, .readonly = true, .busy_timeout_ms = 1000};
-	char err[512];
-	if (store_open(&s, &o, err, sizeof(err))) {
-		errq_snprintf(details, dsz, "%s", err);
-		return NULL;
-	}
-	pthread_setspecific(svc->key, s);
-	return s;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* ---- messages built in an arena ---- */
-
-struct build {
-	struct errq_arena a;
-	ProtobufCAllocator pa;
-};
-
-static void build_init(struct build *b)
-{
-	errq_arena_init(&b->a, 64 * 1024, ALERTS_SVC_ARENA_LIMIT);
-	errq_arena_pbc(&b->a, &b->pa);
-}
-
-static char *bstr(struct build *b, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	char *d = errq_arena_alloc(&b->a, n + 1);
-	if (d) {
-		if (n)
-			memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d ? d : (char *)"";
-}
 
 static ProtobufCBinaryData bid(struct build *b, const uint8_t *id)
 {
@@ -283,7 +226,7 @@ static grpc_status_code list_circuits(void *ctx, grpc_slice req, grpc_byte_buffe
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(svc, details, dsz))) {
+	if (!(s = svc_reader(&svc->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -394,7 +337,7 @@ static grpc_status_code explain_circuit(void *ctx, grpc_slice req, grpc_byte_buf
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(svc, details, dsz))) {
+	if (!(s = svc_reader(&svc->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -687,7 +630,7 @@ static grpc_status_code list_alerts(void *ctx, grpc_slice req, grpc_byte_buffer 
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(svc, details, dsz))) {
+	if (!(s = svc_reader(&svc->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -700,7 +643,7 @@ static grpc_status_code list_alerts(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .status = in->status[0] ? in->status : NULL,
 	    .rule = in->rule[0] ? in->rule : NULL,
 	    .since_ns = in->since_unix_nano,
-	    .before_id = in->cursor.len == 8 ? (int64_t)get_be64(in->cursor.data) : 0,
+	    .before_id = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
 	};
 	if (store_list_alerts(s, &f, alert_row, &x)) {
@@ -718,7 +661,7 @@ static grpc_status_code list_alerts(void *ctx, grpc_slice req, grpc_byte_buffer 
 	o.n_alerts = x.n;
 	o.alerts = x.items;
 	if (x.more && x.n) {
-		put_be64(cursor, (uint64_t)x.last_id);
+		svc_put_be64(cursor, (uint64_t)x.last_id);
 		o.next_cursor.data = cursor;
 		o.next_cursor.len = 8;
 	}
@@ -755,7 +698,7 @@ static grpc_status_code get_alert(void *ctx, grpc_slice req, grpc_byte_buffer **
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(svc, details, dsz))) {
+	if (!(s = svc_reader(&svc->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -943,7 +886,7 @@ static grpc_status_code list_rules(void *ctx, grpc_slice req, grpc_byte_buffer *
 		o.notifiers[o.n_notifiers++] = m;
 	}
 	if (svc->db_path && rs->n_rules) {
-		struct store *s = reader(svc, details, dsz);
+		struct store *s = svc_reader(&svc->readers, details, dsz);
 		struct count_ctx cx = {.rs = rs, .rules = o.rules};
 		if (!s) {
 			st = GRPC_STATUS_UNAVAILABLE;
@@ -985,7 +928,7 @@ static grpc_status_code list_silences(void *ctx, grpc_slice req, grpc_byte_buffe
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(svc, details, dsz))) {
+	if (!(s = svc_reader(&svc->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -1049,7 +992,7 @@ static Errq__V1__Silence *silence_after(struct write_call *w, struct build *b, i
 {
 	char details[ALERTS_SVC_DETAILS_MAX];
 	uint64_t now = errq_now_ns();
-	struct store *s = reader(w->svc, details, sizeof(details));
+	struct store *s = svc_reader(&w->svc->readers, details, sizeof(details));
 	struct silences_ctx x = {.b = b, .now = now, .want_id = id};
 	Errq__V1__Silence *one[1] = {NULL};
 	x.items = one;
@@ -1294,7 +1237,7 @@ struct alerts_svc *alerts_svc_new(const struct alerts_svc_opts *o)
 		return NULL;
 	svc->alerts = o->alerts;
 	svc->db_path = o->db_path ? strdup(o->db_path) : NULL;
-	if ((o->db_path && !svc->db_path) || pthread_key_create(&svc->key, reader_close)) {
+	if ((o->db_path && !svc->db_path) || svc_readers_init(&svc->readers, svc->db_path)) {
 		free(svc->db_path);
 		free(svc);
 		return NULL;
@@ -1326,7 +1269,7 @@ void alerts_svc_free(struct alerts_svc *svc)
 		return;
 	/* the queue threads (and the writer) have exited: their readers were closed by the key's
 	 * destructor */
-	pthread_key_delete(svc->key);
+	svc_readers_destroy(&svc->readers);
 	free(svc->db_path);
 	free(svc);
 }

@@ -21,13 +21,13 @@
 #include "grouping.h"
 #include "alerts.h"
 #include "ingest.h"
+#include "svc_common.h"
 #include "services.h"
 #include "storage.h"
 #include "tail.h"
 #include "transport.h"
 
 #define QUERY_MAX_RESPONSE_BYTES (4u << 20)
-#define QUERY_ARENA_LIMIT (64u << 20)
 #define QUERY_HISTOGRAM_DEFAULT 60
 #define QUERY_HISTOGRAM_MAX 1440
 #define NS_PER_MINUTE 60000000000ULL
@@ -35,42 +35,8 @@
 struct query_svc {
 	struct query_svc_opts o; /* strings below are owned copies */
 	char *db_path, *name, *durability, *storage;
-	pthread_key_t key;
+	struct svc_readers readers;
 };
-
-static void reader_close(void *p)
-{
-	store_close(p);
-}
-
-static struct store *reader(struct query_svc *q, char *details, size_t dsz)
-{
-	struct store *s = pthread_getspecific(q->key);
-	if (s)
-		return s;
-	struct store_opts o = {.path = q->db_path, .readonly = true, .busy_timeout_ms = 1000};
-	char err[512];
-	if (store_open(&s, &o, err, sizeof(err))) {
-		errq_snprintf(details, dsz, "%s", err);
-		return NULL;
-	}
-	pthread_setspecific(q->key, s);
-	return s;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static uint32_t clamp_limit(uint32_t l)
 {
@@ -78,29 +44,6 @@ static uint32_t clamp_limit(uint32_t l)
 }
 
 /* ---- messages built in an arena ---- */
-
-struct build {
-	struct errq_arena a;
-	ProtobufCAllocator pa;
-};
-
-static void build_init(struct build *b)
-{
-	errq_arena_init(&b->a, 64 * 1024, QUERY_ARENA_LIMIT);
-	errq_arena_pbc(&b->a, &b->pa);
-}
-
-static char *bstr(struct build *b, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	char *d = errq_arena_alloc(&b->a, n + 1);
-	if (d) {
-		if (n)
-			memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d ? d : (char *)"";
-}
 
 static Errq__V1__Event *event_msg(struct build *b, const struct store_event *e)
 {
@@ -231,7 +174,7 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(q, details, dsz))) {
+	if (!(s = svc_reader(&q->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -245,7 +188,7 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .environment = in->environment,
 	    .fingerprint = in->fingerprint,
 	    .since_ns = in->since_unix_nano,
-	    .before_rowid = in->cursor.len == 8 ? (int64_t)get_be64(in->cursor.data) : 0,
+	    .before_rowid = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
 	};
 	if (store_list_events(s, &f, event_row, &x)) {
@@ -261,7 +204,7 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	o.n_events = x.n;
 	o.events = x.items;
 	if (x.more && x.n) {
-		put_be64(cursor, (uint64_t)x.last_rowid);
+		svc_put_be64(cursor, (uint64_t)x.last_rowid);
 		o.next_cursor.data = cursor;
 		o.next_cursor.len = 8;
 	}
@@ -336,7 +279,7 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(q, details, dsz))) {
+	if (!(s = svc_reader(&q->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -367,8 +310,8 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .sort = in->sort == ERRQ__V1__GROUP_SORT__GROUP_SORT_COUNT        ? STORE_SORT_COUNT
 		    : in->sort == ERRQ__V1__GROUP_SORT__GROUP_SORT_FIRST_SEEN ? STORE_SORT_FIRST_SEEN
 									      : STORE_SORT_LAST_SEEN,
-	    .before_key = in->cursor.len == 16 ? get_be64(in->cursor.data) : 0,
-	    .before_id = in->cursor.len == 16 ? (int64_t)get_be64(in->cursor.data + 8) : 0,
+	    .before_key = in->cursor.len == 16 ? svc_get_be64(in->cursor.data) : 0,
+	    .before_id = in->cursor.len == 16 ? (int64_t)svc_get_be64(in->cursor.data + 8) : 0,
 	    .limit = x.limit + 1,
 	};
 	if (store_list_groups(s, &f, group_row, &x)) {
@@ -384,8 +327,8 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	o.n_groups = x.n;
 	o.groups = x.items;
 	if (x.more && x.n) {
-		put_be64(cursor, x.last_key);
-		put_be64(cursor + 8, (uint64_t)x.last_id);
+		svc_put_be64(cursor, x.last_key);
+		svc_put_be64(cursor + 8, (uint64_t)x.last_id);
 		o.next_cursor.data = cursor;
 		o.next_cursor.len = 16;
 	}
@@ -440,7 +383,7 @@ static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(q, details, dsz))) {
+	if (!(s = svc_reader(&q->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -528,7 +471,7 @@ static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = reader(q, details, dsz))) {
+	if (!(s = svc_reader(&q->readers, details, dsz))) {
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
@@ -725,7 +668,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 	}
 	o.rss_bytes = rss_bytes();
 	if (q->db_path) {
-		struct store *s = reader(q, details, dsz);
+		struct store *s = svc_reader(&q->readers, details, dsz);
 		struct store_totals t;
 		if (!s)
 			return GRPC_STATUS_UNAVAILABLE;
@@ -757,7 +700,7 @@ struct query_svc *query_svc_new(const struct query_svc_opts *o)
 	q->durability = strdup(o->durability ? o->durability : "");
 	q->storage = strdup(o->storage ? o->storage : "");
 	if ((o->db_path && !q->db_path) || !q->name || !q->durability || !q->storage ||
-	    pthread_key_create(&q->key, reader_close)) {
+	    svc_readers_init(&q->readers, q->db_path)) {
 		free(q->db_path);
 		free(q->name);
 		free(q->durability);
@@ -787,7 +730,7 @@ void query_svc_free(struct query_svc *q)
 	if (!q)
 		return;
 	/* the queue threads have exited: their readers were closed by the key's destructor */
-	pthread_key_delete(q->key);
+	svc_readers_destroy(&q->readers);
 	free(q->db_path);
 	free(q->name);
 	free(q->durability);

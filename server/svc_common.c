@@ -1,0 +1,57 @@
+/* svc_common.c: see svc_common.h. */
+#include "svc_common.h"
+
+#include <string.h>
+
+#include "errq_str.h"
+#include "storage.h"
+#include "errq_banned.h"
+
+static void reader_close(void *p)
+{
+	store_close(p);
+}
+
+int svc_readers_init(struct svc_readers *r, const char *db_path)
+{
+	r->db_path = db_path;
+	return pthread_key_create(&r->key, reader_close) ? -1 : 0;
+}
+
+struct store *svc_reader(struct svc_readers *r, char *details, size_t dsz)
+{
+	struct store *s = pthread_getspecific(r->key);
+	if (s)
+		return s;
+	struct store_opts o = {.path = r->db_path, .readonly = true, .busy_timeout_ms = 1000};
+	char err[512];
+	if (store_open(&s, &o, err, sizeof(err))) {
+		errq_snprintf(details, dsz, "%s", err);
+		return NULL;
+	}
+	pthread_setspecific(r->key, s);
+	return s;
+}
+
+void svc_readers_destroy(struct svc_readers *r)
+{
+	pthread_key_delete(r->key);
+}
+
+void build_init(struct build *b)
+{
+	errq_arena_init(&b->a, 64 * 1024, SVC_ARENA_LIMIT);
+	errq_arena_pbc(&b->a, &b->pa);
+}
+
+char *bstr(struct build *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *d = errq_arena_alloc(&b->a, n + 1);
+	if (d) {
+		if (n)
+			memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d ? d : (char *)"";
+}

@@ -1,0 +1,49 @@
+/* svc_common.h: what the read services (svc_query.c, svc_alerts.c) share — a read-only
+ * store handle per completion-queue thread, keyset cursors, and the arena replies are
+ * built in. */
+#ifndef ERRQD_SVC_COMMON_H
+#define ERRQD_SVC_COMMON_H
+#include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errq_arena.h"
+
+#define SVC_ARENA_LIMIT (64u << 20) /* memory one reply may take while it is built */
+
+struct store;
+
+/* One read-only connection per thread that asks, closed when the thread ends. */
+struct svc_readers {
+	const char *db_path; /* not owned */
+	pthread_key_t key;
+};
+int svc_readers_init(struct svc_readers *r, const char *db_path);
+/* This thread's connection, opened on first use; NULL with the reason in details. */
+struct store *svc_reader(struct svc_readers *r, char *details, size_t dsz);
+void svc_readers_destroy(struct svc_readers *r);
+
+static inline void svc_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t svc_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* A reply's messages and strings live in one arena, released after sending. */
+struct build {
+	struct errq_arena a;
+	ProtobufCAllocator pa;
+};
+void build_init(struct build *b);
+/* A copy of s in the arena ("" for NULL or when the arena is full). */
+char *bstr(struct build *b, const char *s);
+#endif
