@@ -85,6 +85,7 @@ struct rule_rt {
 	uint32_t n_circuits;
 	struct centry *overflow;
 	uint64_t overflow_failures; /* atomic reads from query threads: under stats_mu */
+	uint64_t txn_overflow;      /* in the open transaction (writer only) */
 };
 
 struct silence {
@@ -366,10 +367,8 @@ static struct centry *get_entry(struct alerts *a, size_t rule_idx, const char *k
 			key_len = strlen(key);
 			h = entry_hash(r->name, key, key_len);
 			e = find_entry(a, rule_idx, key, key_len, h);
-			pthread_mutex_lock(&a->stats_mu);
-			rt->overflow_failures++;
-			a->st.overflow_failures++;
-			pthread_mutex_unlock(&a->stats_mu);
+			rt->txn_overflow++; /* counted when the transaction commits */
+			a->txn_st.overflow_failures++;
 		}
 		if (!e) {
 			if (!(e = new_entry(a, rule_idx, key, key_len, h, now)))
@@ -847,6 +846,7 @@ static void add_stats(struct alerts_stats *to, const struct alerts_stats *d)
 	to->failures_matched += d->failures_matched;
 	to->failures_too_old += d->failures_too_old;
 	to->failures_expired += d->failures_expired;
+	to->overflow_failures += d->overflow_failures;
 	to->transitions += d->transitions;
 	to->alerts_fired += d->alerts_fired;
 	to->alerts_resolved += d->alerts_resolved;
@@ -934,6 +934,15 @@ static void publish_counts(struct alerts *a)
 
 static void end_work_subs(struct alerts *a, bool committed)
 {
+	if (a->txn_st.overflow_failures) /* per rule, like the totals: only what committed */
+		for (size_t i = 0; i < RS(a)->n_rules; i++) {
+			if (committed && a->rt[i].txn_overflow) {
+				pthread_mutex_lock(&a->stats_mu);
+				a->rt[i].overflow_failures += a->rt[i].txn_overflow;
+				pthread_mutex_unlock(&a->stats_mu);
+			}
+			a->rt[i].txn_overflow = 0;
+		}
 	if (committed) {
 		pthread_mutex_lock(&a->stats_mu);
 		add_stats(&a->st, &a->txn_st);
