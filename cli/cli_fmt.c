@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "errq_time.h"
+#include "rules.h"
 #include "errq_banned.h"
 
 int cli_exit_for_status(grpc_status_code c)
@@ -989,32 +990,7 @@ out:
 
 int cli_key_next(const char **p, char *field, size_t fieldsz, char *value, size_t valuesz)
 {
-	const char *s = *p;
-	size_t fl = 0, vl = 0;
-	if (!*s)
-		return 0;
-	for (; *s && *s != '=' && *s != ','; s++) {
-		if (*s == '\\')
-			return -1;
-		if (fl + 1 < fieldsz)
-			field[fl++] = *s;
-	}
-	if (*s != '=' || s == *p)
-		return -1;
-	for (s++; *s && *s != ','; s++) {
-		if (*s == '\\' && !*++s)
-			return -1;
-		if (vl + 1 < valuesz)
-			value[vl++] = *s;
-	}
-	if (*s == ',' && !*++s)
-		return -1; /* a trailing comma */
-	if (fieldsz)
-		field[fl] = '\0';
-	if (valuesz)
-		value[vl] = '\0';
-	*p = s;
-	return 1;
+	return rules_key_next(p, field, fieldsz, value, valuesz); /* the collector's own reader */
 }
 
 /* A JSON string of s, invalid UTF-8 bytes replaced; NULL when out of memory. */
