@@ -1264,7 +1264,6 @@ void alerts_hook_txn_end(void *ctx, struct store *s, bool committed)
 
 struct feed {
 	struct alerts *a;
-	struct store *s; /* set when rows come without their body (a listing): each is read whole */
 	int64_t last;
 	size_t rows;
 	bool refused;
@@ -1273,20 +1272,6 @@ struct feed {
 static int feed_cb(void *ctx, const struct store_delivery *d)
 {
 	struct feed *f = ctx;
-	if (f->s && d->status == STORE_DELIVERY_PENDING && !d->body) {
-		/* store_list_deliveries_by_status lists rows without their body: read this one */
-		struct store *s = f->s;
-		f->s = NULL;
-		int r = store_get_delivery(s, d->id, feed_cb, f);
-		f->s = s;
-		if (r < 0)
-			f->refused = true;
-		else if (r == 0) { /* gone meanwhile */
-			f->rows++;
-			f->last = d->id;
-		}
-		return f->refused;
-	}
 	f->rows++;
 	if (d->status != STORE_DELIVERY_PENDING) { /* a retried id that moved on */
 		f->last = d->id;
@@ -1325,8 +1310,8 @@ static void feed_backlog(struct alerts *a, struct store *s)
 		a->n_retry--; /* sent, or no longer there */
 	}
 	while (a->backlog) {
-		struct feed f = {.a = a, .s = s, .last = a->backlog_from - 1};
-		if (store_list_deliveries_by_status(s, STORE_DELIVERY_PENDING, a->backlog_from - 1, BACKLOG_PAGE,
+		struct feed f = {.a = a, .last = a->backlog_from - 1};
+		if (store_list_deliveries_by_status(s, STORE_DELIVERY_PENDING, a->backlog_from - 1, BACKLOG_PAGE, true,
 						    feed_cb, &f)) {
 			errq_logkv(ERRQ_LOG_WARN, "alerts: cannot read pending deliveries", "error", store_errmsg(s), NULL);
 			return;

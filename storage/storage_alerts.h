@@ -126,8 +126,8 @@ int store_delivery_update(struct store *s, int64_t id, int status, uint32_t atte
 			  long http_status, const char *last_error, uint64_t now_ns);
 typedef int (*store_delivery_cb)(void *ctx, const struct store_delivery *d);
 /* Rows with the given status and id > after_id, by id, at most limit (for paging through
- * the pending rows after a restart).  0/-1. */
-int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit,
+ * the pending rows after a restart), with their bodies when with_body.  0/-1. */
+int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body,
 				    store_delivery_cb cb, void *ctx);
 /* Every row of one alert, by id (the body is not read: body NULL, body_len 0).  0/-1. */
 int store_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx);

@@ -543,7 +543,7 @@ int store_delivery_update(struct store *s, int64_t id, int status, uint32_t atte
 	return sqlite3_changes(s->db) > 0;
 }
 
-int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit,
+int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body,
 				    store_delivery_cb cb, void *ctx)
 {
 	if (!delivery_status_valid(status))
@@ -553,8 +553,8 @@ int store_list_deliveries_by_status(struct store *s, int status, int64_t after_i
 	 * WHERE; the other statuses walk the table by id */
 	char sql[512];
 	errq_snprintf(sql, sizeof(sql),
-		      "SELECT " DELIVERY_COLS " FROM deliveries WHERE status = %d AND id > ?1 ORDER BY id LIMIT ?2",
-		      status);
+		      "SELECT " DELIVERY_COLS "%s FROM deliveries WHERE status = %d AND id > ?1 ORDER BY id LIMIT ?2",
+		      with_body ? ", body" : "", status);
 	sqlite3_stmt *st = prepare(s, sql, "prepare list deliveries");
 	if (!st)
 		return -1;
@@ -563,7 +563,7 @@ int store_list_deliveries_by_status(struct store *s, int status, int64_t after_i
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_delivery d;
-		if (!delivery_from_row(st, &d, false))
+		if (!delivery_from_row(st, &d, with_body))
 			continue;
 		if (cb(ctx, &d))
 			break;

@@ -783,7 +783,7 @@ static void test_deliveries(void **state)
 	int seen = 0;
 	for (;;) {
 		struct deliveries_got g = {0};
-		assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_PENDING, after, 3, delivery_cb, &g),
+		assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_PENDING, after, 3, false, delivery_cb, &g),
 				 0);
 		for (int i = 0; i < g.n; i++) {
 			assert_int_equal(g.id[i], pend[seen + i]);
@@ -798,7 +798,7 @@ static void test_deliveries(void **state)
 	}
 	assert_int_equal(seen, 7);
 	struct deliveries_got g = {0};
-	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_DEAD, 0, 10, delivery_cb, &g), 0);
+	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_DEAD, 0, 10, false, delivery_cb, &g), 0);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.id[0], dead);
 	assert_string_equal(g.key[0], "custom-key");
@@ -806,14 +806,14 @@ static void test_deliveries(void **state)
 	assert_string_equal(g.error[0], "HTTP 503");
 	assert_int_equal(g.attempts[0], 8);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_DELIVERED, 0, 10, delivery_cb, &g), 0);
+	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_DELIVERED, 0, 10, false, delivery_cb, &g), 0);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.id[0], done);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_SILENCED, 0, 10, delivery_cb, &g), 0);
+	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_SILENCED, 0, 10, false, delivery_cb, &g), 0);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.id[0], quiet);
-	assert_int_equal(store_list_deliveries_by_status(s, 9, 0, 10, delivery_cb, &g), -1);
+	assert_int_equal(store_list_deliveries_by_status(s, 9, 0, 10, false, delivery_cb, &g), -1);
 
 	/* an attempt's result */
 	assert_int_equal(store_delivery_update(s, pend[0], STORE_DELIVERY_PENDING, 1, T0 + 10 * NS, 500,
@@ -855,7 +855,7 @@ static void test_deliveries(void **state)
 	assert_int_equal(g.seq[5], 9);
 	/* pending no longer lists the delivered one */
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_PENDING, 0, 100, delivery_cb, &g), 0);
+	assert_int_equal(store_list_deliveries_by_status(s, STORE_DELIVERY_PENDING, 0, 100, false, delivery_cb, &g), 0);
 	assert_int_equal(g.n, 6);
 	uint8_t none[16];
 	id16(none, 0xD1, 3);
@@ -1267,7 +1267,7 @@ static void test_reader_handle(void **state)
 	assert_int_equal(tg.n, 1);
 	assert_true(alert_exists(r, 1));
 	struct deliveries_got dg = {0};
-	assert_int_equal(store_list_deliveries_by_status(r, STORE_DELIVERY_PENDING, 0, 10, delivery_cb, &dg), 0);
+	assert_int_equal(store_list_deliveries_by_status(r, STORE_DELIVERY_PENDING, 0, 10, false, delivery_cb, &dg), 0);
 	assert_int_equal(store_list_deliveries(r, aid, delivery_cb, &dg), 0);
 	assert_int_equal(store_get_delivery(r, did, delivery_cb, &dg), 1);
 	assert_int_equal(dg.n, 3);
