@@ -248,7 +248,7 @@ void store_close(struct store *s)
 	free_handle(s);
 }
 
-static int step_done(struct store *s, sqlite3_stmt *st, const char *what)
+int store__step(struct store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -292,12 +292,12 @@ int store_txn_begin(struct store *s)
 		errq_snprintf(s->err, sizeof(s->err), "transaction already open");
 		return -1;
 	}
-	if (step_done(s, s->stmt[STMT_BEGIN], "begin"))
+	if (store__step(s, s->stmt[STMT_BEGIN], "begin"))
 		return -1;
 	s->in_txn = true;
 	s->txn_overflow = 0;
 	if (s->agg_recover && agg_recover(s)) {
-		step_done(s, s->stmt[STMT_ROLLBACK], "rollback");
+		store__step(s, s->stmt[STMT_ROLLBACK], "rollback");
 		s->in_txn = false;
 		return -1;
 	}
@@ -308,7 +308,7 @@ void store_txn_rollback(struct store *s)
 {
 	if (!s->in_txn)
 		return;
-	step_done(s, s->stmt[STMT_ROLLBACK], "rollback");
+	store__step(s, s->stmt[STMT_ROLLBACK], "rollback");
 	/* groups and environments inserted by this transaction are gone: forget cached ids */
 	for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++) {
 		free(s->gcache[i].fingerprint);
@@ -378,7 +378,7 @@ static int64_t env_id(struct store *s, const char *env)
 	if (!id) {
 		st = s->stmt[STMT_INSERT_ENV];
 		sqlite3_bind_text(st, 1, env, -1, SQLITE_STATIC);
-		if (step_done(s, st, "insert environment"))
+		if (store__step(s, st, "insert environment"))
 			return -1;
 		id = sqlite3_last_insert_rowid(s->db);
 	}
@@ -449,7 +449,7 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 		bind_text(st, 7, overflow ? "new groups of this service past groups_per_service" : e->message);
 		sqlite3_bind_int64(st, 8, (int64_t)e->received_ns);
 		sqlite3_bind_int(st, 9, overflow);
-		if (step_done(s, st, "insert group"))
+		if (store__step(s, st, "insert group"))
 			return NULL;
 		id = sqlite3_last_insert_rowid(s->db);
 	}
@@ -463,7 +463,7 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 		st = s->stmt[STMT_SET_HEAD];
 		sqlite3_bind_int64(st, 1, slot->id);
 		sqlite3_bind_int64(st, 2, slot->head);
-		if (step_done(s, st, "set group head")) {
+		if (store__step(s, st, "set group head")) {
 			free(dup);
 			return NULL;
 		}
@@ -593,14 +593,14 @@ static int agg_flush(struct store *s)
 		bind_text(st, 7, a->error_code);
 		bind_text(st, 8, a->message);
 		sqlite3_bind_int64(st, 9, a->head);
-		if (step_done(s, st, "update group"))
+		if (store__step(s, st, "update group"))
 			return -1;
 		st = s->stmt[STMT_UPSERT_MINUTE];
 		sqlite3_bind_int64(st, 1, a->group_id);
 		sqlite3_bind_int64(st, 2, a->minute);
 		sqlite3_bind_int64(st, 3, a->env_id);
 		sqlite3_bind_int64(st, 4, (int64_t)a->count);
-		if (step_done(s, st, "update minute counts"))
+		if (store__step(s, st, "update minute counts"))
 			return -1;
 	}
 	for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++) {
@@ -611,13 +611,13 @@ static int agg_flush(struct store *s)
 		sqlite3_bind_text(st, 1, sa->service, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, sa->minute);
 		sqlite3_bind_int64(st, 3, (int64_t)sa->count);
-		if (step_done(s, st, "update service minute counts"))
+		if (store__step(s, st, "update service minute counts"))
 			return -1;
 	}
 	if (s->agg_through) {
 		sqlite3_stmt *st = s->stmt[STMT_SET_AGG_THROUGH];
 		sqlite3_bind_int64(st, 1, s->agg_through);
-		if (step_done(s, st, "record aggregated events"))
+		if (store__step(s, st, "record aggregated events"))
 			return -1;
 	}
 	agg_clear(s);
@@ -723,7 +723,7 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	else
 		sqlite3_bind_null(st, 16);
 	sqlite3_bind_int64(st, 17, g->head);
-	if (step_done(s, st, "insert event"))
+	if (store__step(s, st, "insert event"))
 		return -1;
 	if (sqlite3_changes(s->db) == 0)
 		return 0; /* event_id already stored */
@@ -738,7 +738,7 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 
 static int commit(struct store *s)
 {
-	if (step_done(s, s->stmt[STMT_COMMIT], "commit"))
+	if (store__step(s, s->stmt[STMT_COMMIT], "commit"))
 		return -1;
 	s->in_txn = false;
 	s->wst.overflow_events += s->txn_overflow;

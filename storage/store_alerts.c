@@ -101,19 +101,6 @@ static sqlite3_stmt *astmt(struct store *s, enum store_alert_stmt i)
 	return s->astmt[i];
 }
 
-/* Steps a writer statement once and resets it: 0, or -1. */
-static int run(struct store *s, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		store__set_err(s, what);
-		sqlite3_reset(st);
-		return -1;
-	}
-	sqlite3_reset(st);
-	return 0;
-}
-
 static void bind_str(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
@@ -133,11 +120,6 @@ static void bind_id16(sqlite3_stmt *st, int i, const uint8_t *id)
 static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 {
 	sqlite3_bind_int64(st, i, (int64_t)v);
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
 }
 
 static uint64_t col_u64(sqlite3_stmt *st, int i)
@@ -180,8 +162,8 @@ static void circuit_from_row(sqlite3_stmt *st, struct store_circuit *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->id = sqlite3_column_int64(st, 0);
-	c->rule = col_text(st, 1);
-	c->key = col_text(st, 2);
+	c->rule = store__col_text(st, 1);
+	c->key = store__col_text(st, 2);
 	c->def_hash = col_u64(st, 3);
 	c->state = sqlite3_column_int(st, 4);
 	c->since_ns = col_u64(st, 5);
@@ -216,7 +198,7 @@ int store_circuit_put(struct store *s, const struct store_circuit *c, int64_t *i
 	bind_u64(st, 10, c->updated_ns);
 	if (!insert)
 		sqlite3_bind_int64(st, 11, c->id);
-	if (run(s, st, insert ? "insert circuit" : "update circuit"))
+	if (store__step(s, st, insert ? "insert circuit" : "update circuit"))
 		return -1;
 	if (!insert && sqlite3_changes(s->db) == 0) {
 		errq_snprintf(s->err, sizeof(s->err), "update circuit: no circuit %lld", (long long)c->id);
@@ -234,7 +216,7 @@ int store_circuit_delete(struct store *s, int64_t id)
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return run(s, st, "delete circuit");
+	return store__step(s, st, "delete circuit");
 }
 
 int store_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx)
@@ -294,7 +276,7 @@ int store_transition_add(struct store *s, const struct store_transition *t)
 	sqlite3_bind_int64(st, 8, t->window_seconds);
 	bind_u64(st, 9, t->next_transition_ns);
 	bind_id16(st, 10, t->alert_id);
-	return run(s, st, "insert transition");
+	return store__step(s, st, "insert transition");
 }
 
 int store_list_transitions(struct store *s, const char *rule, const char *key, uint32_t limit,
@@ -316,12 +298,12 @@ int store_list_transitions(struct store *s, const char *rule, const char *key, u
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_transition t = {
 		    .id = sqlite3_column_int64(st, 0),
-		    .rule = col_text(st, 1),
-		    .key = col_text(st, 2),
+		    .rule = store__col_text(st, 1),
+		    .key = store__col_text(st, 2),
 		    .at_ns = col_u64(st, 3),
 		    .from = sqlite3_column_int(st, 4),
 		    .to = sqlite3_column_int(st, 5),
-		    .reason = col_text(st, 6),
+		    .reason = store__col_text(st, 6),
 		    .failures_in_window = col_u64(st, 7),
 		    .window_seconds = (uint32_t)sqlite3_column_int64(st, 8),
 		    .next_transition_ns = col_u64(st, 9),
@@ -344,17 +326,17 @@ static bool alert_from_row(sqlite3_stmt *st, struct store_alert *a)
 	memset(a, 0, sizeof(*a));
 	a->id = sqlite3_column_int64(st, 0);
 	a->alert_id = col_id16(st, 1);
-	a->rule = col_text(st, 2);
-	a->key = col_text(st, 3);
-	a->severity = col_text(st, 4);
-	a->status = col_text(st, 5);
+	a->rule = store__col_text(st, 2);
+	a->key = store__col_text(st, 3);
+	a->severity = store__col_text(st, 4);
+	a->status = store__col_text(st, 5);
 	a->state = sqlite3_column_int(st, 6);
 	a->opened_ns = col_u64(st, 7);
 	a->resolved_ns = col_u64(st, 8);
 	a->failures_in_window = col_u64(st, 9);
 	a->window_seconds = (uint32_t)sqlite3_column_int64(st, 10);
-	a->sample = col_text(st, 11);
-	a->resolve_reason = col_text(st, 12);
+	a->sample = store__col_text(st, 11);
+	a->resolve_reason = store__col_text(st, 12);
 	a->notices = (uint32_t)sqlite3_column_int64(st, 13);
 	a->updated_ns = col_u64(st, 14);
 	return a->alert_id != NULL; /* cannot fail: only 16-byte ids are stored */
@@ -471,19 +453,19 @@ static bool delivery_from_row(sqlite3_stmt *st, struct store_delivery *d, bool b
 	memset(d, 0, sizeof(*d));
 	d->id = sqlite3_column_int64(st, 0);
 	d->alert_id = col_id16(st, 1);
-	d->notifier = col_text(st, 2);
-	d->kind = col_text(st, 3);
+	d->notifier = store__col_text(st, 2);
+	d->kind = store__col_text(st, 3);
 	d->seq = (uint32_t)sqlite3_column_int64(st, 4);
-	d->idempotency_key = col_text(st, 5);
+	d->idempotency_key = store__col_text(st, 5);
 	d->status = sqlite3_column_int(st, 6);
 	d->attempts = (uint32_t)sqlite3_column_int64(st, 7);
 	d->next_attempt_ns = col_u64(st, 8);
 	d->http_status = (long)sqlite3_column_int64(st, 9);
-	d->last_error = col_text(st, 10);
+	d->last_error = store__col_text(st, 10);
 	d->created_ns = col_u64(st, 11);
 	d->updated_ns = col_u64(st, 12);
 	if (body) {
-		d->body = col_text(st, N_DELIVERY_COLS);
+		d->body = store__col_text(st, N_DELIVERY_COLS);
 		d->body_len = (size_t)sqlite3_column_bytes(st, N_DELIVERY_COLS);
 	}
 	return d->alert_id != NULL;
@@ -516,7 +498,7 @@ int store_delivery_add(struct store *s, const struct store_delivery *d, int64_t 
 	bind_u64(st, 11, d->created_ns);
 	bind_u64(st, 12, d->updated_ns);
 	sqlite3_bind_text(st, 13, d->body ? d->body : "", d->body ? (int)d->body_len : 0, SQLITE_STATIC);
-	if (run(s, st, "insert delivery"))
+	if (store__step(s, st, "insert delivery"))
 		return -1;
 	if (id)
 		*id = sqlite3_last_insert_rowid(s->db);
@@ -538,7 +520,7 @@ int store_delivery_update(struct store *s, int64_t id, int status, uint32_t atte
 	sqlite3_bind_int64(st, 5, http_status);
 	bind_str(st, 6, last_error && *last_error ? last_error : NULL);
 	bind_u64(st, 7, now_ns);
-	if (run(s, st, "update delivery"))
+	if (store__step(s, st, "update delivery"))
 		return -1;
 	return sqlite3_changes(s->db) > 0;
 }
@@ -623,7 +605,7 @@ int store_silence_add(struct store *s, const struct store_silence *si, int64_t *
 	bind_u64(st, 6, si->starts_ns);
 	bind_u64(st, 7, si->ends_ns);
 	bind_u64(st, 8, si->expired_ns);
-	if (run(s, st, "insert silence"))
+	if (store__step(s, st, "insert silence"))
 		return -1;
 	if (id)
 		*id = sqlite3_last_insert_rowid(s->db);
@@ -637,7 +619,7 @@ int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	bind_u64(st, 2, now_ns);
-	if (run(s, st, "expire silence"))
+	if (store__step(s, st, "expire silence"))
 		return -1;
 	return sqlite3_changes(s->db) > 0;
 }
@@ -660,10 +642,10 @@ int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t lim
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_silence si = {
 		    .id = sqlite3_column_int64(st, 0),
-		    .rule = col_text(st, 1),
-		    .matchers = col_text(st, 2),
-		    .comment = col_text(st, 3),
-		    .created_by = col_text(st, 4),
+		    .rule = store__col_text(st, 1),
+		    .matchers = store__col_text(st, 2),
+		    .comment = store__col_text(st, 3),
+		    .created_by = store__col_text(st, 4),
 		    .created_ns = col_u64(st, 5),
 		    .starts_ns = col_u64(st, 6),
 		    .ends_ns = col_u64(st, 7),
@@ -684,7 +666,7 @@ int store_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64
 		return -1;
 	sqlite3_bind_blob(st, 1, batch_id, 16, SQLITE_STATIC);
 	bind_u64(st, 2, received_ns);
-	if (run(s, st, "record outcome batch"))
+	if (store__step(s, st, "record outcome batch"))
 		return -1;
 	return sqlite3_changes(s->db) > 0; /* 0: ignored, the id was there */
 }
@@ -697,7 +679,7 @@ static int prune_rows(struct store *s, enum store_alert_stmt i, uint64_t cutoff,
 		return -1;
 	bind_u64(st, 1, cutoff);
 	sqlite3_bind_int64(st, 2, limit);
-	if (run(s, st, what))
+	if (store__step(s, st, what))
 		return -1;
 	return sqlite3_changes(s->db);
 }
@@ -741,7 +723,7 @@ static int prune_transitions(struct store *s, uint64_t cutoff, uint32_t limit, b
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, last);
-	if (run(s, st, "prune transitions"))
+	if (store__step(s, st, "prune transitions"))
 		return -1;
 	return sqlite3_changes(s->db);
 }

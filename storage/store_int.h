@@ -107,6 +107,13 @@ struct store {
 };
 
 int store__set_err(struct store *s, const char *what);
+/* Steps a statement once and resets it (a prepared writer statement): 0, or -1 with the
+ * reason recorded as `what: sqlite's message`. */
+int store__step(struct store *s, sqlite3_stmt *st, const char *what);
+static inline const char *store__col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
 int store__migrate(struct store *s);
 void store__clear_name_cache(struct name_slot *c, size_t n);
 /* One step of the alerting tables' upkeep inside the caller's open transaction (store_maint.c

@@ -11,11 +11,6 @@
 #define NS_PER_MINUTE 60000000000ULL
 #include <stdint.h>
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
 #define EVENT_COLS                                                                                  \
 	"e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"           \
 	" e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version," \
@@ -31,15 +26,15 @@ static bool event_from_row(sqlite3_stmt *st, struct store_event *e, int64_t *pre
 	e->event_id = sqlite3_column_blob(st, 1);
 	e->time_ns = (uint64_t)sqlite3_column_int64(st, 2);
 	e->received_ns = (uint64_t)sqlite3_column_int64(st, 3);
-	e->service = col_text(st, 4);
-	e->environment = col_text(st, 5);
-	e->release = col_text(st, 6);
-	e->host = col_text(st, 7);
-	e->task = col_text(st, 8);
-	e->error_type = col_text(st, 9);
-	e->error_code = col_text(st, 10);
-	e->message = col_text(st, 11);
-	e->fingerprint = col_text(st, 12);
+	e->service = store__col_text(st, 4);
+	e->environment = store__col_text(st, 5);
+	e->release = store__col_text(st, 6);
+	e->host = store__col_text(st, 7);
+	e->task = store__col_text(st, 8);
+	e->error_type = store__col_text(st, 9);
+	e->error_code = store__col_text(st, 10);
+	e->message = store__col_text(st, 11);
+	e->fingerprint = store__col_text(st, 12);
 	e->grouping_version = sqlite3_column_int(st, 13);
 	e->attempt = (uint32_t)sqlite3_column_int64(st, 14);
 	e->handled = sqlite3_column_int(st, 15) != 0;
@@ -179,13 +174,13 @@ static void group_from_row(sqlite3_stmt *st, struct store_group *g)
 {
 	memset(g, 0, sizeof(*g));
 	g->id = sqlite3_column_int64(st, 0);
-	g->fingerprint = col_text(st, 1);
-	g->service = col_text(st, 2);
-	g->environment = col_text(st, 3);
-	g->error_type = col_text(st, 4);
-	g->error_code = col_text(st, 5);
-	g->message = col_text(st, 6);
-	g->status = col_text(st, 7);
+	g->fingerprint = store__col_text(st, 1);
+	g->service = store__col_text(st, 2);
+	g->environment = store__col_text(st, 3);
+	g->error_type = store__col_text(st, 4);
+	g->error_code = store__col_text(st, 5);
+	g->message = store__col_text(st, 6);
+	g->status = store__col_text(st, 7);
 	g->total = (uint64_t)sqlite3_column_int64(st, 8);
 	g->handled = (uint64_t)sqlite3_column_int64(st, 9);
 	g->first_seen_ns = (uint64_t)sqlite3_column_int64(st, 10);
