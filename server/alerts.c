@@ -262,6 +262,18 @@ static void unlink_entry(struct alerts *a, struct centry *e)
 	a->n_entries--;
 }
 
+static void active_unlink(struct alerts *a, struct centry *e)
+{
+	if (e->aprev)
+		e->aprev->anext = e->anext;
+	else
+		a->active = e->anext;
+	if (e->anext)
+		e->anext->aprev = e->aprev;
+	e->anext = e->aprev = NULL;
+	e->active = false;
+}
+
 static void set_active(struct alerts *a, struct centry *e)
 {
 	bool want = circuit_next_deadline(e->c) != 0;
@@ -273,33 +285,17 @@ static void set_active(struct alerts *a, struct centry *e)
 		if (a->active)
 			a->active->aprev = e;
 		a->active = e;
+		e->active = true;
 	} else {
-		if (e->aprev)
-			e->aprev->anext = e->anext;
-		else
-			a->active = e->anext;
-		if (e->anext)
-			e->anext->aprev = e->aprev;
-		e->anext = e->aprev = NULL;
+		active_unlink(a, e);
 	}
-	e->active = want;
 }
 
 static void free_entry(struct alerts *a, struct centry *e)
 {
-	if (e->active) {
-		circuit_free(e->c);
-		e->c = NULL;
-		/* set_active needs the circuit: unlink by hand */
-		if (e->aprev)
-			e->aprev->anext = e->anext;
-		else
-			a->active = e->anext;
-		if (e->anext)
-			e->anext->aprev = e->aprev;
-	} else {
-		circuit_free(e->c);
-	}
+	if (e->active)
+		active_unlink(a, e);
+	circuit_free(e->c);
 	free(e->sample);
 	free(e);
 }
@@ -1806,7 +1802,6 @@ static void fail(struct alerts_answer *ans, enum alerts_status st, const char *f
 }
 
 struct reload_arg {
-	const struct ruleset *next;
 	size_t *map; /* old rule index -> new, SIZE_MAX = retired */
 	enum circuit_retire *fate;
 };
@@ -1875,7 +1870,7 @@ static void do_reload(struct alerts *a, struct store *s, struct alerts_answer *a
 	if (rules_load(&next, a->config_path, err, sizeof(err)))
 		return fail(ans, ALERTS_INVALID, "%s", err);
 	const struct ruleset *old = RS(a);
-	struct reload_arg ra = {.next = next};
+	struct reload_arg ra = {.map = NULL};
 	ra.map = calloc(old->n_rules ? old->n_rules : 1, sizeof(*ra.map));
 	ra.fate = calloc(old->n_rules ? old->n_rules : 1, sizeof(*ra.fate));
 	struct rule_rt *rt = new_rt(next->n_rules);
@@ -1948,7 +1943,6 @@ out:
 }
 
 struct replay_arg {
-	const uint8_t *alert_id;
 	int64_t dead[NOTIFY_MAX_PENDING];
 	size_t n;
 	uint32_t total;
@@ -1988,7 +1982,6 @@ static void do_replay(struct alerts *a, struct store *s, const uint8_t alert_id[
 	struct replay_arg *r = calloc(1, sizeof(*r));
 	if (!r)
 		return fail(ans, ALERTS_INTERNAL, "%s", "out of memory");
-	r->alert_id = alert_id;
 	if (store_get_alert(s, alert_id, found_cb, &found) < 0 || store_list_deliveries(s, alert_id, dead_cb, r)) {
 		fail(ans, ALERTS_INTERNAL, "%s", store_errmsg(s));
 	} else if (!found) {
@@ -2237,9 +2230,7 @@ void alerts_free(struct alerts *a)
 	for (size_t i = 0; i < a->n_buckets; i++)
 		for (struct centry *e = a->buckets[i], *next; e; e = next) {
 			next = e->hnext;
-			circuit_free(e->c);
-			free(e->sample);
-			free(e);
+			free_entry(a, e);
 		}
 	free(a->buckets);
 	while (a->n_sil)

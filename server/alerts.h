@@ -42,7 +42,6 @@ struct alerts_opts {
 	const char *collector;    /* the collector's name, in webhook bodies */
 	struct ingest *ig;        /* for writer jobs (set with alerts_set_ingest once it exists) */
 	const struct notify_opts *notify; /* retry timing (tests shrink it); NULL = defaults */
-	uint64_t history_ns;      /* alert history kept; 0 = STORE_ALERT_HISTORY_NS */
 	uint64_t (*clock)(void);  /* realtime ns; NULL = errq_now_ns (tests inject one) */
 	/* Tests without a writer thread: with ig NULL, requests run at once on the caller's
 	 * thread against this store (which the caller must not be using). */
