@@ -420,15 +420,12 @@ struct silences_ctx {
 	uint64_t now;
 	Errq__V1__Silence **items;
 	size_t n;
-	int64_t want_id; /* > 0: only this one */
 	bool oom;
 };
 
 static int silence_row(void *arg, const struct store_silence *si)
 {
 	struct silences_ctx *x = arg;
-	if (x->want_id > 0 && si->id != x->want_id)
-		return 0;
 	if (x->n == ALERTS_SVC_SILENCES_LISTED)
 		return 1;
 	Errq__V1__Silence *o = silence_msg(x->b, si, x->now);
@@ -437,7 +434,7 @@ static int silence_row(void *arg, const struct store_silence *si)
 		return 1;
 	}
 	x->items[x->n++] = o;
-	return x->want_id > 0;
+	return 0;
 }
 
 /* The silences in force now (into x, from the arena).  0 or -1 (store error or memory). */
@@ -986,22 +983,22 @@ static grpc_status_code status_code(enum alerts_status s)
 	return GRPC_STATUS_INTERNAL;
 }
 
-/* The silence as stored after the write (among the newest ALERTS_SVC_SILENCES_LISTED), or,
- * when it cannot be read back, as the request described it. */
+/* The silence as stored after the write, or, when it cannot be read back, as the request
+ * described it. */
 static Errq__V1__Silence *silence_after(struct write_call *w, struct build *b, int64_t id)
 {
 	char details[ALERTS_SVC_DETAILS_MAX];
 	uint64_t now = errq_now_ns();
 	struct store *s = svc_reader(&w->svc->readers, details, sizeof(details));
-	struct silences_ctx x = {.b = b, .now = now, .want_id = id};
+	struct silences_ctx x = {.b = b, .now = now};
 	Errq__V1__Silence *one[1] = {NULL};
 	x.items = one;
-	int r = s ? store_list_silences(s, true, now, ALERTS_SVC_SILENCES_LISTED, silence_row, &x) : -1;
-	if (!r && x.n)
+	int r = s ? store_get_silence(s, id, silence_row, &x) : -1;
+	if (r == 1 && x.n)
 		return one[0];
 	if (!x.oom)
 		errq_logkv(ERRQ_LOG_WARN, "cannot read a silence back", "error",
-			   !s ? details : r ? store_errmsg(s) : "not among the newest silences", NULL);
+			   !s ? details : r < 0 ? store_errmsg(s) : "not found", NULL);
 	struct store_silence si = {.id = id};
 	if (w->kind == W_SILENCE_ADD) {
 		si.rule = w->req.rule;

@@ -148,6 +148,8 @@ int store_silence_add(struct store *s, const struct store_silence *si, int64_t *
 /* Ends silence id now.  Returns 1, 0 when unknown or already ended (at now_ns), -1. */
 int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns);
 typedef int (*store_silence_cb)(void *ctx, const struct store_silence *si);
+/* One silence by id: 1 (cb called), 0 unknown, -1 error. */
+int store_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx);
 /* Silences in force at now_ns (started, not ended, not expired), or with all = true every
  * silence, newest first, at most limit (0 = no limit).  0/-1.
  * In force: starts_ns <= now_ns < ends_ns, and expired_ns == 0 or now_ns < expired_ns. */

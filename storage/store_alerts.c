@@ -624,14 +624,45 @@ int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns)
 	return sqlite3_changes(s->db) > 0;
 }
 
+#define SILENCE_COLS "id, rule, matchers, comment, created_by, created_ns, starts_ns, ends_ns, expired_ns"
+
+static void silence_from_row(sqlite3_stmt *st, struct store_silence *si)
+{
+	*si = (struct store_silence){
+	    .id = sqlite3_column_int64(st, 0),
+	    .rule = store__col_text(st, 1),
+	    .matchers = store__col_text(st, 2),
+	    .comment = store__col_text(st, 3),
+	    .created_by = store__col_text(st, 4),
+	    .created_ns = col_u64(st, 5),
+	    .starts_ns = col_u64(st, 6),
+	    .ends_ns = col_u64(st, 7),
+	    .expired_ns = col_u64(st, 8),
+	};
+}
+
+int store_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT " SILENCE_COLS " FROM silences WHERE id = ?1", "prepare get silence");
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		struct store_silence si;
+		silence_from_row(st, &si);
+		cb(ctx, &si);
+	}
+	int rc = finish(s, st, r, "get silence");
+	return rc ? -1 : r == SQLITE_ROW;
+}
+
 int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx)
 {
 	/* in force: starts_ns <= now < ends_ns, and not expired at or before now */
 	sqlite3_stmt *st = prepare(s,
-				   all ? "SELECT id, rule, matchers, comment, created_by, created_ns, starts_ns,"
-					 " ends_ns, expired_ns FROM silences ORDER BY id DESC LIMIT ?2"
-				       : "SELECT id, rule, matchers, comment, created_by, created_ns, starts_ns,"
-					 " ends_ns, expired_ns FROM silences WHERE starts_ns <= ?1 AND ends_ns > ?1"
+				   all ? "SELECT " SILENCE_COLS " FROM silences ORDER BY id DESC LIMIT ?2"
+				       : "SELECT " SILENCE_COLS " FROM silences WHERE starts_ns <= ?1 AND ends_ns > ?1"
 					 " AND (expired_ns = 0 OR expired_ns > ?1) ORDER BY id DESC LIMIT ?2",
 				   "prepare list silences");
 	if (!st)
@@ -640,17 +671,8 @@ int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t lim
 	sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_silence si = {
-		    .id = sqlite3_column_int64(st, 0),
-		    .rule = store__col_text(st, 1),
-		    .matchers = store__col_text(st, 2),
-		    .comment = store__col_text(st, 3),
-		    .created_by = store__col_text(st, 4),
-		    .created_ns = col_u64(st, 5),
-		    .starts_ns = col_u64(st, 6),
-		    .ends_ns = col_u64(st, 7),
-		    .expired_ns = col_u64(st, 8),
-		};
+		struct store_silence si;
+		silence_from_row(st, &si);
 		if (cb(ctx, &si))
 			break;
 	}

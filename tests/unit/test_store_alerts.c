@@ -957,6 +957,15 @@ static void test_silences(void **state)
 	assert_int_equal(store_silence_expire(s, cut, now + 2 * NS), 0);
 	assert_int_equal(store_silence_expire(s, over, now), 0);   /* ended by itself */
 	assert_int_equal(store_silence_expire(s, 999, now), 0);    /* unknown */
+	/* one by id, ended or not */
+	struct silences_got one = {0};
+	assert_int_equal(store_get_silence(s, cut, silence_cb, &one), 1);
+	assert_int_equal(one.n, 1);
+	assert_int_equal(one.id[0], cut);
+	assert_string_equal(one.rule[0], "r4");
+	assert_true(one.expired[0] == now + NS);
+	assert_int_equal(store_get_silence(s, 999, silence_cb, &one), 0);
+	assert_int_equal(one.n, 1);
 	/* at the moment it was expired it no longer holds; just before, it did */
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(store_list_silences(s, false, now + NS, 0, silence_cb, &g), 0);
