@@ -823,21 +823,15 @@ static Errq__V1__Rule *rule_msg(struct build *b, const struct ruleset *rs, const
 struct count_ctx {
 	const struct ruleset *rs;
 	Errq__V1__Rule **rules;
-	char last_rule[RULES_NAME_MAX];
-	Errq__V1__Rule *last;
 };
 
-static int count_row(void *arg, const struct store_circuit *c)
+static int count_row(void *arg, const char *rule, uint64_t circuits, uint64_t not_closed)
 {
 	struct count_ctx *x = arg;
-	if (!x->last_rule[0] || strcmp(x->last_rule, c->rule)) {
-		const struct rule *r = rules_find(x->rs, c->rule);
-		errq_snprintf(x->last_rule, sizeof(x->last_rule), "%s", c->rule);
-		x->last = r ? x->rules[r - x->rs->rules] : NULL;
-	}
-	if (x->last) {
-		x->last->circuits++;
-		x->last->open += c->state != CIRCUIT_CLOSED;
+	const struct rule *r = rules_find(x->rs, rule);
+	if (r) {
+		x->rules[r - x->rs->rules]->circuits = (uint32_t)circuits;
+		x->rules[r - x->rs->rules]->open = (uint32_t)not_closed;
 	}
 	return 0;
 }
@@ -889,7 +883,7 @@ static grpc_status_code list_rules(void *ctx, grpc_slice req, grpc_byte_buffer *
 			st = GRPC_STATUS_UNAVAILABLE;
 			goto out;
 		}
-		if (store_list_circuits(s, NULL, count_row, &cx)) {
+		if (store_count_circuits(s, count_row, &cx)) {
 			st = query_failed(s, details, dsz);
 			goto out;
 		}

@@ -40,6 +40,9 @@ int store_circuit_delete(struct store *s, int64_t id);
 typedef int (*store_circuit_cb)(void *ctx, const struct store_circuit *c);
 /* Every circuit row, or those of one rule (rule != NULL), by (rule, key).  0/-1. */
 int store_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx);
+/* Circuits per rule: cb(ctx, rule, circuits, not_closed) once per rule that has any.  0/-1. */
+typedef int (*store_circuit_count_cb)(void *ctx, const char *rule, uint64_t circuits, uint64_t not_closed);
+int store_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx);
 /* One circuit by rule and key: 1 (cb called), 0 unknown, -1 error. */
 int store_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx);
 

@@ -240,6 +240,19 @@ int store_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, 
 	return finish(s, st, r, "list circuits");
 }
 
+int store_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT rule, count(*), sum(state != 0) FROM circuits GROUP BY rule",
+				   "prepare count circuits");
+	if (!st)
+		return -1;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(ctx, store__col_text(st, 0), col_u64(st, 1), col_u64(st, 2)))
+			break;
+	return finish(s, st, r, "count circuits");
+}
+
 int store_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx)
 {
 	sqlite3_stmt *st =

@@ -282,6 +282,22 @@ static int circuit_cb(void *ctx, const struct store_circuit *c)
 	return g->stop_after && g->n >= g->stop_after;
 }
 
+struct counts_got {
+	int n;
+	char rule[4][16];
+	uint64_t circuits[4], not_closed[4];
+};
+
+static int rule_count_cb(void *ctx, const char *rule, uint64_t circuits, uint64_t not_closed)
+{
+	struct counts_got *g = ctx;
+	snprintf(g->rule[g->n], 16, "%s", rule);
+	g->circuits[g->n] = circuits;
+	g->not_closed[g->n] = not_closed;
+	g->n++;
+	return 0;
+}
+
 static void test_circuits(void **state)
 {
 	struct store *s = open_writer();
@@ -304,6 +320,16 @@ static void test_circuits(void **state)
 	int64_t dup = 0;
 	assert_int_equal(store_circuit_put(s, &c2, &dup), -1);
 	assert_non_null(strstr(store_errmsg(s), "UNIQUE"));
+	/* counts per rule: r0 has 1 (half open), r1 has 3 (one open) */
+	struct counts_got cg = {0};
+	assert_int_equal(store_count_circuits(s, rule_count_cb, &cg), 0);
+	assert_int_equal(cg.n, 2);
+	assert_string_equal(cg.rule[0], "r0");
+	assert_int_equal(cg.circuits[0], 1);
+	assert_int_equal(cg.not_closed[0], 1);
+	assert_string_equal(cg.rule[1], "r1");
+	assert_int_equal(cg.circuits[1], 3);
+	assert_int_equal(cg.not_closed[1], 1);
 
 	struct circuits_got g = {0};
 	assert_int_equal(store_get_circuit(s, "r1", "svc=b", circuit_cb, &g), 1);
