@@ -128,6 +128,8 @@ json_t *cli_json_uint(uint64_t v);
 /* json_object_set_new that takes any key (invalid UTF-8 bytes become U+FFFD) and, instead of
  * returning an error, clears *ok (a NULL value, i.e. out of memory, clears it too). */
 void cli_json_put(json_t *o, const char *key, json_t *value, bool *ok);
+/* o when every cli_json_put into it succeeded (ok), else NULL (o is released). */
+json_t *cli_json_done(json_t *o, bool ok);
 
 /* Cell helpers: relative time, decimal count, hex id into c->buf[i]. */
 void cli_cell_ago(const struct cli_ctx *ctx, struct cli_cells *c, size_t i, uint64_t ns);

@@ -103,6 +103,15 @@ void cli_json_put(json_t *o, const char *key, json_t *value, bool *ok)
 	errq_buf_free(&b);
 }
 
+json_t *cli_json_done(json_t *o, bool ok)
+{
+	if (!ok) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
 /* ---- cells ---- */
 
 void cli_cell_ago(const struct cli_ctx *ctx, struct cli_cells *c, size_t i, uint64_t ns)

@@ -88,11 +88,7 @@ static json_t *circuit_json(const struct cli_ctx *ctx, const ProtobufCMessage *r
 	cli_json_put(o, "calls_ok", cli_json_uint(c->calls_ok), &ok);
 	cli_json_put(o, "calls_failed", cli_json_uint(c->calls_failed), &ok);
 	cli_json_put(o, "stale", json_boolean(c->stale), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static void circuit_cells(const struct cli_ctx *ctx, const struct cli_view *v, size_t index,
@@ -163,11 +159,7 @@ static json_t *transition_json(const Errq__V1__Transition *t)
 	cli_json_put(o, "window_seconds", cli_json_uint(t->window_seconds), &ok);
 	cli_json_put(o, "next_transition_at", cli_json_time(t->next_transition_unix_nano), &ok);
 	cli_json_put(o, "alert_id", id_or_null(t->alert_id), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static json_t *explain_json(const struct cli_ctx *ctx, const char *rule, const Errq__V1__ExplainCircuitResponse *r)
@@ -188,11 +180,7 @@ static json_t *explain_json(const struct cli_ctx *ctx, const char *rule, const E
 	ts = NULL;
 out:
 	json_decref(ts);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static void explain_detail(const struct cli_ctx *ctx, struct cli_detail *d, const char *rule,
@@ -316,11 +304,7 @@ static json_t *delivery_json(const Errq__V1__Delivery *d)
 	cli_json_put(o, "last_error", *d->last_error ? cli_json_str(d->last_error) : json_null(), &ok);
 	cli_json_put(o, "next_attempt_at", cli_json_time(d->next_attempt_unix_nano), &ok);
 	cli_json_put(o, "updated_at", cli_json_time(d->updated_unix_nano), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static json_t *alert_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
@@ -355,11 +339,7 @@ static json_t *alert_json(const struct cli_ctx *ctx, const ProtobufCMessage *row
 	cli_json_put(o, "sample", sample ? sample : json_null(), &ok);
 out:
 	json_decref(dl);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 enum { CA_ID, CA_RULE, CA_KEY, CA_STATUS, CA_SEVERITY, CA_OPENED, CA_RESOLVED, CA_DELIVERY, CA_NCOLS };

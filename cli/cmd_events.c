@@ -35,11 +35,7 @@ static json_t *frame_json(const Errq__V1__Frame *f)
 	cli_json_put(o, "line", json_integer(f->line), &ok);
 	cli_json_put(o, "module", cli_json_str(f->module), &ok);
 	cli_json_put(o, "in_app", json_boolean(f->in_app), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 json_t *cli_event_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
@@ -83,11 +79,7 @@ out:
 	json_decref(details);
 	json_decref(frames);
 	json_decref(trunc);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static void event_cells(const struct cli_ctx *ctx, const struct cli_view *v, size_t index,

@@ -47,11 +47,7 @@ static json_t *explain_json(const struct cli_ctx *ctx, const Errq__V1__ExplainEv
 	cli_json_put(o, "event", r->event ? cli_event_json(ctx, &r->event->base) : json_null(), &ok);
 out:
 	json_decref(comps);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static void explain_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__ExplainEventResponse *r)

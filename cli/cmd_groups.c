@@ -89,11 +89,7 @@ json_t *cli_group_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
 	cli_json_put(o, "resolved_at", cli_json_time(g->resolved_at_unix_nano), &ok);
 	cli_json_put(o, "grouping_version", json_integer(g->grouping_version), &ok);
 	cli_json_put(o, "overflow", json_boolean(g->overflow), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static unsigned char status_style(const Errq__V1__Group *g)
@@ -253,11 +249,7 @@ static json_t *group_doc(const struct cli_ctx *ctx, const Errq__V1__GetGroupResp
 out:
 	json_decref(hist);
 	json_decref(mins);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 /* "last hour" / "last 6h" / "last 90m" for n minutes */

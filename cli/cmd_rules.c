@@ -66,11 +66,7 @@ static json_t *rule_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
 	cli_json_put(o, "open", cli_json_uint(r->open), &ok);
 	cli_json_put(o, "overflow_failures", cli_json_uint(r->overflow_failures), &ok);
 	cli_json_put(o, "line", cli_json_uint(r->line), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 /* "a,b,c" of v into buf (cut when it does not fit). */

@@ -35,11 +35,7 @@ static json_t *silence_json(const struct cli_ctx *ctx, const ProtobufCMessage *r
 	cli_json_put(o, "ends_at", cli_json_time(s->ends_unix_nano), &ok);
 	cli_json_put(o, "expired_at", cli_json_time(s->expired_unix_nano), &ok);
 	cli_json_put(o, "active", json_boolean(s->active), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 /* "active", "pending" (not started), "expired" (ended early) or "ended". */

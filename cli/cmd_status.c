@@ -65,11 +65,7 @@ static json_t *status_json(const struct cli_ctx *ctx, const Errq__V1__StatusResp
 	cli_json_put(o, "overflow_failures", cli_json_uint(r->overflow_failures), &ok);
 	cli_json_put(o, "durability", cli_json_str(r->durability), &ok);
 	cli_json_put(o, "storage", cli_json_str(r->storage), &ok);
-	if (!ok) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return cli_json_done(o, ok);
 }
 
 static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__StatusResponse *r)
