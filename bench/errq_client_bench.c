@@ -101,7 +101,7 @@ static void errqd_start(struct errqd *d, int port)
 		if (!freopen(d->log, "a", stderr))
 			_exit(126);
 		execl(errqd_path, errqd_path, "--listen", listen, "--db", d->db, "--port-file",
-		      d->portfile, (char *)NULL);
+		      d->portfile, "--http-listen", "127.0.0.1:0", (char *)NULL);
 		_exit(127);
 	}
 	d->pid = pid;

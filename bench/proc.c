@@ -105,6 +105,8 @@ int server_spawn(struct server *sv, const struct spawn_opts *o, char *err, size_
 	argv[n++] = portfile;
 	argv[n++] = "--db";
 	argv[n++] = sv->db;
+	argv[n++] = "--http-listen";
+	argv[n++] = "127.0.0.1:0";
 	argv[n++] = "--log-level";
 	argv[n++] = "warn";
 	if (o->durability) {

@@ -11,6 +11,7 @@ void errq_buf_init(struct errq_buf *b, size_t toobig)
 	b->p = NULL;
 	b->len = b->cap = 0;
 	b->toobig = toobig;
+	b->failed = false;
 }
 
 void errq_buf_init_fixed(struct errq_buf *b, char *mem, size_t n)
@@ -19,6 +20,7 @@ void errq_buf_init_fixed(struct errq_buf *b, char *mem, size_t n)
 	b->len = 0;
 	b->cap = n;
 	b->toobig = n; /* reserve() fails before it would need more than the array */
+	b->failed = false;
 	mem[0] = '\0';
 }
 
@@ -31,14 +33,17 @@ void errq_buf_free(struct errq_buf *b)
 void errq_buf_reset(struct errq_buf *b)
 {
 	b->len = 0;
+	b->failed = false;
 	if (b->p)
 		b->p[0] = '\0';
 }
 
 static int buf_reserve(struct errq_buf *b, size_t extra)
 {
-	if (extra >= b->toobig || b->len + extra >= b->toobig)
+	if (extra >= b->toobig || b->len + extra >= b->toobig) {
+		b->failed = true;
 		return -1;
+	}
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return 0;
@@ -48,8 +53,10 @@ static int buf_reserve(struct errq_buf *b, size_t extra)
 	if (ncap > b->toobig)
 		ncap = b->toobig;
 	char *np = realloc(b->p, ncap);
-	if (!np)
+	if (!np) {
+		b->failed = true;
 		return -1;
+	}
 	b->p = np;
 	b->cap = ncap;
 	return 0;
@@ -77,7 +84,11 @@ int errq_buf_vprintf(struct errq_buf *b, const char *fmt, va_list ap)
 	va_copy(ap2, ap);
 	int n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
-	if (n < 0 || buf_reserve(b, (size_t)n))
+	if (n < 0) {
+		b->failed = true;
+		return -1;
+	}
+	if (buf_reserve(b, (size_t)n))
 		return -1;
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;

@@ -14,6 +14,7 @@ struct errq_buf {
 	size_t len;
 	size_t cap;
 	size_t toobig;
+	bool failed; /* some append failed since init or reset: check once after many appends */
 };
 
 void errq_buf_init(struct errq_buf *b, size_t toobig);
@@ -21,7 +22,7 @@ void errq_buf_init(struct errq_buf *b, size_t toobig);
  * must not be freed with errq_buf_free. */
 void errq_buf_init_fixed(struct errq_buf *b, char *mem, size_t n);
 void errq_buf_free(struct errq_buf *b);
-void errq_buf_reset(struct errq_buf *b); /* len = 0, keeps the memory */
+void errq_buf_reset(struct errq_buf *b); /* len = 0, failed = false, keeps the memory */
 int errq_buf_add(struct errq_buf *b, const void *p, size_t n);
 int errq_buf_addstr(struct errq_buf *b, const char *s);
 int errq_buf_printf(struct errq_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -918,12 +918,17 @@ static void end_work_entries(struct alerts *a, bool committed)
 
 static void publish_counts(struct alerts *a)
 {
-	uint32_t open = 0;
-	for (struct centry *e = a->active; e; e = e->anext)
+	uint32_t open = 0, half_open = 0, firing = 0;
+	for (struct centry *e = a->active; e; e = e->anext) {
 		open += e->c->state != CIRCUIT_CLOSED;
+		half_open += e->c->state == CIRCUIT_HALF_OPEN;
+		firing += e->c->state != CIRCUIT_CLOSED && e->has_alert;
+	}
 	pthread_mutex_lock(&a->stats_mu);
 	a->st.circuits = (uint32_t)a->n_entries;
 	a->st.circuits_open = open;
+	a->st.circuits_half_open = half_open;
+	a->st.alerts_firing = firing;
 	a->st.pending_deliveries = a->held;
 	pthread_mutex_unlock(&a->stats_mu);
 }
@@ -2252,6 +2257,17 @@ void alerts_get_stats(struct alerts *a, struct alerts_stats *st)
 	pthread_mutex_lock(&a->stats_mu);
 	*st = a->st;
 	pthread_mutex_unlock(&a->stats_mu);
+}
+
+size_t alerts_notifier_stats(struct alerts *a, struct notify_dest_stats *out, size_t max)
+{
+	return notify_get_stats(a->notifier, out, max);
+}
+
+uint64_t alerts_notifier_last_turn(void *ctx)
+{
+	struct alerts *a = ctx;
+	return notify_last_turn(a->notifier);
 }
 
 uint64_t alerts_rule_overflow(struct alerts *a, const char *rule)

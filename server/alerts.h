@@ -122,8 +122,14 @@ struct alerts_stats {
 	uint64_t deliveries_delivered, deliveries_retried, deliveries_dead, deliveries_silenced;
 	uint64_t outcome_batches, outcome_batches_duplicate;
 	uint32_t circuits, circuits_open, pending_deliveries;
+	uint32_t circuits_half_open; /* of circuits_open */
+	uint32_t alerts_firing;      /* alerts not resolved now */
 };
 void alerts_get_stats(struct alerts *a, struct alerts_stats *st);
+/* Delivery attempts per notifier since start (notify.h); returns the rows copied. */
+size_t alerts_notifier_stats(struct alerts *a, struct notify_dest_stats *out, size_t max);
+/* When the notifier's loop last turned (a health_turn_fn; ctx is the struct alerts). */
+uint64_t alerts_notifier_last_turn(void *ctx);
 /* Failures a rule put into its overflow circuit since start (for ListRules). */
 uint64_t alerts_rule_overflow(struct alerts *a, const char *rule);
 #endif

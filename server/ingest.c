@@ -11,6 +11,7 @@
 #include "ingest.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,8 +37,26 @@ struct ingest {
 	uint64_t stop_deadline; /* monotonic ns; abandon a failing store after it */
 	struct ingest_opts o;
 	struct ingest_stats st;
+	struct ingest_health health;
+	_Atomic uint64_t turn_ns; /* the writer's last turn (liveness) */
 	pthread_t thread;
 };
+
+/* Commit latency buckets (seconds) and transaction sizes (events). */
+static const double commit_seconds_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+static const double commit_events_bounds[] = {1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 20000};
+
+/* Under ig->mu, after the number of waiting streams changed: saturation starts when the
+ * first stream has to wait and ends when none waits (health.h: readiness). */
+static void note_saturation(struct ingest *ig)
+{
+	bool sat = ig->n_parked + ig->n_waiters > 0;
+	if (sat && !ig->health.saturated_since)
+		ig->health.saturated_since = errq_mono_ns();
+	else if (!sat)
+		ig->health.saturated_since = 0;
+}
 
 static bool has_room(struct ingest *ig, size_t bytes)
 {
@@ -74,6 +93,7 @@ bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w)
 		ig->waiters_tail = w;
 		ig->n_waiters++;
 		ig->st.parked_total++;
+		note_saturation(ig);
 	}
 	pthread_mutex_unlock(&ig->mu);
 	return room;
@@ -106,6 +126,7 @@ static struct ingest_waiter *take_waiters(struct ingest *ig, bool all)
 		tail = &w->next;
 		*tail = NULL;
 	}
+	note_saturation(ig);
 	return list;
 }
 
@@ -140,6 +161,7 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 		ig->parked_tail = b;
 		ig->n_parked++;
 		ig->st.parked_total++;
+		note_saturation(ig);
 		rc = INGEST_PARKED;
 	}
 	pthread_mutex_unlock(&ig->mu);
@@ -163,6 +185,7 @@ static struct ingest_batch *unpark(struct ingest *ig)
 		mt = &b->resume_next;
 		*mt = NULL;
 	}
+	note_saturation(ig);
 	return moved;
 }
 
@@ -328,6 +351,8 @@ static void maintain(struct ingest *ig, bool idle)
 	pthread_mutex_lock(&ig->mu);
 	ig->st.maint_errors += rc != 0;
 	ig->st.events_deleted = ws.events_deleted;
+	ig->st.events_deleted_retention = ws.events_deleted_retention;
+	ig->st.events_deleted_cap = ws.events_deleted_cap;
 	/* work left: come back after a short pause; else at the interval */
 	ig->next_maint = errq_mono_ns() + (more && !rc ? INGEST_MAINT_STEP_MS : INGEST_MAINT_INTERVAL_MS) * ERRQ_NS_PER_MS;
 }
@@ -339,6 +364,7 @@ static void *writer_main(void *arg)
 	uint64_t last_err_log = 0;
 	pthread_mutex_lock(&ig->mu);
 	for (;;) {
+		atomic_store(&ig->turn_ns, errq_mono_ns());
 		ig->writing = false;
 		pthread_cond_broadcast(&ig->idle);
 		run_jobs(ig);
@@ -361,8 +387,11 @@ static void *writer_main(void *arg)
 				until = errq_mono_ns() + 3600 * ERRQ_NS_PER_SEC;
 			if (ig->o.hooks && ig->o.store && ig->next_tick < until)
 				until = ig->next_tick;
+			if (until > errq_mono_ns() + INGEST_TURN_MS * ERRQ_NS_PER_MS)
+				until = errq_mono_ns() + INGEST_TURN_MS * ERRQ_NS_PER_MS;
 			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
 			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts)) {
+				atomic_store(&ig->turn_ns, errq_mono_ns());
 				maintain(ig, true);
 				tick(ig);
 			}
@@ -439,12 +468,18 @@ static void *writer_main(void *arg)
 		ig->writing = true;
 		pthread_mutex_unlock(&ig->mu);
 
+		uint64_t t_write = errq_mono_ns();
 		int rc = ig->o.store ? write_batches(ig, list) : 0;
+		uint64_t t_done = errq_mono_ns();
 
 		pthread_mutex_lock(&ig->mu);
 		if (rc != 0) {
 			/* nothing of these batches is acknowledged: back to the head, retry with backoff */
 			ig->st.store_errors++;
+			if (!ig->health.failing_since)
+				ig->health.failing_since = t_done;
+			ig->health.store_error = store_last_errclass(ig->o.store);
+			errq_snprintf(ig->health.error, sizeof(ig->health.error), "%s", store_errmsg(ig->o.store));
 			last->next = ig->head;
 			ig->head = list;
 			if (!ig->tail)
@@ -472,6 +507,7 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		backoff_ms = 0;
+		ig->health.failing_since = 0;
 		uint64_t stored = 0, dup = 0;
 		for (struct ingest_batch *b = list; b; b = b->next)
 			for (size_t i = 0; i < b->n_events; i++)
@@ -491,6 +527,8 @@ static void *writer_main(void *arg)
 			struct store_write_stats ws;
 			store_get_write_stats(ig->o.store, &ws); /* the writer's own handle: this thread */
 			ig->st.overflow_events = ws.overflow_events;
+			metrics_hist_observe(&ig->st.commit_seconds, (double)(t_done - t_write) / 1e9);
+			metrics_hist_observe(&ig->st.commit_events, (double)(stored + dup));
 		}
 		struct ingest_batch *moved = unpark(ig);
 		struct ingest_waiter *woken = take_waiters(ig, false);
@@ -533,6 +571,11 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o)
 	if (!ig)
 		return -1;
 	ig->o = *o;
+	metrics_hist_init(&ig->st.commit_seconds, commit_seconds_bounds,
+			  sizeof(commit_seconds_bounds) / sizeof(commit_seconds_bounds[0]));
+	metrics_hist_init(&ig->st.commit_events, commit_events_bounds,
+			  sizeof(commit_events_bounds) / sizeof(commit_events_bounds[0]));
+	atomic_store(&ig->turn_ns, errq_mono_ns());
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines below are errq_mono_ns() */
@@ -599,4 +642,17 @@ void ingest_get_stats(struct ingest *ig, struct ingest_stats *st)
 	st->queued_bytes = ig->queued_bytes;
 	st->parked = ig->n_parked + ig->n_waiters; /* streams not read for want of room */
 	pthread_mutex_unlock(&ig->mu);
+}
+
+void ingest_get_health(struct ingest *ig, struct ingest_health *h)
+{
+	pthread_mutex_lock(&ig->mu);
+	*h = ig->health;
+	pthread_mutex_unlock(&ig->mu);
+}
+
+uint64_t ingest_last_turn(void *ctx)
+{
+	struct ingest *ig = ctx;
+	return atomic_load(&ig->turn_ns);
 }

@@ -24,6 +24,7 @@
 
 #include "errq/v1/collector.pb-c.h"
 #include "errq_arena.h"
+#include "metrics.h"
 #include "validate.h"
 
 #ifdef ERRQ_TEST_LIMITS
@@ -34,6 +35,7 @@
 #define INGEST_COMMIT_MAX_EVENTS 20000
 #endif
 #define INGEST_RETRY_MAX_MS 1000
+#define INGEST_TURN_MS 1000 /* the writer turns at least this often, even idle (liveness) */
 
 struct store;
 struct ingest_batch;
@@ -127,7 +129,18 @@ struct ingest_opts {
 struct ingest_stats {
 	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total, maint_errors;
 	uint64_t events_deleted, overflow_events; /* from the store's writer */
+	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;
+	struct metrics_hist commit_seconds; /* each transaction of events, begin to commit */
+	struct metrics_hist commit_events;  /* events (stored, duplicate) per committed transaction */
+};
+
+/* What readiness and liveness need to know (health.h). */
+struct ingest_health {
+	uint64_t failing_since;   /* errq_mono_ns() of the first failed write since the last commit; 0 = none */
+	int store_error;          /* enum store_errclass of the last failure */
+	char error[256];          /* its message */
+	uint64_t saturated_since; /* since when streams have waited for room without a break; 0 = none */
 };
 
 enum { INGEST_QUEUED = 0, INGEST_PARKED = 1, INGEST_REFUSED = 2 /* the writer has stopped */ };
@@ -155,4 +168,7 @@ void ingest_stop(struct ingest *ig, uint64_t timeout_ns);
 /* Stops (if still running) and frees.  Accepts NULL. */
 void ingest_free(struct ingest *ig);
 void ingest_get_stats(struct ingest *ig, struct ingest_stats *st);
+void ingest_get_health(struct ingest *ig, struct ingest_health *h);
+/* errq_mono_ns() of the writer's last turn (a health_turn_fn; ctx is the struct ingest). */
+uint64_t ingest_last_turn(void *ctx);
 #endif

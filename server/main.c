@@ -27,7 +27,10 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "alerts.h"
+#include "health.h"
+#include "http.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "services.h"
 #include "settings.h"
 #include "storage.h"
@@ -46,23 +49,37 @@ static void usage(FILE *f)
 		"       errqd [--config FILE] --check-config\n"
 		"       errqd --print-config | --version | --help\n"
 		"\n"
-		"Flags override the config file.  --port-file writes the bound gRPC port (useful\n"
-		"with --listen 127.0.0.1:0).  --print-config prints every setting with its default;\n"
+		"Flags override the config file.  --port-file writes the bound gRPC port, and the\n"
+		"HTTP port on a second line (useful with --listen 127.0.0.1:0).  --print-config prints every setting with its default;\n"
 		"--check-config validates the file and flags and exits.\n");
 }
 
-static int write_port_file(const char *path, int port)
+/* Line 1: the gRPC port; line 2: the HTTP port (0 when http_listen is empty). */
+static int write_port_file(const char *path, int port, int http_port)
 {
 	char tmp[SETTINGS_STR_MAX + 8], buf[32];
 	errq_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	int n = errq_snprintf(buf, sizeof(buf), "%d\n", port);
+	int n = errq_snprintf(buf, sizeof(buf), "%d\n%d\n", port, http_port);
 	int rc = write(fd, buf, (size_t)n) == n ? 0 : -1;
 	if (close(fd) || rc || rename(tmp, path))
 		return -1;
 	return 0;
+}
+
+/* The turn of completion-queue thread i, for health.h. */
+struct cq_turn_arg {
+	struct transport *t;
+	int i;
+};
+static struct cq_turn_arg cq_turn_args[TRANSPORT_MAX_CQS];
+
+static uint64_t cq_last_turn(void *ctx)
+{
+	const struct cq_turn_arg *a = ctx;
+	return transport_cq_last_turn(a->t, a->i);
 }
 
 int main(int argc, char **argv)
@@ -182,6 +199,9 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* a file size limit (ulimit -f) must fail the write, which is retried and makes errqd
+	 * unready, not kill the collector */
+	signal(SIGXFSZ, SIG_IGN);
 
 	int rc = 1;
 	struct store *store = NULL;
@@ -193,9 +213,16 @@ int main(int argc, char **argv)
 	struct alerts *alerts = NULL; /* the rule engine (NULL with storage: none) */
 	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
-	static atomic_bool serving;
+	struct health *health = NULL;
+	struct metrics *metrics = NULL;
+	struct http *http = NULL;
+	uint64_t started_ns = errq_now_ns();
 
 	grpc_init();
+	if (!(health = health_new())) {
+		LOG_ERROR("out of memory");
+		goto out;
+	}
 	if (cfg.storage == STORAGE_SQLITE) {
 		struct store_opts so = {.path = cfg.database, .durability = cfg.durability,
 					.cache_mib = (int)cfg.cache_mib, .ckpt_external = true,
@@ -234,6 +261,10 @@ int main(int argc, char **argv)
 	}
 	if (alerts)
 		alerts_set_ingest(alerts, ig);
+	health_set_ingest(health, ig, cfg.readiness_queue_full_after_ns);
+	health_add_thread(health, "ingest writer", ingest_last_turn, ig);
+	if (alerts)
+		health_add_thread(health, "notifier", alerts_notifier_last_turn, alerts);
 	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
 				    .max_streams = (int)cfg.max_streams};
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
@@ -246,31 +277,59 @@ int main(int argc, char **argv)
 		  .name = cfg.name,
 		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
 		  .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
-		  .started_ns = errq_now_ns(),
+		  .started_ns = started_ns,
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
 	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts})) ||
 	    report_svc_register(rs, t) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
-	    tail_hub_register(tail, t) || health_svc_register(t, &serving)) {
+	    tail_hub_register(tail, t) || health_svc_register(t, health)) {
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
+	}
+	for (int i = 0; i < transport_cq_count(t); i++) {
+		char name[32];
+		errq_snprintf(name, sizeof(name), "completion queue %d", i);
+		cq_turn_args[i] = (struct cq_turn_arg){t, i};
+		health_add_thread(health, name, cq_last_turn, &cq_turn_args[i]);
+	}
+	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
+	if (cfg.http_listen[0]) {
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .tail = tail, .alerts = alerts, .health = health,
+					     .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
+					     .name = cfg.name, .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
+					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
+					     .started_ns = started_ns,
+					     .queue_capacity_batches = (uint64_t)cfg.ingest_queue_batches,
+					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes};
+		if (!(metrics = metrics_new(&ms))) {
+			LOG_ERROR("out of memory");
+			goto out;
+		}
+		if (http_start(&http, &(struct http_opts){.listen = cfg.http_listen, .health = health, .metrics = metrics},
+			       err, sizeof(err))) {
+			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
+			goto out;
+		}
 	}
 	int port = transport_start(t, err, sizeof(err));
 	if (port < 0) {
 		errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
 		goto out;
 	}
-	atomic_store(&serving, true);
-	if (cfg.port_file[0] && write_port_file(cfg.port_file, port)) {
+	health_set_started(health);
+	int hport = http ? http_port(http) : 0;
+	if (cfg.port_file[0] && write_port_file(cfg.port_file, port, hport)) {
 		errq_logkv(ERRQ_LOG_ERROR, "cannot write the port file", "path", cfg.port_file, "error",
 			   strerror(errno), NULL);
 		goto stop;
 	}
 	{
-		char portbuf[16];
+		char portbuf[16], hportbuf[16];
 		errq_snprintf(portbuf, sizeof(portbuf), "%d", port);
+		errq_snprintf(hportbuf, sizeof(hportbuf), "%d", hport);
 		errq_logkv(ERRQ_LOG_INFO, "errqd started", "version", ERRQ_VERSION_STRING, "listen", cfg.listen,
-			   "port", portbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
+			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
+			   hportbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
 			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", NULL);
 	}
 
@@ -297,7 +356,7 @@ stop:
 		uint64_t t0 = errq_mono_ns(), budget = cfg.shutdown_timeout_ns;
 		uint64_t drain_end = t0 + budget / 4 * 3, writer_end = t0 + budget / 8 * 7, end = t0 + budget;
 #define LEFT(until) ((until) > errq_mono_ns() ? (until) - errq_mono_ns() : 0)
-		atomic_store(&serving, false);
+		health_set_draining(health);
 		report_svc_drain(rs);
 		bool drained = ingest_wait_idle(ig, LEFT(drain_end));
 		bool ended = report_svc_wait_calls(rs, LEFT(drain_end));
@@ -315,6 +374,8 @@ stop:
 			   "queue_drained", drained ? "true" : "false", "streams_ended", ended ? "true" : "false", NULL);
 	}
 out:
+	http_stop(http); /* first: a scrape reads every module below */
+	metrics_free(metrics);
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
 	transport_free(t);
@@ -326,6 +387,7 @@ out:
 	tail_hub_free(tail); /* its calls ended with the transport */
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */
+	health_free(health);
 	grpc_shutdown_blocking();
 	if (rc == 0)
 		LOG_INFO("errqd stopped");

@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,11 @@ struct notifier {
 	pthread_t thread;
 	uv_loop_t loop;
 	uv_async_t wake;
-	uv_timer_t curl_timer, sched_timer;
+	uv_timer_t curl_timer, sched_timer, turn_timer;
+	_Atomic uint64_t turn_ns;               /* the loop's last turn (liveness) */
+	pthread_mutex_t stats_mu;               /* guards stats, n_stats */
+	struct notify_dest_stats stats[NOTIFY_MAX_STATS];
+	size_t n_stats;
 	CURLM *multi;
 	pthread_mutex_t mu;
 	bool stopping;                          /* under mu */
@@ -114,9 +119,52 @@ static struct dest_state *find_dest(struct notifier *n, const char *name)
 	return NULL;
 }
 
+/* Counts one attempt's result for its destination (by name: the counts outlive reloads). */
+static void count_attempt(struct notifier *n, const char *dest, enum notify_result r)
+{
+	pthread_mutex_lock(&n->stats_mu);
+	struct notify_dest_stats *st = NULL;
+	for (size_t i = 0; i < n->n_stats && !st; i++)
+		if (strcmp(n->stats[i].name, dest) == 0)
+			st = &n->stats[i];
+	if (!st && n->n_stats < NOTIFY_MAX_STATS) {
+		st = &n->stats[n->n_stats++];
+		errq_snprintf(st->name, sizeof(st->name), "%s", dest);
+	}
+	if (!st) /* more names than NOTIFY_MAX_STATS since start: the last row takes the rest */
+		st = &n->stats[NOTIFY_MAX_STATS - 1];
+	st->sent += r == NOTIFY_DELIVERED;
+	st->failed += r != NOTIFY_DELIVERED;
+	st->retried += r == NOTIFY_RETRY;
+	st->dead += r == NOTIFY_DEAD;
+	pthread_mutex_unlock(&n->stats_mu);
+}
+
+size_t notify_get_stats(struct notifier *n, struct notify_dest_stats *out, size_t max)
+{
+	pthread_mutex_lock(&n->stats_mu);
+	size_t k = n->n_stats < max ? n->n_stats : max;
+	memcpy(out, n->stats, k * sizeof(*out));
+	pthread_mutex_unlock(&n->stats_mu);
+	return k;
+}
+
+uint64_t notify_last_turn(void *ctx)
+{
+	struct notifier *n = ctx;
+	return atomic_load(&n->turn_ns);
+}
+
+static void on_turn_timer(uv_timer_t *t)
+{
+	struct notifier *n = t->data;
+	atomic_store(&n->turn_ns, errq_mono_ns());
+}
+
 static void report(struct notifier *n, struct pending *p, enum notify_result r, uint64_t retry_at, long http,
 		   const char *err)
 {
+	count_attempt(n, p->d->dest, r);
 	struct notify_report rep = {.id = p->d->id, .result = r, .attempts = p->d->attempts, .retry_at_ns = retry_at,
 				    .http_status = http};
 	errq_snprintf(rep.error, sizeof(rep.error), "%s", err ? err : "");
@@ -585,6 +633,7 @@ int notify_start(struct notifier **out, notify_report_fn fn, void *ctx, const st
 	if (getrandom(&n->rnd, sizeof(n->rnd), GRND_NONBLOCK) != sizeof(n->rnd) || !n->rnd)
 		n->rnd = errq_now_ns() | 1;
 	pthread_mutex_init(&n->mu, NULL);
+	pthread_mutex_init(&n->stats_mu, NULL);
 	if (uv_loop_init(&n->loop)) {
 		errq_snprintf(err, errsz, "cannot start the notifier's loop");
 		goto fail;
@@ -605,6 +654,10 @@ int notify_start(struct notifier **out, notify_report_fn fn, void *ctx, const st
 	n->curl_timer.data = n;
 	uv_timer_init(&n->loop, &n->sched_timer);
 	n->sched_timer.data = n;
+	uv_timer_init(&n->loop, &n->turn_timer);
+	n->turn_timer.data = n;
+	atomic_store(&n->turn_ns, errq_mono_ns());
+	uv_timer_start(&n->turn_timer, on_turn_timer, NOTIFY_TURN_MS, NOTIFY_TURN_MS);
 	if (pthread_create(&n->thread, NULL, loop_main, n)) {
 		errq_snprintf(err, errsz, "cannot start the notifier thread");
 		uv_walk(&n->loop, walk_close, NULL);
@@ -617,6 +670,7 @@ int notify_start(struct notifier **out, notify_report_fn fn, void *ctx, const st
 	return 0;
 fail:
 	pthread_mutex_destroy(&n->mu);
+	pthread_mutex_destroy(&n->stats_mu);
 	free(n);
 	return -1;
 }
@@ -699,5 +753,6 @@ void notify_stop(struct notifier *n)
 	free(n->dests);
 	free(n->new_dests);
 	pthread_mutex_destroy(&n->mu);
+	pthread_mutex_destroy(&n->stats_mu);
 	free(n);
 }

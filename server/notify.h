@@ -41,6 +41,8 @@
 #define NOTIFY_BREAKER_FAILURES 3
 #define NOTIFY_BREAKER_MIN_MS 1000
 #define NOTIFY_BREAKER_MAX_MS (60 * 1000)
+#define NOTIFY_MAX_STATS (2 * NOTIFY_MAX_DESTS) /* notifier names counted since start */
+#define NOTIFY_TURN_MS 1000                     /* the loop turns at least this often (liveness) */
 
 enum notify_type { NOTIFY_WEBHOOK = 0, NOTIFY_LOG = 1 };
 
@@ -97,6 +99,17 @@ struct notify_delivery *notify_delivery_new(const char *body, size_t len);
 /* Stops the loop: requests in flight are aborted (not reported), pending deliveries dropped
  * (they are in the caller's outbox).  Accepts NULL. */
 void notify_stop(struct notifier *n);
+
+/* Attempts per notifier since start, by name (the counts survive reloads).  A notifier's
+ * attempt is sent (2xx) or failed; a failed one is then retried or dead-lettered. */
+struct notify_dest_stats {
+	char name[NOTIFY_NAME_MAX];
+	uint64_t sent, failed, retried, dead;
+};
+/* Copies up to max rows into out; returns how many.  Any thread. */
+size_t notify_get_stats(struct notifier *n, struct notify_dest_stats *out, size_t max);
+/* errq_mono_ns() of the loop's last turn (a health_turn_fn; ctx is the notifier). */
+uint64_t notify_last_turn(void *ctx);
 
 /* HMAC-SHA256 signature header value over "timestamp.body": "t=<ts>,v1=<hex>". */
 void notify_sign(const char *secret, uint64_t ts, const char *body, size_t len, char out[160]);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "validate.h"
+
 struct transport;
 struct ingest;
 struct tail_hub;
@@ -23,6 +25,17 @@ struct alerts;
  * RESOURCE_EXHAUSTED: nested empty frames or details decode to ~30x their wire size */
 #define REPORT_MAX_DECODED_BYTES (32 << 20)
 struct report_svc;
+/* Since start: what the streams brought (counted as decoded, before storing). */
+struct report_stats {
+	_Atomic uint64_t events_received, batches_received;
+	_Atomic uint64_t batches_malformed, batches_too_large; /* ended their call */
+	_Atomic uint64_t rejected[VALIDATE_N_REJECT_CODES + 1]; /* by validate_reject_codes; last: other */
+};
+struct report_stats_snapshot {
+	uint64_t events_received, batches_received, batches_malformed, batches_too_large;
+	uint64_t rejected[VALIDATE_N_REJECT_CODES + 1];
+};
+void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out);
 struct report_svc *report_svc_new(struct ingest *ig);
 int report_svc_register(struct report_svc *r, struct transport *t);
 /* Shutdown, step 1: read no more; every call ends with UNAVAILABLE once its read batches are
@@ -51,6 +64,7 @@ struct query_svc *query_svc_new(const struct query_svc_opts *o);
 int query_svc_register(struct query_svc *q, struct transport *t);
 void query_svc_free(struct query_svc *q);
 
-/* grpc.health.v1.Health/Check (svc_health.c): SERVING while *serving is true. */
-int health_svc_register(struct transport *t, atomic_bool *serving);
+/* grpc.health.v1.Health/Check (svc_health.c): SERVING while health_ready(h). */
+struct health;
+int health_svc_register(struct transport *t, struct health *h);
 #endif

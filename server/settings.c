@@ -61,6 +61,8 @@ static const struct setting table[] = {
      "newest events kept per group, older ones deleted in the background (0 = keep all)"},
     {"groups_per_service", T_INT, OFF(groups_per_service), "10000", 0, INT64_C(1) << 32, NULL,
      "groups per service; new fingerprints past it count in one overflow group (0 = no limit)"},
+    {"readiness_queue_full_after", T_DURATION, OFF(readiness_queue_full_after_ns), "30s", 0, 0, NULL,
+     "/readyz turns 503 when streams have waited for room in the ingest queue this long without a break (0s = never)"},
     {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL,
      "resolved alerts, circuit transitions and ended silences older than this are deleted"},
 };

@@ -25,6 +25,7 @@ struct settings {
 	uint64_t shutdown_timeout_ns;       /* SIGTERM: time allowed for draining */
 	uint64_t retention_ns;              /* raw events older than this are deleted */
 	uint64_t alert_history_ns;          /* alert history older than this is deleted */
+	uint64_t readiness_queue_full_after_ns; /* saturated this long: not ready (0 = never) */
 	int64_t events_per_group;           /* newest events kept per group (0 = all) */
 	int64_t groups_per_service;         /* more new groups go to the service's overflow group */
 	char port_file[SETTINGS_STR_MAX];   /* flag only: write the bound gRPC port here */

@@ -1,10 +1,13 @@
 /* svc_health.c: grpc.health.v1.Health/Check.  "" (the server) and errq's own services answer
- * SERVING while the collector accepts work and NOT_SERVING once it drains; any other service
- * name is NOT_FOUND, as the health-checking protocol says. */
+ * SERVING while the collector is ready (health.h: the very answer /readyz gives) and
+ * NOT_SERVING otherwise (starting, a failing database, a saturated queue, draining); any other
+ * service name is NOT_FOUND, as the health-checking protocol says. */
 #include <string.h>
 
 #include "errq_grpc.h"
 #include "errq_str.h"
+#include "errq_time.h"
+#include "health.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "services.h"
 #include "transport.h"
@@ -14,7 +17,7 @@ static const char *const known[] = {"", "errq.v1.Collector", "errq.v1.Query", "e
 
 static grpc_status_code check(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
-	atomic_bool *serving = ctx;
+	struct health *h = ctx;
 	Grpc__Health__V1__HealthCheckRequest *in =
 	    grpc__health__v1__health_check_request__unpack(NULL, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
 	if (!in) {
@@ -29,7 +32,9 @@ static grpc_status_code check(void *ctx, grpc_slice req, grpc_byte_buffer **resp
 		errq_snprintf(details, dsz, "unknown service '%.200s'", in->service);
 	} else {
 		Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-		out.status = atomic_load(serving) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+		char why[HEALTH_REASON_MAX];
+		out.status = health_ready(h, errq_mono_ns(), why, sizeof(why))
+				 ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
 						  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 		*resp = errq_bb_from_msg(&out.base);
 		if (!*resp) {
@@ -41,7 +46,7 @@ static grpc_status_code check(void *ctx, grpc_slice req, grpc_byte_buffer **resp
 	return st;
 }
 
-int health_svc_register(struct transport *t, atomic_bool *serving)
+int health_svc_register(struct transport *t, struct health *h)
 {
-	return transport_add_unary(t, "/grpc.health.v1.Health/Check", check, serving);
+	return transport_add_unary(t, "/grpc.health.v1.Health/Check", check, h);
 }

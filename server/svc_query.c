@@ -22,6 +22,7 @@
 #include "alerts.h"
 #include "ingest.h"
 #include "svc_common.h"
+#include "metrics.h"
 #include "services.h"
 #include "storage.h"
 #include "tail.h"
@@ -611,19 +612,6 @@ out:
 
 /* ---- Status ---- */
 
-/* Resident set size of this process, from /proc/self/statm. */
-static uint64_t rss_bytes(void)
-{
-	unsigned long size = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-		resident = 0;
-	fclose(f);
-	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	struct query_svc *q = ctx;
@@ -666,7 +654,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 		o.failures_matched = as.failures_matched;
 		o.overflow_failures = as.overflow_failures;
 	}
-	o.rss_bytes = rss_bytes();
+	o.rss_bytes = metrics_rss_bytes();
 	if (q->db_path) {
 		struct store *s = svc_reader(&q->readers, details, dsz);
 		struct store_totals t;

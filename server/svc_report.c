@@ -60,6 +60,7 @@ struct rcall {
 
 struct report_svc {
 	struct ingest *ig;
+	struct report_stats st; /* atomics: counted by the queue threads */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a call was freed */
 	struct rcall *calls;
@@ -325,12 +326,39 @@ static void submit(struct rcall *c, struct ingest_batch *b)
 	}
 }
 
+/* Counts a decoded batch (b) or one that ended its call (b NULL, with status st). */
+static void count_batch(struct report_stats *rs, const struct ingest_batch *b, grpc_status_code st)
+{
+	if (!b) {
+		atomic_fetch_add_explicit(st == GRPC_STATUS_INVALID_ARGUMENT ? &rs->batches_malformed : &rs->batches_too_large,
+					  1, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&rs->batches_received, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&rs->events_received, b->n_events, memory_order_relaxed);
+	for (uint32_t i = 0; i < b->n_rejected; i++) {
+		int k = validate_reject_index(b->rejected_reason[i]);
+		atomic_fetch_add_explicit(&rs->rejected[k < 0 ? VALIDATE_N_REJECT_CODES : k], 1, memory_order_relaxed);
+	}
+}
+
+void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out)
+{
+	out->events_received = atomic_load(&r->st.events_received);
+	out->batches_received = atomic_load(&r->st.batches_received);
+	out->batches_malformed = atomic_load(&r->st.batches_malformed);
+	out->batches_too_large = atomic_load(&r->st.batches_too_large);
+	for (int i = 0; i <= VALIDATE_N_REJECT_CODES; i++)
+		out->rejected[i] = atomic_load(&r->st.rejected[i]);
+}
+
 /* Decodes the message of c into a batch and submits it; on failure ends the call. */
 static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 {
 	char why[128];
 	grpc_status_code st;
 	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &st, why, sizeof(why));
+	count_batch(&c->svc->st, b, st);
 	if (!b) {
 		c->unanswered--;
 		if (from_waiter)

@@ -18,6 +18,7 @@
 #include "errq_grpc.h"
 #include "errq_log.h"
 #include "errq_str.h"
+#include "errq_time.h"
 
 enum method_kind { M_UNARY, M_UNARY_ASYNC, M_STREAM, M_SERVER_STREAM };
 
@@ -40,6 +41,10 @@ struct transport {
 	grpc_completion_queue *cq[TRANSPORT_MAX_CQS];
 	pthread_t thread[TRANSPORT_MAX_CQS];
 	bool threads_started[TRANSPORT_MAX_CQS];
+	struct cq_turn {
+		grpc_completion_queue *cq;
+		_Atomic uint64_t ns; /* errq_mono_ns() of the thread's last turn (liveness) */
+	} turn[TRANSPORT_MAX_CQS];
 	struct method methods[TRANSPORT_MAX_METHODS];
 	int nmethods;
 	struct method generic;
@@ -204,9 +209,13 @@ static void on_request(void *arg, bool ok)
 
 static void *cq_thread(void *arg)
 {
-	grpc_completion_queue *cq = arg;
+	struct cq_turn *turn = arg;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		/* wake at least every TRANSPORT_TURN_MS, idle or not, to show the thread turns */
+		gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+						     gpr_time_from_millis(TRANSPORT_TURN_MS, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_next(turn->cq, deadline, NULL);
+		atomic_store(&turn->ns, errq_mono_ns());
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
@@ -347,7 +356,9 @@ int transport_start(struct transport *t, char *err, size_t errsz)
 			}
 	}
 	for (int i = 0; i < t->ncq; i++) {
-		if (pthread_create(&t->thread[i], NULL, cq_thread, t->cq[i])) {
+		t->turn[i].cq = t->cq[i];
+		atomic_store(&t->turn[i].ns, errq_mono_ns());
+		if (pthread_create(&t->thread[i], NULL, cq_thread, &t->turn[i])) {
 			errq_snprintf(err, errsz, "cannot start completion-queue thread");
 			return -1;
 		}
@@ -400,4 +411,14 @@ void transport_free(struct transport *t)
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
 	free(t);
+}
+
+int transport_cq_count(const struct transport *t)
+{
+	return t->ncq;
+}
+
+uint64_t transport_cq_last_turn(const struct transport *t, int i)
+{
+	return atomic_load(&((struct transport *)t)->turn[i].ns);
 }

@@ -20,6 +20,7 @@
 #define TRANSPORT_STREAM_LOOKAHEAD 16384   /* HTTP/2 receive window per stream, bytes */
 #define TRANSPORT_MAX_METHODS 32          /* Report, Health, Query (8), Alerts (10), headroom */
 #define TRANSPORT_MEMORY_QUOTA (48u << 20) /* gRPC's resource quota for the server's buffers */
+#define TRANSPORT_TURN_MS 1000            /* a queue thread wakes at least this often (liveness) */
 
 struct tag {
 	void (*fn)(void *arg, bool ok);
@@ -62,6 +63,10 @@ int transport_start(struct transport *t, char *err, size_t errsz);
 /* Stops accepting calls, cancels the live ones and waits for the server's shutdown; queue
  * threads keep running so that the services can finish their calls. */
 void transport_shutdown_server(struct transport *t);
+/* The number of completion-queue threads, and when thread i (0 <= i < count) last turned
+ * (errq_mono_ns(); it turns at least every TRANSPORT_TURN_MS once started). */
+int transport_cq_count(const struct transport *t);
+uint64_t transport_cq_last_turn(const struct transport *t, int i);
 /* Destroys the server, drains and joins the queue threads, frees t.  Accepts NULL. */
 void transport_free(struct transport *t);
 #endif

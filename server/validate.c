@@ -25,6 +25,20 @@ static int check_str(char *s, size_t max, const char *field, int bit, uint32_t *
 	return 0;
 }
 
+#define CODE_NAME(c) #c,
+const char *const validate_reject_codes[VALIDATE_N_REJECT_CODES] = {VALIDATE_REJECT_CODES(CODE_NAME)};
+#undef CODE_NAME
+
+int validate_reject_index(const char *reason)
+{
+	for (int i = 0; i < VALIDATE_N_REJECT_CODES; i++) {
+		size_t n = strlen(validate_reject_codes[i]);
+		if (strncmp(reason, validate_reject_codes[i], n) == 0 && reason[n] == ':')
+			return i;
+	}
+	return -1;
+}
+
 int validate_failure(Errq__V1__TaskFailure *tf, struct validated *v, char reason[VALIDATE_REASON_MAX])
 {
 	memset(v, 0, sizeof(*v));

@@ -36,6 +36,13 @@ struct validated {
 	char fingerprint[FINGERPRINT_HEX_LEN + 1];
 };
 
+/* The rejection codes (the part of a reason before the colon), in a fixed order. */
+#define VALIDATE_REJECT_CODES(X) X(missing_service) X(missing_error_type) X(bad_event_id) X(invalid_utf8)
+#define VALIDATE_N_REJECT_CODES 4
+extern const char *const validate_reject_codes[VALIDATE_N_REJECT_CODES];
+/* The index of reason's code in validate_reject_codes, or -1. */
+int validate_reject_index(const char *reason);
+
 /* Checks tf and truncates over-long strings in place.  Returns 0 when the event is accepted
  * (v filled in), or -1 with reason set to "code: explanation". */
 int validate_failure(Errq__V1__TaskFailure *tf, struct validated *v, char reason[VALIDATE_REASON_MAX]);

@@ -74,6 +74,15 @@ void store_close(struct store *s); /* accepts NULL */
 const char *store_errmsg(const struct store *s);
 /* True when the last failure was a lock held by another connection (worth retrying). */
 bool store_last_busy(const struct store *s);
+/* What kind of failure the last one was, for operators (readiness, metrics). */
+enum store_errclass {
+	STORE_ERR_NONE = 0,
+	STORE_ERR_LOCKED,     /* SQLITE_BUSY / SQLITE_LOCKED: another connection holds a lock */
+	STORE_ERR_FULL,       /* SQLITE_FULL: the disk (or the file size limit) is full */
+	STORE_ERR_UNWRITABLE, /* read-only file, permissions, I/O errors, cannot open */
+	STORE_ERR_OTHER,
+};
+int store_last_errclass(const struct store *s);
 
 /* Writer: a transaction holding many batches.  store_txn_add_event returns 1 when the event
  * was stored, 0 when its event_id was already stored (a duplicate), -1 on error (the caller
@@ -171,6 +180,7 @@ struct store_maint_opts {
 int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
 struct store_write_stats {
 	uint64_t events_deleted, overflow_events, minutes_folded, pages_vacuumed;
+	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 };
 void store_get_write_stats(struct store *s, struct store_write_stats *st);
 
@@ -206,7 +216,8 @@ int store_wal_catch_up(struct store *s, int min_pages);
 int store_count_events(struct store *s, uint64_t *n);
 /* Cheap totals for status: events (sum over groups), groups, bytes on disk (file + WAL). */
 struct store_totals {
-	uint64_t events, groups, db_bytes;
+	uint64_t events, groups, db_bytes; /* db_bytes: the main file and the WAL */
+	uint64_t wal_bytes;                /* the WAL alone */
 };
 int store_get_totals(struct store *s, struct store_totals *t);
 #endif

@@ -72,6 +72,16 @@ int store__set_err(struct store *s, const char *what)
 {
 	int code = s->db ? sqlite3_errcode(s->db) : SQLITE_ERROR;
 	s->busy = code == SQLITE_BUSY || code == SQLITE_LOCKED;
+	switch (code & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: s->errclass = STORE_ERR_LOCKED; break;
+	case SQLITE_FULL: s->errclass = STORE_ERR_FULL; break;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_CANTOPEN:
+	case SQLITE_IOERR: s->errclass = STORE_ERR_UNWRITABLE; break;
+	default: s->errclass = STORE_ERR_OTHER; break;
+	}
 	errq_snprintf(s->err, sizeof(s->err), "%s: %s", what, s->db ? sqlite3_errmsg(s->db) : "no database");
 	return -1;
 }
@@ -84,6 +94,11 @@ const char *store_errmsg(const struct store *s)
 bool store_last_busy(const struct store *s)
 {
 	return s->busy;
+}
+
+int store_last_errclass(const struct store *s)
+{
+	return s->errclass;
 }
 
 static int pragma(struct store *s, const char *sql)
@@ -308,7 +323,19 @@ void store_txn_rollback(struct store *s)
 {
 	if (!s->in_txn)
 		return;
-	store__step(s, s->stmt[STMT_ROLLBACK], "rollback");
+	/* SQLite may have rolled back already (an I/O error or a full disk during COMMIT ends the
+	 * transaction); either way, keep the failure that made the caller roll back: a failing
+	 * rollback is only its echo */
+	if (!sqlite3_get_autocommit(s->db)) {
+		char why[sizeof(s->err)];
+		int cls = s->errclass;
+		bool busy = s->busy;
+		memcpy(why, s->err, sizeof(why));
+		store__step(s, s->stmt[STMT_ROLLBACK], "rollback");
+		memcpy(s->err, why, sizeof(why));
+		s->errclass = cls;
+		s->busy = busy;
+	}
 	/* groups and environments inserted by this transaction are gone: forget cached ids */
 	for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++) {
 		free(s->gcache[i].fingerprint);

@@ -82,6 +82,7 @@ struct store {
 	bool readonly;
 	bool in_txn;
 	bool busy;
+	int errclass; /* enum store_errclass of the last failure */
 	char err[512];
 	sqlite3_stmt *stmt[STMT_COUNT];
 	sqlite3_stmt *astmt[ASTMT_COUNT]; /* writer: store_alerts.c's, prepared on first use */

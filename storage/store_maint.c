@@ -46,7 +46,7 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 }
 
 /* Deletes the given events (rowid, group id pairs) and lowers their groups' stored counts. */
-static int delete_rows(struct store *s, const int64_t (*rows)[2], int n)
+static int delete_rows(struct store *s, const int64_t (*rows)[2], int n, uint64_t *by_cause)
 {
 	sqlite3_stmt *del = NULL, *dec = NULL;
 	int rc = -1;
@@ -71,6 +71,7 @@ static int delete_rows(struct store *s, const int64_t (*rows)[2], int n)
 		sqlite3_reset(dec);
 	}
 	s->wst.events_deleted += (uint64_t)n;
+	*by_cause += (uint64_t)n;
 	rc = 0;
 out:
 	sqlite3_finalize(del);
@@ -101,7 +102,7 @@ static int retention_step(struct store *s, uint64_t cutoff_ns, bool *more)
 		return store__set_err(s, "retention scan");
 	if (n == STORE_MAINT_BATCH)
 		*more = true;
-	return n ? delete_rows(s, (const int64_t(*)[2])rows, n) : 0;
+	return n ? delete_rows(s, (const int64_t(*)[2])rows, n, &s->wst.events_deleted_retention) : 0;
 }
 
 /* Whether some group stores more than cap: a scan of the groups table, so it runs at most
@@ -184,7 +185,7 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
 		s->cap_sweeping = false; /* a whole pass: check again later */
 	else
 		*more = true;
-	rc = n ? delete_rows(s, (const int64_t(*)[2])rows, n) : 0;
+	rc = n ? delete_rows(s, (const int64_t(*)[2])rows, n, &s->wst.events_deleted_cap) : 0;
 out:
 	sqlite3_finalize(q);
 	sqlite3_finalize(st);

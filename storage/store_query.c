@@ -404,8 +404,10 @@ int store_get_totals(struct store *s, struct store_totals *t)
 	if (main_path && *main_path) {
 		char wal[4096];
 		struct stat sb;
-		if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", main_path) < sizeof(wal) && stat(wal, &sb) == 0)
-			t->db_bytes += (uint64_t)sb.st_size;
+		if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", main_path) < sizeof(wal) && stat(wal, &sb) == 0) {
+			t->wal_bytes = (uint64_t)sb.st_size;
+			t->db_bytes += t->wal_bytes;
+		}
 	}
 	return 0;
 }

@@ -79,7 +79,7 @@ cmake --build "$tmp/consumer/build" >"$tmp/build.log" 2>&1 ||
 	fail "find_package(errq) build failed: $(cat "$tmp/build.log")"
 
 # run all four against a real collector
-"$errqd" --listen 127.0.0.1:0 --db "$tmp/errq.db" --port-file "$tmp/port" 2>"$tmp/errqd.log" &
+"$errqd" --listen 127.0.0.1:0 --db "$tmp/errq.db" --port-file "$tmp/port" --http-listen 127.0.0.1:0 2>"$tmp/errqd.log" &
 errqd_pid=$!
 i=0
 while [ ! -s "$tmp/port" ]; do

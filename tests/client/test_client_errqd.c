@@ -67,7 +67,7 @@ static void errqd_start(struct errqd *d, int port)
 			close(fd);
 		}
 		execl(ERRQD_PATH, ERRQD_PATH, "--listen", listen, "--db", d->db, "--port-file",
-		      d->portfile, (char *)NULL);
+		      d->portfile, "--http-listen", "127.0.0.1:0", (char *)NULL);
 		_exit(127);
 	}
 	d->pid = pid;

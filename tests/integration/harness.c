@@ -1,7 +1,9 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,8 +71,15 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 	const char *base[] = {"--listen", "127.0.0.1:0", "--db", p->db, "--port-file", portfile, "--log-level", "debug"};
 	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
 		args[n++] = base[i];
-	for (int i = 0; extra && extra[i] && n < 60; i++)
+	bool http_given = false;
+	for (int i = 0; extra && extra[i] && n < 60; i++) {
+		http_given |= strcmp(extra[i], "--http-listen") == 0;
 		args[n++] = extra[i];
+	}
+	if (!http_given) { /* never the default fixed port: tests run in parallel */
+		args[n++] = "--http-listen";
+		args[n++] = "127.0.0.1:0";
+	}
 	args[n] = NULL;
 	const char *argv[80];
 	build_argv(argv, 80, args);
@@ -92,11 +102,12 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 20) {
 		FILE *f = fopen(portfile, "r");
 		if (f) {
-			int port = 0;
-			int ok = fscanf(f, "%d", &port) == 1;
+			int port = 0, http_port = 0;
+			int ok = fscanf(f, "%d %d", &port, &http_port) >= 1;
 			fclose(f);
 			if (ok && port > 0) {
 				p->port = port;
+				p->http_port = http_port;
 				errq_snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", port);
 				return 0;
 			}
@@ -752,4 +763,59 @@ grpc_status_code query_call(const char *addr, const char *method, const Protobuf
 	errq_unary_result_free(&r);
 	grpc_channel_destroy(ch);
 	return st;
+}
+
+int http_request(int port, const char *method, const char *path, const char *extra_headers, int *status,
+		 char **headers, char **body)
+{
+	int rc = -1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct errq_buf req, in;
+	errq_buf_init(&req, 1u << 20);
+	errq_buf_init(&in, HARNESS_HTTP_MAX);
+	*status = 0;
+	if (headers)
+		*headers = NULL;
+	if (body)
+		*body = NULL;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out;
+	errq_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n", method, path,
+			extra_headers ? extra_headers : "");
+	for (size_t off = 0; off < req.len;) {
+		ssize_t n = send(fd, req.p + off, req.len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break; /* the server may answer and close before reading it all */
+		off += (size_t)n;
+	}
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, HARNESS_DEADLINE_MS) != 1)
+			goto out;
+		char buf[4096];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == ECONNRESET && in.len)
+			break;
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		if (errq_buf_add(&in, buf, (size_t)n))
+			goto out;
+	}
+	char *eoh = in.p ? strstr(in.p, "\r\n\r\n") : NULL;
+	if (!eoh || sscanf(in.p, "HTTP/1.%*d %d", status) != 1)
+		goto out;
+	if (headers)
+		*headers = strndup(in.p, (size_t)(eoh - in.p));
+	if (body)
+		*body = strdup(eoh + 4);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	errq_buf_free(&req);
+	errq_buf_free(&in);
+	return rc;
 }

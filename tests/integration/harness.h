@@ -20,6 +20,7 @@
 struct errqd_proc {
 	pid_t pid;
 	int port;
+	int http_port;  /* 0 when started with --http-listen "" */
 	char dir[256];  /* temporary directory holding the database, port file and log */
 	char db[320];
 	char addr[64];
@@ -89,6 +90,13 @@ int tail_open(struct tailstream *t, const char *addr, const Errq__V1__TailReques
 /* 0 with *out set, 1 when the stream ended, -1 on timeout. */
 int tail_recv(struct tailstream *t, Errq__V1__TailMessage **out, long timeout_ms);
 void tail_free(struct tailstream *t);
+
+/* One HTTP/1.1 request to 127.0.0.1:port (errqd's HTTP listener).  extra_headers is "" or
+ * lines each ending in CRLF.  Returns 0 with the status, and (malloc'd, may pass NULL) the
+ * header block and the body; -1 when no answer came.  Answers over HARNESS_HTTP_MAX fail. */
+#define HARNESS_HTTP_MAX (8u << 20)
+int http_request(int port, const char *method, const char *path, const char *extra_headers, int *status,
+		 char **headers, char **body);
 
 /* A unary Query call: returns the status; on OK *resp holds the response bytes (unref). */
 grpc_status_code query_call(const char *addr, const char *method, const ProtobufCMessage *req, grpc_slice *resp,

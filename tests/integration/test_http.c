@@ -1,0 +1,308 @@
+/* Integration: errqd's HTTP listener — probes, routes, limits, /metrics (checked by promtool)
+ * and readiness when the database cannot be written, against a real errqd. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "errq_grpc.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "harness.h"
+
+static struct errqd_proc D;
+static struct errq_idgen G;
+
+static int setup(void **state)
+{
+	grpc_init();
+	errq_idgen_init(&G);
+	memset(&D, 0, sizeof(D));
+	if (errqd_start(&D, NULL))
+		return -1;
+	return D.http_port > 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	int st = errqd_stop(&D, SIGTERM);
+	errqd_cleanup(&D);
+	grpc_shutdown_blocking();
+	return st == 0 ? 0 : -1;
+}
+
+static int get(const char *path, char **body)
+{
+	int status = 0;
+	assert_int_equal(http_request(D.http_port, "GET", path, NULL, &status, NULL, body), 0);
+	return status;
+}
+
+/* The value of one series ("name" or "name{labels}") in a scrape; fails when absent. */
+static double series(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	}
+	fail_msg("series '%s' is not in the scrape", name);
+	return 0;
+}
+
+static char *scrape(void)
+{
+	char *body = NULL, *headers = NULL;
+	int status = 0;
+	assert_int_equal(http_request(D.http_port, "GET", "/metrics", NULL, &status, &headers, &body), 0);
+	assert_int_equal(status, 200);
+	assert_non_null(strstr(headers, "Content-Type: text/plain; version=0.0.4"));
+	free(headers);
+	return body;
+}
+
+/* promtool check metrics on a scrape (Debian's prometheus package, from install-deps). */
+static void promtool_accepts(const char *text)
+{
+	char path[400], cmd[512];
+	errq_snprintf(path, sizeof(path), "%s/scrape.txt", D.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	errq_snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", path);
+	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = run_capture(argv, D.addr, &out, &err);
+	if (rc != 0)
+		fail_msg("promtool check metrics: exit %d\n%s%s", rc, out ? out : "", err ? err : "");
+	free(out);
+	free(err);
+}
+
+static int grpc_health(const char *service)
+{
+	Grpc__Health__V1__HealthCheckRequest hr = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	hr.service = (char *)service;
+	grpc_slice resp;
+	char details[256];
+	assert_int_equal(query_call(D.addr, "/grpc.health.v1.Health/Check", &hr.base, &resp, details, sizeof(details)),
+			 GRPC_STATUS_OK);
+	Grpc__Health__V1__HealthCheckResponse *out =
+	    grpc__health__v1__health_check_response__unpack(NULL, GRPC_SLICE_LENGTH(resp), GRPC_SLICE_START_PTR(resp));
+	assert_non_null(out);
+	int st = out->status;
+	grpc__health__v1__health_check_response__free_unpacked(out, NULL);
+	grpc_slice_unref(resp);
+	return st;
+}
+
+static Errq__V1__ReportRequest *req_new(uint64_t seq, size_t n, const char *service)
+{
+	Errq__V1__ReportRequest *r = calloc(1, sizeof(*r));
+	errq__v1__report_request__init(r);
+	r->seq = seq;
+	r->n_failures = n;
+	r->failures = calloc(n, sizeof(*r->failures));
+	for (size_t i = 0; i < n; i++)
+		r->failures[i] = tevent_new(&G, service, "TimeoutError", "upstream timed out");
+	return r;
+}
+
+static void req_free(Errq__V1__ReportRequest *r)
+{
+	for (size_t i = 0; i < r->n_failures; i++)
+		tevent_free(r->failures[i]);
+	free(r->failures);
+	free(r);
+}
+
+static void test_probes_and_routes(void **state)
+{
+	char *body = NULL, *headers = NULL;
+	assert_int_equal(get("/livez", &body), 200);
+	assert_string_equal(body, "{\"status\":\"live\"}\n");
+	free(body);
+	assert_int_equal(get("/readyz", &body), 200);
+	assert_string_equal(body, "{\"status\":\"ready\"}\n");
+	free(body);
+	assert_int_equal(get("/healthz", &body), 200);
+	assert_string_equal(body, "{\"status\":\"ready\"}\n");
+	free(body);
+	assert_int_equal(get("/readyz?verbose=1", &body), 200); /* a query string changes nothing */
+	free(body);
+	assert_int_equal(get("/", &body), 404);
+	free(body);
+	assert_int_equal(get("/metrics/x", &body), 404);
+	free(body);
+
+	int status = 0;
+	assert_int_equal(http_request(D.http_port, "POST", "/metrics", "Content-Length: 0\r\n", &status, &headers, NULL), 0);
+	assert_int_equal(status, 405);
+	assert_non_null(strstr(headers, "Allow: GET, HEAD"));
+	free(headers);
+	assert_int_equal(http_request(D.http_port, "DELETE", "/livez", NULL, &status, NULL, NULL), 0);
+	assert_int_equal(status, 405);
+	assert_int_equal(http_request(D.http_port, "HEAD", "/livez", NULL, &status, NULL, &body), 0);
+	assert_int_equal(status, 200);
+	assert_string_equal(body, ""); /* HEAD: headers only */
+	free(body);
+
+	/* a request whose headers are larger than a connection may hold: refused, and errqd
+	 * goes on serving */
+	size_t big = 64 * 1024;
+	char *hdr = malloc(big + 32);
+	memcpy(hdr, "X-Big: ", 7);
+	memset(hdr + 7, 'a', big);
+	memcpy(hdr + 7 + big, "\r\n", 3);
+	int rc = http_request(D.http_port, "GET", "/livez", hdr, &status, NULL, NULL);
+	free(hdr);
+	assert_true(rc != 0 || (status >= 400 && status < 500)); /* 413/431, or closed unanswered */
+	assert_int_equal(get("/livez", &body), 200);
+	free(body);
+}
+
+static void test_metrics_move_with_load(void **state)
+{
+	char *before = scrape();
+	promtool_accepts(before);
+	double rx0 = series(before, "errq_events_received_total");
+	double acc0 = series(before, "errq_events_accepted_total");
+	double dup0 = series(before, "errq_events_duplicate_total");
+	double rej0 = series(before, "errq_events_rejected_total{reason=\"missing_service\"}");
+	double commits0 = series(before, "errq_commits_total");
+	double hist0 = series(before, "errq_commit_duration_seconds_count");
+	assert_int_equal((int)series(before, "errq_ready"), 1);
+	assert_true(series(before, "errq_ingest_queue_capacity_batches") > 0);
+	assert_true(series(before, "errq_process_resident_memory_bytes") > 0);
+	assert_true(series(before, "errq_process_open_fds") > 0);
+
+	/* 20 events, one without a service (rejected alone), then the first 5 again (duplicates) */
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	Errq__V1__ReportRequest *r = req_new(1, 20, "metrics-svc");
+	tevent_set(&r->failures[7]->service, "");
+	Errq__V1__ReportResponse *resp = NULL;
+	assert_int_equal(raw_send(&s, r), 0);
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->accepted, 19);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	r->seq = 2;
+	r->n_failures = 5;
+	assert_int_equal(raw_send(&s, r), 0);
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->duplicates, 5);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+	r->n_failures = 20;
+	req_free(r);
+
+	char *after = scrape();
+	promtool_accepts(after);
+	assert_int_equal((int)(series(after, "errq_events_received_total") - rx0), 25);
+	assert_int_equal((int)(series(after, "errq_events_accepted_total") - acc0), 19);
+	assert_int_equal((int)(series(after, "errq_events_duplicate_total") - dup0), 5);
+	assert_int_equal((int)(series(after, "errq_events_rejected_total{reason=\"missing_service\"}") - rej0), 1);
+	assert_true(series(after, "errq_commits_total") >= commits0 + 2);
+	assert_true(series(after, "errq_commit_duration_seconds_count") >= hist0 + 2);
+	assert_true(series(after, "errq_commit_events_bucket{le=\"+Inf\"}") >= 2);
+	assert_true(series(after, "errq_database_bytes") > 0);
+	assert_true(series(after, "errq_circuits{state=\"closed\"}") >= 0);
+	free(before);
+	free(after);
+}
+
+static bool wait_ready(int want_status, char **body)
+{
+	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;) {
+		int st = get("/readyz", body);
+		if (st == want_status)
+			return true;
+		free(*body);
+		*body = NULL;
+		usleep(50 * 1000);
+	}
+	return false;
+}
+
+/* The database cannot be written (a file size limit of one byte on errqd: every write fails
+ * with EFBIG): /readyz and gRPC health turn unready with the reason while /livez stays 200,
+ * nothing is acknowledged meanwhile, and all comes back when the limit is lifted. */
+static void test_readyz_follows_an_unwritable_database(void **state)
+{
+	struct rlimit old, tiny;
+	assert_int_equal(prlimit(D.pid, RLIMIT_FSIZE, NULL, &old), 0);
+	tiny = old;
+	tiny.rlim_cur = 1;
+	assert_int_equal(prlimit(D.pid, RLIMIT_FSIZE, &tiny, NULL), 0);
+
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	Errq__V1__ReportRequest *r = req_new(1, 5, "unwritable-svc");
+	assert_int_equal(raw_send(&s, r), 0);
+
+	char *body = NULL;
+	assert_true(wait_ready(503, &body));
+	if (!strstr(body, "\"status\":\"not_ready\"") || !strstr(body, "database unwritable"))
+		fail_msg("/readyz: %s", body);
+	free(body);
+	assert_int_equal(get("/livez", &body), 200); /* never a reason to restart */
+	free(body);
+	assert_int_equal(grpc_health(""), GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	assert_int_equal(grpc_health("errq.v1.Collector"),
+			 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	char *m = scrape();
+	assert_int_equal((int)series(m, "errq_ready"), 0);
+	assert_true(series(m, "errq_store_errors_total") > 0);
+	free(m);
+	Errq__V1__ReportResponse *resp = NULL;
+	assert_int_equal(raw_recv(&s, &resp, 200), -1); /* not acknowledged while it cannot commit */
+
+	assert_int_equal(prlimit(D.pid, RLIMIT_FSIZE, &old, NULL), 0);
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->accepted, 5);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	assert_true(wait_ready(200, &body));
+	free(body);
+	assert_int_equal(grpc_health("errq.v1.Collector"), GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+	req_free(r);
+}
+
+/* A second collector on an HTTP port that the first holds refuses to start. */
+static void test_second_collector_on_the_http_port_refused(void **state)
+{
+	char port[32], db[400];
+	errq_snprintf(port, sizeof(port), "127.0.0.1:%d", D.http_port);
+	errq_snprintf(db, sizeof(db), "%s/other.db", D.dir);
+	const char *args[] = {"--listen", "127.0.0.1:0", "--http-listen", port, "--db", db, NULL};
+	char *err = NULL;
+	int rc = errqd_run_once(args, &err);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err, "Address already in use"));
+	free(err);
+	char *body = NULL;
+	assert_int_equal(get("/livez", &body), 200); /* the first one is untouched */
+	free(body);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_probes_and_routes),
+	    cmocka_unit_test(test_metrics_move_with_load),
+	    cmocka_unit_test(test_readyz_follows_an_unwritable_database),
+	    cmocka_unit_test(test_second_collector_on_the_http_port_refused),
+	};
+	return cmocka_run_group_tests_name("integration_http", tests, setup, teardown);
+}
