@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
@@ -36,6 +34,8 @@ extern char **environ;
 #include "svc_alerts.h"
 #include "tail.h"
 #include "transport.h"
+
+extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from it */
 
 #define ERRQD_MMAP_THRESHOLD (64 * 1024)
 
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	/* flags are applied after the file: remember them in order */
+	/* flags are applied after the file and the environment: remember them in order */
 	struct flag {
 		char name[SETTINGS_FLAG_MAX]; /* "--listen", "--set" */
 		const char *key;
