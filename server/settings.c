@@ -383,7 +383,7 @@ void settings_print_effective(void *file, const struct settings *s)
 	FILE *f = file;
 	char vbuf[64], src[SETTINGS_STR_MAX + 64];
 	struct errq_buf b;
-	errq_buf_init(&b, 2 * SETTINGS_STR_MAX + 256);
+	errq_buf_init(&b, 6 * SETTINGS_STR_MAX + 256); /* \u00XX: 6 bytes per control byte */
 	fprintf(f, "# errqd configuration in force: each setting's value and where it came from\n"
 		   "# (default < file < env ERRQ_<NAME> < flag; a later source overrides an earlier one)\n");
 	for (size_t i = 0; i < N_SETTINGS; i++) {

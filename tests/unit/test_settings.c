@@ -246,6 +246,20 @@ static void test_print_effective(void **state)
 	assert_int_equal(back.shutdown_timeout_ns, s.shutdown_timeout_ns);
 	assert_int_equal(back.ingest_queue_bytes, s.ingest_queue_bytes);
 
+	/* the longest value, all control bytes (6 bytes each once escaped), is printed and reads back */
+	char ctl[SETTINGS_STR_MAX];
+	memset(ctl, 1, sizeof(ctl) - 1);
+	ctl[sizeof(ctl) - 1] = '\0';
+	assert_int_equal(settings_set(&s, "--set", "name", ctl, err, sizeof(err)), 0);
+	text = printed(settings_print_effective, &s);
+	assert_non_null(strstr(text, "\nname: \"\\u0001\\u0001"));
+	write_file(text);
+	free(text);
+	settings_defaults(&back);
+	assert_int_equal(settings_load_file(&back, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_string_equal(back.name, ctl);
+
 	/* the docs: a row per setting with its variable and flag; '|' escaped inside cells */
 	text = printed(print_docs, NULL);
 	assert_non_null(strstr(text, "| `http_listen` | HOST:PORT or empty | `127.0.0.1:4771` | `ERRQ_HTTP_LISTEN` | "
