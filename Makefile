@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-long bench clean
+.PHONY: all deps build run test test-asan test-long bench docs clean
 
 all: build
 
@@ -43,6 +43,11 @@ test-long: build
 #   make bench BENCH_DURATION=3s BENCH_WARMUP=1s BENCH_PREFILL=200000
 bench: build
 	scripts/bench-matrix $(BUILD)
+
+# The files generated from the settings table in server/settings.c (tests check they are current).
+docs: build
+	$(BUILD)/bin/errqd --print-config-docs > docs/configuration.md.tmp && mv docs/configuration.md.tmp docs/configuration.md
+	$(BUILD)/bin/errqd --print-sample-config > deploy/errqd.yaml.tmp && mv deploy/errqd.yaml.tmp deploy/errqd.yaml
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,7 +1,12 @@
-/* errq_log.h: structured logs, one JSON object per line on stderr.
- * {"time":"2026-11-25T18:03:11.482Z","level":"info","msg":"...", "key":"value", ...}
+/* errq_log.h: structured logs, one record per line on stderr, in one of two formats:
+ *  json (default): {"time":"2026-11-25T18:03:11.482Z","level":"info","msg":"...","key":"value"}
+ *  text (for humans): 2026-11-25T18:03:11.482Z info  ... key=value key="two words"
+ * In text, the message is written as is unless it holds a control character or invalid UTF-8,
+ * and a value is quoted (with JSON's escapes: \" \\ \n) when it is empty or holds a space, '"',
+ * '=', '\\', a control character or invalid UTF-8; so one record is always one line.
  * Thread-safe: each line is formatted on the caller's stack and written with one write(2).
- * A line longer than ERRQ_LOG_LINE_MAX is cut (the message first) and marked "cut":true. */
+ * A line longer than ERRQ_LOG_LINE_MAX is cut (the message first) and marked "cut":true
+ * (cut=true in text). */
 #ifndef ERRQ_LOG_H
 #define ERRQ_LOG_H
 #include "errq_banned.h"
@@ -9,11 +14,14 @@
 #define ERRQ_LOG_LINE_MAX 4096
 
 enum errq_log_level { ERRQ_LOG_DEBUG, ERRQ_LOG_INFO, ERRQ_LOG_WARN, ERRQ_LOG_ERROR, ERRQ_LOG_OFF };
+enum errq_log_format { ERRQ_LOG_FORMAT_JSON, ERRQ_LOG_FORMAT_TEXT };
 
 void errq_log_set_level(int level);
 int errq_log_get_level(void);
 /* "debug" | "info" | "warn" | "error" | "off" -> level, or -1 */
 int errq_log_level_parse(const char *s);
+/* enum errq_log_format (default ERRQ_LOG_FORMAT_JSON). */
+void errq_log_set_format(int format);
 /* Where lines go (default 2 = stderr). */
 void errq_log_set_fd(int fd);
 

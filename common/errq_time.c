@@ -1,10 +1,12 @@
 #include "errq_time.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "errq_banned.h"
+#include "errq_str.h"
 
 uint64_t errq_now_ns(void)
 {
@@ -57,6 +59,26 @@ int errq_parse_duration(const char *s, uint64_t *ns)
 		return -1;
 	*ns = (uint64_t)v * unit;
 	return 0;
+}
+
+char *errq_fmt_duration(char buf[ERRQ_DURATION_BUFSZ], uint64_t ns)
+{
+	static const struct {
+		uint64_t ns;
+		const char *unit;
+	} units[] = {{86400 * ERRQ_NS_PER_SEC, "d"}, {3600 * ERRQ_NS_PER_SEC, "h"}, {60 * ERRQ_NS_PER_SEC, "m"},
+		     {ERRQ_NS_PER_SEC, "s"},	      {ERRQ_NS_PER_MS, "ms"}};
+	if (ns == 0) {
+		errq_snprintf(buf, ERRQ_DURATION_BUFSZ, "0s");
+		return buf;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ns % units[i].ns == 0) {
+			errq_snprintf(buf, ERRQ_DURATION_BUFSZ, "%" PRIu64 "%s", ns / units[i].ns, units[i].unit);
+			return buf;
+		}
+	errq_snprintf(buf, ERRQ_DURATION_BUFSZ, "%" PRIu64 "ns", ns);
+	return buf;
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */

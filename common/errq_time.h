@@ -20,6 +20,11 @@ char *errq_fmt_rfc3339(char *buf, uint64_t ns);
  * Returns 0, or -1 when s is not a duration. */
 int errq_parse_duration(const char *s, uint64_t *ns);
 
+#define ERRQ_DURATION_BUFSZ 32
+/* Formats ns with the largest unit that divides it ("30d", "90m", "1500ms", "0s"; "7ns" when no
+ * unit of errq_parse_duration does), so that a parsed duration reads back the same.  Returns buf. */
+char *errq_fmt_duration(char buf[ERRQ_DURATION_BUFSZ], uint64_t ns);
+
 /* Parses an RFC 3339 UTC timestamp ("2026-11-25T18:03:11Z", optional fraction, 'Z' or
  * +hh:mm offset).  Returns 0 or -1. */
 int errq_parse_rfc3339(const char *s, uint64_t *ns);

@@ -38,6 +38,8 @@
 #include "tail.h"
 #include "transport.h"
 
+extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from it */
+
 #define ERRQD_MMAP_THRESHOLD (64 * 1024)
 
 static void usage(FILE *f)
@@ -45,13 +47,17 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: errqd [--config FILE] [--listen HOST:PORT] [--db PATH] [--http-listen HOST:PORT]\n"
 		"             [--storage sqlite|none] [--durability normal|full] [--log-level LEVEL]\n"
-		"             [--port-file PATH] [--set KEY=VALUE]...\n"
-		"       errqd [--config FILE] --check-config\n"
-		"       errqd --print-config | --version | --help\n"
+		"             [--log-format json|text] [--port-file PATH] [--set KEY=VALUE]...\n"
+		"       errqd [--config FILE] [flags] --check-config | --print-config\n"
+		"       errqd --print-sample-config | --print-config-docs | --version | --help\n"
 		"\n"
-		"Flags override the config file.  --port-file writes the bound gRPC port, and the\n"
-		"HTTP port on a second line (useful with --listen 127.0.0.1:0).  --print-config prints every setting with its default;\n"
-		"--check-config validates the file and flags and exits.\n");
+		"Each setting comes from its default, the config file, the environment (ERRQ_<KEY>,\n"
+		"e.g. ERRQ_LISTEN) and the flags, a later one overriding an earlier one.  --port-file\n"
+		"writes the bound gRPC port, and the HTTP port on a second line (0 when http_listen is\n"
+		"empty; useful with --listen 127.0.0.1:0).  --check-config validates the file,\n"
+		"environment and flags and exits; --print-config prints every setting's value and where\n"
+		"it came from; --print-sample-config prints a config file with every setting and its\n"
+		"default; --print-config-docs prints docs/configuration.md.\n");
 }
 
 /* Line 1: the gRPC port; line 2: the HTTP port (0 when http_listen is empty). */
@@ -87,47 +93,55 @@ int main(int argc, char **argv)
 	struct settings cfg;
 	char err[1024];
 	const char *config_path = NULL;
-	enum { OPT_LISTEN = 256, OPT_DB, OPT_HTTP, OPT_PORTFILE, OPT_STORAGE, OPT_DURABILITY, OPT_LOGLEVEL,
-	       OPT_PRINT, OPT_SET, OPT_VERSION, OPT_CHECK };
+	/* OPT_SETTING: a setting's own flag; settings_flag_key() names the setting it sets */
+	enum { OPT_SETTING = 256, OPT_PORTFILE, OPT_PRINT, OPT_PRINT_SAMPLE, OPT_PRINT_DOCS, OPT_SET, OPT_VERSION,
+	       OPT_CHECK };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
-	    {"listen", required_argument, NULL, OPT_LISTEN},
-	    {"db", required_argument, NULL, OPT_DB},
-	    {"http-listen", required_argument, NULL, OPT_HTTP},
+	    {"listen", required_argument, NULL, OPT_SETTING},
+	    {"db", required_argument, NULL, OPT_SETTING},
+	    {"http-listen", required_argument, NULL, OPT_SETTING},
 	    {"port-file", required_argument, NULL, OPT_PORTFILE},
-	    {"storage", required_argument, NULL, OPT_STORAGE},
-	    {"durability", required_argument, NULL, OPT_DURABILITY},
-	    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+	    {"storage", required_argument, NULL, OPT_SETTING},
+	    {"durability", required_argument, NULL, OPT_SETTING},
+	    {"log-level", required_argument, NULL, OPT_SETTING},
+	    {"log-format", required_argument, NULL, OPT_SETTING},
 	    {"set", required_argument, NULL, OPT_SET},
 	    {"print-config", no_argument, NULL, OPT_PRINT},
+	    {"print-sample-config", no_argument, NULL, OPT_PRINT_SAMPLE},
+	    {"print-config-docs", no_argument, NULL, OPT_PRINT_DOCS},
 	    {"check-config", no_argument, NULL, OPT_CHECK},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	/* flags are applied after the file: remember them in order */
+	/* flags are applied after the file and the environment: remember them in order */
 	struct flag {
+		char name[SETTINGS_FLAG_MAX]; /* "--listen", "--set" */
 		const char *key;
 		char *value;
 	} flags[64];
-	int nflags = 0, opt;
-	bool check_only = false;
+	int nflags = 0, opt, idx = -1;
+	bool check_only = false, print_only = false;
 
 	settings_defaults(&cfg);
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, &idx)) != -1) {
 		const char *key = NULL;
 		switch (opt) {
 		case 'c': config_path = optarg; continue;
 		case 'h': usage(stdout); return 0;
 		case OPT_VERSION: printf("errqd %s\n", ERRQ_VERSION_STRING); return 0;
-		case OPT_PRINT: settings_print_sample(stdout); return 0;
+		case OPT_PRINT_SAMPLE: settings_print_sample(stdout); return 0;
+		case OPT_PRINT_DOCS: settings_print_docs(stdout); return 0;
+		case OPT_PRINT: print_only = true; continue;
 		case OPT_CHECK: check_only = true; continue;
-		case OPT_LISTEN: key = "listen"; break;
-		case OPT_DB: key = "database"; break;
-		case OPT_HTTP: key = "http_listen"; break;
-		case OPT_STORAGE: key = "storage"; break;
-		case OPT_DURABILITY: key = "durability"; break;
-		case OPT_LOGLEVEL: key = "log_level"; break;
+		case OPT_SETTING:
+			key = settings_flag_key(longopts[idx].name);
+			if (!key) { /* a flag in longopts that no row of the settings table claims */
+				fprintf(stderr, "errqd: BUG: --%s sets no setting\n", longopts[idx].name);
+				return 1;
+			}
+			break;
 		case OPT_PORTFILE:
 			if (strlen(optarg) >= SETTINGS_STR_MAX) {
 				fprintf(stderr, "errqd: --port-file: path too long\n");
@@ -152,6 +166,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "errqd: too many flags\n");
 			return 1;
 		}
+		errq_snprintf(flags[nflags].name, sizeof(flags[nflags].name), "--%s",
+			      opt == OPT_SET ? "set" : longopts[idx].name);
 		flags[nflags].key = key;
 		flags[nflags++].value = optarg;
 	}
@@ -160,16 +176,26 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	/* default < file < environment < flags (docs/configuration.md) */
 	if (config_path && settings_load_file(&cfg, config_path, err, sizeof(err))) {
 		fprintf(stderr, "errqd: config %s\n", err);
 		return 1;
 	}
+	if (settings_load_env(&cfg, environ, err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		return 1;
+	}
 	for (int i = 0; i < nflags; i++)
-		if (settings_set(&cfg, flags[i].key, flags[i].value, err, sizeof(err))) {
-			fprintf(stderr, "errqd: flag %s\n", err);
+		if (settings_set(&cfg, flags[i].name, flags[i].key, flags[i].value, err, sizeof(err))) {
+			fprintf(stderr, "errqd: %s\n", err);
 			return 1;
 		}
+	if (print_only) {
+		settings_print_effective(stdout, &cfg);
+		return 0;
+	}
 	errq_log_set_level(cfg.log_level);
+	errq_log_set_format(cfg.log_format);
 	/* the rules and notifiers of the same file: refused whole, with file and line */
 	struct ruleset *ruleset = NULL;
 	if (config_path && rules_load(&ruleset, config_path, err, sizeof(err))) {

@@ -156,23 +156,6 @@ static char *dup(struct parser *p, const yaml_node_t *n, const char *s)
 	return d;
 }
 
-/* "1s", "30m", "24h", "100ms": for messages. */
-static const char *fmt_dur(char buf[32], uint64_t ns)
-{
-	static const struct {
-		uint64_t ns;
-		const char *unit;
-	} units[] = {{86400 * ERRQ_NS_PER_SEC, "d"}, {3600 * ERRQ_NS_PER_SEC, "h"}, {60 * ERRQ_NS_PER_SEC, "m"},
-		     {ERRQ_NS_PER_SEC, "s"},	      {ERRQ_NS_PER_MS, "ms"}};
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (ns >= units[i].ns && ns % units[i].ns == 0) {
-			errq_snprintf(buf, 32, "%" PRIu64 "%s", ns / units[i].ns, units[i].unit);
-			return buf;
-		}
-	errq_snprintf(buf, 32, "%" PRIu64 "ns", ns);
-	return buf;
-}
-
 static void join(char *buf, size_t bufsz, const char *const *words)
 {
 	size_t o = 0;
@@ -248,7 +231,7 @@ static int want_list(struct parser *p, const yaml_node_t *n, const char *path, c
 static int get_duration(struct parser *p, const yaml_node_t *n, const char *path, uint64_t min, uint64_t max,
 			bool zero_ok, uint64_t *out)
 {
-	char a[32], b[32];
+	char a[ERRQ_DURATION_BUFSZ], b[ERRQ_DURATION_BUFSZ];
 	const char *v = want_scalar(p, n, path);
 	uint64_t ns;
 	if (!v)
@@ -261,7 +244,7 @@ static int get_duration(struct parser *p, const yaml_node_t *n, const char *path
 	}
 	if (ns < min || ns > max)
 		return fail(p, n, path, "'%s' is out of range (%s%s to %s)", v, zero_ok ? "0s to turn it off, or " : "",
-			    fmt_dur(a, min), fmt_dur(b, max));
+			    errq_fmt_duration(a, min), errq_fmt_duration(b, max));
 	*out = ns;
 	return 0;
 }
@@ -973,9 +956,9 @@ static int parse_rule(struct parser *p, yaml_node_t *n, size_t index, struct rul
 					      ? CIRCUIT_DEFAULT_BACKOFF_MAX_NS
 					      : cfg->recovery_timeout_ns;
 	else if (cfg->backoff_max_ns < cfg->recovery_timeout_ns) {
-		char a[32], b[32];
+		char a[ERRQ_DURATION_BUFSZ], b[ERRQ_DURATION_BUFSZ];
 		return fail(p, backoff_max_n, "backoff.max", "%s is shorter than recovery_timeout (%s)",
-			    fmt_dur(a, cfg->backoff_max_ns), fmt_dur(b, cfg->recovery_timeout_ns));
+			    errq_fmt_duration(a, cfg->backoff_max_ns), errq_fmt_duration(b, cfg->recovery_timeout_ns));
 	}
 	if (!(seen & (1u << K_MAX_AGE)))
 		cfg->max_event_age_ns = cfg->window_ns;

@@ -1,12 +1,14 @@
 /* settings.c: the table of errqd settings (after redis's static_configs[]).
  * One row per setting: name, type, where it lives, its default as text (parsed by the same
  * code as the config file, so a default can never be a value the parser would refuse), the
- * bounds and one line of help. */
+ * bounds, its dedicated flag if any, and one line of help.  The sample config, the effective
+ * configuration (--print-config) and docs/configuration.md are all printed from this table. */
 #include "settings.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,7 +18,7 @@
 #include "errq_yaml.h"
 #include "storage.h"
 
-enum stype { T_STRING, T_ADDR, T_INT, T_DURATION, T_ENUM };
+enum stype { T_STRING, T_ADDR, T_ADDR_OR_EMPTY, T_INT, T_DURATION, T_ENUM };
 
 struct setting {
 	const char *name;
@@ -25,48 +27,54 @@ struct setting {
 	const char *def;
 	int64_t min, max;           /* T_INT bounds */
 	const char *const *choices; /* T_ENUM, NULL-terminated; the index is the value */
+	const char *flag;           /* the dedicated flag without its dashes, or NULL (--set only) */
 	const char *help;
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
+static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const durabilities[] = {"normal", "full", NULL};
 static const char *const storages[] = {"sqlite", "none", NULL};
 
 #define OFF(f) offsetof(struct settings, f)
 static const struct setting table[] = {
-    {"listen", T_ADDR, OFF(listen), "127.0.0.1:4770", 0, 0, NULL,
+    {"listen", T_ADDR, OFF(listen), "127.0.0.1:4770", 0, 0, NULL, "listen",
      "gRPC address HOST:PORT (port 0 picks a free one)"},
-    {"http_listen", T_STRING, OFF(http_listen), "127.0.0.1:4771", 0, 0, NULL,
-     "HTTP address for /healthz and /metrics (reserved; served from a later release)"},
-    {"database", T_STRING, OFF(database), "errq.db", 0, 0, NULL, "SQLite database file"},
-    {"name", T_STRING, OFF(name), "errqd", 0, 0, NULL, "this collector's name"},
-    {"log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_levels, "debug | info | warn | error | off"},
-    {"durability", T_ENUM, OFF(durability), "normal", 0, 0, durabilities,
+    {"http_listen", T_ADDR_OR_EMPTY, OFF(http_listen), "127.0.0.1:4771", 0, 0, NULL, "http-listen",
+     "HTTP address HOST:PORT for /livez, /readyz, /healthz and /metrics (empty disables it)"},
+    {"database", T_STRING, OFF(database), "errq.db", 0, 0, NULL, "db", "SQLite database file"},
+    {"name", T_STRING, OFF(name), "errqd", 0, 0, NULL, NULL, "this collector's name"},
+    {"log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_levels, "log-level",
+     "the least severe level logged (off: nothing)"},
+    {"log_format", T_ENUM, OFF(log_format), "json", 0, 0, log_formats, "log-format",
+     "json: one JSON object per line; text: one line for humans (time level message key=value)"},
+    {"durability", T_ENUM, OFF(durability), "normal", 0, 0, durabilities, "durability",
      "normal: an acknowledged event survives a crash of errqd; full: also a power loss"},
-    {"storage", T_ENUM, OFF(storage), "sqlite", 0, 0, storages,
+    {"storage", T_ENUM, OFF(storage), "sqlite", 0, 0, storages, "storage",
      "sqlite, or none (acknowledge without storing: for measuring the transport only)"},
-    {"cache_mib", T_INT, OFF(cache_mib), "64", 1, 65536, NULL, "SQLite page cache of the writer, MiB"},
-    {"cq_threads", T_INT, OFF(cq_threads), "2", 1, 64, NULL, "gRPC completion-queue threads"},
-    {"ingest_queue_batches", T_INT, OFF(ingest_queue_batches), "1024", 1, 1 << 20, NULL,
+    {"cache_mib", T_INT, OFF(cache_mib), "64", 1, 65536, NULL, NULL, "SQLite page cache of the writer, MiB"},
+    {"cq_threads", T_INT, OFF(cq_threads), "2", 1, 64, NULL, NULL, "gRPC completion-queue threads"},
+    {"ingest_queue_batches", T_INT, OFF(ingest_queue_batches), "1024", 1, 1 << 20, NULL, NULL,
      "ingest queue bound in batches; when full, streams stop being read (backpressure)"},
-    {"ingest_queue_bytes", T_INT, OFF(ingest_queue_bytes), "16777216", 4096, INT64_C(1) << 40, NULL,
+    {"ingest_queue_bytes", T_INT, OFF(ingest_queue_bytes), "16777216", 4096, INT64_C(1) << 40, NULL, NULL,
      "ingest queue bound in bytes of decoded batches"},
-    {"max_streams", T_INT, OFF(max_streams), "1024", 1, 1 << 20, NULL,
+    {"max_streams", T_INT, OFF(max_streams), "1024", 1, 1 << 20, NULL, NULL,
      "concurrent calls per client connection"},
-    {"shutdown_timeout", T_DURATION, OFF(shutdown_timeout_ns), "8s", 0, 0, NULL,
+    {"shutdown_timeout", T_DURATION, OFF(shutdown_timeout_ns), "8s", 0, 0, NULL, NULL,
      "on SIGTERM, how long to drain: commit and acknowledge what was read"},
-    {"retention", T_DURATION, OFF(retention_ns), "30d", 0, 0, NULL,
+    {"retention", T_DURATION, OFF(retention_ns), "30d", 0, 0, NULL, NULL,
      "raw events older than this are deleted (group counts stay; minute counts fold into hours)"},
-    {"events_per_group", T_INT, OFF(events_per_group), "10000", 0, INT64_C(1) << 40, NULL,
+    {"events_per_group", T_INT, OFF(events_per_group), "10000", 0, INT64_C(1) << 40, NULL, NULL,
      "newest events kept per group, older ones deleted in the background (0 = keep all)"},
-    {"groups_per_service", T_INT, OFF(groups_per_service), "10000", 0, INT64_C(1) << 32, NULL,
+    {"groups_per_service", T_INT, OFF(groups_per_service), "10000", 0, INT64_C(1) << 32, NULL, NULL,
      "groups per service; new fingerprints past it count in one overflow group (0 = no limit)"},
-    {"readiness_queue_full_after", T_DURATION, OFF(readiness_queue_full_after_ns), "30s", 0, 0, NULL,
+    {"readiness_queue_full_after", T_DURATION, OFF(readiness_queue_full_after_ns), "30s", 0, 0, NULL, NULL,
      "/readyz turns 503 when streams have waited for room in the ingest queue this long without a break (0s = never)"},
-    {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL,
+    {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL, NULL,
      "resolved alerts, circuit transitions and ended silences older than this are deleted"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
+_Static_assert(N_SETTINGS == SETTINGS_COUNT, "SETTINGS_COUNT in settings.h must be the number of rows");
 
 static const struct setting *find(const char *name)
 {
@@ -80,11 +88,18 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 {
 	void *p = (char *)s + t->off;
 	switch (t->type) {
+	case T_ADDR_OR_EMPTY:
+		if (!*v) {
+			*(char *)p = '\0';
+			return 0;
+		}
+		/* fall through */
 	case T_ADDR: {
 		const char *colon = strrchr(v, ':');
 		char *end;
 		if (!colon || colon == v) {
-			errq_snprintf(err, errsz, "'%s' is not HOST:PORT", v);
+			errq_snprintf(err, errsz, "'%s' is not HOST:PORT%s", v,
+				      t->type == T_ADDR_OR_EMPTY ? " (or empty to disable it)" : "");
 			return -1;
 		}
 		errno = 0;
@@ -149,17 +164,80 @@ void settings_defaults(struct settings *s)
 	}
 }
 
-int settings_set(struct settings *s, const char *key, const char *value, char *err, size_t errsz)
+int settings_set(struct settings *s, const char *flag, const char *key, const char *value, char *err,
+		 size_t errsz)
 {
 	const struct setting *t = find(key);
 	char why[256];
 	if (!t) {
-		errq_snprintf(err, errsz, "unknown setting '%s'", key);
+		errq_snprintf(err, errsz, "flag %s: unknown setting '%s'", flag, key);
 		return -1;
 	}
 	if (apply(s, t, value, why, sizeof(why))) {
-		errq_snprintf(err, errsz, "%s: %s", key, why);
+		if (strcmp(flag, "--set") == 0)
+			errq_snprintf(err, errsz, "flag --set %s: %s", key, why);
+		else
+			errq_snprintf(err, errsz, "flag %s: %s", flag, why);
 		return -1;
+	}
+	struct settings_source *src = &s->src[t - table];
+	src->origin = SETTINGS_FROM_FLAG;
+	errq_snprintf(src->flag, sizeof(src->flag), "%s", flag);
+	return 0;
+}
+
+const char *settings_flag_key(const char *flag)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (table[i].flag && strcmp(table[i].flag, flag) == 0)
+			return table[i].name;
+	return NULL;
+}
+
+/* ERRQ_ and the name in upper case: "http_listen" -> "ERRQ_HTTP_LISTEN". */
+static void env_name(const struct setting *t, char *buf, size_t bufsz)
+{
+	size_t n = (size_t)errq_snprintf(buf, bufsz, SETTINGS_ENV_PREFIX "%s", t->name);
+	for (size_t i = strlen(SETTINGS_ENV_PREFIX); i < n && i < bufsz; i++)
+		buf[i] = (char)toupper((unsigned char)buf[i]);
+}
+
+int settings_load_env(struct settings *s, char *const *envp, char *err, size_t errsz)
+{
+	char name[64], why[256];
+	for (size_t i = 0; i < N_SETTINGS && envp; i++) {
+		env_name(&table[i], name, sizeof(name));
+		size_t nl = strlen(name);
+		const char *v = NULL;
+		for (char *const *e = envp; *e && !v; e++) /* the first one, like getenv */
+			if (strncmp(*e, name, nl) == 0 && (*e)[nl] == '=')
+				v = *e + nl + 1;
+		if (!v)
+			continue;
+		if (apply(s, &table[i], v, why, sizeof(why))) {
+			errq_snprintf(err, errsz, "environment variable %s: %s", name, why);
+			return -1;
+		}
+		s->src[i].origin = SETTINGS_FROM_ENV;
+	}
+	return 0;
+}
+
+int settings_source_text(const struct settings *s, const char *key, char *buf, size_t bufsz)
+{
+	const struct setting *t = find(key);
+	if (!t)
+		return -1;
+	const struct settings_source *src = &s->src[t - table];
+	char name[64];
+	switch (src->origin) {
+	case SETTINGS_FROM_FILE: errq_snprintf(buf, bufsz, "file '%s' line %d", s->file, src->line); break;
+	case SETTINGS_FROM_ENV:
+		env_name(t, name, sizeof(name));
+		errq_snprintf(buf, bufsz, "env %s", name);
+		break;
+	case SETTINGS_FROM_FLAG: errq_snprintf(buf, bufsz, "flag %s", src->flag); break;
+	default: errq_snprintf(buf, bufsz, "default"); break;
 	}
 	return 0;
 }
@@ -177,6 +255,7 @@ int settings_load_file(struct settings *s, const char *path, char *err, size_t e
 	int rc = -1;
 	if (errq_yaml_load(&y, path, err, errsz))
 		return -1;
+	errq_snprintf(s->file, sizeof(s->file), "%s", path);
 	yaml_node_t *root = errq_yaml_root(&y);
 	if (!root) { /* an empty file: all defaults */
 		rc = 0;
@@ -219,6 +298,8 @@ int settings_load_file(struct settings *s, const char *path, char *err, size_t e
 			errq_snprintf(err, errsz, "'%s' line %d: key '%s': %s", path, errq_yaml_line(vn), k, why);
 			goto out;
 		}
+		s->src[t - table].origin = SETTINGS_FROM_FILE;
+		s->src[t - table].line = errq_yaml_line(vn);
 	}
 	rc = 0;
 out:
@@ -226,12 +307,57 @@ out:
 	return rc;
 }
 
+/* The value of setting t in s as text that apply() reads back. */
+static const char *value_text(const struct settings *s, const struct setting *t, char *buf, size_t bufsz)
+{
+	const void *p = (const char *)s + t->off;
+	switch (t->type) {
+	case T_STRING:
+	case T_ADDR:
+	case T_ADDR_OR_EMPTY: return p;
+	case T_INT: errq_snprintf(buf, bufsz, "%" PRId64, *(const int64_t *)p); return buf;
+	case T_DURATION: {
+		char d[ERRQ_DURATION_BUFSZ];
+		errq_snprintf(buf, bufsz, "%s", errq_fmt_duration(d, *(const uint64_t *)p));
+		return buf;
+	}
+	case T_ENUM: return t->choices[*(const int *)p];
+	}
+	return "";
+}
+
+/* "HOST:PORT", "integer in [1, 64]", "json | text": what a value of t may be. */
+static const char *type_text(const struct setting *t, char *buf, size_t bufsz)
+{
+	switch (t->type) {
+	case T_STRING: return "string";
+	case T_ADDR: return "HOST:PORT";
+	case T_ADDR_OR_EMPTY: return "HOST:PORT or empty";
+	case T_DURATION: return "duration";
+	case T_INT: errq_snprintf(buf, bufsz, "integer in [%" PRId64 ", %" PRId64 "]", t->min, t->max); return buf;
+	case T_ENUM: {
+		size_t o = 0;
+		buf[0] = '\0';
+		for (int i = 0; t->choices[i] && o < bufsz; i++)
+			o += (size_t)errq_snprintf(buf + o, bufsz - o, "%s%s", i ? " | " : "", t->choices[i]);
+		return buf;
+	}
+	}
+	return "";
+}
+
 void settings_print_sample(void *file)
 {
 	FILE *f = file;
-	fprintf(f, "# errqd configuration: every setting with its default.\n");
-	for (size_t i = 0; i < N_SETTINGS; i++)
-		fprintf(f, "\n# %s\n%s: \"%s\"\n", table[i].help, table[i].name, table[i].def);
+	fprintf(f, "# errqd configuration: every setting with its default.\n"
+		   "# The environment (ERRQ_<NAME>) overrides this file and flags override both;\n"
+		   "# 'errqd --print-config' shows the values in force (docs/configuration.md).\n");
+	char type[256], env[64];
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		env_name(&table[i], env, sizeof(env));
+		fprintf(f, "\n# %s\n# %s; %s%s%s\n%s: \"%s\"\n", table[i].help, type_text(&table[i], type, sizeof(type)),
+			env, table[i].flag ? ", --" : "", table[i].flag ? table[i].flag : "", table[i].name, table[i].def);
+	}
 	fprintf(f, "\n"
 		   "# Alert rules and where alerts go (docs/alerts.md has every key; SIGHUP or\n"
 		   "# 'errq rules reload' reloads them, 'errq rules check FILE' validates a file):\n"
@@ -252,4 +378,91 @@ void settings_print_sample(void *file)
 		   "#     half_open: {probe: 30s, failures: 1}\n"
 		   "#     severity: critical\n"
 		   "#     notify: [ops]\n");
+}
+
+void settings_print_effective(void *file, const struct settings *s)
+{
+	FILE *f = file;
+	char vbuf[64], src[SETTINGS_STR_MAX + 64];
+	struct errq_buf b;
+	errq_buf_init(&b, 6 * SETTINGS_STR_MAX + 256); /* \u00XX: 6 bytes per control byte */
+	fprintf(f, "# errqd configuration in force: each setting's value and where it came from\n"
+		   "# (default < file < env ERRQ_<NAME> < flag; a later source overrides an earlier one)\n");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const char *v = value_text(s, &table[i], vbuf, sizeof(vbuf));
+		errq_buf_reset(&b);
+		/* a JSON string is a YAML double-quoted scalar: the output reads back as a config */
+		if (errq_buf_printf(&b, "%s: ", table[i].name) || errq_buf_add_json_str(&b, v, strlen(v)))
+			continue; /* cannot happen: values are shorter than SETTINGS_STR_MAX */
+		settings_source_text(s, table[i].name, src, sizeof(src));
+		fprintf(f, "%-40s # %s\n", b.p, src);
+	}
+	errq_buf_free(&b);
+}
+
+/* Markdown text for a table cell: '|' escaped. */
+static void md_cell(FILE *f, const char *text)
+{
+	for (const char *c = text; *c; c++) {
+		if (*c == '|')
+			fputc('\\', f);
+		fputc(*c, f);
+	}
+}
+
+void settings_print_docs(void *file)
+{
+	FILE *f = file;
+	char env[64], type[256];
+	fprintf(f,
+		"# errqd configuration\n"
+		"\n"
+		"<!-- Generated by `errqd --print-config-docs` from the table in server/settings.c: edit the\n"
+		"     table and run `make docs`.  The test configuration_docs_current fails when this file\n"
+		"     is out of date. -->\n"
+		"\n"
+		"errqd takes each setting from the last of these that sets it:\n"
+		"\n"
+		"1. the default (below);\n"
+		"2. the YAML config file of `--config FILE`, a mapping of settings; "
+		"[`deploy/errqd.yaml`](../deploy/errqd.yaml)\n"
+		"   (`errqd --print-sample-config`) lists every setting with its default;\n"
+		"3. the environment variable `ERRQ_<NAME>` (the setting's name in upper case); only the\n"
+		"   variables in the table are read, other `ERRQ_` variables are ignored; an empty value\n"
+		"   sets the empty string;\n"
+		"4. a flag: the setting's own flag, or `--set NAME=VALUE` for any setting.\n"
+		"\n"
+		"A value a source cannot parse stops errqd at start with one line naming it:\n"
+		"\n"
+		"```\n"
+		"errqd: config '/etc/errq/errqd.yaml' line 1: key 'durability': 'sometimes' is not one of: normal, full\n"
+		"errqd: environment variable ERRQ_CQ_THREADS: '0' is not an integer in [1, 64]\n"
+		"errqd: flag --listen: 'localhost' is not HOST:PORT\n"
+		"```\n"
+		"\n"
+		"`errqd --print-config`, given the same `--config`, environment and flags, prints the value\n"
+		"of every setting and where it came from (`default`, `file 'PATH' line N`, `env ERRQ_X`,\n"
+		"`flag --x`); `errqd --check-config` validates them and the file's rules, and exits.\n"
+		"\n"
+		"| setting | type | default | environment | flag | meaning |\n"
+		"|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *t = &table[i];
+		env_name(t, env, sizeof(env));
+		fprintf(f, "| `%s` | ", t->name);
+		md_cell(f, type_text(t, type, sizeof(type)));
+		fprintf(f, " | `%s` | `%s` | ", *t->def ? t->def : "\"\"", env);
+		if (t->flag)
+			fprintf(f, "`--%s`", t->flag);
+		else
+			fputs("-", f);
+		fputs(" | ", f);
+		md_cell(f, t->help);
+		fputs(" |\n", f);
+	}
+	fprintf(f, "\n"
+		   "A duration is a number and one unit: `ms`, `s`, `m`, `h` or `d` (`500ms`, `8s`, `30d`).\n"
+		   "The flags that are not settings (`--config`, `--port-file`, ...) are in `errqd --help`.\n"
+		   "The same file holds the alert rules and notifiers, under `rules:` and `notifiers:`\n"
+		   "([alerts.md](alerts.md)); they have no environment variables or flags.\n");
 }

@@ -1,13 +1,15 @@
-/* Unit: common/ — time, strings, ids, YAML loading. */
+/* Unit: common/ — time, strings, ids, YAML loading, log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "errq_id.h"
+#include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
 #include "errq_yaml.h"
@@ -50,6 +52,91 @@ static void test_durations_and_since(void **state)
 	assert_int_equal(since, now - 3600 * ERRQ_NS_PER_SEC);
 	assert_int_equal(errq_parse_since("2026-11-25T18:03:11Z", now, &since), 0);
 	assert_int_equal(errq_parse_since("yesterday", now, &since), -1);
+	/* formatting reads back: the largest unit that divides */
+	char d[ERRQ_DURATION_BUFSZ];
+	assert_string_equal(errq_fmt_duration(d, 0), "0s");
+	assert_string_equal(errq_fmt_duration(d, 30 * 86400 * ERRQ_NS_PER_SEC), "30d");
+	assert_string_equal(errq_fmt_duration(d, 90 * 60 * ERRQ_NS_PER_SEC), "90m");
+	assert_string_equal(errq_fmt_duration(d, 1500 * ERRQ_NS_PER_MS), "1500ms");
+	assert_string_equal(errq_fmt_duration(d, 7), "7ns");
+	assert_int_equal(errq_parse_duration(errq_fmt_duration(d, 36 * 3600 * ERRQ_NS_PER_SEC), &ns), 0);
+	assert_int_equal(ns, 36 * 3600 * ERRQ_NS_PER_SEC);
+}
+
+/* The lines errq_logkv / errq_log_json write, read from a pipe, without the timestamp. */
+static int log_pipe[2];
+
+static void log_capture(int format)
+{
+	assert_int_equal(pipe(log_pipe), 0);
+	errq_log_set_fd(log_pipe[1]);
+	errq_log_set_format(format);
+	errq_log_set_level(ERRQ_LOG_DEBUG);
+}
+
+static char *log_read(void)
+{
+	static char buf[16384];
+	errq_log_set_fd(2);
+	errq_log_set_format(ERRQ_LOG_FORMAT_JSON);
+	close(log_pipe[1]);
+	size_t n = 0;
+	ssize_t r;
+	while ((r = read(log_pipe[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(log_pipe[0]);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The text after the time: "2026-12-06T20:08:49.157Z info  ..." -> "info  ...". */
+static const char *after_time(const char *line)
+{
+	assert_int_equal(strlen(line) > 25 && line[10] == 'T' && line[23] == 'Z' && line[24] == ' ', 1);
+	return line + 25;
+}
+
+static void test_log_text_format(void **state)
+{
+	log_capture(ERRQ_LOG_FORMAT_TEXT);
+	errq_logkv(ERRQ_LOG_INFO, "errqd started", "listen", "127.0.0.1:4770", "name", "two words", "quote",
+		   "say \"hi\"", "nl", "a\nb", "empty", "", "eq", "a=b", "slash", "C:\\x", "utf8", "café", NULL);
+	const char *out = log_read();
+	assert_string_equal(after_time(out), "info  errqd started listen=127.0.0.1:4770 name=\"two words\" "
+					      "quote=\"say \\\"hi\\\"\" nl=\"a\\nb\" empty=\"\" eq=\"a=b\" "
+					      "slash=\"C:\\\\x\" utf8=café\n");
+
+	/* a message with a newline or a tab stays on one line, quoted; one without stays bare */
+	log_capture(ERRQ_LOG_FORMAT_TEXT);
+	errq_logkv(ERRQ_LOG_WARN, "first\nsecond\tthird", NULL);
+	errq_log(ERRQ_LOG_ERROR, "cannot open '%s'", "x y.db");
+	out = log_read();
+	const char *second = strchr(out, '\n') + 1;
+	const char *first = "warn  \"first\\nsecond\\tthird\"\n";
+	assert_int_equal(strncmp(after_time(out), first, strlen(first)), 0);
+	assert_string_equal(after_time(second), "error cannot open 'x y.db'\n");
+
+	/* the alert body of the log notifier: compact JSON, written bare */
+	log_capture(ERRQ_LOG_FORMAT_TEXT);
+	const char *json = "{\"status\":\"firing\",\"n\":1}";
+	errq_log_json(ERRQ_LOG_INFO, "alert", "notifier", "ops log", "alert", json, strlen(json));
+	out = log_read();
+	assert_string_equal(after_time(out), "info  alert notifier=\"ops log\" alert={\"status\":\"firing\",\"n\":1}\n");
+
+	/* a line past ERRQ_LOG_LINE_MAX is cut between fields and marked */
+	static char big[ERRQ_LOG_LINE_MAX];
+	memset(big, 'v', sizeof(big) - 1);
+	log_capture(ERRQ_LOG_FORMAT_TEXT);
+	errq_logkv(ERRQ_LOG_INFO, "big", "a", "1", "b", big, NULL);
+	out = log_read();
+	assert_string_equal(after_time(out), "info  big a=1 cut=true\n");
+
+	/* json stays what it was */
+	log_capture(ERRQ_LOG_FORMAT_JSON);
+	errq_logkv(ERRQ_LOG_INFO, "errqd started", "name", "two words", NULL);
+	out = log_read();
+	assert_int_equal(strncmp(out, "{\"time\":\"", 9), 0);
+	assert_non_null(strstr(out, "\",\"level\":\"info\",\"msg\":\"errqd started\",\"name\":\"two words\"}\n"));
 }
 
 static void test_utf8(void **state)
@@ -156,7 +243,7 @@ int main(void)
 	    cmocka_unit_test(test_rfc3339_format_and_parse), cmocka_unit_test(test_durations_and_since),
 	    cmocka_unit_test(test_utf8),                     cmocka_unit_test(test_buf_limit_and_json),
 	    cmocka_unit_test(test_hex),                      cmocka_unit_test(test_ids_are_ordered_uuidv7),
-	    cmocka_unit_test(test_yaml_errors_have_lines),
+	    cmocka_unit_test(test_yaml_errors_have_lines),   cmocka_unit_test(test_log_text_format),
 	};
 	return cmocka_run_group_tests_name("unit_common", tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* Unit: server/settings.c — defaults, the config file, flags, and refusals with file/line/key. */
+/* Unit: server/settings.c — defaults, the config file, the environment, flags, their precedence and
+ * the source of each value, refusals with file/line/key or variable, the printed configurations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,7 +53,7 @@ static void test_file_and_flags(void **state)
 	assert_int_equal(s.log_level, ERRQ_LOG_DEBUG);
 	assert_int_equal(s.shutdown_timeout_ns, 5000000000ULL);
 	/* a flag overrides the file */
-	assert_int_equal(settings_set(&s, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--listen", "listen", "127.0.0.1:0", err, sizeof(err)), 0);
 	assert_string_equal(s.listen, "127.0.0.1:0");
 }
 
@@ -86,8 +87,187 @@ static void test_refusals(void **state)
 	struct settings s;
 	char err[256];
 	settings_defaults(&s);
-	assert_int_equal(settings_set(&s, "nope", "1", err, sizeof(err)), -1);
-	assert_string_equal(err, "unknown setting 'nope'");
+	assert_int_equal(settings_set(&s, "--set", "nope", "1", err, sizeof(err)), -1);
+	assert_string_equal(err, "flag --set: unknown setting 'nope'");
+	/* http_listen is HOST:PORT or empty (disabled); listen may not be empty */
+	expect_refused("http_listen: nohost\n", "line 1", "'http_listen'", "not HOST:PORT (or empty to disable it)");
+	expect_refused("http_listen: \"127.0.0.1:70000\"\n", "line 1", "'http_listen'", "port");
+	expect_refused("listen: \"\"\n", "line 1", "'listen'", "HOST:PORT");
+	expect_refused("log_format: xml\n", "line 1", "'log_format'", "json, text");
+	settings_defaults(&s);
+	write_file("http_listen: \"\"\nlog_format: text\n");
+	assert_int_equal(settings_load_file(&s, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_string_equal(s.http_listen, "");
+	assert_int_equal(s.log_format, ERRQ_LOG_FORMAT_TEXT);
+}
+
+static void expect_source(const struct settings *s, const char *key, const char *want)
+{
+	char buf[SETTINGS_STR_MAX + 64];
+	assert_int_equal(settings_source_text(s, key, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, want);
+}
+
+/* default < file < environment < flag, and each value knows which of them set it */
+static void test_precedence_and_sources(void **state)
+{
+	struct settings s;
+	char err[512], want[256];
+	settings_defaults(&s);
+	write_file("listen: \"0.0.0.0:5000\"\nname: file-name\n\ndatabase: /file.db\ncq_threads: 4\n");
+	assert_int_equal(settings_load_file(&s, path, err, sizeof(err)), 0);
+	/* other programs' ERRQ_ variables, names the table does not have and other cases: ignored */
+	char *env[] = {"ERRQ_DATABASE=/env.db", "ERRQ_NAME=env-name", "ERRQ_RETENTION=7d",
+		       "ERRQ_TEST_FILTER=test_x",  "ERRQ_VALGRIND=1",     "ERRQ_LIBRARY=/nope.so",
+		       "ERRQ_ADDR=not an address", "ERRQ_PORT_FILE=/p",   "ERRQ_LISTENX=bad",
+		       "ERRQ_=x",                 "errq_cache_mib=0",    "XERRQ_CACHE_MIB=0",
+		       "ERRQ_CQ_THREADS",         "ERRQ_NAME=second",    NULL};
+	assert_int_equal(settings_load_env(&s, env, err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--set", "name", "flag-name", err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--log-level", "log_level", "warn", err, sizeof(err)), 0);
+
+	assert_string_equal(s.listen, "0.0.0.0:5000"); /* file over default */
+	snprintf(want, sizeof(want), "file '%s' line 1", path);
+	expect_source(&s, "listen", want);
+	assert_string_equal(s.database, "/env.db"); /* env over file */
+	expect_source(&s, "database", "env ERRQ_DATABASE");
+	assert_string_equal(s.name, "flag-name"); /* flag over env over file */
+	expect_source(&s, "name", "flag --set");
+	assert_int_equal(s.log_level, ERRQ_LOG_WARN);
+	expect_source(&s, "log_level", "flag --log-level");
+	assert_int_equal(s.retention_ns, 7 * 86400 * 1000000000ULL); /* env over default */
+	expect_source(&s, "retention", "env ERRQ_RETENTION");
+	assert_int_equal(s.cq_threads, 4); /* "ERRQ_CQ_THREADS" without '=' sets nothing */
+	snprintf(want, sizeof(want), "file '%s' line 5", path);
+	expect_source(&s, "cq_threads", want);
+	assert_int_equal(s.cache_mib, 64);
+	expect_source(&s, "cache_mib", "default");
+	assert_string_equal(s.port_file, ""); /* a flag only: not read from the environment */
+	assert_int_equal(settings_source_text(&s, "nope", want, sizeof(want)), -1);
+	unlink(path);
+}
+
+static void expect_env_refused(const char *var, const char *want)
+{
+	struct settings s;
+	char err[512];
+	char *env[] = {"ERRQ_NAME=fine", (char *)var, NULL};
+	settings_defaults(&s);
+	assert_int_equal(settings_load_env(&s, env, err, sizeof(err)), -1);
+	assert_string_equal(err, want);
+}
+
+static void test_env_refusals(void **state)
+{
+	expect_env_refused("ERRQ_CQ_THREADS=0", "environment variable ERRQ_CQ_THREADS: '0' is not an integer in [1, 64]");
+	expect_env_refused("ERRQ_LISTEN=", "environment variable ERRQ_LISTEN: '' is not HOST:PORT");
+	expect_env_refused("ERRQ_LOG_FORMAT=xml", "environment variable ERRQ_LOG_FORMAT: 'xml' is not one of: json, text");
+	expect_env_refused("ERRQ_SHUTDOWN_TIMEOUT=5", "environment variable ERRQ_SHUTDOWN_TIMEOUT: '5' is not a duration "
+						     "(like 500ms, 10s, 5m, 2h)");
+	expect_env_refused("ERRQ_HTTP_LISTEN=localhost",
+			   "environment variable ERRQ_HTTP_LISTEN: 'localhost' is not HOST:PORT (or empty to disable it)");
+	static char longv[SETTINGS_STR_MAX + 32];
+	snprintf(longv, sizeof(longv), "ERRQ_DATABASE=%0*d", SETTINGS_STR_MAX, 0);
+	expect_env_refused(longv, "environment variable ERRQ_DATABASE: longer than 1023 bytes");
+	/* an empty value is the empty string where that is a value: http_listen off */
+	struct settings s;
+	char err[256];
+	char *env[] = {"ERRQ_HTTP_LISTEN=", NULL};
+	settings_defaults(&s);
+	assert_int_equal(settings_load_env(&s, env, err, sizeof(err)), 0);
+	assert_string_equal(s.http_listen, "");
+	expect_source(&s, "http_listen", "env ERRQ_HTTP_LISTEN");
+	/* a flag's refusal names the flag */
+	assert_int_equal(settings_set(&s, "--listen", "listen", "nohost", err, sizeof(err)), -1);
+	assert_string_equal(err, "flag --listen: 'nohost' is not HOST:PORT");
+	assert_int_equal(settings_set(&s, "--set", "cq_threads", "65", err, sizeof(err)), -1);
+	assert_string_equal(err, "flag --set cq_threads: '65' is not an integer in [1, 64]");
+}
+
+static void test_flag_keys(void **state)
+{
+	assert_string_equal(settings_flag_key("db"), "database");
+	assert_string_equal(settings_flag_key("http-listen"), "http_listen");
+	assert_string_equal(settings_flag_key("log-format"), "log_format");
+	assert_null(settings_flag_key("http_listen")); /* flags use dashes */
+	assert_null(settings_flag_key("name"));        /* --set name=... only */
+	assert_null(settings_flag_key("port-file"));   /* not a setting */
+}
+
+/* Reads what a print function wrote into a string (freed by the caller). */
+static char *printed(void (*print)(void *, const struct settings *), const struct settings *s)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	print(f, s);
+	assert_int_equal(fclose(f), 0);
+	return text;
+}
+
+static void print_docs(void *f, const struct settings *s)
+{
+	(void)s;
+	settings_print_docs(f);
+}
+
+/* --print-config: every value with its source, as a file that reads back to the same values */
+static void test_print_effective(void **state)
+{
+	struct settings s, back;
+	char err[512], want[512];
+	settings_defaults(&s);
+	write_file("retention: 36h\nname: 'say \"hi\" \\ back'\n");
+	assert_int_equal(settings_load_file(&s, path, err, sizeof(err)), 0);
+	char *env[] = {"ERRQ_LOG_FORMAT=text", NULL};
+	assert_int_equal(settings_load_env(&s, env, err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--http-listen", "http_listen", "", err, sizeof(err)), 0);
+	char *text = printed(settings_print_effective, &s);
+	snprintf(want, sizeof(want), "\nretention: \"36h\"%*s# file '%s' line 1\n", 25, "", path);
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\nname: \"say \\\"hi\\\" \\\\ back\""));
+	assert_non_null(strstr(text, "\nlog_format: \"text\"                       # env ERRQ_LOG_FORMAT\n"));
+	assert_non_null(strstr(text, "\nhttp_listen: \"\"                          # flag --http-listen\n"));
+	assert_non_null(strstr(text, "\ncache_mib: \"64\"                          # default\n"));
+	unlink(path);
+
+	write_file(text);
+	free(text);
+	settings_defaults(&back);
+	assert_int_equal(settings_load_file(&back, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_string_equal(back.name, "say \"hi\" \\ back");
+	assert_int_equal(back.retention_ns, 36 * 3600 * 1000000000ULL);
+	assert_int_equal(back.log_format, ERRQ_LOG_FORMAT_TEXT);
+	assert_string_equal(back.http_listen, "");
+	assert_string_equal(back.listen, s.listen);
+	assert_int_equal(back.shutdown_timeout_ns, s.shutdown_timeout_ns);
+	assert_int_equal(back.ingest_queue_bytes, s.ingest_queue_bytes);
+
+	/* the longest value, all control bytes (6 bytes each once escaped), is printed and reads back */
+	char ctl[SETTINGS_STR_MAX];
+	memset(ctl, 1, sizeof(ctl) - 1);
+	ctl[sizeof(ctl) - 1] = '\0';
+	assert_int_equal(settings_set(&s, "--set", "name", ctl, err, sizeof(err)), 0);
+	text = printed(settings_print_effective, &s);
+	assert_non_null(strstr(text, "\nname: \"\\u0001\\u0001"));
+	write_file(text);
+	free(text);
+	settings_defaults(&back);
+	assert_int_equal(settings_load_file(&back, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_string_equal(back.name, ctl);
+
+	/* the docs: a row per setting with its variable and flag; '|' escaped inside cells */
+	text = printed(print_docs, NULL);
+	assert_non_null(strstr(text, "| `http_listen` | HOST:PORT or empty | `127.0.0.1:4771` | `ERRQ_HTTP_LISTEN` | "
+				     "`--http-listen` | HTTP address HOST:PORT for /livez, /readyz, /healthz and "
+				     "/metrics (empty disables it) |\n"));
+	assert_non_null(strstr(text, "| `name` | string | `errqd` | `ERRQ_NAME` | - | "));
+	assert_non_null(strstr(text, "| `log_format` | json \\| text | `json` | `ERRQ_LOG_FORMAT` | `--log-format` |"));
+	free(text);
 }
 
 int main(void)
@@ -97,6 +277,10 @@ int main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_file_and_flags),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_precedence_and_sources),
+	    cmocka_unit_test(test_env_refusals),
+	    cmocka_unit_test(test_flag_keys),
+	    cmocka_unit_test(test_print_effective),
 	};
 	return cmocka_run_group_tests_name("unit_settings", tests, NULL, NULL);
 }
