@@ -54,6 +54,25 @@ static int build_argv(const char **argv, int max, const char *const *args)
 	return n;
 }
 
+/* Unsets every ERRQ_* variable (in a child about to exec errqd). */
+static void clear_errq_env(void)
+{
+	extern char **environ;
+	for (size_t i = 0; environ[i];) {
+		if (strncmp(environ[i], "ERRQ_", 5) == 0) {
+			char name[128];
+			size_t n = strcspn(environ[i], "=");
+			if (n < sizeof(name)) {
+				memcpy(name, environ[i], n);
+				name[n] = '\0';
+				unsetenv(name); /* environ shifts down: look at index i again */
+				continue;
+			}
+		}
+		i++;
+	}
+}
+
 int errqd_start(struct errqd_proc *p, const char *const *extra)
 {
 	if (!p->dir[0]) {
@@ -89,6 +108,7 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 	if (pid == 0) {
 		/* a test that dies (or fails and is torn down) must not leave its errqd running */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		clear_errq_env(); /* errqd reads ERRQ_<SETTING>: a developer's own must not leak in */
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) { /* both outputs: an orphan must never hold the test's pipes */
 			dup2(fd, 1);
