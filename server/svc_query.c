@@ -21,6 +21,7 @@
 #include "grouping.h"
 #include "alerts.h"
 #include "ingest.h"
+#include "svc_backup.h"
 #include "svc_common.h"
 #include "services.h"
 #include "storage.h"
@@ -36,6 +37,7 @@ struct query_svc {
 	struct query_svc_opts o; /* strings below are owned copies */
 	char *db_path, *name, *durability, *storage;
 	struct svc_readers readers;
+	struct backup_svc *backup; /* Backup (svc_backup.c) */
 };
 
 static uint32_t clamp_limit(uint32_t l)
@@ -700,7 +702,8 @@ struct query_svc *query_svc_new(const struct query_svc_opts *o)
 	q->durability = strdup(o->durability ? o->durability : "");
 	q->storage = strdup(o->storage ? o->storage : "");
 	if ((o->db_path && !q->db_path) || !q->name || !q->durability || !q->storage ||
-	    svc_readers_init(&q->readers, q->db_path)) {
+	    !(q->backup = backup_svc_new(q->db_path)) || svc_readers_init(&q->readers, q->db_path)) {
+		backup_svc_free(q->backup);
 		free(q->db_path);
 		free(q->name);
 		free(q->durability);
@@ -720,7 +723,7 @@ int query_svc_register(struct query_svc *q, struct transport *t)
 	    transport_add_unary(t, "/errq.v1.Query/GetEvent", none ? no_storage : get_event, q) ||
 	    transport_add_unary(t, "/errq.v1.Query/ExplainEvent", none ? no_storage : explain_event, q) ||
 	    transport_add_unary_async(t, "/errq.v1.Query/SetGroupStatus", set_group_status, q) ||
-	    transport_add_unary(t, "/errq.v1.Query/Status", status, q))
+	    transport_add_unary(t, "/errq.v1.Query/Status", status, q) || backup_svc_register(q->backup, t))
 		return -1;
 	return 0;
 }
@@ -731,6 +734,7 @@ void query_svc_free(struct query_svc *q)
 		return;
 	/* the queue threads have exited: their readers were closed by the key's destructor */
 	svc_readers_destroy(&q->readers);
+	backup_svc_free(q->backup);
 	free(q->db_path);
 	free(q->name);
 	free(q->durability);

@@ -50,6 +50,11 @@ struct transport {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool shutdown_done;
+	struct {
+		void (*fn)(void *ctx);
+		void *ctx;
+	} stop_hooks[TRANSPORT_MAX_STOP_HOOKS];
+	int nstop_hooks;
 };
 
 /* A requested (pre-posted) call, and then the unary call it becomes. */
@@ -235,7 +240,7 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
-	grpc_arg args[6];
+	grpc_arg args[7];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -261,7 +266,12 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	args[5].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
 	args[5].value.pointer.p = t->quota;
 	args[5].value.pointer.vtable = grpc_resource_quota_arg_vtable();
-	grpc_channel_args ca = {6, args};
+	/* the C core sets SO_REUSEPORT by default: a second errqd on a port this one holds
+	 * would then start without an error and take half of the connections */
+	args[6].type = GRPC_ARG_INTEGER;
+	args[6].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+	args[6].value.integer = 0;
+	grpc_channel_args ca = {7, args};
 	t->server = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < t->ncq; i++) {
 		t->cq[i] = grpc_completion_queue_create_for_next(NULL);
@@ -320,6 +330,15 @@ void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const cha
 	reply_unary(uc, st, details ? details : "");
 }
 
+int transport_on_stop(struct transport *t, void (*fn)(void *ctx), void *ctx)
+{
+	if (t->nstop_hooks >= TRANSPORT_MAX_STOP_HOOKS)
+		return -1;
+	t->stop_hooks[t->nstop_hooks].fn = fn;
+	t->stop_hooks[t->nstop_hooks++].ctx = ctx;
+	return 0;
+}
+
 int transport_start(struct transport *t, char *err, size_t errsz)
 {
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
@@ -363,6 +382,9 @@ void transport_shutdown_server(struct transport *t)
 	t->shutdown_tag.fn = on_server_shutdown;
 	t->shutdown_tag.arg = t;
 	grpc_server_shutdown_and_notify(t->server, t->cq[0], &t->shutdown_tag);
+	/* calls a service answers from a thread of its own end before the queues go */
+	for (int i = 0; i < t->nstop_hooks; i++)
+		t->stop_hooks[i].fn(t->stop_hooks[i].ctx);
 	grpc_server_cancel_all_calls(t->server);
 	pthread_mutex_lock(&t->mu);
 	while (!t->shutdown_done) {
