@@ -191,6 +191,7 @@ int cli_cmd_rules_check(struct cli_ctx *ctx);
 int cli_cmd_silence_add(struct cli_ctx *ctx);     /* cmd_silence.c */
 int cli_cmd_silence_list(struct cli_ctx *ctx);
 int cli_cmd_silence_expire(struct cli_ctx *ctx);
+int cli_cmd_admin_backup(struct cli_ctx *ctx);    /* cmd_admin.c */
 
 /* A circuit key (or silence matchers) into o as "<name>" (an object keyed by the fields,
  * cli_key_json) and "<name>_text" (the string, as errq takes it on the command line). */

@@ -39,6 +39,7 @@ struct backup_job {
 	char path[BACKUP_PATH_MAX + 1];
 	char tmp[BACKUP_PATH_MAX + sizeof(BACKUP_TMP_SUFFIX)];
 	uint64_t started_ns;
+	uint64_t max_bytes_per_sec;
 };
 
 struct backup_svc {
@@ -85,7 +86,7 @@ static void *backup_main(void *arg)
 	struct store_backup_result r;
 	char err[512] = "";
 	struct store_backup_opts o = {.src_path = b->db_path, .tmp_path = j->tmp, .dest_path = j->path,
-				      .cancel = &b->cancel};
+				      .cancel = &b->cancel, .max_bytes_per_sec = j->max_bytes_per_sec};
 	int rc = store_backup(&o, &r, err, sizeof(err));
 	uint64_t took = errq_mono_ns() - j->started_ns;
 	grpc_byte_buffer *resp = NULL;
@@ -283,6 +284,7 @@ static void backup_call(void *ctx, struct unary_call *uc, grpc_slice req)
 		goto out;
 	j->uc = uc;
 	j->started_ns = errq_mono_ns();
+	j->max_bytes_per_sec = in->max_bytes_per_second;
 	pthread_mutex_lock(&b->mu);
 	b->job = j;
 	if (b->stopping) { /* the stop hook ran meanwhile: no thread may start after it */

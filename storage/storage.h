@@ -241,6 +241,7 @@ struct store_backup_result {
 struct store_backup_opts {
 	const char *src_path, *tmp_path, *dest_path;
 	uint64_t max_ns;            /* 0 = STORE_BACKUP_MAX_NS */
+	uint64_t max_bytes_per_sec; /* throttle (smaller steps and pauses between them); 0 = none */
 	const atomic_bool *cancel;  /* may be NULL */
 };
 int store_backup(const struct store_backup_opts *o, struct store_backup_result *r, char *err, size_t errsz);

@@ -31,6 +31,7 @@ atomic_int store__backups_pinning;
 #define BACKUP_BUSY_RETRY_MS 10       /* a step that found a lock waits this long and tries again */
 #define BACKUP_PROGRESS_OPS 10000     /* VM steps between cancel/deadline checks while verifying */
 #define BACKUP_SUFFIX_MAX 16          /* "-journal" and the like */
+#define BACKUP_PAUSE_SLICE_MS 50      /* a throttled backup sleeps in slices this long, checking cancel */
 
 struct run {
 	const struct store_backup_opts *o;
@@ -139,8 +140,17 @@ int store_backup(const struct store_backup_opts *o, struct store_backup_result *
 		errq_snprintf(err, errsz, "cannot start the backup: %s", sqlite3_errmsg(dst));
 		goto out;
 	}
+	/* a throttled backup takes about four steps a second, each paced to the rate */
+	int step_pages = STORE_BACKUP_STEP_PAGES;
+	uint64_t page_size = 4096;
+	if (o->max_bytes_per_sec) {
+		if (query1(src, "PRAGMA page_size", &v, NULL, 0) == 0 && v > 0)
+			page_size = (uint64_t)v;
+		uint64_t per = o->max_bytes_per_sec / page_size / 4;
+		step_pages = per < 1 ? 1 : per > STORE_BACKUP_STEP_PAGES ? STORE_BACKUP_STEP_PAGES : (int)per;
+	}
 	for (;;) {
-		src_rc = sqlite3_backup_step(bk, STORE_BACKUP_STEP_PAGES);
+		src_rc = sqlite3_backup_step(bk, step_pages);
 		res->steps++;
 		if (src_rc == SQLITE_DONE)
 			break;
@@ -152,8 +162,24 @@ int store_backup(const struct store_backup_opts *o, struct store_backup_result *
 			rc = r.stop;
 			goto out;
 		}
-		if (src_rc != SQLITE_OK)
+		if (src_rc != SQLITE_OK) {
 			sqlite3_sleep(BACKUP_BUSY_RETRY_MS);
+			continue;
+		}
+		if (o->max_bytes_per_sec) {
+			uint64_t copied = (uint64_t)(sqlite3_backup_pagecount(bk) - sqlite3_backup_remaining(bk));
+			/* copied * page_size / rate seconds after the start, computed in ns without overflow */
+			long double due = (long double)copied * (long double)page_size * 1e9L / (long double)o->max_bytes_per_sec;
+			uint64_t until = t0 + (due > 1e18L ? (uint64_t)1e18 : (uint64_t)due);
+			while (errq_mono_ns() < until) {
+				if (should_stop(&r)) {
+					rc = r.stop;
+					goto out;
+				}
+				uint64_t left_ms = (until - errq_mono_ns()) / ERRQ_NS_PER_MS + 1;
+				sqlite3_sleep(left_ms < BACKUP_PAUSE_SLICE_MS ? (int)left_ms : BACKUP_PAUSE_SLICE_MS);
+			}
+		}
 	}
 	res->pages = (uint64_t)sqlite3_backup_pagecount(bk);
 	src_rc = sqlite3_backup_finish(bk);

@@ -513,6 +513,7 @@ struct loadgen_stream {
 	struct errq_idgen g;
 	uint8_t *ids;  /* max_batches * batch * 16 */
 	bool *acked;   /* max_batches */
+	atomic_int acked_upto; /* batches 0..n-1 all acknowledged (answers come in order) */
 	int sent;
 	grpc_status_code status;
 };
@@ -522,6 +523,8 @@ static void lg_mark(struct loadgen_stream *st, Errq__V1__ReportResponse *r)
 	if (r->seq < (uint64_t)st->sent && r->accepted + r->duplicates == (uint32_t)st->lg->batch) {
 		st->acked[r->seq] = true;
 		atomic_fetch_add(&st->lg->acked_batches, 1);
+		if ((int)r->seq == atomic_load(&st->acked_upto))
+			atomic_store(&st->acked_upto, (int)r->seq + 1);
 	}
 	errq__v1__report_response__free_unpacked(r, NULL);
 }
@@ -617,7 +620,7 @@ void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable)
 	}
 }
 
-int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
+int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path)
 {
 	sqlite3 *db;
 	sqlite3_stmt *q;
@@ -630,7 +633,8 @@ int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
 	}
 	for (int i = 0; i < lg->nstreams; i++) {
 		struct loadgen_stream *st = lg->st[i];
-		for (int b = 0; b < st->sent; b++) {
+		int upto = marks ? marks[i] : st->sent;
+		for (int b = 0; b < upto; b++) {
 			if (!st->acked[b])
 				continue;
 			for (int k = 0; k < lg->batch; k++) {
@@ -645,6 +649,17 @@ int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	return missing;
+}
+
+int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
+{
+	return loadgen_missing_acked_before(lg, NULL, db_path);
+}
+
+void loadgen_ack_marks(struct loadgen *lg, int *marks)
+{
+	for (int i = 0; i < lg->nstreams; i++)
+		marks[i] = atomic_load(&lg->st[i]->acked_upto);
 }
 
 void loadgen_free(struct loadgen *lg)

@@ -114,5 +114,10 @@ int loadgen_stop(struct loadgen *lg);
 void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable);
 /* Counts acknowledged events missing from the database file (0 = none lost). */
 int loadgen_missing_acked(struct loadgen *lg, const char *db_path);
+/* marks[i] (one per stream): how many of stream i's first batches are acknowledged now (any
+ * thread, while the load runs).  Answers come in order, so these batches are all acked. */
+void loadgen_ack_marks(struct loadgen *lg, int *marks);
+/* As loadgen_missing_acked, for the batches below marks[i] only (after loadgen_stop). */
+int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path);
 void loadgen_free(struct loadgen *lg);
 #endif
