@@ -424,6 +424,88 @@ static void test_checkpointer_checkpoints(void **state)
 	store_close(s);
 }
 
+/* One collector per database: a second lock on the same file fails and names the holder. */
+static void test_lock(void **state)
+{
+	struct store_lock *a = NULL, *b = NULL;
+	char err[512], want[64], lockp[160];
+	assert_int_equal(store_lock(&a, path, err, sizeof(err)), 0);
+	assert_int_equal(store_lock(&b, path, err, sizeof(err)), -1);
+	assert_null(b);
+	snprintf(want, sizeof(want), "(pid %ld,", (long)getpid());
+	assert_non_null(strstr(err, "is in use by another errqd"));
+	assert_non_null(strstr(err, want));
+	store_unlock(a);
+	assert_int_equal(store_lock(&b, path, err, sizeof(err)), 0);
+	store_unlock(b);
+	store_unlock(NULL);
+	snprintf(lockp, sizeof(lockp), "%s.lock", path);
+	assert_int_equal(unlink(lockp), 0);
+}
+
+static bool file_exists(const char *p)
+{
+	struct stat sb;
+	return stat(p, &sb) == 0;
+}
+
+static void test_backup(void **state)
+{
+	struct store *s = open_writer();
+	uint8_t id[16];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 50; i++) {
+		struct store_event e = ev(id, (uint8_t)i, "fp-backup", 1000000000ULL + (uint64_t)i);
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+
+	char dest[160], tmp[170], err[512];
+	struct store_backup_result r;
+	snprintf(dest, sizeof(dest), "%s/copy.db", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	struct store_backup_opts o = {.src_path = path, .tmp_path = tmp, .dest_path = dest};
+	/* a copy while the writer's handle is open, checked, counted and renamed */
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_OK);
+	assert_int_equal(r.events, 50);
+	assert_true(r.pages > 0);
+	assert_int_equal(r.bytes, r.pages * r.page_size);
+	assert_false(file_exists(tmp));
+	struct store *c = NULL;
+	struct store_opts ro = {.path = dest, .readonly = true};
+	assert_int_equal(store_open(&c, &ro, err, sizeof(err)), 0);
+	uint64_t n = 0;
+	assert_int_equal(store_count_events(c, &n), 0);
+	assert_int_equal(n, 50);
+	store_close(c);
+	assert_int_equal(unlink(dest), 0);
+
+	/* an existing temporary file is refused and left alone */
+	FILE *f = fopen(tmp, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_EXISTS);
+	assert_true(file_exists(tmp));
+	assert_int_equal(unlink(tmp), 0);
+
+	/* paced to one page a step: cancelled after the first, or past its deadline; nothing left */
+	atomic_bool cancel;
+	atomic_init(&cancel, true);
+	o.max_bytes_per_sec = 4096;
+	o.cancel = &cancel;
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_CANCELLED);
+	assert_non_null(strstr(err, "cancelled"));
+	assert_false(file_exists(tmp));
+	assert_false(file_exists(dest));
+	atomic_store(&cancel, false);
+	o.max_ns = 1;
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_TIMEOUT);
+	assert_non_null(strstr(err, "took longer"));
+	assert_false(file_exists(tmp));
+	assert_false(file_exists(dest));
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +515,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_storage", tests, NULL, NULL);
 }
