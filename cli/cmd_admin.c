@@ -9,8 +9,9 @@
 #include "errq_time.h"
 #include "errq_banned.h"
 
-static json_t *backup_json(const Errq__V1__BackupResponse *r)
+static json_t *backup_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 {
+	const Errq__V1__BackupResponse *r = (const Errq__V1__BackupResponse *)m;
 	bool ok = true;
 	json_t *o = json_object();
 	if (!o)
@@ -29,8 +30,9 @@ static json_t *backup_json(const Errq__V1__BackupResponse *r)
 	return cli_json_done(o, ok);
 }
 
-static void backup_detail(struct cli_detail *d, const Errq__V1__BackupResponse *r)
+static void backup_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m)
 {
+	const Errq__V1__BackupResponse *r = (const Errq__V1__BackupResponse *)m;
 	char a[64], b[64], c[64], ts[ERRQ_RFC3339_BUFSZ];
 	cli_detail_field(d, "backup", r->path, CLI_STYLE_BOLD);
 	cli_detail_fieldf(d, "size", CLI_STYLE_NONE, "%s (%llu pages of %u bytes)", cli_fmt_bytes(a, sizeof(a), r->bytes),
@@ -48,34 +50,21 @@ int cli_cmd_admin_backup(struct cli_ctx *ctx)
 {
 	Errq__V1__BackupRequest req = ERRQ__V1__BACKUP_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	struct cli_detail d;
 	const char *path = ctx->args->argv[0];
-	int rc;
 
-	cli_detail_init(&d);
 	/* the collector checks too; saying it here spares a round trip and names the cause */
 	if (path[0] != '/') {
 		cli_error("backup path '%s' is relative: give an absolute path on the collector's filesystem", path);
-		rc = CLI_EXIT_USAGE;
-		goto out;
+		return CLI_EXIT_USAGE;
 	}
 	if (!ctx->args->timeout_set) /* a backup takes as long as the database is large */
 		ctx->deadline_mono_ns = errq_mono_ns() + (uint64_t)CLI_BACKUP_TIMEOUT_MS * ERRQ_NS_PER_MS;
 	req.path = (char *)path;
 	req.force = ctx->args->force;
 	req.max_bytes_per_second = (uint64_t)ctx->args->max_rate_mib << 20;
-	rc = cli_call(ctx, "/errq.v1.Query/Backup", &req.base, &errq__v1__backup_response__descriptor, &resp);
-	if (rc)
-		goto out;
-	const Errq__V1__BackupResponse *r = (const Errq__V1__BackupResponse *)resp;
-	if (ctx->args->output != CLI_OUT_TABLE) {
-		rc = cli_print_json(ctx, backup_json(r));
-		goto out;
-	}
-	backup_detail(&d, r);
-	rc = cli_print_detail(ctx, &d);
-out:
-	cli_detail_release(&d);
+	int rc = cli_call(ctx, "/errq.v1.Query/Backup", &req.base, &errq__v1__backup_response__descriptor, &resp);
+	if (!rc)
+		rc = cli_print_item(ctx, resp, backup_json, backup_detail);
 	if (resp)
 		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;

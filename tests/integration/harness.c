@@ -674,6 +674,32 @@ void loadgen_free(struct loadgen *lg)
 	}
 }
 
+int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type)
+{
+	Errq__V1__TaskFailure *evs[16];
+	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	Errq__V1__ReportResponse *resp = NULL;
+	struct rawstream s;
+	int accepted = -1;
+	if (n < 1 || n > 16)
+		return -1;
+	req.seq = 1;
+	req.n_failures = (size_t)n;
+	req.failures = evs;
+	for (int i = 0; i < n; i++)
+		evs[i] = tevent_new(g, service, type, "upstream timed out");
+	if (raw_open(&s, addr) == 0 && raw_send(&s, &req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
+		accepted = (int)resp->accepted;
+		errq__v1__report_response__free_unpacked(resp, NULL);
+		if (raw_finish(&s, NULL, 0) != GRPC_STATUS_OK)
+			accepted = -1;
+	}
+	raw_free(&s);
+	for (int i = 0; i < n; i++)
+		tevent_free(evs[i]);
+	return accepted;
+}
+
 /* ---- tail ---- */
 
 #define TAG_TAIL_START ((void *)11)

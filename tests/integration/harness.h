@@ -67,6 +67,10 @@ Errq__V1__TaskFailure *tevent_new(struct errq_idgen *g, const char *service, con
 void tevent_set(char **field, const char *v);
 void tevent_free(Errq__V1__TaskFailure *tf);
 
+/* Sends n (1..16) failures of service in one batch on a stream of its own and waits for
+ * the answer (= committed).  Returns the events accepted, or -1. */
+int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type);
+
 /* Lists events through the Query API; returns the count (up to max), ids copied to ids. */
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);
 Errq__V1__ListEventsResponse *query_events(const char *addr, uint32_t limit);

@@ -64,46 +64,19 @@ static void write_config(const char *path)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* Sends n failures of one service in one batch and waits for the answer (= committed). */
-static void send_failures(const char *addr, int n, const char *service)
-{
-	Errq__V1__TaskFailure *evs[16];
-	assert_true(n > 0 && n <= 16);
-	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
-	req.seq = 1;
-	req.n_failures = (size_t)n;
-	req.failures = evs;
-	for (int i = 0; i < n; i++)
-		evs[i] = tevent_new(&G, service, "TimeoutError", "upstream timed out");
-	struct rawstream s;
-	assert_int_equal(raw_open(&s, addr), 0);
-	assert_int_equal(raw_send(&s, &req), 0);
-	Errq__V1__ReportResponse *resp = NULL;
-	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
-	assert_int_equal(resp->accepted, (uint32_t)n);
-	errq__v1__report_response__free_unpacked(resp, NULL);
-	for (int i = 0; i < n; i++)
-		tevent_free(evs[i]);
-	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
-	raw_free(&s);
-}
-
-/* Runs errq at addr; checks the exit code; returns stdout (malloc'd), stderr in *err if asked. */
-static char *errq_run(const char *addr, int want, char **err, const char *a0, ...) __attribute__((sentinel));
-static char *errq_run(const char *addr, int want, char **err, const char *a0, ...)
+/* Runs errq at addr (arguments from ap); checks the exit code; returns stdout (malloc'd),
+ * stderr in *err if asked. */
+static char *errq_vrun(const char *addr, int want, char **err, const char *a0, va_list ap)
 {
 	const char *argv[16];
 	int n = 0;
-	va_list ap;
 	argv[n++] = ERRQ_CLI_PATH;
-	va_start(ap, a0);
 	for (const char *a = a0; a && n < 15; a = va_arg(ap, const char *))
 		argv[n++] = a;
-	va_end(ap);
 	argv[n] = NULL;
 	char *out = NULL, *e = NULL;
 	int rc = run_capture(argv, addr, &out, &e);
-	if (rc != want)
+	if (rc != want || !out)
 		fail_msg("errq %s %s exited %d, want %d\nstdout: %s\nstderr: %s", argv[1], n > 2 ? argv[2] : "", rc, want,
 			 out ? out : "", e ? e : "");
 	if (err)
@@ -113,28 +86,29 @@ static char *errq_run(const char *addr, int want, char **err, const char *a0, ..
 	return out;
 }
 
+static char *errq_run(const char *addr, int want, char **err, const char *a0, ...) __attribute__((sentinel));
+static char *errq_run(const char *addr, int want, char **err, const char *a0, ...)
+{
+	va_list ap;
+	va_start(ap, a0);
+	char *out = errq_vrun(addr, want, err, a0, ap);
+	va_end(ap);
+	return out;
+}
+
+/* Runs errq, which must exit 0 and print one JSON document: that document. */
 static json_t *errq_json(const char *addr, const char *a0, ...) __attribute__((sentinel));
 static json_t *errq_json(const char *addr, const char *a0, ...)
 {
-	const char *argv[16];
-	int n = 0;
 	va_list ap;
-	argv[n++] = ERRQ_CLI_PATH;
 	va_start(ap, a0);
-	for (const char *a = a0; a && n < 15; a = va_arg(ap, const char *))
-		argv[n++] = a;
+	char *out = errq_vrun(addr, 0, NULL, a0, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	char *out = NULL, *e = NULL;
-	int rc = run_capture(argv, addr, &out, &e);
-	if (rc != 0)
-		fail_msg("errq %s exited %d\nstdout: %s\nstderr: %s", argv[1], rc, out ? out : "", e ? e : "");
 	json_error_t je;
 	json_t *j = json_loads(out, 0, &je);
 	if (!j)
-		fail_msg("errq %s printed no JSON (%s): %s", argv[1], je.text, out);
+		fail_msg("errq %s printed no JSON (%s): %s", a0, je.text, out);
 	free(out);
-	free(e);
 	return j;
 }
 
@@ -215,7 +189,7 @@ static void test_backup_under_load(void **state)
 	assert_int_equal(errqd_start(&d, args), 0);
 
 	/* a circuit that trips before the backup */
-	send_failures(d.addr, 3, "trip-a");
+	assert_int_equal(report_batch(d.addr, &G, 3, "trip-a", "TimeoutError"), 3);
 	wait_circuit_open(d.addr, "trip-a");
 
 	/* a load that goes on through the backup */
@@ -349,7 +323,7 @@ static void test_refusals(void **state)
 	char path[400], det[512], *err = NULL, *out;
 	memset(&d, 0, sizeof(d));
 	assert_int_equal(errqd_start(&d, NULL), 0);
-	send_failures(d.addr, 2, "svc");
+	assert_int_equal(report_batch(d.addr, &G, 2, "svc", "TimeoutError"), 2);
 
 	/* relative: INVALID_ARGUMENT from the collector, exit 1 from errq */
 	assert_int_equal(backup_rpc(d.addr, "copy.db", false, det, sizeof(det)), GRPC_STATUS_INVALID_ARGUMENT);
@@ -462,11 +436,11 @@ static void test_one_collector(void **state)
 	free(err);
 
 	/* the first one never noticed: it still answers */
-	send_failures(d.addr, 1, "svc");
+	assert_int_equal(report_batch(d.addr, &G, 1, "svc", "TimeoutError"), 1);
 	/* the lock goes with the process: a new errqd on the database starts */
 	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
 	assert_int_equal(errqd_start(&d, NULL), 0);
-	send_failures(d.addr, 1, "svc");
+	assert_int_equal(report_batch(d.addr, &G, 1, "svc", "TimeoutError"), 1);
 	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
 	errqd_cleanup(&d);
 }
