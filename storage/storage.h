@@ -245,6 +245,8 @@ struct store_backup_opts {
 	const atomic_bool *cancel;  /* may be NULL */
 };
 int store_backup(const struct store_backup_opts *o, struct store_backup_result *r, char *err, size_t errsz);
+/* True while some store_backup of this process holds its snapshot. */
+bool store_backup_pinning(void);
 
 /* One collector per database (store_lock.c): an exclusive, non-blocking flock on
  * "<db>.lock", taken before the database is opened or migrated and held until

@@ -49,6 +49,11 @@ static int should_stop(struct run *r)
 	return r->stop;
 }
 
+bool store_backup_pinning(void)
+{
+	return atomic_load(&store__backups_pinning) != 0;
+}
+
 static int progress(void *arg)
 {
 	return should_stop(arg) != 0;

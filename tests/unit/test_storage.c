@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <cmocka.h>
 
 #include "storage.h"
@@ -506,6 +508,66 @@ static void test_backup(void **state)
 	store_close(s);
 }
 
+struct bg_backup {
+	struct store_backup_opts o;
+	atomic_bool cancel;
+	int rc;
+	char err[512];
+};
+
+static void *bg_backup_main(void *arg)
+{
+	struct bg_backup *b = arg;
+	struct store_backup_result r;
+	b->rc = store_backup(&b->o, &r, b->err, sizeof(b->err));
+	return NULL;
+}
+
+/* While a backup holds its snapshot the writer neither waits on it nor stops committing: its
+ * WAL catch-up (a RESTART checkpoint, which would wait for the snapshot through the busy
+ * handler, here 10 minutes: far past the test's timeout) is skipped. */
+static void test_backup_does_not_hold_writer(void **state)
+{
+	struct store *s = NULL;
+	char err[512], dest[160], tmp[170];
+	struct store_opts wo = {.path = path, .ckpt_external = true, .busy_timeout_ms = 600000};
+	assert_int_equal(store_open(&s, &wo, err, sizeof(err)), 0);
+	uint8_t id[16];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 20; i++) {
+		struct store_event e = ev(id, (uint8_t)i, "fp-pin", 1000000000ULL + (uint64_t)i);
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+
+	snprintf(dest, sizeof(dest), "%s/pinned.db", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	struct bg_backup b = {.o = {.src_path = path, .tmp_path = tmp, .dest_path = dest, .max_bytes_per_sec = 1}};
+	atomic_init(&b.cancel, false);
+	b.o.cancel = &b.cancel;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_backup_main, &b), 0);
+	/* paced to a byte a second, the backup holds its snapshot until cancelled */
+	for (int waited = 0; !store_backup_pinning(); waited++) {
+		if (waited > 30000)
+			fail_msg("the backup did not take its snapshot");
+		usleep(1000);
+	}
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 20; i < 40; i++) {
+		struct store_event e = ev(id, (uint8_t)i, "fp-pin", 1000000000ULL + (uint64_t)i);
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+	assert_int_equal(store_wal_catch_up(s, 1), 0); /* skipped, not waiting */
+	atomic_store(&b.cancel, true);
+	pthread_join(th, NULL);
+	assert_int_equal(b.rc, STORE_BACKUP_CANCELLED);
+	assert_false(file_exists(tmp));
+	assert_int_equal(store_wal_catch_up(s, 1), 1); /* no snapshot left: it runs */
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +579,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_does_not_hold_writer, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_storage", tests, NULL, NULL);
 }
