@@ -118,11 +118,12 @@ static void *backup_main(void *arg)
 		errq_logkv(ERRQ_LOG_WARN, "backup failed", "path", j->path, "error", err, NULL);
 	}
 	transport_unary_reply(j->uc, st, err, resp);
-	free(j);
+	/* a request that finds the backup running reads j->path under b->mu: free j after */
 	pthread_mutex_lock(&b->mu);
 	b->job = NULL;
 	b->running = false;
 	pthread_mutex_unlock(&b->mu);
+	free(j);
 	return NULL;
 }
 
@@ -262,8 +263,11 @@ static void backup_call(void *ctx, struct unary_call *uc, grpc_slice req)
 		errq_snprintf(details, sizeof(details), "the collector is stopping");
 	} else if (b->running) {
 		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
-		errq_snprintf(details, sizeof(details), "a backup is already running (to '%s'): one at a time",
-			      b->job ? b->job->path : "?");
+		if (b->job)
+			errq_snprintf(details, sizeof(details), "a backup is already running (to '%s'): one at a time",
+				      b->job->path);
+		else
+			errq_snprintf(details, sizeof(details), "a backup is already running: one at a time");
 	} else {
 		b->running = true; /* reserved: a second request is refused from here on */
 		reserved = true;
