@@ -5,8 +5,8 @@
  *    shows group counts equal to the events in the copy (the deferred aggregates are rebuilt
  *    past meta.aggregated_through) and the circuit that had tripped still open;
  *  - the refusals: a relative path, an existing file (and --force), a missing directory, the
- *    live database, a second backup while one runs, each with its gRPC status and errq exit
- *    code; ingest goes on (batches acknowledged) while a paced backup holds its snapshot; a
+ *    live database, a second backup while one runs, a collector with storage: none, each with
+ *    its gRPC status and errq exit code; ingest goes on (batches acknowledged) while a paced backup holds its snapshot; a
  *    running backup is cancelled by SIGTERM, its temporary file removed, and errqd
  *    still exits 0;
  *  - a second errqd on the same database or the same gRPC port refuses to start.
@@ -403,6 +403,15 @@ static void test_refusals(void **state)
 	assert_has(a.details, "stopping");
 	assert_false(exists(slow_tmp));
 	assert_false(exists(slow));
+
+	/* a collector that stores nothing has nothing to back up: FAILED_PRECONDITION, exit 3 */
+	const char *none[] = {"--storage", "none", NULL};
+	assert_int_equal(errqd_start(&d, none), 0);
+	free(errq_run(d.addr, 3, &err, "admin", "backup", slow, NULL));
+	assert_has(err, "storage: none");
+	free(err);
+	assert_false(exists(slow));
+	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
 	errqd_cleanup(&d);
 }
 
