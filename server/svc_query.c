@@ -6,7 +6,8 @@
  * keyset cursor, so no read outlives a call and none pins the WAL.  A response is built in
  * one arena and stops growing at QUERY_MAX_RESPONSE_BYTES (the cursor then points after the
  * last row sent).  SetGroupStatus is a write: it goes to the ingest writer as a job and is
- * answered from the writer thread (an asynchronous unary call). */
+ * answered from the writer thread (an asynchronous unary call).  Backup copies the database
+ * on a thread of its own (svc_backup.c) and answers from there. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,8 +5,9 @@
  * (method, queue) and re-posted as each one arrives, until shutdown begins (t->stopping).
  * Shutdown: transport_shutdown_server() -> grpc_server_shutdown_and_notify on queue 0 +
  * cancel_all_calls; pre-posted requests come back with ok=0 and are freed; the shutdown tag
- * wakes the caller.  transport_free() then destroys the server, shuts each queue down and
- * joins its thread. */
+ * wakes the caller; between the two, the stop hooks (transport_on_stop) end the threads of
+ * services that answer calls on their own (a backup).  transport_free() then destroys the
+ * server, shuts each queue down and joins its thread. */
 #include "transport.h"
 
 #include <grpc/grpc_security.h>

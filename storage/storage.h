@@ -6,6 +6,8 @@
  *    transactions the caller brackets with store_txn_begin / store_txn_commit.
  *  - readers (readonly=1): one per query thread; each query is one statement, so each read
  *    transaction is short and never pins the WAL.
+ *  - store_backup (store_backup.c) opens connections of its own and holds one read
+ *    transaction for a whole copy: the one long reader, which the writer knows about.
  * A handle is used by one thread at a time.  Errors are returned as -1 with a one-line reason
  * in the handle (store_errmsg) or in the caller's buffer for store_open. */
 #ifndef ERRQ_STORAGE_H
