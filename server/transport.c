@@ -3,10 +3,10 @@
  * Threads: one thread per completion queue, started by transport_start, each looping on
  * grpc_completion_queue_next until GRPC_QUEUE_SHUTDOWN.  Requested calls are pre-posted per
  * (method, queue) and re-posted as each one arrives, until shutdown begins (t->stopping).
- * Shutdown: transport_shutdown_server() -> grpc_server_shutdown_and_notify on queue 0 +
- * cancel_all_calls; pre-posted requests come back with ok=0 and are freed; the shutdown tag
- * wakes the caller; between the two, the stop hooks (transport_on_stop) end the threads of
- * services that answer calls on their own (a backup).  transport_free() then destroys the
+ * Shutdown: transport_shutdown_server() -> grpc_server_shutdown_and_notify on queue 0, the
+ * stop hooks (transport_on_stop: services that answer calls from threads of their own, a
+ * backup, end them and answer), then cancel_all_calls; pre-posted requests come back with
+ * ok=0 and are freed; the shutdown tag wakes the caller.  transport_free() then destroys the
  * server, shuts each queue down and joins its thread. */
 #include "transport.h"
 
