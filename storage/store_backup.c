@@ -233,6 +233,10 @@ int store_backup(const struct store_backup_opts *o, struct store_backup_result *
 	dst = NULL;
 	res->check_ns = errq_mono_ns() - t1;
 
+	if (should_stop(&r)) { /* last chance before the fsync, which nothing interrupts */
+		rc = r.stop;
+		goto out;
+	}
 	struct stat sb;
 	if (fsync_path(o->tmp_path, O_RDONLY) || stat(o->tmp_path, &sb)) {
 		errq_snprintf(err, errsz, "cannot sync '%s': %s", o->tmp_path, strerror(errno));
