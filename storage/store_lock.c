@@ -10,6 +10,8 @@
  * races with a process that has just opened it and would then lock a file nobody else sees. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,22 @@ int store_lock(struct store_lock **out, const char *db_path, char *err, size_t e
 	struct store_lock *l = NULL;
 	int fd = -1, rc = -1;
 	*out = NULL;
-	if ((size_t)errq_snprintf(path, sizeof(path), "%s" STORE_LOCK_SUFFIX, db_path) >= sizeof(path)) {
+	/* one lock file per file, whatever the name: symlinks resolved (the database itself, or
+	 * its directory when the database does not exist yet) */
+	char real[PATH_MAX], dir[PATH_MAX], base[PATH_MAX];
+	const char *name = db_path;
+	if (realpath(db_path, real)) {
+		name = real;
+	} else if (errno == ENOENT && strlen(db_path) < sizeof(dir)) {
+		errq_snprintf(dir, sizeof(dir), "%s", db_path);
+		errq_snprintf(base, sizeof(base), "%s", db_path);
+		char rdir[PATH_MAX];
+		if (realpath(dirname(dir), rdir) &&
+		    (size_t)errq_snprintf(real, sizeof(real), "%s/%s", strcmp(rdir, "/") ? rdir : "", basename(base)) <
+			sizeof(real))
+			name = real;
+	}
+	if ((size_t)errq_snprintf(path, sizeof(path), "%s" STORE_LOCK_SUFFIX, name) >= sizeof(path)) {
 		errq_snprintf(err, errsz, "database path '%.64s...' is too long", db_path);
 		goto out;
 	}

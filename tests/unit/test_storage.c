@@ -437,12 +437,22 @@ static void test_lock(void **state)
 	snprintf(want, sizeof(want), "(pid %ld,", (long)getpid());
 	assert_non_null(strstr(err, "is in use by another errqd"));
 	assert_non_null(strstr(err, want));
+	/* another name of the same file: a symlink to the database */
+	char link[160];
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(link, sizeof(link), "%s/link.db", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(store_lock(&b, link, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, want));
 	store_unlock(a);
 	assert_int_equal(store_lock(&b, path, err, sizeof(err)), 0);
 	store_unlock(b);
 	store_unlock(NULL);
 	snprintf(lockp, sizeof(lockp), "%s.lock", path);
 	assert_int_equal(unlink(lockp), 0);
+	assert_int_equal(unlink(link), 0);
 }
 
 static bool file_exists(const char *p)
