@@ -87,6 +87,7 @@ static void *backup_main(void *arg)
 	char err[512] = "";
 	struct store_backup_opts o = {.src_path = b->db_path, .tmp_path = j->tmp, .dest_path = j->path,
 				      .cancel = &b->cancel, .max_bytes_per_sec = j->max_bytes_per_sec};
+	errq_logkv(ERRQ_LOG_INFO, "backup started", "path", j->path, NULL);
 	int rc = store_backup(&o, &r, err, sizeof(err));
 	uint64_t took = errq_mono_ns() - j->started_ns;
 	grpc_byte_buffer *resp = NULL;
@@ -306,7 +307,6 @@ static void backup_call(void *ctx, struct unary_call *uc, grpc_slice req)
 	}
 	pthread_mutex_unlock(&b->mu);
 	if (st == GRPC_STATUS_OK) {
-		errq_logkv(ERRQ_LOG_INFO, "backup started", "path", in->path, NULL);
 		errq__v1__backup_request__free_unpacked(in, NULL);
 		return;
 	}
