@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "errq_grpc.h"
 #include "errq_log.h"
@@ -51,6 +52,7 @@ struct transport {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool shutdown_done;
+	int async_open; /* asynchronous unary calls not yet answered and released (under mu) */
 	struct {
 		void (*fn)(void *ctx);
 		void *ctx;
@@ -73,12 +75,20 @@ struct unary_call {
 	grpc_byte_buffer *resp;
 	grpc_slice status_details;
 	int cancelled;
+	bool async; /* handed to an unary_async handler: counted in t->async_open until freed */
 };
 
 static void on_request(void *arg, bool ok);
 
 static void request_free(struct unary_call *r)
 {
+	if (r->async) {
+		struct transport *t = r->t;
+		pthread_mutex_lock(&t->mu);
+		if (--t->async_open == 0)
+			pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+	}
 	if (r->payload)
 		grpc_byte_buffer_destroy(r->payload);
 	if (r->resp)
@@ -196,6 +206,10 @@ static void on_request(void *arg, bool ok)
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		errq_snprintf(details, sizeof(details), "no request message");
 	} else if (r->m->kind == M_UNARY_ASYNC) {
+		pthread_mutex_lock(&t->mu);
+		t->async_open++;
+		pthread_mutex_unlock(&t->mu);
+		r->async = true;
 		grpc_slice req = errq_bb_flatten(r->payload);
 		r->m->unary_async(r->m->ctx, r, req); /* replies later, through transport_unary_reply */
 		grpc_slice_unref(req);
@@ -386,6 +400,20 @@ void transport_shutdown_server(struct transport *t)
 	/* calls a service answers from a thread of its own end before the queues go */
 	for (int i = 0; i < t->nstop_hooks; i++)
 		t->stop_hooks[i].fn(t->stop_hooks[i].ctx);
+	/* ... and their answers reach the clients before the calls are cancelled (bounded: a
+	 * handler that never answers is cancelled with the rest) */
+	if (t->threads_started[0]) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)TRANSPORT_STOP_REPLY_WAIT_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&t->mu);
+		while (t->async_open > 0)
+			if (pthread_cond_timedwait(&t->cv, &t->mu, &until))
+				break;
+		pthread_mutex_unlock(&t->mu);
+	}
 	grpc_server_cancel_all_calls(t->server);
 	pthread_mutex_lock(&t->mu);
 	while (!t->shutdown_done) {
