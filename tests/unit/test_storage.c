@@ -464,13 +464,7 @@ static bool file_exists(const char *p)
 static void test_backup(void **state)
 {
 	struct store *s = open_writer();
-	uint8_t id[16];
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int i = 0; i < 50; i++) {
-		struct store_event e = ev(id, (uint8_t)i, "fp-backup", 1000000000ULL + (uint64_t)i);
-		assert_int_equal(store_txn_add_event(s, &e), 1);
-	}
-	assert_int_equal(store_txn_commit(s), 0);
+	add_range(s, "fp-backup", 0, 50, 1000000000ULL, false);
 
 	char dest[160], tmp[170], err[512];
 	struct store_backup_result r;
@@ -542,13 +536,7 @@ static void test_backup_does_not_hold_writer(void **state)
 	char err[512], dest[160], tmp[170];
 	struct store_opts wo = {.path = path, .ckpt_external = true, .busy_timeout_ms = 600000};
 	assert_int_equal(store_open(&s, &wo, err, sizeof(err)), 0);
-	uint8_t id[16];
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int i = 0; i < 20; i++) {
-		struct store_event e = ev(id, (uint8_t)i, "fp-pin", 1000000000ULL + (uint64_t)i);
-		assert_int_equal(store_txn_add_event(s, &e), 1);
-	}
-	assert_int_equal(store_txn_commit(s), 0);
+	add_range(s, "fp-pin", 0, 20, 1000000000ULL, false);
 
 	snprintf(dest, sizeof(dest), "%s/pinned.db", dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
@@ -563,12 +551,7 @@ static void test_backup_does_not_hold_writer(void **state)
 			fail_msg("the backup did not take its snapshot");
 		usleep(1000);
 	}
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int i = 20; i < 40; i++) {
-		struct store_event e = ev(id, (uint8_t)i, "fp-pin", 1000000000ULL + (uint64_t)i);
-		assert_int_equal(store_txn_add_event(s, &e), 1);
-	}
-	assert_int_equal(store_txn_commit(s), 0);
+	add_range(s, "fp-pin", 20, 40, 1000000000ULL, false);
 	assert_int_equal(store_wal_catch_up(s, 1), 0); /* skipped, not waiting */
 	atomic_store(&b.cancel, true);
 	pthread_join(th, NULL);
