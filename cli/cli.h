@@ -164,6 +164,11 @@ char *cli_fmt_when(const struct cli_ctx *ctx, char *buf, size_t n, uint64_t ns);
 void cli_event_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *event, bool full);
 /* Prints d to ctx->out fitted to the width.  Returns 0 or an exit code. */
 int cli_print_detail(struct cli_ctx *ctx, const struct cli_detail *d);
+/* Prints one answer m per -o: the JSON object to_json makes, or the detail view to_detail
+ * fills.  Returns 0 or an exit code. */
+int cli_print_item(struct cli_ctx *ctx, const ProtobufCMessage *m,
+		   json_t *(*to_json)(const struct cli_ctx *ctx, const ProtobufCMessage *m),
+		   void (*to_detail)(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m));
 /* For commands that take an event id / a fingerprint: parses or checks argv[0], printing
  * the usage error.  Return 0 or CLI_EXIT_USAGE. */
 int cli_arg_event_id(const struct cli_ctx *ctx, uint8_t id[CLI_EVENT_ID_LEN]);
@@ -191,6 +196,7 @@ int cli_cmd_rules_check(struct cli_ctx *ctx);
 int cli_cmd_silence_add(struct cli_ctx *ctx);     /* cmd_silence.c */
 int cli_cmd_silence_list(struct cli_ctx *ctx);
 int cli_cmd_silence_expire(struct cli_ctx *ctx);
+int cli_cmd_admin_backup(struct cli_ctx *ctx);    /* cmd_admin.c */
 
 /* A circuit key (or silence matchers) into o as "<name>" (an object keyed by the fields,
  * cli_key_json) and "<name>_text" (the string, as errq takes it on the command line). */

@@ -32,6 +32,8 @@ enum flag_id {
 	FL_FOR,
 	FL_COMMENT,
 	FL_ALL,
+	FL_FORCE,
+	FL_MAX_RATE,
 };
 
 /* Every flag the tool knows.  bit 0: global (every command takes it); else the CLI_F_* bit a
@@ -65,6 +67,9 @@ static const struct flag_def {
     {FL_FOR, "for", 0, "DURATION", CLI_F_FOR, "how long from now: 1s to 90d (30m, 2h, 7d)"},
     {FL_COMMENT, "comment", 0, "TEXT", CLI_F_COMMENT, "why (shown with the silence; at most 511 bytes)"},
     {FL_ALL, "all", 0, NULL, CLI_F_ALL, "also the silences that have ended"},
+    {FL_FORCE, "force", 0, NULL, CLI_F_FORCE, "replace an existing file (never the live database)"},
+    {FL_MAX_RATE, "max-rate", 0, "MIB", CLI_F_MAX_RATE,
+     "copy at most MIB mebibytes a second (default: as fast as the disk goes)"},
     {FL_GROUP, "group", 0, "FINGERPRINT", CLI_F_GROUP, "only the events of this group"},
     {FL_SINCE, "since", 0, "WHEN", CLI_F_SINCE,
      "only what was received since WHEN: a duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
@@ -367,6 +372,7 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 				      val);
 			return -1;
 		}
+		a->timeout_set = true;
 		break;
 	case FL_HELP:
 		a->help = true;
@@ -466,6 +472,21 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 	case FL_ALL:
 		a->all = true;
 		break;
+	case FL_FORCE:
+		a->force = true;
+		break;
+	case FL_MAX_RATE: {
+		char *end = NULL;
+		errno = 0;
+		long v = all_digits(val) ? strtol(val, &end, 10) : 0;
+		if (errno || v < 1 || v > CLI_MAX_RATE_MIB_MAX) {
+			errq_snprintf(err, errlen, "invalid --max-rate '%s' (expected MiB a second, 1 to %ld)", val,
+				      CLI_MAX_RATE_MIB_MAX);
+			return -1;
+		}
+		a->max_rate_mib = (uint32_t)v;
+		break;
+	}
 	case FL_UNTIL:
 		if (errq_parse_since(val, now_ns, &a->until_ns)) {
 			errq_snprintf(err, errlen,

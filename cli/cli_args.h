@@ -20,6 +20,10 @@
 #define CLI_LIMIT_MAX 100000            /* rows one command collects (all are held for the table) */
 #define CLI_DEFAULT_TIMEOUT_MS 5000L
 #define CLI_TIMEOUT_MAX_MS (24L * 3600 * 1000)
+/* `errq admin backup` without --timeout: the collector's own bound on a backup
+ * (STORE_BACKUP_MAX_NS, one hour) and a minute more */
+#define CLI_BACKUP_TIMEOUT_MS (61L * 60 * 1000)
+#define CLI_MAX_RATE_MIB_MAX 1048576L   /* --max-rate: 1 MiB/s to 1 TiB/s */
 #define CLI_MAX_ARGS 8                  /* positional arguments kept */
 #define CLI_GLOB_MAX 256                /* bytes of a --type glob */
 #define CLI_NAME_MAX 1024               /* bytes of a --service, --env or fingerprint */
@@ -51,6 +55,8 @@ enum {
 	CLI_F_FOR = 1u << 12,
 	CLI_F_COMMENT = 1u << 13,
 	CLI_F_ALL = 1u << 14,
+	CLI_F_FORCE = 1u << 15,
+	CLI_F_MAX_RATE = 1u << 16,
 };
 
 /* --sort of `errq groups` (the values of query.proto's GroupSort). */
@@ -81,6 +87,7 @@ struct cli_args {
 	bool output_set;
 	bool no_color;
 	long timeout_ms;
+	bool timeout_set; /* --timeout given (else a command may choose its own default) */
 	bool help;    /* --help / -h anywhere */
 	bool version; /* --version */
 
@@ -106,6 +113,8 @@ struct cli_args {
 	uint64_t for_ns;           /* --for */
 	const char *comment;       /* "" = none */
 	bool all;                  /* --all */
+	bool force;                /* --force */
+	uint32_t max_rate_mib;     /* --max-rate, MiB a second; 0 = unthrottled */
 	const char *argv[CLI_MAX_ARGS];
 	size_t argc;
 };

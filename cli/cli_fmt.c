@@ -18,6 +18,7 @@ int cli_exit_for_status(grpc_status_code c)
 	case GRPC_STATUS_OK:
 		return CLI_EXIT_OK;
 	case GRPC_STATUS_INVALID_ARGUMENT: /* a usage problem the server saw */
+	case GRPC_STATUS_ALREADY_EXISTS:   /* admin backup: the file is there (--force) */
 		return CLI_EXIT_USAGE;
 	case GRPC_STATUS_NOT_FOUND:
 	case GRPC_STATUS_FAILED_PRECONDITION: /* nothing to act on: no dead delivery, no storage */

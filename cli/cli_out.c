@@ -293,3 +293,17 @@ int cli_print_rows(struct cli_ctx *ctx, const struct cli_view *v, const struct c
 	}
 	return print_table(ctx, v, rows);
 }
+
+int cli_print_item(struct cli_ctx *ctx, const ProtobufCMessage *m,
+		   json_t *(*to_json)(const struct cli_ctx *ctx, const ProtobufCMessage *m),
+		   void (*to_detail)(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m))
+{
+	if (ctx->args->output != CLI_OUT_TABLE)
+		return cli_print_json(ctx, to_json(ctx, m));
+	struct cli_detail d;
+	cli_detail_init(&d);
+	to_detail(ctx, &d, m);
+	int rc = cli_print_detail(ctx, &d);
+	cli_detail_release(&d);
+	return rc;
+}

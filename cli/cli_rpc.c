@@ -142,6 +142,9 @@ int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code 
 	case GRPC_STATUS_INVALID_ARGUMENT:
 		cli_error("collector at %s rejected the request: %s", addr, *det ? det : "invalid argument");
 		break;
+	case GRPC_STATUS_ALREADY_EXISTS:
+		cli_error("collector at %s refused: %s", addr, *det ? det : "already exists");
+		break;
 	case GRPC_STATUS_FAILED_PRECONDITION: /* "nothing to replay", "storage: none": its own words */
 		cli_error("collector at %s: %s", addr, *det ? det : "the request does not apply now");
 		break;

@@ -273,6 +273,28 @@ static const struct cli_cmd commands[] = {
 	.description = "Exits 3 when there is no such silence, or it has already ended.\n",
     },
     {
+	.name = "admin backup",
+	.run = cli_cmd_admin_backup,
+	.summary = "make the collector write a consistent copy of its database",
+	.args = "<path>",
+	.flags = CLI_F_FORCE | CLI_F_MAX_RATE,
+	.min_args = 1,
+	.max_args = 1,
+	.description =
+	    "PATH is an absolute path on the collector's filesystem (the machine or\n"
+	    "container errqd runs in), not this host's.  The collector copies its database\n"
+	    "from a snapshot while it goes on ingesting, writes PATH.tmp, checks it\n"
+	    "(PRAGMA quick_check), syncs it and renames it to PATH; errq then prints the\n"
+	    "size, pages, events in the copy and how long it took (-o json: one object).\n"
+	    "--max-rate N paces the copy to N MiB a second (the snapshot is held longer and\n"
+	    "the WAL grows meanwhile).  One backup at a time.  Refused: a relative path or\n"
+	    "the live database (exit 1); an existing PATH, PATH.tmp or PATH-wal without\n"
+	    "--force (exit 1); a missing or unwritable directory (exit 3); a backup already\n"
+	    "running (exit 2).  Without --timeout errq waits up to 61 minutes (the collector\n"
+	    "gives up after an hour).  To restore: stop errqd, replace its database file\n"
+	    "with the copy, remove the old -wal and -shm files, start errqd.\n",
+    },
+    {
 	.name = "help",
 	.run = cmd_help,
 	.summary = "show help for a command",

@@ -232,6 +232,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 	struct store *store = NULL;
 	struct store_ckpt *ckpt = NULL;
+	struct store_lock *dblock = NULL; /* one collector per database, before any migration */
 	struct ingest *ig = NULL;
 	struct transport *t = NULL;
 	struct report_svc *rs = NULL;
@@ -253,7 +254,8 @@ int main(int argc, char **argv)
 		struct store_opts so = {.path = cfg.database, .durability = cfg.durability,
 					.cache_mib = (int)cfg.cache_mib, .ckpt_external = true,
 					.groups_per_service = (uint32_t)cfg.groups_per_service};
-		if (store_open(&store, &so, err, sizeof(err)) || store_ckpt_start(&ckpt, cfg.database, err, sizeof(err))) {
+		if (store_lock(&dblock, cfg.database, err, sizeof(err)) || store_open(&store, &so, err, sizeof(err)) ||
+		    store_ckpt_start(&ckpt, cfg.database, err, sizeof(err))) {
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
 			goto out;
 		}
@@ -414,6 +416,7 @@ out:
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */
 	health_free(health);
+	store_unlock(dblock);
 	grpc_shutdown_blocking();
 	if (rc == 0)
 		LOG_INFO("errqd stopped");

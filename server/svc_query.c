@@ -6,7 +6,8 @@
  * keyset cursor, so no read outlives a call and none pins the WAL.  A response is built in
  * one arena and stops growing at QUERY_MAX_RESPONSE_BYTES (the cursor then points after the
  * last row sent).  SetGroupStatus is a write: it goes to the ingest writer as a job and is
- * answered from the writer thread (an asynchronous unary call). */
+ * answered from the writer thread (an asynchronous unary call).  Backup copies the database
+ * on a thread of its own (svc_backup.c) and answers from there. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "grouping.h"
 #include "alerts.h"
 #include "ingest.h"
+#include "svc_backup.h"
 #include "svc_common.h"
 #include "metrics.h"
 #include "services.h"
@@ -37,6 +39,7 @@ struct query_svc {
 	struct query_svc_opts o; /* strings below are owned copies */
 	char *db_path, *name, *durability, *storage;
 	struct svc_readers readers;
+	struct backup_svc *backup; /* Backup (svc_backup.c) */
 };
 
 static uint32_t clamp_limit(uint32_t l)
@@ -688,7 +691,8 @@ struct query_svc *query_svc_new(const struct query_svc_opts *o)
 	q->durability = strdup(o->durability ? o->durability : "");
 	q->storage = strdup(o->storage ? o->storage : "");
 	if ((o->db_path && !q->db_path) || !q->name || !q->durability || !q->storage ||
-	    svc_readers_init(&q->readers, q->db_path)) {
+	    !(q->backup = backup_svc_new(q->db_path)) || svc_readers_init(&q->readers, q->db_path)) {
+		backup_svc_free(q->backup);
 		free(q->db_path);
 		free(q->name);
 		free(q->durability);
@@ -708,7 +712,7 @@ int query_svc_register(struct query_svc *q, struct transport *t)
 	    transport_add_unary(t, "/errq.v1.Query/GetEvent", none ? no_storage : get_event, q) ||
 	    transport_add_unary(t, "/errq.v1.Query/ExplainEvent", none ? no_storage : explain_event, q) ||
 	    transport_add_unary_async(t, "/errq.v1.Query/SetGroupStatus", set_group_status, q) ||
-	    transport_add_unary(t, "/errq.v1.Query/Status", status, q))
+	    transport_add_unary(t, "/errq.v1.Query/Status", status, q) || backup_svc_register(q->backup, t))
 		return -1;
 	return 0;
 }
@@ -719,6 +723,7 @@ void query_svc_free(struct query_svc *q)
 		return;
 	/* the queue threads have exited: their readers were closed by the key's destructor */
 	svc_readers_destroy(&q->readers);
+	backup_svc_free(q->backup);
 	free(q->db_path);
 	free(q->name);
 	free(q->durability);

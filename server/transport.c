@@ -3,10 +3,11 @@
  * Threads: one thread per completion queue, started by transport_start, each looping on
  * grpc_completion_queue_next until GRPC_QUEUE_SHUTDOWN.  Requested calls are pre-posted per
  * (method, queue) and re-posted as each one arrives, until shutdown begins (t->stopping).
- * Shutdown: transport_shutdown_server() -> grpc_server_shutdown_and_notify on queue 0 +
- * cancel_all_calls; pre-posted requests come back with ok=0 and are freed; the shutdown tag
- * wakes the caller.  transport_free() then destroys the server, shuts each queue down and
- * joins its thread. */
+ * Shutdown: transport_shutdown_server() -> grpc_server_shutdown_and_notify on queue 0, the
+ * stop hooks (transport_on_stop: services that answer calls from threads of their own, a
+ * backup, end them and answer), then cancel_all_calls; pre-posted requests come back with
+ * ok=0 and are freed; the shutdown tag wakes the caller.  transport_free() then destroys the
+ * server, shuts each queue down and joins its thread. */
 #include "transport.h"
 
 #include <grpc/grpc_security.h>
@@ -14,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "errq_grpc.h"
 #include "errq_log.h"
@@ -55,6 +57,12 @@ struct transport {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool shutdown_done;
+	int async_open; /* asynchronous unary calls not yet answered and released (under mu) */
+	struct {
+		void (*fn)(void *ctx);
+		void *ctx;
+	} stop_hooks[TRANSPORT_MAX_STOP_HOOKS];
+	int nstop_hooks;
 };
 
 /* A requested (pre-posted) call, and then the unary call it becomes. */
@@ -72,12 +80,20 @@ struct unary_call {
 	grpc_byte_buffer *resp;
 	grpc_slice status_details;
 	int cancelled;
+	bool async; /* handed to an unary_async handler: counted in t->async_open until freed */
 };
 
 static void on_request(void *arg, bool ok);
 
 static void request_free(struct unary_call *r)
 {
+	if (r->async) {
+		struct transport *t = r->t;
+		pthread_mutex_lock(&t->mu);
+		if (--t->async_open == 0)
+			pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+	}
 	if (r->payload)
 		grpc_byte_buffer_destroy(r->payload);
 	if (r->resp)
@@ -195,6 +211,10 @@ static void on_request(void *arg, bool ok)
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		errq_snprintf(details, sizeof(details), "no request message");
 	} else if (r->m->kind == M_UNARY_ASYNC) {
+		pthread_mutex_lock(&t->mu);
+		t->async_open++;
+		pthread_mutex_unlock(&t->mu);
+		r->async = true;
 		grpc_slice req = errq_bb_flatten(r->payload);
 		r->m->unary_async(r->m->ctx, r, req); /* replies later, through transport_unary_reply */
 		grpc_slice_unref(req);
@@ -244,7 +264,7 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
-	grpc_arg args[6];
+	grpc_arg args[7];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -270,7 +290,12 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	args[5].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
 	args[5].value.pointer.p = t->quota;
 	args[5].value.pointer.vtable = grpc_resource_quota_arg_vtable();
-	grpc_channel_args ca = {6, args};
+	/* the C core sets SO_REUSEPORT by default: a second errqd on a port this one holds
+	 * would then start without an error and take half of the connections */
+	args[6].type = GRPC_ARG_INTEGER;
+	args[6].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+	args[6].value.integer = 0;
+	grpc_channel_args ca = {7, args};
 	t->server = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < t->ncq; i++) {
 		t->cq[i] = grpc_completion_queue_create_for_next(NULL);
@@ -329,6 +354,15 @@ void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const cha
 	reply_unary(uc, st, details ? details : "");
 }
 
+int transport_on_stop(struct transport *t, void (*fn)(void *ctx), void *ctx)
+{
+	if (t->nstop_hooks >= TRANSPORT_MAX_STOP_HOOKS)
+		return -1;
+	t->stop_hooks[t->nstop_hooks].fn = fn;
+	t->stop_hooks[t->nstop_hooks++].ctx = ctx;
+	return 0;
+}
+
 int transport_start(struct transport *t, char *err, size_t errsz)
 {
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
@@ -374,6 +408,23 @@ void transport_shutdown_server(struct transport *t)
 	t->shutdown_tag.fn = on_server_shutdown;
 	t->shutdown_tag.arg = t;
 	grpc_server_shutdown_and_notify(t->server, t->cq[0], &t->shutdown_tag);
+	/* calls a service answers from a thread of its own end before the queues go */
+	for (int i = 0; i < t->nstop_hooks; i++)
+		t->stop_hooks[i].fn(t->stop_hooks[i].ctx);
+	/* ... and their answers reach the clients before the calls are cancelled (bounded: a
+	 * handler that never answers is cancelled with the rest) */
+	if (t->threads_started[0]) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)TRANSPORT_STOP_REPLY_WAIT_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&t->mu);
+		while (t->async_open > 0)
+			if (pthread_cond_timedwait(&t->cv, &t->mu, &until))
+				break;
+		pthread_mutex_unlock(&t->mu);
+	}
 	grpc_server_cancel_all_calls(t->server);
 	pthread_mutex_lock(&t->mu);
 	while (!t->shutdown_done) {

@@ -21,6 +21,8 @@
 #define TRANSPORT_MAX_METHODS 32          /* Report, Health, Query (8), Alerts (10), headroom */
 #define TRANSPORT_MEMORY_QUOTA (48u << 20) /* gRPC's resource quota for the server's buffers */
 #define TRANSPORT_TURN_MS 1000            /* a queue thread wakes at least this often (liveness) */
+#define TRANSPORT_MAX_STOP_HOOKS 4         /* transport_on_stop registrations */
+#define TRANSPORT_STOP_REPLY_WAIT_MS 500   /* shutdown waits this long for asynchronous answers */
 
 struct tag {
 	void (*fn)(void *arg, bool ok);
@@ -58,6 +60,13 @@ int transport_add_unary(struct transport *t, const char *path, unary_fn fn, void
 int transport_add_stream(struct transport *t, const char *path, stream_fn fn, void *ctx);
 int transport_add_unary_async(struct transport *t, const char *path, unary_async_fn fn, void *ctx);
 int transport_add_server_stream(struct transport *t, const char *path, sstream_fn fn, void *ctx);
+/* fn(ctx) runs once when the server begins to shut down (transport_shutdown_server, on the
+ * caller's thread), after new calls are refused and before live ones are cancelled: a service
+ * that answers calls from threads of its own stops them there and answers what it holds, so
+ * that no reply comes after the queues are gone; the answers of asynchronous unary calls then
+ * get up to TRANSPORT_STOP_REPLY_WAIT_MS to complete before the remaining calls are
+ * cancelled.  Before transport_start; -1 when full. */
+int transport_on_stop(struct transport *t, void (*fn)(void *ctx), void *ctx);
 /* Binds, starts the server and its threads.  Returns the bound port, or -1 (err says why). */
 int transport_start(struct transport *t, char *err, size_t errsz);
 /* Stops accepting calls, cancels the live ones and waits for the server's shutdown; queue

@@ -6,10 +6,13 @@
  *    transactions the caller brackets with store_txn_begin / store_txn_commit.
  *  - readers (readonly=1): one per query thread; each query is one statement, so each read
  *    transaction is short and never pins the WAL.
+ *  - store_backup (store_backup.c) opens connections of its own and holds one read
+ *    transaction for a whole copy: the one long reader, which the writer knows about.
  * A handle is used by one thread at a time.  Errors are returned as -1 with a one-line reason
  * in the handle (store_errmsg) or in the caller's buffer for store_open. */
 #ifndef ERRQ_STORAGE_H
 #define ERRQ_STORAGE_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -220,4 +223,50 @@ struct store_totals {
 	uint64_t wal_bytes;                /* the WAL alone */
 };
 int store_get_totals(struct store *s, struct store_totals *t);
+/* Online backup (store_backup.c): a consistent copy of the database at src_path, taken from a
+ * read-only connection of its own while the writer goes on committing.  The source holds one
+ * read transaction for the whole copy, so the copy is one snapshot (WAL lets the writer
+ * append meanwhile) and the backup never restarts; sqlite3_backup_step copies
+ * STORE_BACKUP_STEP_PAGES pages at a time, and between steps the run checks *cancel and its
+ * deadline.  While it runs, the writer skips its RESTART checkpoints (store_wal_catch_up),
+ * which would otherwise wait on the pinned snapshot: the WAL grows by what is written during
+ * the backup and is copied back after.  The copy goes to tmp_path (created exclusively: an
+ * existing file fails), is verified (PRAGMA quick_check) and its events counted, fsynced,
+ * renamed to dest_path and the directory fsynced.  On failure tmp_path is removed. */
+#define STORE_BACKUP_STEP_PAGES 1024 /* 4 MiB of 4 KiB pages per sqlite3_backup_step */
+#define STORE_BACKUP_MAX_NS (3600ULL * 1000000000ULL) /* a backup that takes longer is abandoned */
+enum store_backup_rc {
+	STORE_BACKUP_OK = 0,
+	STORE_BACKUP_FAILED = -1,    /* I/O or SQLite error (err says which) */
+	STORE_BACKUP_CANCELLED = -2, /* *cancel was set (shutdown) */
+	STORE_BACKUP_TIMEOUT = -3,   /* max_ns passed */
+	STORE_BACKUP_CORRUPT = -4,   /* the copy failed its check: removed */
+	STORE_BACKUP_EXISTS = -5,    /* tmp_path exists */
+};
+struct store_backup_result {
+	uint64_t bytes;       /* size of the copy */
+	uint64_t pages;       /* its pages */
+	uint32_t page_size;
+	uint64_t steps;       /* sqlite3_backup_step calls */
+	uint64_t events;      /* rows of events in the copy */
+	uint64_t copy_ns, check_ns; /* time to copy (the snapshot was held), to verify */
+};
+struct store_backup_opts {
+	const char *src_path, *tmp_path, *dest_path;
+	uint64_t max_ns;            /* 0 = STORE_BACKUP_MAX_NS */
+	uint64_t max_bytes_per_sec; /* throttle (smaller steps and pauses between them); 0 = none */
+	const atomic_bool *cancel;  /* may be NULL */
+};
+int store_backup(const struct store_backup_opts *o, struct store_backup_result *r, char *err, size_t errsz);
+/* True while some store_backup of this process holds its snapshot. */
+bool store_backup_pinning(void);
+
+/* One collector per database (store_lock.c): an exclusive, non-blocking flock on
+ * "<db>.lock", taken before the database is opened or migrated and held until
+ * store_unlock (for errqd: its lifetime; the kernel drops it when the process dies).  The
+ * holder writes its pid into the file, so a second collector can say who holds it.
+ * Returns 0, or -1 with a one-line reason. */
+struct store_lock;
+int store_lock(struct store_lock **out, const char *db_path, char *err, size_t errsz);
+void store_unlock(struct store_lock *l); /* accepts NULL; leaves the file (removing it would race) */
 #endif

@@ -125,7 +125,7 @@ void store_set_ckpt(struct store *s, struct store_ckpt *ck)
 
 int store_wal_catch_up(struct store *s, int min_pages)
 {
-	if (s->in_txn || s->wal_pages < min_pages)
+	if (s->in_txn || s->wal_pages < min_pages || atomic_load(&store__backups_pinning))
 		return 0;
 	int log = 0, done = 0;
 	/* RESTART: waits (busy handler) for the checkpointer thread's pass to end, copies what is

@@ -2,6 +2,7 @@
 #ifndef ERRQ_STORE_INT_H
 #define ERRQ_STORE_INT_H
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "storage.h"
 
@@ -116,6 +117,9 @@ static inline const char *store__col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 int store__migrate(struct store *s);
+/* Backups holding a snapshot now (store_backup.c): the writer's RESTART checkpoint would wait
+ * on them (its busy timeout, each time), so store_wal_catch_up skips while this is not 0. */
+extern atomic_int store__backups_pinning;
 void store__clear_name_cache(struct name_slot *c, size_t n);
 /* One step of the alerting tables' upkeep inside the caller's open transaction (store_maint.c
  * and the public prunes): the number of rows deleted, or -1; *more is set when some kind

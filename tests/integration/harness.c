@@ -544,6 +544,7 @@ struct loadgen_stream {
 	struct errq_idgen g;
 	uint8_t *ids;  /* max_batches * batch * 16 */
 	bool *acked;   /* max_batches */
+	atomic_int acked_upto; /* batches 0..n-1 all acknowledged (answers come in order) */
 	int sent;
 	grpc_status_code status;
 };
@@ -553,6 +554,8 @@ static void lg_mark(struct loadgen_stream *st, Errq__V1__ReportResponse *r)
 	if (r->seq < (uint64_t)st->sent && r->accepted + r->duplicates == (uint32_t)st->lg->batch) {
 		st->acked[r->seq] = true;
 		atomic_fetch_add(&st->lg->acked_batches, 1);
+		if ((int)r->seq == atomic_load(&st->acked_upto))
+			atomic_store(&st->acked_upto, (int)r->seq + 1);
 	}
 	errq__v1__report_response__free_unpacked(r, NULL);
 }
@@ -648,7 +651,7 @@ void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable)
 	}
 }
 
-int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
+int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path)
 {
 	sqlite3 *db;
 	sqlite3_stmt *q;
@@ -661,7 +664,8 @@ int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
 	}
 	for (int i = 0; i < lg->nstreams; i++) {
 		struct loadgen_stream *st = lg->st[i];
-		for (int b = 0; b < st->sent; b++) {
+		int upto = marks ? marks[i] : st->sent;
+		for (int b = 0; b < upto; b++) {
 			if (!st->acked[b])
 				continue;
 			for (int k = 0; k < lg->batch; k++) {
@@ -678,6 +682,17 @@ int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
 	return missing;
 }
 
+int loadgen_missing_acked(struct loadgen *lg, const char *db_path)
+{
+	return loadgen_missing_acked_before(lg, NULL, db_path);
+}
+
+void loadgen_ack_marks(struct loadgen *lg, int *marks)
+{
+	for (int i = 0; i < lg->nstreams; i++)
+		marks[i] = atomic_load(&lg->st[i]->acked_upto);
+}
+
 void loadgen_free(struct loadgen *lg)
 {
 	for (int i = 0; i < lg->nstreams; i++) {
@@ -688,6 +703,32 @@ void loadgen_free(struct loadgen *lg)
 		free(lg->st[i]);
 		lg->st[i] = NULL;
 	}
+}
+
+int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type)
+{
+	Errq__V1__TaskFailure *evs[16];
+	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	Errq__V1__ReportResponse *resp = NULL;
+	struct rawstream s;
+	int accepted = -1;
+	if (n < 1 || n > 16)
+		return -1;
+	req.seq = 1;
+	req.n_failures = (size_t)n;
+	req.failures = evs;
+	for (int i = 0; i < n; i++)
+		evs[i] = tevent_new(g, service, type, "upstream timed out");
+	if (raw_open(&s, addr) == 0 && raw_send(&s, &req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
+		accepted = (int)resp->accepted;
+		errq__v1__report_response__free_unpacked(resp, NULL);
+		if (raw_finish(&s, NULL, 0) != GRPC_STATUS_OK)
+			accepted = -1;
+	}
+	raw_free(&s);
+	for (int i = 0; i < n; i++)
+		tevent_free(evs[i]);
+	return accepted;
 }
 
 /* ---- tail ---- */

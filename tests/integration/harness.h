@@ -68,6 +68,10 @@ Errq__V1__TaskFailure *tevent_new(struct errq_idgen *g, const char *service, con
 void tevent_set(char **field, const char *v);
 void tevent_free(Errq__V1__TaskFailure *tf);
 
+/* Sends n (1..16) failures of service in one batch on a stream of its own and waits for
+ * the answer (= committed).  Returns the events accepted, or -1. */
+int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type);
+
 /* Lists events through the Query API; returns the count (up to max), ids copied to ids. */
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);
 Errq__V1__ListEventsResponse *query_events(const char *addr, uint32_t limit);
@@ -122,5 +126,10 @@ int loadgen_stop(struct loadgen *lg);
 void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable);
 /* Counts acknowledged events missing from the database file (0 = none lost). */
 int loadgen_missing_acked(struct loadgen *lg, const char *db_path);
+/* marks[i] (one per stream): how many of stream i's first batches are acknowledged now (any
+ * thread, while the load runs).  Answers come in order, so these batches are all acked. */
+void loadgen_ack_marks(struct loadgen *lg, int *marks);
+/* As loadgen_missing_acked, for the batches below marks[i] only (after loadgen_stop). */
+int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path);
 void loadgen_free(struct loadgen *lg);
 #endif

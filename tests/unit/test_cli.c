@@ -52,6 +52,12 @@ static const struct cli_cmd cmds[] = {
      .flags = CLI_F_RULE | CLI_F_MATCH | CLI_F_FOR | CLI_F_COMMENT,
      .required = CLI_F_RULE | CLI_F_FOR | CLI_F_COMMENT},
     {.name = "silence list", .summary = "list silences", .flags = CLI_F_ALL},
+    {.name = "admin backup",
+     .summary = "back up",
+     .args = "<path>",
+     .flags = CLI_F_FORCE | CLI_F_MAX_RATE,
+     .min_args = 1,
+     .max_args = 1},
     {.name = "help", .summary = "help", .args = "[<command>]", .max_args = 1},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -187,6 +193,27 @@ static void test_args_usage_errors(void **state)
 	/* the first error is the one reported */
 	assert_int_equal(parse(&a, "events", "--bogus", "-o", "yaml"), -1);
 	assert_string_equal(err, "unknown option '--bogus' (see 'errq events --help')");
+}
+
+static void test_args_backup(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "admin", "backup", "/var/backups/errq.db"), 0);
+	assert_false(a.force);
+	assert_int_equal(a.max_rate_mib, 0);
+	assert_false(a.timeout_set);
+	assert_int_equal(parse(&a, "admin", "backup", "--force", "/b.db", "--max-rate", "50", "--timeout", "2h"), 0);
+	assert_true(a.force);
+	assert_int_equal(a.max_rate_mib, 50);
+	assert_true(a.timeout_set);
+	assert_string_equal(a.argv[0], "/b.db");
+	assert_int_equal(parse(&a, "admin", "backup", "/b.db", "--max-rate", "0"), -1);
+	assert_string_equal(err, "invalid --max-rate '0' (expected MiB a second, 1 to 1048576)");
+	assert_int_equal(parse(&a, "admin", "backup", "/b.db", "--max-rate", "5M"), -1);
+	assert_int_equal(parse(&a, "admin", "backup", "/b.db", "--max-rate", "1048577"), -1);
+	assert_int_equal(parse(&a, "admin", "backup"), -1);
+	assert_string_equal(err, "'errq admin backup' needs <path>");
+	assert_int_equal(parse(&a, "events", "--force"), -1);
 }
 
 static void test_args_positional_and_help(void **state)
@@ -379,6 +406,7 @@ static void test_exit_codes(void **state)
 {
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_OK), 0);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_INVALID_ARGUMENT), 1);
+	assert_int_equal(cli_exit_for_status(GRPC_STATUS_ALREADY_EXISTS), 1);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_UNAVAILABLE), 2);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_DEADLINE_EXCEEDED), 2);
 	assert_int_equal(cli_exit_for_status(GRPC_STATUS_INTERNAL), 2);
@@ -1257,6 +1285,7 @@ int main(void)
 	    cmocka_unit_test(test_args_command_flags),
 	    cmocka_unit_test(test_args_usage_errors),
 	    cmocka_unit_test(test_args_positional_and_help),
+	    cmocka_unit_test(test_args_backup),
 	    cmocka_unit_test(test_args_filters),
 	    cmocka_unit_test(test_glob_and_names),
 	    cmocka_unit_test(test_event_id_parse),

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <cmocka.h>
 
 #include "storage.h"
@@ -424,6 +426,183 @@ static void test_checkpointer_checkpoints(void **state)
 	store_close(s);
 }
 
+/* One collector per database: a second lock on the same file fails and names the holder. */
+static void test_lock(void **state)
+{
+	struct store_lock *a = NULL, *b = NULL;
+	char err[512], want[64], lockp[160];
+	assert_int_equal(store_lock(&a, path, err, sizeof(err)), 0);
+	assert_int_equal(store_lock(&b, path, err, sizeof(err)), -1);
+	assert_null(b);
+	snprintf(want, sizeof(want), "(pid %ld,", (long)getpid());
+	assert_non_null(strstr(err, "is in use by another errqd"));
+	assert_non_null(strstr(err, want));
+	/* another name of the same file: a symlink to the database */
+	char link[160];
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(link, sizeof(link), "%s/link.db", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(store_lock(&b, link, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, want));
+	store_unlock(a);
+	assert_int_equal(store_lock(&b, path, err, sizeof(err)), 0);
+	store_unlock(b);
+	store_unlock(NULL);
+	snprintf(lockp, sizeof(lockp), "%s.lock", path);
+	assert_int_equal(unlink(lockp), 0);
+	assert_int_equal(unlink(link), 0);
+}
+
+static bool file_exists(const char *p)
+{
+	struct stat sb;
+	return stat(p, &sb) == 0;
+}
+
+static void test_backup(void **state)
+{
+	struct store *s = open_writer();
+	add_range(s, "fp-backup", 0, 50, 1000000000ULL, false);
+
+	char dest[160], tmp[170], err[512];
+	struct store_backup_result r;
+	snprintf(dest, sizeof(dest), "%s/copy.db", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	struct store_backup_opts o = {.src_path = path, .tmp_path = tmp, .dest_path = dest};
+	/* a copy while the writer's handle is open, checked, counted and renamed */
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_OK);
+	assert_int_equal(r.events, 50);
+	assert_true(r.pages > 0);
+	assert_int_equal(r.bytes, r.pages * r.page_size);
+	assert_false(file_exists(tmp));
+	struct store *c = NULL;
+	struct store_opts ro = {.path = dest, .readonly = true};
+	assert_int_equal(store_open(&c, &ro, err, sizeof(err)), 0);
+	uint64_t n = 0;
+	assert_int_equal(store_count_events(c, &n), 0);
+	assert_int_equal(n, 50);
+	store_close(c);
+	assert_int_equal(unlink(dest), 0);
+
+	/* an existing temporary file is refused and left alone */
+	FILE *f = fopen(tmp, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_EXISTS);
+	assert_true(file_exists(tmp));
+	assert_int_equal(unlink(tmp), 0);
+
+	/* paced to one page a step: cancelled after the first, or past its deadline; nothing left */
+	atomic_bool cancel;
+	atomic_init(&cancel, true);
+	o.max_bytes_per_sec = 4096;
+	o.cancel = &cancel;
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_CANCELLED);
+	assert_non_null(strstr(err, "cancelled"));
+	assert_false(file_exists(tmp));
+	assert_false(file_exists(dest));
+	atomic_store(&cancel, false);
+	o.max_ns = 1;
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_TIMEOUT);
+	assert_non_null(strstr(err, "took longer"));
+	assert_false(file_exists(tmp));
+	assert_false(file_exists(dest));
+	store_close(s);
+}
+
+struct bg_backup {
+	struct store_backup_opts o;
+	atomic_bool cancel;
+	int rc;
+	char err[512];
+};
+
+static void *bg_backup_main(void *arg)
+{
+	struct bg_backup *b = arg;
+	struct store_backup_result r;
+	b->rc = store_backup(&b->o, &r, b->err, sizeof(b->err));
+	return NULL;
+}
+
+/* While a backup holds its snapshot the writer neither waits on it nor stops committing: its
+ * WAL catch-up (a RESTART checkpoint, which would wait for the snapshot through the busy
+ * handler, here 10 minutes: far past the test's timeout) is skipped. */
+static void test_backup_does_not_hold_writer(void **state)
+{
+	struct store *s = NULL;
+	char err[512], dest[160], tmp[170];
+	struct store_opts wo = {.path = path, .ckpt_external = true, .busy_timeout_ms = 600000};
+	assert_int_equal(store_open(&s, &wo, err, sizeof(err)), 0);
+	add_range(s, "fp-pin", 0, 20, 1000000000ULL, false);
+
+	snprintf(dest, sizeof(dest), "%s/pinned.db", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	struct bg_backup b = {.o = {.src_path = path, .tmp_path = tmp, .dest_path = dest, .max_bytes_per_sec = 1}};
+	atomic_init(&b.cancel, false);
+	b.o.cancel = &b.cancel;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_backup_main, &b), 0);
+	/* paced to a byte a second, the backup holds its snapshot until cancelled */
+	for (int waited = 0; !store_backup_pinning(); waited++) {
+		if (waited > 30000)
+			fail_msg("the backup did not take its snapshot");
+		usleep(1000);
+	}
+	add_range(s, "fp-pin", 20, 40, 1000000000ULL, false);
+	assert_int_equal(store_wal_catch_up(s, 1), 0); /* skipped, not waiting */
+	atomic_store(&b.cancel, true);
+	pthread_join(th, NULL);
+	assert_int_equal(b.rc, STORE_BACKUP_CANCELLED);
+	assert_false(file_exists(tmp));
+	assert_int_equal(store_wal_catch_up(s, 1), 1); /* no snapshot left: it runs */
+	store_close(s);
+}
+
+/* A backup taken between two aggregate flushes holds events past 'aggregated_through'; the
+ * collector that opens the copy counts them again, so its groups agree with its events. */
+static void test_backup_mid_flush(void **state)
+{
+	struct store *s = open_writer();
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	char dest[100], tmp[110], err[512], saved[128];
+	add_range(s, "agg", 0, 3, t0, false);
+	add_range(s, "agg", 3, 7, t0, true); /* stored, counts pending */
+	assert_true(store_agg_pending(s));
+	assert_true(strlen(dir) + sizeof("/mid.db") <= sizeof(dest));
+	snprintf(dest, sizeof(dest), "%s/mid.db", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	struct store_backup_opts o = {.src_path = path, .tmp_path = tmp, .dest_path = dest};
+	struct store_backup_result r;
+	assert_int_equal(store_backup(&o, &r, err, sizeof(err)), STORE_BACKUP_OK);
+	assert_int_equal(r.events, 7);
+	store_close(s);
+
+	/* q1 reads `path`: point it at the copy */
+	snprintf(saved, sizeof(saved), "%s", path);
+	snprintf(path, sizeof(path), "%s", dest);
+	assert_int_equal(q1("SELECT value FROM meta WHERE key = 'aggregated_through'"), 3);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg'"), 3);
+	struct store *c = open_writer(); /* as errqd opens it: aggregates events 4..7 */
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'agg'"), 7);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 7);
+	assert_int_equal(q1("SELECT value FROM meta WHERE key = 'aggregated_through'"), 7);
+	int64_t ids[32] = {0};
+	struct store_event_filter f = {.fingerprint = "agg", .limit = 20};
+	assert_int_equal(store_list_events(c, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 7); /* the group's chain holds every event of the copy */
+	store_close(c);
+	const char *sfx[] = {"", "-wal", "-shm"};
+	for (int i = 0; i < 3; i++) {
+		char p[200];
+		snprintf(p, sizeof(p), "%s%s", dest, sfx[i]);
+		unlink(p);
+	}
+	snprintf(path, sizeof(path), "%s", saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +612,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_mid_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_does_not_hold_writer, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_storage", tests, NULL, NULL);
 }
