@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -73,6 +74,19 @@ static int write_port_file(const char *path, int port, int http_port)
 	if (close(fd) || rc || rename(tmp, path))
 		return -1;
 	return 0;
+}
+
+/* gRPC's log records, as one errqd log line each (gRPC prints several lines of its own to
+ * stderr otherwise, e.g. on a port already in use). */
+static void grpc_log(gpr_log_func_args *a)
+{
+	char line[16];
+	errq_snprintf(line, sizeof(line), "%d", a->line);
+	int level = a->severity == GPR_LOG_SEVERITY_ERROR ? ERRQ_LOG_ERROR
+		    : a->severity == GPR_LOG_SEVERITY_INFO ? ERRQ_LOG_INFO
+							    : ERRQ_LOG_DEBUG;
+	errq_logkv(level, "grpc", "message", a->message ? a->message : "", "file", a->file ? a->file : "", "line",
+		   line, NULL);
 }
 
 /* The turn of completion-queue thread i, for health.h. */
@@ -245,6 +259,7 @@ int main(int argc, char **argv)
 	struct http *http = NULL;
 	uint64_t started_ns = errq_now_ns();
 
+	gpr_set_log_function(grpc_log); /* the C core's own records become errqd's log lines */
 	grpc_init();
 	if (!(health = health_new())) {
 		LOG_ERROR("out of memory");

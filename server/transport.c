@@ -299,6 +299,7 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	t->server = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < t->ncq; i++) {
 		t->cq[i] = grpc_completion_queue_create_for_next(NULL);
+		t->turn[i].cq = t->cq[i];
 		grpc_server_register_completion_queue(t->server, t->cq[i], NULL);
 	}
 	t->generic.path = "(unknown method)";
@@ -390,7 +391,6 @@ int transport_start(struct transport *t, char *err, size_t errsz)
 			}
 	}
 	for (int i = 0; i < t->ncq; i++) {
-		t->turn[i].cq = t->cq[i];
 		atomic_store(&t->turn[i].ns, errq_mono_ns());
 		if (pthread_create(&t->thread[i], NULL, cq_thread, &t->turn[i])) {
 			errq_snprintf(err, errsz, "cannot start completion-queue thread");
@@ -454,7 +454,7 @@ void transport_free(struct transport *t)
 		if (t->threads_started[i])
 			pthread_join(t->thread[i], NULL);
 		else
-			cq_thread(t->cq[i]); /* drain what is left, inline */
+			cq_thread(&t->turn[i]); /* drain what is left, inline */
 	}
 	for (int i = 0; i < t->ncq; i++)
 		grpc_completion_queue_destroy(t->cq[i]);
