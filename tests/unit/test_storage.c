@@ -96,6 +96,41 @@ static void test_schema_and_pragmas(void **state)
 	setup(NULL);
 }
 
+/* durability (docs/protocol.md, "Durability"): normal runs the writer with synchronous=NORMAL
+ * (1), full with synchronous=FULL (2).  The setting is per connection and not stored in the
+ * file, so it is read from the writer's own connection, at every open. */
+static void test_durability_sets_synchronous(void **state)
+{
+	const struct {
+		int durability;
+		int64_t want;
+	} opens[] = {{STORE_DURABILITY_FULL, 2}, {STORE_DURABILITY_NORMAL, 1}, {STORE_DURABILITY_FULL, 2}};
+	for (size_t i = 0; i < sizeof(opens) / sizeof(opens[0]); i++) {
+		/* the first open creates the file, the others open it again */
+		struct store *s = NULL;
+		char err[512];
+		struct store_opts o = {.path = path, .durability = opens[i].durability};
+		assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+		int64_t v = -1;
+		assert_int_equal(store_get_pragma_int(s, "synchronous", &v), 0);
+		if (v != opens[i].want)
+			fail_msg("open %zu with durability %s: PRAGMA synchronous is %lld, want %lld", i,
+				 opens[i].durability == STORE_DURABILITY_FULL ? "full" : "normal", (long long)v,
+				 (long long)opens[i].want);
+		store_close(s);
+	}
+	/* the accessor reads pragmas, nothing else */
+	struct store *s = open_writer();
+	int64_t v = 7;
+	assert_int_equal(store_get_pragma_int(s, "synchronous; DROP TABLE events", &v), -1);
+	assert_non_null(strstr(store_errmsg(s), "is not a pragma name"));
+	assert_int_equal(store_get_pragma_int(s, "", &v), -1);
+	uint64_t n = 1;
+	assert_int_equal(store_count_events(s, &n), 0);
+	assert_int_equal(n, 0);
+	store_close(s);
+}
+
 static struct {
 	int n;
 	uint64_t total[4], count[4];
@@ -428,6 +463,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_schema_and_pragmas, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_durability_sets_synchronous, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_dedupe_and_groups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
