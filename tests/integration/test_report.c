@@ -266,6 +266,88 @@ static void test_too_many_failures_refused_before_decoding(void **state)
 	free(buf);
 }
 
+/* docs/protocol.md:90 "A message larger than 4 MiB (4194304 bytes, encoded) ends the call
+ * with RESOURCE_EXHAUSTED": a ReportRequest of exactly 4194304 bytes is stored (its message
+ * truncated to 8192 bytes), one of 4194305 ends the call and nothing of it is stored. */
+#define DOC_MAX_MESSAGE_BYTES 4194304
+
+/* A one-event request whose encoding is exactly `size` bytes. */
+static Errq__V1__ReportRequest *req_of_size(const char *service, size_t size)
+{
+	Errq__V1__ReportRequest *r = req_new(1, 1, service, "MemoryError");
+	size_t len = size - 200;
+	for (int tries = 0; tries < 8; tries++) {
+		char *m = malloc(len + 1);
+		assert_non_null(m);
+		memset(m, 'z', len);
+		m[len] = '\0';
+		free(r->failures[0]->message);
+		r->failures[0]->message = m;
+		size_t packed = errq__v1__report_request__get_packed_size(r);
+		if (packed == size)
+			return r;
+		len = len + size - packed; /* the length prefixes do not change size this close */
+	}
+	fail_msg("cannot make a ReportRequest of exactly %zu bytes", size);
+	return NULL;
+}
+
+static void test_message_at_the_4mib_limit(void **state)
+{
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	Errq__V1__ReportRequest *r = req_of_size("svc-4mib", DOC_MAX_MESSAGE_BYTES);
+	Errq__V1__ReportResponse *resp = roundtrip(&s, r);
+	assert_int_equal(resp->accepted, 1);
+	assert_int_equal(resp->n_rejected, 0);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	req_free(r);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+	assert_int_equal(stored_count("svc-4mib"), 1);
+
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	r = req_of_size("svc-4mib-over", DOC_MAX_MESSAGE_BYTES + 1);
+	raw_send(&s, r); /* may fail: the server ends the call */
+	char det[256];
+	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	raw_free(&s);
+	req_free(r);
+	assert_int_equal(stored_count("svc-4mib-over"), 0);
+}
+
+/* docs/protocol.md:92 "So does a batch of more than 10 000 failures (ReportRequest has N
+ * failures, more than the limit of 10000)": 10 000 real events in one batch are all stored;
+ * 10 001 end the call, and none of them is stored. */
+#define DOC_MAX_BATCH_FAILURES 10000
+
+static void test_batch_of_exactly_10000_failures(void **state)
+{
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	Errq__V1__ReportRequest *r = req_new(7, DOC_MAX_BATCH_FAILURES, "svc-10k", "ConnectionError");
+	Errq__V1__ReportResponse *resp = roundtrip(&s, r);
+	assert_int_equal(resp->seq, 7);
+	assert_int_equal(resp->accepted, DOC_MAX_BATCH_FAILURES);
+	assert_int_equal(resp->duplicates, 0);
+	assert_int_equal(resp->n_rejected, 0);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	req_free(r);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+	assert_int_equal(stored_count("svc-10k"), DOC_MAX_BATCH_FAILURES);
+
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	r = req_new(8, DOC_MAX_BATCH_FAILURES + 1, "svc-10k-over", "ConnectionError");
+	raw_send(&s, r); /* may fail: the server ends the call */
+	char det[256];
+	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(det, "ReportRequest has 10001 failures, more than the limit of 10000");
+	raw_free(&s);
+	req_free(r);
+	assert_int_equal(stored_count("svc-10k-over"), 0);
+}
+
 static void test_garbage_invalid_argument(void **state)
 {
 	struct rawstream s;
@@ -439,6 +521,8 @@ int main(void)
 	    cmocka_unit_test(test_just_under_limit_is_stored_truncated),
 	    cmocka_unit_test(test_garbage_invalid_argument),
 	    cmocka_unit_test(test_too_many_failures_refused_before_decoding),
+	    cmocka_unit_test(test_message_at_the_4mib_limit),
+	    cmocka_unit_test(test_batch_of_exactly_10000_failures),
 	    cmocka_unit_test(test_many_streams_at_once),
 	    cmocka_unit_test(test_health_and_unknown),
 	    cmocka_unit_test(test_groups_aggregate),
