@@ -1,6 +1,6 @@
 #!/bin/sh
 # make-old-dbs.sh: makes tests/data/schema-vN.db, one database per earlier schema version,
-# written by the REAL errqd of that version (tests/unit/test_migrate.c upgrades them).
+# written by the REAL errqd of that version (tests/unit/test_storage.c upgrades them).
 #
 #   tests/data/make-old-dbs.sh [VERSION...]      (from the repository root; default: 1 2)
 #
@@ -10,7 +10,7 @@
 # example client, uses the old errq to resolve and ignore groups (and, from schema 2, lets
 # rules trip into circuits, firing and resolved alerts, deliveries and a silence), stops it
 # with SIGTERM, and VACUUMs the file into tests/data/schema-vN.db.  It prints what the file
-# holds; tests/unit/test_migrate.c pins those counts.  Needs git, cmake, the build's
+# holds; tests/unit/test_storage.c pins those counts.  Needs git, cmake, the build's
 # dependencies and sqlite3.  Run it only to add a schema version: the committed files are
 # the fixtures, and remaking them changes their ids and times (update the pinned counts).
 # ERRQ_OLD_SRC=/some/dir/src-v keeps the old worktrees and builds in /some/dir/src-vN (reused
