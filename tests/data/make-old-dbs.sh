@@ -13,6 +13,7 @@
 # holds; tests/unit/test_storage.c pins those counts.  Needs git, cmake, the build's
 # dependencies and sqlite3.  Run it only to add a schema version: the committed files are
 # the fixtures, and remaking them changes their ids and times (update the pinned counts).
+# ERRQ_OLD_DBS_OUT=DIR writes the files there instead of tests/data (to compare a remake).
 # ERRQ_OLD_SRC=/some/dir/src-v keeps the old worktrees and builds in /some/dir/src-vN (reused
 # by the next run when they are at the right commit) instead of a temporary directory.
 set -eu
@@ -24,7 +25,7 @@ V2_COMMIT=ffe456f # ingest: a hook's timer due as the writer went idle ... (sche
 DEADLINE_S=60     # for every wait (the work takes about 3 s)
 
 root=$(git rev-parse --show-toplevel)
-out="$root/tests/data"
+out=${ERRQ_OLD_DBS_OUT:-$root/tests/data}
 tmp=$(mktemp -d /tmp/errq-old-dbs.XXXXXX)
 src_prefix=${ERRQ_OLD_SRC:-$tmp/src-v}
 pid=
