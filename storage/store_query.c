@@ -381,6 +381,26 @@ int store_count_events(struct store *s, uint64_t *n)
 	return r == SQLITE_ROW ? 0 : store__set_err(s, "count events");
 }
 
+int store_get_pragma_int(struct store *s, const char *name, int64_t *v)
+{
+	char sql[64];
+	size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+	*v = 0;
+	if (n == 0 || name[n] || n > 40) { /* a pragma's name, never SQL */
+		errq_snprintf(s->err, sizeof(s->err), "'%.40s' is not a pragma name", name);
+		return -1;
+	}
+	errq_snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare pragma");
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW ? 0 : store__set_err(s, "read pragma");
+}
+
 int store_get_totals(struct store *s, struct store_totals *t)
 {
 	sqlite3_stmt *st;

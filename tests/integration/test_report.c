@@ -64,6 +64,34 @@ static Errq__V1__ReportResponse *roundtrip(struct rawstream *s, Errq__V1__Report
 	return resp;
 }
 
+/* Sends r (freed here) alone on a new stream: it must be stored whole, and the stream end OK. */
+static void send_stored(Errq__V1__ReportRequest *r)
+{
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	Errq__V1__ReportResponse *resp = roundtrip(&s, r);
+	assert_int_equal(resp->seq, r->seq);
+	assert_int_equal(resp->accepted, r->n_failures);
+	assert_int_equal(resp->duplicates, 0);
+	assert_int_equal(resp->n_rejected, 0);
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	req_free(r);
+	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
+	raw_free(&s);
+}
+
+/* Sends r (freed here) alone on a new stream: the call must end RESOURCE_EXHAUSTED; its
+ * details are left in det. */
+static void send_refused(Errq__V1__ReportRequest *r, char *det, size_t detsz)
+{
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	raw_send(&s, r); /* may fail: the server ends the call */
+	assert_int_equal(raw_finish(&s, det, detsz), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	raw_free(&s);
+	req_free(r);
+}
+
 /* Counts stored events of a service by reading the database file directly (read-only). */
 static int stored_count(const char *service)
 {
@@ -179,39 +207,7 @@ static void test_resend_counts_duplicates_across_streams(void **state)
 
 static void test_empty_batch_zero_counts(void **state)
 {
-	struct rawstream s;
-	assert_int_equal(raw_open(&s, D.addr), 0);
-	Errq__V1__ReportRequest *r = req_new(5, 0, NULL, NULL);
-	Errq__V1__ReportResponse *resp = roundtrip(&s, r);
-	assert_int_equal(resp->seq, 5);
-	assert_int_equal(resp->accepted, 0);
-	assert_int_equal(resp->duplicates, 0);
-	assert_int_equal(resp->n_rejected, 0);
-	errq__v1__report_response__free_unpacked(resp, NULL);
-	req_free(r);
-	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
-	raw_free(&s);
-}
-
-static void test_oversized_message_resource_exhausted(void **state)
-{
-	struct rawstream s;
-	assert_int_equal(raw_open(&s, D.addr), 0);
-	/* one event whose message makes the encoding just over 4 MiB */
-	Errq__V1__ReportRequest *r = req_new(1, 1, "svc-huge", "MemoryError");
-	size_t n = 4194304;
-	char *big = malloc(n + 1);
-	memset(big, 'x', n);
-	big[n] = '\0';
-	free(r->failures[0]->message);
-	r->failures[0]->message = big;
-	assert_true(errq__v1__report_request__get_packed_size(r) > 4194304);
-	raw_send(&s, r); /* may fail: the server ends the call */
-	char det[256];
-	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_RESOURCE_EXHAUSTED);
-	raw_free(&s);
-	req_free(r);
-	assert_int_equal(stored_count("svc-huge"), 0);
+	send_stored(req_new(5, 0, NULL, NULL)); /* answered: seq 5, every count 0 */
 }
 
 static void test_just_under_limit_is_stored_truncated(void **state)
@@ -264,6 +260,56 @@ static void test_too_many_failures_refused_before_decoding(void **state)
 	assert_non_null(strstr(det, "10001 failures"));
 	raw_free(&s);
 	free(buf);
+}
+
+/* docs/protocol.md:90 "A message larger than 4 MiB (4194304 bytes, encoded) ends the call
+ * with RESOURCE_EXHAUSTED": a ReportRequest of exactly 4194304 bytes is stored (its message
+ * truncated to 8192 bytes), one of 4194305 ends the call and nothing of it is stored. */
+#define DOC_MAX_MESSAGE_BYTES 4194304
+
+/* A one-event request whose encoding is exactly `size` bytes. */
+static Errq__V1__ReportRequest *req_of_size(const char *service, size_t size)
+{
+	Errq__V1__ReportRequest *r = req_new(1, 1, service, "MemoryError");
+	size_t len = size - 200;
+	for (int tries = 0; tries < 8; tries++) {
+		char *m = malloc(len + 1);
+		assert_non_null(m);
+		memset(m, 'z', len);
+		m[len] = '\0';
+		free(r->failures[0]->message);
+		r->failures[0]->message = m;
+		size_t packed = errq__v1__report_request__get_packed_size(r);
+		if (packed == size)
+			return r;
+		len = len + size - packed; /* the length prefixes do not change size this close */
+	}
+	fail_msg("cannot make a ReportRequest of exactly %zu bytes", size);
+	return NULL;
+}
+
+static void test_message_at_the_4mib_limit(void **state)
+{
+	char det[256];
+	send_stored(req_of_size("svc-4mib", DOC_MAX_MESSAGE_BYTES));
+	assert_int_equal(stored_count("svc-4mib"), 1);
+	send_refused(req_of_size("svc-4mib-over", DOC_MAX_MESSAGE_BYTES + 1), det, sizeof(det));
+	assert_int_equal(stored_count("svc-4mib-over"), 0);
+}
+
+/* docs/protocol.md:92 "So does a batch of more than 10 000 failures (ReportRequest has N
+ * failures, more than the limit of 10000)": 10 000 real events in one batch are all stored;
+ * 10 001 end the call, and none of them is stored. */
+#define DOC_MAX_BATCH_FAILURES 10000
+
+static void test_batch_of_exactly_10000_failures(void **state)
+{
+	char det[256];
+	send_stored(req_new(7, DOC_MAX_BATCH_FAILURES, "svc-10k", "ConnectionError"));
+	assert_int_equal(stored_count("svc-10k"), DOC_MAX_BATCH_FAILURES);
+	send_refused(req_new(8, DOC_MAX_BATCH_FAILURES + 1, "svc-10k-over", "ConnectionError"), det, sizeof(det));
+	assert_string_equal(det, "ReportRequest has 10001 failures, more than the limit of 10000");
+	assert_int_equal(stored_count("svc-10k-over"), 0);
 }
 
 static void test_garbage_invalid_argument(void **state)
@@ -435,10 +481,11 @@ int main(void)
 	    cmocka_unit_test(test_invalid_events_rejected_alone),
 	    cmocka_unit_test(test_resend_counts_duplicates_across_streams),
 	    cmocka_unit_test(test_empty_batch_zero_counts),
-	    cmocka_unit_test(test_oversized_message_resource_exhausted),
 	    cmocka_unit_test(test_just_under_limit_is_stored_truncated),
 	    cmocka_unit_test(test_garbage_invalid_argument),
 	    cmocka_unit_test(test_too_many_failures_refused_before_decoding),
+	    cmocka_unit_test(test_message_at_the_4mib_limit),
+	    cmocka_unit_test(test_batch_of_exactly_10000_failures),
 	    cmocka_unit_test(test_many_streams_at_once),
 	    cmocka_unit_test(test_health_and_unknown),
 	    cmocka_unit_test(test_groups_aggregate),

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "errq_hash.h"
 #include "grouping.h"
 
 struct fr {
@@ -15,11 +16,11 @@ struct fr {
 	int in_app;
 };
 
-/* A TaskFailure over static strings and up to 8 frames (outermost first). */
+/* A TaskFailure over static strings and up to 16 frames (outermost first). */
 struct ev {
 	Errq__V1__TaskFailure tf;
-	Errq__V1__Frame f[8];
-	Errq__V1__Frame *fp[8];
+	Errq__V1__Frame f[16];
+	Errq__V1__Frame *fp[16];
 };
 
 static void mk(struct ev *e, const char *service, const char *type, const char *msg, const struct fr *frames, int n)
@@ -37,6 +38,7 @@ static void mk(struct ev *e, const char *service, const char *type, const char *
 		e->f[i].in_app = frames[i].in_app;
 		e->fp[i] = &e->f[i];
 	}
+	assert_true(n >= 0 && n <= 16);
 	e->tf.n_frames = (size_t)n;
 	e->tf.frames = n ? e->fp : NULL;
 }
@@ -195,6 +197,280 @@ static void test_normalize(void **state)
 	assert_int_equal(strlen(small), 7);
 }
 
+/* ------------------------------------------------------------------ pinned fingerprints
+ *
+ * Stored groups are keyed by their fingerprint: if the same event hashed differently after
+ * an upgrade, every stored group would silently split in two.  So the fingerprints of this
+ * corpus are pinned to literal values per GROUPING_VERSION.  Changing one of them (the hash,
+ * its seed, a normalizer rule, the frames that count, the separators...) is only allowed
+ * together with a new GROUPING_VERSION, a new table below (keep the old ones) and a
+ * migration note in docs/architecture.md. */
+
+#define CORPUS_LONG_SQL "ERROR: relation \"public.order_items_2026_11\" does not exist at character 15 "
+/* ~1 KiB: longer than GROUPING_NORMALIZED_MAX, so the cut-off point is pinned too */
+#define CORPUS_LONG CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL \
+	CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL CORPUS_LONG_SQL \
+	CORPUS_LONG_SQL CORPUS_LONG_SQL
+
+static const struct fr django_stack[] = {
+    {"inner", "/usr/lib/python3/site-packages/django/core/handlers/exception.py", "django.core.handlers.exception", 55, 0},
+    {"_get_response", "/usr/lib/python3/site-packages/django/core/handlers/base.py", "django.core.handlers.base", 197, 0},
+    {"profile", "/srv/accounts/views.py", "accounts.views", 41, 1},
+    {"load_profile", "/srv/accounts/profile.py", "accounts.profile", 17, 1},
+    {"__getitem__", "/usr/lib/python3/site-packages/django/utils/datastructures.py", "django.utils.datastructures", 84, 0},
+};
+
+/* seven application frames: only the innermost five count */
+static const struct fr celery_stack[] = {
+    {"trace_task", "/usr/lib/python3/site-packages/celery/app/trace.py", "celery.app.trace", 451, 0},
+    {"send_welcome", "/srv/mailer/tasks.py", "mailer.tasks", 30, 1},
+    {"render_and_send", "/srv/mailer/tasks.py", "mailer.tasks", 55, 1},
+    {"render", "/srv/mailer/templates.py", "mailer.templates", 12, 1},
+    {"load_locale", "/srv/mailer/i18n.py", "mailer.i18n", 71, 1},
+    {"connect", "/srv/mailer/smtp.py", "mailer.smtp", 19, 1},
+    {"send", "/srv/mailer/smtp.py", "mailer.smtp", 44, 1},
+    {"sendmail", "/srv/mailer/smtp.py", "mailer.smtp", 98, 1},
+    {"sendmail", "/usr/lib/python3.11/smtplib.py", "smtplib", 887, 0},
+};
+
+/* a C daemon: no frame marked, no modules (file names), so every frame counts */
+static const struct fr c_parse_stack[] = {
+    {"main", "src/main.c", NULL, 212, 0},
+    {"serve_forever", "src/server.c", NULL, 88, 0},
+    {"handle_conn", "src/server.c", NULL, 140, 0},
+    {"read_request", "src/http.c", NULL, 301, 0},
+    {"parse_json_body", "src/json.c", NULL, 77, 0},
+    {"json_parse_object", "src/json.c", NULL, 401, 0},
+    {"json_expect", "src/json.c", NULL, 35, 0},
+};
+
+/* a C proxy: the application's frames marked, libc and the event loop not */
+static const struct fr c_proxy_stack[] = {
+    {"__libc_start_main", "libc.so.6", NULL, 0, 0},
+    {"ev_run", "src/ev.c", "libev", 3977, 0},
+    {"proxy_on_readable", "src/proxy.c", NULL, 512, 1},
+    {"upstream_read_header", "src/upstream.c", NULL, 233, 1},
+    {"", "", "", 0, 1}, /* an unsymbolized frame: nothing to hash, skipped */
+    {"recv", "libc.so.6", NULL, 0, 0},
+};
+
+/* a Go panic: package paths as modules */
+static const struct fr go_panic_stack[] = {
+    {"main.main", "/app/cmd/gateway/main.go", "main", 31, 1},
+    {"net/http.(*conn).serve", "/usr/local/go/src/net/http/server.go", "net/http", 2039, 0},
+    {"github.com/acme/gateway/internal/router.(*Router).ServeHTTP", "/app/internal/router/router.go",
+     "github.com/acme/gateway/internal/router", 88, 1},
+    {"github.com/acme/gateway/internal/handlers.Orders", "/app/internal/handlers/orders.go",
+     "github.com/acme/gateway/internal/handlers", 142, 1},
+    {"runtime.goPanicIndex", "/usr/local/go/src/runtime/panic.go", "runtime", 114, 0},
+};
+
+/* Go with nothing marked in_app */
+static const struct fr go_sql_stack[] = {
+    {"main.main", "/app/main.go", "main", 20, 0},
+    {"github.com/acme/inventory/store.(*DB).Reserve", "/app/store/db.go", "github.com/acme/inventory/store", 77, 0},
+    {"database/sql.(*DB).ExecContext", "/usr/local/go/src/database/sql/sql.go", "database/sql", 1661, 0},
+    {"github.com/lib/pq.(*conn).Exec", "/go/pkg/mod/github.com/lib/pq@v1.10.9/conn.go", "github.com/lib/pq", 886, 0},
+};
+
+/* application frames with a file but no module (JavaScript-like, or C with in_app set) */
+static const struct fr file_only_stack[] = {
+    {"onMessage", "worker/consumer.c", "", 61, 1},
+    {"decode_envelope", "worker/envelope.c", "", 19, 1},
+    {"", "worker/base64.c", "", 7, 1}, /* no function: the file alone still counts */
+};
+
+static const struct corpus_ev {
+	const char *name; /* stable: the pinned tables refer to it */
+	const char *service, *error_type, *error_code, *task, *message, *fingerprint;
+	const struct fr *frames;
+	int n_frames;
+	enum grouping_basis basis;
+} corpus[] = {
+#define FR(a) a, (int)(sizeof(a) / sizeof(a[0]))
+    {"py-asyncio-timeout", "checkout", "TimeoutError", "TIMEOUT", "charge_card",
+     "payment provider timed out after 3000 ms (attempt 2)", NULL, FR(charge_stack), GROUPING_BY_FRAMES},
+    {"py-asyncio-timeout-other-service", "subscriptions", "TimeoutError", "TIMEOUT", "charge_card",
+     "payment provider timed out after 3000 ms (attempt 2)", NULL, FR(charge_stack), GROUPING_BY_FRAMES},
+    {"py-django-keyerror", "accounts", "KeyError", NULL, "GET /profile", "'user_id'", NULL, FR(django_stack),
+     GROUPING_BY_FRAMES},
+    {"py-celery-deep", "mailer", "SMTPServerDisconnected", "SMTP_421", "mailer.tasks.send_welcome",
+     "Connection unexpectedly closed: 421 4.7.0 Try again later, closing connection", NULL, FR(celery_stack),
+     GROUPING_BY_FRAMES},
+    {"py-celery-retry-uuid", "mailer", "MaxRetriesExceededError", NULL, "mailer.tasks.send_welcome",
+     "Can't retry mailer.tasks.send_welcome[5f0c7a8e-1b2d-4c3e-8f9a-0b1c2d3e4f5a] args:(42,) kwargs:{}", NULL,
+     NULL, 0, GROUPING_BY_MESSAGE},
+    {"py-message-numbers", "billing", "ValueError", "NEGATIVE_TOTAL", "close_invoice",
+     "invoice INV-2026-000123 has negative total -12.50 EUR after 3 adjustments", NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"py-quoted", "accounts", "DoesNotExist", NULL, NULL,
+     "User matching query does not exist: email=\"bob@example.com\" tenant='east-1'", NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"c-parse-unmarked", "ingest", "ParseError", "E_SYNTAX", "http_worker",
+     "unexpected token '}' at line 12, column 7", NULL, FR(c_parse_stack), GROUPING_BY_FRAMES},
+    {"c-proxy-errno", "edge-proxy", "ECONNRESET", "104", NULL,
+     "recv() failed (104: Connection reset by peer) while reading response header from upstream "
+     "10.0.3.17:8080",
+     NULL, FR(c_proxy_stack), GROUPING_BY_FRAMES},
+    {"c-assert-address", "storage-node", "AssertionError", NULL, "compactor",
+     "assertion 'page->refcount > 0' failed for page 0x7ffd5e8c1a20 (pgno 48213)", NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"c-file-only-frames", "queue-worker", "DecodeError", "BAD_BASE64", "consume",
+     "invalid base64 at byte 17", NULL, FR(file_only_stack), GROUPING_BY_FRAMES},
+    {"go-panic-index", "api-gateway", "runtime.Error", NULL, "GET /v1/orders/{id}",
+     "index out of range [5] with length 3", NULL, FR(go_panic_stack), GROUPING_BY_FRAMES},
+    {"go-sql-unmarked", "inventory", "*pq.Error", "23505", "reserve",
+     "pq: duplicate key value violates unique constraint \"sku_pkey\"", NULL, FR(go_sql_stack),
+     GROUPING_BY_FRAMES},
+    {"go-deadline-message", "search", "context.DeadlineExceeded", NULL, NULL,
+     "context deadline exceeded: GET https://search.internal:9200/products/_search?q=shoes took 5.000321s", NULL,
+     NULL, 0, GROUPING_BY_MESSAGE},
+    {"msg-uuid-and-id", "orders", "NotFound", "ORDER_NOT_FOUND", "lookup",
+     "order 4f1c2a9e-77b0-4c1e-9a51-0e2b6d1f3c88 not found for customer 918273", NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"msg-timestamps", "scheduler", "LateJobError", NULL, "nightly-report",
+     "job nightly-report scheduled for 2026-11-25T18:03:11.482Z started at 2026-11-25 18:04:59 (108 s late)",
+     NULL, NULL, 0, GROUPING_BY_MESSAGE},
+    {"msg-commit-hex", "deployer", "GitError", NULL, NULL,
+     "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 not found in origin/main (request deadbeef0042)", NULL,
+     NULL, 0, GROUPING_BY_MESSAGE},
+    {"msg-short-hex-ids", "k8s-operator", "LeaseExpired", NULL, "reconcile",
+     "lease ab12cd34 held by pod e3f2d1c0b9 expired; decade-old cafebabe lock kept", NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"msg-unicode", "i18n", "UnicodeError", NULL, NULL,
+     "caract\xC3\xA8re invalide \xC2\xAB \xC3\xA9 \xC2\xBB \xC3\xA0 la position 17", NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"msg-empty", "worker", "SystemExit", NULL, NULL, "", NULL, NULL, 0, GROUPING_BY_MESSAGE},
+    {"msg-long-cut", "reports", "UndefinedTable", "42P01", "monthly_rollup", CORPUS_LONG, NULL, NULL, 0,
+     GROUPING_BY_MESSAGE},
+    {"client-fp-frames-ignored", "checkout", "TimeoutError", "TIMEOUT", "charge_card",
+     "payment provider timed out after 3000 ms", "payments-provider-down", FR(charge_stack), GROUPING_BY_CLIENT},
+    {"client-fp-billing", "billing", "StripeError", "card_declined", "charge",
+     "Your card was declined. (req_9Ab3xYz)", "stripe:card_declined", NULL, 0, GROUPING_BY_CLIENT},
+    {"client-fp-unicode", "notifications", "SendError", NULL, NULL, "APNs 410",
+     "push/ios/\xCE\xB8-unregistered", NULL, 0, GROUPING_BY_CLIENT},
+#undef FR
+};
+#define N_CORPUS (sizeof(corpus) / sizeof(corpus[0]))
+
+struct pin {
+	const char *name, *fingerprint;
+};
+
+/* GROUPING_VERSION 1: service, error type, then the client's fingerprint, the innermost five
+ * frames (function and module or file) or the normalized message.  Three of these values
+ * (py-asyncio-timeout, msg-empty, client-fp-billing) were also computed by an independent
+ * implementation of the algorithm as docs/protocol.md describes it, not only by this code. */
+static const struct pin pins_v1[] = {
+    {"py-asyncio-timeout", "47f9232963d0042b"},
+    {"py-asyncio-timeout-other-service", "c86f6f137afac6e7"},
+    {"py-django-keyerror", "6e31d04f7d0c8b05"},
+    {"py-celery-deep", "7d5bb2f1d3382e5c"},
+    {"py-celery-retry-uuid", "7913447819fdcabe"},
+    {"py-message-numbers", "e1b4a6dcdc558f59"},
+    {"py-quoted", "8363622c05c2dc8f"},
+    {"c-parse-unmarked", "cfc843c84dc21d81"},
+    {"c-proxy-errno", "8fe31f41181ae9d6"},
+    {"c-assert-address", "0229f5296cda688d"},
+    {"c-file-only-frames", "e94fe9479e086a4d"},
+    {"go-panic-index", "ab9311d8f7850e1d"},
+    {"go-sql-unmarked", "e6843f3f82bb9e20"},
+    {"go-deadline-message", "3fee568cec653042"},
+    {"msg-uuid-and-id", "ec7ec6d0215c1b2a"},
+    {"msg-timestamps", "39f6dc02da203ac8"},
+    {"msg-commit-hex", "2444afab447a4a94"},
+    {"msg-short-hex-ids", "0f5a64e1ff1c2c30"},
+    {"msg-unicode", "c0335c24cc7f86fd"},
+    {"msg-empty", "727146b529805204"},
+    {"msg-long-cut", "5a35c0ddc4358022"},
+    {"client-fp-frames-ignored", "061f5517021ea9f8"},
+    {"client-fp-billing", "8cd03a8e615d1fdb"},
+    {"client-fp-unicode", "73c8e11382e8de24"},
+};
+
+static const struct {
+	int version;
+	const struct pin *pins;
+	size_t n;
+} pinned[] = {
+    {1, pins_v1, sizeof(pins_v1) / sizeof(pins_v1[0])},
+};
+
+static void corpus_event(struct ev *e, const struct corpus_ev *c)
+{
+	mk(e, c->service, c->error_type, c->message, c->frames, c->n_frames);
+	e->tf.error_code = (char *)c->error_code;
+	e->tf.task = (char *)c->task;
+	e->tf.fingerprint = (char *)c->fingerprint;
+	/* context that never counts: changing these must not move a fingerprint */
+	e->tf.environment = (char *)"prod";
+	e->tf.release = (char *)"2026.11.3";
+	e->tf.host = (char *)"ip-10-0-3-17";
+	e->tf.attempt = 3;
+}
+
+static void test_fingerprints_pinned(void **state)
+{
+	const struct pin *pins = NULL;
+	size_t n_pins = 0;
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+		if (pinned[i].version == GROUPING_VERSION) {
+			pins = pinned[i].pins;
+			n_pins = pinned[i].n;
+		}
+	int bad = 0;
+	for (size_t i = 0; i < N_CORPUS; i++) {
+		struct ev e;
+		char got[FINGERPRINT_HEX_LEN + 1];
+		corpus_event(&e, &corpus[i]);
+		enum grouping_basis basis = grouping_fingerprint(&e.tf, got, NULL, 0);
+		if (basis != corpus[i].basis) {
+			print_error("corpus event '%s': grouped by basis %d, want %d\n", corpus[i].name, (int)basis,
+				    (int)corpus[i].basis);
+			bad++;
+		}
+		const char *want = NULL;
+		for (size_t k = 0; k < n_pins; k++)
+			if (strcmp(pins[k].name, corpus[i].name) == 0)
+				want = pins[k].fingerprint;
+		if (!want || strcmp(want, got) != 0) {
+			print_error("corpus event '%s': fingerprint %s, pinned %s for grouping version %d\n"
+				    "    {\"%s\", \"%s\"},\n",
+				    corpus[i].name, got, want ? want : "(none)", GROUPING_VERSION, corpus[i].name, got);
+			bad++;
+		}
+	}
+	/* every pin names a corpus event: a pin is never dropped by renaming its event */
+	for (size_t k = 0; k < n_pins; k++) {
+		size_t i = 0;
+		while (i < N_CORPUS && strcmp(pins[k].name, corpus[i].name) != 0)
+			i++;
+		if (i == N_CORPUS) {
+			print_error("pinned fingerprint '%s' has no corpus event\n", pins[k].name);
+			bad++;
+		}
+	}
+	if (bad)
+		fail_msg("%d fingerprint(s) differ from the ones pinned for GROUPING_VERSION %d.  Stored groups "
+			 "are keyed by fingerprint: a change here splits every existing group after an upgrade.  "
+			 "If the grouping algorithm must change, bump GROUPING_VERSION in server/grouping.h, add a "
+			 "pinned table for the new version here (the lines above; keep the old tables) and write "
+			 "the migration note in docs/architecture.md",
+			 bad, GROUPING_VERSION);
+}
+
+/* The hash is the FNV-1a of the document (docs/protocol.md, "Grouping"): the published test
+ * vectors of 64-bit FNV-1a. */
+static void test_fnv1a_vectors(void **state)
+{
+	assert_int_equal(ERRQ_FNV64_INIT, 0xcbf29ce484222325ULL);
+	assert_int_equal(errq_fnv64(ERRQ_FNV64_INIT, "", 0), 0xcbf29ce484222325ULL);
+	assert_int_equal(errq_fnv64(ERRQ_FNV64_INIT, "a", 1), 0xaf63dc4c8601ec8cULL);
+	assert_int_equal(errq_fnv64(ERRQ_FNV64_INIT, "foobar", 6), 0x85944171f73967e8ULL);
+	/* incremental: hashing in two parts is hashing the whole */
+	assert_int_equal(errq_fnv64(errq_fnv64(ERRQ_FNV64_INIT, "foo", 3), "bar", 3), 0x85944171f73967e8ULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +479,8 @@ int main(void)
 	    cmocka_unit_test(test_unmarked_frames_all_count_and_innermost_five),
 	    cmocka_unit_test(test_client_fingerprint_service_and_type),
 	    cmocka_unit_test(test_normalize),
+	    cmocka_unit_test(test_fingerprints_pinned),
+	    cmocka_unit_test(test_fnv1a_vectors),
 	};
 	return cmocka_run_group_tests_name("unit_grouping", tests, NULL, NULL);
 }
