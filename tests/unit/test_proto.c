@@ -290,6 +290,20 @@ static const struct wire_field wire_fields[] = {
     {"StatusResponse", "deliveries_in_flight", 32, PROTOBUF_C_TYPE_UINT32, PROTOBUF_C_LABEL_NONE, NULL},
     {"StatusResponse", "failures_matched", 33, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
     {"StatusResponse", "overflow_failures", 34, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    /* BackupRequest, BackupResponse (errq admin backup) */
+    {"BackupRequest", "path", 1, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupRequest", "force", 2, PROTOBUF_C_TYPE_BOOL, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupRequest", "max_bytes_per_second", 3, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "path", 1, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "bytes", 2, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "pages", 3, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "page_size", 4, PROTOBUF_C_TYPE_UINT32, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "events", 5, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "started_unix_nano", 6, PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "duration_nano", 7, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "copy_nano", 8, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "check_nano", 9, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
+    {"BackupResponse", "steps", 10, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
     /* Circuit */
     {"Circuit", "rule", 1, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     {"Circuit", "key", 2, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
@@ -422,6 +436,7 @@ static const struct wire_field wire_fields[] = {
 };
 
 static const ProtobufCMessageDescriptor *const wire_messages[] = {
+    &errq__v1__backup_request__descriptor, &errq__v1__backup_response__descriptor,
     &errq__v1__frame__descriptor,
     &errq__v1__task_failure__descriptor,
     &errq__v1__task_failure__details_entry__descriptor,
@@ -498,6 +513,7 @@ static const struct {
     {"errq.v1.Alerts", "ListSilences", "errq.v1.ListSilencesRequest", "errq.v1.ListSilencesResponse"},
     {"errq.v1.Alerts", "ExpireSilence", "errq.v1.ExpireSilenceRequest", "errq.v1.Silence"},
     {"errq.v1.Collector", "Report", "errq.v1.ReportRequest", "errq.v1.ReportResponse"},
+    {"errq.v1.Query", "Backup", "errq.v1.BackupRequest", "errq.v1.BackupResponse"},
     {"errq.v1.Query", "ListEvents", "errq.v1.ListEventsRequest", "errq.v1.ListEventsResponse"},
     {"errq.v1.Query", "ListGroups", "errq.v1.ListGroupsRequest", "errq.v1.ListGroupsResponse"},
     {"errq.v1.Query", "Status", "errq.v1.StatusRequest", "errq.v1.StatusResponse"},
