@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-long bench clean
+.PHONY: all deps build run test test-asan test-long bench install image clean
 
 all: build
 
@@ -43,6 +43,18 @@ test-long: build
 #   make bench BENCH_DURATION=3s BENCH_WARMUP=1s BENCH_PREFILL=200000
 bench: build
 	scripts/bench-matrix $(BUILD)
+
+# errqd, errq, liberrq (.so with its SOVERSION links, .a), errq.h, errq.pc, the CMake package,
+# the systemd unit (naming PREFIX), the sample config (share/errq; etc/errq unless present) and
+# errq(1).  DESTDIR=DIR stages it for a package.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The container image (deploy/Containerfile) built here with buildah, as root, and saved as a
+# docker-archive, build/errq-image.tar (`docker load -i` / `podman load -i`).  See deploy/README.md.
+image:
+	scripts/build-image
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
