@@ -33,10 +33,12 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
 
-# Longer runs: valgrind over the integration tests (more are added by later issues).
+# Longer runs: valgrind over the integration tests, and the container image built and run
+# (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the cache).
 test-long: build
 	@scripts/install-deps --long
 	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -L integration
+	tests/deploy/image_test.sh $(CURDIR) $(abspath $(BUILD))
 
 # The benchmark matrix of issue 3 (about 20-30 minutes); writes docs/benchmarks.md.  BENCH_DURATION,
 # BENCH_WARMUP, BENCH_PREFILL and BENCH_RUNS (environment or make arguments) shorten it, e.g.
@@ -53,8 +55,9 @@ install: build
 
 # The container image (deploy/Containerfile) built here with buildah, as root, and saved as a
 # docker-archive, build/errq-image.tar (`docker load -i` / `podman load -i`).  See deploy/README.md.
-image:
-	scripts/build-image
+image: deps
+	@scripts/install-deps --long
+	scripts/build-image $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
