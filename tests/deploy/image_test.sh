@@ -110,6 +110,11 @@ for t in ConnectionResetError JSONDecodeError TimeoutError; do
 	grep -q "\"error_type\":\"$t\"" "$tmp/events.jsonl" || fail "no $t event read back"
 done
 
+# the report_failure inside the image (deploy/compose.yaml's demo service) reaches it too
+bh run --isolation chroot --env "ERRQ_ADDR=127.0.0.1:$port" "$ctr" -- report_failure image-demo \
+	>"$tmp/demo.log" 2>&1 || fail "report_failure in the image failed: $(cat "$tmp/demo.log")"
+grep -q "3 reported, 3 acknowledged" "$tmp/demo.log" || fail "report_failure in the image: $(cat "$tmp/demo.log")"
+
 # ---- /livez from outside, and with the image's HEALTHCHECK command (its curl) inside
 code=$(curl -s -o "$tmp/livez.body" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$hport/livez" || true)
 [ "$code" = 200 ] || fail "GET /livez answered '$code', want 200: $(cat "$tmp/livez.body" 2>/dev/null)"
