@@ -7,13 +7,8 @@
 set -eu
 
 src=$1
-tmp=$(mktemp -d /tmp/errq-compose-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() {
-	echo "compose_test: $*" >&2
-	exit 1
-}
-command -v docker-compose >/dev/null || fail "docker-compose not found (scripts/install-deps)"
+. "$(dirname "$0")/lib.sh"
+need docker-compose
 docker-compose -f "$src/deploy/compose.yaml" config -q 2>"$tmp/log" ||
 	fail "deploy/compose.yaml is invalid: $(cat "$tmp/log")"
 # a broken copy, with what its relative paths (.., ./k8s/errqd.yaml) name

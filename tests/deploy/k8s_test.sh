@@ -11,14 +11,9 @@ set -eu
 src=$1
 errqd=$2
 dir=$src/tests/deploy/k8s
-tmp=$(mktemp -d /tmp/errq-k8s-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() {
-	echo "k8s_test: $*" >&2
-	exit 1
-}
-command -v kubectl >/dev/null || fail "kubectl not found (scripts/install-deps)"
-command -v node >/dev/null || fail "node not found (scripts/install-deps)"
+. "$(dirname "$0")/lib.sh"
+need kubectl
+need node
 [ -d "$dir/node_modules/kubernetes-models" ] ||
 	fail "no $dir/node_modules: run scripts/install-deps (npm ci there)"
 

@@ -8,13 +8,8 @@
 set -eu
 
 build=$1
-tmp=$(mktemp -d /tmp/errq-systemd-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() {
-	echo "systemd_verify: $*" >&2
-	exit 1
-}
-command -v systemd-analyze >/dev/null || fail "systemd-analyze not found (scripts/install-deps installs systemd)"
+. "$(dirname "$0")/lib.sh"
+need systemd-analyze
 
 prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||

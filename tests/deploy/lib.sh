@@ -1,0 +1,12 @@
+# Sourced by the deploy tests after `set -eu`: the test's name, a temporary directory $tmp
+# removed at exit, fail MSG (one line on stderr, exit 1) and need TOOL (fail when missing).
+test_name=$(basename "$0" .sh)
+tmp=$(mktemp -d "/tmp/errq-$test_name-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fail() {
+	echo "$test_name: $*" >&2
+	exit 1
+}
+need() {
+	command -v "$1" >/dev/null || fail "$1 not found (scripts/install-deps installs it)"
+}
