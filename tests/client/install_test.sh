@@ -58,7 +58,9 @@ fi
 [ "$(readlink "$libdir/liberrq.so")" = liberrq.so.0 ] || fail "liberrq.so is not a link to liberrq.so.0"
 real=$(readlink "$libdir/liberrq.so.0")
 case "$real" in
-liberrq.so.0.*.*) [ -f "$libdir/$real" ] && [ ! -L "$libdir/$real" ] || fail "$real is not a file" ;;
+liberrq.so.0.*.*)
+	if [ ! -f "$libdir/$real" ] || [ -L "$libdir/$real" ]; then fail "$real is not a file"; fi
+	;;
 *) fail "liberrq.so.0 points at '$real'" ;;
 esac
 [ "$(objdump -p "$libdir/$real" | awk '$1 == "SONAME" {print $2}')" = liberrq.so.0 ] ||

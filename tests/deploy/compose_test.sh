@@ -7,6 +7,7 @@
 set -eu
 
 src=$1
+# shellcheck source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need docker-compose
 docker-compose -f "$src/deploy/compose.yaml" config -q 2>"$tmp/log" ||

@@ -90,6 +90,7 @@ bh run --isolation chroot -v "$tmp/share:/run/errq-test" "$ctr" -- \
 	--listen 127.0.0.1:0 --http-listen "127.0.0.1:$hport" --port-file /run/errq-test/port \
 	>"$tmp/errqd.out" 2>"$tmp/errqd.log" &
 bpid=$!
+# shellcheck disable=SC2016 # evaluated by wait_for
 wait_for '[ -s "$tmp/share/port" ]' "errqd's port file"
 port=$(cat "$tmp/share/port")
 pid=$(cat "$tmp/share/pid")

@@ -11,6 +11,7 @@ set -eu
 src=$1
 errqd=$2
 dir=$src/tests/deploy/k8s
+# shellcheck source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need kubectl
 need node

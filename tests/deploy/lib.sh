@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Sourced by the deploy tests after `set -eu`: the test's name, a temporary directory $tmp
 # removed at exit, fail MSG (one line on stderr, exit 1) and need TOOL (fail when missing).
 test_name=$(basename "$0" .sh)

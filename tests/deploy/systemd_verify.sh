@@ -8,6 +8,7 @@
 set -eu
 
 build=$1
+# shellcheck source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need systemd-analyze
 
