@@ -121,7 +121,10 @@ cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" 
 cmake --build "$tmp/consumer/build" >"$tmp/build.log" 2>&1 ||
 	fail "find_package(errq) build failed: $(cat "$tmp/build.log")"
 
-# run all four against a real collector
+# run all against the installed collector, without a developer's ERRQ_* settings
+for v in $(env | sed -n 's/^\(ERRQ_[A-Z0-9_]*\)=.*/\1/p'); do
+	[ "$v" = ERRQ_KEEP_TMP ] || unset "$v"
+done
 "$errqd" --config "$prefix/etc/errq/errqd.yaml" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
 	--db "$tmp/errq.db" --port-file "$tmp/port" 2>"$tmp/errqd.log" &
 errqd_pid=$!
