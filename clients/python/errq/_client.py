@@ -44,6 +44,7 @@ _OPTIONS = {
 }
 
 _DEFAULT_TASK = re.compile(r"Task-\d+\Z")
+_MISSING = object()
 
 
 class ErrqError(Exception):
@@ -265,14 +266,26 @@ def _mark(exc):
     return True
 
 
-def task_label(task):
+def coro_name(coro):
+    if coro is None:
+        return None
+    return (getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
+            or type(coro).__qualname__)
+
+
+def task_label(task, cname=None):
     """(label, details) for an asyncio task: its name when it was given one, else its
-    coroutine's qualified name (default names, Task-12, would make one group per task)."""
+    coroutine's qualified name (default names, Task-12, would make one group per task).
+    cname: the coroutine's name when the caller took it at the task's creation (a done
+    task may have dropped its coroutine: CPython 3.13 does)."""
     name = task.get_name()
-    coro = task.get_coro()
-    cname = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
-    if cname is None and coro is not None:
-        cname = type(coro).__qualname__
+    if cname is None:
+        # Task._coro first: CPython 3.12.1's get_coro() crashes on a task that completed
+        # during its eager start (it returns its cleared, NULL coroutine); _coro is None.
+        coro = getattr(task, "_coro", _MISSING)
+        if coro is _MISSING:
+            coro = task.get_coro()
+        cname = coro_name(coro)
     label = name if not _DEFAULT_TASK.match(name) or not cname else cname
     details = {"asyncio.task": name}
     if cname:

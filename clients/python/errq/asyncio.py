@@ -21,6 +21,7 @@ to it (it reports their exceptions as handled).
 """
 
 import asyncio as _asyncio
+import functools
 import threading
 import weakref
 
@@ -41,7 +42,7 @@ def _task_exception(task):
     return exc
 
 
-def _task_done(task):
+def _task_done(cname, task):
     try:
         if task.cancelled():
             return
@@ -50,7 +51,7 @@ def _task_done(task):
             return
         if task in _wrap.gathered:
             return
-        label, details = _client.task_label(task)
+        label, details = _client.task_label(task, cname)
         _client.report(exc, task=label, handled=False, _extra=details)
     except Exception:  # reporting must never break the loop
         pass
@@ -98,7 +99,8 @@ def install(loop=None):
             task = prev_factory(loop, coro, **kwargs)
         add = getattr(task, "add_done_callback", None)
         if add is not None:
-            add(_task_done)
+            # the coroutine's name now: a finished task may no longer hold its coroutine
+            add(functools.partial(_task_done, _client.coro_name(coro)))
         return task
 
     errq_task_factory.errq_previous = prev_factory

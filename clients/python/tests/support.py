@@ -193,3 +193,52 @@ class WebhookReceiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+import unittest  # noqa: E402
+
+import errq  # noqa: E402  (sys.path is set above)
+
+
+class ErrqdCase(unittest.TestCase):
+    """One errqd for the test class (config: CONFIG, formatted with the class's webhook
+    receiver URL when WEBHOOK is set); each test reports under its own service name with
+    a fresh errq.init and closes the client after."""
+
+    CONFIG = None
+    WEBHOOK = False
+    OPTIONS = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hook = WebhookReceiver() if cls.WEBHOOK else None
+        config = cls.CONFIG
+        if config is not None and cls.hook is not None:
+            config = config.replace("@WEBHOOK@", cls.hook.url)
+        cls.errqd = Errqd(config)
+        try:
+            cls.errqd.start()
+        except BaseException:
+            cls.errqd.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.errqd.cleanup()
+        if cls.hook is not None:
+            cls.hook.close()
+
+    def setUp(self):
+        self.service = ("py-" + self._testMethodName.replace("test_", "", 1))[:120]
+        opts = dict(linger_ms=5)
+        opts.update(self.OPTIONS)
+        errq.init(addr=self.errqd.addr, service=self.service, environment="test", **opts)
+
+    def tearDown(self):
+        lost = errq.close(10)
+        self.assertEqual(lost, 0, "events lost at close")
+
+    def flushed_events(self):
+        """Every event of this test's service, after a flush (so exactly those reported)."""
+        self.assertTrue(errq.flush(DEADLINE), "flush timed out; log:\n" + self.errqd.tail())
+        return self.errqd.events(self.service)
