@@ -88,7 +88,7 @@ _state_lock = threading.RLock()
 _handle = None        # the live _Handle, or None
 _config = None        # init's arguments, to start the same client again after a fork
 _service = None
-_pid = os.getpid()
+_pid_str = str(os.getpid())
 _atexit_registered = False
 _fork_registered = False
 
@@ -165,7 +165,7 @@ def init(addr="127.0.0.1:4770", service=None, environment=None, release=None,
         c = _new_client(lib, cfg)
         _event.in_app_include = tuple(in_app_include)
         _event.in_app_exclude = tuple(in_app_exclude)
-        _event._inapp_cache.clear()
+        _event.clear_caches()
         _config = cfg
         _service = service
         _handle = _Handle(c)
@@ -313,7 +313,7 @@ def report(exc, task=None, details=None, attempt=None, handled=None, fingerprint
         return False
     if not _mark(exc):
         return False
-    extra = {"pid": _pid}
+    extra = {"pid": _pid_str}
     if task is None:
         task, tdetails = _current_task_label()
         if tdetails:
@@ -386,8 +386,8 @@ def _after_fork_parent():
 
 
 def _after_fork_child():
-    global _state_lock, _pid
-    _pid = os.getpid()
+    global _state_lock, _pid_str
+    _pid_str = str(os.getpid())
     # Another thread of the parent may have held a handle's lock at the fork: the child
     # gets fresh locks and a fresh handle (the parent's client was closed before the fork).
     _state_lock = threading.RLock()

@@ -150,18 +150,41 @@ def code_of(exc):
     return None
 
 
+# Per code object: what a frame of it sends, encoded once (a service raises from the same
+# few hundred places).  Cleared when full; holds code objects, never frames.
+MAX_FRAME_CACHE = 4096
+_frame_cache = {}
+
+
+def _code_info(co, f_globals):
+    """(function, file, module, in_app, function bytes, file bytes, module bytes) of co."""
+    info = _frame_cache.get(co)
+    if info is None:
+        fn = getattr(co, "co_qualname", None) or co.co_name
+        mod = f_globals.get("__name__") if f_globals is not None else None
+        if not isinstance(mod, str):
+            mod = None
+        file = co.co_filename
+        info = (fn, file, mod, is_in_app(file, mod), text(fn, MAX_FRAME_STR),
+                text(file, MAX_FRAME_STR), text(mod, MAX_FRAME_STR))
+        if len(_frame_cache) >= MAX_FRAME_CACHE:
+            _frame_cache.clear()
+        _frame_cache[co] = info
+    return info
+
+
+def clear_caches():
+    _inapp_cache.clear()
+    _frame_cache.clear()
+
+
 def frames_of(exc):
-    """[(function, file, line, module, in_app)] of exc's traceback, outermost first."""
+    """[(code info, line)] of exc's traceback, outermost first (see _code_info)."""
     out = []
     tb = exc.__traceback__
     while tb is not None:
         f = tb.tb_frame
-        co = f.f_code
-        fn = getattr(co, "co_qualname", None) or co.co_name
-        mod = f.f_globals.get("__name__") if f.f_globals is not None else None
-        if not isinstance(mod, str):
-            mod = None
-        out.append((fn, co.co_filename, tb.tb_lineno or 0, mod, is_in_app(co.co_filename, mod)))
+        out.append((_code_info(f.f_code, f.f_globals), tb.tb_lineno or 0))
         tb = tb.tb_next
     return out
 
@@ -230,8 +253,8 @@ def build(lib, exc, service=None, task=None, details=None, attempt=None, handled
         pairs.append((prefix + "message", message_of(c)))
         pairs.append((prefix + "via", via))
         if cf:
-            fn, file, line, _, _ = cf[-1]
-            pairs.append((prefix + "at", "%s (%s:%d)" % (fn, file, line)))
+            info, line = cf[-1]
+            pairs.append((prefix + "at", "%s (%s:%d)" % (info[0], info[1], line)))
         chain_frames.append(cf)
 
     n = 0
@@ -249,7 +272,7 @@ def build(lib, exc, service=None, task=None, details=None, attempt=None, handled
     frames = frames_of(exc)
     for cf in chain_frames:
         frames.extend(cf)
-    for fn, file, line, mod, in_app in frames[-MAX_FRAMES:]:
-        lib.errq_event_add_frame(ev, text(fn, MAX_FRAME_STR), text(file, MAX_FRAME_STR),
-                                 line & 0xFFFFFFFF, text(mod, MAX_FRAME_STR), in_app)
+    add = lib.errq_event_add_frame
+    for info, line in frames[-MAX_FRAMES:]:
+        add(ev, info[4], info[5], line & 0xFFFFFFFF, info[6], info[3])
     return ev
