@@ -314,10 +314,11 @@ def report(exc, task=None, details=None, attempt=None, handled=None, fingerprint
     if not _mark(exc):
         return False
     extra = {"pid": _pid_str}
+    label, tdetails = _current_task_label()
+    if tdetails:
+        extra.update(tdetails)
     if task is None:
-        task, tdetails = _current_task_label()
-        if tdetails:
-            extra.update(tdetails)
+        task = label
     if _extra:
         extra.update(_extra)
     lib = _lib.load()
