@@ -90,7 +90,18 @@ _config = None        # init's arguments, to start the same client again after a
 _service = None
 _pid_str = str(os.getpid())
 _atexit_registered = False
+# The package's own counters (liberrq's reset with each client it starts): reports that found
+# no client (before init, after close, during a fork's restart), reports an exception object
+# broke (its __str__, its details), events lost when the parent's client closed at a fork,
+# and forks.  Guarded by _count_lock.
+_counts = {"py_no_client": 0, "py_build_failed": 0, "py_lost_at_fork": 0, "py_forks": 0}
+_count_lock = threading.Lock()
 _fork_registered = False
+
+
+def _count(key, n=1):
+    with _count_lock:
+        _counts[key] += n
 
 
 def _check(lib, rc, what):
@@ -221,7 +232,8 @@ def flush(timeout=5.0):
 
 
 def stats():
-    """liberrq's counters (errq_stats_t) as a dict, or None when no client is running."""
+    """liberrq's counters (errq_stats_t, since the current client started) and the
+    package's own (py_*, since the process started) as a dict; None when no client runs."""
     h = _handle
     ptr = h.borrow() if h is not None else None
     if ptr is None:
@@ -231,7 +243,10 @@ def stats():
         _lib.load().errq_client_stats(ptr, st)
     finally:
         h.give_back()
-    return {name: getattr(st, name) for name in _lib.STATS_FIELDS}
+    out = {name: getattr(st, name) for name in _lib.STATS_FIELDS}
+    with _count_lock:
+        out.update(_counts)
+    return out
 
 
 def is_initialized():
@@ -309,7 +324,10 @@ def report(exc, task=None, details=None, attempt=None, handled=None, fingerprint
     False when it was dropped (no client, already reported, queue full: see stats()).
     Never raises for a reporting problem.  handled None means True (the caller has it)."""
     h = _handle
-    if h is None or not isinstance(exc, BaseException):
+    if not isinstance(exc, BaseException):
+        return False
+    if h is None:
+        _count("py_no_client")
         return False
     if not _mark(exc):
         return False
@@ -326,13 +344,16 @@ def report(exc, task=None, details=None, attempt=None, handled=None, fingerprint
         ev = _event.build(lib, exc, task=task, details=details, attempt=attempt,
                           handled=True if handled is None else handled,
                           fingerprint=fingerprint, environment=environment, extra=extra)
-    except Exception:
-        return False  # a broken exception object must not break its reporter
+    except Exception:  # a broken exception object must not break its reporter
+        _count("py_build_failed")
+        return False
     if not ev:
+        _count("py_build_failed")
         return False
     ptr = h.borrow()
     if ptr is None:
         lib.errq_event_free(ev)
+        _count("py_no_client")
         return False
     try:
         return lib.errq_report(ptr, ev) == _lib.OK  # takes ev on every path
@@ -366,7 +387,9 @@ def _before_fork():
     ptr = h.retire()
     lib = _lib.load()
     lib.errq_client_flush(ptr, max(0, int(_config["fork_flush_timeout"] * 1000)))
-    lib.errq_client_close(ptr, 0)
+    lost = lib.errq_client_close(ptr, 0)
+    _count("py_forks")
+    _count("py_lost_at_fork", lost)
 
 
 def _restart(spool):
@@ -387,9 +410,10 @@ def _after_fork_parent():
 
 
 def _after_fork_child():
-    global _state_lock, _pid_str
+    global _state_lock, _count_lock, _pid_str
     _pid_str = str(os.getpid())
     # Another thread of the parent may have held a handle's lock at the fork: the child
     # gets fresh locks and a fresh handle (the parent's client was closed before the fork).
     _state_lock = threading.RLock()
+    _count_lock = threading.Lock()
     _restart(spool=False)

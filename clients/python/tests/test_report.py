@@ -274,6 +274,8 @@ class ReportTest(support.ErrqdCase):
             raise ValueError("parent before fork")
         except ValueError as e:
             errq.report(e)
+        self.assertTrue(errq.flush(support.DEADLINE))
+        forks0 = errq.stats()["py_forks"]
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: a client of its own
@@ -294,6 +296,8 @@ class ReportTest(support.ErrqdCase):
         self.assertEqual(os.read(r, 10), b"0")
         os.close(r)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        st = errq.stats()
+        self.assertEqual((st["py_forks"] - forks0, st["py_lost_at_fork"]), (1, 0))
         try:
             raise ValueError("parent after fork")
         except ValueError as e:
@@ -303,6 +307,46 @@ class ReportTest(support.ErrqdCase):
         self.assertEqual(by_msg, {"parent before fork": str(os.getpid()),
                                   "from the child": str(pid),
                                   "parent after fork": str(os.getpid())})
+
+    def test_fork_while_threads_report(self):
+        import threading
+        stop = threading.Event()
+        ok = [0]
+
+        def reporter():
+            i = 0
+            while not stop.is_set() or i < 200:
+                try:
+                    raise KeyError("thread report %d" % i)
+                except KeyError as e:
+                    ok[0] += errq.report(e)  # False only while a fork restarts the client
+                i += 1
+        t = threading.Thread(target=reporter)
+        t.start()
+        children = []
+        for k in range(3):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    try:
+                        raise ValueError("child %d" % k)
+                    except ValueError as e:
+                        code = 0 if errq.report(e) and errq.flush(support.DEADLINE) else 2
+                    errq.close(5)
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        stop.set()
+        t.join(support.DEADLINE)
+        for pid in children:
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        rows = self.flushed_events()
+        from_children = sorted(r["message"] for r in rows if r["message"].startswith("child"))
+        self.assertEqual(from_children, ["child 0", "child 1", "child 2"])
+        self.assertEqual(len(rows) - 3, ok[0])  # every report the parent queued is stored
+        self.assertEqual(errq.stats()["py_lost_at_fork"], 0)
 
 
 class ApiTest(unittest.TestCase):
