@@ -18,6 +18,7 @@ lock back; a directory serves one client).  See docs/python.md, "fork".
 
 import asyncio as _asyncio
 import atexit
+import builtins
 import os
 import re
 import threading
@@ -270,9 +271,29 @@ def already_reported(exc):
     return getattr(exc, _MARK, False) is True
 
 
+_GROUP = getattr(builtins, "BaseExceptionGroup", None)  # 3.11+
+
+
+def _leaves_reported(group, depth=0):
+    """True when every exception in an exception group (nested ones too) was reported."""
+    if depth > 8:  # groups nest rarely; a deeper one is not worth the walk
+        return False
+    for e in group.exceptions:
+        if _GROUP is not None and isinstance(e, _GROUP):
+            if not _leaves_reported(e, depth + 1):
+                return False
+        elif getattr(e, _MARK, False) is not True:
+            return False
+    return True
+
+
 def _mark(exc):
-    """Marks exc as reported; False when another path did so first."""
+    """Marks exc as reported; False when another path did so first, or when exc is an
+    exception group (TaskGroup's) whose exceptions were all reported already: the group
+    would tell nothing new."""
     if getattr(exc, _MARK, False) is True:
+        return False
+    if _GROUP is not None and isinstance(exc, _GROUP) and _leaves_reported(exc):
         return False
     try:
         setattr(exc, _MARK, True)

@@ -16,6 +16,7 @@ limit in characters (liberrq then cuts to its byte limit at a character boundary
 huge message costs no huge encoding.
 """
 
+import builtins
 import json
 import os
 import sys
@@ -34,6 +35,10 @@ MAX_FRAMES = 64
 MAX_CHAIN = 5
 # Filenames whose in_app verdict is cached; the cache is cleared when it is full.
 MAX_INAPP_CACHE = 4096
+
+# Exception groups (3.11+; TaskGroup raises them): their members' types and messages are
+# recorded as details exceptions.N.type / exceptions.N.message.
+_GROUP = getattr(builtins, "BaseExceptionGroup", ())
 
 _ERRQ_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -244,6 +249,11 @@ def build(lib, exc, service=None, task=None, details=None, attempt=None, handled
             pairs.append(("details", own))
     if extra:
         pairs.extend(extra.items())
+    group = getattr(exc, "exceptions", None) if isinstance(exc, _GROUP) else None
+    if group:
+        for n, e in enumerate(group[:MAX_CHAIN]):
+            pairs.append(("exceptions.%d.type" % n, type_name(e)))
+            pairs.append(("exceptions.%d.message" % n, message_of(e)))
     chain = chain_of(exc)
     chain_frames = []
     for n, (via, c) in enumerate(chain):

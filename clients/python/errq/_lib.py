@@ -47,7 +47,6 @@ class LibraryNotFound(ImportError):
 _lock = threading.Lock()
 _lib = None
 
-_c = ctypes
 _p = ctypes.c_void_p
 _s = ctypes.c_char_p
 _i = ctypes.c_int

@@ -198,6 +198,34 @@ class InstallTest(support.ErrqdCase):
         rows = self.flushed_events()
         self.assertEqual([r["task"] for r in rows], ["chained"])
 
+    @unittest.skipUnless(hasattr(asyncio, "TaskGroup"), "asyncio.TaskGroup is new in 3.11")
+    def test_task_group_reports_each_failure_once(self):
+        async def main():
+            errq.asyncio.install()
+
+            async def group():
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(fail_later("first"), name="tg-a")
+                    tg.create_task(fail_later("second", KeyError), name="tg-b")
+                    tg.create_task(asyncio.sleep(10), name="tg-slow")  # cancelled: no event
+            t = asyncio.create_task(group(), name="group-owner")
+            await asyncio.wait([t])
+            await asyncio.sleep(0.01)
+            self.assertIsInstance(t.exception(), BaseExceptionGroup)
+            # a group whose members are not all reported yet is an event of its own
+            eg = ExceptionGroup("batch failed", [ValueError("x1"), OSError("x2")])
+            self.assertTrue(errq.report(eg))
+        asyncio.run(main())
+        rows = self.flushed_events()
+        self.assertEqual(len(rows), 3, rows)  # no event for group-owner's ExceptionGroup
+        by_task = {r["task"]: r for r in rows}
+        self.assertEqual((by_task["tg-a"]["message"], by_task["tg-b"]["error_type"]),
+                         ("first", "KeyError"))
+        g = [r for r in rows if r["task"].endswith(".<locals>.main")][0]  # asyncio.run's task
+        self.assertEqual(g["error_type"], "ExceptionGroup")
+        self.assertEqual((g["details"]["exceptions.0.type"], g["details"]["exceptions.1.message"]),
+                         ("ValueError", "x2"))
+
     @unittest.skipUnless(hasattr(asyncio, "eager_task_factory"),
                          "asyncio.eager_task_factory is new in Python 3.12")
     def test_eager_task_factory(self):
