@@ -26,9 +26,9 @@ import threading
 from . import _event
 from . import _lib
 
-# The ERRQ_ errors an option setter can return, worded for the Python caller.
+# init's **options: name -> (liberrq's setter, the Python type it takes); two more,
+# reconnect_backoff_ms and tls, take tuples and are set in _new_client.
 _OPTIONS = {
-    # name: (setter, converter)
     "queue_capacity": ("errq_options_set_queue_capacity", int),
     "queue_bytes": ("errq_options_set_queue_bytes", int),
     "max_batch_events": ("errq_options_set_max_batch_events", int),

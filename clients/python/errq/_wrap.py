@@ -27,15 +27,18 @@ def monitor(fn=None, *, task=None):
         return lambda f: monitor(f, task=task)
     name = task or _name_of(fn)
 
+    def failed(e):
+        if _client.is_failure(e):
+            _client.report(e, task=name, handled=False)
+            _client.record_outcome(name, False)
+
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def amonitored(*args, **kwargs):
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as e:
-                if _client.is_failure(e):
-                    _client.report(e, task=name, handled=False)
-                    _client.record_outcome(name, False)
+                failed(e)
                 raise
             _client.record_outcome(name, True)
             return result
@@ -46,9 +49,7 @@ def monitor(fn=None, *, task=None):
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
-            if _client.is_failure(e):
-                _client.report(e, task=name, handled=False)
-                _client.record_outcome(name, False)
+            failed(e)
             raise
         _client.record_outcome(name, True)
         return result
