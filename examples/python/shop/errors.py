@@ -12,6 +12,10 @@ class AppException(Exception):
         self.details = details or {}
 
 
+class Unavailable(AppException):
+    status = 503
+
+
 class NotFound(AppException):
     status = 404
 

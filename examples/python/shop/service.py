@@ -14,7 +14,7 @@ import errq
 
 from . import web
 from .backends import Inventory, Mailer, Payments, Recommender
-from .errors import AppException, NotFound, ValidationError
+from .errors import AppException, NotFound, Unavailable, ValidationError
 
 log = logging.getLogger("shop")
 routes = web.RouteTableDef()
@@ -23,6 +23,8 @@ payments = Payments()
 recommenders = [Recommender("trending", 0.2), Recommender("similar", 0.5),
                 Recommender("history", 0.1)]
 mailer = Mailer()
+# The in-memory order store holds at most this many orders; past it, new orders get a 503.
+MAX_ORDERS = 10000
 orders = {}
 receipts = asyncio.Queue(maxsize=1000)  # bounded: a slow mailer pushes back on orders
 
@@ -51,6 +53,9 @@ async def create_order(request):
     if not isinstance(body, dict) or not body.get("sku") or int(body.get("qty", 0)) <= 0:
         raise ValidationError("an order needs a sku and a positive qty", "BAD_ORDER",
                               {"body": body})
+    if len(orders) >= MAX_ORDERS:
+        raise Unavailable("order store full (%d orders)" % MAX_ORDERS, "STORE_FULL",
+                           {"max_orders": MAX_ORDERS})
     order_id = len(orders) + 1
     await reserve_stock(body["sku"], int(body["qty"]))
     charge = await payments.charge(order_id, 1999 * int(body["qty"]), body.get("card", ""))
