@@ -88,7 +88,6 @@ class _Handle:
 _state_lock = threading.RLock()
 _handle = None        # the live _Handle, or None
 _config = None        # init's arguments, to start the same client again after a fork
-_service = None
 _pid_str = str(os.getpid())
 _atexit_registered = False
 # The package's own counters (liberrq's reset with each client it starts): reports that found
@@ -140,10 +139,13 @@ def _new_client(lib, cfg, spool=True):
                 _check(lib, lib.errq_options_set_tls(o, *enc), "option 'tls' %r" % (value,))
                 continue
             setter, conv = _OPTIONS[name]
-            v = conv(value)
-            arg = _event.text(v, 1 << 16) if conv is str else v
-            if conv is int and v < 0:
-                raise ErrqError("errq: option '%s': %r is out of range" % (name, value))
+            if not isinstance(value, conv) or (conv is int and isinstance(value, bool)):
+                raise TypeError("errq: option '%s': %r is not %s"
+                                % (name, value, {int: "an int", bool: "a bool",
+                                                 str: "a str"}[conv]))
+            arg = _event.text(value, 1 << 16) if conv is str else value
+            if conv is int and value < 0:
+                raise ErrqError("errq: option '%s' %r: invalid argument" % (name, value))
             _check(lib, getattr(lib, setter)(o, arg), "option '%s' %r" % (name, value))
     except BaseException:
         lib.errq_options_free(o)
@@ -159,7 +161,7 @@ def init(addr="127.0.0.1:4770", service=None, environment=None, release=None,
          fork_flush_timeout=1.0, **options):
     """Starts the process's client (replacing one started before: that one is closed with
     close_timeout).  See docs/python.md for every argument and option."""
-    global _handle, _config, _service, _atexit_registered, _fork_registered
+    global _handle, _config, _atexit_registered, _fork_registered
     if not service or not isinstance(service, str):
         raise ValueError("errq: init needs service='NAME' (the service every event is of)")
     for name in options:
@@ -167,19 +169,24 @@ def init(addr="127.0.0.1:4770", service=None, environment=None, release=None,
             raise TypeError("errq: unknown option '%s' (known: %s)"
                             % (name, ", ".join(sorted(list(_OPTIONS) +
                                                       ["reconnect_backoff_ms", "tls"]))))
+    if close_timeout is not None and not close_timeout >= 0:
+        raise ValueError("errq: close_timeout %r must be >= 0 seconds or None" % (close_timeout,))
+    if not fork_flush_timeout >= 0:
+        raise ValueError("errq: fork_flush_timeout %r must be >= 0 seconds"
+                         % (fork_flush_timeout,))
     lib = _lib.load()
     cfg = dict(addr=addr, service=service, environment=environment, release=release,
-               spool_dir=spool_dir, options=dict(options), close_timeout=float(close_timeout),
+               spool_dir=spool_dir, options=dict(options), close_timeout=close_timeout,
                fork_flush_timeout=float(fork_flush_timeout))
     with _state_lock:
-        if _handle is not None:
-            _close_locked(cfg["close_timeout"] if _config is None else _config["close_timeout"])
+        if _handle is not None:  # first: the new client may want the same spool directory
+            _close_locked(_config["close_timeout"] if _config else 2.0)
+            _config = None
         c = _new_client(lib, cfg)
         _event.in_app_include = tuple(in_app_include)
         _event.in_app_exclude = tuple(in_app_exclude)
         _event.clear_caches()
         _config = cfg
-        _service = service
         _handle = _Handle(c)
         if not _atexit_registered:
             atexit.register(_at_exit)

@@ -374,6 +374,12 @@ class ApiTest(unittest.TestCase):
             errq.init(service="x", queue_size=10)
         with self.assertRaisesRegex(errq.ErrqError, "option 'queue_capacity' 0: invalid argument"):
             errq.init(service="x", queue_capacity=0)
+        with self.assertRaisesRegex(TypeError, "option 'queue_capacity': '10' is not an int"):
+            errq.init(service="x", queue_capacity="10")
+        with self.assertRaisesRegex(TypeError, "option 'debug': 'no' is not a bool"):
+            errq.init(service="x", debug="no")
+        with self.assertRaisesRegex(errq.ErrqError, "service '" + "s" * 129 + "': invalid argument"):
+            errq.init(service="s" * 129)
         with self.assertRaisesRegex(ValueError, "init needs service="):
             errq.init()
         self.assertFalse(errq.is_initialized())
