@@ -4,8 +4,10 @@ What an exception becomes (docs/python.md, "What an event holds"):
   error_type   the class's qualified name, with its module unless that is builtins
   message      exc.message when it is a non-empty str (the AppException pattern), else str(exc)
   error_code   exc.code, else exc.error_code (anything but None, as str)
-  details      exc.details (a mapping: one detail per key; anything else: one "details" detail),
-               the caller's details, "pid", and the chain: cause.N.type, cause.N.message,
+  details      in this order, the first of a key kept: the caller's details, exc.details (a
+               mapping: one detail per key; anything else: one "details" detail), errq's own
+               (pid, asyncio.*, log.*, retry.*), an exception group's members
+               (exceptions.N.type, .message), and the chain: cause.N.type, cause.N.message,
                cause.N.via ("cause" for raise ... from, "context" for an exception raised while
                handling another) and cause.N.at ("function (file:line)" where it was raised)
   frames       the exception's traceback, outermost first, followed by each cause's traceback,
@@ -35,6 +37,9 @@ MAX_FRAMES = 64
 MAX_CHAIN = 5
 # Filenames whose in_app verdict is cached; the cache is cleared when it is full.
 MAX_INAPP_CACHE = 4096
+# Items of a list, tuple, set or dict detail value rendered; the rest are counted in a last
+# "... N more" item (the value is cut to 1 KiB anyway: this bounds the work, not the size).
+MAX_RENDER_ITEMS = 64
 
 # Exception groups (3.11+; TaskGroup raises them): their members' types and messages are
 # recorded as details exceptions.N.type / exceptions.N.message.
@@ -128,6 +133,12 @@ def render(value):
     """A detail value: a str as it is, anything else as JSON (repr when JSON cannot)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and len(value) > MAX_RENDER_ITEMS:
+        more = "... %d more" % (len(value) - MAX_RENDER_ITEMS)
+        if isinstance(value, dict):
+            value = dict(list(value.items())[:MAX_RENDER_ITEMS] + [(more, "")])
+        else:
+            value = list(value)[:MAX_RENDER_ITEMS] + [more]
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     except (TypeError, ValueError, RecursionError):
@@ -222,6 +233,15 @@ def build(lib, exc, service=None, task=None, details=None, attempt=None, handled
                             text(message_of(exc), MAX_MESSAGE))
     if not ev:
         return None
+    try:
+        _fill(lib, ev, exc, task, details, attempt, handled, fingerprint, environment, extra)
+    except BaseException:
+        lib.errq_event_free(ev)  # never given to errq_report: ours to free
+        raise
+    return ev
+
+
+def _fill(lib, ev, exc, task, details, attempt, handled, fingerprint, environment, extra):
     code = code_of(exc)
     if code is not None:
         lib.errq_event_set_code(ev, text(code, MAX_KEY))
@@ -285,4 +305,3 @@ def build(lib, exc, service=None, task=None, details=None, attempt=None, handled
     add = lib.errq_event_add_frame
     for info, line in frames[-MAX_FRAMES:]:
         add(ev, info[4], info[5], line & 0xFFFFFFFF, info[6], info[3])
-    return ev

@@ -76,6 +76,38 @@ class ReportTest(support.ErrqdCase):
         self.assertTrue(fr[-1]["in_app"])
         self.assertGreater(fr[-1]["line"], 0)
 
+    def test_awkward_exceptions_and_values(self):
+        class Unprintable(Exception):
+            def __str__(self):
+                raise RuntimeError("no str for you")
+
+        class BadDetails(Exception):
+            details = property(lambda self: 1 / 0)
+
+        class Cyclic(Exception):
+            pass
+        cyc = {"self": None}
+        cyc["self"] = cyc
+        big = list(range(100000))
+        try:
+            raise Unprintable()
+        except Unprintable as e:
+            self.assertTrue(errq.report(e, details={"cyclic": cyc, "big": big, 3: "int key",
+                                                    "nul": "a\x00b", "long": "x" * 5000}))
+        failed0 = errq.stats()["py_build_failed"]
+        self.assertFalse(errq.report(BadDetails("details raise")))  # counted, not raised
+        self.assertEqual(errq.stats()["py_build_failed"], failed0 + 1)
+        rows = self.flushed_events()
+        self.assertEqual(len(rows), 1, rows)
+        d = rows[0]["details"]
+        self.assertEqual(rows[0]["message"], "<unprintable Unprintable>")
+        self.assertTrue(d["big"].startswith("[0, 1, 2"), d["big"][:40])
+        self.assertLessEqual(len(d["big"].encode()), 1024)
+        self.assertEqual(d["3"], "int key")
+        self.assertEqual(d["nul"], "a\ufffdb")
+        self.assertEqual(len(d["long"]), 1024)
+        self.assertIn("self", d["cyclic"])
+
     def test_builtin_type_and_stdlib_frames(self):
         import json
         try:
