@@ -285,7 +285,12 @@ class ReportTest(support.ErrqdCase):
         self.assertTrue(rows[0]["handled"])
 
     def test_structlog_processor_without_structlog(self):
-        self.assertNotIn("structlog", sys.modules)  # importable without it
+        import subprocess
+        r = subprocess.run([sys.executable, "-c",  # importable without structlog itself
+                            "import sys; sys.modules['structlog'] = None\n"
+                            "import errq.structlog; print(errq.structlog.processor.__name__)"],
+                           capture_output=True, text=True, cwd=os.path.dirname(support.HERE))
+        self.assertEqual(r.stdout.strip(), "processor", r.stderr)
         ed = {"event": "charge failed", "order_id": 9, "logger": "pay"}
         try:
             raise TimeoutError("gateway")
@@ -300,6 +305,31 @@ class ReportTest(support.ErrqdCase):
         self.assertEqual((d["log.message"], d["log.logger"], d["log.order_id"]),
                          ("charge failed", "pay", "9"))
         self.assertEqual(rows[0]["error_type"], "TimeoutError")
+
+    def test_structlog_pipeline(self):
+        try:
+            import structlog
+        except ImportError:
+            self.skipTest("structlog is not installed (Debian: python3-structlog)")
+        log = structlog.wrap_logger(
+            structlog.ReturnLogger(),  # each call returns what it rendered
+            processors=[structlog.processors.add_log_level, errq.structlog.processor,
+                        structlog.processors.format_exc_info,
+                        structlog.processors.JSONRenderer()])
+        out = []
+        try:
+            raise AppException("ledger write failed", "LEDGER", {"shard": 3})
+        except AppException:
+            out.append(log.exception("settle failed", batch="b-7"))
+        out.append(log.error("no exception"))
+        out.append(log.info("fine", exc_info=True))
+        self.assertTrue(all(isinstance(o, str) for o in out), out)  # logging itself goes on
+        self.assertIn("Traceback", out[0])  # format_exc_info still saw exc_info
+        rows = self.flushed_events()
+        self.assertEqual(len(rows), 1, rows)
+        d = rows[0]["details"]
+        self.assertEqual((rows[0]["error_code"], d["shard"], d["log.message"], d["log.batch"]),
+                         ("LEDGER", "3", "settle failed", "b-7"))
 
     def test_forked_child_reports_under_its_own_pid(self):
         try:
