@@ -304,8 +304,8 @@ def _mark(exc):
         return False
     try:
         setattr(exc, _MARK, True)
-    except (AttributeError, TypeError):
-        pass  # an exception without a __dict__ cannot be marked: it may be reported twice
+    except Exception:  # a frozen dataclass, a __setattr__ that raises: it may be reported twice
+        pass
     return True
 
 
