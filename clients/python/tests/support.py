@@ -80,9 +80,10 @@ class Errqd:
             if self.proc.poll() is not None:
                 raise AssertionError("errqd exited early (%s); log %s:\n%s"
                                      % (self.proc.returncode, self.log, self.tail()))
-            try:
+            try:  # the gRPC port first (later errqd versions add the HTTP port after it)
                 with open(portfile) as f:
-                    return int(f.read().strip() or 0)
+                    words = f.read().split()
+                return int(words[0]) if words else 0
             except (OSError, ValueError):
                 return 0
         self.port = wait_for(ready, "errqd's port file")
