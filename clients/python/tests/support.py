@@ -24,6 +24,9 @@ ERRQD = os.environ.get("ERRQD_PATH") or os.path.join(SRC, "build", "bin", "errqd
 ERRQ_CLI = os.environ.get("ERRQ_CLI_PATH") or os.path.join(SRC, "build", "bin", "errq")
 os.environ.setdefault("ERRQ_LIBRARY", os.path.join(SRC, "build", "lib", "liberrq.so"))
 
+# util-linux's setpriv (Debian: always installed) sets errqd's parent-death signal.
+SETPRIV = shutil.which("setpriv")
+
 # Waiting for something the machine does in milliseconds: 30 s is far more than 10x that.
 DEADLINE = 30.0
 
@@ -70,6 +73,8 @@ class Errqd:
         listen = "127.0.0.1:%d" % (port or 0)
         args = [ERRQD, "--listen", listen, "--port-file", portfile, "--http-listen",
                 "127.0.0.1:0", "--db", self.db, "--log-level", "debug"]
+        if SETPRIV:  # errqd dies with the test, even when the test is killed or crashes
+            args = [SETPRIV, "--pdeathsig", "KILL", "--"] + args
         if self.config:
             args += ["--config", self.config]
         log = open(self.log, "ab")
@@ -86,7 +91,11 @@ class Errqd:
                 return int(words[0]) if words else 0
             except (OSError, ValueError):
                 return 0
-        self.port = wait_for(ready, "errqd's port file")
+        try:
+            self.port = wait_for(ready, "errqd's port file")
+        except BaseException:
+            self.stop(signal.SIGKILL)  # a caller that never got us cannot clean up
+            raise
         self.addr = "127.0.0.1:%d" % self.port
         return self
 
