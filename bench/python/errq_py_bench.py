@@ -170,12 +170,15 @@ def main():
                      statistics.median(lags), pct(lags, 0.99), max(lags), len(lags)))
         ok = errq.flush(60)
         st = errq.stats()
+        dropped = st["dropped_queue_full"] + st["dropped_too_big"] + st["dropped_closed"]
         print("    delivered: flush %s; queued %d, accepted %d, dropped %d"
-              % ("ok" if ok else "timed out", st["queued"], st["accepted"],
-                 st["dropped_queue_full"] + st["dropped_too_big"] + st["dropped_closed"]))
+              % ("ok" if ok else "timed out", st["queued"], st["accepted"], dropped))
     finally:
         errq.close(10)
         d.cleanup()
+    if not ok or dropped or st["accepted"] != st["queued"]:
+        print("errq-py-bench: not every event was delivered", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
