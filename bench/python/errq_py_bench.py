@@ -163,7 +163,7 @@ def main():
 
         for with_errq in (False, True):
             lags, achieved = bench_lag(errq, a.rate, a.seconds, with_errq)
-            print("(3) loop lag, tasks failing at %d/s (achieved %.0f/s) for %.0f s, %s: "
+            print("(3) loop lag, tasks failing at %d/s (achieved %.0f/s) for %g s, %s: "
                   "median %.2f ms, p99 %.2f ms, max %.2f ms (%d ticks)"
                   % (a.rate, achieved, a.seconds,
                      "errq.asyncio.install reporting each" if with_errq else "without errq",
