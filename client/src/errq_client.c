@@ -55,7 +55,13 @@
  * every client forked, reseeds its id generator (parent and child must never make the same
  * event ids: they share the generator's state at the fork), closes its copy of the spool's
  * lock file (the parent keeps the lock), and remembers that gRPC is unusable in this
- * process when a client was alive.  A forked copy is inert: reports and outcomes are
+ * process when a client was alive, or when gRPC was still initialized at the fork.  That
+ * second case: gRPC finishes a destroyed channel on its own threads, and the channel holds
+ * a grpc_init() reference, so the last errq_client_close() can return while gRPC still
+ * counts itself initialized; a child forked then inherits a gRPC that believes it runs and
+ * has none of its threads (its new client would queue and never send).  So prepare, when
+ * no client is alive but one used gRPC, first waits (at most ERRQ__FORK_GRPC_WAIT_MS) for
+ * gRPC to shut down, and the child is tainted if it did not (the host holds gRPC itself).  A forked copy is inert: reports and outcomes are
  * dropped and counted (ERRQ_EFORKED), flush returns at once; its close frees only what
  * mu/omu guard (queue, outcome window) and the options, never c->snd (the sender may have
  * been in the middle of changing it), gRPC objects or condition variables, and joins no
@@ -96,6 +102,8 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static errq_client_t *reg_head; /* guarded by reg_mu */
 static unsigned reg_grpc;       /* clients that use gRPC in this process; guarded by reg_mu */
 static bool reg_tainted;        /* a child of a process whose clients used gRPC; reg_mu */
+static bool reg_used_grpc;      /* a client of this process has used gRPC; reg_mu */
+static bool fork_grpc_live;     /* gRPC was initialized at the fork (prepare sets it) */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Forked copies closed in this process: kept, never freed, because what their sender held
  * (c->snd) may have been half-updated at the fork; on this list it stays reachable instead
@@ -104,6 +112,16 @@ static errq_client_t *parked;
 
 static void atfork_prepare(void)
 {
+	/* before any lock is taken: gRPC's own threads may need them to finish the teardown */
+	pthread_mutex_lock(&reg_mu);
+	bool wait = reg_used_grpc && reg_grpc == 0;
+	pthread_mutex_unlock(&reg_mu);
+	fork_grpc_live = false;
+	if (wait) {
+		for (unsigned ms = 0; grpc_is_initialized() && ms < ERRQ__FORK_GRPC_WAIT_MS; ms++)
+			usleep(1000);
+		fork_grpc_live = grpc_is_initialized() != 0;
+	}
 	pthread_mutex_lock(&reg_mu);
 	for (errq_client_t *c = reg_head; c; c = c->reg_next) {
 		pthread_mutex_lock(&c->mu);
@@ -133,7 +151,7 @@ static void atfork_child(void)
 		pthread_mutex_unlock(&c->omu);
 		pthread_mutex_unlock(&c->mu);
 	}
-	if (reg_grpc)
+	if (reg_grpc || fork_grpc_live)
 		reg_tainted = true;
 	reg_grpc = 0;
 	pthread_mutex_unlock(&reg_mu);
@@ -307,8 +325,10 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts)
 	 * leaves an inert child; or find that this process is such a child */
 	pthread_mutex_lock(&reg_mu);
 	c->inert = reg_tainted;
-	if (!c->inert)
+	if (!c->inert) {
 		reg_grpc++;
+		reg_used_grpc = true;
+	}
 	pthread_mutex_unlock(&reg_mu);
 	reg_add(c);
 	registered = true;
