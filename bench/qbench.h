@@ -32,7 +32,6 @@
 #define QB_POLL_MS 50
 #define QB_SETTLE_POLL_MS 500          /* after the fill: errqd's queue empty, file size stable */
 #define QB_SETTLE_MAX_MS 60000
-#define QB_JSON_MAX (256 * 1024)
 #define QB_SMALL_FILE_MAX (64 * 1024)  /* errq-bench's JSON, a child's stderr */
 #define QB_MAX_ERRQD_ARGS (BENCH_MAX_ERRQD_ARGS - 2)
 

@@ -1,6 +1,7 @@
 /* qbench_report.c: errq-query-bench, step 6: the report: a table, --json, --markdown, and the
  * verdicts against the targets.  See errq_query_bench.c for the order of things. */
 #include "qbench.h"
+#include "bench_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -92,138 +93,89 @@ void qb_print_human(const struct qcfg *c, const struct dbinfo *db)
 }
 
 /* JSON in the style of errq-bench's report.c: keys unique across the nesting. */
-static void j_key(struct errq_buf *b, const char *prefix, const char *k)
-{
-	errq_buf_printf(b, "\"%s%s%s\":", prefix ? prefix : "", prefix ? "_" : "", k);
-}
-
-static void j_str(struct errq_buf *b, const char *prefix, const char *k, const char *v)
-{
-	j_key(b, prefix, k);
-	if (v)
-		errq_buf_add_json_str(b, v, strlen(v));
-	else
-		errq_buf_addstr(b, "null");
-	errq_buf_addstr(b, ",");
-}
-
-static void j_u64(struct errq_buf *b, const char *prefix, const char *k, uint64_t v)
-{
-	j_key(b, prefix, k);
-	errq_buf_printf(b, "%" PRIu64 ",", v);
-}
-
-static void j_dbl(struct errq_buf *b, const char *prefix, const char *k, double v, int prec)
-{
-	j_key(b, prefix, k);
-	errq_buf_printf(b, "%.*f,", prec, v);
-}
-
-static void j_bool(struct errq_buf *b, const char *prefix, const char *k, bool v)
-{
-	j_key(b, prefix, k);
-	errq_buf_addstr(b, v ? "true," : "false,");
-}
-
-static void j_close(struct errq_buf *b)
-{
-	if (b->len && b->p[b->len - 1] == ',')
-		b->len--;
-	errq_buf_addstr(b, "},");
-}
-
-static void j_stats(struct errq_buf *b, const char *prefix, const struct stats *s)
+static void j_stats(json_t *o, const char *prefix, const struct stats *s)
 {
 	if (!s->have) {
-		errq_buf_printf(b, "\"%s_median_ms\":null,\"%s_p90_ms\":null,\"%s_max_ms\":null,", prefix, prefix, prefix);
+		bj_null(o, prefix, "median_ms");
+		bj_null(o, prefix, "p90_ms");
+		bj_null(o, prefix, "max_ms");
 		return;
 	}
-	j_dbl(b, prefix, "median_ms", s->median, 3);
-	j_dbl(b, prefix, "p90_ms", s->p90, 3);
-	j_dbl(b, prefix, "max_ms", s->max, 3);
-	j_dbl(b, prefix, "min_ms", s->min, 3);
+	bj_num(o, prefix, "median_ms", s->median, 3);
+	bj_num(o, prefix, "p90_ms", s->p90, 3);
+	bj_num(o, prefix, "max_ms", s->max, 3);
+	bj_num(o, prefix, "min_ms", s->min, 3);
 }
 
 void qb_print_json(const struct qcfg *c, const struct dbinfo *db, bool all_pass, int targets_met,
 		       int targets_total)
 {
-	struct errq_buf b;
-	errq_buf_init(&b, QB_JSON_MAX);
-	errq_buf_addstr(&b, "{");
-	j_str(&b, NULL, "tool", "errq-query-bench");
-	j_str(&b, NULL, "version", ERRQ_VERSION_STRING);
-	errq_buf_addstr(&b, "\"config\":{");
-	j_u64(&b, NULL, "events_wanted", c->events);
-	j_u64(&b, NULL, "groups_wanted", c->groups);
-	j_dbl(&b, NULL, "zipf", c->zipf_value, 3);
-	j_u64(&b, NULL, "runs", (uint64_t)c->runs);
-	j_u64(&b, NULL, "cli_runs", (uint64_t)(c->cli ? c->cli_runs : 0));
-	j_bool(&b, NULL, "spawned", c->errqd != NULL);
-	j_close(&b);
-	errq_buf_addstr(&b, "\"database\":{");
-	j_str(&b, NULL, "collector_version", db->version);
-	j_u64(&b, NULL, "events_total", db->events);
-	j_u64(&b, NULL, "groups_total", db->groups);
-	j_u64(&b, NULL, "database_bytes", db->db_bytes);
-	j_bool(&b, NULL, "filled", db->filled);
-	j_u64(&b, NULL, "events_before", db->events_before);
-	j_u64(&b, NULL, "fill_events", db->fill_events);
-	j_dbl(&b, NULL, "fill_seconds", db->filled ? db->fill_seconds : 0, 3);
-	j_dbl(&b, NULL, "fill_events_per_s", db->filled ? db->fill_rate : 0, 1);
-	j_str(&b, NULL, "hot_fingerprint", db->hot_fp);
-	j_u64(&b, NULL, "hot_total", db->hot_total);
-	j_str(&b, NULL, "rare_fingerprint", db->rare_fp);
-	j_u64(&b, NULL, "rare_total", db->rare_total);
-	j_bool(&b, NULL, "older_than_window", db->older_than_window);
-	j_close(&b);
-	errq_buf_addstr(&b, "\"queries\":{");
+	json_t *root = json_object(), *o = root, *group;
+	bj_str(o, NULL, "tool", "errq-query-bench");
+	bj_str(o, NULL, "version", ERRQ_VERSION_STRING);
+	o = bj_obj(root, "config");
+	bj_u64(o, NULL, "events_wanted", c->events);
+	bj_u64(o, NULL, "groups_wanted", c->groups);
+	bj_num(o, NULL, "zipf", c->zipf_value, 3);
+	bj_u64(o, NULL, "runs", (uint64_t)c->runs);
+	bj_u64(o, NULL, "cli_runs", (uint64_t)(c->cli ? c->cli_runs : 0));
+	bj_bool(o, NULL, "spawned", c->errqd != NULL);
+	o = bj_obj(root, "database");
+	bj_str(o, NULL, "collector_version", db->version);
+	bj_u64(o, NULL, "events_total", db->events);
+	bj_u64(o, NULL, "groups_total", db->groups);
+	bj_u64(o, NULL, "database_bytes", db->db_bytes);
+	bj_bool(o, NULL, "filled", db->filled);
+	bj_u64(o, NULL, "events_before", db->events_before);
+	bj_u64(o, NULL, "fill_events", db->fill_events);
+	bj_num(o, NULL, "fill_seconds", db->filled ? db->fill_seconds : 0, 3);
+	bj_num(o, NULL, "fill_events_per_s", db->filled ? db->fill_rate : 0, 1);
+	bj_str(o, NULL, "hot_fingerprint", db->hot_fp);
+	bj_u64(o, NULL, "hot_total", db->hot_total);
+	bj_str(o, NULL, "rare_fingerprint", db->rare_fp);
+	bj_u64(o, NULL, "rare_total", db->rare_total);
+	bj_bool(o, NULL, "older_than_window", db->older_than_window);
+	group = bj_obj(root, "queries");
 	for (int i = 0; i < qb_n_queries; i++) {
 		const struct query *q = &qb_queries[i];
 		struct stats s = qb_stats_of(&q->call), cs = qb_stats_of(&q->conn);
-		errq_buf_printf(&b, "\"%s\":{", q->name);
-		j_str(&b, q->name, "request", q->label);
-		j_str(&b, q->name, "sent_by", q->sent_by);
-		j_u64(&b, q->name, "runs", (uint64_t)q->call.n);
-		j_u64(&b, q->name, "failures", (uint64_t)q->failures);
-		j_str(&b, q->name, "error", q->failures ? q->err : NULL);
-		j_u64(&b, q->name, "rows", q->rows);
-		j_u64(&b, q->name, "bytes", q->bytes);
-		j_stats(&b, q->name, &s);
-		j_key(&b, q->name, "connect_median_ms");
+		o = bj_obj(group, q->name);
+		bj_str(o, q->name, "request", q->label);
+		bj_str(o, q->name, "sent_by", q->sent_by);
+		bj_u64(o, q->name, "runs", (uint64_t)q->call.n);
+		bj_u64(o, q->name, "failures", (uint64_t)q->failures);
+		bj_str(o, q->name, "error", q->failures ? q->err : NULL);
+		bj_u64(o, q->name, "rows", q->rows);
+		bj_u64(o, q->name, "bytes", q->bytes);
+		j_stats(o, q->name, &s);
 		if (cs.have)
-			errq_buf_printf(&b, "%.3f,", cs.median);
+			bj_num(o, q->name, "connect_median_ms", cs.median, 3);
 		else
-			errq_buf_addstr(&b, "null,");
+			bj_null(o, q->name, "connect_median_ms");
 		if (q->target_ms > 0) {
-			j_dbl(&b, q->name, "target_ms", q->target_ms, 0);
-			j_str(&b, q->name, "verdict", verdict_name(qb_verdict_of(q->target_ms, &s)));
+			bj_num(o, q->name, "target_ms", q->target_ms, 0);
+			bj_str(o, q->name, "verdict", verdict_name(qb_verdict_of(q->target_ms, &s)));
 		}
-		j_close(&b);
 	}
-	j_close(&b);
-	errq_buf_addstr(&b, "\"cli\":{");
+	group = bj_obj(root, "cli");
 	for (int i = 0; c->cli && i < qb_n_cliruns; i++) {
 		const struct clirun *r = &qb_cliruns[i];
 		struct stats s = qb_stats_of(&r->wall);
-		errq_buf_printf(&b, "\"%s\":{", r->name);
-		j_str(&b, r->name, "command", r->label);
-		j_u64(&b, r->name, "runs", (uint64_t)r->wall.n);
-		j_u64(&b, r->name, "failures", (uint64_t)r->failures);
-		j_str(&b, r->name, "error", r->failures ? r->err : NULL);
-		j_stats(&b, r->name, &s);
-		j_dbl(&b, r->name, "target_ms", r->target_ms, 0);
-		j_str(&b, r->name, "verdict", verdict_name(qb_verdict_of(r->target_ms, &s)));
-		j_close(&b);
+		o = bj_obj(group, r->name);
+		bj_str(o, r->name, "command", r->label);
+		bj_u64(o, r->name, "runs", (uint64_t)r->wall.n);
+		bj_u64(o, r->name, "failures", (uint64_t)r->failures);
+		bj_str(o, r->name, "error", r->failures ? r->err : NULL);
+		j_stats(o, r->name, &s);
+		bj_num(o, r->name, "target_ms", r->target_ms, 0);
+		bj_str(o, r->name, "verdict", verdict_name(qb_verdict_of(r->target_ms, &s)));
 	}
-	j_close(&b);
-	j_u64(&b, NULL, "targets_met", (uint64_t)targets_met);
-	j_u64(&b, NULL, "targets_measured", (uint64_t)targets_total);
-	j_bool(&b, NULL, "all_targets_met", all_pass);
-	if (b.len && b.p[b.len - 1] == ',')
-		b.len--;
-	errq_buf_addstr(&b, "}");
-	puts(b.p ? b.p : "{}");
-	errq_buf_free(&b);
+	o = root;
+	bj_u64(o, NULL, "targets_met", (uint64_t)targets_met);
+	bj_u64(o, NULL, "targets_measured", (uint64_t)targets_total);
+	bj_bool(o, NULL, "all_targets_met", all_pass);
+	if (bj_print(root))
+		fprintf(stderr, "errq-query-bench: cannot write the JSON report\n");
 }
 
 static void md_cell_stats(FILE *f, const struct stats *s)
