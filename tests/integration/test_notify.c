@@ -1,7 +1,8 @@
 /* Integration: webhook delivery (server/notify.c) against a real HTTP receiver on loopback:
  * retries until a 2xx, Retry-After, max_attempts then dead, per-alert order, a receiver that
- * is down and comes back (the breaker waits without consuming attempts), signatures (checked with OpenSSL and a fixed vector), User-Agent, 5xx/408 never dead-lettered, the body and pending bounds, the log
- * notifier.  Timings are shrunk through notify_opts; waits are deadlines. */
+ * is down and comes back (the breaker waits without consuming attempts), signatures (checked
+ * with OpenSSL's HMAC and a fixed vector), User-Agent, 5xx/408 never dead-lettered, the body
+ * and pending bounds, the log notifier.  Timings are shrunk through notify_opts; waits are deadlines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
