@@ -161,6 +161,17 @@ static void assert_fails(int want, const char *subject, ...)
 	free(err);
 }
 
+/* The table form of `errq cmd [arg]`: exit 0 and each of want (NULL-terminated) printed. */
+static void assert_table(const char *cmd, const char *arg, const char *const *want)
+{
+	char *out = NULL;
+	assert_int_equal(errq(&out, NULL, cmd, arg, NULL), 0);
+	for (size_t i = 0; want[i]; i++)
+		if (!strstr(out, want[i]))
+			fail_msg("errq %s: '%s' not in:\n%s", cmd, want[i], out);
+	free(out);
+}
+
 static void test_group(void **state)
 {
 	json_t *g = errq_json("group", FP, NULL);
@@ -184,13 +195,7 @@ static void test_group(void **state)
 	assert_string_equal(jstr(latest, "fingerprint"), FP);
 	json_decref(g);
 
-	char *out = NULL;
-	assert_int_equal(errq(&out, NULL, "group", FP, NULL), 0);
-	assert_non_null(strstr(out, FP));
-	assert_non_null(strstr(out, "TimeoutError"));
-	assert_non_null(strstr(out, "checkout"));
-	assert_non_null(strstr(out, "upstream timed out"));
-	free(out);
+	assert_table("group", FP, (const char *const[]){FP, "TimeoutError", "checkout", "upstream timed out", NULL});
 
 	assert_fails(3, "not found", "group", NOT_A_FP, NULL);
 	assert_fails(1, "invalid fingerprint", "group", "a\tb", NULL);
@@ -222,12 +227,7 @@ static void test_event(void **state)
 	assert_string_equal(jstr(e, "event_id"), EVID);
 	json_decref(e);
 
-	char *out = NULL;
-	assert_int_equal(errq(&out, NULL, "event", EVID, NULL), 0);
-	assert_non_null(strstr(out, EVID));
-	assert_non_null(strstr(out, "upstream timed out"));
-	assert_non_null(strstr(out, "TimeoutError"));
-	free(out);
+	assert_table("event", EVID, (const char *const[]){EVID, "upstream timed out", "TimeoutError", NULL});
 
 	assert_fails(3, "not found", "event", NOT_AN_ID, NULL);
 	assert_fails(1, "invalid event id 'abc'", "event", "abc", NULL);
@@ -264,11 +264,7 @@ static void test_resolve_ignore_unresolve(void **state)
 	}
 
 	/* the table form says what it did and names the group */
-	char *out = NULL;
-	assert_int_equal(errq(&out, NULL, "resolve", FP, NULL), 0);
-	assert_non_null(strstr(out, FP));
-	assert_non_null(strstr(out, "resolved"));
-	free(out);
+	assert_table("resolve", FP, (const char *const[]){FP, "resolved", NULL});
 
 	/* a resolved group that sees a new event is unresolved again, a regression */
 	assert_int_equal(report_batch(D.addr, &G, 1, "checkout", "TimeoutError"), 1);
@@ -305,11 +301,7 @@ static void test_explain(void **state)
 	assert_string_equal(jstr(json_object_get(x, "event"), "event_id"), EVID);
 	json_decref(x);
 
-	char *out = NULL;
-	assert_int_equal(errq(&out, NULL, "explain", EVID, NULL), 0);
-	assert_non_null(strstr(out, FP));
-	assert_non_null(strstr(out, "the current grouping agrees"));
-	free(out);
+	assert_table("explain", EVID, (const char *const[]){FP, "the current grouping agrees", NULL});
 
 	assert_fails(3, "not found", "explain", NOT_AN_ID, NULL);
 	assert_fails(1, "invalid event id", "explain", "xyz", NULL);

@@ -637,6 +637,21 @@ static void maintain_all(struct store *s, const struct store_maint_opts *mo)
 	}
 }
 
+/* q1 of a query made with printf. */
+static int64_t q1f(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q1f(const char *fmt, ...)
+{
+	char sql[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return q1(sql);
+}
+
+#define HOURS_OF(fp) \
+	"FROM group_hours h JOIN groups g ON g.id = h.group_id WHERE g.fingerprint = '" fp "' AND h.hour = %lld"
+
 /* Minute counts older than retention become hourly counts (per group and environment, and
  * per service), a whole hour at a time; newer minutes stay as they are; group totals and
  * the sum over minutes and hours never change. */
@@ -667,43 +682,18 @@ static void test_retention_folds_minutes_into_hours(void **state)
 	/* cutoff at hour 1's minute 5: hour 0 is folded, hour 1 is not */
 	mo.now_ns = base + 2 * HOUR_NS + 5 * MIN_NS;
 	maintain_all(s, &mo);
-	char sql[256];
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM group_minutes WHERE minute < %lld", (long long)(m0 + 60));
-	assert_int_equal(q1(sql), 0);
-	snprintf(sql, sizeof(sql), "SELECT sum(count) FROM group_minutes WHERE minute = %lld", (long long)(m0 + 70));
-	assert_int_equal(q1(sql), 4);
-	snprintf(sql, sizeof(sql),
-		 "SELECT sum(h.count) FROM group_hours h JOIN groups g ON g.id = h.group_id"
-		 " WHERE g.fingerprint = 'fa' AND h.hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 5);
-	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM group_hours h JOIN groups g ON g.id = h.group_id"
-		 " WHERE g.fingerprint = 'fa' AND h.hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 2); /* one row per environment */
-	snprintf(sql, sizeof(sql),
-		 "SELECT max(h.count) * 10 + min(h.count) FROM group_hours h JOIN groups g ON g.id = h.group_id"
-		 " WHERE g.fingerprint = 'fa' AND h.hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 41); /* four without an environment, one in prod */
-	snprintf(sql, sizeof(sql),
-		 "SELECT h.count FROM group_hours h JOIN groups g ON g.id = h.group_id"
-		 " WHERE g.fingerprint = 'fb' AND h.hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 1);
+	assert_int_equal(q1f("SELECT count(*) FROM group_minutes WHERE minute < %lld", (long long)(m0 + 60)), 0);
+	assert_int_equal(q1f("SELECT sum(count) FROM group_minutes WHERE minute = %lld", (long long)(m0 + 70)), 4);
+	assert_int_equal(q1f("SELECT sum(h.count) " HOURS_OF("fa"), (long long)(h0)), 5);
+	assert_int_equal(q1f("SELECT count(*) " HOURS_OF("fa"), (long long)(h0)), 2); /* one row per environment */
+	assert_int_equal(q1f("SELECT max(h.count) * 10 + min(h.count) " HOURS_OF("fa"), (long long)(h0)), 41); /* 4 + 1 in prod */
+	assert_int_equal(q1f("SELECT h.count " HOURS_OF("fb"), (long long)(h0)), 1);
 	assert_int_equal(q1("SELECT count(*) FROM group_hours"), 3);
 	/* per service, too */
-	snprintf(sql, sizeof(sql), "SELECT count FROM service_hours WHERE service = 'checkout' AND hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 5);
-	snprintf(sql, sizeof(sql), "SELECT count FROM service_hours WHERE service = 'billing' AND hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 1);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM service_minutes WHERE minute < %lld", (long long)(m0 + 60));
-	assert_int_equal(q1(sql), 0);
-	snprintf(sql, sizeof(sql), "SELECT sum(count) FROM service_minutes WHERE minute = %lld", (long long)(m0 + 70));
-	assert_int_equal(q1(sql), 4);
+	assert_int_equal(q1f("SELECT count FROM service_hours WHERE service = 'checkout' AND hour = %lld", (long long)(h0)), 5);
+	assert_int_equal(q1f("SELECT count FROM service_hours WHERE service = 'billing' AND hour = %lld", (long long)(h0)), 1);
+	assert_int_equal(q1f("SELECT count(*) FROM service_minutes WHERE minute < %lld", (long long)(m0 + 60)), 0);
+	assert_int_equal(q1f("SELECT sum(count) FROM service_minutes WHERE minute = %lld", (long long)(m0 + 70)), 4);
 	/* nothing counted twice or lost: minutes + hours = totals, which stay */
 	assert_int_equal(q1("SELECT (SELECT sum(count) FROM group_minutes) + (SELECT sum(count) FROM group_hours)"), 10);
 	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'fa'"), 9);
@@ -717,11 +707,7 @@ static void test_retention_folds_minutes_into_hours(void **state)
 	/* a minute of an already folded hour (late aggregate) adds to the hour's count */
 	add_at(s, "fb", "billing", NULL, base + 31 * MIN_NS, k++, NULL);
 	maintain_all(s, &mo);
-	snprintf(sql, sizeof(sql),
-		 "SELECT h.count FROM group_hours h JOIN groups g ON g.id = h.group_id"
-		 " WHERE g.fingerprint = 'fb' AND h.hour = %lld",
-		 (long long)h0);
-	assert_int_equal(q1(sql), 2);
+	assert_int_equal(q1f("SELECT h.count " HOURS_OF("fb"), (long long)(h0)), 2);
 	assert_int_equal(q1("SELECT (SELECT sum(count) FROM group_minutes) + (SELECT sum(count) FROM group_hours)"), 11);
 	store_close(s);
 }
