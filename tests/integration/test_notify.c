@@ -278,13 +278,13 @@ static void test_headers_user_agent_and_unsigned(void **state)
 	receiver_stop(&rv);
 }
 
-/* 5xx and 408 say "not now": however many, with max_attempts 2 the delivery waits for the
+/* 5xx, 408 and 429 say "not now": however many, with max_attempts 2 the delivery waits for the
  * breaker's probes and is delivered when the receiver takes it; a 404 dead-letters. */
 static void test_5xx_and_408_never_dead_letter(void **state)
 {
 	struct http_receiver rv;
 	assert_int_equal(receiver_start(&rv, 0), 0);
-	const int down[] = {500, 502, 503, 408, 504, 408};
+	const int down[] = {500, 502, 503, 408, 429, 504, 408};
 	for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++)
 		receiver_script(&rv, down[i], 0);
 	struct notify_dest d;
@@ -294,8 +294,8 @@ static void test_5xx_and_408_never_dead_letter(void **state)
 	struct notify_report r = final_of(42);
 	assert_int_equal(r.result, NOTIFY_DELIVERED);
 	assert_int_equal(r.http_status, 200);
-	assert_int_equal(receiver_count(&rv), 7);
-	for (int i = 0; i < 6; i++)
+	assert_int_equal(receiver_count(&rv), 8);
+	for (int i = 0; i < 7; i++)
 		assert_int_equal(rv.req[i].status, down[i]);
 	pthread_mutex_lock(&R.mu);
 	for (int i = 0; i < R.n; i++)
