@@ -1209,11 +1209,11 @@ static void test_retention_incremental_vacuum(void **state)
 	int64_t freel = q1("PRAGMA freelist_count"), pages = q1("PRAGMA page_count");
 	assert_true(freel >= 256); /* more was freed than the deleting steps could vacuum */
 	while (freel >= 256) {
-		uint64_t before = ws.pages_vacuumed;
+		uint64_t vacuumed_before = ws.pages_vacuumed;
 		assert_int_equal(store_maintain(s, &mo, &more), 0);
 		assert_false(more);
 		store_get_write_stats(s, &ws);
-		assert_int_equal(ws.pages_vacuumed - before, 256);
+		assert_int_equal(ws.pages_vacuumed - vacuumed_before, 256);
 		assert_int_equal(q1("PRAGMA freelist_count"), freel - 256);
 		/* the file shrinks by the pages given back (and a pointer-map page at times) */
 		int64_t now_pages = q1("PRAGMA page_count");
@@ -1222,10 +1222,10 @@ static void test_retention_incremental_vacuum(void **state)
 		pages = now_pages;
 	}
 	/* fewer than 256 free: left alone (not worth a step) */
-	uint64_t before = ws.pages_vacuumed;
+	uint64_t vacuumed_before = ws.pages_vacuumed;
 	assert_int_equal(store_maintain(s, &mo, &more), 0);
 	store_get_write_stats(s, &ws);
-	assert_int_equal(ws.pages_vacuumed, before);
+	assert_int_equal(ws.pages_vacuumed, vacuumed_before);
 	assert_int_equal(q1("PRAGMA freelist_count"), freel);
 	assert_true(pages < pages0 / 2);
 	store_close(s);
