@@ -42,6 +42,7 @@
 extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from it */
 
 #define ERRQD_MMAP_THRESHOLD (64 * 1024)
+#define ERRQD_SHUTDOWN_LINGER_MS 300 /* after the drain, before connections close (< 1 s) */
 
 static void usage(FILE *f)
 {
@@ -403,6 +404,16 @@ stop:
 		report_svc_drain(rs);
 		bool drained = ingest_wait_idle(ig, LEFT(drain_end));
 		bool ended = report_svc_wait_calls(rs, LEFT(drain_end));
+		/* Every answer and final status is written now, but a client may still be sending
+		 * its next batches: a connection closed with data unread is reset by the kernel, and
+		 * a reset discards the answers the client has not read yet (it would resend batches
+		 * that are stored).  The transport keeps reading while errqd lingers, so the clients
+		 * take their answers and stop writing before the connections close. */
+		if (ended) {
+			uint64_t linger = ERRQD_SHUTDOWN_LINGER_MS * ERRQ_NS_PER_MS, left = LEFT(drain_end);
+			struct timespec ts = {0, (long)(linger < left ? linger : left)};
+			nanosleep(&ts, NULL);
+		}
 		transport_shutdown_server(t); /* cancels whatever is left */
 		ingest_stop(ig, LEFT(writer_end));
 		report_svc_wait_calls(rs, LEFT(end));
