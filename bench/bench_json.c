@@ -62,6 +62,22 @@ json_t *bj_obj(json_t *o, const char *k)
 	return c;
 }
 
+double bj_number(const json_t *o, const char *k)
+{
+	const char *key;
+	json_t *v;
+	if (!json_is_object(o))
+		return -1;
+	if (json_is_number(v = json_object_get(o, k)))
+		return json_number_value(v);
+	json_object_foreach((json_t *)o, key, v) {
+		double d = json_is_object(v) ? bj_number(v, k) : -1;
+		if (d != -1)
+			return d;
+	}
+	return -1;
+}
+
 int bj_print(json_t *root)
 {
 	/* 15 significant digits: a value rounded to 3 decimals prints as written, not as the

@@ -20,6 +20,10 @@ void bj_num(json_t *o, const char *prefix, const char *k, double v, int prec);
 /* A new object set as k in o; returned borrowed (o owns it), or NULL out of memory. */
 json_t *bj_obj(json_t *o, const char *k);
 
+/* The number at key k anywhere in o (the reports' keys are unique across their nesting), or
+ * -1 when o is NULL or holds no number there. */
+double bj_number(const json_t *o, const char *k);
+
 /* Writes root on one line to stdout and frees it.  0, or -1 when it cannot be written. */
 int bj_print(json_t *root);
 #endif

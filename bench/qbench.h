@@ -141,7 +141,6 @@ int qb_samples_alloc(struct samples *s, int n);
 const char *qb_thousands(char *buf, size_t sz, uint64_t v);
 char *qb_read_small(const char *path);
 void qb_first_line(const char *path, char *out, size_t sz);
-double qb_json_number(const char *text, const char *key);
 void qb_remove_workdir(const char *dir);
 /* qbench_proc.c */
 pid_t qb_spawn_child(const char *const *argv, const char *out_path, const char *err_path, char *err, size_t errsz);

@@ -2,6 +2,7 @@
  * until it holds --events, waiting for it to settle, and picking the fingerprints.  See
  * errq_query_bench.c for the order of things. */
 #include "qbench.h"
+#include "bench_json.h"
 
 #include <errno.h>
 #include <grpc/grpc.h>
@@ -91,12 +92,15 @@ int qb_fill(const struct qcfg *c, const struct server *sv, const char *addr, con
 		qb_msleep(QB_POLL_MS);
 	}
 	int code = qb_exit_code(st);
-	char *js = qb_read_small(out);
+	char *text = qb_read_small(out);
+	json_t *js = text ? json_loads(text, 0, NULL) : NULL; /* NULL: the figures read -1 */
 	db->filled = true;
-	db->fill_events = (uint64_t)(qb_json_number(js, "prefill_events") > 0 ? qb_json_number(js, "prefill_events") : 0);
-	db->fill_seconds = qb_json_number(js, "prefill_seconds");
-	db->fill_rate = qb_json_number(js, "prefill_events_per_s");
-	free(js);
+	double n = bj_number(js, "prefill_events");
+	db->fill_events = n > 0 ? (uint64_t)n : 0;
+	db->fill_seconds = bj_number(js, "prefill_seconds");
+	db->fill_rate = bj_number(js, "prefill_events_per_s");
+	json_decref(js);
+	free(text);
 	if (qb_stop)
 		return -1;
 	if (code != 0 && code != 3) {

@@ -108,15 +108,6 @@ void qb_first_line(const char *path, char *out, size_t sz)
 	free(s);
 }
 
-/* The number after "key": in a JSON text (errq-bench's keys are unique); -1 when absent. */
-double qb_json_number(const char *text, const char *key)
-{
-	char pat[BENCH_LABEL_MAX];
-	errq_snprintf(pat, sizeof(pat), "\"%s\":", key);
-	const char *p = text ? strstr(text, pat) : NULL;
-	return p ? strtod(p + strlen(pat), NULL) : -1;
-}
-
 /* Removes the files of a flat directory, then the directory. */
 void qb_remove_workdir(const char *dir)
 {
