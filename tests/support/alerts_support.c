@@ -150,22 +150,24 @@ char *circuit_alert(const char *rule)
 	return q_text("SELECT lower(hex(alert_id)) FROM circuits WHERE rule = ?1 AND alert_id IS NOT NULL", rule);
 }
 
-int64_t delivery_status(const char *alert_hex, const char *kind)
+/* Column col (a fixed name) of the newest delivery of kind for the alert. */
+static int64_t delivery_col(const char *alert_hex, const char *kind, const char *col)
 {
 	char sql[256];
 	errq_snprintf(sql, sizeof(sql),
-		      "SELECT status FROM deliveries WHERE lower(hex(alert_id)) = ?1 AND kind = '%s' ORDER BY id DESC",
+		      "SELECT %s FROM deliveries WHERE lower(hex(alert_id)) = ?1 AND kind = '%s' ORDER BY id DESC", col,
 		      kind);
 	return q_int(sql, alert_hex);
 }
 
+int64_t delivery_status(const char *alert_hex, const char *kind)
+{
+	return delivery_col(alert_hex, kind, "status");
+}
+
 int64_t delivery_attempts(const char *alert_hex, const char *kind)
 {
-	char sql[256];
-	errq_snprintf(sql, sizeof(sql),
-		      "SELECT attempts FROM deliveries WHERE lower(hex(alert_id)) = ?1 AND kind = '%s' ORDER BY id DESC",
-		      kind);
-	return q_int(sql, alert_hex);
+	return delivery_col(alert_hex, kind, "attempts");
 }
 
 int transitions(const char *rule, struct trans *t, int max)
