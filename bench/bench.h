@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "errq_id.h"
+#include "errq_spawn.h"
 
 #define BENCH_MAX_STREAMS 20000
 #define BENCH_MAX_CONNECTIONS 1024
@@ -111,6 +112,7 @@ uint64_t hist_quantile(const struct hist *h, double q);
 /* ---- proc.c ---- */
 
 struct server {
+	struct errq_child child;
 	pid_t pid;            /* 0: none known; kept after server_stop for the report */
 	bool spawned;         /* started by us */
 	bool running;         /* started by us and not yet stopped */

@@ -20,7 +20,7 @@
  *  4. Each request: one warm-up call, then --runs runs.  Each run (the warm-up too) opens a fresh
  *     channel and waits until it is connected (timed apart: "connect"), then times the unary
  *     call with CLOCK_MONOTONIC from its start to its status.  Median, p90 (nearest rank), max.
- *  5. With --cli ERRQ: the errq process end to end (posix_spawn to exit, output discarded) for
+ *  5. With --cli ERRQ: the errq process end to end (spawn to exit, output discarded) for
  *     `errq groups --since 1h -o json`, `errq group FP -o json` (FP: the most frequent group)
  *     and `errq groups --since 1h` with stdout a pseudo-terminal (the table with a sparkline
  *     per row: one GetGroup per row, up to 100): one warm-up run, then --cli-runs runs.

@@ -1,6 +1,6 @@
 /* proc.c: errqd as a child process, and what /proc says about a process.
  *
- * errqd is started with posix_spawn (no code of ours runs in the child), in its own process
+ * errqd is started with errq_spawn (common/errq_spawn.c: posix_spawn), in its own process
  * group (a ^C on the terminal reaches errq-bench only, which then stops errqd in order) and
  * with the default signal mask and dispositions (errq-bench blocks SIGINT/SIGTERM).  It
  * listens on 127.0.0.1:0 and writes its port to a file in a temporary directory that also
@@ -9,17 +9,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "errq_spawn.h"
 #include "errq_str.h"
 #include "errq_banned.h"
 
@@ -28,23 +26,6 @@
 #define PROC_ARGV_MAX (16 + BENCH_MAX_ERRQD_ARGS)
 #define PROC_TAIL_MAX (64 * 1024) /* bytes of log read for server_log_tail */
 #define PROC_PATH_MAX 64           /* "/proc/PID/status" */
-
-extern char **environ;
-
-static void msleep(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static int exit_status(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
-}
 
 /* Removes the files of a flat directory, then the directory. */
 static void remove_dir(const char *dir)
@@ -67,12 +48,9 @@ static void remove_dir(const char *dir)
 
 int server_spawn(struct server *sv, const struct spawn_opts *o, char *err, size_t errsz)
 {
-	char portfile[BENCH_PATH_MAX + 16];
+	char portfile[BENCH_PATH_MAX + 16], e2[256];
 	const char *argv[PROC_ARGV_MAX];
-	int n = 0, rc = -1;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	bool fa_ok = false, attr_ok = false;
+	int n = 0, rc = -1, ports[2];
 
 	memset(sv, 0, sizeof(*sv));
 	sv->keep = o->keep;
@@ -121,66 +99,22 @@ int server_spawn(struct server *sv, const struct spawn_opts *o, char *err, size_
 		argv[n++] = o->extra[i];
 	argv[n] = NULL;
 
-	if (posix_spawn_file_actions_init(&fa) || posix_spawnattr_init(&attr)) {
-		errq_snprintf(err, errsz, "posix_spawn: out of memory");
+	struct errq_spawn_opts so = {.argv = argv, .out_path = sv->log, .own_pgroup = true};
+	if (errq_spawn(&sv->child, &so, err, errsz))
 		goto out;
-	}
-	fa_ok = attr_ok = true;
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, sv->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 2, 1);
-	sigset_t none, defs;
-	sigemptyset(&none);
-	sigemptyset(&defs);
-	sigaddset(&defs, SIGINT);
-	sigaddset(&defs, SIGTERM);
-	sigaddset(&defs, SIGPIPE);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &defs);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-	pid_t pid;
-	int e = posix_spawn(&pid, o->path, &fa, &attr, (char *const *)argv, environ);
-	if (e) {
-		errq_snprintf(err, errsz, "cannot start '%s': %s", o->path, strerror(e));
-		goto out;
-	}
-	sv->pid = pid;
+	sv->pid = sv->child.pid;
 	sv->spawned = sv->running = true;
-	for (int waited = 0; waited < BENCH_START_TIMEOUT_MS; waited += 20) {
-		FILE *f = fopen(portfile, "r");
-		if (f) {
-			int port = 0;
-			int ok = fscanf(f, "%d", &port) == 1;
-			fclose(f);
-			if (ok && port > 0) {
-				errq_snprintf(sv->addr, sizeof(sv->addr), "127.0.0.1:%d", port);
-				rc = 0;
-				goto out;
-			}
-		}
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			sv->pid = 0;
-			sv->spawned = sv->running = false;
-			errq_snprintf(err, errsz, "errqd exited at start-up with status %d",
-				      exit_status(st));
-			server_log_tail(sv, 20);
-			goto out;
-		}
-		msleep(20);
+	if (errq_child_wait_ports(&sv->child, portfile, BENCH_START_TIMEOUT_MS, ports, e2, sizeof(e2)) == 0) {
+		errq_snprintf(sv->addr, sizeof(sv->addr), "127.0.0.1:%d", ports[0]);
+		rc = 0;
+		goto out;
 	}
-	errq_snprintf(err, errsz, "errqd did not report its port within %d ms", BENCH_START_TIMEOUT_MS);
+	errq_snprintf(err, errsz, "errqd %s", e2);
 	server_log_tail(sv, 20);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	errq_child_stop(&sv->child, SIGKILL, BENCH_STOP_TIMEOUT_MS);
 	sv->pid = 0;
 	sv->spawned = sv->running = false;
 out:
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
-	if (attr_ok)
-		posix_spawnattr_destroy(&attr);
 	if (rc && sv->own_dir && !sv->keep) {
 		remove_dir(sv->dir);
 		sv->own_dir = false;
@@ -191,21 +125,11 @@ out:
 void server_stop(struct server *sv)
 {
 	sv->exit_status = -1;
-	if (sv->running && sv->pid > 0) {
-		kill(sv->pid, SIGTERM);
-		int st = 0, waited = 0;
-		pid_t r = 0;
-		while (waited < BENCH_STOP_TIMEOUT_MS && (r = waitpid(sv->pid, &st, WNOHANG)) == 0) {
-			msleep(10);
-			waited += 10;
-		}
-		if (r != sv->pid) {
+	if (sv->running) {
+		sv->exit_status = errq_child_stop(&sv->child, SIGTERM, BENCH_STOP_TIMEOUT_MS);
+		if (sv->child.killed)
 			fprintf(stderr, "errq-bench: errqd (pid %d) did not exit within %d ms of SIGTERM: killed\n",
 				(int)sv->pid, BENCH_STOP_TIMEOUT_MS);
-			kill(sv->pid, SIGKILL);
-			waitpid(sv->pid, &st, 0);
-		}
-		sv->exit_status = exit_status(st);
 		if (sv->exit_status != 0) {
 			fprintf(stderr, "errq-bench: errqd exited with status %d; its log follows\n", sv->exit_status);
 			server_log_tail(sv, 20);

@@ -142,10 +142,6 @@ const char *qb_thousands(char *buf, size_t sz, uint64_t v);
 char *qb_read_small(const char *path);
 void qb_first_line(const char *path, char *out, size_t sz);
 void qb_remove_workdir(const char *dir);
-/* qbench_proc.c */
-pid_t qb_spawn_child(const char *const *argv, const char *out_path, const char *err_path, char *err, size_t errsz);
-int qb_exit_code(int st);
-int qb_wait_child(pid_t pid);
 /* qbench_query.c */
 int qb_channel_ready(grpc_channel *ch, long timeout_ms, char *err, size_t errsz);
 int qb_call(grpc_channel *ch, const char *method, const ProtobufCMessage *req,

@@ -116,13 +116,15 @@ void qb_measure_cli(const struct qcfg *c, const char *addr, const char *workdir,
 	fprintf(stderr, "errq-query-bench: %s: 1 warm-up + %d runs\n", r->label, c->cli_runs);
 	for (int i = -1; i < c->cli_runs && !qb_stop; i++) {
 		uint64_t t0 = errq_mono_ns();
-		pid_t pid = qb_spawn_child(argv, r->tty ? tty.name : NULL, errf, err, sizeof(err));
-		if (pid < 0) {
+		/* in our process group: a ^C reaches it too */
+		struct errq_spawn_opts so = {.argv = argv, .out_path = r->tty ? tty.name : NULL, .err_path = errf};
+		struct errq_child child;
+		if (errq_spawn(&child, &so, err, sizeof(err))) {
 			r->failures++;
 			errq_snprintf(r->err, sizeof(r->err), "%s", err);
 			break;
 		}
-		int code = qb_wait_child(pid);
+		int code = errq_child_wait(&child);
 		uint64_t t1 = errq_mono_ns();
 		r->last_exit = code;
 		if (code != 0) {

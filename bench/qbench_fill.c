@@ -57,22 +57,15 @@ int qb_fill(const struct qcfg *c, const struct server *sv, const char *addr, con
 	for (int i = 0; i < k; i++)
 		fprintf(stderr, " %s", argv[i]);
 	fprintf(stderr, "\n");
-	pid_t pid = qb_spawn_child(argv, out, errf, err, errsz);
-	if (pid < 0)
+	struct errq_spawn_opts so = {.argv = argv, .out_path = out, .err_path = errf};
+	struct errq_child child;
+	if (errq_spawn(&child, &so, err, errsz))
 		return -1;
 	uint64_t t0 = errq_mono_ns(), next = t0 + QB_PROGRESS_NS, last_n = db->events, last_t = t0;
-	int st = 0;
 	bool forwarded = false;
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR) {
-			errq_snprintf(err, errsz, "waitpid: %s", strerror(errno));
-			return -1;
-		}
+	while (errq_child_running(&child)) {
 		if (qb_stop && !forwarded) {
-			kill(pid, SIGINT); /* errq-bench ends its prefill and waits for the answers */
+			kill(child.pid, SIGINT); /* errq-bench ends its prefill and waits for the answers */
 			forwarded = true;
 		}
 		uint64_t now = errq_mono_ns();
@@ -91,7 +84,7 @@ int qb_fill(const struct qcfg *c, const struct server *sv, const char *addr, con
 		}
 		qb_msleep(QB_POLL_MS);
 	}
-	int code = qb_exit_code(st);
+	int code = child.status;
 	char *text = qb_read_small(out);
 	json_t *js = text ? json_loads(text, 0, NULL) : NULL; /* NULL: the figures read -1 */
 	db->filled = true;

@@ -11,13 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "errq_grpc.h"
+#include "errq_spawn.h"
 #include "errq_str.h"
 #include "errq_time.h"
 
@@ -25,15 +25,6 @@ void harness_msleep(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
-}
-
-static int exit_status(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
 }
 
 /* Builds errqd's argv: optionally under valgrind (ERRQ_VALGRIND=1, used by make test-long). */
@@ -52,25 +43,6 @@ static int build_argv(const char **argv, int max, const char *const *args)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	return n;
-}
-
-/* Unsets every ERRQ_* variable (in a child about to exec errqd). */
-static void clear_errq_env(void)
-{
-	extern char **environ;
-	for (size_t i = 0; environ[i];) {
-		if (strncmp(environ[i], "ERRQ_", 5) == 0) {
-			char name[128];
-			size_t n = strcspn(environ[i], "=");
-			if (n < sizeof(name)) {
-				memcpy(name, environ[i], n);
-				name[n] = '\0';
-				unsetenv(name); /* environ shifts down: look at index i again */
-				continue;
-			}
-		}
-		i++;
-	}
 }
 
 int errqd_start(struct errqd_proc *p, const char *const *extra)
@@ -104,68 +76,37 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 	args[n] = NULL;
 	const char *argv[80];
 	build_argv(argv, 80, args);
-	pid_t pid = fork();
-	if (pid < 0)
+	/* a test that dies (or fails and is torn down) must not leave its errqd running; errqd
+	 * reads ERRQ_<SETTING>: a developer's own must not leak in; both outputs to the log (a
+	 * restart appends): an orphan must never hold the test's pipes */
+	struct errq_spawn_opts so = {.argv = argv, .out_path = p->log, .append = true, .pdeath_sig = SIGKILL,
+				     .drop_env_prefix = "ERRQ_"};
+	char err[256];
+	int ports[2];
+	if (errq_spawn(&p->child, &so, err, sizeof(err))) {
+		fprintf(stderr, "harness: %s\n", err);
 		return -1;
-	if (pid == 0) {
-		/* a test that dies (or fails and is torn down) must not leave its errqd running */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		clear_errq_env(); /* errqd reads ERRQ_<SETTING>: a developer's own must not leak in */
-		int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) { /* both outputs: an orphan must never hold the test's pipes */
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
 	}
-	p->pid = pid;
-	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 20) {
-		FILE *f = fopen(portfile, "r");
-		if (f) {
-			int port = 0, http_port = 0;
-			int ok = fscanf(f, "%d %d", &port, &http_port) >= 1;
-			fclose(f);
-			if (ok && port > 0) {
-				p->port = port;
-				p->http_port = http_port;
-				errq_snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", port);
-				return 0;
-			}
-		}
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			fprintf(stderr, "harness: errqd exited early (status %d); log %s\n", exit_status(st), p->log);
-			p->pid = 0;
-			return -1;
-		}
-		harness_msleep(20);
+	p->pid = p->child.pid;
+	if (errq_child_wait_ports(&p->child, portfile, HARNESS_DEADLINE_MS, ports, err, sizeof(err))) {
+		fprintf(stderr, "harness: errqd %s; log %s\n", err, p->log);
+		errq_child_stop(&p->child, SIGKILL, HARNESS_DEADLINE_MS);
+		p->pid = 0;
+		return -1;
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	p->pid = 0;
-	return -1;
+	p->port = ports[0];
+	p->http_port = ports[1];
+	errq_snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", p->port);
+	return 0;
 }
 
 int errqd_stop(struct errqd_proc *p, int sig)
 {
 	if (!p->pid)
 		return -1;
-	kill(p->pid, sig);
-	int st;
-	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 10) {
-		pid_t r = waitpid(p->pid, &st, WNOHANG);
-		if (r == p->pid) {
-			p->pid = 0;
-			return exit_status(st);
-		}
-		harness_msleep(10);
-	}
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, NULL, 0);
+	int st = errq_child_stop(&p->child, sig, HARNESS_DEADLINE_MS);
 	p->pid = 0;
-	return -1;
+	return p->child.killed ? -1 : st;
 }
 
 int harness_quiet_port(void)
@@ -245,7 +186,7 @@ static int run_impl(const char *const *argv, const char *addr, char **out, char 
 	int st = 0, rc = -1;
 	for (int waited = 0; waited < HARNESS_DEADLINE_MS; waited += 5) {
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			rc = exit_status(st);
+			rc = errq_exit_code(st);
 			break;
 		}
 		harness_msleep(5);

@@ -14,6 +14,7 @@
 #include "errq/v1/collector.pb-c.h"
 #include "errq/v1/query.pb-c.h"
 #include "errq_id.h"
+#include "errq_spawn.h"
 #include "errq_time.h"
 
 #define HARNESS_DEADLINE_MS 30000
@@ -34,7 +35,8 @@ void harness_msleep(int ms);
 	} while (0)
 
 struct errqd_proc {
-	pid_t pid;
+	pid_t pid;      /* 0: not running; tests signal and wait for it by this */
+	struct errq_child child;
 	int port;
 	int http_port;  /* 0 when started with --http-listen "" */
 	char dir[256];  /* temporary directory holding the database, port file and log */
