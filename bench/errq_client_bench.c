@@ -36,6 +36,7 @@
 
 #include "errq/v1/query.pb-c.h"
 #include "errq_grpc.h"
+#include "errq_spawn.h"
 
 #define DEADLINE_MS 60000 /* waits for errqd and for flushes: far beyond what is needed */
 #define MAX_THREADS 16
@@ -70,9 +71,9 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* ---- errqd, started and stopped by us */
+/* ---- errqd, started and stopped by us (common/errq_spawn.c) */
 struct errqd {
-	pid_t pid;
+	struct errq_child child;
 	int port;
 	char dir[64];
 	char db[128];
@@ -83,7 +84,7 @@ struct errqd {
 
 static void errqd_start(struct errqd *d, int port)
 {
-	char listen[64];
+	char listen[64], err[256];
 	if (!d->dir[0]) {
 		snprintf(d->dir, sizeof(d->dir), "/tmp/errq-cbench-XXXXXX");
 		if (!mkdtemp(d->dir))
@@ -94,54 +95,24 @@ static void errqd_start(struct errqd *d, int port)
 	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	unlink(d->portfile);
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork failed");
-	if (pid == 0) {
-		if (!freopen(d->log, "a", stderr))
-			_exit(126);
-		execl(errqd_path, errqd_path, "--listen", listen, "--db", d->db, "--port-file",
-		      d->portfile, "--http-listen", "127.0.0.1:0", (char *)NULL);
-		_exit(127);
+	const char *argv[] = {errqd_path, "--listen", listen, "--db", d->db, "--port-file", d->portfile,
+			      "--http-listen", "127.0.0.1:0", NULL};
+	struct errq_spawn_opts o = {.argv = argv, .out_path = d->log, .append = true};
+	int ports[2];
+	if (errq_spawn(&d->child, &o, err, sizeof(err)))
+		die(err);
+	if (errq_child_wait_ports(&d->child, d->portfile, DEADLINE_MS, ports, err, sizeof(err))) {
+		fprintf(stderr, "errq-client-bench: errqd %s; see %s\n", err, d->log);
+		errq_child_stop(&d->child, SIGKILL, DEADLINE_MS);
+		exit(1);
 	}
-	d->pid = pid;
-	for (uint64_t t0 = mono_ns(); mono_ns() - t0 < DEADLINE_MS * 1000000ull;) {
-		FILE *f = fopen(d->portfile, "r");
-		int p = 0;
-		if (f) {
-			int ok = fscanf(f, "%d", &p) == 1;
-			fclose(f);
-			if (ok && p > 0) {
-				d->port = p;
-				snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", p);
-				return;
-			}
-		}
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			d->pid = 0;
-			fprintf(stderr, "errq-client-bench: errqd exited; see %s\n", d->log);
-			exit(1);
-		}
-		sleep_ns(10000000);
-	}
-	die("errqd did not start");
+	d->port = ports[0];
+	snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", d->port);
 }
 
 static void errqd_stop(struct errqd *d, int sig)
 {
-	if (!d->pid)
-		return;
-	kill(d->pid, sig);
-	for (uint64_t t0 = mono_ns(); mono_ns() - t0 < DEADLINE_MS * 1000000ull;) {
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return;
-		}
-		sleep_ns(5000000);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, NULL, 0);
-	d->pid = 0;
+	errq_child_stop(&d->child, sig, DEADLINE_MS);
 }
 
 static void rm_rf(const char *dir)
