@@ -14,7 +14,6 @@ static int sample_cb(void *ctx, const struct store_alert *al)
 	return 0;
 }
 
-
 /* The notifier names a notice goes to: those of names[] that the rules in force define. */
 int alerts__write_notice(struct alerts *a, struct store *s, const char *const *names, size_t n_names,
 			const struct notice *n, uint64_t now)
