@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "circuit.h"
 #include "notify.h"
 #include "rules.h"
 
