@@ -62,13 +62,7 @@ static ProtobufCBinaryData bid(struct build *b, const uint8_t *id)
 	return o;
 }
 
-#define OOM(details, dsz) (errq_snprintf(details, dsz, "out of memory"), GRPC_STATUS_RESOURCE_EXHAUSTED)
 
-static grpc_status_code query_failed(struct store *s, char *details, size_t dsz)
-{
-	errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-	return GRPC_STATUS_INTERNAL;
-}
 
 static Errq__V1__CircuitState state_msg(int st)
 {
@@ -214,10 +208,8 @@ static grpc_status_code list_circuits(void *ctx, grpc_slice req, grpc_byte_buffe
 	build_init(&b);
 	struct circuits_ctx x = {.b = &b, .now = errq_now_ns()};
 	struct store *s;
-	Errq__V1__ListCircuitsRequest *in =
-	    errq__v1__list_circuits_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__ListCircuitsRequest *in = svc_decode(&b, &errq__v1__list_circuits_request__descriptor, req, details, dsz);
 	if (!in) {
-		errq_snprintf(details, dsz, "cannot decode ListCircuitsRequest");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -231,23 +223,23 @@ static grpc_status_code list_circuits(void *ctx, grpc_slice req, grpc_byte_buffe
 		goto out;
 	}
 	if (!(x.items = errq_arena_alloc(&b.a, ALERTS_SVC_CIRCUITS_LISTED * sizeof(*x.items)))) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	x.rules = rules_get(svc);
 	int r = store_list_circuits(s, in->rule[0] ? in->rule : NULL, circuit_row, &x);
 	if (r) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	qsort(x.items, x.n, sizeof(*x.items), item_cmp);
 	Errq__V1__Circuit **list = errq_arena_alloc(&b.a, (x.n ? x.n : 1) * sizeof(*list));
 	if (!list) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	for (size_t k = 0; k < x.n; k++)
@@ -325,10 +317,10 @@ static grpc_status_code explain_circuit(void *ctx, grpc_slice req, grpc_byte_buf
 	const struct alerts_rules *rules = NULL;
 	struct store *s;
 	char err[512];
-	Errq__V1__ExplainCircuitRequest *in =
-	    errq__v1__explain_circuit_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__ExplainCircuitRequest *in = svc_decode(&b, &errq__v1__explain_circuit_request__descriptor, req, details, dsz);
 	if (!in || !in->rule[0]) {
-		errq_snprintf(details, dsz, in ? "rule is empty" : "cannot decode ExplainCircuitRequest");
+		if (in)
+			errq_snprintf(details, dsz, "rule is empty");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -347,7 +339,7 @@ static grpc_status_code explain_circuit(void *ctx, grpc_slice req, grpc_byte_buf
 		limit = ALERTS_MAX_TRANSITIONS_LISTED;
 	struct transitions_ctx tx = {.b = &b, .cap = limit};
 	if (!canon || !(tx.items = errq_arena_alloc(&b.a, limit * sizeof(*tx.items)))) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	rules = rules_get(svc);
@@ -365,11 +357,11 @@ static grpc_status_code explain_circuit(void *ctx, grpc_slice req, grpc_byte_buf
 	struct one_circuit oc = {.b = &b, .rule = rule, .now = errq_now_ns()};
 	if (store_get_circuit(s, in->rule, canon, one_circuit_cb, &oc) < 0 ||
 	    store_list_transitions(s, in->rule, canon, limit, transition_row, &tx)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (oc.oom || tx.oom) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	if (!rule && !oc.c && !tx.n) {
@@ -558,10 +550,10 @@ static grpc_status_code decorate_alerts(struct store *s, struct build *b, Errq__
 	if (!n)
 		return GRPC_STATUS_OK;
 	if (active_silences(s, b, errq_now_ns(), &sx))
-		return sx.oom || b->a.failed ? OOM(details, dsz) : query_failed(s, details, dsz);
+		return sx.oom || b->a.failed ? svc_oom(details, dsz) : svc_query_failed(s, details, dsz);
 	for (size_t k = 0; k < n; k++) {
 		if (alert_deliveries(s, b, items[k], all))
-			return b->a.failed ? OOM(details, dsz) : query_failed(s, details, dsz);
+			return b->a.failed ? svc_oom(details, dsz) : svc_query_failed(s, details, dsz);
 		/* "a silence covers it now": a resolved alert has nothing left to silence */
 		items[k]->silenced =
 		    !strcmp(items[k]->status, "firing") && alert_silenced(&sx, items[k]->rule, items[k]->key);
@@ -610,10 +602,8 @@ static grpc_status_code list_alerts(void *ctx, grpc_slice req, grpc_byte_buffer 
 	build_init(&b);
 	struct alerts_ctx x = {.b = &b};
 	struct store *s;
-	Errq__V1__ListAlertsRequest *in =
-	    errq__v1__list_alerts_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__ListAlertsRequest *in = svc_decode(&b, &errq__v1__list_alerts_request__descriptor, req, details, dsz);
 	if (!in) {
-		errq_snprintf(details, dsz, "cannot decode ListAlertsRequest");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -633,7 +623,7 @@ static grpc_status_code list_alerts(void *ctx, grpc_slice req, grpc_byte_buffer 
 	}
 	x.limit = !in->limit ? QUERY_DEFAULT_LIMIT : in->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : in->limit;
 	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	struct store_alert_filter f = {
@@ -644,11 +634,11 @@ static grpc_status_code list_alerts(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .limit = x.limit + 1,
 	};
 	if (store_list_alerts(s, &f, alert_row, &x)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	if ((st = decorate_alerts(s, &b, x.items, x.n, false, details, dsz)) != GRPC_STATUS_OK)
@@ -687,11 +677,10 @@ static grpc_status_code get_alert(void *ctx, grpc_slice req, grpc_byte_buffer **
 	struct build b;
 	build_init(&b);
 	struct store *s;
-	Errq__V1__GetAlertRequest *in =
-	    errq__v1__get_alert_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__GetAlertRequest *in = svc_decode(&b, &errq__v1__get_alert_request__descriptor, req, details, dsz);
 	if (!in || in->alert_id.len != 16) {
-		errq_snprintf(details, dsz, in ? "alert_id is %zu bytes, want 16" : "cannot decode GetAlertRequest",
-			      in ? in->alert_id.len : 0);
+		if (in)
+			errq_snprintf(details, dsz, "alert_id is %zu bytes, want 16", in->alert_id.len);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -702,7 +691,7 @@ static grpc_status_code get_alert(void *ctx, grpc_slice req, grpc_byte_buffer **
 	struct one_alert oa = {.b = &b};
 	int r = store_get_alert(s, in->alert_id.data, one_alert_cb, &oa);
 	if (r < 0) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (r == 0) {
@@ -713,7 +702,7 @@ static grpc_status_code get_alert(void *ctx, grpc_slice req, grpc_byte_buffer **
 		goto out;
 	}
 	if (!oa.a) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	if ((st = decorate_alerts(s, &b, &oa.a, 1, true, details, dsz)) != GRPC_STATUS_OK)
@@ -852,12 +841,12 @@ static grpc_status_code list_rules(void *ctx, grpc_slice req, grpc_byte_buffer *
 	o.rules = errq_arena_alloc(&b.a, (rs->n_rules + 1) * sizeof(*o.rules));
 	o.notifiers = errq_arena_alloc(&b.a, (rs->n_notifiers + 1) * sizeof(*o.notifiers));
 	if (!o.rules || !o.notifiers) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	for (size_t i = 0; i < rs->n_rules; i++) {
 		if (!(o.rules[i] = rule_msg(&b, rs, &rs->rules[i]))) {
-			st = OOM(details, dsz);
+			st = svc_oom(details, dsz);
 			goto out;
 		}
 		o.rules[i]->overflow_failures = alerts_rule_overflow(svc->alerts, rs->rules[i].name);
@@ -867,7 +856,7 @@ static grpc_status_code list_rules(void *ctx, grpc_slice req, grpc_byte_buffer *
 		const struct rules_notifier *n = &rs->notifiers[i];
 		Errq__V1__Notifier *m = errq_arena_alloc(&b.a, sizeof(*m));
 		if (!m) {
-			st = OOM(details, dsz);
+			st = svc_oom(details, dsz);
 			goto out;
 		}
 		errq__v1__notifier__init(m);
@@ -884,14 +873,14 @@ static grpc_status_code list_rules(void *ctx, grpc_slice req, grpc_byte_buffer *
 			goto out;
 		}
 		if (store_count_circuits(s, count_row, &cx)) {
-			st = query_failed(s, details, dsz);
+			st = svc_query_failed(s, details, dsz);
 			goto out;
 		}
 	}
 	o.source = (char *)rules->source;
 	o.loaded_unix_nano = rules->loaded_ns;
 	if (b.a.failed) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	*resp = errq_bb_from_msg(&o.base);
@@ -912,10 +901,8 @@ static grpc_status_code list_silences(void *ctx, grpc_slice req, grpc_byte_buffe
 	build_init(&b);
 	struct store *s;
 	struct silences_ctx x = {.b = &b, .now = errq_now_ns()};
-	Errq__V1__ListSilencesRequest *in =
-	    errq__v1__list_silences_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__ListSilencesRequest *in = svc_decode(&b, &errq__v1__list_silences_request__descriptor, req, details, dsz);
 	if (!in) {
-		errq_snprintf(details, dsz, "cannot decode ListSilencesRequest");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -924,15 +911,15 @@ static grpc_status_code list_silences(void *ctx, grpc_slice req, grpc_byte_buffe
 		goto out;
 	}
 	if (!(x.items = errq_arena_alloc(&b.a, ALERTS_SVC_SILENCES_LISTED * sizeof(*x.items)))) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	if (store_list_silences(s, in->all, x.now, ALERTS_SVC_SILENCES_LISTED, silence_row, &x)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	Errq__V1__ListSilencesResponse o = ERRQ__V1__LIST_SILENCES_RESPONSE__INIT;
