@@ -60,74 +60,75 @@ const struct ruleset *alerts__rs(struct alerts *a)
 	return a->cur->pub.rs;
 }
 
-static void queue_request(struct alerts *a, struct request *rq)
+/* Queues rq for the writer (or runs it now against the inline store of a test).  On
+ * failure rq is freed and its callback never runs (STYLE.md point 6). */
+static enum alerts_status queue_request(struct alerts *a, struct request *rq)
 {
 	rq->a = a;
 	rq->job.run = alerts__request_run;
 	if (!a->o.ig && a->o.inline_store) {
 		alerts__request_run(&rq->job, a->o.inline_store);
-		return;
+		return ALERTS_OK;
 	}
 	if (!a->o.ig || ingest_run_job(a->o.ig, &rq->job)) {
-		struct alerts_answer ans = {.status = ALERTS_UNAVAILABLE};
-		errq_snprintf(ans.msg, sizeof(ans.msg), "the collector is busy or stopping; try again");
-		alerts__answer(rq, &ans);
 		free(rq);
+		return ALERTS_UNAVAILABLE;
 	}
+	return ALERTS_OK;
 }
 
 static struct request *new_request(int kind, alerts_answer_fn fn, void *arg)
 {
 	struct request *rq = calloc(1, sizeof(*rq));
-	if (!rq) {
-		struct alerts_answer ans = {.status = ALERTS_INTERNAL};
-		errq_snprintf(ans.msg, sizeof(ans.msg), "out of memory");
-		if (fn)
-			fn(arg, &ans);
+	if (!rq)
 		return NULL;
-	}
 	rq->kind = kind;
 	rq->fn = fn;
 	rq->arg = arg;
 	return rq;
 }
 
-void alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg)
+enum alerts_status alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg)
 {
 	struct request *rq = new_request(REQ_RELOAD, fn, arg);
-	if (rq)
-		queue_request(a, rq);
+	return rq ? queue_request(a, rq) : ALERTS_INTERNAL;
 }
 
-void alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg)
+enum alerts_status alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg)
 {
 	struct request *rq = new_request(REQ_REPLAY, fn, arg);
-	if (rq) {
-		memcpy(rq->alert_id, alert_id, 16);
-		queue_request(a, rq);
-	}
+	if (!rq)
+		return ALERTS_INTERNAL;
+	memcpy(rq->alert_id, alert_id, 16);
+	return queue_request(a, rq);
 }
 
-void alerts_silence_add(struct alerts *a, const struct alerts_silence_req *req, alerts_answer_fn fn, void *arg)
+enum alerts_status alerts_silence_add(struct alerts *a, const struct alerts_silence_req *req, alerts_answer_fn fn,
+				      void *arg)
 {
 	struct request *rq = new_request(REQ_SILENCE_ADD, fn, arg);
-	if (rq) {
-		rq->sil = *req;
-		rq->sil.rule[sizeof(rq->sil.rule) - 1] = '\0';
-		rq->sil.matchers[sizeof(rq->sil.matchers) - 1] = '\0';
-		rq->sil.comment[sizeof(rq->sil.comment) - 1] = '\0';
-		rq->sil.created_by[sizeof(rq->sil.created_by) - 1] = '\0';
-		queue_request(a, rq);
-	}
+	if (!rq)
+		return ALERTS_INTERNAL;
+	rq->sil = *req;
+	rq->sil.rule[sizeof(rq->sil.rule) - 1] = '\0';
+	rq->sil.matchers[sizeof(rq->sil.matchers) - 1] = '\0';
+	rq->sil.comment[sizeof(rq->sil.comment) - 1] = '\0';
+	rq->sil.created_by[sizeof(rq->sil.created_by) - 1] = '\0';
+	return queue_request(a, rq);
 }
 
-void alerts_silence_expire(struct alerts *a, int64_t id, alerts_answer_fn fn, void *arg)
+enum alerts_status alerts_silence_expire(struct alerts *a, int64_t id, alerts_answer_fn fn, void *arg)
 {
 	struct request *rq = new_request(REQ_SILENCE_EXPIRE, fn, arg);
-	if (rq) {
-		rq->id = id;
-		queue_request(a, rq);
-	}
+	if (!rq)
+		return ALERTS_INTERNAL;
+	rq->id = id;
+	return queue_request(a, rq);
+}
+
+const char *alerts_refusal_msg(enum alerts_status st)
+{
+	return st == ALERTS_UNAVAILABLE ? "the collector is busy or stopping; try again" : "out of memory";
 }
 
 /* ---- life ---- */

@@ -381,9 +381,11 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			if (alerts)
-				alerts_reload(alerts, NULL, NULL); /* the result is logged */
-			else
+			enum alerts_status st = alerts ? alerts_reload(alerts, NULL, NULL) : ALERTS_OK;
+			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
+				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",
+					   alerts_refusal_msg(st), NULL);
+			else if (!alerts)
 				LOG_INFO("SIGHUP: nothing to reload (storage: none keeps no rules)");
 			continue;
 		}

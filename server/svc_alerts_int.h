@@ -9,8 +9,9 @@
  * rule in force, when that rule still has the definition the circuit was saved with.
  *
  * Writes go to the rule engine (alerts_reload, alerts_replay, alerts_silence_*), which
- * answers on the writer thread (or at once, on this thread, when it cannot take the
- * request); the answer callback replies to the call.  A silence is read back after the
+ * answers on the writer thread; the answer callback replies to the call.  When the engine
+ * cannot take the request it says so by its return value (the callback never runs) and the
+ * handler replies at once (write_refused).  A silence is read back after the
  * write, through a reader connection of the answering thread. */
 #ifndef ERRQD_SVC_ALERTS_INT_H
 #define ERRQD_SVC_ALERTS_INT_H

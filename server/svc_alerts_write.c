@@ -117,6 +117,16 @@ out:
 }
 
 /* A write call to hand to the engine, or NULL after replying (no engine, no memory). */
+/* The engine refused the request (its callback will not run): answer the call here. */
+static void write_refused(struct write_call *w, enum alerts_status st)
+{
+	if (st == ALERTS_OK)
+		return;
+	struct alerts_answer ans = {.status = st};
+	errq_snprintf(ans.msg, sizeof(ans.msg), "%s", alerts_refusal_msg(st));
+	write_done(w, &ans);
+}
+
 static struct write_call *write_new(struct alerts_svc *svc, struct unary_call *uc, enum write_kind kind)
 {
 	if (!svc->alerts) {
@@ -153,7 +163,7 @@ void svc_alerts__replay_alert(void *ctx, struct unary_call *uc, grpc_slice req)
 	if (!w)
 		goto out;
 	memcpy(w->alert_id, in->alert_id.data, 16);
-	alerts_replay(svc->alerts, w->alert_id, write_done, w); /* w is gone after this */
+	write_refused(w, alerts_replay(svc->alerts, w->alert_id, write_done, w)); /* w is gone after this */
 out:
 	if (in)
 		errq__v1__replay_alert_request__free_unpacked(in, NULL);
@@ -164,7 +174,7 @@ void svc_alerts__reload_rules(void *ctx, struct unary_call *uc, grpc_slice req)
 	struct alerts_svc *svc = ctx;
 	struct write_call *w = write_new(svc, uc, W_RELOAD);
 	if (w)
-		alerts_reload(svc->alerts, write_done, w);
+		write_refused(w, alerts_reload(svc->alerts, write_done, w));
 }
 
 /* "unknown rule 'x' (rules: a, b, c)" into details. */
@@ -239,7 +249,7 @@ void svc_alerts__add_silence(void *ctx, struct unary_call *uc, grpc_slice req)
 	w->req.duration_ns = in->duration_ms * 1000000;
 	svc_alerts__rules_put(svc, rules);
 	rules = NULL;
-	alerts_silence_add(svc->alerts, &w->req, write_done, w); /* w is gone after this */
+	write_refused(w, alerts_silence_add(svc->alerts, &w->req, write_done, w)); /* w is gone after this */
 out:
 	svc_alerts__rules_put(svc, rules);
 	errq__v1__add_silence_request__free_unpacked(in, NULL);
@@ -260,7 +270,7 @@ void svc_alerts__expire_silence(void *ctx, struct unary_call *uc, grpc_slice req
 	if (!w)
 		goto out;
 	w->id = (int64_t)in->id;
-	alerts_silence_expire(svc->alerts, w->id, write_done, w);
+	write_refused(w, alerts_silence_expire(svc->alerts, w->id, write_done, w));
 out:
 	if (in)
 		errq__v1__expire_silence_request__free_unpacked(in, NULL);
