@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errq_assert.h"
 #include "errq_hash.h"
 #include "errq_id.h"
 #include "errq_log.h"
@@ -59,6 +60,10 @@
 #define SAMPLE_MESSAGE_MAX 1024
 #define SAMPLE_DETAILS_MAX 16
 #define SAMPLE_DETAIL_VALUE_MAX 256
+
+/* "Writer thread only" (struct alerts), checked where the writer enters the engine: its
+ * hooks and jobs.  Without an ingest (unit tests' inline store) the caller is the writer. */
+#define ALERTS_ON_WRITER(a) ERRQ_ASSERT(!(a)->o.ig || ingest_on_writer((a)->o.ig))
 
 struct rules_ref {
 	struct alerts_rules pub;

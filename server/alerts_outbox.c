@@ -335,6 +335,7 @@ void alerts__apply_reports(struct alerts *a, struct store *s)
 void alerts__report_job_run(struct ingest_job *j, struct store *s)
 {
 	struct alerts *a = (struct alerts *)(void *)((char *)j - offsetof(struct alerts, report_job));
+	ALERTS_ON_WRITER(a);
 	pthread_mutex_lock(&a->rep_mu);
 	a->report_job_queued = false;
 	pthread_mutex_unlock(&a->rep_mu);

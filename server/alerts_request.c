@@ -228,6 +228,7 @@ void alerts__request_run(struct ingest_job *j, struct store *s)
 {
 	struct request *rq = (struct request *)j;
 	struct alerts *a = rq->a;
+	ALERTS_ON_WRITER(a);
 	struct alerts_answer ans = {.status = ALERTS_OK};
 	if (!s)
 		alerts__fail(&ans, ALERTS_PRECONDITION, "%s", "this collector runs with 'storage: none': no alerting");

@@ -29,6 +29,7 @@ static int tick_txn(struct alerts *a, struct store *s, void *arg)
 uint64_t alerts_hook_tick(void *ctx, struct store *s)
 {
 	struct alerts *a = ctx;
+	ALERTS_ON_WRITER(a);
 	uint64_t mono = errq_mono_ns();
 	if (!a->loaded && alerts__load(a, s))
 		return mono + ERRQ_NS_PER_SEC;

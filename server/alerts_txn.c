@@ -287,6 +287,7 @@ static bool wants_outcomes(const struct ruleset *rs)
 int alerts_hook_txn(void *ctx, struct store *s, const struct ingest_batch *list)
 {
 	struct alerts *a = ctx;
+	ALERTS_ON_WRITER(a);
 	begin_work(a);
 	if (!a->loaded)
 		return -1; /* the tick loads circuits first; it failed: retry */
@@ -350,6 +351,7 @@ int alerts_hook_txn(void *ctx, struct store *s, const struct ingest_batch *list)
 void alerts_hook_txn_end(void *ctx, struct store *s, bool committed)
 {
 	struct alerts *a = ctx;
+	ALERTS_ON_WRITER(a);
 	(void)s;
 	bool timers = a->txn_timers && committed;
 	a->txn_timers = false;

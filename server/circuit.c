@@ -14,13 +14,13 @@
  * input, the deadlines due by now. */
 #include "circuit.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errq_assert.h"
 #include "errq_str.h"
 #include "errq_banned.h"
 
@@ -49,7 +49,7 @@ static struct geometry geometry_of(const struct circuit_config *cfg)
 {
 	struct geometry g;
 	uint64_t w = cfg->window_ns / CIRCUIT_NS_PER_SEC;
-	assert(w >= CIRCUIT_MIN_WINDOW_S && w <= CIRCUIT_MAX_WINDOW_S);
+	ERRQ_ASSERT(w >= CIRCUIT_MIN_WINDOW_S && w <= CIRCUIT_MAX_WINDOW_S);
 	g.window_s = (uint32_t)w;
 	g.bucket_s = (uint32_t)((w + CIRCUIT_MAX_BUCKETS - 1) / CIRCUIT_MAX_BUCKETS);
 	g.n = (g.window_s + g.bucket_s - 1) / g.bucket_s;
@@ -61,7 +61,7 @@ static void assert_geometry(const struct circuit *c, const struct circuit_config
 {
 	struct geometry g = geometry_of(cfg);
 	(void)g;
-	assert(c->window_s == g.window_s && c->n_buckets == g.n && (c->has_calls ? 3u : 1u) == g.cols);
+	ERRQ_ASSERT(c->window_s == g.window_s && c->n_buckets == g.n && (c->has_calls ? 3u : 1u) == g.cols);
 }
 
 static uint64_t bucket_of(const struct circuit *c, uint64_t t)
@@ -195,9 +195,7 @@ static void emit(struct circuit_out *out, const struct circuit *c, enum circuit_
 static void emit(struct circuit_out *out, const struct circuit *c, enum circuit_alert alert,
 		 enum circuit_state from, uint64_t at, uint64_t failures, const char *fmt, ...)
 {
-	assert(out->n < CIRCUIT_MAX_OUT);
-	if (out->n >= CIRCUIT_MAX_OUT)
-		return;
+	ERRQ_ASSERT(out->n < CIRCUIT_MAX_OUT); /* at most 7 records per call */
 	struct circuit_record *r = &out->rec[out->n++];
 	va_list ap;
 	r->alert = alert;
@@ -221,6 +219,7 @@ static uint64_t failures_at(struct circuit *c, uint64_t at)
 static void trip(struct circuit *c, const struct circuit_config *cfg, uint64_t at, uint64_t failures,
 		 const char *reason, struct circuit_out *out)
 {
+	ERRQ_ASSERT(c->state == CIRCUIT_CLOSED); /* the edges: CLOSED -> OPEN */
 	c->state = CIRCUIT_OPEN;
 	c->since = at;
 	c->opened_at = at;
@@ -233,6 +232,7 @@ static void trip(struct circuit *c, const struct circuit_config *cfg, uint64_t a
 
 static void to_half_open(struct circuit *c, const struct circuit_config *cfg, uint64_t at, struct circuit_out *out)
 {
+	ERRQ_ASSERT(c->state == CIRCUIT_OPEN); /* OPEN -> HALF_OPEN */
 	uint64_t failures = failures_at(c, at);
 	c->state = CIRCUIT_HALF_OPEN;
 	c->since = at;
@@ -256,6 +256,7 @@ static uint64_t backoff(const struct circuit_config *cfg, uint64_t cur)
 static void reopen(struct circuit *c, const struct circuit_config *cfg, uint64_t at, uint64_t probe_failures,
 		   struct circuit_out *out)
 {
+	ERRQ_ASSERT(c->state == CIRCUIT_HALF_OPEN); /* HALF_OPEN -> OPEN */
 	uint64_t failures = failures_at(c, at);
 	c->state = CIRCUIT_OPEN;
 	c->since = at;
@@ -270,6 +271,7 @@ static void reopen(struct circuit *c, const struct circuit_config *cfg, uint64_t
 static void to_closed(struct circuit *c, const struct circuit_config *cfg, uint64_t at, struct circuit_out *out,
 		      const char *reason)
 {
+	ERRQ_ASSERT(c->state != CIRCUIT_CLOSED); /* OPEN or HALF_OPEN -> CLOSED */
 	uint64_t failures = failures_at(c, at);
 	enum circuit_state from = c->state;
 	c->state = CIRCUIT_CLOSED;
