@@ -96,7 +96,7 @@ struct ingest_job {
  * events with result == 1 are new), before their answers go out. */
 typedef void (*ingest_commit_hook)(void *ctx, const struct ingest_batch *list);
 
-/* The rule engine's place in the writer (alerts.c).  All on the writer thread. */
+/* The rule engine's place in the writer (alerts_txn.c, alerts_timer.c).  All on the writer thread. */
 struct ingest_hooks {
 	/* Inside each ingest transaction, after the events were added (ev->result set), before
 	 * COMMIT.  Returns 0, or -1 to roll the transaction back (it is retried). */

@@ -1,8 +1,11 @@
 /* errqd: the errq collector.
  *
  * Threads: main (start-up, then signals with sigwait, then shutdown), one thread per gRPC
- * completion queue (transport.c), the ingest writer (ingest.c).  SIGINT/SIGTERM/SIGHUP are
- * blocked before grpc_init() so that every thread inherits the mask and only main sees them.
+ * completion queue (transport.c), the ingest writer (ingest.c, which also runs the rule
+ * engine, alerts*.c), the notifier's libuv loop (notify.c), the WAL checkpointer
+ * (storage/store_checkpoint.c), libmicrohttpd's polling thread for HTTP (http.c), and while a
+ * backup runs, its copier (svc_backup.c).  SIGINT/SIGTERM/SIGHUP are blocked before
+ * grpc_init() so that every thread inherits the mask and only main sees them.
  *
  * Shutdown (SIGINT/SIGTERM), within settings.shutdown_timeout (default 8 s; the contract is
  * "exit 0 within 10 s"):
