@@ -186,12 +186,6 @@ struct notice {
 	uint64_t calls_ok, calls_failed;
 };
 
-/* the silence that ended, for alerts__unsilence (alerts_timer.c asks, alerts_silence.c acts) */
-struct unsilence_arg {
-	char rule[RULES_NAME_MAX];
-	char *matchers;
-};
-
 /* alerts.c */
 int alerts__oom(void);
 struct rules_ref *alerts__rules_ref_new(struct ruleset *rs, const char *source, uint64_t now);
@@ -216,7 +210,9 @@ int alerts__add_silence_mem(struct alerts *a, int64_t id, const char *rule, cons
 void alerts__drop_silence_mem(struct alerts *a, size_t i);
 int alerts__resend(struct alerts *a, struct store *s, int64_t id, uint64_t now);
 int alerts__unsilence_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
-int alerts__unsilence(struct alerts *a, struct store *s, void *arg);
+/* Silence i ended (expired by hand or by time): drops it and delivers in a transaction of its
+ * own the firing notices it held back (on failure they go out after a restart). */
+void alerts__silence_ended(struct alerts *a, struct store *s, size_t i);
 void alerts__do_silence_add(struct alerts *a, struct store *s, const struct alerts_silence_req *req,
 			   struct alerts_answer *ans);
 void alerts__do_silence_expire(struct alerts *a, struct store *s, int64_t id, struct alerts_answer *ans);

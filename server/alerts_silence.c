@@ -105,6 +105,12 @@ void alerts__drop_silence_mem(struct alerts *a, size_t i)
 
 /* ---- silences ending: deliver the firing notices they held back ---- */
 
+/* the silence that ended, for unsilence() */
+struct unsilence_arg {
+	char rule[RULES_NAME_MAX];
+	char *matchers;
+};
+
 struct held {
 	int64_t id[RULES_MAX_NOTIFY * 4];
 	uint32_t seq[RULES_MAX_NOTIFY * 4];
@@ -193,7 +199,7 @@ int alerts__unsilence_entry(struct alerts *a, struct store *s, struct centry *e,
 	return 0;
 }
 
-int alerts__unsilence(struct alerts *a, struct store *s, void *arg)
+static int unsilence(struct alerts *a, struct store *s, void *arg)
 {
 	const struct unsilence_arg *u = arg;
 	uint64_t now = a->clock();
@@ -207,6 +213,18 @@ int alerts__unsilence(struct alerts *a, struct store *s, void *arg)
 				return -1;
 		}
 	return 0;
+}
+
+void alerts__silence_ended(struct alerts *a, struct store *s, size_t i)
+{
+	struct unsilence_arg u;
+	errq_snprintf(u.rule, sizeof(u.rule), "%s", a->sil[i].rule);
+	u.matchers = a->sil[i].matchers;
+	a->sil[i].matchers = NULL;
+	alerts__drop_silence_mem(a, i);
+	if (alerts__in_txn(a, s, unsilence, &u))
+		LOG_WARN("alerts: could not deliver what an ended silence held back; it goes out after a restart");
+	free(u.matchers);
 }
 
 struct silence_arg {
@@ -279,14 +297,7 @@ void alerts__do_silence_expire(struct alerts *a, struct store *s, int64_t id, st
 	ans->id = id;
 	for (size_t i = 0; i < a->n_sil; i++)
 		if (a->sil[i].id == id) {
-			struct unsilence_arg u;
-			errq_snprintf(u.rule, sizeof(u.rule), "%s", a->sil[i].rule);
-			u.matchers = a->sil[i].matchers;
-			a->sil[i].matchers = NULL;
-			alerts__drop_silence_mem(a, i);
-			if (alerts__in_txn(a, s, alerts__unsilence, &u))
-				LOG_WARN("alerts: could not deliver what the silence held back; it goes out after a restart");
-			free(u.matchers);
+			alerts__silence_ended(a, s, i);
 			break;
 		}
 	errq_logkv(ERRQ_LOG_INFO, "silence expired", "id", ids, NULL);

@@ -46,14 +46,7 @@ uint64_t alerts_hook_tick(void *ctx, struct store *s)
 			i++;
 			continue;
 		}
-		struct unsilence_arg u;
-		errq_snprintf(u.rule, sizeof(u.rule), "%s", a->sil[i].rule);
-		u.matchers = a->sil[i].matchers;
-		a->sil[i].matchers = NULL;
-		alerts__drop_silence_mem(a, i);
-		if (alerts__in_txn(a, s, alerts__unsilence, &u))
-			LOG_WARN("alerts: could not deliver what an ended silence held back; it goes out after a restart");
-		free(u.matchers);
+		alerts__silence_ended(a, s, i);
 	}
 	if (a->backlog || a->n_retry)
 		alerts__feed_backlog(a, s);
