@@ -174,6 +174,9 @@ int cli_print_item(struct cli_ctx *ctx, const ProtobufCMessage *m,
 int cli_arg_event_id(const struct cli_ctx *ctx, uint8_t id[CLI_EVENT_ID_LEN]);
 int cli_arg_fingerprint(const struct cli_ctx *ctx, const char **fp);
 
+/* `errq --help` (c NULL) or `errq help CMD` to f; returns the exit code (cli_cmds.c). */
+int cli_help_to(FILE *f, const struct cli_cmd *c);
+
 /* Subcommands (cmd_<name>.c). */
 int cli_cmd_events(struct cli_ctx *ctx);
 int cli_cmd_event(struct cli_ctx *ctx);

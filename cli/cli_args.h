@@ -80,6 +80,10 @@ struct cli_cmd {
 	const char *statuses;    /* --status values, '|'-separated; NULL: unresolved|resolved|ignored */
 };
 
+/* The subcommand table (cli_cmds.c): errq's main and tests/unit/test_cli.c parse with it. */
+extern const struct cli_cmd cli_commands[];
+extern const size_t cli_ncommands;
+
 struct cli_args {
 	/* global flags */
 	const char *addr;

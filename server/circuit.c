@@ -313,9 +313,10 @@ static void probe_check(struct circuit *c, const struct circuit_config *cfg, uin
 	}
 }
 
-/* A reminder due at `at`; the next one goes to the first period after upto, so a long
- * stall sends one reminder, not one per missed period. */
-static void remind(struct circuit *c, const struct circuit_config *cfg, uint64_t at, uint64_t upto,
+/* A reminder sent at `at` for the period due at `due` (<= at); the next one goes to the first
+ * period after upto, so a long stall (or downtime: circuit_restore) sends one reminder, not
+ * one per missed period, and the periods stay those of the alert's firing. */
+static void remind(struct circuit *c, const struct circuit_config *cfg, uint64_t at, uint64_t due, uint64_t upto,
 		   struct circuit_out *out)
 {
 	uint64_t rep = cfg->repeat_interval_ns;
@@ -323,9 +324,9 @@ static void remind(struct circuit *c, const struct circuit_config *cfg, uint64_t
 		c->remind_at = 0;
 		return;
 	}
-	uint64_t next = at + rep;
+	uint64_t next = due + rep;
 	if (next <= upto)
-		next = at + rep * ((upto - at) / rep + 1);
+		next = due + rep * ((upto - due) / rep + 1);
 	c->remind_at = next;
 	char d[32];
 	emit(out, c, CIRCUIT_ALERT_REMIND, c->state, at, failures_at(c, at), "still %s: repeat_interval %s",
@@ -352,7 +353,7 @@ static void run_due(struct circuit *c, const struct circuit_config *cfg, uint64_
 			else
 				probe_over(c, cfg, d, out);
 		} else {
-			remind(c, cfg, r, upto, out);
+			remind(c, cfg, r, r, upto, out);
 		}
 	}
 }
@@ -544,7 +545,7 @@ void circuit_restore(struct circuit *c, const struct circuit_config *cfg, uint64
 		c->probe_failures = c->probe_failed = c->probe_ok = 0;
 	}
 	if (c->state != CIRCUIT_CLOSED && c->remind_at && c->remind_at <= now)
-		remind(c, cfg, now, now, out);
+		remind(c, cfg, now, c->remind_at, now, out); /* sent at the restart, on the firing's periods */
 	c->clock = now;
 }
 

@@ -45,6 +45,7 @@
 extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from it */
 
 #define ERRQD_MMAP_THRESHOLD (64 * 1024)
+#define ERRQD_SHUTDOWN_LINGER_MS 300 /* after the drain, before connections close (< 1 s) */
 
 static void usage(FILE *f)
 {
@@ -405,9 +406,21 @@ stop:
 		uint64_t drain_end = t0 + budget / 4 * 3, writer_end = t0 + budget / 8 * 7, end = t0 + budget;
 #define LEFT(until) ((until) > errq_mono_ns() ? (until) - errq_mono_ns() : 0)
 		health_set_draining(health);
+		bool had_streams = report_svc_streams(rs) > 0;
 		report_svc_drain(rs);
 		bool drained = ingest_wait_idle(ig, LEFT(drain_end));
 		bool ended = report_svc_wait_calls(rs, LEFT(drain_end));
+		/* Every answer and final status is written now, but a client may still be sending
+		 * its next batches: a connection closed with data unread is reset by the kernel, and
+		 * a reset discards the answers the client has not read yet (it would resend batches
+		 * that are stored).  The transport keeps reading while errqd lingers, so the clients
+		 * take their answers and stop writing before the connections close.  (Without a
+		 * stream at the signal, nothing can be in flight: no linger.) */
+		if (ended && had_streams) {
+			uint64_t linger = ERRQD_SHUTDOWN_LINGER_MS * ERRQ_NS_PER_MS, left = LEFT(drain_end);
+			struct timespec ts = {0, (long)(linger < left ? linger : left)};
+			nanosleep(&ts, NULL);
+		}
 		transport_shutdown_server(t); /* cancels whatever is left */
 		ingest_stop(ig, LEFT(writer_end));
 		report_svc_wait_calls(rs, LEFT(end));

@@ -1659,6 +1659,42 @@ static void test_reminders(void **state)
 	settle();
 }
 
+/* docs/alerts.md, after a restart: "A reminder that fell due while errqd was down is sent at
+ * the restart" — once, however many periods passed, and the schedule goes on from there. */
+static void test_reminder_due_while_down_sent_at_restart(void **state)
+{
+	write_cfg(CFG_REMIND);
+	start();
+	fake_now = T0 + S(3);
+	fail_now("svc", "E", 1);
+	assert_int_equal(cstate("rem", "error_type=E"), CIRCUIT_OPEN);
+	char hex[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(hex, "rem", "error_type=E");
+	wait_lines(1);
+	settle();
+	tick_at(T0 + S(12));
+	assert_int_equal(q1("SELECT count(*) FROM deliveries"), 1);
+	stop();
+	/* down from 12 s to 35 s: the reminders of 13 s and 23 s and 33 s fell due meanwhile */
+	fake_now = T0 + S(35);
+	start(); /* its first tick is at the restart */
+	assert_int_equal(q1("SELECT count(*) FROM deliveries"), 2);
+	assert_int_equal(q1("SELECT max(seq) FROM deliveries"), 2);
+	assert_int_equal(q1("SELECT notices FROM alerts"), 2);
+	assert_int_equal(q1("SELECT at_ns FROM transitions ORDER BY id DESC LIMIT 1"), (int64_t)(T0 + S(35)));
+	char buf[256];
+	assert_string_equal(last_reason(buf, sizeof(buf), "rem", "error_type=E"), "still open: repeat_interval 10s");
+	wait_lines(2);
+	assert_non_null(find_line(hex, "firing", 2));
+	settle();
+	/* the next one is the firing's next period after the restart, at 43 s (not 35 + 10) */
+	tick_at(T0 + S(43) - 1);
+	assert_int_equal(q1("SELECT count(*) FROM deliveries"), 2);
+	tick_at(T0 + S(43));
+	assert_int_equal(q1("SELECT count(*) FROM deliveries"), 3);
+	settle();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1675,6 +1711,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_rate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reminders, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reminder_due_while_down_sent_at_restart, setup, teardown),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER"); /* one test: ERRQ_TEST_FILTER=test_replay */
 	if (filter)

@@ -1066,6 +1066,171 @@ static void test_backup_mid_flush(void **state)
 	snprintf(path, sizeof(path), "%s", saved);
 }
 
+/* ---- retention: folding minutes into hours, incremental vacuum (injected now) ---- */
+
+#define MIN_NS (60ULL * 1000000000ULL)
+#define HOUR_NS (60 * MIN_NS)
+
+/* One committed event of group fp (service svc, environment env or NULL) received at t;
+ * k makes its id unique. */
+static void add_at(struct store *s, const char *fp, const char *svc, const char *env, uint64_t t, int k,
+		   const char *msg)
+{
+	uint8_t id[16];
+	struct store_event e = ev(id, 0, fp, t);
+	id[1] = 0xE0;
+	id[2] = (uint8_t)(k >> 8);
+	id[3] = (uint8_t)k;
+	e.service = svc;
+	e.environment = env;
+	if (msg)
+		e.message = msg;
+	assert_int_equal(store_txn_begin(s), 0);
+	assert_int_equal(store_txn_add_event(s, &e), 1);
+	assert_int_equal(store_txn_commit(s), 0);
+}
+
+/* Runs upkeep at now until it has nothing left (bounded). */
+static void maintain_all(struct store *s, const struct store_maint_opts *mo)
+{
+	bool more = true;
+	for (int i = 0; more; i++) {
+		assert_true(i < 1000);
+		assert_int_equal(store_maintain(s, mo, &more), 0);
+	}
+}
+
+/* q1 of a query made with printf. */
+static int64_t q1f(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q1f(const char *fmt, ...)
+{
+	char sql[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return q1(sql);
+}
+
+#define HOURS_OF(fp) \
+	"FROM group_hours h JOIN groups g ON g.id = h.group_id WHERE g.fingerprint = '" fp "' AND h.hour = %lld"
+
+/* Minute counts older than retention become hourly counts (per group and environment, and
+ * per service), a whole hour at a time; newer minutes stay as they are; group totals and
+ * the sum over minutes and hours never change. */
+static void test_retention_folds_minutes_into_hours(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS; /* an hour boundary */
+	const int64_t h0 = (int64_t)(base / HOUR_NS), m0 = (int64_t)(base / MIN_NS);
+	int k = 0;
+	for (int i = 0; i < 3; i++) /* hour 0, minute 0: two without environment, one in prod */
+		add_at(s, "fa", "checkout", i == 2 ? "prod" : NULL, base + (uint64_t)i * 1000, k++, NULL);
+	add_at(s, "fb", "billing", NULL, base + 30 * MIN_NS, k++, NULL); /* hour 0, minute 30 */
+	for (int i = 0; i < 2; i++) /* hour 0, minute 59 (in receive order: ids are) */
+		add_at(s, "fa", "checkout", NULL, base + 59 * MIN_NS + (uint64_t)i, k++, NULL);
+	for (int i = 0; i < 4; i++) /* hour 1, minute 10 */
+		add_at(s, "fa", "checkout", NULL, base + 70 * MIN_NS + (uint64_t)i, k++, NULL);
+	assert_int_equal(q1("SELECT count(*) FROM group_minutes"), 5);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 10);
+	assert_int_equal(q1("SELECT count(*) FROM group_hours"), 0);
+
+	/* an hour not wholly past the cutoff is not folded: cutoff at hour 0's minute 59 */
+	struct store_maint_opts mo = {.now_ns = base + HOUR_NS + 59 * MIN_NS, .retention_ns = HOUR_NS};
+	maintain_all(s, &mo);
+	assert_int_equal(q1("SELECT count(*) FROM group_hours"), 0);
+	assert_int_equal(q1("SELECT count(*) FROM group_minutes"), 5);
+	assert_int_equal(q1("SELECT count(*) FROM events"), 6); /* the four of minute 59 and hour 1 */
+
+	/* cutoff at hour 1's minute 5: hour 0 is folded, hour 1 is not */
+	mo.now_ns = base + 2 * HOUR_NS + 5 * MIN_NS;
+	maintain_all(s, &mo);
+	assert_int_equal(q1f("SELECT count(*) FROM group_minutes WHERE minute < %lld", (long long)(m0 + 60)), 0);
+	assert_int_equal(q1f("SELECT sum(count) FROM group_minutes WHERE minute = %lld", (long long)(m0 + 70)), 4);
+	assert_int_equal(q1f("SELECT sum(h.count) " HOURS_OF("fa"), (long long)(h0)), 5);
+	assert_int_equal(q1f("SELECT count(*) " HOURS_OF("fa"), (long long)(h0)), 2); /* one row per environment */
+	assert_int_equal(q1f("SELECT max(h.count) * 10 + min(h.count) " HOURS_OF("fa"), (long long)(h0)), 41); /* 4 + 1 in prod */
+	assert_int_equal(q1f("SELECT h.count " HOURS_OF("fb"), (long long)(h0)), 1);
+	assert_int_equal(q1("SELECT count(*) FROM group_hours"), 3);
+	/* per service, too */
+	assert_int_equal(q1f("SELECT count FROM service_hours WHERE service = 'checkout' AND hour = %lld", (long long)(h0)), 5);
+	assert_int_equal(q1f("SELECT count FROM service_hours WHERE service = 'billing' AND hour = %lld", (long long)(h0)), 1);
+	assert_int_equal(q1f("SELECT count(*) FROM service_minutes WHERE minute < %lld", (long long)(m0 + 60)), 0);
+	assert_int_equal(q1f("SELECT sum(count) FROM service_minutes WHERE minute = %lld", (long long)(m0 + 70)), 4);
+	/* nothing counted twice or lost: minutes + hours = totals, which stay */
+	assert_int_equal(q1("SELECT (SELECT sum(count) FROM group_minutes) + (SELECT sum(count) FROM group_hours)"), 10);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'fa'"), 9);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'fb'"), 1);
+	assert_int_equal(q1("SELECT count(*) FROM events"), 4); /* hour 1's, newer than the cutoff */
+	struct store_write_stats ws;
+	store_get_write_stats(s, &ws);
+	assert_int_equal(ws.minutes_folded, 4); /* group minute rows: fa 0 (x2 envs), fa 59, fb 30 */
+	assert_int_equal(ws.events_deleted_retention, 6);
+
+	/* a minute of an already folded hour (late aggregate) adds to the hour's count */
+	add_at(s, "fb", "billing", NULL, base + 31 * MIN_NS, k++, NULL);
+	maintain_all(s, &mo);
+	assert_int_equal(q1f("SELECT h.count " HOURS_OF("fb"), (long long)(h0)), 2);
+	assert_int_equal(q1("SELECT (SELECT sum(count) FROM group_minutes) + (SELECT sum(count) FROM group_hours)"), 11);
+	store_close(s);
+}
+
+/* Deleted events leave free pages; upkeep gives them back to the file system
+ * STORE_VACUUM_PAGES at a time (bounded work a step), until fewer than that are free. */
+static void test_retention_incremental_vacuum(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	char msg[2048];
+	memset(msg, 'x', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	for (int k = 0; k < 2400; k++) { /* ~5 MB of messages: well over 1000 pages */
+		msg[k % 2000] = (char)('a' + k % 26);
+		add_at(s, "fv", "checkout", NULL, base + (uint64_t)k, k, msg);
+	}
+	int64_t pages0 = q1("PRAGMA page_count");
+	assert_true(pages0 > 1200);
+	assert_true(q1("PRAGMA freelist_count") < 256);
+
+	/* retention deletes them all (1000 a step); each step then vacuums at most 256 pages */
+	struct store_maint_opts mo = {.now_ns = base + 3 * HOUR_NS, .retention_ns = HOUR_NS};
+	bool more = true;
+	int steps = 0;
+	while (more) {
+		assert_int_equal(store_maintain(s, &mo, &more), 0);
+		assert_true(++steps < 100);
+	}
+	assert_int_equal(q1("SELECT count(*) FROM events"), 0);
+	struct store_write_stats ws;
+	store_get_write_stats(s, &ws);
+	assert_true(ws.pages_vacuumed > 0);
+	assert_true(ws.pages_vacuumed <= (uint64_t)steps * 256);
+	/* further steps: 256 free pages fewer each, the file shorter by as much */
+	int64_t freel = q1("PRAGMA freelist_count"), pages = q1("PRAGMA page_count");
+	assert_true(freel >= 256); /* more was freed than the deleting steps could vacuum */
+	while (freel >= 256) {
+		uint64_t vacuumed_before = ws.pages_vacuumed;
+		assert_int_equal(store_maintain(s, &mo, &more), 0);
+		assert_false(more);
+		store_get_write_stats(s, &ws);
+		assert_int_equal(ws.pages_vacuumed - vacuumed_before, 256);
+		assert_int_equal(q1("PRAGMA freelist_count"), freel - 256);
+		/* the file shrinks by the pages given back (and a pointer-map page at times) */
+		int64_t now_pages = q1("PRAGMA page_count");
+		assert_in_range(pages - now_pages, 256, 258);
+		freel -= 256;
+		pages = now_pages;
+	}
+	/* fewer than 256 free: left alone (not worth a step) */
+	uint64_t vacuumed_before = ws.pages_vacuumed;
+	assert_int_equal(store_maintain(s, &mo, &more), 0);
+	store_get_write_stats(s, &ws);
+	assert_int_equal(ws.pages_vacuumed, vacuumed_before);
+	assert_int_equal(q1("PRAGMA freelist_count"), freel);
+	assert_true(pages < pages0 / 2);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1079,6 +1244,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_folds_minutes_into_hours, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_incremental_vacuum, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_mid_flush, setup, teardown),
