@@ -12,6 +12,9 @@
  * Never include this in client/: liberrq must not abort its host process (STYLE.md 8). */
 #ifndef ERRQ_ASSERT_H
 #define ERRQ_ASSERT_H
+#ifdef ERRQ_EXPORT /* errq.h, the client library's header, came first */
+#error "errq_assert.h aborts: it is for the daemon, never for liberrq (client/)"
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 
