@@ -43,6 +43,22 @@ void metrics_hist_observe(struct metrics_hist *h, double v)
 
 /* ---- the text format ---- */
 
+/* The shortest text that reads back as v (0.1, not 0.10000000000000001). */
+static void add_double(struct errq_buf *b, double v)
+{
+	char tmp[40];
+	if (v == (double)(int64_t)v && v > -1e15 && v < 1e15) { /* whole: 10, not 1e+01 */
+		errq_buf_printf(b, "%lld", (long long)v);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	errq_buf_addstr(b, tmp);
+}
+
 void prom_family(struct errq_buf *b, const char *name, const char *type, const char *help)
 {
 	errq_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -63,8 +79,10 @@ void prom_sample(struct errq_buf *b, const char *name, const char *labels, doubl
 		errq_buf_addstr(b, "NaN\n");
 	else if (isinf(v))
 		errq_buf_addstr(b, v > 0 ? "+Inf\n" : "-Inf\n");
-	else
-		errq_buf_printf(b, "%.17g\n", v);
+	else {
+		add_double(b, v);
+		errq_buf_addstr(b, "\n");
+	}
 }
 
 void prom_sample_u64(struct errq_buf *b, const char *name, const char *labels, uint64_t v)
@@ -80,13 +98,16 @@ void prom_hist(struct errq_buf *b, const char *name, const char *labels, const s
 	for (size_t i = 0; i <= h->n_bounds; i++) {
 		cum += h->counts[i];
 		errq_buf_printf(b, "%s_bucket{%s%s", name, labels ? labels : "", sep);
-		if (i < h->n_bounds)
-			errq_buf_printf(b, "le=\"%.17g\"} %llu\n", h->bounds[i], (unsigned long long)cum);
-		else
+		if (i < h->n_bounds) {
+			errq_buf_addstr(b, "le=\"");
+			add_double(b, h->bounds[i]);
+			errq_buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
+		} else
 			errq_buf_printf(b, "le=\"+Inf\"} %llu\n", (unsigned long long)cum);
 	}
 	sample_head(b, name, "_sum", labels);
-	errq_buf_printf(b, "%.17g\n", h->sum);
+	add_double(b, h->sum);
+	errq_buf_addstr(b, "\n");
 	sample_head(b, name, "_count", labels);
 	errq_buf_printf(b, "%llu\n", (unsigned long long)h->count);
 }

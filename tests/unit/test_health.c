@@ -169,11 +169,11 @@ static void test_histogram_buckets(void **state)
 	struct errq_buf b;
 	errq_buf_init(&b, 1 << 16);
 	prom_hist(&b, "x_seconds", "", &hh);
-	assert_string_equal(b.p, "x_seconds_bucket{le=\"0.10000000000000001\"} 1\n"
+	assert_string_equal(b.p, "x_seconds_bucket{le=\"0.1\"} 1\n"
 				 "x_seconds_bucket{le=\"1\"} 2\n"
 				 "x_seconds_bucket{le=\"10\"} 3\n"
 				 "x_seconds_bucket{le=\"+Inf\"} 4\n"
-				 "x_seconds_sum 21.600000000000001\n"
+				 "x_seconds_sum 21.6\n"
 				 "x_seconds_count 4\n");
 	errq_buf_reset(&b);
 	prom_hist(&b, "y", "a=\"b\"", &hh);
