@@ -41,6 +41,7 @@ const struct alerts_rules *alerts_rules_get(struct alerts *a)
 void alerts__rules_ref_put(struct alerts *a, struct rules_ref *r)
 {
 	pthread_mutex_lock(&a->rules_mu);
+	ERRQ_ASSERT(r->refs > 0); /* a reference given back twice */
 	bool last = --r->refs == 0;
 	pthread_mutex_unlock(&a->rules_mu);
 	if (last) {
