@@ -52,9 +52,7 @@
 #include "errq_banned.h"
 
 #define LOAD_TICK_NS ((uint64_t)BENCH_TICK_MS * ERRQ_NS_PER_MS)
-#define LOAD_CHANNEL_ARGS 5
 #define LOAD_OPS_MAX 2 /* operations in one grpc_call_start_batch */
-#define LOAD_MAX_ANSWER (16 << 20) /* a larger ReportResponse ends the stream */
 #define LOAD_ROUND_MAX 256 /* completions handled before the sends they allow are started */
 /* a batch due this close to the end may just not have been served yet: not "behind" */
 #define LOAD_BEHIND_SLACK_NS (10 * ERRQ_NS_PER_MS)
@@ -801,29 +799,12 @@ uint64_t load_errors(const struct load_result *r)
 
 grpc_channel *load_channel_new(const char *addr, int index)
 {
-	grpc_arg args[LOAD_CHANNEL_ARGS];
-	memset(args, 0, sizeof(args));
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = (char *)GRPC_ARG_ENABLE_RETRIES; /* retries would buffer every message sent */
-	args[0].value.integer = 0;
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
-	args[1].value.integer = 0;
-	args[2].type = GRPC_ARG_INTEGER;
-	args[2].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[2].value.integer = LOAD_MAX_ANSWER;
 	/* a private subchannel pool and a distinct argument: each channel its own TCP connection */
-	args[3].type = GRPC_ARG_INTEGER;
-	args[3].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
-	args[3].value.integer = 1;
-	args[4].type = GRPC_ARG_INTEGER;
-	args[4].key = (char *)"errq.bench.channel";
-	args[4].value.integer = index;
-	grpc_channel_args ca = {LOAD_CHANNEL_ARGS, args};
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-	grpc_channel *ch = grpc_channel_create(addr, creds, &ca);
-	grpc_channel_credentials_release(creds);
-	return ch;
+	const struct errq_chan_arg extra[] = {
+	    {GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1},
+	    {"errq.bench.channel", index},
+	};
+	return errq_channel_new_ex(addr, NULL, extra, sizeof(extra) / sizeof(extra[0]));
 }
 
 static const char *state_name(grpc_connectivity_state s)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "errq_pb.h"
 #include "errq_str.h"
 #include "errq_time.h"
 #include "errq_banned.h"
@@ -26,105 +27,47 @@
 #define PL_PREFIX_MAX 160        /* 1 + 3 + 18 + 9 + 2 * (2 + PL_GROUP_STR_MAX) */
 #define PL_SUBMSG_MAX 256        /* one Frame or details entry */
 #define PL_PROBE_MAX 1024        /* the tail with an empty message */
-#define PL_VARINT_MAX 10
 
-/* A bounded writer: an overflow is remembered and makes the whole encoding fail. */
-struct wbuf {
-	uint8_t *p;
-	size_t len, cap;
-	bool overflow;
-};
-
-static void w_bytes(struct wbuf *w, const void *p, size_t n)
+/* The wire writer is common/errq_pb.h's: an overflow is remembered and makes the whole
+ * encoding fail. */
+static void w_cstr(struct errq_pb_buf *w, unsigned field, const char *s)
 {
-	if (w->overflow || n > w->cap - w->len) {
-		w->overflow = true;
-		return;
-	}
-	memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void w_varint(struct wbuf *w, uint64_t v)
-{
-	uint8_t b[PL_VARINT_MAX];
-	size_t n = 0;
-	do {
-		b[n] = (uint8_t)(v & 0x7f);
-		v >>= 7;
-		if (v)
-			b[n] |= 0x80;
-		n++;
-	} while (v);
-	w_bytes(w, b, n);
-}
-
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static void w_tag(struct wbuf *w, unsigned field, unsigned wiretype)
-{
-	w_varint(w, ((uint64_t)field << 3) | wiretype);
-}
-
-static void w_str(struct wbuf *w, unsigned field, const char *s, size_t n)
-{
-	w_tag(w, field, 2);
-	w_varint(w, n);
-	w_bytes(w, s, n);
-}
-
-static void w_cstr(struct wbuf *w, unsigned field, const char *s)
-{
-	w_str(w, field, s, strlen(s));
-}
-
-static void w_u32(struct wbuf *w, unsigned field, uint32_t v)
-{
-	w_tag(w, field, 0);
-	w_varint(w, v);
+	errq_pb_w_len(w, field, s, strlen(s));
 }
 
 /* A Frame submessage (field 11 of TaskFailure). */
-static void w_frame(struct wbuf *w, const char *fn, const char *file, uint32_t line, const char *module)
+static void w_frame(struct errq_pb_buf *w, const char *fn, const char *file, uint32_t line, const char *module)
 {
 	uint8_t tmp[PL_SUBMSG_MAX];
-	struct wbuf f = {tmp, 0, sizeof(tmp), false};
+	struct errq_pb_buf f = errq_pb_buf_init(tmp, sizeof(tmp));
 	w_cstr(&f, 1, fn);
 	w_cstr(&f, 2, file);
-	w_u32(&f, 3, line);
+	errq_pb_w_uint(&f, 3, line);
 	w_cstr(&f, 4, module);
-	w_u32(&f, 5, 1); /* in_app */
+	errq_pb_w_uint(&f, 5, 1); /* in_app */
 	if (f.overflow) {
 		w->overflow = true;
 		return;
 	}
-	w_str(w, 11, (const char *)tmp, f.len);
+	errq_pb_w_len(w, 11, tmp, f.len);
 }
 
 /* A map<string,string> entry (field 12 of TaskFailure). */
-static void w_detail(struct wbuf *w, const char *k, const char *v)
+static void w_detail(struct errq_pb_buf *w, const char *k, const char *v)
 {
 	uint8_t tmp[PL_SUBMSG_MAX];
-	struct wbuf f = {tmp, 0, sizeof(tmp), false};
+	struct errq_pb_buf f = errq_pb_buf_init(tmp, sizeof(tmp));
 	w_cstr(&f, 1, k);
 	w_cstr(&f, 2, v);
 	if (f.overflow) {
 		w->overflow = true;
 		return;
 	}
-	w_str(w, 12, (const char *)tmp, f.len);
+	errq_pb_w_len(w, 12, tmp, f.len);
 }
 
 /* The tail with a message of msg_len bytes. */
-static int build_tail(struct wbuf *w, size_t msg_len)
+static int build_tail(struct errq_pb_buf *w, size_t msg_len)
 {
 	static const char head[] = "bench: simulated task failure, padding follows: ";
 	static const char pad[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -133,17 +76,17 @@ static int build_tail(struct wbuf *w, size_t msg_len)
 	w_cstr(w, 6, "bench-host-01");
 	w_cstr(w, 7, "process_order");
 	w_cstr(w, 9, "E_BENCH");
-	w_tag(w, 10, 2);
-	w_varint(w, msg_len);
+	errq_pb_w_tag(w, 10, ERRQ_PB_LEN);
+	errq_pb_w_varint(w, msg_len);
 	for (size_t i = 0; i < msg_len; i++) {
 		uint8_t c = i < sizeof(head) - 1 ? (uint8_t)head[i] : (uint8_t)pad[i % (sizeof(pad) - 1)];
-		w_bytes(w, &c, 1);
+		errq_pb_w_bytes(w, &c, 1);
 	}
 	w_frame(w, "main", "app/main.c", 7, "main");
 	w_frame(w, "handle_order", "app/worker.c", 42, "worker");
 	w_detail(w, "region", "eu-west-1");
 	w_detail(w, "order_id", "0123456789abcdef");
-	w_u32(w, 14, 1); /* attempt */
+	errq_pb_w_uint(w, 14, 1); /* attempt */
 	return w->overflow ? -1 : 0;
 }
 
@@ -157,7 +100,7 @@ static void group_strings(uint32_t g, char *svc, char *type)
 static size_t group_body_len(const char *svc, const char *type)
 {
 	size_t s = strlen(svc), t = strlen(type);
-	return 18 + 9 + 1 + varint_len(s) + s + 1 + varint_len(t) + t;
+	return 18 + 9 + 1 + errq_pb_varint_size(s) + s + 1 + errq_pb_varint_size(t) + t;
 }
 
 static int build_cdf(struct payload *pl)
@@ -192,7 +135,7 @@ int payload_init(struct payload *pl, uint32_t groups, double zipf, int event_siz
 	group_strings(0, svc, type);
 	size_t fixed = group_body_len(svc, type);
 	uint8_t probe[PL_PROBE_MAX];
-	struct wbuf w = {probe, 0, sizeof(probe), false};
+	struct errq_pb_buf w = errq_pb_buf_init(probe, sizeof(probe));
 	if (build_tail(&w, 0)) {
 		errq_snprintf(err, errsz, "internal: tail too large");
 		return -1;
@@ -201,13 +144,13 @@ int payload_init(struct payload *pl, uint32_t groups, double zipf, int event_siz
 	size_t msg = 16; /* the shortest message we send */
 	if ((size_t)event_size > base + 1 + msg) {
 		msg = (size_t)event_size - base - 1;
-		while (msg > 16 && base + varint_len(msg) + msg > (size_t)event_size)
+		while (msg > 16 && base + errq_pb_varint_size(msg) + msg > (size_t)event_size)
 			msg--;
 	}
 	pl->tail = malloc(BENCH_MAX_EVENT_SIZE + 64);
 	if (!pl->tail)
 		goto oom;
-	w = (struct wbuf){pl->tail, 0, BENCH_MAX_EVENT_SIZE + 64, false};
+	w = errq_pb_buf_init(pl->tail, BENCH_MAX_EVENT_SIZE + 64);
 	if (build_tail(&w, msg)) {
 		errq_snprintf(err, errsz, "--event-size %d: too large", event_size);
 		goto fail;
@@ -225,16 +168,14 @@ int payload_init(struct payload *pl, uint32_t groups, double zipf, int event_siz
 	for (uint32_t g = 0; g < groups; g++) {
 		group_strings(g, svc, type);
 		size_t body = group_body_len(svc, type) + pl->tail_len;
-		struct wbuf p = {pl->arena + off, 0, PL_PREFIX_MAX, false};
+		struct errq_pb_buf p = errq_pb_buf_init(pl->arena + off, PL_PREFIX_MAX);
 		static const uint8_t zero[ERRQ_ID_LEN];
-		w_tag(&p, 2, 2);
-		w_varint(&p, body);
+		errq_pb_w_tag(&p, 2, ERRQ_PB_LEN);
+		errq_pb_w_varint(&p, body);
 		size_t idoff = p.len + 2;
-		w_tag(&p, 1, 2);
-		w_varint(&p, ERRQ_ID_LEN);
-		w_bytes(&p, zero, ERRQ_ID_LEN);
-		w_tag(&p, 2, 1);
-		w_bytes(&p, zero, 8);
+		errq_pb_w_len(&p, 1, zero, ERRQ_ID_LEN);
+		errq_pb_w_tag(&p, 2, ERRQ_PB_FIXED64);
+		errq_pb_w_bytes(&p, zero, 8);
 		w_cstr(&p, 3, svc);
 		w_cstr(&p, 8, type);
 		if (p.overflow) {
@@ -306,7 +247,7 @@ size_t payload_batch_max(const struct payload *pl, int n)
 
 grpc_slice payload_batch(const struct payload *pl, struct gen *g, uint64_t seq, int n, uint64_t now_ns)
 {
-	size_t total = 1 + varint_len(seq);
+	size_t total = 1 + errq_pb_varint_size(seq);
 	uint32_t *picks = g->scratch;
 	if (n > BENCH_MAX_BATCH)
 		n = BENCH_MAX_BATCH;
@@ -316,10 +257,8 @@ grpc_slice payload_batch(const struct payload *pl, struct gen *g, uint64_t seq, 
 	}
 	grpc_slice s = grpc_slice_malloc(total);
 	uint8_t *p = GRPC_SLICE_START_PTR(s);
-	struct wbuf w = {p, 0, total, false};
-	w_tag(&w, 1, 0);
-	w_varint(&w, seq);
-	p += w.len;
+	p = errq_pb_put_varint(p, ERRQ_PB_TAG(1, ERRQ_PB_VARINT));
+	p = errq_pb_put_varint(p, seq);
 	uint64_t now_ms = now_ns / ERRQ_NS_PER_MS;
 	uint8_t t[8];
 	for (int i = 0; i < 8; i++)

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_json.h"
 #include "errq_str.h"
 #include "errq_time.h"
 #include "errq_banned.h"
 
-#define REPORT_JSON_MAX (64 * 1024)
 
 static uint64_t acked(const struct load_result *r)
 {
@@ -95,127 +95,84 @@ void report_human(const struct report *rp)
 	printf("client CPU    %.2f µs/event\n", acked(r) ? (double)r->client_cpu_us / (double)acked(r) : 0);
 }
 
-static void j_str(struct errq_buf *b, const char *k, const char *v)
-{
-	errq_buf_printf(b, "\"%s\":", k);
-	if (v)
-		errq_buf_add_json_str(b, v, strlen(v));
-	else
-		errq_buf_addstr(b, "null");
-	errq_buf_addstr(b, ",");
-}
-
-static void j_bool(struct errq_buf *b, const char *k, bool v)
-{
-	errq_buf_printf(b, "\"%s\":%s,", k, v ? "true" : "false");
-}
-
-static void j_u64(struct errq_buf *b, const char *k, uint64_t v)
-{
-	errq_buf_printf(b, "\"%s\":%" PRIu64 ",", k, v);
-}
-
-static void j_dbl(struct errq_buf *b, const char *k, double v, int prec)
-{
-	errq_buf_printf(b, "\"%s\":%.*f,", k, prec, v);
-}
-
-static void j_open(struct errq_buf *b, const char *k)
-{
-	errq_buf_printf(b, "\"%s\":{", k);
-}
-
-/* Ends an object: drops the trailing comma of its last member. */
-static void j_close(struct errq_buf *b)
-{
-	if (b->len && b->p[b->len - 1] == ',')
-		b->len--;
-	errq_buf_addstr(b, "},");
-}
-
 void report_json(const struct report *rp)
 {
 	const struct bench_cfg *c = rp->cfg;
-	struct errq_buf b;
-	errq_buf_init(&b, REPORT_JSON_MAX);
-	errq_buf_addstr(&b, "{");
-	j_str(&b, "tool", "errq-bench");
-	j_str(&b, "version", ERRQ_VERSION_STRING);
-	j_open(&b, "config");
-	j_str(&b, "addr", rp->sv->spawned ? rp->sv->addr : c->addr);
-	j_u64(&b, "streams", (uint64_t)c->streams);
-	j_u64(&b, "connections", (uint64_t)c->connections);
-	j_u64(&b, "threads", (uint64_t)c->threads);
-	j_u64(&b, "batch", (uint64_t)c->batch);
-	j_u64(&b, "inflight", (uint64_t)c->inflight);
-	j_u64(&b, "event_size", (uint64_t)c->event_size);
-	j_u64(&b, "event_bytes", rp->pl->event_len);
-	j_u64(&b, "groups", c->groups);
-	j_dbl(&b, "zipf", c->zipf, 3);
-	j_dbl(&b, "rate", c->rate, 0);
-	j_str(&b, "ids", ids_name(c->ids));
-	j_dbl(&b, "duration_s", c->events ? 0 : (double)c->duration_ns / 1e9, 3);
-	j_dbl(&b, "warmup_s", (double)c->warmup_ns / 1e9, 3);
-	j_u64(&b, "events", c->events);
-	j_u64(&b, "prefill", c->prefill);
-	j_u64(&b, "seed", c->seed);
-	j_bool(&b, "spawned", c->spawn.path != NULL);
-	j_str(&b, "storage", c->spawn.path ? (c->spawn.storage ? c->spawn.storage : "sqlite") : NULL);
-	j_str(&b, "durability", c->spawn.path ? (c->spawn.durability ? c->spawn.durability : "normal") : NULL);
-	j_close(&b);
+	json_t *root = json_object(), *o = root;
+	bj_str(o, NULL, "tool", "errq-bench");
+	bj_str(o, NULL, "version", ERRQ_VERSION_STRING);
+	o = bj_obj(root, "config");
+	bj_str(o, NULL, "addr", rp->sv->spawned ? rp->sv->addr : c->addr);
+	bj_u64(o, NULL, "streams", (uint64_t)c->streams);
+	bj_u64(o, NULL, "connections", (uint64_t)c->connections);
+	bj_u64(o, NULL, "threads", (uint64_t)c->threads);
+	bj_u64(o, NULL, "batch", (uint64_t)c->batch);
+	bj_u64(o, NULL, "inflight", (uint64_t)c->inflight);
+	bj_u64(o, NULL, "event_size", (uint64_t)c->event_size);
+	bj_u64(o, NULL, "event_bytes", rp->pl->event_len);
+	bj_u64(o, NULL, "groups", c->groups);
+	bj_num(o, NULL, "zipf", c->zipf, 3);
+	bj_num(o, NULL, "rate", c->rate, 0);
+	bj_str(o, NULL, "ids", ids_name(c->ids));
+	bj_num(o, NULL, "duration_s", c->events ? 0 : (double)c->duration_ns / 1e9, 3);
+	bj_num(o, NULL, "warmup_s", (double)c->warmup_ns / 1e9, 3);
+	bj_u64(o, NULL, "events", c->events);
+	bj_u64(o, NULL, "prefill", c->prefill);
+	bj_u64(o, NULL, "seed", c->seed);
+	bj_bool(o, NULL, "spawned", c->spawn.path != NULL);
+	bj_str(o, NULL, "storage", c->spawn.path ? (c->spawn.storage ? c->spawn.storage : "sqlite") : NULL);
+	bj_str(o, NULL, "durability", c->spawn.path ? (c->spawn.durability ? c->spawn.durability : "normal") : NULL);
+	o = root;
 	if (rp->prefill) {
 		const struct load_result *p = rp->prefill;
-		j_open(&b, "prefill_result");
-		j_u64(&b, "prefill_events", acked(p));
-		j_dbl(&b, "prefill_seconds", rp->prefill_seconds, 3);
-		j_dbl(&b, "prefill_events_per_s", per_s(acked(p), rp->prefill_seconds), 1);
-		j_u64(&b, "prefill_errors", load_errors(p));
-		j_close(&b);
+		o = bj_obj(root, "prefill_result");
+		bj_u64(o, NULL, "prefill_events", acked(p));
+		bj_num(o, NULL, "prefill_seconds", rp->prefill_seconds, 3);
+		bj_num(o, NULL, "prefill_events_per_s", per_s(acked(p), rp->prefill_seconds), 1);
+		bj_u64(o, NULL, "prefill_errors", load_errors(p));
+		o = root;
 	}
 	const struct load_result *r = rp->run;
 	if (r) {
-		j_dbl(&b, "seconds", r->seconds, 3);
-		j_u64(&b, "events_sent", r->events_sent);
-		j_u64(&b, "events_acked", acked(r));
-		j_dbl(&b, "events_per_s", per_s(acked(r), r->seconds), 1);
-		j_dbl(&b, "batches_per_s", per_s(r->batches_acked, r->seconds), 1);
-		j_open(&b, "latency");
-		j_u64(&b, "latency_batches", r->lat->n);
-		j_dbl(&b, "p50_ms", ms(hist_quantile(r->lat, 0.50)), 3);
-		j_dbl(&b, "p90_ms", ms(hist_quantile(r->lat, 0.90)), 3);
-		j_dbl(&b, "p99_ms", ms(hist_quantile(r->lat, 0.99)), 3);
-		j_dbl(&b, "p999_ms", ms(hist_quantile(r->lat, 0.999)), 3);
-		j_dbl(&b, "max_ms", ms(r->lat->max), 3);
-		j_dbl(&b, "mean_ms", r->lat->n ? (double)r->lat->sum / (double)r->lat->n / 1000.0 : 0, 3);
-		j_close(&b);
-		j_open(&b, "errors");
-		j_u64(&b, "errors_total", load_errors(r));
-		j_u64(&b, "bad_status", r->bad_status);
-		j_u64(&b, "rejected", r->rejected);
-		j_u64(&b, "duplicates", r->duplicates);
-		j_u64(&b, "mismatched", r->mismatched);
-		j_u64(&b, "unanswered_batches", r->unacked_batches);
-		j_str(&b, "first_error", r->first_error[0] ? r->first_error : NULL);
-		j_close(&b);
-		j_u64(&b, "behind_batches", r->behind_batches);
+		bj_num(o, NULL, "seconds", r->seconds, 3);
+		bj_u64(o, NULL, "events_sent", r->events_sent);
+		bj_u64(o, NULL, "events_acked", acked(r));
+		bj_num(o, NULL, "events_per_s", per_s(acked(r), r->seconds), 1);
+		bj_num(o, NULL, "batches_per_s", per_s(r->batches_acked, r->seconds), 1);
+		o = bj_obj(root, "latency");
+		bj_u64(o, NULL, "latency_batches", r->lat->n);
+		bj_num(o, NULL, "p50_ms", ms(hist_quantile(r->lat, 0.50)), 3);
+		bj_num(o, NULL, "p90_ms", ms(hist_quantile(r->lat, 0.90)), 3);
+		bj_num(o, NULL, "p99_ms", ms(hist_quantile(r->lat, 0.99)), 3);
+		bj_num(o, NULL, "p999_ms", ms(hist_quantile(r->lat, 0.999)), 3);
+		bj_num(o, NULL, "max_ms", ms(r->lat->max), 3);
+		bj_num(o, NULL, "mean_ms", r->lat->n ? (double)r->lat->sum / (double)r->lat->n / 1000.0 : 0, 3);
+		o = root;
+		o = bj_obj(root, "errors");
+		bj_u64(o, NULL, "errors_total", load_errors(r));
+		bj_u64(o, NULL, "bad_status", r->bad_status);
+		bj_u64(o, NULL, "rejected", r->rejected);
+		bj_u64(o, NULL, "duplicates", r->duplicates);
+		bj_u64(o, NULL, "mismatched", r->mismatched);
+		bj_u64(o, NULL, "unanswered_batches", r->unacked_batches);
+		bj_str(o, NULL, "first_error", r->first_error[0] ? r->first_error : NULL);
+		o = root;
+		bj_u64(o, NULL, "behind_batches", r->behind_batches);
 		if (r->have_server) {
-			j_open(&b, "server");
-			j_u64(&b, "pid", (uint64_t)(rp->sv->spawned ? rp->sv->pid : c->pid));
-			j_dbl(&b, "server_us_per_event", server_us_per_event(r), 3);
-			j_dbl(&b, "server_user_s", (double)r->server_user_us / 1e6, 3);
-			j_dbl(&b, "server_sys_s", (double)r->server_sys_us / 1e6, 3);
-			j_dbl(&b, "server_peak_rss_mib", mib(r->peak_rss_kib), 1);
-			j_dbl(&b, "server_hwm_mib", mib(r->hwm_kib), 1);
-			j_close(&b);
+			o = bj_obj(root, "server");
+			bj_u64(o, NULL, "pid", (uint64_t)(rp->sv->spawned ? rp->sv->pid : c->pid));
+			bj_num(o, NULL, "server_us_per_event", server_us_per_event(r), 3);
+			bj_num(o, NULL, "server_user_s", (double)r->server_user_us / 1e6, 3);
+			bj_num(o, NULL, "server_sys_s", (double)r->server_sys_us / 1e6, 3);
+			bj_num(o, NULL, "server_peak_rss_mib", mib(r->peak_rss_kib), 1);
+			bj_num(o, NULL, "server_hwm_mib", mib(r->hwm_kib), 1);
+			o = root;
 		} else {
-			errq_buf_addstr(&b, "\"server\":null,");
+			bj_null(o, NULL, "server");
 		}
-		j_dbl(&b, "client_us_per_event", acked(r) ? (double)r->client_cpu_us / (double)acked(r) : 0, 3);
-		j_bool(&b, "interrupted", r->interrupted);
+		bj_num(o, NULL, "client_us_per_event", acked(r) ? (double)r->client_cpu_us / (double)acked(r) : 0, 3);
+		bj_bool(o, NULL, "interrupted", r->interrupted);
 	}
-	if (b.len && b.p[b.len - 1] == ',')
-		b.len--;
-	errq_buf_addstr(&b, "}");
-	puts(b.p ? b.p : "{}");
-	errq_buf_free(&b);
+	if (bj_print(root))
+		fprintf(stderr, "errq-bench: cannot write the JSON report\n");
 }

@@ -3,7 +3,12 @@
  *
  * Nothing here talks to the network or reads the environment, so tests/unit/test_cli.c links
  * it directly (static library errq_cli_fmt).  The only output is cli_table_render, which writes
- * to the FILE it is given. */
+ * to the FILE it is given.
+ *
+ * Where each part lives: cli_fmt.c exit codes, error text and values (times, sizes);
+ * cli_text.c terminal text (width, cells); cli_table.c column fitting, tables and streamed
+ * lines; cli_detail.c detail views; cli_spark.c sparklines; cli_keys.c key=value lists,
+ * circuit keys, matchers and alert ids.  cli_fmt_int.h is what they share. */
 #ifndef ERRQ_CLI_FMT_H
 #define ERRQ_CLI_FMT_H
 #include <grpc/status.h>

@@ -48,29 +48,12 @@ static void quiet_log(gpr_log_func_args *args)
 static grpc_channel *keepalive_channel(const char *addr)
 {
 	/* errq_channel_new's arguments, and keepalive */
-	grpc_arg args[6];
-	memset(args, 0, sizeof(args));
-	const struct {
-		const char *key;
-		int value;
-	} kv[6] = {
-	    {GRPC_ARG_ENABLE_RETRIES, 0},
-	    {GRPC_ARG_HTTP2_BDP_PROBE, 0},
-	    {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 16 << 20},
+	const struct errq_chan_arg extra[] = {
 	    {GRPC_ARG_KEEPALIVE_TIME_MS, CLI_KEEPALIVE_MS},
 	    {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, CLI_KEEPALIVE_TIMEOUT_MS},
 	    {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0}, /* a quiet tail keeps pinging */
 	};
-	for (size_t k = 0; k < 6; k++) {
-		args[k].type = GRPC_ARG_INTEGER;
-		args[k].key = (char *)kv[k].key;
-		args[k].value.integer = kv[k].value;
-	}
-	grpc_channel_args ca = {6, args};
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-	grpc_channel *ch = grpc_channel_create(addr, creds, &ca);
-	grpc_channel_credentials_release(creds);
-	return ch;
+	return errq_channel_new_ex(addr, NULL, extra, sizeof(extra) / sizeof(extra[0]));
 }
 
 grpc_channel *cli_channel(struct cli_ctx *ctx)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "errq_assert.h"
+#include "errq_pb.h"
 #include "errq_str.h"
 #include "errq_banned.h"
 
@@ -598,43 +599,9 @@ void circuit_window_calls(const struct circuit *c, uint64_t now, uint64_t *ok, u
 #define SAVE_MAGIC "EQC\x01"
 #define SAVE_HEADER (4 + 4 + 4 * 4 + 11 * 8 + 4)
 
-struct wbuf {
-	uint8_t *p;
-	size_t cap, len;
-};
-
-static void put_bytes(struct wbuf *w, const void *p, size_t n)
-{
-	if (w->len + n <= w->cap)
-		memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void put_le(struct wbuf *w, uint64_t v, int bytes)
-{
-	uint8_t b[8];
-	for (int i = 0; i < bytes; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-	put_bytes(w, b, (size_t)bytes);
-}
-
-static void put_varint(struct wbuf *w, uint64_t v)
-{
-	uint8_t b[10];
-	size_t n = 0;
-	do {
-		b[n] = (uint8_t)(v & 0x7f);
-		v >>= 7;
-		if (v)
-			b[n] |= 0x80;
-		n++;
-	} while (v);
-	put_bytes(w, b, n);
-}
-
 size_t circuit_save(const struct circuit *c, void *buf, size_t bufsz)
 {
-	struct wbuf w = {buf, buf ? bufsz : 0, 0};
+	struct errq_pb_buf w = errq_pb_buf_init(buf, bufsz); /* counts past the end */
 	uint32_t used = 0;
 	uint64_t first = ring_first(c);
 	for (uint64_t k = first; k <= c->head; k++) {
@@ -643,31 +610,31 @@ size_t circuit_save(const struct circuit *c, void *buf, size_t bufsz)
 			any |= slot_get(c, col, k) != 0;
 		used += any;
 	}
-	put_bytes(&w, SAVE_MAGIC, 4);
-	put_le(&w, (uint64_t)c->state, 1);
-	put_le(&w, c->has_calls ? 1 : 0, 1);
-	put_le(&w, 0, 2);
-	put_le(&w, c->window_s, 4);
-	put_le(&w, c->bucket_s, 4);
-	put_le(&w, c->n_buckets, 4);
-	put_le(&w, c->reopens, 4);
+	errq_pb_w_bytes(&w, SAVE_MAGIC, 4);
+	errq_pb_w_le(&w, (uint64_t)c->state, 1);
+	errq_pb_w_le(&w, c->has_calls ? 1 : 0, 1);
+	errq_pb_w_le(&w, 0, 2);
+	errq_pb_w_le(&w, c->window_s, 4);
+	errq_pb_w_le(&w, c->bucket_s, 4);
+	errq_pb_w_le(&w, c->n_buckets, 4);
+	errq_pb_w_le(&w, c->reopens, 4);
 	const uint64_t u[] = {c->clock,	      c->since,		 c->opened_at,	  c->deadline,
 			      c->remind_at,   c->recovery_ns,	 c->probe_start,  c->probe_failures,
 			      c->probe_failed, c->probe_ok,	 c->head};
 	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
-		put_le(&w, u[i], 8);
-	put_le(&w, used, 4);
+		errq_pb_w_le(&w, u[i], 8);
+	errq_pb_w_le(&w, used, 4);
 	for (uint64_t k = first; k <= c->head; k++) {
 		bool any = false;
 		for (int col = 0; col < n_cols(c); col++)
 			any |= slot_get(c, col, k) != 0;
 		if (!any)
 			continue;
-		put_varint(&w, c->head - k);
+		errq_pb_w_varint(&w, c->head - k);
 		for (int col = 0; col < n_cols(c); col++)
-			put_varint(&w, slot_get(c, col, k));
+			errq_pb_w_varint(&w, slot_get(c, col, k));
 	}
-	if (w.len > w.cap && buf && bufsz)
+	if (w.overflow && buf && bufsz)
 		memset(buf, 0, bufsz); /* never leave half a record that could be mistaken for one */
 	return w.len;
 }
@@ -693,19 +660,14 @@ static uint64_t get_le(struct rbuf *r, int bytes)
 
 static uint64_t get_varint(struct rbuf *r)
 {
-	uint64_t v = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (r->off >= r->len) {
-			r->bad = 1;
-			return 0;
-		}
-		uint8_t b = r->p[r->off++];
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return v;
+	const uint8_t *q = r->p + r->off;
+	uint64_t v;
+	if (r->bad || errq_pb_get_varint(&q, r->p + r->len, &v)) {
+		r->bad = 1;
+		return 0;
 	}
-	r->bad = 1;
-	return 0;
+	r->off = (size_t)(q - r->p);
+	return v;
 }
 
 int circuit_load(struct circuit **out, const struct circuit_config *cfg, const void *buf, size_t n)

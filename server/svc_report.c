@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "errq_grpc.h"
+#include "errq_pb.h"
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
@@ -411,56 +412,18 @@ static void on_wake(struct ingest_waiter *w, bool abandon)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7F) << shift;
-		if (!(b & 0x80))
-			return 0;
-	}
-	return -1;
-}
-
 /* Counts the `failures` (field 2) of an encoded ReportRequest by walking its top-level fields,
  * so that a batch over the limit is refused before decoding allocates for it.  Returns -1
  * when the bytes are not a well-formed top level. */
 static int count_failures(const uint8_t *p, size_t len, size_t *n)
 {
 	const uint8_t *end = p + len;
+	struct errq_pb_field f;
+	int rc;
 	*n = 0;
-	while (p < end) {
-		uint64_t key, v;
-		if (read_varint(&p, end, &key))
-			return -1;
-		switch (key & 7) {
-		case 0: /* varint */
-			if (read_varint(&p, end, &v))
-				return -1;
-			break;
-		case 1: /* 64-bit */
-			if (end - p < 8)
-				return -1;
-			p += 8;
-			break;
-		case 2: /* length-delimited */
-			if (read_varint(&p, end, &v) || v > (uint64_t)(end - p))
-				return -1;
-			p += v;
-			if (key >> 3 == 2)
-				(*n)++;
-			break;
-		case 5: /* 32-bit */
-			if (end - p < 4)
-				return -1;
-			p += 4;
-			break;
-		default:
-			return -1;
-		}
-	}
-	return 0;
+	while ((rc = errq_pb_next(&p, end, &f)) == 1)
+		*n += f.field == 2 && f.wt == ERRQ_PB_LEN;
+	return rc;
 }
 
 static void on_read(void *arg, bool ok)

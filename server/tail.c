@@ -14,6 +14,7 @@
 
 #include "errq/v1/query.pb-c.h"
 #include "errq_grpc.h"
+#include "errq_pb.h"
 #include "errq_log.h"
 #include "errq_str.h"
 #include "ingest.h"
@@ -119,15 +120,6 @@ static void unlist(struct tail_sub *t)
 		pthread_mutex_unlock(&t->mu);
 }
 
-static void varint(uint8_t **p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*(*p)++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*(*p)++ = (uint8_t)v;
-}
-
 /* Under t->mu: sends the oldest queued event (with the drop count) if nothing is in flight. */
 static void maybe_send(struct tail_sub *t)
 {
@@ -140,19 +132,15 @@ static void maybe_send(struct tail_sub *t)
 	/* TailMessage { Event event = 1; uint64 dropped = 2; } written by hand around the shared
 	 * encoded event */
 	size_t n = GRPC_SLICE_LENGTH(ev);
-	grpc_slice msg = grpc_slice_malloc(n + 24);
-	uint8_t *p = GRPC_SLICE_START_PTR(msg), *start = p;
-	*p++ = 0x0a;
-	varint(&p, n);
-	memcpy(p, GRPC_SLICE_START_PTR(ev), n);
-	p += n;
+	grpc_slice msg = grpc_slice_malloc(n + 2 * (1 + ERRQ_PB_VARINT_MAX));
+	struct errq_pb_buf w = errq_pb_buf_init(GRPC_SLICE_START_PTR(msg), GRPC_SLICE_LENGTH(msg));
+	errq_pb_w_len(&w, 1, GRPC_SLICE_START_PTR(ev), n);
 	if (t->dropped) {
-		*p++ = 0x10;
-		varint(&p, t->dropped);
+		errq_pb_w_uint(&w, 2, t->dropped);
 		t->dropped = 0;
 	}
 	grpc_slice_unref(ev);
-	grpc_slice out = grpc_slice_sub(msg, 0, (size_t)(p - start));
+	grpc_slice out = grpc_slice_sub(msg, 0, w.len); /* room for both fields: no overflow */
 	grpc_slice_unref(msg);
 	t->send_bb = grpc_raw_byte_buffer_create(&out, 1);
 	grpc_slice_unref(out);

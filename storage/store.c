@@ -13,6 +13,8 @@
  * a slot evicted while its head is newer than the database writes it first.  store_txn_commit writes the
  * aggregates (one UPDATE per group and one upsert per minute row) and commits: so a batch of
  * a thousand events of one group costs one group update, not a thousand. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +88,45 @@ int store__set_err(struct store *s, const char *what)
 	return -1;
 }
 
+int store__fail(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	s->busy = false;
+	s->errclass = STORE_ERR_OTHER;
+	return -1;
+}
+
+int store__exec(struct store *s, const char *sql, const char *what)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store__set_err(s, what ? what : sql);
+	return 0;
+}
+
+int store__own_txn_begin(struct store *s, const char *what)
+{
+	char why[64];
+	if (s->in_txn)
+		return store__fail(s, "%s inside a transaction", what);
+	errq_snprintf(why, sizeof(why), "begin %s", what);
+	return store__exec(s, "BEGIN IMMEDIATE", why);
+}
+
+int store__own_txn_end(struct store *s, int rc, const char *what)
+{
+	char why[64];
+	if (rc >= 0) {
+		errq_snprintf(why, sizeof(why), "commit %s", what);
+		if (!store__exec(s, "COMMIT", why))
+			return rc;
+	}
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* its own failure is only an echo */
+	return -1;
+}
+
 const char *store_errmsg(const struct store *s)
 {
 	return s->err;
@@ -103,9 +144,7 @@ int store_last_errclass(const struct store *s)
 
 static int pragma(struct store *s, const char *sql)
 {
-	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return store__set_err(s, sql);
-	return 0;
+	return store__exec(s, sql, NULL);
 }
 
 /* Runs after each commit on the writer (instead of SQLite's automatic checkpoint). */

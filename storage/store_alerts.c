@@ -201,9 +201,7 @@ int store_circuit_put(struct store *s, const struct store_circuit *c, int64_t *i
 	if (store__step(s, st, insert ? "insert circuit" : "update circuit"))
 		return -1;
 	if (!insert && sqlite3_changes(s->db) == 0) {
-		errq_snprintf(s->err, sizeof(s->err), "update circuit: no circuit %lld", (long long)c->id);
-		s->busy = false;
-		return -1;
+		return store__fail(s, "update circuit: no circuit %lld", (long long)c->id);
 	}
 	if (id)
 		*id = insert ? sqlite3_last_insert_rowid(s->db) : c->id;
@@ -358,9 +356,7 @@ static bool alert_from_row(sqlite3_stmt *st, struct store_alert *a)
 int store_alert_put(struct store *s, const struct store_alert *a, int64_t *id)
 {
 	if (!a->alert_id) {
-		errq_snprintf(s->err, sizeof(s->err), "alert without an alert_id");
-		s->busy = false;
-		return -1;
+		return store__fail(s, "alert without an alert_id");
 	}
 	sqlite3_stmt *st = astmt(s, ASTMT_ALERT_UPSERT);
 	if (!st)
@@ -486,9 +482,7 @@ static bool delivery_from_row(sqlite3_stmt *st, struct store_delivery *d, bool b
 
 static int bad_status(struct store *s, int status)
 {
-	errq_snprintf(s->err, sizeof(s->err), "unknown delivery status %d", status);
-	s->busy = false;
-	return -1;
+	return store__fail(s, "unknown delivery status %d", status);
 }
 
 int store_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id)
@@ -793,25 +787,10 @@ int store__alerts_prune_step(struct store *s, uint64_t older_than_ns, uint32_t l
 static int in_own_txn(struct store *s, uint64_t older_than_ns, uint32_t limit,
 		      int (*step)(struct store *, uint64_t, uint32_t, bool *))
 {
-	if (s->in_txn) {
-		errq_snprintf(s->err, sizeof(s->err), "pruning inside a transaction");
-		s->busy = false;
+	if (store__own_txn_begin(s, "prune"))
 		return -1;
-	}
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return store__set_err(s, "begin prune");
 	bool more = false;
-	int n = step(s, older_than_ns, limit, &more);
-	if (n < 0) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		store__set_err(s, "commit prune");
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	return n;
+	return store__own_txn_end(s, step(s, older_than_ns, limit, &more), "prune");
 }
 
 int store_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit)

@@ -108,10 +108,34 @@ struct store {
 	uint64_t txn_overflow;           /* overflow events of the open transaction */
 };
 
+/* ---- running SQL: the one set of wrappers (store.c) ----
+ * Busy policy: storage never loops on SQLITE_BUSY itself.  The connection's busy handler
+ * (sqlite3_busy_timeout, set at open: the busy_timeout_ms option, else 2 s for the writer and
+ * 100 ms read-only; 0 on the checkpointer's own connection) waits for the lock; when it gives
+ * up the call fails, store__set_err records errclass STORE_ERR_LOCKED and store_last_busy()
+ * turns true, and the caller decides (the writer retries its batch, upkeep tries again on its
+ * next pass, a reader answers UNAVAILABLE).  A failure that is not SQLite's (store__fail)
+ * clears the busy flag, so a stale one never makes a caller retry a refusal. */
+
+/* Records the connection's last error as "what: sqlite's message" and classifies it.
+ * Returns -1. */
 int store__set_err(struct store *s, const char *what);
+/* Records a failure of storage's own (bad input, wrong state): not busy, STORE_ERR_OTHER.
+ * Returns -1. */
+int store__fail(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs SQL text (no rows): 0, or -1 recorded as "what: ..." (what NULL: the SQL itself). */
+int store__exec(struct store *s, const char *sql, const char *what);
 /* Steps a statement once and resets it (a prepared writer statement): 0, or -1 with the
  * reason recorded as `what: sqlite's message`. */
 int store__step(struct store *s, sqlite3_stmt *st, const char *what);
+/* A transaction of its own for upkeep between the writer's transactions: refused inside one
+ * ("what inside a transaction"); BEGIN IMMEDIATE, so the write lock is taken (or the busy
+ * handler gives up) at the start, not halfway. */
+int store__own_txn_begin(struct store *s, const char *what);
+/* Ends it: rc < 0 rolls back (keeping the error that caused it) and returns -1; else
+ * commits and returns rc, or rolls back and returns -1 ("commit what: ...") when COMMIT
+ * fails. */
+int store__own_txn_end(struct store *s, int rc, const char *what);
 static inline const char *store__col_text(sqlite3_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st, i);

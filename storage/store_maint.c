@@ -13,13 +13,6 @@
 
 #define NS_PER_MINUTE 60000000000ULL
 
-static int exec1(struct store *s, const char *sql, const char *what)
-{
-	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return store__set_err(s, what);
-	return 0;
-}
-
 int store_set_group_status(struct store *s, const char *fingerprint, const char *status, uint64_t now_ns)
 {
 	if (strcmp(status, "unresolved") && strcmp(status, "resolved") && strcmp(status, "ignored")) {
@@ -260,14 +253,10 @@ static int vacuum_step(struct store *s)
 int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more)
 {
 	*more = false;
-	if (s->in_txn) {
-		errq_snprintf(s->err, sizeof(s->err), "maintenance inside a transaction");
-		return -1;
-	}
 	/* Pending aggregates need not be written first: the sweeps delete the oldest events,
 	 * which the written counts cover (the unwritten ones are the newest), and their
 	 * decrements of stored counts add up with the increments still pending. */
-	if (exec1(s, "BEGIN IMMEDIATE", "begin maintenance"))
+	if (store__own_txn_begin(s, "maintenance"))
 		return -1;
 	int rc = 0;
 	if (o->retention_ns && o->now_ns > o->retention_ns) {
@@ -287,14 +276,8 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 	uint64_t history = o->alert_history_ns ? o->alert_history_ns : STORE_ALERT_HISTORY_NS;
 	if (!rc && o->now_ns > history && store__alerts_prune_step(s, o->now_ns - history, STORE_MAINT_BATCH, more) < 0)
 		rc = -1;
-	if (rc) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (store__own_txn_end(s, rc ? -1 : 0, "maintenance"))
 		return -1;
-	}
-	if (exec1(s, "COMMIT", "commit maintenance")) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
 	/* outside the transaction: incremental_vacuum commits by itself in autocommit mode */
 	return vacuum_step(s);
 }

@@ -175,41 +175,29 @@ static int user_version(struct store *s, int *v)
 	return rc == SQLITE_ROW ? 0 : store__set_err(s, "read schema version");
 }
 
-static int exec(struct store *s, const char *sql, const char *what)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		errq_snprintf(s->err, sizeof(s->err), "%s: %s", what, msg ? msg : sqlite3_errmsg(s->db));
-		s->busy = sqlite3_errcode(s->db) == SQLITE_BUSY;
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
 int store__migrate(struct store *s)
 {
 	/* The version is read inside the write transaction, so two processes opening a new file
 	 * at once cannot both apply the same migration. */
 	for (;;) {
 		int v;
-		if (exec(s, "BEGIN IMMEDIATE", "begin migration"))
+		if (store__exec(s, "BEGIN IMMEDIATE", "begin migration"))
 			return -1;
 		if (user_version(s, &v))
 			goto fail;
 		if (v > STORE_SCHEMA_VERSION) {
-			errq_snprintf(s->err, sizeof(s->err),
-				      "database schema version %d is newer than this errqd knows (%d): "
-				      "refusing to open it; run a newer errqd",
-				      v, STORE_SCHEMA_VERSION);
+			store__fail(s,
+				    "database schema version %d is newer than this errqd knows (%d): "
+				    "refusing to open it; run a newer errqd",
+				    v, STORE_SCHEMA_VERSION);
 			goto fail;
 		}
 		if (v == STORE_SCHEMA_VERSION)
-			return exec(s, "COMMIT", "commit migration");
+			return store__exec(s, "COMMIT", "commit migration");
 		char bump[64];
 		errq_snprintf(bump, sizeof(bump), "PRAGMA user_version=%d", v + 1);
-		if (exec(s, migrations[v], "migrate schema") || exec(s, bump, "bump schema version") ||
-		    exec(s, "COMMIT", "commit migration"))
+		if (store__exec(s, migrations[v], "migrate schema") || store__exec(s, bump, "bump schema version") ||
+		    store__exec(s, "COMMIT", "commit migration"))
 			goto fail;
 	}
 fail:

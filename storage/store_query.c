@@ -80,10 +80,8 @@ static int list_group_chain(struct store *s, const struct store_event_filter *f,
 		goto out;
 	}
 	/* one read transaction for the whole page, so the chain cannot change under the walk */
-	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		store__set_err(s, "begin read");
+	if (store__exec(s, "BEGIN", "begin read"))
 		goto out;
-	}
 	uint32_t n = 0;
 	rc = 0;
 	while (next > 0 && n < f->limit) {

@@ -14,6 +14,7 @@
 
 #include "errq.h"
 #include "errq_id.h"
+#include "errq_pb.h"
 
 /* ---- field limits, in bytes of UTF-8 after repair: the collector's own (docs/protocol.md),
  * so the client never sends what the collector would cut.  Policy: a longer value is cut at
@@ -383,8 +384,8 @@ struct errq_client {
 };
 
 /* errq_event.c */
-/* Sizes as encoded by protobuf (exact for proto3, where empty strings are omitted). */
-size_t errq__varint_size(uint64_t v);
+/* Sizes as encoded by protobuf (exact for proto3, where empty strings are omitted); varints
+ * are errq_pb_varint_size (common/errq_pb.h). */
 size_t errq__str_field_size(const char *s); /* a string field with a one-byte tag */
 /* Copies s into *out: at most max bytes of valid UTF-8 (invalid bytes become U+FFFD, a longer
  * value is cut at a character boundary and *cut set).  NULL or "" gives *out = NULL.

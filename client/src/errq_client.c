@@ -197,29 +197,15 @@ static bool is_forked(const errq_client_t *c)
  * plaintext or TLS.  NULL when gRPC refuses. */
 grpc_channel *errq__channel_new(const struct errq_options *o)
 {
-	grpc_arg args[6];
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = (char *)GRPC_ARG_ENABLE_RETRIES;
-	args[0].value.integer = 0;
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
-	args[1].value.integer = 0;
-	args[2].type = GRPC_ARG_INTEGER;
-	args[2].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[2].value.integer = 16 << 20;
 	/* gRPC's own reconnect backoff (1 s, x1.6, up to 120 s by default) follows the client's:
 	 * the client opens a fresh channel for each attempt after a failure (errq_sender.c,
 	 * stream_open), so this only paces gRPC's background reconnects of the current one */
-	args[3].type = GRPC_ARG_INTEGER;
-	args[3].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
-	args[3].value.integer = (int)o->backoff_initial_ms;
-	args[4].type = GRPC_ARG_INTEGER; /* (not MIN_RECONNECT_BACKOFF: that is the connect timeout) */
-	args[4].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-	args[4].value.integer = (int)o->backoff_max_ms;
-	args[5].type = GRPC_ARG_INTEGER;
-	args[5].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
-	args[5].value.integer = 1;
-	grpc_channel_args ca = {6, args};
+	const struct errq_chan_arg extra[] = {
+	    {GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, (int)o->backoff_initial_ms},
+	    /* (not MIN_RECONNECT_BACKOFF: that is the connect timeout) */
+	    {GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, (int)o->backoff_max_ms},
+	    {GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1},
+	};
 	grpc_channel_credentials *creds;
 	if (o->tls) {
 		grpc_ssl_pem_key_cert_pair pair = {o->tls_key_pem, o->tls_cert_pem};
@@ -230,7 +216,7 @@ grpc_channel *errq__channel_new(const struct errq_options *o)
 	}
 	if (!creds)
 		return NULL;
-	grpc_channel *ch = grpc_channel_create(o->collector, creds, &ca);
+	grpc_channel *ch = errq_channel_new_ex(o->collector, creds, extra, sizeof(extra) / sizeof(extra[0]));
 	grpc_channel_credentials_release(creds);
 	return ch;
 }

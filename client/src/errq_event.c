@@ -21,21 +21,11 @@
 
 #define TAG_LEN 1 /* every field number of TaskFailure, Frame and DetailsEntry is < 16 */
 
-size_t errq__varint_size(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 /* A proto3 string field: omitted when empty. */
 size_t errq__str_field_size(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
-	return n ? TAG_LEN + errq__varint_size(n) + n : 0;
+	return n ? TAG_LEN + errq_pb_varint_size(n) + n : 0;
 }
 
 /* What malloc(n) takes from the heap: glibc's chunk (n plus a size word, 16-byte aligned,
@@ -49,7 +39,7 @@ static size_t chunk(size_t n)
 /* An element of a repeated message field: always present, even when empty. */
 static size_t msg_field(size_t body)
 {
-	return TAG_LEN + errq__varint_size(body) + body;
+	return TAG_LEN + errq_pb_varint_size(body) + body;
 }
 
 static size_t detail_size(const struct errq_detail *d)
@@ -62,7 +52,7 @@ static size_t frame_size(const struct errq_frame *f)
 	size_t b = errq__str_field_size(f->function) + errq__str_field_size(f->file) +
 		   errq__str_field_size(f->module);
 	if (f->line)
-		b += TAG_LEN + errq__varint_size(f->line);
+		b += TAG_LEN + errq_pb_varint_size(f->line);
 	if (f->in_app)
 		b += TAG_LEN + 1;
 	return msg_field(b);
@@ -418,7 +408,7 @@ void errq__event_measure(const errq_client_t *c, errq_event_t *ev)
 	if (ev->time_ns)
 		b += TAG_LEN + 8; /* fixed64 */
 	if (ev->attempt)
-		b += TAG_LEN + errq__varint_size(ev->attempt);
+		b += TAG_LEN + errq_pb_varint_size(ev->attempt);
 	if (ev->handled)
 		b += TAG_LEN + 1;
 	ev->wire_body = b;
@@ -433,26 +423,15 @@ void errq__event_measure(const errq_client_t *c, errq_event_t *ev)
  * (varint), handled 15 (varint); Frame function 1, file 2, line 3, module 4, in_app 5;
  * DetailsEntry key 1, value 2; ReportRequest failures 2, batch_id 4.  proto3: empty strings,
  * zeros and false are left out.  Fields go in number order, as protobuf-c packs them. */
-#define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
-enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2 };
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
+#define TAG(field, wt) ((uint8_t)ERRQ_PB_TAG(field, ERRQ_PB_##wt)) /* one byte: fields < 16 */
 
 static uint8_t *put_str(uint8_t *p, int field, const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 	if (!n)
 		return p;
-	*p++ = TAG(field, WT_LEN);
-	p = put_varint(p, n);
+	*p++ = TAG(field, LEN);
+	p = errq_pb_put_varint(p, n);
 	memcpy(p, s, n);
 	return p + n;
 }
@@ -462,7 +441,7 @@ static size_t frame_body(const struct errq_frame *f)
 	size_t b = errq__str_field_size(f->function) + errq__str_field_size(f->file) +
 		   errq__str_field_size(f->module);
 	if (f->line)
-		b += TAG_LEN + errq__varint_size(f->line);
+		b += TAG_LEN + errq_pb_varint_size(f->line);
 	if (f->in_app)
 		b += TAG_LEN + 1;
 	return b;
@@ -470,20 +449,20 @@ static size_t frame_body(const struct errq_frame *f)
 
 size_t errq__event_id_offset(const errq_event_t *ev)
 {
-	return TAG_LEN + errq__varint_size(ev->wire_body) + TAG_LEN + 1;
+	return TAG_LEN + errq_pb_varint_size(ev->wire_body) + TAG_LEN + 1;
 }
 
 uint8_t *errq__event_encode(uint8_t *p, const struct errq_options *cfg, const errq_event_t *ev)
 {
-	*p++ = TAG(2, WT_LEN); /* ReportRequest.failures */
-	p = put_varint(p, ev->wire_body);
+	*p++ = TAG(2, LEN); /* ReportRequest.failures */
+	p = errq_pb_put_varint(p, ev->wire_body);
 	const uint8_t *start = p;
-	*p++ = TAG(1, WT_LEN);
+	*p++ = TAG(1, LEN);
 	*p++ = ERRQ_ID_LEN;
 	memcpy(p, ev->id, ERRQ_ID_LEN);
 	p += ERRQ_ID_LEN;
 	if (ev->time_ns) {
-		*p++ = TAG(2, WT_FIXED64);
+		*p++ = TAG(2, FIXED64);
 		for (int i = 0; i < 8; i++)
 			*p++ = (uint8_t)(ev->time_ns >> (8 * i));
 	}
@@ -497,34 +476,34 @@ uint8_t *errq__event_encode(uint8_t *p, const struct errq_options *cfg, const er
 	p = put_str(p, 10, ev->message);
 	for (uint32_t j = 0; j < ev->n_frames; j++) {
 		const struct errq_frame *f = &ev->frames[j];
-		*p++ = TAG(11, WT_LEN);
-		p = put_varint(p, frame_body(f));
+		*p++ = TAG(11, LEN);
+		p = errq_pb_put_varint(p, frame_body(f));
 		p = put_str(p, 1, f->function);
 		p = put_str(p, 2, f->file);
 		if (f->line) {
-			*p++ = TAG(3, WT_VARINT);
-			p = put_varint(p, f->line);
+			*p++ = TAG(3, VARINT);
+			p = errq_pb_put_varint(p, f->line);
 		}
 		p = put_str(p, 4, f->module);
 		if (f->in_app) {
-			*p++ = TAG(5, WT_VARINT);
+			*p++ = TAG(5, VARINT);
 			*p++ = 1;
 		}
 	}
 	for (uint32_t j = 0; j < ev->n_details; j++) {
 		const struct errq_detail *d = &ev->details[j];
-		*p++ = TAG(12, WT_LEN);
-		p = put_varint(p, errq__str_field_size(d->key) + errq__str_field_size(d->value));
+		*p++ = TAG(12, LEN);
+		p = errq_pb_put_varint(p, errq__str_field_size(d->key) + errq__str_field_size(d->value));
 		p = put_str(p, 1, d->key);
 		p = put_str(p, 2, d->value);
 	}
 	p = put_str(p, 13, ev->fingerprint);
 	if (ev->attempt) {
-		*p++ = TAG(14, WT_VARINT);
-		p = put_varint(p, ev->attempt);
+		*p++ = TAG(14, VARINT);
+		p = errq_pb_put_varint(p, ev->attempt);
 	}
 	if (ev->handled) {
-		*p++ = TAG(15, WT_VARINT);
+		*p++ = TAG(15, VARINT);
 		*p++ = 1;
 	}
 	return (size_t)(p - start) == ev->wire_body ? p : NULL;
@@ -546,7 +525,7 @@ int errq__batch_encode(const struct errq_options *cfg, const errq_event_t *first
 	for (size_t i = 0; i < n && p; i++, ev = ev->next)
 		p = errq__event_encode(p, cfg, ev);
 	if (p) {
-		*p++ = TAG(4, WT_LEN);
+		*p++ = TAG(4, LEN);
 		*p++ = ERRQ_ID_LEN;
 		memcpy(p, batch_id, ERRQ_ID_LEN);
 		p += ERRQ_ID_LEN;
@@ -565,14 +544,8 @@ int errq__batch_encode(const struct errq_options *cfg, const errq_event_t *first
 
 size_t errq__seq_prefix(uint64_t seq, uint8_t out[11])
 {
-	size_t n = 0;
-	out[n++] = 0x08; /* field 1 (seq), wire type 0 (varint) */
-	do {
-		uint8_t b = seq & 0x7f;
-		seq >>= 7;
-		out[n++] = seq ? (uint8_t)(b | 0x80) : b;
-	} while (seq);
-	return n;
+	out[0] = TAG(1, VARINT);
+	return (size_t)(errq_pb_put_varint(out + 1, seq) - out);
 }
 
 int errq__outcomes_encode(const struct errq_options *cfg, struct errq_outcome_entry *const *ents,

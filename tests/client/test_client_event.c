@@ -315,7 +315,7 @@ static void test_size_accounting_matches_encoding(void **state)
 	assert_int_equal(GRPC_SLICE_LENGTH(out), body_header + sum);
 	uint8_t pre[11];
 	size_t pl = errq__seq_prefix(seq, pre);
-	assert_int_equal(pl, 1 + errq__varint_size(seq));
+	assert_int_equal(pl, 1 + errq_pb_varint_size(seq));
 	assert_true(pl + body_header <= ERRQ__BATCH_OVERHEAD);
 	size_t wl = pl + GRPC_SLICE_LENGTH(out);
 	uint8_t *wire = malloc(wl);
@@ -357,7 +357,7 @@ static void test_size_accounting_matches_encoding(void **state)
 		assert_string_equal(t->details[0]->value, evs[i]->message);
 		/* and each entry alone matches its accounted size */
 		size_t one = errq__v1__task_failure__get_packed_size(t);
-		assert_int_equal(evs[i]->wire, 1 + errq__varint_size(one) + one);
+		assert_int_equal(evs[i]->wire, 1 + errq_pb_varint_size(one) + one);
 		assert_true(evs[i]->cost > evs[i]->wire);
 	}
 	errq__v1__report_request__free_unpacked(req, NULL);

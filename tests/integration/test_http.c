@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -184,6 +188,8 @@ static void test_metrics_move_with_load(void **state)
 	assert_true(series(before, "errq_ingest_queue_capacity_batches") > 0);
 	assert_true(series(before, "errq_process_resident_memory_bytes") > 0);
 	assert_true(series(before, "errq_process_open_fds") > 0);
+	assert_non_null(strstr(before, "errq_build_info{version=\"" ERRQ_VERSION_STRING "\",name=\"errqd\",storage=\"sqlite\","
+					"durability=\"normal\"} 1\n"));
 
 	/* 20 events, one without a service (rejected alone), then the first 5 again (duplicates) */
 	struct rawstream s;
@@ -279,6 +285,65 @@ static void test_readyz_follows_an_unwritable_database(void **state)
 	req_free(r);
 }
 
+static int connect_http(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.http_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* True when the server closes fd (EOF or reset) within timeout_ms, having sent nothing. */
+static bool closed_by_server(int fd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (poll(&pfd, 1, timeout_ms) != 1)
+		return false;
+	char c;
+	return recv(fd, &c, 1, 0) <= 0;
+}
+
+/* At most HTTP_MAX_PER_IP (32) connections from one address: the next is closed at once,
+ * and a probe gets through again when one closes.  docs/operations.md promises the number. */
+static void test_connections_per_address_bounded(void **state)
+{
+	enum { PER_IP = 32 }; /* docs/operations.md, "Health and metrics" */
+	int fds[PER_IP];
+	for (int i = 0; i < PER_IP; i++)
+		fds[i] = connect_http();
+	/* each is accepted and held open (idle, not yet timed out) */
+	for (int i = 0; i < PER_IP; i++)
+		assert_false(closed_by_server(fds[i], 0));
+	int extra = connect_http(); /* the kernel accepts; errqd closes it unanswered */
+	assert_true(closed_by_server(extra, HARNESS_DEADLINE_MS));
+	close(extra);
+	close(fds[0]);
+	char *body = NULL;
+	int status = 0;
+	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;) {
+		if (http_request(D.http_port, "GET", "/livez", NULL, &status, NULL, &body) == 0 && status == 200)
+			break;
+		usleep(20 * 1000); /* until errqd has seen the close */
+	}
+	assert_int_equal(status, 200);
+	free(body);
+	for (int i = 1; i < PER_IP; i++)
+		close(fds[i]);
+}
+
+/* An idle connection is closed after 10 s (HTTP_TIMEOUT_S; docs/operations.md), not kept. */
+static void test_idle_connection_closed(void **state)
+{
+	int fd = connect_http();
+	uint64_t t0 = errq_mono_ns();
+	assert_true(closed_by_server(fd, HARNESS_DEADLINE_MS));
+	uint64_t waited = errq_mono_ns() - t0;
+	assert_true(waited >= 9 * ERRQ_NS_PER_SEC); /* not at once: after the idle timeout */
+	close(fd);
+}
+
 /* A second collector on an HTTP port that the first holds refuses to start. */
 static void test_second_collector_on_the_http_port_refused(void **state)
 {
@@ -303,6 +368,8 @@ int main(void)
 	    cmocka_unit_test(test_metrics_move_with_load),
 	    cmocka_unit_test(test_readyz_follows_an_unwritable_database),
 	    cmocka_unit_test(test_second_collector_on_the_http_port_refused),
+	    cmocka_unit_test(test_connections_per_address_bounded),
+	    cmocka_unit_test(test_idle_connection_closed),
 	};
 	return cmocka_run_group_tests_name("integration_http", tests, setup, teardown);
 }

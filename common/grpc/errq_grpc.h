@@ -18,8 +18,24 @@ const char *errq_status_name(grpc_status_code c);
 /* A deadline ms milliseconds from now on the monotonic clock (ms < 0: infinite). */
 gpr_timespec errq_deadline_ms(long ms);
 
-/* An insecure channel to "host:port" with errq's channel arguments (no retries, bounded
- * windows).  Returns NULL only on allocation failure. */
+/* errq's channel arguments, built in one place for every client of errqd (liberrq, the CLI,
+ * the benchmarks, the tests): no retries (resends are errq's own, and gRPC's retries would
+ * buffer every message sent), no BDP probing (flow-control windows stay bounded), and
+ * replies up to ERRQ_CHANNEL_MAX_RECEIVE bytes.  A caller adds its own after these. */
+#define ERRQ_CHANNEL_MAX_RECEIVE (16 << 20)
+#define ERRQ_CHANNEL_MAX_EXTRA 8 /* extra arguments one channel may add */
+struct errq_chan_arg {
+	const char *key; /* a GRPC_ARG_* name (or a private one, to keep a channel apart) */
+	int value;
+};
+
+/* A channel to "host:port" over creds (NULL: plaintext; the caller keeps and releases its
+ * own) with errq's arguments and the n_extra of extra, which must not repeat errq's keys.
+ * Returns NULL when n_extra > ERRQ_CHANNEL_MAX_EXTRA or gRPC refuses. */
+grpc_channel *errq_channel_new_ex(const char *addr, grpc_channel_credentials *creds,
+				  const struct errq_chan_arg *extra, size_t n_extra);
+
+/* errq_channel_new_ex(addr, NULL, NULL, 0).  Returns NULL only on allocation failure. */
 grpc_channel *errq_channel_new(const char *addr);
 
 /* A blocking unary call on its own completion queue.  Returns 0 when the call completed

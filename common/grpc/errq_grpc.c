@@ -4,6 +4,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "errq_str.h"
 #include "errq_banned.h"
@@ -50,23 +51,37 @@ gpr_timespec errq_deadline_ms(long ms)
 	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
+grpc_channel *errq_channel_new_ex(const char *addr, grpc_channel_credentials *creds,
+				  const struct errq_chan_arg *extra, size_t n_extra)
+{
+	static const struct errq_chan_arg base[] = {
+	    {GRPC_ARG_ENABLE_RETRIES, 0},
+	    {GRPC_ARG_HTTP2_BDP_PROBE, 0},
+	    {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, ERRQ_CHANNEL_MAX_RECEIVE},
+	};
+	enum { N_BASE = sizeof(base) / sizeof(base[0]) };
+	grpc_arg args[N_BASE + ERRQ_CHANNEL_MAX_EXTRA];
+	if (n_extra > ERRQ_CHANNEL_MAX_EXTRA)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < N_BASE + n_extra; i++, n++) {
+		const struct errq_chan_arg *a = i < N_BASE ? &base[i] : &extra[i - N_BASE];
+		memset(&args[n], 0, sizeof(args[n]));
+		args[n].type = GRPC_ARG_INTEGER;
+		args[n].key = (char *)a->key;
+		args[n].value.integer = a->value;
+	}
+	grpc_channel_args ca = {n, args};
+	grpc_channel_credentials *own = creds ? NULL : grpc_insecure_credentials_create();
+	grpc_channel *ch = grpc_channel_create(addr, creds ? creds : own, &ca);
+	if (own)
+		grpc_channel_credentials_release(own);
+	return ch;
+}
+
 grpc_channel *errq_channel_new(const char *addr)
 {
-	grpc_arg args[3];
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = (char *)GRPC_ARG_ENABLE_RETRIES;
-	args[0].value.integer = 0;
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
-	args[1].value.integer = 0;
-	args[2].type = GRPC_ARG_INTEGER;
-	args[2].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[2].value.integer = 16 << 20;
-	grpc_channel_args ca = {3, args};
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-	grpc_channel *ch = grpc_channel_create(addr, creds, &ca);
-	grpc_channel_credentials_release(creds);
-	return ch;
+	return errq_channel_new_ex(addr, NULL, NULL, 0);
 }
 
 void errq_unary_result_free(struct errq_unary_result *r)
