@@ -33,12 +33,20 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
 
-# Longer runs: valgrind over the integration tests, and the container image built and run
-# (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the cache).
-test-long: build
+# Longer runs: valgrind over the integration tests; the container image built and run
+# (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the cache);
+# then the whole suite REPEAT_RUNS times in a row with every core kept busy by other load,
+# plainly and under ASan+UBSan: every run must pass (scripts/test-repeat; about 20 + 30
+# minutes on 2 cores).
+REPEAT_RUNS ?= 20
+test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	@scripts/install-deps --long
 	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -L integration
 	tests/deploy/image_test.sh $(CURDIR) $(abspath $(BUILD))
+	scripts/test-repeat --runs $(REPEAT_RUNS) $(BUILD)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  scripts/test-repeat --runs $(REPEAT_RUNS) $(ASAN_BUILD)
 
 # The benchmark matrix of issue 3 (about 20-30 minutes); writes docs/benchmarks.md.  BENCH_DURATION,
 # BENCH_WARMUP, BENCH_PREFILL and BENCH_RUNS (environment or make arguments) shorten it, e.g.

@@ -1,4 +1,4 @@
-/* liberrq against the real collector (ERRQD_PATH, started on an ephemeral port with a
+/* liberrq against the real collector (ERRQD_PATH, started by the integration harness with a
  * temporary database; its events read back through the Query API):
  *  - the collector is killed (SIGKILL) mid-stream and restarted on the same port and
  *    database: every reported event is stored exactly once;
@@ -27,100 +27,22 @@
 #include "errq_grpc.h"
 #include "errq_str.h"
 #include "errq_time.h"
+#include "client_support.h"
+#include "harness.h"
 #include "errq_banned.h"
 
 #define GENEROUS_MS 60000
 
-struct errqd {
-	pid_t pid;
-	int port;
-	char dir[64];
-	char db[128];
-	char addr[64];
-	char portfile[128];
-	char log[128];
-};
-
-static void msleep(int ms)
+/* Starts errqd through the integration harness (its child dies with the test).  A collector
+ * that will be restarted on the address its clients already use listens on a port outside
+ * the kernel's ephemeral range: nothing else can be given that port while it is down. */
+static void collector_start(struct errqd_proc *d, bool restartable)
 {
-	usleep((useconds_t)ms * 1000);
-}
-
-/* Starts errqd on port (0: an ephemeral one) with d->db, making d->dir the first time. */
-static void errqd_start(struct errqd *d, int port)
-{
-	if (!d->dir[0]) {
-		errq_snprintf(d->dir, sizeof(d->dir), "/tmp/errq-cli-XXXXXX");
-		assert_non_null(mkdtemp(d->dir));
-		errq_snprintf(d->db, sizeof(d->db), "%s/errq.db", d->dir);
-		errq_snprintf(d->portfile, sizeof(d->portfile), "%s/port", d->dir);
-		errq_snprintf(d->log, sizeof(d->log), "%s/errqd.log", d->dir);
+	if (restartable && !d->listen_port) {
+		d->listen_port = harness_quiet_port();
+		assert_true(d->listen_port > 0);
 	}
-	char listen[64];
-	errq_snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	unlink(d->portfile);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execl(ERRQD_PATH, ERRQD_PATH, "--listen", listen, "--db", d->db, "--port-file",
-		      d->portfile, "--http-listen", "127.0.0.1:0", (char *)NULL);
-		_exit(127);
-	}
-	d->pid = pid;
-	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < GENEROUS_MS * ERRQ_NS_PER_MS;) {
-		FILE *f = fopen(d->portfile, "r");
-		int p = 0;
-		if (f) {
-			int ok = fscanf(f, "%d", &p) == 1;
-			fclose(f);
-			if (ok && p > 0) {
-				d->port = p;
-				errq_snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", p);
-				return;
-			}
-		}
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			d->pid = 0;
-			fail_msg("errqd exited early; see %s", d->log);
-		}
-		msleep(10);
-	}
-	fail_msg("errqd did not start; see %s", d->log);
-}
-
-static void errqd_stop(struct errqd *d, int sig)
-{
-	if (!d->pid)
-		return;
-	kill(d->pid, sig);
-	int st;
-	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < GENEROUS_MS * ERRQ_NS_PER_MS;) {
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return;
-		}
-		msleep(5);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, &st, 0);
-	d->pid = 0;
-}
-
-static void errqd_cleanup(struct errqd *d)
-{
-	errqd_stop(d, SIGKILL);
-	if (d->dir[0] && !getenv("ERRQ_KEEP_TMP")) {
-		char cmd[128];
-		errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-		assert_int_equal(system(cmd), 0);
-	}
+	assert_int_equal(errqd_start(d, NULL), 0);
 }
 
 /* Counts the stored events of service by message "m<k>" into seen[k] (k < max) through
@@ -165,23 +87,7 @@ static size_t stored_messages(const char *addr, const char *service, int *seen, 
 	return total;
 }
 
-static errq_stats_t stats_of(errq_client_t *c)
-{
-	errq_stats_t st;
-	assert_int_equal(errq_client_stats(c, &st), ERRQ_OK);
-	return st;
-}
 
-#define WAIT_STATS(c, st, cond)                                                              \
-	do {                                                                                 \
-		uint64_t t0_ = errq_mono_ns();                                               \
-		st = stats_of(c);                                                            \
-		while (!(cond) && errq_mono_ns() - t0_ < GENEROUS_MS * ERRQ_NS_PER_MS) {     \
-			msleep(5);                                                           \
-			st = stats_of(c);                                                    \
-		}                                                                            \
-		assert_true(cond);                                                           \
-	} while (0)
 
 static errq_options_t *options_for(const char *addr, const char *service)
 {
@@ -208,7 +114,7 @@ static void *paced_reporter(void *p)
 		if (errq_report_failure(a->c, "KillError", "KILL", "m%d", i) != ERRQ_OK)
 			a->failures++;
 		if (i % 10 == 9)
-			msleep(1);
+			client_msleep(1);
 	}
 	return NULL;
 }
@@ -216,10 +122,10 @@ static void *paced_reporter(void *p)
 static void test_kill_collector_mid_stream(void **state)
 {
 	enum { N = 4000 };
-	struct errqd d = {0};
+	struct errqd_proc d = {0};
 	char service[64];
 	errq_snprintf(service, sizeof(service), "kill-test-%d", (int)getpid());
-	errqd_start(&d, 0);
+	collector_start(&d, true);
 	errq_options_t *o = options_for(d.addr, service);
 	errq_options_set_max_batch_events(o, 50);
 	errq_client_t *c = errq_client_new(o);
@@ -230,8 +136,7 @@ static void test_kill_collector_mid_stream(void **state)
 	errq_stats_t st;
 	WAIT_STATS(c, st, st.acked >= 500);
 	errqd_stop(&d, SIGKILL); /* batches in flight: committed or not, unanswered */
-	msleep(300);
-	errqd_start(&d, d.port); /* same port, same database */
+	collector_start(&d, true); /* same port, same database */
 	pthread_join(th, NULL);
 	assert_int_equal(a.failures, 0);
 	assert_int_equal(errq_client_flush(c, GENEROUS_MS), ERRQ_OK);
@@ -255,13 +160,12 @@ static void test_kill_collector_mid_stream(void **state)
 static void test_close_with_collector_down_then_spool_delivers(void **state)
 {
 	enum { N = 300 };
-	struct errqd d = {0};
+	struct errqd_proc d = {0};
 	char service[64], spool[64];
 	errq_snprintf(service, sizeof(service), "spool-test-%d", (int)getpid());
 	errq_snprintf(spool, sizeof(spool), "/tmp/errq-spool-XXXXXX");
 	assert_non_null(mkdtemp(spool));
-	errqd_start(&d, 0);
-	int port = d.port;
+	collector_start(&d, true);
 	errqd_stop(&d, SIGTERM); /* down: the port and the database stay */
 
 	errq_options_t *o = options_for(d.addr, service);
@@ -275,7 +179,7 @@ static void test_close_with_collector_down_then_spool_delivers(void **state)
 	assert_int_equal(st.spooled, N);
 	assert_int_equal(st.acked, 0);
 
-	errqd_start(&d, port);
+	collector_start(&d, true);
 	o = options_for(d.addr, service);
 	errq_options_set_spool_dir(o, spool);
 	c = errq_client_new(o);
@@ -297,10 +201,10 @@ static void test_close_with_collector_down_then_spool_delivers(void **state)
 static void test_eight_threads(void **state)
 {
 	enum { THREADS = 8, EACH = 400 };
-	struct errqd d = {0};
+	struct errqd_proc d = {0};
 	char service[64];
 	errq_snprintf(service, sizeof(service), "threads-test-%d", (int)getpid());
-	errqd_start(&d, 0);
+	collector_start(&d, false);
 	errq_client_t *c = errq_client_new(options_for(d.addr, service));
 	pthread_t th[THREADS];
 	struct paced a[THREADS];
@@ -341,7 +245,7 @@ static int wait_child(pid_t pid)
 	for (uint64_t t0 = errq_mono_ns(); errq_mono_ns() - t0 < GENEROUS_MS * ERRQ_NS_PER_MS;) {
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		msleep(2);
+		client_msleep(2);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
@@ -356,10 +260,10 @@ static int wait_child(pid_t pid)
 static void test_close_then_fork(void **state)
 {
 	enum { FORKS = 150 };
-	struct errqd d = {0};
+	struct errqd_proc d = {0};
 	char service[64];
 	errq_snprintf(service, sizeof(service), "fork-test-%d", (int)getpid());
-	errqd_start(&d, 0);
+	collector_start(&d, false);
 	int failed_children = 0;
 	for (int k = 0; k < FORKS; k++) {
 		errq_client_t *c = errq_client_new(options_for(d.addr, service));
@@ -370,7 +274,7 @@ static void test_close_then_fork(void **state)
 		/* GCC 12's ASan allocator has no fork handler: a child forked while a thread
 		 * still allocates (gRPC's shutdown thread on its way out) can inherit its lock
 		 * held and hang; glibc's malloc locks its arenas across fork() */
-		msleep(20);
+		client_msleep(20);
 #endif
 		pid_t pid = fork();
 		assert_true(pid >= 0);
@@ -390,6 +294,7 @@ static void test_close_then_fork(void **state)
 	assert_int_equal(stored_messages(d.addr, service, seen, 2 * FORKS), 2 * FORKS);
 	for (int k = 0; k < 2 * FORKS; k++)
 		assert_int_equal(seen[k], 1);
+	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
 	errqd_cleanup(&d);
 }
 

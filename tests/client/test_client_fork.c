@@ -21,17 +21,12 @@
 #include "client_int.h"
 #include "errq_time.h"
 #include "fake_collector.h"
+#include "client_support.h"
 #include "errq_banned.h"
 
 #define GENEROUS_MS 30000
 #define ID_MS 1234567890123ULL /* a fixed millisecond for comparing generators */
 
-static errq_stats_t stats_of(errq_client_t *c)
-{
-	errq_stats_t st;
-	assert_int_equal(errq_client_stats(c, &st), ERRQ_OK);
-	return st;
-}
 
 static errq_client_t *client_for(const char *addr)
 {

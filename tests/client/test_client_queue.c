@@ -14,6 +14,7 @@
 #include "client_int.h"
 #include "errq_str.h"
 #include "errq_time.h"
+#include "client_support.h"
 #include "errq_banned.h"
 
 #define NOWHERE "127.0.0.1:1" /* connection refused at once: a collector that is down */
@@ -28,12 +29,6 @@ static errq_options_t *nowhere_options(void)
 	return o;
 }
 
-static errq_stats_t stats_of(errq_client_t *c)
-{
-	errq_stats_t st;
-	assert_int_equal(errq_client_stats(c, &st), ERRQ_OK);
-	return st;
-}
 
 static uint64_t elapsed_ms(uint64_t t0)
 {

@@ -26,27 +26,12 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "fake_collector.h"
+#include "client_support.h"
 #include "errq_banned.h"
 
 #define GENEROUS_MS 30000
 
-static errq_stats_t stats_of(errq_client_t *c)
-{
-	errq_stats_t st;
-	assert_int_equal(errq_client_stats(c, &st), ERRQ_OK);
-	return st;
-}
 
-#define WAIT_STATS(c, st, cond)                                                              \
-	do {                                                                                 \
-		uint64_t t0_ = errq_mono_ns();                                               \
-		st = stats_of(c);                                                            \
-		while (!(cond) && errq_mono_ns() - t0_ < GENEROUS_MS * ERRQ_NS_PER_MS) {     \
-			usleep(5000);                                                        \
-			st = stats_of(c);                                                    \
-		}                                                                            \
-		assert_true(cond);                                                           \
-	} while (0)
 
 /* A port where nothing listens (for now): bind a fake, note its port, stop it. */
 static int free_port(char addr[64])

@@ -18,6 +18,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "fake_collector.h"
+#include "client_support.h"
 #include "errq_banned.h"
 
 #define GENEROUS_MS 30000
@@ -39,24 +40,7 @@ static errq_client_t *client_for(const char *addr, size_t batch_events)
 	return c;
 }
 
-static errq_stats_t stats_of(errq_client_t *c)
-{
-	errq_stats_t st;
-	assert_int_equal(errq_client_stats(c, &st), ERRQ_OK);
-	return st;
-}
 
-/* Polls the stats until cond holds (a deadline far beyond what the machine needs). */
-#define WAIT_STATS(c, st, cond)                                                              \
-	do {                                                                                 \
-		uint64_t t0_ = errq_mono_ns();                                               \
-		st = stats_of(c);                                                            \
-		while (!(cond) && errq_mono_ns() - t0_ < GENEROUS_MS * ERRQ_NS_PER_MS) {     \
-			usleep(5000);                                                        \
-			st = stats_of(c);                                                    \
-		}                                                                            \
-		assert_true(cond);                                                           \
-	} while (0)
 
 static void report_n(errq_client_t *c, int first, int n)
 {

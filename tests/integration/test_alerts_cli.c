@@ -29,8 +29,7 @@
 
 #include "errq_str.h"
 #include "errq_time.h"
-#include "harness.h"
-#include "http_receiver.h"
+#include "alerts_support.h"
 
 #define RULE "svc-errors"
 /* the line of RULE's "- name:" in write_config's file, before any extra notifier lines */
@@ -38,69 +37,22 @@
 #define ERRQ_MAX_ARGS 24
 #define POLL_MS 20
 
-struct env {
-	struct errqd_proc d;
-	struct http_receiver rv;
-	bool rv_up;
-	char cfg[400];
-};
-static struct env E;
-static struct errq_idgen G;
 /* Where errq goes: errqd's address, unless a test points it elsewhere. */
 static const char *Addr;
-
-static void msleep(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
 /* ---- set-up: a directory for the database and the config, a receiver, errqd ---- */
 
 static int setup(void **state)
 {
 	(void)state;
-	memset(&E, 0, sizeof(E));
 	Addr = NULL;
-	errq_snprintf(E.d.dir, sizeof(E.d.dir), "/tmp/errq-alerts-cli-XXXXXX");
-	if (!mkdtemp(E.d.dir))
-		return -1;
-	errq_snprintf(E.cfg, sizeof(E.cfg), "%s/errqd.yaml", E.d.dir);
-	return 0;
+	return alerts_setup("/tmp/errq-alerts-cli-XXXXXX");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	int rc = 0;
-	if (E.d.pid) {
-		int st = errqd_stop(&E.d, SIGTERM);
-		if (st != 0) {
-			fprintf(stderr, "errqd exited with status %d (log %s)\n", st, E.d.log);
-			rc = -1;
-		}
-	}
-	if (E.rv_up)
-		receiver_stop(&E.rv);
-	E.rv_up = false;
-	errqd_cleanup(&E.d);
-	return rc;
-}
-
-/* Writes a whole file (through a rename, so a reload never reads half of it). */
-static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_file(const char *path, const char *fmt, ...)
-{
-	char tmp[512];
-	errq_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	assert_non_null(f);
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(rename(tmp, path), 0);
+	return alerts_teardown();
 }
 
 /* The config: notifier ops (the receiver's /alerts), then more_notifiers (YAML list items),
@@ -131,36 +83,10 @@ static void write_config(const char *notify, const char *more_notifiers, const c
 /* A receiver, the config, errqd; errq goes to errqd. */
 static void start(const char *notify, const char *more_notifiers, const char *more_rules)
 {
-	assert_int_equal(receiver_start(&E.rv, 0), 0);
-	E.rv_up = true;
+	start_receiver(0);
 	write_config(notify, more_notifiers, more_rules);
-	const char *args[] = {"--config", E.cfg, NULL};
-	assert_int_equal(errqd_start(&E.d, args), 0);
+	start_errqd();
 	Addr = E.d.addr;
-}
-
-/* Sends n failures in one batch and waits for its answer (= committed, rules applied). */
-static void send_failures(int n, const char *service, const char *type)
-{
-	Errq__V1__TaskFailure *evs[16];
-	assert_true(n > 0 && n <= 16);
-	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
-	req.seq = 1;
-	req.n_failures = (size_t)n;
-	req.failures = evs;
-	for (int i = 0; i < n; i++)
-		evs[i] = tevent_new(&G, service, type, "upstream timed out after 5000 ms");
-	struct rawstream s;
-	assert_int_equal(raw_open(&s, E.d.addr), 0);
-	assert_int_equal(raw_send(&s, &req), 0);
-	Errq__V1__ReportResponse *resp = NULL;
-	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
-	assert_int_equal(resp->accepted, (uint32_t)n);
-	errq__v1__report_response__free_unpacked(resp, NULL);
-	for (int i = 0; i < n; i++)
-		tevent_free(evs[i]);
-	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
-	raw_free(&s);
 }
 
 /* ---- running errq ---- */
@@ -237,30 +163,6 @@ static void assert_contains(const char *hay, const char *needle)
 
 /* ---- JSON ---- */
 
-static json_t *jget(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-	if (!v)
-		fail_msg("no member '%s'", k);
-	return v;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	json_t *v = jget(o, k);
-	if (!json_is_string(v))
-		fail_msg("'%s' is not a string", k);
-	return json_string_value(v);
-}
-
-static json_int_t jint(json_t *o, const char *k)
-{
-	json_t *v = jget(o, k);
-	if (!json_is_integer(v))
-		fail_msg("'%s' is not an integer", k);
-	return json_integer_value(v);
-}
-
 static void assert_jnull(json_t *o, const char *k)
 {
 	if (!json_is_null(jget(o, k)))
@@ -287,28 +189,6 @@ static void assert_members(json_t *o, const char *const *want)
 			fail_msg("member '%s' is neither in DESIGN.md nor among errq.1's additions", k);
 	}
 	assert_int_equal(json_object_size(o), n);
-}
-
-static bool is_hex32(const char *s)
-{
-	if (strlen(s) != 32)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
-static void assert_rfc3339_ms(const char *s)
-{
-	regex_t re;
-	assert_int_equal(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
-				 REG_EXTENDED | REG_NOSUB),
-			 0);
-	bool ok = regexec(&re, s, 0, NULL, 0) == 0;
-	regfree(&re);
-	if (!ok)
-		fail_msg("'%s' is not an RFC 3339 UTC time with milliseconds", s);
 }
 
 /* An RFC 3339 UTC time with milliseconds as milliseconds since the epoch. */
@@ -409,20 +289,11 @@ static json_t *wait_delivery(const char *alert_id, const char *notifier, const c
 				 HARNESS_DEADLINE_MS, alert_id, notifier, want, s, E.d.log);
 		}
 		json_decref(a);
-		msleep(POLL_MS);
+		harness_msleep(POLL_MS);
 	}
 }
 
 /* ---- what the receiver got ---- */
-
-static json_t *body_json(int i)
-{
-	json_error_t je;
-	json_t *j = json_loads(E.rv.req[i].body, 0, &je);
-	if (!j)
-		fail_msg("request %d: body is not JSON (%s): %s", i, je.text, E.rv.req[i].body);
-	return j;
-}
 
 /* The path of request i ("POST /alerts HTTP/1.1" -> "/alerts"). */
 static void request_path(int i, char *out, size_t n)
@@ -437,14 +308,6 @@ static void request_path(int i, char *out, size_t n)
 	out[len] = '\0';
 }
 
-static void assert_header(int i, const char *name, const char *want)
-{
-	char v[256];
-	if (!receiver_header(&E.rv, i, name, v, sizeof(v)))
-		fail_msg("request %d has no %s header", i, name);
-	assert_string_equal(v, want);
-}
-
 /* ---- 1. errq circuits ---- */
 
 static void test_circuits(void **state)
@@ -457,7 +320,7 @@ static void test_circuits(void **state)
 	assert_int_equal(json_array_size(a), 0);
 	json_decref(a);
 
-	send_failures(2, "svc-a", "ValueError"); /* trips: failures 2 >= 2 */
+	send_failures(2, "svc-a", "ValueError", NULL, NULL); /* trips: failures 2 >= 2 */
 	a = errq_json("circuits", "-o", "json", NULL);
 	assert_int_equal(json_array_size(a), 1);
 	json_t *c = json_array_get(a, 0);
@@ -480,7 +343,7 @@ static void test_circuits(void **state)
 	json_decref(a);
 
 	/* a second circuit of the rule, closed with one failure */
-	send_failures(1, "svc-b", "ValueError");
+	send_failures(1, "svc-b", "ValueError", NULL, NULL);
 	a = errq_json("circuits", "-o", "json", NULL);
 	assert_int_equal(json_array_size(a), 2);
 	c = row_with(a, "key_text", "service=svc-b,error_type=ValueError");
@@ -543,7 +406,7 @@ static void test_alerts(void **state)
 	assert_int_equal(json_array_size(a), 0);
 	json_decref(a);
 
-	send_failures(2, "svc-a", "ValueError");
+	send_failures(2, "svc-a", "ValueError", NULL, NULL);
 	assert_true(receiver_wait(&E.rv, 1) >= 1);
 	json_t *b = body_json(0);
 	char id[ERRQ_ID_HEX_BUFSZ];
@@ -656,7 +519,7 @@ static void test_alerts(void **state)
 static void test_explain_circuit(void **state)
 {
 	start("[ops]", "", "");
-	send_failures(2, "svc-a", "ValueError");
+	send_failures(2, "svc-a", "ValueError", NULL, NULL);
 
 	/* the key's fields in the other order than group_by */
 	struct run r;
@@ -725,7 +588,7 @@ static void test_explain_circuit(void **state)
 static void test_rules(void **state)
 {
 	start("[ops]", "", "");
-	send_failures(2, "svc-a", "ValueError");
+	send_failures(2, "svc-a", "ValueError", NULL, NULL);
 	assert_true(receiver_wait(&E.rv, 1) >= 1);
 
 	json_t *a = errq_json("rules", "list", "-o", "json", NULL);
@@ -924,8 +787,8 @@ static void test_silences(void **state)
 
 	/* svc-a trips under the silence: recorded as silenced, in the same transaction; svc-b
 	 * trips after it and is delivered, and is the only request the receiver gets */
-	send_failures(2, "svc-a", "ValueError");
-	send_failures(2, "svc-b", "ValueError");
+	send_failures(2, "svc-a", "ValueError", NULL, NULL);
+	send_failures(2, "svc-b", "ValueError", NULL, NULL);
 	json_t *al = errq_json("alerts", "-o", "json", NULL);
 	assert_int_equal(json_array_size(al), 2);
 	json_t *qa = row_with(al, "key_text", "service=svc-a,error_type=ValueError");
@@ -1031,7 +894,7 @@ static void test_replay(void **state)
 	assert_int_equal(errqd_start(&E.d, args), 0);
 	Addr = E.d.addr;
 
-	send_failures(2, "svc-a", "ValueError");
+	send_failures(2, "svc-a", "ValueError", NULL, NULL);
 	assert_true(receiver_wait(&E.rv, 1) >= 1);
 	char path[64];
 	request_path(0, path, sizeof(path));

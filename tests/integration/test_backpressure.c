@@ -22,18 +22,23 @@
 #define QUEUE_CAPACITY 4
 #define HOLD_MS 3000
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 static void wait_acked(struct loadgen *lg, int n)
 {
 	uint64_t deadline = errq_mono_ns() + HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;
 	while (atomic_load(&lg->acked_batches) < n && errq_mono_ns() < deadline)
-		sleep_ms(2);
+		harness_msleep(2);
 	assert_true(atomic_load(&lg->acked_batches) >= n);
+}
+
+/* The events committed, as seen by db's own (write-locked) transaction. */
+static int committed_events(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
 }
 
 static void test_full_queue_stops_reads_and_loses_nothing(void **state)
@@ -52,7 +57,10 @@ static void test_full_queue_stops_reads_and_loses_nothing(void **state)
 	assert_int_equal(sqlite3_open(D.db, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, HARNESS_DEADLINE_MS);
 	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-	sleep_ms(300); /* the transaction that was committing when we asked has been answered */
+	/* nothing commits from now on; the answers to what did commit may still be on their way:
+	 * wait until every committed batch (the events this transaction sees, all of them the
+	 * load's, `batch` to a batch) has been acknowledged */
+	WAIT_FOR(atomic_load(&lg.acked_batches) * lg.batch == committed_events(db));
 
 	Errq__V1__StatusResponse *s0 = query_status(D.addr);
 	assert_non_null(s0);
@@ -72,7 +80,7 @@ static void test_full_queue_stops_reads_and_loses_nothing(void **state)
 		if (s->parked > parked_peak)
 			parked_peak = s->parked;
 		errq__v1__status_response__free_unpacked(s, NULL);
-		sleep_ms(100);
+		harness_msleep(100);
 	}
 	/* nothing could commit, so nothing was acknowledged */
 	assert_int_equal(atomic_load(&lg.acked_batches), acked_at_lock);

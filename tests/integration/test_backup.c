@@ -39,11 +39,6 @@
 
 static struct errq_idgen G;
 
-static void msleep(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
 static bool exists(const char *path)
 {
@@ -139,7 +134,7 @@ static void wait_circuit_open(const char *addr, const char *svc)
 			return;
 		if (waited > HARNESS_DEADLINE_MS)
 			fail_msg("circuit %s service=%s is '%s', not open", RULE, svc, st);
-		msleep(POLL_MS);
+		harness_msleep(POLL_MS);
 	}
 }
 
@@ -199,7 +194,7 @@ static void test_backup_under_load(void **state)
 	for (int waited = 0; atomic_load(&lg.acked_batches) < 50; waited += POLL_MS) {
 		if (waited > HARNESS_DEADLINE_MS)
 			fail_msg("the load was not acknowledged (%d batches)", atomic_load(&lg.acked_batches));
-		msleep(POLL_MS);
+		harness_msleep(POLL_MS);
 	}
 	int marks[LOAD_STREAMS];
 	loadgen_ack_marks(&lg, marks);
@@ -228,7 +223,7 @@ static void test_backup_under_load(void **state)
 	for (int waited = 0; atomic_load(&lg.acked_batches) < acked_at_end + 20; waited += POLL_MS) {
 		if (waited > HARNESS_DEADLINE_MS)
 			fail_msg("ingest stopped after the backup (%d acknowledged)", atomic_load(&lg.acked_batches));
-		msleep(POLL_MS);
+		harness_msleep(POLL_MS);
 	}
 	loadgen_stop(&lg);
 
@@ -377,7 +372,7 @@ static void test_refusals(void **state)
 	for (int waited = 0; !exists(slow_tmp); waited += POLL_MS) {
 		if (waited > HARNESS_DEADLINE_MS)
 			fail_msg("the first backup did not start ('%s')", slow_tmp);
-		msleep(POLL_MS);
+		harness_msleep(POLL_MS);
 	}
 	free(errq_run(d.addr, 2, &err, "admin", "backup", second, NULL));
 	assert_has(err, "a backup is already running");
@@ -390,7 +385,7 @@ static void test_refusals(void **state)
 	for (int waited = 0; atomic_load(&lg.acked_batches) < 100; waited += POLL_MS) {
 		if (waited > HARNESS_DEADLINE_MS)
 			fail_msg("ingest stalled during a backup (%d batches acknowledged)", atomic_load(&lg.acked_batches));
-		msleep(POLL_MS);
+		harness_msleep(POLL_MS);
 	}
 	assert_true(exists(slow_tmp)); /* still copying (4 s a page) */
 	loadgen_stop(&lg);

@@ -59,6 +59,17 @@ static struct notify_report final_of(uint64_t id)
 	}
 }
 
+/* How many reports delivery id has had (one after every attempt or probe). */
+static int reports_of(uint64_t id)
+{
+	int n = 0;
+	pthread_mutex_lock(&R.mu);
+	for (int i = 0; i < R.n; i++)
+		n += R.r[i].id == id;
+	pthread_mutex_unlock(&R.mu);
+	return n;
+}
+
 static struct notifier *N;
 static const struct notify_opts FAST = {.retry_base_ms = 40, .retry_max_ms = 400, .breaker_min_ms = 100,
 					.breaker_max_ms = 400};
@@ -177,10 +188,10 @@ static void test_receiver_down_then_back(void **state)
 	dest(&d, "ops", port, 8, NULL);
 	assert_int_equal(notify_set_dests(N, &d, 1), 0);
 	submit(20, "ops", "alert-20", "{\"status\":\"firing\"}");
-	/* down for about 1.5 s: with 40 ms backoff, 8 attempts would be gone in well under that —
-	 * unless the breaker holds them back while the receiver is down */
-	struct timespec ts = {1, 500000000};
-	nanosleep(&ts, NULL);
+	/* down until the breaker has opened and three of its probes were refused: 8 attempts
+	 * would be gone by then (a report follows every attempt and every probe) — unless the
+	 * breaker holds them back while the receiver is down */
+	WAIT_FOR(reports_of(20) >= NOTIFY_BREAKER_FAILURES + 3);
 	assert_int_equal(receiver_start(&rv, port), 0);
 	struct notify_report r = final_of(20);
 	assert_int_equal(r.result, NOTIFY_DELIVERED);

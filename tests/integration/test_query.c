@@ -19,10 +19,24 @@
 
 static struct errq_idgen G;
 
-static void sleep_ms(long ms)
+/* Subscribers to Tail, as errqd's Status counts them now. */
+static uint32_t tail_subscribers(const char *addr)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
+	Errq__V1__StatusResponse *st = query_status(addr);
+	assert_non_null(st);
+	uint32_t n = st->tail_subscribers;
+	errq__v1__status_response__free_unpacked(st, NULL);
+	return n;
+}
+
+/* Events ListEvents returns now (up to 100). */
+static size_t events_listed(const char *addr)
+{
+	Errq__V1__ListEventsResponse *e = query_events(addr, 100);
+	assert_non_null(e);
+	size_t n = e->n_events;
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	return n;
 }
 
 static void add_frame(Errq__V1__TaskFailure *tf, const char *fn, const char *file, uint32_t line, int in_app)
@@ -254,8 +268,7 @@ static void test_pagination_under_load(void **state)
 	struct loadgen lg = {.addr = D.addr, .nstreams = 2, .batch = 10, .inflight = 2, .max_batches = 400,
 			     .service_prefix = "svc-page"};
 	assert_int_equal(loadgen_start(&lg), 0);
-	while (atomic_load(&lg.acked_batches) < 20)
-		sleep_ms(2);
+	WAIT_FOR(atomic_load(&lg.acked_batches) >= 20);
 	/* what is stored now must come back exactly once, newest first, while more arrives */
 	Errq__V1__ListEventsResponse *first = query_events(D.addr, 1000);
 	assert_non_null(first);
@@ -347,14 +360,7 @@ static void test_tail_receives_events_after_start(void **state)
 	tail_free(&all);
 	tail_free(&only);
 	/* the collector notices the subscribers left */
-	for (int i = 0; i < 300; i++) {
-		st = query_status(D.addr);
-		uint32_t n = st->tail_subscribers;
-		errq__v1__status_response__free_unpacked(st, NULL);
-		if (!n)
-			break;
-		sleep_ms(10);
-	}
+	WAIT_FOR(tail_subscribers(D.addr) == 0);
 	st = query_status(D.addr);
 	assert_int_equal(st->tail_subscribers, 0);
 	errq__v1__status_response__free_unpacked(st, NULL);
@@ -382,7 +388,9 @@ static void test_slow_tail_drops_oldest_and_says_so(void **state)
 	}
 	uint64_t received = 0, dropped = 0;
 	Errq__V1__TailMessage *m;
-	while (received + dropped < 5000 && tail_recv(&t, &m, 2000) == 0) {
+	/* every event comes as a message or is counted in one: read until all 5 000 are
+	 * accounted for (a gap between two messages is no end; the deadline is) */
+	while (received + dropped < 5000 && tail_recv(&t, &m, HARNESS_DEADLINE_MS) == 0) {
 		received++;
 		dropped += m->dropped;
 		errq__v1__tail_message__free_unpacked(m, NULL);
@@ -409,14 +417,7 @@ static void test_retention_keeps_counts(void **state)
 	assert_int_equal(e->n_events, 5);
 	errq__v1__list_events_response__free_unpacked(e, NULL);
 	/* within a few seconds the raw events go (upkeep runs every second) */
-	size_t left = 5;
-	for (int i = 0; i < 3000 && left; i++) {
-		sleep_ms(10);
-		e = query_events(D.addr, 100);
-		left = e->n_events;
-		errq__v1__list_events_response__free_unpacked(e, NULL);
-	}
-	assert_int_equal(left, 0);
+	WAIT_FOR(events_listed(D.addr) == 0);
 	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
 	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
 	assert_int_equal(r->n_groups, 1);
@@ -471,7 +472,7 @@ static void test_caps(void **state)
 	er.limit = 100;
 	size_t n = 0;
 	Errq__V1__ListEventsResponse *e = NULL;
-	for (int i = 0; i < 3000; i++) {
+	for (uint64_t dl = errq_mono_ns() + HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS; errq_mono_ns() < dl;) {
 		grpc_slice out;
 		assert_int_equal(query_call(D.addr, "/errq.v1.Query/ListEvents", &er.base, &out, NULL, 0), GRPC_STATUS_OK);
 		if (e)
@@ -481,7 +482,7 @@ static void test_caps(void **state)
 		n = e->n_events;
 		if (n <= 5)
 			break;
-		sleep_ms(10);
+		harness_msleep(10);
 	}
 	assert_int_equal(n, 5);
 	assert_string_equal(e->events[0]->message, "m 20"); /* the newest are kept */

@@ -14,8 +14,24 @@
 #include "errq/v1/collector.pb-c.h"
 #include "errq/v1/query.pb-c.h"
 #include "errq_id.h"
+#include "errq_time.h"
 
 #define HARNESS_DEADLINE_MS 30000
+
+/* Sleeps ms milliseconds: the pause between two polls of a wait, never a wait by itself. */
+void harness_msleep(int ms);
+
+/* Polls cond every 5 ms until it holds; fails the test (cmocka) at HARNESS_DEADLINE_MS. */
+#define WAIT_FOR(cond)                                                                                 \
+	do {                                                                                           \
+		uint64_t dl_ = errq_mono_ns() + (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;        \
+		while (!(cond)) {                                                                      \
+			if (errq_mono_ns() > dl_)                                                      \
+				fail_msg("line %d: timed out after %d ms waiting for: %s", __LINE__,   \
+					 HARNESS_DEADLINE_MS, #cond);                                  \
+			harness_msleep(5);                                                             \
+		}                                                                                      \
+	} while (0)
 
 struct errqd_proc {
 	pid_t pid;
@@ -25,6 +41,9 @@ struct errqd_proc {
 	char db[320];
 	char addr[64];
 	char log[320];
+	/* 0: an ephemeral gRPC port; otherwise errqd listens on 127.0.0.1:listen_port (a restart
+	 * on the address a client already uses; see harness_quiet_port) */
+	int listen_port;
 };
 
 /* Makes p->dir (a fresh temporary directory) unless already set: a restart keeps the db. */
@@ -32,6 +51,10 @@ int errqd_start(struct errqd_proc *p, const char *const *extra_args);
 /* Sends sig and waits for the exit; returns the exit status (128+N when killed by signal N),
  * or -1 when it did not exit within HARNESS_DEADLINE_MS (then it is killed). */
 int errqd_stop(struct errqd_proc *p, int sig);
+/* A free port on 127.0.0.1 outside the kernel's ephemeral range (net.ipv4.ip_local_port_range),
+ * so that no other test's ephemeral listener and no outgoing connection can be given it while
+ * a collector that listened there is down: a restart on it cannot find it taken.  0 if none. */
+int harness_quiet_port(void);
 /* Removes the temporary directory. */
 void errqd_cleanup(struct errqd_proc *p);
 /* Runs errqd to completion with args (for refusals): returns exit status; stderr in *err. */
@@ -71,6 +94,10 @@ void tevent_free(Errq__V1__TaskFailure *tf);
 /* Sends n (1..16) failures of service in one batch on a stream of its own and waits for
  * the answer (= committed).  Returns the events accepted, or -1. */
 int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type);
+/* As report_batch, with the message, the task (NULL: none) and, when ids_hex is not NULL, the
+ * events' ids in hex (ids_hex[0..n-1]). */
+int report_failures(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type,
+		    const char *msg, const char *task, char (*ids_hex)[ERRQ_ID_HEX_BUFSZ]);
 
 /* Lists events through the Query API; returns the count (up to max), ids copied to ids. */
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);

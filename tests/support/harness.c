@@ -21,7 +21,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 
-static void msleep(int ms)
+void harness_msleep(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
@@ -87,7 +87,9 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 	unlink(portfile);
 	const char *args[64];
 	int n = 0;
-	const char *base[] = {"--listen", "127.0.0.1:0", "--db", p->db, "--port-file", portfile, "--log-level", "debug"};
+	char listen[64];
+	errq_snprintf(listen, sizeof(listen), "127.0.0.1:%d", p->listen_port);
+	const char *base[] = {"--listen", listen, "--db", p->db, "--port-file", portfile, "--log-level", "debug"};
 	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
 		args[n++] = base[i];
 	bool http_given = false;
@@ -138,7 +140,7 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 			p->pid = 0;
 			return -1;
 		}
-		msleep(20);
+		harness_msleep(20);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
@@ -158,12 +160,41 @@ int errqd_stop(struct errqd_proc *p, int sig)
 			p->pid = 0;
 			return exit_status(st);
 		}
-		msleep(10);
+		harness_msleep(10);
 	}
 	kill(p->pid, SIGKILL);
 	waitpid(p->pid, NULL, 0);
 	p->pid = 0;
 	return -1;
+}
+
+int harness_quiet_port(void)
+{
+	int lo = 32768, hi = 60999; /* Linux's default, when /proc does not say */
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	/* below the range, from a point that differs between concurrent test processes */
+	int span = lo > 11024 ? 10000 : lo - 1024;
+	if (span <= 0)
+		return 0;
+	int start = (int)((unsigned)getpid() * 7919u % (unsigned)span);
+	for (int i = 0; i < span; i++) {
+		int port = lo - 1 - (start + i) % span;
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return 0;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	return 0;
 }
 
 void errqd_cleanup(struct errqd_proc *p)
@@ -217,7 +248,7 @@ static int run_impl(const char *const *argv, const char *addr, char **out, char 
 			rc = exit_status(st);
 			break;
 		}
-		msleep(5);
+		harness_msleep(5);
 	}
 	if (rc == -1) {
 		kill(pid, SIGKILL);
@@ -705,7 +736,8 @@ void loadgen_free(struct loadgen *lg)
 	}
 }
 
-int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type)
+int report_failures(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type,
+		    const char *msg, const char *task, char (*ids_hex)[ERRQ_ID_HEX_BUFSZ])
 {
 	Errq__V1__TaskFailure *evs[16];
 	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
@@ -717,8 +749,13 @@ int report_batch(const char *addr, struct errq_idgen *g, int n, const char *serv
 	req.seq = 1;
 	req.n_failures = (size_t)n;
 	req.failures = evs;
-	for (int i = 0; i < n; i++)
-		evs[i] = tevent_new(g, service, type, "upstream timed out");
+	for (int i = 0; i < n; i++) {
+		evs[i] = tevent_new(g, service, type, msg);
+		if (task)
+			tevent_set(&evs[i]->task, task);
+		if (ids_hex)
+			errq_hex_encode(evs[i]->event_id.data, 16, ids_hex[i]);
+	}
 	if (raw_open(&s, addr) == 0 && raw_send(&s, &req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
 		accepted = (int)resp->accepted;
 		errq__v1__report_response__free_unpacked(resp, NULL);
@@ -729,6 +766,11 @@ int report_batch(const char *addr, struct errq_idgen *g, int n, const char *serv
 	for (int i = 0; i < n; i++)
 		tevent_free(evs[i]);
 	return accepted;
+}
+
+int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type)
+{
+	return report_failures(addr, g, n, service, type, "upstream timed out", NULL, NULL);
 }
 
 /* ---- tail ---- */
