@@ -1,7 +1,7 @@
 /* cmd_rules.c: the alert rules: `errq rules list` (Alerts.ListRules: the rules in force with
  * their circuits), `errq rules reload` (Alerts.ReloadRules: the collector reads its rules
  * file again) and `errq rules check FILE` (offline: the file through the collector's own
- * parser, server/rules.c, linked in). */
+ * parser, the errq_rulefile library of rules/, linked in). */
 #include "cli.h"
 
 #include <stdlib.h>

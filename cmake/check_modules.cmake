@@ -5,21 +5,20 @@
 # A new arrow is a new word in ALLOWED below, made on purpose and drawn in the document.
 
 # folder  ->  the folders whose headers it may include (itself always)
-set(MODULES common common/grpc common/yaml storage server client/src client/include cli bench examples)
+set(MODULES common common/grpc common/yaml storage rules server client/src client/include cli bench examples)
 set(ALLOWED_common "")
 set(ALLOWED_common/grpc "common")
 set(ALLOWED_common/yaml "common")
 set(ALLOWED_storage "common")
-set(ALLOWED_server "common;common/grpc;common/yaml;proto;storage")
+set(ALLOWED_rules "common;common/yaml")
+set(ALLOWED_server "common;common/grpc;common/yaml;proto;storage;rules")
 set(ALLOWED_client/src "common;common/grpc;proto;client/include")
 set(ALLOWED_client/include "")
-set(ALLOWED_cli "common;common/grpc;common/yaml;proto")
+set(ALLOWED_cli "common;common/grpc;common/yaml;proto;rules")
 set(ALLOWED_bench "common;common/grpc;proto;client/include")
 set(ALLOWED_examples "client/include")
-# Known exceptions, header by header, each with its way out:
-#   cli -> server/rules.h: `errq rules check` and the key codec use the daemon's rule parser
-#   until it moves into a library of its own (issue 13, the rules split).
-set(EXCEPT_cli "rules.h")
+# Known exceptions, header by header, each with its way out (none left: the CLI's rule parser
+# and key codec moved out of server/ into rules/, errq_rulefile).
 
 # System libraries each module must not include: common is the bottom rung (no gRPC, no
 # YAML, no database, no event loop); storage knows SQLite only; liberrq carries gRPC only.
@@ -27,6 +26,7 @@ set(FORBIDDEN_SYS_common "grpc/;yaml.h;sqlite3.h;uv.h;jansson.h;curl/;microhttpd
 set(FORBIDDEN_SYS_common/grpc "yaml.h;sqlite3.h;uv.h;jansson.h;curl/;microhttpd.h")
 set(FORBIDDEN_SYS_common/yaml "grpc/;sqlite3.h;uv.h;jansson.h;curl/;microhttpd.h")
 set(FORBIDDEN_SYS_storage "grpc/;yaml.h;uv.h;jansson.h;curl/;microhttpd.h")
+set(FORBIDDEN_SYS_rules "grpc/;sqlite3.h;uv.h;jansson.h;curl/;microhttpd.h")
 set(FORBIDDEN_SYS_client/src "yaml.h;sqlite3.h;uv.h;jansson.h;curl/;microhttpd.h")
 set(FORBIDDEN_SYS_client/include "grpc/;protobuf-c/;yaml.h;sqlite3.h;uv.h;jansson.h")
 
@@ -34,7 +34,8 @@ set(FORBIDDEN_SYS_client/include "grpc/;protobuf-c/;yaml.h;sqlite3.h;uv.h;jansso
 set(FORBIDDEN_LINK_errq_common "GRPC;YAML;SQLITE;UV;JANSSON;CURL;MHD;errq_proto;errq_grpcutil;errq_yaml;errq_storage")
 set(FORBIDDEN_LINK_errq_grpcutil "YAML;SQLITE;UV;errq_storage;errq_yaml")
 set(FORBIDDEN_LINK_errq_yaml "GRPC;SQLITE;UV;errq_proto;errq_storage;errq_grpcutil")
-set(FORBIDDEN_LINK_errq_storage "GRPC;YAML;UV;errq_grpcutil;errq_yaml;errqd_core;errq_rules")
+set(FORBIDDEN_LINK_errq_storage "GRPC;YAML;UV;errq_grpcutil;errq_yaml;errqd_core;errq_rulefile")
+set(FORBIDDEN_LINK_errq_rulefile "GRPC;SQLITE;UV;JANSSON;CURL;MHD;errq_proto;errq_grpcutil;errq_storage;errqd_core")
 
 if(NOT SRC)
   message(FATAL_ERROR "check_modules: pass -DSRC=<source dir>")
@@ -93,7 +94,7 @@ foreach(m ${MODULES})
   endforeach()
 endforeach()
 
-foreach(t errq_common errq_grpcutil errq_yaml errq_storage)
+foreach(t errq_common errq_grpcutil errq_yaml errq_storage errq_rulefile)
   if(NOT DEFINED LINKS_${t})
     list(APPEND errors "check_modules: LINKS_${t} not passed")
     continue()

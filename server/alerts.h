@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "circuit.h"
 #include "notify.h"
 #include "rules.h"
 
@@ -91,16 +92,22 @@ struct alerts_answer {
 	uint32_t count;      /* replayed deliveries */
 	uint32_t rules, notifiers, kept, changed, removed; /* reload */
 };
-/* Called once, on the writer thread (or at once on the caller's thread when the request
- * could not be queued: status ALERTS_UNAVAILABLE). */
+/* Called once, on the writer thread, for a request that was queued (with an inline store, as
+ * in unit tests, before the request call returns).  A request that could not be queued is
+ * refused by its return value and its callback never runs. */
 typedef void (*alerts_answer_fn)(void *arg, const struct alerts_answer *ans);
 
-/* Re-reads the rules file and swaps the rules atomically (a bad file keeps the old ones and
+/* The requests below return ALERTS_OK when the request is queued: fn then runs exactly once.
+ * Any other status (ALERTS_UNAVAILABLE: the writer is stopping or its queue is full;
+ * ALERTS_INTERNAL: out of memory) means refused: fn never runs, and alerts_refusal_msg()
+ * gives the words for the caller's reply.
+ *
+ * Re-reads the rules file and swaps the rules atomically (a bad file keeps the old ones and
  * answers ALERTS_INVALID with "'FILE' line N: ...").  Also what SIGHUP does (fn NULL: the
  * result is logged). */
-void alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg);
+enum alerts_status alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg);
 /* Sends the dead-lettered deliveries of an alert again. */
-void alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg);
+enum alerts_status alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg);
 struct alerts_silence_req {
 	char rule[RULES_NAME_MAX];
 	char matchers[RULES_KEY_MAX]; /* "field=glob,..." ("" = every key of the rule) */
@@ -108,8 +115,11 @@ struct alerts_silence_req {
 	char created_by[128];
 	uint64_t duration_ns;         /* from now; 1 s .. 90 days */
 };
-void alerts_silence_add(struct alerts *a, const struct alerts_silence_req *req, alerts_answer_fn fn, void *arg);
-void alerts_silence_expire(struct alerts *a, int64_t id, alerts_answer_fn fn, void *arg);
+enum alerts_status alerts_silence_add(struct alerts *a, const struct alerts_silence_req *req, alerts_answer_fn fn,
+				      void *arg);
+enum alerts_status alerts_silence_expire(struct alerts *a, int64_t id, alerts_answer_fn fn, void *arg);
+/* Why a request was refused, for a reply or a log line. */
+const char *alerts_refusal_msg(enum alerts_status st);
 
 /* Checks silence matchers against a rule: 0, or -1 with err ("unknown field 'x'", ...). */
 int alerts_matchers_check(const struct rule *rule, const char *matchers, char *err, size_t errsz);

@@ -14,13 +14,13 @@
  * input, the deadlines due by now. */
 #include "circuit.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errq_assert.h"
 #include "errq_pb.h"
 #include "errq_str.h"
 #include "errq_banned.h"
@@ -50,7 +50,7 @@ static struct geometry geometry_of(const struct circuit_config *cfg)
 {
 	struct geometry g;
 	uint64_t w = cfg->window_ns / CIRCUIT_NS_PER_SEC;
-	assert(w >= CIRCUIT_MIN_WINDOW_S && w <= CIRCUIT_MAX_WINDOW_S);
+	ERRQ_ASSERT(w >= CIRCUIT_MIN_WINDOW_S && w <= CIRCUIT_MAX_WINDOW_S);
 	g.window_s = (uint32_t)w;
 	g.bucket_s = (uint32_t)((w + CIRCUIT_MAX_BUCKETS - 1) / CIRCUIT_MAX_BUCKETS);
 	g.n = (g.window_s + g.bucket_s - 1) / g.bucket_s;
@@ -62,7 +62,7 @@ static void assert_geometry(const struct circuit *c, const struct circuit_config
 {
 	struct geometry g = geometry_of(cfg);
 	(void)g;
-	assert(c->window_s == g.window_s && c->n_buckets == g.n && (c->has_calls ? 3u : 1u) == g.cols);
+	ERRQ_ASSERT(c->window_s == g.window_s && c->n_buckets == g.n && (c->has_calls ? 3u : 1u) == g.cols);
 }
 
 static uint64_t bucket_of(const struct circuit *c, uint64_t t)
@@ -196,9 +196,7 @@ static void emit(struct circuit_out *out, const struct circuit *c, enum circuit_
 static void emit(struct circuit_out *out, const struct circuit *c, enum circuit_alert alert,
 		 enum circuit_state from, uint64_t at, uint64_t failures, const char *fmt, ...)
 {
-	assert(out->n < CIRCUIT_MAX_OUT);
-	if (out->n >= CIRCUIT_MAX_OUT)
-		return;
+	ERRQ_ASSERT(out->n < CIRCUIT_MAX_OUT); /* at most 7 records per call */
 	struct circuit_record *r = &out->rec[out->n++];
 	va_list ap;
 	r->alert = alert;
@@ -222,6 +220,7 @@ static uint64_t failures_at(struct circuit *c, uint64_t at)
 static void trip(struct circuit *c, const struct circuit_config *cfg, uint64_t at, uint64_t failures,
 		 const char *reason, struct circuit_out *out)
 {
+	ERRQ_ASSERT(c->state == CIRCUIT_CLOSED); /* the edges: CLOSED -> OPEN */
 	c->state = CIRCUIT_OPEN;
 	c->since = at;
 	c->opened_at = at;
@@ -234,6 +233,7 @@ static void trip(struct circuit *c, const struct circuit_config *cfg, uint64_t a
 
 static void to_half_open(struct circuit *c, const struct circuit_config *cfg, uint64_t at, struct circuit_out *out)
 {
+	ERRQ_ASSERT(c->state == CIRCUIT_OPEN); /* OPEN -> HALF_OPEN */
 	uint64_t failures = failures_at(c, at);
 	c->state = CIRCUIT_HALF_OPEN;
 	c->since = at;
@@ -257,6 +257,7 @@ static uint64_t backoff(const struct circuit_config *cfg, uint64_t cur)
 static void reopen(struct circuit *c, const struct circuit_config *cfg, uint64_t at, uint64_t probe_failures,
 		   struct circuit_out *out)
 {
+	ERRQ_ASSERT(c->state == CIRCUIT_HALF_OPEN); /* HALF_OPEN -> OPEN */
 	uint64_t failures = failures_at(c, at);
 	c->state = CIRCUIT_OPEN;
 	c->since = at;
@@ -271,6 +272,7 @@ static void reopen(struct circuit *c, const struct circuit_config *cfg, uint64_t
 static void to_closed(struct circuit *c, const struct circuit_config *cfg, uint64_t at, struct circuit_out *out,
 		      const char *reason)
 {
+	ERRQ_ASSERT(c->state != CIRCUIT_CLOSED); /* OPEN or HALF_OPEN -> CLOSED */
 	uint64_t failures = failures_at(c, at);
 	enum circuit_state from = c->state;
 	c->state = CIRCUIT_CLOSED;
@@ -377,43 +379,6 @@ static uint64_t input_time(const struct circuit *c, uint64_t *now, uint64_t rece
 }
 
 /* ---- the calls ---- */
-
-int circuit_config_check(const struct circuit_config *cfg, char *err, size_t errsz)
-{
-	const char *why = NULL;
-	if (!cfg->failures && !cfg->failure_rate_ppm)
-		why = "neither failures nor failure_rate";
-	else if (cfg->failures > CIRCUIT_MAX_FAILURES)
-		why = "failures out of range";
-	else if (cfg->failure_rate_ppm > CIRCUIT_RATE_ONE)
-		why = "failure_rate above 1";
-	else if (cfg->failure_rate_ppm && (cfg->min_calls < 1 || cfg->min_calls > CIRCUIT_MAX_CALLS))
-		why = "min_calls out of range";
-	else if (cfg->window_ns % CIRCUIT_NS_PER_SEC || cfg->window_ns < CIRCUIT_MIN_WINDOW_S * CIRCUIT_NS_PER_SEC ||
-		 cfg->window_ns > CIRCUIT_MAX_WINDOW_S * CIRCUIT_NS_PER_SEC)
-		why = "window is not whole seconds between 1s and 24h";
-	else if (cfg->recovery_timeout_ns < CIRCUIT_MIN_TIMEOUT_NS || cfg->recovery_timeout_ns > CIRCUIT_MAX_TIMEOUT_NS)
-		why = "recovery_timeout out of range";
-	else if (cfg->probe_ns < CIRCUIT_MIN_TIMEOUT_NS || cfg->probe_ns > CIRCUIT_MAX_TIMEOUT_NS)
-		why = "probe out of range";
-	else if (cfg->probe_failures < 1 || cfg->probe_failures > CIRCUIT_MAX_FAILURES)
-		why = "half_open failures out of range";
-	else if (cfg->probe_successes > CIRCUIT_MAX_CALLS)
-		why = "half_open successes out of range";
-	else if (cfg->backoff_factor < CIRCUIT_FACTOR_ONE || cfg->backoff_factor > CIRCUIT_MAX_FACTOR)
-		why = "backoff factor out of range";
-	else if (cfg->backoff_max_ns < cfg->recovery_timeout_ns || cfg->backoff_max_ns > CIRCUIT_MAX_TIMEOUT_NS)
-		why = "backoff max out of range";
-	else if (cfg->repeat_interval_ns > CIRCUIT_MAX_INTERVAL_NS)
-		why = "repeat_interval out of range";
-	else if (cfg->max_event_age_ns > CIRCUIT_MAX_INTERVAL_NS)
-		why = "max_event_age out of range";
-	if (why) {
-		errq_snprintf(err, errsz, "%s", why);
-		return -1;
-	}
-	return 0;
-}
 
 size_t circuit_size(const struct circuit_config *cfg)
 {

@@ -48,29 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CIRCUIT_NS_PER_SEC UINT64_C(1000000000)
-
-/* Limits of a circuit_config (rules.c refuses values outside them, with file and line). */
-#define CIRCUIT_MIN_WINDOW_S 1u
-#define CIRCUIT_MAX_WINDOW_S 86400u            /* 24 h */
-#define CIRCUIT_MAX_BUCKETS 300u               /* ring slots per circuit (see "Window") */
-#define CIRCUIT_MAX_FAILURES 1000000u          /* trip.failures, half_open.failures */
-#define CIRCUIT_MAX_CALLS UINT64_C(1000000000)  /* trip.min_calls, half_open.successes */
-#define CIRCUIT_RATE_ONE 1000000u              /* failure_rate is in parts per million */
-#define CIRCUIT_FACTOR_ONE 1000u               /* backoff factor is in thousandths */
-#define CIRCUIT_MAX_FACTOR (100u * CIRCUIT_FACTOR_ONE)
-#define CIRCUIT_MIN_TIMEOUT_NS CIRCUIT_NS_PER_SEC              /* recovery, probe, backoff.max */
-#define CIRCUIT_MAX_TIMEOUT_NS (UINT64_C(7) * 86400 * CIRCUIT_NS_PER_SEC)
-#define CIRCUIT_MAX_INTERVAL_NS (UINT64_C(30) * 86400 * CIRCUIT_NS_PER_SEC) /* repeat, max_event_age */
-
-/* Defaults (docs/alerts.md lists them with the YAML keys). */
-#define CIRCUIT_DEFAULT_MIN_CALLS 10u
-#define CIRCUIT_DEFAULT_RECOVERY_NS (UINT64_C(60) * CIRCUIT_NS_PER_SEC)
-#define CIRCUIT_DEFAULT_PROBE_NS (UINT64_C(30) * CIRCUIT_NS_PER_SEC)
-#define CIRCUIT_DEFAULT_PROBE_FAILURES 1u
-#define CIRCUIT_DEFAULT_FACTOR (2u * CIRCUIT_FACTOR_ONE)
-#define CIRCUIT_DEFAULT_BACKOFF_MAX_NS (UINT64_C(30) * 60 * CIRCUIT_NS_PER_SEC)
-#define CIRCUIT_DEFAULT_REPEAT_NS (UINT64_C(4) * 3600 * CIRCUIT_NS_PER_SEC)
+#include "circuit_config.h"
 
 #define CIRCUIT_REASON_MAX 96 /* a record's reason, NUL included */
 #define CIRCUIT_MAX_OUT 8     /* records one call can produce (at most 7 happen) */
@@ -78,22 +56,6 @@
 #define CIRCUIT_SAVE_MAX (128u + CIRCUIT_MAX_BUCKETS * 20u)
 
 enum circuit_state { CIRCUIT_CLOSED = 0, CIRCUIT_OPEN = 1, CIRCUIT_HALF_OPEN = 2 };
-
-/* What a rule asks of its circuits.  Plain numbers, so a backtest can build one by hand. */
-struct circuit_config {
-	uint32_t failures;           /* trip on this many failures in the window; 0 = no count trip */
-	uint32_t failure_rate_ppm;   /* trip on Σfailed/Σ(ok+failed) >= this (ppm); 0 = no rate trip */
-	uint64_t min_calls;          /* rate trip only with at least this many calls in the window */
-	uint64_t window_ns;          /* whole seconds, CIRCUIT_MIN_WINDOW_S..CIRCUIT_MAX_WINDOW_S */
-	uint64_t recovery_timeout_ns; /* OPEN -> HALF_OPEN, before backoff */
-	uint64_t probe_ns;           /* HALF_OPEN probe length */
-	uint32_t probe_failures;     /* this many failures in the probe re-open the circuit (>= 1) */
-	uint64_t probe_successes;    /* this many ok calls in the probe close it early; 0 = off */
-	uint32_t backoff_factor;     /* thousandths, >= CIRCUIT_FACTOR_ONE */
-	uint64_t backoff_max_ns;     /* the recovery timeout never grows past this */
-	uint64_t repeat_interval_ns; /* reminder period while the alert fires; 0 = none */
-	uint64_t max_event_age_ns;   /* received_at - time older than this does not count; 0 = any */
-};
 
 /* One outcome of a call, for the caller to store and act on. */
 enum circuit_alert {
@@ -125,9 +87,6 @@ enum circuit_count {
 	CIRCUIT_EXPIRED = 2, /* received_at already outside the window (and the probe): ignored */
 };
 
-/* Why circuit_retire() closes a circuit. */
-enum circuit_retire { CIRCUIT_RETIRE_NONE = 0, CIRCUIT_RETIRE_CHANGED, CIRCUIT_RETIRE_REMOVED };
-
 /* The state of one circuit.  Read it freely; change it only through the calls below.  The
  * whole of it (this header and the ring) is what circuit_save() writes. */
 struct circuit {
@@ -155,9 +114,6 @@ struct circuit {
 
 /* "closed", "open", "half_open" (the JSON names). */
 const char *circuit_state_name(enum circuit_state s);
-
-/* Checks a hand-built config against the limits above.  Returns 0, or -1 with a reason. */
-int circuit_config_check(const struct circuit_config *cfg, char *err, size_t errsz);
 
 /* Bytes a circuit for cfg takes (struct and ring). */
 size_t circuit_size(const struct circuit_config *cfg);

@@ -40,6 +40,8 @@ struct ingest {
 	struct ingest_health health;
 	_Atomic uint64_t turn_ns; /* the writer's last turn (liveness) */
 	pthread_t thread;
+	pthread_t writer;       /* set by the writer itself before its first job (ingest_on_writer) */
+	_Atomic bool writer_set;
 };
 
 /* Commit latency buckets (seconds) and transaction sizes (events). */
@@ -362,6 +364,8 @@ static void *writer_main(void *arg)
 	struct ingest *ig = arg;
 	unsigned backoff_ms = 0;
 	uint64_t last_err_log = 0;
+	ig->writer = pthread_self();
+	atomic_store(&ig->writer_set, true);
 	pthread_mutex_lock(&ig->mu);
 	for (;;) {
 		atomic_store(&ig->turn_ns, errq_mono_ns());
@@ -655,4 +659,9 @@ uint64_t ingest_last_turn(void *ctx)
 {
 	struct ingest *ig = ctx;
 	return atomic_load(&ig->turn_ns);
+}
+
+bool ingest_on_writer(struct ingest *ig)
+{
+	return atomic_load(&ig->writer_set) && pthread_equal(pthread_self(), ig->writer);
 }

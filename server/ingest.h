@@ -96,7 +96,7 @@ struct ingest_job {
  * events with result == 1 are new), before their answers go out. */
 typedef void (*ingest_commit_hook)(void *ctx, const struct ingest_batch *list);
 
-/* The rule engine's place in the writer (alerts.c).  All on the writer thread. */
+/* The rule engine's place in the writer (alerts_txn.c, alerts_timer.c).  All on the writer thread. */
 struct ingest_hooks {
 	/* Inside each ingest transaction, after the events were added (ev->result set), before
 	 * COMMIT.  Returns 0, or -1 to roll the transaction back (it is retried). */
@@ -159,6 +159,8 @@ void ingest_waiter_done(struct ingest *ig);
 int ingest_run_job(struct ingest *ig, struct ingest_job *j);
 /* Makes the writer call hooks->tick at its next turn (any thread). */
 void ingest_tick_soon(struct ingest *ig);
+/* True on the writer thread (for ERRQ_ASSERT: what says "writer thread only" checks it). */
+bool ingest_on_writer(struct ingest *ig);
 /* Waits until nothing is queued, parked or being written, or until timeout; true if idle. */
 bool ingest_wait_idle(struct ingest *ig, uint64_t timeout_ns);
 /* Stops the writer after draining; past timeout_ns a failing store is given up on: what is

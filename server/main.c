@@ -1,8 +1,11 @@
 /* errqd: the errq collector.
  *
  * Threads: main (start-up, then signals with sigwait, then shutdown), one thread per gRPC
- * completion queue (transport.c), the ingest writer (ingest.c).  SIGINT/SIGTERM/SIGHUP are
- * blocked before grpc_init() so that every thread inherits the mask and only main sees them.
+ * completion queue (transport.c), the ingest writer (ingest.c, which also runs the rule
+ * engine, alerts*.c), the notifier's libuv loop (notify.c), the WAL checkpointer
+ * (storage/store_checkpoint.c), libmicrohttpd's polling thread for HTTP (http.c), and while a
+ * backup runs, its copier (svc_backup.c).  SIGINT/SIGTERM/SIGHUP are blocked before
+ * grpc_init() so that every thread inherits the mask and only main sees them.
  *
  * Shutdown (SIGINT/SIGTERM), within settings.shutdown_timeout (default 8 s; the contract is
  * "exit 0 within 10 s"):
@@ -382,9 +385,11 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			if (alerts)
-				alerts_reload(alerts, NULL, NULL); /* the result is logged */
-			else
+			enum alerts_status st = alerts ? alerts_reload(alerts, NULL, NULL) : ALERTS_OK;
+			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
+				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",
+					   alerts_refusal_msg(st), NULL);
+			else if (!alerts)
 				LOG_INFO("SIGHUP: nothing to reload (storage: none keeps no rules)");
 			continue;
 		}

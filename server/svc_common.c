@@ -55,3 +55,23 @@ char *bstr(struct build *b, const char *s)
 	}
 	return d ? d : (char *)"";
 }
+
+void *svc_decode(struct build *b, const ProtobufCMessageDescriptor *d, grpc_slice req, char *details, size_t dsz)
+{
+	void *m = protobuf_c_message_unpack(d, &b->pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	if (!m)
+		errq_snprintf(details, dsz, "cannot decode %s", d->short_name);
+	return m;
+}
+
+grpc_status_code svc_oom(char *details, size_t dsz)
+{
+	errq_snprintf(details, dsz, "out of memory");
+	return GRPC_STATUS_RESOURCE_EXHAUSTED;
+}
+
+grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz)
+{
+	errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
+	return GRPC_STATUS_INTERNAL;
+}

@@ -1,8 +1,11 @@
-/* svc_common.h: what the read services (svc_query.c, svc_alerts.c) share — a read-only
- * store handle per completion-queue thread, keyset cursors, and the arena replies are
- * built in. */
+/* svc_common.h: what the read services (svc_query.c, svc_alerts*.c) share — a read-only
+ * store handle per completion-queue thread, keyset cursors, the arena replies are built in,
+ * and the handler preamble: decoding the request into that arena, and the statuses of the
+ * failures every handler meets (out of memory, a failed query). */
 #ifndef ERRQD_SVC_COMMON_H
 #define ERRQD_SVC_COMMON_H
+#include <grpc/grpc.h>
+#include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -46,4 +49,13 @@ struct build {
 void build_init(struct build *b);
 /* A copy of s in the arena ("" for NULL or when the arena is full). */
 char *bstr(struct build *b, const char *s);
+
+/* The request of a unary call, decoded into b's arena (released with the reply); NULL when it
+ * does not decode, with "cannot decode <Message>" in details (the caller answers
+ * INVALID_ARGUMENT). */
+void *svc_decode(struct build *b, const ProtobufCMessageDescriptor *d, grpc_slice req, char *details, size_t dsz);
+/* RESOURCE_EXHAUSTED with "out of memory" in details: a reply that outgrew its arena. */
+grpc_status_code svc_oom(char *details, size_t dsz);
+/* INTERNAL with the SQLite reason in details: a query that failed. */
+grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz);
 #endif

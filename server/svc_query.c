@@ -117,14 +117,7 @@ static Errq__V1__Group *group_msg(struct build *b, const struct store_group *g)
 	return b->a.failed ? NULL : o;
 }
 
-#define OOM(details, dsz) (errq_snprintf(details, dsz, "out of memory"), GRPC_STATUS_RESOURCE_EXHAUSTED)
 
-/* A query that failed in SQLite: the reason goes to the caller, the status is INTERNAL. */
-static grpc_status_code query_failed(struct store *s, char *details, size_t dsz)
-{
-	errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-	return GRPC_STATUS_INTERNAL;
-}
 
 /* ---- ListEvents ---- */
 
@@ -164,12 +157,10 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	grpc_status_code st = GRPC_STATUS_OK;
 	struct build b;
 	build_init(&b);
-	Errq__V1__ListEventsRequest *in =
-	    errq__v1__list_events_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__ListEventsRequest *in = svc_decode(&b, &errq__v1__list_events_request__descriptor, req, details, dsz);
 	struct events_ctx x = {.b = &b};
 	struct store *s;
 	if (!in) {
-		errq_snprintf(details, dsz, "cannot decode ListEventsRequest");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -184,7 +175,7 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	}
 	x.limit = clamp_limit(in->limit);
 	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	struct store_event_filter f = {
@@ -196,11 +187,11 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .limit = x.limit + 1,
 	};
 	if (store_list_events(s, &f, event_row, &x)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	Errq__V1__ListEventsResponse o = ERRQ__V1__LIST_EVENTS_RESPONSE__INIT;
@@ -261,10 +252,8 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	build_init(&b);
 	struct groups_ctx x = {.b = &b};
 	struct store *s;
-	Errq__V1__ListGroupsRequest *in =
-	    errq__v1__list_groups_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__ListGroupsRequest *in = svc_decode(&b, &errq__v1__list_groups_request__descriptor, req, details, dsz);
 	if (!in) {
-		errq_snprintf(details, dsz, "cannot decode ListGroupsRequest");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -289,7 +278,7 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	}
 	x.limit = clamp_limit(in->limit);
 	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	/* the API's globs know * and ? only: a '[' is a literal character, not a class */
@@ -319,11 +308,11 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .limit = x.limit + 1,
 	};
 	if (store_list_groups(s, &f, group_row, &x)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	Errq__V1__ListGroupsResponse o = ERRQ__V1__LIST_GROUPS_RESPONSE__INIT;
@@ -380,10 +369,10 @@ static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **
 	struct build b;
 	build_init(&b);
 	struct store *s;
-	Errq__V1__GetGroupRequest *in =
-	    errq__v1__get_group_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__GetGroupRequest *in = svc_decode(&b, &errq__v1__get_group_request__descriptor, req, details, dsz);
 	if (!in || !in->fingerprint[0]) {
-		errq_snprintf(details, dsz, in ? "fingerprint is empty" : "cannot decode GetGroupRequest");
+		if (in)
+			errq_snprintf(details, dsz, "fingerprint is empty");
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -395,7 +384,7 @@ static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **
 	struct one_group og = {.b = &b};
 	int r = store_get_group(s, in->fingerprint, &f, one_group_cb, &og);
 	if (r < 0) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (r == 0) {
@@ -410,17 +399,17 @@ static grpc_status_code get_group(void *ctx, grpc_slice req, grpc_byte_buffer **
 	int64_t first = now_min - (int64_t)n + 1;
 	uint64_t *counts = errq_arena_alloc(&b.a, n * sizeof(*counts));
 	if (!counts || !og.g) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	if (store_group_histogram(s, og.id, in->environment, first, n, counts)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	struct one_event oe = {.b = &b};
 	struct store_event_filter ef = {.fingerprint = in->fingerprint, .limit = 1};
 	if (store_list_events(s, &ef, one_event_cb, &oe)) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	Errq__V1__GetGroupResponse o = ERRQ__V1__GET_GROUP_RESPONSE__INIT;
@@ -467,11 +456,10 @@ static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer
 	struct build b;
 	build_init(&b);
 	struct store *s;
-	Errq__V1__GetEventRequest *in =
-	    errq__v1__get_event_request__unpack(&b.pa, GRPC_SLICE_LENGTH(req), GRPC_SLICE_START_PTR(req));
+	Errq__V1__GetEventRequest *in = svc_decode(&b, &errq__v1__get_event_request__descriptor, req, details, dsz);
 	if (!in || in->event_id.len != 16) {
-		errq_snprintf(details, dsz, in ? "event_id is %zu bytes, want 16" : "cannot decode GetEventRequest",
-			      in ? in->event_id.len : 0);
+		if (in)
+			errq_snprintf(details, dsz, "event_id is %zu bytes, want 16", in->event_id.len);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -482,7 +470,7 @@ static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer
 	struct one_event oe = {.b = &b};
 	int r = store_get_event(s, in->event_id.data, explain ? explain_cb : one_event_cb, &oe);
 	if (r < 0) {
-		st = query_failed(s, details, dsz);
+		st = svc_query_failed(s, details, dsz);
 		goto out;
 	}
 	if (r == 0) {
@@ -493,7 +481,7 @@ static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer
 		goto out;
 	}
 	if (!oe.e) {
-		st = OOM(details, dsz);
+		st = svc_oom(details, dsz);
 		goto out;
 	}
 	if (!explain) {
@@ -664,14 +652,14 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 		if (!s)
 			return GRPC_STATUS_UNAVAILABLE;
 		if (store_get_totals(s, &t)) {
-			return query_failed(s, details, dsz);
+			return svc_query_failed(s, details, dsz);
 		}
 		o.events_total = t.events;
 		o.groups_total = t.groups;
 		o.database_bytes = t.db_bytes;
 	}
 	*resp = errq_bb_from_msg(&o.base);
-	return *resp ? GRPC_STATUS_OK : OOM(details, dsz);
+	return *resp ? GRPC_STATUS_OK : svc_oom(details, dsz);
 }
 
 static grpc_status_code no_storage(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)

@@ -1694,6 +1694,31 @@ static void test_reminder_due_while_down_sent_at_restart(void **state)
 	settle();
 }
 
+/* A request the engine cannot queue (no writer, no inline store) is refused by the return
+ * value and its callback never runs (STYLE.md point 6). */
+static void test_request_refused_without_callback(void **state)
+{
+	(void)state;
+	char err[1024];
+	struct alerts *a = NULL;
+	struct alerts_opts o = {.collector = "unit", .clock = fake_clock};
+	if (alerts_new(&a, &o, NULL, "(none)", err, sizeof(err)))
+		fail_msg("alerts_new: %s", err);
+	struct answered w = {.called = false};
+	assert_int_equal(alerts_reload(a, on_answer, &w), ALERTS_UNAVAILABLE);
+	uint8_t id[16] = {1};
+	assert_int_equal(alerts_replay(a, id, on_answer, &w), ALERTS_UNAVAILABLE);
+	struct alerts_silence_req req;
+	memset(&req, 0, sizeof(req));
+	snprintf(req.rule, sizeof(req.rule), "r");
+	req.duration_ns = UINT64_C(60) * 1000000000;
+	assert_int_equal(alerts_silence_add(a, &req, on_answer, &w), ALERTS_UNAVAILABLE);
+	assert_int_equal(alerts_silence_expire(a, 1, on_answer, &w), ALERTS_UNAVAILABLE);
+	assert_false(w.called);
+	assert_string_equal(alerts_refusal_msg(ALERTS_UNAVAILABLE), "the collector is busy or stopping; try again");
+	alerts_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1711,6 +1736,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_failure_rate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reminders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reminder_due_while_down_sent_at_restart, setup, teardown),
+	    cmocka_unit_test(test_request_refused_without_callback),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER"); /* one test: ERRQ_TEST_FILTER=test_replay */
 	if (filter)

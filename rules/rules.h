@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "circuit.h"
+#include "circuit_config.h"
 #include "errq_arena.h"
 
 /* Bounds: a file past one of them is refused with the limit in the message. */

@@ -1,0 +1,255 @@
+/* alerts_int.h: private to server/alerts*.c: the rule engine's state and the functions its
+ * files share. Nothing outside server/alerts*.c includes it; callers use alerts.h.
+ *
+ * State on the writer thread:
+ *  - a hash table of circuits by (rule, key), each with its alert (id, notices, sample);
+ *  - the "active" list: circuits with a deadline (OPEN, HALF_OPEN, a reminder due), the
+ *    only ones a timer concerns, so a tick costs O(active), not O(circuits);
+ *  - the silences in force or to come;
+ *  - the deliveries made in the open transaction, handed to the notifier after COMMIT.
+ * Every change to a circuit inside a transaction first snapshots it (alerts__touch()), so a rolled
+ * back transaction puts memory back where the database is; the snapshot costs one copy of
+ * a circuit per circuit per transaction, not per event.
+ *
+ * Deliveries: an outbox row is written in the transaction of the transition, with the body
+ * it will send (so every resend is byte for byte the same, with the same Idempotency-Key).
+ * After COMMIT the row goes to the notifier; each attempt's report comes back on the
+ * notifier's thread, is kept (coalesced per row) in `reports`, and recorded by the writer
+ * in a transaction of its own.  When the notifier is full (NOTIFY_MAX_PENDING held), new
+ * rows stay pending in the table ("backlog") and are fed to it in id order as room frees,
+ * so per-alert order holds and no row is held twice.
+ *
+ * Where things are:
+ *   alerts.c          life (new, free), the rules in force, the public request entry points
+ *   alerts_table.c    the circuits by (rule, key), the active list, the undo snapshot (alerts__touch)
+ *   alerts_txn.c      the writer's hooks: a batch's transaction, save, commit/rollback
+ *   alerts_outbox.c   notices into the outbox, the backlog, the notifier's reports
+ *   alerts_body.c     the webhook body and the sample event
+ *   alerts_silence.c  silences: matching, add, expire, a silence's end
+ *   alerts_load.c     loading circuits, alerts and silences at start
+ *   alerts_timer.c    the tick: deadlines, reminders, silences ending
+ *   alerts_request.c  reload and replay on the writer thread */
+#ifndef ERRQ_ALERTS_INT_H
+#define ERRQ_ALERTS_INT_H
+
+#include "alerts.h"
+
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errq_assert.h"
+#include "errq_hash.h"
+#include "errq_id.h"
+#include "errq_log.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "ingest.h"
+#include "storage.h"
+#include "storage_alerts.h"
+
+#define HASH_MIN_BUCKETS 1024
+#define BACKLOG_PAGE 256          /* pending rows read per backlog step */
+#define MAX_SILENCES 10000        /* silences in force or to come */
+#define SILENCE_MIN_NS (UINT64_C(1) * 1000000000)
+#define SILENCE_MAX_NS (UINT64_C(90) * 86400 * 1000000000)
+#define SAMPLE_MESSAGE_MAX 1024
+#define SAMPLE_DETAILS_MAX 16
+#define SAMPLE_DETAIL_VALUE_MAX 256
+
+/* "Writer thread only" (struct alerts), checked where the writer enters the engine: its
+ * hooks and jobs.  Without an ingest (unit tests' inline store) the caller is the writer. */
+#define ALERTS_ON_WRITER(a) ERRQ_ASSERT(!(a)->o.ig || ingest_on_writer((a)->o.ig))
+
+struct rules_ref {
+	struct alerts_rules pub;
+	int refs; /* under a->rules_mu */
+};
+
+struct centry {
+	struct centry *hnext;
+	struct centry *anext, *aprev; /* the active list */
+	bool active;
+	size_t rule_idx;              /* into the current ruleset */
+	int64_t row_id;               /* 0 = no row yet */
+	uint64_t hash;
+	struct circuit *c;
+	bool has_alert;
+	uint8_t alert_id[16];
+	uint32_t notices;             /* firing notices made */
+	uint64_t opened_at;           /* when the alert fired */
+	bool doomed;                  /* a reload retires it: not saved, freed after COMMIT */
+	char *sample;                 /* owned JSON; NULL with sample_loaded = none */
+	bool sample_loaded;
+	/* the open transaction */
+	uint64_t gen;                 /* == a->gen when touched in it */
+	bool created;                 /* created in it */
+	struct centry *tnext;         /* the touched list */
+	struct circuit *undo_c;
+	int64_t undo_row_id;
+	bool undo_has_alert, undo_sample_loaded;
+	uint8_t undo_alert_id[16];
+	uint32_t undo_notices;
+	uint64_t undo_opened_at;
+	char *undo_sample;
+	size_t key_len;
+	char key[];
+};
+
+struct rule_rt {
+	uint32_t n_circuits;
+	struct centry *overflow;
+	uint64_t overflow_failures; /* atomic reads from query threads: under stats_mu */
+	uint64_t txn_overflow;      /* in the open transaction (writer only) */
+};
+
+struct silence {
+	int64_t id;
+	char rule[RULES_NAME_MAX];
+	char *matchers;
+	uint64_t starts, ends;
+};
+
+struct sub { /* a delivery to hand to the notifier after COMMIT */
+	struct sub *next;
+	struct notify_delivery *d;
+	bool resend; /* an old row made pending again (replay, a silence's end): not in id order */
+};
+
+struct request {
+	struct ingest_job job;
+	struct alerts *a;
+	int kind;
+	alerts_answer_fn fn;
+	void *arg;
+	uint8_t alert_id[16];
+	int64_t id;
+	struct alerts_silence_req sil;
+};
+enum { REQ_RELOAD, REQ_REPLAY, REQ_SILENCE_ADD, REQ_SILENCE_EXPIRE };
+
+struct alerts {
+	struct alerts_opts o;
+	char config_path[1024];
+	char collector[128];
+	uint64_t (*clock)(void);
+	struct errq_idgen idgen;
+
+	pthread_mutex_t rules_mu;
+	struct rules_ref *cur; /* the writer's; readers take references */
+
+	/* writer thread only */
+	bool loaded;
+	struct centry **buckets;
+	size_t n_buckets, n_entries;
+	struct centry *active;
+	struct rule_rt *rt;   /* per rule of cur */
+	struct silence *sil;
+	size_t n_sil;
+	uint64_t gen;
+	struct centry *touched;
+	struct sub *subs, **subs_tail;
+	bool txn_timers;       /* the open transaction changed some circuit's deadline */
+	uint32_t held;         /* deliveries the notifier holds (submitted, not final) */
+	bool backlog;          /* rows from backlog_from on wait in the table, not the notifier */
+	int64_t backlog_from;
+	int64_t *retry_ids;    /* resent rows the notifier refused (full): fed before the backlog */
+	size_t n_retry;
+	uint8_t save_buf[CIRCUIT_SAVE_MAX];
+	struct alerts_stats txn_st; /* counted in the open transaction, added at commit */
+
+	const struct ruleset *dest_check; /* a reload: notices go to the notifiers of this set */
+	struct notifier *notifier;
+
+	pthread_mutex_t rep_mu; /* reports from the notifier's thread */
+	struct notify_report *reports;
+	size_t n_reports;
+	bool report_job_queued;
+	struct ingest_job report_job;
+
+	pthread_mutex_t stats_mu;
+	struct alerts_stats st;
+};
+
+/* a notice: what a webhook body says (alerts_body.c builds it, alerts_outbox.c writes it) */
+struct notice {
+	const char *rule, *key, *severity, *status, *reason, *sample;
+	const uint8_t *alert_id;
+	int state, prev;
+	uint64_t failures, opened, resolved;
+	uint32_t window, seq;
+	bool rate;                   /* a failure_rate rule: the calls in the window too */
+	uint64_t calls_ok, calls_failed;
+};
+
+/* alerts.c */
+int alerts__oom(void);
+struct rules_ref *alerts__rules_ref_new(struct ruleset *rs, const char *source, uint64_t now);
+void alerts__rules_ref_put(struct alerts *a, struct rules_ref *r);
+const struct ruleset *alerts__rs(struct alerts *a);
+
+/* alerts_table.c */
+uint64_t alerts__entry_hash(const char *rule, const char *key, size_t key_len);
+const struct rule *alerts__entry_rule(struct alerts *a, const struct centry *e);
+void alerts__unlink_entry(struct alerts *a, struct centry *e);
+void alerts__set_active(struct alerts *a, struct centry *e);
+void alerts__free_entry(struct alerts *a, struct centry *e);
+struct centry *alerts__new_entry(struct alerts *a, size_t rule_idx, const char *key, size_t key_len, uint64_t h,
+				uint64_t now);
+int alerts__touch(struct alerts *a, struct centry *e);
+struct centry *alerts__get_entry(struct alerts *a, size_t rule_idx, const char *key, size_t key_len, uint64_t now);
+
+/* alerts_silence.c */
+bool alerts__silenced(struct alerts *a, const char *rule, const char *key, uint64_t now);
+int alerts__add_silence_mem(struct alerts *a, int64_t id, const char *rule, const char *matchers, uint64_t starts,
+			   uint64_t ends);
+void alerts__drop_silence_mem(struct alerts *a, size_t i);
+int alerts__resend(struct alerts *a, struct store *s, int64_t id, uint64_t now);
+int alerts__unsilence_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
+/* Silence i ended (expired by hand or by time): drops it and delivers in a transaction of its
+ * own the firing notices it held back (on failure they go out after a restart). */
+void alerts__silence_ended(struct alerts *a, struct store *s, size_t i);
+void alerts__do_silence_add(struct alerts *a, struct store *s, const struct alerts_silence_req *req,
+			   struct alerts_answer *ans);
+void alerts__do_silence_expire(struct alerts *a, struct store *s, int64_t id, struct alerts_answer *ans);
+
+/* alerts_body.c */
+int alerts__build_body(struct alerts *a, const struct notice *n, struct errq_buf *b);
+char *alerts__sample_from_event(const struct ingest_event *ev);
+char *alerts__sample_from_outcome(const Errq__V1__Outcome *o);
+
+/* alerts_outbox.c */
+int alerts__write_notice(struct alerts *a, struct store *s, const char *const *names, size_t n_names,
+			const struct notice *n, uint64_t now);
+int alerts__apply(struct alerts *a, struct store *s, const struct ruleset *rs, const struct rule *r, struct centry *e,
+		 const struct circuit_out *out, const struct ingest_event *ev, const Errq__V1__Outcome *oc, uint64_t now);
+void alerts__feed_backlog(struct alerts *a, struct store *s);
+void alerts__apply_reports(struct alerts *a, struct store *s);
+void alerts__report_job_run(struct ingest_job *j, struct store *s);
+void alerts__on_report(void *ctx, const struct notify_report *r);
+
+/* alerts_txn.c */
+int alerts__save_touched(struct alerts *a, struct store *s, uint64_t now);
+void alerts__end_work_entries(struct alerts *a, bool committed);
+void alerts__publish_counts(struct alerts *a);
+void alerts__end_work_subs(struct alerts *a, bool committed);
+int alerts__in_txn_keep(struct alerts *a, struct store *s, int (*fn)(struct alerts *, struct store *, void *),
+		       void *arg);
+int alerts__in_txn(struct alerts *a, struct store *s, int (*fn)(struct alerts *, struct store *, void *), void *arg);
+
+/* alerts_load.c */
+int alerts__load(struct alerts *a, struct store *s);
+
+/* alerts_request.c */
+void alerts__answer(struct request *rq, struct alerts_answer *ans);
+void alerts__fail(struct alerts_answer *ans, enum alerts_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void alerts__set_dests(struct alerts *a, const struct ruleset *rs);
+struct rule_rt *alerts__new_rt(size_t n);
+void alerts__request_run(struct ingest_job *j, struct store *s);
+
+#endif
