@@ -216,31 +216,23 @@ grpc_status_code svc_alerts__list_alerts(void *ctx, grpc_slice req, grpc_byte_bu
 	struct build b;
 	build_init(&b);
 	struct alerts_ctx x = {.b = &b};
-	struct store *s;
+	struct svc_page pg;
 	Errq__V1__ListAlertsRequest *in = svc_decode(&b, &errq__v1__list_alerts_request__descriptor, req, details, dsz);
 	if (!in) {
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (in->cursor.len != 0 && in->cursor.len != 8) {
-		errq_snprintf(details, dsz, "bad cursor: %zu bytes", in->cursor.len);
-		st = GRPC_STATUS_INVALID_ARGUMENT;
+	if ((st = svc_check_cursor(in->cursor, 8, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
 	if (!valid_alert_status(in->status)) {
 		errq_snprintf(details, dsz, "unknown status '%.64s': firing or resolved", in->status);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = svc_reader(&svc->readers, details, dsz))) {
-		st = GRPC_STATUS_UNAVAILABLE;
+	if ((st = svc_page_open(&pg, &svc->readers, &b, in->limit, sizeof(*x.items), details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	x.limit = !in->limit ? QUERY_DEFAULT_LIMIT : in->limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : in->limit;
-	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
+	x.limit = pg.limit;
+	x.items = pg.items;
 	struct store_alert_filter f = {
 	    .status = in->status[0] ? in->status : NULL,
 	    .rule = in->rule[0] ? in->rule : NULL,
@@ -248,25 +240,21 @@ grpc_status_code svc_alerts__list_alerts(void *ctx, grpc_slice req, grpc_byte_bu
 	    .before_id = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
 	};
-	if (store_list_alerts(s, &f, alert_row, &x)) {
-		st = svc_query_failed(s, details, dsz);
+	if (store_list_alerts(pg.s, &f, alert_row, &x)) {
+		st = svc_query_failed(pg.s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
 		st = svc_oom(details, dsz);
 		goto out;
 	}
-	if ((st = decorate_alerts(s, &b, x.items, x.n, false, details, dsz)) != GRPC_STATUS_OK)
+	if ((st = decorate_alerts(pg.s, &b, x.items, x.n, false, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
 	Errq__V1__ListAlertsResponse o = ERRQ__V1__LIST_ALERTS_RESPONSE__INIT;
 	uint8_t cursor[8];
 	o.n_alerts = x.n;
 	o.alerts = x.items;
-	if (x.more && x.n) {
-		svc_put_be64(cursor, (uint64_t)x.last_id);
-		o.next_cursor.data = cursor;
-		o.next_cursor.len = 8;
-	}
+	svc_next_cursor(&o.next_cursor, cursor, sizeof(cursor), x.more, x.n, (uint64_t)x.last_id, 0);
 	*resp = errq_bb_from_msg(&o.base);
 out:
 	errq_arena_release(&b.a);

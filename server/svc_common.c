@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "errq_str.h"
+#include "services.h"
 #include "storage.h"
 #include "errq_banned.h"
 
@@ -74,4 +75,35 @@ grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz)
 {
 	errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
 	return GRPC_STATUS_INTERNAL;
+}
+
+grpc_status_code svc_check_cursor(ProtobufCBinaryData cursor, size_t len, char *details, size_t dsz)
+{
+	if (cursor.len == 0 || cursor.len == len)
+		return GRPC_STATUS_OK;
+	errq_snprintf(details, dsz, "bad cursor: %zu bytes", cursor.len);
+	return GRPC_STATUS_INVALID_ARGUMENT;
+}
+
+grpc_status_code svc_page_open(struct svc_page *p, struct svc_readers *r, struct build *b, uint32_t limit,
+			       size_t item_size, char *details, size_t dsz)
+{
+	if (!(p->s = svc_reader(r, details, dsz)))
+		return GRPC_STATUS_UNAVAILABLE;
+	p->limit = limit == 0 ? QUERY_DEFAULT_LIMIT : limit > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : limit;
+	if (!(p->items = errq_arena_alloc(&b->a, p->limit * item_size)))
+		return svc_oom(details, dsz);
+	return GRPC_STATUS_OK;
+}
+
+void svc_next_cursor(ProtobufCBinaryData *next, uint8_t *buf, size_t len, bool more, size_t n, uint64_t k0,
+		     uint64_t k1)
+{
+	if (!more || !n)
+		return;
+	svc_put_be64(buf, k0);
+	if (len == 16)
+		svc_put_be64(buf + 8, k1);
+	next->data = buf;
+	next->len = len;
 }

@@ -8,6 +8,7 @@
 #include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,4 +59,25 @@ void *svc_decode(struct build *b, const ProtobufCMessageDescriptor *d, grpc_slic
 grpc_status_code svc_oom(char *details, size_t dsz);
 /* INTERNAL with the SQLite reason in details: a query that failed. */
 grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz);
+
+/* The keyset-paged lists (ListEvents, ListGroups, ListAlerts) share their opening and their
+ * reply tail. A cursor is empty (the first page) or exactly len bytes of big-endian keys;
+ * anything else is INVALID_ARGUMENT with "bad cursor: N bytes" in details. */
+grpc_status_code svc_check_cursor(ProtobufCBinaryData cursor, size_t len, char *details, size_t dsz);
+
+/* One page being listed: this thread's reader, and room in the reply's arena for limit items
+ * (the requested size, 0 meaning QUERY_DEFAULT_LIMIT, capped at QUERY_MAX_LIMIT). The store is
+ * asked for limit + 1 rows: the extra one only says that another page follows. */
+struct svc_page {
+	struct store *s;
+	void *items;
+	uint32_t limit;
+};
+/* UNAVAILABLE when the reader cannot open, RESOURCE_EXHAUSTED when the arena has no room. */
+grpc_status_code svc_page_open(struct svc_page *p, struct svc_readers *r, struct build *b, uint32_t limit,
+			       size_t item_size, char *details, size_t dsz);
+/* The next page's cursor: k0 (and k1 when len is 16) in buf, pointed to by *next only when more
+ * rows follow the n sent; otherwise *next is left empty, which ends the listing. */
+void svc_next_cursor(ProtobufCBinaryData *next, uint8_t *buf, size_t len, bool more, size_t n, uint64_t k0,
+		     uint64_t k1);
 #endif

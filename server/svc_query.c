@@ -42,11 +42,6 @@ struct query_svc {
 	struct backup_svc *backup; /* Backup (svc_backup.c) */
 };
 
-static uint32_t clamp_limit(uint32_t l)
-{
-	return l == 0 ? QUERY_DEFAULT_LIMIT : l > QUERY_MAX_LIMIT ? QUERY_MAX_LIMIT : l;
-}
-
 /* ---- messages built in an arena ---- */
 
 static Errq__V1__Event *event_msg(struct build *b, const struct store_event *e)
@@ -159,25 +154,16 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	build_init(&b);
 	Errq__V1__ListEventsRequest *in = svc_decode(&b, &errq__v1__list_events_request__descriptor, req, details, dsz);
 	struct events_ctx x = {.b = &b};
-	struct store *s;
+	struct svc_page pg;
 	if (!in) {
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (in->cursor.len != 0 && in->cursor.len != 8) {
-		errq_snprintf(details, dsz, "bad cursor: %zu bytes", in->cursor.len);
-		st = GRPC_STATUS_INVALID_ARGUMENT;
+	if ((st = svc_check_cursor(in->cursor, 8, details, dsz)) != GRPC_STATUS_OK ||
+	    (st = svc_page_open(&pg, &q->readers, &b, in->limit, sizeof(*x.items), details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	if (!(s = svc_reader(&q->readers, details, dsz))) {
-		st = GRPC_STATUS_UNAVAILABLE;
-		goto out;
-	}
-	x.limit = clamp_limit(in->limit);
-	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
+	x.limit = pg.limit;
+	x.items = pg.items;
 	struct store_event_filter f = {
 	    .service = in->service,
 	    .environment = in->environment,
@@ -186,8 +172,8 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .before_rowid = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
 	};
-	if (store_list_events(s, &f, event_row, &x)) {
-		st = svc_query_failed(s, details, dsz);
+	if (store_list_events(pg.s, &f, event_row, &x)) {
+		st = svc_query_failed(pg.s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
@@ -198,11 +184,7 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	uint8_t cursor[8];
 	o.n_events = x.n;
 	o.events = x.items;
-	if (x.more && x.n) {
-		svc_put_be64(cursor, (uint64_t)x.last_rowid);
-		o.next_cursor.data = cursor;
-		o.next_cursor.len = 8;
-	}
+	svc_next_cursor(&o.next_cursor, cursor, sizeof(cursor), x.more, x.n, (uint64_t)x.last_rowid, 0);
 	*resp = errq_bb_from_msg(&o.base);
 out:
 	errq_arena_release(&b.a);
@@ -251,17 +233,14 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	struct build b;
 	build_init(&b);
 	struct groups_ctx x = {.b = &b};
-	struct store *s;
+	struct svc_page pg;
 	Errq__V1__ListGroupsRequest *in = svc_decode(&b, &errq__v1__list_groups_request__descriptor, req, details, dsz);
 	if (!in) {
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (in->cursor.len != 0 && in->cursor.len != 16) {
-		errq_snprintf(details, dsz, "bad cursor: %zu bytes", in->cursor.len);
-		st = GRPC_STATUS_INVALID_ARGUMENT;
+	if ((st = svc_check_cursor(in->cursor, 16, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
 	if (!valid_status(in->status)) {
 		errq_snprintf(details, dsz, "unknown status '%.64s': unresolved, resolved or ignored", in->status);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
@@ -272,15 +251,10 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if (!(s = svc_reader(&q->readers, details, dsz))) {
-		st = GRPC_STATUS_UNAVAILABLE;
+	if ((st = svc_page_open(&pg, &q->readers, &b, in->limit, sizeof(*x.items), details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	x.limit = clamp_limit(in->limit);
-	if (!(x.items = errq_arena_alloc(&b.a, x.limit * sizeof(*x.items)))) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
+	x.limit = pg.limit;
+	x.items = pg.items;
 	/* the API's globs know * and ? only: a '[' is a literal character, not a class */
 	char glob[2 * 256 + 1];
 	size_t gl = 0;
@@ -307,8 +281,8 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .before_id = in->cursor.len == 16 ? (int64_t)svc_get_be64(in->cursor.data + 8) : 0,
 	    .limit = x.limit + 1,
 	};
-	if (store_list_groups(s, &f, group_row, &x)) {
-		st = svc_query_failed(s, details, dsz);
+	if (store_list_groups(pg.s, &f, group_row, &x)) {
+		st = svc_query_failed(pg.s, details, dsz);
 		goto out;
 	}
 	if (x.oom) {
@@ -319,12 +293,7 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	uint8_t cursor[16];
 	o.n_groups = x.n;
 	o.groups = x.items;
-	if (x.more && x.n) {
-		svc_put_be64(cursor, x.last_key);
-		svc_put_be64(cursor + 8, (uint64_t)x.last_id);
-		o.next_cursor.data = cursor;
-		o.next_cursor.len = 16;
-	}
+	svc_next_cursor(&o.next_cursor, cursor, sizeof(cursor), x.more, x.n, x.last_key, (uint64_t)x.last_id);
 	*resp = errq_bb_from_msg(&o.base);
 out:
 	errq_arena_release(&b.a);
