@@ -23,8 +23,9 @@ static const char *basis_text(const char *basis)
 	return NULL;
 }
 
-static json_t *explain_json(const struct cli_ctx *ctx, const Errq__V1__ExplainEventResponse *r)
+static json_t *explain_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 {
+	const Errq__V1__ExplainEventResponse *r = (const Errq__V1__ExplainEventResponse *)m;
 	bool ok = true;
 	json_t *o = json_object(), *comps = json_array();
 	if (!o || !comps) {
@@ -50,8 +51,9 @@ out:
 	return cli_json_done(o, ok);
 }
 
-static void explain_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__ExplainEventResponse *r)
+static void explain_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m)
 {
+	const Errq__V1__ExplainEventResponse *r = (const Errq__V1__ExplainEventResponse *)m;
 	const char *why = basis_text(r->basis);
 	if (r->event) {
 		char id[2 * CLI_EVENT_ID_LEN + 1];
@@ -92,8 +94,6 @@ int cli_cmd_explain(struct cli_ctx *ctx)
 	uint8_t id[CLI_EVENT_ID_LEN];
 	char hex[2 * CLI_EVENT_ID_LEN + 1];
 	ProtobufCMessage *resp = NULL;
-	struct cli_detail d;
-	cli_detail_init(&d);
 	int rc = cli_arg_event_id(ctx, id);
 	if (rc)
 		goto out;
@@ -103,17 +103,9 @@ int cli_cmd_explain(struct cli_ctx *ctx)
 	errq_snprintf(ctx->what, sizeof(ctx->what), "event %s", hex);
 	rc = cli_call(ctx, "/errq.v1.Query/ExplainEvent", &req.base, &errq__v1__explain_event_response__descriptor,
 		      &resp);
-	if (rc)
-		goto out;
-	const Errq__V1__ExplainEventResponse *r = (const Errq__V1__ExplainEventResponse *)resp;
-	if (ctx->args->output != CLI_OUT_TABLE) {
-		rc = cli_print_json(ctx, explain_json(ctx, r));
-		goto out;
-	}
-	explain_detail(ctx, &d, r);
-	rc = cli_print_detail(ctx, &d);
+	if (!rc)
+		rc = cli_print_item(ctx, resp, explain_json, explain_detail);
 out:
-	cli_detail_release(&d);
 	if (resp)
 		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;

@@ -228,8 +228,9 @@ out:
 
 /* ---- errq group FP ---- */
 
-static json_t *group_doc(const struct cli_ctx *ctx, const Errq__V1__GetGroupResponse *r)
+static json_t *group_doc(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 {
+	const Errq__V1__GetGroupResponse *r = (const Errq__V1__GetGroupResponse *)m;
 	bool ok = true;
 	json_t *o = r->group ? cli_group_json(ctx, &r->group->base) : NULL;
 	json_t *hist = json_object(), *mins = json_array();
@@ -308,8 +309,9 @@ out:
 	errq_buf_free(&b);
 }
 
-static void group_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__GetGroupResponse *r)
+static void group_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m)
 {
+	const Errq__V1__GetGroupResponse *r = (const Errq__V1__GetGroupResponse *)m;
 	const struct cli_args *a = ctx->args;
 	const Errq__V1__Group *g = r->group;
 	char buf[ERRQ_RFC3339_BUFSZ + 64];
@@ -354,9 +356,7 @@ int cli_cmd_group(struct cli_ctx *ctx)
 	const struct cli_args *a = ctx->args;
 	Errq__V1__GetGroupRequest req = ERRQ__V1__GET_GROUP_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	struct cli_detail d;
 	const char *fp;
-	cli_detail_init(&d);
 	int rc = cli_arg_fingerprint(ctx, &fp);
 	if (rc)
 		goto out;
@@ -378,14 +378,8 @@ int cli_cmd_group(struct cli_ctx *ctx)
 		rc = CLI_EXIT_UNREACHABLE;
 		goto out;
 	}
-	if (a->output != CLI_OUT_TABLE) {
-		rc = cli_print_json(ctx, group_doc(ctx, r));
-		goto out;
-	}
-	group_detail(ctx, &d, r);
-	rc = cli_print_detail(ctx, &d);
+	rc = cli_print_item(ctx, resp, group_doc, group_detail);
 out:
-	cli_detail_release(&d);
 	if (resp)
 		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;

@@ -19,8 +19,9 @@ static uint64_t collector_now(const struct cli_ctx *ctx, const Errq__V1__StatusR
 	return r->now_unix_nano ? r->now_unix_nano : ctx->now_ns;
 }
 
-static json_t *status_json(const struct cli_ctx *ctx, const Errq__V1__StatusResponse *r)
+static json_t *status_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 {
+	const Errq__V1__StatusResponse *r = (const Errq__V1__StatusResponse *)m;
 	bool ok = true;
 	uint64_t now = collector_now(ctx, r);
 	json_t *o = json_object();
@@ -68,8 +69,9 @@ static json_t *status_json(const struct cli_ctx *ctx, const Errq__V1__StatusResp
 	return cli_json_done(o, ok);
 }
 
-static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__StatusResponse *r)
+static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m)
 {
+	const Errq__V1__StatusResponse *r = (const Errq__V1__StatusResponse *)m;
 	char a[64], b[64], ts[ERRQ_RFC3339_BUFSZ];
 	uint64_t now = collector_now(ctx, r);
 
@@ -139,20 +141,9 @@ int cli_cmd_status(struct cli_ctx *ctx)
 {
 	Errq__V1__StatusRequest req = ERRQ__V1__STATUS_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	struct cli_detail d;
-	cli_detail_init(&d);
 	int rc = cli_call(ctx, "/errq.v1.Query/Status", &req.base, &errq__v1__status_response__descriptor, &resp);
-	if (rc)
-		goto out;
-	const Errq__V1__StatusResponse *r = (const Errq__V1__StatusResponse *)resp;
-	if (ctx->args->output != CLI_OUT_TABLE) {
-		rc = cli_print_json(ctx, status_json(ctx, r));
-		goto out;
-	}
-	status_detail(ctx, &d, r);
-	rc = cli_print_detail(ctx, &d);
-out:
-	cli_detail_release(&d);
+	if (!rc)
+		rc = cli_print_item(ctx, resp, status_json, status_detail);
 	if (resp)
 		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
