@@ -414,27 +414,43 @@ void circuit_free(struct circuit *c)
 	free(c);
 }
 
+/* Where an input landed: its time r, the circuit's clock t after it, and whether it counts in
+ * the window, in a half-open circuit's probe, or both. */
+struct placed {
+	uint64_t r, t;
+	bool in_window, in_probe;
+};
+
+/* What circuit_failure and circuit_outcome do first: refuse an input that is too old, move
+ * the clock to the input's time (never back), run what fell due before it, and place it.
+ * CIRCUIT_COUNTED when the caller goes on to count it in p; CIRCUIT_TOO_OLD or
+ * CIRCUIT_EXPIRED (neither in the window nor in a probe) when it is dropped. */
+static enum circuit_count place_input(struct circuit *c, const struct circuit_config *cfg, uint64_t *now,
+				      uint64_t received_at, uint64_t sent_at, struct placed *p, struct circuit_out *out)
+{
+	out->n = 0;
+	assert_geometry(c, cfg);
+	if (too_old(cfg, received_at, sent_at))
+		return CIRCUIT_TOO_OLD;
+	p->r = input_time(c, now, received_at);
+	p->t = p->r > c->clock ? p->r : c->clock;
+	run_due(c, cfg, p->t, out);
+	c->clock = p->t;
+	advance(c, p->t);
+	p->in_window = bucket_of(c, p->r) >= window_lo(c, p->t);
+	p->in_probe = c->state == CIRCUIT_HALF_OPEN && p->r >= c->probe_start;
+	return !p->in_window && !p->in_probe ? CIRCUIT_EXPIRED : CIRCUIT_COUNTED;
+}
+
 enum circuit_count circuit_failure(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
 				   uint64_t received_at, uint64_t time_unix_nano, struct circuit_out *out)
 {
-	enum circuit_count rc = CIRCUIT_COUNTED;
-	out->n = 0;
-	assert_geometry(c, cfg);
-	if (too_old(cfg, received_at, time_unix_nano)) {
-		rc = CIRCUIT_TOO_OLD;
+	struct placed p;
+	enum circuit_count rc = place_input(c, cfg, &now, received_at, time_unix_nano, &p, out);
+	if (rc != CIRCUIT_COUNTED)
 		goto out;
-	}
-	uint64_t r = input_time(c, &now, received_at);
-	uint64_t t = r > c->clock ? r : c->clock;
-	run_due(c, cfg, t, out);
-	c->clock = t;
-	advance(c, t);
-	bool in_window = bucket_of(c, r) >= window_lo(c, t);
-	bool in_probe = c->state == CIRCUIT_HALF_OPEN && r >= c->probe_start;
-	if (!in_window && !in_probe) {
-		rc = CIRCUIT_EXPIRED;
-		goto out;
-	}
+	const uint64_t r = p.r, t = p.t;
+	const bool in_window = p.in_window, in_probe = p.in_probe;
 	if (in_window)
 		ring_add(c, COL_FAILURES, bucket_of(c, r), 1);
 	switch (c->state) {
@@ -467,24 +483,12 @@ enum circuit_count circuit_outcome(struct circuit *c, const struct circuit_confi
 				   uint64_t received_at, uint64_t ok, uint64_t failed, uint64_t end_unix_nano,
 				   struct circuit_out *out)
 {
-	enum circuit_count rc = CIRCUIT_COUNTED;
-	out->n = 0;
-	assert_geometry(c, cfg);
-	if (too_old(cfg, received_at, end_unix_nano)) {
-		rc = CIRCUIT_TOO_OLD;
+	struct placed p;
+	enum circuit_count rc = place_input(c, cfg, &now, received_at, end_unix_nano, &p, out);
+	if (rc != CIRCUIT_COUNTED)
 		goto out;
-	}
-	uint64_t r = input_time(c, &now, received_at);
-	uint64_t t = r > c->clock ? r : c->clock;
-	run_due(c, cfg, t, out);
-	c->clock = t;
-	advance(c, t);
-	bool in_window = bucket_of(c, r) >= window_lo(c, t);
-	bool in_probe = c->state == CIRCUIT_HALF_OPEN && r >= c->probe_start;
-	if (!in_window && !in_probe) {
-		rc = CIRCUIT_EXPIRED;
-		goto out;
-	}
+	const uint64_t r = p.r, t = p.t;
+	const bool in_window = p.in_window, in_probe = p.in_probe;
 	if (in_window && c->has_calls) {
 		ring_add(c, COL_OK, bucket_of(c, r), ok);
 		ring_add(c, COL_FAILED, bucket_of(c, r), failed);
