@@ -240,14 +240,9 @@ grpc_status_code svc_alerts__list_alerts(void *ctx, grpc_slice req, grpc_byte_bu
 	    .before_id = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
 	};
-	if (store_list_alerts(pg.s, &f, alert_row, &x)) {
-		st = svc_query_failed(pg.s, details, dsz);
+	int listed = store_list_alerts(pg.s, &f, alert_row, &x);
+	if ((st = svc_listed(pg.s, listed, x.oom, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	if (x.oom) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
 	if ((st = decorate_alerts(pg.s, &b, x.items, x.n, false, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
 	Errq__V1__ListAlertsResponse o = ERRQ__V1__LIST_ALERTS_RESPONSE__INIT;
@@ -340,14 +335,10 @@ grpc_status_code svc_alerts__list_silences(void *ctx, grpc_slice req, grpc_byte_
 		st = svc_oom(details, dsz);
 		goto out;
 	}
-	if (store_list_silences(s, in->all, x.now, ALERTS_SVC_SILENCES_LISTED, svc_alerts__silence_row, &x)) {
-		st = svc_query_failed(s, details, dsz);
+	int listed = store_list_silences(s, in->all, x.now, ALERTS_SVC_SILENCES_LISTED,
+					 svc_alerts__silence_row, &x);
+	if ((st = svc_listed(s, listed, x.oom, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	if (x.oom) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
 	Errq__V1__ListSilencesResponse o = ERRQ__V1__LIST_SILENCES_RESPONSE__INIT;
 	o.n_silences = x.n;
 	o.silences = x.items;

@@ -132,14 +132,8 @@ grpc_status_code svc_alerts__list_circuits(void *ctx, grpc_slice req, grpc_byte_
 	}
 	x.rules = svc_alerts__rules_get(svc);
 	int r = store_list_circuits(s, in->rule[0] ? in->rule : NULL, circuit_row, &x);
-	if (r) {
-		st = svc_query_failed(s, details, dsz);
+	if ((st = svc_listed(s, r, x.oom, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	if (x.oom) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
 	qsort(x.items, x.n, sizeof(*x.items), item_cmp);
 	Errq__V1__Circuit **list = errq_arena_alloc(&b.a, (x.n ? x.n : 1) * sizeof(*list));
 	if (!list) {

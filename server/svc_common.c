@@ -77,6 +77,13 @@ grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz)
 	return GRPC_STATUS_INTERNAL;
 }
 
+grpc_status_code svc_listed(struct store *s, int rc, bool oom, char *details, size_t dsz)
+{
+	if (rc)
+		return svc_query_failed(s, details, dsz);
+	return oom ? svc_oom(details, dsz) : GRPC_STATUS_OK;
+}
+
 grpc_status_code svc_check_cursor(ProtobufCBinaryData cursor, size_t len, char *details, size_t dsz)
 {
 	if (cursor.len == 0 || cursor.len == len)

@@ -60,6 +60,11 @@ grpc_status_code svc_oom(char *details, size_t dsz);
 /* INTERNAL with the SQLite reason in details: a query that failed. */
 grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz);
 
+/* How a listing ended: INTERNAL (svc_query_failed) when the store's call returned rc != 0,
+ * RESOURCE_EXHAUSTED (svc_oom) when a row's message did not fit in the arena (oom), else OK.
+ * Call the store first and pass its rc: in one call, oom could be read before the rows are. */
+grpc_status_code svc_listed(struct store *s, int rc, bool oom, char *details, size_t dsz);
+
 /* The keyset-paged lists (ListEvents, ListGroups, ListAlerts) share their opening and their
  * reply tail. A cursor is empty (the first page) or exactly len bytes of big-endian keys;
  * anything else is INVALID_ARGUMENT with "bad cursor: N bytes" in details. */

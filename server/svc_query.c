@@ -172,14 +172,9 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .before_rowid = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
 	};
-	if (store_list_events(pg.s, &f, event_row, &x)) {
-		st = svc_query_failed(pg.s, details, dsz);
+	int listed = store_list_events(pg.s, &f, event_row, &x);
+	if ((st = svc_listed(pg.s, listed, x.oom, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	if (x.oom) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
 	Errq__V1__ListEventsResponse o = ERRQ__V1__LIST_EVENTS_RESPONSE__INIT;
 	uint8_t cursor[8];
 	o.n_events = x.n;
@@ -281,14 +276,9 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 	    .before_id = in->cursor.len == 16 ? (int64_t)svc_get_be64(in->cursor.data + 8) : 0,
 	    .limit = x.limit + 1,
 	};
-	if (store_list_groups(pg.s, &f, group_row, &x)) {
-		st = svc_query_failed(pg.s, details, dsz);
+	int listed = store_list_groups(pg.s, &f, group_row, &x);
+	if ((st = svc_listed(pg.s, listed, x.oom, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
-	}
-	if (x.oom) {
-		st = svc_oom(details, dsz);
-		goto out;
-	}
 	Errq__V1__ListGroupsResponse o = ERRQ__V1__LIST_GROUPS_RESPONSE__INIT;
 	uint8_t cursor[16];
 	o.n_groups = x.n;
