@@ -47,7 +47,8 @@ static size_t detail_size(const struct errq_detail *d)
 	return msg_field(errq__str_field_size(d->key) + errq__str_field_size(d->value));
 }
 
-static size_t frame_size(const struct errq_frame *f)
+/* A frame's message body: what frame_size counts and the packer writes after its length. */
+static size_t frame_body(const struct errq_frame *f)
 {
 	size_t b = errq__str_field_size(f->function) + errq__str_field_size(f->file) +
 		   errq__str_field_size(f->module);
@@ -55,7 +56,12 @@ static size_t frame_size(const struct errq_frame *f)
 		b += TAG_LEN + errq_pb_varint_size(f->line);
 	if (f->in_app)
 		b += TAG_LEN + 1;
-	return msg_field(b);
+	return b;
+}
+
+static size_t frame_size(const struct errq_frame *f)
+{
+	return msg_field(frame_body(f));
 }
 
 /* True when s[0..n) is plain ASCII (the common case: no UTF-8 to check). */
@@ -434,17 +440,6 @@ static uint8_t *put_str(uint8_t *p, int field, const char *s)
 	p = errq_pb_put_varint(p, n);
 	memcpy(p, s, n);
 	return p + n;
-}
-
-static size_t frame_body(const struct errq_frame *f)
-{
-	size_t b = errq__str_field_size(f->function) + errq__str_field_size(f->file) +
-		   errq__str_field_size(f->module);
-	if (f->line)
-		b += TAG_LEN + errq_pb_varint_size(f->line);
-	if (f->in_app)
-		b += TAG_LEN + 1;
-	return b;
 }
 
 size_t errq__event_id_offset(const errq_event_t *ev)
