@@ -203,18 +203,26 @@ static bool over(const struct load *ld, int ph)
 	return ph >= PH_DRAIN || (ld->cfg->events && atomic_load_explicit(&ld->budget, RELAXED) <= 0);
 }
 
+/* Clears ops (LOAD_OPS_MAX of them) for a send or the half-close, and puts the initial metadata
+ * first while the stream has not sent it; returns how many ops are filled. */
+static size_t send_ops_begin(const struct stream *s, grpc_op *ops)
+{
+	size_t n = 0;
+	memset(ops, 0, LOAD_OPS_MAX * sizeof(*ops));
+	if (!s->md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		ops[n++].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
+	}
+	return n;
+}
+
 /* Half-closes once the stream has nothing left to send or await and the session is over. */
 static void maybe_close(struct stream *s, int ph)
 {
 	if (s->close_sent || s->broken || s->sending || s->r_tail != s->r_head || !over(s->w->ld, ph))
 		return;
 	grpc_op ops[LOAD_OPS_MAX];
-	size_t n = 0;
-	memset(ops, 0, sizeof(ops));
-	if (!s->md_sent) {
-		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-		ops[n++].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
-	}
+	size_t n = send_ops_begin(s, ops);
 	ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	if (start(s, ops, n, &s->t_close)) {
 		s->md_sent = true;
@@ -234,12 +242,7 @@ static void kick_send(struct stream *s)
 	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
 	grpc_slice_unref(sl);
 	grpc_op ops[LOAD_OPS_MAX];
-	size_t n = 0;
-	memset(ops, 0, sizeof(ops));
-	if (!s->md_sent) {
-		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-		ops[n++].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
-	}
+	size_t n = send_ops_begin(s, ops);
 	ops[n].op = GRPC_OP_SEND_MESSAGE;
 	ops[n].flags = s->r_tail - s->r_send > 1 ? GRPC_WRITE_BUFFER_HINT : 0;
 	ops[n++].data.send_message.send_message = bb;
