@@ -43,24 +43,36 @@ static bool has_prefix(const char *s, const char *p)
 	return s && strncmp(s, p, strlen(p)) == 0;
 }
 
-/* Builds a batch and decodes it with protobuf-c. */
-static void check_encoding(int event_size, int ids)
+/* A payload and a generator for one check (free both after it); NULL, with the check failed
+ * under what, when either cannot be made. */
+static struct gen *fixture(struct payload *pl, uint32_t groups, double zipf, int event_size, uint64_t seed, int ids,
+			   const char *what)
 {
-	char what[BENCH_LABEL_MAX], err[BENCH_MSG_MAX];
-	struct payload pl;
-	errq_snprintf(what, sizeof(what), "encoding: %d-byte events, %s ids", event_size,
-		      ids == BENCH_IDS_RANDOM ? "random" : "ordered");
-	if (payload_init(&pl, 1000, 1.1, event_size, err, sizeof(err))) {
+	char err[BENCH_MSG_MAX];
+	if (payload_init(pl, groups, zipf, event_size, err, sizeof(err))) {
 		check(false, what, "%s", err);
-		return;
+		return NULL;
 	}
 	struct gen *g = malloc(sizeof(*g));
 	if (!g) {
-		payload_free(&pl);
+		payload_free(pl);
 		check(false, what, "out of memory");
-		return;
+		return NULL;
 	}
-	gen_init(g, 42, 0, ids);
+	gen_init(g, seed, 0, ids);
+	return g;
+}
+
+/* Builds a batch and decodes it with protobuf-c. */
+static void check_encoding(int event_size, int ids)
+{
+	char what[BENCH_LABEL_MAX];
+	struct payload pl;
+	errq_snprintf(what, sizeof(what), "encoding: %d-byte events, %s ids", event_size,
+		      ids == BENCH_IDS_RANDOM ? "random" : "ordered");
+	struct gen *g = fixture(&pl, 1000, 1.1, event_size, 42, ids, what);
+	if (!g)
+		return;
 	uint64_t now = errq_now_ns();
 	grpc_slice sl = payload_batch(&pl, g, 7, ST_BATCH, now);
 	Errq__V1__ReportRequest *r =
@@ -109,21 +121,13 @@ static void check_encoding(int event_size, int ids)
 
 static void check_zipf(double s)
 {
-	char what[BENCH_LABEL_MAX], err[BENCH_MSG_MAX];
+	char what[BENCH_LABEL_MAX];
 	struct payload pl;
 	uint64_t freq[ST_ZIPF_GROUPS];
 	errq_snprintf(what, sizeof(what), "sampler: zipf %.1f over %d groups", s, ST_ZIPF_GROUPS);
-	if (payload_init(&pl, ST_ZIPF_GROUPS, s, 300, err, sizeof(err))) {
-		check(false, what, "%s", err);
+	struct gen *g = fixture(&pl, ST_ZIPF_GROUPS, s, 300, 1, BENCH_IDS_ORDERED, what);
+	if (!g)
 		return;
-	}
-	struct gen *g = malloc(sizeof(*g));
-	if (!g) {
-		payload_free(&pl);
-		check(false, what, "out of memory");
-		return;
-	}
-	gen_init(g, 1, 0, BENCH_IDS_ORDERED);
 	memset(freq, 0, sizeof(freq));
 	bool range_ok = true;
 	for (int i = 0; i < ST_ZIPF_SAMPLES; i++) {
