@@ -600,11 +600,7 @@ int cli_cmd_alerts_replay(struct cli_ctx *ctx)
 			cli_json_put(o, "alert_id", json_string(hex), &ok);
 			cli_json_put(o, "replayed", cli_json_uint(r->replayed), &ok);
 		}
-		if (!ok) {
-			json_decref(o);
-			o = NULL;
-		}
-		rc = cli_print_json(ctx, o);
+		rc = cli_print_json(ctx, cli_json_done(o, ok));
 	} else {
 		struct cli_detail d;
 		cli_detail_init(&d);

@@ -151,11 +151,7 @@ int cli_cmd_rules_reload(struct cli_ctx *ctx)
 			cli_json_put(o, "changed", cli_json_uint(r->changed), &ok);
 			cli_json_put(o, "removed", cli_json_uint(r->removed), &ok);
 		}
-		if (!ok) {
-			json_decref(o);
-			o = NULL;
-		}
-		rc = cli_print_json(ctx, o);
+		rc = cli_print_json(ctx, cli_json_done(o, ok));
 	} else {
 		struct cli_detail d;
 		char line[256];
@@ -192,11 +188,7 @@ int cli_cmd_rules_check(struct cli_ctx *ctx)
 			cli_json_put(o, "notifiers", cli_json_uint(rs->n_notifiers), &ok);
 			cli_json_put(o, "ok", json_true(), &ok);
 		}
-		if (!ok) {
-			json_decref(o);
-			o = NULL;
-		}
-		rc = cli_print_json(ctx, o);
+		rc = cli_print_json(ctx, cli_json_done(o, ok));
 	} else {
 		struct cli_detail d;
 		struct errq_buf b;
