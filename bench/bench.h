@@ -184,6 +184,9 @@ grpc_channel *load_channel_new(const char *addr, int index);
 /* Runs one session on the calling thread plus cfg->threads client threads.  Returns 0, or
  * -1 when it could not start (err says why).  r->lat is allocated; free with load_result_free. */
 int load_run(const struct load_cfg *cfg, struct load_result *r, char *err, size_t errsz);
+/* Before any thread starts: blocks SIGINT and SIGTERM (threads inherit the mask) so that only
+ * load_run's sigtimedwait takes them, with the set in *sigs for load_cfg.sigs; ignores SIGPIPE. */
+void load_block_signals(sigset_t *sigs);
 void load_result_free(struct load_result *r);
 uint64_t load_errors(const struct load_result *r);
 

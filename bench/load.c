@@ -847,3 +847,12 @@ int load_connect(grpc_channel **chans, int n, char *err, size_t errsz)
 	grpc_completion_queue_destroy(cq);
 	return rc;
 }
+
+void load_block_signals(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}

@@ -393,11 +393,7 @@ int main(int argc, char **argv)
 	}
 
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	load_block_signals(&sigs);
 
 	rc = 2;
 	if (cfg.spawn.path) {

@@ -234,11 +234,7 @@ int selftest_main(const struct bench_cfg *cfg)
 	check_hist();
 
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	load_block_signals(&sigs);
 	if (payload_init(&pl, 5000, 1.1, 300, err, sizeof(err))) {
 		check(false, "payload", "%s", err);
 		return 1;
