@@ -449,28 +449,26 @@ enum circuit_count circuit_failure(struct circuit *c, const struct circuit_confi
 	enum circuit_count rc = place_input(c, cfg, &now, received_at, time_unix_nano, &p, out);
 	if (rc != CIRCUIT_COUNTED)
 		goto out;
-	const uint64_t r = p.r, t = p.t;
-	const bool in_window = p.in_window, in_probe = p.in_probe;
-	if (in_window)
-		ring_add(c, COL_FAILURES, bucket_of(c, r), 1);
+	if (p.in_window)
+		ring_add(c, COL_FAILURES, bucket_of(c, p.r), 1);
 	switch (c->state) {
 	case CIRCUIT_CLOSED:
-		if (in_window && cfg->failures) {
-			uint64_t n = window_sum(c, COL_FAILURES, t);
+		if (p.in_window && cfg->failures) {
+			uint64_t n = window_sum(c, COL_FAILURES, p.t);
 			if (n >= cfg->failures) {
 				char reason[CIRCUIT_REASON_MAX], d[32];
 				errq_snprintf(reason, sizeof(reason), "failures %" PRIu64 " >= %" PRIu32 " in %s", n,
 					      cfg->failures, fmt_secs(d, cfg->window_ns));
-				trip(c, cfg, t, n, reason, out);
+				trip(c, cfg, p.t, n, reason, out);
 			}
 		}
 		break;
 	case CIRCUIT_OPEN: /* recorded, changes nothing */
 		break;
 	case CIRCUIT_HALF_OPEN:
-		if (in_probe) {
+		if (p.in_probe) {
 			c->probe_failures++;
-			probe_check(c, cfg, t, out);
+			probe_check(c, cfg, p.t, out);
 		}
 		break;
 	}
@@ -487,16 +485,14 @@ enum circuit_count circuit_outcome(struct circuit *c, const struct circuit_confi
 	enum circuit_count rc = place_input(c, cfg, &now, received_at, end_unix_nano, &p, out);
 	if (rc != CIRCUIT_COUNTED)
 		goto out;
-	const uint64_t r = p.r, t = p.t;
-	const bool in_window = p.in_window, in_probe = p.in_probe;
-	if (in_window && c->has_calls) {
-		ring_add(c, COL_OK, bucket_of(c, r), ok);
-		ring_add(c, COL_FAILED, bucket_of(c, r), failed);
+	if (p.in_window && c->has_calls) {
+		ring_add(c, COL_OK, bucket_of(c, p.r), ok);
+		ring_add(c, COL_FAILED, bucket_of(c, p.r), failed);
 	}
 	switch (c->state) {
 	case CIRCUIT_CLOSED:
-		if (in_window && c->has_calls && cfg->failure_rate_ppm) {
-			uint64_t nok = window_sum(c, COL_OK, t), nfailed = window_sum(c, COL_FAILED, t);
+		if (p.in_window && c->has_calls && cfg->failure_rate_ppm) {
+			uint64_t nok = window_sum(c, COL_OK, p.t), nfailed = window_sum(c, COL_FAILED, p.t);
 			uint64_t calls = sat_add(nok, nfailed);
 			if (calls && calls >= cfg->min_calls &&
 			    (unsigned __int128)nfailed * CIRCUIT_RATE_ONE >=
@@ -506,18 +502,18 @@ enum circuit_count circuit_outcome(struct circuit *c, const struct circuit_confi
 				errq_snprintf(reason, sizeof(reason), "failure rate %s >= %s over %" PRIu64 " calls in %s",
 					      fmt_ppm(a, rate), fmt_ppm(b, cfg->failure_rate_ppm), calls,
 					      fmt_secs(d, cfg->window_ns));
-				trip(c, cfg, t, window_sum(c, COL_FAILURES, t), reason, out);
+				trip(c, cfg, p.t, window_sum(c, COL_FAILURES, p.t), reason, out);
 			}
 		}
 		break;
 	case CIRCUIT_OPEN:
 		break;
 	case CIRCUIT_HALF_OPEN:
-		if (in_probe) {
+		if (p.in_probe) {
 			c->probe_ok = sat_add(c->probe_ok, ok);
 			if (c->has_calls) /* else the failed calls may be other errors than the rule's */
 				c->probe_failed = sat_add(c->probe_failed, failed);
-			probe_check(c, cfg, t, out);
+			probe_check(c, cfg, p.t, out);
 		}
 		break;
 	}
