@@ -176,7 +176,7 @@ static void test_lifecycle(void **state)
 	assert_int_equal(circuit_state(rule), 1);
 	/* the recovery timeout doubled (2 s), then a quiet probe closes it */
 	wait_state(rule, 2, __LINE__);
-	wait_state(rule, 0, __LINE__);
+	wait_state_after(rule, 0, __LINE__, (uint64_t)probe * NS_PER_SEC);
 
 	/* the resolved notice: the second and last request */
 	assert_true(receiver_wait(&E.rv, 2) >= 2);

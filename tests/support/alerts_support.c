@@ -191,7 +191,12 @@ int transitions(const char *rule, struct trans *t, int max)
 
 void wait_state(const char *rule, int want, int line)
 {
-	uint64_t dl = errq_mono_ns() + (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;
+	wait_state_after(rule, want, line, 0);
+}
+
+void wait_state_after(const char *rule, int want, int line, uint64_t timer_ns)
+{
+	uint64_t dl = errq_mono_ns() + timer_ns + (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;
 	int st;
 	while ((st = circuit_state(rule)) != want) {
 		if (errq_mono_ns() > dl) {
@@ -200,8 +205,8 @@ void wait_state(const char *rule, int want, int line)
 			for (int i = 0; i < n; i++)
 				fprintf(stderr, "  %s: %d -> %d at %llu: %s\n", rule, t[i].from, t[i].to,
 					(unsigned long long)t[i].at, t[i].reason);
-			fail_msg("line %d: circuit of '%s' still in state %d after %d ms, want %d (log %s)", line, rule,
-				 st, HARNESS_DEADLINE_MS, want, E.d.log);
+			fail_msg("line %d: circuit of '%s' still in state %d after %llu ms, want %d (log %s)", line, rule,
+				 st, (unsigned long long)(timer_ns / ERRQ_NS_PER_MS) + HARNESS_DEADLINE_MS, want, E.d.log);
 		}
 		harness_msleep(5);
 	}

@@ -63,6 +63,9 @@ int transitions(const char *rule, struct trans *t, int max);
 /* Waits until the rule's circuit is in state want; at the deadline prints its history (a
  * state it went through between two polls would show there) and fails. */
 void wait_state(const char *rule, int want, int line);
+/* The same when the state comes only after a timer of timer_ns (a probe): the deadline is the
+ * timer plus HARNESS_DEADLINE_MS, never the deadline alone (under valgrind a probe is 30 s). */
+void wait_state_after(const char *rule, int want, int line, uint64_t timer_ns);
 
 /* ---- errqd ---- */
 /* Lines of errqd's log containing needle. */
