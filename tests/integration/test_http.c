@@ -94,18 +94,9 @@ static void promtool_accepts(const char *text)
 
 static int grpc_health(const char *service)
 {
-	Grpc__Health__V1__HealthCheckRequest hr = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-	hr.service = (char *)service;
-	grpc_slice resp;
-	char details[256];
-	assert_int_equal(query_call(D.addr, "/grpc.health.v1.Health/Check", &hr.base, &resp, details, sizeof(details)),
-			 GRPC_STATUS_OK);
-	Grpc__Health__V1__HealthCheckResponse *out =
-	    grpc__health__v1__health_check_response__unpack(NULL, GRPC_SLICE_LENGTH(resp), GRPC_SLICE_START_PTR(resp));
-	assert_non_null(out);
-	int st = out->status;
-	grpc__health__v1__health_check_response__free_unpacked(out, NULL);
-	grpc_slice_unref(resp);
+	grpc_status_code cs;
+	int st = health_check(D.addr, service, &cs);
+	assert_int_equal(cs, GRPC_STATUS_OK);
 	return st;
 }
 

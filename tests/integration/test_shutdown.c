@@ -108,28 +108,10 @@ static void test_sigterm_loses_nothing_acknowledged(void **state)
 	errqd_cleanup(&D);
 }
 
-static int grpc_health(const char *addr, const char *service, grpc_status_code *call_status)
-{
-	Grpc__Health__V1__HealthCheckRequest hr = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-	hr.service = (char *)service;
-	grpc_slice resp;
-	char details[256];
-	*call_status = query_call(addr, "/grpc.health.v1.Health/Check", &hr.base, &resp, details, sizeof(details));
-	if (*call_status != GRPC_STATUS_OK)
-		return -1;
-	Grpc__Health__V1__HealthCheckResponse *out =
-	    grpc__health__v1__health_check_response__unpack(NULL, GRPC_SLICE_LENGTH(resp), GRPC_SLICE_START_PTR(resp));
-	assert_non_null(out);
-	int st = out->status;
-	grpc__health__v1__health_check_response__free_unpacked(out, NULL);
-	grpc_slice_unref(resp);
-	return st;
-}
-
 static void assert_health(const char *addr, const char *service, int want)
 {
 	grpc_status_code cs;
-	int st = grpc_health(addr, service, &cs);
+	int st = health_check(addr, service, &cs);
 	if (st != want)
 		fail_msg("health of '%s': %d (call %d), wanted %d", service, st, (int)cs, want);
 }
@@ -180,7 +162,7 @@ static void test_drain_answers_in_flight_then_unavailable(void **state)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_health(D.addr, names[i], GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	grpc_status_code cs;
-	assert_int_equal(grpc_health(D.addr, "errq.v1.Nope", &cs), -1);
+	assert_int_equal(health_check(D.addr, "errq.v1.Nope", &cs), -1);
 	assert_int_equal(cs, GRPC_STATUS_NOT_FOUND);
 
 	/* each stream: one batch answered (the stream is live), then the database is locked */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "errq_grpc.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "errq_spawn.h"
 #include "errq_str.h"
 #include "errq_time.h"
@@ -862,4 +863,21 @@ out:
 	errq_buf_free(&req);
 	errq_buf_free(&in);
 	return rc;
+}
+
+int health_check(const char *addr, const char *service, grpc_status_code *call_status)
+{
+	Grpc__Health__V1__HealthCheckRequest hr = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	hr.service = (char *)service;
+	grpc_slice resp;
+	char details[256];
+	*call_status = query_call(addr, "/grpc.health.v1.Health/Check", &hr.base, &resp, details, sizeof(details));
+	if (*call_status != GRPC_STATUS_OK)
+		return -1;
+	Grpc__Health__V1__HealthCheckResponse *out =
+	    grpc__health__v1__health_check_response__unpack(NULL, GRPC_SLICE_LENGTH(resp), GRPC_SLICE_START_PTR(resp));
+	int st = out ? (int)out->status : -1;
+	grpc__health__v1__health_check_response__free_unpacked(out, NULL);
+	grpc_slice_unref(resp);
+	return st;
 }

@@ -131,6 +131,10 @@ void tail_free(struct tailstream *t);
 int http_request(int port, const char *method, const char *path, const char *extra_headers, int *status,
 		 char **headers, char **body);
 
+/* grpc.health.v1.Health/Check for service: the serving status (SERVING = 1, NOT_SERVING = 2),
+ * or -1 when the call failed (its status in *call_status) or the answer did not decode. */
+int health_check(const char *addr, const char *service, grpc_status_code *call_status);
+
 /* A unary Query call: returns the status; on OK *resp holds the response bytes (unref). */
 grpc_status_code query_call(const char *addr, const char *method, const ProtobufCMessage *req, grpc_slice *resp,
 			    char *details, size_t dsz);
