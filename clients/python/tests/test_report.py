@@ -371,6 +371,11 @@ class ReportTest(support.ErrqdCase):
                                   "parent after fork": str(os.getpid())})
 
     def test_fork_while_threads_report(self):
+        if "libasan" in os.environ.get("LD_PRELOAD", ""):
+            # GCC 12's ASan allocator is not fork-safe: a child forked while the reporter
+            # thread allocates can inherit its lock held (1 run in 20 under load, 2026-12-06).
+            # The plain build runs this test; test_close_then_fork (C) is skipped likewise.
+            self.skipTest("fork while another thread allocates: not safe under ASan")
         import threading
         stop = threading.Event()
         ok = [0]
