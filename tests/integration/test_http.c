@@ -102,22 +102,7 @@ static int grpc_health(const char *service)
 
 static Errq__V1__ReportRequest *req_new(uint64_t seq, size_t n, const char *service)
 {
-	Errq__V1__ReportRequest *r = calloc(1, sizeof(*r));
-	errq__v1__report_request__init(r);
-	r->seq = seq;
-	r->n_failures = n;
-	r->failures = calloc(n, sizeof(*r->failures));
-	for (size_t i = 0; i < n; i++)
-		r->failures[i] = tevent_new(&G, service, "TimeoutError", "upstream timed out");
-	return r;
-}
-
-static void req_free(Errq__V1__ReportRequest *r)
-{
-	for (size_t i = 0; i < r->n_failures; i++)
-		tevent_free(r->failures[i]);
-	free(r->failures);
-	free(r);
+	return treq_new(&G, seq, n, service, "TimeoutError", "upstream timed out");
 }
 
 static void test_probes_and_routes(void **state)
@@ -201,7 +186,7 @@ static void test_metrics_move_with_load(void **state)
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
 	r->n_failures = 20;
-	req_free(r);
+	treq_free(r);
 
 	char *after = scrape();
 	promtool_accepts(after);
@@ -273,7 +258,7 @@ static void test_readyz_follows_an_unwritable_database(void **state)
 	assert_int_equal(grpc_health("errq.v1.Collector"), GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
-	req_free(r);
+	treq_free(r);
 }
 
 static int connect_http(void)

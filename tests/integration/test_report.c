@@ -37,22 +37,7 @@ static int teardown(void **state)
 /* A request holding n events (owned by the test; free with req_free). */
 static Errq__V1__ReportRequest *req_new(uint64_t seq, size_t n, const char *service, const char *type)
 {
-	Errq__V1__ReportRequest *r = calloc(1, sizeof(*r));
-	errq__v1__report_request__init(r);
-	r->seq = seq;
-	r->n_failures = n;
-	r->failures = calloc(n ? n : 1, sizeof(*r->failures));
-	for (size_t i = 0; i < n; i++)
-		r->failures[i] = tevent_new(&G, service, type, "connection reset by peer");
-	return r;
-}
-
-static void req_free(Errq__V1__ReportRequest *r)
-{
-	for (size_t i = 0; i < r->n_failures; i++)
-		tevent_free(r->failures[i]);
-	free(r->failures);
-	free(r);
+	return treq_new(&G, seq, n, service, type, "connection reset by peer");
 }
 
 static Errq__V1__ReportResponse *roundtrip(struct rawstream *s, Errq__V1__ReportRequest *r)
@@ -75,7 +60,7 @@ static void send_stored(Errq__V1__ReportRequest *r)
 	assert_int_equal(resp->duplicates, 0);
 	assert_int_equal(resp->n_rejected, 0);
 	errq__v1__report_response__free_unpacked(resp, NULL);
-	req_free(r);
+	treq_free(r);
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
 }
@@ -89,7 +74,7 @@ static void send_refused(Errq__V1__ReportRequest *r, char *det, size_t detsz)
 	raw_send(&s, r); /* may fail: the server ends the call */
 	assert_int_equal(raw_finish(&s, det, detsz), GRPC_STATUS_RESOURCE_EXHAUSTED);
 	raw_free(&s);
-	req_free(r);
+	treq_free(r);
 }
 
 /* Counts stored events of a service by reading the database file directly (read-only). */
@@ -123,7 +108,7 @@ static void test_batch_is_acknowledged_after_commit(void **state)
 	/* answered means committed: the rows are in the file now */
 	assert_int_equal(stored_count("svc-commit"), 25);
 	errq__v1__report_response__free_unpacked(resp, NULL);
-	req_free(r);
+	treq_free(r);
 	char det[256];
 	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_OK);
 	raw_free(&s);
@@ -162,8 +147,8 @@ static void test_invalid_events_rejected_alone(void **state)
 	errq__v1__report_response__free_unpacked(resp, NULL);
 	assert_int_equal(stored_count("svc-reject"), 5);
 	r->failures[3]->event_id.len = 16;
-	req_free(r);
-	req_free(r2);
+	treq_free(r);
+	treq_free(r2);
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
 }
@@ -197,8 +182,8 @@ static void test_resend_counts_duplicates_across_streams(void **state)
 	assert_int_equal(resp->duplicates, 1);
 	errq__v1__report_response__free_unpacked(resp, NULL);
 	assert_int_equal(stored_count("svc-dup"), 11);
-	req_free(r);
-	req_free(r2);
+	treq_free(r);
+	treq_free(r2);
 	assert_int_equal(raw_finish(&a, NULL, 0), GRPC_STATUS_OK);
 	assert_int_equal(raw_finish(&b, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&a);
@@ -224,7 +209,7 @@ static void test_just_under_limit_is_stored_truncated(void **state)
 	Errq__V1__ReportResponse *resp = roundtrip(&s, r);
 	assert_int_equal(resp->accepted, 1);
 	errq__v1__report_response__free_unpacked(resp, NULL);
-	req_free(r);
+	treq_free(r);
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
 	Errq__V1__ListEventsResponse *ev = query_events(D.addr, 1000);
@@ -346,7 +331,7 @@ static void test_many_streams_at_once(void **state)
 			assert_int_equal(resp->seq, (uint64_t)b); /* answered in order */
 			assert_int_equal(resp->accepted, NE);
 			errq__v1__report_response__free_unpacked(resp, NULL);
-			req_free(r[i][b]);
+			treq_free(r[i][b]);
 		}
 	for (int i = 0; i < NS; i++) {
 		assert_int_equal(raw_finish(&s[i], NULL, 0), GRPC_STATUS_OK);
@@ -402,7 +387,7 @@ static void test_restart_keeps_dedupe(void **state)
 	errq__v1__report_response__free_unpacked(resp, NULL);
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
-	req_free(r);
+	treq_free(r);
 	assert_int_equal(stored_count("svc-restart"), 4);
 }
 
@@ -418,7 +403,7 @@ static void test_groups_aggregate(void **state)
 	errq__v1__report_response__free_unpacked(resp, NULL);
 	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
 	raw_free(&s);
-	req_free(r);
+	treq_free(r);
 	Errq__V1__ListGroupsResponse *g = query_groups(D.addr, 1000);
 	assert_non_null(g);
 	int seen = 0;

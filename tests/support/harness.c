@@ -881,3 +881,24 @@ int health_check(const char *addr, const char *service, grpc_status_code *call_s
 	grpc_slice_unref(resp);
 	return st;
 }
+
+Errq__V1__ReportRequest *treq_new(struct errq_idgen *g, uint64_t seq, size_t n, const char *service, const char *type,
+				  const char *msg)
+{
+	Errq__V1__ReportRequest *r = calloc(1, sizeof(*r));
+	errq__v1__report_request__init(r);
+	r->seq = seq;
+	r->n_failures = n;
+	r->failures = calloc(n ? n : 1, sizeof(*r->failures));
+	for (size_t i = 0; i < n; i++)
+		r->failures[i] = tevent_new(g, service, type, msg);
+	return r;
+}
+
+void treq_free(Errq__V1__ReportRequest *r)
+{
+	for (size_t i = 0; i < r->n_failures; i++)
+		tevent_free(r->failures[i]);
+	free(r->failures);
+	free(r);
+}

@@ -92,6 +92,10 @@ void raw_free(struct rawstream *s);
 Errq__V1__TaskFailure *tevent_new(struct errq_idgen *g, const char *service, const char *type, const char *msg);
 void tevent_set(char **field, const char *v);
 void tevent_free(Errq__V1__TaskFailure *tf);
+/* A request of n test events (tevent_new); free with treq_free, which frees n_failures of them. */
+Errq__V1__ReportRequest *treq_new(struct errq_idgen *g, uint64_t seq, size_t n, const char *service, const char *type,
+				  const char *msg);
+void treq_free(Errq__V1__ReportRequest *r);
 
 /* Sends n (1..16) failures of service in one batch on a stream of its own and waits for
  * the answer (= committed).  Returns the events accepted, or -1. */
