@@ -17,12 +17,14 @@
 #include "errq_time.h"
 #include "health.h"
 #include "metrics.h"
+#include "tls_http.h"
 
 struct http {
 	struct MHD_Daemon *d;
 	struct http_opts o;
 	int fd; /* the listening socket, handed to libmicrohttpd */
 	int port;
+	struct tls_http *tls; /* HTTPS with tls.cert (NULL: plain HTTP) */
 };
 
 /* "HOST:PORT", "[V6]:PORT" -> a bound, listening socket. */
@@ -175,14 +177,26 @@ int http_start(struct http **out, const struct http_opts *o, char *err, size_t e
 		free(h);
 		return -1;
 	}
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC, 0, NULL, NULL,
-				on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_CONNECTION_LIMIT,
+	/* with tls.cert: HTTPS, its certificate from tls_http at each handshake (reloads too) */
+	struct MHD_OptionItem tlsopts[TLS_HTTP_MHD_OPTIONS + 1] = {{MHD_OPTION_END, 0, NULL}};
+	if (o->tls) {
+		if (tls_http_new(&h->tls, o->tls, HTTP_MAX_CONNECTIONS, err, errsz)) {
+			close(h->fd);
+			free(h);
+			return -1;
+		}
+		tls_http_mhd_options(h->tls, tlsopts);
+		tlsopts[TLS_HTTP_MHD_OPTIONS] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	}
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | (h->tls ? MHD_USE_TLS : 0),
+				0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_END);
+				(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_ARRAY, tlsopts, MHD_OPTION_END);
 	if (!h->d) {
 		errq_snprintf(err, errsz, "cannot start the HTTP listener on '%s'", o->listen);
 		close(h->fd);
+		tls_http_free(h->tls);
 		free(h);
 		return -1;
 	}
@@ -205,5 +219,6 @@ void http_stop(struct http *h)
 	MHD_stop_daemon(h->d);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	tls_http_free(h->tls); /* after the daemon's thread: its connections used the certificates */
 	free(h);
 }

@@ -14,6 +14,9 @@
  * idle connections close after HTTP_TIMEOUT_S.  The listening socket is bound without
  * SO_REUSEPORT, so a second errqd on the same address fails to start.
  *
+ * With tls.cert, the listener serves HTTPS only, with the gRPC listener's certificate, and
+ * asks no client certificate (tls_http.h).
+ *
  * Threads: one thread of libmicrohttpd's serves every connection in turn; a scrape reads
  * the database through that thread's own read-only connection. */
 #ifndef ERRQD_HTTP_H
@@ -28,12 +31,15 @@
 
 struct health;
 struct metrics;
+struct tls;
 struct http;
 
 struct http_opts {
 	const char *listen;      /* HOST:PORT; port 0 picks a free one */
 	struct health *health;
 	struct metrics *metrics; /* NULL: /metrics answers 503 */
+	struct tls *tls;         /* not NULL: HTTPS with tls.h's pair, reloaded (tls_http.h); must
+				  * outlive http_stop */
 };
 
 /* Binds and starts serving.  Returns 0, or -1 with the reason in err. */

@@ -40,6 +40,7 @@
 #include "storage.h"
 #include "svc_alerts.h"
 #include "tail.h"
+#include "tls.h"
 #include "transport.h"
 
 extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from it */
@@ -212,10 +213,6 @@ int main(int argc, char **argv)
 		settings_print_effective(stdout, &cfg);
 		return 0;
 	}
-	if (cfg.tls_cert[0] || cfg.tls_key[0] || cfg.tls_client_ca[0]) { /* until the TLS listener lands */
-		fprintf(stderr, "errqd: tls.cert, tls.key, tls.client_ca: TLS is not built in this version\n");
-		return 1;
-	}
 	errq_log_set_level(cfg.log_level);
 	errq_log_set_format(cfg.log_format);
 	/* the rules and notifiers of the same file: refused whole, with file and line */
@@ -224,10 +221,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "errqd: rules %s\n", err);
 		return 1;
 	}
+	/* the certificate and key are read and checked now: a bad pair stops the start */
+	struct tls *tls = NULL;
+	if (tls_new(&tls, &(struct tls_opts){.cert = cfg.tls_cert, .key = cfg.tls_key, .client_ca = cfg.tls_client_ca},
+		    err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		rules_free(ruleset);
+		return 1;
+	}
 	if (check_only) {
 		if (ruleset)
 			printf("errqd: %zu rules, %zu notifiers\n", ruleset->n_rules, ruleset->n_notifiers);
 		rules_free(ruleset);
+		tls_free(tls);
 		printf("errqd: configuration %s%s%sok\n", config_path ? "'" : "", config_path ? config_path : "",
 		       config_path ? "' " : "");
 		return 0;
@@ -316,8 +322,14 @@ int main(int argc, char **argv)
 	health_add_thread(health, "ingest writer", ingest_last_turn, ig);
 	if (alerts)
 		health_add_thread(health, "notifier", alerts_notifier_last_turn, alerts);
+	/* TLS (tls.h) or insecure; taken over by transport_new */
+	grpc_server_credentials *creds = tls_server_creds(tls);
+	if (!creds) {
+		LOG_ERROR("cannot create the gRPC listener's credentials");
+		goto out;
+	}
 	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
-				    .max_streams = (int)cfg.max_streams};
+				    .max_streams = (int)cfg.max_streams, .creds = creds};
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
 	    !(qs = query_svc_new(&(struct query_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
@@ -356,7 +368,8 @@ int main(int argc, char **argv)
 			LOG_ERROR("out of memory");
 			goto out;
 		}
-		if (http_start(&http, &(struct http_opts){.listen = cfg.http_listen, .health = health, .metrics = metrics},
+		if (http_start(&http,
+			       &(struct http_opts){.listen = cfg.http_listen, .health = health, .metrics = metrics, .tls = tls},
 			       err, sizeof(err))) {
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
 			goto out;
@@ -381,7 +394,8 @@ int main(int argc, char **argv)
 		errq_logkv(ERRQ_LOG_INFO, "errqd started", "version", ERRQ_VERSION_STRING, "listen", cfg.listen,
 			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
 			   hportbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
-			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", NULL);
+			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", "tls",
+			   !tls ? "off" : tls_mutual(tls) ? "mutual" : "on", NULL);
 	}
 
 	for (;;) {
@@ -389,6 +403,8 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
+			if (tls) /* re-read the certificate and key now (logs the outcome; a bad pair is refused) */
+				tls_reload(tls);
 			enum alerts_status st = alerts ? alerts_reload(alerts, NULL, NULL) : ALERTS_OK;
 			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
 				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",
@@ -455,6 +471,7 @@ out:
 	health_free(health);
 	store_unlock(dblock);
 	grpc_shutdown_blocking();
+	tls_free(tls); /* after gRPC: its listener's credentials call into it */
 	if (rc == 0)
 		LOG_INFO("errqd stopped");
 	return rc;

@@ -10,6 +10,7 @@
 #ifndef ERRQD_TRANSPORT_H
 #define ERRQD_TRANSPORT_H
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -52,6 +53,9 @@ struct transport_opts {
 	const char *listen; /* HOST:PORT */
 	int cq_threads;
 	int max_streams;    /* concurrent streams per connection */
+	/* the listener's credentials (tls.h; an auth metadata processor may be set on them
+	 * first), taken over by transport_new whatever it returns; NULL: insecure */
+	grpc_server_credentials *creds;
 };
 
 int transport_new(struct transport **out, const struct transport_opts *o);
