@@ -36,13 +36,18 @@ struct cli_ctx {
 	grpc_channel *ch;           /* made on the first call (after grpc_init), else NULL */
 	bool keepalive;             /* make ch with HTTP/2 keepalive pings (long streams) */
 	char what[128];             /* what a NOT_FOUND means: "group 9a81..." ("" = the details) */
+	char *tls_pem[3];           /* --ca, --cert, --key read by cli_tls_load (NULL: not given) */
 };
 
 /* Fills ctx for one run of a (terminal probing, environment); now_ns is the "now" --since
  * was parsed against.  Allocates nothing. */
 void cli_ctx_init(struct cli_ctx *ctx, const struct cli_args *a, const struct cli_cmd *cmds, size_t ncmds,
 		  uint64_t now_ns);
-/* Closes the channel and shuts gRPC down when a call was made. */
+/* Reads the PEM files of --ca, --cert and --key (at most CLI_PEM_MAX bytes each) for the
+ * channel.  0, or -1 with "--ca: cannot read 'FILE': reason" in err (a usage error). */
+#define CLI_PEM_MAX (1u << 20)
+int cli_tls_load(struct cli_ctx *ctx, char *err, size_t errsz);
+/* Closes the channel and shuts gRPC down when a call was made; wipes and frees the PEMs. */
 void cli_ctx_release(struct cli_ctx *ctx);
 
 /* "errq: <message>\n" on stderr, with control characters flattened: one line, always. */
@@ -53,7 +58,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code c, const char *details);
 /* "ListEvents" of "/errq.v1.Query/ListEvents" */
 const char *cli_short_method(const char *method);
-/* The channel to --addr, made on first use (grpc_init then), or NULL when out of memory. */
+/* The channel to --addr (over TLS with --tls or --ca), made on first use (grpc_init then), or
+ * NULL when out of memory. */
 grpc_channel *cli_channel(struct cli_ctx *ctx);
 
 /* One unary call to method ("/errq.v1.Query/ListEvents").  Returns 0 with *resp unpacked

@@ -34,6 +34,10 @@ enum flag_id {
 	FL_ALL,
 	FL_FORCE,
 	FL_MAX_RATE,
+	FL_TLS,
+	FL_CA,
+	FL_CERT,
+	FL_KEY,
 };
 
 /* Every flag the tool knows.  bit 0: global (every command takes it); else the CLI_F_* bit a
@@ -51,6 +55,11 @@ static const struct flag_def {
     {FL_OUTPUT, "output", 'o', "FORMAT", 0, "table, json (one document) or jsonl (one object a line)"},
     {FL_NO_COLOR, "no-color", 0, NULL, 0, "no colors in tables (also: NO_COLOR set and not empty)"},
     {FL_TIMEOUT, "timeout", 0, "DURATION", 0, "give up on the collector after DURATION (default 5s)"},
+    {FL_TLS, "tls", 0, NULL, 0, "TLS to the collector, checked against the system's CA roots (also: $ERRQ_TLS not empty)"},
+    {FL_CA, "ca", 0, "FILE", 0, "TLS, checked against the CA certificates in this PEM file (default: $ERRQ_CA)"},
+    {FL_CERT, "cert", 0, "FILE", 0,
+     "with --key: this PEM client certificate, for a collector that asks for one (mutual TLS; default: $ERRQ_CERT)"},
+    {FL_KEY, "key", 0, "FILE", 0, "the PEM private key of --cert (default: $ERRQ_KEY)"},
     {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
     {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
     {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
@@ -99,6 +108,15 @@ void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_
 	a->state = "";
 	a->comment = "";
 	a->sort = CLI_SORT_LAST_SEEN;
+}
+
+void cli_args_tls_env(struct cli_args *a, const char *env_tls, const char *env_ca, const char *env_cert,
+		      const char *env_key)
+{
+	a->tls = env_tls && *env_tls;
+	a->tls_ca = env_ca && *env_ca ? env_ca : NULL;
+	a->tls_cert = env_cert && *env_cert ? env_cert : NULL;
+	a->tls_key = env_key && *env_key ? env_key : NULL;
 }
 
 const struct cli_cmd *cli_cmd_find(const struct cli_cmd *cmds, size_t ncmds, const char *name)
@@ -374,6 +392,18 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 		}
 		a->timeout_set = true;
 		break;
+	case FL_TLS:
+		a->tls = true;
+		break;
+	case FL_CA:
+	case FL_CERT:
+	case FL_KEY:
+		if (!*val) {
+			errq_snprintf(err, errlen, "empty --%s (expected a PEM file)", f->name);
+			return -1;
+		}
+		*(f->id == FL_CA ? &a->tls_ca : f->id == FL_CERT ? &a->tls_cert : &a->tls_key) = val;
+		break;
 	case FL_HELP:
 		a->help = true;
 		break;
@@ -625,6 +655,11 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 		errq_snprintf(err, errlen, "'errq %s' needs a command: %s (see 'errq --help')", family, subs);
 		return -1;
 	}
+	if (!a->tls_cert != !a->tls_key) {
+		errq_snprintf(err, errlen, "%s (a client certificate needs its key)",
+			      a->tls_cert ? "--cert needs --key" : "--key needs --cert");
+		return -1;
+	}
 	if (!a->cmd)
 		return 0; /* main prints the usage */
 
@@ -724,7 +759,8 @@ static void print_flag(FILE *f, const struct flag_def *d)
 int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
 {
 	fprintf(f, "usage: errq [--addr HOST:PORT] [-o table|json|jsonl] [--no-color]\n"
-		   "            [--timeout DURATION] <command> [<args>]\n\n"
+		   "            [--timeout DURATION] [--tls | --ca FILE] [--cert FILE --key FILE]\n"
+		   "            <command> [<args>]\n\n"
 		   "Query an errq collector: the failures services reported, grouped.\n\n"
 		   "commands:\n");
 	for (size_t k = 0; k < ncmds; k++)
@@ -776,6 +812,7 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 			if (flags[k].bit & c->flags)
 				print_flag(f, &flags[k]);
 	}
-	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout (see 'errq --help')\n");
+	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout, --tls, --ca, --cert, --key\n"
+		   "(see 'errq --help')\n");
 	return ferror(f) ? -1 : 0;
 }

@@ -94,6 +94,11 @@ struct cli_args {
 	bool timeout_set; /* --timeout given (else a command may choose its own default) */
 	bool help;    /* --help / -h anywhere */
 	bool version; /* --version */
+	/* TLS: on with --tls or --ca; a client certificate with --cert and --key (both or neither) */
+	bool tls;
+	const char *tls_ca;   /* NULL: the system's roots */
+	const char *tls_cert; /* NULL: none */
+	const char *tls_key;
 
 	/* the subcommand and what it was given */
 	const struct cli_cmd *cmd; /* NULL: none named */
@@ -126,6 +131,10 @@ struct cli_args {
 /* Defaults, then the environment: env_addr is $ERRQ_ADDR, env_no_color $NO_COLOR (either may
  * be NULL; an empty value counts as unset, as no-color.org says). */
 void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_color);
+/* After cli_args_init: $ERRQ_TLS (not empty: --tls), $ERRQ_CA, $ERRQ_CERT, $ERRQ_KEY (each may
+ * be NULL; empty counts as unset); the flags override them. */
+void cli_args_tls_env(struct cli_args *a, const char *env_tls, const char *env_ca, const char *env_cert,
+		      const char *env_key);
 
 /* Parses argv[1..argc) into a.  Returns 0, or -1 with a one-line lowercase reason in err (no
  * "errq: " prefix).  With --help anywhere it returns 0 and sets a->help (a->cmd is the

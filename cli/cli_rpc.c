@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errq_file.h"
 #include "errq_grpc.h"
 #include "errq_str.h"
 #include "errq_time.h"
@@ -34,6 +35,9 @@ static void quiet_log(gpr_log_func_args *args)
 	char msg[512];
 	if (args->severity != GPR_LOG_SEVERITY_ERROR)
 		return;
+	/* the failed call's status says the same in its own line (cli_report_status) */
+	if (args->message && strncmp(args->message, "Handshake failed", 16) == 0)
+		return;
 	errq_snprintf(msg, sizeof(msg), "%s", args->message ? args->message : "");
 	cli_one_line(msg);
 	fprintf(stderr, "errq: grpc: %s\n", msg);
@@ -45,7 +49,7 @@ static void quiet_log(gpr_log_func_args *args)
 #define CLI_KEEPALIVE_MS (6 * 60 * 1000)
 #define CLI_KEEPALIVE_TIMEOUT_MS (20 * 1000)
 
-static grpc_channel *keepalive_channel(const char *addr)
+static grpc_channel *keepalive_channel(const char *addr, grpc_channel_credentials *creds)
 {
 	/* errq_channel_new's arguments, and keepalive */
 	const struct errq_chan_arg extra[] = {
@@ -53,7 +57,20 @@ static grpc_channel *keepalive_channel(const char *addr)
 	    {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, CLI_KEEPALIVE_TIMEOUT_MS},
 	    {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0}, /* a quiet tail keeps pinging */
 	};
-	return errq_channel_new_ex(addr, NULL, extra, sizeof(extra) / sizeof(extra[0]));
+	return errq_channel_new_ex(addr, creds, extra, sizeof(extra) / sizeof(extra[0]));
+}
+
+int cli_tls_load(struct cli_ctx *ctx, char *err, size_t errsz)
+{
+	const struct cli_args *a = ctx->args;
+	const char *path[3] = {a->tls_ca, a->tls_cert, a->tls_key}, *flag[3] = {"--ca", "--cert", "--key"};
+	char why[600];
+	for (int i = 0; i < 3; i++)
+		if (path[i] && errq_file_read(path[i], CLI_PEM_MAX, &ctx->tls_pem[i], NULL, why, sizeof(why))) {
+			errq_snprintf(err, errsz, "%s: %s", flag[i], why);
+			return -1;
+		}
+	return 0;
 }
 
 grpc_channel *cli_channel(struct cli_ctx *ctx)
@@ -63,7 +80,16 @@ grpc_channel *cli_channel(struct cli_ctx *ctx)
 		if (!v || !*v)
 			gpr_set_log_function(quiet_log);
 		grpc_init();
-		ctx->ch = ctx->keepalive ? keepalive_channel(ctx->args->addr) : errq_channel_new(ctx->args->addr);
+		grpc_channel_credentials *creds = NULL; /* plaintext */
+		if (ctx->args->tls || ctx->tls_pem[0]) {
+			/* roots: --ca's, else gRPC's default: the system's (/etc/ssl/certs) */
+			grpc_ssl_pem_key_cert_pair kp = {ctx->tls_pem[2], ctx->tls_pem[1]};
+			creds = grpc_ssl_credentials_create(ctx->tls_pem[0], ctx->tls_pem[1] ? &kp : NULL, NULL, NULL);
+		}
+		ctx->ch = ctx->keepalive ? keepalive_channel(ctx->args->addr, creds)
+					 : errq_channel_new_ex(ctx->args->addr, creds, NULL, 0);
+		if (creds) /* the channel holds its own reference */
+			grpc_channel_credentials_release(creds);
 		if (!ctx->ch)
 			grpc_shutdown_blocking();
 	}
@@ -77,12 +103,41 @@ void cli_ctx_release(struct cli_ctx *ctx)
 		ctx->ch = NULL;
 		grpc_shutdown_blocking();
 	}
+	for (int i = 0; i < 3; i++) {
+		if (ctx->tls_pem[i] && i == 2) /* the key does not linger in freed memory */
+			explicit_bzero(ctx->tls_pem[i], strlen(ctx->tls_pem[i]));
+		free(ctx->tls_pem[i]);
+		ctx->tls_pem[i] = NULL;
+	}
 }
 
 const char *cli_short_method(const char *method)
 {
 	const char *s = strrchr(method, '/');
 	return s ? s + 1 : method;
+}
+
+/* What a failed TLS handshake (or a plain-text client at a TLS collector) most likely means,
+ * as " (...)" after the reason, or "". */
+static const char *tls_hint(const struct cli_ctx *ctx, const char *details)
+{
+	bool tls = ctx->args->tls || ctx->tls_pem[0];
+	if (!details)
+		return "";
+	if (strstr(details, "certificate verify failed"))
+		return ctx->tls_pem[0] ? " (the collector's certificate is not signed by a CA in --ca)"
+				       : " (the collector's certificate is not signed by a CA the system trusts: --ca FILE)";
+	if (strstr(details, "WRONG_VERSION_NUMBER") || strstr(details, "wrong version number"))
+		return " (the collector does not serve TLS: drop --tls/--ca)";
+	if (strstr(details, "Socket closed") || strstr(details, "socket closed")) {
+		if (!tls)
+			return " (a collector that serves TLS closes plain-text connections: --ca FILE or --tls)";
+		if (!ctx->tls_pem[1])
+			return " (a collector that asks for a client certificate closes connections without one: --cert "
+			       "and --key)";
+		return " (a collector that does not trust the CA of --cert closes the connection)";
+	}
+	return "";
 }
 
 int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code c, const char *details)
@@ -101,7 +156,7 @@ int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code 
 			break;
 		}
 		cli_reach_reason(details, reason, sizeof(reason));
-		cli_error("cannot reach collector at %s: %s", addr, reason);
+		cli_error("cannot reach collector at %s: %s%s", addr, reason, tls_hint(ctx, details));
 		break;
 	case GRPC_STATUS_DEADLINE_EXCEEDED:
 		/* no connection yet (a silent host, a firewall dropping packets) or a slow answer */

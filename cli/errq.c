@@ -17,6 +17,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	cli_args_init(&a, getenv("ERRQ_ADDR"), getenv("NO_COLOR"));
+	cli_args_tls_env(&a, getenv("ERRQ_TLS"), getenv("ERRQ_CA"), getenv("ERRQ_CERT"), getenv("ERRQ_KEY"));
 	if (cli_args_parse(&a, argc, argv, cli_commands, cli_ncommands, now, err, sizeof(err))) {
 		cli_error("%s", err);
 		return CLI_EXIT_USAGE;
@@ -32,6 +33,11 @@ int main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	cli_ctx_init(&ctx, &a, cli_commands, cli_ncommands, now);
+	if (cli_tls_load(&ctx, err, sizeof(err))) {
+		cli_error("%s", err);
+		cli_ctx_release(&ctx);
+		return CLI_EXIT_USAGE;
+	}
 	rc = a.cmd->run(&ctx);
 	cli_ctx_release(&ctx);
 	return rc;
