@@ -65,6 +65,7 @@ class Errqd:
         self.proc = None
         self.port = None
         self.addr = None
+        self.cli_flags = []  # e.g. ["--ca", FILE] for a collector that serves TLS
 
     def start(self, port=None):
         portfile = os.path.join(self.dir, "port")
@@ -124,7 +125,7 @@ class Errqd:
     def cli(self, *args, check=True):
         """errq -o json ARGS against this errqd; the parsed JSON."""
         r = subprocess.run([ERRQ_CLI, "--addr", self.addr, "-o", "json", "--timeout", "10s"]
-                           + list(args), capture_output=True, text=True, timeout=DEADLINE)
+                           + self.cli_flags + list(args), capture_output=True, text=True, timeout=DEADLINE)
         if check and r.returncode != 0:
             raise AssertionError("errq %s: exit %d: %s" % (" ".join(args), r.returncode,
                                                             r.stderr.strip()))
