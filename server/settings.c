@@ -74,10 +74,12 @@ static const struct setting table[] = {
      "resolved alerts, circuit transitions and ended silences older than this are deleted"},
     /* sections: the rows of one section are adjacent (the YAML printers rely on it) */
     {"tls.cert", T_STRING, OFF(tls_cert), "", 0, 0, NULL, NULL,
-     "PEM certificate chain of the gRPC and HTTP listeners (empty: plain text)"},
-    {"tls.key", T_STRING, OFF(tls_key), "", 0, 0, NULL, NULL, "PEM private key of tls.cert"},
+     "PEM certificate chain (leaf first) of the gRPC and HTTPS listeners (empty: plain text); the files "
+     "are re-read when they change and on SIGHUP, a bad new pair is refused and the old one stays"},
+    {"tls.key", T_STRING, OFF(tls_key), "", 0, 0, NULL, NULL, "PEM private key of tls.cert (not encrypted)"},
     {"tls.client_ca", T_STRING, OFF(tls_client_ca), "", 0, 0, NULL, NULL,
-     "PEM CA bundle: clients must present a certificate it signed (mutual TLS; empty: not asked)"},
+     "PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS; HTTP asks for none; "
+     "empty: not asked)"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 _Static_assert(N_SETTINGS == SETTINGS_COUNT, "SETTINGS_COUNT in settings.h must be the number of rows");
