@@ -812,7 +812,7 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 			if (flags[k].bit & c->flags)
 				print_flag(f, &flags[k]);
 	}
-	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout, --tls, --ca, --cert, --key\n"
-		   "(see 'errq --help')\n");
+	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout, --tls, --ca, --cert,\n"
+		   "--key (see 'errq --help')\n");
 	return ferror(f) ? -1 : 0;
 }

@@ -342,6 +342,40 @@ static void test_glob_and_names(void **state)
 	assert_int_equal(so, CLI_SORT_COUNT); /* untouched on error */
 }
 
+/* --tls, --ca, --cert, --key: global, over ERRQ_TLS/ERRQ_CA/ERRQ_CERT/ERRQ_KEY; a client
+ * certificate needs its key and the other way round. */
+static void test_args_tls(void **state)
+{
+	(void)state;
+	struct cli_args a;
+	assert_int_equal(parse(&a, "status"), 0);
+	assert_false(a.tls);
+	assert_null(a.tls_ca);
+	assert_int_equal(parse(&a, "status", "--ca", "/c/ca.pem", "--cert", "/c/me.pem", "--key", "/c/me.key"), 0);
+	assert_string_equal(a.tls_ca, "/c/ca.pem");
+	assert_string_equal(a.tls_cert, "/c/me.pem");
+	assert_string_equal(a.tls_key, "/c/me.key");
+	assert_int_equal(parse(&a, "--tls", "status"), 0);
+	assert_true(a.tls);
+	assert_int_equal(parse(&a, "status", "--cert", "/c/me.pem"), -1);
+	assert_string_equal(err, "--cert needs --key (a client certificate needs its key)");
+	assert_int_equal(parse(&a, "status", "--key", "/c/me.key"), -1);
+	assert_string_equal(err, "--key needs --cert (a client certificate needs its key)");
+	assert_int_equal(parse(&a, "status", "--ca", ""), -1);
+	assert_string_equal(err, "empty --ca (expected a PEM file)");
+	/* the environment, then the flags over it; empty counts as unset */
+	cli_args_init(&a, NULL, NULL);
+	cli_args_tls_env(&a, "", "/e/ca.pem", "", NULL);
+	assert_false(a.tls);
+	assert_string_equal(a.tls_ca, "/e/ca.pem");
+	assert_null(a.tls_cert);
+	char *argv[] = {"errq", "--ca", "/f/ca.pem", "status", NULL};
+	cli_args_tls_env(&a, "1", "/e/ca.pem", NULL, NULL);
+	assert_int_equal(cli_args_parse(&a, 4, argv, cmds, NCMDS, NOW_NS, err, sizeof(err)), 0);
+	assert_true(a.tls);
+	assert_string_equal(a.tls_ca, "/f/ca.pem");
+}
+
 static void test_event_id_parse(void **state)
 {
 	uint8_t id[CLI_EVENT_ID_LEN];
@@ -1251,6 +1285,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_args_defaults),
 	    cmocka_unit_test(test_args_env),
+	    cmocka_unit_test(test_args_tls),
 	    cmocka_unit_test(test_args_global_anywhere),
 	    cmocka_unit_test(test_args_command_flags),
 	    cmocka_unit_test(test_args_usage_errors),
