@@ -363,7 +363,8 @@ int main(int argc, char **argv)
 					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
 					     .started_ns = started_ns,
 					     .queue_capacity_batches = (uint64_t)cfg.ingest_queue_batches,
-					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes};
+					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes,
+					     .tls = tls};
 		if (!(metrics = metrics_new(&ms))) {
 			LOG_ERROR("out of memory");
 			goto out;

@@ -21,6 +21,7 @@
 #include "storage.h"
 #include "svc_common.h"
 #include "tail.h"
+#include "tls.h"
 
 /* ---- histograms ---- */
 
@@ -345,5 +346,16 @@ int metrics_collect(struct metrics *m, struct errq_buf *b)
 		collect_store(m, b);
 	if (m->src.alerts)
 		collect_alerts(m, b);
+	if (m->src.tls) {
+		struct tls_stats ts;
+		tls_get_stats(m->src.tls, &ts);
+		prom_family(b, "errq_tls_certificate_expiry_timestamp_seconds", "gauge",
+			    "notAfter of the TLS certificate in force, seconds since the Unix epoch.");
+		prom_sample(b, "errq_tls_certificate_expiry_timestamp_seconds", "", (double)ts.not_after_unix);
+		prom_family(b, "errq_tls_reloads_total", "counter",
+			    "New versions of the TLS files since the start: loaded, or refused (the pair in force stays).");
+		prom_sample_u64(b, "errq_tls_reloads_total", "result=\"loaded\"", ts.reloads);
+		prom_sample_u64(b, "errq_tls_reloads_total", "result=\"refused\"", ts.refused);
+	}
 	return b->failed ? -1 : 0;
 }

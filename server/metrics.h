@@ -46,6 +46,7 @@ struct health;
 struct tail_hub;
 struct alerts;
 struct metrics;
+struct tls;
 
 struct metrics_sources {
 	struct ingest *ig;
@@ -57,6 +58,7 @@ struct metrics_sources {
 	const char *name, *storage, *durability;
 	uint64_t started_ns;        /* realtime */
 	uint64_t queue_capacity_batches, queue_capacity_bytes;
+	struct tls *tls;            /* NULL without TLS */
 };
 struct metrics *metrics_new(const struct metrics_sources *src);
 void metrics_free(struct metrics *m); /* accepts NULL */

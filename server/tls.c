@@ -43,6 +43,7 @@ struct tls {
 	struct fsig loaded[F_COUNT];  /* the files as cur was read from them */
 	struct fsig refused[F_COUNT]; /* the files as they were last refused ... */
 	bool have_refused;            /* ... if they were: one log line per bad version */
+	struct tls_stats stats;
 };
 
 static void pair_release(struct pair *p)
@@ -96,23 +97,25 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 	return 0;
 }
 
-/* "2027-12-06T22:55:17Z" for a certificate's notAfter. */
-static void fmt_not_after(const X509 *x, char *buf, size_t n)
+/* "2027-12-06T22:55:17Z" for a certificate's notAfter, and the same in seconds since the
+ * epoch (0 when OpenSSL cannot read it). */
+static int64_t fmt_not_after(const X509 *x, char *buf, size_t n)
 {
 	struct tm tm;
 	if (!ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm)) {
 		errq_snprintf(buf, n, "?");
-		return;
+		return 0;
 	}
 	errq_snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 		      tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return (int64_t)timegm(&tm);
 }
 
 /* Reads the files of t into p and checks that they make a usable pair: each a PEM of the
  * right kind, the key the certificate's.  0, or -1 with the reason naming setting and file.
  * subject and not_after describe the certificate (for the log). */
 static int load(const struct tls *t, struct pair *p, char *subject, size_t subsz, char *not_after, size_t nasz,
-		char *err, size_t errsz)
+		int64_t *not_after_unix, char *err, size_t errsz)
 {
 	int rc = -1;
 	char why[600];
@@ -145,7 +148,7 @@ static int load(const struct tls *t, struct pair *p, char *subject, size_t subsz
 		goto out;
 	}
 	X509_NAME_oneline(X509_get_subject_name(x), subject, (int)subsz);
-	fmt_not_after(x, not_after, nasz);
+	*not_after_unix = fmt_not_after(x, not_after, nasz);
 	rc = 0;
 out:
 	ERR_clear_error(); /* OpenSSL's queue is per thread: leave nothing for gRPC's use of it */
@@ -171,9 +174,11 @@ static int check_locked(struct tls *t, bool force, const char *why)
 		return -1; /* logged when it was refused */
 	struct pair p;
 	char err[1024], subject[256] = "", not_after[32] = "", gen[24];
-	if (load(t, &p, subject, sizeof(subject), not_after, sizeof(not_after), err, sizeof(err))) {
+	int64_t na = 0;
+	if (load(t, &p, subject, sizeof(subject), not_after, sizeof(not_after), &na, err, sizeof(err))) {
 		memcpy(t->refused, now, sizeof(now));
 		t->have_refused = true;
+		t->stats.refused++;
 		errq_logkv(ERRQ_LOG_ERROR, "tls: new certificate refused; the one in force stays", "reason", why, "error",
 			   err, NULL);
 		return -1;
@@ -181,6 +186,8 @@ static int check_locked(struct tls *t, bool force, const char *why)
 	pair_release(&t->cur);
 	t->cur = p;
 	t->gen++;
+	t->stats.reloads++;
+	t->stats.not_after_unix = na;
 	memcpy(t->loaded, now, sizeof(now));
 	t->have_refused = false;
 	errq_snprintf(gen, sizeof(gen), "%llu", (unsigned long long)t->gen);
@@ -221,7 +228,8 @@ int tls_new(struct tls **out, const struct tls_opts *o, char *err, size_t errsz)
 	char subject[256] = "", not_after[32] = "";
 	for (int i = 0; i < F_COUNT; i++)
 		sig_of(t->path[i], &t->loaded[i]);
-	if (load(t, &t->cur, subject, sizeof(subject), not_after, sizeof(not_after), err, errsz))
+	if (load(t, &t->cur, subject, sizeof(subject), not_after, sizeof(not_after), &t->stats.not_after_unix, err,
+		 errsz))
 		goto out;
 	t->gen = 1;
 	t->checked_ns = errq_mono_ns();
@@ -272,6 +280,14 @@ int tls_copy_pair(struct tls *t, char **cert_pem, char **key_pem, uint64_t *gen)
 	free(*key_pem);
 	*cert_pem = *key_pem = NULL;
 	return -1;
+}
+
+void tls_get_stats(struct tls *t, struct tls_stats *st)
+{
+	pthread_mutex_lock(&t->mu);
+	*st = t->stats;
+	st->generation = t->gen;
+	pthread_mutex_unlock(&t->mu);
 }
 
 bool tls_mutual(const struct tls *t)

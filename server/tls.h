@@ -58,6 +58,14 @@ uint64_t tls_refresh(struct tls *t);
 /* Copies of the pair in force (free both; wipe the key first) and its generation.  0, or -1
  * when out of memory. */
 int tls_copy_pair(struct tls *t, char **cert_pem, char **key_pem, uint64_t *gen);
+/* For /metrics: the pair in force and the reloads so far. */
+struct tls_stats {
+	uint64_t generation;     /* of the pair in force (1 at start) */
+	uint64_t reloads;        /* new pairs taken after the start */
+	uint64_t refused;        /* new versions of the files refused */
+	int64_t not_after_unix;  /* the certificate's notAfter, seconds since the epoch (0: unknown) */
+};
+void tls_get_stats(struct tls *t, struct tls_stats *st);
 /* true when tls.client_ca is set (mutual TLS on gRPC). */
 bool tls_mutual(const struct tls *t);
 /* Frees t after everything that used it (the gRPC server, the HTTP listener) is gone.

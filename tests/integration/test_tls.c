@@ -78,9 +78,11 @@ static void install_file(const char *src, const char *dst)
 	free(text);
 }
 
-/* errqd with TLS; cert and key are copied into its directory (d->dir/server.pem, .key) so a
- * test can replace them.  client_ca NULL: no mutual TLS. */
-static void start_tls(struct errqd_proc *d, const char *cert, const char *key, const char *client_ca)
+/* errqd with TLS; cert and key are copied into its directory (d->dir/server.pem, .key; their
+ * paths in installed[0] and [1] when not NULL) so a test can replace them.  client_ca NULL: no
+ * mutual TLS. */
+static void start_tls(struct errqd_proc *d, const char *cert, const char *key, const char *client_ca,
+		      char (*installed)[320])
 {
 	static char set_cert[400], set_key[400], set_ca[400], dcert[320], dkey[320];
 	memset(d, 0, sizeof(*d));
@@ -95,6 +97,10 @@ static void start_tls(struct errqd_proc *d, const char *cert, const char *key, c
 	errq_snprintf(set_ca, sizeof(set_ca), "tls.client_ca=%s", client_ca ? client_ca : "");
 	const char *args[] = {"--set", set_cert, "--set", set_key, "--set", set_ca, NULL};
 	assert_int_equal(errqd_start(d, args), 0);
+	if (installed) {
+		errq_snprintf(installed[0], 320, "%s", dcert);
+		errq_snprintf(installed[1], 320, "%s", dkey);
+	}
 }
 
 static void stop(struct errqd_proc *d)
@@ -153,6 +159,17 @@ static int curl(const struct errqd_proc *d, const char *cacert, const char *path
 	return run_capture(argv, NULL, out, NULL);
 }
 
+/* The value of one series ("name" or "name{labels}") in a scrape; fails the test when absent. */
+static double metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	fail_msg("no series '%s' in the scrape", series);
+	return 0;
+}
+
 /* n failures of service through liberrq over TLS (plain text without ca and cert); returns how many the collector accepted
  * (after waiting for every answer: a refused handshake makes this wait until the client
  * counts a failed stream, then returns 0). */
@@ -180,7 +197,7 @@ static void test_plaintext_refused(void **state)
 {
 	(void)state;
 	struct errqd_proc d;
-	start_tls(&d, crt("server.pem"), crt("server.key"), NULL);
+	start_tls(&d, crt("server.pem"), crt("server.key"), NULL, NULL);
 	/* liberrq's Report stream and a health check in plain text both fail */
 	assert_int_equal(lib_report(d.addr, NULL, NULL, NULL, "plain", 1), 0);
 	grpc_status_code st = GRPC_STATUS_OK;
@@ -204,7 +221,7 @@ static void test_right_ca_reports_and_queries(void **state)
 {
 	(void)state;
 	struct errqd_proc d;
-	start_tls(&d, crt("server.pem"), crt("server.key"), NULL);
+	start_tls(&d, crt("server.pem"), crt("server.key"), NULL, NULL);
 	/* liberrq over TLS */
 	assert_int_equal(lib_report(d.addr, crt("ca.pem"), NULL, NULL, "tls-lib", 5), 5);
 	/* the CLI over TLS reads them back */
@@ -236,7 +253,7 @@ static void test_wrong_ca_refused(void **state)
 {
 	(void)state;
 	struct errqd_proc d;
-	start_tls(&d, crt("server.pem"), crt("server.key"), NULL);
+	start_tls(&d, crt("server.pem"), crt("server.key"), NULL, NULL);
 	char *err = NULL;
 	assert_int_equal(cli(d.addr, NULL, &err, "--ca", crt("ca2.pem"), "status", NULL), 2);
 	assert_non_null(strstr(err, "certificate verify failed (the collector's certificate is not signed by a CA in --ca)"));
@@ -255,7 +272,7 @@ static void test_mutual_tls(void **state)
 {
 	(void)state;
 	struct errqd_proc d;
-	start_tls(&d, crt("server.pem"), crt("server.key"), crt("ca.pem"));
+	start_tls(&d, crt("server.pem"), crt("server.key"), crt("ca.pem"), NULL);
 	char *err = NULL;
 	/* no client certificate */
 	assert_int_equal(cli(d.addr, NULL, &err, "--ca", crt("ca.pem"), "status", NULL), 2);
@@ -282,10 +299,9 @@ static void test_reload_from_disk(void **state)
 {
 	(void)state;
 	struct errqd_proc d;
-	char cert[320], key[320];
-	start_tls(&d, crt("server.pem"), crt("server.key"), NULL);
-	errq_snprintf(cert, sizeof(cert), "%s/server.pem", d.dir);
-	errq_snprintf(key, sizeof(key), "%s/server.key", d.dir);
+	char files[2][320]; /* the certificate and key errqd reads */
+	const char *cert = files[0], *key = files[1];
+	start_tls(&d, crt("server.pem"), crt("server.key"), NULL, files);
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca.pem")), 0);
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca2.pem")), 2);
 	pid_t pid = d.pid;
@@ -299,6 +315,14 @@ static void test_reload_from_disk(void **state)
 	assert_int_equal(d.pid, pid); /* the same process */
 	assert_int_equal(kill(d.pid, 0), 0);
 	assert_true(log_lines(&d, "tls: certificate loaded", "changed on disk", "errq test server 2", NULL) >= 1);
+	char *text = NULL;
+	assert_int_equal(curl(&d, crt("ca2.pem"), "/metrics", &text), 0);
+	assert_true(metric(text, "errq_tls_reloads_total{result=\"loaded\"}") >= 1);
+	/* make_certs.sh's certificates end in 2 days */
+	double expiry = metric(text, "errq_tls_certificate_expiry_timestamp_seconds");
+	double now = (double)errq_now_ns() / 1e9;
+	assert_true(expiry > now + 86400 && expiry < now + 3 * 86400);
+	free(text);
 	stop(&d);
 }
 
@@ -308,10 +332,9 @@ static void test_sighup_and_broken_pair(void **state)
 {
 	(void)state;
 	struct errqd_proc d;
-	char cert[320], key[320];
-	start_tls(&d, crt("server.pem"), crt("server.key"), NULL);
-	errq_snprintf(cert, sizeof(cert), "%s/server.pem", d.dir);
-	errq_snprintf(key, sizeof(key), "%s/server.key", d.dir);
+	char files[2][320]; /* the certificate and key errqd reads */
+	const char *cert = files[0], *key = files[1];
+	start_tls(&d, crt("server.pem"), crt("server.key"), NULL, files);
 
 	/* a certificate whose key is not beside it: refused, the old pair stays (the files are
 	 * looked at when a handshake comes: connect while waiting) */
@@ -336,7 +359,11 @@ static void test_sighup_and_broken_pair(void **state)
 	assert_int_equal(kill(d.pid, SIGHUP), 0);
 	WAIT_FOR(log_lines(&d, "tls: certificate loaded", "SIGHUP", "errq test server 2", NULL) == 1);
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca2.pem")), 0);
-	assert_int_equal(curl(&d, crt("ca2.pem"), "/readyz", NULL), 0);
+	char *text = NULL;
+	assert_int_equal(curl(&d, crt("ca2.pem"), "/metrics", &text), 0);
+	assert_true(metric(text, "errq_tls_reloads_total{result=\"refused\"}") >= 3);
+	assert_true(metric(text, "errq_tls_reloads_total{result=\"loaded\"}") >= 1);
+	free(text);
 	assert_int_equal(kill(d.pid, 0), 0);
 	stop(&d);
 }
