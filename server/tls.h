@@ -14,14 +14,20 @@
  *
  * The seam for authentication (auth helper): tls_server_creds returns plain credentials that
  * a caller may give an auth metadata processor (grpc_server_credentials_set_auth_metadata_
- * processor) before the transport takes them over.  With TLS, the processor's auth context
- * carries "transport_security_type" = "ssl" and, with tls.client_ca set (the handshake then
- * refuses a client without a certificate that CA signed), the client certificate's
- * "x509_common_name", one "x509_subject_alternative_name" per SAN and "x509_pem_cert" (gRPC
- * 1.51 adds a few more; see doc/server_side_auth.md in gRPC).  Its peer identity
- * (grpc_auth_context_peer_identity) is the SANs when the certificate has any, else the common
- * name.  Without a client certificate (no tls.client_ca, or plain text) there is no peer
- * identity: grpc_auth_context_peer_is_authenticated is false.
+ * processor) before the transport takes them over (the processor runs on TLS credentials as
+ * on insecure ones).  What its auth context carries, as seen with Debian's gRPC 1.51.1:
+ *   - always with TLS: "transport_security_type" = "ssl", "security_level" =
+ *     "TSI_PRIVACY_AND_INTEGRITY", "ssl_session_reused";
+ *   - with tls.client_ca (the handshake has already refused a client without a certificate
+ *     that CA signed): "x509_subject" ("CN=payments"), "x509_common_name" ("payments"),
+ *     "x509_pem_cert", "x509_pem_cert_chain", and per SAN one "x509_subject_alternative_name"
+ *     plus one by kind ("peer_dns", "peer_uri" seen; gRPC has kinds for email and IP too),
+ *     and "peer_spiffe_id" for a spiffe:// URI;
+ *   - the peer identity (grpc_auth_context_peer_identity_property_name): the SANs
+ *     ("x509_subject_alternative_name", every SAN a value) when the certificate has any,
+ *     else "x509_common_name"; grpc_auth_context_peer_is_authenticated is then 1.  Without a
+ *     client certificate (no tls.client_ca, or plain text) there is no identity: the name is
+ *     NULL and peer_is_authenticated 0.
  *
  * Threads: the fetcher runs on gRPC's threads, tls_http's callbacks on libmicrohttpd's,
  * tls_reload on main's; one mutex guards the pair in force. */
