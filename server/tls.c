@@ -33,12 +33,21 @@ struct pair {
 	char *pem[F_COUNT]; /* pem[F_CA] NULL without tls.client_ca */
 };
 
+struct tls;
+
+/* One credentials object's view: gRPC's security connector made from it fetches its first
+ * config (which must be NEW) and then asks again at every handshake. */
+struct fetcher {
+	struct tls *t;
+	uint64_t gen; /* the generation this credentials object was last given (0: none) */
+};
+
 struct tls {
 	char *path[F_COUNT]; /* path[F_CA] NULL without tls.client_ca */
 	pthread_mutex_t mu;  /* guards everything below */
 	struct pair cur;
 	uint64_t gen;         /* of cur: 1, then +1 per reload */
-	uint64_t grpc_gen;    /* the generation gRPC was last given */
+	struct fetcher fetchers[TLS_MAX_CREDS]; /* one per tls_server_creds; [i].t NULL: free */
 	uint64_t checked_ns;  /* errq_mono_ns() of the last stat() round */
 	struct fsig loaded[F_COUNT];  /* the files as cur was read from them */
 	struct fsig refused[F_COUNT]; /* the files as they were last refused ... */
@@ -295,15 +304,18 @@ bool tls_mutual(const struct tls *t)
 	return t && t->path[F_CA];
 }
 
-/* gRPC's certificate-config fetcher: called once when the port is added, then at the start
- * of every handshake (on gRPC's threads).  A new config only when the generation moved. */
+/* gRPC's certificate-config fetcher: called once when the port is added (the security
+ * connector must get a config then), then at the start of every handshake (on gRPC's
+ * threads).  A new config only when the generation moved since this credentials object's
+ * connector last got one: gRPC rebuilds its SSL context once per reload, not per handshake. */
 static grpc_ssl_certificate_config_reload_status fetch(void *ud, grpc_ssl_server_certificate_config **config)
 {
-	struct tls *t = ud;
+	struct fetcher *f = ud;
+	struct tls *t = f->t;
 	tls_refresh(t);
 	pthread_mutex_lock(&t->mu);
 	grpc_ssl_certificate_config_reload_status st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-	if (t->grpc_gen != t->gen) {
+	if (f->gen != t->gen) {
 		grpc_ssl_pem_key_cert_pair kp = {t->cur.pem[F_KEY], t->cur.pem[F_CERT]};
 		/* gRPC 1.51 asserts that a fetched config has client roots, even when no client
 		 * certificate is asked for (ssl_security_connector.cc): without tls.client_ca the
@@ -312,7 +324,7 @@ static grpc_ssl_certificate_config_reload_status fetch(void *ud, grpc_ssl_server
 		*config = grpc_ssl_server_certificate_config_create(
 		    t->cur.pem[F_CA] ? t->cur.pem[F_CA] : t->cur.pem[F_CERT], &kp, 1);
 		if (*config) {
-			t->grpc_gen = t->gen;
+			f->gen = t->gen;
 			st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 		} else {
 			st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL; /* gRPC keeps the one it has */
@@ -326,10 +338,21 @@ grpc_server_credentials *tls_server_creds(struct tls *t)
 {
 	if (!t)
 		return grpc_insecure_server_credentials_create();
+	/* gRPC gives the fetcher no destructor: its state lives in t, a few slots of it */
+	struct fetcher *f = NULL;
+	pthread_mutex_lock(&t->mu);
+	for (int i = 0; i < TLS_MAX_CREDS && !f; i++)
+		if (!t->fetchers[i].t) {
+			f = &t->fetchers[i];
+			*f = (struct fetcher){.t = t, .gen = 0};
+		}
+	pthread_mutex_unlock(&t->mu);
+	if (!f)
+		return NULL;
 	grpc_ssl_server_credentials_options *o = grpc_ssl_server_credentials_create_options_using_config_fetcher(
 	    t->path[F_CA] ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
 			  : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-	    fetch, t);
+	    fetch, f);
 	return o ? grpc_ssl_server_credentials_create_with_options(o) : NULL; /* takes o over */
 }
 

@@ -40,6 +40,7 @@
 
 #define TLS_FILE_MAX (1u << 20) /* bytes of one PEM file */
 #define TLS_CHECK_MS 1000       /* the files are stat()ed at most this often */
+#define TLS_MAX_CREDS 4         /* tls_server_creds calls per struct tls (errqd: 1) */
 
 struct tls_opts {
 	const char *cert;      /* PEM certificate chain, leaf first ("" or NULL: no TLS) */
@@ -53,7 +54,9 @@ struct tls;
  * text), or -1 with the reason in err, naming the setting and the file. */
 int tls_new(struct tls **out, const struct tls_opts *o, char *err, size_t errsz);
 /* New server credentials, one reference for the caller (the transport takes it over): TLS
- * through the fetcher when t is not NULL, else insecure.  NULL when gRPC refuses. */
+ * through the fetcher when t is not NULL, else insecure.  Each is for one
+ * grpc_server_add_http2_port (one security connector: gRPC gives each its own first
+ * config).  NULL when gRPC refuses or after TLS_MAX_CREDS calls on one t. */
 grpc_server_credentials *tls_server_creds(struct tls *t);
 /* Re-reads the files now (SIGHUP) and logs the outcome.  0: the files' pair is in force;
  * -1: refused, the previous pair stays. */

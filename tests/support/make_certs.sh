@@ -7,6 +7,8 @@
 #   ca2.pem, ca2.key         CA 2
 #   server2.pem, server2.key a server certificate from CA 2 (same SANs)
 #   client2.pem, client2.key a client certificate from CA 2
+#   client3.pem, client3.key a client certificate from CA 1 with SANs (CN errq-test-client-3,
+#                            DNS:svc.errq.test, URI:spiffe://errq.test/svc)
 # EC P-256 keys: quick to make, and both OpenSSL (gRPC) and GnuTLS (HTTPS) take them.
 set -eu
 d=$1
@@ -34,3 +36,5 @@ leaf server ca "errq test server 1" "$SERVER_EXT"
 leaf server2 ca2 "errq test server 2" "$SERVER_EXT"
 leaf client ca "errq-test-client" "$CLIENT_EXT"
 leaf client2 ca2 "errq-test-client-2" "$CLIENT_EXT"
+leaf client3 ca "errq-test-client-3" "subjectAltName=DNS:svc.errq.test,URI:spiffe://errq.test/svc
+$CLIENT_EXT"
