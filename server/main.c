@@ -406,6 +406,8 @@ int main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			if (tls) /* re-read the certificate and key now (logs the outcome; a bad pair is refused) */
 				tls_reload(tls);
+			if (tls && !config_path)
+				continue; /* no rules to reload: no error line for a certificate rotation */
 			enum alerts_status st = alerts ? alerts_reload(alerts, NULL, NULL) : ALERTS_OK;
 			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
 				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",

@@ -364,6 +364,8 @@ static void test_sighup_and_broken_pair(void **state)
 	assert_true(metric(text, "errq_tls_reloads_total{result=\"refused\"}") >= 3);
 	assert_true(metric(text, "errq_tls_reloads_total{result=\"loaded\"}") >= 1);
 	free(text);
+	/* without a config file there are no rules to reload: no error line about them */
+	assert_int_equal(log_lines(&d, "rules reload refused", NULL), 0);
 	assert_int_equal(kill(d.pid, 0), 0);
 	stop(&d);
 }
