@@ -79,6 +79,8 @@ struct rawstream {
 };
 
 int raw_open(struct rawstream *s, const char *addr);
+/* The same with "authorization: Bearer TOKEN" (token NULL: none). */
+int raw_open_token(struct rawstream *s, const char *addr, const char *token);
 /* Sends one message of raw bytes; returns 0 when the write completed. */
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n);
 int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req);
