@@ -59,26 +59,10 @@ static char *read_all(const char *path)
 	return b.p;
 }
 
-/* Runs errq with argv (NULL-terminated, without the program) against P; checks the exit
- * code; returns stdout, stderr in *err if asked (both malloc'd). */
+/* errq ARGS against P (harness_errq). */
 static char *errq_run(int want, char **err, const char *const *args)
 {
-	const char *argv[24];
-	int n = 0;
-	argv[n++] = ERRQ_CLI_PATH;
-	for (int i = 0; args[i] && n < 23; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	char *out = NULL, *e = NULL;
-	int rc = run_capture(argv, P.addr, &out, &e);
-	if (rc != want)
-		fail_msg("errq %s %s exited %d, want %d\nstdout: %s\nstderr: %s", argv[1], n > 2 ? argv[2] : "", rc, want,
-			 out ? out : "", e ? e : "");
-	if (err)
-		*err = e;
-	else
-		free(e);
-	return out;
+	return harness_errq(P.addr, want, err, args);
 }
 #define ERRQ(want, err, ...) errq_run((want), (err), (const char *const[]){__VA_ARGS__, NULL})
 
@@ -415,7 +399,7 @@ static void test_open_mode(void **state)
 	char *log = read_all(q.log);
 	assert_non_null(strstr(log, "no credentials: every caller that reaches listen may report, read and administer"));
 	free(log);
-	free(errq_run(0, NULL, (const char *const[]){"--addr", q.addr, "status", NULL}));
+	free(harness_errq(q.addr, 0, NULL, (const char *const[]){"status", NULL}));
 	assert_int_equal(errqd_stop(&q, SIGTERM), 0);
 	errqd_cleanup(&q);
 }

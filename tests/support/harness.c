@@ -15,6 +15,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <setjmp.h> /* cmocka.h needs these three first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include "errq_grpc.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -210,6 +214,26 @@ static int run_impl(const char *const *argv, const char *addr, char **out, char 
 int run_capture(const char *const *argv, const char *addr, char **out, char **err)
 {
 	return run_impl(argv, addr, out, err);
+}
+
+char *harness_errq(const char *addr, int want, char **err, const char *const *args)
+{
+	const char *argv[32];
+	int n = 0;
+	argv[n++] = ERRQ_CLI_PATH;
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	char *out = NULL, *e = NULL;
+	int rc = run_capture(argv, addr, &out, &e);
+	if (rc != want || !out)
+		fail_msg("errq %s %s exited %d, want %d\nstdout: %s\nstderr: %s", argv[1], n > 2 ? argv[2] : "", rc, want,
+			 out ? out : "", e ? e : "");
+	if (err)
+		*err = e;
+	else
+		free(e);
+	return out;
 }
 
 int errqd_run_once(const char *const *args, char **err)

@@ -22,22 +22,20 @@ def token_new(*args):
     return d["token"], entry
 
 
-class TokenTest(unittest.TestCase):
+class TokenTest(support.ErrqdCase):
 
     @classmethod
     def setUpClass(cls):
         cls.ingest, e1 = token_new("--name", "py-ingest", "--role", "ingest", "--service", "py-tok-*")
         cls.reader, e2 = token_new("--name", "py-reader", "--role", "read")
-        cls.errqd = support.Errqd("credentials:\n" + e1 + e2)
-        try:
-            cls.errqd.start()
-        except BaseException:
-            cls.errqd.cleanup()
-            raise
+        cls.CONFIG = "credentials:\n" + e1 + e2
+        super().setUpClass()
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.errqd.cleanup()
+    def setUp(self):  # each test starts its own client, with or without the token
+        pass
+
+    def tearDown(self):
+        pass
 
     def events(self, service):
         return support.rows_of(self.errqd.cli("--token", self.reader, "events", "--service", service))
