@@ -58,7 +58,8 @@ static const struct flag_def {
      "bearer token for the collector (default: $ERRQ_TOKEN, which other users cannot see in ps)"},
     {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
     {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
-    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
+    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE,
+     "only this service (token new: a service the token may report, a glob; repeat it)"},
     {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
     {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
     {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS,
@@ -813,6 +814,6 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 			if (flags[k].bit & c->flags)
 				print_flag(f, &flags[k]);
 	}
-	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout, --token (see 'errq --help')\n");
+	fprintf(f, "\nglobal flags: --addr, -o, --no-color, --timeout, --token (see 'errq --help')\n");
 	return ferror(f) ? -1 : 0;
 }

@@ -276,7 +276,7 @@ const struct cli_cmd cli_commands[] = {
     {
 	.name = "token new",
 	.run = cli_cmd_token_new,
-	.summary = "make a bearer token and the config entry that lets errqd accept it",
+	.summary = "make a bearer token and its entry for errqd's credentials",
 	.flags = CLI_F_NAME | CLI_F_ROLE | CLI_F_SERVICE,
 	.description =
 	    "Prints a new random token (errq_ and 43 base64url characters: 256 random\n"
