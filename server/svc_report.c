@@ -24,6 +24,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "ingest.h"
+#include "quota.h"
 #include "services.h"
 #include "transport.h"
 
@@ -61,6 +62,7 @@ struct rcall {
 
 struct report_svc {
 	struct ingest *ig;
+	struct quota *quota; /* NULL: no quota */
 	struct report_stats st; /* atomics: counted by the queue threads */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a call was freed */
@@ -71,6 +73,8 @@ struct report_svc {
 
 static void maybe_read(struct rcall *c);
 static void maybe_send(struct rcall *c);
+
+_Static_assert(QUOTA_REASON_MAX == VALIDATE_REASON_MAX, "a quota's reason is a rejection's");
 
 static void call_free(struct rcall *c)
 {
@@ -136,15 +140,30 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 	x->fingerprint = tf->fingerprint; /* the client's, kept so `errq explain` can show it */
 }
 
+/* Lists event i of b's n among its rejections (the arrays are made on the first).  -1: no memory. */
+static int add_rejection(struct ingest_batch *b, size_t n, size_t i, const char reason[VALIDATE_REASON_MAX])
+{
+	if (!b->rejected_index) {
+		b->rejected_index = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_index));
+		b->rejected_reason = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_reason));
+		if (!b->rejected_index || !b->rejected_reason)
+			return -1;
+	}
+	b->rejected_index[b->n_rejected] = (uint32_t)i;
+	memcpy(b->rejected_reason[b->n_rejected], reason, VALIDATE_REASON_MAX);
+	b->n_rejected++;
+	return 0;
+}
+
 /* Bytes -> decoded, validated batch, all in one arena (one malloc per chunk instead of one per
  * string and sub-message: the allocator was ~12% of errqd's CPU).  Returns NULL with the
  * status and reason that end the call. */
-static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, grpc_status_code *st, char *why,
-					 size_t whysz)
+static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, struct quota *q, grpc_status_code *st,
+					 char *why, size_t whysz)
 {
 	struct ingest_batch *b = calloc(1, sizeof(*b));
 	ProtobufCAllocator alloc;
-	uint64_t now = errq_now_ns();
+	uint64_t now = errq_now_ns(), mono = q ? errq_mono_ns() : 0; /* one instant per batch */
 	if (!b) {
 		*st = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		errq_snprintf(why, whysz, "collector out of memory");
@@ -178,19 +197,16 @@ static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, grpc_stat
 		char reason[VALIDATE_REASON_MAX];
 		Errq__V1__TaskFailure *tf = b->req->failures[i];
 		if (validate_failure(tf, &ev->v, reason)) {
-			if (!b->rejected_index) {
-				b->rejected_index = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_index));
-				b->rejected_reason = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_reason));
-				if (!b->rejected_index || !b->rejected_reason)
-					goto oom;
-			}
-			b->rejected_index[b->n_rejected] = (uint32_t)i;
-			memcpy(b->rejected_reason[b->n_rejected], reason, sizeof(reason));
-			b->n_rejected++;
+			if (add_rejection(b, n, i, reason))
+				goto oom;
 			continue;
 		}
 		ev->tf = tf;
 		ev->received_ns = now;
+		/* over a quota: rejected, and still counted in its group and service (quota.h) */
+		ev->count_only = !quota_take(q, tf->service, mono, reason);
+		if (ev->count_only && add_rejection(b, n, i, reason))
+			goto oom;
 		if (tf->n_frames || tf->n_details || (tf->fingerprint && tf->fingerprint[0])) {
 			Errq__V1__TaskFailure x;
 			extra_view(tf, &ev->v, &x);
@@ -232,7 +248,9 @@ static grpc_byte_buffer *build_response(struct ingest_batch *b)
 	for (size_t i = 0; i < b->n_events; i++) {
 		if (!b->events[i].tf)
 			continue;
-		if (b->events[i].result == 1)
+		if (b->events[i].count_only)
+			continue; /* among the rejections */
+		if (b->events[i].result == INGEST_STORED)
 			resp.accepted++;
 		else
 			resp.duplicates++;
@@ -358,7 +376,8 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 {
 	char why[128];
 	grpc_status_code st;
-	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &st, why, sizeof(why));
+	struct ingest_batch *b =
+	    decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), c->svc->quota, &st, why, sizeof(why));
 	count_batch(&c->svc->st, b, st);
 	if (!b) {
 		c->unanswered--;
@@ -645,6 +664,11 @@ struct report_svc *report_svc_new(struct ingest *ig)
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	return r;
+}
+
+void report_svc_set_quota(struct report_svc *r, struct quota *q)
+{
+	r->quota = q;
 }
 
 int report_svc_register(struct report_svc *r, struct transport *t)
