@@ -18,6 +18,7 @@
 
 #include "errq_grpc.h"
 #include "errq_str.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "harness.h"
 
 static struct errqd_proc D;
@@ -270,11 +271,203 @@ static void test_bad_quota_settings_refused(void **state)
 	free(err);
 }
 
+/* ---- the transport's per-connection limits, with calls made by hand on one channel ---- */
+
+enum { T_SEND = 1, T_RECV, T_STATUS, T_CLOSE, T_N };
+struct mcall {
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	grpc_metadata_array mi, mt;
+	grpc_status_code status;
+	grpc_slice details;
+	grpc_byte_buffer *sbb, *rbb;
+	bool pending[T_N];
+};
+
+static void mcall_batch(struct mcall *m, grpc_op *ops, size_t n, int tag)
+{
+	assert_int_equal(grpc_call_start_batch(m->call, ops, n, (void *)(intptr_t)tag, NULL), GRPC_CALL_OK);
+	m->pending[tag] = true;
+}
+
+/* Starts a call on ch: metadata md, one message, a half-close if close; posts its reads. */
+static void mcall_start(struct mcall *m, grpc_channel *ch, const char *method, grpc_metadata *md, size_t nmd,
+			const ProtobufCMessage *msg, bool close)
+{
+	memset(m, 0, sizeof(*m));
+	m->cq = grpc_completion_queue_create_for_pluck(NULL);
+	m->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, m->cq, grpc_slice_from_static_string(method),
+					   NULL, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	grpc_metadata_array_init(&m->mi);
+	grpc_metadata_array_init(&m->mt);
+	m->details = grpc_empty_slice();
+	m->sbb = errq_bb_from_msg(msg);
+	grpc_op ops[3];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY; /* the channel may still be connecting */
+	ops[0].data.send_initial_metadata.count = nmd;
+	ops[0].data.send_initial_metadata.metadata = md;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = m->sbb;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	mcall_batch(m, ops, close ? 3 : 2, T_SEND);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[0].data.recv_initial_metadata.recv_initial_metadata = &m->mi;
+	ops[1].op = GRPC_OP_RECV_MESSAGE;
+	ops[1].data.recv_message.recv_message = &m->rbb;
+	mcall_batch(m, ops, 2, T_RECV);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &m->mt;
+	ops[0].data.recv_status_on_client.status = &m->status;
+	ops[0].data.recv_status_on_client.status_details = &m->details;
+	mcall_batch(m, ops, 1, T_STATUS);
+}
+
+/* Waits up to ms for tag: true when it completed (successfully or not). */
+static bool mcall_wait(struct mcall *m, int tag, long ms)
+{
+	grpc_event ev = grpc_completion_queue_pluck(m->cq, (void *)(intptr_t)tag, errq_deadline_ms(ms), NULL);
+	if (ev.type != GRPC_OP_COMPLETE)
+		return false;
+	m->pending[tag] = false;
+	return true;
+}
+
+static void mcall_half_close(struct mcall *m)
+{
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	mcall_batch(m, &op, 1, T_CLOSE);
+}
+
+static void mcall_free(struct mcall *m)
+{
+	grpc_call_cancel(m->call, NULL);
+	for (int t = T_SEND; t < T_N; t++)
+		if (m->pending[t])
+			assert_true(mcall_wait(m, t, HARNESS_DEADLINE_MS));
+	grpc_call_unref(m->call);
+	grpc_completion_queue_shutdown(m->cq);
+	grpc_completion_queue_destroy(m->cq);
+	grpc_metadata_array_destroy(&m->mi);
+	grpc_metadata_array_destroy(&m->mt);
+	grpc_slice_unref(m->details);
+	if (m->sbb)
+		grpc_byte_buffer_destroy(m->sbb);
+	if (m->rbb)
+		grpc_byte_buffer_destroy(m->rbb);
+}
+
+/* gRPC shares connections between channels to one address (a global subchannel pool): the
+ * test's channel gets a connection of its own, so the Status calls do not take its slots */
+static grpc_channel *own_connection(void)
+{
+	struct errq_chan_arg a = {GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1};
+	grpc_channel *ch = errq_channel_new_ex(D.addr, NULL, &a, 1);
+	assert_non_null(ch);
+	return ch;
+}
+
+static uint32_t streams_active(void)
+{
+	Errq__V1__StatusResponse *st = query_status(D.addr);
+	uint32_t v = st ? st->streams_active : UINT32_MAX;
+	if (st)
+		errq__v1__status_response__free_unpacked(st, NULL);
+	return v;
+}
+
+/* max_streams is HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS: the N+1th stream on one
+ * connection is not refused, it waits in the client's transport until a stream ends. */
+static void test_max_streams_per_connection(void **state)
+{
+	const char *args[] = {"--set", "max_streams=2", NULL};
+	assert_int_equal(errqd_start(&D, args), 0);
+	grpc_channel *ch = own_connection();
+	struct mcall m[3];
+	Errq__V1__ReportRequest *r[3];
+	for (int i = 0; i < 2; i++) {
+		r[i] = treq_new(&G, 1, 1, "streams", "LimitError", "one of three");
+		mcall_start(&m[i], ch, "/errq.v1.Collector/Report", NULL, 0, &r[i]->base, false);
+		assert_true(mcall_wait(&m[i], T_RECV, HARNESS_DEADLINE_MS));
+		assert_non_null(m[i].rbb); /* answered: the stream is open on the collector */
+	}
+	r[2] = treq_new(&G, 1, 1, "streams", "LimitError", "the third");
+	mcall_start(&m[2], ch, "/errq.v1.Collector/Report", NULL, 0, &r[2]->base, false);
+	/* the third waits: never answered while the two are open (this can only miss a broken
+	 * limit, not fail a working one), and the collector sees two streams */
+	assert_false(mcall_wait(&m[2], T_RECV, 500));
+	uint32_t active = streams_active();
+	if (active != 2)
+	{
+		bool e1 = mcall_wait(&m[1], T_STATUS, 0), e2 = mcall_wait(&m[2], T_STATUS, 0);
+		fail_msg("%u streams active; second ended %d (%d %s), third %d (%d %s)", active, e1, m[1].status,
+			 grpc_slice_to_c_string(m[1].details), e2, m[2].status, grpc_slice_to_c_string(m[2].details));
+	}
+	mcall_half_close(&m[0]);
+	assert_true(mcall_wait(&m[0], T_STATUS, HARNESS_DEADLINE_MS));
+	if (m[0].status != GRPC_STATUS_OK)
+		fail_msg("first stream ended %d: %s", m[0].status, grpc_slice_to_c_string(m[0].details));
+	/* a slot is free: the third stream starts and is answered */
+	assert_true(mcall_wait(&m[2], T_RECV, HARNESS_DEADLINE_MS));
+	assert_non_null(m[2].rbb);
+	for (int i = 0; i < 3; i++) {
+		mcall_free(&m[i]);
+		treq_free(r[i]);
+	}
+	grpc_channel_destroy(ch);
+	assert_int_equal(db_int("SELECT count(*) FROM events WHERE service = 'streams'"), 3);
+}
+
+/* Health/Check with one metadata entry of value_len bytes: the call's status. */
+static grpc_status_code health_with_metadata(grpc_channel *ch, size_t value_len)
+{
+	char *v = malloc(value_len);
+	assert_non_null(v);
+	memset(v, 'x', value_len);
+	grpc_metadata md;
+	memset(&md, 0, sizeof(md));
+	md.key = grpc_slice_from_static_string("x-padding");
+	md.value = grpc_slice_from_copied_buffer(v, value_len);
+	free(v);
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	struct mcall m;
+	mcall_start(&m, ch, "/grpc.health.v1.Health/Check", &md, 1, &req.base, true);
+	assert_true(mcall_wait(&m, T_STATUS, HARNESS_DEADLINE_MS));
+	grpc_status_code st = m.status;
+	mcall_free(&m);
+	grpc_slice_unref(md.value);
+	return st;
+}
+
+/* TRANSPORT_MAX_METADATA_BYTES (16 KiB): 12 KiB of headers pass (over the C core's default of
+ * 8 KiB), 32 KiB are refused, and the collector goes on serving (new connections, reports). */
+static void test_metadata_size_limit(void **state)
+{
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	grpc_channel *ch = own_connection();
+	assert_int_equal(health_with_metadata(ch, 12 << 10), GRPC_STATUS_OK);
+	grpc_status_code big = health_with_metadata(ch, 32 << 10);
+	if (big == GRPC_STATUS_OK)
+		fail_msg("a call with 32 KiB of metadata was served");
+	print_message("32 KiB of metadata: %s\n", errq_status_name(big));
+	grpc_channel_destroy(ch); /* the C core may end that connection: a new one is served */
+	grpc_status_code cs;
+	assert_int_equal(health_check(D.addr, "", &cs), 1); /* SERVING */
+	assert_int_equal(report_batch(D.addr, &G, 3, "after-metadata", "OkError"), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_storm_counted_not_stored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_quota_settings_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_streams_per_connection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metadata_size_limit, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("integration_quota", tests, NULL, NULL);
 }
