@@ -770,14 +770,22 @@ int store_agg_flush(struct store *s)
 	return 0;
 }
 
+/* e's group slot (created if new) and environment id; NULL on error. */
+static struct group_cache_slot *event_group(struct store *s, const struct store_event *e, bool *overflowed,
+					    int64_t *envid)
+{
+	struct group_cache_slot *g = group_slot(s, e, overflowed);
+	if (!g || (*envid = env_id(s, e->environment)) < 0)
+		return NULL;
+	return g;
+}
+
 int store_txn_add_event(struct store *s, const struct store_event *e)
 {
 	bool overflowed;
-	struct group_cache_slot *g = group_slot(s, e, &overflowed);
+	int64_t envid;
+	struct group_cache_slot *g = event_group(s, e, &overflowed, &envid);
 	if (!g)
-		return -1;
-	int64_t envid = env_id(s, e->environment);
-	if (envid < 0)
 		return -1;
 	sqlite3_stmt *st = s->stmt[STMT_INSERT_EVENT];
 	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
@@ -816,13 +824,11 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 int store_txn_count_event(struct store *s, const struct store_event *e)
 {
 	bool overflowed;
+	int64_t envid;
 	if (!s->in_txn)
 		return store__fail(s, "count event outside a transaction");
-	struct group_cache_slot *g = group_slot(s, e, &overflowed);
+	struct group_cache_slot *g = event_group(s, e, &overflowed, &envid);
 	if (!g)
-		return -1;
-	int64_t envid = env_id(s, e->environment);
-	if (envid < 0)
 		return -1;
 	s->txn_overflow += overflowed;
 	s->txn_dropped++; /* makes this transaction's commit write the aggregates */

@@ -1,4 +1,4 @@
-/* errq-quota-bench: the cost of quota_take() (server/quota.h), which runs on the gRPC threads
+/* errq-quota-bench (built from tests/, as it measures an errqd internal): the cost of quota_take() (server/quota.h), which runs on the gRPC threads
  * once per valid event when a quota is set.  One thread, then two threads on one quota (the
  * mutex contended as on a 2-queue errqd); services cycle over 1, 100 and 5 000 names (the
  * last past the 4 096-slot table: the shared bucket).  Prints ns per call.
