@@ -268,7 +268,8 @@ static void collect_store(struct metrics *m, struct errq_buf *b)
 	GAUGE(b, "errq_database_bytes", "Size of the database's main file.", t.db_bytes - t.wal_bytes);
 	GAUGE(b, "errq_database_wal_bytes", "Size of the database's write-ahead log.", t.wal_bytes);
 	GAUGE(b, "errq_groups", "Groups stored.", t.groups);
-	GAUGE(b, "errq_grouped_events", "Events counted in groups, all time (survives restarts and retention).", t.events);
+	GAUGE(b, "errq_grouped_events", "Events counted in groups, all time (survives restarts and retention).",
+	      t.events + t.dropped); /* stored or, refused by a quota, only counted */
 }
 
 static void collect_alerts(struct metrics *m, struct errq_buf *b)
