@@ -228,7 +228,7 @@ static int write_batches(struct ingest *ig, struct ingest_batch *list)
 				store_txn_rollback(s);
 				return -1;
 			}
-			ev->result = ev->count_only ? INGEST_COUNTED : (int8_t)r;
+			ev->result = ev->count_only && r ? INGEST_COUNTED : (int8_t)r;
 		}
 	}
 	const struct ingest_hooks *h = ig->o.hooks;

@@ -47,7 +47,8 @@ struct ingest_event {
 	uint64_t received_ns;
 	size_t extra_off, extra_len; /* frames + details, packed, in batch->extra */
 	/* Refused by a quota (quota.h) and listed in the batch's rejections, but counted in its
-	 * group and service (store_txn_count_event): valid, tf set, not stored. */
+	 * group and service (store_txn_count_event): valid, tf set, not stored.  If its event_id
+	 * is stored already, the writer makes it a duplicate instead (result). */
 	bool count_only;
 	int8_t result; /* after commit: INGEST_STORED, INGEST_DUPLICATE or INGEST_COUNTED */
 };

@@ -239,21 +239,22 @@ fail:
 	return NULL;
 }
 
-static grpc_byte_buffer *build_response(struct ingest_batch *b)
+/* The answer of a committed batch; counts its rejections by code into rs (as answered: an
+ * event a quota refused but found stored already is answered, and counted, as a duplicate). */
+static grpc_byte_buffer *build_response(struct ingest_batch *b, struct report_stats *rs)
 {
 	Errq__V1__ReportResponse resp = ERRQ__V1__REPORT_RESPONSE__INIT;
 	Errq__V1__Rejection *rej = NULL, **rejp = NULL;
 	grpc_byte_buffer *bb = NULL;
 	resp.seq = b->req->seq;
 	for (size_t i = 0; i < b->n_events; i++) {
-		if (!b->events[i].tf)
-			continue;
-		if (b->events[i].count_only)
+		const struct ingest_event *ev = &b->events[i];
+		if (!ev->tf || ev->result == INGEST_COUNTED)
 			continue; /* among the rejections */
-		if (b->events[i].result == INGEST_STORED)
+		if (ev->result == INGEST_STORED)
 			resp.accepted++;
 		else
-			resp.duplicates++;
+			resp.duplicates++; /* a refused event found stored already is one too */
 	}
 	if (b->n_rejected) {
 		rej = calloc(b->n_rejected, sizeof(*rej));
@@ -261,12 +262,17 @@ static grpc_byte_buffer *build_response(struct ingest_batch *b)
 		if (!rej || !rejp)
 			goto out;
 		for (uint32_t i = 0; i < b->n_rejected; i++) {
-			errq__v1__rejection__init(&rej[i]);
-			rej[i].index = b->rejected_index[i];
-			rej[i].reason = b->rejected_reason[i];
-			rejp[i] = &rej[i];
+			const struct ingest_event *ev = &b->events[b->rejected_index[i]];
+			if (ev->count_only && ev->result == INGEST_DUPLICATE)
+				continue; /* answered as a duplicate above */
+			errq__v1__rejection__init(&rej[resp.n_rejected]);
+			rej[resp.n_rejected].index = b->rejected_index[i];
+			rej[resp.n_rejected].reason = b->rejected_reason[i];
+			rejp[resp.n_rejected] = &rej[resp.n_rejected];
+			resp.n_rejected++;
+			int k = validate_reject_index(b->rejected_reason[i]);
+			atomic_fetch_add_explicit(&rs->rejected[k < 0 ? VALIDATE_N_REJECT_CODES : k], 1, memory_order_relaxed);
 		}
-		resp.n_rejected = b->n_rejected;
 		resp.rejected = rejp;
 	}
 	bb = errq_bb_from_msg(&resp.base);
@@ -280,7 +286,7 @@ out:
 static void on_done(struct ingest_batch *b, bool committed)
 {
 	struct rcall *c = b->owner;
-	grpc_byte_buffer *bb = committed ? build_response(b) : NULL;
+	grpc_byte_buffer *bb = committed ? build_response(b, &c->svc->st) : NULL;
 	batch_free(b);
 	pthread_mutex_lock(&c->mu);
 	bool queued = false;
@@ -355,10 +361,7 @@ static void count_batch(struct report_stats *rs, const struct ingest_batch *b, g
 	}
 	atomic_fetch_add_explicit(&rs->batches_received, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->events_received, b->n_events, memory_order_relaxed);
-	for (uint32_t i = 0; i < b->n_rejected; i++) {
-		int k = validate_reject_index(b->rejected_reason[i]);
-		atomic_fetch_add_explicit(&rs->rejected[k < 0 ? VALIDATE_N_REJECT_CODES : k], 1, memory_order_relaxed);
-	}
+	/* rejections are counted as answered (build_response) */
 }
 
 void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out)

@@ -95,10 +95,12 @@ int store_txn_begin(struct store *s);
 int store_txn_add_event(struct store *s, const struct store_event *e);
 /* Writer: counts e in its group (created if new, groups_per_service applies) and its service
  * like a stored event — total, minute counts, last seen — and in their `dropped` tally, but
- * stores no event row (the quota refused it: server/quota.h).  No dedupe: there is no row
- * to find it by, so an event counted so and sent again is counted again.  These counts are
- * not derived from events, so a transaction holding any is never deferred: it writes every
- * pending aggregate with its commit.  Returns 0, or -1 (the caller rolls back). */
+ * stores no event row (the quota refused it: server/quota.h).  An event_id already stored is
+ * a duplicate (a resend after a reconnect): not counted, returns 0.  An event counted so and
+ * sent again is counted again: there is no row to find it by.  These counts are not derived
+ * from events, so a transaction holding any is never deferred: it writes every pending
+ * aggregate with its commit.  Returns 1 (counted), 0 (a duplicate), or -1 (the caller rolls
+ * back). */
 int store_txn_count_event(struct store *s, const struct store_event *e);
 int store_txn_commit(struct store *s);
 void store_txn_rollback(struct store *s);

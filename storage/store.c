@@ -59,6 +59,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_COUNT_SERVICE_GROUPS] = "SELECT count(*) FROM groups WHERE service = ?1 AND overflow = 0",
     [STMT_SET_HEAD] = "UPDATE groups SET last_event = max(last_event, ?2) WHERE id = ?1",
     [STMT_SET_AGG_THROUGH] = "UPDATE meta SET value = ?1 WHERE key = 'aggregated_through'",
+    [STMT_EVENT_STORED] = "SELECT 1 FROM events WHERE event_id = ?1",
 };
 
 const char *store_trunc_name(int bit)
@@ -827,12 +828,21 @@ int store_txn_count_event(struct store *s, const struct store_event *e)
 	int64_t envid;
 	if (!s->in_txn)
 		return store__fail(s, "count event outside a transaction");
+	/* a resend of an event stored before (after a reconnect) is a duplicate, quota or not */
+	sqlite3_stmt *st = s->stmt[STMT_EVENT_STORED];
+	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return store__set_err(s, "find event");
 	struct group_cache_slot *g = event_group(s, e, &overflowed, &envid);
 	if (!g)
 		return -1;
 	s->txn_overflow += overflowed;
 	s->txn_dropped++; /* makes this transaction's commit write the aggregates */
-	return agg_add(s, g->id, envid, 0, e, true);
+	return agg_add(s, g->id, envid, 0, e, true) ? -1 : 1;
 }
 
 static int commit(struct store *s)
