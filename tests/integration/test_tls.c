@@ -4,7 +4,8 @@
  * query; a wrong CA is refused with a clear CLI error (exit 2); mutual TLS refuses a client
  * without a certificate or with one from another CA; the pair is reloaded from disk and on
  * SIGHUP without a restart, a broken new pair is refused with one log line and the old one
- * stays; a bad pair at start stops errqd naming the file; HTTPS /readyz and /metrics (curl). */
+ * stays; a bad pair at start stops errqd naming the file; HTTPS /readyz and /metrics (curl);
+ * a client certificate's CN or SAN is a credential's tls_identity (roles enforced). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,7 +28,7 @@
 static char CERTS[64]; /* the certificates of this run */
 static struct errq_idgen G;
 
-/* CERTS/name */
+/* CERTS/name, in one of 8 buffers used in turn: valid for the next 7 calls only */
 static const char *crt(const char *name)
 {
 	static char buf[8][256];
@@ -80,11 +81,11 @@ static void install_file(const char *src, const char *dst)
 
 /* errqd with TLS; cert and key are copied into its directory (d->dir/server.pem, .key; their
  * paths in installed[0] and [1] when not NULL) so a test can replace them.  client_ca NULL: no
- * mutual TLS. */
-static void start_tls(struct errqd_proc *d, const char *cert, const char *key, const char *client_ca,
-		      char (*installed)[320])
+ * mutual TLS.  config: NULL, or the text of a config file to start with. */
+static void start_tls_config(struct errqd_proc *d, const char *cert, const char *key, const char *client_ca,
+			     char (*installed)[320], const char *config)
 {
-	static char set_cert[400], set_key[400], set_ca[400], dcert[320], dkey[320];
+	static char set_cert[400], set_key[400], set_ca[400], dcert[320], dkey[320], dconf[320];
 	memset(d, 0, sizeof(*d));
 	errq_snprintf(d->dir, sizeof(d->dir), "/tmp/errq-test-XXXXXX");
 	assert_non_null(mkdtemp(d->dir));
@@ -95,12 +96,27 @@ static void start_tls(struct errqd_proc *d, const char *cert, const char *key, c
 	errq_snprintf(set_cert, sizeof(set_cert), "tls.cert=%s", dcert);
 	errq_snprintf(set_key, sizeof(set_key), "tls.key=%s", dkey);
 	errq_snprintf(set_ca, sizeof(set_ca), "tls.client_ca=%s", client_ca ? client_ca : "");
-	const char *args[] = {"--set", set_cert, "--set", set_key, "--set", set_ca, NULL};
+	const char *args[] = {"--set", set_cert, "--set", set_key, "--set", set_ca, NULL, NULL, NULL};
+	if (config) {
+		errq_snprintf(dconf, sizeof(dconf), "%s/errqd.yaml", d->dir);
+		FILE *f = fopen(dconf, "w");
+		assert_non_null(f);
+		assert_true(fputs(config, f) >= 0);
+		assert_int_equal(fclose(f), 0);
+		args[6] = "--config";
+		args[7] = dconf;
+	}
 	assert_int_equal(errqd_start(d, args), 0);
 	if (installed) {
 		errq_snprintf(installed[0], 320, "%s", dcert);
 		errq_snprintf(installed[1], 320, "%s", dkey);
 	}
+}
+
+static void start_tls(struct errqd_proc *d, const char *cert, const char *key, const char *client_ca,
+		      char (*installed)[320])
+{
+	start_tls_config(d, cert, key, client_ca, installed, NULL);
 }
 
 static void stop(struct errqd_proc *d)
@@ -298,6 +314,56 @@ static void test_mutual_tls(void **state)
 	stop(&d);
 }
 
+/* The seam with credentials (server/auth.c): a verified client certificate's common name, or
+ * one of its SANs, is a tls_identity mapped to a role. */
+static void test_mtls_identity_roles(void **state)
+{
+	(void)state;
+	struct errqd_proc d;
+	start_tls_config(&d, crt("server.pem"), crt("server.key"), crt("ca.pem"), NULL,
+			 "credentials:\n"
+			 "  - name: reader\n"
+			 "    tls_identity: errq-test-client\n" /* client.pem's CN (it has no SAN) */
+			 "    role: read\n"
+			 "  - name: reporter\n"
+			 "    tls_identity: spiffe://errq.test/svc\n" /* a SAN of client3.pem */
+			 "    role: ingest\n"
+			 "    services: [tls-svc]\n");
+	/* the flags of the two clients (own copies: crt() reuses its buffers) */
+	char ca[256], k1[2][256], k3[2][256];
+	errq_snprintf(ca, sizeof(ca), "%s", crt("ca.pem"));
+	errq_snprintf(k1[0], 256, "%s", crt("client.pem"));
+	errq_snprintf(k1[1], 256, "%s", crt("client.key"));
+	errq_snprintf(k3[0], 256, "%s", crt("client3.pem"));
+	errq_snprintf(k3[1], 256, "%s", crt("client3.key"));
+	const char *c1[] = {"--ca", ca, "--cert", k1[0], "--key", k1[1]};
+	const char *c3[] = {"--ca", ca, "--cert", k3[0], "--key", k3[1]};
+	char *err = NULL;
+	/* the reader reads, and may not resolve a group (admin) nor report */
+	assert_int_equal(STATUS(d.addr, c1[0], c1[1], c1[2], c1[3], c1[4], c1[5]), 0);
+	assert_int_equal(cli(d.addr, NULL, &err, c1[0], c1[1], c1[2], c1[3], c1[4], c1[5], "resolve",
+			     "0123456789abcdef", NULL),
+			 4);
+	assert_non_null(strstr(err, "permission denied"));
+	free(err);
+	assert_int_equal(lib_report(d.addr, crt("ca.pem"), crt("client.pem"), crt("client.key"), "tls-svc", 0), 0);
+	/* the reporter (by SAN) reports its service, not another one, and reads nothing */
+	assert_int_equal(lib_report(d.addr, crt("ca.pem"), crt("client3.pem"), crt("client3.key"), "tls-svc", 2), 2);
+	assert_int_equal(lib_report(d.addr, crt("ca.pem"), crt("client3.pem"), crt("client3.key"), "tls-other", 1), 0);
+	assert_int_equal(STATUS(d.addr, c3[0], c3[1], c3[2], c3[3], c3[4], c3[5]), 4);
+	/* what the reporter stored, read by the reader */
+	char *out = NULL;
+	assert_int_equal(cli(d.addr, &out, NULL, c1[0], c1[1], c1[2], c1[3], c1[4], c1[5], "events", "--service",
+			     "tls-svc", "-o", "jsonl", NULL),
+			 0);
+	int lines = 0;
+	for (const char *p = out; (p = strstr(p, "\"service\":\"tls-svc\"")); p++)
+		lines++;
+	assert_int_equal(lines, 2);
+	free(out);
+	stop(&d);
+}
+
 /* Replacing the files is seen by new connections (gRPC and HTTPS) without a restart. */
 static void test_reload_from_disk(void **state)
 {
@@ -411,6 +477,7 @@ int main(void)
 	    cmocka_unit_test(test_right_ca_reports_and_queries),
 	    cmocka_unit_test(test_wrong_ca_refused),
 	    cmocka_unit_test(test_mutual_tls),
+	    cmocka_unit_test(test_mtls_identity_roles),
 	    cmocka_unit_test(test_reload_from_disk),
 	    cmocka_unit_test(test_sighup_and_broken_pair),
 	    cmocka_unit_test(test_bad_pair_at_start),
