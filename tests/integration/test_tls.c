@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "certs.h"
 #include "client_support.h"
 #include "errq.h"
 #include "errq_file.h"
@@ -25,59 +26,12 @@
 #include "harness.h"
 #include "errq_banned.h"
 
-static char CERTS[64]; /* the certificates of this run */
-static struct errq_idgen G;
-
-/* CERTS/name, in one of 8 buffers used in turn: valid for the next 7 calls only */
+/* The path of one of the run's certificates (certs.h: valid for the next 7 calls only). */
 static const char *crt(const char *name)
 {
-	static char buf[8][256];
-	static int k;
-	char *b = buf[k++ % 8];
-	errq_snprintf(b, 256, "%s/%s", CERTS, name);
-	return b;
+	return certs_path(name);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	grpc_init();
-	errq_idgen_init(&G);
-	errq_snprintf(CERTS, sizeof(CERTS), "/tmp/errq-tls-XXXXXX");
-	if (!mkdtemp(CERTS))
-		return -1;
-	char *err = NULL;
-	const char *argv[] = {"/bin/sh", ERRQ_MAKE_CERTS, CERTS, NULL};
-	int rc = run_capture(argv, NULL, NULL, &err);
-	if (rc)
-		fprintf(stderr, "make_certs.sh: exit %d: %s\n", rc, err);
-	free(err);
-	return rc ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	const char *argv[] = {"/bin/rm", "-rf", CERTS, NULL};
-	run_capture(argv, NULL, NULL, NULL);
-	grpc_shutdown_blocking();
-	return 0;
-}
-
-/* Copies src over dst the way a deployment tool should: a new file renamed into place. */
-static void install_file(const char *src, const char *dst)
-{
-	char *text = NULL, err[512], tmp[512];
-	size_t len = 0;
-	assert_int_equal(errq_file_read(src, 1u << 20, &text, &len, err, sizeof(err)), 0);
-	errq_snprintf(tmp, sizeof(tmp), "%s.new", dst);
-	FILE *f = fopen(tmp, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(rename(tmp, dst), 0);
-	free(text);
-}
 
 /* errqd with TLS; cert and key are copied into its directory (d->dir/server.pem, .key; their
  * paths in installed[0] and [1] when not NULL) so a test can replace them.  client_ca NULL: no
@@ -91,8 +45,8 @@ static void start_tls_config(struct errqd_proc *d, const char *cert, const char 
 	assert_non_null(mkdtemp(d->dir));
 	errq_snprintf(dcert, sizeof(dcert), "%s/server.pem", d->dir);
 	errq_snprintf(dkey, sizeof(dkey), "%s/server.key", d->dir);
-	install_file(cert, dcert);
-	install_file(key, dkey);
+	certs_install(cert, dcert);
+	certs_install(key, dkey);
 	errq_snprintf(set_cert, sizeof(set_cert), "tls.cert=%s", dcert);
 	errq_snprintf(set_key, sizeof(set_key), "tls.key=%s", dkey);
 	errq_snprintf(set_ca, sizeof(set_ca), "tls.client_ca=%s", client_ca ? client_ca : "");
@@ -375,8 +329,8 @@ static void test_reload_from_disk(void **state)
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca.pem")), 0);
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca2.pem")), 2);
 	pid_t pid = d.pid;
-	install_file(crt("server2.key"), key);
-	install_file(crt("server2.pem"), cert);
+	certs_install(crt("server2.key"), key);
+	certs_install(crt("server2.pem"), cert);
 	WAIT_FOR(STATUS(d.addr, "--ca", crt("ca2.pem")) == 0);
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca.pem")), 2);
 	WAIT_FOR(curl(&d, crt("ca2.pem"), "/readyz", NULL) == 0);
@@ -408,7 +362,7 @@ static void test_sighup_and_broken_pair(void **state)
 
 	/* a certificate whose key is not beside it: refused, the old pair stays (the files are
 	 * looked at when a handshake comes: connect while waiting) */
-	install_file(crt("server2.pem"), cert);
+	certs_install(crt("server2.pem"), cert);
 	WAIT_FOR((STATUS(d.addr, "--ca", crt("ca.pem")),
 		  log_lines(&d, "tls: new certificate refused", "is not the key of the certificate", NULL) == 1));
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca.pem")), 0);
@@ -425,7 +379,7 @@ static void test_sighup_and_broken_pair(void **state)
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca.pem")), 0);
 
 	/* the matching key arrives: a SIGHUP loads the pair, new connections get it */
-	install_file(crt("server2.key"), key);
+	certs_install(crt("server2.key"), key);
 	assert_int_equal(kill(d.pid, SIGHUP), 0);
 	WAIT_FOR(log_lines(&d, "tls: certificate loaded", "SIGHUP", "errq test server 2", NULL) == 1);
 	assert_int_equal(STATUS(d.addr, "--ca", crt("ca2.pem")), 0);
@@ -482,5 +436,5 @@ int main(void)
 	    cmocka_unit_test(test_sighup_and_broken_pair),
 	    cmocka_unit_test(test_bad_pair_at_start),
 	};
-	return cmocka_run_group_tests_name("integration_tls", tests, setup, teardown);
+	return cmocka_run_group_tests_name("integration_tls", tests, certs_setup, certs_teardown);
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "errq/v1/query.pb-c.h"
+#include "certs.h"
 #include "errq_file.h"
 #include "errq_grpc.h"
 #include "errq_log.h"
@@ -24,70 +25,36 @@
 #include "tls.h"
 #include "errq_banned.h"
 
-static char CERTS[64];
-
+/* The path of one of the run's certificates (certs.h: valid for the next 7 calls only). */
 static const char *crt(const char *name)
 {
-	static char buf[8][256];
-	static int k;
-	char *b = buf[k++ % 8];
-	errq_snprintf(b, 256, "%s/%s", CERTS, name);
-	return b;
+	return certs_path(name);
 }
 
-static char *slurp(const char *path)
-{
-	char *text = NULL, err[512];
-	assert_int_equal(errq_file_read(path, 1u << 20, &text, NULL, err, sizeof(err)), 0);
-	return text;
-}
 
-/* src over dst, renamed into place */
-static void install_file(const char *src, const char *dst)
+/* The pair in force is the one of cert_file, at generation gen. */
+static void assert_pair(struct tls *t, const char *cert_file, uint64_t gen)
 {
-	char *text = slurp(src), tmp[300];
-	errq_snprintf(tmp, sizeof(tmp), "%s.new", dst);
-	FILE *f = fopen(tmp, "w");
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(rename(tmp, dst), 0);
-	free(text);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	errq_log_set_level(ERRQ_LOG_OFF);
-	grpc_init();
-	errq_snprintf(CERTS, sizeof(CERTS), "/tmp/errq-tls-unit-XXXXXX");
-	if (!mkdtemp(CERTS))
-		return -1;
-	char cmd[512];
-	errq_snprintf(cmd, sizeof(cmd), "/bin/sh '%s' '%s'", ERRQ_MAKE_CERTS, CERTS);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", CERTS);
-	if (system(cmd))
-		return -1;
-	grpc_shutdown_blocking();
-	return 0;
+	char *c = NULL, *k = NULL, *want = certs_read(crt(cert_file));
+	uint64_t g = 0;
+	assert_int_equal(tls_copy_pair(t, &c, &k, &g), 0);
+	assert_int_equal(g, gen);
+	assert_string_equal(c, want);
+	free(c);
+	free(k);
+	free(want);
 }
 
 /* Generations move only when a good pair is read; a refused one leaves the pair in force. */
 static void test_generations_and_refusals(void **state)
 {
 	(void)state;
+	errq_log_set_level(ERRQ_LOG_OFF); /* refusals log lines by design */
 	char cert[300], key[300], err[512];
-	errq_snprintf(cert, sizeof(cert), "%s/live.pem", CERTS);
-	errq_snprintf(key, sizeof(key), "%s/live.key", CERTS);
-	install_file(crt("server.pem"), cert);
-	install_file(crt("server.key"), key);
+	errq_snprintf(cert, sizeof(cert), "%s", crt("live.pem"));
+	errq_snprintf(key, sizeof(key), "%s", crt("live.key"));
+	certs_install(crt("server.pem"), cert);
+	certs_install(crt("server.key"), key);
 	struct tls *t = NULL;
 	assert_int_equal(tls_new(&t, &(struct tls_opts){.cert = cert, .key = key}, err, sizeof(err)), 0);
 	assert_non_null(t);
@@ -100,31 +67,18 @@ static void test_generations_and_refusals(void **state)
 	assert_true(st.not_after_unix > 0);
 
 	/* a certificate without its key: refused, generation 1 stays, its PEM is still served */
-	install_file(crt("server2.pem"), cert);
+	certs_install(crt("server2.pem"), cert);
 	assert_int_equal(tls_reload(t), -1);
 	assert_int_equal(tls_refresh(t), 1);
-	char *c = NULL, *k = NULL, *want = slurp(crt("server.pem"));
-	uint64_t gen = 0;
-	assert_int_equal(tls_copy_pair(t, &c, &k, &gen), 0);
-	assert_int_equal(gen, 1);
-	assert_string_equal(c, want);
-	free(c);
-	free(k);
-	free(want);
+	assert_pair(t, "server.pem", 1);
 	tls_get_stats(t, &st);
 	assert_int_equal(st.refused, 1);
 
 	/* its key arrives: generation 2 with the new pair */
-	install_file(crt("server2.key"), key);
+	certs_install(crt("server2.key"), key);
 	assert_int_equal(tls_reload(t), 0);
 	assert_int_equal(tls_refresh(t), 2);
-	want = slurp(crt("server2.pem"));
-	assert_int_equal(tls_copy_pair(t, &c, &k, &gen), 0);
-	assert_int_equal(gen, 2);
-	assert_string_equal(c, want);
-	free(c);
-	free(k);
-	free(want);
+	assert_pair(t, "server2.pem", 2);
 	tls_get_stats(t, &st);
 	assert_int_equal(st.generation, 2);
 	assert_int_equal(st.reloads, 1);
@@ -197,7 +151,7 @@ static grpc_status_code one_call(struct tls *t, struct seen *s, const char *ca, 
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, poll_cq, cq), 0);
 
-	char *ca_pem = slurp(ca), *cert_pem = cert ? slurp(cert) : NULL, *key_pem = cert ? slurp(key) : NULL;
+	char *ca_pem = certs_read(ca), *cert_pem = cert ? certs_read(cert) : NULL, *key_pem = cert ? certs_read(key) : NULL;
 	grpc_ssl_pem_key_cert_pair kp = {key_pem, cert_pem};
 	grpc_channel_credentials *cc = grpc_ssl_credentials_create(ca_pem, cert ? &kp : NULL, NULL, NULL);
 	char addr[32];
@@ -275,5 +229,5 @@ int main(void)
 	    cmocka_unit_test(test_generations_and_refusals),
 	    cmocka_unit_test(test_auth_context),
 	};
-	return cmocka_run_group_tests_name("unit_tls", tests, setup, teardown);
+	return cmocka_run_group_tests_name("unit_tls", tests, certs_setup, certs_teardown);
 }
