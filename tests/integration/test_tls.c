@@ -32,7 +32,6 @@ static const char *crt(const char *name)
 	return certs_path(name);
 }
 
-
 /* errqd with TLS; cert and key are copied into its directory (d->dir/server.pem, .key; their
  * paths in installed[0] and [1] when not NULL) so a test can replace them.  client_ca NULL: no
  * mutual TLS.  config: NULL, or the text of a config file to start with. */

@@ -18,7 +18,6 @@
 
 #include "errq/v1/query.pb-c.h"
 #include "certs.h"
-#include "errq_file.h"
 #include "errq_grpc.h"
 #include "errq_log.h"
 #include "errq_str.h"
@@ -30,7 +29,6 @@ static const char *crt(const char *name)
 {
 	return certs_path(name);
 }
-
 
 /* The pair in force is the one of cert_file, at generation gen. */
 static void assert_pair(struct tls *t, const char *cert_file, uint64_t gen)
