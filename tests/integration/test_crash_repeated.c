@@ -7,6 +7,10 @@
  * ones on a new stream when the old one breaks; an answer means "committed", and the client
  * appends the batch's event ids to its file of acknowledged ids only then.
  *
+ * One more client process uses liberrq (`... libclient ...`): it reports at a steady pace
+ * until SIGTERM, then closes with a long timeout; every event errq_report() took must then be
+ * stored exactly once, and the library must say none was lost.
+ *
  * errqd is restarted after every kill on the same database and the same port.  Before the
  * first kill a rule's circuit is opened and its webhook notice queued (the receiver is not
  * listening yet, so the delivery stays pending).  After the rounds:
@@ -35,6 +39,7 @@
 #include <cmocka.h>
 
 #include "alerts_support.h"
+#include "errq.h"
 #include "errq_str.h"
 #include "errq_time.h"
 
@@ -144,6 +149,39 @@ static int client_main(const char *addr, const char *ids_path, const char *servi
 	return rc;
 }
 
+/* The liberrq client: reports until SIGTERM, closes, writes "reported lost accepted duplicates
+ * resends reconnects" to stats_path.  Exit 0, or 2 when the file cannot be written. */
+static int libclient_main(const char *addr, const char *stats_path, const char *service)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	errq_options_t *o = errq_options_new();
+	errq_options_set_collector(o, addr);
+	errq_options_set_service(o, service);
+	/* back soon after each restart, and never give up on the collector (the client-side
+	 * circuit would only delay it; nothing would be lost either way) */
+	errq_options_set_reconnect_backoff(o, 20, 500);
+	errq_options_set_circuit_threshold(o, 1000);
+	errq_client_t *c = errq_client_new(o);
+	uint64_t reported = 0;
+	while (!client_stop) {
+		if (errq_report_failure(c, "LibError", "E_LIB", "attempt %llu failed", (unsigned long long)reported) ==
+		    ERRQ_OK)
+			reported++;
+		harness_msleep(1);
+	}
+	errq_stats_t st;
+	size_t lost = errq_client_close_stats(c, 2 * HARNESS_DEADLINE_MS, &st);
+	FILE *f = fopen(stats_path, "w");
+	if (!f)
+		return 2;
+	fprintf(f, "%llu %zu %llu %llu %llu %llu\n", (unsigned long long)reported, lost, (unsigned long long)st.accepted,
+		(unsigned long long)st.duplicates, (unsigned long long)st.resends, (unsigned long long)st.reconnects);
+	return fclose(f) ? 2 : 0;
+}
+
 /* ---- the test ---- */
 
 struct client_proc {
@@ -240,9 +278,17 @@ static void test_kill_repeatedly(void **state)
 	WAIT_FOR(delivery_attempts(alert, "firing") >= 1);
 	assert_int_equal(delivery_status(alert, "firing"), 0); /* pending: queued, not delivered */
 
-	struct client_proc cl[CRASH_CLIENTS];
+	struct client_proc cl[CRASH_CLIENTS + 1];
 	for (int i = 0; i < CRASH_CLIENTS; i++)
 		start_client(&cl[i], i, E.d.addr);
+	struct client_proc *lib = &cl[CRASH_CLIENTS];
+	errq_snprintf(lib->ids, sizeof(lib->ids), "%s/lib.stats", E.d.dir);
+	lib->pid = fork();
+	assert_true(lib->pid >= 0);
+	if (lib->pid == 0) {
+		execl("/proc/self/exe", "itest_crash_repeated", "libclient", E.d.addr, lib->ids, "crash-lib", (char *)NULL);
+		_exit(127);
+	}
 	unsigned seed = (unsigned)errq_now_ns();
 	fprintf(stderr, "crash: %d rounds, seed %u\n", nrounds, seed);
 	uint64_t events_before = 0;
@@ -268,9 +314,9 @@ static void test_kill_repeatedly(void **state)
 	assert_int_equal(circuit_state("tripped"), 1);
 
 	/* the clients stop sending and wait for their last answers */
-	for (int i = 0; i < CRASH_CLIENTS; i++)
+	for (int i = 0; i <= CRASH_CLIENTS; i++)
 		kill(cl[i].pid, SIGTERM);
-	for (int i = 0; i < CRASH_CLIENTS; i++)
+	for (int i = 0; i <= CRASH_CLIENTS; i++)
 		assert_int_equal(wait_client(&cl[i]), 0);
 	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
 
@@ -298,6 +344,16 @@ static void test_kill_repeatedly(void **state)
 	int64_t distinct = q_int("SELECT count(DISTINCT event_id) FROM events WHERE service LIKE 'crash-_'", NULL);
 	int64_t totals = q_int("SELECT sum(total) FROM groups WHERE service LIKE 'crash-_'", NULL);
 	char *check = q_text("PRAGMA integrity_check", NULL);
+	unsigned long long lr = 0, ll = 1, la = 0, ld = 0, lrs = 0, lrc = 0;
+	FILE *lf = fopen(lib->ids, "r");
+	assert_non_null(lf);
+	assert_int_equal(fscanf(lf, "%llu %llu %llu %llu %llu %llu", &lr, &ll, &la, &ld, &lrs, &lrc), 6);
+	fclose(lf);
+	int64_t lib_stored = q_int("SELECT count(*) FROM events WHERE service = 'crash-lib'", NULL);
+	int64_t lib_distinct = q_int("SELECT count(DISTINCT event_id) FROM events WHERE service = 'crash-lib'", NULL);
+	fprintf(stderr, "crash: liberrq reported %llu, stored %lld, lost %llu (accepted %llu, duplicates %llu, "
+			"%llu batches resent, %llu reconnects)\n",
+		lr, (long long)lib_stored, ll, la, ld, lrs, lrc);
 	fprintf(stderr, "crash: %d rounds of SIGKILL; events acknowledged %ld, stored %lld (acknowledged missing: %ld; "
 			"stored twice: %lld; group totals %lld); integrity_check: %s; the circuit open throughout, "
 			"the queued notice delivered after the kills\n",
@@ -311,6 +367,10 @@ static void test_kill_repeatedly(void **state)
 	assert_int_equal(stored, acked);
 	assert_string_equal(check, "ok");
 	free(check);
+	assert_true(lr > 0);
+	assert_int_equal(ll, 0);
+	assert_int_equal(lib_stored, (int64_t)lr);
+	assert_int_equal(lib_distinct, lib_stored);
 	free(alert);
 }
 
@@ -328,6 +388,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "client") == 0)
 		return client_main(argv[2], argv[3], argv[4]);
+	if (argc == 5 && strcmp(argv[1], "libclient") == 0)
+		return libclient_main(argv[2], argv[3], argv[4]);
 	grpc_init();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_kill_repeatedly, setup, teardown),
