@@ -241,8 +241,16 @@ static bool pluck(struct rawstream *s, void *tag, long timeout_ms)
 
 int raw_open(struct rawstream *s, const char *addr)
 {
+	return raw_open_conn(s, addr, 0);
+}
+
+int raw_open_conn(struct rawstream *s, const char *addr, int conn)
+{
+	/* channels with the same arguments share one connection (gRPC's subchannel pool): a
+	 * private argument of its own keeps this one apart */
+	const struct errq_chan_arg apart = {"errq.test.connection", conn};
 	memset(s, 0, sizeof(*s));
-	s->ch = errq_channel_new(addr);
+	s->ch = conn ? errq_channel_new_ex(addr, NULL, &apart, 1) : errq_channel_new(addr);
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
 	s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
 					   grpc_slice_from_static_string("/errq.v1.Collector/Report"), NULL,

@@ -79,6 +79,9 @@ struct rawstream {
 };
 
 int raw_open(struct rawstream *s, const char *addr);
+/* The same on a connection of its own when conn != 0 (one per distinct conn; 0: raw_open's,
+ * shared with every other channel of this process to addr). */
+int raw_open_conn(struct rawstream *s, const char *addr, int conn);
 /* Sends one message of raw bytes; returns 0 when the write completed. */
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n);
 int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req);
