@@ -587,20 +587,7 @@ static void test_hostile_text_is_inert(void **state)
 	ev->frames[0]->function = strdup("fn\r\xe2\x80\xae");
 	ev->frames[0]->file = strdup("file" HOSTILE);
 	ev->frames[0]->line = 7;
-	Errq__V1__TaskFailure *evs[1] = {ev};
-	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
-	req.seq = 1;
-	req.n_failures = 1;
-	req.failures = evs;
-	struct rawstream s;
-	assert_int_equal(raw_open(&s, D.addr), 0);
-	assert_int_equal(raw_send(&s, &req), 0);
-	Errq__V1__ReportResponse *r;
-	assert_int_equal(raw_recv(&s, &r, HARNESS_DEADLINE_MS), 0);
-	assert_int_equal(r->accepted, 1);
-	errq__v1__report_response__free_unpacked(r, NULL);
-	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
-	raw_free(&s);
+	assert_int_equal(report_event(D.addr, ev), 1);
 	char id[33];
 	hex32(ev->event_id.data, id);
 

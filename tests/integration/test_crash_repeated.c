@@ -63,6 +63,15 @@ static void on_term(int sig)
 	client_stop = 1;
 }
 
+/* SIGTERM asks a client process to finish: stop sending, wait for the last answers. */
+static void catch_term(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 struct cbatch {
 	uint64_t seq;
 	uint8_t ids[CRASH_BATCH][16];
@@ -88,10 +97,7 @@ static struct cbatch *new_batch(struct errq_idgen *g, uint64_t seq, const char *
  * answer was wrong (not the oldest batch's seq, or not every event accepted or duplicate). */
 static int client_main(const char *addr, const char *ids_path, const char *service)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
+	catch_term();
 	grpc_init();
 	int fd = open(ids_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
 	if (fd < 0)
@@ -153,10 +159,7 @@ static int client_main(const char *addr, const char *ids_path, const char *servi
  * resends reconnects" to stats_path.  Exit 0, or 2 when the file cannot be written. */
 static int libclient_main(const char *addr, const char *stats_path, const char *service)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
+	catch_term();
 	errq_options_t *o = errq_options_new();
 	errq_options_set_collector(o, addr);
 	errq_options_set_service(o, service);

@@ -410,51 +410,18 @@ static void phase_odd_messages(void)
 static grpc_status_code with_token(const char *token)
 {
 	grpc_channel *ch = errq_channel_new(D.addr);
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-	grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-						   grpc_slice_from_static_string("/errq.v1.Collector/Report"), NULL,
-						   errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
 	grpc_metadata md = {.key = grpc_slice_from_static_string("authorization"),
 			    .value = grpc_slice_from_copied_string(token)};
 	Errq__V1__ReportRequest *r = treq_new(&HG, 1, 1, "token-svc", "TokenError", "who am i");
-	grpc_byte_buffer *send = errq_bb_from_msg(&r->base), *recv = NULL;
-	grpc_metadata_array init, trail;
-	grpc_metadata_array_init(&init);
-	grpc_metadata_array_init(&trail);
-	grpc_status_code st = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	grpc_op ops[6];
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = 1;
-	ops[0].data.send_initial_metadata.metadata = &md;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &init;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trail;
-	ops[5].data.recv_status_on_client.status = &st;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
-	grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1, errq_deadline_ms(2 * HARNESS_DEADLINE_MS), NULL);
-	assert_int_equal(ev.type, GRPC_OP_COMPLETE);
-	if (recv)
-		grpc_byte_buffer_destroy(recv);
-	grpc_byte_buffer_destroy(send);
+	struct errq_unary_result res;
+	/* one message and a half-close: a Report stream of one batch */
+	assert_int_equal(errq_unary_call_md(ch, "/errq.v1.Collector/Report", &r->base, 2 * HARNESS_DEADLINE_MS, &md, 1,
+					    &res),
+			 0);
+	grpc_status_code st = res.status;
+	errq_unary_result_free(&res);
 	treq_free(r);
-	grpc_slice_unref(details);
 	grpc_slice_unref(md.value);
-	grpc_metadata_array_destroy(&init);
-	grpc_metadata_array_destroy(&trail);
-	grpc_call_unref(call);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
 	grpc_channel_destroy(ch);
 	return st;
 }

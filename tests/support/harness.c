@@ -691,9 +691,7 @@ int report_failures(const char *addr, struct errq_idgen *g, int n, const char *s
 {
 	Errq__V1__TaskFailure *evs[16];
 	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
-	Errq__V1__ReportResponse *resp = NULL;
-	struct rawstream s;
-	int accepted = -1;
+	int accepted;
 	if (n < 1 || n > 16)
 		return -1;
 	req.seq = 1;
@@ -706,16 +704,35 @@ int report_failures(const char *addr, struct errq_idgen *g, int n, const char *s
 		if (ids_hex)
 			errq_hex_encode(evs[i]->event_id.data, 16, ids_hex[i]);
 	}
-	if (raw_open(&s, addr) == 0 && raw_send(&s, &req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
+	accepted = report_request(addr, &req);
+	for (int i = 0; i < n; i++)
+		tevent_free(evs[i]);
+	return accepted;
+}
+
+int report_request(const char *addr, const Errq__V1__ReportRequest *req)
+{
+	struct rawstream s;
+	Errq__V1__ReportResponse *resp = NULL;
+	int accepted = -1;
+	if (raw_open(&s, addr) == 0 && raw_send(&s, req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
 		accepted = (int)resp->accepted;
 		errq__v1__report_response__free_unpacked(resp, NULL);
 		if (raw_finish(&s, NULL, 0) != GRPC_STATUS_OK)
 			accepted = -1;
 	}
 	raw_free(&s);
-	for (int i = 0; i < n; i++)
-		tevent_free(evs[i]);
 	return accepted;
+}
+
+int report_event(const char *addr, Errq__V1__TaskFailure *ev)
+{
+	Errq__V1__TaskFailure *evs[1] = {ev};
+	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	req.seq = 1;
+	req.n_failures = 1;
+	req.failures = evs;
+	return report_request(addr, &req);
 }
 
 int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type)

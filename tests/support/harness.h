@@ -108,6 +108,11 @@ int report_batch(const char *addr, struct errq_idgen *g, int n, const char *serv
 int report_failures(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type,
 		    const char *msg, const char *task, char (*ids_hex)[ERRQ_ID_HEX_BUFSZ]);
 
+/* Sends req on a stream of its own, waits for its answer and the call's OK: the events
+ * accepted, or -1.  report_event: ev alone in a batch (seq 1; the caller keeps ev). */
+int report_request(const char *addr, const Errq__V1__ReportRequest *req);
+int report_event(const char *addr, Errq__V1__TaskFailure *ev);
+
 /* Lists events through the Query API; returns the count (up to max), ids copied to ids. */
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);
 Errq__V1__ListEventsResponse *query_events(const char *addr, uint32_t limit);
