@@ -53,7 +53,13 @@
  * (64 MiB), the ingest queue's byte budget and the decoded batches it holds, the answers it
  * holds for streams that do not read them, gRPC's buffers, with room to spare.  Main before
  * the pending-answer bound took ~26 MB per non-reading stream (issue 14). */
+#if defined(__SANITIZE_ADDRESS__)
+/* ASan holds freed memory in its quarantine (256 MiB by default) and adds shadow memory and
+ * redzones (about 2x): the same bound, scaled */
+#define HOSTILE_RSS_BOUND_MIB (2 * 256 + 256)
+#else
 #define HOSTILE_RSS_BOUND_MIB 256
+#endif
 #define HOSTILE_P99_FACTOR 10
 #define HOSTILE_P99_FLOOR_MS 5.0
 #define HOSTILE_QUIET_BATCHES 300

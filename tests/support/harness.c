@@ -366,10 +366,11 @@ grpc_status_code raw_finish(struct rawstream *s, char *details, size_t dsz)
 
 /* The teardown both client streams share: cancel the call, collect its outstanding
  * completions (status_tag unless already received, recv_tag when a read is posted), then
- * free the call, its queue, its channel and its metadata. */
+ * free the call, its queue, its channel and its metadata.  The status details are freed
+ * after the status completion, which may fill them (a pointer, not a copy taken before). */
 static void stream_teardown(grpc_channel *ch, grpc_completion_queue *cq, grpc_call *call, void *status_tag,
 			    void *recv_tag, grpc_byte_buffer *recv_bb, grpc_metadata_array *md_initial,
-			    grpc_metadata_array *md_trailing, grpc_slice status_details)
+			    grpc_metadata_array *md_trailing, grpc_slice *status_details)
 {
 	grpc_call_cancel(call, NULL);
 	if (status_tag)
@@ -387,7 +388,7 @@ static void stream_teardown(grpc_channel *ch, grpc_completion_queue *cq, grpc_ca
 	grpc_channel_destroy(ch);
 	grpc_metadata_array_destroy(md_initial);
 	grpc_metadata_array_destroy(md_trailing);
-	grpc_slice_unref(status_details);
+	grpc_slice_unref(*status_details);
 }
 
 void raw_free(struct rawstream *s)
@@ -395,7 +396,7 @@ void raw_free(struct rawstream *s)
 	if (!s->call)
 		return;
 	stream_teardown(s->ch, s->cq, s->call, s->status_received ? NULL : TAG_STATUS, s->recv_posted ? TAG_RECV : NULL,
-			s->recv_bb, &s->md_initial, &s->md_trailing, s->status_details);
+			s->recv_bb, &s->md_initial, &s->md_trailing, &s->status_details);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -811,7 +812,7 @@ void tail_free(struct tailstream *t)
 	if (!t->call)
 		return;
 	stream_teardown(t->ch, t->cq, t->call, TAG_TAIL_STATUS, t->recv_posted ? TAG_TAIL_RECV : NULL, t->recv_bb,
-			&t->md_initial, &t->md_trailing, t->status_details);
+			&t->md_initial, &t->md_trailing, &t->status_details);
 	grpc_byte_buffer_destroy(t->send_bb);
 	memset(t, 0, sizeof(*t));
 }
