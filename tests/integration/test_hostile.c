@@ -683,9 +683,31 @@ static void test_hostile_clients(void **state)
 		missing += sqlite3_step(q) != SQLITE_ROW;
 	}
 	sqlite3_finalize(q);
-	sqlite3_close(db);
 	fprintf(stderr, "hostile: %d events acknowledged to the good client, %d missing\n", n, missing);
 	assert_int_equal(missing, 0);
+	/* the odd messages: stored as docs/protocol.md says (cut, marked truncated), the refused
+	 * ones not at all */
+	static const struct {
+		const char *type;
+		int count, truncated;
+	} odd[] = {{"BigError", 1, 1}, {"Utf8Error", 1, 0}, {"DetailError", 1, 1}, {"FrameError", 1, 1},
+		   {"ClockError", 2, 0}, {"SeqError", 5, 0}, {"CountError", 0, 0}, {"NoService", 0, 0}};
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT count(*), coalesce(sum(truncated != 0), 0), coalesce(max(length(message)), 0) "
+					    "FROM events WHERE service = 'odd-svc' AND error_type = ?1",
+					    -1, &q, NULL),
+			 SQLITE_OK);
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_text(q, 1, odd[i].type, -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		int cnt = sqlite3_column_int(q, 0), cut = sqlite3_column_int(q, 1), mlen = sqlite3_column_int(q, 2);
+		if (cnt != odd[i].count || cut != odd[i].truncated * odd[i].count || (i == 0 && mlen != 8192))
+			fail_msg("%s: %d stored (%d truncated, message %d bytes), want %d (%d truncated)", odd[i].type, cnt,
+				 cut, mlen, odd[i].count, odd[i].truncated * odd[i].count);
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
 	for (int i = 0; i < 3; i++)
 		free(Good.lat_ms[i]);
 	free(Good.acked);
