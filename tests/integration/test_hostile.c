@@ -24,6 +24,10 @@
  *     HOSTILE_P99_FACTOR of the quiet p99 (floored at HOSTILE_P99_FLOOR_MS: a quiet p99 of a
  *     fraction of a millisecond would make scheduler noise a failure);
  *   - every batch acknowledged to it is in the database.
+ * It runs twice: against an open collector (no credentials, loopback), and against one that
+ * requires credentials, where the good client and the misbehaving ones carry a valid ingest
+ * token (a hostile client may well be authenticated) and the wrong token must get
+ * UNAUTHENTICATED.
  * Prints the quiet p99, the hostile p99 and the peak RSS. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,6 +46,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sqlite3.h>
+#include <openssl/evp.h>
 #include <cmocka.h>
 
 #include "errq_grpc.h"
@@ -73,6 +78,9 @@
 #define HOSTILE_NR_SEND_MS 3000 /* a send not done by then: errqd stopped reading; stop there */
 
 static struct errqd_proc D;
+/* The ingest token every well-formed client here carries; NULL: the collector is open. */
+static const char *TOKEN;
+#define HOSTILE_TOKEN "errq_hostile_ingest_0123456789abcdef0123456789abcdef"
 
 /* ---- errqd's memory ---- */
 
@@ -136,7 +144,7 @@ static void *good_main(void *arg)
 	uint64_t seq = 0;
 	while (!atomic_load(&Good.stop)) {
 		struct rawstream s;
-		if (raw_open_conn(&s, D.addr, 1)) { /* a connection of its own, as another service's */
+		if (raw_open_ex(&s, D.addr, TOKEN, 1)) { /* a connection of its own, as another service's */
 			atomic_fetch_add(&Good.failures, 1);
 			raw_free(&s);
 			harness_msleep(10);
@@ -278,7 +286,7 @@ static grpc_status_code one_batch(const Errq__V1__ReportRequest *req, Errq__V1__
 {
 	struct rawstream s;
 	*out = NULL;
-	assert_int_equal(raw_open(&s, D.addr), 0);
+	assert_int_equal(raw_open_ex(&s, D.addr, TOKEN, 0), 0);
 	raw_send(&s, req); /* may fail: the server may end the call first */
 	if (raw_recv(&s, out, HARNESS_DEADLINE_MS) != 0)
 		*out = NULL;
@@ -390,7 +398,7 @@ static void phase_odd_messages(void)
 
 	/* seq going backwards on one stream: each batch answered with its own seq */
 	struct rawstream s;
-	assert_int_equal(raw_open(&s, D.addr), 0);
+	assert_int_equal(raw_open_ex(&s, D.addr, TOKEN, 0), 0);
 	const uint64_t seqs[] = {10, 5, 1, 0, UINT64_MAX};
 	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
 		r = treq_new(&HG, seqs[i], 1, "odd-svc", "SeqError", "backwards");
@@ -440,8 +448,12 @@ static void phase_tokens(void)
 	grpc_status_code b = with_token(huge);
 	free(huge);
 	fprintf(stderr, "hostile: a wrong token: %s; a 64 KiB token: %s\n", errq_status_name(a), errq_status_name(b));
-	/* open collector: OK; token checking: UNAUTHENTICATED; a header list over the limit is
-	 * refused by the transport.  Anything but a crash (errqd is checked after the phases) */
+	/* open collector: anything but a crash (errqd is checked after the phases); a header list
+	 * over the limit is refused by the transport either way */
+	if (TOKEN) {
+		assert_int_equal(a, GRPC_STATUS_UNAUTHENTICATED);
+		assert_int_not_equal(b, GRPC_STATUS_OK);
+	}
 }
 
 /* ---- E: idle streams ---- */
@@ -459,6 +471,8 @@ struct idle_conn {
 static void idle_open(struct idle_conn *c, int conn)
 {
 	const struct errq_chan_arg apart = {"errq.test.connection", conn};
+	grpc_metadata authz = {.key = grpc_slice_from_static_string("authorization"),
+			       .value = grpc_slice_from_static_string("Bearer " HOSTILE_TOKEN)};
 	memset(c, 0, sizeof(*c));
 	c->ch = errq_channel_new_ex(D.addr, NULL, &apart, 1);
 	c->cq = grpc_completion_queue_create_for_next(NULL);
@@ -471,6 +485,10 @@ static void idle_open(struct idle_conn *c, int conn)
 		grpc_op ops[2];
 		memset(ops, 0, sizeof(ops));
 		ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+		if (TOKEN) { /* authenticated, and idle */
+			ops[0].data.send_initial_metadata.count = 1;
+			ops[0].data.send_initial_metadata.metadata = &authz;
+		}
 		ops[1].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
 		ops[1].data.recv_status_on_client.trailing_metadata = &c->trail[i];
 		ops[1].data.recv_status_on_client.status = &c->st[i];
@@ -518,7 +536,7 @@ struct nonreader {
 static void *nonreader_main(void *arg)
 {
 	struct nonreader *n = arg;
-	if (raw_open_conn(&n->s, D.addr, n->conn))
+	if (raw_open_ex(&n->s, D.addr, TOKEN, n->conn))
 		return NULL;
 	n->open = true;
 	for (int i = 0; i < HOSTILE_NR_BATCHES; i++) {
@@ -575,12 +593,41 @@ static bool errqd_serving(void)
 	return health_check(D.addr, "", &cs) == 1;
 }
 
-static void test_hostile_clients(void **state)
+/* The SHA-256 of token in hex (the form the config file holds). */
+static void sha256_hex(const char *token, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	assert_int_equal(EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL), 1);
+	assert_int_equal(n, 32);
+	for (unsigned i = 0; i < n; i++)
+		errq_snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void run_hostile(const char *token)
 {
 	unsigned seed = (unsigned)errq_now_ns();
 	memset(&D, 0, sizeof(D));
+	memset(&Mon, 0, sizeof(Mon));
+	memset(&Good, 0, sizeof(Good));
+	TOKEN = token;
 	/* every event kept: the good client's are looked up at the end */
-	const char *args[] = {"--set", "events_per_group=0", NULL};
+	const char *args[] = {"--set", "events_per_group=0", NULL, NULL, NULL};
+	char cfg[400];
+	if (token) {
+		errq_snprintf(D.dir, sizeof(D.dir), "/tmp/errq-test-XXXXXX");
+		assert_non_null(mkdtemp(D.dir));
+		errq_snprintf(cfg, sizeof(cfg), "%s/errqd.yaml", D.dir);
+		char hex[65];
+		sha256_hex(token, hex);
+		FILE *f = fopen(cfg, "w");
+		assert_non_null(f);
+		fprintf(f, "credentials:\n  - name: hostile-ingest\n    token_sha256: %s\n    role: ingest\n"
+			   "    services: [\"*\"]\n", hex);
+		assert_int_equal(fclose(f), 0);
+		args[2] = "--config";
+		args[3] = cfg;
+	}
 	assert_int_equal(errqd_start(&D, args), 0);
 	errq_idgen_init(&HG);
 	Mon.pid = D.pid;
@@ -629,7 +676,8 @@ static void test_hostile_clients(void **state)
 	int before = atomic_load(&Good.n[1]);
 	WAIT_FOR(atomic_load(&Good.n[1]) >= before + 100 || atomic_load(&Mon.over));
 	bool serving = !atomic_load(&Mon.over) && errqd_serving();
-	Errq__V1__StatusResponse *st = serving ? query_status(D.addr) : NULL;
+	/* Status needs the read role, which the ingest token has not */
+	Errq__V1__StatusResponse *st = serving && !TOKEN ? query_status(D.addr) : NULL;
 	uint32_t streams_seen = st ? st->streams_active : 0;
 	if (st)
 		errq__v1__status_response__free_unpacked(st, NULL);
@@ -714,11 +762,22 @@ static void test_hostile_clients(void **state)
 	errqd_cleanup(&D);
 }
 
+static void test_hostile_clients_open(void **state)
+{
+	run_hostile(NULL);
+}
+
+static void test_hostile_clients_with_credentials(void **state)
+{
+	run_hostile(HOSTILE_TOKEN);
+}
+
 int main(void)
 {
 	grpc_init();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_hostile_clients),
+	    cmocka_unit_test(test_hostile_clients_open),
+	    cmocka_unit_test(test_hostile_clients_with_credentials),
 	};
 	int rc = cmocka_run_group_tests_name("integration_hostile", tests, NULL, NULL);
 	grpc_shutdown_blocking();

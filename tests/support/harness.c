@@ -263,8 +263,6 @@ static bool pluck(struct rawstream *s, void *tag, long timeout_ms)
 	return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
-static int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int conn);
-
 int raw_open(struct rawstream *s, const char *addr)
 {
 	return raw_open_token(s, addr, NULL);
@@ -280,8 +278,7 @@ int raw_open_token(struct rawstream *s, const char *addr, const char *token)
 	return raw_open_ex(s, addr, token, 0);
 }
 
-/* raw_open with an optional token, on a connection of its own when conn != 0. */
-static int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int conn)
+int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int conn)
 {
 	/* channels with the same arguments share one connection (gRPC's subchannel pool): a
 	 * private argument of its own keeps this one apart */

@@ -88,6 +88,8 @@ int raw_open(struct rawstream *s, const char *addr);
 int raw_open_conn(struct rawstream *s, const char *addr, int conn);
 /* The same with "authorization: Bearer TOKEN" (token NULL: none). */
 int raw_open_token(struct rawstream *s, const char *addr, const char *token);
+/* Both: a token (NULL: none) and a connection of its own (conn != 0). */
+int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int conn);
 /* Sends one message of raw bytes; returns 0 when the write completed. */
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n);
 int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req);
