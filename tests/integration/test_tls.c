@@ -174,7 +174,9 @@ static void test_plaintext_refused(void **state)
 	/* liberrq's Report stream and a health check in plain text both fail */
 	assert_int_equal(lib_report(d.addr, NULL, NULL, NULL, "plain", 0), 0);
 	grpc_status_code st = GRPC_STATUS_OK;
+	grpc_init(); /* only around direct gRPC use: see certs.h */
 	assert_int_equal(health_check(d.addr, "", &st), -1);
+	grpc_shutdown_blocking();
 	assert_int_equal(st, GRPC_STATUS_UNAVAILABLE);
 	/* the CLI without TLS: exit 2 and the likely cause */
 	char *err = NULL;

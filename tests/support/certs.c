@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include <grpc/grpc.h>
 
 #include "errq_file.h"
 #include "errq_spawn.h"
@@ -46,7 +45,6 @@ static int run(const char *const *argv)
 int certs_setup(void **state)
 {
 	(void)state;
-	grpc_init();
 	errq_snprintf(dir, sizeof(dir), "/tmp/errq-certs-XXXXXX");
 	if (!mkdtemp(dir)) {
 		perror("certs: mkdtemp");
@@ -63,9 +61,7 @@ int certs_teardown(void **state)
 {
 	(void)state;
 	const char *argv[] = {"/bin/rm", "-rf", dir, NULL};
-	int rc = dir[0] ? run(argv) : 0;
-	grpc_shutdown_blocking();
-	return rc ? -1 : 0;
+	return dir[0] && run(argv) ? -1 : 0;
 }
 
 const char *certs_path(const char *name)

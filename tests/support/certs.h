@@ -3,10 +3,12 @@
 #ifndef ERRQ_CERTS_H
 #define ERRQ_CERTS_H
 
-/* cmocka group setup: grpc_init(), then the directory and the certificates (the openssl
- * CLI).  0, or -1 (printed why). */
+/* cmocka group setup: the directory and the certificates (the openssl CLI).  0, or -1
+ * (printed why).  It does not call grpc_init: a test process that holds gRPC initialized
+ * makes each fork() wait for liberrq's atfork handler (up to 5 s, for gRPC to shut down), so
+ * a test initializes gRPC only around its own direct gRPC use. */
 int certs_setup(void **state);
-/* cmocka group teardown: removes the directory, grpc_shutdown_blocking(). */
+/* cmocka group teardown: removes the directory. */
 int certs_teardown(void **state);
 /* The path of one of them ("ca.pem"), in one of 8 buffers used in turn: valid for the next 7
  * calls only. */

@@ -177,6 +177,7 @@ static grpc_status_code one_call(struct tls *t, struct seen *s, const char *ca, 
 static void test_auth_context(void **state)
 {
 	(void)state;
+	grpc_init();
 	char err[512];
 	struct tls *t = NULL;
 	struct seen s;
@@ -219,6 +220,7 @@ static void test_auth_context(void **state)
 	assert_null(strstr(s.props, "x509_common_name"));
 	tls_free(t);
 	pthread_mutex_destroy(&s.mu);
+	grpc_shutdown_blocking();
 }
 
 int main(void)
