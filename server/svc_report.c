@@ -25,6 +25,7 @@
 #include "errq_time.h"
 #include "ingest.h"
 #include "services.h"
+#include "svc_report.h"
 #include "transport.h"
 
 struct sendq {
@@ -116,7 +117,7 @@ static void on_resumed(struct ingest_batch *b);
 static void on_done(struct ingest_batch *b, bool committed);
 static const struct ingest_batch_ops batch_ops = {on_done, on_resumed};
 
-static void batch_free(struct ingest_batch *b)
+void report_batch_free(struct ingest_batch *b)
 {
 	if (!b)
 		return;
@@ -138,8 +139,8 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 
 /* Bytes -> decoded, validated batch, all in one arena (one malloc per chunk instead of one per
  * string and sub-message: the allocator was ~12% of errqd's CPU).  Returns NULL with the
- * status and reason that end the call. */
-static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, grpc_status_code *st, char *why,
+ * status and reason that end the call.  Touches no call or service state (tests/fuzz). */
+struct ingest_batch *report_decode_batch(const uint8_t *p, size_t len, grpc_status_code *st, char *why,
 					 size_t whysz)
 {
 	struct ingest_batch *b = calloc(1, sizeof(*b));
@@ -219,7 +220,7 @@ oom:
 	errq_snprintf(why, whysz, "collector out of memory (or the batch decodes to more than %d MiB)",
 		      REPORT_MAX_DECODED_BYTES >> 20);
 fail:
-	batch_free(b);
+	report_batch_free(b);
 	return NULL;
 }
 
@@ -263,7 +264,7 @@ static void on_done(struct ingest_batch *b, bool committed)
 {
 	struct rcall *c = b->owner;
 	grpc_byte_buffer *bb = committed ? build_response(b) : NULL;
-	batch_free(b);
+	report_batch_free(b);
 	pthread_mutex_lock(&c->mu);
 	bool queued = false;
 	if (bb && !c->dead) {
@@ -319,7 +320,7 @@ static void submit(struct rcall *c, struct ingest_batch *b)
 	case INGEST_REFUSED: /* shutting down: not stored, not answered; the client resends */
 		c->refs--;
 		c->unanswered--;
-		batch_free(b);
+		report_batch_free(b);
 		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
 		break;
 	default:
@@ -358,7 +359,8 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 {
 	char why[128];
 	grpc_status_code st;
-	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &st, why, sizeof(why));
+	struct ingest_batch *b =
+	    report_decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &st, why, sizeof(why));
 	count_batch(&c->svc->st, b, st);
 	if (!b) {
 		c->unanswered--;
@@ -412,10 +414,9 @@ static void on_wake(struct ingest_waiter *w, bool abandon)
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Counts the `failures` (field 2) of an encoded ReportRequest by walking its top-level fields,
- * so that a batch over the limit is refused before decoding allocates for it.  Returns -1
- * when the bytes are not a well-formed top level. */
-static int count_failures(const uint8_t *p, size_t len, size_t *n)
+/* Counts the `failures` (field 2) by walking the top-level fields, so that a batch over the
+ * limit is refused before decoding allocates for it. */
+int report_count_failures(const uint8_t *p, size_t len, size_t *n)
 {
 	const uint8_t *end = p + len;
 	struct errq_pb_field f;
@@ -447,7 +448,7 @@ static void on_read(void *arg, bool ok)
 		char why[128];
 		if (len != grpc_byte_buffer_length(bb)) {
 			set_final(c, GRPC_STATUS_INTERNAL, "collector cannot read the message");
-		} else if (count_failures(GRPC_SLICE_START_PTR(s), len, &nfail)) {
+		} else if (report_count_failures(GRPC_SLICE_START_PTR(s), len, &nfail)) {
 			set_final(c, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode ReportRequest: malformed protobuf");
 		} else if (nfail > REPORT_MAX_BATCH_EVENTS) {
 			/* decoding would cost ~0.5 KiB per event however small it is on the wire */
