@@ -131,7 +131,7 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 {
 	errq__v1__task_failure__init(x);
 	x->n_frames = tf->n_frames - v->frames_skip;
-	x->frames = tf->frames + v->frames_skip;
+	x->frames = tf->n_frames ? tf->frames + v->frames_skip : NULL; /* NULL + 0 is undefined */
 	x->n_details = v->details_kept;
 	x->details = tf->details;
 	x->fingerprint = tf->fingerprint; /* the client's, kept so `errq explain` can show it */
