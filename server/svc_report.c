@@ -406,6 +406,7 @@ static void on_wake(struct ingest_waiter *w, bool abandon)
 	c->resume_abandon = abandon;
 	/* a batch of no ops completes at once on the call's queue: decoding happens there, not
 	 * on the writer */
+	ERRQ_TSAN_RELEASE(&c->resume_tag);
 	if (grpc_call_start_batch(c->call, NULL, 0, &c->resume_tag, NULL) != GRPC_CALL_OK) {
 		pthread_mutex_unlock(&c->mu);
 		on_resume(c, false);
@@ -485,6 +486,7 @@ static void maybe_read(struct rcall *c)
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
 	op.data.recv_message.recv_message = &c->recv_bb;
+	ERRQ_TSAN_RELEASE(&c->recv_tag);
 	if (grpc_call_start_batch(c->call, &op, 1, &c->recv_tag, NULL) != GRPC_CALL_OK) {
 		c->dead = true; /* cannot happen with one read at a time; end the call rather than hang */
 		grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "collector cannot read the stream", NULL);
@@ -554,6 +556,7 @@ static void maybe_send(struct rcall *c)
 		return;
 	}
 	c->md_sent = true;
+	ERRQ_TSAN_RELEASE(&c->send_tag);
 	if (grpc_call_start_batch(c->call, ops, n, &c->send_tag, NULL) != GRPC_CALL_OK) {
 		/* fatal for the call (GRPC_CORE_NOTES #10): never try to send again */
 		if (c->send_bb) {
@@ -608,6 +611,7 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	ERRQ_TSAN_RELEASE(&c->close_tag);
 	if (grpc_call_start_batch(call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
 		grpc_call_cancel(call, NULL);
 		grpc_slice_unref(c->status_slice);
