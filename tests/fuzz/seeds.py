@@ -120,6 +120,8 @@ def config_seeds():
     write('config', 'errqd.yaml', open(os.path.join(ROOT, 'deploy', 'errqd.yaml')).read())
     write('config', 'settings.yaml', 'listen: 127.0.0.1:0\ndatabase: /tmp/x.db\nlog_level: debug\n'
           'durability: full\ncache_mib: 64\nretention: 7d\nshutdown_timeout: 10s\n')
+    write('config', 'sections.yaml', 'listen: 127.0.0.1:0\ntls:\n  cert: /etc/errq/cert.pem\n  key: /etc/errq/key.pem\n'
+          '  client_ca: /etc/errq/ca.pem\n')
     write('config', 'empty.yaml', '')
     write('config', 'anchors.yaml', 'a: &x {b: [1, 2, *x]}\nrules: *x\n')
     write('config', 'flow.yaml', 'rules: [{name: r1, match: {details.k: "v*"}, group_by: [fingerprint], '
