@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin="$dir/bin/fuzz_$t"
 [ -x "$bin" ] || { echo "run.sh: '$bin' not built: run tests/fuzz/build.sh first" >&2; exit 1; }
 mkdir -p "$dir/corpus/$t" "$dir/artifacts/$t" "$dir/results" "$dir/logs"
-log="$dir/logs/$t.log"
+log="$dir/logs/$t.$$.log" # renamed to TARGET.log at the end: two runs of one target may overlap
 start=$(date +%s)
 rc=0
 # -timeout: an input that takes 25 s is a hang; -rss_limit_mb: errqd's own bound on a batch
@@ -36,7 +36,9 @@ line="fuzz $t: ${execs:-?} executions in ${secs} s, cov: ${cov:-?} ft: ${ft:-?} 
 if [ "$rc" -ne 0 ]; then
 	line="$line: FAILED (exit $rc)"
 	tail -n 60 "$log" >&2
+	echo "run.sh: the log is $dir/logs/$t.log" >&2
 	echo "run.sh: the input is in $dir/artifacts/$t/: copy it to $here/regressions/$t/ and fix the bug" >&2
 fi
 echo "$line" | tee "$dir/results/$t.txt"
+mv "$log" "$dir/logs/$t.log"
 exit "$rc"
