@@ -125,6 +125,18 @@ void report_batch_free(struct ingest_batch *b)
 	free(b);
 }
 
+/* Drops the fields of tf's frames and details that errq does not know before they are stored:
+ * they are not errq's to keep, and protobuf-c 1.4 accepts a field number 0 written in two bytes
+ * that it refuses when it reads it back, so one such field made the event's stored frames and
+ * details unreadable (found by tests/fuzz/fuzz_report). */
+static void drop_unknown_fields(Errq__V1__TaskFailure *tf)
+{
+	for (size_t i = 0; i < tf->n_frames; i++)
+		tf->frames[i]->base.n_unknown_fields = 0;
+	for (size_t i = 0; i < tf->n_details; i++)
+		tf->details[i]->base.n_unknown_fields = 0;
+}
+
 /* Frames (innermost kept), details (first kept) and the client's fingerprint of tf, as a
  * TaskFailure holding only those fields: the event's stored `extra`. */
 static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *v, Errq__V1__TaskFailure *x)
@@ -194,6 +206,7 @@ struct ingest_batch *report_decode_batch(const uint8_t *p, size_t len, grpc_stat
 		ev->received_ns = now;
 		if (tf->n_frames || tf->n_details || (tf->fingerprint && tf->fingerprint[0])) {
 			Errq__V1__TaskFailure x;
+			drop_unknown_fields(tf);
 			extra_view(tf, &ev->v, &x);
 			ev->extra_off = extra_total;
 			ev->extra_len = errq__v1__task_failure__get_packed_size(&x);
