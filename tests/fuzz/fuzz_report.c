@@ -4,6 +4,7 @@
  * (server/validate.c, server/grouping.c), and the packed `extra` stored with each. */
 #include <ctype.h>
 
+#include "auth.h"
 #include "errq_str.h"
 #include "fuzz.h"
 #include "services.h"
@@ -66,7 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the order of svc_report.c's on_read(): count, limit, decode */
 	if (report_count_failures(data, size, &nfail) || nfail > REPORT_MAX_BATCH_EVENTS)
 		return 0;
-	struct ingest_batch *b = report_decode_batch(data, size, &st, why, sizeof(why));
+	struct auth_scope scope; /* no credentials: every service may report; no quota */
+	auth_scope_begin(NULL, "", &scope);
+	struct ingest_batch *b = report_decode_batch(data, size, &scope, NULL, &st, why, sizeof(why));
+	auth_scope_end(&scope);
 	if (!b) {
 		FUZZ_CHECK(st == GRPC_STATUS_INVALID_ARGUMENT || st == GRPC_STATUS_RESOURCE_EXHAUSTED);
 		FUZZ_CHECK(fuzz_message_ok(why));
