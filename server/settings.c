@@ -106,6 +106,7 @@ static const struct setting *find(const char *name)
 
 static int apply(struct settings *s, const struct setting *t, const char *v, char *err, size_t errsz)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a refused value is quoted in part (errq_quote) */
 	void *p = (char *)s + t->off;
 	switch (t->type) {
 	case T_ADDR_OR_EMPTY:
@@ -118,14 +119,14 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 		const char *colon = strrchr(v, ':');
 		char *end;
 		if (!colon || colon == v) {
-			errq_snprintf(err, errsz, "'%s' is not HOST:PORT%s", v,
+			errq_snprintf(err, errsz, "'%s' is not HOST:PORT%s", errq_quote(v, qb),
 				      t->type == T_ADDR_OR_EMPTY ? " (or empty to disable it)" : "");
 			return -1;
 		}
 		errno = 0;
 		unsigned long port = strtoul(colon + 1, &end, 10);
 		if (errno || *end || colon[1] == '\0' || port > 65535) {
-			errq_snprintf(err, errsz, "'%s' has no valid port (0-65535)", v);
+			errq_snprintf(err, errsz, "'%s' has no valid port (0-65535)", errq_quote(v, qb));
 			return -1;
 		}
 	}
@@ -142,7 +143,7 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 		errno = 0;
 		long long n = strtoll(v, &end, 10);
 		if (errno || *end || end == v || n < t->min || n > t->max) {
-			errq_snprintf(err, errsz, "'%s' is not an integer in [%" PRId64 ", %" PRId64 "]", v,
+			errq_snprintf(err, errsz, "'%s' is not an integer in [%" PRId64 ", %" PRId64 "]", errq_quote(v, qb),
 				      t->min, t->max);
 			return -1;
 		}
@@ -151,7 +152,7 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 	}
 	case T_DURATION:
 		if (errq_parse_duration(v, (uint64_t *)p)) {
-			errq_snprintf(err, errsz, "'%s' is not a duration (like 500ms, 10s, 5m, 2h)", v);
+			errq_snprintf(err, errsz, "'%s' is not a duration (like 500ms, 10s, 5m, 2h)", errq_quote(v, qb));
 			return -1;
 		}
 		return 0;
@@ -166,7 +167,7 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 			errq_buf_init(&b, 256);
 			for (int i = 0; t->choices[i]; i++)
 				errq_buf_printf(&b, "%s%s", i ? ", " : "", t->choices[i]);
-			errq_snprintf(err, errsz, "'%s' is not one of: %s", v, b.p ? b.p : "");
+			errq_snprintf(err, errsz, "'%s' is not one of: %s", errq_quote(v, qb), b.p ? b.p : "");
 			errq_buf_free(&b);
 		}
 		return -1;

@@ -27,6 +27,7 @@
 #include "ingest.h"
 #include "quota.h"
 #include "services.h"
+#include "svc_report.h"
 #include "transport.h"
 
 struct sendq {
@@ -123,12 +124,24 @@ static void on_resumed(struct ingest_batch *b);
 static void on_done(struct ingest_batch *b, bool committed);
 static const struct ingest_batch_ops batch_ops = {on_done, on_resumed};
 
-static void batch_free(struct ingest_batch *b)
+void report_batch_free(struct ingest_batch *b)
 {
 	if (!b)
 		return;
 	errq_arena_release(&b->arena); /* the decoded request and everything of the batch */
 	free(b);
+}
+
+/* Drops the fields of tf's frames and details that errq does not know before they are stored:
+ * they are not errq's to keep, and protobuf-c 1.4 accepts a field number 0 written in two bytes
+ * that it refuses when it reads it back, so one such field made the event's stored frames and
+ * details unreadable (found by tests/fuzz/fuzz_report). */
+static void drop_unknown_fields(Errq__V1__TaskFailure *tf)
+{
+	for (size_t i = 0; i < tf->n_frames; i++)
+		tf->frames[i]->base.n_unknown_fields = 0;
+	for (size_t i = 0; i < tf->n_details; i++)
+		tf->details[i]->base.n_unknown_fields = 0;
 }
 
 /* Frames (innermost kept), details (first kept) and the client's fingerprint of tf, as a
@@ -137,7 +150,7 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 {
 	errq__v1__task_failure__init(x);
 	x->n_frames = tf->n_frames - v->frames_skip;
-	x->frames = tf->frames + v->frames_skip;
+	x->frames = tf->n_frames ? tf->frames + v->frames_skip : NULL; /* NULL + 0 is undefined */
 	x->n_details = v->details_kept;
 	x->details = tf->details;
 	x->fingerprint = tf->fingerprint; /* the client's, kept so `errq explain` can show it */
@@ -160,8 +173,8 @@ static int add_rejection(struct ingest_batch *b, size_t n, size_t i, const char 
 
 /* Bytes -> decoded, validated batch, all in one arena (one malloc per chunk instead of one per
  * string and sub-message: the allocator was ~12% of errqd's CPU).  Returns NULL with the
- * status and reason that end the call. */
-static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, const struct auth_scope *scope,
+ * status and reason that end the call.  Touches no call or service state (tests/fuzz). */
+struct ingest_batch *report_decode_batch(const uint8_t *p, size_t len, const struct auth_scope *scope,
 					 struct quota *q, grpc_status_code *st, char *why, size_t whysz)
 {
 	struct ingest_batch *b = calloc(1, sizeof(*b));
@@ -213,6 +226,7 @@ static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, const str
 			goto oom;
 		if (tf->n_frames || tf->n_details || (tf->fingerprint && tf->fingerprint[0])) {
 			Errq__V1__TaskFailure x;
+			drop_unknown_fields(tf);
 			extra_view(tf, &ev->v, &x);
 			ev->extra_off = extra_total;
 			ev->extra_len = errq__v1__task_failure__get_packed_size(&x);
@@ -239,7 +253,7 @@ oom:
 	errq_snprintf(why, whysz, "collector out of memory (or the batch decodes to more than %d MiB)",
 		      REPORT_MAX_DECODED_BYTES >> 20);
 fail:
-	batch_free(b);
+	report_batch_free(b);
 	return NULL;
 }
 
@@ -291,7 +305,7 @@ static void on_done(struct ingest_batch *b, bool committed)
 {
 	struct rcall *c = b->owner;
 	grpc_byte_buffer *bb = committed ? build_response(b, &c->svc->st) : NULL;
-	batch_free(b);
+	report_batch_free(b);
 	pthread_mutex_lock(&c->mu);
 	bool queued = false;
 	if (bb && !c->dead) {
@@ -347,7 +361,7 @@ static void submit(struct rcall *c, struct ingest_batch *b)
 	case INGEST_REFUSED: /* shutting down: not stored, not answered; the client resends */
 		c->refs--;
 		c->unanswered--;
-		batch_free(b);
+		report_batch_free(b);
 		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
 		break;
 	default:
@@ -385,8 +399,8 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 	grpc_status_code st;
 	struct auth_scope scope; /* the credentials in force now: a reload applies to live streams */
 	auth_scope_begin(c->svc->auth, c->identity, &scope);
-	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &scope, c->svc->quota,
-					      &st, why, sizeof(why));
+	struct ingest_batch *b = report_decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &scope,
+						     c->svc->quota, &st, why, sizeof(why));
 	auth_scope_end(&scope);
 	count_batch(&c->svc->st, b, st);
 	if (!b) {
@@ -433,6 +447,7 @@ static void on_wake(struct ingest_waiter *w, bool abandon)
 	c->resume_abandon = abandon;
 	/* a batch of no ops completes at once on the call's queue: decoding happens there, not
 	 * on the writer */
+	ERRQ_TSAN_RELEASE(&c->resume_tag);
 	if (grpc_call_start_batch(c->call, NULL, 0, &c->resume_tag, NULL) != GRPC_CALL_OK) {
 		pthread_mutex_unlock(&c->mu);
 		on_resume(c, false);
@@ -441,10 +456,9 @@ static void on_wake(struct ingest_waiter *w, bool abandon)
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Counts the `failures` (field 2) of an encoded ReportRequest by walking its top-level fields,
- * so that a batch over the limit is refused before decoding allocates for it.  Returns -1
- * when the bytes are not a well-formed top level. */
-static int count_failures(const uint8_t *p, size_t len, size_t *n)
+/* Counts the `failures` (field 2) by walking the top-level fields, so that a batch over the
+ * limit is refused before decoding allocates for it. */
+int report_count_failures(const uint8_t *p, size_t len, size_t *n)
 {
 	const uint8_t *end = p + len;
 	struct errq_pb_field f;
@@ -476,7 +490,7 @@ static void on_read(void *arg, bool ok)
 		char why[128];
 		if (len != grpc_byte_buffer_length(bb)) {
 			set_final(c, GRPC_STATUS_INTERNAL, "collector cannot read the message");
-		} else if (count_failures(GRPC_SLICE_START_PTR(s), len, &nfail)) {
+		} else if (report_count_failures(GRPC_SLICE_START_PTR(s), len, &nfail)) {
 			set_final(c, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode ReportRequest: malformed protobuf");
 		} else if (nfail > REPORT_MAX_BATCH_EVENTS) {
 			/* decoding would cost ~0.5 KiB per event however small it is on the wire */
@@ -513,6 +527,7 @@ static void maybe_read(struct rcall *c)
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
 	op.data.recv_message.recv_message = &c->recv_bb;
+	ERRQ_TSAN_RELEASE(&c->recv_tag);
 	if (grpc_call_start_batch(c->call, &op, 1, &c->recv_tag, NULL) != GRPC_CALL_OK) {
 		c->dead = true; /* cannot happen with one read at a time; end the call rather than hang */
 		grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "collector cannot read the stream", NULL);
@@ -582,6 +597,7 @@ static void maybe_send(struct rcall *c)
 		return;
 	}
 	c->md_sent = true;
+	ERRQ_TSAN_RELEASE(&c->send_tag);
 	if (grpc_call_start_batch(c->call, ops, n, &c->send_tag, NULL) != GRPC_CALL_OK) {
 		/* fatal for the call (GRPC_CORE_NOTES #10): never try to send again */
 		if (c->send_bb) {
@@ -637,6 +653,7 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	ERRQ_TSAN_RELEASE(&c->close_tag);
 	if (grpc_call_start_batch(call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
 		grpc_call_cancel(call, NULL);
 		grpc_slice_unref(c->status_slice);
