@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errq_condlog.h"
 #include "errq_log.h"
 #include "errq_time.h"
 #include "storage.h"
@@ -39,6 +40,8 @@ struct ingest {
 	struct ingest_stats st;
 	struct ingest_health health;
 	_Atomic uint64_t turn_ns; /* the writer's last turn (liveness) */
+	/* the writer's: one log line per failing condition (errq_condlog.h), not one per retry */
+	struct errq_condlog log_write, log_agg, log_maint;
 	pthread_t thread;
 	pthread_t writer;       /* set by the writer itself before its first job (ingest_on_writer) */
 	_Atomic bool writer_set;
@@ -347,7 +350,9 @@ static void maintain(struct ingest *ig, bool idle)
 		rc = store_maintain(ig->o.store, &mo, &more);
 	} while (idle && more && rc == 0 && errq_mono_ns() < until);
 	if (rc)
-		errq_logkv(ERRQ_LOG_WARN, "upkeep failed; retrying later", "error", store_errmsg(ig->o.store), NULL);
+		errq_condlog_fail(&ig->log_maint, store_errmsg(ig->o.store));
+	else
+		errq_condlog_ok(&ig->log_maint);
 	struct store_write_stats ws;
 	store_get_write_stats(ig->o.store, &ws);
 	pthread_mutex_lock(&ig->mu);
@@ -363,7 +368,6 @@ static void *writer_main(void *arg)
 {
 	struct ingest *ig = arg;
 	unsigned backoff_ms = 0;
-	uint64_t last_err_log = 0;
 	ig->writer = pthread_self();
 	atomic_store(&ig->writer_set, true);
 	pthread_mutex_lock(&ig->mu);
@@ -378,8 +382,9 @@ static void *writer_main(void *arg)
 			/* going idle with aggregates deferred: write them now */
 			pthread_mutex_unlock(&ig->mu);
 			if (store_agg_flush(ig->o.store))
-				errq_logkv(ERRQ_LOG_WARN, "writing group counts failed; retrying", "error",
-					   store_errmsg(ig->o.store), NULL);
+				errq_condlog_fail(&ig->log_agg, store_errmsg(ig->o.store));
+			else
+				errq_condlog_ok(&ig->log_agg);
 			pthread_mutex_lock(&ig->mu);
 		}
 		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
@@ -478,22 +483,45 @@ static void *writer_main(void *arg)
 
 		pthread_mutex_lock(&ig->mu);
 		if (rc != 0) {
-			/* nothing of these batches is acknowledged: back to the head, retry with backoff */
 			ig->st.store_errors++;
 			if (!ig->health.failing_since)
 				ig->health.failing_since = t_done;
-			ig->health.store_error = store_last_errclass(ig->o.store);
+			ig->health.last_failed = t_done;
+			int cls = store_last_errclass(ig->o.store);
+			ig->health.store_error = cls;
 			errq_snprintf(ig->health.error, sizeof(ig->health.error), "%s", store_errmsg(ig->o.store));
-			last->next = ig->head;
-			ig->head = list;
-			if (!ig->tail)
-				ig->tail = last;
-			uint64_t now = errq_mono_ns();
-			if (now - last_err_log > 5 * ERRQ_NS_PER_SEC) {
-				last_err_log = now;
+			if (cls == STORE_ERR_FULL || cls == STORE_ERR_UNWRITABLE) {
+				/* A full disk or an unwritable file does not mend in a retry: the batches are
+				 * given back unacknowledged now (their streams end with UNAVAILABLE and the
+				 * reason; the clients resend later or elsewhere) rather than held until the
+				 * clients' deadlines with no answer.  The batches behind them meet the same
+				 * fate at the next attempt, or commit if space came back. */
+				ig->n_queued -= nb;
+				ig->queued_bytes -= bytes;
+				ig->st.batches_failed += nb;
+				struct ingest_batch *moved = unpark(ig);
+				struct ingest_waiter *woken = take_waiters(ig, false);
 				pthread_mutex_unlock(&ig->mu);
-				errq_logkv(ERRQ_LOG_ERROR, "store write failed; retrying", "error",
-					   store_errmsg(ig->o.store), NULL);
+				errq_condlog_fail(&ig->log_write, store_errmsg(ig->o.store));
+				wake_waiters(woken, false);
+				for (struct ingest_batch *b = moved, *n; b; b = n) {
+					n = b->resume_next;
+					b->ops->resumed(b);
+				}
+				for (struct ingest_batch *b = list, *n; b; b = n) {
+					n = b->next;
+					b->ops->done(b, false);
+				}
+				pthread_mutex_lock(&ig->mu);
+			} else {
+				/* locked, or another error: nothing of these batches is acknowledged; back to
+				 * the head, retried with backoff */
+				last->next = ig->head;
+				ig->head = list;
+				if (!ig->tail)
+					ig->tail = last;
+				pthread_mutex_unlock(&ig->mu);
+				errq_condlog_fail(&ig->log_write, store_errmsg(ig->o.store));
 				pthread_mutex_lock(&ig->mu);
 			}
 			backoff_ms = backoff_ms ? backoff_ms * 2 : 1;
@@ -512,6 +540,11 @@ static void *writer_main(void *arg)
 		}
 		backoff_ms = 0;
 		ig->health.failing_since = 0;
+		if (errq_condlog_failing(&ig->log_write)) {
+			pthread_mutex_unlock(&ig->mu);
+			errq_condlog_ok(&ig->log_write);
+			pthread_mutex_lock(&ig->mu);
+		}
 		uint64_t stored = 0, dup = 0;
 		for (struct ingest_batch *b = list; b; b = b->next)
 			for (size_t i = 0; i < b->n_events; i++)
@@ -575,6 +608,9 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o)
 	if (!ig)
 		return -1;
 	ig->o = *o;
+	errq_condlog_init(&ig->log_write, "store write failed; retrying", ERRQ_LOG_ERROR);
+	errq_condlog_init(&ig->log_agg, "writing group counts failed; retrying", ERRQ_LOG_WARN);
+	errq_condlog_init(&ig->log_maint, "upkeep failed; retrying later", ERRQ_LOG_WARN);
 	metrics_hist_init(&ig->st.commit_seconds, commit_seconds_bounds,
 			  sizeof(commit_seconds_bounds) / sizeof(commit_seconds_bounds[0]));
 	metrics_hist_init(&ig->st.commit_events, commit_events_bounds,

@@ -13,8 +13,9 @@
  * holds at most one parked batch, so memory is bounded by the queue plus one message per
  * stream, and gRPC flow control holds the clients back: that is the backpressure.
  *
- * A failing store (locked, disk full) is retried with backoff; nothing is acknowledged until
- * it commits.  ingest_stop() drains: everything queued or parked is committed (or, when the
+ * A locked store is retried with backoff; nothing is acknowledged until it commits.  A
+ * transaction that fails for a full disk or an unwritable file gives its batches back at once
+ * with done(committed = false): their streams end with UNAVAILABLE and the reason.  ingest_stop() drains: everything queued or parked is committed (or, when the
  * store keeps failing past the deadline, given back with committed = false). */
 #ifndef ERRQD_INGEST_H
 #define ERRQD_INGEST_H
@@ -51,7 +52,8 @@ struct ingest_event {
 
 struct ingest_batch_ops {
 	/* Writer thread, after the batch's transaction committed (committed = true) or was
-	 * abandoned at shutdown (false).  Owns the batch from then on. */
+	 * abandoned (false: at shutdown, or the disk is full or the file unwritable; the reason
+	 * is in ingest_get_health).  Owns the batch from then on. */
 	void (*done)(struct ingest_batch *b, bool committed);
 	/* Writer thread: a parked batch entered the queue; the producer may read again. */
 	void (*resumed)(struct ingest_batch *b);
@@ -128,6 +130,7 @@ struct ingest_opts {
 
 struct ingest_stats {
 	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total, maint_errors;
+	uint64_t batches_failed; /* given back unacknowledged: the disk full or the file unwritable */
 	uint64_t events_deleted, overflow_events; /* from the store's writer */
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;
@@ -138,6 +141,7 @@ struct ingest_stats {
 /* What readiness and liveness need to know (health.h). */
 struct ingest_health {
 	uint64_t failing_since;   /* errq_mono_ns() of the first failed write since the last commit; 0 = none */
+	uint64_t last_failed;     /* errq_mono_ns() of the last failed write (0 = none yet) */
 	int store_error;          /* enum store_errclass of the last failure */
 	char error[256];          /* its message */
 	uint64_t saturated_since; /* since when streams have waited for room without a break; 0 = none */

@@ -31,6 +31,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "alerts.h"
+#include "diskguard.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
@@ -261,6 +262,7 @@ int main(int argc, char **argv)
 	struct health *health = NULL;
 	struct metrics *metrics = NULL;
 	struct http *http = NULL;
+	struct diskguard *guard = NULL; /* the free-disk floor (storage: sqlite) */
 	uint64_t started_ns = errq_now_ns();
 
 	gpr_set_log_function(grpc_log); /* the C core's own records become errqd's log lines */
@@ -279,6 +281,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		store_set_ckpt(store, ckpt);
+		if (!(guard = diskguard_new(cfg.database, (uint64_t)cfg.min_free_disk))) {
+			LOG_ERROR("out of memory");
+			goto out;
+		}
 		struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name};
 		if (alerts_new(&alerts, &ao, ruleset, config_path, err, sizeof(err))) {
 			ruleset = NULL;
@@ -309,6 +315,7 @@ int main(int argc, char **argv)
 	if (alerts)
 		alerts_set_ingest(alerts, ig);
 	health_set_ingest(health, ig, cfg.readiness_queue_full_after_ns);
+	health_set_diskguard(health, guard);
 	health_add_thread(health, "ingest writer", ingest_last_turn, ig);
 	if (alerts)
 		health_add_thread(health, "notifier", alerts_notifier_last_turn, alerts);
@@ -333,6 +340,7 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
 	}
+	report_svc_set_diskguard(rs, guard);
 	for (int i = 0; i < transport_cq_count(t); i++) {
 		char name[32];
 		errq_snprintf(name, sizeof(name), "completion queue %d", i);
@@ -341,7 +349,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .tail = tail, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
 					     .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
 					     .name = cfg.name, .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
@@ -449,6 +457,7 @@ out:
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */
 	health_free(health);
+	diskguard_free(guard); /* after every reader: the services, health, metrics */
 	store_unlock(dblock);
 	grpc_shutdown_blocking();
 	if (rc == 0)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alerts.h"
+#include "diskguard.h"
 #include "errq_time.h"
 #include "health.h"
 #include "ingest.h"
@@ -242,6 +243,27 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 	GAUGE(b, "errq_tail_subscribers", "errq tail streams open now.", tail_hub_subscribers(m->src.tail));
 }
 
+/* The bounds on what clients may make errqd hold or write (docs/operations.md, "Limits"). */
+static void collect_limits(struct metrics *m, struct errq_buf *b)
+{
+	struct ingest_stats st;
+	ingest_get_stats(m->src.ig, &st);
+	COUNTER(b, "errq_batches_uncommitted_total",
+		"Report batches given back unacknowledged because the disk is full or the database unwritable (their streams ended UNAVAILABLE).",
+		st.batches_failed);
+	if (!m->src.guard)
+		return;
+	struct diskguard_stats ds;
+	diskguard_get_stats(m->src.guard, &ds);
+	if (ds.free_bytes != UINT64_MAX)
+		GAUGE(b, "errq_disk_free_bytes", "Free space for the database on its filesystem (statvfs f_bavail).",
+		      ds.free_bytes);
+	GAUGE(b, "errq_disk_min_free_bytes", "The free-disk floor (min_free_disk); 0 = none.", ds.min_free);
+	GAUGE(b, "errq_disk_low", "1 while the free space is below min_free_disk (new batches refused).", ds.low);
+	COUNTER(b, "errq_batches_refused_disk_total",
+		"Report batches refused with UNAVAILABLE because the free space was below min_free_disk.", ds.refusals);
+}
+
 static void collect_store(struct metrics *m, struct errq_buf *b)
 {
 	char why[256];
@@ -341,6 +363,7 @@ int metrics_collect(struct metrics *m, struct errq_buf *b)
 		      health_ready(m->src.health, errq_mono_ns(), why, sizeof(why)));
 	}
 	collect_ingest(m, b);
+	collect_limits(m, b);
 	if (m->src.db_path)
 		collect_store(m, b);
 	if (m->src.alerts)

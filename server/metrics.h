@@ -45,6 +45,7 @@ struct report_svc;
 struct health;
 struct tail_hub;
 struct alerts;
+struct diskguard;
 struct metrics;
 
 struct metrics_sources {
@@ -53,6 +54,7 @@ struct metrics_sources {
 	struct tail_hub *tail;
 	struct alerts *alerts;      /* NULL with storage: none */
 	struct health *health;      /* for errq_ready; may be NULL */
+	struct diskguard *guard;    /* the free-disk floor; NULL with storage: none */
 	const char *db_path;        /* NULL with storage: none */
 	const char *name, *storage, *durability;
 	uint64_t started_ns;        /* realtime */

@@ -38,6 +38,10 @@ struct report_stats_snapshot {
 void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out);
 struct report_svc *report_svc_new(struct ingest *ig);
 int report_svc_register(struct report_svc *r, struct transport *t);
+/* The free-disk floor (diskguard.h): below it, each batch read ends its call with UNAVAILABLE
+ * and the reason, unread and unacknowledged.  Set before the transport starts. */
+struct diskguard;
+void report_svc_set_diskguard(struct report_svc *r, struct diskguard *g);
 /* Shutdown, step 1: read no more; every call ends with UNAVAILABLE once its read batches are
  * answered. */
 void report_svc_drain(struct report_svc *r);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define SETTINGS_STR_MAX 1024
-#define SETTINGS_COUNT 19 /* rows of the table in settings.c (checked when it compiles) */
+#define SETTINGS_COUNT 20 /* rows of the table in settings.c (checked when it compiles) */
 #define SETTINGS_FLAG_MAX 32
 #define SETTINGS_ENV_PREFIX "ERRQ_"
 
@@ -43,6 +43,7 @@ struct settings {
 	uint64_t readiness_queue_full_after_ns; /* saturated this long: not ready (0 = never) */
 	int64_t events_per_group;           /* newest events kept per group (0 = all) */
 	int64_t groups_per_service;         /* more new groups go to the service's overflow group */
+	int64_t min_free_disk;              /* bytes: below it, new batches are refused (0 = no floor) */
 	char port_file[SETTINGS_STR_MAX];   /* flag only: write the bound gRPC port here */
 	char file[SETTINGS_STR_MAX];        /* the config file read ("" = none), for the sources */
 	struct settings_source src[SETTINGS_COUNT]; /* by row of the table */

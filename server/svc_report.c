@@ -18,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diskguard.h"
 #include "errq_grpc.h"
 #include "errq_pb.h"
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
+#include "health.h"
 #include "ingest.h"
 #include "services.h"
 #include "transport.h"
@@ -55,12 +57,13 @@ struct rcall {
 
 	bool final_set, status_started;
 	grpc_status_code final_code;
-	char final_details[256];
+	char final_details[512];
 	grpc_slice status_slice;
 };
 
 struct report_svc {
 	struct ingest *ig;
+	struct diskguard *guard; /* the free-disk floor; NULL: none */
 	struct report_stats st; /* atomics: counted by the queue threads */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a call was freed */
@@ -258,6 +261,22 @@ out:
 	return bb;
 }
 
+/* Under c->mu: a batch of c was given back uncommitted: the stream ends with UNAVAILABLE and
+ * the store's reason (a full disk, an unwritable file), so the client resends later or
+ * elsewhere. */
+static void set_final_uncommitted(struct rcall *c)
+{
+	struct ingest_health h;
+	char why[sizeof(c->final_details)];
+	ingest_get_health(c->svc->ig, &h);
+	if (h.failing_since && h.error[0])
+		errq_snprintf(why, sizeof(why), "collector cannot store the batch: %s (%s); resend later",
+			      health_store_class_words(h.store_error), h.error);
+	else
+		errq_snprintf(why, sizeof(why), "collector could not store the batch; resend");
+	set_final(c, GRPC_STATUS_UNAVAILABLE, why);
+}
+
 /* Writer thread: the batch's transaction committed (or was abandoned). */
 static void on_done(struct ingest_batch *b, bool committed)
 {
@@ -287,7 +306,7 @@ static void on_done(struct ingest_batch *b, bool committed)
 		if (c->dead)
 			; /* nothing can be sent anyway */
 		else if (!committed)
-			set_final(c, GRPC_STATUS_UNAVAILABLE, "collector could not store the batch; resend");
+			set_final_uncommitted(c);
 		else
 			set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory");
 	}
@@ -371,6 +390,18 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 	submit(c, b);
 }
 
+/* Under c->mu: true (the call set to end with UNAVAILABLE and the reason) when the database's
+ * disk is below min_free_disk: the message is not decoded, stored nor acknowledged. */
+static bool refuse_for_disk(struct rcall *c)
+{
+	char why[DISKGUARD_REASON_MAX + 32];
+	if (!diskguard_refuse(c->svc->guard, why, sizeof(why) - 32))
+		return false;
+	errq_snprintf(why + strlen(why), 32, "; resend later");
+	set_final(c, GRPC_STATUS_UNAVAILABLE, why);
+	return true;
+}
+
 /* Queue thread, after the writer woke the waiter (a zero-op batch posts this tag). */
 static void on_resume(void *arg, bool ok)
 {
@@ -386,6 +417,9 @@ static void on_resume(void *arg, bool ok)
 			ingest_waiter_done(c->svc->ig);
 		if (c->resume_abandon)
 			set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
+	} else if (refuse_for_disk(c)) {
+		c->unanswered--;
+		ingest_waiter_done(c->svc->ig);
 	} else {
 		/* read before any drain began: decode and commit it even if the call is ending now */
 		decode_and_submit(c, s, true);
@@ -449,6 +483,8 @@ static void on_read(void *arg, bool ok)
 			set_final(c, GRPC_STATUS_INTERNAL, "collector cannot read the message");
 		} else if (count_failures(GRPC_SLICE_START_PTR(s), len, &nfail)) {
 			set_final(c, GRPC_STATUS_INVALID_ARGUMENT, "cannot decode ReportRequest: malformed protobuf");
+		} else if (refuse_for_disk(c)) {
+			/* below the free-disk floor: refused before it costs a decode */
 		} else if (nfail > REPORT_MAX_BATCH_EVENTS) {
 			/* decoding would cost ~0.5 KiB per event however small it is on the wire */
 			errq_snprintf(why, sizeof(why), "ReportRequest has %zu failures, more than the limit of %d",
@@ -645,6 +681,11 @@ struct report_svc *report_svc_new(struct ingest *ig)
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	return r;
+}
+
+void report_svc_set_diskguard(struct report_svc *r, struct diskguard *g)
+{
+	r->guard = g;
 }
 
 int report_svc_register(struct report_svc *r, struct transport *t)
