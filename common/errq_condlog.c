@@ -25,6 +25,7 @@ void errq_condlog_fail(struct errq_condlog *c, const char *err)
 	uint64_t now = errq_mono_ns();
 	char msg[160], secs[24], fails[24];
 	c->failures++;
+	c->ok_since = 0;
 	if (!c->since_ns) {
 		c->since_ns = c->last_log_ns = now;
 		errq_snprintf(c->last_err, sizeof(c->last_err), "%s", err);
@@ -48,12 +49,22 @@ void errq_condlog_ok(struct errq_condlog *c)
 {
 	if (!c->since_ns)
 		return;
+	if (!c->ok_since)
+		c->ok_since = errq_mono_ns();
+	errq_condlog_poll(c);
+}
+
+void errq_condlog_poll(struct errq_condlog *c)
+{
+	if (!c->since_ns || !c->ok_since || errq_mono_ns() - c->ok_since < ERRQ_CONDLOG_SETTLE_MS * ERRQ_NS_PER_MS)
+		return;
 	char msg[160], secs[24], fails[24];
 	errq_snprintf(msg, sizeof(msg), "%s: recovered", c->what);
-	num(secs, sizeof(secs), (errq_mono_ns() - c->since_ns) / ERRQ_NS_PER_SEC);
+	num(secs, sizeof(secs), (c->ok_since - c->since_ns) / ERRQ_NS_PER_SEC);
 	num(fails, sizeof(fails), c->failures);
 	errq_logkv(ERRQ_LOG_INFO, msg, "after_s", secs, "failures", fails, "last_error", c->last_err, NULL);
 	c->since_ns = 0;
+	c->ok_since = 0;
 	c->failures = 0;
 	c->last_err[0] = '\0';
 }

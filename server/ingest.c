@@ -401,6 +401,11 @@ static void *writer_main(void *arg)
 			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
 			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts)) {
 				atomic_store(&ig->turn_ns, errq_mono_ns());
+				pthread_mutex_unlock(&ig->mu);
+				errq_condlog_poll(&ig->log_write); /* idle after a failure: its recovery line */
+				errq_condlog_poll(&ig->log_agg);
+				errq_condlog_poll(&ig->log_maint);
+				pthread_mutex_lock(&ig->mu);
 				maintain(ig, true);
 				tick(ig);
 			}
@@ -542,7 +547,7 @@ static void *writer_main(void *arg)
 		ig->health.failing_since = 0;
 		if (errq_condlog_failing(&ig->log_write)) {
 			pthread_mutex_unlock(&ig->mu);
-			errq_condlog_ok(&ig->log_write);
+			errq_condlog_ok(&ig->log_write); /* logs nothing until it settles */
 			pthread_mutex_lock(&ig->mu);
 		}
 		uint64_t stored = 0, dup = 0;
@@ -608,9 +613,9 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o)
 	if (!ig)
 		return -1;
 	ig->o = *o;
-	errq_condlog_init(&ig->log_write, "store write failed; retrying", ERRQ_LOG_ERROR);
-	errq_condlog_init(&ig->log_agg, "writing group counts failed; retrying", ERRQ_LOG_WARN);
-	errq_condlog_init(&ig->log_maint, "upkeep failed; retrying later", ERRQ_LOG_WARN);
+	errq_condlog_init(&ig->log_write, "store write failed", ERRQ_LOG_ERROR);
+	errq_condlog_init(&ig->log_agg, "writing group counts failed", ERRQ_LOG_WARN);
+	errq_condlog_init(&ig->log_maint, "upkeep failed", ERRQ_LOG_WARN);
 	metrics_hist_init(&ig->st.commit_seconds, commit_seconds_bounds,
 			  sizeof(commit_seconds_bounds) / sizeof(commit_seconds_bounds[0]));
 	metrics_hist_init(&ig->st.commit_events, commit_events_bounds,
