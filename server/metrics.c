@@ -247,7 +247,16 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 static void collect_limits(struct metrics *m, struct errq_buf *b)
 {
 	struct ingest_stats st;
+	struct report_stats_snapshot rs;
 	ingest_get_stats(m->src.ig, &st);
+	report_svc_get_stats(m->src.rs, &rs);
+	GAUGE(b, "errq_report_answer_bytes", "Bytes of Report answers held now (built or reserved, not yet taken by the clients).",
+	      rs.answer_bytes);
+	COUNTER(b, "errq_report_answer_paused_total",
+		"Times a Report stream stopped being read because its answers were over their byte bound.",
+		rs.answer_paused_total);
+	COUNTER(b, "errq_report_answer_ended_total",
+		"Report streams ended with RESOURCE_EXHAUSTED because their answers stayed unread.", rs.answer_ended_total);
 	COUNTER(b, "errq_batches_uncommitted_total",
 		"Report batches given back unacknowledged because the disk is full or the database unwritable (their streams ended UNAVAILABLE).",
 		st.batches_failed);

@@ -11,7 +11,11 @@
  * drops the last one (never from inside a locked section).
  * Flow control: at most one read is posted; the next is posted only when the last batch went
  * into the ingest queue (not parked), fewer than REPORT_MAX_UNANSWERED batches await their
- * answer, and the service is not draining.  Responses go out one SEND_MESSAGE at a time from
+ * answer, the stream's answers are within their byte bounds (services.h), and the service is
+ * not draining.  Answer bytes are reserved when a batch is decoded (an upper bound of its
+ * answer's size), made exact when the answer is built and released when its send completes
+ * or it is dropped.  A sweeper thread (svc->sweeper) ends streams that stay over their bound
+ * without taking an answer for REPORT_ANSWER_STALL_MS; it takes svc->mu then each c->mu.  Responses go out one SEND_MESSAGE at a time from
  * a per-call queue, in commit order; the final status follows the last response. */
 #include <pthread.h>
 #include <stddef.h>
@@ -32,6 +36,7 @@
 struct sendq {
 	struct sendq *next;
 	grpc_byte_buffer *bb;
+	size_t bytes; /* counted in answer_bytes */
 };
 
 struct rcall {
@@ -53,6 +58,12 @@ struct rcall {
 
 	bool sending, md_sent;
 	grpc_byte_buffer *send_bb;
+	size_t send_bytes;        /* of send_bb, counted in answer_bytes */
+	size_t answer_bytes;      /* answers held and reserved (REPORT_MAX_ANSWER_BYTES) */
+	uint64_t sends_done;      /* answers taken by the client (progress, for the sweeper) */
+	uint64_t stall_mark;      /* sends_done at the sweeper's last look */
+	uint64_t over_since;      /* errq_mono_ns() since when over its bound without progress; 0 = not */
+	bool paused_for_answers;  /* counted once per pause */
 	struct sendq *sq_head, *sq_tail;
 
 	bool final_set, status_started;
@@ -70,6 +81,10 @@ struct report_svc {
 	struct rcall *calls;
 	size_t ncalls;
 	bool draining;
+	bool sweeper_stop;   /* under mu */
+	bool sweeper_started;
+	pthread_cond_t sweep_cv; /* the sweeper's sleep; signalled to stop it */
+	pthread_t sweeper;   /* ends streams whose answers stay unread */
 };
 
 static void maybe_read(struct rcall *c);
@@ -102,6 +117,36 @@ static void unlock_unref(struct rcall *c)
 	pthread_mutex_unlock(&c->mu);
 	if (left == 0)
 		call_free(c);
+}
+
+/* An upper bound of the encoded size of b's answer: seq, accepted, duplicates (<= 24 bytes)
+ * and per rejection its tag, length, index and reason (<= 12 bytes + the reason). */
+static size_t answer_estimate(const struct ingest_batch *b)
+{
+	size_t n = 24;
+	for (uint32_t i = 0; i < b->n_rejected; i++)
+		n += 12 + strnlen(b->rejected_reason[i], VALIDATE_REASON_MAX);
+	return n;
+}
+
+/* Under c->mu: answer bytes of c change by +add -sub (here and in the service's total). */
+static void answer_bytes_move(struct rcall *c, size_t add, size_t sub)
+{
+	c->answer_bytes += add;
+	c->answer_bytes -= sub;
+	if (add > sub)
+		atomic_fetch_add_explicit(&c->svc->st.answer_bytes, add - sub, memory_order_relaxed);
+	else if (sub > add)
+		atomic_fetch_sub_explicit(&c->svc->st.answer_bytes, sub - add, memory_order_relaxed);
+}
+
+/* Under c->mu: c holds too many answer bytes to be read (its own bound, or the total's while
+ * it holds any). */
+static bool answers_over(const struct rcall *c)
+{
+	return c->answer_bytes >= REPORT_MAX_ANSWER_BYTES ||
+	       (c->answer_bytes && atomic_load_explicit(&c->svc->st.answer_bytes, memory_order_relaxed) >=
+				       REPORT_MAX_ANSWER_BYTES_TOTAL);
 }
 
 static void set_final(struct rcall *c, grpc_status_code code, const char *details)
@@ -282,14 +327,18 @@ static void on_done(struct ingest_batch *b, bool committed)
 {
 	struct rcall *c = b->owner;
 	grpc_byte_buffer *bb = committed ? build_response(b) : NULL;
+	size_t reserved = answer_estimate(b);
 	batch_free(b);
 	pthread_mutex_lock(&c->mu);
+	answer_bytes_move(c, 0, reserved);
 	bool queued = false;
 	if (bb && !c->dead) {
 		struct sendq *q = malloc(sizeof(*q));
 		if (q) {
 			q->next = NULL;
 			q->bb = bb;
+			q->bytes = grpc_byte_buffer_length(bb);
+			answer_bytes_move(c, q->bytes, 0);
 			if (c->sq_tail)
 				c->sq_tail->next = q;
 			else
@@ -338,6 +387,7 @@ static void submit(struct rcall *c, struct ingest_batch *b)
 	case INGEST_REFUSED: /* shutting down: not stored, not answered; the client resends */
 		c->refs--;
 		c->unanswered--;
+		answer_bytes_move(c, 0, answer_estimate(b));
 		batch_free(b);
 		set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
 		break;
@@ -368,6 +418,9 @@ void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *ou
 	out->batches_received = atomic_load(&r->st.batches_received);
 	out->batches_malformed = atomic_load(&r->st.batches_malformed);
 	out->batches_too_large = atomic_load(&r->st.batches_too_large);
+	out->answer_bytes = atomic_load(&r->st.answer_bytes);
+	out->answer_paused_total = atomic_load(&r->st.answer_paused_total);
+	out->answer_ended_total = atomic_load(&r->st.answer_ended_total);
 	for (int i = 0; i <= VALIDATE_N_REJECT_CODES; i++)
 		out->rejected[i] = atomic_load(&r->st.rejected[i]);
 }
@@ -387,6 +440,7 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 		return;
 	}
 	b->from_waiter = from_waiter;
+	answer_bytes_move(c, answer_estimate(b), 0); /* its answer's room, until it is sent */
 	submit(c, b);
 }
 
@@ -516,6 +570,15 @@ static void maybe_read(struct rcall *c)
 	if (c->reading || c->parked || c->half_closed || c->dead || c->final_set ||
 	    c->unanswered >= REPORT_MAX_UNANSWERED)
 		return;
+	if (answers_over(c)) {
+		/* the client does not take its answers: read nothing more until it does (each
+		 * completed send calls here again); the sweeper ends it if that never happens */
+		if (!c->paused_for_answers)
+			atomic_fetch_add_explicit(&c->svc->st.answer_paused_total, 1, memory_order_relaxed);
+		c->paused_for_answers = true;
+		return;
+	}
+	c->paused_for_answers = false;
 	grpc_op op;
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
@@ -540,6 +603,9 @@ static void on_send(void *arg, bool ok)
 		grpc_byte_buffer_destroy(c->send_bb);
 		c->send_bb = NULL;
 		c->unanswered--;
+		answer_bytes_move(c, 0, c->send_bytes);
+		c->send_bytes = 0;
+		c->sends_done += ok;
 	}
 	if (!ok)
 		c->dead = true;
@@ -557,6 +623,7 @@ static void maybe_send(struct rcall *c)
 			struct sendq *q = c->sq_head;
 			c->sq_head = q->next;
 			grpc_byte_buffer_destroy(q->bb);
+			answer_bytes_move(c, 0, q->bytes);
 			free(q);
 			c->unanswered--;
 		}
@@ -575,6 +642,7 @@ static void maybe_send(struct rcall *c)
 		if (!c->sq_head)
 			c->sq_tail = NULL;
 		c->send_bb = q->bb;
+		c->send_bytes = q->bytes;
 		free(q);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
 		ops[n++].data.send_message.send_message = c->send_bb;
@@ -595,6 +663,8 @@ static void maybe_send(struct rcall *c)
 			grpc_byte_buffer_destroy(c->send_bb);
 			c->send_bb = NULL;
 			c->unanswered--;
+			answer_bytes_move(c, 0, c->send_bytes);
+			c->send_bytes = 0;
 		}
 		c->dead = true;
 		maybe_send(c);
@@ -668,6 +738,58 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	unlock_unref(c);
 }
 
+/* Under c->mu, on the sweeper: c is over its answer bound; ends it when it has not taken one
+ * answer for REPORT_ANSWER_STALL_MS. */
+static void sweep_call(struct rcall *c, uint64_t now)
+{
+	bool over = !c->dead && !c->status_started && answers_over(c);
+	if (!over || c->sends_done != c->stall_mark) {
+		c->over_since = over ? now : 0;
+		c->stall_mark = c->sends_done;
+		return;
+	}
+	if (!c->over_since) {
+		c->over_since = now;
+		return;
+	}
+	if (now - c->over_since < (uint64_t)REPORT_ANSWER_STALL_MS * ERRQ_NS_PER_MS)
+		return;
+	char why[200];
+	errq_snprintf(why, sizeof(why),
+		      "client reads no answers: %zu bytes of answers held for %d s (limit %u per stream, %u in all); "
+		      "resend the unanswered batches",
+		      c->answer_bytes, REPORT_ANSWER_STALL_MS / 1000, REPORT_MAX_ANSWER_BYTES, REPORT_MAX_ANSWER_BYTES_TOTAL);
+	/* its completions (a failed send, the close) drop the unsent answers and free the call */
+	c->dead = true;
+	c->over_since = 0;
+	grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
+	atomic_fetch_add_explicit(&c->svc->st.answer_ended_total, 1, memory_order_relaxed);
+	errq_logkv(ERRQ_LOG_WARN, "stream ended: its answers stay unread", "detail", why, NULL);
+}
+
+static void *sweeper_main(void *arg)
+{
+	struct report_svc *r = arg;
+	pthread_mutex_lock(&r->mu);
+	while (!r->sweeper_stop) {
+		uint64_t until = errq_mono_ns() + REPORT_ANSWER_SWEEP_MS * ERRQ_NS_PER_MS;
+		struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
+		while (!r->sweeper_stop && errq_mono_ns() < until)
+			if (pthread_cond_timedwait(&r->sweep_cv, &r->mu, &ts))
+				break;
+		if (r->sweeper_stop)
+			break;
+		uint64_t now = errq_mono_ns();
+		for (struct rcall *c = r->calls; c; c = c->next) {
+			pthread_mutex_lock(&c->mu);
+			sweep_call(c, now);
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
 struct report_svc *report_svc_new(struct ingest *ig)
 {
 	struct report_svc *r = calloc(1, sizeof(*r));
@@ -679,7 +801,12 @@ struct report_svc *report_svc_new(struct ingest *ig)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, &ca);
+	pthread_cond_init(&r->sweep_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	if (pthread_create(&r->sweeper, NULL, sweeper_main, r) == 0)
+		r->sweeper_started = true;
+	else
+		LOG_WARN("cannot start the Report sweeper: streams that read no answers are paused, never ended");
 	return r;
 }
 
@@ -723,8 +850,16 @@ void report_svc_free(struct report_svc *r)
 {
 	if (!r)
 		return;
+	if (r->sweeper_started) {
+		pthread_mutex_lock(&r->mu);
+		r->sweeper_stop = true;
+		pthread_cond_signal(&r->sweep_cv);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->sweeper, NULL);
+	}
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
+	pthread_cond_destroy(&r->sweep_cv);
 	free(r);
 }
 
