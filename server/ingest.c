@@ -28,6 +28,7 @@ struct ingest {
 	struct ingest_batch *head, *tail;
 	struct ingest_batch *parked_head, *parked_tail;
 	size_t n_queued, queued_bytes, n_parked;
+	size_t parked_bytes, reserved_bytes; /* with queued_bytes: every decoded byte (ingest.h) */
 	bool writing, stopping, joined, exited;
 	struct ingest_job *jobs, *jobs_tail;
 	struct ingest_waiter *waiters, *waiters_tail;
@@ -67,7 +68,14 @@ static bool has_room(struct ingest *ig, size_t bytes)
 {
 	/* an empty queue always takes one batch, however big, or a huge batch would never pass */
 	size_t n = ig->n_queued + ig->n_woken;
-	return n == 0 || (n < ig->o.max_batches && ig->queued_bytes + bytes <= ig->o.max_bytes);
+	size_t held = ig->queued_bytes + ig->parked_bytes + ig->reserved_bytes;
+	return (n == 0 && held == 0) || (n < ig->o.max_batches && held + bytes <= ig->o.max_bytes);
+}
+
+/* Under ig->mu: the first waiter could be let in now. */
+static bool waiter_fits(struct ingest *ig)
+{
+	return ig->waiters && !ig->n_parked && has_room(ig, ig->waiters->need);
 }
 
 static void enqueue(struct ingest *ig, struct ingest_batch *b)
@@ -88,8 +96,10 @@ bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w)
 {
 	bool room;
 	pthread_mutex_lock(&ig->mu);
-	room = !ig->n_parked && !ig->waiters && has_room(ig, 0);
-	if (!room) {
+	room = !ig->n_parked && !ig->waiters && has_room(ig, w->need);
+	if (room) {
+		ig->reserved_bytes += w->need;
+	} else {
 		w->next = NULL;
 		if (ig->waiters_tail)
 			ig->waiters_tail->next = w;
@@ -104,11 +114,20 @@ bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w)
 	return room;
 }
 
-void ingest_waiter_done(struct ingest *ig)
+void ingest_unreserve(struct ingest *ig, size_t bytes)
+{
+	pthread_mutex_lock(&ig->mu);
+	ig->reserved_bytes -= bytes;
+	pthread_cond_signal(&ig->wake); /* the room it gave back may let a waiter in */
+	pthread_mutex_unlock(&ig->mu);
+}
+
+void ingest_waiter_done(struct ingest *ig, const struct ingest_waiter *w)
 {
 	pthread_mutex_lock(&ig->mu);
 	if (ig->n_woken)
 		ig->n_woken--;
+	ig->reserved_bytes -= w->need;
 	pthread_cond_signal(&ig->wake); /* the room it gave back may let the next waiter in */
 	pthread_cond_broadcast(&ig->idle);
 	pthread_mutex_unlock(&ig->mu);
@@ -119,14 +138,16 @@ void ingest_waiter_done(struct ingest *ig)
 static struct ingest_waiter *take_waiters(struct ingest *ig, bool all)
 {
 	struct ingest_waiter *list = NULL, **tail = &list;
-	while (ig->waiters && (all || (!ig->n_parked && has_room(ig, 0)))) {
+	while (ig->waiters && (all || waiter_fits(ig))) {
 		struct ingest_waiter *w = ig->waiters;
 		ig->waiters = w->next;
 		if (!ig->waiters)
 			ig->waiters_tail = NULL;
 		ig->n_waiters--;
-		if (!all)
+		if (!all) {
 			ig->n_woken++;
+			ig->reserved_bytes += w->need; /* room claimed for its decoding */
+		}
 		*tail = w;
 		tail = &w->next;
 		*tail = NULL;
@@ -149,6 +170,8 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 	pthread_mutex_lock(&ig->mu);
 	if (b->from_waiter && ig->n_woken)
 		ig->n_woken--; /* the room it was woken for is now taken by the batch itself */
+	ig->reserved_bytes -= b->reserved; /* its decoded size is known now: b->bytes */
+	b->reserved = 0;
 	if (ig->exited) {
 		pthread_mutex_unlock(&ig->mu);
 		return INGEST_REFUSED;
@@ -165,6 +188,7 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 			ig->parked_head = b;
 		ig->parked_tail = b;
 		ig->n_parked++;
+		ig->parked_bytes += b->bytes;
 		ig->st.parked_total++;
 		note_saturation(ig);
 		rc = INGEST_PARKED;
@@ -179,8 +203,13 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 static struct ingest_batch *unpark(struct ingest *ig)
 {
 	struct ingest_batch *moved = NULL, **mt = &moved;
-	while (ig->parked_head && has_room(ig, ig->parked_head->bytes)) {
+	while (ig->parked_head) {
 		struct ingest_batch *b = ig->parked_head;
+		ig->parked_bytes -= b->bytes; /* counted once: as parked, or as queued */
+		if (!has_room(ig, b->bytes)) {
+			ig->parked_bytes += b->bytes;
+			break;
+		}
 		ig->parked_head = b->next;
 		if (!ig->parked_head)
 			ig->parked_tail = NULL;
@@ -287,7 +316,7 @@ static struct ingest_batch *take_all(struct ingest *ig)
 	else
 		list = ig->parked_head;
 	ig->head = ig->tail = ig->parked_head = ig->parked_tail = NULL;
-	ig->n_queued = ig->queued_bytes = ig->n_parked = 0;
+	ig->n_queued = ig->queued_bytes = ig->n_parked = ig->parked_bytes = 0;
 	return list;
 }
 
@@ -388,7 +417,7 @@ static void *writer_main(void *arg)
 			pthread_mutex_lock(&ig->mu);
 		}
 		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
-		       !(ig->waiters && !ig->n_woken) &&
+		       !(waiter_fits(ig) && !ig->n_woken) &&
 		       !(ig->o.hooks && ig->o.store && ig->next_tick <= errq_mono_ns())) {
 			/* idle: sleep until work arrives, upkeep or a timer is due */
 			uint64_t until = ig->next_maint > errq_mono_ns() ? ig->next_maint : errq_mono_ns() + ERRQ_NS_PER_MS;
@@ -412,9 +441,9 @@ static void *writer_main(void *arg)
 		}
 		if (ig->jobs)
 			continue;
-		if (!ig->head && !ig->parked_head && !ig->stopping && !(ig->waiters && !ig->n_woken))
+		if (!ig->head && !ig->parked_head && !ig->stopping && !(waiter_fits(ig) && !ig->n_woken))
 			continue; /* only a hook's timer ends the wait so: it runs at the top */
-		if (!ig->head && !ig->parked_head && ig->waiters && !ig->n_woken) {
+		if (!ig->head && !ig->parked_head && waiter_fits(ig) && !ig->n_woken) {
 			/* the queue emptied while streams waited: let them in */
 			struct ingest_waiter *woken = take_waiters(ig, false);
 			pthread_mutex_unlock(&ig->mu);
@@ -685,6 +714,7 @@ void ingest_get_stats(struct ingest *ig, struct ingest_stats *st)
 	*st = ig->st;
 	st->queued_batches = ig->n_queued;
 	st->queued_bytes = ig->queued_bytes;
+	st->decoded_bytes = ig->queued_bytes + ig->parked_bytes + ig->reserved_bytes;
 	st->parked = ig->n_parked + ig->n_waiters; /* streams not read for want of room */
 	pthread_mutex_unlock(&ig->mu);
 }

@@ -34,6 +34,9 @@ struct alerts;
 /* memory one decoded batch may take (8x the largest message); more ends the call with
  * RESOURCE_EXHAUSTED: nested empty frames or details decode to ~30x their wire size */
 #define REPORT_MAX_DECODED_BYTES (32 << 20)
+/* decoded bytes per wire byte, at most (measured: ~65 for a message of empty frames); the
+ * room a message reserves in the decoded budget (ingest_queue_bytes) before it is decoded */
+#define REPORT_DECODE_FACTOR_MAX 80
 struct report_svc;
 /* Since start: what the streams brought (counted as decoded, before storing). */
 struct report_stats {

@@ -435,11 +435,14 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 	if (!b) {
 		c->unanswered--;
 		if (from_waiter)
-			ingest_waiter_done(c->svc->ig);
+			ingest_waiter_done(c->svc->ig, &c->waiter);
+		else
+			ingest_unreserve(c->svc->ig, c->waiter.need);
 		set_final(c, st, why);
 		return;
 	}
 	b->from_waiter = from_waiter;
+	b->reserved = c->waiter.need; /* given back when it is submitted (its real size is known) */
 	answer_bytes_move(c, answer_estimate(b), 0); /* its answer's room, until it is sent */
 	submit(c, b);
 }
@@ -468,12 +471,12 @@ static void on_resume(void *arg, bool ok)
 	if (c->resume_abandon || c->dead) {
 		c->unanswered--;
 		if (!c->resume_abandon)
-			ingest_waiter_done(c->svc->ig);
+			ingest_waiter_done(c->svc->ig, &c->waiter);
 		if (c->resume_abandon)
 			set_final(c, GRPC_STATUS_UNAVAILABLE, "collector shutting down");
 	} else if (refuse_for_disk(c)) {
 		c->unanswered--;
-		ingest_waiter_done(c->svc->ig);
+		ingest_waiter_done(c->svc->ig, &c->waiter);
 	} else {
 		/* read before any drain began: decode and commit it even if the call is ending now */
 		decode_and_submit(c, s, true);
@@ -514,6 +517,16 @@ static int count_failures(const uint8_t *p, size_t len, size_t *n)
 	return rc;
 }
 
+/* An upper bound of what a message of len bytes with nfail failures decodes to (the room it
+ * reserves in the ingest budget before decoding): protobuf-c's structs, pointer arrays and
+ * scratch take up to ~65 bytes per wire byte (empty frames or details, 2 bytes each), each
+ * failure ~1 KiB with its ingest_event, however short; never more than decoding may take. */
+static size_t decode_bound(size_t len, size_t nfail)
+{
+	uint64_t n = (uint64_t)len * REPORT_DECODE_FACTOR_MAX + (uint64_t)nfail * 1024 + 4096;
+	return n < REPORT_MAX_DECODED_BYTES ? (size_t)n : (size_t)REPORT_MAX_DECODED_BYTES;
+}
+
 static void on_read(void *arg, bool ok)
 {
 	struct rcall *c = arg;
@@ -546,6 +559,7 @@ static void on_read(void *arg, bool ok)
 			set_final(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
 		} else {
 			c->unanswered++;
+			c->waiter.need = decode_bound(len, nfail);
 			if (ingest_room_or_wait(c->svc->ig, &c->waiter)) {
 				decode_and_submit(c, s, false);
 			} else {

@@ -244,11 +244,97 @@ static void test_unread_answers_bounded(void **state)
 	errqd_cleanup(&D);
 }
 
+/* ---- messages that decode large ---- */
+
+#define DECODE_HOGS 32
+#define DECODE_MSGS 12          /* per stream */
+#define EMPTY_FRAMES 200000     /* 2 bytes each on the wire: a ~400 KB message */
+
+static grpc_slice frames_msg;
+
+static grpc_slice frames_batch(int hog, int seq)
+{
+	(void)hog;
+	(void)seq;
+	if (!GRPC_SLICE_LENGTH(frames_msg)) {
+		/* one valid event with EMPTY_FRAMES empty frames, encoded by hand (field 2 of the
+		 * request: the failure; field 11 of the failure: a frame); seq stays 0 */
+		struct errq_idgen g;
+		errq_idgen_init(&g);
+		Errq__V1__ReportRequest *r = treq_new(&g, 0, 1, "decode-hog", "E", "m");
+		size_t head = errq__v1__task_failure__get_packed_size(r->failures[0]);
+		uint8_t *tf = malloc(head + 2 * EMPTY_FRAMES);
+		errq__v1__task_failure__pack(r->failures[0], tf);
+		treq_free(r);
+		for (size_t i = 0; i < EMPTY_FRAMES; i++) {
+			tf[head + 2 * i] = (uint8_t)((11 << 3) | 2);
+			tf[head + 2 * i + 1] = 0;
+		}
+		size_t tflen = head + 2 * EMPTY_FRAMES, n = 0;
+		uint8_t *msg = malloc(tflen + 16);
+		msg[n++] = (2 << 3) | 2;
+		for (size_t v = tflen; ; v >>= 7) { /* varint length */
+			msg[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+			if (v < 0x80)
+				break;
+		}
+		memcpy(msg + n, tf, tflen);
+		frames_msg = grpc_slice_from_copied_buffer((const char *)msg, n + tflen);
+		free(tf);
+		free(msg);
+	}
+	return grpc_slice_ref(frames_msg);
+}
+
+static void test_decoded_size_bounded(void **state)
+{
+	(void)state;
+	struct errqd_proc D;
+	memset(&D, 0, sizeof(D));
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	setenv("ERRQ_TEST_ADDR", D.addr, 1);
+	struct hog *hogs = calloc(DECODE_HOGS, sizeof(*hogs));
+	uint64_t t0 = errq_mono_ns();
+	hogs_run(hogs, DECODE_HOGS, frames_batch, DECODE_MSGS);
+	int sent = 0;
+	for (int i = 0; i < DECODE_HOGS; i++)
+		sent += hogs[i].sent;
+	uint64_t t_sent = errq_mono_ns();
+	/* every batch sent is decoded and committed: none was refused for its size */
+	Errq__V1__StatusResponse *st = NULL;
+	for (;;) {
+		st = query_status(D.addr);
+		assert_non_null(st);
+		if (st->events_stored + st->events_duplicate >= (uint64_t)sent)
+			break;
+		errq__v1__status_response__free_unpacked(st, NULL);
+		if (errq_mono_ns() - t_sent > (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS)
+			fail_msg("%d batches sent, not all committed", sent);
+		harness_msleep(10);
+	}
+	errq__v1__status_response__free_unpacked(st, NULL);
+	uint64_t hwm = proc_kb(D.pid, "VmHWM");
+	printf("decoded size: %d streams sent %d messages of %zu bytes (%d empty frames) in %llu ms; errqd VmHWM %.1f MiB\n",
+	       DECODE_HOGS, sent, GRPC_SLICE_LENGTH(frames_msg), EMPTY_FRAMES,
+	       (unsigned long long)((t_sent - t0) / ERRQ_NS_PER_MS), hwm / 1048576.0);
+	assert_true(sent >= DECODE_HOGS);
+	if (hwm > DECODED_RSS_BOUND)
+		fail_msg("errqd peaked at %.1f MiB decoding %d streams of large-decoding messages (bound %llu MiB)",
+			 hwm / 1048576.0, DECODE_HOGS, DECODED_RSS_BOUND >> 20);
+	for (int i = 0; i < DECODE_HOGS; i++)
+		hog_free(&hogs[i]);
+	free(hogs);
+	grpc_slice_unref(frames_msg);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
 int main(void)
 {
 	grpc_init();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_unread_answers_bounded),
+	    cmocka_unit_test(test_decoded_size_bounded),
 	};
 	int rc = cmocka_run_group_tests_name("integration_memory_bounds", tests, NULL, NULL);
 	grpc_shutdown_blocking();
