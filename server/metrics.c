@@ -215,7 +215,7 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 	prom_sample_u64(b, "errq_batches_failed_total", "reason=\"too_large\"", rs.batches_too_large);
 	COUNTER(b, "errq_batches_committed_total", "Report batches committed and answered.", st.batches);
 	COUNTER(b, "errq_commits_total", "Ingest transactions committed.", st.commits);
-	COUNTER(b, "errq_store_errors_total", "Ingest transactions that failed (retried; nothing acknowledged).",
+	COUNTER(b, "errq_store_errors_total", "Ingest transactions that failed (locked: retried; disk full or unwritable: batches given back; nothing acknowledged).",
 		st.store_errors);
 	COUNTER(b, "errq_upkeep_errors_total", "Upkeep rounds (retention, per-group cap) that failed.", st.maint_errors);
 	GAUGE(b, "errq_streams_active", "Report streams open now.", report_svc_streams(m->src.rs));
@@ -250,6 +250,9 @@ static void collect_limits(struct metrics *m, struct errq_buf *b)
 	struct report_stats_snapshot rs;
 	ingest_get_stats(m->src.ig, &st);
 	report_svc_get_stats(m->src.rs, &rs);
+	GAUGE(b, "errq_ingest_decoded_bytes",
+	      "Decoded bytes held or reserved for decoding now, all streams (bounded by ingest_queue_bytes).",
+	      st.decoded_bytes);
 	GAUGE(b, "errq_report_answer_bytes", "Bytes of Report answers held now (built or reserved, not yet taken by the clients).",
 	      rs.answer_bytes);
 	COUNTER(b, "errq_report_answer_paused_total",
