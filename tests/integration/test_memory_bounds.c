@@ -6,7 +6,8 @@
  *    UNREAD_RSS_BOUND, and a client that reads its answers is acknowledged meanwhile.  Before
  *    the bound each such stream held up to 64 answers (~26 MB).
  *  - Streams of messages that decode to ~60x their wire size (empty frames): what is decoded
- *    at once is bounded by ingest_queue_bytes, peak RSS stays under DECODED_RSS_BOUND.
+ *    at once is bounded by ingest_queue_bytes, peak RSS stays under DECODED_RSS_BOUND; one
+ *    message that would decode past 32 MiB ends its call.
  * errqd's memory is read from /proc/PID/status (VmHWM: the peak resident set). */
 #include <pthread.h>
 #include <setjmp.h>
@@ -247,7 +248,7 @@ static void test_unread_answers_bounded(void **state)
 /* ---- messages that decode large ---- */
 
 #define DECODE_HOGS 32
-#define DECODE_MSGS 12          /* per stream */
+#define DECODE_MSGS 4           /* per stream */
 #define EMPTY_FRAMES 200000     /* 2 bytes each on the wire: a ~400 KB message */
 
 static grpc_slice frames_msg;
@@ -329,12 +330,54 @@ static void test_decoded_size_bounded(void **state)
 	errqd_cleanup(&D);
 }
 
+/* docs/protocol.md, Semantics 5: a message that decodes to more than 32 MiB ends its call
+ * RESOURCE_EXHAUSTED (a 4 MB message of empty frames would take ~260 MiB), and the collector
+ * goes on. */
+static void test_decoded_limit_per_message(void **state)
+{
+	(void)state;
+	struct errqd_proc D;
+	memset(&D, 0, sizeof(D));
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	enum { FRAMES = 2000000 }; /* 4 000 000 bytes: under the 4 MiB message limit */
+	size_t n = 0, tflen = 2 * (size_t)FRAMES;
+	uint8_t *msg = malloc(tflen + 16);
+	msg[n++] = (2 << 3) | 2; /* ReportRequest.failures */
+	for (size_t v = tflen;; v >>= 7) {
+		msg[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		if (v < 0x80)
+			break;
+	}
+	for (size_t i = 0; i < FRAMES; i++) { /* TaskFailure.frames, empty */
+		msg[n++] = (11 << 3) | 2;
+		msg[n++] = 0;
+	}
+	struct rawstream s;
+	assert_int_equal(raw_open(&s, D.addr), 0);
+	assert_int_equal(raw_send_bytes(&s, msg, n), 0);
+	char det[256];
+	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_string_equal(det, "ReportRequest decodes to more than 32 MiB");
+	raw_free(&s);
+	free(msg);
+	uint64_t hwm = proc_kb(D.pid, "VmHWM");
+	struct errq_idgen g;
+	errq_idgen_init(&g);
+	assert_int_equal(report_batch(D.addr, &g, 3, "after-huge", "E"), 3);
+	printf("decoded limit: a %zu-byte message of empty frames refused; errqd VmHWM %.1f MiB\n", n,
+	       hwm / 1048576.0);
+	assert_true(hwm < DECODED_RSS_BOUND);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
 int main(void)
 {
 	grpc_init();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_unread_answers_bounded),
 	    cmocka_unit_test(test_decoded_size_bounded),
+	    cmocka_unit_test(test_decoded_limit_per_message),
 	};
 	int rc = cmocka_run_group_tests_name("integration_memory_bounds", tests, NULL, NULL);
 	grpc_shutdown_blocking();
