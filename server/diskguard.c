@@ -101,18 +101,6 @@ static void reason(struct diskguard *g, char *why, size_t whysz)
 	pthread_mutex_unlock(&g->mu);
 }
 
-bool diskguard_refuse(struct diskguard *g, char *why, size_t whysz)
-{
-	if (!g || !g->min_free)
-		return false;
-	refresh(g, errq_mono_ns());
-	if (!atomic_load(&g->low))
-		return false;
-	atomic_fetch_add(&g->refusals, 1);
-	reason(g, why, whysz);
-	return true;
-}
-
 bool diskguard_low(struct diskguard *g, char *why, size_t whysz)
 {
 	if (!g || !g->min_free)
@@ -121,6 +109,14 @@ bool diskguard_low(struct diskguard *g, char *why, size_t whysz)
 	if (!atomic_load(&g->low))
 		return false;
 	reason(g, why, whysz);
+	return true;
+}
+
+bool diskguard_refuse(struct diskguard *g, char *why, size_t whysz)
+{
+	if (!diskguard_low(g, why, whysz))
+		return false;
+	atomic_fetch_add(&g->refusals, 1);
 	return true;
 }
 

@@ -393,6 +393,20 @@ static void maintain(struct ingest *ig, bool idle)
 	ig->next_maint = errq_mono_ns() + (more && !rc ? INGEST_MAINT_STEP_MS : INGEST_MAINT_INTERVAL_MS) * ERRQ_NS_PER_MS;
 }
 
+/* Without ig->mu: the batches that left the parked list (linked by resume_next) may have their
+ * streams read again; then the written ones (linked by next) are done. */
+static void finish_batches(struct ingest_batch *moved, struct ingest_batch *list, bool committed)
+{
+	for (struct ingest_batch *b = moved, *n; b; b = n) {
+		n = b->resume_next;
+		b->ops->resumed(b);
+	}
+	for (struct ingest_batch *b = list, *n; b; b = n) {
+		n = b->next;
+		b->ops->done(b, committed);
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct ingest *ig = arg;
@@ -538,14 +552,7 @@ static void *writer_main(void *arg)
 				pthread_mutex_unlock(&ig->mu);
 				errq_condlog_fail(&ig->log_write, store_errmsg(ig->o.store));
 				wake_waiters(woken, false);
-				for (struct ingest_batch *b = moved, *n; b; b = n) {
-					n = b->resume_next;
-					b->ops->resumed(b);
-				}
-				for (struct ingest_batch *b = list, *n; b; b = n) {
-					n = b->next;
-					b->ops->done(b, false);
-				}
+				finish_batches(moved, list, false);
 				pthread_mutex_lock(&ig->mu);
 			} else {
 				/* locked, or another error: nothing of these batches is acknowledged; back to
@@ -609,15 +616,7 @@ static void *writer_main(void *arg)
 		if (ig->o.on_commit)
 			ig->o.on_commit(ig->o.on_commit_ctx, list);
 
-		/* batches that left the parked list: their streams may read again */
-		for (struct ingest_batch *b = moved, *n; b; b = n) {
-			n = b->resume_next;
-			b->ops->resumed(b);
-		}
-		for (struct ingest_batch *b = list, *n; b; b = n) {
-			n = b->next;
-			b->ops->done(b, true);
-		}
+		finish_batches(moved, list, true);
 		/* the answers are out: now, between transactions, let the WAL start over if needed —
 		 * early when nothing is queued (no batch waits for it), late otherwise */
 		pthread_mutex_lock(&ig->mu);

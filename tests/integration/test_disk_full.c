@@ -364,36 +364,44 @@ static int log_lines_with(const char *log, const char *s)
 	return n;
 }
 
-static uint64_t metric(int port, const char *name)
+/* ---- the tests ---- */
+
+/* Removes the filler; waits for acks to come again and /readyz to say 200; stops the load. */
+static void free_and_resume(const struct errqd_proc *D, const char *filler, uint64_t *t_freed, uint64_t *t_ack,
+			    uint64_t *t_ready)
 {
-	int status = 0;
-	char *body = NULL;
-	assert_int_equal(http_request(port, "GET", "/metrics", "", &status, NULL, &body), 0);
-	assert_int_equal(status, 200);
-	char key[128];
-	errq_snprintf(key, sizeof(key), "\n%s ", name);
-	char *p = strstr(body, key);
-	if (!p)
-		fail_msg("metric %s missing", name);
-	uint64_t v = strtoull(p + strlen(key), NULL, 10);
-	free(body);
-	return v;
+	int acked_before = total_acked();
+	assert_int_equal(unlink(filler), 0);
+	*t_freed = errq_mono_ns();
+	WAIT_FOR(first_ack_after(*t_freed) != 0 && total_acked() > acked_before + 20);
+	*t_ack = first_ack_after(*t_freed);
+	char ok[512];
+	WAIT_FOR(readyz(D->http_port, ok, sizeof(ok)) == 200);
+	*t_ready = errq_mono_ns();
+	senders_stop();
+	assert_no_stall();
 }
 
-/* ---- the tests ---- */
+/* Mounts a tmpfs of `size`, starts errqd with its database there and min_free_disk=floor. */
+static void start_on_small(struct errqd_proc *D, const char *size, const char *floor, char *db, char *filler)
+{
+	memset(D, 0, sizeof(*D));
+	mount_small(size);
+	errq_snprintf(db, 128, "%s/errq.db", MNT);
+	errq_snprintf(filler, 128, "%s/filler", MNT);
+	char set[64];
+	errq_snprintf(set, sizeof(set), "min_free_disk=%s", floor);
+	const char *args[] = {"--db", db, "--set", set, NULL};
+	assert_int_equal(errqd_start(D, args), 0);
+}
 
 /* The floor: new batches are refused before SQLite fails. */
 static void test_floor_refuses_before_sqlite_fails(void **state)
 {
 	(void)state;
 	struct errqd_proc D;
-	memset(&D, 0, sizeof(D));
-	mount_small("64m");
 	char db[128], filler[128];
-	errq_snprintf(db, sizeof(db), "%s/errq.db", MNT);
-	errq_snprintf(filler, sizeof(filler), "%s/filler", MNT);
-	const char *args[] = {"--db", db, "--set", "min_free_disk=24MiB", NULL};
-	assert_int_equal(errqd_start(&D, args), 0);
+	start_on_small(&D, "64m", "24MiB", db, filler);
 
 	uint64_t t0 = errq_mono_ns();
 	PACE_MS = 5; /* SQLite's WAL grows by megabytes a second under a full load */
@@ -414,24 +422,16 @@ static void test_floor_refuses_before_sqlite_fails(void **state)
 	}
 	uint64_t t_unready = wait_unready(D.http_port, "disk space below min_free_disk", reason, sizeof(reason));
 	/* the floor came first: SQLite never failed */
-	assert_int_equal(metric(D.http_port, "errq_store_errors_total"), 0);
-	assert_true(metric(D.http_port, "errq_batches_refused_disk_total") > 0);
-	assert_int_equal(metric(D.http_port, "errq_disk_low"), 1);
+	assert_int_equal(http_metric(D.http_port, "errq_store_errors_total"), 0);
+	assert_true(http_metric(D.http_port, "errq_batches_refused_disk_total") > 0);
+	assert_int_equal(http_metric(D.http_port, "errq_disk_low"), 1);
 	Errq__V1__StatusResponse *st = query_status(D.addr); /* queries are answered */
 	assert_non_null(st);
 	errq__v1__status_response__free_unpacked(st, NULL);
 	assert_no_stall();
 
-	int acked_before = total_acked();
-	assert_int_equal(unlink(filler), 0);
-	uint64_t t_freed = errq_mono_ns();
-	WAIT_FOR(first_ack_after(t_freed) != 0 && total_acked() > acked_before + 20);
-	uint64_t t_ack = first_ack_after(t_freed);
-	char ok[512];
-	WAIT_FOR(readyz(D.http_port, ok, sizeof(ok)) == 200);
-	uint64_t t_ready = errq_mono_ns();
-	senders_stop();
-	assert_no_stall();
+	uint64_t t_freed, t_ack, t_ready;
+	free_and_resume(&D, filler, &t_freed, &t_ack, &t_ready);
 
 	int checked = 0, missing = missing_acked(db, &checked);
 	printf("floor timeline (ms since load start): below floor %llu, first UNAVAILABLE %llu (\"%s\"), "
@@ -453,13 +453,8 @@ static void test_sqlite_full(void **state)
 {
 	(void)state;
 	struct errqd_proc D;
-	memset(&D, 0, sizeof(D));
-	mount_small("16m");
 	char db[128], filler[128];
-	errq_snprintf(db, sizeof(db), "%s/errq.db", MNT);
-	errq_snprintf(filler, sizeof(filler), "%s/filler", MNT);
-	const char *args[] = {"--db", db, "--set", "min_free_disk=0", NULL};
-	assert_int_equal(errqd_start(&D, args), 0);
+	start_on_small(&D, "16m", "0", db, filler);
 
 	uint64_t t0 = errq_mono_ns();
 	PACE_MS = 0;
@@ -475,7 +470,7 @@ static void test_sqlite_full(void **state)
 		fail_msg("UNAVAILABLE without the reason: \"%s\"", det);
 	uint64_t t_unready = wait_unready(D.http_port, "disk full", reason, sizeof(reason));
 	assert_non_null(strstr(reason, "database or disk is full")); /* SQLite's own error, not a rollback's */
-	assert_true(metric(D.http_port, "errq_batches_uncommitted_total") > 0);
+	assert_true(http_metric(D.http_port, "errq_batches_uncommitted_total") > 0);
 	/* errqd answers queries while it cannot write */
 	Errq__V1__ListEventsResponse *ev = query_events(D.addr, 10);
 	assert_non_null(ev);
@@ -505,16 +500,8 @@ static void test_sqlite_full(void **state)
 	for (int i = 0; i < SENDERS; i++)
 		atomic_store(&SD[i].paused, false);
 
-	int acked_before = total_acked();
-	assert_int_equal(unlink(filler), 0);
-	uint64_t t_freed = errq_mono_ns();
-	WAIT_FOR(first_ack_after(t_freed) != 0 && total_acked() > acked_before + 20);
-	uint64_t t_ack = first_ack_after(t_freed);
-	char ok[512];
-	WAIT_FOR(readyz(D.http_port, ok, sizeof(ok)) == 200);
-	uint64_t t_ready = errq_mono_ns();
-	senders_stop();
-	assert_no_stall();
+	uint64_t t_freed, t_ack, t_ready;
+	free_and_resume(&D, filler, &t_freed, &t_ack, &t_ready);
 
 	int checked = 0, missing = missing_acked(db, &checked);
 	/* the recovery line comes once successes alone were seen for a while (errq_condlog.h) */
@@ -533,11 +520,6 @@ static void test_sqlite_full(void **state)
 	/* one line per condition, a recovery line, SQLite's error kept */
 	int ckpt = log_lines_with(D.log, "checkpoint failed"), write = log_lines_with(D.log, "store write failed");
 	int rollback = log_lines_with(D.log, "cannot rollback");
-	if (getenv("ERRQ_TEST_SHOW_LOG")) {
-		char cmd[512];
-		errq_snprintf(cmd, sizeof(cmd), "grep -v '\"debug\"' %s | cut -c1-250 >&2", D.log);
-		if (system(cmd)) {}
-	}
 	printf("log: %d 'checkpoint failed' lines, %d 'store write failed' lines, %d 'cannot rollback'\n", ckpt, write,
 	       rollback);
 	assert_int_equal(rollback, 0);

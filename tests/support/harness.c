@@ -6,6 +6,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 #include "errq_grpc.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -901,4 +905,21 @@ void treq_free(Errq__V1__ReportRequest *r)
 		tevent_free(r->failures[i]);
 	free(r->failures);
 	free(r);
+}
+
+uint64_t http_metric(int port, const char *name)
+{
+	int status = 0;
+	char *body = NULL, key[128];
+	if (http_request(port, "GET", "/metrics", "", &status, NULL, &body) || status != 200)
+		fail_msg("GET /metrics failed (status %d)", status);
+	errq_snprintf(key, sizeof(key), "\n%s ", name);
+	const char *p = strstr(body, key);
+	if (!p) {
+		free(body);
+		fail_msg("metric %s missing", name);
+	}
+	uint64_t v = strtoull(p + strlen(key), NULL, 10);
+	free(body);
+	return v;
 }
