@@ -37,7 +37,7 @@ struct settings {
 	int64_t cache_mib;                  /* SQLite page cache of the writer */
 	int64_t cq_threads;                 /* gRPC completion-queue threads */
 	int64_t ingest_queue_batches;       /* bounded ingest queue, in batches */
-	int64_t ingest_queue_bytes;         /* ... and in encoded bytes */
+	int64_t ingest_queue_bytes;         /* ... and in decoded bytes, all streams (ingest.h) */
 	int64_t max_streams;                /* concurrent calls per connection */
 	uint64_t shutdown_timeout_ns;       /* SIGTERM: time allowed for draining */
 	uint64_t retention_ns;              /* raw events older than this are deleted */
