@@ -131,6 +131,7 @@ static int hogs_run(const char *addr, struct hog *hogs, int n, grpc_slice (*buil
  * failed (the stream is over), the answers that made it are read, then the status. */
 static grpc_status_code hog_status(struct hog *h, char *details, size_t dsz)
 {
+	details[0] = '\0';
 	if (!hog_collect(h, HARNESS_DEADLINE_MS))
 		return GRPC_STATUS_DEADLINE_EXCEEDED;
 	Errq__V1__ReportResponse *r;
@@ -217,6 +218,9 @@ static void test_unread_answers_bounded(void **state)
 	assert_int_equal(report_batch(D.addr, &g, 5, "good-reader", "E"), 5);
 	uint64_t good_ms = (errq_mono_ns() - t_good) / ERRQ_NS_PER_MS;
 	uint64_t hwm_held = proc_kb(D.pid, "VmHWM");
+	if (hwm_held > UNREAD_RSS_BOUND)
+		fail_msg("errqd peaked at %.1f MiB with %d streams not reading their answers (bound %llu MiB)",
+			 hwm_held / 1048576.0, UNREAD_HOGS, UNREAD_RSS_BOUND >> 20);
 
 	/* ... and the hogs are ended, with the reason */
 	char det[512];
