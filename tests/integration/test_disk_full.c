@@ -291,9 +291,20 @@ static void mount_small(const char *size)
 
 static void unmount_small(void)
 {
+	if (!MNT[0])
+		return;
 	if (umount2(MNT, MNT_DETACH) != 0)
 		fprintf(stderr, "cannot unmount '%s': %s\n", MNT, strerror(errno));
 	rmdir(MNT);
+	MNT[0] = '\0';
+}
+
+/* cmocka teardown: a failed test leaves no mount behind */
+static int teardown_mount(void **state)
+{
+	(void)state;
+	unmount_small();
+	return 0;
 }
 
 static uint64_t free_bytes(void)
@@ -536,8 +547,8 @@ int main(void)
 {
 	grpc_init();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_floor_refuses_before_sqlite_fails),
-	    cmocka_unit_test(test_sqlite_full),
+	    cmocka_unit_test_teardown(test_floor_refuses_before_sqlite_fails, teardown_mount),
+	    cmocka_unit_test_teardown(test_sqlite_full, teardown_mount),
 	};
 	int rc = cmocka_run_group_tests_name("integration_disk_full", tests, NULL, NULL);
 	grpc_shutdown_blocking();
