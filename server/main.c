@@ -32,11 +32,13 @@
 #include "errq_time.h"
 #include "alerts.h"
 #include "diskguard.h"
+#include "auth.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
 #include "metrics.h"
 #include "services.h"
+#include "quota.h"
 #include "settings.h"
 #include "storage.h"
 #include "svc_alerts.h"
@@ -92,6 +94,22 @@ static void grpc_log(gpr_log_func_args *a)
 							    : ERRQ_LOG_DEBUG;
 	errq_logkv(level, "grpc", "message", a->message ? a->message : "", "file", a->file ? a->file : "", "line",
 		   line, NULL);
+}
+
+/* The credentials are reloaded with the rules (alerts_opts.reload_*). */
+static void *creds_prepare(void *ctx, const char *path, char *err, size_t errsz)
+{
+	return auth_reload_prepare(ctx, path, err, errsz);
+}
+
+static void creds_commit(void *ctx, void *staged)
+{
+	auth_reload_commit(ctx, staged);
+}
+
+static void creds_discard(void *staged)
+{
+	auth_table_free(staged);
 }
 
 /* The turn of completion-queue thread i, for health.h. */
@@ -219,16 +237,44 @@ int main(int argc, char **argv)
 	}
 	errq_log_set_level(cfg.log_level);
 	errq_log_set_format(cfg.log_format);
+	/* spike protection: its overrides are checked here, so --check-config refuses them too */
+	struct quota *quota = NULL;
+	if (quota_new(&quota,
+		      &(struct quota_opts){.rate = (uint64_t)cfg.quota_rate, .burst = (uint64_t)cfg.quota_burst,
+					   .service_rate = (uint64_t)cfg.quota_service_rate,
+					   .service_burst = (uint64_t)cfg.quota_service_burst,
+					   .overrides = cfg.quota_service_overrides},
+		      err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		return 1;
+	}
 	/* the rules and notifiers of the same file: refused whole, with file and line */
 	struct ruleset *ruleset = NULL;
 	if (config_path && rules_load(&ruleset, config_path, err, sizeof(err))) {
 		fprintf(stderr, "errqd: rules %s\n", err);
+		quota_free(quota);
+		return 1;
+	}
+	/* the credentials of the same file, and whether errqd may listen where it is told to */
+	struct auth *auth = NULL;
+	struct auth_table *creds_table = NULL;
+	const struct auth_policy policy = {.listen = cfg.listen,
+					   .open_ok = auth_listen_is_loopback(cfg.listen) || cfg.auth_open,
+					   .tls_verified = cfg.tls_client_ca[0] != '\0'};
+	if ((config_path && auth_table_load(&creds_table, config_path, err, sizeof(err))) ||
+	    auth_new(&auth, creds_table, &policy, err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		rules_free(ruleset);
 		return 1;
 	}
 	if (check_only) {
 		if (ruleset)
 			printf("errqd: %zu rules, %zu notifiers\n", ruleset->n_rules, ruleset->n_notifiers);
+		printf("errqd: %zu credentials%s\n", auth_count(auth),
+		       auth_count(auth) ? "" : policy.open_ok && !cfg.auth_open ? " (open on loopback)" : " (open: auth.open)");
 		rules_free(ruleset);
+		auth_free(auth);
+		quota_free(quota);
 		printf("errqd: configuration %s%s%sok\n", config_path ? "'" : "", config_path ? config_path : "",
 		       config_path ? "' " : "");
 		return 0;
@@ -289,7 +335,9 @@ int main(int argc, char **argv)
 			LOG_ERROR("out of memory");
 			goto out;
 		}
-		struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name};
+				struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name,
+					 .reload_prepare = creds_prepare, .reload_commit = creds_commit,
+					 .reload_discard = creds_discard, .reload_ctx = auth};
 		if (alerts_new(&alerts, &ao, ruleset, config_path, err, sizeof(err))) {
 			ruleset = NULL;
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start alerting", "error", err, NULL);
@@ -324,7 +372,9 @@ int main(int argc, char **argv)
 	if (alerts)
 		health_add_thread(health, "notifier", alerts_notifier_last_turn, alerts);
 	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
-				    .max_streams = (int)cfg.max_streams};
+				    .max_streams = (int)cfg.max_streams,
+				    .creds = grpc_insecure_server_credentials_create()};
+	auth_attach(auth, to.creds); /* every call is checked, health excepted (auth.h) */
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
 	    !(qs = query_svc_new(&(struct query_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
@@ -339,12 +389,13 @@ int main(int argc, char **argv)
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
 	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts})) ||
-	    report_svc_register(rs, t) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
+	    (report_svc_set_auth(rs, auth), report_svc_register(rs, t)) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
 	    tail_hub_register(tail, t) || health_svc_register(t, health)) {
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
 	}
 	report_svc_set_diskguard(rs, guard);
+	report_svc_set_quota(rs, quota); /* before any call: transport_start comes later */
 	for (int i = 0; i < transport_cq_count(t); i++) {
 		char name[32];
 		errq_snprintf(name, sizeof(name), "completion queue %d", i);
@@ -353,7 +404,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
 					     .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
 					     .name = cfg.name, .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
@@ -390,6 +441,14 @@ int main(int argc, char **argv)
 			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
 			   hportbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
 			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", NULL);
+		char ncreds[24];
+		errq_snprintf(ncreds, sizeof(ncreds), "%zu", auth_count(auth));
+		if (!auth_count(auth) && !auth_listen_is_loopback(cfg.listen))
+			errq_logkv(ERRQ_LOG_WARN, "no credentials: every caller that reaches listen may report, read and "
+				   "administer (auth.open: true; docs/security.md)", "listen", cfg.listen, NULL);
+		else
+			errq_logkv(ERRQ_LOG_INFO, auth_count(auth) ? "credentials in force" : "no credentials: open on loopback",
+				   "credentials", ncreds, NULL);
 	}
 
 	for (;;) {
@@ -401,8 +460,11 @@ int main(int argc, char **argv)
 			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
 				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",
 					   alerts_refusal_msg(st), NULL);
-			else if (!alerts)
-				LOG_INFO("SIGHUP: nothing to reload (storage: none keeps no rules)");
+			else if (!alerts && (!config_path || auth_reload(auth, config_path, err, sizeof(err))))
+				errq_logkv(config_path ? ERRQ_LOG_ERROR : ERRQ_LOG_INFO,
+					   config_path ? "credentials reload refused; the credentials in force stay"
+						       : "SIGHUP: nothing to reload (no --config)",
+					   "error", config_path ? err : "", NULL);
 			continue;
 		}
 		errq_logkv(ERRQ_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
@@ -454,9 +516,11 @@ out:
 	transport_free(t);
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
+	quota_free(quota); /* after the calls that used it */
 	query_svc_free(qs);
 	alerts_svc_free(as);
 	alerts_free(alerts); /* after the writer: its hooks and jobs use it */
+	auth_free(auth);     /* after the server: its processor uses it */
 	tail_hub_free(tail); /* its calls ended with the transport */
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */

@@ -54,11 +54,19 @@ struct report_stats_snapshot {
 };
 void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out);
 struct report_svc *report_svc_new(struct ingest *ig);
+/* Events of a service the caller's credential may not report are rejected alone
+ * (service_not_allowed; auth.h).  Before report_svc_register; without it, none is. */
+struct auth;
+void report_svc_set_auth(struct report_svc *r, struct auth *auth);
 int report_svc_register(struct report_svc *r, struct transport *t);
 /* The free-disk floor (diskguard.h): below it, each batch read ends its call with UNAVAILABLE
  * and the reason, unread and unacknowledged.  Set before the transport starts. */
 struct diskguard;
 void report_svc_set_diskguard(struct report_svc *r, struct diskguard *g);
+/* Valid events over q's buckets are rejected with quota_exceeded and counted, not stored
+ * (quota.h).  Before report_svc_register; q outlives r.  NULL (the default): no quota. */
+struct quota;
+void report_svc_set_quota(struct report_svc *r, struct quota *q);
 /* Shutdown, step 1: read no more; every call ends with UNAVAILABLE once its read batches are
  * answered. */
 void report_svc_drain(struct report_svc *r);

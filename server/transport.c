@@ -258,13 +258,16 @@ static void on_server_shutdown(void *arg, bool ok)
 int transport_new(struct transport **out, const struct transport_opts *o)
 {
 	struct transport *t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		if (o->creds)
+			grpc_server_credentials_release(o->creds);
 		return -1;
+	}
 	t->o = *o;
 	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
-	grpc_arg args[7];
+	grpc_arg args[8];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -295,7 +298,10 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	args[6].type = GRPC_ARG_INTEGER;
 	args[6].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
 	args[6].value.integer = 0;
-	grpc_channel_args ca = {7, args};
+	args[7].type = GRPC_ARG_INTEGER;
+	args[7].key = (char *)GRPC_ARG_MAX_METADATA_SIZE;
+	args[7].value.integer = TRANSPORT_MAX_METADATA_BYTES;
+	grpc_channel_args ca = {8, args};
 	t->server = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < t->ncq; i++) {
 		t->cq[i] = grpc_completion_queue_create_for_next(NULL);
@@ -366,7 +372,8 @@ int transport_on_stop(struct transport *t, void (*fn)(void *ctx), void *ctx)
 
 int transport_start(struct transport *t, char *err, size_t errsz)
 {
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	grpc_server_credentials *creds = t->o.creds ? t->o.creds : grpc_insecure_server_credentials_create();
+	t->o.creds = NULL;
 	int port = grpc_server_add_http2_port(t->server, t->o.listen, creds);
 	grpc_server_credentials_release(creds);
 	if (port <= 0) {
@@ -459,6 +466,8 @@ void transport_free(struct transport *t)
 	for (int i = 0; i < t->ncq; i++)
 		grpc_completion_queue_destroy(t->cq[i]);
 	grpc_resource_quota_unref(t->quota);
+	if (t->o.creds) /* never started */
+		grpc_server_credentials_release(t->o.creds);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
 	free(t);

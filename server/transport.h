@@ -10,6 +10,7 @@
 #ifndef ERRQD_TRANSPORT_H
 #define ERRQD_TRANSPORT_H
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -23,6 +24,9 @@
 #define TRANSPORT_TURN_MS 1000            /* a queue thread wakes at least this often (liveness) */
 #define TRANSPORT_MAX_STOP_HOOKS 4         /* transport_on_stop registrations */
 #define TRANSPORT_STOP_REPLY_WAIT_MS 500   /* shutdown waits this long for asynchronous answers */
+/* A call's metadata (headers) over this is refused by the C core (the call fails, the
+ * connection and errqd go on): tokens and ids fit many times over; the default is 8 KiB. */
+#define TRANSPORT_MAX_METADATA_BYTES (16u << 10)
 
 struct tag {
 	void (*fn)(void *arg, bool ok);
@@ -52,6 +56,9 @@ struct transport_opts {
 	const char *listen; /* HOST:PORT */
 	int cq_threads;
 	int max_streams;    /* concurrent streams per connection */
+	/* the listener's credentials, taken over (released by transport_start or transport_free);
+	 * NULL: plaintext.  main.c attaches the auth processor to them (auth_attach). */
+	grpc_server_credentials *creds;
 };
 
 int transport_new(struct transport **out, const struct transport_opts *o);

@@ -165,8 +165,8 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 #define GROUP_COLS                                                                                   \
 	"g.id, g.fingerprint, g.service, g.environment, g.error_type, g.error_code, g.message,"       \
 	" g.status, g.total, g.handled, g.first_seen, g.last_seen, g.resolved_at, g.grouping_version," \
-	" g.regression, g.overflow"
-#define N_GROUP_COLS 16
+	" g.regression, g.overflow, g.dropped"
+#define N_GROUP_COLS 17
 
 static void group_from_row(sqlite3_stmt *st, struct store_group *g)
 {
@@ -187,6 +187,7 @@ static void group_from_row(sqlite3_stmt *st, struct store_group *g)
 	g->grouping_version = sqlite3_column_int(st, 13);
 	g->regression = sqlite3_column_int(st, 14) != 0;
 	g->overflow = sqlite3_column_int(st, 15) != 0;
+	g->dropped = (uint64_t)sqlite3_column_int64(st, 16);
 }
 
 /* The count-in-window expression for group g: from minute counts (and hourly ones, for the
@@ -405,13 +406,14 @@ int store_get_totals(struct store *s, struct store_totals *t)
 	memset(t, 0, sizeof(*t));
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT coalesce(sum(total), 0), count(*),"
-			       " (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())"
-			       " FROM groups",
+			       " (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()),"
+			       " coalesce(sum(dropped), 0) FROM groups",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare totals");
 	int r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
-		t->events = (uint64_t)sqlite3_column_int64(st, 0);
+		t->dropped = (uint64_t)sqlite3_column_int64(st, 3);
+		t->events = (uint64_t)sqlite3_column_int64(st, 0) - t->dropped; /* stored, all time */
 		t->groups = (uint64_t)sqlite3_column_int64(st, 1);
 		t->db_bytes = (uint64_t)sqlite3_column_int64(st, 2);
 	}
