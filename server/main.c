@@ -514,6 +514,7 @@ out:
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
 	transport_free(t);
+	alerts_stop(alerts); /* its notifier thread hands jobs to the writer: joined before ig goes */
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
 	quota_free(quota); /* after the calls that used it */

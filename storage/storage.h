@@ -225,7 +225,8 @@ void store_set_ckpt(struct store *s, struct store_ckpt *ck);
  * copied all but the last few frames.  Returns 1 when it ran, 0 when not needed or busy. */
 int store_wal_catch_up(struct store *s, int min_pages);
 
-/* The value of PRAGMA name (lowercase letters and '_' only) on this handle's own connection:
+/* The value of PRAGMA name (one of a fixed list: synchronous, page_size, page_count,
+ * freelist_count, auto_vacuum, cache_size, user_version) on this handle's own connection:
  * per-connection settings such as synchronous (what durability set) can be read nowhere
  * else.  For tests and diagnostics.  Returns 0 or -1. */
 int store_get_pragma_int(struct store *s, const char *name, int64_t *v);
