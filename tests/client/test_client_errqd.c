@@ -4,6 +4,12 @@
  *    database: every reported event is stored exactly once;
  *  - the client closes while the collector is down, with a spool: nothing is lost, and the
  *    next client started on the spool delivers it once the collector is back;
+ *  - a client restarted on a spool full of files and closed at once delivers every spooled
+ *    event before close returns; with the collector unreachable, close still returns within
+ *    its timeout and leaves the files;
+ *  - a burst far beyond the memory queue, with a spool: nothing refused while the spool has
+ *    room, every event stored once; with the spool full too, the new reports are refused
+ *    (ERRQ_EQUEUEFULL) and every accepted one is stored;
  *  - 8 threads report at once: every event stored once;
  *  - a process closes its client and forks, again and again: every child's new client
  *    delivers (the fork waits for gRPC to finish shutting down). */
@@ -198,6 +204,184 @@ static void test_close_with_collector_down_then_spool_delivers(void **state)
 	errqd_cleanup(&d);
 }
 
+static void rm_rf(const char *dir)
+{
+	char cmd[128];
+	errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Spools n events ("m<first>".."m<first+n-1>") to dir through a client whose collector is
+ * down: small batches, so that they make many files. */
+static void spool_events(const char *addr, const char *service, const char *dir, int first, int n)
+{
+	errq_options_t *o = options_for(addr, service);
+	errq_options_set_spool_dir(o, dir);
+	assert_int_equal(errq_options_set_max_batch_bytes(o, ERRQ__BATCH_BYTES_MIN), ERRQ_OK);
+	errq_client_t *c = errq_client_new(o);
+	for (int i = first; i < first + n; i++)
+		assert_int_equal(errq_report_failure(c, "SpooledError", NULL, "m%d", i), ERRQ_OK);
+	errq_stats_t st;
+	assert_int_equal(errq_client_close_stats(c, 300, &st), 0); /* nothing lost */
+	assert_int_equal(st.spooled, (uint64_t)n);
+}
+
+/* A process that restarts and closes at once must deliver its spool within close's timeout
+ * (the issue: close returned after 22 ms and left 15 053 events on disk).  And when the
+ * collector is unreachable, close still returns within its timeout and keeps the files. */
+static void test_restart_and_close_at_once_drains_spool(void **state)
+{
+	enum { N = 20000 };
+	struct errqd_proc d = {0};
+	char service[64], spool[64];
+	errq_snprintf(service, sizeof(service), "drain-test-%d", (int)getpid());
+	errq_snprintf(spool, sizeof(spool), "/tmp/errq-spool-XXXXXX");
+	assert_non_null(mkdtemp(spool));
+	collector_start(&d, true);
+	errqd_stop(&d, SIGTERM);
+	spool_events(d.addr, service, spool, 0, N);
+
+	/* unreachable: close gives up within its timeout, the files stay */
+	errq_options_t *o = options_for(d.addr, service);
+	errq_options_set_spool_dir(o, spool);
+	errq_client_t *c = errq_client_new(o);
+	errq_stats_t st;
+	WAIT_STATS(c, st, st.spool_files > 0);
+	uint64_t files = st.spool_files;
+	assert_true(files >= 10);
+	uint64_t t0 = errq_mono_ns();
+	assert_int_equal(errq_client_close_stats(c, 1000, &st), 0);
+	uint64_t close_ms = (errq_mono_ns() - t0) / ERRQ_NS_PER_MS;
+	print_message("close with the collector down: %llu ms (timeout 1000), %llu files kept\n",
+		      (unsigned long long)close_ms, (unsigned long long)st.spool_files);
+	assert_true(close_ms < 10000); /* 10x the timeout: it gave up, it did not hang */
+	assert_int_equal(st.spool_files, files);
+	assert_int_equal(st.spool_replayed, 0);
+
+	/* reachable: a client restarted on the directory and closed at once delivers it all */
+	collector_start(&d, true);
+	o = options_for(d.addr, service);
+	errq_options_set_spool_dir(o, spool);
+	c = errq_client_new(o);
+	t0 = errq_mono_ns();
+	size_t lost = errq_client_close_stats(c, GENEROUS_MS, &st);
+	close_ms = (errq_mono_ns() - t0) / ERRQ_NS_PER_MS;
+	print_message("restart and close at once: %llu ms, %llu of %d spooled events replayed, "
+		      "%llu files left\n", (unsigned long long)close_ms,
+		      (unsigned long long)st.spool_replayed, N, (unsigned long long)st.spool_files);
+	assert_int_equal(lost, 0);
+	assert_int_equal(st.spool_replayed, N);
+	assert_int_equal(st.spool_files, 0);
+	assert_int_equal(st.spool_corrupt, 0);
+
+	int *seen = calloc(N, sizeof(int));
+	assert_int_equal(stored_messages(d.addr, service, seen, N), N);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(seen[k], 1);
+	free(seen);
+	rm_rf(spool);
+	errqd_cleanup(&d);
+}
+
+/* Reports n events as fast as it can; counts the refusals by code. */
+static void burst(errq_client_t *c, int first, int n, int *ok, int *full)
+{
+	*ok = *full = 0;
+	for (int i = first; i < first + n; i++) {
+		int rc = errq_report_failure(c, "BurstError", "BURST", "m%d", i);
+		if (rc == ERRQ_OK)
+			(*ok)++;
+		else if (rc == ERRQ_EQUEUEFULL)
+			(*full)++;
+		else
+			fail_msg("errq_report_failure: %s", errq_strerror(rc));
+	}
+}
+
+/* A burst far beyond the memory queue with a spool: the overflow goes to disk, nothing is
+ * refused while the spool has room (the issue: 21 573 of 50 000 refused), and every event is
+ * stored once. */
+static void test_burst_spills_to_spool(void **state)
+{
+	enum { N = 50000, CAPACITY = 1000 };
+	struct errqd_proc d = {0};
+	char service[64], spool[64];
+	errq_snprintf(service, sizeof(service), "burst-test-%d", (int)getpid());
+	errq_snprintf(spool, sizeof(spool), "/tmp/errq-spool-XXXXXX");
+	assert_non_null(mkdtemp(spool));
+	collector_start(&d, false);
+	errq_options_t *o = options_for(d.addr, service);
+	assert_int_equal(errq_options_set_queue_capacity(o, CAPACITY), ERRQ_OK);
+	errq_options_set_spool_dir(o, spool);
+	errq_client_t *c = errq_client_new(o);
+	int ok, full;
+	burst(c, 0, N, &ok, &full);
+	errq_stats_t st = stats_of(c);
+	print_message("burst of %d into a queue of %d: %d accepted, %d refused, %llu to disk\n", N,
+		      CAPACITY, ok, full, (unsigned long long)st.spooled);
+	assert_int_equal(full, 0);
+	assert_int_equal(st.dropped_queue_full, 0);
+	assert_true(st.spooled > 0);
+	assert_true(st.pending <= CAPACITY);
+	size_t lost = errq_client_close_stats(c, GENEROUS_MS, &st);
+	assert_int_equal(lost, 0);
+	assert_int_equal(st.spool_files, 0);
+	assert_int_equal(st.acked + st.spool_replayed, N);
+	assert_int_equal(st.dropped_spool, 0);
+
+	int *seen = calloc(N, sizeof(int));
+	assert_int_equal(stored_messages(d.addr, service, seen, N), N);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(seen[k], 1);
+	free(seen);
+	rm_rf(spool);
+	errqd_cleanup(&d);
+}
+
+/* The same burst with the collector down and a small spool: once the spool is full too, new
+ * reports are refused with ERRQ_EQUEUEFULL (no spooled file is deleted for them), and every
+ * accepted event is stored once the collector is back. */
+static void test_burst_spool_full_refuses(void **state)
+{
+	enum { N = 20000, CAPACITY = 1000 };
+	struct errqd_proc d = {0};
+	char service[64], spool[64];
+	errq_snprintf(service, sizeof(service), "full-test-%d", (int)getpid());
+	errq_snprintf(spool, sizeof(spool), "/tmp/errq-spool-XXXXXX");
+	assert_non_null(mkdtemp(spool));
+	collector_start(&d, true);
+	errqd_stop(&d, SIGTERM);
+	errq_options_t *o = options_for(d.addr, service);
+	assert_int_equal(errq_options_set_queue_capacity(o, CAPACITY), ERRQ_OK);
+	assert_int_equal(errq_options_set_circuit_threshold(o, 1000), ERRQ_OK); /* stays closed */
+	assert_int_equal(errq_options_set_spool_max_bytes(o, 256 * 1024), ERRQ_OK);
+	errq_options_set_spool_dir(o, spool);
+	errq_client_t *c = errq_client_new(o);
+	int ok, full;
+	burst(c, 0, N, &ok, &full);
+	errq_stats_t st = stats_of(c);
+	print_message("burst of %d, collector down, spool of 256 KiB: %d accepted, %d refused, "
+		      "%llu to disk\n", N, ok, full, (unsigned long long)st.spooled);
+	assert_true(full > 0);
+	assert_int_equal(st.dropped_queue_full, (uint64_t)full);
+	assert_true(st.spooled > 0);
+	assert_int_equal(st.dropped_spool, 0);
+	assert_true(st.spool_bytes <= 256 * 1024);
+
+	collector_start(&d, true);
+	size_t lost = errq_client_close_stats(c, GENEROUS_MS, &st);
+	assert_int_equal(lost, 0);
+	assert_int_equal(st.spool_files, 0);
+	assert_int_equal(st.acked + st.spool_replayed, (uint64_t)ok);
+	int *seen = calloc(N, sizeof(int));
+	assert_int_equal(stored_messages(d.addr, service, seen, N), ok);
+	for (int k = 0; k < N; k++)
+		assert_true(seen[k] <= 1);
+	free(seen);
+	rm_rf(spool);
+	errqd_cleanup(&d);
+}
+
 static void test_eight_threads(void **state)
 {
 	enum { THREADS = 8, EACH = 400 };
@@ -306,6 +490,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kill_collector_mid_stream),
 	    cmocka_unit_test(test_close_with_collector_down_then_spool_delivers),
+	    cmocka_unit_test(test_restart_and_close_at_once_drains_spool),
+	    cmocka_unit_test(test_burst_spills_to_spool),
+	    cmocka_unit_test(test_burst_spool_full_refuses),
 	    cmocka_unit_test(test_eight_threads),
 	    cmocka_unit_test(test_close_then_fork),
 	};
