@@ -71,8 +71,16 @@
  * flush, stats and close also compare getpid() with the creator's pid, which catches a
  * child made without the atfork handlers (a raw clone()): there close frees nothing.
  *
+ * Spill waits: errq_report() at the queue's limit, when the spool can take the overflow
+ * (spill_room, published by the sender under mu; or the spool not read yet), waits on done_cv
+ * (mu released while waiting) for at most ERRQ__SPILL_WAIT_MS, counted in spill_waiters so
+ * that the sender spills at once (errq_sender.c) and broadcasts done_cv as events resolve or
+ * the spool's state changes.  A waiting report holds only its own encoded event.
+ *
  * Shutdown (errq_client_close): (1) under mu set closing (and under omu o_closing): reports
- * and outcomes now fail with ERRQ_ECLOSED; (2) flush for up to the timeout; (3) under mu set
+ * and outcomes now fail with ERRQ_ECLOSED; (2) flush for up to the timeout: the events, the
+ * last outcome window and the spool's files (until they are answered, or the circuit opens:
+ * spool_undelivered_locked); (3) under mu set
  * stop and signal wake_cv; (4) the sender cancels its call, drains its completion queue
  * until every operation has completed, unrefs the call, destroys the channel, shuts down and
  * drains the completion queue, cuts the last outcome window, writes what is unanswered to

@@ -29,6 +29,12 @@
  *    leaves memory, and r_ batches are dropped from memory (their files stay).  Batches also
  *    go to disk whenever the queue is half full (the collector away or slower than the
  *    reports), except batches already written on a live stream.
+ *    A report that finds the queue full with a spool that has free room waits on done_cv
+ *    (c->spill_waiters): the loop then counts it as pressure, does not sleep, polls the
+ *    completion queue at most ERRQ__SPILL_POLL_MS at a time while the queue is half full,
+ *    and spills everything not in flight, and what is in flight too if the queue is still
+ *    half full after that.  Those spills use free room only (errq__spool_write, !evict);
+ *    writes while the circuit is open and at exit delete the oldest files as needed.
  *    Spool files are read back one at a time until a stream is answered, then up to
  *    ERRQ__SPOOL_REPLAY_BATCHES at once.  At the end
  *    of the period the circuit is half-open: a stream writes one batch and waits for its
@@ -980,9 +986,11 @@ void *errq__sender_main(void *arg)
 		stop = c->stop;
 		t.flushing = c->closing || c->flush_waiters > 0;
 		bool closing = c->closing;
-		t.pressure = c->held_count * 2 >= c->cfg.queue_capacity ||
-			     c->held_bytes * 2 >= c->cfg.queue_bytes;
 		t.spill = c->spill_waiters > 0;
+		/* a waiting report counts as pressure: an event of more than half the byte
+		 * budget can find it used up below half */
+		t.pressure = c->held_count * 2 >= c->cfg.queue_capacity ||
+			     c->held_bytes * 2 >= c->cfg.queue_bytes || t.spill;
 		s->flush_seen = c->flush_requests;
 		s->o_windows_seen = c->o_windows;
 		pthread_mutex_unlock(&c->mu);
