@@ -330,6 +330,7 @@ struct errq_sender {
 	uint64_t open_until_ns;   /* monotonic; while open, no stream before */
 	uint64_t flush_seen;      /* client.flush_requests when last looked at */
 	uint64_t o_windows_seen;  /* client.o_windows when last looked at */
+	uint64_t spill_seen;      /* client.spill_requests when last looked at */
 	bool o_final_done;        /* the last window was cut (closing) */
 	struct errq_idgen rng;    /* batch ids and jitter */
 	struct errq_spool spool;
@@ -381,6 +382,7 @@ struct errq_client {
 	bool sender_spools;  /* ... lingering to spool: wake it when the queue passes half */
 	bool connected;
 	int spill_waiters;   /* reports waiting for room (a spill to disk), on done_cv */
+	uint64_t spill_requests; /* bumped by each such wait: the sender must look again */
 	bool spill_room;     /* the spool can take a spill now (usable, not full, no retry) */
 	bool spool_scanned;  /* the sender has opened (or given up on) the spool directory */
 	int spool_lockfd;    /* a copy of snd.spool.lockfd, for the fork child handler */

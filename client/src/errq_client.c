@@ -73,7 +73,8 @@
  *
  * Spill waits: errq_report() at the queue's limit, when the spool can take the overflow
  * (spill_room, published by the sender under mu; or the spool not read yet), waits on done_cv
- * (mu released while waiting) for at most ERRQ__SPILL_WAIT_MS, counted in spill_waiters so
+ * (mu released while waiting) for at most ERRQ__SPILL_WAIT_MS, counted in spill_waiters (and
+ * spill_requests, which keeps the sender from sleeping until it has looked) so
  * that the sender spills at once (errq_sender.c) and broadcasts done_cv as events resolve or
  * the spool's state changes.  A waiting report holds only its own encoded event.
  *
@@ -404,6 +405,7 @@ static void wait_for_spill_locked(errq_client_t *c, const struct errq_qev *q)
 	errq__deadline_after_ms(&dl, ERRQ__SPILL_WAIT_MS);
 	while (over_limit_locked(c, q) && spill_possible_locked(c)) {
 		c->spill_waiters++;
+		c->spill_requests++;
 		pthread_cond_signal(&c->wake_cv); /* the sender may sleep, or linger */
 		int w = pthread_cond_timedwait(&c->done_cv, &c->mu, &dl);
 		c->spill_waiters--;

@@ -860,7 +860,7 @@ static void sleep_cv(errq_client_t *c, long ms, bool spooling)
 		errq__deadline_after_ms(&ts, ms);
 	pthread_mutex_lock(&c->mu);
 	if (!c->q_head && !c->stop && c->flush_requests == c->snd.flush_seen &&
-	    c->o_windows == c->snd.o_windows_seen && !c->spill_waiters) {
+	    c->o_windows == c->snd.o_windows_seen && c->spill_requests == c->snd.spill_seen) {
 		c->sender_waiting = true;
 		c->sender_lingers = c->snd.p_count > 0 && ms >= 0;
 		c->sender_spools = c->sender_lingers && spooling;
@@ -993,6 +993,7 @@ void *errq__sender_main(void *arg)
 			     c->held_bytes * 2 >= c->cfg.queue_bytes || t.spill;
 		s->flush_seen = c->flush_requests;
 		s->o_windows_seen = c->o_windows;
+		s->spill_seen = c->spill_requests;
 		pthread_mutex_unlock(&c->mu);
 		if (stop)
 			break;
