@@ -212,6 +212,10 @@ int main(int argc, char **argv)
 		settings_print_effective(stdout, &cfg);
 		return 0;
 	}
+	if (cfg.tls_cert[0] || cfg.tls_key[0] || cfg.tls_client_ca[0]) { /* until the TLS listener lands */
+		fprintf(stderr, "errqd: tls.cert, tls.key, tls.client_ca: TLS is not built in this version\n");
+		return 1;
+	}
 	errq_log_set_level(cfg.log_level);
 	errq_log_set_format(cfg.log_format);
 	/* the rules and notifiers of the same file: refused whole, with file and line */

@@ -72,6 +72,12 @@ static const struct setting table[] = {
      "/readyz turns 503 when streams have waited for room in the ingest queue this long without a break (0s = never)"},
     {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL, NULL,
      "resolved alerts, circuit transitions and ended silences older than this are deleted"},
+    /* sections: the rows of one section are adjacent (the YAML printers rely on it) */
+    {"tls.cert", T_STRING, OFF(tls_cert), "", 0, 0, NULL, NULL,
+     "PEM certificate chain of the gRPC and HTTP listeners (empty: plain text)"},
+    {"tls.key", T_STRING, OFF(tls_key), "", 0, 0, NULL, NULL, "PEM private key of tls.cert"},
+    {"tls.client_ca", T_STRING, OFF(tls_client_ca), "", 0, 0, NULL, NULL,
+     "PEM CA bundle: clients must present a certificate it signed (mutual TLS; empty: not asked)"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 _Static_assert(N_SETTINGS == SETTINGS_COUNT, "SETTINGS_COUNT in settings.h must be the number of rows");
@@ -194,12 +200,13 @@ const char *settings_flag_key(const char *flag)
 	return NULL;
 }
 
-/* ERRQ_ and the name in upper case: "http_listen" -> "ERRQ_HTTP_LISTEN". */
+/* ERRQ_ and the name in upper case, a section's dot an underscore: "http_listen" ->
+ * "ERRQ_HTTP_LISTEN", "tls.cert" -> "ERRQ_TLS_CERT". */
 static void env_name(const struct setting *t, char *buf, size_t bufsz)
 {
 	size_t n = (size_t)errq_snprintf(buf, bufsz, SETTINGS_ENV_PREFIX "%s", t->name);
 	for (size_t i = strlen(SETTINGS_ENV_PREFIX); i < n && i < bufsz; i++)
-		buf[i] = (char)toupper((unsigned char)buf[i]);
+		buf[i] = buf[i] == '.' ? '_' : (char)toupper((unsigned char)buf[i]);
 }
 
 int settings_load_env(struct settings *s, char *const *envp, char *err, size_t errsz)
@@ -248,10 +255,87 @@ static int rules_key(const char *k)
 	return strcmp(k, "notifiers") == 0 || strcmp(k, "rules") == 0;
 }
 
+/* The length of the section of a setting's name ("tls" of "tls.cert"), 0 for a top-level one. */
+static size_t section_len(const char *name)
+{
+	const char *dot = strchr(name, '.');
+	return dot ? (size_t)(dot - name) : 0;
+}
+
+/* Whether some setting lives in section k (a nested mapping in the file). */
+static int is_section(const char *k)
+{
+	size_t kl = strlen(k);
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (section_len(table[i].name) == kl && strncmp(table[i].name, k, kl) == 0)
+			return 1;
+	return 0;
+}
+
+struct file_load {
+	struct settings *s;
+	struct errq_yaml *y;
+	const char *path;
+	unsigned seen[N_SETTINGS];
+	char *err;
+	size_t errsz;
+};
+
+static int load_mapping(struct file_load *fl, yaml_node_t *map, const char *section);
+
+/* One "key: value" of the file; section is "" at the top level or "tls" inside "tls:". */
+static int load_pair(struct file_load *fl, yaml_node_t *kn, yaml_node_t *vn, const char *section)
+{
+	char name[128], why[256];
+	const char *k = errq_yaml_scalar(kn);
+	if (!k) {
+		errq_snprintf(fl->err, fl->errsz, "'%s' line %d: a setting name must be a plain string", fl->path,
+			      errq_yaml_line(kn));
+		return -1;
+	}
+	if (!*section && rules_key(k))
+		return 0;
+	errq_snprintf(name, sizeof(name), "%s%s%s", section, *section ? "." : "", k);
+	if (!*section && vn && vn->type == YAML_MAPPING_NODE && is_section(k))
+		return load_mapping(fl, vn, k); /* a section given twice: its settings are "set twice" */
+	const struct setting *t = find(name);
+	if (!t) {
+		errq_snprintf(fl->err, fl->errsz, "'%s' line %d: key '%s': %s", fl->path, errq_yaml_line(kn), name,
+			      is_section(name) ? "a section: expected a mapping of its settings" : "unknown setting");
+		return -1;
+	}
+	if (fl->seen[t - table]++) {
+		errq_snprintf(fl->err, fl->errsz, "'%s' line %d: key '%s': set twice", fl->path, errq_yaml_line(kn),
+			      name);
+		return -1;
+	}
+	const char *v = errq_yaml_scalar(vn);
+	if (!v) {
+		errq_snprintf(fl->err, fl->errsz, "'%s' line %d: key '%s': expected a single value", fl->path,
+			      errq_yaml_line(vn), name);
+		return -1;
+	}
+	if (apply(fl->s, t, v, why, sizeof(why))) {
+		errq_snprintf(fl->err, fl->errsz, "'%s' line %d: key '%s': %s", fl->path, errq_yaml_line(vn), name,
+			      why);
+		return -1;
+	}
+	fl->s->src[t - table].origin = SETTINGS_FROM_FILE;
+	fl->s->src[t - table].line = errq_yaml_line(vn);
+	return 0;
+}
+
+static int load_mapping(struct file_load *fl, yaml_node_t *map, const char *section)
+{
+	for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++)
+		if (load_pair(fl, errq_yaml_node(fl->y, pr->key), errq_yaml_node(fl->y, pr->value), section))
+			return -1;
+	return 0;
+}
+
 int settings_load_file(struct settings *s, const char *path, char *err, size_t errsz)
 {
 	struct errq_yaml y;
-	char why[256];
 	int rc = -1;
 	if (errq_yaml_load(&y, path, err, errsz))
 		return -1;
@@ -266,42 +350,8 @@ int settings_load_file(struct settings *s, const char *path, char *err, size_t e
 			      errq_yaml_line(root));
 		goto out;
 	}
-	unsigned seen[N_SETTINGS];
-	memset(seen, 0, sizeof(seen));
-	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
-		yaml_node_t *kn = errq_yaml_node(&y, pr->key), *vn = errq_yaml_node(&y, pr->value);
-		const char *k = errq_yaml_scalar(kn);
-		if (!k) {
-			errq_snprintf(err, errsz, "'%s' line %d: a setting name must be a plain string", path,
-				      errq_yaml_line(kn));
-			goto out;
-		}
-		if (rules_key(k))
-			continue;
-		const struct setting *t = find(k);
-		if (!t) {
-			errq_snprintf(err, errsz, "'%s' line %d: key '%s': unknown setting", path,
-				      errq_yaml_line(kn), k);
-			goto out;
-		}
-		if (seen[t - table]++) {
-			errq_snprintf(err, errsz, "'%s' line %d: key '%s': set twice", path, errq_yaml_line(kn), k);
-			goto out;
-		}
-		const char *v = errq_yaml_scalar(vn);
-		if (!v) {
-			errq_snprintf(err, errsz, "'%s' line %d: key '%s': expected a single value", path,
-				      errq_yaml_line(vn), k);
-			goto out;
-		}
-		if (apply(s, t, v, why, sizeof(why))) {
-			errq_snprintf(err, errsz, "'%s' line %d: key '%s': %s", path, errq_yaml_line(vn), k, why);
-			goto out;
-		}
-		s->src[t - table].origin = SETTINGS_FROM_FILE;
-		s->src[t - table].line = errq_yaml_line(vn);
-	}
-	rc = 0;
+	struct file_load fl = {.s = s, .y = &y, .path = path, .err = err, .errsz = errsz};
+	rc = load_mapping(&fl, root, "");
 out:
 	errq_yaml_free(&y);
 	return rc;
@@ -346,6 +396,19 @@ static const char *type_text(const struct setting *t, char *buf, size_t bufsz)
 	return "";
 }
 
+/* For the YAML printers: a row in a section ("tls.cert") is printed indented under "tls:",
+ * which is printed before the section's first row (the rows of a section are adjacent in the
+ * table: unit_settings checks it).  Returns whether row i is in a section. */
+static int section_open(FILE *f, size_t i)
+{
+	size_t sl = section_len(table[i].name);
+	if (!sl)
+		return 0;
+	if (i == 0 || section_len(table[i - 1].name) != sl || strncmp(table[i - 1].name, table[i].name, sl) != 0)
+		fprintf(f, "\n%.*s:\n", (int)sl, table[i].name);
+	return 1;
+}
+
 void settings_print_sample(void *file)
 {
 	FILE *f = file;
@@ -354,9 +417,12 @@ void settings_print_sample(void *file)
 		   "# 'errqd --print-config' shows the values in force (docs/configuration.md).\n");
 	char type[256], env[64];
 	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const char *ind = section_open(f, i) ? "  " : "";
 		env_name(&table[i], env, sizeof(env));
-		fprintf(f, "\n# %s\n# %s; %s%s%s\n%s: \"%s\"\n", table[i].help, type_text(&table[i], type, sizeof(type)),
-			env, table[i].flag ? ", --" : "", table[i].flag ? table[i].flag : "", table[i].name, table[i].def);
+		fprintf(f, "\n%s# %s\n%s# %s; %s%s%s\n%s%s: \"%s\"\n", ind, table[i].help, ind,
+			type_text(&table[i], type, sizeof(type)), env, table[i].flag ? ", --" : "",
+			table[i].flag ? table[i].flag : "", ind, table[i].name + section_len(table[i].name) + !!*ind,
+			table[i].def);
 	}
 	fprintf(f, "\n"
 		   "# Alert rules and where alerts go (docs/alerts.md has every key; SIGHUP or\n"
@@ -392,7 +458,9 @@ void settings_print_effective(void *file, const struct settings *s)
 		const char *v = value_text(s, &table[i], vbuf, sizeof(vbuf));
 		errq_buf_reset(&b);
 		/* a JSON string is a YAML double-quoted scalar: the output reads back as a config */
-		if (errq_buf_printf(&b, "%s: ", table[i].name) || errq_buf_add_json_str(&b, v, strlen(v)))
+		const char *ind = section_open(f, i) ? "  " : "";
+		if (errq_buf_printf(&b, "%s%s: ", ind, table[i].name + section_len(table[i].name) + !!*ind) ||
+		    errq_buf_add_json_str(&b, v, strlen(v)))
 			continue; /* cannot happen: values are shorter than SETTINGS_STR_MAX */
 		settings_source_text(s, table[i].name, src, sizeof(src));
 		fprintf(f, "%-40s # %s\n", b.p, src);
@@ -424,10 +492,12 @@ void settings_print_docs(void *file)
 		"errqd takes each setting from the last of these that sets it:\n"
 		"\n"
 		"1. the default (below);\n"
-		"2. the YAML config file of `--config FILE`, a mapping of settings; "
-		"[`deploy/errqd.yaml`](../deploy/errqd.yaml)\n"
-		"   (`errqd --print-sample-config`) lists every setting with its default;\n"
-		"3. the environment variable `ERRQ_<NAME>` (the setting's name in upper case); only the\n"
+		"2. the YAML config file of `--config FILE`, a mapping of settings (a setting named\n"
+		"   `section.key` is `key` in the mapping `section:`, as in `tls:` then `  cert: PATH`);\n"
+		"   [`deploy/errqd.yaml`](../deploy/errqd.yaml) (`errqd --print-sample-config`) lists every\n"
+		"   setting with its default;\n"
+		"3. the environment variable `ERRQ_<NAME>` (the setting's name in upper case, a section's dot\n"
+		"   an underscore: `tls.cert` is `ERRQ_TLS_CERT`); only the\n"
 		"   variables in the table are read, other `ERRQ_` variables are ignored; an empty value\n"
 		"   sets the empty string;\n"
 		"4. a flag: the setting's own flag, or `--set NAME=VALUE` for any setting.\n"

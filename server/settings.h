@@ -1,6 +1,8 @@
 /* settings.h: errqd's settings, one declarative table (settings.c).  Each value comes from, in
  * order, the default, the YAML config file, the environment (ERRQ_<NAME>) and the command-line
  * flags, a later source overriding an earlier one; each setting remembers which source set it.
+ * A setting named "section.key" is the key of a nested mapping in the file ("tls:" then
+ * "  cert: ..."), ERRQ_SECTION_KEY in the environment and --set section.key=V on the command line.
  * docs/configuration.md and deploy/errqd.yaml are generated from the table. */
 #ifndef ERRQD_SETTINGS_H
 #define ERRQD_SETTINGS_H
@@ -8,7 +10,7 @@
 #include <stdint.h>
 
 #define SETTINGS_STR_MAX 1024
-#define SETTINGS_COUNT 19 /* rows of the table in settings.c (checked when it compiles) */
+#define SETTINGS_COUNT 22 /* rows of the table in settings.c (checked when it compiles) */
 #define SETTINGS_FLAG_MAX 32
 #define SETTINGS_ENV_PREFIX "ERRQ_"
 
@@ -43,6 +45,9 @@ struct settings {
 	uint64_t readiness_queue_full_after_ns; /* saturated this long: not ready (0 = never) */
 	int64_t events_per_group;           /* newest events kept per group (0 = all) */
 	int64_t groups_per_service;         /* more new groups go to the service's overflow group */
+	char tls_cert[SETTINGS_STR_MAX];    /* tls.cert: PEM file ("" = no TLS) */
+	char tls_key[SETTINGS_STR_MAX];     /* tls.key */
+	char tls_client_ca[SETTINGS_STR_MAX]; /* tls.client_ca: mutual TLS ("" = off) */
 	char port_file[SETTINGS_STR_MAX];   /* flag only: write the bound gRPC port here */
 	char file[SETTINGS_STR_MAX];        /* the config file read ("" = none), for the sources */
 	struct settings_source src[SETTINGS_COUNT]; /* by row of the table */

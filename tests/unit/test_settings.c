@@ -213,6 +213,12 @@ static void print_docs(void *f, const struct settings *s)
 	settings_print_docs(f);
 }
 
+static void print_sample(void *f, const struct settings *s)
+{
+	(void)s;
+	settings_print_sample(f);
+}
+
 /* --print-config: every value with its source, as a file that reads back to the same values */
 static void test_print_effective(void **state)
 {
@@ -270,6 +276,61 @@ static void test_print_effective(void **state)
 	free(text);
 }
 
+/* a "section.key" setting: a nested mapping in the file, ERRQ_SECTION_KEY, --set section.key */
+static void test_sections(void **state)
+{
+	struct settings s, back;
+	char err[512], want[512];
+	settings_defaults(&s);
+	assert_string_equal(s.tls_cert, "");
+	write_file("name: n\ntls:\n  cert: /etc/errq/cert.pem\n  key: /etc/errq/key.pem\nretention: 2d\n");
+	assert_int_equal(settings_load_file(&s, path, err, sizeof(err)), 0);
+	assert_string_equal(s.tls_cert, "/etc/errq/cert.pem");
+	assert_string_equal(s.tls_key, "/etc/errq/key.pem");
+	assert_int_equal(s.retention_ns, 2 * 86400 * 1000000000ULL); /* after the section: top level again */
+	snprintf(want, sizeof(want), "file '%s' line 3", path);
+	expect_source(&s, "tls.cert", want);
+	char *env[] = {"ERRQ_TLS_KEY=/env/key.pem", "ERRQ_TLS.KEY=/no", NULL};
+	assert_int_equal(settings_load_env(&s, env, err, sizeof(err)), 0);
+	assert_string_equal(s.tls_key, "/env/key.pem");
+	expect_source(&s, "tls.key", "env ERRQ_TLS_KEY");
+	assert_int_equal(settings_set(&s, "--set", "tls.client_ca", "/ca.pem", err, sizeof(err)), 0);
+	assert_string_equal(s.tls_client_ca, "/ca.pem");
+
+	/* printed nested, and read back */
+	char *text = printed(settings_print_effective, &s);
+	assert_non_null(strstr(text, "\ntls:\n  cert: \"/etc/errq/cert.pem\""));
+	assert_non_null(strstr(text, "\n  client_ca: \"/ca.pem\""));
+	unlink(path);
+	write_file(text);
+	free(text);
+	settings_defaults(&back);
+	assert_int_equal(settings_load_file(&back, path, err, sizeof(err)), 0);
+	assert_string_equal(back.tls_key, "/env/key.pem");
+	assert_string_equal(back.tls_client_ca, "/ca.pem");
+	assert_string_equal(back.name, "n");
+	unlink(path);
+
+	/* refused: a section given a value, an unknown key inside it, one set twice, a section key
+	 * at the top level */
+	expect_refused("tls: on\n", "line 1", "'tls'", "a section: expected a mapping of its settings");
+	expect_refused("tls:\n  certificate: x\n", "line 2", "'tls.certificate'", "unknown setting");
+	expect_refused("tls:\n  cert: a\ntls:\n  cert: b\n", "line 4", "'tls.cert'", "set twice");
+	expect_refused("cert: x\n", "line 1", "'cert'", "unknown setting");
+	expect_refused("name:\n  cert: x\n", "line 2", "'name'", "expected a single value");
+
+	/* the sample config nests the section too, and reads back as the defaults */
+	text = printed(print_sample, NULL);
+	assert_non_null(strstr(text, "\ntls:\n\n  # PEM certificate chain"));
+	assert_non_null(strstr(text, "\n  # string; ERRQ_TLS_CERT\n  cert: \"\"\n"));
+	write_file(text);
+	free(text);
+	settings_defaults(&back);
+	assert_int_equal(settings_load_file(&back, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_string_equal(back.tls_cert, "");
+}
+
 int main(void)
 {
 	errq_log_set_level(ERRQ_LOG_OFF);
@@ -281,6 +342,7 @@ int main(void)
 	    cmocka_unit_test(test_env_refusals),
 	    cmocka_unit_test(test_flag_keys),
 	    cmocka_unit_test(test_print_effective),
+	    cmocka_unit_test(test_sections),
 	};
 	return cmocka_run_group_tests_name("unit_settings", tests, NULL, NULL);
 }

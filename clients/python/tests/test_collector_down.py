@@ -1,9 +1,19 @@
-"""With the collector down, 10 000 reports from an event loop never stall it, and are all
-delivered when the collector comes back (liberrq queues them, spools the overflow to disk,
-and sends the spool once the collector answers)."""
+"""With the collector unreachable, 10 000 reports from an event loop never stall it, and are
+all delivered when the collector comes back (liberrq queues them, spools the overflow to disk,
+and sends the spool once the collector answers).
+
+"Unreachable" is the hard case: an address that accepts TCP connections and never answers
+(a listening socket nobody accepts from), so a report that waited on the network would hang
+until a deadline instead of failing fast on a refused connection.  The bar is relative, measured
+in the same run (speed figures belong to bench/python/errq_py_bench.py, not here): the same
+loop first runs against the collector up, and with it unreachable the loop's iterations may
+take at most STALL_FACTOR times as long (95th percentile), and none may hold the loop for
+MAX_HOLD_S, a quarter of the 20 s that one wait for gRPC's connection handshake to such an
+address would take."""
 
 import asyncio
 import os
+import socket
 import statistics
 import time
 import unittest
@@ -13,12 +23,8 @@ import errq
 
 N_REPORTS = 10000
 PER_TICK = 100          # reports per loop iteration: 100 iterations
-# The bar: how long an iteration holds the loop, per report in it, stays under 1 ms (a report
-# costs some 15-80 µs of Python here, raising included), checked on the 95th percentile of
-# the 100 iterations; the longest one may take 10 times that (the 2 shared cores have stalls
-# of ~100 ms that no code avoids).  A report that waited on the network would fail both.
-MAX_LAG_PER_REPORT_S = 0.001
-MAX_STALL_PER_REPORT_S = 0.010
+STALL_FACTOR = 10       # p95 of an iteration, unreachable vs up, same run
+MAX_HOLD_S = 5.0        # any one iteration (100 reports); one network wait is 20 s
 
 
 def deep(n, i):
@@ -32,24 +38,25 @@ class CollectorDownTest(unittest.TestCase):
     def setUp(self):
         self.errqd = support.Errqd()
         self.errqd.start()
-        self.port = self.errqd.port
-        self.errqd.stop()  # down from the start: the client has never reached it
         self.service = "py-collector-down"
+        self.blackhole = None
         # Room for all of them in memory (10 000 events of ~1 KiB are more than the default
         # 8 MiB), and a spool besides: what is kept does not depend on how fast liberrq's
         # thread writes the spool on a loaded machine.
-        errq.init(addr="127.0.0.1:%d" % self.port, service=self.service,
-                  spool_dir=os.path.join(self.errqd.dir, "spool"),
-                  queue_capacity=2 * N_REPORTS, queue_bytes=64 << 20,
-                  reconnect_backoff_ms=(50, 500))
+        self.opts = dict(spool_dir=os.path.join(self.errqd.dir, "spool"),
+                         queue_capacity=2 * N_REPORTS, queue_bytes=64 << 20,
+                         reconnect_backoff_ms=(50, 500))
 
     def tearDown(self):
         errq.close(10)
+        if self.blackhole:
+            self.blackhole.close()
         self.errqd.cleanup()
 
-    def test_reports_never_stall_the_loop_and_arrive_later(self):
-        held = []   # seconds each iteration held the loop (PER_TICK reports)
-        lags = []   # how late the loop came back to a 1 ms timer meanwhile
+    def run_loop(self):
+        """N_REPORTS reports, PER_TICK per loop iteration; returns the seconds each iteration
+        held the loop and how late a 1 ms timer came back meanwhile."""
+        held, lags = [], []
 
         async def main():
             loop = asyncio.get_running_loop()
@@ -77,20 +84,42 @@ class CollectorDownTest(unittest.TestCase):
             await tick
 
         asyncio.run(main())
+        self.assertEqual(len(held), N_REPORTS // PER_TICK)
+        return sorted(held), lags
+
+    def test_reports_never_stall_the_loop_and_arrive_later(self):
+        # the baseline: the same loop with the collector up
+        errq.init(addr="127.0.0.1:%d" % self.errqd.port, service=self.service + "-up", **self.opts)
+        up, _ = self.run_loop()
+        self.assertTrue(errq.flush(support.DEADLINE * 2), "not delivered: %r" % errq.stats())
+        errq.close(10)
+        self.port = self.errqd.port
+        self.errqd.stop()
+
+        # unreachable: the collector's port accepts connections that nobody ever answers
+        self.blackhole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.blackhole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.blackhole.bind(("127.0.0.1", self.port))
+        self.blackhole.listen(64)
+        errq.init(addr="127.0.0.1:%d" % self.port, service=self.service, **self.opts)
+        down, lags = self.run_loop()
         st = errq.stats()
         self.assertEqual(st["queued"], N_REPORTS)
         self.assertEqual(st["acked"], 0)  # nothing could have been delivered
-        per_report = sorted(h / PER_TICK for h in held)
-        p95 = per_report[int(len(per_report) * 0.95)]
-        print("\n%d reports with the collector down: per report (raising included) median "
-              "%.1f µs, p95 %.1f µs, max %.1f µs; loop lag to a 1 ms timer median %.2f ms, "
-              "max %.2f ms" % (N_REPORTS, statistics.median(per_report) * 1e6, p95 * 1e6,
-                               per_report[-1] * 1e6, statistics.median(lags) * 1e3,
-                               max(lags) * 1e3))
-        self.assertEqual(len(held), N_REPORTS // PER_TICK)
-        self.assertLess(p95, MAX_LAG_PER_REPORT_S)
-        self.assertLess(per_report[-1], MAX_STALL_PER_REPORT_S)
 
+        def p95(held):
+            return held[int(len(held) * 0.95)]
+        print("\n%d reports, per iteration of %d: collector up median %.2f ms, p95 %.2f ms; "
+              "unreachable median %.2f ms, p95 %.2f ms, max %.2f ms; loop lag to a 1 ms timer "
+              "median %.2f ms, max %.2f ms" % (
+                  N_REPORTS, PER_TICK, statistics.median(up) * 1e3, p95(up) * 1e3,
+                  statistics.median(down) * 1e3, p95(down) * 1e3, down[-1] * 1e3,
+                  statistics.median(lags) * 1e3, max(lags) * 1e3))
+        self.assertLess(p95(down), STALL_FACTOR * p95(up))
+        self.assertLess(down[-1], MAX_HOLD_S)
+
+        self.blackhole.close()
+        self.blackhole = None
         self.errqd.start(port=self.port)  # back, on the address the client knows
         self.assertTrue(errq.flush(support.DEADLINE * 2), "not delivered: %r" % errq.stats())
         st = errq.stats()
