@@ -5,7 +5,9 @@
  * Threading protocol: every function here runs on the sender thread (the whole picture is
  * at the top of errq_client.c).  c->snd.spool is the sender's own; the counters it
  * publishes in c->st are updated under c->mu, briefly, never across I/O.  So no disk I/O
- * ever happens on an application thread, and errq_report() never waits for a disk.
+ * ever happens on an application thread; only errq_report() at the queue's limit waits for
+ * a write of this thread's (a spill, errq_client.c), and publish() tells it whether the
+ * spool can take one (spill_room: usable, not full, not paused after a write error).
  *
  * Directory: one client per directory at a time, enforced with flock(LOCK_EX | LOCK_NB) on
  * ERRQ__SPOOL_LOCK_NAME (a second client finds it locked and runs without a spool, counted
