@@ -636,9 +636,9 @@ static void test_other_process_spool_first_then_alternating(void **state)
 	assert_int_equal(st.accepted, CHILD_EVENTS + 30);
 	assert_int_equal(st.duplicates, 0);
 	assert_int_equal(count_files(dir, ERRQ__SPOOL_SUFFIX), 0);
-	assert_int_equal(f.n_ids, CHILD_EVENTS + 30);
 	/* the child's events carry the child's service */
 	pthread_mutex_lock(&f.mu);
+	assert_int_equal(f.n_ids, CHILD_EVENTS + 30);
 	for (size_t r = 0; r < f.n_requests; r++)
 		for (size_t i = 0; i < f.requests[r]->n_failures; i++)
 			assert_string_equal(f.requests[r]->failures[i]->service,
@@ -685,8 +685,10 @@ static void test_crash_between_answer_and_delete_resends(void **state)
 	WAIT_STATS(c, st, st.spool_files == 0 && st.acked + st.spool_replayed >= CHILD_EVENTS);
 	assert_int_equal(st.duplicates, CHILD_EVENTS); /* sent again, harmless */
 	assert_int_equal(st.accepted, 0);
+	pthread_mutex_lock(&f.mu); /* the fake's thread writes them */
 	assert_int_equal(f.n_ids, CHILD_EVENTS);       /* nothing stored twice */
 	assert_int_equal(f.events_received, 2 * CHILD_EVENTS);
+	pthread_mutex_unlock(&f.mu);
 	assert_int_equal(count_files(dir, ERRQ__SPOOL_SUFFIX), 0);
 	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
 	fake_stop(&f);
