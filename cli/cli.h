@@ -34,6 +34,8 @@ struct cli_ctx {
 	uint64_t now_ns;            /* one "now" for the whole command (relative times, --since) */
 	uint64_t deadline_mono_ns;  /* --timeout covers every call of the command together */
 	grpc_channel *ch;           /* made on the first call (after grpc_init), else NULL */
+	grpc_metadata auth_md;      /* "authorization: Bearer TOKEN" with ch when a token is set */
+	size_t n_md;                /* 0 or 1: the metadata every call sends */
 	bool keepalive;             /* make ch with HTTP/2 keepalive pings (long streams) */
 	char what[128];             /* what a NOT_FOUND means: "group 9a81..." ("" = the details) */
 };
@@ -196,6 +198,7 @@ int cli_cmd_alerts_replay(struct cli_ctx *ctx);
 int cli_cmd_rules_list(struct cli_ctx *ctx);      /* cmd_rules.c */
 int cli_cmd_rules_reload(struct cli_ctx *ctx);
 int cli_cmd_rules_check(struct cli_ctx *ctx);
+int cli_cmd_token_new(struct cli_ctx *ctx);
 int cli_cmd_silence_add(struct cli_ctx *ctx);     /* cmd_silence.c */
 int cli_cmd_silence_list(struct cli_ctx *ctx);
 int cli_cmd_silence_expire(struct cli_ctx *ctx);

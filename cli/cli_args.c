@@ -34,6 +34,9 @@ enum flag_id {
 	FL_ALL,
 	FL_FORCE,
 	FL_MAX_RATE,
+	FL_TOKEN,
+	FL_NAME,
+	FL_ROLE,
 };
 
 /* Every flag the tool knows.  bit 0: global (every command takes it); else the CLI_F_* bit a
@@ -51,9 +54,12 @@ static const struct flag_def {
     {FL_OUTPUT, "output", 'o', "FORMAT", 0, "table, json (one document) or jsonl (one object a line)"},
     {FL_NO_COLOR, "no-color", 0, NULL, 0, "no colors in tables (also: NO_COLOR set and not empty)"},
     {FL_TIMEOUT, "timeout", 0, "DURATION", 0, "give up on the collector after DURATION (default 5s)"},
+    {FL_TOKEN, "token", 0, "TOKEN", 0,
+     "bearer token for the collector (default: $ERRQ_TOKEN, which other users cannot see in ps)"},
     {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
     {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
-    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
+    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE,
+     "only this service (token new: a service the token may report, a glob; repeat it)"},
     {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
     {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
     {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS,
@@ -71,6 +77,8 @@ static const struct flag_def {
     {FL_MAX_RATE, "max-rate", 0, "MIB", CLI_F_MAX_RATE,
      "copy at most MIB mebibytes a second (default: as fast as the disk goes)"},
     {FL_GROUP, "group", 0, "FINGERPRINT", CLI_F_GROUP, "only the events of this group"},
+    {FL_NAME, "name", 0, "NAME", CLI_F_NAME, "the credential's name (in errqd's logs and audit lines)"},
+    {FL_ROLE, "role", 0, "ROLE", CLI_F_ROLE, "ingest, read or admin (admin may also read)"},
     {FL_SINCE, "since", 0, "WHEN", CLI_F_SINCE,
      "only what was received since WHEN: a duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
     {FL_UNTIL, "until", 0, "WHEN", CLI_F_UNTIL, "with --since: end the window at WHEN (same forms as --since)"},
@@ -98,6 +106,8 @@ void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_
 	a->rule = "";
 	a->state = "";
 	a->comment = "";
+	a->name = "";
+	a->role = "";
 	a->sort = CLI_SORT_LAST_SEEN;
 }
 
@@ -300,6 +310,17 @@ int cli_match_valid(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+int cli_token_valid(const char *s)
+{
+	size_t n = strnlen(s, CLI_TOKEN_MAX + 1);
+	if (n == 0 || n > CLI_TOKEN_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return -1;
+	return 0;
+}
+
 int cli_name_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -381,7 +402,24 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 		a->version = true;
 		break;
 	case FL_SERVICE:
-		a->service = val;
+		if (a->nservices == CLI_MAX_SERVICES) {
+			errq_snprintf(err, errlen, "--service given more than %d times", CLI_MAX_SERVICES);
+			return -1;
+		}
+		a->service = a->services[a->nservices++] = val;
+		break;
+	case FL_TOKEN:
+		if (cli_token_valid(val)) {
+			errq_snprintf(err, errlen, "invalid --token (1 to %d printable ASCII bytes)", CLI_TOKEN_MAX);
+			return -1;
+		}
+		a->token = val;
+		break;
+	case FL_NAME:
+		a->name = val; /* checked by the command that takes it */
+		break;
+	case FL_ROLE:
+		a->role = val;
 		break;
 	case FL_SINCE:
 		if (errq_parse_since(val, now_ns, &a->since_ns)) {
@@ -724,7 +762,7 @@ static void print_flag(FILE *f, const struct flag_def *d)
 int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
 {
 	fprintf(f, "usage: errq [--addr HOST:PORT] [-o table|json|jsonl] [--no-color]\n"
-		   "            [--timeout DURATION] <command> [<args>]\n\n"
+		   "            [--timeout DURATION] [--token TOKEN] <command> [<args>]\n\n"
 		   "Query an errq collector: the failures services reported, grouped.\n\n"
 		   "commands:\n");
 	for (size_t k = 0; k < ncmds; k++)
@@ -753,7 +791,7 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 			flag_synopsis(&flags[k], false, syn, sizeof(syn));
 			if (flags[k].bit & c->required)
 				errq_snprintf(part, sizeof(part), "%s", syn);
-			else if (flags[k].id == FL_MATCH)
+			else if (flags[k].id == FL_MATCH || (flags[k].id == FL_SERVICE && c->flags & CLI_F_ROLE))
 				errq_snprintf(part, sizeof(part), "[%s]...", syn);
 			else
 				errq_snprintf(part, sizeof(part), "[%s]", syn);
@@ -776,6 +814,6 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 			if (flags[k].bit & c->flags)
 				print_flag(f, &flags[k]);
 	}
-	fprintf(f, "\nglobal flags: --addr, -o/--output, --no-color, --timeout (see 'errq --help')\n");
+	fprintf(f, "\nglobal flags: --addr, -o, --no-color, --timeout, --token (see 'errq --help')\n");
 	return ferror(f) ? -1 : 0;
 }

@@ -33,6 +33,9 @@
 #define CLI_MATCH_FIELD_MAX 136         /* bytes of a --match field ("details." + 128) */
 #define CLI_COMMENT_MAX 511             /* bytes of a silence's --comment */
 #define CLI_SILENCE_MIN_NS UINT64_C(1000000000)                        /* --for: 1s ... */
+#define CLI_TOKEN_MAX 4096              /* bytes of --token / ERRQ_TOKEN (liberrq's bound too) */
+#define CLI_MAX_SERVICES 64             /* --service given at most this many times (token new) */
+#define CLI_SERVICE_MAX 128             /* bytes of one of them (a service name or glob) */
 #define CLI_SILENCE_MAX_NS (UINT64_C(90) * 86400 * UINT64_C(1000000000)) /* ... to 90d */
 
 enum cli_output { CLI_OUT_TABLE, CLI_OUT_JSON, CLI_OUT_JSONL };
@@ -57,6 +60,8 @@ enum {
 	CLI_F_ALL = 1u << 14,
 	CLI_F_FORCE = 1u << 15,
 	CLI_F_MAX_RATE = 1u << 16,
+	CLI_F_NAME = 1u << 17,
+	CLI_F_ROLE = 1u << 18,
 };
 
 /* --sort of `errq groups` (the values of query.proto's GroupSort). */
@@ -94,11 +99,18 @@ struct cli_args {
 	bool timeout_set; /* --timeout given (else a command may choose its own default) */
 	bool help;    /* --help / -h anywhere */
 	bool version; /* --version */
+	/* --token, or $ERRQ_TOKEN that main sets before parsing (NULL: none): sent as
+	 * "authorization: Bearer TOKEN" on every call */
+	const char *token;
 
 	/* the subcommand and what it was given */
 	const struct cli_cmd *cmd; /* NULL: none named */
 	unsigned set;              /* CLI_F_* present on the command line */
-	const char *service;       /* "" = all */
+	const char *service;       /* "" = all (the last --service) */
+	const char *services[CLI_MAX_SERVICES]; /* every --service, in order (token new) */
+	size_t nservices;
+	const char *name;          /* --name ("" = none) */
+	const char *role;          /* --role ("" = none) */
 	const char *env;           /* "" = all */
 	const char *type_glob;     /* "" = any error type */
 	const char *status;        /* "" = any; else unresolved | resolved | ignored */
@@ -165,6 +177,8 @@ int cli_glob_valid(const char *s, char *err, size_t errlen);
 /* A name (--service, --env, a fingerprint): 1..CLI_NAME_MAX bytes, no control characters.
  * Returns 0 or -1. */
 int cli_name_valid(const char *s);
+/* A bearer token: 1..CLI_TOKEN_MAX printable ASCII bytes without spaces.  Returns 0 or -1. */
+int cli_token_valid(const char *s);
 /* An event id: 32 hex digits (either case), or the same in the 8-4-4-4-12 UUID form, into
  * out.  Returns 0 or -1. */
 int cli_event_id_parse(const char *s, uint8_t out[CLI_EVENT_ID_LEN]);

@@ -274,6 +274,20 @@ const struct cli_cmd cli_commands[] = {
 	.description = "Exits 3 when there is no such silence, or it has already ended.\n",
     },
     {
+	.name = "token new",
+	.run = cli_cmd_token_new,
+	.summary = "make a bearer token and its entry for errqd's credentials",
+	.flags = CLI_F_NAME | CLI_F_ROLE | CLI_F_SERVICE,
+	.description =
+	    "Prints a new random token (errq_ and 43 base64url characters: 256 random\n"
+	    "bits) and the entry to paste under 'credentials:' in errqd's config file,\n"
+	    "which holds only the token's SHA-256.  --role is read (the default), admin\n"
+	    "(which may also read) or ingest, which needs --service: the services the\n"
+	    "token may report, repeated, globs allowed ('pay*'; '*' for all).  -o json\n"
+	    "prints token, name, token_sha256, role and services as one object.  Contacts\n"
+	    "no collector; see docs/security.md.\n",
+    },
+    {
 	.name = "admin backup",
 	.run = cli_cmd_admin_backup,
 	.summary = "make the collector write a consistent copy of its database",

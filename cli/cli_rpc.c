@@ -64,8 +64,18 @@ grpc_channel *cli_channel(struct cli_ctx *ctx)
 			gpr_set_log_function(quiet_log);
 		grpc_init();
 		ctx->ch = ctx->keepalive ? keepalive_channel(ctx->args->addr) : errq_channel_new(ctx->args->addr);
-		if (!ctx->ch)
+		if (!ctx->ch) {
 			grpc_shutdown_blocking();
+			return NULL;
+		}
+		if (ctx->args->token) { /* every call of the run sends it (errqd's auth.h) */
+			char hv[CLI_TOKEN_MAX + 8];
+			errq_snprintf(hv, sizeof(hv), "Bearer %s", ctx->args->token);
+			ctx->auth_md.key = grpc_slice_from_static_string("authorization");
+			ctx->auth_md.value = grpc_slice_from_copied_string(hv);
+			ctx->n_md = 1;
+			explicit_bzero(hv, sizeof(hv));
+		}
 	}
 	return ctx->ch;
 }
@@ -73,6 +83,9 @@ grpc_channel *cli_channel(struct cli_ctx *ctx)
 void cli_ctx_release(struct cli_ctx *ctx)
 {
 	if (ctx->ch) {
+		if (ctx->n_md)
+			grpc_slice_unref(ctx->auth_md.value);
+		ctx->n_md = 0;
 		grpc_channel_destroy(ctx->ch);
 		ctx->ch = NULL;
 		grpc_shutdown_blocking();
@@ -165,7 +178,7 @@ int cli_call(struct cli_ctx *ctx, const char *method, const ProtobufCMessage *re
 		goto out;
 	}
 	long left_ms = (long)((ctx->deadline_mono_ns - now + ERRQ_NS_PER_MS - 1) / ERRQ_NS_PER_MS);
-	if (errq_unary_call(ctx->ch, method, req, left_ms, &r)) {
+	if (errq_unary_call_md(ctx->ch, method, req, left_ms, ctx->n_md ? &ctx->auth_md : NULL, ctx->n_md, &r)) {
 		cli_error("cannot call %s on collector at %s: %s", cli_short_method(method), ctx->args->addr,
 			  r.details);
 		goto out;
@@ -213,6 +226,8 @@ static int each_start(struct cli_ctx *ctx, grpc_completion_queue *cq, const char
 	sl->call = grpc_channel_create_call(ctx->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
 					    grpc_slice_from_static_string(method), NULL, deadline, NULL);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = ctx->n_md;
+	ops[0].data.send_initial_metadata.metadata = ctx->n_md ? &ctx->auth_md : NULL;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = sl->send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -156,6 +156,8 @@ int cli_stream_open(struct cli_ctx *ctx, const char *method, const ProtobufCMess
 	}
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = ctx->n_md;
+	ops[0].data.send_initial_metadata.metadata = ctx->n_md ? &ctx->auth_md : NULL;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = s->send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -17,6 +17,14 @@ int main(int argc, char **argv)
 	int rc;
 
 	cli_args_init(&a, getenv("ERRQ_ADDR"), getenv("NO_COLOR"));
+	const char *env_token = getenv("ERRQ_TOKEN"); /* --token overrides it */
+	if (env_token && *env_token) {
+		if (cli_token_valid(env_token)) {
+			cli_error("invalid ERRQ_TOKEN (1 to %d printable ASCII bytes)", CLI_TOKEN_MAX);
+			return CLI_EXIT_USAGE;
+		}
+		a.token = env_token;
+	}
 	if (cli_args_parse(&a, argc, argv, cli_commands, cli_ncommands, now, err, sizeof(err))) {
 		cli_error("%s", err);
 		return CLI_EXIT_USAGE;

@@ -3,6 +3,7 @@
  *   report_failure [SERVICE]          (default service "example-checkout")
  *   ERRQ_ADDR=host:port               (default 127.0.0.1:4770)
  *   ERRQ_SPOOL_DIR=dir                (optional: keep undelivered events on disk)
+ *   ERRQ_TOKEN=token                  (optional: the collector's bearer token, docs/security.md)
  *
  * Reports a network error, a data-format error and a timeout, and the outcome of each task
  * (for failure-rate rules), waits up to 10 s for the collector to acknowledge the events,
@@ -91,9 +92,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	const char *spool = getenv("ERRQ_SPOOL_DIR");
+	const char *token = getenv("ERRQ_TOKEN");
 	if ((err = errq_options_set_collector(o, addr)) || (err = errq_options_set_service(o, service)) ||
 	    (err = errq_options_set_environment(o, "example")) ||
-	    (spool && *spool && (err = errq_options_set_spool_dir(o, spool)))) {
+	    (spool && *spool && (err = errq_options_set_spool_dir(o, spool))) ||
+	    (token && *token && (err = errq_options_set_token(o, token)))) {
 		fprintf(stderr, "report_failure: bad option (collector '%s', service '%s'): %s\n", addr,
 			service, errq_strerror(err));
 		errq_options_free(o);

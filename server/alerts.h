@@ -47,6 +47,14 @@ struct alerts_opts {
 	/* Tests without a writer thread: with ig NULL, requests run at once on the caller's
 	 * thread against this store (which the caller must not be using). */
 	struct store *inline_store;
+	/* Something else the same file configures, reloaded with the rules (the credentials,
+	 * auth.h): prepare reads and checks it (NULL with err refuses the whole reload), commit
+	 * puts it in force once the new rules are; discard frees a prepared one not committed.
+	 * NULL prepare: nothing else. */
+	void *(*reload_prepare)(void *ctx, const char *path, char *err, size_t errsz);
+	void (*reload_commit)(void *ctx, void *staged);
+	void (*reload_discard)(void *staged);
+	void *reload_ctx;
 };
 
 /* Creates the engine with the rules of o->config_path (loaded already by the caller and

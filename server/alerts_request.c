@@ -95,6 +95,11 @@ static void do_reload(struct alerts *a, struct store *s, struct alerts_answer *a
 		return alerts__fail(ans, ALERTS_INVALID, "%s", "errqd runs without a config file (--config): no rules to reload");
 	if (rules_load(&next, a->config_path, err, sizeof(err)))
 		return alerts__fail(ans, ALERTS_INVALID, "%s", err);
+	void *staged = NULL; /* the credentials of the same file, in force only if the rules are */
+	if (a->o.reload_prepare && !(staged = a->o.reload_prepare(a->o.reload_ctx, a->config_path, err, sizeof(err)))) {
+		rules_free(next);
+		return alerts__fail(ans, ALERTS_INVALID, "%s", err);
+	}
 	const struct ruleset *old = alerts__rs(a);
 	struct reload_arg ra = {.map = NULL};
 	ra.map = calloc(old->n_rules ? old->n_rules : 1, sizeof(*ra.map));
@@ -155,11 +160,16 @@ static void do_reload(struct alerts *a, struct store *s, struct alerts_answer *a
 	alerts__set_dests(a, alerts__rs(a));
 	alerts__end_work_subs(a, true);
 	alerts__rules_ref_put(a, prev);
+	if (staged)
+		a->o.reload_commit(a->o.reload_ctx, staged);
+	staged = NULL;
 	ans->rules = (uint32_t)alerts__rs(a)->n_rules;
 	ans->notifiers = (uint32_t)alerts__rs(a)->n_notifiers;
 	errq_snprintf(ans->msg, sizeof(ans->msg), "%u rules, %u notifiers from '%s': %u kept, %u changed, %u removed",
 		      ans->rules, ans->notifiers, a->config_path, ans->kept, ans->changed, ans->removed);
 out:
+	if (staged)
+		a->o.reload_discard(staged);
 	free(ra.map);
 	free(ra.fate);
 	free(rt);

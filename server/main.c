@@ -31,6 +31,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "alerts.h"
+#include "auth.h"
 #include "health.h"
 #include "http.h"
 #include "ingest.h"
@@ -91,6 +92,22 @@ static void grpc_log(gpr_log_func_args *a)
 							    : ERRQ_LOG_DEBUG;
 	errq_logkv(level, "grpc", "message", a->message ? a->message : "", "file", a->file ? a->file : "", "line",
 		   line, NULL);
+}
+
+/* The credentials are reloaded with the rules (alerts_opts.reload_*). */
+static void *creds_prepare(void *ctx, const char *path, char *err, size_t errsz)
+{
+	return auth_reload_prepare(ctx, path, err, errsz);
+}
+
+static void creds_commit(void *ctx, void *staged)
+{
+	auth_reload_commit(ctx, staged);
+}
+
+static void creds_discard(void *staged)
+{
+	auth_table_free(staged);
 }
 
 /* The turn of completion-queue thread i, for health.h. */
@@ -224,10 +241,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "errqd: rules %s\n", err);
 		return 1;
 	}
+	/* the credentials of the same file, and whether errqd may listen where it is told to */
+	struct auth *auth = NULL;
+	struct auth_table *creds_table = NULL;
+	const struct auth_policy policy = {.listen = cfg.listen,
+					   .open_ok = auth_listen_is_loopback(cfg.listen) || cfg.auth_open,
+					   .tls_verified = cfg.tls_client_ca[0] != '\0'};
+	if ((config_path && auth_table_load(&creds_table, config_path, err, sizeof(err))) ||
+	    auth_new(&auth, creds_table, &policy, err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		rules_free(ruleset);
+		return 1;
+	}
 	if (check_only) {
 		if (ruleset)
 			printf("errqd: %zu rules, %zu notifiers\n", ruleset->n_rules, ruleset->n_notifiers);
+		printf("errqd: %zu credentials%s\n", auth_count(auth),
+		       auth_count(auth) ? "" : policy.open_ok && !cfg.auth_open ? " (open on loopback)" : " (open: auth.open)");
 		rules_free(ruleset);
+		auth_free(auth);
 		printf("errqd: configuration %s%s%sok\n", config_path ? "'" : "", config_path ? config_path : "",
 		       config_path ? "' " : "");
 		return 0;
@@ -283,7 +315,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		store_set_ckpt(store, ckpt);
-		struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name};
+		struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name,
+					 .reload_prepare = creds_prepare, .reload_commit = creds_commit,
+					 .reload_discard = creds_discard, .reload_ctx = auth};
 		if (alerts_new(&alerts, &ao, ruleset, config_path, err, sizeof(err))) {
 			ruleset = NULL;
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start alerting", "error", err, NULL);
@@ -317,7 +351,9 @@ int main(int argc, char **argv)
 	if (alerts)
 		health_add_thread(health, "notifier", alerts_notifier_last_turn, alerts);
 	struct transport_opts to = {.listen = cfg.listen, .cq_threads = (int)cfg.cq_threads,
-				    .max_streams = (int)cfg.max_streams};
+				    .max_streams = (int)cfg.max_streams,
+				    .creds = grpc_insecure_server_credentials_create()};
+	auth_attach(auth, to.creds); /* every call is checked, health excepted (auth.h) */
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
 	    !(qs = query_svc_new(&(struct query_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
@@ -332,7 +368,7 @@ int main(int argc, char **argv)
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
 	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts})) ||
-	    report_svc_register(rs, t) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
+	    (report_svc_set_auth(rs, auth), report_svc_register(rs, t)) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
 	    tail_hub_register(tail, t) || health_svc_register(t, health)) {
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
@@ -382,6 +418,14 @@ int main(int argc, char **argv)
 			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
 			   hportbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
 			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", NULL);
+		char ncreds[24];
+		errq_snprintf(ncreds, sizeof(ncreds), "%zu", auth_count(auth));
+		if (!auth_count(auth) && !auth_listen_is_loopback(cfg.listen))
+			errq_logkv(ERRQ_LOG_WARN, "no credentials: every caller that reaches listen may report, read and "
+				   "administer (auth.open: true; docs/security.md)", "listen", cfg.listen, NULL);
+		else
+			errq_logkv(ERRQ_LOG_INFO, auth_count(auth) ? "credentials in force" : "no credentials: open on loopback",
+				   "credentials", ncreds, NULL);
 	}
 
 	for (;;) {
@@ -393,8 +437,11 @@ int main(int argc, char **argv)
 			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
 				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",
 					   alerts_refusal_msg(st), NULL);
-			else if (!alerts)
-				LOG_INFO("SIGHUP: nothing to reload (storage: none keeps no rules)");
+			else if (!alerts && (!config_path || auth_reload(auth, config_path, err, sizeof(err))))
+				errq_logkv(config_path ? ERRQ_LOG_ERROR : ERRQ_LOG_INFO,
+					   config_path ? "credentials reload refused; the credentials in force stay"
+						       : "SIGHUP: nothing to reload (no --config)",
+					   "error", config_path ? err : "", NULL);
 			continue;
 		}
 		errq_logkv(ERRQ_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
@@ -449,6 +496,7 @@ out:
 	query_svc_free(qs);
 	alerts_svc_free(as);
 	alerts_free(alerts); /* after the writer: its hooks and jobs use it */
+	auth_free(auth);     /* after the server: its processor uses it */
 	tail_hub_free(tail); /* its calls ended with the transport */
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */

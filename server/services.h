@@ -37,6 +37,10 @@ struct report_stats_snapshot {
 };
 void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out);
 struct report_svc *report_svc_new(struct ingest *ig);
+/* Events of a service the caller's credential may not report are rejected alone
+ * (service_not_allowed; auth.h).  Before report_svc_register; without it, none is. */
+struct auth;
+void report_svc_set_auth(struct report_svc *r, struct auth *auth);
 int report_svc_register(struct report_svc *r, struct transport *t);
 /* Shutdown, step 1: read no more; every call ends with UNAVAILABLE once its read batches are
  * answered. */

@@ -35,6 +35,7 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", "off"
 static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const durabilities[] = {"normal", "full", NULL};
 static const char *const storages[] = {"sqlite", "none", NULL};
+static const char *const booleans[] = {"false", "true", NULL};
 
 #define OFF(f) offsetof(struct settings, f)
 static const struct setting table[] = {
@@ -78,6 +79,9 @@ static const struct setting table[] = {
     {"tls.key", T_STRING, OFF(tls_key), "", 0, 0, NULL, NULL, "PEM private key of tls.cert"},
     {"tls.client_ca", T_STRING, OFF(tls_client_ca), "", 0, 0, NULL, NULL,
      "PEM CA bundle: clients must present a certificate it signed (mutual TLS; empty: not asked)"},
+    {"auth.open", T_ENUM, OFF(auth_open), "false", 0, 0, booleans, NULL,
+     "true: serve every caller on a non-loopback listen without credentials (warned at each start); "
+     "without credentials and without this, errqd listens on loopback only (docs/security.md)"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 _Static_assert(N_SETTINGS == SETTINGS_COUNT, "SETTINGS_COUNT in settings.h must be the number of rows");
@@ -249,10 +253,11 @@ int settings_source_text(const struct settings *s, const char *key, char *buf, s
 	return 0;
 }
 
-/* Keys that rules.c reads from the same file (notifiers, rules): skipped here. */
+/* Keys that rules.c (notifiers, rules) and auth.c (credentials) read from the same file:
+ * skipped here. */
 static int rules_key(const char *k)
 {
-	return strcmp(k, "notifiers") == 0 || strcmp(k, "rules") == 0;
+	return strcmp(k, "notifiers") == 0 || strcmp(k, "rules") == 0 || strcmp(k, "credentials") == 0;
 }
 
 /* The length of the section of a setting's name ("tls" of "tls.cert"), 0 for a top-level one. */
@@ -443,7 +448,19 @@ void settings_print_sample(void *file)
 		   "#     recovery_timeout: 60s\n"
 		   "#     half_open: {probe: 30s, failures: 1}\n"
 		   "#     severity: critical\n"
-		   "#     notify: [ops]\n");
+		   "#     notify: [ops]\n"
+		   "\n"
+		   "# Who may call (docs/security.md; reloaded with the rules).  Without credentials\n"
+		   "# errqd serves everyone, on a loopback listen only unless auth.open is true:\n"
+		   "#\n"
+		   "# credentials:\n"
+		   "#   - name: checkout-prod      # 'errq token new --name checkout-prod --role ingest\n"
+		   "#     token_sha256: 64-hex     #  --service checkout' prints a token and this entry\n"
+		   "#     role: ingest             # ingest | read | admin (admin may also read)\n"
+		   "#     services: [checkout, \"pay*\"]\n"
+		   "#   - name: oncall\n"
+		   "#     tls_identity: oncall.example.com  # a verified client certificate's CN or SAN\n"
+		   "#     role: read\n");
 }
 
 void settings_print_effective(void *file, const struct settings *s)
@@ -534,5 +551,6 @@ void settings_print_docs(void *file)
 		   "A duration is a number and one unit: `ms`, `s`, `m`, `h` or `d` (`500ms`, `8s`, `30d`).\n"
 		   "The flags that are not settings (`--config`, `--port-file`, ...) are in `errqd --help`.\n"
 		   "The same file holds the alert rules and notifiers, under `rules:` and `notifiers:`\n"
-		   "([alerts.md](alerts.md)); they have no environment variables or flags.\n");
+		   "([alerts.md](alerts.md)), and who may call under `credentials:`\n"
+		   "([security.md](security.md)); they have no environment variables or flags.\n");
 }

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define SETTINGS_STR_MAX 1024
-#define SETTINGS_COUNT 22 /* rows of the table in settings.c (checked when it compiles) */
+#define SETTINGS_COUNT 23 /* rows of the table in settings.c (checked when it compiles) */
 #define SETTINGS_FLAG_MAX 32
 #define SETTINGS_ENV_PREFIX "ERRQ_"
 
@@ -48,6 +48,7 @@ struct settings {
 	char tls_cert[SETTINGS_STR_MAX];    /* tls.cert: PEM file ("" = no TLS) */
 	char tls_key[SETTINGS_STR_MAX];     /* tls.key */
 	char tls_client_ca[SETTINGS_STR_MAX]; /* tls.client_ca: mutual TLS ("" = off) */
+	int auth_open;                      /* auth.open: 1 = no credentials needed off loopback */
 	char port_file[SETTINGS_STR_MAX];   /* flag only: write the bound gRPC port here */
 	char file[SETTINGS_STR_MAX];        /* the config file read ("" = none), for the sources */
 	struct settings_source src[SETTINGS_COUNT]; /* by row of the table */

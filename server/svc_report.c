@@ -23,6 +23,7 @@
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
+#include "auth.h"
 #include "ingest.h"
 #include "services.h"
 #include "transport.h"
@@ -38,6 +39,7 @@ struct rcall {
 	struct report_svc *svc;
 	grpc_call *call;
 	struct rcall *prev, *next; /* svc->calls, under svc->mu */
+	char identity[AUTH_NAME_MAX]; /* the caller's credential ("" = none), set at start */
 
 	struct tag recv_tag, send_tag, close_tag, resume_tag;
 	grpc_byte_buffer *recv_bb;
@@ -61,6 +63,7 @@ struct rcall {
 
 struct report_svc {
 	struct ingest *ig;
+	struct auth *auth; /* NULL: every service allowed */
 	struct report_stats st; /* atomics: counted by the queue threads */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a call was freed */
@@ -139,8 +142,8 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 /* Bytes -> decoded, validated batch, all in one arena (one malloc per chunk instead of one per
  * string and sub-message: the allocator was ~12% of errqd's CPU).  Returns NULL with the
  * status and reason that end the call. */
-static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, grpc_status_code *st, char *why,
-					 size_t whysz)
+static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, const struct auth_scope *scope,
+					 grpc_status_code *st, char *why, size_t whysz)
 {
 	struct ingest_batch *b = calloc(1, sizeof(*b));
 	ProtobufCAllocator alloc;
@@ -177,7 +180,8 @@ static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, grpc_stat
 		struct ingest_event *ev = &b->events[i];
 		char reason[VALIDATE_REASON_MAX];
 		Errq__V1__TaskFailure *tf = b->req->failures[i];
-		if (validate_failure(tf, &ev->v, reason)) {
+		if (validate_failure(tf, &ev->v, reason) ||
+		    auth_scope_allows(scope, tf->service, reason, sizeof(reason))) {
 			if (!b->rejected_index) {
 				b->rejected_index = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_index));
 				b->rejected_reason = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_reason));
@@ -358,7 +362,11 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 {
 	char why[128];
 	grpc_status_code st;
-	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &st, why, sizeof(why));
+	struct auth_scope scope; /* the credentials in force now: a reload applies to live streams */
+	auth_scope_begin(c->svc->auth, c->identity, &scope);
+	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &scope, &st, why,
+					      sizeof(why));
+	auth_scope_end(&scope);
 	count_batch(&c->svc->st, b, st);
 	if (!b) {
 		c->unanswered--;
@@ -599,6 +607,7 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	c->resume_tag = (struct tag){on_resume, c};
 	c->waiter.wake = on_wake;
 	c->raw = grpc_empty_slice();
+	auth_call_identity(call, c->identity, sizeof(c->identity));
 	/* The reference count and the close op are set up before the call is listed: from then
 	 * on report_svc_drain may start a status send (and take a reference) on it.  This
 	 * function holds one reference of its own until it is done with the call. */
@@ -645,6 +654,11 @@ struct report_svc *report_svc_new(struct ingest *ig)
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	return r;
+}
+
+void report_svc_set_auth(struct report_svc *r, struct auth *auth)
+{
+	r->auth = auth;
 }
 
 int report_svc_register(struct report_svc *r, struct transport *t)

@@ -258,8 +258,11 @@ static void on_server_shutdown(void *arg, bool ok)
 int transport_new(struct transport **out, const struct transport_opts *o)
 {
 	struct transport *t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		if (o->creds)
+			grpc_server_credentials_release(o->creds);
 		return -1;
+	}
 	t->o = *o;
 	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
 	pthread_mutex_init(&t->mu, NULL);
@@ -366,7 +369,8 @@ int transport_on_stop(struct transport *t, void (*fn)(void *ctx), void *ctx)
 
 int transport_start(struct transport *t, char *err, size_t errsz)
 {
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	grpc_server_credentials *creds = t->o.creds ? t->o.creds : grpc_insecure_server_credentials_create();
+	t->o.creds = NULL;
 	int port = grpc_server_add_http2_port(t->server, t->o.listen, creds);
 	grpc_server_credentials_release(creds);
 	if (port <= 0) {
@@ -459,6 +463,8 @@ void transport_free(struct transport *t)
 	for (int i = 0; i < t->ncq; i++)
 		grpc_completion_queue_destroy(t->cq[i]);
 	grpc_resource_quota_unref(t->quota);
+	if (t->o.creds) /* never started */
+		grpc_server_credentials_release(t->o.creds);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
 	free(t);

@@ -10,6 +10,7 @@
 #ifndef ERRQD_TRANSPORT_H
 #define ERRQD_TRANSPORT_H
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -52,6 +53,9 @@ struct transport_opts {
 	const char *listen; /* HOST:PORT */
 	int cq_threads;
 	int max_streams;    /* concurrent streams per connection */
+	/* the listener's credentials, taken over (released by transport_start or transport_free);
+	 * NULL: plaintext.  main.c attaches the auth processor to them (auth_attach). */
+	grpc_server_credentials *creds;
 };
 
 int transport_new(struct transport **out, const struct transport_opts *o);

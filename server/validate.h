@@ -37,8 +37,8 @@ struct validated {
 };
 
 /* The rejection codes (the part of a reason before the colon), in a fixed order. */
-#define VALIDATE_REJECT_CODES(X) X(missing_service) X(missing_error_type) X(bad_event_id) X(invalid_utf8)
-#define VALIDATE_N_REJECT_CODES 4
+#define VALIDATE_REJECT_CODES(X) X(missing_service) X(missing_error_type) X(bad_event_id) X(invalid_utf8) X(service_not_allowed)
+#define VALIDATE_N_REJECT_CODES 5
 extern const char *const validate_reject_codes[VALIDATE_N_REJECT_CODES];
 /* The index of reason's code in validate_reject_codes, or -1. */
 int validate_reject_index(const char *reason);

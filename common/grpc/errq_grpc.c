@@ -95,6 +95,12 @@ void errq_unary_result_free(struct errq_unary_result *r)
 int errq_unary_call(grpc_channel *ch, const char *method, const ProtobufCMessage *req, long timeout_ms,
 		    struct errq_unary_result *r)
 {
+	return errq_unary_call_md(ch, method, req, timeout_ms, NULL, 0, r);
+}
+
+int errq_unary_call_md(grpc_channel *ch, const char *method, const ProtobufCMessage *req, long timeout_ms,
+		       const grpc_metadata *md, size_t n_md, struct errq_unary_result *r)
+{
 	int rc = -1;
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
 	grpc_slice mslice = grpc_slice_from_static_string(method);
@@ -110,6 +116,8 @@ int errq_unary_call(grpc_channel *ch, const char *method, const ProtobufCMessage
 	memset(ops, 0, sizeof(ops));
 	memset(r, 0, sizeof(*r));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = n_md;
+	ops[0].data.send_initial_metadata.metadata = (grpc_metadata *)md;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = sendbb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

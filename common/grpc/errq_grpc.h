@@ -49,5 +49,8 @@ struct errq_unary_result {
 };
 int errq_unary_call(grpc_channel *ch, const char *method, const ProtobufCMessage *req, long timeout_ms,
 		    struct errq_unary_result *r);
+/* The same with n_md metadata entries sent with the request (an authorization header). */
+int errq_unary_call_md(grpc_channel *ch, const char *method, const ProtobufCMessage *req, long timeout_ms,
+		       const grpc_metadata *md, size_t n_md, struct errq_unary_result *r);
 void errq_unary_result_free(struct errq_unary_result *r);
 #endif

@@ -12,7 +12,10 @@
  *    (ERRQ_EQUEUEFULL) and every accepted one is stored;
  *  - 8 threads report at once: every event stored once;
  *  - a process closes its client and forks, again and again: every child's new client
- *    delivers (the fork waits for gRPC to finish shutting down). */
+ *    delivers (the fork waits for gRPC to finish shutting down);
+ *  - errq_options_set_token against a collector that requires credentials: the token's
+ *    events are stored, a service it may not report is rejected (counted), and a client
+ *    without a token gets its streams refused and nothing stored. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -507,6 +510,92 @@ static void test_close_then_fork(void **state)
 	errqd_cleanup(&d);
 }
 
+/* Events of service stored, read with a bearer token (the collector checks it). */
+static size_t stored_with_token(const char *addr, const char *token, const char *service)
+{
+	char authz[128];
+	errq_snprintf(authz, sizeof(authz), "Bearer %s", token);
+	grpc_metadata md = {.key = grpc_slice_from_static_string("authorization"),
+			    .value = grpc_slice_from_copied_string(authz)};
+	grpc_channel *ch = errq_channel_new(addr);
+	Errq__V1__ListEventsRequest req = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+	req.service = (char *)service;
+	req.limit = 1000;
+	struct errq_unary_result r;
+	assert_int_equal(errq_unary_call_md(ch, "/errq.v1.Query/ListEvents", &req.base, GENEROUS_MS, &md, 1, &r), 0);
+	assert_int_equal(r.status, GRPC_STATUS_OK);
+	Errq__V1__ListEventsResponse *resp =
+	    errq__v1__list_events_response__unpack(NULL, GRPC_SLICE_LENGTH(r.resp), GRPC_SLICE_START_PTR(r.resp));
+	assert_non_null(resp);
+	size_t n = resp->n_events;
+	errq__v1__list_events_response__free_unpacked(resp, NULL);
+	errq_unary_result_free(&r);
+	grpc_slice_unref(md.value);
+	grpc_channel_destroy(ch);
+	return n;
+}
+
+/* The token of `errq token new ARGS` into token, its entry appended to entries. */
+static void token_new(const char *const *argv, char *token, size_t tsz, char *entries, size_t esz)
+{
+	char *out = NULL;
+	assert_int_equal(run_capture(argv, "127.0.0.1:1", &out, NULL), 0);
+	char *t = strstr(out, "token: "), *e = strstr(out, "  - name: ");
+	assert_true(t && e);
+	t += strlen("token: ");
+	errq_snprintf(token, tsz, "%.*s", (int)strcspn(t, "\n"), t);
+	size_t used = strlen(entries);
+	errq_snprintf(entries + used, esz - used, "%s", e);
+	free(out);
+}
+
+static void test_token(void **state)
+{
+	(void)state;
+	struct errqd_proc d = {0};
+	char ingest[128], reader[128], cfg[2048] = "credentials:\n", path[400];
+	token_new((const char *const[]){ERRQ_CLI_PATH, "token", "new", "--role", "ingest", "--service", "lib-ok*", NULL},
+		  ingest, sizeof(ingest), cfg, sizeof(cfg));
+	token_new((const char *const[]){ERRQ_CLI_PATH, "token", "new", "--role", "read", NULL}, reader, sizeof(reader),
+		  cfg, sizeof(cfg));
+	errq_snprintf(d.dir, sizeof(d.dir), "/tmp/errq-client-token-XXXXXX");
+	assert_non_null(mkdtemp(d.dir));
+	errq_snprintf(path, sizeof(path), "%s/errqd.yaml", d.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(cfg, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(errqd_start(&d, (const char *const[]){"--config", path, NULL}), 0);
+
+	/* with the token: stored; a service the token may not report: rejected alone */
+	errq_options_t *o = options_for(d.addr, "lib-ok-checkout");
+	assert_int_equal(errq_options_set_token(o, ingest), ERRQ_OK);
+	errq_client_t *c = errq_client_new(o);
+	assert_non_null(c);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(errq_report_failure(c, "TokenError", NULL, "m%d", i), ERRQ_OK);
+	assert_int_equal(errq_report(c, errq_event_new("lib-forbidden", "OtherServiceError", "not ours")), ERRQ_OK);
+	assert_int_equal(errq_client_flush(c, GENEROUS_MS), ERRQ_OK);
+	errq_stats_t st;
+	errq_client_stats(c, &st);
+	assert_int_equal(st.acked, 6);
+	assert_int_equal(st.rejected, 1);
+	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
+	assert_int_equal(stored_with_token(d.addr, reader, "lib-ok-checkout"), 5);
+	assert_int_equal(stored_with_token(d.addr, reader, "lib-forbidden"), 0);
+
+	/* without it: the collector refuses the stream, the client retries, nothing is stored */
+	c = errq_client_new(options_for(d.addr, "lib-ok-untokened"));
+	assert_int_equal(errq_report_failure(c, "TokenError", NULL, "x"), ERRQ_OK);
+	WAIT_FOR((errq_client_stats(c, &st), st.stream_failures >= 2));
+	assert_int_equal(st.acked, 0);
+	assert_int_equal(st.pending, 1);
+	errq_client_close(c, 100); /* its event is lost at close: nobody would take it */
+	assert_int_equal(stored_with_token(d.addr, reader, "lib-ok-untokened"), 0);
+	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
+	errqd_cleanup(&d);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -518,6 +607,7 @@ int main(void)
 	    cmocka_unit_test(test_burst_spool_full_refuses),
 	    cmocka_unit_test(test_eight_threads),
 	    cmocka_unit_test(test_close_then_fork),
+	    cmocka_unit_test(test_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

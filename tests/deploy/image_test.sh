@@ -6,10 +6,13 @@
 # archive must carry the tag, the non-root user, the volume, the ports and the HEALTHCHECK.
 # Then errqd runs from the image (buildah run, chroot isolation, which shares the host's
 # network), started by the image's own ENTRYPOINT and config with the ports moved to
-# 127.0.0.1 (gRPC on an ephemeral port, HTTP on a free one this script picks): report_failure
-# from the build tree reports three events from outside, the errq inside the image reads them
-# back, GET /livez answers 200 from outside and through the HEALTHCHECK's curl inside, and
-# SIGTERM stops errqd cleanly (exit 0, "drained").
+# 127.0.0.1 (gRPC on an ephemeral port, HTTP on a free one this script picks) and, as an
+# operator would mount it, a config that adds credentials made by `errq token new` (the image's
+# own has none: errqd refuses 0.0.0.0 without them): report_failure from the build tree
+# reports three events from outside with an ingest token, the errq inside the image reads them
+# back with a read token and is refused without one (exit 4), GET /livez answers 200 from
+# outside and through the HEALTHCHECK's curl inside, and SIGTERM stops errqd cleanly (exit 0,
+# "drained").
 set -eu
 
 src=$1
@@ -84,9 +87,22 @@ done
 [ -n "$hport" ] || fail "no free port found for HTTP"
 mkdir "$tmp/share"
 chmod 1777 "$tmp/share" # errqd runs as 10001
+# the image's config and credentials (docs/security.md): the entrypoint's file, as given
+# to the container, with the entries `errq token new` prints pasted under credentials:
+"$build/bin/errq" token new --name image-ingest --role ingest --service 'image-*' >"$tmp/ingest.tok"
+"$build/bin/errq" token new --name image-reader --role read >"$tmp/read.tok"
+ingest_token=$(sed -n 's/^token: //p' "$tmp/ingest.tok")
+read_token=$(sed -n 's/^token: //p' "$tmp/read.tok")
+bh run --isolation chroot "$ctr" -- cat /etc/errq/errqd.yaml >"$tmp/share/errqd.yaml"
+{
+	echo "credentials:"
+	sed -n '/^  - name:/,$p' "$tmp/ingest.tok"
+	sed -n '/^  - name:/,$p' "$tmp/read.tok"
+} >>"$tmp/share/errqd.yaml"
+chmod 644 "$tmp/share/errqd.yaml"
 # shellcheck disable=SC2086 # the entrypoint is words
 bh run --isolation chroot -v "$tmp/share:/run/errq-test" "$ctr" -- \
-	sh -c 'echo $$ >/run/errq-test/pid && exec "$@"' sh $entrypoint \
+	sh -c 'echo $$ >/run/errq-test/pid && exec "$@"' sh $entrypoint --config /run/errq-test/errqd.yaml \
 	--listen 127.0.0.1:0 --http-listen "127.0.0.1:$hport" --port-file /run/errq-test/port \
 	>"$tmp/errqd.out" 2>"$tmp/errqd.log" &
 bpid=$!
@@ -100,10 +116,16 @@ grep -q '"database":"/var/lib/errq/errq.db"' "$tmp/errqd.log" ||
 	fail "errqd does not use the image's database path: $(cat "$tmp/errqd.log")"
 
 # ---- events in from outside, read back with the errq inside
-ERRQ_ADDR=127.0.0.1:$port "$build/bin/report_failure" image-test >"$tmp/report.log" 2>&1 ||
+ERRQ_ADDR=127.0.0.1:$port ERRQ_TOKEN=$ingest_token "$build/bin/report_failure" image-test >"$tmp/report.log" 2>&1 ||
 	fail "report_failure failed: $(cat "$tmp/report.log")"
 grep -q "3 reported, 3 acknowledged" "$tmp/report.log" || fail "report_failure: $(cat "$tmp/report.log")"
-bh run --isolation chroot "$ctr" -- errq --addr "127.0.0.1:$port" events -o jsonl >"$tmp/events.jsonl" \
+rc=0
+bh run --isolation chroot "$ctr" -- errq --addr "127.0.0.1:$port" events >/dev/null 2>"$tmp/errq.log" || rc=$?
+if [ "$rc" != 4 ] || ! grep -q unauthenticated "$tmp/errq.log"; then
+	fail "errq without a token exited $rc, want 4 (unauthenticated): $(cat "$tmp/errq.log")"
+fi
+bh run --isolation chroot --env "ERRQ_TOKEN=$read_token" "$ctr" -- errq --addr "127.0.0.1:$port" events -o jsonl \
+	>"$tmp/events.jsonl" \
 	2>"$tmp/errq.log" || fail "errq events in the image failed: $(cat "$tmp/errq.log")"
 n=$(grep -c '"service":"image-test"' "$tmp/events.jsonl" || true)
 [ "$n" = 3 ] || fail "errq in the image reads $n events of image-test, want 3: $(cat "$tmp/events.jsonl")"
@@ -112,7 +134,8 @@ for t in ConnectionResetError JSONDecodeError TimeoutError; do
 done
 
 # the report_failure inside the image (deploy/compose.yaml's demo service) reaches it too
-bh run --isolation chroot --env "ERRQ_ADDR=127.0.0.1:$port" "$ctr" -- report_failure image-demo \
+bh run --isolation chroot --env "ERRQ_ADDR=127.0.0.1:$port" --env "ERRQ_TOKEN=$ingest_token" "$ctr" -- \
+	report_failure image-demo \
 	>"$tmp/demo.log" 2>&1 || fail "report_failure in the image failed: $(cat "$tmp/demo.log")"
 grep -q "3 reported, 3 acknowledged" "$tmp/demo.log" || fail "report_failure in the image: $(cat "$tmp/demo.log")"
 
@@ -129,4 +152,4 @@ wait "$bpid" || rc=$?
 bpid=
 [ "$rc" = 0 ] || fail "errqd exited $rc on SIGTERM: $(tail -5 "$tmp/errqd.log")"
 grep -q '"msg":"drained"' "$tmp/errqd.log" || fail "no 'drained' in errqd's log: $(tail -5 "$tmp/errqd.log")"
-echo "image_test: $tag ($(du -m "$archive" | cut -f1) MiB archive): errqd ran as 10001, stored 3 events, errq in the image read them, /livez 200, SIGTERM drained"
+echo "image_test: $tag ($(du -m "$archive" | cut -f1) MiB archive): errqd ran as 10001, stored 3 events, errq in the image read them with a read token (and was refused without), /livez 200, SIGTERM drained"

@@ -3,8 +3,9 @@
 #
 # deploy/k8s renders offline (`kubectl kustomize`), every rendered object passes the
 # Kubernetes API schema of its kind and errq's own checks (tests/deploy/k8s/validate.mjs), the
-# validator rejects deliberately broken copies (--selftest), and ERRQD accepts the config and
-# rules the ConfigMap carries (and the container image's config).  The validator's packages are
+# validator rejects deliberately broken copies (--selftest), ERRQD accepts the config, rules
+# and credentials the ConfigMap carries, and refuses the container image's config (no
+# credentials, 0.0.0.0) unless ERRQ_AUTH_OPEN=true.  The validator's packages are
 # pinned by tests/deploy/k8s/package-lock.json and installed by scripts/install-deps (npm ci).
 set -eu
 
@@ -23,8 +24,15 @@ kubectl kustomize "$src/deploy/k8s" >"$tmp/rendered.yaml" 2>"$tmp/kustomize.log"
 node "$dir/validate.mjs" "$tmp/rendered.yaml" || fail "the rendered manifests do not validate"
 node "$dir/validate.mjs" --selftest "$tmp/rendered.yaml" >"$tmp/selftest.log" 2>&1 ||
 	fail "the validator's self-test failed: $(cat "$tmp/selftest.log")"
-for cfg in "$src/deploy/k8s/errqd.yaml" "$src/deploy/container/errqd.yaml"; do
-	"$errqd" --config "$cfg" --check-config >"$tmp/check.log" 2>&1 ||
-		fail "errqd refuses '$cfg': $(cat "$tmp/check.log")"
-done
+"$errqd" --config "$src/deploy/k8s/errqd.yaml" --check-config >"$tmp/check.log" 2>&1 ||
+	fail "errqd refuses deploy/k8s/errqd.yaml: $(cat "$tmp/check.log")"
+grep -q "2 credentials" "$tmp/check.log" || fail "deploy/k8s/errqd.yaml: $(cat "$tmp/check.log")"
+# the image's own config has no credentials: refused on 0.0.0.0 until the operator chooses
+cfg=$src/deploy/container/errqd.yaml
+if "$errqd" --config "$cfg" --check-config >"$tmp/check.log" 2>&1; then
+	fail "errqd accepts the image's config without credentials on 0.0.0.0"
+fi
+grep -q "without credentials" "$tmp/check.log" || fail "unexpected refusal: $(cat "$tmp/check.log")"
+ERRQ_AUTH_OPEN=true "$errqd" --config "$cfg" --check-config >"$tmp/check.log" 2>&1 ||
+	fail "errqd refuses the image's config with ERRQ_AUTH_OPEN=true: $(cat "$tmp/check.log")"
 echo "k8s_test: deploy/k8s renders and validates; $(grep -c rejected "$tmp/selftest.log") broken copies rejected"

@@ -63,22 +63,12 @@ static void write_config(const char *path)
  * stderr in *err if asked. */
 static char *errq_vrun(const char *addr, int want, char **err, const char *a0, va_list ap)
 {
-	const char *argv[16];
+	const char *args[16];
 	int n = 0;
-	argv[n++] = ERRQ_CLI_PATH;
 	for (const char *a = a0; a && n < 15; a = va_arg(ap, const char *))
-		argv[n++] = a;
-	argv[n] = NULL;
-	char *out = NULL, *e = NULL;
-	int rc = run_capture(argv, addr, &out, &e);
-	if (rc != want || !out)
-		fail_msg("errq %s %s exited %d, want %d\nstdout: %s\nstderr: %s", argv[1], n > 2 ? argv[2] : "", rc, want,
-			 out ? out : "", e ? e : "");
-	if (err)
-		*err = e;
-	else
-		free(e);
-	return out;
+		args[n++] = a;
+	args[n] = NULL;
+	return harness_errq(addr, want, err, args);
 }
 
 static char *errq_run(const char *addr, int want, char **err, const char *a0, ...) __attribute__((sentinel));

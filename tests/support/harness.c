@@ -15,6 +15,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <setjmp.h> /* cmocka.h needs these three first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include "errq_grpc.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -212,6 +216,26 @@ int run_capture(const char *const *argv, const char *addr, char **out, char **er
 	return run_impl(argv, addr, out, err);
 }
 
+char *harness_errq(const char *addr, int want, char **err, const char *const *args)
+{
+	const char *argv[32];
+	int n = 0;
+	argv[n++] = ERRQ_CLI_PATH;
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	char *out = NULL, *e = NULL;
+	int rc = run_capture(argv, addr, &out, &e);
+	if (rc != want || !out)
+		fail_msg("errq %s %s exited %d, want %d\nstdout: %s\nstderr: %s", argv[1], n > 2 ? argv[2] : "", rc, want,
+			 out ? out : "", e ? e : "");
+	if (err)
+		*err = e;
+	else
+		free(e);
+	return out;
+}
+
 int errqd_run_once(const char *const *args, char **err)
 {
 	const char *argv[80];
@@ -241,6 +265,13 @@ static bool pluck(struct rawstream *s, void *tag, long timeout_ms)
 
 int raw_open(struct rawstream *s, const char *addr)
 {
+	return raw_open_token(s, addr, NULL);
+}
+
+int raw_open_token(struct rawstream *s, const char *addr, const char *token)
+{
+	char authz[600];
+	grpc_metadata md;
 	memset(s, 0, sizeof(*s));
 	s->ch = errq_channel_new(addr);
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -254,16 +285,33 @@ int raw_open(struct rawstream *s, const char *addr)
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
-	if (grpc_call_start_batch(s->call, ops, 1, TAG_START, NULL) != GRPC_CALL_OK)
+	if (token) {
+		errq_snprintf(authz, sizeof(authz), "Bearer %s", token);
+		md.key = grpc_slice_from_static_string("authorization");
+		md.value = grpc_slice_from_copied_string(authz);
+		ops[0].data.send_initial_metadata.count = 1;
+		ops[0].data.send_initial_metadata.metadata = &md;
+	}
+	grpc_call_error ce = grpc_call_start_batch(s->call, ops, 1, TAG_START, NULL);
+	if (ce != GRPC_CALL_OK) {
+		if (token)
+			grpc_slice_unref(md.value);
 		return -1;
+	}
 	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
 	ops[0].flags = 0;
 	ops[0].data.recv_status_on_client.trailing_metadata = &s->md_trailing;
 	ops[0].data.recv_status_on_client.status = &s->status;
 	ops[0].data.recv_status_on_client.status_details = &s->status_details;
-	if (grpc_call_start_batch(s->call, ops, 1, TAG_STATUS, NULL) != GRPC_CALL_OK)
+	if (grpc_call_start_batch(s->call, ops, 1, TAG_STATUS, NULL) != GRPC_CALL_OK) {
+		if (token)
+			grpc_slice_unref(md.value);
 		return -1;
-	return pluck(s, TAG_START, HARNESS_DEADLINE_MS) ? 0 : -1;
+	}
+	bool started = pluck(s, TAG_START, HARNESS_DEADLINE_MS); /* the metadata is sent by then */
+	if (token)
+		grpc_slice_unref(md.value);
+	return started ? 0 : -1;
 }
 
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n)

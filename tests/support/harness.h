@@ -65,6 +65,10 @@ int errqd_run_once(const char *const *args, char **err);
 /* Runs argv with ERRQ_ADDR=addr; returns exit status, stdout in *out, stderr in *err
  * (malloc'd, NUL-terminated; pass NULL to discard). */
 int run_capture(const char *const *argv, const char *addr, char **out, char **err);
+/* Runs the errq CLI with args (NULL-terminated, without the program) at addr and fails the
+ * test unless it exits want (and prints something to stdout).  Returns stdout, and stderr in
+ * *err if err is not NULL (both malloc'd). */
+char *harness_errq(const char *addr, int want, char **err, const char *const *args);
 
 /* A raw Report stream. */
 struct rawstream {
@@ -79,6 +83,8 @@ struct rawstream {
 };
 
 int raw_open(struct rawstream *s, const char *addr);
+/* The same with "authorization: Bearer TOKEN" (token NULL: none). */
+int raw_open_token(struct rawstream *s, const char *addr, const char *token);
 /* Sends one message of raw bytes; returns 0 when the write completed. */
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n);
 int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req);
