@@ -158,6 +158,11 @@ ERRQ_EXPORT int errq_options_set_circuit_threshold(errq_options_t *opts, unsigne
  * cancels the stream and resends on a new one (a collector that accepts the connection
  * but never answers cannot wedge it).  100..3600000 ms.  Default 30000. */
 ERRQ_EXPORT int errq_options_set_ack_timeout(errq_options_t *opts, unsigned ms);
+/* With a spool: how long errq_report() may wait, at the queue's limit, for the background
+ * thread to spill the overflow to disk before it refuses the event (ERRQ_EQUEUEFULL).
+ * 0..60000 ms; 0 never waits (the overflow is refused at once, as without a spool, while the
+ * background thread still spills at half full).  Default 1000.  See errq_report(). */
+ERRQ_EXPORT int errq_options_set_spill_wait(errq_options_t *opts, unsigned ms);
 /* errq_record_outcome() counts are sent every this many seconds, 1..3600.  Default 5. */
 ERRQ_EXPORT int errq_options_set_outcome_interval(errq_options_t *opts, unsigned seconds);
 /* Disk spool: a directory (created if its parent exists; one client per directory, others
@@ -259,8 +264,8 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts);
  * the common case.
  * With a spool that has free room, a report that finds the queue full does not fail at once:
  * it waits (holding no lock) for the background thread to write what the client holds to the
- * spool, at most 1 s, typically about one fsync()ed file write (docs/client.md, "The disk
- * spool"), counted in stats.spill_waits; ERRQ_EQUEUEFULL only when no room was made by then,
+ * spool, at most errq_options_set_spill_wait() (1 s by default), typically about one
+ * fsync()ed file write (docs/client.md, "The disk spool"), counted in stats.spill_waits; ERRQ_EQUEUEFULL only when no room was made by then,
  * or at once when the spool is full, unusable or paused after a write error.  It never waits
  * for the network. */
 ERRQ_EXPORT int errq_report(errq_client_t *client, errq_event_t *ev);

@@ -115,12 +115,14 @@
 #endif
 /* Spill at the queue's limit.  errq_report() that finds the capacity or the byte budget used
  * up, with a spool that has free room, waits (on done_cv, holding no lock) for the background
- * thread to move what it holds to disk, at most ERRQ__SPILL_WAIT_MS; then, or at once when the
+ * thread to move what it holds to disk, at most spill_wait_ms (an option: 0 never waits,
+ * default ERRQ__SPILL_WAIT_MS_DEFAULT, at most ERRQ__SPILL_WAIT_MS_MAX); then, or at once when the
  * spool is full, unusable or in its write-retry pause, it refuses (ERRQ_EQUEUEFULL).  Such a
  * spill never deletes spooled files to make room (only writes while the circuit is open and at
  * close do).  While the queue is half full the background thread polls its completion queue
  * at most ERRQ__SPILL_POLL_MS at a time, so a waiting report is seen soon. */
-#define ERRQ__SPILL_WAIT_MS 1000u
+#define ERRQ__SPILL_WAIT_MS_DEFAULT 1000u
+#define ERRQ__SPILL_WAIT_MS_MAX 60000u
 #define ERRQ__SPILL_POLL_MS 2
 #define ERRQ__SPOOL_REPLAY_BATCHES 4u
 #define ERRQ__SPOOL_REPLAY_BYTES (1u << 20)
@@ -157,6 +159,7 @@ struct errq_options {
 	unsigned backoff_initial_ms;
 	unsigned backoff_max_ms;
 	unsigned ack_timeout_ms;
+	unsigned spill_wait_ms;
 	unsigned circuit_threshold;
 	unsigned outcome_interval_s;
 	char *spool_dir;          /* NULL: no spool */

@@ -73,7 +73,7 @@
  *
  * Spill waits: errq_report() at the queue's limit, when the spool can take the overflow
  * (spill_room, published by the sender under mu; or the spool not read yet), waits on done_cv
- * (mu released while waiting) for at most ERRQ__SPILL_WAIT_MS, counted in spill_waiters (and
+ * (mu released while waiting) for at most cfg.spill_wait_ms, counted in spill_waiters (and
  * spill_requests, which keeps the sender from sleeping until it has looked) so
  * that the sender spills at once (errq_sender.c) and broadcasts done_cv as events resolve or
  * the spool's state changes.  A waiting report holds only its own encoded event.
@@ -390,19 +390,20 @@ static bool over_limit_locked(const errq_client_t *c, const struct errq_qev *q)
  * has free room, or the sender has not opened it yet (the first thing it does).  mu held. */
 static bool spill_possible_locked(const errq_client_t *c)
 {
-	return c->cfg.spool_dir && !c->closing && (!c->spool_scanned || c->spill_room);
+	return c->cfg.spool_dir && c->cfg.spill_wait_ms && !c->closing &&
+	       (!c->spool_scanned || c->spill_room);
 }
 
 /* At the queue's limit with a spool that can take the overflow: waits (mu released while
  * waiting, no other lock held) until the sender has moved enough to disk for q to fit, at
- * most ERRQ__SPILL_WAIT_MS, or until the spool can take no more.  mu held. */
+ * most cfg.spill_wait_ms, or until the spool can take no more.  mu held. */
 static void wait_for_spill_locked(errq_client_t *c, const struct errq_qev *q)
 {
 	struct timespec dl;
 	if (!over_limit_locked(c, q) || !spill_possible_locked(c))
 		return;
 	c->st.spill_waits++;
-	errq__deadline_after_ms(&dl, ERRQ__SPILL_WAIT_MS);
+	errq__deadline_after_ms(&dl, (long)c->cfg.spill_wait_ms);
 	while (over_limit_locked(c, q) && spill_possible_locked(c)) {
 		c->spill_waiters++;
 		c->spill_requests++;

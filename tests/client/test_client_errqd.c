@@ -339,6 +339,8 @@ static errq_client_t *burst_client(const char *addr, const char *service, const 
 	errq_options_t *o = options_for(addr, service);
 	assert_int_equal(errq_options_set_queue_capacity(o, BURST_CAPACITY), ERRQ_OK);
 	assert_int_equal(errq_options_set_spool_dir(o, spool), ERRQ_OK);
+	/* no refusal while the spool has room: a spill must not time out on a loaded machine */
+	assert_int_equal(errq_options_set_spill_wait(o, ERRQ__SPILL_WAIT_MS_MAX), ERRQ_OK);
 	if (spool_max) {
 		assert_int_equal(errq_options_set_circuit_threshold(o, 1000), ERRQ_OK);
 		assert_int_equal(errq_options_set_spool_max_bytes(o, spool_max), ERRQ_OK);
