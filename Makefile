@@ -37,8 +37,12 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 # (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the cache);
 # then the whole suite REPEAT_RUNS times in a row with every core kept busy by other load,
 # plainly and under ASan+UBSan: every run must pass (scripts/test-repeat; about 20 + 30
-# minutes on 2 cores).
+# minutes on 2 cores); errqd SIGKILLed CRASH_ROUNDS times under load
+# (tests/integration/test_crash_repeated.c, about 1 s a round); the soak, SOAK_SECONDS at half
+# the measured maximum (tests/soak/soak.py).
 REPEAT_RUNS ?= 20
+CRASH_ROUNDS ?= 50
+SOAK_SECONDS ?= 1800
 test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	@scripts/install-deps --long
 	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -L integration
@@ -47,6 +51,8 @@ test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/test-repeat --runs $(REPEAT_RUNS) $(ASAN_BUILD)
+	cd $(BUILD) && ERRQ_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest -V -R integration_crash_repeated
+	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.py $(BUILD)
 
 # The benchmark matrix of issue 3 (about 20-30 minutes); writes docs/benchmarks.md.  BENCH_DURATION,
 # BENCH_WARMUP, BENCH_PREFILL and BENCH_RUNS (environment or make arguments) shorten it, e.g.

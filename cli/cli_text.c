@@ -27,11 +27,15 @@ uint32_t cli__next_cp(const unsigned char *s, size_t n, size_t *i)
 }
 
 /* What a terminal cell shows instead of c: controls (C0, DEL, C1) would move the cursor or
- * start escape sequences. */
+ * start escape sequences; bidirectional controls (embeddings, overrides, isolates, marks)
+ * would reorder what follows them on the line, so a message could make the columns after it
+ * read backwards or hide text (CVE-2021-42574, "Trojan Source"): they show as U+FFFD. */
 static uint32_t clean_cp(uint32_t c)
 {
 	if (c < 0x20 || c == 0x7F || (c >= 0x80 && c < 0xA0))
 		return ' ';
+	if (c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069))
+		return REPLACEMENT;
 	return c;
 }
 

@@ -37,6 +37,7 @@ enum {
 	C_CODE,
 	C_COUNT,
 	C_TOTAL,
+	C_DROPPED,
 	C_SPARK,
 	C_FIRST,
 	C_LAST,
@@ -57,6 +58,8 @@ static const struct cli_col cols[NCOLS] = {
     [C_CODE] = {"CODE", CLI_COL_HIDE_EMPTY, 2, 8, 5},
     [C_COUNT] = {"COUNT", CLI_COL_RIGHT | CLI_COL_HIDE_EMPTY, 0, 0, 0},
     [C_TOTAL] = {"TOTAL", CLI_COL_RIGHT, 0, 0, 0},
+    /* of TOTAL, refused by a quota and only counted: shown only when some group has any */
+    [C_DROPPED] = {"NOT STORED", CLI_COL_RIGHT | CLI_COL_HIDE_EMPTY, 0, 0, 0},
     [C_SPARK] = {"LAST HOUR", CLI_COL_HIDE_EMPTY, 0, 0, 2},
     [C_FIRST] = {"FIRST SEEN", 0, 0, 0, 1},
     [C_LAST] = {"LAST SEEN", 0, 0, 0, 0},
@@ -89,6 +92,7 @@ json_t *cli_group_json(const struct cli_ctx *ctx, const ProtobufCMessage *row)
 	cli_json_put(o, "resolved_at", cli_json_time(g->resolved_at_unix_nano), &ok);
 	cli_json_put(o, "grouping_version", json_integer(g->grouping_version), &ok);
 	cli_json_put(o, "overflow", json_boolean(g->overflow), &ok);
+	cli_json_put(o, "dropped", cli_json_uint(g->dropped), &ok); /* of total: not stored (quota) */
 	return cli_json_done(o, ok);
 }
 
@@ -128,6 +132,10 @@ static void group_cells(const struct cli_ctx *ctx, const struct cli_view *v, siz
 	if (windowed(ctx->args))
 		cli_cell_uint(c, C_COUNT, g->count);
 	cli_cell_uint(c, C_TOTAL, g->total);
+	if (g->dropped) {
+		cli_cell_uint(c, C_DROPPED, g->dropped);
+		c->style[C_DROPPED] = CLI_STYLE_YELLOW;
+	}
 	if (sparks && index < CLI_SPARK_ROWS)
 		c->text[C_SPARK] = sparks[index];
 	c->style[C_SPARK] = CLI_STYLE_YELLOW;
@@ -342,6 +350,10 @@ static void group_detail(const struct cli_ctx *ctx, struct cli_detail *d, const 
 			  (unsigned long long)g->handled);
 	cli_detail_field(d, "first seen", cli_fmt_when(ctx, buf, sizeof(buf), g->first_seen_unix_nano), CLI_STYLE_NONE);
 	cli_detail_field(d, "last seen", cli_fmt_when(ctx, buf, sizeof(buf), g->last_seen_unix_nano), CLI_STYLE_NONE);
+	if (g->dropped)
+		cli_detail_fieldf(d, "not stored", CLI_STYLE_YELLOW,
+				  "%llu of the total: refused by a quota (quota_exceeded), counted but not stored",
+				  (unsigned long long)g->dropped);
 	if (g->overflow)
 		cli_detail_fieldf(d, "overflow", CLI_STYLE_YELLOW,
 				  "yes: %s has more groups than the collector keeps; new fingerprints are counted here",

@@ -43,6 +43,8 @@ static json_t *status_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 	cli_json_put(o, "events_duplicate", cli_json_uint(r->events_duplicate), &ok);
 	cli_json_put(o, "events_deleted", cli_json_uint(r->events_deleted), &ok);
 	cli_json_put(o, "overflow_events", cli_json_uint(r->overflow_events), &ok);
+	cli_json_put(o, "events_dropped", cli_json_uint(r->events_dropped), &ok);
+	cli_json_put(o, "events_dropped_total", cli_json_uint(r->events_dropped_total), &ok);
 	cli_json_put(o, "commits", cli_json_uint(r->commits), &ok);
 	cli_json_put(o, "store_errors", cli_json_uint(r->store_errors), &ok);
 	cli_json_put(o, "ingest_queue_batches", cli_json_uint(r->ingest_queue_batches), &ok);
@@ -88,6 +90,10 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 			  "overflow groups",
 			  (unsigned long long)r->events_stored, (unsigned long long)r->events_duplicate,
 			  (unsigned long long)r->events_deleted, (unsigned long long)r->overflow_events);
+	if (r->events_dropped || r->events_dropped_total)
+		cli_detail_fieldf(d, "over quota", CLI_STYLE_YELLOW,
+				  "%llu counted but not stored since start, %llu all time (quota_exceeded)",
+				  (unsigned long long)r->events_dropped, (unsigned long long)r->events_dropped_total);
 	if (!strcmp(r->storage, "none"))
 		cli_detail_field(d, "database", "none: storage is off, events are counted and dropped",
 				 CLI_STYLE_YELLOW);

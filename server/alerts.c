@@ -180,11 +180,19 @@ void alerts_set_ingest(struct alerts *a, struct ingest *ig)
 	a->o.ig = ig;
 }
 
+void alerts_stop(struct alerts *a)
+{
+	if (!a)
+		return;
+	notify_stop(a->notifier); /* joins its thread: no delivery, timer or job after this */
+	a->notifier = NULL;
+}
+
 void alerts_free(struct alerts *a)
 {
 	if (!a)
 		return;
-	notify_stop(a->notifier);
+	alerts_stop(a);
 	for (size_t i = 0; i < a->n_buckets; i++)
 		for (struct centry *e = a->buckets[i], *next; e; e = next) {
 			next = e->hnext;

@@ -64,6 +64,11 @@ struct alerts_opts {
 int alerts_new(struct alerts **out, const struct alerts_opts *o, struct ruleset *rs, const char *source,
 	       char *err, size_t errsz);
 void alerts_set_ingest(struct alerts *a, struct ingest *ig);
+/* Stops the notifier thread (deliveries in flight are cut; what they had not finished stays
+ * in the outbox for the next start) and joins it: after this no code of the alerts engine
+ * runs on a thread of its own, so the ingest writer its jobs go to may be freed.  The
+ * gRPC threads (requests) must be gone already.  alerts_free does it too; accepts NULL. */
+void alerts_stop(struct alerts *a);
 /* Stops the notifier (deliveries still pending stay in the outbox) and frees.  After the
  * ingest writer has stopped.  Accepts NULL. */
 void alerts_free(struct alerts *a);

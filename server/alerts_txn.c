@@ -300,8 +300,9 @@ int alerts_hook_txn(void *ctx, struct store *s, const struct ingest_batch *list)
 	for (const struct ingest_batch *b = list; b; b = b->next) {
 		for (size_t i = 0; i < b->n_events; i++) {
 			const struct ingest_event *ev = &b->events[i];
-			if (!ev->tf || ev->result != 1)
-				continue; /* rejected, or a duplicate: counted when first stored */
+			if (!ev->tf || ev->result == INGEST_DUPLICATE)
+				continue; /* invalid, or a duplicate: counted when first stored.  Events
+					   * refused by a quota count (INGEST_COUNTED): a storm trips alerts */
 			const Errq__V1__TaskFailure *tf = ev->tf;
 			size_t nd = ev->v.details_kept < VALIDATE_MAX_DETAILS ? ev->v.details_kept : VALIDATE_MAX_DETAILS;
 			for (size_t j = 0; j < nd; j++) {

@@ -223,12 +223,12 @@ static int write_batches(struct ingest *ig, struct ingest_batch *list)
 			    .extra = ev->extra_len ? b->extra + ev->extra_off : NULL,
 			    .extra_len = ev->extra_len,
 			};
-			int r = store_txn_add_event(s, &se);
+			int r = ev->count_only ? store_txn_count_event(s, &se) : store_txn_add_event(s, &se);
 			if (r < 0) {
 				store_txn_rollback(s);
 				return -1;
 			}
-			ev->result = (int8_t)r;
+			ev->result = ev->count_only && r ? INGEST_COUNTED : (int8_t)r;
 		}
 	}
 	const struct ingest_hooks *h = ig->o.hooks;
@@ -512,14 +512,15 @@ static void *writer_main(void *arg)
 		}
 		backoff_ms = 0;
 		ig->health.failing_since = 0;
-		uint64_t stored = 0, dup = 0;
+		uint64_t stored = 0, dup = 0, dropped = 0;
 		for (struct ingest_batch *b = list; b; b = b->next)
 			for (size_t i = 0; i < b->n_events; i++)
 				if (b->events[i].tf) {
 					if (!ig->o.store)
-						b->events[i].result = 1;
-					stored += b->events[i].result == 1;
-					dup += b->events[i].result == 0;
+						b->events[i].result = b->events[i].count_only ? INGEST_COUNTED : INGEST_STORED;
+					stored += b->events[i].result == INGEST_STORED;
+					dup += b->events[i].result == INGEST_DUPLICATE;
+					dropped += b->events[i].result == INGEST_COUNTED;
 				}
 		ig->n_queued -= nb;
 		ig->queued_bytes -= bytes;
@@ -527,6 +528,7 @@ static void *writer_main(void *arg)
 		ig->st.batches += nb;
 		ig->st.events_stored += stored;
 		ig->st.events_duplicate += dup;
+		ig->st.events_dropped += dropped;
 		if (ig->o.store) {
 			struct store_write_stats ws;
 			store_get_write_stats(ig->o.store, &ws); /* the writer's own handle: this thread */

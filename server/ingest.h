@@ -46,8 +46,13 @@ struct ingest_event {
 	struct validated v;
 	uint64_t received_ns;
 	size_t extra_off, extra_len; /* frames + details, packed, in batch->extra */
-	int8_t result;               /* after commit: 1 stored, 0 duplicate */
+	/* Refused by a quota (quota.h) and listed in the batch's rejections, but counted in its
+	 * group and service (store_txn_count_event): valid, tf set, not stored.  If its event_id
+	 * is stored already, the writer makes it a duplicate instead (result). */
+	bool count_only;
+	int8_t result; /* after commit: INGEST_STORED, INGEST_DUPLICATE or INGEST_COUNTED */
 };
+enum { INGEST_DUPLICATE = 0, INGEST_STORED = 1, INGEST_COUNTED = 2 /* count_only: counted, not stored */ };
 
 struct ingest_batch_ops {
 	/* Writer thread, after the batch's transaction committed (committed = true) or was
@@ -128,6 +133,7 @@ struct ingest_opts {
 
 struct ingest_stats {
 	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total, maint_errors;
+	uint64_t events_dropped; /* count_only events counted in their groups (quota), not stored */
 	uint64_t events_deleted, overflow_events; /* from the store's writer */
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;

@@ -37,6 +37,7 @@
 #include "ingest.h"
 #include "metrics.h"
 #include "services.h"
+#include "quota.h"
 #include "settings.h"
 #include "storage.h"
 #include "svc_alerts.h"
@@ -235,10 +236,22 @@ int main(int argc, char **argv)
 	}
 	errq_log_set_level(cfg.log_level);
 	errq_log_set_format(cfg.log_format);
+	/* spike protection: its overrides are checked here, so --check-config refuses them too */
+	struct quota *quota = NULL;
+	if (quota_new(&quota,
+		      &(struct quota_opts){.rate = (uint64_t)cfg.quota_rate, .burst = (uint64_t)cfg.quota_burst,
+					   .service_rate = (uint64_t)cfg.quota_service_rate,
+					   .service_burst = (uint64_t)cfg.quota_service_burst,
+					   .overrides = cfg.quota_service_overrides},
+		      err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		return 1;
+	}
 	/* the rules and notifiers of the same file: refused whole, with file and line */
 	struct ruleset *ruleset = NULL;
 	if (config_path && rules_load(&ruleset, config_path, err, sizeof(err))) {
 		fprintf(stderr, "errqd: rules %s\n", err);
+		quota_free(quota);
 		return 1;
 	}
 	/* the credentials of the same file, and whether errqd may listen where it is told to */
@@ -260,6 +273,7 @@ int main(int argc, char **argv)
 		       auth_count(auth) ? "" : policy.open_ok && !cfg.auth_open ? " (open on loopback)" : " (open: auth.open)");
 		rules_free(ruleset);
 		auth_free(auth);
+		quota_free(quota);
 		printf("errqd: configuration %s%s%sok\n", config_path ? "'" : "", config_path ? config_path : "",
 		       config_path ? "' " : "");
 		return 0;
@@ -373,6 +387,7 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
 	}
+	report_svc_set_quota(rs, quota); /* before any call: transport_start comes later */
 	for (int i = 0; i < transport_cq_count(t); i++) {
 		char name[32];
 		errq_snprintf(name, sizeof(name), "completion queue %d", i);
@@ -381,7 +396,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .tail = tail, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .tail = tail, .alerts = alerts, .health = health,
 					     .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
 					     .name = cfg.name, .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
@@ -491,8 +506,10 @@ out:
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
 	transport_free(t);
+	alerts_stop(alerts); /* its notifier thread hands jobs to the writer: joined before ig goes */
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
+	quota_free(quota); /* after the calls that used it */
 	query_svc_free(qs);
 	alerts_svc_free(as);
 	alerts_free(alerts); /* after the writer: its hooks and jobs use it */

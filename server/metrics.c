@@ -17,6 +17,7 @@
 #include "errq_time.h"
 #include "health.h"
 #include "ingest.h"
+#include "quota.h"
 #include "services.h"
 #include "storage.h"
 #include "svc_common.h"
@@ -239,6 +240,19 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 		st.events_deleted_cap);
 	COUNTER(b, "errq_overflow_events_total", "Events counted in a service's overflow group (groups_per_service).",
 		st.overflow_events);
+	COUNTER(b, "errq_events_dropped_total",
+		"Events refused by a quota (quota_exceeded): counted in their group and service, not stored.",
+		st.events_dropped);
+	struct quota_stats qs;
+	quota_get_stats(m->src.quota, &qs);
+	prom_family(b, "errq_quota_rejected_total", "counter",
+		    "Events refused by a quota, by the bucket that was empty (service or global).");
+	prom_sample_u64(b, "errq_quota_rejected_total", "bucket=\"service\"", qs.rejected_service);
+	prom_sample_u64(b, "errq_quota_rejected_total", "bucket=\"global\"", qs.rejected_global);
+	GAUGE(b, "errq_quota_services", "Services with a bucket of their own now (the table holds 4096).", qs.services);
+	COUNTER(b, "errq_quota_shared_events_total",
+		"Events of services that found no bucket of their own and shared one (the table was full).",
+		qs.shared_events);
 	GAUGE(b, "errq_tail_subscribers", "errq tail streams open now.", tail_hub_subscribers(m->src.tail));
 }
 
@@ -254,7 +268,8 @@ static void collect_store(struct metrics *m, struct errq_buf *b)
 	GAUGE(b, "errq_database_bytes", "Size of the database's main file.", t.db_bytes - t.wal_bytes);
 	GAUGE(b, "errq_database_wal_bytes", "Size of the database's write-ahead log.", t.wal_bytes);
 	GAUGE(b, "errq_groups", "Groups stored.", t.groups);
-	GAUGE(b, "errq_grouped_events", "Events counted in groups, all time (survives restarts and retention).", t.events);
+	GAUGE(b, "errq_grouped_events", "Events counted in groups, all time (survives restarts and retention).",
+	      t.events + t.dropped); /* stored or, refused by a quota, only counted */
 }
 
 static void collect_alerts(struct metrics *m, struct errq_buf *b)

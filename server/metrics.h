@@ -42,6 +42,7 @@ uint64_t metrics_rss_bytes(void);
 
 struct ingest;
 struct report_svc;
+struct quota;
 struct health;
 struct tail_hub;
 struct alerts;
@@ -50,6 +51,7 @@ struct metrics;
 struct metrics_sources {
 	struct ingest *ig;
 	struct report_svc *rs;
+	struct quota *quota;        /* NULL: no quota */
 	struct tail_hub *tail;
 	struct alerts *alerts;      /* NULL with storage: none */
 	struct health *health;      /* for errq_ready; may be NULL */

@@ -42,6 +42,10 @@ struct report_svc *report_svc_new(struct ingest *ig);
 struct auth;
 void report_svc_set_auth(struct report_svc *r, struct auth *auth);
 int report_svc_register(struct report_svc *r, struct transport *t);
+/* Valid events over q's buckets are rejected with quota_exceeded and counted, not stored
+ * (quota.h).  Before report_svc_register; q outlives r.  NULL (the default): no quota. */
+struct quota;
+void report_svc_set_quota(struct report_svc *r, struct quota *q);
 /* Shutdown, step 1: read no more; every call ends with UNAVAILABLE once its read batches are
  * answered. */
 void report_svc_drain(struct report_svc *r);

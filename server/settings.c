@@ -82,6 +82,16 @@ static const struct setting table[] = {
     {"auth.open", T_ENUM, OFF(auth_open), "false", 0, 0, booleans, NULL,
      "true: serve every caller on a non-loopback listen without credentials (warned at each start); "
      "without credentials and without this, errqd listens on loopback only (docs/security.md)"},
+    {"quota.events_per_second", T_INT, OFF(quota_rate), "0", 0, 10000000, NULL, NULL,
+     "events per second the collector stores, all services together; more are rejected with quota_exceeded and only counted (0 = no limit)"},
+    {"quota.burst", T_INT, OFF(quota_burst), "0", 0, 1000000000, NULL, NULL,
+     "events the collector-wide bucket holds: a burst this big passes at once (0 = events_per_second)"},
+    {"quota.service_events_per_second", T_INT, OFF(quota_service_rate), "0", 0, 10000000, NULL, NULL,
+     "events per second each service may store; more are rejected with quota_exceeded and only counted (0 = no limit)"},
+    {"quota.service_burst", T_INT, OFF(quota_service_burst), "0", 0, 1000000000, NULL, NULL,
+     "events each service's bucket holds (0 = service_events_per_second)"},
+    {"quota.service_overrides", T_STRING, OFF(quota_service_overrides), "", 0, 0, NULL, NULL,
+     "services with a rate of their own: SERVICE=RATE[/BURST], comma-separated, at most 64 (RATE 0: no limit)"},
 };
 #define N_SETTINGS (sizeof(table) / sizeof(table[0]))
 _Static_assert(N_SETTINGS == SETTINGS_COUNT, "SETTINGS_COUNT in settings.h must be the number of rows");

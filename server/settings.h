@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define SETTINGS_STR_MAX 1024
-#define SETTINGS_COUNT 23 /* rows of the table in settings.c (checked when it compiles) */
+#define SETTINGS_COUNT 28 /* rows of the table in settings.c (checked when it compiles) */
 #define SETTINGS_FLAG_MAX 32
 #define SETTINGS_ENV_PREFIX "ERRQ_"
 
@@ -49,6 +49,9 @@ struct settings {
 	char tls_key[SETTINGS_STR_MAX];     /* tls.key */
 	char tls_client_ca[SETTINGS_STR_MAX]; /* tls.client_ca: mutual TLS ("" = off) */
 	int auth_open;                      /* auth.open: 1 = no credentials needed off loopback */
+	int64_t quota_rate, quota_burst;    /* quota.events_per_second, quota.burst (server/quota.h) */
+	int64_t quota_service_rate, quota_service_burst; /* quota.service_events_per_second, _burst */
+	char quota_service_overrides[SETTINGS_STR_MAX];   /* quota.service_overrides */
 	char port_file[SETTINGS_STR_MAX];   /* flag only: write the bound gRPC port here */
 	char file[SETTINGS_STR_MAX];        /* the config file read ("" = none), for the sources */
 	struct settings_source src[SETTINGS_COUNT]; /* by row of the table */

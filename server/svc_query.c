@@ -108,6 +108,7 @@ static Errq__V1__Group *group_msg(struct build *b, const struct store_group *g)
 	o->resolved_at_unix_nano = g->resolved_at_ns;
 	o->regression = g->regression;
 	o->overflow = g->overflow;
+	o->dropped = g->dropped;
 	o->grouping_version = (uint32_t)g->grouping_version;
 	return b->a.failed ? NULL : o;
 }
@@ -586,6 +587,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 	o.parked_total = st.parked_total;
 	o.events_deleted = st.events_deleted;
 	o.overflow_events = st.overflow_events;
+	o.events_dropped = st.events_dropped;
 	o.streams_active = (uint32_t)report_svc_streams(q->o.rs);
 	o.tail_subscribers = (uint32_t)tail_hub_subscribers(q->o.tail);
 	if (q->o.alerts) {
@@ -614,6 +616,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 			return svc_query_failed(s, details, dsz);
 		}
 		o.events_total = t.events;
+		o.events_dropped_total = t.dropped;
 		o.groups_total = t.groups;
 		o.database_bytes = t.db_bytes;
 	}

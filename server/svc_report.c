@@ -25,6 +25,7 @@
 #include "errq_time.h"
 #include "auth.h"
 #include "ingest.h"
+#include "quota.h"
 #include "services.h"
 #include "transport.h"
 
@@ -63,7 +64,8 @@ struct rcall {
 
 struct report_svc {
 	struct ingest *ig;
-	struct auth *auth; /* NULL: every service allowed */
+	struct auth *auth;   /* NULL: every service allowed */
+	struct quota *quota; /* NULL: no quota */
 	struct report_stats st; /* atomics: counted by the queue threads */
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a call was freed */
@@ -74,6 +76,8 @@ struct report_svc {
 
 static void maybe_read(struct rcall *c);
 static void maybe_send(struct rcall *c);
+
+_Static_assert(QUOTA_REASON_MAX == VALIDATE_REASON_MAX, "a quota's reason is a rejection's");
 
 static void call_free(struct rcall *c)
 {
@@ -139,15 +143,30 @@ static void extra_view(const Errq__V1__TaskFailure *tf, const struct validated *
 	x->fingerprint = tf->fingerprint; /* the client's, kept so `errq explain` can show it */
 }
 
+/* Lists event i of b's n among its rejections (the arrays are made on the first).  -1: no memory. */
+static int add_rejection(struct ingest_batch *b, size_t n, size_t i, const char reason[VALIDATE_REASON_MAX])
+{
+	if (!b->rejected_index) {
+		b->rejected_index = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_index));
+		b->rejected_reason = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_reason));
+		if (!b->rejected_index || !b->rejected_reason)
+			return -1;
+	}
+	b->rejected_index[b->n_rejected] = (uint32_t)i;
+	memcpy(b->rejected_reason[b->n_rejected], reason, VALIDATE_REASON_MAX);
+	b->n_rejected++;
+	return 0;
+}
+
 /* Bytes -> decoded, validated batch, all in one arena (one malloc per chunk instead of one per
  * string and sub-message: the allocator was ~12% of errqd's CPU).  Returns NULL with the
  * status and reason that end the call. */
 static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, const struct auth_scope *scope,
-					 grpc_status_code *st, char *why, size_t whysz)
+					 struct quota *q, grpc_status_code *st, char *why, size_t whysz)
 {
 	struct ingest_batch *b = calloc(1, sizeof(*b));
 	ProtobufCAllocator alloc;
-	uint64_t now = errq_now_ns();
+	uint64_t now = errq_now_ns(), mono = q ? errq_mono_ns() : 0; /* one instant per batch */
 	if (!b) {
 		*st = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		errq_snprintf(why, whysz, "collector out of memory");
@@ -182,19 +201,16 @@ static struct ingest_batch *decode_batch(const uint8_t *p, size_t len, const str
 		Errq__V1__TaskFailure *tf = b->req->failures[i];
 		if (validate_failure(tf, &ev->v, reason) ||
 		    auth_scope_allows(scope, tf->service, reason, sizeof(reason))) {
-			if (!b->rejected_index) {
-				b->rejected_index = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_index));
-				b->rejected_reason = errq_arena_alloc(&b->arena, n * sizeof(*b->rejected_reason));
-				if (!b->rejected_index || !b->rejected_reason)
-					goto oom;
-			}
-			b->rejected_index[b->n_rejected] = (uint32_t)i;
-			memcpy(b->rejected_reason[b->n_rejected], reason, sizeof(reason));
-			b->n_rejected++;
+			if (add_rejection(b, n, i, reason))
+				goto oom;
 			continue;
 		}
 		ev->tf = tf;
 		ev->received_ns = now;
+		/* over a quota: rejected, and still counted in its group and service (quota.h) */
+		ev->count_only = !quota_take(q, tf->service, mono, reason);
+		if (ev->count_only && add_rejection(b, n, i, reason))
+			goto oom;
 		if (tf->n_frames || tf->n_details || (tf->fingerprint && tf->fingerprint[0])) {
 			Errq__V1__TaskFailure x;
 			extra_view(tf, &ev->v, &x);
@@ -227,19 +243,22 @@ fail:
 	return NULL;
 }
 
-static grpc_byte_buffer *build_response(struct ingest_batch *b)
+/* The answer of a committed batch; counts its rejections by code into rs (as answered: an
+ * event a quota refused but found stored already is answered, and counted, as a duplicate). */
+static grpc_byte_buffer *build_response(struct ingest_batch *b, struct report_stats *rs)
 {
 	Errq__V1__ReportResponse resp = ERRQ__V1__REPORT_RESPONSE__INIT;
 	Errq__V1__Rejection *rej = NULL, **rejp = NULL;
 	grpc_byte_buffer *bb = NULL;
 	resp.seq = b->req->seq;
 	for (size_t i = 0; i < b->n_events; i++) {
-		if (!b->events[i].tf)
-			continue;
-		if (b->events[i].result == 1)
+		const struct ingest_event *ev = &b->events[i];
+		if (!ev->tf || ev->result == INGEST_COUNTED)
+			continue; /* among the rejections */
+		if (ev->result == INGEST_STORED)
 			resp.accepted++;
 		else
-			resp.duplicates++;
+			resp.duplicates++; /* a refused event found stored already is one too */
 	}
 	if (b->n_rejected) {
 		rej = calloc(b->n_rejected, sizeof(*rej));
@@ -247,12 +266,17 @@ static grpc_byte_buffer *build_response(struct ingest_batch *b)
 		if (!rej || !rejp)
 			goto out;
 		for (uint32_t i = 0; i < b->n_rejected; i++) {
-			errq__v1__rejection__init(&rej[i]);
-			rej[i].index = b->rejected_index[i];
-			rej[i].reason = b->rejected_reason[i];
-			rejp[i] = &rej[i];
+			const struct ingest_event *ev = &b->events[b->rejected_index[i]];
+			if (ev->count_only && ev->result == INGEST_DUPLICATE)
+				continue; /* answered as a duplicate above */
+			errq__v1__rejection__init(&rej[resp.n_rejected]);
+			rej[resp.n_rejected].index = b->rejected_index[i];
+			rej[resp.n_rejected].reason = b->rejected_reason[i];
+			rejp[resp.n_rejected] = &rej[resp.n_rejected];
+			resp.n_rejected++;
+			int k = validate_reject_index(b->rejected_reason[i]);
+			atomic_fetch_add_explicit(&rs->rejected[k < 0 ? VALIDATE_N_REJECT_CODES : k], 1, memory_order_relaxed);
 		}
-		resp.n_rejected = b->n_rejected;
 		resp.rejected = rejp;
 	}
 	bb = errq_bb_from_msg(&resp.base);
@@ -266,7 +290,7 @@ out:
 static void on_done(struct ingest_batch *b, bool committed)
 {
 	struct rcall *c = b->owner;
-	grpc_byte_buffer *bb = committed ? build_response(b) : NULL;
+	grpc_byte_buffer *bb = committed ? build_response(b, &c->svc->st) : NULL;
 	batch_free(b);
 	pthread_mutex_lock(&c->mu);
 	bool queued = false;
@@ -341,10 +365,7 @@ static void count_batch(struct report_stats *rs, const struct ingest_batch *b, g
 	}
 	atomic_fetch_add_explicit(&rs->batches_received, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&rs->events_received, b->n_events, memory_order_relaxed);
-	for (uint32_t i = 0; i < b->n_rejected; i++) {
-		int k = validate_reject_index(b->rejected_reason[i]);
-		atomic_fetch_add_explicit(&rs->rejected[k < 0 ? VALIDATE_N_REJECT_CODES : k], 1, memory_order_relaxed);
-	}
+	/* rejections are counted as answered (build_response) */
 }
 
 void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out)
@@ -364,8 +385,8 @@ static void decode_and_submit(struct rcall *c, grpc_slice s, bool from_waiter)
 	grpc_status_code st;
 	struct auth_scope scope; /* the credentials in force now: a reload applies to live streams */
 	auth_scope_begin(c->svc->auth, c->identity, &scope);
-	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &scope, &st, why,
-					      sizeof(why));
+	struct ingest_batch *b = decode_batch(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &scope, c->svc->quota,
+					      &st, why, sizeof(why));
 	auth_scope_end(&scope);
 	count_batch(&c->svc->st, b, st);
 	if (!b) {
@@ -659,6 +680,11 @@ struct report_svc *report_svc_new(struct ingest *ig)
 void report_svc_set_auth(struct report_svc *r, struct auth *auth)
 {
 	r->auth = auth;
+}
+
+void report_svc_set_quota(struct report_svc *r, struct quota *q)
+{
+	r->quota = q;
 }
 
 int report_svc_register(struct report_svc *r, struct transport *t)

@@ -310,7 +310,7 @@ void tail_publish(void *ctx, const struct ingest_batch *list)
 	for (const struct ingest_batch *b = list; b; b = b->next) {
 		for (size_t i = 0; i < b->n_events; i++) {
 			const struct ingest_event *ev = &b->events[i];
-			if (!ev->tf || ev->result != 1)
+			if (!ev->tf || ev->result != INGEST_STORED)
 				continue;
 			grpc_slice enc;
 			bool encoded = false;

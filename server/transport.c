@@ -267,7 +267,7 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	t->ncq = o->cq_threads < 1 ? 1 : o->cq_threads > TRANSPORT_MAX_CQS ? TRANSPORT_MAX_CQS : o->cq_threads;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
-	grpc_arg args[7];
+	grpc_arg args[8];
 	memset(args, 0, sizeof(args));
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -298,7 +298,10 @@ int transport_new(struct transport **out, const struct transport_opts *o)
 	args[6].type = GRPC_ARG_INTEGER;
 	args[6].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
 	args[6].value.integer = 0;
-	grpc_channel_args ca = {7, args};
+	args[7].type = GRPC_ARG_INTEGER;
+	args[7].key = (char *)GRPC_ARG_MAX_METADATA_SIZE;
+	args[7].value.integer = TRANSPORT_MAX_METADATA_BYTES;
+	grpc_channel_args ca = {8, args};
 	t->server = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < t->ncq; i++) {
 		t->cq[i] = grpc_completion_queue_create_for_next(NULL);

@@ -24,6 +24,9 @@
 #define TRANSPORT_TURN_MS 1000            /* a queue thread wakes at least this often (liveness) */
 #define TRANSPORT_MAX_STOP_HOOKS 4         /* transport_on_stop registrations */
 #define TRANSPORT_STOP_REPLY_WAIT_MS 500   /* shutdown waits this long for asynchronous answers */
+/* A call's metadata (headers) over this is refused by the C core (the call fails, the
+ * connection and errqd go on): tokens and ids fit many times over; the default is 8 KiB. */
+#define TRANSPORT_MAX_METADATA_BYTES (16u << 10)
 
 struct tag {
 	void (*fn)(void *arg, bool ok);

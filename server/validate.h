@@ -36,9 +36,12 @@ struct validated {
 	char fingerprint[FINGERPRINT_HEX_LEN + 1];
 };
 
-/* The rejection codes (the part of a reason before the colon), in a fixed order. */
-#define VALIDATE_REJECT_CODES(X) X(missing_service) X(missing_error_type) X(bad_event_id) X(invalid_utf8) X(service_not_allowed)
-#define VALIDATE_N_REJECT_CODES 5
+/* The rejection codes (the part of a reason before the colon), in a fixed order.
+ * quota_exceeded is the quota's (quota.h) and service_not_allowed the credentials' (auth.h),
+ * not validate_failure's: listed here so that every rejection is counted by its code. */
+#define VALIDATE_REJECT_CODES(X) \
+	X(missing_service) X(missing_error_type) X(bad_event_id) X(invalid_utf8) X(service_not_allowed) X(quota_exceeded)
+#define VALIDATE_N_REJECT_CODES 6
 extern const char *const validate_reject_codes[VALIDATE_N_REJECT_CODES];
 /* The index of reason's code in validate_reject_codes, or -1. */
 int validate_reject_index(const char *reason);

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 3 /* 2: the alerting tables (storage_alerts.h) */
+#define STORE_SCHEMA_VERSION 4 /* 2: the alerting tables (storage_alerts.h); 4: dropped counts */
 #define STORE_GROUP_CACHE_SLOTS 65536 /* fingerprint -> group id cache (direct-mapped, ~2.5 MiB) */
 #define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute, env) aggregates per transaction */
 #define STORE_TXN_MAX_SERVICES 1024   /* distinct (service, minute) aggregates per transaction */
@@ -93,6 +93,15 @@ int store_last_errclass(const struct store *s);
  * memory and written by store_txn_commit, once per group per transaction. */
 int store_txn_begin(struct store *s);
 int store_txn_add_event(struct store *s, const struct store_event *e);
+/* Writer: counts e in its group (created if new, groups_per_service applies) and its service
+ * like a stored event — total, minute counts, last seen — and in their `dropped` tally, but
+ * stores no event row (the quota refused it: server/quota.h).  An event_id already stored is
+ * a duplicate (a resend after a reconnect): not counted, returns 0.  An event counted so and
+ * sent again is counted again: there is no row to find it by.  These counts are not derived
+ * from events, so a transaction holding any is never deferred: it writes every pending
+ * aggregate with its commit.  Returns 1 (counted), 0 (a duplicate), or -1 (the caller rolls
+ * back). */
+int store_txn_count_event(struct store *s, const struct store_event *e);
 int store_txn_commit(struct store *s);
 void store_txn_rollback(struct store *s);
 
@@ -129,6 +138,7 @@ struct store_group {
 	int64_t id;
 	const char *fingerprint, *service, *environment, *error_type, *error_code, *message, *status;
 	uint64_t count, total, handled;
+	uint64_t dropped; /* of total: counted but not stored (quota_exceeded), all time */
 	uint64_t first_seen_ns, last_seen_ns, resolved_at_ns;
 	int grouping_version;
 	bool regression, overflow;
@@ -215,15 +225,18 @@ void store_set_ckpt(struct store *s, struct store_ckpt *ck);
  * copied all but the last few frames.  Returns 1 when it ran, 0 when not needed or busy. */
 int store_wal_catch_up(struct store *s, int min_pages);
 
-/* The value of PRAGMA name (lowercase letters and '_' only) on this handle's own connection:
+/* The value of PRAGMA name (one of a fixed list: synchronous, page_size, page_count,
+ * freelist_count, auto_vacuum, cache_size, user_version) on this handle's own connection:
  * per-connection settings such as synchronous (what durability set) can be read nowhere
  * else.  For tests and diagnostics.  Returns 0 or -1. */
 int store_get_pragma_int(struct store *s, const char *name, int64_t *v);
 /* Exact count of stored events (a scan: for tests and small databases). */
 int store_count_events(struct store *s, uint64_t *n);
-/* Cheap totals for status: events (sum over groups), groups, bytes on disk (file + WAL). */
+/* Cheap totals for status: events stored all time (sum over groups of total - dropped), groups,
+ * bytes on disk (file + WAL). */
 struct store_totals {
 	uint64_t events, groups, db_bytes; /* db_bytes: the main file and the WAL */
+	uint64_t dropped;                  /* counted in groups but not stored (quota), all time */
 	uint64_t wal_bytes;                /* the WAL alone */
 };
 int store_get_totals(struct store *s, struct store_totals *t);

@@ -41,7 +41,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_UPDATE_GROUP] =
 	/* a resolved group that sees a new event is unresolved again, and marked a regression
 	 * (every expression reads the row as it was before the update) */
-	"UPDATE groups SET total = total + ?2, handled = handled + ?3, stored = stored + ?2,"
+	"UPDATE groups SET total = total + ?2, handled = handled + ?3, stored = stored + ?2 - ?10, dropped = dropped + ?10,"
 	" first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5),"
 	" environment = coalesce(?6, environment), error_code = coalesce(?7, error_code),"
 	" message = coalesce(?8, message), last_event = max(last_event, ?9),"
@@ -51,13 +51,15 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	"INSERT INTO group_minutes (group_id, minute, env_id, count) VALUES (?1, ?2, ?3, ?4)"
 	" ON CONFLICT (group_id, minute, env_id) DO UPDATE SET count = count + excluded.count",
     [STMT_UPSERT_SERVICE_MINUTE] =
-	"INSERT INTO service_minutes (service, minute, count) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT (service, minute) DO UPDATE SET count = count + excluded.count",
+	"INSERT INTO service_minutes (service, minute, count, dropped) VALUES (?1, ?2, ?3, ?4)"
+	" ON CONFLICT (service, minute) DO UPDATE SET count = count + excluded.count,"
+	" dropped = dropped + excluded.dropped",
     [STMT_FIND_ENV] = "SELECT id FROM environments WHERE name = ?1",
     [STMT_INSERT_ENV] = "INSERT INTO environments (name) VALUES (?1)",
     [STMT_COUNT_SERVICE_GROUPS] = "SELECT count(*) FROM groups WHERE service = ?1 AND overflow = 0",
     [STMT_SET_HEAD] = "UPDATE groups SET last_event = max(last_event, ?2) WHERE id = ?1",
     [STMT_SET_AGG_THROUGH] = "UPDATE meta SET value = ?1 WHERE key = 'aggregated_through'",
+    [STMT_EVENT_STORED] = "SELECT 1 FROM events WHERE event_id = ?1",
 };
 
 const char *store_trunc_name(int bit)
@@ -385,6 +387,8 @@ void store_txn_rollback(struct store *s)
 	/* the aggregates held this transaction's events too: rebuild them from the database */
 	agg_clear(s);
 	s->agg_recover = true;
+	s->txn_overflow = 0;
+	s->txn_dropped = 0; /* the writer counts them again when it retries the batch */
 	s->in_txn = false;
 }
 
@@ -584,7 +588,10 @@ static void set_owned(char **dst, const char *v)
 
 static int agg_flush(struct store *s);
 
-static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e)
+/* Counts e in its (group, minute, env) and (service, minute) aggregates; rowid 0 with dropped
+ * set: counted only (store_txn_count_event). */
+static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e,
+		   bool dropped)
 {
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
 	if ((s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 || s->n_sagg >= STORE_TXN_MAX_SERVICES * 3 / 4) && agg_flush(s))
@@ -611,6 +618,7 @@ static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 		i = (i + 1) % STORE_TXN_MAX_GROUPS;
 	}
 	a->count++;
+	a->dropped += dropped;
 	a->handled += e->handled;
 	if (rowid > a->head)
 		a->head = rowid;
@@ -631,10 +639,12 @@ static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 				return -1;
 			sa->minute = minute;
 			sa->count = 0;
+			sa->dropped = 0;
 			s->n_sagg++;
 		}
 		if (sa->minute == minute && strcmp(sa->service, e->service) == 0) {
 			sa->count++;
+			sa->dropped += dropped;
 			break;
 		}
 		j = (j + 1) % STORE_TXN_MAX_SERVICES;
@@ -659,6 +669,7 @@ static int agg_flush(struct store *s)
 		bind_text(st, 7, a->error_code);
 		bind_text(st, 8, a->message);
 		sqlite3_bind_int64(st, 9, a->head);
+		sqlite3_bind_int64(st, 10, (int64_t)a->dropped);
 		if (store__step(s, st, "update group"))
 			return -1;
 		st = s->stmt[STMT_UPSERT_MINUTE];
@@ -677,6 +688,7 @@ static int agg_flush(struct store *s)
 		sqlite3_bind_text(st, 1, sa->service, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, sa->minute);
 		sqlite3_bind_int64(st, 3, (int64_t)sa->count);
+		sqlite3_bind_int64(st, 4, (int64_t)sa->dropped);
 		if (store__step(s, st, "update service minute counts"))
 			return -1;
 	}
@@ -726,7 +738,7 @@ static int agg_recover(struct store *s)
 		if (!e.service)
 			e.service = "";
 		int64_t envid = env_id(s, e.environment);
-		if (envid < 0 || agg_add(s, sqlite3_column_int64(st, 1), envid, sqlite3_column_int64(st, 0), &e)) {
+		if (envid < 0 || agg_add(s, sqlite3_column_int64(st, 1), envid, sqlite3_column_int64(st, 0), &e, false)) {
 			sqlite3_finalize(st);
 			return -1;
 		}
@@ -759,14 +771,22 @@ int store_agg_flush(struct store *s)
 	return 0;
 }
 
+/* e's group slot (created if new) and environment id; NULL on error. */
+static struct group_cache_slot *event_group(struct store *s, const struct store_event *e, bool *overflowed,
+					    int64_t *envid)
+{
+	struct group_cache_slot *g = group_slot(s, e, overflowed);
+	if (!g || (*envid = env_id(s, e->environment)) < 0)
+		return NULL;
+	return g;
+}
+
 int store_txn_add_event(struct store *s, const struct store_event *e)
 {
 	bool overflowed;
-	struct group_cache_slot *g = group_slot(s, e, &overflowed);
+	int64_t envid;
+	struct group_cache_slot *g = event_group(s, e, &overflowed, &envid);
 	if (!g)
-		return -1;
-	int64_t envid = env_id(s, e->environment);
-	if (envid < 0)
 		return -1;
 	sqlite3_stmt *st = s->stmt[STMT_INSERT_EVENT];
 	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
@@ -797,9 +817,32 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	g->head = rowid;
 	g->dirty_gen = s->flush_gen;
 	s->txn_overflow += overflowed; /* counted once the transaction commits */
-	if (agg_add(s, g->id, envid, rowid, e))
+	if (agg_add(s, g->id, envid, rowid, e, false))
 		return -1;
 	return 1;
+}
+
+int store_txn_count_event(struct store *s, const struct store_event *e)
+{
+	bool overflowed;
+	int64_t envid;
+	if (!s->in_txn)
+		return store__fail(s, "count event outside a transaction");
+	/* a resend of an event stored before (after a reconnect) is a duplicate, quota or not */
+	sqlite3_stmt *st = s->stmt[STMT_EVENT_STORED];
+	sqlite3_bind_blob(st, 1, e->event_id, 16, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return store__set_err(s, "find event");
+	struct group_cache_slot *g = event_group(s, e, &overflowed, &envid);
+	if (!g)
+		return -1;
+	s->txn_overflow += overflowed;
+	s->txn_dropped++; /* makes this transaction's commit write the aggregates */
+	return agg_add(s, g->id, envid, 0, e, true) ? -1 : 1;
 }
 
 static int commit(struct store *s)
@@ -809,6 +852,7 @@ static int commit(struct store *s)
 	s->in_txn = false;
 	s->wst.overflow_events += s->txn_overflow;
 	s->txn_overflow = 0;
+	s->txn_dropped = 0;
 	return 0;
 }
 
@@ -829,7 +873,9 @@ int store_txn_commit_deferred(struct store *s)
 		errq_snprintf(s->err, sizeof(s->err), "no open transaction");
 		return -1;
 	}
-	bool due = s->agg_since_ns && errq_mono_ns() - s->agg_since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS;
+	/* counted-only events exist nowhere but in the aggregates: they go with this commit */
+	bool due = s->txn_dropped ||
+		   (s->agg_since_ns && errq_mono_ns() - s->agg_since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS);
 	if (due && agg_flush(s))
 		return -1;
 	return commit(s);

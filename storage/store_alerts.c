@@ -541,9 +541,11 @@ int store_list_deliveries_by_status(struct store *s, int status, int64_t after_i
 	 * deliveries_open (pending, dead) only for a literal it can match against the index's
 	 * WHERE; the other statuses walk the table by id */
 	char sql[512];
-	errq_snprintf(sql, sizeof(sql),
-		      "SELECT " DELIVERY_COLS "%s FROM deliveries WHERE status = %d AND id > ?1 ORDER BY id LIMIT ?2",
-		      with_body ? ", body" : "", status);
+	struct errq_buf q;
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
+	errq_buf_addstr(&q, with_body ? "SELECT " DELIVERY_COLS ", body" : "SELECT " DELIVERY_COLS);
+	/* an integer, checked by delivery_status_valid: no text of input enters the statement */
+	errq_buf_printf(&q, " FROM deliveries WHERE status = %d AND id > ?1 ORDER BY id LIMIT ?2", status);
 	sqlite3_stmt *st = prepare(s, sql, "prepare list deliveries");
 	if (!st)
 		return -1;

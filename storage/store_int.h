@@ -22,6 +22,7 @@ enum store_stmt {
 	STMT_INSERT_ENV,
 	STMT_COUNT_SERVICE_GROUPS,
 	STMT_SET_AGG_THROUGH,
+	STMT_EVENT_STORED,
 	STMT_COUNT
 };
 
@@ -67,6 +68,7 @@ struct txn_agg {
 	int64_t minute;
 	int64_t env_id;
 	uint64_t count, handled;
+	uint64_t dropped; /* of count: counted, not stored (store_txn_count_event) */
 	int64_t head; /* newest rowid of the group in this transaction */
 	uint64_t first_ns, last_ns;
 	char *environment, *error_code, *message; /* last seen values (owned) */
@@ -75,7 +77,7 @@ struct txn_agg {
 struct txn_service_agg {
 	char *service; /* owned; NULL = free slot */
 	int64_t minute;
-	uint64_t count;
+	uint64_t count, dropped;
 };
 
 struct store {
@@ -106,6 +108,7 @@ struct store {
 	uint64_t cap_next_check;         /* when to look for groups over the cap again */
 	struct store_write_stats wst;
 	uint64_t txn_overflow;           /* overflow events of the open transaction */
+	uint64_t txn_dropped;            /* events counted, not stored, in the open transaction */
 };
 
 /* ---- running SQL: the one set of wrappers (store.c) ----

@@ -205,10 +205,11 @@ static int fold_step(struct store *s, int64_t cutoff_minute, bool *more)
 	    " WHERE minute >= ?1 AND minute < ?2 GROUP BY group_id, env_id"
 	    " ON CONFLICT (group_id, hour, env_id) DO UPDATE SET count = count + excluded.count",
 	    "DELETE FROM group_minutes WHERE minute >= ?1 AND minute < ?2",
-	    "INSERT INTO service_hours (service, hour, count)"
-	    " SELECT service, ?1 / 60, sum(count) FROM service_minutes"
+	    "INSERT INTO service_hours (service, hour, count, dropped)"
+	    " SELECT service, ?1 / 60, sum(count), sum(dropped) FROM service_minutes"
 	    " WHERE minute >= ?1 AND minute < ?2 GROUP BY service"
-	    " ON CONFLICT (service, hour) DO UPDATE SET count = count + excluded.count",
+	    " ON CONFLICT (service, hour) DO UPDATE SET count = count + excluded.count,"
+	    " dropped = dropped + excluded.dropped",
 	    "DELETE FROM service_minutes WHERE minute >= ?1 AND minute < ?2",
 	};
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {

@@ -159,6 +159,11 @@ static const char *const migrations[] = {
      * transactions; the events after this rowid are aggregated again at open) */
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta (key, value) VALUES ('aggregated_through', (SELECT coalesce(max(id), 0) FROM events));",
+    /* 4: spike protection (server/quota.h): events refused by a quota are counted in their
+     * group's and service's counts (total, minutes) but not stored; `dropped` is that part */
+    "ALTER TABLE groups ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE service_minutes ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE service_hours ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -165,8 +165,8 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 #define GROUP_COLS                                                                                   \
 	"g.id, g.fingerprint, g.service, g.environment, g.error_type, g.error_code, g.message,"       \
 	" g.status, g.total, g.handled, g.first_seen, g.last_seen, g.resolved_at, g.grouping_version," \
-	" g.regression, g.overflow"
-#define N_GROUP_COLS 16
+	" g.regression, g.overflow, g.dropped"
+#define N_GROUP_COLS 17
 
 static void group_from_row(sqlite3_stmt *st, struct store_group *g)
 {
@@ -187,6 +187,7 @@ static void group_from_row(sqlite3_stmt *st, struct store_group *g)
 	g->grouping_version = sqlite3_column_int(st, 13);
 	g->regression = sqlite3_column_int(st, 14) != 0;
 	g->overflow = sqlite3_column_int(st, 15) != 0;
+	g->dropped = (uint64_t)sqlite3_column_int64(st, 16);
 }
 
 /* The count-in-window expression for group g: from minute counts (and hourly ones, for the
@@ -202,15 +203,17 @@ static void add_count_expr(struct errq_buf *q, const struct store_group_filter *
 		errq_buf_addstr(q, "g.total");
 		return;
 	}
-	const char *env = f->environment && *f->environment
-			      ? " AND env_id = (SELECT coalesce((SELECT id FROM environments WHERE name = :env), -1))"
-			      : "";
-	errq_buf_printf(q,
-			"((SELECT coalesce(sum(count), 0) FROM group_minutes WHERE group_id = g.id"
-			" AND minute >= :smin AND minute < :umin%s)"
-			" + (SELECT coalesce(sum(count), 0) FROM group_hours WHERE group_id = g.id"
-			" AND hour >= :shour AND hour < :uhour%s))",
-			env, env);
+	/* fixed fragments only (tests/lint/check_sql.py): the environment is a bound :env */
+	bool env = f->environment && *f->environment;
+	errq_buf_addstr(q, "((SELECT coalesce(sum(count), 0) FROM group_minutes WHERE group_id = g.id"
+			    " AND minute >= :smin AND minute < :umin");
+	if (env)
+		errq_buf_addstr(q, " AND env_id = (SELECT coalesce((SELECT id FROM environments WHERE name = :env), -1))");
+	errq_buf_addstr(q, ") + (SELECT coalesce(sum(count), 0) FROM group_hours WHERE group_id = g.id"
+			    " AND hour >= :shour AND hour < :uhour");
+	if (env)
+		errq_buf_addstr(q, " AND env_id = (SELECT coalesce((SELECT id FROM environments WHERE name = :env), -1))");
+	errq_buf_addstr(q, "))");
 }
 
 static void bind_window(sqlite3_stmt *st, const struct store_group_filter *f)
@@ -232,7 +235,12 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 	char sql[3072];
 	struct errq_buf q;
 	errq_buf_init_fixed(&q, sql, sizeof(sql));
-	static const char *const keycol[] = {"g.last_seen", "cnt", "g.first_seen"};
+	/* the cursor and order clauses per sort, a constant table (STORE_SORT_*) */
+	static const char *const cursor_sql[] = {" AND (g.last_seen, g.id) < (:bkey, :bid)", "",
+						 " AND (g.first_seen, g.id) < (:bkey, :bid)"};
+	static const char *const order_sql[] = {" ORDER BY last_seen DESC, id DESC LIMIT :limit",
+						" ORDER BY cnt DESC, id DESC LIMIT :limit",
+						" ORDER BY first_seen DESC, id DESC LIMIT :limit"};
 	int sort = f->sort >= 0 && f->sort <= 2 ? f->sort : 0;
 	errq_buf_addstr(&q, "SELECT * FROM (SELECT " GROUP_COLS ", ");
 	add_count_expr(&q, f);
@@ -248,14 +256,13 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 	if (f->until_ns)
 		errq_buf_addstr(&q, " AND g.first_seen < :until");
 	if (sort != STORE_SORT_COUNT && f->before_id)
-		errq_buf_printf(&q, " AND (%s, g.id) < (:bkey, :bid)", keycol[sort]);
+		errq_buf_addstr(&q, cursor_sql[sort]);
 	errq_buf_addstr(&q, ") g WHERE 1");
 	if (windowed(f))
 		errq_buf_addstr(&q, " AND cnt > 0");
 	if (sort == STORE_SORT_COUNT && f->before_id)
 		errq_buf_addstr(&q, " AND (cnt, id) < (:bkey, :bid)");
-	errq_buf_printf(&q, " ORDER BY %s DESC, id DESC LIMIT :limit",
-			sort == STORE_SORT_COUNT ? "cnt" : sort == STORE_SORT_FIRST_SEEN ? "first_seen" : "last_seen");
+	errq_buf_addstr(&q, order_sql[sort]);
 	if (q.len >= sizeof(sql) - 1) {
 		errq_snprintf(s->err, sizeof(s->err), "query too long");
 		return -1;
@@ -379,16 +386,27 @@ int store_count_events(struct store *s, uint64_t *n)
 	return r == SQLITE_ROW ? 0 : store__set_err(s, "count events");
 }
 
+/* The pragmas store_get_pragma_int reads: a name is looked up here, never written into SQL. */
+static const struct {
+	const char *name, *sql;
+} pragma_sql[] = {
+    {"synchronous", "PRAGMA synchronous"},       {"page_size", "PRAGMA page_size"},
+    {"page_count", "PRAGMA page_count"},         {"freelist_count", "PRAGMA freelist_count"},
+    {"auto_vacuum", "PRAGMA auto_vacuum"},       {"cache_size", "PRAGMA cache_size"},
+    {"user_version", "PRAGMA user_version"},
+};
+
 int store_get_pragma_int(struct store *s, const char *name, int64_t *v)
 {
-	char sql[64];
-	size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+	const char *sql = NULL;
 	*v = 0;
-	if (n == 0 || name[n] || n > 40) { /* a pragma's name, never SQL */
+	for (size_t i = 0; i < sizeof(pragma_sql) / sizeof(pragma_sql[0]) && !sql; i++)
+		if (strcmp(name, pragma_sql[i].name) == 0)
+			sql = pragma_sql[i].sql;
+	if (!sql) {
 		errq_snprintf(s->err, sizeof(s->err), "'%.40s' is not a pragma name", name);
 		return -1;
 	}
-	errq_snprintf(sql, sizeof(sql), "PRAGMA %s", name);
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare pragma");
@@ -405,13 +423,14 @@ int store_get_totals(struct store *s, struct store_totals *t)
 	memset(t, 0, sizeof(*t));
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT coalesce(sum(total), 0), count(*),"
-			       " (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())"
-			       " FROM groups",
+			       " (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()),"
+			       " coalesce(sum(dropped), 0) FROM groups",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare totals");
 	int r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
-		t->events = (uint64_t)sqlite3_column_int64(st, 0);
+		t->dropped = (uint64_t)sqlite3_column_int64(st, 3);
+		t->events = (uint64_t)sqlite3_column_int64(st, 0) - t->dropped; /* stored, all time */
 		t->groups = (uint64_t)sqlite3_column_int64(st, 1);
 		t->db_bytes = (uint64_t)sqlite3_column_int64(st, 2);
 	}

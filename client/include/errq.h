@@ -344,9 +344,11 @@ typedef struct errq_stats {
 	uint64_t outcomes_recorded;  /* errq_record_outcome() calls counted */
 	uint64_t outcomes_acked;     /* of those, answered by the collector (calls) */
 	uint64_t outcomes_dropped;   /* calls refused or lost (table full, close without spool) */
+	uint64_t rejected_quota;     /* of rejected: over the collector's quota (quota_exceeded); the
+				      * collector counted them in their group, so they are not resent */
 	uint64_t spill_waits;        /* reports that found the queue full and waited for a spill
 				      * to the spool (see errq_report) */
-	uint64_t reserved_[28];
+	uint64_t reserved_[27];
 } errq_stats_t;
 
 /* Fills *stats.  Returns ERRQ_OK, or ERRQ_EINVAL when an argument is NULL.  Works in a

@@ -711,6 +711,11 @@ static void on_response(errq_client_t *c, grpc_byte_buffer *bb)
 		c->st.accepted += resp->accepted;
 		c->st.duplicates += resp->duplicates;
 		c->st.rejected += resp->n_rejected;
+		/* quota_exceeded: counted by the collector already; resending would count the event
+		 * again and feed the storm the quota is there to stop (docs/protocol.md) */
+		for (size_t i = 0; i < resp->n_rejected; i++)
+			c->st.rejected_quota += resp->rejected[i]->reason &&
+						strncmp(resp->rejected[i]->reason, "quota_exceeded:", 15) == 0;
 		c->st.batches_acked++;
 		if (replayed) {
 			c->st.spool_replayed += b->n_events;

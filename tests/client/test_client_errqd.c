@@ -15,7 +15,8 @@
  *    delivers (the fork waits for gRPC to finish shutting down);
  *  - errq_options_set_token against a collector that requires credentials: the token's
  *    events are stored, a service it may not report is rejected (counted), and a client
- *    without a token gets its streams refused and nothing stored. */
+ *    without a token gets its streams refused and nothing stored;
+ *  - events over the collector's quota are counted in rejected_quota and not resent. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -598,6 +599,47 @@ static void test_token(void **state)
 	errqd_cleanup(&d);
 }
 
+/* Events over the collector's quota come back as quota_exceeded: liberrq counts them in
+ * rejected_quota and does not resend them (the collector counted them already), so each of
+ * the service's events is counted exactly once in its group, stored or not. */
+static void test_quota_rejections_not_resent(void **state)
+{
+	enum { N = 30 };
+	struct errqd_proc d = {0};
+	const char *args[] = {"--set", "quota.service_events_per_second=1", "--set", "quota.service_burst=5", NULL};
+	assert_int_equal(errqd_start(&d, args), 0);
+	char service[64];
+	errq_snprintf(service, sizeof(service), "quota-test-%d", (int)getpid());
+	errq_client_t *c = errq_client_new(options_for(d.addr, service));
+	assert_non_null(c);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(errq_report_failure(c, "StormError", NULL, "m%d", i), ERRQ_OK);
+	assert_int_equal(errq_client_flush(c, GENEROUS_MS), ERRQ_OK);
+	errq_stats_t st = stats_of(c);
+	assert_int_equal(st.acked, N);
+	assert_int_equal(st.rejected, st.rejected_quota);
+	assert_int_equal(st.accepted + st.rejected_quota, N);
+	/* a bucket of 5 refilled at 1/s: the 30 arrive within seconds, so most are refused */
+	assert_true(st.accepted >= 5 && st.rejected_quota > 0);
+	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
+	int seen[N];
+	assert_int_equal(stored_messages(d.addr, service, seen, N), st.accepted);
+	/* summed over the service's groups (the messages may group apart) */
+	Errq__V1__ListGroupsResponse *g = query_groups(d.addr, 1000);
+	assert_non_null(g);
+	uint64_t total = 0, dropped = 0;
+	for (size_t i = 0; i < g->n_groups; i++)
+		if (!strcmp(g->groups[i]->service, service)) {
+			total += g->groups[i]->total;
+			dropped += g->groups[i]->dropped;
+		}
+	errq__v1__list_groups_response__free_unpacked(g, NULL);
+	assert_int_equal(total, N); /* each counted once: nothing was resent */
+	assert_int_equal(dropped, st.rejected_quota);
+	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
+	errqd_cleanup(&d);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -610,6 +652,7 @@ int main(void)
 	    cmocka_unit_test(test_eight_threads),
 	    cmocka_unit_test(test_close_then_fork),
 	    cmocka_unit_test(test_token),
+	    cmocka_unit_test(test_quota_rejections_not_resent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

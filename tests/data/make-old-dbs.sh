@@ -2,7 +2,7 @@
 # make-old-dbs.sh: makes tests/data/schema-vN.db, one database per earlier schema version,
 # written by the REAL errqd of that version (tests/unit/test_storage.c upgrades them).
 #
-#   tests/data/make-old-dbs.sh [VERSION...]      (from the repository root; default: 1 2)
+#   tests/data/make-old-dbs.sh [VERSION...]      (from the repository root; default: 1 2 3)
 #
 # For each version it checks out the last commit at that schema in a temporary git worktree
 # under /tmp, builds errqd, errq and report_failure there (its own build directory), runs
@@ -19,9 +19,11 @@
 set -eu
 
 # The last commit of each schema version (git log -S STORE_SCHEMA_VERSION storage/):
-# c1cab59 brought schema 2 and c0f0306 schema 3, so their parents are the last of 1 and 2.
+# c1cab59 brought schema 2 and c0f0306 schema 3, so their parents are the last of 1 and 2;
+# schema 4 (the quota's dropped counts) came after e42ff79, a commit at schema 3.
 V1_COMMIT=ffa06f9 # alerts: the API of the alerting tables ... (schema 1)
 V2_COMMIT=ffe456f # ingest: a hook's timer due as the writer went idle ... (schema 2)
+V3_COMMIT=e42ff79 # settings: sections ... (schema 3)
 DEADLINE_S=60     # for every wait (the work takes about 3 s)
 
 root=$(git rev-parse --show-toplevel)
@@ -32,7 +34,7 @@ pid=
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
 	if [ -z "${ERRQ_OLD_SRC:-}" ]; then
-		for v in 1 2; do
+		for v in 1 2 3; do
 			[ -d "$tmp/src-v$v" ] && git -C "$root" worktree remove --force "$tmp/src-v$v" 2>/dev/null || true
 		done
 	fi
@@ -138,13 +140,13 @@ make_v1() {
 	finish 1
 }
 
-make_v2() {
-	build_old 2 "$V2_COMMIT"
-	db="$tmp/v2.db"
+make_alerting() { # VERSION COMMIT: schema 2 and later, the same recipe
+	build_old "$1" "$2"
+	db="$tmp/v$1.db"
 	# "timeouts" trips on checkout's two TimeoutErrors and stays open (firing) for a week;
 	# "per-service" trips on every service, then recovers within ~2 s (resolved alerts).
 	# The webhook's port has no listener: its deliveries fail and are retried / dead-lettered.
-	cat >"$tmp/v2.yaml" <<-'EOF'
+	cat >"$tmp/v$1.yaml" <<-'EOF'
 		notifiers:
 		  - name: journal
 		    type: log
@@ -169,7 +171,7 @@ make_v2() {
 		    severity: warning
 		    notify: [journal]
 	EOF
-	start_errqd "$tmp/v2.yaml"
+	start_errqd "$tmp/v$1.yaml"
 	report checkout
 	report checkout
 	report billing
@@ -181,14 +183,15 @@ make_v2() {
 	"$bin/errq" resolve "$(fp_of billing TimeoutError)" >/dev/null
 	"$bin/errq" ignore "$(fp_of search JSONDecodeError)" >/dev/null
 	stop_errqd
-	finish 2
+	finish "$1"
 }
 
 cd "$root"
-for v in ${*:-1 2}; do
+for v in ${*:-1 2 3}; do
 	case $v in
 	1) make_v1 ;;
-	2) make_v2 ;;
-	*) die "no recipe for schema version '$v' (known: 1 2)" ;;
+	2) make_alerting 2 "$V2_COMMIT" ;;
+	3) make_alerting 3 "$V3_COMMIT" ;;
+	*) die "no recipe for schema version '$v' (known: 1 2 3)" ;;
 	esac
 done

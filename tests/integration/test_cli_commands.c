@@ -523,6 +523,118 @@ static void test_tail_collector_gone(void **state)
 	errqd_cleanup(&P);
 }
 
+/* ---- event content is data: hostile text reaches no terminal ---- */
+
+/* Every way text could drive a terminal: a CSI that clears the screen, an OSC that sets the
+ * title (ended by BEL), a carriage return and backspaces that overwrite the line, C1 controls
+ * (CSI U+009B, NEL U+0085), and the bidirectional override, isolate and mark that reorder it
+ * (RLO U+202E, LRI U+2066, PDI U+2069, RLM U+200F).  All valid UTF-8: the collector stores it. */
+#define HOSTILE "\x1b[2J\x1b]0;pwned\x07" "x\rOVER\b\b" "\xc2\x9b" "31m\xc2\x85" "\xe2\x80\xae" "rev" \
+		"\xe2\x81\xa6" "iso\xe2\x81\xa9\xe2\x80\x8f" "end"
+
+/* The first byte sequence in out a terminal would act on, or NULL: C0 controls but the
+ * newline, DEL, the C1 controls and the bidirectional controls. */
+static const char *terminal_control(const char *out)
+{
+	for (const unsigned char *p = (const unsigned char *)out; *p; p++) {
+		if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+			return (const char *)p;
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return (const char *)p;
+		if (p[0] == 0xd8 && p[1] == 0x9c) /* U+061C */
+			return (const char *)p;
+		if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))
+			return (const char *)p;
+		if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+			return (const char *)p;
+	}
+	return NULL;
+}
+
+static void assert_inert(const char *what, const char *out)
+{
+	const char *bad = terminal_control(out);
+	if (bad)
+		fail_msg("%s shows a terminal control (byte 0x%02x at offset %ld): %s", what, (unsigned char)*bad,
+			 (long)(bad - out), out);
+	/* and the text is shown, not dropped: the words between the controls are there (the
+	 * message's, or the error type's where only the group is named) */
+	if (!strstr(what, "stderr") && !strstr(out, "[2J") && !strstr(out, "Bad [31mError"))
+		fail_msg("%s does not show the message: %s", what, out);
+}
+
+static void test_hostile_text_is_inert(void **state)
+{
+	const char *tail_args[] = {"tail", "--service", "hostile-svc", "--limit", "1", NULL};
+	struct bg b;
+	bg_start(&b, D.addr, tail_args);
+	wait_subscribers(D.addr, 1);
+
+	Errq__V1__TaskFailure *ev = tevent_new(&G, "hostile-svc", "Bad\x1b[31mError\xe2\x80\xae", HOSTILE);
+	tevent_set(&ev->error_code, "E\rCODE\xc2\x9b");
+	tevent_set(&ev->task, "task" HOSTILE);
+	tevent_set(&ev->environment, "prod\xe2\x81\xa6");
+	/* a detail and a frame carry it too (tevent_free frees them) */
+	ev->n_details = 1;
+	ev->details = calloc(1, sizeof(*ev->details));
+	ev->details[0] = calloc(1, sizeof(**ev->details));
+	errq__v1__task_failure__details_entry__init(ev->details[0]);
+	ev->details[0]->key = strdup("k\x1b[1m");
+	ev->details[0]->value = strdup(HOSTILE);
+	ev->n_frames = 1;
+	ev->frames = calloc(1, sizeof(*ev->frames));
+	ev->frames[0] = calloc(1, sizeof(**ev->frames));
+	errq__v1__frame__init(ev->frames[0]);
+	ev->frames[0]->function = strdup("fn\r\xe2\x80\xae");
+	ev->frames[0]->file = strdup("file" HOSTILE);
+	ev->frames[0]->line = 7;
+	assert_int_equal(report_event(D.addr, ev), 1);
+	char id[33];
+	hex32(ev->event_id.data, id);
+
+	/* the tail's line: written as the event came */
+	assert_int_equal(bg_wait(&b), 0);
+	char *out = slurp(b.out);
+	assert_inert("errq tail", out);
+	free(out);
+	wait_subscribers(D.addr, 0);
+
+	/* the JSON keeps the text exactly (it is data for scripts, escaped by JSON) */
+	json_t *e = errq_json("event", id, NULL);
+	assert_string_equal(jstr(e, "message"), HOSTILE);
+	char fp[128];
+	errq_snprintf(fp, sizeof(fp), "%s", jstr(e, "fingerprint"));
+	json_decref(e);
+
+	/* tables and detail views */
+	const char *const views[][6] = {
+	    {"groups", NULL},
+	    {"events", "--service", "hostile-svc", NULL},
+	    {"group", fp, NULL},
+	    {"event", id, NULL},
+	    {"resolve", fp, NULL}, /* its confirmation names the group's service and type */
+	};
+	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
+		const char *argv[8] = {ERRQ_CLI_PATH};
+		size_t n = 1;
+		for (; views[i][n - 1]; n++)
+			argv[n] = views[i][n - 1];
+		argv[n] = NULL;
+		char *err = NULL;
+		int rc = run_capture(argv, D.addr, &out, &err);
+		char what[64];
+		errq_snprintf(what, sizeof(what), "errq %s %s", views[i][0], views[i][1] ? views[i][1] : "");
+		if (rc != 0)
+			fail_msg("%s exited %d: %s", what, rc, err);
+		assert_inert(what, out);
+		errq_snprintf(what + strlen(what), sizeof(what) - strlen(what), " (stderr)");
+		assert_inert(what, err);
+		free(out);
+		free(err);
+	}
+	tevent_free(ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +647,7 @@ int main(void)
 	    cmocka_unit_test(test_tail_limit_and_filter),
 	    cmocka_unit_test(test_tail_sigterm),
 	    cmocka_unit_test(test_tail_collector_gone),
+	    cmocka_unit_test(test_hostile_text_is_inert),
 	};
 	grpc_init();
 	return cmocka_run_group_tests_name("integration_cli_commands", tests, setup, teardown);

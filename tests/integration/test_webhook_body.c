@@ -81,20 +81,7 @@ static void test_huge_event_sample_cut_to_fit(void **state)
 		memset(e->value, '\\', DOC_DETAIL_VALUE_MAX);
 		ev->details[d] = e;
 	}
-	Errq__V1__TaskFailure *evs[1] = {ev};
-	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
-	req.seq = 1;
-	req.n_failures = 1;
-	req.failures = evs;
-	struct rawstream s;
-	Errq__V1__ReportResponse *resp;
-	assert_int_equal(raw_open(&s, D.addr), 0);
-	assert_int_equal(raw_send(&s, &req), 0);
-	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
-	assert_int_equal(resp->accepted, 1);
-	errq__v1__report_response__free_unpacked(resp, NULL);
-	assert_int_equal(raw_finish(&s, NULL, 0), GRPC_STATUS_OK);
-	raw_free(&s);
+	assert_int_equal(report_event(D.addr, ev), 1);
 
 	assert_int_equal(receiver_wait(&rv, 1), 1);
 	const char *body = rv.req[0].body;

@@ -268,12 +268,25 @@ int raw_open(struct rawstream *s, const char *addr)
 	return raw_open_token(s, addr, NULL);
 }
 
+int raw_open_conn(struct rawstream *s, const char *addr, int conn)
+{
+	return raw_open_ex(s, addr, NULL, conn);
+}
+
 int raw_open_token(struct rawstream *s, const char *addr, const char *token)
 {
+	return raw_open_ex(s, addr, token, 0);
+}
+
+int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int conn)
+{
+	/* channels with the same arguments share one connection (gRPC's subchannel pool): a
+	 * private argument of its own keeps this one apart */
+	const struct errq_chan_arg apart = {"errq.test.connection", conn};
 	char authz[600];
 	grpc_metadata md;
 	memset(s, 0, sizeof(*s));
-	s->ch = errq_channel_new(addr);
+	s->ch = conn ? errq_channel_new_ex(addr, NULL, &apart, 1) : errq_channel_new(addr);
 	s->cq = grpc_completion_queue_create_for_pluck(NULL);
 	s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
 					   grpc_slice_from_static_string("/errq.v1.Collector/Report"), NULL,
@@ -406,10 +419,11 @@ grpc_status_code raw_finish(struct rawstream *s, char *details, size_t dsz)
 
 /* The teardown both client streams share: cancel the call, collect its outstanding
  * completions (status_tag unless already received, recv_tag when a read is posted), then
- * free the call, its queue, its channel and its metadata. */
+ * free the call, its queue, its channel and its metadata.  The status details are freed
+ * after the status completion, which may fill them (a pointer, not a copy taken before). */
 static void stream_teardown(grpc_channel *ch, grpc_completion_queue *cq, grpc_call *call, void *status_tag,
 			    void *recv_tag, grpc_byte_buffer *recv_bb, grpc_metadata_array *md_initial,
-			    grpc_metadata_array *md_trailing, grpc_slice status_details)
+			    grpc_metadata_array *md_trailing, grpc_slice *status_details)
 {
 	grpc_call_cancel(call, NULL);
 	if (status_tag)
@@ -427,7 +441,7 @@ static void stream_teardown(grpc_channel *ch, grpc_completion_queue *cq, grpc_ca
 	grpc_channel_destroy(ch);
 	grpc_metadata_array_destroy(md_initial);
 	grpc_metadata_array_destroy(md_trailing);
-	grpc_slice_unref(status_details);
+	grpc_slice_unref(*status_details);
 }
 
 void raw_free(struct rawstream *s)
@@ -435,7 +449,7 @@ void raw_free(struct rawstream *s)
 	if (!s->call)
 		return;
 	stream_teardown(s->ch, s->cq, s->call, s->status_received ? NULL : TAG_STATUS, s->recv_posted ? TAG_RECV : NULL,
-			s->recv_bb, &s->md_initial, &s->md_trailing, s->status_details);
+			s->recv_bb, &s->md_initial, &s->md_trailing, &s->status_details);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -731,9 +745,7 @@ int report_failures(const char *addr, struct errq_idgen *g, int n, const char *s
 {
 	Errq__V1__TaskFailure *evs[16];
 	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
-	Errq__V1__ReportResponse *resp = NULL;
-	struct rawstream s;
-	int accepted = -1;
+	int accepted;
 	if (n < 1 || n > 16)
 		return -1;
 	req.seq = 1;
@@ -746,16 +758,35 @@ int report_failures(const char *addr, struct errq_idgen *g, int n, const char *s
 		if (ids_hex)
 			errq_hex_encode(evs[i]->event_id.data, 16, ids_hex[i]);
 	}
-	if (raw_open(&s, addr) == 0 && raw_send(&s, &req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
+	accepted = report_request(addr, &req);
+	for (int i = 0; i < n; i++)
+		tevent_free(evs[i]);
+	return accepted;
+}
+
+int report_request(const char *addr, const Errq__V1__ReportRequest *req)
+{
+	struct rawstream s;
+	Errq__V1__ReportResponse *resp = NULL;
+	int accepted = -1;
+	if (raw_open(&s, addr) == 0 && raw_send(&s, req) == 0 && raw_recv(&s, &resp, HARNESS_DEADLINE_MS) == 0) {
 		accepted = (int)resp->accepted;
 		errq__v1__report_response__free_unpacked(resp, NULL);
 		if (raw_finish(&s, NULL, 0) != GRPC_STATUS_OK)
 			accepted = -1;
 	}
 	raw_free(&s);
-	for (int i = 0; i < n; i++)
-		tevent_free(evs[i]);
 	return accepted;
+}
+
+int report_event(const char *addr, Errq__V1__TaskFailure *ev)
+{
+	Errq__V1__TaskFailure *evs[1] = {ev};
+	Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+	req.seq = 1;
+	req.n_failures = 1;
+	req.failures = evs;
+	return report_request(addr, &req);
 }
 
 int report_batch(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type)
@@ -834,7 +865,7 @@ void tail_free(struct tailstream *t)
 	if (!t->call)
 		return;
 	stream_teardown(t->ch, t->cq, t->call, TAG_TAIL_STATUS, t->recv_posted ? TAG_TAIL_RECV : NULL, t->recv_bb,
-			&t->md_initial, &t->md_trailing, t->status_details);
+			&t->md_initial, &t->md_trailing, &t->status_details);
 	grpc_byte_buffer_destroy(t->send_bb);
 	memset(t, 0, sizeof(*t));
 }

@@ -83,8 +83,13 @@ struct rawstream {
 };
 
 int raw_open(struct rawstream *s, const char *addr);
+/* The same on a connection of its own when conn != 0 (one per distinct conn; 0: raw_open's,
+ * shared with every other channel of this process to addr). */
+int raw_open_conn(struct rawstream *s, const char *addr, int conn);
 /* The same with "authorization: Bearer TOKEN" (token NULL: none). */
 int raw_open_token(struct rawstream *s, const char *addr, const char *token);
+/* Both: a token (NULL: none) and a connection of its own (conn != 0). */
+int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int conn);
 /* Sends one message of raw bytes; returns 0 when the write completed. */
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n);
 int raw_send(struct rawstream *s, const Errq__V1__ReportRequest *req);
@@ -110,6 +115,11 @@ int report_batch(const char *addr, struct errq_idgen *g, int n, const char *serv
  * events' ids in hex (ids_hex[0..n-1]). */
 int report_failures(const char *addr, struct errq_idgen *g, int n, const char *service, const char *type,
 		    const char *msg, const char *task, char (*ids_hex)[ERRQ_ID_HEX_BUFSZ]);
+
+/* Sends req on a stream of its own, waits for its answer and the call's OK: the events
+ * accepted, or -1.  report_event: ev alone in a batch (seq 1; the caller keeps ev). */
+int report_request(const char *addr, const Errq__V1__ReportRequest *req);
+int report_event(const char *addr, Errq__V1__TaskFailure *ev);
 
 /* Lists events through the Query API; returns the count (up to max), ids copied to ids. */
 int query_event_ids(const char *addr, uint8_t (*ids)[16], int max);

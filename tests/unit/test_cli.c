@@ -733,6 +733,15 @@ static void test_cell_text(void **state)
 	assert_string_equal(cell("bad\x1b[2Jthing\nnext\tx\x7f", 100, &cols), "bad [2Jthing next x ");
 	assert_string_equal(cell("\xc2\x9b" "31m", 100, &cols), " 31m"); /* C1 CSI */
 	assert_string_equal(cell("a\xffz", 100, &cols), "a\xef\xbf\xbdz");
+	/* carriage return and backspace would overwrite what the line already shows */
+	assert_string_equal(cell("ok\rFAIL\b\b", 100, &cols), "ok FAIL  ");
+	/* bidirectional overrides, isolates and marks would reorder the rest of the line:
+	 * RLO (U+202E), LRI (U+2066), PDI (U+2069), RLM (U+200F), ALM (U+061C) */
+	assert_string_equal(cell("a\xe2\x80\xae" "cba\xe2\x81\xa6" "x\xe2\x81\xa9\xe2\x80\x8f\xd8\x9c", 100, &cols),
+			    "a\xef\xbf\xbd" "cba\xef\xbf\xbd" "x\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_int_equal(cols, 10);
+	/* a zero-width joiner is not a control: emoji sequences keep it */
+	assert_string_equal(cell("\xe2\x80\x8d", 100, &cols), "\xe2\x80\x8d");
 }
 
 static void test_utf8_fix(void **state)

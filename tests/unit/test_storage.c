@@ -74,7 +74,7 @@ static void test_schema_and_pragmas(void **state)
 	const struct {
 		const char *sql;
 		const char *want;
-	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "3"}};
+	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "4"}};
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sqlite3_prepare_v2(db, checks[i].sql, -1, &st, NULL), SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -160,6 +160,7 @@ static const struct fixture {
 } fixtures[] = {
     {1, 12, 9, 1, 1, 0, 0, 0, 0, 0, 0, 0},
     {2, 12, 9, 1, 1, 6, 1, 10, 4, 1, 8, 1},
+    {3, 12, 9, 1, 1, 6, 1, 10, 4, 1, 8, 1},
 };
 
 /* The fixture is copied: the committed file is never opened for writing. */
@@ -551,6 +552,11 @@ static void test_upgrade_schema_v2(void **state)
 	upgrade(&fixtures[1]);
 }
 
+static void test_upgrade_schema_v3(void **state)
+{
+	upgrade(&fixtures[2]);
+}
+
 /* Every earlier version has a fixture: a new schema version must come with the file of the
  * one before it (tests/data/make-old-dbs.sh). */
 static void test_every_old_version_has_a_fixture(void **state)
@@ -778,6 +784,87 @@ static void add_range(struct store *s, const char *fp, int n0, int n1, uint64_t 
 		assert_int_equal(store_txn_add_event(s, &e), 1);
 	}
 	assert_int_equal(deferred ? store_txn_commit_deferred(s) : store_txn_commit(s), 0);
+}
+
+/* Events refused by a quota are counted (group total, minutes, service minutes, a dropped
+ * tally) but not stored; their counts go with their own commit, never deferred, so neither a
+ * rollback nor a crash can count them twice or lose them.  One whose event_id is stored
+ * already is a duplicate. */
+static void test_count_only_events(void **state)
+{
+	struct store *s = open_writer();
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	uint8_t id[16];
+	add_range(s, "storm", 0, 2, t0, true); /* 2 stored, counts deferred */
+	assert_int_equal(store_txn_count_event(s, &(struct store_event){.service = "x"}), -1); /* no txn */
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 2; i < 7; i++) {
+		struct store_event e = ev(id, (uint8_t)i, "storm", t0 + (uint64_t)i);
+		assert_int_equal(store_txn_count_event(s, &e), 1);
+	}
+	struct store_event e = ev(id, 1, "storm", t0 + 9); /* an event_id stored already: a duplicate */
+	id[1] = 0xD0; /* as add_range made it */
+	assert_int_equal(store_txn_count_event(s, &e), 0);
+	e = ev(id, 50, "new-group", t0 + 10); /* a new group made of a dropped event only */
+	assert_int_equal(store_txn_count_event(s, &e), 1);
+	assert_int_equal(store_txn_commit_deferred(s), 0); /* not deferred: written now */
+	assert_false(store_agg_pending(s));
+	assert_int_equal(q1("SELECT count(*) FROM events"), 2);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'storm'"), 7);
+	assert_int_equal(q1("SELECT dropped FROM groups WHERE fingerprint = 'storm'"), 5);
+	assert_int_equal(q1("SELECT stored FROM groups WHERE fingerprint = 'storm'"), 2);
+	assert_int_equal(q1("SELECT last_seen FROM groups WHERE fingerprint = 'storm'"), (int64_t)(t0 + 6));
+	assert_int_equal(q1("SELECT dropped FROM groups WHERE fingerprint = 'new-group'"), 1);
+	assert_int_equal(q1("SELECT last_event FROM groups WHERE fingerprint = 'new-group'"), 0);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 8);
+	assert_int_equal(q1("SELECT sum(count) FROM service_minutes"), 8);
+	assert_int_equal(q1("SELECT sum(dropped) FROM service_minutes"), 6);
+	struct store_totals t;
+	assert_int_equal(store_get_totals(s, &t), 0);
+	assert_int_equal(t.events, 2);
+	assert_int_equal(t.dropped, 6);
+	/* the chain still starts at the newest stored event */
+	int64_t ids[8] = {0};
+	struct store_event_filter f = {.fingerprint = "storm", .limit = 8};
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 2); /* listed */
+	assert_int_equal(ids[1], 2); /* newest first */
+	assert_int_equal(ids[2], 1);
+
+	/* rolled back: counted nowhere (the writer counts them again when it retries) */
+	assert_int_equal(store_txn_begin(s), 0);
+	e = ev(id, 60, "storm", t0 + 20);
+	assert_int_equal(store_txn_count_event(s, &e), 1);
+	store_txn_rollback(s);
+	add_range(s, "storm", 70, 71, t0, true);
+	assert_int_equal(store_agg_flush(s), 0);
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'storm'"), 8);
+	assert_int_equal(q1("SELECT dropped FROM groups WHERE fingerprint = 'storm'"), 5);
+
+	/* a crash right after a commit holding dropped counts (and a stored event whose counts
+	 * were deferred before it): the next open counts nothing twice and loses nothing */
+	store_close(s);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *c = open_writer();
+		add_range(c, "storm", 90, 91, t0, true);
+		assert_int_equal(store_txn_begin(c), 0);
+		e = ev(id, 80, "storm", t0 + 30);
+		assert_int_equal(store_txn_count_event(c, &e), 1);
+		assert_int_equal(store_txn_commit_deferred(c), 0);
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	s = open_writer();
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'storm'"), 10);
+	assert_int_equal(q1("SELECT dropped FROM groups WHERE fingerprint = 'storm'"), 6);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), 11);
+	assert_int_equal(q1("SELECT count(*) FROM events"), 4);
+	store_close(s);
 }
 
 /* Deferred aggregates: events are stored at once, counts and chain heads when flushed; a
@@ -1239,11 +1326,13 @@ int main(void)
 	    cmocka_unit_test(test_every_old_version_has_a_fixture),
 	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_dedupe_and_groups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_count_only_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_folds_minutes_into_hours, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_incremental_vacuum, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),

@@ -193,13 +193,15 @@ static void test_migrate_from_v1(void **state)
 	assert_int_equal(store_txn_commit(s), 0);
 	store_close(s);
 
-	/* make it what migration 1 left: migration 1's tables are unchanged by versions 2 and 3 */
+	/* make it what migration 1 left: versions 2 and 3 added tables, version 4 columns */
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "BEGIN; DROP TABLE circuits; DROP TABLE transitions; DROP TABLE alerts;"
 				      " DROP TABLE deliveries; DROP TABLE silences; DROP TABLE outcome_batches;"
-				      " DROP TABLE meta; PRAGMA user_version=1; COMMIT;",
+				      " DROP TABLE meta; ALTER TABLE groups DROP COLUMN dropped;"
+				      " ALTER TABLE service_minutes DROP COLUMN dropped;"
+				      " ALTER TABLE service_hours DROP COLUMN dropped; PRAGMA user_version=1; COMMIT;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'circuits'"), 0);

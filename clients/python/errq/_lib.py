@@ -30,7 +30,8 @@ STATS_FIELDS = (
     "stream_failures", "connected", "dropped_forked", "spooled", "spool_replayed",
     "dropped_spool", "spool_corrupt", "spool_errors", "spool_files", "spool_bytes",
     "circuit_state", "circuit_opens", "consecutive_failures", "ack_timeouts",
-    "outcomes_recorded", "outcomes_acked", "outcomes_dropped", "spill_waits",
+    "outcomes_recorded", "outcomes_acked", "outcomes_dropped", "rejected_quota",
+    "spill_waits",
 )
 
 
