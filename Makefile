@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-long bench docs install image clean
+.PHONY: all deps build run test test-asan test-long test-tsan fuzz fuzz-long bench docs install image clean
 
 all: build
 
@@ -24,6 +24,7 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2
+	@cat $(FUZZ_DIR)/results/*.txt 2>/dev/null || true
 
 $(ASAN_BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DERRQ_WERROR=ON -DERRQ_ASAN=ON $(CMAKE_FLAGS)
@@ -33,11 +34,34 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
 
+# libFuzzer on each target of tests/fuzz (TARGETS) for FUZZ_SECONDS each (fuzz) or FUZZ_RUNS
+# executions each (fuzz-long, in test-long), in the clang build FUZZ_DIR; each prints its
+# executions and coverage (cov:, ft:).  A crash leaves its input in FUZZ_DIR/artifacts/TARGET/
+# (tests/fuzz/README.md says what to do with it).
+FUZZ_DIR     ?= $(BUILD)/fuzz-clang
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS    ?= 1000000
+fuzz fuzz-long: deps
+	tests/fuzz/build.sh $(CURDIR) $(FUZZ_DIR)
+	@rc=0; for t in $$(cat tests/fuzz/TARGETS); do \
+	  tests/fuzz/run.sh $(FUZZ_DIR) $$t $(if $(filter fuzz-long,$@),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) || rc=1; \
+	done; echo "== $@:"; for t in $$(cat tests/fuzz/TARGETS); do cat $(FUZZ_DIR)/results/$$t.txt; done; exit $$rc
+
+# The threaded tests under ThreadSanitizer (TSAN_BUILD; tests/tsan.supp: gRPC's internals only).
+TSAN_BUILD ?= build-tsan
+$(TSAN_BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DERRQ_WERROR=ON -DERRQ_TSAN=ON $(CMAKE_FLAGS)
+
+test-tsan: deps $(TSAN_BUILD)/CMakeCache.txt
+	cmake --build $(TSAN_BUILD) -j$(JOBS)
+	cd $(TSAN_BUILD) && ctest --output-on-failure -j2 -L tsan
+
 # Longer runs: valgrind over the integration tests; the container image built and run
 # (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the cache);
 # then the whole suite REPEAT_RUNS times in a row with every core kept busy by other load,
 # plainly and under ASan+UBSan: every run must pass (scripts/test-repeat; about 20 + 30
-# minutes on 2 cores); errqd SIGKILLed CRASH_ROUNDS times under load
+# minutes on 2 cores); every fuzz target for FUZZ_RUNS executions and the threaded tests under
+# TSan (fuzz-long, test-tsan); errqd SIGKILLed CRASH_ROUNDS times under load
 # (tests/integration/test_crash_repeated.c, about 1 s a round); the soak, SOAK_SECONDS at half
 # the measured maximum (tests/soak/soak.py).
 REPEAT_RUNS ?= 20
@@ -51,6 +75,7 @@ test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/test-repeat --runs $(REPEAT_RUNS) $(ASAN_BUILD)
+	$(MAKE) fuzz-long test-tsan
 	cd $(BUILD) && ERRQ_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest -V -R integration_crash_repeated
 	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.py $(BUILD)
 
@@ -78,4 +103,4 @@ image: deps
 	scripts/build-image $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -429,7 +429,9 @@ static void part_c(void)
 			die("cannot make the spool directory");
 	}
 	errq_client_t *c = client_new(d.addr, "bench-down", opt_spool ? spool : NULL);
-	start_reporters(rs, opt_threads, c, opt_rate, &stop, 0);
+	/* every report's latency: at the queue's limit a report waits for a spill to the spool */
+	size_t lat_cap = (size_t)(opt_rate / opt_threads * (up + opt_down + after + 10) * 1.5) + 1000;
+	start_reporters(rs, opt_threads, c, opt_rate, &stop, lat_cap);
 	sleep_ns((uint64_t)(up * 1e9));
 	long rss_before = rss_kib();
 	errq_stats_t s_before = stats_of(c);
@@ -490,12 +492,23 @@ static void part_c(void)
 	long long stored = stored_events(d.addr, "bench-down");
 
 	long attempts = 0, ok = 0, full = 0, other = 0;
+	size_t n = 0, k = 0;
 	for (int i = 0; i < opt_threads; i++) {
 		attempts += rs[i].attempts;
 		ok += rs[i].ok;
 		full += rs[i].full;
 		other += rs[i].other;
+		n += rs[i].n_lat;
 	}
+	uint64_t *all = malloc((n ? n : 1) * sizeof(uint64_t));
+	if (!all)
+		die("out of memory");
+	for (int i = 0; i < opt_threads; i++) {
+		memcpy(all + k, rs[i].lat, rs[i].n_lat * sizeof(uint64_t));
+		k += rs[i].n_lat;
+		free(rs[i].lat);
+	}
+	qsort(all, n, sizeof(uint64_t), cmp_u64);
 	long growth = smp.max_kib - rss_before;
 	long budget_kib = (long)(opt_queue_bytes / 1024);
 	printf("(c) collector down %.1f s under %.0f events/s (%d threads), queue budget %ld KiB, "
@@ -512,6 +525,13 @@ static void part_c(void)
 	       (unsigned long long)s_down.spool_files,
 	       (unsigned long long)s_down.circuit_opens,
 	       (unsigned long long)(s_down.dropped_queue_full - s_before.dropped_queue_full));
+#define PCT(p) (n ? (double)all[(size_t)((double)(n - 1) * (p))] / 1000.0 : 0.0)
+	printf("    errq_report() latency over the run: median %.3f us   p99 %.3f us   p99.9 %.1f us"
+	       "   max %.1f us; reports that waited for a spill to the spool %llu\n",
+	       PCT(0.5), PCT(0.99), PCT(0.999), n ? (double)all[n - 1] / 1000.0 : 0.0,
+	       (unsigned long long)st.spill_waits);
+#undef PCT
+	free(all);
 	printf("    accounting: reported %ld = accepted %ld + refused %ld (queue full %ld, other %ld)\n",
 	       attempts, ok, full + other, full, other);
 	printf("      accepted %llu = acked directly %llu + spooled %llu + lost %llu (nomem) + "

@@ -179,6 +179,17 @@ size_t errq_utf8_trunc_len(const char *s, size_t n, size_t max)
 	return l;
 }
 
+const char *errq_quote(const char *s, char buf[ERRQ_QUOTE_BUFSZ])
+{
+	size_t n = strlen(s);
+	if (n <= ERRQ_QUOTE_MAX)
+		return s;
+	n = errq_utf8_trunc_len(s, n, ERRQ_QUOTE_MAX);
+	memcpy(buf, s, n);
+	memcpy(buf + n, "...", 4);
+	return buf;
+}
+
 void errq_hex_encode(const uint8_t *p, size_t n, char *out)
 {
 	static const char d[] = "0123456789abcdef";

@@ -41,6 +41,13 @@ size_t errq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 /* The largest length <= max that does not cut a UTF-8 sequence of valid s[0..n). */
 size_t errq_utf8_trunc_len(const char *s, size_t n, size_t max);
 
+/* s as an error message quotes it: s itself when it has at most ERRQ_QUOTE_MAX bytes, else its
+ * first ERRQ_QUOTE_MAX bytes (cut at a character boundary) and "..." in buf.  So that a long
+ * value or key never pushes the reason out of a bounded message. */
+#define ERRQ_QUOTE_MAX 64
+#define ERRQ_QUOTE_BUFSZ (ERRQ_QUOTE_MAX + 4)
+const char *errq_quote(const char *s, char buf[ERRQ_QUOTE_BUFSZ]);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void errq_hex_encode(const uint8_t *p, size_t n, char *out);
 /* Decodes exactly 2n hex digits of s into out[n].  Returns 0 or -1. */

@@ -35,6 +35,7 @@ static bool header_name_ok(const char *s)
 
 static int parse_headers(struct parser *p, yaml_node_t *n, struct rules_notifier *nt)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	static const char *const reserved[] = {"content-length", "content-type", "transfer-encoding",
 					       "idempotency-key", NULL};
 	if (rules__is_null(n))
@@ -47,7 +48,7 @@ static int parse_headers(struct parser *p, yaml_node_t *n, struct rules_notifier
 		const char *k = errq_yaml_scalar(kn);
 		char path[RULES_HEADER_NAME_MAX + 16];
 		if (!k || !header_name_ok(k))
-			return rules__fail(p, kn, "headers", "'%s' is not a header name", k ? k : "(not a string)");
+			return rules__fail(p, kn, "headers", "'%s' is not a header name", k ? errq_quote(k, qb) : "(not a string)");
 		errq_snprintf(path, sizeof(path), "headers.%s", k);
 		for (int i = 0; reserved[i]; i++)
 			if (strcasecmp(k, reserved[i]) == 0)
@@ -72,6 +73,7 @@ static int parse_headers(struct parser *p, yaml_node_t *n, struct rules_notifier
 
 static int parse_notifier(struct parser *p, yaml_node_t *n, size_t index, struct rules_notifier *nt)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	enum { K_NAME, K_TYPE, K_URL, K_TIMEOUT, K_MAX_ATTEMPTS, K_HEADERS, K_SECRET };
 	static const char *const keys[] = {"name", "type", "url", "timeout", "max_attempts", "headers", "secret", NULL};
 	static const char *const types[] = {"webhook", "log", NULL};
@@ -120,7 +122,8 @@ static int parse_notifier(struct parser *p, yaml_node_t *n, size_t index, struct
 			if (!v)
 				return -1;
 			if (!url_ok(v))
-				return rules__fail(p, vn, "url", "'%s' is not an http:// or https:// URL (at most %d bytes)", v,
+				return rules__fail(p, vn, "url", "'%s' is not an http:// or https:// URL (at most %d bytes)",
+						   errq_quote(v, qb),
 					    RULES_URL_MAX - 1);
 			if (!(nt->url = rules__dup(p, vn, v)))
 				return -1;

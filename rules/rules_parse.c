@@ -7,6 +7,7 @@
 
 static int parse_match(struct parser *p, yaml_node_t *n, struct rule *r, int *lines)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	if (rules__is_null(n))
 		return 0;
 	if (rules__want_mapping(p, n, "match", "{service: checkout, error_type: \"Timeout*\"}"))
@@ -34,7 +35,7 @@ static int parse_match(struct parser *p, yaml_node_t *n, struct rule *r, int *li
 		m->field = f;
 		if (f.id == RULES_F_HANDLED) {
 			if (strcmp(v, "true") && strcmp(v, "false"))
-				return rules__fail(p, vn, path, "'%s' is not true or false", v);
+				return rules__fail(p, vn, path, "'%s' is not true or false", errq_quote(v, qb));
 			m->glob = strcmp(v, "true") == 0 ? "true" : "false";
 		} else {
 			if (strlen(v) > RULES_GLOB_MAX)
@@ -49,6 +50,7 @@ static int parse_match(struct parser *p, yaml_node_t *n, struct rule *r, int *li
 
 static int parse_group_by(struct parser *p, yaml_node_t *n, struct rule *r, int *lines)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	if (rules__is_null(n))
 		return 0;
 	if (rules__want_list(p, n, "group_by", "[service, error_type]"))
@@ -62,7 +64,7 @@ static int parse_group_by(struct parser *p, yaml_node_t *n, struct rule *r, int 
 			return -1;
 		for (size_t i = 0; i < r->n_group_by; i++)
 			if (rules__same_field(&r->group_by[i], &f))
-				return rules__fail(p, vn, "group_by", "'%s' listed twice", v);
+				return rules__fail(p, vn, "group_by", "'%s' listed twice", errq_quote(v, qb));
 		if (r->n_group_by == RULES_MAX_GROUP_BY)
 			return rules__fail(p, vn, "group_by", "more than %d fields", RULES_MAX_GROUP_BY);
 		lines[r->n_group_by] = errq_yaml_line(vn);
@@ -73,6 +75,7 @@ static int parse_group_by(struct parser *p, yaml_node_t *n, struct rule *r, int 
 
 static int parse_trip(struct parser *p, yaml_node_t *n, struct circuit_config *cfg)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	enum { K_FAILURES, K_RATE, K_MIN_CALLS, K_WINDOW };
 	static const char *const keys[] = {"failures", "failure_rate", "min_calls", "window", NULL};
 	uint32_t seen = 0;
@@ -105,7 +108,7 @@ static int parse_trip(struct parser *p, yaml_node_t *n, struct circuit_config *c
 				return -1;
 			if (cfg->window_ns % ERRQ_NS_PER_SEC)
 				return rules__fail(p, vn, "trip.window", "'%s' is not a whole number of seconds",
-					    errq_yaml_scalar(vn));
+					    errq_quote(errq_yaml_scalar(vn), qb));
 			break;
 		default:
 			return -1;
@@ -186,6 +189,7 @@ static int parse_backoff(struct parser *p, yaml_node_t *n, struct circuit_config
 
 static int parse_notify(struct parser *p, yaml_node_t *n, struct rule *r)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	if (rules__is_null(n))
 		return 0;
 	if (rules__want_list(p, n, "notify", "[ops]"))
@@ -208,12 +212,13 @@ static int parse_notify(struct parser *p, yaml_node_t *n, struct rule *r)
 				o += (size_t)errq_snprintf(list + o, sizeof(list) - o, "%s%s", j ? ", " : "",
 							   p->rs->notifiers[j].name);
 			if (!p->rs->n_notifiers)
-				return rules__fail(p, vn, "notify", "unknown notifier '%s' (no notifiers are defined)", v);
-			return rules__fail(p, vn, "notify", "unknown notifier '%s' (defined: %s)", v, list);
+				return rules__fail(p, vn, "notify", "unknown notifier '%s' (no notifiers are defined)",
+					    errq_quote(v, qb));
+			return rules__fail(p, vn, "notify", "unknown notifier '%s' (defined: %s)", errq_quote(v, qb), list);
 		}
 		for (size_t j = 0; j < r->n_notify; j++)
 			if (r->notify[j] == i)
-				return rules__fail(p, vn, "notify", "'%s' listed twice", v);
+				return rules__fail(p, vn, "notify", "'%s' listed twice", errq_quote(v, qb));
 		if (r->n_notify == RULES_MAX_NOTIFY)
 			return rules__fail(p, vn, "notify", "more than %d notifiers", RULES_MAX_NOTIFY);
 		r->notify[r->n_notify++] = i;

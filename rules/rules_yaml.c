@@ -46,10 +46,11 @@ static int vfail(struct parser *p, int line, const char *key, const char *fmt, v
 
 static int vfail(struct parser *p, int line, const char *key, const char *fmt, va_list ap)
 {
-	char why[512];
+	char why[512], kb[ERRQ_QUOTE_BUFSZ];
 	vsnprintf(why, sizeof(why), fmt, ap);
-	if (key)
-		errq_snprintf(p->err, p->errsz, "'%s' line %d: %skey '%s': %s", p->file, line, p->what, key, why);
+	if (key) /* a key path holds a details key from the file: quoted in part, like values */
+		errq_snprintf(p->err, p->errsz, "'%s' line %d: %skey '%s': %s", p->file, line, p->what,
+			      errq_quote(key, kb), why);
 	else
 		errq_snprintf(p->err, p->errsz, "'%s' line %d: %s%s", p->file, line, p->what, why);
 	return -1;
@@ -181,19 +182,21 @@ int rules__want_list(struct parser *p, const yaml_node_t *n, const char *path, c
 int rules__get_duration(struct parser *p, const yaml_node_t *n, const char *path, uint64_t min, uint64_t max,
 			bool zero_ok, uint64_t *out)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	char a[ERRQ_DURATION_BUFSZ], b[ERRQ_DURATION_BUFSZ];
 	const char *v = rules__want_scalar(p, n, path);
 	uint64_t ns;
 	if (!v)
 		return -1;
 	if (errq_parse_duration(v, &ns))
-		return rules__fail(p, n, path, "'%s' is not a duration (like 500ms, 10s, 5m, 2h)", v);
+		return rules__fail(p, n, path, "'%s' is not a duration (like 500ms, 10s, 5m, 2h)", errq_quote(v, qb));
 	if (ns == 0 && zero_ok) {
 		*out = 0;
 		return 0;
 	}
 	if (ns < min || ns > max)
-		return rules__fail(p, n, path, "'%s' is out of range (%s%s to %s)", v, zero_ok ? "0s to turn it off, or " : "",
+		return rules__fail(p, n, path, "'%s' is out of range (%s%s to %s)", errq_quote(v, qb),
+				   zero_ok ? "0s to turn it off, or " : "",
 			    errq_fmt_duration(a, min), errq_fmt_duration(b, max));
 	*out = ns;
 	return 0;
@@ -202,6 +205,7 @@ int rules__get_duration(struct parser *p, const yaml_node_t *n, const char *path
 int rules__get_uint(struct parser *p, const yaml_node_t *n, const char *path, uint64_t min, uint64_t max,
 		    uint64_t *out)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	const char *v = rules__want_scalar(p, n, path);
 	uint64_t x = 0;
 	if (!v)
@@ -219,7 +223,8 @@ int rules__get_uint(struct parser *p, const yaml_node_t *n, const char *path, ui
 	*out = x;
 	return 0;
 bad:
-	return rules__fail(p, n, path, "'%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]", v, min, max);
+	return rules__fail(p, n, path, "'%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]", errq_quote(v, qb),
+			   min, max);
 }
 
 /* A non-negative decimal with at most `digits` significant decimals ("0.5", "2", "1.25"),
@@ -264,15 +269,16 @@ static int parse_decimal(const char *s, int digits, uint64_t *out)
 int rules__get_decimal(struct parser *p, const yaml_node_t *n, const char *path, int digits, uint64_t min,
 		       uint64_t max, const char *range, uint64_t *out)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	const char *v = rules__want_scalar(p, n, path);
 	uint64_t x;
 	if (!v)
 		return -1;
 	int rc = parse_decimal(v, digits, &x);
 	if (rc == -2)
-		return rules__fail(p, n, path, "'%s' has more than %d decimals", v, digits);
+		return rules__fail(p, n, path, "'%s' has more than %d decimals", errq_quote(v, qb), digits);
 	if (rc || x < min || x > max)
-		return rules__fail(p, n, path, "'%s' is not a number %s", v, range);
+		return rules__fail(p, n, path, "'%s' is not a number %s", errq_quote(v, qb), range);
 	*out = x;
 	return 0;
 }
@@ -280,6 +286,7 @@ int rules__get_decimal(struct parser *p, const yaml_node_t *n, const char *path,
 int rules__get_choice(struct parser *p, const yaml_node_t *n, const char *path, const char *const *choices,
 		      int *out)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	char list[128];
 	const char *v = rules__want_scalar(p, n, path);
 	if (!v)
@@ -287,7 +294,7 @@ int rules__get_choice(struct parser *p, const yaml_node_t *n, const char *path, 
 	int i = key_index(choices, v);
 	if (i < 0) {
 		join(list, sizeof(list), choices);
-		return rules__fail(p, n, path, "'%s' is not one of: %s", v, list);
+		return rules__fail(p, n, path, "'%s' is not one of: %s", errq_quote(v, qb), list);
 	}
 	*out = i;
 	return 0;
@@ -306,9 +313,11 @@ static bool name_ok(const char *s)
 
 const char *rules__get_name(struct parser *p, const yaml_node_t *n, const char *path)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	const char *v = rules__want_scalar(p, n, path);
 	if (v && !name_ok(v)) {
-		rules__fail(p, n, path, "'%s' is not a name (1 to %d letters, digits, '_', '.', '-')", v, RULES_NAME_MAX - 1);
+		rules__fail(p, n, path, "'%s' is not a name (1 to %d letters, digits, '_', '.', '-')", errq_quote(v, qb),
+			    RULES_NAME_MAX - 1);
 		return NULL;
 	}
 	return v;
@@ -335,10 +344,12 @@ static bool detail_key_ok(const char *s)
 int rules__get_field(struct parser *p, const yaml_node_t *n, const char *path, const char *name, unsigned use,
 		     struct rules_field *f)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a value quoted in a message (errq_quote) */
 	if (strncmp(name, "details.", 8) == 0) {
 		if (!detail_key_ok(name + 8))
 			return rules__fail(p, n, path,
-				    "'%s' is not a details key (1 to %d bytes, no spaces, ',', '=' or '\\')", name + 8,
+				    "'%s' is not a details key (1 to %d bytes, no spaces, ',', '=' or '\\')",
+				    errq_quote(name + 8, qb),
 				    RULES_DETAIL_KEY_MAX);
 		f->id = RULES_F_DETAIL;
 		f->detail = rules__dup(p, n, name + 8);
@@ -359,7 +370,8 @@ int rules__get_field(struct parser *p, const yaml_node_t *n, const char *path, c
 	errq_snprintf(list + o, sizeof(list) - o, "details.KEY");
 	if (use == F_MATCH)
 		return rules__fail(p, n, path, "unknown field (expected one of: %s)", list);
-	return rules__fail(p, n, path, "'%s' is not a field to group by (expected one of: %s)", name, list);
+	return rules__fail(p, n, path, "'%s' is not a field to group by (expected one of: %s)", errq_quote(name, qb),
+			   list);
 }
 
 bool rules__same_field(const struct rules_field *a, const struct rules_field *b)

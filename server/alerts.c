@@ -67,11 +67,12 @@ static enum alerts_status queue_request(struct alerts *a, struct request *rq)
 {
 	rq->a = a;
 	rq->job.run = alerts__request_run;
-	if (!a->o.ig && a->o.inline_store) {
+	struct ingest *ig = alerts__ig(a);
+	if (!ig && a->o.inline_store) {
 		alerts__request_run(&rq->job, a->o.inline_store);
 		return ALERTS_OK;
 	}
-	if (!a->o.ig || ingest_run_job(a->o.ig, &rq->job)) {
+	if (!ig || ingest_run_job(ig, &rq->job)) {
 		free(rq);
 		return ALERTS_UNAVAILABLE;
 	}
@@ -177,7 +178,7 @@ int alerts_new(struct alerts **out, const struct alerts_opts *o, struct ruleset 
 
 void alerts_set_ingest(struct alerts *a, struct ingest *ig)
 {
-	a->o.ig = ig;
+	__atomic_store_n(&a->o.ig, ig, __ATOMIC_RELEASE);
 }
 
 void alerts_stop(struct alerts *a)

@@ -63,7 +63,10 @@
 
 /* "Writer thread only" (struct alerts), checked where the writer enters the engine: its
  * hooks and jobs.  Without an ingest (unit tests' inline store) the caller is the writer. */
-#define ALERTS_ON_WRITER(a) ERRQ_ASSERT(!(a)->o.ig || ingest_on_writer((a)->o.ig))
+#define ALERTS_ON_WRITER(a) ERRQ_ASSERT(!alerts__ig(a) || ingest_on_writer(alerts__ig(a)))
+/* a->o.ig: set once by alerts_set_ingest() after the writer (whose hooks read it) and the
+ * notifier started, so every read is an atomic load (ThreadSanitizer found the plain ones) */
+#define alerts__ig(a) __atomic_load_n(&(a)->o.ig, __ATOMIC_ACQUIRE)
 
 struct rules_ref {
 	struct alerts_rules pub;

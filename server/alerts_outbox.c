@@ -364,11 +364,12 @@ void alerts__on_report(void *ctx, const struct notify_report *r)
 		LOG_WARN("alerts: delivery report dropped (report buffer full); the row is retried after a restart");
 	}
 	pthread_mutex_unlock(&a->rep_mu);
-	if (schedule && (!a->o.ig || ingest_run_job(a->o.ig, &a->report_job))) {
+	struct ingest *ig = alerts__ig(a);
+	if (schedule && (!ig || ingest_run_job(ig, &a->report_job))) {
 		pthread_mutex_lock(&a->rep_mu);
 		a->report_job_queued = false;
 		pthread_mutex_unlock(&a->rep_mu);
-		if (a->o.ig)
-			ingest_tick_soon(a->o.ig); /* the tick records them instead */
+		if (ig)
+			ingest_tick_soon(ig); /* the tick records them instead */
 	}
 }

@@ -254,6 +254,6 @@ void alerts__request_run(struct ingest_job *j, struct store *s)
 		alerts__do_silence_expire(a, s, rq->id, &ans);
 	alerts__answer(rq, &ans);
 	free(rq);
-	if (a->o.ig)
-		ingest_tick_soon(a->o.ig); /* deadlines and silences may have changed */
+	if (alerts__ig(a))
+		ingest_tick_soon(alerts__ig(a)); /* deadlines and silences may have changed */
 }

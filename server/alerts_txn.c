@@ -357,6 +357,6 @@ void alerts_hook_txn_end(void *ctx, struct store *s, bool committed)
 	bool timers = a->txn_timers && committed;
 	a->txn_timers = false;
 	end_work(a, committed);
-	if (timers && a->o.ig)
-		ingest_tick_soon(a->o.ig); /* the tick works out the next wake-up */
+	if (timers && alerts__ig(a))
+		ingest_tick_soon(alerts__ig(a)); /* the tick works out the next wake-up */
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "errq_str.h"
+#include "diskguard.h"
 #include "errq_time.h"
 #include "ingest.h"
 #include "storage.h"
@@ -21,6 +22,7 @@ struct health {
 	struct health_thread threads[HEALTH_MAX_THREADS];
 	size_t n_threads;
 	struct ingest *ig;
+	struct diskguard *guard;
 	uint64_t queue_full_after_ns;
 	atomic_bool started, draining;
 };
@@ -52,6 +54,11 @@ void health_set_ingest(struct health *h, struct ingest *ig, uint64_t queue_full_
 	h->queue_full_after_ns = queue_full_after_ns;
 }
 
+void health_set_diskguard(struct health *h, struct diskguard *g)
+{
+	h->guard = g;
+}
+
 void health_set_draining(struct health *h)
 {
 	atomic_store(&h->draining, true);
@@ -81,7 +88,7 @@ bool health_live(struct health *h, uint64_t now, char *reason, size_t rsz)
 	return true;
 }
 
-static const char *store_class_words(int cls)
+const char *health_store_class_words(int cls)
 {
 	switch (cls) {
 	case STORE_ERR_FULL: return "disk full";
@@ -104,11 +111,14 @@ bool health_ready(struct health *h, uint64_t now, char *reason, size_t rsz)
 	if (h->ig) {
 		struct ingest_health ih;
 		ingest_get_health(h->ig, &ih);
-		if (ih.failing_since && now - ih.failing_since >= HEALTH_STORE_FAILING_NS) {
-			errq_snprintf(reason, rsz, "%s for %us: %s", store_class_words(ih.store_error),
+		if (ih.failing_since && now - ih.failing_since >= HEALTH_STORE_FAILING_NS &&
+		    now - ih.last_failed < HEALTH_STORE_FRESH_NS) {
+			errq_snprintf(reason, rsz, "%s for %us: %s", health_store_class_words(ih.store_error),
 				      secs(now - ih.failing_since), ih.error);
 			return false;
 		}
+		if (diskguard_low(h->guard, reason, rsz))
+			return false;
 		if (h->queue_full_after_ns && ih.saturated_since && now - ih.saturated_since > h->queue_full_after_ns) {
 			errq_snprintf(reason, rsz, "ingest queue full for %us (streams wait for room)",
 				      secs(now - ih.saturated_since));

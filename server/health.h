@@ -10,7 +10,9 @@
  * Readiness: errqd can accept and commit events.  Not ready, with a one-line reason, when
  *  - it is shutting down (draining);
  *  - the writer's transactions have failed for HEALTH_STORE_FAILING_NS or more (disk full,
- *    database unwritable or locked), until one commits again;
+ *    database unwritable or locked), until one commits again or none has been tried for
+ *    HEALTH_STORE_FRESH_NS;
+ *  - the database's filesystem has less free space than min_free_disk (diskguard.h);
  *  - the ingest queue has had streams waiting for room without a break for longer than the
  *    readiness_queue_full_after setting (0: never).
  * Readiness is for routing traffic away from a collector that cannot take it, never for
@@ -27,6 +29,9 @@
 #define HEALTH_MAX_THREADS 72                    /* writer + notifier + up to 64 queues + headroom */
 #define HEALTH_STALL_NS (30ull * 1000000000ull)  /* a thread that has not turned for this long is stuck */
 #define HEALTH_STORE_FAILING_NS (1000000000ull)  /* failing writes for this long make errqd unready */
+/* ... while the last one failed this recently: a full disk with no write since (no traffic
+ * came, or it was refused) does not keep errqd unready forever after space came back */
+#define HEALTH_STORE_FRESH_NS (10ull * 1000000000ull)
 #define HEALTH_REASON_MAX 256
 
 struct ingest;
@@ -41,6 +46,11 @@ void health_free(struct health *h); /* accepts NULL */
 int health_add_thread(struct health *h, const char *name, health_turn_fn fn, void *ctx);
 /* The ingest queue whose store failures and saturation decide readiness (NULL: none yet). */
 void health_set_ingest(struct health *h, struct ingest *ig, uint64_t queue_full_after_ns);
+/* The free-disk floor that decides readiness (NULL: none). */
+struct diskguard;
+void health_set_diskguard(struct health *h, struct diskguard *g);
+/* "disk full", "database unwritable", ...: the words for an enum store_errclass. */
+const char *health_store_class_words(int cls);
 /* Not ready from now on (shutdown). */
 void health_set_draining(struct health *h);
 /* Ready once start-up is over (until then: "starting"). */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errq_condlog.h"
 #include "errq_log.h"
 #include "errq_time.h"
 #include "storage.h"
@@ -27,6 +28,7 @@ struct ingest {
 	struct ingest_batch *head, *tail;
 	struct ingest_batch *parked_head, *parked_tail;
 	size_t n_queued, queued_bytes, n_parked;
+	size_t parked_bytes, reserved_bytes; /* with queued_bytes: every decoded byte (ingest.h) */
 	bool writing, stopping, joined, exited;
 	struct ingest_job *jobs, *jobs_tail;
 	struct ingest_waiter *waiters, *waiters_tail;
@@ -39,6 +41,8 @@ struct ingest {
 	struct ingest_stats st;
 	struct ingest_health health;
 	_Atomic uint64_t turn_ns; /* the writer's last turn (liveness) */
+	/* the writer's: one log line per failing condition (errq_condlog.h), not one per retry */
+	struct errq_condlog log_write, log_agg, log_maint;
 	pthread_t thread;
 	pthread_t writer;       /* set by the writer itself before its first job (ingest_on_writer) */
 	_Atomic bool writer_set;
@@ -64,7 +68,14 @@ static bool has_room(struct ingest *ig, size_t bytes)
 {
 	/* an empty queue always takes one batch, however big, or a huge batch would never pass */
 	size_t n = ig->n_queued + ig->n_woken;
-	return n == 0 || (n < ig->o.max_batches && ig->queued_bytes + bytes <= ig->o.max_bytes);
+	size_t held = ig->queued_bytes + ig->parked_bytes + ig->reserved_bytes;
+	return (n == 0 && held == 0) || (n < ig->o.max_batches && held + bytes <= ig->o.max_bytes);
+}
+
+/* Under ig->mu: the first waiter could be let in now. */
+static bool waiter_fits(struct ingest *ig)
+{
+	return ig->waiters && !ig->n_parked && has_room(ig, ig->waiters->need);
 }
 
 static void enqueue(struct ingest *ig, struct ingest_batch *b)
@@ -85,8 +96,10 @@ bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w)
 {
 	bool room;
 	pthread_mutex_lock(&ig->mu);
-	room = !ig->n_parked && !ig->waiters && has_room(ig, 0);
-	if (!room) {
+	room = !ig->n_parked && !ig->waiters && has_room(ig, w->need);
+	if (room) {
+		ig->reserved_bytes += w->need;
+	} else {
 		w->next = NULL;
 		if (ig->waiters_tail)
 			ig->waiters_tail->next = w;
@@ -101,11 +114,20 @@ bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w)
 	return room;
 }
 
-void ingest_waiter_done(struct ingest *ig)
+void ingest_unreserve(struct ingest *ig, size_t bytes)
+{
+	pthread_mutex_lock(&ig->mu);
+	ig->reserved_bytes -= bytes;
+	pthread_cond_signal(&ig->wake); /* the room it gave back may let a waiter in */
+	pthread_mutex_unlock(&ig->mu);
+}
+
+void ingest_waiter_done(struct ingest *ig, const struct ingest_waiter *w)
 {
 	pthread_mutex_lock(&ig->mu);
 	if (ig->n_woken)
 		ig->n_woken--;
+	ig->reserved_bytes -= w->need;
 	pthread_cond_signal(&ig->wake); /* the room it gave back may let the next waiter in */
 	pthread_cond_broadcast(&ig->idle);
 	pthread_mutex_unlock(&ig->mu);
@@ -116,14 +138,16 @@ void ingest_waiter_done(struct ingest *ig)
 static struct ingest_waiter *take_waiters(struct ingest *ig, bool all)
 {
 	struct ingest_waiter *list = NULL, **tail = &list;
-	while (ig->waiters && (all || (!ig->n_parked && has_room(ig, 0)))) {
+	while (ig->waiters && (all || waiter_fits(ig))) {
 		struct ingest_waiter *w = ig->waiters;
 		ig->waiters = w->next;
 		if (!ig->waiters)
 			ig->waiters_tail = NULL;
 		ig->n_waiters--;
-		if (!all)
+		if (!all) {
 			ig->n_woken++;
+			ig->reserved_bytes += w->need; /* room claimed for its decoding */
+		}
 		*tail = w;
 		tail = &w->next;
 		*tail = NULL;
@@ -146,6 +170,8 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 	pthread_mutex_lock(&ig->mu);
 	if (b->from_waiter && ig->n_woken)
 		ig->n_woken--; /* the room it was woken for is now taken by the batch itself */
+	ig->reserved_bytes -= b->reserved; /* its decoded size is known now: b->bytes */
+	b->reserved = 0;
 	if (ig->exited) {
 		pthread_mutex_unlock(&ig->mu);
 		return INGEST_REFUSED;
@@ -162,6 +188,7 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 			ig->parked_head = b;
 		ig->parked_tail = b;
 		ig->n_parked++;
+		ig->parked_bytes += b->bytes;
 		ig->st.parked_total++;
 		note_saturation(ig);
 		rc = INGEST_PARKED;
@@ -176,8 +203,13 @@ int ingest_submit(struct ingest *ig, struct ingest_batch *b)
 static struct ingest_batch *unpark(struct ingest *ig)
 {
 	struct ingest_batch *moved = NULL, **mt = &moved;
-	while (ig->parked_head && has_room(ig, ig->parked_head->bytes)) {
+	while (ig->parked_head) {
 		struct ingest_batch *b = ig->parked_head;
+		ig->parked_bytes -= b->bytes; /* counted once: as parked, or as queued */
+		if (!has_room(ig, b->bytes)) {
+			ig->parked_bytes += b->bytes;
+			break;
+		}
 		ig->parked_head = b->next;
 		if (!ig->parked_head)
 			ig->parked_tail = NULL;
@@ -284,7 +316,7 @@ static struct ingest_batch *take_all(struct ingest *ig)
 	else
 		list = ig->parked_head;
 	ig->head = ig->tail = ig->parked_head = ig->parked_tail = NULL;
-	ig->n_queued = ig->queued_bytes = ig->n_parked = 0;
+	ig->n_queued = ig->queued_bytes = ig->n_parked = ig->parked_bytes = 0;
 	return list;
 }
 
@@ -347,7 +379,9 @@ static void maintain(struct ingest *ig, bool idle)
 		rc = store_maintain(ig->o.store, &mo, &more);
 	} while (idle && more && rc == 0 && errq_mono_ns() < until);
 	if (rc)
-		errq_logkv(ERRQ_LOG_WARN, "upkeep failed; retrying later", "error", store_errmsg(ig->o.store), NULL);
+		errq_condlog_fail(&ig->log_maint, store_errmsg(ig->o.store));
+	else
+		errq_condlog_ok(&ig->log_maint);
 	struct store_write_stats ws;
 	store_get_write_stats(ig->o.store, &ws);
 	pthread_mutex_lock(&ig->mu);
@@ -359,11 +393,24 @@ static void maintain(struct ingest *ig, bool idle)
 	ig->next_maint = errq_mono_ns() + (more && !rc ? INGEST_MAINT_STEP_MS : INGEST_MAINT_INTERVAL_MS) * ERRQ_NS_PER_MS;
 }
 
+/* Without ig->mu: the batches that left the parked list (linked by resume_next) may have their
+ * streams read again; then the written ones (linked by next) are done. */
+static void finish_batches(struct ingest_batch *moved, struct ingest_batch *list, bool committed)
+{
+	for (struct ingest_batch *b = moved, *n; b; b = n) {
+		n = b->resume_next;
+		b->ops->resumed(b);
+	}
+	for (struct ingest_batch *b = list, *n; b; b = n) {
+		n = b->next;
+		b->ops->done(b, committed);
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct ingest *ig = arg;
 	unsigned backoff_ms = 0;
-	uint64_t last_err_log = 0;
 	ig->writer = pthread_self();
 	atomic_store(&ig->writer_set, true);
 	pthread_mutex_lock(&ig->mu);
@@ -378,12 +425,13 @@ static void *writer_main(void *arg)
 			/* going idle with aggregates deferred: write them now */
 			pthread_mutex_unlock(&ig->mu);
 			if (store_agg_flush(ig->o.store))
-				errq_logkv(ERRQ_LOG_WARN, "writing group counts failed; retrying", "error",
-					   store_errmsg(ig->o.store), NULL);
+				errq_condlog_fail(&ig->log_agg, store_errmsg(ig->o.store));
+			else
+				errq_condlog_ok(&ig->log_agg);
 			pthread_mutex_lock(&ig->mu);
 		}
 		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
-		       !(ig->waiters && !ig->n_woken) &&
+		       !(waiter_fits(ig) && !ig->n_woken) &&
 		       !(ig->o.hooks && ig->o.store && ig->next_tick <= errq_mono_ns())) {
 			/* idle: sleep until work arrives, upkeep or a timer is due */
 			uint64_t until = ig->next_maint > errq_mono_ns() ? ig->next_maint : errq_mono_ns() + ERRQ_NS_PER_MS;
@@ -396,15 +444,20 @@ static void *writer_main(void *arg)
 			struct timespec ts = {(time_t)(until / ERRQ_NS_PER_SEC), (long)(until % ERRQ_NS_PER_SEC)};
 			if (pthread_cond_timedwait(&ig->wake, &ig->mu, &ts)) {
 				atomic_store(&ig->turn_ns, errq_mono_ns());
+				pthread_mutex_unlock(&ig->mu);
+				errq_condlog_poll(&ig->log_write); /* idle after a failure: its recovery line */
+				errq_condlog_poll(&ig->log_agg);
+				errq_condlog_poll(&ig->log_maint);
+				pthread_mutex_lock(&ig->mu);
 				maintain(ig, true);
 				tick(ig);
 			}
 		}
 		if (ig->jobs)
 			continue;
-		if (!ig->head && !ig->parked_head && !ig->stopping && !(ig->waiters && !ig->n_woken))
+		if (!ig->head && !ig->parked_head && !ig->stopping && !(waiter_fits(ig) && !ig->n_woken))
 			continue; /* only a hook's timer ends the wait so: it runs at the top */
-		if (!ig->head && !ig->parked_head && ig->waiters && !ig->n_woken) {
+		if (!ig->head && !ig->parked_head && waiter_fits(ig) && !ig->n_woken) {
 			/* the queue emptied while streams waited: let them in */
 			struct ingest_waiter *woken = take_waiters(ig, false);
 			pthread_mutex_unlock(&ig->mu);
@@ -478,22 +531,38 @@ static void *writer_main(void *arg)
 
 		pthread_mutex_lock(&ig->mu);
 		if (rc != 0) {
-			/* nothing of these batches is acknowledged: back to the head, retry with backoff */
 			ig->st.store_errors++;
 			if (!ig->health.failing_since)
 				ig->health.failing_since = t_done;
-			ig->health.store_error = store_last_errclass(ig->o.store);
+			ig->health.last_failed = t_done;
+			int cls = store_last_errclass(ig->o.store);
+			ig->health.store_error = cls;
 			errq_snprintf(ig->health.error, sizeof(ig->health.error), "%s", store_errmsg(ig->o.store));
-			last->next = ig->head;
-			ig->head = list;
-			if (!ig->tail)
-				ig->tail = last;
-			uint64_t now = errq_mono_ns();
-			if (now - last_err_log > 5 * ERRQ_NS_PER_SEC) {
-				last_err_log = now;
+			if (cls == STORE_ERR_FULL || cls == STORE_ERR_UNWRITABLE) {
+				/* A full disk or an unwritable file does not mend in a retry: the batches are
+				 * given back unacknowledged now (their streams end with UNAVAILABLE and the
+				 * reason; the clients resend later or elsewhere) rather than held until the
+				 * clients' deadlines with no answer.  The batches behind them meet the same
+				 * fate at the next attempt, or commit if space came back. */
+				ig->n_queued -= nb;
+				ig->queued_bytes -= bytes;
+				ig->st.batches_failed += nb;
+				struct ingest_batch *moved = unpark(ig);
+				struct ingest_waiter *woken = take_waiters(ig, false);
 				pthread_mutex_unlock(&ig->mu);
-				errq_logkv(ERRQ_LOG_ERROR, "store write failed; retrying", "error",
-					   store_errmsg(ig->o.store), NULL);
+				errq_condlog_fail(&ig->log_write, store_errmsg(ig->o.store));
+				wake_waiters(woken, false);
+				finish_batches(moved, list, false);
+				pthread_mutex_lock(&ig->mu);
+			} else {
+				/* locked, or another error: nothing of these batches is acknowledged; back to
+				 * the head, retried with backoff */
+				last->next = ig->head;
+				ig->head = list;
+				if (!ig->tail)
+					ig->tail = last;
+				pthread_mutex_unlock(&ig->mu);
+				errq_condlog_fail(&ig->log_write, store_errmsg(ig->o.store));
 				pthread_mutex_lock(&ig->mu);
 			}
 			backoff_ms = backoff_ms ? backoff_ms * 2 : 1;
@@ -512,6 +581,11 @@ static void *writer_main(void *arg)
 		}
 		backoff_ms = 0;
 		ig->health.failing_since = 0;
+		if (errq_condlog_failing(&ig->log_write)) {
+			pthread_mutex_unlock(&ig->mu);
+			errq_condlog_ok(&ig->log_write); /* logs nothing until it settles */
+			pthread_mutex_lock(&ig->mu);
+		}
 		uint64_t stored = 0, dup = 0, dropped = 0;
 		for (struct ingest_batch *b = list; b; b = b->next)
 			for (size_t i = 0; i < b->n_events; i++)
@@ -544,15 +618,7 @@ static void *writer_main(void *arg)
 		if (ig->o.on_commit)
 			ig->o.on_commit(ig->o.on_commit_ctx, list);
 
-		/* batches that left the parked list: their streams may read again */
-		for (struct ingest_batch *b = moved, *n; b; b = n) {
-			n = b->resume_next;
-			b->ops->resumed(b);
-		}
-		for (struct ingest_batch *b = list, *n; b; b = n) {
-			n = b->next;
-			b->ops->done(b, true);
-		}
+		finish_batches(moved, list, true);
 		/* the answers are out: now, between transactions, let the WAL start over if needed —
 		 * early when nothing is queued (no batch waits for it), late otherwise */
 		pthread_mutex_lock(&ig->mu);
@@ -577,6 +643,9 @@ int ingest_start(struct ingest **out, const struct ingest_opts *o)
 	if (!ig)
 		return -1;
 	ig->o = *o;
+	errq_condlog_init(&ig->log_write, "store write failed", ERRQ_LOG_ERROR);
+	errq_condlog_init(&ig->log_agg, "writing group counts failed", ERRQ_LOG_WARN);
+	errq_condlog_init(&ig->log_maint, "upkeep failed", ERRQ_LOG_WARN);
 	metrics_hist_init(&ig->st.commit_seconds, commit_seconds_bounds,
 			  sizeof(commit_seconds_bounds) / sizeof(commit_seconds_bounds[0]));
 	metrics_hist_init(&ig->st.commit_events, commit_events_bounds,
@@ -646,6 +715,7 @@ void ingest_get_stats(struct ingest *ig, struct ingest_stats *st)
 	*st = ig->st;
 	st->queued_batches = ig->n_queued;
 	st->queued_bytes = ig->queued_bytes;
+	st->decoded_bytes = ig->queued_bytes + ig->parked_bytes + ig->reserved_bytes;
 	st->parked = ig->n_parked + ig->n_waiters; /* streams not read for want of room */
 	pthread_mutex_unlock(&ig->mu);
 }

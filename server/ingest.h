@@ -7,14 +7,19 @@
  * the cost of a COMMIT is shared by all the batches that arrived while the previous one ran.
  *
  * Bounds and policy at the limit: the queue — counting the batches the writer is working on
- * until they commit — holds at most max_batches batches and max_bytes bytes.  A batch that arrives when the queue is full is *parked*: ingest_submit
+ * until they commit — holds at most max_batches batches and max_bytes bytes.  max_bytes
+ * bounds everything decoded, across all streams: the queued batches, the parked ones, and
+ * room reserved for the messages being decoded (an upper bound of their decoded size,
+ * ingest_waiter.need / ingest_batch.reserved, given back when the batch is submitted): a
+ * message decodes to up to ~65x its wire size, so room is claimed before decoding, not after.  A batch that arrives when the queue is full is *parked*: ingest_submit
  * returns INGEST_PARKED, the producer must not read more from that stream, and the writer
  * moves the batch into the queue (calling its resumed()) when there is room.  Each stream
  * holds at most one parked batch, so memory is bounded by the queue plus one message per
  * stream, and gRPC flow control holds the clients back: that is the backpressure.
  *
- * A failing store (locked, disk full) is retried with backoff; nothing is acknowledged until
- * it commits.  ingest_stop() drains: everything queued or parked is committed (or, when the
+ * A locked store is retried with backoff; nothing is acknowledged until it commits.  A
+ * transaction that fails for a full disk or an unwritable file gives its batches back at once
+ * with done(committed = false): their streams end with UNAVAILABLE and the reason.  ingest_stop() drains: everything queued or parked is committed (or, when the
  * store keeps failing past the deadline, given back with committed = false). */
 #ifndef ERRQD_INGEST_H
 #define ERRQD_INGEST_H
@@ -56,7 +61,8 @@ enum { INGEST_DUPLICATE = 0, INGEST_STORED = 1, INGEST_COUNTED = 2 /* count_only
 
 struct ingest_batch_ops {
 	/* Writer thread, after the batch's transaction committed (committed = true) or was
-	 * abandoned at shutdown (false).  Owns the batch from then on. */
+	 * abandoned (false: at shutdown, or the disk is full or the file unwritable; the reason
+	 * is in ingest_get_health).  Owns the batch from then on. */
 	void (*done)(struct ingest_batch *b, bool committed);
 	/* Writer thread: a parked batch entered the queue; the producer may read again. */
 	void (*resumed)(struct ingest_batch *b);
@@ -66,6 +72,7 @@ struct ingest_batch_ops {
  * (a decoded batch takes ~4x the wire size), so 1 000 waiting streams cost ~1 000 messages. */
 struct ingest_waiter {
 	struct ingest_waiter *next;
+	size_t need; /* decoded bytes to reserve for its message (set before ingest_room_or_wait) */
 	/* Writer thread: there is room now (abandon = false: decode and ingest_submit with
 	 * from_waiter set), or the writer is stopping (abandon = true: give up; the message is
 	 * not acknowledged).  Either way the owner calls ingest_waiter_done if it submits nothing. */
@@ -75,6 +82,8 @@ struct ingest_waiter {
 struct ingest_batch {
 	struct ingest_batch *next;
 	bool from_waiter;              /* submitted after a wake: releases its claim on room */
+	size_t reserved;               /* decoded bytes reserved for it (w->need), released at submit */
+	size_t answer_reserved;        /* the producer's: bytes its answer may take (svc_report.c) */
 	struct ingest_batch *resume_next;
 	const struct ingest_batch_ops *ops;
 	void *owner;
@@ -133,10 +142,12 @@ struct ingest_opts {
 
 struct ingest_stats {
 	uint64_t batches, events_stored, events_duplicate, commits, store_errors, parked_total, maint_errors;
+	uint64_t batches_failed; /* given back unacknowledged: the disk full or the file unwritable */
 	uint64_t events_dropped; /* count_only events counted in their groups (quota), not stored */
 	uint64_t events_deleted, overflow_events; /* from the store's writer */
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;
+	size_t decoded_bytes; /* queued + parked + reserved for decoding: what max_bytes bounds */
 	struct metrics_hist commit_seconds; /* each transaction of events, begin to commit */
 	struct metrics_hist commit_events;  /* events (stored, duplicate) per committed transaction */
 };
@@ -144,6 +155,7 @@ struct ingest_stats {
 /* What readiness and liveness need to know (health.h). */
 struct ingest_health {
 	uint64_t failing_since;   /* errq_mono_ns() of the first failed write since the last commit; 0 = none */
+	uint64_t last_failed;     /* errq_mono_ns() of the last failed write (0 = none yet) */
 	int store_error;          /* enum store_errclass of the last failure */
 	char error[256];          /* its message */
 	uint64_t saturated_since; /* since when streams have waited for room without a break; 0 = none */
@@ -154,12 +166,16 @@ enum { INGEST_QUEUED = 0, INGEST_PARKED = 1, INGEST_REFUSED = 2 /* the writer ha
 struct ingest;
 int ingest_start(struct ingest **out, const struct ingest_opts *o);
 int ingest_submit(struct ingest *ig, struct ingest_batch *b);
-/* True when the queue has room for a batch now (decode it and ingest_submit it).  False after
- * registering w, whose wake() the writer calls when room frees — in FIFO order, as many at a
- * time as there is room. */
+/* True when the queue has room for a batch now, w->need bytes reserved for decoding it
+ * (decode it and ingest_submit it with b->reserved = w->need, or ingest_unreserve).  False
+ * after registering w, whose wake() the writer calls when room frees — in FIFO order, as many
+ * at a time as there is room, each with its need reserved. */
 bool ingest_room_or_wait(struct ingest *ig, struct ingest_waiter *w);
-/* A woken waiter that will not submit (its call died, or its message did not decode). */
-void ingest_waiter_done(struct ingest *ig);
+/* A woken waiter that will not submit (its call died, or its message did not decode): gives
+ * back its claim and its reservation (w->need). */
+void ingest_waiter_done(struct ingest *ig, const struct ingest_waiter *w);
+/* A stream let in at once (ingest_room_or_wait true) that will not submit: gives back bytes. */
+void ingest_unreserve(struct ingest *ig, size_t bytes);
 /* Queues a job for the writer.  Returns 0, or -1 when INGEST_MAX_JOBS are waiting or the
  * writer is stopping (the job is not taken: the caller still owns it). */
 int ingest_run_job(struct ingest *ig, struct ingest_job *j);

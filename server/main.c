@@ -31,6 +31,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "alerts.h"
+#include "diskguard.h"
 #include "auth.h"
 #include "health.h"
 #include "http.h"
@@ -319,6 +320,7 @@ int main(int argc, char **argv)
 	struct health *health = NULL;
 	struct metrics *metrics = NULL;
 	struct http *http = NULL;
+	struct diskguard *guard = NULL; /* the free-disk floor (storage: sqlite) */
 	uint64_t started_ns = errq_now_ns();
 
 	gpr_set_log_function(grpc_log); /* the C core's own records become errqd's log lines */
@@ -337,7 +339,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		store_set_ckpt(store, ckpt);
-		struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name,
+		if (!(guard = diskguard_new(cfg.database, (uint64_t)cfg.min_free_disk))) {
+			LOG_ERROR("out of memory");
+			goto out;
+		}
+				struct alerts_opts ao = {.config_path = config_path, .collector = cfg.name,
 					 .reload_prepare = creds_prepare, .reload_commit = creds_commit,
 					 .reload_discard = creds_discard, .reload_ctx = auth};
 		if (alerts_new(&alerts, &ao, ruleset, config_path, err, sizeof(err))) {
@@ -369,6 +375,7 @@ int main(int argc, char **argv)
 	if (alerts)
 		alerts_set_ingest(alerts, ig);
 	health_set_ingest(health, ig, cfg.readiness_queue_full_after_ns);
+	health_set_diskguard(health, guard);
 	health_add_thread(health, "ingest writer", ingest_last_turn, ig);
 	if (alerts)
 		health_add_thread(health, "notifier", alerts_notifier_last_turn, alerts);
@@ -400,6 +407,7 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot set up the gRPC services");
 		goto out;
 	}
+	report_svc_set_diskguard(rs, guard);
 	report_svc_set_quota(rs, quota); /* before any call: transport_start comes later */
 	for (int i = 0; i < transport_cq_count(t); i++) {
 		char name[32];
@@ -409,7 +417,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .tail = tail, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
 					     .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
 					     .name = cfg.name, .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
@@ -538,6 +546,7 @@ out:
 	store_ckpt_stop(ckpt);
 	store_close(store); /* the last connection: checkpoints the WAL into the file */
 	health_free(health);
+	diskguard_free(guard); /* after every reader: the services, health, metrics */
 	store_unlock(dblock);
 	grpc_shutdown_blocking();
 	tls_free(tls); /* after gRPC: its listener's credentials call into it */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alerts.h"
+#include "diskguard.h"
 #include "errq_time.h"
 #include "health.h"
 #include "ingest.h"
@@ -216,7 +217,7 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 	prom_sample_u64(b, "errq_batches_failed_total", "reason=\"too_large\"", rs.batches_too_large);
 	COUNTER(b, "errq_batches_committed_total", "Report batches committed and answered.", st.batches);
 	COUNTER(b, "errq_commits_total", "Ingest transactions committed.", st.commits);
-	COUNTER(b, "errq_store_errors_total", "Ingest transactions that failed (retried; nothing acknowledged).",
+	COUNTER(b, "errq_store_errors_total", "Ingest transactions that failed (locked: retried; disk full or unwritable: batches given back; nothing acknowledged).",
 		st.store_errors);
 	COUNTER(b, "errq_upkeep_errors_total", "Upkeep rounds (retention, per-group cap) that failed.", st.maint_errors);
 	GAUGE(b, "errq_streams_active", "Report streams open now.", report_svc_streams(m->src.rs));
@@ -255,6 +256,39 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 		"Events of services that found no bucket of their own and shared one (the table was full).",
 		qs.shared_events);
 	GAUGE(b, "errq_tail_subscribers", "errq tail streams open now.", tail_hub_subscribers(m->src.tail));
+}
+
+/* The bounds on what clients may make errqd hold or write (docs/operations.md, "Limits"). */
+static void collect_limits(struct metrics *m, struct errq_buf *b)
+{
+	struct ingest_stats st;
+	struct report_stats_snapshot rs;
+	ingest_get_stats(m->src.ig, &st);
+	report_svc_get_stats(m->src.rs, &rs);
+	GAUGE(b, "errq_ingest_decoded_bytes",
+	      "Decoded bytes held or reserved for decoding now, all streams (bounded by ingest_queue_bytes).",
+	      st.decoded_bytes);
+	GAUGE(b, "errq_report_answer_bytes", "Bytes of Report answers held now (built or reserved, not yet taken by the clients).",
+	      rs.answer_bytes);
+	COUNTER(b, "errq_report_answer_paused_total",
+		"Times a Report stream stopped being read because its answers were over their byte bound.",
+		rs.answer_paused_total);
+	COUNTER(b, "errq_report_answer_ended_total",
+		"Report streams ended with RESOURCE_EXHAUSTED because their answers stayed unread.", rs.answer_ended_total);
+	COUNTER(b, "errq_batches_uncommitted_total",
+		"Report batches given back unacknowledged because the disk is full or the database unwritable (their streams ended UNAVAILABLE).",
+		st.batches_failed);
+	if (!m->src.guard)
+		return;
+	struct diskguard_stats ds;
+	diskguard_get_stats(m->src.guard, &ds);
+	if (ds.free_bytes != UINT64_MAX)
+		GAUGE(b, "errq_disk_free_bytes", "Free space for the database on its filesystem (statvfs f_bavail).",
+		      ds.free_bytes);
+	GAUGE(b, "errq_disk_min_free_bytes", "The free-disk floor (min_free_disk); 0 = none.", ds.min_free);
+	GAUGE(b, "errq_disk_low", "1 while the free space is below min_free_disk (new batches refused).", ds.low);
+	COUNTER(b, "errq_batches_refused_disk_total",
+		"Report batches refused with UNAVAILABLE because the free space was below min_free_disk.", ds.refusals);
 }
 
 static void collect_store(struct metrics *m, struct errq_buf *b)
@@ -357,6 +391,7 @@ int metrics_collect(struct metrics *m, struct errq_buf *b)
 		      health_ready(m->src.health, errq_mono_ns(), why, sizeof(why)));
 	}
 	collect_ingest(m, b);
+	collect_limits(m, b);
 	if (m->src.db_path)
 		collect_store(m, b);
 	if (m->src.alerts)

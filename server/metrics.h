@@ -46,6 +46,7 @@ struct quota;
 struct health;
 struct tail_hub;
 struct alerts;
+struct diskguard;
 struct metrics;
 struct tls;
 
@@ -56,6 +57,7 @@ struct metrics_sources {
 	struct tail_hub *tail;
 	struct alerts *alerts;      /* NULL with storage: none */
 	struct health *health;      /* for errq_ready; may be NULL */
+	struct diskguard *guard;    /* the free-disk floor; NULL with storage: none */
 	const char *db_path;        /* NULL with storage: none */
 	const char *name, *storage, *durability;
 	uint64_t started_ns;        /* realtime */

@@ -21,18 +21,35 @@ struct alerts;
 #endif
 /* failures in one ReportRequest; more ends the call with RESOURCE_EXHAUSTED, nothing stored */
 #define REPORT_MAX_BATCH_EVENTS 10000
+/* Bytes of answers a stream may hold (built or reserved for the batches it has in the
+ * pipeline, not yet sent to a client that reads them): at the limit errqd reads no new batch
+ * of that stream; and of all streams together: past it, only streams holding none are read.
+ * A stream that stays over without one answer taken for REPORT_ANSWER_STALL_MS ends with
+ * RESOURCE_EXHAUSTED (its unsent answers are dropped: those batches are committed, the
+ * client resends them and they count as duplicates).  docs/protocol.md, Semantics. */
+#define REPORT_MAX_ANSWER_BYTES (1u << 20)
+#define REPORT_MAX_ANSWER_BYTES_TOTAL (64u << 20)
+#define REPORT_ANSWER_STALL_MS 10000
+#define REPORT_ANSWER_SWEEP_MS 500 /* how often stalled streams are looked for */
 /* memory one decoded batch may take (8x the largest message); more ends the call with
  * RESOURCE_EXHAUSTED: nested empty frames or details decode to ~30x their wire size */
 #define REPORT_MAX_DECODED_BYTES (32 << 20)
+/* decoded bytes per wire byte, at most (measured: ~65 for a message of empty frames); the
+ * room a message reserves in the decoded budget (ingest_queue_bytes) before it is decoded */
+#define REPORT_DECODE_FACTOR_MAX 80
 struct report_svc;
 /* Since start: what the streams brought (counted as decoded, before storing). */
 struct report_stats {
 	_Atomic uint64_t events_received, batches_received;
 	_Atomic uint64_t batches_malformed, batches_too_large; /* ended their call */
+	_Atomic uint64_t answer_bytes;           /* held now, all streams (REPORT_MAX_ANSWER_BYTES_TOTAL) */
+	_Atomic uint64_t answer_paused_total;     /* times a stream's reads stopped for its answers */
+	_Atomic uint64_t answer_ended_total;      /* streams ended: answers unread past the stall deadline */
 	_Atomic uint64_t rejected[VALIDATE_N_REJECT_CODES + 1]; /* by validate_reject_codes; last: other */
 };
 struct report_stats_snapshot {
 	uint64_t events_received, batches_received, batches_malformed, batches_too_large;
+	uint64_t answer_bytes, answer_paused_total, answer_ended_total;
 	uint64_t rejected[VALIDATE_N_REJECT_CODES + 1];
 };
 void report_svc_get_stats(struct report_svc *r, struct report_stats_snapshot *out);
@@ -42,6 +59,10 @@ struct report_svc *report_svc_new(struct ingest *ig);
 struct auth;
 void report_svc_set_auth(struct report_svc *r, struct auth *auth);
 int report_svc_register(struct report_svc *r, struct transport *t);
+/* The free-disk floor (diskguard.h): below it, each batch read ends its call with UNAVAILABLE
+ * and the reason, unread and unacknowledged.  Set before the transport starts. */
+struct diskguard;
+void report_svc_set_diskguard(struct report_svc *r, struct diskguard *g);
 /* Valid events over q's buckets are rejected with quota_exceeded and counted, not stored
  * (quota.h).  Before report_svc_register; q outlives r.  NULL (the default): no quota. */
 struct quota;

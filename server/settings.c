@@ -18,14 +18,14 @@
 #include "errq_yaml.h"
 #include "storage.h"
 
-enum stype { T_STRING, T_ADDR, T_ADDR_OR_EMPTY, T_INT, T_DURATION, T_ENUM };
+enum stype { T_STRING, T_ADDR, T_ADDR_OR_EMPTY, T_INT, T_DURATION, T_ENUM, T_SIZE };
 
 struct setting {
 	const char *name;
 	enum stype type;
 	size_t off;
 	const char *def;
-	int64_t min, max;           /* T_INT bounds */
+	int64_t min, max;           /* T_INT and T_SIZE bounds */
 	const char *const *choices; /* T_ENUM, NULL-terminated; the index is the value */
 	const char *flag;           /* the dedicated flag without its dashes, or NULL (--set only) */
 	const char *help;
@@ -58,7 +58,7 @@ static const struct setting table[] = {
     {"ingest_queue_batches", T_INT, OFF(ingest_queue_batches), "1024", 1, 1 << 20, NULL, NULL,
      "ingest queue bound in batches; when full, streams stop being read (backpressure)"},
     {"ingest_queue_bytes", T_INT, OFF(ingest_queue_bytes), "16777216", 4096, INT64_C(1) << 40, NULL, NULL,
-     "ingest queue bound in bytes of decoded batches"},
+     "bytes of decoded batches of all streams (queued, parked, and reserved before decoding); at it, streams wait for room"},
     {"max_streams", T_INT, OFF(max_streams), "1024", 1, 1 << 20, NULL, NULL,
      "concurrent calls per client connection"},
     {"shutdown_timeout", T_DURATION, OFF(shutdown_timeout_ns), "8s", 0, 0, NULL, NULL,
@@ -71,6 +71,8 @@ static const struct setting table[] = {
      "groups per service; new fingerprints past it count in one overflow group (0 = no limit)"},
     {"readiness_queue_full_after", T_DURATION, OFF(readiness_queue_full_after_ns), "30s", 0, 0, NULL, NULL,
      "/readyz turns 503 when streams have waited for room in the ingest queue this long without a break (0s = never)"},
+    {"min_free_disk", T_SIZE, OFF(min_free_disk), "64MiB", 0, INT64_C(1) << 50, NULL, NULL,
+     "free space the database's filesystem must keep: below it new batches are refused with UNAVAILABLE and /readyz says why (0 = no floor)"},
     {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL, NULL,
      "resolved alerts, circuit transitions and ended silences older than this are deleted"},
     /* sections: the rows of one section are adjacent (the YAML printers rely on it) */
@@ -108,6 +110,7 @@ static const struct setting *find(const char *name)
 
 static int apply(struct settings *s, const struct setting *t, const char *v, char *err, size_t errsz)
 {
+	char qb[ERRQ_QUOTE_BUFSZ]; /* a refused value is quoted in part (errq_quote) */
 	void *p = (char *)s + t->off;
 	switch (t->type) {
 	case T_ADDR_OR_EMPTY:
@@ -120,14 +123,14 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 		const char *colon = strrchr(v, ':');
 		char *end;
 		if (!colon || colon == v) {
-			errq_snprintf(err, errsz, "'%s' is not HOST:PORT%s", v,
+			errq_snprintf(err, errsz, "'%s' is not HOST:PORT%s", errq_quote(v, qb),
 				      t->type == T_ADDR_OR_EMPTY ? " (or empty to disable it)" : "");
 			return -1;
 		}
 		errno = 0;
 		unsigned long port = strtoul(colon + 1, &end, 10);
 		if (errno || *end || colon[1] == '\0' || port > 65535) {
-			errq_snprintf(err, errsz, "'%s' has no valid port (0-65535)", v);
+			errq_snprintf(err, errsz, "'%s' has no valid port (0-65535)", errq_quote(v, qb));
 			return -1;
 		}
 	}
@@ -144,16 +147,35 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 		errno = 0;
 		long long n = strtoll(v, &end, 10);
 		if (errno || *end || end == v || n < t->min || n > t->max) {
-			errq_snprintf(err, errsz, "'%s' is not an integer in [%" PRId64 ", %" PRId64 "]", v,
+			errq_snprintf(err, errsz, "'%s' is not an integer in [%" PRId64 ", %" PRId64 "]", errq_quote(v, qb),
 				      t->min, t->max);
 			return -1;
 		}
 		*(int64_t *)p = n;
 		return 0;
 	}
+	case T_SIZE: {
+		/* bytes, or a whole number of KiB, MiB, GiB (powers of 1024) */
+		static const struct { const char *sfx; int shift; } units[] = {
+		    {"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+		char *end;
+		errno = 0;
+		long long n = strtoll(v, &end, 10);
+		int shift = -1;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && end != v && !errno; i++)
+			if (strcmp(end, units[i].sfx) == 0)
+				shift = units[i].shift;
+		if (shift < 0 || n < 0 || n > (INT64_MAX >> shift) || (n << shift) < t->min || (n << shift) > t->max) {
+			errq_snprintf(err, errsz, "'%s' is not a size in [%" PRId64 ", %" PRId64 "] bytes (like 65536, 512KiB, 64MiB, 2GiB)",
+				      v, t->min, t->max);
+			return -1;
+		}
+		*(int64_t *)p = (int64_t)(n << shift);
+		return 0;
+	}
 	case T_DURATION:
 		if (errq_parse_duration(v, (uint64_t *)p)) {
-			errq_snprintf(err, errsz, "'%s' is not a duration (like 500ms, 10s, 5m, 2h)", v);
+			errq_snprintf(err, errsz, "'%s' is not a duration (like 500ms, 10s, 5m, 2h)", errq_quote(v, qb));
 			return -1;
 		}
 		return 0;
@@ -168,7 +190,7 @@ static int apply(struct settings *s, const struct setting *t, const char *v, cha
 			errq_buf_init(&b, 256);
 			for (int i = 0; t->choices[i]; i++)
 				errq_buf_printf(&b, "%s%s", i ? ", " : "", t->choices[i]);
-			errq_snprintf(err, errsz, "'%s' is not one of: %s", v, b.p ? b.p : "");
+			errq_snprintf(err, errsz, "'%s' is not one of: %s", errq_quote(v, qb), b.p ? b.p : "");
 			errq_buf_free(&b);
 		}
 		return -1;
@@ -383,6 +405,19 @@ static const char *value_text(const struct settings *s, const struct setting *t,
 	case T_ADDR:
 	case T_ADDR_OR_EMPTY: return p;
 	case T_INT: errq_snprintf(buf, bufsz, "%" PRId64, *(const int64_t *)p); return buf;
+	case T_SIZE: {
+		int64_t v = *(const int64_t *)p;
+		static const char *const sfx[] = {"GiB", "MiB", "KiB"};
+		for (int i = 0; i < 3; i++) {
+			int shift = 30 - 10 * i;
+			if (v && v % (INT64_C(1) << shift) == 0) {
+				errq_snprintf(buf, bufsz, "%" PRId64 "%s", v >> shift, sfx[i]);
+				return buf;
+			}
+		}
+		errq_snprintf(buf, bufsz, "%" PRId64, v);
+		return buf;
+	}
 	case T_DURATION: {
 		char d[ERRQ_DURATION_BUFSZ];
 		errq_snprintf(buf, bufsz, "%s", errq_fmt_duration(d, *(const uint64_t *)p));
@@ -401,6 +436,7 @@ static const char *type_text(const struct setting *t, char *buf, size_t bufsz)
 	case T_ADDR: return "HOST:PORT";
 	case T_ADDR_OR_EMPTY: return "HOST:PORT or empty";
 	case T_DURATION: return "duration";
+	case T_SIZE: return "size (bytes, or with KiB, MiB, GiB)";
 	case T_INT: errq_snprintf(buf, bufsz, "integer in [%" PRId64 ", %" PRId64 "]", t->min, t->max); return buf;
 	case T_ENUM: {
 		size_t o = 0;

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define SETTINGS_STR_MAX 1024
-#define SETTINGS_COUNT 28 /* rows of the table in settings.c (checked when it compiles) */
+#define SETTINGS_COUNT 29 /* rows of the table in settings.c (checked when it compiles) */
 #define SETTINGS_FLAG_MAX 32
 #define SETTINGS_ENV_PREFIX "ERRQ_"
 
@@ -37,7 +37,7 @@ struct settings {
 	int64_t cache_mib;                  /* SQLite page cache of the writer */
 	int64_t cq_threads;                 /* gRPC completion-queue threads */
 	int64_t ingest_queue_batches;       /* bounded ingest queue, in batches */
-	int64_t ingest_queue_bytes;         /* ... and in encoded bytes */
+	int64_t ingest_queue_bytes;         /* ... and in decoded bytes, all streams (ingest.h) */
 	int64_t max_streams;                /* concurrent calls per connection */
 	uint64_t shutdown_timeout_ns;       /* SIGTERM: time allowed for draining */
 	uint64_t retention_ns;              /* raw events older than this are deleted */
@@ -45,6 +45,7 @@ struct settings {
 	uint64_t readiness_queue_full_after_ns; /* saturated this long: not ready (0 = never) */
 	int64_t events_per_group;           /* newest events kept per group (0 = all) */
 	int64_t groups_per_service;         /* more new groups go to the service's overflow group */
+	int64_t min_free_disk;              /* bytes: below it, new batches are refused (0 = no floor) */
 	char tls_cert[SETTINGS_STR_MAX];    /* tls.cert: PEM file ("" = no TLS) */
 	char tls_key[SETTINGS_STR_MAX];     /* tls.key */
 	char tls_client_ca[SETTINGS_STR_MAX]; /* tls.client_ca: mutual TLS ("" = off) */

@@ -148,6 +148,7 @@ static void maybe_send(struct tail_sub *t)
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_SEND_MESSAGE;
 	op.data.send_message.send_message = t->send_bb;
+	ERRQ_TSAN_RELEASE(&t->send_tag);
 	if (grpc_call_start_batch(t->call, &op, 1, &t->send_tag, NULL) != GRPC_CALL_OK) {
 		grpc_byte_buffer_destroy(t->send_bb);
 		t->send_bb = NULL;
@@ -221,6 +222,7 @@ static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	ops[0].data.recv_close_on_server.cancelled = &t->cancelled;
+	ERRQ_TSAN_RELEASE(&t->close_tag);
 	if (grpc_call_start_batch(call, ops, 1, &t->close_tag, NULL) != GRPC_CALL_OK) {
 		grpc_call_cancel(call, NULL);
 		sub_free(t);
@@ -232,6 +234,7 @@ static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc
 	t->refs++;
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ERRQ_TSAN_RELEASE(&t->send_tag);
 	if (grpc_call_start_batch(call, ops, 1, &t->send_tag, NULL) != GRPC_CALL_OK) {
 		t->sending = false;
 		t->refs--;

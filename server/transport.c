@@ -121,11 +121,13 @@ static int post_request(struct transport *t, struct method *m, int cqi)
 	grpc_metadata_array_init(&r->md);
 	grpc_call_error e;
 	if (m->handle) {
+		ERRQ_TSAN_RELEASE(&r->tag);
 		e = grpc_server_request_registered_call(t->server, m->handle, &r->call, &r->deadline, &r->md,
 							m->stream ? NULL : &r->payload, t->cq[cqi], t->cq[cqi],
 							&r->tag);
 	} else {
 		grpc_call_details_init(&r->details);
+		ERRQ_TSAN_RELEASE(&r->tag);
 		e = grpc_server_request_call(t->server, &r->call, &r->details, &r->md, t->cq[cqi], t->cq[cqi],
 					     &r->tag);
 	}
@@ -160,7 +162,9 @@ static void reply_unary(struct unary_call *r, grpc_status_code st, const char *d
 	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	ops[n++].data.recv_close_on_server.cancelled = &r->cancelled;
 	r->tag.fn = on_unary_done;
-	if (grpc_call_start_batch(r->call, ops, (size_t)n, &r->tag, NULL) != GRPC_CALL_OK) {
+	grpc_call *call = r->call; /* read before the release: from then on r is the queue thread's */
+	ERRQ_TSAN_RELEASE(&r->tag);
+	if (grpc_call_start_batch(call, ops, (size_t)n, &r->tag, NULL) != GRPC_CALL_OK) {
 		LOG_WARN("cannot answer a call to %s", r->m->path);
 		request_free(r);
 	}
@@ -241,6 +245,7 @@ static void *cq_thread(void *arg)
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
 		struct tag *tg = ev.tag;
+		ERRQ_TSAN_ACQUIRE(tg);
 		tg->fn(tg->arg, ev.success != 0);
 	}
 	return NULL;
@@ -416,6 +421,7 @@ void transport_shutdown_server(struct transport *t)
 		return;
 	t->shutdown_tag.fn = on_server_shutdown;
 	t->shutdown_tag.arg = t;
+	ERRQ_TSAN_RELEASE(&t->shutdown_tag);
 	grpc_server_shutdown_and_notify(t->server, t->cq[0], &t->shutdown_tag);
 	/* calls a service answers from a thread of its own end before the queues go */
 	for (int i = 0; i < t->nstop_hooks; i++)
@@ -444,8 +450,10 @@ void transport_shutdown_server(struct transport *t)
 		/* no thread runs queue 0 (start failed half-way): pump it here */
 		pthread_mutex_unlock(&t->mu);
 		grpc_event ev = grpc_completion_queue_next(t->cq[0], gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type == GRPC_OP_COMPLETE)
+		if (ev.type == GRPC_OP_COMPLETE) {
+			ERRQ_TSAN_ACQUIRE(ev.tag);
 			((struct tag *)ev.tag)->fn(((struct tag *)ev.tag)->arg, ev.success != 0);
+		}
 		pthread_mutex_lock(&t->mu);
 	}
 	pthread_mutex_unlock(&t->mu);

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "store_int.h"
+#include "errq_condlog.h"
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
@@ -34,6 +35,7 @@ struct store_ckpt {
 	bool stop, kicked;
 	sqlite3 *db;
 	struct store_ckpt_stats st;
+	struct errq_condlog failing; /* this thread's: one line per condition (a full disk) */
 	char path[1];
 };
 
@@ -66,10 +68,12 @@ static void *ckpt_main(void *arg)
 			ck->st.last_wal_frames = (uint64_t)log_frames;
 			if (took > ck->st.max_ns)
 				ck->st.max_ns = took;
+			errq_condlog_ok(&ck->failing);
 		} else if (rc != SQLITE_BUSY) {
+			/* a full disk fails every pass (4 a second): logged once, then summarized */
 			ck->st.errors++;
 			pthread_mutex_unlock(&ck->mu);
-			errq_logkv(ERRQ_LOG_WARN, "checkpoint failed", "error", sqlite3_errmsg(ck->db), NULL);
+			errq_condlog_fail(&ck->failing, sqlite3_errmsg(ck->db));
 			pthread_mutex_lock(&ck->mu);
 		}
 	}
@@ -87,6 +91,7 @@ int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_
 		return -1;
 	}
 	memcpy(ck->path, path, n + 1);
+	errq_condlog_init(&ck->failing, "checkpoint failed", ERRQ_LOG_WARN);
 	if (sqlite3_open_v2(path, &ck->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		errq_snprintf(err, errsz, "checkpointer: cannot open '%s': %s", path, sqlite3_errmsg(ck->db));
 		sqlite3_close(ck->db);

@@ -158,19 +158,27 @@ ERRQ_EXPORT int errq_options_set_circuit_threshold(errq_options_t *opts, unsigne
  * cancels the stream and resends on a new one (a collector that accepts the connection
  * but never answers cannot wedge it).  100..3600000 ms.  Default 30000. */
 ERRQ_EXPORT int errq_options_set_ack_timeout(errq_options_t *opts, unsigned ms);
+/* With a spool: how long errq_report() may wait, at the queue's limit, for the background
+ * thread to spill the overflow to disk before it refuses the event (ERRQ_EQUEUEFULL).
+ * 0..60000 ms; 0 never waits (the overflow is refused at once, as without a spool, while the
+ * background thread still spills at half full).  Default 1000.  See errq_report(). */
+ERRQ_EXPORT int errq_options_set_spill_wait(errq_options_t *opts, unsigned ms);
 /* errq_record_outcome() counts are sent every this many seconds, 1..3600.  Default 5. */
 ERRQ_EXPORT int errq_options_set_outcome_interval(errq_options_t *opts, unsigned seconds);
 /* Disk spool: a directory (created if its parent exists; one client per directory, others
  * find it locked and run without a spool) where batches go when the collector is unreachable
- * (the circuit is open), when the queue is half full (instead of refusing reports), and when
- * errq_client_close() gives up on them; the client sends them (first, then alternating with
- * new ones) once the collector answers, also the next client started on the directory, and
- * deletes each file once it is answered.
+ * (the circuit is open), when the queue is half full or full (instead of refusing reports,
+ * while the spool has free room: see errq_report), and when errq_client_close() gives up on
+ * them; the client sends them (first, then alternating with new ones) once the collector
+ * answers, also the next client started on the directory (errq_client_close() waits for that
+ * within its timeout), and deletes each file once it is answered.
  * All disk I/O runs on the background thread.  NULL or "" disables.  Default: none.
  * Refuses paths over 4000 bytes (ERRQ_EINVAL). */
 ERRQ_EXPORT int errq_options_set_spool_dir(errq_options_t *opts, const char *dir);
 /* Bytes of spool files kept at most (headers included), 64 KiB..1 TiB.  Default 64 MiB.
- * At the limit the oldest files are deleted (their events counted in stats.dropped_spool). */
+ * At the limit, a write while the circuit is open or at close deletes the oldest files (their
+ * events counted in stats.dropped_spool); an overflow of the queue is not written (the
+ * reports are refused at the queue's limit, ERRQ_EQUEUEFULL). */
 ERRQ_EXPORT int errq_options_set_spool_max_bytes(errq_options_t *opts, uint64_t bytes);
 /* TLS to the collector.  Each path may be NULL: ca_pem_path names the PEM roots that must
  * have signed the collector's certificate (NULL: gRPC's default roots); cert_path and
@@ -253,7 +261,13 @@ ERRQ_EXPORT errq_client_t *errq_client_new(errq_options_t *opts);
  * queued ones stay), ERRQ_ETOOBIG (the event alone is bigger than the byte budget),
  * ERRQ_ENOMEM, ERRQ_ECLOSED or ERRQ_EFORKED (called in a forked child); every error is also
  * counted in errq_client_stats().  Its cost is a few hundred nanoseconds, no system call in
- * the common case. */
+ * the common case.
+ * With a spool that has free room, a report that finds the queue full does not fail at once:
+ * it waits (holding no lock) for the background thread to write what the client holds to the
+ * spool, at most errq_options_set_spill_wait() (1 s by default), typically about one
+ * fsync()ed file write (docs/client.md, "The disk spool"), counted in stats.spill_waits; ERRQ_EQUEUEFULL only when no room was made by then,
+ * or at once when the spool is full, unusable or paused after a write error.  It never waits
+ * for the network. */
 ERRQ_EXPORT int errq_report(errq_client_t *client, errq_event_t *ev);
 
 /* Convenience: builds an event of the client's service with error_type, code (may be NULL)
@@ -332,7 +346,9 @@ typedef struct errq_stats {
 	uint64_t outcomes_dropped;   /* calls refused or lost (table full, close without spool) */
 	uint64_t rejected_quota;     /* of rejected: over the collector's quota (quota_exceeded); the
 				      * collector counted them in their group, so they are not resent */
-	uint64_t reserved_[28];
+	uint64_t spill_waits;        /* reports that found the queue full and waited for a spill
+				      * to the spool (see errq_report) */
+	uint64_t reserved_[27];
 } errq_stats_t;
 
 /* Fills *stats.  Returns ERRQ_OK, or ERRQ_EINVAL when an argument is NULL.  Works in a
@@ -340,7 +356,10 @@ typedef struct errq_stats {
 ERRQ_EXPORT int errq_client_stats(errq_client_t *client, errq_stats_t *stats);
 
 /* Closes the client: refuses new reports (ERRQ_ECLOSED), flushes for up to timeout_ms
- * (< 0: without limit, 0: not at all), then stops the background thread.  What is still
+ * (< 0: without limit, 0: not at all) — the events, the last outcome counts and, with a
+ * spool, the spooled files (those found at start and those written since), until they are
+ * answered or the circuit opens (the collector is unreachable: the files stay for the next
+ * client) — then stops the background thread.  What is still
  * unacknowledged then (events and the last outcome counts) is written to the spool when one
  * is configured and usable, otherwise dropped; writing the spool takes what the disk takes
  * beyond timeout_ms.  Frees everything.  Accepts NULL (returns 0).  Returns the number of

@@ -113,6 +113,17 @@
 #else
 #define ERRQ__SPOOL_MAX_FILES 16384u
 #endif
+/* Spill at the queue's limit.  errq_report() that finds the capacity or the byte budget used
+ * up, with a spool that has free room, waits (on done_cv, holding no lock) for the background
+ * thread to move what it holds to disk, at most spill_wait_ms (an option: 0 never waits,
+ * default ERRQ__SPILL_WAIT_MS_DEFAULT, at most ERRQ__SPILL_WAIT_MS_MAX); then, or at once when the
+ * spool is full, unusable or in its write-retry pause, it refuses (ERRQ_EQUEUEFULL).  Such a
+ * spill never deletes spooled files to make room (only writes while the circuit is open and at
+ * close do).  While the queue is half full the background thread polls its completion queue
+ * at most ERRQ__SPILL_POLL_MS at a time, so a waiting report is seen soon. */
+#define ERRQ__SPILL_WAIT_MS_DEFAULT 1000u
+#define ERRQ__SPILL_WAIT_MS_MAX 60000u
+#define ERRQ__SPILL_POLL_MS 2
 #define ERRQ__SPOOL_REPLAY_BATCHES 4u
 #define ERRQ__SPOOL_REPLAY_BYTES (1u << 20)
 #define ERRQ__SPOOL_LINGER_MS 2000u
@@ -148,6 +159,7 @@ struct errq_options {
 	unsigned backoff_initial_ms;
 	unsigned backoff_max_ms;
 	unsigned ack_timeout_ms;
+	unsigned spill_wait_ms;
 	unsigned circuit_threshold;
 	unsigned outcome_interval_s;
 	char *spool_dir;          /* NULL: no spool */
@@ -276,6 +288,8 @@ struct errq_spool {
 	uint64_t bytes;    /* sum of the entries' sizes */
 	uint64_t next_no;  /* the next file's number: above every number seen */
 	uint64_t retry_ns; /* monotonic; after a write error no write before */
+	bool retrying;     /* a write failed and retry_ns is not past yet */
+	bool full;         /* a spill (no eviction) found no room; cleared when a file goes */
 };
 
 /* One task's counts in the current outcome window. */
@@ -319,6 +333,7 @@ struct errq_sender {
 	uint64_t open_until_ns;   /* monotonic; while open, no stream before */
 	uint64_t flush_seen;      /* client.flush_requests when last looked at */
 	uint64_t o_windows_seen;  /* client.o_windows when last looked at */
+	uint64_t spill_seen;      /* client.spill_requests when last looked at */
 	bool o_final_done;        /* the last window was cut (closing) */
 	struct errq_idgen rng;    /* batch ids and jitter */
 	struct errq_spool spool;
@@ -369,6 +384,10 @@ struct errq_client {
 			      * more event needs no wake-up, only a full batch does */
 	bool sender_spools;  /* ... lingering to spool: wake it when the queue passes half */
 	bool connected;
+	int spill_waiters;   /* reports waiting for room (a spill to disk), on done_cv */
+	uint64_t spill_requests; /* bumped by each such wait: the sender must look again */
+	bool spill_room;     /* the spool can take a spill now (usable, not full, no retry) */
+	bool spool_scanned;  /* the sender has opened (or given up on) the spool directory */
 	int spool_lockfd;    /* a copy of snd.spool.lockfd, for the fork child handler */
 	size_t lost_at_close;
 	errq_stats_t st;
@@ -459,10 +478,18 @@ static inline bool errq__spool_usable(const struct errq_spool *sp)
 {
 	return sp->dirfd >= 0;
 }
-/* Writes b's body as a new file (temporary name, fsync, rename, fsync of the directory),
- * first deleting the oldest files as the limits require.  Returns 0, or -1 when it could not
- * (the caller keeps the batch; spool_errors counted, retry_ns set). */
-int errq__spool_write(errq_client_t *c, const struct errq_batch *b);
+/* What errq__spool_write returns. */
+enum { ERRQ__SPOOL_WRITTEN = 0, ERRQ__SPOOL_FAILED = -1, ERRQ__SPOOL_NEVER_FITS = -2,
+       ERRQ__SPOOL_NO_ROOM = -3 };
+/* Writes b's body as a new file (temporary name, fsync, rename, fsync of the directory).
+ * evict: first delete the oldest files as the limits require; otherwise (a spill to make
+ * room in memory) only use free room.  Returns ERRQ__SPOOL_WRITTEN; ERRQ__SPOOL_FAILED when
+ * it could not (the caller keeps the batch; spool_errors counted, retry_ns set);
+ * ERRQ__SPOOL_NEVER_FITS for a batch bigger than the whole spool; ERRQ__SPOOL_NO_ROOM when
+ * !evict and the spool is full (the full flag is set until a file goes). */
+int errq__spool_write(errq_client_t *c, const struct errq_batch *b, bool evict);
+/* Ends the write-retry pause once its time has come (publishes spill_room). */
+void errq__spool_tick(errq_client_t *c, uint64_t now);
 /* Reads the oldest file not yet loaded into a new batch (spool_no set, seq 0), deleting
  * corrupt ones on the way (counted).  NULL when there is none, when the oldest is bigger
  * than max_bytes, or when memory runs out. */

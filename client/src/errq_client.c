@@ -71,8 +71,17 @@
  * flush, stats and close also compare getpid() with the creator's pid, which catches a
  * child made without the atfork handlers (a raw clone()): there close frees nothing.
  *
+ * Spill waits: errq_report() at the queue's limit, when the spool can take the overflow
+ * (spill_room, published by the sender under mu; or the spool not read yet), waits on done_cv
+ * (mu released while waiting) for at most cfg.spill_wait_ms, counted in spill_waiters (and
+ * spill_requests, which keeps the sender from sleeping until it has looked) so
+ * that the sender spills at once (errq_sender.c) and broadcasts done_cv as events resolve or
+ * the spool's state changes.  A waiting report holds only its own encoded event.
+ *
  * Shutdown (errq_client_close): (1) under mu set closing (and under omu o_closing): reports
- * and outcomes now fail with ERRQ_ECLOSED; (2) flush for up to the timeout; (3) under mu set
+ * and outcomes now fail with ERRQ_ECLOSED; (2) flush for up to the timeout: the events, the
+ * last outcome window and the spool's files (until they are answered, or the circuit opens:
+ * spool_undelivered_locked); (3) under mu set
  * stop and signal wake_cv; (4) the sender cancels its call, drains its completion queue
  * until every operation has completed, unrefs the call, destroys the channel, shuts down and
  * drains the completion queue, cuts the last outcome window, writes what is unanswered to
@@ -370,6 +379,42 @@ fail:
 	return NULL;
 }
 
+/* True when q does not fit in the capacity or the byte budget.  mu held. */
+static bool over_limit_locked(const errq_client_t *c, const struct errq_qev *q)
+{
+	return c->held_count >= c->cfg.queue_capacity ||
+	       c->held_bytes + q->cost > c->cfg.queue_bytes;
+}
+
+/* True when a report at the queue's limit may wait for the sender to spill to the spool: it
+ * has free room, or the sender has not opened it yet (the first thing it does).  mu held. */
+static bool spill_possible_locked(const errq_client_t *c)
+{
+	return c->cfg.spool_dir && c->cfg.spill_wait_ms && !c->closing &&
+	       (!c->spool_scanned || c->spill_room);
+}
+
+/* At the queue's limit with a spool that can take the overflow: waits (mu released while
+ * waiting, no other lock held) until the sender has moved enough to disk for q to fit, at
+ * most cfg.spill_wait_ms, or until the spool can take no more.  mu held. */
+static void wait_for_spill_locked(errq_client_t *c, const struct errq_qev *q)
+{
+	struct timespec dl;
+	if (!over_limit_locked(c, q) || !spill_possible_locked(c))
+		return;
+	c->st.spill_waits++;
+	errq__deadline_after_ms(&dl, (long)c->cfg.spill_wait_ms);
+	while (over_limit_locked(c, q) && spill_possible_locked(c)) {
+		c->spill_waiters++;
+		c->spill_requests++;
+		pthread_cond_signal(&c->wake_cv); /* the sender may sleep, or linger */
+		int w = pthread_cond_timedwait(&c->done_cv, &c->mu, &dl);
+		c->spill_waiters--;
+		if (w == ETIMEDOUT)
+			break;
+	}
+}
+
 ERRQ_EXPORT int errq_report(errq_client_t *c, errq_event_t *ev)
 {
 	int rc = ERRQ_OK;
@@ -415,6 +460,8 @@ ERRQ_EXPORT int errq_report(errq_client_t *c, errq_event_t *ev)
 	ev = NULL;
 
 	pthread_mutex_lock(&c->mu);
+	if (rc == ERRQ_OK)
+		wait_for_spill_locked(c, q);
 	if (rc == ERRQ_EINVAL) {
 		c->st.dropped_invalid++;
 	} else if (rc == ERRQ_ETOOBIG) {
@@ -424,8 +471,7 @@ ERRQ_EXPORT int errq_report(errq_client_t *c, errq_event_t *ev)
 	} else if (c->closing) {
 		rc = ERRQ_ECLOSED;
 		c->st.dropped_closed++;
-	} else if (c->held_count >= c->cfg.queue_capacity ||
-		   c->held_bytes + q->cost > c->cfg.queue_bytes) {
+	} else if (over_limit_locked(c, q)) {
 		rc = ERRQ_EQUEUEFULL;
 		c->st.dropped_queue_full++;
 	} else {
@@ -527,9 +573,22 @@ static uint64_t low_watermark(const errq_client_t *c)
 	return low;
 }
 
-/* Waits until the events reported before the call are resolved and, when outcomes, until
- * the last outcome window is cut and its batches are resolved; dl NULL: no limit. */
-static int flush_wait(errq_client_t *c, const struct timespec *dl, bool outcomes)
+/* Closing: the spool still holds files that this client can deliver now: it has not been
+ * read yet, or it has files and the circuit is not open (the collector answers, or is being
+ * tried).  With the circuit open the files stay for a later client.  mu held. */
+static bool spool_undelivered_locked(const errq_client_t *c)
+{
+	if (!c->cfg.spool_dir)
+		return false;
+	if (!c->spool_scanned)
+		return true;
+	return c->st.spool_files > 0 && c->st.circuit_state != ERRQ__CIRCUIT_OPEN;
+}
+
+/* Waits until the events reported before the call are resolved and, when closing, until
+ * the last outcome window is cut and its batches are resolved and the spool is delivered
+ * (spool_undelivered_locked); dl NULL: no limit. */
+static int flush_wait(errq_client_t *c, const struct timespec *dl, bool closing)
 {
 	int rc = ERRQ_OK;
 	pthread_mutex_lock(&c->mu);
@@ -538,7 +597,8 @@ static int flush_wait(errq_client_t *c, const struct timespec *dl, bool outcomes
 	c->flush_requests++; /* the sender stops lingering */
 	pthread_cond_signal(&c->wake_cv);
 #define FLUSH_PENDING()                                                                      \
-	(low_watermark(c) < target || (outcomes && (!c->o_final_cut || c->o_unresolved)))
+	(low_watermark(c) < target ||                                                        \
+	 (closing && (!c->o_final_cut || c->o_unresolved || spool_undelivered_locked(c))))
 	while (FLUSH_PENDING()) {
 		if (!dl) {
 			pthread_cond_wait(&c->done_cv, &c->mu);
@@ -594,6 +654,8 @@ void errq__client_begin_close(errq_client_t *c)
 	c->closing = true;
 	c->flush_requests++; /* nothing lingers once closing */
 	pthread_cond_signal(&c->wake_cv);
+	if (c->spill_waiters) /* they refuse now (ECLOSED) */
+		pthread_cond_broadcast(&c->done_cv);
 	pthread_mutex_unlock(&c->mu);
 }
 

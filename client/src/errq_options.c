@@ -51,6 +51,7 @@ ERRQ_EXPORT errq_options_t *errq_options_new(void)
 	o->backoff_initial_ms = ERRQ__BACKOFF_INITIAL_MS_DEFAULT;
 	o->backoff_max_ms = ERRQ__BACKOFF_MAX_MS_DEFAULT;
 	o->ack_timeout_ms = ERRQ__ACK_TIMEOUT_MS_DEFAULT;
+	o->spill_wait_ms = ERRQ__SPILL_WAIT_MS_DEFAULT;
 	o->circuit_threshold = ERRQ__CIRCUIT_THRESHOLD_DEFAULT;
 	o->outcome_interval_s = ERRQ__OUTCOME_INTERVAL_S_DEFAULT;
 	o->spool_max_bytes = ERRQ__SPOOL_BYTES_DEFAULT;
@@ -202,6 +203,14 @@ ERRQ_EXPORT int errq_options_set_ack_timeout(errq_options_t *opts, unsigned ms)
 	if (!opts || ms < ERRQ__ACK_TIMEOUT_MS_MIN || ms > ERRQ__ACK_TIMEOUT_MS_MAX)
 		return ERRQ_EINVAL;
 	opts->ack_timeout_ms = ms;
+	return ERRQ_OK;
+}
+
+ERRQ_EXPORT int errq_options_set_spill_wait(errq_options_t *opts, unsigned ms)
+{
+	if (!opts || ms > ERRQ__SPILL_WAIT_MS_MAX)
+		return ERRQ_EINVAL;
+	opts->spill_wait_ms = ms;
 	return ERRQ_OK;
 }
 

@@ -29,6 +29,12 @@
  *    leaves memory, and r_ batches are dropped from memory (their files stay).  Batches also
  *    go to disk whenever the queue is half full (the collector away or slower than the
  *    reports), except batches already written on a live stream.
+ *    A report that finds the queue full with a spool that has free room waits on done_cv
+ *    (c->spill_waiters): the loop then counts it as pressure, does not sleep, polls the
+ *    completion queue at most ERRQ__SPILL_POLL_MS at a time while the queue is half full,
+ *    and spills everything not in flight, and what is in flight too if the queue is still
+ *    half full after that.  Those spills use free room only (errq__spool_write, !evict);
+ *    writes while the circuit is open and at exit delete the oldest files as needed.
  *    Spool files are read back one at a time until a stream is answered, then up to
  *    ERRQ__SPOOL_REPLAY_BATCHES at once.  At the end
  *    of the period the circuit is half-open: a stream writes one batch and waits for its
@@ -78,6 +84,7 @@ struct tick {
 	bool flushing; /* closing, or someone waits in errq_client_flush(): no lingering */
 	bool pressure; /* the queue is half full: spool without lingering */
 	bool spooling; /* the circuit is open and batches go to disk */
+	bool spill;    /* reports wait for room (errq_report at the queue's limit) */
 };
 
 /* Sets sender_low to the lowest ordinal this thread holds.  mu held. */
@@ -103,7 +110,7 @@ static void resolve_locked(errq_client_t *c, size_t n, size_t cost)
 	c->held_count -= n;
 	c->held_bytes -= cost;
 	publish_low_locked(c);
-	if (c->flush_waiters)
+	if (c->flush_waiters || c->spill_waiters) /* flushes, and reports waiting for room */
 		pthread_cond_broadcast(&c->done_cv);
 }
 
@@ -234,6 +241,8 @@ static void publish_circuit(errq_client_t *c)
 	pthread_mutex_lock(&c->mu);
 	c->st.circuit_state = (uint64_t)c->snd.circuit;
 	c->st.consecutive_failures = c->snd.fails;
+	if (c->flush_waiters) /* close stops waiting for the spool while the circuit is open */
+		pthread_cond_broadcast(&c->done_cv);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -337,28 +346,30 @@ out:
 	free_qevs(first);
 }
 
-/* Writes made batches to the spool: all of them when no stream is up, else only those never
- * written (the others may be answered any moment).  They leave memory, and their events are
- * resolved (flush stops waiting for them).  Stops at the first write error (the rest stay in
- * memory until the spool's retry time). */
-static void spool_out(errq_client_t *c)
+/* Writes made batches to the spool: all of them when all (no stream is up, or reports wait
+ * for room that only the batches in flight hold), else only those never written on a stream
+ * (the others may be answered any moment; one spooled while in flight is sent again from its
+ * file later, and its events come back as duplicates).  They leave memory, and their events
+ * are resolved (flush stops waiting for them).  evict: delete the oldest files as the spool's
+ * limits require (the circuit is open); otherwise use free room only.  Stops at the first
+ * write error or when the spool is full (the rest stay in memory). */
+static void spool_out(errq_client_t *c, bool all, bool evict)
 {
 	struct errq_sender *s = &c->snd;
-	bool all = !s->stream;
 	struct errq_batch *next;
 	for (struct errq_batch *cand = s->b_head; cand; cand = next) {
 		next = cand->next;
 		if (!all && cand->writes)
 			continue;
-		int rc = errq__spool_write(c, cand);
-		if (rc == -1)
+		int rc = errq__spool_write(c, cand, evict);
+		if (rc == ERRQ__SPOOL_FAILED || rc == ERRQ__SPOOL_NO_ROOM)
 			break;
 		struct errq_batch *b = unlink_seq(&s->b_head, &s->b_tail, cand->seq);
 		s->b_count--;
 		if (b->n_outcomes)
 			s->b_outcome_batches--;
 		pthread_mutex_lock(&c->mu);
-		if (rc == 0) {
+		if (rc == ERRQ__SPOOL_WRITTEN) {
 			c->st.spooled += b->n_events;
 		} else { /* bigger than the whole spool: it can never be written */
 			c->st.dropped_spool += b->n_events;
@@ -371,6 +382,15 @@ static void spool_out(errq_client_t *c)
 			publish_outcomes(c);
 		errq__batch_free(b);
 	}
+}
+
+/* True when the queue is still half full (after a spill of what was not in flight). */
+static bool still_pressed(errq_client_t *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool p = c->held_count * 2 >= c->cfg.queue_capacity || c->held_bytes * 2 >= c->cfg.queue_bytes;
+	pthread_mutex_unlock(&c->mu);
+	return p;
 }
 
 /* Reads spool files into memory, oldest first, within the replay bounds: one file until a
@@ -821,11 +841,11 @@ static long next_wait_ms(const errq_client_t *c, const struct tick *t, uint64_t 
 					      : c->linger_ns;
 		due = t->flushing || (t->spooling && t->pressure) ? t->now : s->p_head->enq_ns + linger;
 	}
+	if (s->spool.retrying && s->spool.retry_ns < due)
+		due = s->spool.retry_ns; /* spills may resume */
 	if (s->circuit == ERRQ__CIRCUIT_OPEN) {
 		if (s->open_until_ns < due)
 			due = s->open_until_ns;
-		if (s->b_head && errq__spool_usable(&s->spool) && s->spool.retry_ns < due)
-			due = s->spool.retry_ns;
 	} else if (!s->stream && (s->b_count || s->r_count) && s->next_connect_ns < due) {
 		due = s->next_connect_ns;
 	}
@@ -845,7 +865,7 @@ static void sleep_cv(errq_client_t *c, long ms, bool spooling)
 		errq__deadline_after_ms(&ts, ms);
 	pthread_mutex_lock(&c->mu);
 	if (!c->q_head && !c->stop && c->flush_requests == c->snd.flush_seen &&
-	    c->o_windows == c->snd.o_windows_seen) {
+	    c->o_windows == c->snd.o_windows_seen && c->spill_requests == c->snd.spill_seen) {
 		c->sender_waiting = true;
 		c->sender_lingers = c->snd.p_count > 0 && ms >= 0;
 		c->sender_spools = c->sender_lingers && spooling;
@@ -899,11 +919,12 @@ static void sender_exit(errq_client_t *c)
 	if (errq__spool_usable(&s->spool)) {
 		while (s->p_head)
 			form_batch(c, true); /* the window does not matter any more */
-		s->spool.retry_ns = 0;
+		s->spool.retry_ns = 0; /* the last chance: try even during a retry pause */
+		s->spool.retrying = false;
 		struct errq_batch *keep = NULL, **kt = &keep;
 		while (s->b_head) {
 			struct errq_batch *b = pop_made(c);
-			if (errq__spool_write(c, b) == 0) {
+			if (errq__spool_write(c, b, true) == ERRQ__SPOOL_WRITTEN) {
 				spooled += b->n_events;
 				spooled_cost += b->cost;
 				errq__batch_free(b);
@@ -970,10 +991,14 @@ void *errq__sender_main(void *arg)
 		stop = c->stop;
 		t.flushing = c->closing || c->flush_waiters > 0;
 		bool closing = c->closing;
+		t.spill = c->spill_waiters > 0;
+		/* a waiting report counts as pressure: an event of more than half the byte
+		 * budget can find it used up below half */
 		t.pressure = c->held_count * 2 >= c->cfg.queue_capacity ||
-			     c->held_bytes * 2 >= c->cfg.queue_bytes;
+			     c->held_bytes * 2 >= c->cfg.queue_bytes || t.spill;
 		s->flush_seen = c->flush_requests;
 		s->o_windows_seen = c->o_windows;
+		s->spill_seen = c->spill_requests;
 		pthread_mutex_unlock(&c->mu);
 		if (stop)
 			break;
@@ -993,15 +1018,23 @@ void *errq__sender_main(void *arg)
 			s->circuit = ERRQ__CIRCUIT_HALF_OPEN;
 			publish_circuit(c);
 		}
-		/* to disk: while the circuit is open, and whenever the queue is half full (the
-		 * collector is away or slower than the reports: better on disk than refused; a
-		 * batch already written on a live stream stays, it may be answered any moment) */
-		bool could_spool = errq__spool_usable(&s->spool) && t.now >= s->spool.retry_ns;
-		t.spooling = could_spool && (s->circuit == ERRQ__CIRCUIT_OPEN || t.pressure);
+		/* to disk: while the circuit is open (making room by deleting the oldest files),
+		 * and whenever the queue is half full while the spool has free room (the collector
+		 * is away or slower than the reports: better on disk than refused; a batch already
+		 * written on a live stream stays, it may be answered any moment, unless reports
+		 * wait for room that only such batches hold) */
+		errq__spool_tick(c, t.now);
+		bool circuit_open = s->circuit == ERRQ__CIRCUIT_OPEN;
+		bool could_spool = errq__spool_usable(&s->spool) && !s->spool.retrying &&
+				   (circuit_open || !s->spool.full);
+		t.spooling = could_spool && (circuit_open || t.pressure);
 		while (batch_ready(c, &t))
 			form_batch(c, t.spooling);
-		if (t.spooling)
-			spool_out(c);
+		if (t.spooling) {
+			spool_out(c, !s->stream, circuit_open);
+			if (t.spill && s->stream && still_pressed(c))
+				spool_out(c, true, circuit_open);
+		}
 		if (s->circuit != ERRQ__CIRCUIT_OPEN)
 			replay_fill(c);
 		if (!s->stream && (s->b_count || s->r_count) && s->circuit != ERRQ__CIRCUIT_OPEN &&
@@ -1017,7 +1050,10 @@ void *errq__sender_main(void *arg)
 		}
 		long wait = next_wait_ms(c, &t, outcome_due);
 		if (st && (st->failed || s->b_count || s->r_count)) {
-			poll_cq(c, wait < 0 || wait > ERRQ__POLL_MS ? ERRQ__POLL_MS : wait);
+			/* a report that finds the queue full waits for this thread: look at the
+			 * queue often while it may fill */
+			long most = t.pressure && could_spool ? ERRQ__SPILL_POLL_MS : ERRQ__POLL_MS;
+			poll_cq(c, wait < 0 || wait > most ? most : wait);
 		} else {
 			/* idle: collect what an idle stream completed, then sleep; with a stream
 			 * open, wake now and then to notice that it ended */

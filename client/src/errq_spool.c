@@ -5,7 +5,9 @@
  * Threading protocol: every function here runs on the sender thread (the whole picture is
  * at the top of errq_client.c).  c->snd.spool is the sender's own; the counters it
  * publishes in c->st are updated under c->mu, briefly, never across I/O.  So no disk I/O
- * ever happens on an application thread, and errq_report() never waits for a disk.
+ * ever happens on an application thread; only errq_report() at the queue's limit waits for
+ * a write of this thread's (a spill, errq_client.c), and publish() tells it whether the
+ * spool can take one (spill_room: usable, not full, not paused after a write error).
  *
  * Directory: one client per directory at a time, enforced with flock(LOCK_EX | LOCK_NB) on
  * ERRQ__SPOOL_LOCK_NAME (a second client finds it locked and runs without a spool, counted
@@ -166,13 +168,17 @@ static int parse_name(const char *name, const char *suffix, uint64_t *no)
 	return 0;
 }
 
-/* Publishes the index's size in the stats. */
+/* Publishes the index's size in the stats and whether a spill can be taken, and wakes the
+ * threads that wait on either (close draining the spool, reports waiting for a spill). */
 static void publish(errq_client_t *c)
 {
 	const struct errq_spool *sp = &c->snd.spool;
 	pthread_mutex_lock(&c->mu);
 	c->st.spool_files = sp->n;
 	c->st.spool_bytes = sp->bytes;
+	c->spill_room = errq__spool_usable(sp) && !sp->full && !sp->retrying;
+	if (c->flush_waiters || c->spill_waiters)
+		pthread_cond_broadcast(&c->done_cv);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -240,6 +246,7 @@ static long index_find(const struct errq_spool *sp, uint64_t no)
 
 static void index_remove_at(struct errq_spool *sp, size_t i)
 {
+	sp->full = false; /* room again: the next spill may fit */
 	sp->bytes -= ent_at(sp, i)->bytes;
 	if (ent_at(sp, i)->loaded)
 		sp->loaded--;
@@ -362,7 +369,20 @@ static void disable(errq_client_t *c, const char *why)
 	errq__spool_close(c);
 }
 
+static void spool_open_dir(errq_client_t *c);
+
 void errq__spool_open(errq_client_t *c)
+{
+	spool_open_dir(c);
+	publish(c);
+	pthread_mutex_lock(&c->mu);
+	c->spool_scanned = true; /* close may now tell a drained spool from an unread one */
+	if (c->flush_waiters || c->spill_waiters)
+		pthread_cond_broadcast(&c->done_cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void spool_open_dir(errq_client_t *c)
 {
 	struct errq_spool *sp = &c->snd.spool;
 	DIR *d = NULL;
@@ -410,7 +430,6 @@ void errq__spool_open(errq_client_t *c)
 	/* the limits may be smaller than the last client's */
 	while (sp->n && (sp->n > ERRQ__SPOOL_MAX_FILES || sp->bytes > c->cfg.spool_max_bytes))
 		evict_oldest(c);
-	publish(c);
 }
 
 void errq__spool_close(errq_client_t *c)
@@ -429,6 +448,11 @@ void errq__spool_close(errq_client_t *c)
 	sp->ents = NULL;
 	sp->head = sp->n = sp->cap = sp->loaded = 0;
 	sp->bytes = 0;
+	pthread_mutex_lock(&c->mu);
+	c->spill_room = false; /* no report waits for a spool that is gone */
+	if (c->spill_waiters)
+		pthread_cond_broadcast(&c->done_cv);
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* Writes all of iov to fd.  Returns 0 or -1. */
@@ -453,7 +477,7 @@ static int write_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-int errq__spool_write(errq_client_t *c, const struct errq_batch *b)
+int errq__spool_write(errq_client_t *c, const struct errq_batch *b, bool evict)
 {
 	struct errq_spool *sp = &c->snd.spool;
 	char tmp[NAME_BUFSZ], fin[NAME_BUFSZ];
@@ -463,9 +487,17 @@ int errq__spool_write(errq_client_t *c, const struct errq_batch *b)
 	int fd = -1;
 
 	if (!errq__spool_usable(sp))
-		return -1;
+		return ERRQ__SPOOL_FAILED;
 	if (fsize > c->cfg.spool_max_bytes || len > ERRQ__WIRE_MAX_MESSAGE)
-		return -2; /* can never fit */
+		return ERRQ__SPOOL_NEVER_FITS;
+	bool no_room = sp->n >= ERRQ__SPOOL_MAX_FILES || sp->bytes + fsize > c->cfg.spool_max_bytes;
+	if (no_room && !evict) {
+		/* a spill makes room in memory for new reports: it must not destroy older ones
+		 * for them (the reports are refused instead, like at the queue's own limit) */
+		sp->full = true;
+		publish(c);
+		return ERRQ__SPOOL_NO_ROOM;
+	}
 	while (sp->n && (sp->n >= ERRQ__SPOOL_MAX_FILES || sp->bytes + fsize > c->cfg.spool_max_bytes))
 		evict_oldest(c);
 
@@ -496,7 +528,7 @@ int errq__spool_write(errq_client_t *c, const struct errq_batch *b)
 		goto fail_quiet;
 	}
 	publish(c);
-	return 0;
+	return ERRQ__SPOOL_WRITTEN;
 
 fail:;
 	char err[128];
@@ -508,7 +540,18 @@ fail_quiet:
 	unlinkat(sp->dirfd, tmp, 0);
 	count_error(c);
 	sp->retry_ns = errq_mono_ns() + (uint64_t)ERRQ__SPOOL_RETRY_MS * ERRQ_NS_PER_MS;
-	return -1;
+	sp->retrying = true;
+	publish(c); /* no report waits for a spill meanwhile */
+	return ERRQ__SPOOL_FAILED;
+}
+
+void errq__spool_tick(errq_client_t *c, uint64_t now)
+{
+	struct errq_spool *sp = &c->snd.spool;
+	if (sp->retrying && now >= sp->retry_ns) {
+		sp->retrying = false;
+		publish(c);
+	}
 }
 
 enum { READ_OK, READ_CORRUPT, READ_GONE, READ_LATER };

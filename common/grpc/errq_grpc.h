@@ -6,6 +6,28 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 
+/* Debian's gRPC is not built with ThreadSanitizer, so TSan cannot see that a thread which
+ * fills a tag and starts an operation with it happens-before the completion-queue thread that
+ * gets the tag back (the hand-off is inside gRPC).  ERRQ_TSAN_RELEASE(tag) just before handing
+ * a tag to gRPC and ERRQ_TSAN_ACQUIRE(tag) where a queue returns it tell TSan so; without TSan
+ * they are nothing.  They state an ordering gRPC guarantees; they hide no access of errq's. */
+#if defined(__SANITIZE_THREAD__)
+#define ERRQ_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ERRQ_UNDER_TSAN 1
+#endif
+#endif
+#ifdef ERRQ_UNDER_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define ERRQ_TSAN_RELEASE(tag) __tsan_release((void *)(tag))
+#define ERRQ_TSAN_ACQUIRE(tag) __tsan_acquire((void *)(tag))
+#else
+#define ERRQ_TSAN_RELEASE(tag) ((void)0)
+#define ERRQ_TSAN_ACQUIRE(tag) ((void)0)
+#endif
+
 /* The whole message as one contiguous slice: a new reference when the buffer already is one
  * uncompressed slice, else a copy.  The caller unrefs the slice. */
 grpc_slice errq_bb_flatten(grpc_byte_buffer *bb);

@@ -4,6 +4,12 @@
  *    database: every reported event is stored exactly once;
  *  - the client closes while the collector is down, with a spool: nothing is lost, and the
  *    next client started on the spool delivers it once the collector is back;
+ *  - a client restarted on a spool full of files and closed at once delivers every spooled
+ *    event before close returns; with the collector unreachable, close still returns within
+ *    its timeout and leaves the files;
+ *  - a burst far beyond the memory queue, with a spool: nothing refused while the spool has
+ *    room, every event stored once; with the spool full too, the new reports are refused
+ *    (ERRQ_EQUEUEFULL) and every accepted one is stored;
  *  - 8 threads report at once: every event stored once;
  *  - a process closes its client and forks, again and again: every child's new client
  *    delivers (the fork waits for gRPC to finish shutting down);
@@ -39,17 +45,21 @@
 
 /* Starts errqd through the integration harness (its child dies with the test).  A collector
  * that will be restarted on the address its clients already use listens on a port outside
- * the kernel's ephemeral range: nothing else can be given that port while it is down. */
+ * the kernel's ephemeral range: nothing else can be given that port while it is down.  The
+ * tests count their events through the Query API, each test's in one group, up to 50 000:
+ * the per-group cap (events_per_group, 10 000 by default) must not delete any of them
+ * meanwhile (it did, 1 000 rows a sweep step, under TSan's slowness). */
 static void collector_start(struct errqd_proc *d, bool restartable)
 {
+	static const char *const args[] = {"--set", "events_per_group=1000000", NULL};
 	if (restartable && !d->listen_port) {
 		d->listen_port = harness_quiet_port();
 		assert_true(d->listen_port > 0);
 	}
-	assert_int_equal(errqd_start(d, NULL), 0);
+	assert_int_equal(errqd_start(d, args), 0);
 }
 
-/* Counts the stored events of service by message "m<k>" into seen[k] (k < max) through
+/* Counts the stored events of service by message "m<k>" (any one-letter prefix) into seen[k] (k < max) through
  * /errq.v1.Query/ListEvents, page by page.  Returns the number of events. */
 static size_t stored_messages(const char *addr, const char *service, int *seen, int max)
 {
@@ -93,6 +103,56 @@ static size_t stored_messages(const char *addr, const char *service, int *seen, 
 
 
 
+/* Asserts that errqd stored `expected` events of service with messages "m<k>" (any one-letter
+ * prefix; k < max),
+ * none twice, and every k when expected == max. */
+static void assert_stored_once(const char *addr, const char *service, int max, int expected)
+{
+	int *seen = calloc((size_t)max, sizeof(int));
+	assert_non_null(seen);
+	size_t total = stored_messages(addr, service, seen, max);
+	if (total != (size_t)expected) { /* say which, to tell a loss from a short read */
+		int missing = 0, first = -1, last = -1;
+		for (int k = 0; k < max; k++)
+			if (!seen[k]) {
+				missing++;
+				first = first < 0 ? k : first;
+				last = k;
+			}
+		print_message("stored %zu of %d: %d of m0..m%d missing, first m%d, last m%d\n",
+			      total, expected, missing, max - 1, first, last);
+	}
+	assert_int_equal(total, expected);
+	for (int k = 0; k < max; k++)
+		assert_true(expected == max ? seen[k] == 1 : seen[k] <= 1);
+	free(seen);
+}
+
+/* A new, empty spool directory (the caller removes it with rm_rf). */
+static void spool_dir_new(char spool[64])
+{
+	errq_snprintf(spool, 64, "/tmp/errq-spool-XXXXXX");
+	assert_non_null(mkdtemp(spool));
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[128];
+	errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A service name of its own (prefix-PID), an empty spool directory, and a restartable errqd
+ * that has been started once (its database exists) and is down now. */
+static void spool_setup_down(struct errqd_proc *d, const char *prefix, char service[64],
+			     char spool[64])
+{
+	errq_snprintf(service, 64, "%s-%d", prefix, (int)getpid());
+	spool_dir_new(spool);
+	collector_start(d, true);
+	errqd_stop(d, SIGTERM); /* down: the port and the database stay */
+}
+
 static errq_options_t *options_for(const char *addr, const char *service)
 {
 	errq_options_t *o = errq_options_new();
@@ -102,6 +162,14 @@ static errq_options_t *options_for(const char *addr, const char *service)
 	assert_int_equal(errq_options_set_queue_capacity(o, 100000), ERRQ_OK);
 	assert_int_equal(errq_options_set_linger_ms(o, 2), ERRQ_OK);
 	return o;
+}
+
+/* A client of service on the spool directory, with the options above. */
+static errq_client_t *spool_client(const char *addr, const char *service, const char *spool)
+{
+	errq_options_t *o = options_for(addr, service);
+	assert_int_equal(errq_options_set_spool_dir(o, spool), ERRQ_OK);
+	return errq_client_new(o);
 }
 
 struct paced {
@@ -153,11 +221,7 @@ static void test_kill_collector_mid_stream(void **state)
 	assert_true(st.reconnects >= 1);
 	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
 
-	int *seen = calloc(N, sizeof(int));
-	assert_int_equal(stored_messages(d.addr, service, seen, N), N);
-	for (int k = 0; k < N; k++)
-		assert_int_equal(seen[k], 1); /* exactly once */
-	free(seen);
+	assert_stored_once(d.addr, service, N, N);
 	errqd_cleanup(&d);
 }
 
@@ -166,11 +230,7 @@ static void test_close_with_collector_down_then_spool_delivers(void **state)
 	enum { N = 300 };
 	struct errqd_proc d = {0};
 	char service[64], spool[64];
-	errq_snprintf(service, sizeof(service), "spool-test-%d", (int)getpid());
-	errq_snprintf(spool, sizeof(spool), "/tmp/errq-spool-XXXXXX");
-	assert_non_null(mkdtemp(spool));
-	collector_start(&d, true);
-	errqd_stop(&d, SIGTERM); /* down: the port and the database stay */
+	spool_setup_down(&d, "spool-test", service, spool);
 
 	errq_options_t *o = options_for(d.addr, service);
 	errq_options_set_spool_dir(o, spool);
@@ -184,22 +244,178 @@ static void test_close_with_collector_down_then_spool_delivers(void **state)
 	assert_int_equal(st.acked, 0);
 
 	collector_start(&d, true);
-	o = options_for(d.addr, service);
-	errq_options_set_spool_dir(o, spool);
-	c = errq_client_new(o);
+	c = spool_client(d.addr, service, spool);
 	WAIT_STATS(c, st, st.spool_replayed == N && st.spool_files == 0);
 	assert_int_equal(st.accepted, N);
 	assert_int_equal(st.spool_corrupt, 0);
 	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
 
-	int seen[N];
-	assert_int_equal(stored_messages(d.addr, service, seen, N), N);
-	for (int k = 0; k < N; k++)
-		assert_int_equal(seen[k], 1);
-	char cmd[128];
-	errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", spool);
-	assert_int_equal(system(cmd), 0);
+	assert_stored_once(d.addr, service, N, N);
+	rm_rf(spool);
 	errqd_cleanup(&d);
+}
+
+/* Spools n events ("m<first>".."m<first+n-1>") to dir through a client whose collector is
+ * down: small batches, so that they make many files. */
+static void spool_events(const char *addr, const char *service, const char *dir, int first, int n)
+{
+	errq_options_t *o = options_for(addr, service);
+	errq_options_set_spool_dir(o, dir);
+	assert_int_equal(errq_options_set_max_batch_bytes(o, ERRQ__BATCH_BYTES_MIN), ERRQ_OK);
+	errq_client_t *c = errq_client_new(o);
+	for (int i = first; i < first + n; i++)
+		assert_int_equal(errq_report_failure(c, "SpooledError", NULL, "m%d", i), ERRQ_OK);
+	errq_stats_t st;
+	assert_int_equal(errq_client_close_stats(c, 300, &st), 0); /* nothing lost */
+	assert_int_equal(st.spooled, (uint64_t)n);
+}
+
+/* A process that restarts and closes at once must deliver its spool within close's timeout
+ * (the issue: close returned after 22 ms and left 15 053 events on disk).  And when the
+ * collector is unreachable, close still returns within its timeout and keeps the files. */
+static void test_restart_and_close_at_once_drains_spool(void **state)
+{
+	enum { N = 20000 };
+	struct errqd_proc d = {0};
+	char service[64], spool[64];
+	spool_setup_down(&d, "drain-test", service, spool);
+	spool_events(d.addr, service, spool, 0, N);
+
+	/* unreachable: close gives up within its timeout, the files stay */
+	errq_client_t *c = spool_client(d.addr, service, spool);
+	errq_stats_t st;
+	WAIT_STATS(c, st, st.spool_files > 0);
+	uint64_t files = st.spool_files;
+	assert_true(files >= 10);
+	uint64_t t0 = errq_mono_ns();
+	assert_int_equal(errq_client_close_stats(c, 1000, &st), 0);
+	uint64_t close_ms = (errq_mono_ns() - t0) / ERRQ_NS_PER_MS;
+	print_message("close with the collector down: %llu ms (timeout 1000), %llu files kept\n",
+		      (unsigned long long)close_ms, (unsigned long long)st.spool_files);
+	assert_true(close_ms < 10000); /* 10x the timeout: it gave up, it did not hang */
+	assert_int_equal(st.spool_files, files);
+	assert_int_equal(st.spool_replayed, 0);
+
+	/* reachable: a client restarted on the directory and closed at once delivers it all */
+	collector_start(&d, true);
+	c = spool_client(d.addr, service, spool);
+	t0 = errq_mono_ns();
+	size_t lost = errq_client_close_stats(c, GENEROUS_MS, &st);
+	close_ms = (errq_mono_ns() - t0) / ERRQ_NS_PER_MS;
+	print_message("restart and close at once: %llu ms, %llu of %d spooled events replayed, "
+		      "%llu files left\n", (unsigned long long)close_ms,
+		      (unsigned long long)st.spool_replayed, N, (unsigned long long)st.spool_files);
+	assert_int_equal(lost, 0);
+	assert_int_equal(st.spool_replayed, N);
+	assert_int_equal(st.spool_files, 0);
+	assert_int_equal(st.spool_corrupt, 0);
+
+	assert_stored_once(d.addr, service, N, N);
+	rm_rf(spool);
+	errqd_cleanup(&d);
+}
+
+/* Reports n events as fast as it can; counts the refusals by code. */
+static void burst(errq_client_t *c, int first, int n, int *ok, int *full)
+{
+	*ok = *full = 0;
+	for (int i = first; i < first + n; i++) {
+		int rc = errq_report_failure(c, "BurstError", "BURST", "m%d", i);
+		if (rc == ERRQ_OK)
+			(*ok)++;
+		else if (rc == ERRQ_EQUEUEFULL)
+			(*full)++;
+		else
+			fail_msg("errq_report_failure: %s", errq_strerror(rc));
+	}
+}
+
+#define BURST_CAPACITY 1000
+
+/* A client on spool for a burst into a queue of BURST_CAPACITY; spool_max != 0: a spool of
+ * that size, and a circuit that stays closed (its writes never delete files). */
+static errq_client_t *burst_client(const char *addr, const char *service, const char *spool,
+				   uint64_t spool_max)
+{
+	errq_options_t *o = options_for(addr, service);
+	assert_int_equal(errq_options_set_queue_capacity(o, BURST_CAPACITY), ERRQ_OK);
+	assert_int_equal(errq_options_set_spool_dir(o, spool), ERRQ_OK);
+	/* no refusal while the spool has room: a spill must not time out on a loaded machine */
+	assert_int_equal(errq_options_set_spill_wait(o, ERRQ__SPILL_WAIT_MS_MAX), ERRQ_OK);
+	if (spool_max) {
+		assert_int_equal(errq_options_set_circuit_threshold(o, 1000), ERRQ_OK);
+		assert_int_equal(errq_options_set_spool_max_bytes(o, spool_max), ERRQ_OK);
+	}
+	return errq_client_new(o);
+}
+
+/* Closes c with the collector up: nothing lost, the spool delivered, none of it deleted, and
+ * errqd holds the `accepted` events of the burst once each.  Then removes spool and errqd. */
+static void close_burst(errq_client_t *c, struct errqd_proc *d, const char *service,
+			const char *spool, int n, int accepted)
+{
+	errq_stats_t st;
+	assert_int_equal(errq_client_close_stats(c, GENEROUS_MS, &st), 0);
+	print_message("closed: acked %llu + replayed %llu = accepted %llu + duplicates %llu + "
+		      "rejected %llu\n", (unsigned long long)st.acked,
+		      (unsigned long long)st.spool_replayed, (unsigned long long)st.accepted,
+		      (unsigned long long)st.duplicates, (unsigned long long)st.rejected);
+	assert_int_equal(st.spool_files, 0);
+	assert_int_equal(st.acked + st.spool_replayed, (uint64_t)accepted);
+	assert_int_equal(st.rejected, 0);
+	assert_int_equal(st.dropped_spool, 0);
+	assert_stored_once(d->addr, service, n, accepted);
+	rm_rf(spool);
+	errqd_cleanup(d);
+}
+
+/* A burst far beyond the memory queue with a spool: the overflow goes to disk, nothing is
+ * refused while the spool has room (the issue: 21 573 of 50 000 refused), and every event is
+ * stored once. */
+static void test_burst_spills_to_spool(void **state)
+{
+	enum { N = 50000 };
+	struct errqd_proc d = {0};
+	char service[64], spool[64];
+	errq_snprintf(service, sizeof(service), "burst-test-%d", (int)getpid());
+	spool_dir_new(spool);
+	collector_start(&d, false);
+	errq_client_t *c = burst_client(d.addr, service, spool, 0);
+	int ok, full;
+	burst(c, 0, N, &ok, &full);
+	errq_stats_t st = stats_of(c);
+	print_message("burst of %d into a queue of %d: %d accepted, %d refused, %llu to disk "
+		      "(%llu reports waited for a spill)\n", N, BURST_CAPACITY, ok, full,
+		      (unsigned long long)st.spooled, (unsigned long long)st.spill_waits);
+	assert_int_equal(full, 0);
+	assert_int_equal(st.dropped_queue_full, 0);
+	assert_true(st.spooled > 0);
+	assert_true(st.pending <= BURST_CAPACITY);
+	close_burst(c, &d, service, spool, N, N);
+}
+
+/* The same burst with the collector down and a small spool: once the spool is full too, new
+ * reports are refused with ERRQ_EQUEUEFULL (no spooled file is deleted for them), and every
+ * accepted event is stored once the collector is back. */
+static void test_burst_spool_full_refuses(void **state)
+{
+	enum { N = 20000, SPOOL = 256 * 1024 };
+	struct errqd_proc d = {0};
+	char service[64], spool[64];
+	spool_setup_down(&d, "full-test", service, spool);
+	errq_client_t *c = burst_client(d.addr, service, spool, SPOOL);
+	int ok, full;
+	burst(c, 0, N, &ok, &full);
+	errq_stats_t st = stats_of(c);
+	print_message("burst of %d, collector down, spool of 256 KiB: %d accepted, %d refused, "
+		      "%llu to disk\n", N, ok, full, (unsigned long long)st.spooled);
+	assert_true(full > 0);
+	assert_int_equal(st.dropped_queue_full, (uint64_t)full);
+	assert_true(st.spooled > 0);
+	assert_int_equal(st.dropped_spool, 0);
+	assert_true(st.spool_bytes <= SPOOL);
+	collector_start(&d, true);
+	close_burst(c, &d, service, spool, N, ok);
 }
 
 static void test_eight_threads(void **state)
@@ -225,11 +441,7 @@ static void test_eight_threads(void **state)
 	assert_int_equal(st.acked, THREADS * EACH);
 	assert_int_equal(st.accepted, THREADS * EACH);
 	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
-	int *seen = calloc(THREADS * EACH, sizeof(int));
-	assert_int_equal(stored_messages(d.addr, service, seen, THREADS * EACH), THREADS * EACH);
-	for (int k = 0; k < THREADS * EACH; k++)
-		assert_int_equal(seen[k], 1);
-	free(seen);
+	assert_stored_once(d.addr, service, THREADS * EACH, THREADS * EACH);
 	errqd_cleanup(&d);
 }
 
@@ -296,10 +508,7 @@ static void test_close_then_fork(void **state)
 			failed_children++;
 	}
 	assert_int_equal(failed_children, 0);
-	int seen[2 * FORKS];
-	assert_int_equal(stored_messages(d.addr, service, seen, 2 * FORKS), 2 * FORKS);
-	for (int k = 0; k < 2 * FORKS; k++)
-		assert_int_equal(seen[k], 1);
+	assert_stored_once(d.addr, service, 2 * FORKS, 2 * FORKS);
 	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
 	errqd_cleanup(&d);
 }
@@ -437,6 +646,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kill_collector_mid_stream),
 	    cmocka_unit_test(test_close_with_collector_down_then_spool_delivers),
+	    cmocka_unit_test(test_restart_and_close_at_once_drains_spool),
+	    cmocka_unit_test(test_burst_spills_to_spool),
+	    cmocka_unit_test(test_burst_spool_full_refuses),
 	    cmocka_unit_test(test_eight_threads),
 	    cmocka_unit_test(test_close_then_fork),
 	    cmocka_unit_test(test_token),

@@ -487,6 +487,11 @@ static void test_delivery_options_validation(void **state)
 	assert_int_equal(errq_options_set_ack_timeout(o, ERRQ__ACK_TIMEOUT_MS_MAX + 1), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_ack_timeout(o, 250), ERRQ_OK);
 	assert_int_equal(o->ack_timeout_ms, 250);
+	assert_int_equal(o->spill_wait_ms, ERRQ__SPILL_WAIT_MS_DEFAULT);
+	assert_int_equal(errq_options_set_spill_wait(o, ERRQ__SPILL_WAIT_MS_MAX + 1), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_spill_wait(NULL, 0), ERRQ_EINVAL);
+	assert_int_equal(errq_options_set_spill_wait(o, 0), ERRQ_OK);
+	assert_int_equal(o->spill_wait_ms, 0);
 	assert_int_equal(errq_options_set_circuit_threshold(o, 0), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_circuit_threshold(o, ERRQ__CIRCUIT_THRESHOLD_MAX + 1), ERRQ_EINVAL);
 	assert_int_equal(errq_options_set_circuit_threshold(o, 2), ERRQ_OK);

@@ -3,8 +3,10 @@
  * counted, flush returns at once, close frees memory only; a new client in the child is
  * inert too; the child's id generator was reseeded, so parent and child never make the
  * same event ids; the parent keeps delivering as if nothing happened, also when it forks
- * while other threads report. */
+ * while other threads report, and while they wait at the queue's limit for a spill to the
+ * spool (the spool's lock stays with the parent). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,11 +16,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "client_int.h"
+#include "errq_str.h"
 #include "errq_time.h"
 #include "fake_collector.h"
 #include "client_support.h"
@@ -263,11 +267,86 @@ static void test_fork_under_load(void **state)
 	fake_stop(&f);
 }
 
+static void *burst_loop(void *p)
+{
+	struct reporter *r = p;
+	for (int i = 0; !atomic_load(&r->stop) && i < 5000; i++) /* the fake keeps 65536 ids */
+		if (errq_report_failure(r->c, "BurstError", NULL, "burst %d", i) == ERRQ_OK)
+			r->n++;
+	return NULL;
+}
+
+/* Forks while threads report into a queue of 20 with a spool, so that they keep waiting
+ * (unlocked, on done_cv) for the sender to spill: the fork takes the client's lock between
+ * their waits; the child's copy refuses at once (ERRQ_EFORKED, no wait) and the spool's lock
+ * stays with the parent; the parent refuses nothing and delivers everything, its spool
+ * included, by its close. */
+static void test_fork_while_reports_wait_for_spill(void **state)
+{
+	enum { THREADS = 3, FORKS = 8 };
+	char dir[64], lock[80];
+	errq_snprintf(dir, sizeof(dir), "/tmp/errq-forkspool-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	errq_snprintf(lock, sizeof(lock), "%s/%s", dir, ERRQ__SPOOL_LOCK_NAME);
+	struct fake_collector f = {0};
+	assert_int_equal(fake_start(&f, 0), 0);
+	errq_options_t *o = errq_options_new();
+	assert_int_equal(errq_options_set_collector(o, f.addr), ERRQ_OK);
+	assert_int_equal(errq_options_set_service(o, "fork-spill"), ERRQ_OK);
+	assert_int_equal(errq_options_set_queue_capacity(o, 20), ERRQ_OK);
+	assert_int_equal(errq_options_set_spool_dir(o, dir), ERRQ_OK);
+	/* the test promises no refusal: a spill must not time out (1 s by default: under ASan on
+	 * a loaded machine one report in 15 000 once waited longer) */
+	assert_int_equal(errq_options_set_spill_wait(o, ERRQ__SPILL_WAIT_MS_MAX), ERRQ_OK);
+	errq_client_t *c = errq_client_new(o);
+	assert_non_null(c);
+	struct reporter rs[THREADS];
+	pthread_t th[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		rs[i] = (struct reporter){.c = c};
+		assert_int_equal(pthread_create(&th[i], NULL, burst_loop, &rs[i]), 0);
+	}
+	for (int k = 0; k < FORKS; k++) {
+		usleep(2000);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int ok = errq_report_failure(c, "ChildError", NULL, "x") == ERRQ_EFORKED;
+			int fd = open(lock, O_RDWR | O_CLOEXEC);
+			ok = ok && fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+			errq_client_close(c, 1000);
+			child_exit(ok ? 0 : 5);
+		}
+		assert_int_equal(wait_child(pid), 0);
+	}
+	int reported = 0;
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		reported += rs[i].n;
+	}
+	errq_stats_t st = stats_of(c);
+	print_message("%d reports into a queue of 20: %llu waited for a spill, %llu spooled\n",
+		      reported, (unsigned long long)st.spill_waits, (unsigned long long)st.spooled);
+	assert_int_equal(reported, THREADS * 5000);
+	assert_int_equal(st.dropped_queue_full, 0);
+	assert_true(st.spill_waits > 0);
+	assert_int_equal(errq_client_close_stats(c, GENEROUS_MS, &st), 0);
+	assert_int_equal(st.spool_files, 0); /* delivered by the close */
+	pthread_mutex_lock(&f.mu);
+	assert_int_equal(f.n_ids, THREADS * 5000);
+	pthread_mutex_unlock(&f.mu);
+	fake_stop(&f);
+	char cmd[128];
+	errq_snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fork_child_is_inert),
 	    cmocka_unit_test(test_fork_under_load),
+	    cmocka_unit_test(test_fork_while_reports_wait_for_spill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

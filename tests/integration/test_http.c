@@ -218,7 +218,9 @@ static bool wait_ready(int want_status, char **body)
 
 /* The database cannot be written (a file size limit of one byte on errqd: every write fails
  * with EFBIG): /readyz and gRPC health turn unready with the reason while /livez stays 200,
- * nothing is acknowledged meanwhile, and all comes back when the limit is lifted. */
+ * nothing is acknowledged meanwhile (the batch is given back: its stream ends UNAVAILABLE
+ * with the reason, docs/operations.md "Disk full"), and a resend is stored once the limit
+ * is lifted. */
 static void test_readyz_follows_an_unwritable_database(void **state)
 {
 	struct rlimit old, tiny;
@@ -247,9 +249,16 @@ static void test_readyz_follows_an_unwritable_database(void **state)
 	assert_true(series(m, "errq_store_errors_total") > 0);
 	free(m);
 	Errq__V1__ReportResponse *resp = NULL;
-	assert_int_equal(raw_recv(&s, &resp, 200), -1); /* not acknowledged while it cannot commit */
+	char det[512];
+	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 1); /* ended, not acknowledged */
+	assert_int_equal(raw_finish(&s, det, sizeof(det)), GRPC_STATUS_UNAVAILABLE);
+	if (!strstr(det, "database unwritable"))
+		fail_msg("UNAVAILABLE without the reason: %s", det);
+	raw_free(&s);
 
 	assert_int_equal(prlimit(D.pid, RLIMIT_FSIZE, &old, NULL), 0);
+	assert_int_equal(raw_open(&s, D.addr), 0); /* the client resends */
+	assert_int_equal(raw_send(&s, r), 0);
 	assert_int_equal(raw_recv(&s, &resp, HARNESS_DEADLINE_MS), 0);
 	assert_int_equal(resp->accepted, 5);
 	errq__v1__report_response__free_unpacked(resp, NULL);

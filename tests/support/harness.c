@@ -981,3 +981,20 @@ void treq_free(Errq__V1__ReportRequest *r)
 	free(r->failures);
 	free(r);
 }
+
+uint64_t http_metric(int port, const char *name)
+{
+	int status = 0;
+	char *body = NULL, key[128];
+	if (http_request(port, "GET", "/metrics", "", &status, NULL, &body) || status != 200)
+		fail_msg("GET /metrics failed (status %d)", status);
+	errq_snprintf(key, sizeof(key), "\n%s ", name);
+	const char *p = strstr(body, key);
+	if (!p) {
+		free(body);
+		fail_msg("metric %s missing", name);
+	}
+	uint64_t v = strtoull(p + strlen(key), NULL, 10);
+	free(body);
+	return v;
+}

@@ -151,6 +151,10 @@ void tail_free(struct tailstream *t);
 int http_request(int port, const char *method, const char *path, const char *extra_headers, int *status,
 		 char **headers, char **body);
 
+/* The value of the unlabelled series `name` on errqd's /metrics (fails the test when the
+ * scrape fails or the series is missing). */
+uint64_t http_metric(int port, const char *name);
+
 /* grpc.health.v1.Health/Check for service: the serving status (SERVING = 1, NOT_SERVING = 2),
  * or -1 when the call failed (its status in *call_status) or the answer did not decode. */
 int health_check(const char *addr, const char *service, grpc_status_code *call_status);

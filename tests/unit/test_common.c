@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "errq_condlog.h"
 #include "errq_id.h"
 #include "errq_log.h"
 #include "errq_str.h"
@@ -139,6 +140,45 @@ static void test_log_text_format(void **state)
 	assert_non_null(strstr(out, "\",\"level\":\"info\",\"msg\":\"errqd started\",\"name\":\"two words\"}\n"));
 }
 
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* A condition that fails 1 000 times logs one line; successes between failures do not end it
+ * until they settle (ERRQ_CONDLOG_SETTLE_MS), then one recovery line with the count. */
+static void test_condlog_one_line_per_condition(void **state)
+{
+	struct errq_condlog c;
+	errq_condlog_init(&c, "checkpoint failed", ERRQ_LOG_WARN);
+	log_capture(ERRQ_LOG_FORMAT_JSON);
+	errq_condlog_ok(&c); /* nothing to recover from */
+	assert_false(errq_condlog_failing(&c));
+	for (int i = 0; i < 1000; i++) {
+		errq_condlog_fail(&c, "database or disk is full");
+		errq_condlog_ok(&c); /* a small transaction got through: still the same episode */
+	}
+	errq_condlog_poll(&c);
+	assert_true(errq_condlog_failing(&c));
+	/* the recovery line, once successes alone were seen long enough (a wait for time itself:
+	 * the bound is the semantics) */
+	uint64_t t0 = errq_mono_ns();
+	while (errq_mono_ns() - t0 < (ERRQ_CONDLOG_SETTLE_MS + 10) * ERRQ_NS_PER_MS)
+		usleep(10 * 1000);
+	errq_condlog_poll(&c);
+	assert_false(errq_condlog_failing(&c));
+	errq_condlog_fail(&c, "disk I/O error"); /* a new episode: its own first line */
+	char *out = log_read();
+	assert_int_equal(count_of(out, "\n"), 3);
+	assert_int_equal(count_of(out, "\"msg\":\"checkpoint failed\",\"error\":\"database or disk is full\""), 1);
+	assert_int_equal(count_of(out, "\"msg\":\"checkpoint failed: recovered\""), 1);
+	assert_int_equal(count_of(out, "\"failures\":\"1000\""), 1);
+	assert_int_equal(count_of(out, "\"error\":\"disk I/O error\""), 1);
+}
+
 static void test_utf8(void **state)
 {
 	size_t bad = 0;
@@ -244,6 +284,7 @@ int main(void)
 	    cmocka_unit_test(test_utf8),                     cmocka_unit_test(test_buf_limit_and_json),
 	    cmocka_unit_test(test_hex),                      cmocka_unit_test(test_ids_are_ordered_uuidv7),
 	    cmocka_unit_test(test_yaml_errors_have_lines),   cmocka_unit_test(test_log_text_format),
+	    cmocka_unit_test(test_condlog_one_line_per_condition),
 	};
 	return cmocka_run_group_tests_name("unit_common", tests, NULL, NULL);
 }

@@ -145,7 +145,7 @@ static void test_saturated_queue_makes_unready_after_threshold(void **state)
 	bl.release = 1; /* the writer commits the batch and lets the waiter in */
 	spin_until(&waiter_woken, 1);
 	spin_until(&batches_done, 1);
-	ingest_waiter_done(ig); /* the woken stream submits nothing */
+	ingest_waiter_done(ig, &w); /* the woken stream submits nothing */
 	ingest_get_health(ig, &ih);
 	assert_int_equal(ih.saturated_since, 0);
 	assert_true(health_ready(h, errq_mono_ns() + 60 * ERRQ_NS_PER_SEC, why, sizeof(why)));

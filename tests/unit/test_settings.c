@@ -38,6 +38,29 @@ static void test_defaults(void **state)
 	assert_true(s.shutdown_timeout_ns > 0 && s.shutdown_timeout_ns < 10ULL * 1000000000ULL);
 }
 
+/* A size: bytes or a whole number of KiB/MiB/GiB; anything else is refused with the value. */
+static void test_sizes(void **state)
+{
+	struct settings s;
+	char err[256];
+	settings_defaults(&s);
+	assert_int_equal(s.min_free_disk, 64 << 20);
+	assert_int_equal(settings_set(&s, "--set", "min_free_disk", "512KiB", err, sizeof(err)), 0);
+	assert_int_equal(s.min_free_disk, 512 << 10);
+	assert_int_equal(settings_set(&s, "--set", "min_free_disk", "2GiB", err, sizeof(err)), 0);
+	assert_int_equal(s.min_free_disk, 2LL << 30);
+	assert_int_equal(settings_set(&s, "--set", "min_free_disk", "1000", err, sizeof(err)), 0);
+	assert_int_equal(s.min_free_disk, 1000);
+	assert_int_equal(settings_set(&s, "--set", "min_free_disk", "0", err, sizeof(err)), 0);
+	assert_int_equal(s.min_free_disk, 0);
+	const char *bad[] = {"", "MiB", "12x", "-1", "1.5MiB", "64 MiB", "9999999999TiB", "64mib"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(settings_set(&s, "--set", "min_free_disk", bad[i], err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "is not a size"));
+	}
+	assert_int_equal(s.min_free_disk, 0); /* a refused value changes nothing */
+}
+
 static void test_file_and_flags(void **state)
 {
 	struct settings s;
@@ -338,6 +361,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_file_and_flags),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_sizes),
 	    cmocka_unit_test(test_precedence_and_sources),
 	    cmocka_unit_test(test_env_refusals),
 	    cmocka_unit_test(test_flag_keys),

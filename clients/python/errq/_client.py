@@ -37,6 +37,7 @@ _OPTIONS = {
     "max_inflight": ("errq_options_set_max_inflight", int),
     "circuit_threshold": ("errq_options_set_circuit_threshold", int),
     "ack_timeout_ms": ("errq_options_set_ack_timeout", int),
+    "spill_wait_ms": ("errq_options_set_spill_wait", int),
     "outcome_interval": ("errq_options_set_outcome_interval", int),
     "spool_max_bytes": ("errq_options_set_spool_max_bytes", int),
     "debug": ("errq_options_set_debug", bool),

@@ -31,6 +31,7 @@ STATS_FIELDS = (
     "dropped_spool", "spool_corrupt", "spool_errors", "spool_files", "spool_bytes",
     "circuit_state", "circuit_opens", "consecutive_failures", "ack_timeouts",
     "outcomes_recorded", "outcomes_acked", "outcomes_dropped", "rejected_quota",
+    "spill_waits",
 )
 
 
@@ -75,6 +76,7 @@ _PROTOS = {
     "errq_options_set_debug": (_i, [_p, _b]),
     "errq_options_set_circuit_threshold": (_i, [_p, _u]),
     "errq_options_set_ack_timeout": (_i, [_p, _u]),
+    "errq_options_set_spill_wait": (_i, [_p, _u]),
     "errq_options_set_outcome_interval": (_i, [_p, _u]),
     "errq_options_set_spool_dir": (_i, [_p, _s]),
     "errq_options_set_spool_max_bytes": (_i, [_p, ctypes.c_uint64]),

@@ -445,6 +445,8 @@ class ApiTest(unittest.TestCase):
             errq.init(service="x", queue_capacity="10")
         with self.assertRaisesRegex(TypeError, "option 'debug': 'no' is not a bool"):
             errq.init(service="x", debug="no")
+        with self.assertRaisesRegex(errq.ErrqError, "option 'spill_wait_ms' 60001: invalid argument"):
+            errq.init(service="x", spill_wait_ms=60001)
         with self.assertRaisesRegex(errq.ErrqError, "service '" + "s" * 129 + "': invalid argument"):
             errq.init(service="s" * 129)
         with self.assertRaisesRegex(ValueError, "init needs service="):
