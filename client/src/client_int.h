@@ -68,7 +68,7 @@
 /* fork() with no live client after one used gRPC: how long the fork waits for gRPC to finish
  * shutting down (it ends a closed client's channel on its own threads, ~ms); past it the
  * child's clients are inert (errq_client.c, "Fork") */
-#define ERRQ__FORK_GRPC_WAIT_MS 5000u
+#define ERRQ__FORK_GRPC_WAIT_MS 1000u
 #define ERRQ__ACK_TIMEOUT_MS_MIN 100u
 #define ERRQ__ACK_TIMEOUT_MS_MAX 3600000u
 #define ERRQ__ACK_TIMEOUT_MS_DEFAULT 30000u
