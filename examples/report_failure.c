@@ -4,12 +4,15 @@
  *   ERRQ_ADDR=host:port               (default 127.0.0.1:4770)
  *   ERRQ_SPOOL_DIR=dir                (optional: keep undelivered events on disk)
  *   ERRQ_TOKEN=token                  (optional: the collector's bearer token, docs/security.md)
+ *   ERRQ_CA=ca.pem                    (optional: TLS, the CA that signed the collector's certificate)
+ *   ERRQ_CERT=cert.pem ERRQ_KEY=key.pem (optional: a client certificate, mutual TLS)
  *
  * Reports a network error, a data-format error and a timeout, and the outcome of each task
  * (for failure-rate rules), waits up to 10 s for the collector to acknowledge the events,
  * prints one line with the counts, and exits 0 only when the collector stored all three.
  * This file uses only the public header, <errq.h>. */
 #include <errq.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,10 +96,14 @@ int main(int argc, char **argv)
 	}
 	const char *spool = getenv("ERRQ_SPOOL_DIR");
 	const char *token = getenv("ERRQ_TOKEN");
+	const char *ca = getenv("ERRQ_CA"), *cert = getenv("ERRQ_CERT"), *key = getenv("ERRQ_KEY");
+	bool tls = (ca && *ca) || (cert && *cert) || (key && *key);
 	if ((err = errq_options_set_collector(o, addr)) || (err = errq_options_set_service(o, service)) ||
 	    (err = errq_options_set_environment(o, "example")) ||
 	    (spool && *spool && (err = errq_options_set_spool_dir(o, spool))) ||
-	    (token && *token && (err = errq_options_set_token(o, token)))) {
+	    (token && *token && (err = errq_options_set_token(o, token))) ||
+	    (tls && (err = errq_options_set_tls(o, ca && *ca ? ca : NULL, cert && *cert ? cert : NULL,
+						 key && *key ? key : NULL)))) {
 		fprintf(stderr, "report_failure: bad option (collector '%s', service '%s'): %s\n", addr,
 			service, errq_strerror(err));
 		errq_options_free(o);

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cli_args_init(&a, NULL, NULL);
 	if (cli_args_parse(&a, argc, argv, cli_commands, cli_ncommands, FUZZ_NOW_NS, err, sizeof(err)) != 0)
 		FUZZ_CHECK(err[0] != '\0'); /* (it may quote, and end with, any argument) */
-	else if (!a.help && (a.set & CLI_F_UNTIL))
+	else if (!a.help && a.cmd && (a.set & CLI_F_UNTIL)) /* no command: main prints the usage, exit 1 */
 		FUZZ_CHECK(a.until_ns > a.since_ns);
 	free(s);
 	return 0;
