@@ -1,4 +1,4 @@
-/* fuzz_report.c: one Report message as errqd's stream handler takes it (server/svc_report.c):
+/* fuzz_report.c: one Report message as errqd's stream handler takes it (server/report_decode.c):
  * the top-level count against REPORT_MAX_BATCH_EVENTS, protobuf-c's unpack into the batch's
  * arena (REPORT_MAX_DECODED_BYTES), validation, truncation and grouping of every event
  * (server/validate.c, server/grouping.c), and the packed `extra` stored with each. */
