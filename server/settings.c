@@ -58,7 +58,7 @@ static const struct setting table[] = {
     {"ingest_queue_batches", T_INT, OFF(ingest_queue_batches), "1024", 1, 1 << 20, NULL, NULL,
      "ingest queue bound in batches; when full, streams stop being read (backpressure)"},
     {"ingest_queue_bytes", T_INT, OFF(ingest_queue_bytes), "16777216", 4096, INT64_C(1) << 40, NULL, NULL,
-     "bytes of decoded batches of all streams (queued, parked, and reserved before decoding); at it, streams wait for room"},
+     "bytes of decoded batches of all streams (queued, parked, and the room held for a batch while it decodes); at it, streams wait for room"},
     {"max_streams", T_INT, OFF(max_streams), "1024", 1, 1 << 20, NULL, NULL,
      "concurrent calls per client connection"},
     {"shutdown_timeout", T_DURATION, OFF(shutdown_timeout_ns), "8s", 0, 0, NULL, NULL,
