@@ -35,6 +35,7 @@ struct ingest {
 	size_t n_waiters, n_woken; /* woken: told there is room, not yet submitted */
 	size_t n_jobs;
 	uint64_t next_maint; /* monotonic ns */
+	uint64_t maint_stored; /* st.events_stored at the last upkeep step */
 	uint64_t next_tick;  /* monotonic ns: hooks->tick; UINT64_MAX = not before ingest_tick_soon */
 	uint64_t stop_deadline; /* monotonic ns; abandon a failing store after it */
 	struct ingest_opts o;
@@ -361,17 +362,26 @@ static bool has_upkeep(const struct ingest *ig)
 }
 
 /* Under ig->mu, which it drops while working: background upkeep when it is due.  While
- * ingest is busy, one step (at most STORE_MAINT_BATCH rows of each kind) per
- * INGEST_MAINT_STEP_MS, so upkeep takes a small, bounded share of the writer; when idle, steps
- * for up to INGEST_MAINT_BUDGET_MS. */
+ * ingest is busy, one step per INGEST_MAINT_STEP_MS, its event sweeps sized to twice the
+ * events stored since the previous step (STORE_MAINT_BATCH to STORE_MAINT_MAX_ROWS rows), so
+ * deletion keeps pace with ingest and each step stays short; when idle, steps for up to
+ * INGEST_MAINT_BUDGET_MS. */
 static void maintain(struct ingest *ig, bool idle)
 {
 	uint64_t now = errq_mono_ns();
 	if (!ig->o.store || now < ig->next_maint || !has_upkeep(ig))
 		return;
+	/* the sweeps keep pace with ingest: each step may delete twice what was stored since the
+	 * last one (so a backlog shrinks while ingest goes on), at least STORE_MAINT_BATCH rows */
+	uint64_t since = ig->st.events_stored - ig->maint_stored;
+	ig->maint_stored = ig->st.events_stored;
+	uint32_t max_rows = since * 2 > STORE_MAINT_MAX_ROWS ? STORE_MAINT_MAX_ROWS
+			    : since * 2 > STORE_MAINT_BATCH  ? (uint32_t)since * 2
+							     : STORE_MAINT_BATCH;
 	pthread_mutex_unlock(&ig->mu);
 	struct store_maint_opts mo = {.now_ns = errq_now_ns(), .retention_ns = ig->o.retention_ns,
-				      .per_group_cap = ig->o.per_group_cap, .alert_history_ns = ig->o.alert_history_ns};
+				      .per_group_cap = ig->o.per_group_cap, .alert_history_ns = ig->o.alert_history_ns,
+				      .max_rows = max_rows};
 	uint64_t until = now + INGEST_MAINT_BUDGET_MS * ERRQ_NS_PER_MS;
 	bool more = false;
 	int rc = 0;

@@ -137,7 +137,7 @@ struct ingest_opts {
 
 #define INGEST_MAINT_INTERVAL_MS 1000 /* upkeep runs at least this often */
 #define INGEST_MAINT_BUDGET_MS 20     /* ... when idle, for at most this long per round */
-#define INGEST_MAINT_STEP_MS 50       /* while busy: one step per this interval when work is left */
+#define INGEST_MAINT_STEP_MS 10       /* while busy: one step per this interval when work is left */
 #define INGEST_MAX_JOBS 1024          /* queued jobs; more are refused (the caller answers busy) */
 
 struct ingest_stats {

@@ -179,16 +179,20 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
  * groups past the per-group cap (oldest first), folds minute counts older than retention
  * into hourly ones, forgets outcome batches older than STORE_OUTCOME_BATCH_HORIZON_NS and
  * alert history older than alert_history_ns (see store_alerts_prune), and reclaims free
- * pages.  Each part does at most STORE_MAINT_BATCH rows (a pruned alert takes its outbox
- * rows along).  *more is set when there is work left.  Returns 0 or -1. */
+ * pages.  The event sweeps scan at most max_rows rows each (0 = STORE_MAINT_BATCH, at most
+ * STORE_MAINT_MAX_ROWS), the alerting parts STORE_MAINT_BATCH rows (a pruned alert takes its
+ * outbox rows along).  *more is set when there is work left.  Returns 0 or -1. */
 #define STORE_MAINT_BATCH 1000
+#define STORE_MAINT_MAX_ROWS 16384 /* the most rows an event sweep scans in one step */
 #define STORE_CAP_CHECK_NS (10ULL * 1000000000ULL) /* how often to look for groups over the cap */
+#define STORE_CAP_RECHECK_NS (1ULL * 1000000000ULL) /* ... after a pass that deleted some */
 #define STORE_VACUUM_PAGES 256
 struct store_maint_opts {
 	uint64_t now_ns;
 	uint64_t retention_ns;   /* 0 = keep forever */
 	uint32_t per_group_cap;  /* 0 = no cap */
 	uint64_t alert_history_ns; /* 0 = STORE_ALERT_HISTORY_NS (storage_alerts.h) */
+	uint32_t max_rows;       /* rows each event sweep may scan this step (see above) */
 };
 int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
 struct store_write_stats {

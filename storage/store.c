@@ -179,6 +179,7 @@ int store_wal_catch_up(struct store *s, int min_pages)
 
 static void free_handle(struct store *s)
 {
+	free(s->maint);
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	for (int i = 0; i < ASTMT_COUNT; i++)

@@ -104,7 +104,10 @@ struct store {
 	struct store_ckpt *ckpt;         /* writer only: kicked when the WAL grows */
 	int wal_pages;                   /* from the WAL hook: frames in the WAL after the last commit */
 	int64_t cap_cursor;              /* the per-group cap's sweep position (rowid) */
+	int64_t cap_backlog;             /* rows over the cap the pass has still to delete */
+	int64_t cap_pass_deleted;        /* rows the pass deleted so far */
 	bool cap_sweeping;               /* a sweep is under way (some group was over the cap) */
+	struct store_maint_scratch *maint; /* writer only: the rows an upkeep step deletes */
 	uint64_t cap_next_check;         /* when to look for groups over the cap again */
 	struct store_write_stats wst;
 	uint64_t txn_overflow;           /* overflow events of the open transaction */

@@ -4,10 +4,12 @@
  * its own on the writer handle, between ingest transactions, and does a bounded amount of
  * work (STORE_MAINT_BATCH rows), so the writer is never held for more than a few
  * milliseconds by upkeep. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
 #include "storage_alerts.h"
+#include "errq_assert.h"
 #include "errq_str.h"
 #include "errq_banned.h"
 
@@ -38,33 +40,103 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 	return rc;
 }
 
-/* Deletes the given events (rowid, group id pairs) and lowers their groups' stored counts. */
-static int delete_rows(struct store *s, const int64_t (*rows)[2], int n, uint64_t *by_cause)
+/* ---- the rows one step deletes ----
+ * Both sweeps scan events in rowid order and choose rows to delete.  The chosen rows are kept
+ * as runs of consecutive scanned rows (a run holds no kept row, so a range DELETE removes
+ * exactly them) and as a count per group, so a step runs one DELETE per run and one UPDATE per
+ * group instead of two statements a row.  The scratch lives in the store (writer only) and
+ * holds STORE_MAINT_MAX_ROWS rows; the group table is twice that, so it never fills. */
+#define SCRATCH_SLOTS (2 * STORE_MAINT_MAX_ROWS)
+struct maint_group {
+	int64_t gid;   /* 0 = empty slot (group ids start at 1) */
+	int64_t allow; /* rows of the group this step may still choose (cap: how far over it is) */
+	int64_t n;     /* rows chosen */
+};
+struct store_maint_scratch {
+	int64_t runs[STORE_MAINT_MAX_ROWS][2];
+	int nruns, n;
+	bool in_run; /* the last scanned row was chosen: the next chosen one extends its run */
+	struct maint_group g[SCRATCH_SLOTS];
+	int32_t touched[STORE_MAINT_MAX_ROWS]; /* slots in use, to clear them and for the UPDATEs */
+	int ntouched;
+};
+
+static struct store_maint_scratch *scratch_begin(struct store *s)
+{
+	struct store_maint_scratch *m = s->maint;
+	if (!m) {
+		m = s->maint = calloc(1, sizeof(*m));
+		if (!m) {
+			errq_snprintf(s->err, sizeof(s->err), "%s", "out of memory for upkeep");
+			return NULL;
+		}
+	}
+	for (int i = 0; i < m->ntouched; i++)
+		m->g[m->touched[i]] = (struct maint_group){0};
+	m->nruns = m->n = m->ntouched = 0;
+	m->in_run = false;
+	return m;
+}
+
+/* The group's slot; *fresh when it was not seen in this step. */
+static struct maint_group *scratch_group(struct store_maint_scratch *m, int64_t gid, bool *fresh)
+{
+	uint32_t i = (uint32_t)((uint64_t)gid * 0x9E3779B97F4A7C15ULL >> 40) & (SCRATCH_SLOTS - 1);
+	while (m->g[i].gid && m->g[i].gid != gid)
+		i = (i + 1) & (SCRATCH_SLOTS - 1);
+	*fresh = !m->g[i].gid;
+	if (*fresh) {
+		ERRQ_ASSERT(m->ntouched < STORE_MAINT_MAX_ROWS);
+		m->g[i].gid = gid;
+		m->touched[m->ntouched++] = (int32_t)i;
+	}
+	return &m->g[i];
+}
+
+static void scratch_choose(struct store_maint_scratch *m, struct maint_group *g, int64_t id)
+{
+	if (m->in_run)
+		m->runs[m->nruns - 1][1] = id;
+	else {
+		m->runs[m->nruns][0] = m->runs[m->nruns][1] = id;
+		m->nruns++;
+	}
+	m->in_run = true;
+	m->n++;
+	g->n++;
+	g->allow--;
+}
+
+/* Deletes the chosen rows and lowers their groups' stored counts. */
+static int delete_chosen(struct store *s, struct store_maint_scratch *m, uint64_t *by_cause)
 {
 	sqlite3_stmt *del = NULL, *dec = NULL;
 	int rc = -1;
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE id = ?1", -1, &del, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "UPDATE groups SET stored = max(stored - 1, 0) WHERE id = ?1", -1, &dec, NULL) !=
+	if (!m->n)
+		return 0;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE id >= ?1 AND id <= ?2", -1, &del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "UPDATE groups SET stored = max(stored - ?2, 0) WHERE id = ?1", -1, &dec, NULL) !=
 		SQLITE_OK) {
 		store__set_err(s, "prepare delete");
 		goto out;
 	}
-	for (int i = 0; i < n; i++) {
-		sqlite3_bind_int64(del, 1, rows[i][0]);
-		if (sqlite3_step(del) != SQLITE_DONE) {
-			store__set_err(s, "delete event");
+	for (int i = 0; i < m->nruns; i++) {
+		sqlite3_bind_int64(del, 1, m->runs[i][0]);
+		sqlite3_bind_int64(del, 2, m->runs[i][1]);
+		if (store__step(s, del, "delete events") < 0)
 			goto out;
-		}
-		sqlite3_reset(del);
-		sqlite3_bind_int64(dec, 1, rows[i][1]);
-		if (sqlite3_step(dec) != SQLITE_DONE) {
-			store__set_err(s, "lower stored count");
-			goto out;
-		}
-		sqlite3_reset(dec);
 	}
-	s->wst.events_deleted += (uint64_t)n;
-	*by_cause += (uint64_t)n;
+	for (int i = 0; i < m->ntouched; i++) {
+		const struct maint_group *g = &m->g[m->touched[i]];
+		if (!g->n)
+			continue;
+		sqlite3_bind_int64(dec, 1, g->gid);
+		sqlite3_bind_int64(dec, 2, g->n);
+		if (store__step(s, dec, "lower stored count") < 0)
+			goto out;
+	}
+	s->wst.events_deleted += (uint64_t)m->n;
+	*by_cause += (uint64_t)m->n;
 	rc = 0;
 out:
 	sqlite3_finalize(del);
@@ -72,71 +144,75 @@ out:
 	return rc;
 }
 
-/* Retention: the oldest events (rowid order is receive order) received before the cutoff. */
-static int retention_step(struct store *s, uint64_t cutoff_ns, bool *more)
+/* Retention: the oldest events (rowid order is receive order) received before the cutoff,
+ * at most max_rows: one run. */
+static int retention_step(struct store *s, uint64_t cutoff_ns, int max_rows, bool *more)
 {
-	static int64_t rows[STORE_MAINT_BATCH][2];
+	struct store_maint_scratch *m = scratch_begin(s);
 	sqlite3_stmt *st = NULL;
-	int n = 0;
+	if (!m)
+		return -1;
 	if (sqlite3_prepare_v2(s->db, "SELECT id, group_id, received_ns FROM events ORDER BY id LIMIT ?1", -1, &st,
 			       NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare retention");
-	sqlite3_bind_int(st, 1, STORE_MAINT_BATCH);
+	sqlite3_bind_int(st, 1, max_rows);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((uint64_t)sqlite3_column_int64(st, 2) >= cutoff_ns)
 			break;
-		rows[n][0] = sqlite3_column_int64(st, 0);
-		rows[n][1] = sqlite3_column_int64(st, 1);
-		n++;
+		bool fresh;
+		struct maint_group *g = scratch_group(m, sqlite3_column_int64(st, 1), &fresh);
+		scratch_choose(m, g, sqlite3_column_int64(st, 0));
 	}
 	sqlite3_finalize(st);
 	if (r != SQLITE_ROW && r != SQLITE_DONE)
 		return store__set_err(s, "retention scan");
-	if (n == STORE_MAINT_BATCH)
+	if (m->n == max_rows)
 		*more = true;
-	return n ? delete_rows(s, (const int64_t(*)[2])rows, n, &s->wst.events_deleted_retention) : 0;
+	return delete_chosen(s, m, &s->wst.events_deleted_retention);
 }
 
-/* Whether some group stores more than cap: a scan of the groups table, so it runs at most
- * every STORE_CAP_CHECK_NS. */
-static int any_group_over(struct store *s, uint32_t cap, bool *over)
+/* The events stored past the cap, summed over the groups over it (0 when none is): a scan of
+ * the groups table, so it runs at most every STORE_CAP_CHECK_NS (STORE_CAP_RECHECK_NS after a
+ * pass that deleted). */
+static int cap_backlog(struct store *s, uint32_t cap, int64_t *backlog)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM groups WHERE stored > ?1 LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(sum(stored - ?1), 0) FROM groups WHERE stored > ?1", -1, &st,
+			       NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare cap check");
 	sqlite3_bind_int64(st, 1, cap);
 	int r = sqlite3_step(st);
-	*over = r == SQLITE_ROW;
+	*backlog = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
-	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : store__set_err(s, "cap check");
+	return r == SQLITE_ROW ? 0 : store__set_err(s, "cap check");
 }
 
-/* The per-group cap: when some group is over it, sweeps the table from the oldest row to the
- * newest, STORE_MAINT_BATCH rows a step, deleting events of groups that store more than cap.
- * Deleting in age order keeps each group's newest events (its chain's head side).  The cap
- * is therefore enforced eventually, at the sweep's pace, not at every insert. */
-static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
+/* The per-group cap: when some group is over it, sweeps the table from the oldest row toward
+ * the newest, at most max_rows rows a step, deleting events of groups that store more than
+ * cap.  Deleting in age order keeps each group's newest events (its chain's head side).  A
+ * pass ends at the newest row or once it deleted the backlog found when it began (the rows
+ * past that are newer than every row it must delete).  The cap is therefore enforced
+ * eventually, at the sweep's pace, not at every insert; the pace follows ingest (see
+ * store_maint_opts.max_rows). */
+static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows, bool *more)
 {
-	static int64_t rows[STORE_MAINT_BATCH][2];
 	if (!s->cap_sweeping) {
 		if (now_ns < s->cap_next_check)
 			return 0;
 		s->cap_next_check = now_ns + STORE_CAP_CHECK_NS;
-		bool over = false;
-		if (any_group_over(s, cap, &over))
+		if (cap_backlog(s, cap, &s->cap_backlog))
 			return -1;
-		if (!over)
+		if (s->cap_backlog <= 0)
 			return 0;
 		s->cap_sweeping = true;
 		s->cap_cursor = 0;
 	}
+	struct store_maint_scratch *m = scratch_begin(s);
 	sqlite3_stmt *st = NULL, *q = NULL;
-	int n = 0, rc = -1;
-	struct {
-		int64_t gid, over;
-	} over[STORE_MAINT_BATCH / 8];
-	int nover = 0;
+	int rc = -1;
+	if (!m)
+		return -1;
 	if (sqlite3_prepare_v2(s->db, "SELECT id, group_id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2", -1, &st,
 			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "SELECT stored FROM groups WHERE id = ?1", -1, &q, NULL) != SQLITE_OK) {
@@ -144,41 +220,40 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, bool *more)
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, s->cap_cursor);
-	sqlite3_bind_int(st, 2, STORE_MAINT_BATCH);
-	int r;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0), gid = sqlite3_column_int64(st, 1);
-		int k;
-		for (k = 0; k < nover && over[k].gid != gid; k++)
-			;
-		if (k == nover) {
-			if (nover == (int)(sizeof(over) / sizeof(over[0])))
-				break; /* enough groups for one step; go on from here next time */
-			/* how far over the cap the group is, counted down as we delete (the UPDATEs
-			 * come after the scan) */
-			sqlite3_bind_int64(q, 1, gid);
-			over[k].gid = gid;
-			over[k].over = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) - cap : 0;
+	sqlite3_bind_int(st, 2, max_rows);
+	int r = SQLITE_DONE, scanned = 0;
+	while (m->n < s->cap_backlog && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		scanned++;
+		bool fresh;
+		struct maint_group *g = scratch_group(m, sqlite3_column_int64(st, 1), &fresh);
+		if (fresh) { /* how far over the cap the group is, counted down as rows are chosen */
+			sqlite3_bind_int64(q, 1, g->gid);
+			g->allow = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) - cap : 0;
 			sqlite3_reset(q);
-			nover++;
 		}
 		s->cap_cursor = id;
-		if (over[k].over <= 0)
-			continue;
-		over[k].over--;
-		rows[n][0] = id;
-		rows[n][1] = gid;
-		n++;
+		if (g->allow > 0)
+			scratch_choose(m, g, id);
+		else
+			m->in_run = false;
 	}
 	if (r != SQLITE_ROW && r != SQLITE_DONE) {
 		store__set_err(s, "cap scan");
 		goto out;
 	}
-	if (r == SQLITE_DONE)
-		s->cap_sweeping = false; /* a whole pass: check again later */
-	else
+	/* the pass is over at the newest row (fewer rows than asked) or at the backlog */
+	bool pass_over = m->n >= s->cap_backlog || (r == SQLITE_DONE && scanned < max_rows);
+	s->cap_backlog -= m->n;
+	s->cap_pass_deleted += m->n;
+	if (pass_over) { /* look again soon if the pass found work, else later */
+		s->cap_sweeping = false;
+		if (s->cap_pass_deleted)
+			s->cap_next_check = now_ns + STORE_CAP_RECHECK_NS;
+		s->cap_pass_deleted = 0;
+	} else
 		*more = true;
-	rc = n ? delete_rows(s, (const int64_t(*)[2])rows, n, &s->wst.events_deleted_cap) : 0;
+	rc = delete_chosen(s, m, &s->wst.events_deleted_cap);
 out:
 	sqlite3_finalize(q);
 	sqlite3_finalize(st);
@@ -260,14 +335,17 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 	if (store__own_txn_begin(s, "maintenance"))
 		return -1;
 	int rc = 0;
+	int max_rows = o->max_rows ? (int)o->max_rows : STORE_MAINT_BATCH;
+	if (max_rows > STORE_MAINT_MAX_ROWS)
+		max_rows = STORE_MAINT_MAX_ROWS;
 	if (o->retention_ns && o->now_ns > o->retention_ns) {
 		uint64_t cutoff = o->now_ns - o->retention_ns;
-		rc = retention_step(s, cutoff, more);
+		rc = retention_step(s, cutoff, max_rows, more);
 		if (!rc)
 			rc = fold_step(s, (int64_t)(cutoff / NS_PER_MINUTE), more);
 	}
 	if (!rc && o->per_group_cap)
-		rc = cap_step(s, o->per_group_cap, o->now_ns, more);
+		rc = cap_step(s, o->per_group_cap, o->now_ns, max_rows, more);
 	/* the alerting tables (store_alerts.c): outcome batches past their horizon, and alert
 	 * history past its own (never firing alerts nor pending or dead deliveries) */
 	if (!rc && o->now_ns > STORE_OUTCOME_BATCH_HORIZON_NS &&

@@ -1318,6 +1318,104 @@ static void test_retention_incremental_vacuum(void **state)
 	store_close(s);
 }
 
+/* ---- the per-group cap ---- */
+
+/* Events of group fp still stored, and the oldest one's receive time. */
+static int64_t stored_of(const char *fp)
+{
+	return q1f("SELECT count(*) FROM events e JOIN groups g ON g.id = e.group_id WHERE g.fingerprint = '%s'", fp);
+}
+static int64_t oldest_of(const char *fp)
+{
+	return q1f("SELECT min(e.received_ns) FROM events e JOIN groups g ON g.id = e.group_id WHERE g.fingerprint = '%s'",
+		   fp);
+}
+
+/* Groups over the cap keep their newest events, whatever the step size (a step of 7 rows
+ * splits runs and groups across steps; one of 16 384 does all at once); groups under it keep
+ * all; the stored counts follow; a second pass waits for STORE_CAP_RECHECK_NS. */
+static void test_cap_keeps_newest(void **state)
+{
+	const uint32_t sizes[] = {7, STORE_MAINT_MAX_ROWS};
+	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		unlink(path);
+		struct store *s = open_writer();
+		const uint64_t base = 500000ULL * HOUR_NS;
+		int k = 0;
+		for (int i = 0; i < 60; i++) { /* interleaved: fa 60, fb 8, fc 25 */
+			add_at(s, "fa", "checkout", NULL, base + (uint64_t)i * 3, k++, NULL);
+			if (i < 8)
+				add_at(s, "fb", "checkout", NULL, base + (uint64_t)i * 3 + 1, k++, NULL);
+			if (i < 25)
+				add_at(s, "fc", "billing", NULL, base + (uint64_t)i * 3 + 2, k++, NULL);
+		}
+		assert_int_equal(store_agg_flush(s), 0);
+		struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 10, .max_rows = sizes[z]};
+		maintain_all(s, &mo);
+		assert_int_equal(stored_of("fa"), 10);
+		assert_int_equal(oldest_of("fa"), (int64_t)(base + 50 * 3));
+		assert_int_equal(stored_of("fb"), 8);
+		assert_int_equal(stored_of("fc"), 10);
+		assert_int_equal(oldest_of("fc"), (int64_t)(base + 15 * 3 + 2));
+		assert_int_equal(q1("SELECT count(*) FROM groups g WHERE stored <>"
+				    " (SELECT count(*) FROM events e WHERE e.group_id = g.id)"), 0);
+		assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'fa'"), 60); /* counts stay */
+		struct store_write_stats ws;
+		store_get_write_stats(s, &ws);
+		assert_int_equal(ws.events_deleted_cap, 50 + 15);
+
+		/* five more: not swept before the recheck interval, then swept */
+		for (int i = 0; i < 5; i++)
+			add_at(s, "fa", "checkout", NULL, base + 1000 + (uint64_t)i, k++, NULL);
+		assert_int_equal(store_agg_flush(s), 0);
+		mo.now_ns += STORE_CAP_RECHECK_NS / 2;
+		maintain_all(s, &mo);
+		assert_int_equal(stored_of("fa"), 15);
+		mo.now_ns += STORE_CAP_RECHECK_NS;
+		maintain_all(s, &mo);
+		assert_int_equal(stored_of("fa"), 10);
+		assert_int_equal(oldest_of("fa"), (int64_t)(base + 55 * 3)); /* 5 old, 5 new */
+		store_close(s);
+	}
+}
+
+/* A pass ends once it deleted the backlog it found, instead of scanning to the newest row:
+ * one group 100 over the cap at the old end of a table of 3 200 rows is done in one step of
+ * 1 000 rows; and a step deletes as many rows as max_rows allows, not STORE_MAINT_BATCH. */
+static void test_cap_pass_ends_at_backlog(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	int k = 0;
+	for (int i = 0; i < 200; i++)
+		add_at(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	for (int g = 0; g < 30; g++) { /* 30 groups exactly at the cap */
+		char fp[16];
+		snprintf(fp, sizeof(fp), "fg%d", g);
+		for (int i = 0; i < 100; i++)
+			add_at(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	}
+	assert_int_equal(store_agg_flush(s), 0);
+	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 100, .max_rows = 1000};
+	bool more = true;
+	assert_int_equal(store_maintain(s, &mo, &more), 0);
+	assert_false(more);
+	assert_int_equal(stored_of("fa"), 100);
+	assert_int_equal(oldest_of("fa"), (int64_t)(base + 100));
+	assert_int_equal(q1("SELECT count(*) FROM events"), 3100);
+
+	/* 3 900 over behind 3 100 kept: one step of max_rows 8 000 deletes them all */
+	for (int i = 0; i < 4000; i++)
+		add_at(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	assert_int_equal(store_agg_flush(s), 0);
+	mo.now_ns += STORE_CAP_CHECK_NS;
+	mo.max_rows = 8000;
+	assert_int_equal(store_maintain(s, &mo, &more), 0);
+	assert_int_equal(stored_of("fb"), 100);
+	assert_int_equal(oldest_of("fb"), (int64_t)(base + (uint64_t)k - 100));
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1335,6 +1433,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_count_only_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_folds_minutes_into_hours, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_incremental_vacuum, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_keeps_newest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_pass_ends_at_backlog, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_mid_flush, setup, teardown),
