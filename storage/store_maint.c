@@ -303,16 +303,28 @@ static int fold_step(struct store *s, int64_t cutoff_minute, bool *more)
 	return 0;
 }
 
+static int64_t pragma_int(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
+}
+
+/* Gives free pages back to the file system, STORE_VACUUM_PAGES a step, while more than
+ * 1/STORE_VACUUM_SLACK of the file (and at least STORE_VACUUM_PAGES) is free.  Below that the
+ * free pages are slack that inserts reuse: under a steady churn (the cap deleting what ingest
+ * adds) vacuuming them would move pages from the file's end only for inserts to grow it back. */
 static int vacuum_step(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t free_pages = 0;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA freelist_count", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			free_pages = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (free_pages < STORE_VACUUM_PAGES)
+	int64_t free_pages = pragma_int(s, "PRAGMA freelist_count");
+	int64_t floor = pragma_int(s, "PRAGMA page_count") / STORE_VACUUM_SLACK;
+	if (free_pages < STORE_VACUUM_PAGES || free_pages <= floor)
 		return 0;
 	char sql[64];
 	errq_snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", STORE_VACUUM_PAGES);

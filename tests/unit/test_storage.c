@@ -1318,6 +1318,48 @@ static void test_retention_incremental_vacuum(void **state)
 	store_close(s);
 }
 
+/* Free pages up to 1/STORE_VACUUM_SLACK of the file stay (inserts reuse them: vacuuming them
+ * under a steady churn would only move pages); past that upkeep vacuums down to it. */
+static void test_vacuum_leaves_slack(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	char msg[2048];
+	memset(msg, 'x', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	const int n = 9000; /* ~18 MB: over 4 096 pages, so 1/16 of the file is over 256 pages */
+	for (int k = 0; k < n; k++) {
+		msg[k % 2000] = (char)('a' + k % 26);
+		add_at(s, "fv", "checkout", NULL, base + (uint64_t)k * MIN_NS / 100, k, msg);
+	}
+	int64_t pages = q1("PRAGMA page_count");
+	assert_true(pages / STORE_VACUUM_SLACK > STORE_VACUUM_PAGES + 100);
+	/* delete about 300 pages' worth (between 256 and 1/16 of the file): no vacuum */
+	int64_t del = (STORE_VACUUM_PAGES + 60) * n / pages;
+	struct store_maint_opts mo = {.now_ns = base + (uint64_t)del * MIN_NS / 100 + HOUR_NS, .retention_ns = HOUR_NS};
+	maintain_all(s, &mo);
+	assert_int_equal(q1("SELECT count(*) FROM events"), n - del);
+	int64_t freel = q1("PRAGMA freelist_count");
+	assert_true(freel >= STORE_VACUUM_PAGES && freel <= pages / STORE_VACUUM_SLACK);
+	struct store_write_stats ws;
+	store_get_write_stats(s, &ws);
+	assert_int_equal(ws.pages_vacuumed, 0);
+	assert_int_equal(q1("PRAGMA page_count"), pages);
+	/* delete half: vacuumed until no more than 1/16 of the (shrinking) file is free */
+	mo.now_ns = base + (uint64_t)(n / 2) * MIN_NS / 100 + HOUR_NS;
+	maintain_all(s, &mo);
+	for (int i = 0; i < 200; i++) { /* the vacuum's own steps (bounded) */
+		bool more;
+		assert_int_equal(store_maintain(s, &mo, &more), 0);
+	}
+	store_get_write_stats(s, &ws);
+	assert_true(ws.pages_vacuumed > 0);
+	int64_t now_pages = q1("PRAGMA page_count");
+	assert_true(now_pages < pages * 3 / 4);
+	assert_true(q1("PRAGMA freelist_count") <= now_pages / STORE_VACUUM_SLACK + STORE_VACUUM_PAGES);
+	store_close(s);
+}
+
 /* ---- the per-group cap ---- */
 
 /* Events of group fp still stored, and the oldest one's receive time. */
@@ -1433,6 +1475,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_count_only_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_folds_minutes_into_hours, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_incremental_vacuum, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vacuum_leaves_slack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_keeps_newest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_pass_ends_at_backlog, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
