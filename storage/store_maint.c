@@ -303,18 +303,6 @@ static int fold_step(struct store *s, int64_t cutoff_minute, bool *more)
 	return 0;
 }
 
-static int64_t pragma_int(struct store *s, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t v = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	return v;
-}
-
 /* Gives free pages back to the file system, STORE_VACUUM_PAGES a step, while more than
  * 1/STORE_VACUUM_SLACK of the file (and at least STORE_VACUUM_PAGES) is free.  Below that the
  * free pages are slack that inserts reuse: under a steady churn (the cap deleting what ingest
@@ -322,9 +310,10 @@ static int64_t pragma_int(struct store *s, const char *sql)
 static int vacuum_step(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t free_pages = pragma_int(s, "PRAGMA freelist_count");
-	int64_t floor = pragma_int(s, "PRAGMA page_count") / STORE_VACUUM_SLACK;
-	if (free_pages < STORE_VACUUM_PAGES || free_pages <= floor)
+	int64_t free_pages = 0, pages = 0;
+	if (store_get_pragma_int(s, "freelist_count", &free_pages) || store_get_pragma_int(s, "page_count", &pages))
+		return -1;
+	if (free_pages < STORE_VACUUM_PAGES || free_pages <= pages / STORE_VACUUM_SLACK)
 		return 0;
 	char sql[64];
 	errq_snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", STORE_VACUUM_PAGES);
