@@ -1158,10 +1158,10 @@ static void test_backup_mid_flush(void **state)
 #define MIN_NS (60ULL * 1000000000ULL)
 #define HOUR_NS (60 * MIN_NS)
 
-/* One committed event of group fp (service svc, environment env or NULL) received at t;
- * k makes its id unique. */
-static void add_at(struct store *s, const char *fp, const char *svc, const char *env, uint64_t t, int k,
-		   const char *msg)
+/* One event of group fp (service svc, environment env or NULL) received at t, in the open
+ * transaction; k makes its id unique. */
+static void add_in_txn(struct store *s, const char *fp, const char *svc, const char *env, uint64_t t, int k,
+		       const char *msg)
 {
 	uint8_t id[16];
 	struct store_event e = ev(id, 0, fp, t);
@@ -1172,8 +1172,15 @@ static void add_at(struct store *s, const char *fp, const char *svc, const char 
 	e.environment = env;
 	if (msg)
 		e.message = msg;
-	assert_int_equal(store_txn_begin(s), 0);
 	assert_int_equal(store_txn_add_event(s, &e), 1);
+}
+
+/* The same, committed on its own. */
+static void add_at(struct store *s, const char *fp, const char *svc, const char *env, uint64_t t, int k,
+		   const char *msg)
+{
+	assert_int_equal(store_txn_begin(s), 0);
+	add_in_txn(s, fp, svc, env, t, k, msg);
 	assert_int_equal(store_txn_commit(s), 0);
 }
 
@@ -1328,10 +1335,12 @@ static void test_vacuum_leaves_slack(void **state)
 	memset(msg, 'x', sizeof(msg) - 1);
 	msg[sizeof(msg) - 1] = '\0';
 	const int n = 9000; /* ~18 MB: over 4 096 pages, so 1/16 of the file is over 256 pages */
+	assert_int_equal(store_txn_begin(s), 0);
 	for (int k = 0; k < n; k++) {
 		msg[k % 2000] = (char)('a' + k % 26);
-		add_at(s, "fv", "checkout", NULL, base + (uint64_t)k * MIN_NS / 100, k, msg);
+		add_in_txn(s, "fv", "checkout", NULL, base + (uint64_t)k * MIN_NS / 100, k, msg);
 	}
+	assert_int_equal(store_txn_commit(s), 0);
 	int64_t pages = q1("PRAGMA page_count");
 	assert_true(pages / STORE_VACUUM_SLACK > STORE_VACUUM_PAGES + 100);
 	/* delete about 300 pages' worth (between 256 and 1/16 of the file): no vacuum */
@@ -1429,14 +1438,16 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	struct store *s = open_writer();
 	const uint64_t base = 500000ULL * HOUR_NS;
 	int k = 0;
+	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 200; i++)
-		add_at(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
 	for (int g = 0; g < 30; g++) { /* 30 groups exactly at the cap */
 		char fp[16];
 		snprintf(fp, sizeof(fp), "fg%d", g);
 		for (int i = 0; i < 100; i++)
-			add_at(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
 	}
+	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
 	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 100, .max_rows = 1000};
 	bool more = true;
@@ -1447,8 +1458,10 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(q1("SELECT count(*) FROM events"), 3100);
 
 	/* 3 900 over behind 3 100 kept: one step of max_rows 8 000 deletes them all */
+	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 4000; i++)
-		add_at(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
 	mo.now_ns += STORE_CAP_CHECK_NS;
 	mo.max_rows = 8000;
