@@ -565,7 +565,7 @@ const struct notify_kind *notify_kind_of(int type)
 void notify_request_init(struct notify_request *rq)
 {
 	memset(rq, 0, sizeof(*rq));
-	errq_buf_init(&rq->body, NOTIFY_REQ_BODY_MAX);
+	errq_buf_init(&rq->body, NOTIFY_REQ_BODY_MAX + 1); /* + its NUL */
 }
 
 void notify_request_release(struct notify_request *rq)
