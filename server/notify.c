@@ -707,6 +707,15 @@ static void on_wake(uv_async_t *a)
 		p->next = NULL;
 		if (n->nrefresh)
 			end_refresh(n, p);
+		if (p->refresh && n->nrefresh >= NOTIFY_MAX_REFRESH) {
+			if (!n->refresh_full_logged)
+				errq_logkv(ERRQ_LOG_WARN, "notifier: too many firing alerts to re-post; Alertmanager "
+							  "resolves the others when their endsAt passes", "notifier", p->d->dest, NULL);
+			n->refresh_full_logged = true;
+			pending_free(p);
+			continue;
+		}
+		n->nrefresh += p->refresh;
 		if (n->tail)
 			n->tail->next = p;
 		else
@@ -825,6 +834,30 @@ struct notify_delivery *notify_delivery_new(const char *body, size_t len)
 	d->body[len] = '\0';
 	d->body_len = len;
 	return d;
+}
+
+int notify_refresh(struct notifier *n, struct notify_delivery *d)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -1;
+	p->d = d;
+	p->refresh = true;
+	p->due = errq_mono_ns();
+	pthread_mutex_lock(&n->mu);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->mu);
+		free(p);
+		return -1;
+	}
+	if (n->inbox_tail)
+		n->inbox_tail->next = p;
+	else
+		n->inbox = p;
+	n->inbox_tail = p;
+	pthread_mutex_unlock(&n->mu);
+	uv_async_send(&n->wake);
+	return 0;
 }
 
 int notify_submit(struct notifier *n, struct notify_delivery *d)

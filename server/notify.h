@@ -121,6 +121,12 @@ int notify_set_dests(struct notifier *n, const struct notify_dest *d, size_t cou
  * NOTIFY_MAX_PENDING are held or the notifier is stopping (the caller keeps d). */
 int notify_submit(struct notifier *n, struct notify_delivery *d);
 struct notify_delivery *notify_delivery_new(const char *body, size_t len);
+/* After a restart: d (a firing already delivered, its id 0) is re-posted at once and then
+ * every resend period of its destination while it stays its alert's latest notice, as the
+ * loop does after delivering a firing to a type that re-posts (Alertmanager).  Takes d; -1
+ * when the notifier is stopping (the caller keeps d).  Past NOTIFY_MAX_REFRESH it is dropped
+ * with a warning. */
+int notify_refresh(struct notifier *n, struct notify_delivery *d);
 /* Stops the loop: requests in flight are aborted (not reported), pending deliveries dropped
  * (they are in the caller's outbox).  Accepts NULL. */
 void notify_stop(struct notifier *n);

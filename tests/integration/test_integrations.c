@@ -518,6 +518,17 @@ static void test_alertmanager(void **state)
 	WAIT_FOR((free(ends), ends = am_ends_at(&am, "search-latency")) && strcmp(ends, ends0) > 0);
 	print_message("alertmanager endsAt %s -> %s (re-posted)\n", ends0, ends);
 	free(ends);
+	ends = NULL;
+	/* across a restart of errqd the re-posts go on (the firing is not sent again as a notice) */
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	char *before = am_ends_at(&am, "search-latency");
+	assert_non_null(before);
+	start_errqd();
+	WAIT_FOR((free(ends), ends = am_ends_at(&am, "search-latency")) && strcmp(ends, before) > 0);
+	print_message("alertmanager endsAt %s -> %s (re-posted after a restart)\n", before, ends);
+	assert_int_equal(log_count("re-posting the alerts still firing"), 1);
+	free(before);
+	free(ends);
 	/* Alertmanager's own webhook said firing */
 	assert_true(receiver_wait(&E.rv, 1) >= 1);
 	/* a changed rule resolves the alert: it leaves Alertmanager's active alerts */
