@@ -604,7 +604,8 @@ static void schedule(struct notifier *n)
 		if (p->inflight)
 			continue;
 		struct dest_state *ds = find_dest(n, p->d->dest);
-		if (!ds || (p->refresh && !notify_kind_of(ds->d.type))) {
+		const struct notify_kind *kind = ds ? notify_kind_of(ds->d.type) : NULL;
+		if (!ds || (p->refresh && !(kind && kind->refreshes))) { /* gone, or no longer re-posts (a reload) */
 			report(n, p, NOTIFY_DEAD, 0, 0, "unknown notifier");
 			unlink_pending(n, p);
 			release(n, p);

@@ -549,7 +549,7 @@ static enum notify_verdict classify_smtp(CURLcode res, long code)
 static const struct notify_kind kinds[] = {
     [NOTIFY_WEBHOOK] = {"webhook", build_webhook, classify_http},
     [NOTIFY_LOG] = {"log", NULL, NULL},
-    [NOTIFY_ALERTMANAGER] = {"alertmanager", build_alertmanager, classify_http},
+    [NOTIFY_ALERTMANAGER] = {"alertmanager", build_alertmanager, classify_http, true},
     [NOTIFY_SLACK] = {"slack", build_slack, classify_http},
     [NOTIFY_PAGERDUTY] = {"pagerduty", build_pagerduty, classify_http},
     [NOTIFY_EMAIL] = {"email", build_email, classify_smtp},

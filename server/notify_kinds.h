@@ -49,6 +49,7 @@ struct notify_kind {
 	int (*build)(const struct notify_dest *d, const struct notify_delivery *dv, uint64_t now_ns,
 		     struct notify_request *rq, char *err, size_t errsz);
 	enum notify_verdict (*classify)(CURLcode res, long code);
+	bool refreshes; /* a delivered firing is re-posted (notify.c's refresh entries) */
 };
 
 /* The entry of a type (enum notify_type), NULL for NOTIFY_LOG (written, never requested). */
