@@ -196,6 +196,16 @@ static void unlink_pending(struct notifier *n, struct pending *p)
 	n->npending--;
 }
 
+static void list_append(struct pending **head, struct pending **tail, struct pending *p)
+{
+	p->next = NULL;
+	if (*tail)
+		(*tail)->next = p;
+	else
+		*head = p;
+	*tail = p;
+}
+
 static void pending_free(struct pending *p)
 {
 	notify_request_release(&p->rq);
@@ -348,6 +358,22 @@ static void breaker_failure(struct notifier *n, struct dest_state *ds, uint64_t 
 	ds->probing = false;
 }
 
+/* What an attempt's result (not a failed probe's) tells ds's breaker (NULL: none). */
+static void breaker_result(struct notifier *n, struct dest_state *ds, bool ok, bool dest_down, uint64_t now)
+{
+	if (!ds)
+		return;
+	if (ok) {
+		ds->failures = 0;
+		ds->breaker_ms = 0;
+		ds->probing = false;
+	} else if (dest_down) {
+		breaker_failure(n, ds, now);
+	} else {
+		ds->probing = false; /* it answered: alive, though it refused this one */
+	}
+}
+
 /* ---- Alertmanager re-posts ---- */
 
 /* True when the list holds a delivery of p's key other than p (a newer notice). */
@@ -382,12 +408,7 @@ static bool to_refresh(struct notifier *n, struct pending *p, uint64_t now)
 	p->d->id = 0;
 	p->due = now + (uint64_t)p->refresh_ms * ERRQ_NS_PER_MS;
 	unlink_pending(n, p); /* to the tail: behind nothing of its key (newer_of_key) */
-	p->next = NULL;
-	if (n->tail)
-		n->tail->next = p;
-	else
-		n->head = p;
-	n->tail = p;
+	list_append(&n->head, &n->tail, p);
 	n->npending++;
 	return true;
 }
@@ -398,17 +419,7 @@ static void refresh_done(struct notifier *n, struct pending *p, struct dest_stat
 			 uint64_t now)
 {
 	count_attempt(n, p->d->dest, ok ? NOTIFY_DELIVERED : NOTIFY_RETRY);
-	if (ds) {
-		if (ok) {
-			ds->failures = 0;
-			ds->breaker_ms = 0;
-			ds->probing = false;
-		} else if (dest_down) {
-			breaker_failure(n, ds, now);
-		} else {
-			ds->probing = false;
-		}
-	}
+	breaker_result(n, ds, ok, dest_down, now);
 	if (p->superseded || !ds || !p->refresh_ms) {
 		unlink_pending(n, p);
 		release(n, p);
@@ -456,17 +467,7 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 		return;
 	}
 	p->d->attempts++;
-	if (ds) {
-		if (ok) {
-			ds->failures = 0;
-			ds->breaker_ms = 0;
-			ds->probing = false;
-		} else if (dest_down) {
-			breaker_failure(n, ds, now);
-		} else {
-			ds->probing = false; /* it answered: alive, though it refused this one */
-		}
-	}
+	breaker_result(n, ds, ok, dest_down, now);
 	if (ok) {
 		report(n, p, NOTIFY_DELIVERED, 0, http, NULL);
 		if (p->refresh_ms && ds && to_refresh(n, p, now))
@@ -717,11 +718,7 @@ static void on_wake(uv_async_t *a)
 			continue;
 		}
 		n->nrefresh += p->refresh;
-		if (n->tail)
-			n->tail->next = p;
-		else
-			n->head = p;
-		n->tail = p;
+		list_append(&n->head, &n->tail, p);
 		n->npending++;
 	}
 	if (stop) {
@@ -837,6 +834,25 @@ struct notify_delivery *notify_delivery_new(const char *body, size_t len)
 	return d;
 }
 
+/* Hands p to the loop through the inbox.  counted: it takes a place of NOTIFY_MAX_PENDING
+ * (held counts every delivery from here until the loop is done with it, so the inbox and the
+ * loop's list together never exceed the bound); a refresh entry does not.  -1 when stopping
+ * or full: p is freed, its delivery stays the caller's. */
+static int inbox_put(struct notifier *n, struct pending *p, bool counted)
+{
+	pthread_mutex_lock(&n->mu);
+	if (n->stopping || (counted && n->held >= NOTIFY_MAX_PENDING)) {
+		pthread_mutex_unlock(&n->mu);
+		free(p);
+		return -1;
+	}
+	list_append(&n->inbox, &n->inbox_tail, p);
+	n->held += counted;
+	pthread_mutex_unlock(&n->mu);
+	uv_async_send(&n->wake);
+	return 0;
+}
+
 int notify_refresh(struct notifier *n, struct notify_delivery *d)
 {
 	struct pending *p = calloc(1, sizeof(*p));
@@ -845,20 +861,7 @@ int notify_refresh(struct notifier *n, struct notify_delivery *d)
 	p->d = d;
 	p->refresh = true;
 	p->due = errq_mono_ns();
-	pthread_mutex_lock(&n->mu);
-	if (n->stopping) {
-		pthread_mutex_unlock(&n->mu);
-		free(p);
-		return -1;
-	}
-	if (n->inbox_tail)
-		n->inbox_tail->next = p;
-	else
-		n->inbox = p;
-	n->inbox_tail = p;
-	pthread_mutex_unlock(&n->mu);
-	uv_async_send(&n->wake);
-	return 0;
+	return inbox_put(n, p, false);
 }
 
 int notify_submit(struct notifier *n, struct notify_delivery *d)
@@ -869,24 +872,7 @@ int notify_submit(struct notifier *n, struct notify_delivery *d)
 	p->d = d;
 	uint64_t now_rt = errq_now_ns();
 	p->due = errq_mono_ns() + (d->not_before_ns > now_rt ? d->not_before_ns - now_rt : 0);
-	pthread_mutex_lock(&n->mu);
-	/* held counts every delivery from here until the loop is done with it, so the inbox and
-	 * the loop's pending list together never exceed NOTIFY_MAX_PENDING */
-	if (n->stopping || n->held >= NOTIFY_MAX_PENDING) {
-		pthread_mutex_unlock(&n->mu);
-		free(p);
-		return -1;
-	}
-	p->next = NULL;
-	if (n->inbox_tail)
-		n->inbox_tail->next = p;
-	else
-		n->inbox = p;
-	n->inbox_tail = p;
-	n->held++;
-	pthread_mutex_unlock(&n->mu);
-	uv_async_send(&n->wake);
-	return 0;
+	return inbox_put(n, p, true);
 }
 
 void notify_stop(struct notifier *n)

@@ -133,6 +133,20 @@ static int dump_body(json_t *o, struct notify_request *rq, char *err, size_t err
 	return rc;
 }
 
+/* The end of a JSON build: releases the view, and o (consumed) becomes rq's body unless the
+ * build failed (rc). */
+static int json_done(struct view *w, int rc, json_t *o, const char *type, struct notify_request *rq, char *err,
+		     size_t errsz)
+{
+	view_release(w);
+	if (rc) {
+		json_decref(o);
+		errq_snprintf(err, errsz, "cannot build the %s request", type);
+		return -1;
+	}
+	return dump_body(o, rq, err, errsz);
+}
+
 static void add_header(struct notify_request *rq, const char *name, const char *value)
 {
 	char h[NOTIFY_HEADER_MAX + 128];
@@ -256,14 +270,8 @@ static int build_alertmanager(const struct notify_dest *d, const struct notify_d
 	a = NULL;
 	json_decref(labels);
 	json_decref(ann);
-	view_release(&w);
-	if (rc) {
-		json_decref(arr);
-		errq_snprintf(err, errsz, "cannot build the alertmanager request");
-		return -1;
-	}
-	rq->refresh_ms = w.firing ? d->resend_ms : 0;
-	return dump_body(arr, rq, err, errsz);
+	rq->refresh_ms = !rc && w.firing ? d->resend_ms : 0;
+	return json_done(&w, rc, arr, "alertmanager", rq, err, errsz);
 }
 
 /* ---- slack: an incoming webhook's text and one attachment ---- */
@@ -330,14 +338,8 @@ static int build_slack(const struct notify_dest *d, const struct notify_delivery
 	rc |= put(o, "attachments", atts);
 	atts = NULL;
 	json_decref(fields);
-	view_release(&w);
-	if (rc) {
-		json_decref(o);
-		errq_snprintf(err, errsz, "cannot build the slack request");
-		return -1;
-	}
 	(void)now_ns;
-	return dump_body(o, rq, err, errsz);
+	return json_done(&w, rc, o, "slack", rq, err, errsz);
 }
 
 /* ---- pagerduty: Events API v2 ---- */
@@ -404,14 +406,8 @@ static int build_pagerduty(const struct notify_dest *d, const struct notify_deli
 			rc |= put(o, "links", json_pack("[{s:s, s:s}]", "href", w.link, "text", "the event in errq"));
 		}
 	}
-	view_release(&w);
-	if (rc) {
-		json_decref(o);
-		errq_snprintf(err, errsz, "cannot build the pagerduty request");
-		return -1;
-	}
 	(void)now_ns;
-	return dump_body(o, rq, err, errsz);
+	return json_done(&w, rc, o, "pagerduty", rq, err, errsz);
 }
 
 /* ---- email: one plain-text message per notice, by SMTP ---- */
