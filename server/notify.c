@@ -385,6 +385,18 @@ static bool newer_of_key(struct notifier *n, const struct pending *p)
 	return false;
 }
 
+/* True when NOTIFY_MAX_REFRESH entries are held (p cannot be one more); warns once. */
+static bool refresh_full(struct notifier *n, const struct pending *p)
+{
+	if (n->nrefresh < NOTIFY_MAX_REFRESH)
+		return false;
+	if (!n->refresh_full_logged)
+		errq_logkv(ERRQ_LOG_WARN, "notifier: too many firing alerts to re-post; Alertmanager resolves the others "
+					  "when their endsAt passes", "notifier", p->d->dest, NULL);
+	n->refresh_full_logged = true;
+	return true;
+}
+
 /* p, a firing just delivered to a type that re-posts (Alertmanager), becomes its alert's
  * refresh entry: it leaves the NOTIFY_MAX_PENDING count (its outbox row is done) and goes
  * again every refresh_ms until a newer notice of the alert comes.  False when it cannot (a
@@ -393,13 +405,8 @@ static bool to_refresh(struct notifier *n, struct pending *p, uint64_t now)
 {
 	if (newer_of_key(n, p))
 		return false;
-	if (n->nrefresh >= NOTIFY_MAX_REFRESH) {
-		if (!n->refresh_full_logged)
-			errq_logkv(ERRQ_LOG_WARN, "notifier: too many firing alerts to re-post; Alertmanager resolves "
-						  "the others when their endsAt passes", "notifier", p->d->dest, NULL);
-		n->refresh_full_logged = true;
+	if (refresh_full(n, p))
 		return false;
-	}
 	pthread_mutex_lock(&n->mu);
 	n->held--;
 	pthread_mutex_unlock(&n->mu);
@@ -709,11 +716,7 @@ static void on_wake(uv_async_t *a)
 		p->next = NULL;
 		if (n->nrefresh)
 			end_refresh(n, p);
-		if (p->refresh && n->nrefresh >= NOTIFY_MAX_REFRESH) {
-			if (!n->refresh_full_logged)
-				errq_logkv(ERRQ_LOG_WARN, "notifier: too many firing alerts to re-post; Alertmanager "
-							  "resolves the others when their endsAt passes", "notifier", p->d->dest, NULL);
-			n->refresh_full_logged = true;
+		if (p->refresh && refresh_full(n, p)) {
 			pending_free(p);
 			continue;
 		}

@@ -9,7 +9,8 @@
  *  - email: python3-aiosmtpd (tests/integration/smtp_sink.py) with AUTH; the messages it
  *    stored are checked (headers, one-line subject whatever the event says, body).
  * Every wait is a deadline (HARNESS_DEADLINE_MS); timers are short (recovery 1 s, probe 1 s).
- * ERRQ_TEST_FILTER=test_slack runs one test; ERRQ_SHOW_PAYLOADS=1 prints what each got. */
+ * ERRQ_TEST_FILTER=test_slack runs one test; ERRQ_SHOW_PAYLOADS=1 prints what each got (stderr,
+ * whole: cmocka's print_message cuts long lines). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -96,7 +97,7 @@ static void test_slack(void **state)
 			 1);
 	assert_int_equal(receiver_wait(&E.rv, 2), 2);
 	if (show())
-		print_message("slack firing: %s\nslack resolved: %s\n", E.rv.req[0].body, E.rv.req[1].body);
+		fprintf(stderr, "slack firing: %s\nslack resolved: %s\n", E.rv.req[0].body, E.rv.req[1].body);
 	for (int i = 0; i < 2; i++) {
 		assert_path(i, "/hooks/T000/B000");
 		assert_header(i, "Content-Type", "application/json");
@@ -170,7 +171,7 @@ static void test_pagerduty(void **state)
 	assert_int_equal(report_failures(E.d.addr, &G, 1, "payments", "CardDeclined", "issuer said no", NULL, ids), 1);
 	assert_int_equal(receiver_wait(&E.rv, 2), 2);
 	if (show())
-		print_message("pagerduty trigger: %s\npagerduty resolve: %s\n", E.rv.req[0].body, E.rv.req[1].body);
+		fprintf(stderr, "pagerduty trigger: %s\npagerduty resolve: %s\n", E.rv.req[0].body, E.rv.req[1].body);
 	json_t *t = body_json(0), *r = body_json(1);
 	assert_path(0, "/v2/enqueue");
 	assert_string_equal(jstr(t, "routing_key"), ROUTING_KEY);
@@ -297,7 +298,7 @@ static void test_email(void **state)
 	m0 = sink_message(&s, 0);
 	assert_non_null(m0);
 	if (show())
-		print_message("email firing:\n%s\nemail resolved:\n%s\n", m0, m1);
+		fprintf(stderr, "email firing:\n%s\nemail resolved:\n%s\n", m0, m1);
 	for (int i = 0; i < 2; i++) {
 		const char *m = i ? m1 : m0;
 		assert_string_equal(mail_header(m, "X-Sink-Mail-From", h, sizeof(h)), "errq@example.com");
@@ -500,7 +501,7 @@ static void test_alertmanager(void **state)
 	WAIT_FOR((a = am_alert(&am, "search-latency")) != NULL);
 	if (show()) {
 		char *s = json_dumps(a, JSON_COMPACT);
-		print_message("alertmanager GET /api/v2/alerts (firing): %s\n", s);
+		fprintf(stderr, "alertmanager GET /api/v2/alerts (firing): %s\n", s);
 		free(s);
 	}
 	json_t *labels = jget(a, "labels");
@@ -542,7 +543,7 @@ static void test_alertmanager(void **state)
 	json_t *first = body_json(0);
 	assert_string_equal(jstr(first, "status"), "firing");
 	if (show())
-		print_message("alertmanager webhook (firing): %s\nalertmanager webhook (resolved): %s\n", E.rv.req[0].body,
+		fprintf(stderr, "alertmanager webhook (firing): %s\nalertmanager webhook (resolved): %s\n", E.rv.req[0].body,
 			      E.rv.req[receiver_count(&E.rv) - 1].body);
 	json_t *ra = json_array_get(jget(last, "alerts"), 0);
 	assert_string_equal(jstr(jget(ra, "labels"), "alertname"), "search-latency");
