@@ -415,6 +415,13 @@ static json_t *am_alert(struct am *am, const char *alertname)
 	return a;
 }
 
+static bool am_has_alert(struct am *am, const char *alertname)
+{
+	json_t *a = am_alert(am, alertname);
+	json_decref(a);
+	return a != NULL;
+}
+
 static char *am_ends_at(struct am *am, const char *alertname)
 {
 	json_t *a = am_alert(am, alertname);
@@ -535,7 +542,7 @@ static void test_alertmanager(void **state)
 	/* a changed rule resolves the alert: it leaves Alertmanager's active alerts */
 	write_file(E.cfg, "%s", cfg[1]);
 	assert_int_equal(kill(E.d.pid, SIGHUP), 0);
-	WAIT_FOR(am_alert(&am, "search-latency") == NULL);
+	WAIT_FOR(!am_has_alert(&am, "search-latency"));
 	/* and Alertmanager's webhook reports it resolved */
 	json_t *last = NULL;
 	WAIT_FOR((json_decref(last), last = receiver_count(&E.rv) ? body_json(receiver_count(&E.rv) - 1) : NULL) &&
