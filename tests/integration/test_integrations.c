@@ -5,7 +5,8 @@
  *    reports firing and resolved to this test's receiver);
  *  - slack: this test's HTTP receiver checks the message (text, attachment, escaping, link);
  *  - pagerduty: the receiver stands in for the Events API v2 (answers 202, the schema and the
- *    dedup_key are checked; the routing key is read from a file and never logged);
+ *    dedup_key are checked; the routing key is read from a file and never logged) — and,
+ *    for every type's machinery, a 503 retried, a 400 dead-lettered, `errq alerts replay`;
  *  - email: python3-aiosmtpd (tests/integration/smtp_sink.py) with AUTH; the messages it
  *    stored are checked (headers, one-line subject whatever the event says, body).
  * Every wait is a deadline (HARNESS_DEADLINE_MS); timers are short (recovery 1 s, probe 1 s).
@@ -204,6 +205,50 @@ static void test_pagerduty(void **state)
 	free(alert);
 	json_decref(t);
 	json_decref(r);
+}
+
+
+/* The machinery every type keeps, on PagerDuty: a 503 is "down" (retried), a 400 refuses
+ * the event (max_attempts 2: dead-lettered), `errq alerts replay` sends it again (202). */
+static void test_pagerduty_retry_dead_replay(void **state)
+{
+	(void)state;
+	start_receiver(0);
+	receiver_script(&E.rv, 503, 0);
+	receiver_script(&E.rv, 400, 0);
+	receiver_script(&E.rv, 202, 0);
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: pager\n"
+		   "    type: pagerduty\n"
+		   "    url: http://127.0.0.1:%d/v2/enqueue\n"
+		   "    routing_key: \"" ROUTING_KEY "\"\n"
+		   "    max_attempts: 2\n"
+		   "rules:\n"
+		   "  - name: replayed\n"
+		   "    match: {service: replay}\n"
+		   "    trip: {failures: 1, window: 60s}\n"
+		   "    recovery_timeout: 1h\n"
+		   "    notify: [pager]\n",
+		   E.rv.port);
+	start_errqd();
+	assert_int_equal(report_failures(E.d.addr, &G, 1, "replay", "E", "m", NULL, NULL), 1);
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE status = 2", NULL) == 1); /* dead */
+	assert_int_equal(receiver_count(&E.rv), 2);
+	assert_int_equal(E.rv.req[0].status, 503);
+	assert_int_equal(E.rv.req[1].status, 400);
+	assert_int_equal(q_int("SELECT attempts FROM deliveries WHERE status = 2", NULL), 2);
+	char *alert = q_text("SELECT lower(hex(alert_id)) FROM alerts WHERE rule = ?1", "replayed");
+	assert_non_null(alert);
+	const char *args[] = {"alerts", "replay", alert, NULL};
+	char *out = harness_errq(E.d.addr, 0, NULL, args);
+	assert_non_null(strstr(out, "1 dead delivery sent again"));
+	free(out);
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE status = 1", NULL) == 1); /* delivered */
+	assert_int_equal(receiver_count(&E.rv), 3);
+	assert_int_equal(E.rv.req[2].status, 202);
+	assert_string_equal(E.rv.req[2].body, E.rv.req[0].body); /* the same trigger, built again */
+	free(alert);
 }
 
 /* ---- email ---- */
@@ -568,6 +613,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_slack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pagerduty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pagerduty_retry_dead_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_email, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_email_starttls_required, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alertmanager, setup, teardown),
