@@ -96,37 +96,54 @@ static void put(struct out *o, const char *s, size_t n)
 	o->len += n;
 }
 
+/* s[0..n) whole or not at all (a character, an escape): never half of one at the cut. */
+static void put_unit(struct out *o, const char *s, size_t n)
+{
+	if (o->full)
+		return;
+	if (n > o->cap - o->len) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+/* The length of the UTF-8 character at s (1 for a stray byte; never past the NUL). */
+static size_t char_len(const char *s)
+{
+	unsigned char c = (unsigned char)*s;
+	size_t n = c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	for (size_t i = 1; i < n; i++)
+		if (!s[i])
+			return i;
+	return n;
+}
+
 static void put_value(struct out *o, const char *v, enum rules_tpl_escape esc)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	for (const char *s = v; *s && !o->full; s++) {
+	for (const char *s = v; *s && !o->full; ) {
 		unsigned char c = (unsigned char)*s;
-		switch (esc) {
-		case TPL_ESC_SLACK:
-			if (c == '&')
-				put(o, "&amp;", 5);
-			else if (c == '<')
-				put(o, "&lt;", 4);
-			else if (c == '>')
-				put(o, "&gt;", 4);
-			else
-				put(o, s, 1);
-			break;
-		case TPL_ESC_LINE:
-			put(o, c < 0x20 || c == 0x7f ? " " : s, 1);
-			break;
-		case TPL_ESC_URL:
-			if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
-				put(o, s, 1);
-			} else {
-				char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-				put(o, e, 3);
+		size_t n = char_len(s);
+		if (esc == TPL_ESC_SLACK && (c == '&' || c == '<' || c == '>')) {
+			put_unit(o, c == '&' ? "&amp;" : c == '<' ? "&lt;" : "&gt;", c == '&' ? 5 : 4);
+		} else if (esc == TPL_ESC_LINE && (c < 0x20 || c == 0x7f)) {
+			put_unit(o, " ", 1);
+		} else if (esc == TPL_ESC_URL) {
+			for (size_t i = 0; i < n && !o->full; i++) {
+				unsigned char b = (unsigned char)s[i];
+				if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || strchr("-._~", b)) {
+					put_unit(o, s + i, 1);
+				} else {
+					char e[3] = {'%', hex[b >> 4], hex[b & 15]};
+					put_unit(o, e, 3);
+				}
 			}
-			break;
-		case TPL_ESC_NONE:
-			put(o, s, 1);
-			break;
+		} else {
+			put_unit(o, s, n);
 		}
+		s += n;
 	}
 }
 

@@ -506,7 +506,8 @@ static int build_email(const struct notify_dest *d, const struct notify_delivery
 	for (char *p = mid; *p; p++)
 		if (*p == ':')
 			*p = '.';
-	const char *domain = strchr(d->mail_from, '@') + 1;
+	const char *at = strchr(d->mail_from, '@'); /* the config checked it has one */
+	const char *domain = at ? at + 1 : "errq.invalid";
 	struct errq_buf *b = &rq->body;
 	errq_buf_printf(b, "From: errq <%s>\r\n", d->mail_from);
 	errq_buf_addstr(b, "To: ");

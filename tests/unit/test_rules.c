@@ -335,6 +335,12 @@ static void test_template_render(void **state)
 	assert_true(cut);
 	assert_int_equal(n, 9); /* 6 bytes of text (three 2-byte characters), then the 3-byte ellipsis */
 	assert_string_equal(out, "\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x80\xa6");
+	/* a value cut inside never leaves half a character or half an escape */
+	const char *x[TPL_N_FIELDS] = {[TPL_MESSAGE] = "ab\xc3\xa9&"};
+	rules_template_render("{{message}}", x, TPL_ESC_NONE, out, 2 + 1 + 3 + 1, &cut); /* room for "ab" + 1 */
+	assert_string_equal(out, "ab\xe2\x80\xa6");
+	rules_template_render("{{message}}", x, TPL_ESC_SLACK, out, 6 + 3 + 1, &cut); /* "ab\xc3\xa9" fits, "&amp;" not */
+	assert_string_equal(out, "ab\xc3\xa9\xe2\x80\xa6");
 	assert_int_equal(rules_template_check("{{count}} in {{window}}s", true, true, why, sizeof(why)), 0);
 	assert_int_equal(rules_template_check("", true, false, why, sizeof(why)), -1);
 }
