@@ -36,6 +36,17 @@ static const char *jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* The template fields that are members of the body, or of its sample, of the same name. */
+static const struct {
+	enum rules_tpl_field f;
+	bool in_sample;
+} from_body[] = {
+    {TPL_RULE, false},      {TPL_SEVERITY, false},    {TPL_STATUS, false},     {TPL_ALERT_ID, false},
+    {TPL_REASON, false},    {TPL_OPENED_AT, false},   {TPL_RESOLVED_AT, false}, {TPL_COLLECTOR, false},
+    {TPL_SERVICE, true},    {TPL_ENVIRONMENT, true},  {TPL_TASK, true},        {TPL_ERROR_TYPE, true},
+    {TPL_ERROR_CODE, true}, {TPL_MESSAGE, true},      {TPL_EVENT_ID, true},    {TPL_FINGERPRINT, true},
+};
+
 static void view_release(struct view *w)
 {
 	json_decref(w->root);
@@ -53,14 +64,8 @@ static int view_read(struct view *w, const struct notify_dest *d, const struct n
 		return -1;
 	}
 	json_t *r = w->root, *s = json_object_get(r, "sample");
-	w->v[TPL_RULE] = jstr(r, "rule");
-	w->v[TPL_SEVERITY] = jstr(r, "severity");
-	w->v[TPL_STATUS] = jstr(r, "status");
-	w->v[TPL_ALERT_ID] = jstr(r, "alert_id");
-	w->v[TPL_REASON] = jstr(r, "reason");
-	w->v[TPL_OPENED_AT] = jstr(r, "opened_at");
-	w->v[TPL_RESOLVED_AT] = jstr(r, "resolved_at");
-	w->v[TPL_COLLECTOR] = jstr(r, "collector");
+	for (size_t i = 0; i < sizeof(from_body) / sizeof(from_body[0]); i++)
+		w->v[from_body[i].f] = jstr(from_body[i].in_sample ? s : r, rules_tpl_field_name(from_body[i].f));
 	if (!w->v[TPL_RULE] || !w->v[TPL_STATUS] || !w->v[TPL_ALERT_ID] || !w->v[TPL_OPENED_AT]) {
 		errq_snprintf(err, errsz, "the notice lacks rule, status, alert_id or opened_at");
 		return -1;
@@ -83,16 +88,6 @@ static int view_read(struct view *w, const struct notify_dest *d, const struct n
 			kl = sizeof(w->key_text) - 1;
 	}
 	w->v[TPL_KEY] = w->key_text;
-	if (json_is_object(s)) {
-		w->v[TPL_SERVICE] = jstr(s, "service");
-		w->v[TPL_ENVIRONMENT] = jstr(s, "environment");
-		w->v[TPL_TASK] = jstr(s, "task");
-		w->v[TPL_ERROR_TYPE] = jstr(s, "error_type");
-		w->v[TPL_ERROR_CODE] = jstr(s, "error_code");
-		w->v[TPL_MESSAGE] = jstr(s, "message");
-		w->v[TPL_EVENT_ID] = jstr(s, "event_id");
-		w->v[TPL_FINGERPRINT] = jstr(s, "fingerprint");
-	}
 	if (!w->v[TPL_SERVICE]) /* a key field when the sample has none */
 		w->v[TPL_SERVICE] = jstr(w->key, "service");
 	if (d->link_template[0]) {
