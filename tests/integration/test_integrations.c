@@ -251,6 +251,30 @@ static void test_pagerduty_retry_dead_replay(void **state)
 	free(alert);
 }
 
+
+/* A bad template refuses the config at load (errqd --check-config, as at start), with the
+ * file, the line, the notifier, the key and the field. */
+static void test_bad_template_refused(void **state)
+{
+	(void)state;
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: chat\n"
+		   "    type: slack\n"
+		   "    url: http://127.0.0.1:9/hook\n"
+		   "    template: \"{{rule}} is {{sttaus}}\"\n"
+		   "rules: []\n");
+	char *err = NULL;
+	const char *check[] = {"--config", E.cfg, "--check-config", NULL};
+	int rc = errqd_run_once(check, &err);
+	fprintf(stderr, "--check-config: exit %d: %s", rc, err);
+	assert_int_not_equal(rc, 0);
+	assert_true(rc < 128);
+	assert_non_null(strstr(err, E.cfg));
+	assert_non_null(strstr(err, "line 5: notifier 'chat': key 'template': unknown field '{{sttaus}}' (known: rule, key,"));
+	free(err);
+}
+
 /* ---- email ---- */
 
 struct sink {
@@ -617,6 +641,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_email, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_email_starttls_required, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alertmanager, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_template_refused, setup, teardown),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER");
 	if (filter)
