@@ -99,7 +99,22 @@ struct rule {
 	uint64_t def_hash;
 };
 
-enum rules_notifier_type { RULES_NOTIFIER_WEBHOOK = 0, RULES_NOTIFIER_LOG };
+enum rules_notifier_type {
+	RULES_NOTIFIER_WEBHOOK = 0,
+	RULES_NOTIFIER_LOG,
+	RULES_NOTIFIER_ALERTMANAGER, /* Alertmanager API v2 */
+	RULES_NOTIFIER_SLACK,        /* Slack-compatible incoming webhook */
+	RULES_NOTIFIER_PAGERDUTY,    /* PagerDuty Events API v2 */
+	RULES_NOTIFIER_EMAIL,        /* SMTP through libcurl */
+};
+#define RULES_MAX_MAIL_TO 8            /* recipients of an email notifier */
+#define RULES_MAIL_ADDR_MAX 254        /* an address (RFC 5321's path limit) */
+#define RULES_ROUTING_KEY_MAX 128      /* a PagerDuty routing key */
+#define RULES_PAGERDUTY_URL "https://events.pagerduty.com/v2/enqueue"
+#define RULES_DEFAULT_RESEND_NS (UINT64_C(60) * CIRCUIT_NS_PER_SEC) /* alertmanager re-post */
+#define RULES_MIN_RESEND_NS (UINT64_C(1) * CIRCUIT_NS_PER_SEC)
+#define RULES_MAX_RESEND_NS (UINT64_C(3600) * CIRCUIT_NS_PER_SEC)
+enum rules_starttls { RULES_STARTTLS_OPTIONAL = 0, RULES_STARTTLS_REQUIRED };
 
 struct rules_header {
 	const char *name, *value;
@@ -115,7 +130,20 @@ struct rules_notifier {
 	struct rules_header headers[RULES_MAX_HEADERS];
 	size_t n_headers;
 	const char *secret;      /* HMAC-SHA256 key; NULL = unsigned */
+	/* the integrations (docs/alerts.md "Notifier types"); NULL / 0 where not set */
+	const char *template_text; /* slack, pagerduty, email: the text (rules_template.h) */
+	const char *subject;       /* email: the Subject template (one line) */
+	const char *link_template; /* the event's link ({{link}}) */
+	uint64_t resend_ns;        /* alertmanager: re-post period while firing */
+	const char *routing_key;   /* pagerduty: secret (read from the file, the env or the config) */
+	const char *mail_from;     /* email */
+	const char *mail_to[RULES_MAX_MAIL_TO];
+	size_t n_mail_to;
+	enum rules_starttls starttls;
+	const char *username, *password; /* email: SMTP auth; password is secret */
 };
+/* "webhook", "log", "alertmanager", ... */
+const char *rules_notifier_type_name(enum rules_notifier_type t);
 
 struct ruleset {
 	struct rule *rules;

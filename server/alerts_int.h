@@ -194,6 +194,8 @@ int alerts__oom(void);
 struct rules_ref *alerts__rules_ref_new(struct ruleset *rs, const char *source, uint64_t now);
 void alerts__rules_ref_put(struct alerts *a, struct rules_ref *r);
 const struct ruleset *alerts__rs(struct alerts *a);
+/* alerts_refresh.c: at load, Alertmanager re-posts resume for the alerts still firing. */
+void alerts__resume_refresh(struct alerts *a, struct store *s);
 
 /* alerts_table.c */
 uint64_t alerts__entry_hash(const char *rule, const char *key, size_t key_len);

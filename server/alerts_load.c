@@ -269,6 +269,7 @@ int alerts__load(struct alerts *a, struct store *s)
 	errq_snprintf(os, sizeof(os), "%u", open);
 	errq_snprintf(ss, sizeof(ss), "%zu", a->n_sil);
 	errq_logkv(ERRQ_LOG_INFO, "alert circuits loaded", "circuits", cs, "not_closed", os, "silences", ss, NULL);
+	alerts__resume_refresh(a, s);
 	alerts__feed_backlog(a, s);
 	return 0;
 }

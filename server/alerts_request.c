@@ -1,6 +1,7 @@
 /* alerts_request.c: the Alerts service's requests run on the writer thread: reload, replay;
  * the silences' requests are in alerts_silence.c. */
 #include "alerts_int.h"
+#include "notify_kinds.h"
 
 #include "errq_banned.h"
 
@@ -67,7 +68,7 @@ void alerts__set_dests(struct alerts *a, const struct ruleset *rs)
 	for (size_t i = 0; i < rs->n_notifiers; i++) {
 		const struct rules_notifier *n = &rs->notifiers[i];
 		errq_snprintf(d[i].name, sizeof(d[i].name), "%s", n->name);
-		d[i].type = n->type == RULES_NOTIFIER_LOG ? NOTIFY_LOG : NOTIFY_WEBHOOK;
+		d[i].type = notify_type_of_rules(n->type);
 		errq_snprintf(d[i].url, sizeof(d[i].url), "%s", n->url ? n->url : "");
 		d[i].timeout_ms = (uint32_t)(n->timeout_ns / ERRQ_NS_PER_MS);
 		d[i].max_attempts = n->max_attempts;
@@ -76,6 +77,7 @@ void alerts__set_dests(struct alerts *a, const struct ruleset *rs)
 			errq_snprintf(d[i].headers[j], sizeof(d[i].headers[j]), "%s: %s", n->headers[j].name,
 				      n->headers[j].value);
 		errq_snprintf(d[i].secret, sizeof(d[i].secret), "%s", n->secret ? n->secret : "");
+		notify_dest_from_rules(&d[i], n);
 	}
 	if (notify_set_dests(a->notifier, d, rs->n_notifiers))
 		LOG_ERROR("alerts: the notifier refused the destinations");

@@ -23,6 +23,7 @@
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
+#include "notify_kinds.h"
 
 struct dest_state {
 	struct notify_dest d;
@@ -38,8 +39,13 @@ struct pending {
 	uint64_t due;           /* monotonic ns */
 	bool inflight;
 	bool probe;             /* this attempt is the breaker's half-open probe */
+	/* an Alertmanager re-post of a delivered firing (no outbox row: never reported), held
+	 * while that firing is its alert's latest notice; superseded: a newer notice of the alert
+	 * came while it was in flight (it goes when it ends) */
+	bool refresh, superseded;
+	uint32_t refresh_ms;    /* the last build asked for re-posts every refresh_ms */
 	CURL *easy;
-	struct curl_slist *hdrs;
+	struct notify_request rq; /* the attempt's request, built anew for each */
 	long retry_after_s;     /* from the response, -1 = none */
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -69,6 +75,8 @@ struct notifier {
 	/* the loop thread's */
 	struct pending *head, *tail;
 	size_t npending, ninflight;
+	size_t nrefresh;        /* refresh entries in the list (NOTIFY_MAX_REFRESH) */
+	bool refresh_full_logged;
 	struct dest_state *dests;
 	size_t ndests;
 	uint64_t rnd;
@@ -165,6 +173,8 @@ static void report(struct notifier *n, struct pending *p, enum notify_result r, 
 		   const char *err)
 {
 	count_attempt(n, p->d->dest, r);
+	if (p->refresh)
+		return; /* a re-post has no outbox row */
 	struct notify_report rep = {.id = p->d->id, .result = r, .attempts = p->d->attempts, .retry_at_ns = retry_at,
 				    .http_status = http};
 	errq_snprintf(rep.error, sizeof(rep.error), "%s", err ? err : "");
@@ -186,10 +196,19 @@ static void unlink_pending(struct notifier *n, struct pending *p)
 	n->npending--;
 }
 
+static void list_append(struct pending **head, struct pending **tail, struct pending *p)
+{
+	p->next = NULL;
+	if (*tail)
+		(*tail)->next = p;
+	else
+		*head = p;
+	*tail = p;
+}
+
 static void pending_free(struct pending *p)
 {
-	if (p->hdrs)
-		curl_slist_free_all(p->hdrs);
+	notify_request_release(&p->rq);
 	free(p->d);
 	free(p);
 }
@@ -200,7 +219,12 @@ static void schedule(struct notifier *n);
  * place in the NOTIFY_MAX_PENDING bound back to notify_submit. */
 static void release(struct notifier *n, struct pending *p)
 {
+	bool refresh = p->refresh;
 	pending_free(p);
+	if (refresh) { /* never counted in held */
+		n->nrefresh--;
+		return;
+	}
 	pthread_mutex_lock(&n->mu);
 	n->held--;
 	pthread_mutex_unlock(&n->mu);
@@ -334,6 +358,100 @@ static void breaker_failure(struct notifier *n, struct dest_state *ds, uint64_t 
 	ds->probing = false;
 }
 
+/* What an attempt's result (not a failed probe's) tells ds's breaker (NULL: none). */
+static void breaker_result(struct notifier *n, struct dest_state *ds, bool ok, bool dest_down, uint64_t now)
+{
+	if (!ds)
+		return;
+	if (ok) {
+		ds->failures = 0;
+		ds->breaker_ms = 0;
+		ds->probing = false;
+	} else if (dest_down) {
+		breaker_failure(n, ds, now);
+	} else {
+		ds->probing = false; /* it answered: alive, though it refused this one */
+	}
+}
+
+/* ---- Alertmanager re-posts ---- */
+
+/* True when the list holds a delivery of p's key other than p (a newer notice). */
+static bool newer_of_key(struct notifier *n, const struct pending *p)
+{
+	for (struct pending *q = n->head; q; q = q->next)
+		if (q != p && strcmp(q->d->order_key, p->d->order_key) == 0)
+			return true;
+	return false;
+}
+
+/* True when NOTIFY_MAX_REFRESH entries are held (p cannot be one more); warns once. */
+static bool refresh_full(struct notifier *n, const struct pending *p)
+{
+	if (n->nrefresh < NOTIFY_MAX_REFRESH)
+		return false;
+	if (!n->refresh_full_logged)
+		errq_logkv(ERRQ_LOG_WARN, "notifier: too many firing alerts to re-post; Alertmanager resolves the others "
+					  "when their endsAt passes", "notifier", p->d->dest, NULL);
+	n->refresh_full_logged = true;
+	return true;
+}
+
+/* p, a firing just delivered to a type that re-posts (Alertmanager), becomes its alert's
+ * refresh entry: it leaves the NOTIFY_MAX_PENDING count (its outbox row is done) and goes
+ * again every refresh_ms until a newer notice of the alert comes.  False when it cannot (a
+ * newer notice is already queued, or NOTIFY_MAX_REFRESH are held): the caller frees it. */
+static bool to_refresh(struct notifier *n, struct pending *p, uint64_t now)
+{
+	if (newer_of_key(n, p))
+		return false;
+	if (refresh_full(n, p))
+		return false;
+	pthread_mutex_lock(&n->mu);
+	n->held--;
+	pthread_mutex_unlock(&n->mu);
+	n->nrefresh++;
+	p->refresh = true;
+	p->d->id = 0;
+	p->due = now + (uint64_t)p->refresh_ms * ERRQ_NS_PER_MS;
+	unlink_pending(n, p); /* to the tail: behind nothing of its key (newer_of_key) */
+	list_append(&n->head, &n->tail, p);
+	n->npending++;
+	return true;
+}
+
+/* A re-post ended: it teaches the breaker like any attempt, and goes again in refresh_ms
+ * (a failed one too: endsAt leaves room for NOTIFY_AM_ENDS_FACTOR - 1 missed re-posts). */
+static void refresh_done(struct notifier *n, struct pending *p, struct dest_state *ds, bool ok, bool dest_down,
+			 uint64_t now)
+{
+	count_attempt(n, p->d->dest, ok ? NOTIFY_DELIVERED : NOTIFY_RETRY);
+	breaker_result(n, ds, ok, dest_down, now);
+	if (p->superseded || !ds || !p->refresh_ms) {
+		unlink_pending(n, p);
+		release(n, p);
+		return;
+	}
+	p->due = now + (uint64_t)p->refresh_ms * ERRQ_NS_PER_MS;
+}
+
+/* A new notice of np's key arrived: the key's refresh entry ends (now, or when its request
+ * in flight ends: order per alert). */
+static void end_refresh(struct notifier *n, const struct pending *np)
+{
+	for (struct pending *q = n->head, *nx; q && n->nrefresh; q = nx) {
+		nx = q->next;
+		if (!q->refresh || strcmp(q->d->order_key, np->d->order_key) != 0)
+			continue;
+		if (q->inflight) {
+			q->superseded = true;
+		} else {
+			unlink_pending(n, q);
+			release(n, q);
+		}
+	}
+}
+
 /* The attempt of p ended: success, or a failure that may be retried. */
 static void finish(struct notifier *n, struct pending *p, bool ok, long http, const char *err, bool dest_down)
 {
@@ -342,6 +460,10 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 	bool probe = p->probe;
 	p->inflight = false;
 	p->probe = false;
+	if (p->refresh) {
+		refresh_done(n, p, ds, ok, dest_down, now);
+		return;
+	}
 	if (probe && !ok && dest_down) {
 		/* the destination is still down: a failed probe does not use up an attempt, so an
 		 * outage of any length cannot dead-letter a delivery; wait for the next probe */
@@ -352,19 +474,11 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 		return;
 	}
 	p->d->attempts++;
-	if (ds) {
-		if (ok) {
-			ds->failures = 0;
-			ds->breaker_ms = 0;
-			ds->probing = false;
-		} else if (dest_down) {
-			breaker_failure(n, ds, now);
-		} else {
-			ds->probing = false; /* it answered: alive, though it refused this one */
-		}
-	}
+	breaker_result(n, ds, ok, dest_down, now);
 	if (ok) {
 		report(n, p, NOTIFY_DELIVERED, 0, http, NULL);
+		if (p->refresh_ms && ds && to_refresh(n, p, now))
+			return;
 		unlink_pending(n, p);
 		release(n, p);
 		return;
@@ -398,59 +512,60 @@ static void check_multi(struct notifier *n)
 		CURL *e = m->easy_handle;
 		struct pending *p;
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
-		long http = 0;
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+		long code = 0;
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 		CURLcode res = m->data.result;
 		curl_multi_remove_handle(n->multi, e);
 		curl_easy_cleanup(e);
 		p->easy = NULL;
-		curl_slist_free_all(p->hdrs); /* built anew for each attempt */
-		p->hdrs = NULL;
+		bool smtp = p->rq.smtp;
+		notify_request_release(&p->rq); /* built anew for each attempt */
 		n->ninflight--;
+		struct dest_state *ds = find_dest(n, p->d->dest);
+		const struct notify_kind *k = ds ? notify_kind_of(ds->d.type) : NULL;
+		enum notify_verdict v = k ? k->classify(res, code) : NOTIFY_V_DOWN;
 		char why[256];
-		if (res != CURLE_OK) {
+		if (res != CURLE_OK && code)
+			errq_snprintf(why, sizeof(why), "%s (%s %ld)", p->errbuf[0] ? p->errbuf : curl_easy_strerror(res),
+				      smtp ? "SMTP" : "HTTP", code);
+		else if (res != CURLE_OK)
 			errq_snprintf(why, sizeof(why), "%s", p->errbuf[0] ? p->errbuf : curl_easy_strerror(res));
-			finish(n, p, false, 0, why, true);
-		} else if (http >= 200 && http < 300) {
+		else
+			errq_snprintf(why, sizeof(why), "%s %ld", smtp ? "SMTP" : "HTTP", code);
+		long http = smtp ? 0 : code;
+		if (v == NOTIFY_V_OK)
 			finish(n, p, true, http, NULL, false);
-		} else {
-			errq_snprintf(why, sizeof(why), "HTTP %ld", http);
-			/* 5xx, 408 and 429 say the receiver is not taking deliveries now */
-			finish(n, p, false, http, why, http >= 500 || http == 408 || http == 429);
-		}
+		else
+			finish(n, p, false, http, why, v == NOTIFY_V_DOWN);
 	}
 	schedule(n);
 }
 
-static int start_webhook(struct notifier *n, struct pending *p, const struct dest_state *ds)
+/* Builds p's request for ds's type and starts it.  Returns 0, -1 when it cannot start now
+ * (out of memory: tried again later), or -2 when the notice cannot be built for this type
+ * (why in err: the attempt fails as refused). */
+static int start_request(struct notifier *n, struct pending *p, const struct dest_state *ds, char *err,
+			 size_t errsz)
 {
-	char h[NOTIFY_HEADER_MAX + 64];
+	const struct notify_kind *k = notify_kind_of(ds->d.type);
+	if (!k) {
+		errq_snprintf(err, errsz, "no request for notifier type %d", ds->d.type);
+		return -2;
+	}
+	notify_request_init(&p->rq);
+	if (k->build(&ds->d, p->d, errq_now_ns(), &p->rq, err, errsz)) {
+		notify_request_release(&p->rq);
+		return -2;
+	}
+	p->refresh_ms = p->rq.refresh_ms;
 	CURL *e = curl_easy_init();
-	if (!e)
+	if (!e) {
+		notify_request_release(&p->rq);
 		return -1;
+	}
 	p->retry_after_s = -1;
 	p->errbuf[0] = '\0';
-	p->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	errq_snprintf(h, sizeof(h), "Idempotency-Key: %s", p->d->idempotency_key);
-	p->hdrs = curl_slist_append(p->hdrs, h);
-	p->hdrs = curl_slist_append(p->hdrs, "User-Agent: errqd/" ERRQ_VERSION_STRING);
-	for (size_t i = 0; i < ds->d.n_headers; i++)
-		p->hdrs = curl_slist_append(p->hdrs, ds->d.headers[i]);
-	if (ds->d.secret[0]) {
-		char sig[160];
-		notify_sign(ds->d.secret, errq_now_ns() / ERRQ_NS_PER_SEC, p->d->body, p->d->body_len, sig);
-		errq_snprintf(h, sizeof(h), "X-Errq-Signature: %s", sig);
-		p->hdrs = curl_slist_append(p->hdrs, h);
-	}
-	curl_easy_setopt(e, CURLOPT_URL, ds->d.url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(ds->d.timeout_ms ? ds->d.timeout_ms : 5000));
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ds->d.timeout_ms ? ds->d.timeout_ms : 5000));
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)&p->d->body[0]);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)p->d->body_len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
+	notify_request_setopt(e, &ds->d, &p->rq);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
@@ -458,6 +573,7 @@ static int start_webhook(struct notifier *n, struct pending *p, const struct des
 	curl_easy_setopt(e, CURLOPT_PRIVATE, p);
 	if (curl_multi_add_handle(n->multi, e) != CURLM_OK) {
 		curl_easy_cleanup(e);
+		notify_request_release(&p->rq);
 		return -1;
 	}
 	p->easy = e;
@@ -496,7 +612,8 @@ static void schedule(struct notifier *n)
 		if (p->inflight)
 			continue;
 		struct dest_state *ds = find_dest(n, p->d->dest);
-		if (!ds) {
+		const struct notify_kind *kind = ds ? notify_kind_of(ds->d.type) : NULL;
+		if (!ds || (p->refresh && !(kind && kind->refreshes))) { /* gone, or no longer re-posts (a reload) */
 			report(n, p, NOTIFY_DEAD, 0, 0, "unknown notifier");
 			unlink_pending(n, p);
 			release(n, p);
@@ -528,7 +645,17 @@ static void schedule(struct notifier *n)
 		if (ds->breaker_ms)
 			ds->probing = true;
 		p->probe = ds->probing;
-		if (start_webhook(n, p, ds)) {
+		char why[256];
+		int rc = start_request(n, p, ds, why, sizeof(why));
+		if (rc == -2) {
+			/* a notice this type cannot send: refused, like a receiver's 4xx (retried, then dead) */
+			ds->probing = false;
+			p->probe = false;
+			p->inflight = true;
+			finish(n, p, false, 0, why, false);
+			continue;
+		}
+		if (rc) {
 			ds->probing = false;
 			p->probe = false;
 			p->due = now + (uint64_t)n->o.breaker_min_ms * ERRQ_NS_PER_MS;
@@ -587,11 +714,14 @@ static void on_wake(uv_async_t *a)
 		struct pending *p = in;
 		in = in->next;
 		p->next = NULL;
-		if (n->tail)
-			n->tail->next = p;
-		else
-			n->head = p;
-		n->tail = p;
+		if (n->nrefresh)
+			end_refresh(n, p);
+		if (p->refresh && refresh_full(n, p)) {
+			pending_free(p);
+			continue;
+		}
+		n->nrefresh += p->refresh;
+		list_append(&n->head, &n->tail, p);
 		n->npending++;
 	}
 	if (stop) {
@@ -707,6 +837,36 @@ struct notify_delivery *notify_delivery_new(const char *body, size_t len)
 	return d;
 }
 
+/* Hands p to the loop through the inbox.  counted: it takes a place of NOTIFY_MAX_PENDING
+ * (held counts every delivery from here until the loop is done with it, so the inbox and the
+ * loop's list together never exceed the bound); a refresh entry does not.  -1 when stopping
+ * or full: p is freed, its delivery stays the caller's. */
+static int inbox_put(struct notifier *n, struct pending *p, bool counted)
+{
+	pthread_mutex_lock(&n->mu);
+	if (n->stopping || (counted && n->held >= NOTIFY_MAX_PENDING)) {
+		pthread_mutex_unlock(&n->mu);
+		free(p);
+		return -1;
+	}
+	list_append(&n->inbox, &n->inbox_tail, p);
+	n->held += counted;
+	pthread_mutex_unlock(&n->mu);
+	uv_async_send(&n->wake);
+	return 0;
+}
+
+int notify_refresh(struct notifier *n, struct notify_delivery *d)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -1;
+	p->d = d;
+	p->refresh = true;
+	p->due = errq_mono_ns();
+	return inbox_put(n, p, false);
+}
+
 int notify_submit(struct notifier *n, struct notify_delivery *d)
 {
 	struct pending *p = calloc(1, sizeof(*p));
@@ -715,24 +875,7 @@ int notify_submit(struct notifier *n, struct notify_delivery *d)
 	p->d = d;
 	uint64_t now_rt = errq_now_ns();
 	p->due = errq_mono_ns() + (d->not_before_ns > now_rt ? d->not_before_ns - now_rt : 0);
-	pthread_mutex_lock(&n->mu);
-	/* held counts every delivery from here until the loop is done with it, so the inbox and
-	 * the loop's pending list together never exceed NOTIFY_MAX_PENDING */
-	if (n->stopping || n->held >= NOTIFY_MAX_PENDING) {
-		pthread_mutex_unlock(&n->mu);
-		free(p);
-		return -1;
-	}
-	p->next = NULL;
-	if (n->inbox_tail)
-		n->inbox_tail->next = p;
-	else
-		n->inbox = p;
-	n->inbox_tail = p;
-	n->held++;
-	pthread_mutex_unlock(&n->mu);
-	uv_async_send(&n->wake);
-	return 0;
+	return inbox_put(n, p, true);
 }
 
 void notify_stop(struct notifier *n)

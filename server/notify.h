@@ -44,7 +44,21 @@
 #define NOTIFY_MAX_STATS (2 * NOTIFY_MAX_DESTS) /* notifier names counted since start */
 #define NOTIFY_TURN_MS 1000                     /* the loop turns at least this often (liveness) */
 
-enum notify_type { NOTIFY_WEBHOOK = 0, NOTIFY_LOG = 1 };
+enum notify_type {
+	NOTIFY_WEBHOOK = 0,
+	NOTIFY_LOG = 1,
+	NOTIFY_ALERTMANAGER,
+	NOTIFY_SLACK,
+	NOTIFY_PAGERDUTY,
+	NOTIFY_EMAIL,
+};
+#define NOTIFY_TEMPLATE_SZ 2049 /* RULES_TEMPLATE_MAX + 1 */
+#define NOTIFY_SECRET_SZ 257    /* RULES_SECRET_MAX + 1 */
+#define NOTIFY_MAIL_SZ 255      /* RULES_MAIL_ADDR_MAX + 1 */
+#define NOTIFY_MAX_MAIL_TO 8
+/* Alertmanager re-posts (notify_kinds.h refresh_ms) held at once: past it a firing alert is
+ * not re-posted (a warning is logged; Alertmanager resolves it when its endsAt passes) */
+#define NOTIFY_MAX_REFRESH 4096
 
 struct notify_dest {
 	char name[NOTIFY_NAME_MAX];
@@ -55,6 +69,17 @@ struct notify_dest {
 	size_t n_headers;
 	char headers[NOTIFY_MAX_HEADERS][NOTIFY_HEADER_MAX]; /* "Name: value" */
 	char secret[256];         /* HMAC-SHA256 key; "" = unsigned */
+	/* the integrations (notify_kinds.c); "" / 0 where unused */
+	char template_text[NOTIFY_TEMPLATE_SZ]; /* slack, pagerduty, email ("" = the type's default) */
+	char subject[NOTIFY_TEMPLATE_SZ];       /* email */
+	char link_template[NOTIFY_TEMPLATE_SZ];
+	uint32_t resend_ms;                     /* alertmanager */
+	char routing_key[NOTIFY_SECRET_SZ];     /* pagerduty; secret: never logged */
+	char mail_from[NOTIFY_MAIL_SZ];
+	char mail_to[NOTIFY_MAX_MAIL_TO][NOTIFY_MAIL_SZ];
+	size_t n_mail_to;
+	int starttls_required;
+	char username[NOTIFY_SECRET_SZ], password[NOTIFY_SECRET_SZ]; /* password: secret */
 };
 
 struct notify_delivery {
@@ -96,6 +121,12 @@ int notify_set_dests(struct notifier *n, const struct notify_dest *d, size_t cou
  * NOTIFY_MAX_PENDING are held or the notifier is stopping (the caller keeps d). */
 int notify_submit(struct notifier *n, struct notify_delivery *d);
 struct notify_delivery *notify_delivery_new(const char *body, size_t len);
+/* After a restart: d (a firing already delivered, its id 0) is re-posted at once and then
+ * every resend period of its destination while it stays its alert's latest notice, as the
+ * loop does after delivering a firing to a type that re-posts (Alertmanager).  Takes d; -1
+ * when the notifier is stopping (the caller keeps d).  Past NOTIFY_MAX_REFRESH it is dropped
+ * with a warning. */
+int notify_refresh(struct notifier *n, struct notify_delivery *d);
 /* Stops the loop: requests in flight are aborted (not reported), pending deliveries dropped
  * (they are in the caller's outbox).  Accepts NULL. */
 void notify_stop(struct notifier *n);

@@ -151,7 +151,7 @@ grpc_status_code svc_alerts__list_rules(void *ctx, grpc_slice req, grpc_byte_buf
 		}
 		errq__v1__notifier__init(m);
 		m->name = bstr(&b, n->name);
-		m->type = (char *)(n->type == RULES_NOTIFIER_WEBHOOK ? "webhook" : "log");
+		m->type = (char *)rules_notifier_type_name(n->type);
 		m->url = bstr(&b, n->url);
 		o.notifiers[o.n_notifiers++] = m;
 	}

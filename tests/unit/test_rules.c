@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "rules.h"
+#include "rules_template.h"
 
 #define NS UINT64_C(1000000000)
 #define S(x) ((uint64_t)(x) * NS)
@@ -248,12 +249,13 @@ static void test_refusals_rules(void **state)
 static void test_refusals_notifiers(void **state)
 {
 	refused("notifiers:\n  - name: ops\n    url: http://x/\n", 2, "notifier 'ops': key 'type'", "missing");
-	refused("notifiers:\n  - name: ops\n    type: email\n", 3, "key 'type'", "'email' is not one of: webhook, log");
+	refused("notifiers:\n  - name: ops\n    type: sms\n", 3, "key 'type'",
+		"'sms' is not one of: webhook, log, alertmanager, slack, pagerduty, email");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n", 2, "notifier 'ops': key 'url'", "missing");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: ftp://x/\n", 4, "key 'url'",
 		"'ftp://x/' is not an http:// or https:// URL");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: \"http://x/a b\"\n", 4, "key 'url'", "URL");
-	refused("notifiers:\n  - name: ops\n    type: log\n    url: http://x/\n", 4, "key 'url'", "only for webhook notifiers");
+	refused("notifiers:\n  - name: ops\n    type: log\n    url: http://x/\n", 4, "key 'url'", "not a key of a log notifier");
 	refused("notifiers:\n  - name: ops\n    type: log\n  - name: ops\n    type: log\n", 4, "notifier 'ops': key 'name'",
 		"already defined at line 2");
 	refused("notifiers:\n  - type: log\n", 2, "notifier #1: key 'name'", "missing");
@@ -262,7 +264,7 @@ static void test_refusals_notifiers(void **state)
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: http://x/\n    timeout: 90s\n", 5, "key 'timeout'",
 		"out of range (100ms to 1m)");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: http://x/\n    retries: 3\n", 5, "key 'retries'",
-		"unknown key (expected one of: name, type, url, timeout, max_attempts, headers, secret)");
+		"unknown key (expected one of: name, type, url, timeout, max_attempts, headers, secret, template,");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: http://x/\n    headers: {Idempotency-Key: x}\n", 5,
 		"key 'headers.Idempotency-Key'", "set by errq");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: http://x/\n    headers: {\"X A\": x}\n", 5,
@@ -273,6 +275,38 @@ static void test_refusals_notifiers(void **state)
 		"key 'headers.x-a'", "set twice");
 	refused("notifiers:\n  - name: ops\n    type: webhook\n    url: http://x/\n    secret: \"\"\n", 5, "key 'secret'",
 		"1 to 256 bytes");
+	/* the integrations (docs/alerts.md "Notifier types") */
+	refused("notifiers:\n  - name: s\n    type: slack\n    url: http://x/\n    template: \"{{rule}} {{nope}}\"\n", 5,
+		"notifier 's': key 'template'", "unknown field '{{nope}}' (known: rule, key, severity, status, count,");
+	refused("notifiers:\n  - name: s\n    type: slack\n    url: http://x/\n    template: \"{{rule\"\n", 5,
+		"key 'template'", "'{{' at byte 1 is not closed by '}}'");
+	refused("notifiers:\n  - name: s\n    type: slack\n    url: http://x/\n    secret: k\n", 5, "key 'secret'",
+		"not a key of a slack notifier");
+	refused("notifiers:\n  - name: s\n    type: slack\n    url: http://x/\n    link_template: \"http://e/{{link}}\"\n", 5,
+		"key 'link_template'", "'{{link}}' cannot be used in link_template");
+	refused("notifiers:\n  - name: s\n    type: slack\n    url: http://x/\n    link_template: \"ftp://e/{{event_id}}\"\n",
+		5, "key 'link_template'", "does not start with http:// or https://");
+	refused("notifiers:\n  - name: p\n    type: pagerduty\n", 2, "notifier 'p': key 'routing_key'",
+		"missing (routing_key, routing_key_file or routing_key_env)");
+	refused("notifiers:\n  - name: p\n    type: pagerduty\n    routing_key_env: ERRQ_TEST_NO_SUCH_VAR\n", 4,
+		"key 'routing_key_env'", "environment variable 'ERRQ_TEST_NO_SUCH_VAR' is not set");
+	refused("notifiers:\n  - name: p\n    type: pagerduty\n    routing_key_file: /nonexistent/key\n", 4,
+		"key 'routing_key_file'", "cannot read '/nonexistent/key': No such file or directory");
+	refused("notifiers:\n  - name: p\n    type: pagerduty\n    routing_key: abc\n    routing_key_env: HOME\n", 5,
+		"key 'routing_key_env'", "the routing key is already given at line 4");
+	refused("notifiers:\n  - name: m\n    type: email\n    url: http://x/\n", 4, "key 'url'",
+		"'http://x/' is not an smtp:// or smtps:// URL");
+	refused("notifiers:\n  - name: m\n    type: email\n    url: smtp://x\n    to: [a@b]\n", 2, "key 'from'", "missing");
+	refused("notifiers:\n  - name: m\n    type: email\n    url: smtp://x\n    from: \"a@b\\r\\nBcc: c@d\"\n", 5,
+		"key 'from'", "is not a mail address");
+	refused("notifiers:\n  - name: m\n    type: email\n    url: smtp://x\n    from: a@b\n    to: [a@b]\n"
+		"    subject: \"x\\r\\nBcc: evil@x {{rule}}\"\n", 7, "key 'subject'", "must be one line (no CR or LF");
+	refused("notifiers:\n  - name: m\n    type: email\n    url: smtp://x\n    from: a@b\n    to: [a@b]\n    username: u\n",
+		2, "key 'password'", "missing (SMTP auth takes both");
+	refused("notifiers:\n  - name: m\n    type: email\n    url: smtps://x\n    from: a@b\n    to: [a@b]\n    starttls: required\n",
+		2, "key 'starttls'", "not with smtps://");
+	refused("notifiers:\n  - name: a\n    type: alertmanager\n    url: http://am:9093\n    resend_interval: 500ms\n", 5,
+		"key 'resend_interval'", "out of range (1s to 1h)");
 	/* rules name notifiers */
 	refused(RULE_HEAD "    notify: [pager]\n", 4, "key 'notify'", "unknown notifier 'pager' (no notifiers are defined)");
 	refused("notifiers:\n  - {name: ops, type: log}\n  - {name: mail, type: log}\n" RULE_HEAD "    notify: [ops, pager]\n",
@@ -281,6 +315,34 @@ static void test_refusals_notifiers(void **state)
 		"'ops' listed twice");
 	refused("notifiers:\n  - {name: ops, type: log}\n" RULE_HEAD "    notify: ops\n", 6, "key 'notify'",
 		"expected a list, like [ops]");
+}
+
+/* Templates render each value escaped for its target; the literal text as written. */
+static void test_template_render(void **state)
+{
+	char out[RULES_TEMPLATE_OUT_MAX + 1], why[600];
+	const char *v[TPL_N_FIELDS] = {[TPL_RULE] = "r<1>", [TPL_MESSAGE] = "a & b\r\nSubject: x", [TPL_KEY] = "service=a b/c"};
+	rules_template_render("*{{rule}}*: {{ message }}{{link}}", v, TPL_ESC_SLACK, out, sizeof(out), NULL);
+	assert_string_equal(out, "*r&lt;1&gt;*: a &amp; b\r\nSubject: x");
+	rules_template_render("[{{rule}}] {{message}}", v, TPL_ESC_LINE, out, sizeof(out), NULL);
+	assert_string_equal(out, "[r<1>] a & b  Subject: x");
+	rules_template_render("http://e/?k={{key}}", v, TPL_ESC_URL, out, sizeof(out), NULL);
+	assert_string_equal(out, "http://e/?k=service%3Da%20b%2Fc");
+	/* cut to the output's size at a character boundary, with an ellipsis */
+	const char *w[TPL_N_FIELDS] = {[TPL_MESSAGE] = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"};
+	bool cut = false;
+	size_t n = rules_template_render("{{message}}", w, TPL_ESC_NONE, out, 10, &cut);
+	assert_true(cut);
+	assert_int_equal(n, 9); /* 6 bytes of text (three 2-byte characters), then the 3-byte ellipsis */
+	assert_string_equal(out, "\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x80\xa6");
+	/* a value cut inside never leaves half a character or half an escape */
+	const char *x[TPL_N_FIELDS] = {[TPL_MESSAGE] = "ab\xc3\xa9&"};
+	rules_template_render("{{message}}", x, TPL_ESC_NONE, out, 2 + 1 + 3 + 1, &cut); /* room for "ab" + 1 */
+	assert_string_equal(out, "ab\xe2\x80\xa6");
+	rules_template_render("{{message}}", x, TPL_ESC_SLACK, out, 6 + 3 + 1, &cut); /* "ab\xc3\xa9" fits, "&amp;" not */
+	assert_string_equal(out, "ab\xc3\xa9\xe2\x80\xa6");
+	assert_int_equal(rules_template_check("{{count}} in {{window}}s", true, true, why, sizeof(why)), 0);
+	assert_int_equal(rules_template_check("", true, false, why, sizeof(why)), -1);
 }
 
 static void test_limits(void **state)
@@ -719,6 +781,7 @@ int main(void)
 	    cmocka_unit_test(test_empty),
 	    cmocka_unit_test(test_refusals_rules),
 	    cmocka_unit_test(test_refusals_notifiers),
+	    cmocka_unit_test(test_template_render),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_load_file),
 	    cmocka_unit_test(test_match_globs),
