@@ -186,6 +186,7 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 #define STORE_MAINT_MAX_ROWS 16384 /* the most rows an event sweep scans in one step */
 #define STORE_CAP_CHECK_NS (10ULL * 1000000000ULL) /* how often to look for groups over the cap */
 #define STORE_CAP_RECHECK_NS (1ULL * 1000000000ULL) /* ... after a pass that deleted some */
+#define STORE_FOLD_CHECK_NS (60ULL * 1000000000ULL) /* how often to look for minutes to fold */
 #define STORE_VACUUM_PAGES 256 /* pages given back a step */
 #define STORE_VACUUM_SLACK 16  /* free pages up to 1/16 of the file stay for inserts to reuse */
 struct store_maint_opts {

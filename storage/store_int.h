@@ -109,6 +109,7 @@ struct store {
 	bool cap_sweeping;               /* a sweep is under way (some group was over the cap) */
 	struct store_maint_scratch *maint; /* writer only: the rows an upkeep step deletes */
 	uint64_t cap_next_check;         /* when to look for groups over the cap again */
+	uint64_t fold_next_check;        /* when to look for minute counts to fold again */
 	struct store_write_stats wst;
 	uint64_t txn_overflow;           /* overflow events of the open transaction */
 	uint64_t txn_dropped;            /* events counted, not stored, in the open transaction */

@@ -260,19 +260,26 @@ out:
 	return rc;
 }
 
-/* Folds minute counts older than the cutoff into hourly ones, the oldest hour first. */
-static int fold_step(struct store *s, int64_t cutoff_minute, bool *more)
+/* Folds minute counts older than the cutoff into hourly ones, the oldest hour first.  Finding
+ * the oldest minute scans group_minutes (its key starts with the group), so after a look that
+ * found nothing to fold the next waits STORE_FOLD_CHECK_NS: minute counts are folded within a
+ * minute of their hour passing the cutoff. */
+static int fold_step(struct store *s, int64_t cutoff_minute, uint64_t now_ns, bool *more)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t oldest = -1;
+	if (now_ns < s->fold_next_check)
+		return 0;
 	if (sqlite3_prepare_v2(s->db, "SELECT min(minute) FROM group_minutes", -1, &st, NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare fold");
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		oldest = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	/* fold whole hours only: the hour of the oldest minute, when all of it is past the cutoff */
-	if (oldest < 0 || (oldest / 60 + 1) * 60 > cutoff_minute)
+	if (oldest < 0 || (oldest / 60 + 1) * 60 > cutoff_minute) {
+		s->fold_next_check = now_ns + STORE_FOLD_CHECK_NS;
 		return 0;
+	}
 	int64_t lo = oldest / 60 * 60, hi = lo + 60;
 	const char *sql[] = {
 	    "INSERT INTO group_hours (group_id, hour, env_id, count)"
@@ -343,7 +350,7 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 		uint64_t cutoff = o->now_ns - o->retention_ns;
 		rc = retention_step(s, cutoff, max_rows, more);
 		if (!rc)
-			rc = fold_step(s, (int64_t)(cutoff / NS_PER_MINUTE), more);
+			rc = fold_step(s, (int64_t)(cutoff / NS_PER_MINUTE), o->now_ns, more);
 	}
 	if (!rc && o->per_group_cap)
 		rc = cap_step(s, o->per_group_cap, o->now_ns, max_rows, more);

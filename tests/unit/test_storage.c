@@ -1261,8 +1261,12 @@ static void test_retention_folds_minutes_into_hours(void **state)
 	assert_int_equal(ws.minutes_folded, 4); /* group minute rows: fa 0 (x2 envs), fa 59, fb 30 */
 	assert_int_equal(ws.events_deleted_retention, 6);
 
-	/* a minute of an already folded hour (late aggregate) adds to the hour's count */
+	/* a minute of an already folded hour (late aggregate) adds to the hour's count, at the
+	 * next look for minutes to fold (STORE_FOLD_CHECK_NS after one that found none) */
 	add_at(s, "fb", "billing", NULL, base + 31 * MIN_NS, k++, NULL);
+	maintain_all(s, &mo);
+	assert_int_equal(q1f("SELECT h.count " HOURS_OF("fb"), (long long)(h0)), 1);
+	mo.now_ns += STORE_FOLD_CHECK_NS;
 	maintain_all(s, &mo);
 	assert_int_equal(q1f("SELECT h.count " HOURS_OF("fb"), (long long)(h0)), 2);
 	assert_int_equal(q1("SELECT (SELECT sum(count) FROM group_minutes) + (SELECT sum(count) FROM group_hours)"), 11);
