@@ -49,7 +49,8 @@ enum {
 /* COUNT is the window's count: without --since and --env it equals TOTAL, and its cells stay
  * empty so the column goes away.  Text columns are cut (the widest first); ids, counts and
  * times never.  On a narrow terminal code, environment, status, the sparkline and first seen
- * go, in that order: "how often lately?" and "is it new?" are worth keeping longest. */
+ * go, in that order: "how often lately?" and "is it new?" are worth keeping longest.  The
+ * status never goes silently: it folds into the message, "(resolved) connection reset". */
 static const struct cli_col cols[NCOLS] = {
     [C_FP] = {"FINGERPRINT", 0, 1, 16, 0},
     [C_SERVICE] = {"SERVICE", 0, 2, 10, 0},
@@ -63,7 +64,7 @@ static const struct cli_col cols[NCOLS] = {
     [C_SPARK] = {"LAST HOUR", CLI_COL_HIDE_EMPTY, 0, 0, 2},
     [C_FIRST] = {"FIRST SEEN", 0, 0, 0, 1},
     [C_LAST] = {"LAST SEEN", 0, 0, 0, 0},
-    [C_STATUS] = {"STATUS", CLI_COL_HIDE_EMPTY, 0, 0, 3},
+    [C_STATUS] = {"STATUS", CLI_COL_HIDE_EMPTY | CLI_COL_FOLD, 0, 0, 3},
     [C_MESSAGE] = {"MESSAGE", 0, 4, 24, 0},
 };
 

@@ -920,6 +920,39 @@ static void test_table(void **state)
 	free(out);
 	cli_table_release(&t);
 
+	/* a column that folds (a group's status) is never silently lost: when it must go, its
+	 * cells go before those of the column it folds into, at every width */
+	const struct cli_col fcols[] = {
+	    {"FINGERPRINT", 0, 0, 0, 0},
+	    {"LAST SEEN", 0, 0, 0, 0},
+	    {"STATUS", CLI_COL_HIDE_EMPTY | CLI_COL_FOLD, 0, 0, 1},
+	    {"MESSAGE", 0, 3, 6, 0},
+	};
+	cli_table_init(&t, fcols, 4);
+	const char *f1[] = {"0123456789abcdef", "3m ago", "regression", "upstream timed out"};
+	const char *f2[] = {"fedcba9876543210", "1h ago", "resolved", "card declined by the bank"};
+	assert_int_equal(cli_table_add(&t, f1, NULL), 0);
+	assert_int_equal(cli_table_add(&t, f2, NULL), 0);
+	out = render(&t, 200);
+	assert_string_equal(out, "FINGERPRINT       LAST SEEN  STATUS      MESSAGE\n"
+				 "0123456789abcdef  3m ago     regression  upstream timed out\n"
+				 "fedcba9876543210  1h ago     resolved    card declined by the bank\n");
+	free(out);
+	out = render(&t, 40);
+	/* the row stays too wide rather than cut into the status: 6 columns of message kept */
+	assert_string_equal(out, "FINGERPRINT       LAST SEEN  (STATUS) MESSAGE\n"
+				 "0123456789abcdef  3m ago     (regression) upstre" CLI_ELLIPSIS "\n"
+				 "fedcba9876543210  1h ago     (resolved) card dec" CLI_ELLIPSIS "\n");
+	free(out);
+	for (size_t w = 20; w <= 120; w += 5) {
+		out = render(&t, w);
+		char *row2 = strchr(out, '\n') + 1, *row3 = strchr(row2, '\n') + 1;
+		if (!strstr(row2, "regression") || !strstr(row3, "resolved"))
+			fail_msg("width %zu hides a status:\n%s", w, out);
+		free(out);
+	}
+	cli_table_release(&t);
+
 	/* an empty table prints its header (callers print "no events" instead) */
 	cli_table_init(&t, cols, 4);
 	out = render(&t, 80);
