@@ -345,6 +345,53 @@ int cli_name_valid(const char *s)
 	return n && n <= CLI_NAME_MAX && !has_control(s) ? 0 : -1;
 }
 
+int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1])
+{
+	size_t n = strnlen(s, CLI_FINGERPRINT_LEN + 1);
+	if (n != CLI_FINGERPRINT_LEN)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return -1;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+#define CLI_PORT_MAX 65535
+
+int cli_addr_check(const char *addr, char *err, size_t errlen)
+{
+	const char *port;
+	if (!strncmp(addr, "unix:", 5) || !strncmp(addr, "unix-abstract:", 14))
+		return 0;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (!end || (end[1] && end[1] != ':')) {
+			errq_snprintf(err, errlen, "expected [ADDRESS]:PORT");
+			return -1;
+		}
+		if (!end[1])
+			return 0; /* no port: gRPC's default */
+		port = end + 2;
+	} else {
+		port = strrchr(addr, ':');
+		if (!port)
+			return 0;
+		port++;
+	}
+	char *e = NULL;
+	errno = 0;
+	long v = all_digits(port) ? strtol(port, &e, 10) : -1;
+	if (!*port || !all_digits(port) || errno || v < 1 || v > CLI_PORT_MAX) {
+		errq_snprintf(err, errlen, "port '%.16s' is %s 1 to %d", port,
+			      all_digits(port) && *port ? "out of range" : "not a number from", CLI_PORT_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_event_id_parse(const char *s, uint8_t out[CLI_EVENT_ID_LEN])
 {
 	char hex[2 * CLI_EVENT_ID_LEN + 1];
@@ -394,6 +441,7 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 			return -1;
 		}
 		a->addr = val;
+		a->addr_set = true;
 		break;
 	case FL_OUTPUT:
 		if (cli_output_parse(val, &a->output)) {
@@ -691,6 +739,11 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 	if (family && !a->cmd) {
 		cli_cmd_family(cmds, ncmds, family, subs, sizeof(subs));
 		errq_snprintf(err, errlen, "'errq %s' needs a command: %s (see 'errq --help')", family, subs);
+		return -1;
+	}
+	char aerr[96];
+	if (cli_addr_check(a->addr, aerr, sizeof(aerr))) {
+		errq_snprintf(err, errlen, "invalid %s '%s' (%s)", a->addr_set ? "--addr" : "ERRQ_ADDR", a->addr, aerr);
 		return -1;
 	}
 	if (!a->tls_cert != !a->tls_key) {

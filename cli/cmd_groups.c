@@ -369,11 +369,11 @@ int cli_cmd_group(struct cli_ctx *ctx)
 	const struct cli_args *a = ctx->args;
 	Errq__V1__GetGroupRequest req = ERRQ__V1__GET_GROUP_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	const char *fp;
-	int rc = cli_arg_fingerprint(ctx, &fp);
+	char fp[CLI_FINGERPRINT_LEN + 1];
+	int rc = cli_arg_fingerprint(ctx, fp);
 	if (rc)
 		goto out;
-	req.fingerprint = (char *)fp;
+	req.fingerprint = fp;
 	req.since_unix_nano = a->since_ns;
 	req.environment = (char *)a->env;
 	req.histogram_minutes = CLI_HIST_DEFAULT_MINUTES;
@@ -404,11 +404,11 @@ static int set_status(struct cli_ctx *ctx, const char *status)
 {
 	Errq__V1__SetGroupStatusRequest req = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	const char *fp;
-	int rc = cli_arg_fingerprint(ctx, &fp);
+	char fp[CLI_FINGERPRINT_LEN + 1];
+	int rc = cli_arg_fingerprint(ctx, fp);
 	if (rc)
 		return rc;
-	req.fingerprint = (char *)fp;
+	req.fingerprint = fp;
 	req.status = (char *)status;
 	errq_snprintf(ctx->what, sizeof(ctx->what), "group %.100s", fp);
 	rc = cli_call(ctx, "/errq.v1.Query/SetGroupStatus", &req.base, &errq__v1__group__descriptor, &resp);
