@@ -55,7 +55,7 @@ const struct cli_cmd cli_commands[] = {
 	.name = "events",
 	.run = cli_cmd_events,
 	.summary = "list stored events, newest first",
-	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP,
+	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP,
 	.description =
 	    "Events come newest first by the time the collector received them.  The table\n"
 	    "shows that time relative to now and cuts the message to fit the terminal;\n"

@@ -129,6 +129,7 @@ int cli_cmd_events(struct cli_ctx *ctx)
 	cli_rows_init(&rows);
 	req.service = (char *)a->service;
 	req.environment = (char *)a->env;
+	req.error_type = (char *)a->type_glob;
 	req.since_unix_nano = a->since_ns;
 	char fp[CLI_FINGERPRINT_LEN + 1] = "";
 	int rc = 0;

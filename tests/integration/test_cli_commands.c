@@ -570,6 +570,32 @@ static void test_same_words(void **state)
 	}
 }
 
+/* `errq events --type GLOB`: the collector filters (the newest-first scan and a group's
+ * chain alike), as groups and tail do. */
+static void test_events_type(void **state)
+{
+	json_t *ev = errq_json("events", "--type", "Timeout*", NULL);
+	assert_true(json_array_size(ev) >= 2);
+	for (size_t i = 0; i < json_array_size(ev); i++)
+		assert_string_equal(jstr(json_array_get(ev, i), "error_type"), "TimeoutError");
+	json_decref(ev);
+	ev = errq_json("events", "--type", "Key?rror", "--service", "billing", NULL);
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(jstr(json_array_get(ev, 0), "error_type"), "KeyError");
+	json_decref(ev);
+	/* a group's events: the chain walk filters too; the group is there, so no "not found" */
+	ev = errq_json("events", "--group", FP, "--type", "Key*", NULL);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+	ev = errq_json("events", "--group", FP, "--type", "*Timeout*", NULL);
+	assert_true(json_array_size(ev) >= 2);
+	json_decref(ev);
+	/* '[' is a character, not a class, as for groups */
+	ev = errq_json("events", "--type", "[TK]*", NULL);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+}
+
 /* `errq groups` never hides a group's status: at every width (COLUMNS, stdout a pipe) each
  * row says unresolved, resolved, ignored or regression, in its column or folded into the
  * message. */
@@ -723,6 +749,7 @@ int main(void)
 	    cmocka_unit_test(test_tail_collector_gone),
 	    cmocka_unit_test(test_hostile_text_is_inert),
 	    cmocka_unit_test(test_same_words),
+	    cmocka_unit_test(test_events_type),
 	    cmocka_unit_test(test_groups_status_every_width),
 	};
 	grpc_init();

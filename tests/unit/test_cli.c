@@ -218,8 +218,8 @@ static void test_help_text(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	assert_int_equal(cli_help_cmd(f, cli_cmd_find(cmds, NCMDS, "events")), 0);
 	fclose(f);
-	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--env NAME] [--group FINGERPRINT]\n"
-				    "                   [--since WHEN] [--limit N]\n"));
+	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--env NAME] [--type GLOB]\n"
+				    "                   [--group FINGERPRINT] [--since WHEN] [--limit N]\n"));
 	assert_non_null(strstr(buf, "  --limit N"));
 	/* help lines are wrapped */
 	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
@@ -299,8 +299,11 @@ static void test_args_filters(void **state)
 	assert_non_null(strstr(err, "invalid --until 'soon'"));
 
 	/* a command only takes the filters it declares */
-	assert_int_equal(parse(&a, "events", "--type", "X"), -1);
-	assert_string_equal(err, "'errq events' does not take --type (see 'errq events --help')");
+	assert_int_equal(parse(&a, "events", "--status", "resolved"), -1);
+	assert_string_equal(err, "'errq events' does not take --status (see 'errq events --help')");
+	/* events takes the filters of groups and tail (issue 15) */
+	assert_int_equal(parse(&a, "events", "--type", "Timeout*", "--env", "prod", "--service", "api"), 0);
+	assert_string_equal(a.type_glob, "Timeout*");
 	assert_int_equal(parse(&a, "tail", "--since", "1h"), -1);
 	assert_string_equal(err, "'errq tail' does not take --since (see 'errq tail --help')");
 	assert_int_equal(parse(&a, "tail", "--group", "9a819d75c2334547", "--type", "*Error"), 0);
