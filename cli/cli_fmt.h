@@ -29,6 +29,10 @@ enum cli_exit {
 	CLI_EXIT_REFUSED = 4,     /* authentication or role */
 };
 
+/* "1 rule", "2 rules", "0 rules": n and the noun for it into buf (one: the singular, many:
+ * the plural).  Returns buf. */
+char *cli_count(char *buf, size_t n, uint64_t count, const char *one, const char *many);
+
 /* The exit code for a call that ended with status c (see docs/errq.1, EXIT STATUS). */
 int cli_exit_for_status(grpc_status_code c);
 

@@ -473,9 +473,8 @@ static int alert_id_arg(struct cli_ctx *ctx, uint8_t id[CLI_ALERT_ID_LEN])
 		}
 	}
 	if (!rc && !found) {
-		cli_error("alert '%s' not found at collector %s (no alert id ends with it among the newest %zu "
-			  "alerts)",
-			  suffix, ctx->args->addr, rows.nrows);
+		cli_error("alert '%s' not found at collector %s (no alert id ends with it among the newest %zu%s)",
+			  suffix, ctx->args->addr, rows.nrows, rows.nrows == 1 ? " alert" : " alerts");
 		rc = CLI_EXIT_NOT_FOUND;
 	} else if (!rc && found > 1) {
 		cli_error("%zu alert ids end with '%s': give more of the id", found, suffix);
@@ -491,7 +490,7 @@ static int alert_id_arg(struct cli_ctx *ctx, uint8_t id[CLI_ALERT_ID_LEN])
 
 static void alert_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__Alert *al)
 {
-	char when[ERRQ_RFC3339_BUFSZ + 64], hex[2 * CLI_ALERT_ID_LEN + 1], st[64];
+	char when[ERRQ_RFC3339_BUFSZ + 64], hex[2 * CLI_ALERT_ID_LEN + 1], st[64], nf[48];
 	struct errq_buf b;
 	errq_buf_init(&b, CLI_DETAIL_VALUE_MAX);
 	errq_hex_encode(al->alert_id.data, al->alert_id.len < CLI_ALERT_ID_LEN ? al->alert_id.len : CLI_ALERT_ID_LEN,
@@ -509,8 +508,9 @@ static void alert_detail(const struct cli_ctx *ctx, struct cli_detail *d, const 
 				  *al->resolve_reason ? ": " : "", al->resolve_reason);
 	cli_detail_field(d, "circuit", state_name(al->state), state_style(al->state));
 	if (al->window_seconds)
-		cli_detail_fieldf(d, "fired on", CLI_STYLE_NONE, "%llu failures in %us",
-				  (unsigned long long)al->failures_in_window, al->window_seconds);
+		cli_detail_fieldf(d, "fired on", CLI_STYLE_NONE, "%s in %us",
+				  cli_count(nf, sizeof(nf), al->failures_in_window, "failure", "failures"),
+				  al->window_seconds);
 	cli_detail_section(d, "deliveries (oldest first)");
 	if (!al->n_delivery)
 		cli_detail_text(d, "none (the rule notifies no one, or nothing was sent yet)", CLI_STYLE_DIM);

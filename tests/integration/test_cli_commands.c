@@ -570,6 +570,39 @@ static void test_same_words(void **state)
 	}
 }
 
+/* Singular and plural: "1 rule", "1 group", "0 duplicates" (errq status of a collector
+ * with one rule and one event). */
+static void test_singular_plural(void **state)
+{
+	char cfg[] = "/tmp/errq-cfg-XXXXXX";
+	int fd = mkstemp(cfg);
+	assert_true(fd >= 0);
+	const char yaml[] = "notifiers:\n  - name: journal\n    type: log\n"
+			    "rules:\n  - name: r1\n    match: {service: svc}\n    group_by: [service]\n"
+			    "    trip: {failures: 5, window: 60s}\n    notify: [journal]\n";
+	assert_int_equal(write(fd, yaml, sizeof(yaml) - 1), (ssize_t)(sizeof(yaml) - 1));
+	close(fd);
+	const char *extra[] = {"--config", cfg, NULL};
+	struct errqd_proc P;
+	memset(&P, 0, sizeof(P));
+	assert_int_equal(errqd_start(&P, extra), 0);
+	struct errq_idgen g;
+	errq_idgen_init(&g);
+	assert_int_equal(report_batch(P.addr, &g, 1, "svc", "OneError"), 1);
+	const char *argv[] = {ERRQ_CLI_PATH, "status", NULL};
+	char *out = NULL, *err = NULL;
+	assert_int_equal(run_capture(argv, P.addr, &out, &err), 0);
+	const char *want[] = {"1 stored in 1 group\n", "0 duplicates,", "1 rule, 1 circuit (", "0 streams waiting"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(out, want[i]))
+			fail_msg("'%s' not in errq status:\n%s", want[i], out);
+	free(out);
+	free(err);
+	assert_int_equal(errqd_stop(&P, SIGTERM), 0);
+	errqd_cleanup(&P);
+	unlink(cfg);
+}
+
 /* `errq events --type GLOB`: the collector filters (the newest-first scan and a group's
  * chain alike), as groups and tail do. */
 static void test_events_type(void **state)
@@ -750,6 +783,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_text_is_inert),
 	    cmocka_unit_test(test_same_words),
 	    cmocka_unit_test(test_events_type),
+	    cmocka_unit_test(test_singular_plural),
 	    cmocka_unit_test(test_groups_status_every_width),
 	};
 	grpc_init();
