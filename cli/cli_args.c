@@ -67,14 +67,11 @@ static const struct flag_def {
      "bearer token for the collector (default: $ERRQ_TOKEN, which other users cannot see in ps)"},
     {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
     {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
-    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE,
-     "only this service (token new: a service the token may report, a glob; repeat it)"},
+    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
     {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
     {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
-    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS,
-     "only rows with this status: groups unresolved, resolved or ignored; alerts firing or resolved"},
-    {FL_RULE, "rule", 0, "NAME", CLI_F_RULE,
-     "only this rule's circuits or alerts (its name in the rules file); silence add: the rule silenced"},
+    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS, "only rows with this status"},
+    {FL_RULE, "rule", 0, "NAME", CLI_F_RULE, "only this rule's rows (its name in the rules file)"},
     {FL_STATE, "state", 0, "STATE", CLI_F_STATE, "only circuits in this state: closed, open or half_open"},
     {FL_MATCH, "match", 0, "FIELD=GLOB", CLI_F_MATCH,
      "only the circuits whose key has FIELD matching GLOB (* ? [...]); repeat for more fields "
@@ -93,11 +90,41 @@ static const struct flag_def {
     {FL_UNTIL, "until", 0, "WHEN", CLI_F_UNTIL, "with --since: end the window at WHEN (same forms as --since)"},
     {FL_SORT, "sort", 0, "KEY", CLI_F_SORT,
      "count (most events in the window first), last_seen (the default) or first_seen (newest groups first)"},
-    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT,
-     "at most N rows (default 100, at most 100000); tail: stop after N events; explain-circuit: the newest N "
-     "transitions (at most 1000)"},
+    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT, "at most N rows (default 100, at most 100000)"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+/* What a flag means to one command, where that differs from its line above: a command's
+ * help describes its own flags only, never another command's use of them. */
+static const struct flag_note {
+	enum flag_id id;
+	const char *cmd;
+	const char *help;
+} flag_notes[] = {
+    {FL_SERVICE, "token new", "a service the token may report, a glob ('pay*'; '*' for all); repeat it"},
+    {FL_STATUS, "groups", "only groups with this status: unresolved, resolved or ignored"},
+    {FL_STATUS, "alerts", "only alerts with this status: firing or resolved"},
+    {FL_RULE, "circuits", "only this rule's circuits (its name in the rules file)"},
+    {FL_RULE, "alerts", "only this rule's alerts (its name in the rules file)"},
+    {FL_RULE, "silence add", "the rule silenced (its name in the rules file)"},
+    {FL_LIMIT, "tail", "stop after N events"},
+    {FL_LIMIT, "explain-circuit", "the newest N transitions (default 100, at most 1000)"},
+    {FL_SINCE, "alerts", "only the alerts opened or updated since WHEN: a duration back from now (30m, 1h, 2d) "
+			 "or an RFC 3339 time"},
+    {FL_SINCE, "group", "count only the events received since WHEN (the histogram covers up to a day of it): a "
+			"duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
+    {FL_ENV, "group", "count only this environment's events"},
+    {FL_ENV, "groups", "count only this environment's events; groups without any are left out"},
+};
+
+/* d's help for command c (NULL: the general line). */
+static const char *flag_help(const struct flag_def *d, const struct cli_cmd *c)
+{
+	for (size_t k = 0; c && k < sizeof(flag_notes) / sizeof(flag_notes[0]); k++)
+		if (flag_notes[k].id == d->id && !strcmp(flag_notes[k].cmd, c->name))
+			return flag_notes[k].help;
+	return d->help;
+}
 
 void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_color)
 {
@@ -836,7 +863,7 @@ static void print_wrapped(FILE *f, const char *text, size_t col)
 	fputc('\n', f);
 }
 
-static void print_flag(FILE *f, const struct flag_def *d)
+static void print_flag(FILE *f, const struct flag_def *d, const struct cli_cmd *c)
 {
 	char syn[64];
 	flag_synopsis(d, true, syn, sizeof(syn));
@@ -844,7 +871,7 @@ static void print_flag(FILE *f, const struct flag_def *d)
 		fprintf(f, "  %-*s ", HELP_INDENT - 3, syn);
 	else
 		fprintf(f, "  %s\n%*s", syn, HELP_INDENT, "");
-	print_wrapped(f, d->help, HELP_INDENT);
+	print_wrapped(f, flag_help(d, c), HELP_INDENT);
 }
 
 int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
@@ -859,7 +886,7 @@ int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
 	fprintf(f, "\nglobal flags (before or after the command):\n");
 	for (size_t k = 0; k < NFLAGS; k++)
 		if (!flags[k].bit)
-			print_flag(f, &flags[k]);
+			print_flag(f, &flags[k], NULL);
 	fprintf(f, "\nexit status: 0 ok, 1 usage, 2 collector unreachable or failed, 3 not found,\n"
 		   "4 refused by authentication or role.\n"
 		   "See 'errq help <command>' for a command's flags, and errq(1).\n");
@@ -901,7 +928,7 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 		fprintf(f, "\nflags:\n");
 		for (size_t k = 0; k < NFLAGS; k++)
 			if (flags[k].bit & c->flags)
-				print_flag(f, &flags[k]);
+				print_flag(f, &flags[k], c);
 	}
 	fprintf(f, "\nglobal flags: --addr, -o, --no-color, --timeout, --token, --tls, --ca, --cert,\n"
 		   "--key (see 'errq --help')\n");

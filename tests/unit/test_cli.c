@@ -255,6 +255,40 @@ static void test_help_text(void **state)
 	free(buf);
 }
 
+/* Each command's help describes its own flags only (issue 15): no line about what a flag
+ * means to another command. */
+static void test_help_own_flags(void **state)
+{
+	static const char *const others[] = {"tail:", "explain-circuit:", "token new:", "silence add:",
+					     "groups unresolved", "alerts firing"};
+	for (size_t i = 0; i < NCMDS; i++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		assert_int_equal(cli_help_cmd(f, &cmds[i]), 0);
+		fclose(f);
+		for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++)
+			if (strstr(buf, others[k]))
+				fail_msg("'errq %s --help' has '%s':\n%s", cmds[i].name, others[k], buf);
+		const char *want = NULL, *not = NULL;
+		if (!strcmp(cmds[i].name, "tail"))
+			want = "stop after N events", not = "rows";
+		else if (!strcmp(cmds[i].name, "token new"))
+			want = "the token may report", not = "only this service";
+		else if (!strcmp(cmds[i].name, "groups"))
+			want = "only groups with this status: unresolved,", not = "firing";
+		else if (!strcmp(cmds[i].name, "alerts"))
+			want = "firing or resolved", not = "ignored";
+		else if (!strcmp(cmds[i].name, "explain-circuit"))
+			want = "the newest N transitions", not = "100000";
+		if (want && !strstr(buf, want))
+			fail_msg("'errq %s --help' lacks '%s':\n%s", cmds[i].name, want, buf);
+		if (not && strstr(buf, not))
+			fail_msg("'errq %s --help' has '%s':\n%s", cmds[i].name, not, buf);
+		free(buf);
+	}
+}
+
 static void test_args_filters(void **state)
 {
 	struct cli_args a;
@@ -1340,6 +1374,7 @@ int main(void)
 	    cmocka_unit_test(test_glob_and_names),
 	    cmocka_unit_test(test_event_id_parse),
 	    cmocka_unit_test(test_help_text),
+	    cmocka_unit_test(test_help_own_flags),
 	    cmocka_unit_test(test_exit_codes),
 	    cmocka_unit_test(test_reach_reason),
 	    cmocka_unit_test(test_fmt_ms),
