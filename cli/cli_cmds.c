@@ -60,7 +60,8 @@ const struct cli_cmd cli_commands[] = {
 	    "Events come newest first by the time the collector received them.  The table\n"
 	    "shows that time relative to now and cuts the message to fit the terminal;\n"
 	    "-o json and -o jsonl give every field, with RFC 3339 UTC times and\n"
-	    "32-hex-digit event ids.\n",
+	    "32-hex-digit event ids.  Exits 3 when --group names a group the collector\n"
+	    "does not have.\n",
     },
     {
 	.name = "event",
@@ -88,7 +89,8 @@ const struct cli_cmd cli_commands[] = {
 	    "too slowly, a line on standard error says how many.\n"
 	    "\n"
 	    "Ctrl-C, SIGTERM or a closed pipe stop it with exit 0; it exits 2 when the\n"
-	    "collector goes away.  --timeout bounds only getting a connection.\n",
+	    "collector goes away ('collector at ADDR shut down; tail ended' when it was\n"
+	    "stopped).  --timeout bounds only getting a connection.\n",
     },
     {
 	.name = "resolve",
