@@ -372,11 +372,8 @@ int cli_name_valid(const char *s)
 	return n && n <= CLI_NAME_MAX && !has_control(s) ? 0 : -1;
 }
 
-int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1])
+int cli_hex_lower(const char *s, size_t n, char *out)
 {
-	size_t n = strnlen(s, CLI_FINGERPRINT_LEN + 1);
-	if (n != CLI_FINGERPRINT_LEN)
-		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (!isxdigit((unsigned char)s[i]))
 			return -1;
@@ -384,6 +381,13 @@ int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1])
 	}
 	out[n] = '\0';
 	return 0;
+}
+
+int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1])
+{
+	if (strnlen(s, CLI_FINGERPRINT_LEN + 1) != CLI_FINGERPRINT_LEN)
+		return -1;
+	return cli_hex_lower(s, CLI_FINGERPRINT_LEN, out);
 }
 
 #define CLI_PORT_MAX 65535

@@ -190,6 +190,9 @@ int cli_glob_valid(const char *s, char *err, size_t errlen);
 int cli_name_valid(const char *s);
 /* A bearer token: 1..CLI_TOKEN_MAX printable ASCII bytes without spaces.  Returns 0 or -1. */
 int cli_token_valid(const char *s);
+/* The n hex digits of s (either case) lowercased into out (n + 1 bytes).  0, or -1 when one
+ * is not a hex digit. */
+int cli_hex_lower(const char *s, size_t n, char *out);
 /* A fingerprint: CLI_FINGERPRINT_LEN hex digits (either case), lowercased into out.
  * Returns 0 or -1. */
 int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1]);
