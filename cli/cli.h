@@ -177,10 +177,14 @@ int cli_print_detail(struct cli_ctx *ctx, const struct cli_detail *d);
 int cli_print_item(struct cli_ctx *ctx, const ProtobufCMessage *m,
 		   json_t *(*to_json)(const struct cli_ctx *ctx, const ProtobufCMessage *m),
 		   void (*to_detail)(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m));
-/* For commands that take an event id / a fingerprint: parses or checks argv[0], printing
- * the usage error.  Return 0 or CLI_EXIT_USAGE. */
+/* For commands that take an event id / a fingerprint: parses argv[0] (a fingerprint
+ * lowercased into fp), printing the usage error: "invalid event id 'X' ..." (the same
+ * word, and exit 1, for every malformed id; a well-formed one the collector does not have
+ * is "... not found", exit 3).  Return 0 or CLI_EXIT_USAGE. */
 int cli_arg_event_id(const struct cli_ctx *ctx, uint8_t id[CLI_EVENT_ID_LEN]);
-int cli_arg_fingerprint(const struct cli_ctx *ctx, const char **fp);
+int cli_arg_fingerprint(const struct cli_ctx *ctx, char fp[CLI_FINGERPRINT_LEN + 1]);
+/* The same for a fingerprint s given as what ("--group"). */
+int cli_check_fingerprint(const char *what, const char *s, char fp[CLI_FINGERPRINT_LEN + 1]);
 
 /* `errq --help` (c NULL) or `errq help CMD` to f; returns the exit code (cli_cmds.c). */
 int cli_help_to(FILE *f, const struct cli_cmd *c);

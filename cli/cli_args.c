@@ -67,14 +67,11 @@ static const struct flag_def {
      "bearer token for the collector (default: $ERRQ_TOKEN, which other users cannot see in ps)"},
     {FL_HELP, "help", 'h', NULL, 0, "show help and exit"},
     {FL_VERSION, "version", 0, NULL, 0, "print the version and exit"},
-    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE,
-     "only this service (token new: a service the token may report, a glob; repeat it)"},
+    {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
     {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
     {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
-    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS,
-     "only rows with this status: groups unresolved, resolved or ignored; alerts firing or resolved"},
-    {FL_RULE, "rule", 0, "NAME", CLI_F_RULE,
-     "only this rule's circuits or alerts (its name in the rules file); silence add: the rule silenced"},
+    {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS, "only rows with this status"},
+    {FL_RULE, "rule", 0, "NAME", CLI_F_RULE, "only this rule's rows (its name in the rules file)"},
     {FL_STATE, "state", 0, "STATE", CLI_F_STATE, "only circuits in this state: closed, open or half_open"},
     {FL_MATCH, "match", 0, "FIELD=GLOB", CLI_F_MATCH,
      "only the circuits whose key has FIELD matching GLOB (* ? [...]); repeat for more fields "
@@ -93,11 +90,41 @@ static const struct flag_def {
     {FL_UNTIL, "until", 0, "WHEN", CLI_F_UNTIL, "with --since: end the window at WHEN (same forms as --since)"},
     {FL_SORT, "sort", 0, "KEY", CLI_F_SORT,
      "count (most events in the window first), last_seen (the default) or first_seen (newest groups first)"},
-    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT,
-     "at most N rows (default 100, at most 100000); tail: stop after N events; explain-circuit: the newest N "
-     "transitions (at most 1000)"},
+    {FL_LIMIT, "limit", 0, "N", CLI_F_LIMIT, "at most N rows (default 100, at most 100000)"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+/* What a flag means to one command, where that differs from its line above: a command's
+ * help describes its own flags only, never another command's use of them. */
+static const struct flag_note {
+	enum flag_id id;
+	const char *cmd;
+	const char *help;
+} flag_notes[] = {
+    {FL_SERVICE, "token new", "a service the token may report, a glob ('pay*'; '*' for all); repeat it"},
+    {FL_STATUS, "groups", "only groups with this status: unresolved, resolved or ignored"},
+    {FL_STATUS, "alerts", "only alerts with this status: firing or resolved"},
+    {FL_RULE, "circuits", "only this rule's circuits (its name in the rules file)"},
+    {FL_RULE, "alerts", "only this rule's alerts (its name in the rules file)"},
+    {FL_RULE, "silence add", "the rule silenced (its name in the rules file)"},
+    {FL_LIMIT, "tail", "stop after N events"},
+    {FL_LIMIT, "explain-circuit", "the newest N transitions (default 100, at most 1000)"},
+    {FL_SINCE, "alerts", "only the alerts opened or updated since WHEN: a duration back from now (30m, 1h, 2d) "
+			 "or an RFC 3339 time"},
+    {FL_SINCE, "group", "count only the events received since WHEN (the histogram covers up to a day of it): a "
+			"duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
+    {FL_ENV, "group", "count only this environment's events"},
+    {FL_ENV, "groups", "count only this environment's events; groups without any are left out"},
+};
+
+/* d's help for command c (NULL: the general line). */
+static const char *flag_help(const struct flag_def *d, const struct cli_cmd *c)
+{
+	for (size_t k = 0; c && k < sizeof(flag_notes) / sizeof(flag_notes[0]); k++)
+		if (flag_notes[k].id == d->id && !strcmp(flag_notes[k].cmd, c->name))
+			return flag_notes[k].help;
+	return d->help;
+}
 
 void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_color)
 {
@@ -345,6 +372,57 @@ int cli_name_valid(const char *s)
 	return n && n <= CLI_NAME_MAX && !has_control(s) ? 0 : -1;
 }
 
+int cli_hex_lower(const char *s, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return -1;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1])
+{
+	if (strnlen(s, CLI_FINGERPRINT_LEN + 1) != CLI_FINGERPRINT_LEN)
+		return -1;
+	return cli_hex_lower(s, CLI_FINGERPRINT_LEN, out);
+}
+
+#define CLI_PORT_MAX 65535
+
+int cli_addr_check(const char *addr, char *err, size_t errlen)
+{
+	const char *port;
+	if (!strncmp(addr, "unix:", 5) || !strncmp(addr, "unix-abstract:", 14))
+		return 0;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (!end || (end[1] && end[1] != ':')) {
+			errq_snprintf(err, errlen, "expected [ADDRESS]:PORT");
+			return -1;
+		}
+		if (!end[1])
+			return 0; /* no port: gRPC's default */
+		port = end + 2;
+	} else {
+		port = strrchr(addr, ':');
+		if (!port)
+			return 0;
+		port++;
+	}
+	char *e = NULL;
+	errno = 0;
+	long v = all_digits(port) ? strtol(port, &e, 10) : -1;
+	if (!*port || !all_digits(port) || errno || v < 1 || v > CLI_PORT_MAX) {
+		errq_snprintf(err, errlen, "port '%.16s' is %s 1 to %d", port,
+			      all_digits(port) && *port ? "out of range" : "not a number from", CLI_PORT_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_event_id_parse(const char *s, uint8_t out[CLI_EVENT_ID_LEN])
 {
 	char hex[2 * CLI_EVENT_ID_LEN + 1];
@@ -394,6 +472,7 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 			return -1;
 		}
 		a->addr = val;
+		a->addr_set = true;
 		break;
 	case FL_OUTPUT:
 		if (cli_output_parse(val, &a->output)) {
@@ -693,6 +772,11 @@ int cli_args_parse(struct cli_args *a, int argc, char *const *argv, const struct
 		errq_snprintf(err, errlen, "'errq %s' needs a command: %s (see 'errq --help')", family, subs);
 		return -1;
 	}
+	char aerr[96];
+	if (cli_addr_check(a->addr, aerr, sizeof(aerr))) {
+		errq_snprintf(err, errlen, "invalid %s '%s' (%s)", a->addr_set ? "--addr" : "ERRQ_ADDR", a->addr, aerr);
+		return -1;
+	}
 	if (!a->tls_cert != !a->tls_key) {
 		errq_snprintf(err, errlen, "%s (a client certificate needs its key)",
 			      a->tls_cert ? "--cert needs --key" : "--key needs --cert");
@@ -783,7 +867,7 @@ static void print_wrapped(FILE *f, const char *text, size_t col)
 	fputc('\n', f);
 }
 
-static void print_flag(FILE *f, const struct flag_def *d)
+static void print_flag(FILE *f, const struct flag_def *d, const struct cli_cmd *c)
 {
 	char syn[64];
 	flag_synopsis(d, true, syn, sizeof(syn));
@@ -791,7 +875,7 @@ static void print_flag(FILE *f, const struct flag_def *d)
 		fprintf(f, "  %-*s ", HELP_INDENT - 3, syn);
 	else
 		fprintf(f, "  %s\n%*s", syn, HELP_INDENT, "");
-	print_wrapped(f, d->help, HELP_INDENT);
+	print_wrapped(f, flag_help(d, c), HELP_INDENT);
 }
 
 int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
@@ -806,7 +890,7 @@ int cli_help_main(FILE *f, const struct cli_cmd *cmds, size_t ncmds)
 	fprintf(f, "\nglobal flags (before or after the command):\n");
 	for (size_t k = 0; k < NFLAGS; k++)
 		if (!flags[k].bit)
-			print_flag(f, &flags[k]);
+			print_flag(f, &flags[k], NULL);
 	fprintf(f, "\nexit status: 0 ok, 1 usage, 2 collector unreachable or failed, 3 not found,\n"
 		   "4 refused by authentication or role.\n"
 		   "See 'errq help <command>' for a command's flags, and errq(1).\n");
@@ -848,7 +932,7 @@ int cli_help_cmd(FILE *f, const struct cli_cmd *c)
 		fprintf(f, "\nflags:\n");
 		for (size_t k = 0; k < NFLAGS; k++)
 			if (flags[k].bit & c->flags)
-				print_flag(f, &flags[k]);
+				print_flag(f, &flags[k], c);
 	}
 	fprintf(f, "\nglobal flags: --addr, -o, --no-color, --timeout, --token, --tls, --ca, --cert,\n"
 		   "--key (see 'errq --help')\n");

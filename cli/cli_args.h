@@ -28,6 +28,7 @@
 #define CLI_GLOB_MAX 256                /* bytes of a --type glob */
 #define CLI_NAME_MAX 1024               /* bytes of a --service, --env or fingerprint */
 #define CLI_EVENT_ID_LEN 16             /* bytes of an event id (32 hex digits) */
+#define CLI_FINGERPRINT_LEN 16          /* hex digits of a fingerprint (the collector's FNV-1a, 64 bits) */
 #define CLI_RULE_NAME_MAX 63            /* bytes of a rule name (RULES_NAME_MAX - 1) */
 #define CLI_MAX_MATCH 16                /* --match given at most this many times */
 #define CLI_MATCH_FIELD_MAX 136         /* bytes of a --match field ("details." + 128) */
@@ -92,6 +93,7 @@ extern const size_t cli_ncommands;
 struct cli_args {
 	/* global flags */
 	const char *addr;
+	bool addr_set; /* --addr given (else addr is $ERRQ_ADDR or the default) */
 	enum cli_output output;
 	bool output_set;
 	bool no_color;
@@ -188,6 +190,16 @@ int cli_glob_valid(const char *s, char *err, size_t errlen);
 int cli_name_valid(const char *s);
 /* A bearer token: 1..CLI_TOKEN_MAX printable ASCII bytes without spaces.  Returns 0 or -1. */
 int cli_token_valid(const char *s);
+/* The n hex digits of s (either case) lowercased into out (n + 1 bytes).  0, or -1 when one
+ * is not a hex digit. */
+int cli_hex_lower(const char *s, size_t n, char *out);
+/* A fingerprint: CLI_FINGERPRINT_LEN hex digits (either case), lowercased into out.
+ * Returns 0 or -1. */
+int cli_fingerprint_parse(const char *s, char out[CLI_FINGERPRINT_LEN + 1]);
+/* The port of a HOST:PORT (also [V6]:PORT; gRPC's "unix:" targets have none) is a number
+ * from 1 to 65535.  Returns 0, or -1 with the reason in err ("port '99999' is out of range
+ * 1 to 65535"). */
+int cli_addr_check(const char *addr, char *err, size_t errlen);
 /* An event id: 32 hex digits (either case), or the same in the 8-4-4-4-12 UUID form, into
  * out.  Returns 0 or -1. */
 int cli_event_id_parse(const char *s, uint8_t out[CLI_EVENT_ID_LEN]);

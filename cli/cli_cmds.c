@@ -55,12 +55,13 @@ const struct cli_cmd cli_commands[] = {
 	.name = "events",
 	.run = cli_cmd_events,
 	.summary = "list stored events, newest first",
-	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP,
+	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP,
 	.description =
 	    "Events come newest first by the time the collector received them.  The table\n"
 	    "shows that time relative to now and cuts the message to fit the terminal;\n"
 	    "-o json and -o jsonl give every field, with RFC 3339 UTC times and\n"
-	    "32-hex-digit event ids.\n",
+	    "32-hex-digit event ids.  Exits 3 when --group names a group the collector\n"
+	    "does not have.\n",
     },
     {
 	.name = "event",
@@ -88,7 +89,8 @@ const struct cli_cmd cli_commands[] = {
 	    "too slowly, a line on standard error says how many.\n"
 	    "\n"
 	    "Ctrl-C, SIGTERM or a closed pipe stop it with exit 0; it exits 2 when the\n"
-	    "collector goes away.  --timeout bounds only getting a connection.\n",
+	    "collector goes away ('collector at ADDR shut down; tail ended' when it was\n"
+	    "stopped).  --timeout bounds only getting a connection.\n",
     },
     {
 	.name = "resolve",

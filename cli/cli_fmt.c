@@ -9,6 +9,12 @@
 #include "errq_banned.h"
 
 
+char *cli_count(char *buf, size_t n, uint64_t count, const char *one, const char *many)
+{
+	errq_snprintf(buf, n, "%llu %s", (unsigned long long)count, count == 1 ? one : many);
+	return buf;
+}
+
 int cli_exit_for_status(grpc_status_code c)
 {
 	switch (c) {

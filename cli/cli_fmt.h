@@ -29,6 +29,10 @@ enum cli_exit {
 	CLI_EXIT_REFUSED = 4,     /* authentication or role */
 };
 
+/* "1 rule", "2 rules", "0 rules": n and the noun for it into buf (one: the singular, many:
+ * the plural).  Returns buf. */
+char *cli_count(char *buf, size_t n, uint64_t count, const char *one, const char *many);
+
 /* The exit code for a call that ended with status c (see docs/errq.1, EXIT STATUS). */
 int cli_exit_for_status(grpc_status_code c);
 
@@ -87,6 +91,10 @@ int cli_utf8_fix(struct errq_buf *b, const char *s, size_t n);
 enum {
 	CLI_COL_RIGHT = 1u << 0,      /* right-align (counts) */
 	CLI_COL_HIDE_EMPTY = 1u << 1, /* drop the column when no row has a value */
+	/* when it must be left out for the width (drop), its cells go before those of the
+	 * table's last column as "(cell) ", cut never: what it says (a group's status) does
+	 * not silently disappear */
+	CLI_COL_FOLD = 1u << 2,
 };
 
 /* Cell styles, shown only when color is on. */
@@ -132,8 +140,8 @@ void cli_table_release(struct cli_table *t);
 /* Adds one row of ncols cells (NULL = empty); styles may be NULL.  Returns 0 or -1 (out of
  * memory, or CLI_TABLE_MAX_ROWS reached). */
 int cli_table_add(struct cli_table *t, const char *const *cells, const unsigned char *styles);
-/* Writes the header and the rows fitted to `width` columns (cutting, then leaving out
- * columns as struct cli_col says), without trailing spaces.
+/* Writes the header and the rows fitted to `width` columns (cutting, then leaving out or
+ * folding columns as struct cli_col says), without trailing spaces.
  * Returns 0 or -1 (out of memory or a write error on f). */
 int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *f);
 

@@ -1,5 +1,6 @@
 /* cli_keys.c: what the errq CLI parses and prints as identifiers: key=value lists, circuit keys, silence matchers and alert ids.  Pure: see cli_fmt.h. */
 #include "cli_fmt.h"
+#include "cli_args.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -197,13 +198,7 @@ int cli_alert_id_parse(const char *s, uint8_t out[CLI_ALERT_ID_LEN], char *suffi
 	}
 	if (n < CLI_ALERT_MIN_HEX || n >= 2 * CLI_ALERT_ID_LEN || n >= suffixsz)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (!isxdigit((unsigned char)s[i]))
-			return -1;
-		suffix[i] = (char)tolower((unsigned char)s[i]);
-	}
-	suffix[n] = '\0';
-	return 0;
+	return cli_hex_lower(s, n, suffix);
 }
 
 char *cli_alert_short_id(char *buf, size_t n, const uint8_t *id, size_t len)

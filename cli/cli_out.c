@@ -153,15 +153,19 @@ int cli_arg_event_id(const struct cli_ctx *ctx, uint8_t id[CLI_EVENT_ID_LEN])
 	return 0;
 }
 
-int cli_arg_fingerprint(const struct cli_ctx *ctx, const char **fp)
+int cli_check_fingerprint(const char *what, const char *s, char fp[CLI_FINGERPRINT_LEN + 1])
 {
-	const char *s = ctx->args->argv[0];
-	if (cli_name_valid(s)) {
-		cli_error("invalid fingerprint '%s' (expected one as 'errq groups' shows)", s);
+	if (cli_fingerprint_parse(s, fp)) {
+		cli_error("invalid %s '%.100s' (expected %d hex digits, as 'errq groups' shows)", what, s,
+			  CLI_FINGERPRINT_LEN);
 		return CLI_EXIT_USAGE;
 	}
-	*fp = s;
 	return 0;
+}
+
+int cli_arg_fingerprint(const struct cli_ctx *ctx, char fp[CLI_FINGERPRINT_LEN + 1])
+{
+	return cli_check_fingerprint("fingerprint", ctx->args->argv[0], fp);
 }
 
 /* ---- printing ---- */

@@ -179,7 +179,11 @@ int cli_report_status(struct cli_ctx *ctx, const char *method, grpc_status_code 
 			cli_error("collector at %s did not answer within %s", addr, tmo);
 		break;
 	case GRPC_STATUS_NOT_FOUND:
-		if (ctx->what[0])
+		/* the same words for every command: "<what> not found", and the collector's hint
+		 * ("no alert X (never fired, ...)": what is in parentheses) */
+		if (ctx->what[0] && strstr(det, " (") && det[strlen(det) - 1] == ')')
+			cli_error("%s not found at collector %s %s", ctx->what, addr, strstr(det, " (") + 1);
+		else if (ctx->what[0])
 			cli_error("%s not found at collector %s", ctx->what, addr);
 		else
 			cli_error("%s", *det ? det : "not found");

@@ -196,11 +196,16 @@ static int ended(struct cli_stream *s)
 		return CLI_EXIT_UNREACHABLE;
 	}
 	if (s->connected) {
-		switch (s->status) {
-		case GRPC_STATUS_OK:
-			/* a tail never ends by itself: the collector is shutting down */
-			cli_error("collector at %s ended the stream%s%s", ctx->args->addr, *det ? ": " : "", det);
+		/* errqd's shutdown cancels every call (gRPC's "Cancelling all calls"): one line
+		 * of errq's own for it, not gRPC's text */
+		bool shutdown = s->status == GRPC_STATUS_OK ||
+				(s->status == GRPC_STATUS_UNAVAILABLE && strcasestr(det, "cancelling all calls"));
+		if (shutdown) {
+			cli_error("collector at %s shut down; %s ended", ctx->args->addr,
+				  !strcmp(cli_short_method(s->method), "Tail") ? "tail" : "the stream");
 			return CLI_EXIT_UNREACHABLE;
+		}
+		switch (s->status) {
 		case GRPC_STATUS_UNAVAILABLE:
 		case GRPC_STATUS_CANCELLED:
 		case GRPC_STATUS_UNKNOWN:

@@ -152,15 +152,51 @@ static int add_cell(struct errq_buf *line, const struct cli_col *col, const char
 	return 0;
 }
 
+/* "(folded) cell" of a folded column's cell and its target's (just cell when folded is
+ * empty) into b.  0, or -1 out of memory. */
+static int fold_text(struct errq_buf *b, const char *folded, const char *cell)
+{
+	errq_buf_reset(b);
+	if (*folded && errq_buf_printf(b, "(%s) ", folded))
+		return -1;
+	return errq_buf_addstr(b, cell);
+}
+
+/* The widest of column c's header and cells with column src folded into them, and the
+ * widest "(src) " part alone (what cutting must leave whole). */
+static int fold_natural(const struct cli_table *t, size_t c, size_t src, struct errq_buf *b, size_t *nat,
+			size_t *prefix)
+{
+	*nat = *prefix = 0;
+	for (size_t r = 0; r <= t->nrows; r++) {
+		const char *s = r ? t->cells[(r - 1) * t->ncols + c] : t->cols[c].title;
+		const char *from = r ? t->cells[(r - 1) * t->ncols + src] : t->cols[src].title;
+		if (fold_text(b, from, ""))
+			return -1;
+		size_t pw = b->p ? cli_text_width(b->p, b->len) : 0;
+		if (fold_text(b, from, s))
+			return -1;
+		size_t cw = b->p ? cli_text_width(b->p, b->len) : 0;
+		if (cw > *nat)
+			*nat = cw;
+		if (pw > *prefix)
+			*prefix = pw;
+	}
+	return 0;
+}
+
 int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *f)
 {
 	int rc = -1;
-	size_t vis[CLI_TABLE_MAX_COLS], nvis = 0;
+	size_t vis[CLI_TABLE_MAX_COLS], nvis = 0, folded[CLI_TABLE_MAX_COLS];
+	struct errq_buf fold;
 	struct cli_col vcols[CLI_TABLE_MAX_COLS];
 	size_t natural[CLI_TABLE_MAX_COLS], w[CLI_TABLE_MAX_COLS];
 	struct errq_buf line;
 	/* a cell: up to 3 * CLI_CELL_MAX bytes of text, padding (at most its columns), colors */
 	errq_buf_init(&line, (4 * CLI_CELL_MAX + 32) * CLI_TABLE_MAX_COLS);
+	/* a folded cell: two sanitized cells and "() " */
+	errq_buf_init(&fold, 2 * 3 * CLI_CELL_MAX + 8);
 
 	for (size_t c = 0; c < t->ncols; c++) {
 		const struct cli_col *col = &t->cols[c];
@@ -180,6 +216,7 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 		if (col->shrink && vcols[nvis].min < cli_text_width(col->title, strlen(col->title)))
 			vcols[nvis].min = cli_text_width(col->title, strlen(col->title)); /* whole headers */
 		natural[nvis] = nat;
+		folded[nvis] = (size_t)-1;
 		nvis++;
 	}
 	/* Leave out droppable columns, highest drop first, until the rest fits with only the
@@ -204,10 +241,24 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 				pick = k;
 		if (pick == nvis)
 			break;
+		if (vcols[pick].flags & CLI_COL_FOLD) {
+			/* its cells go before those of the last column (if that one shows) */
+			for (size_t k = 0; k < nvis; k++) {
+				if (vis[k] != t->ncols - 1 || k == pick || folded[k] != (size_t)-1)
+					continue;
+				size_t prefix;
+				if (fold_natural(t, vis[k], vis[pick], &fold, &natural[k], &prefix))
+					goto out;
+				/* a cut keeps the folded part whole and as much of its own as before */
+				vcols[k].min += prefix;
+				folded[k] = vis[pick];
+			}
+		}
 		nvis--;
 		memmove(&vis[pick], &vis[pick + 1], (nvis - pick) * sizeof(vis[0]));
 		memmove(&vcols[pick], &vcols[pick + 1], (nvis - pick) * sizeof(vcols[0]));
 		memmove(&natural[pick], &natural[pick + 1], (nvis - pick) * sizeof(natural[0]));
+		memmove(&folded[pick], &folded[pick + 1], (nvis - pick) * sizeof(folded[0]));
 	}
 	cli_fit_columns(vcols, natural, nvis, width, CLI_TABLE_GAP, w);
 
@@ -217,6 +268,11 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 			size_t c = vis[k];
 			const char *s = r ? t->cells[(r - 1) * t->ncols + c] : t->cols[c].title;
 			unsigned char st = r ? t->styles[(r - 1) * t->ncols + c] : CLI_STYLE_BOLD;
+			if (folded[k] != (size_t)-1) {
+				if (fold_text(&fold, r ? t->cells[(r - 1) * t->ncols + folded[k]] : t->cols[folded[k]].title, s))
+					goto out;
+				s = fold.p ? fold.p : "";
+			}
 			if (k && errq_buf_add(&line, "  ", CLI_TABLE_GAP))
 				goto out;
 			if (add_cell(&line, &vcols[k], s, w[k], k + 1 == nvis, st, color))
@@ -228,6 +284,7 @@ int cli_table_render(const struct cli_table *t, size_t width, bool color, FILE *
 	rc = 0;
 out:
 	errq_buf_free(&line);
+	errq_buf_free(&fold);
 	return rc;
 }
 /* ---- streamed lines ---- */

@@ -33,10 +33,10 @@ static json_t *backup_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 static void backup_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m)
 {
 	const Errq__V1__BackupResponse *r = (const Errq__V1__BackupResponse *)m;
-	char a[64], b[64], c[64], ts[ERRQ_RFC3339_BUFSZ];
+	char a[64], b[64], c[64], np[48], ts[ERRQ_RFC3339_BUFSZ];
 	cli_detail_field(d, "backup", r->path, CLI_STYLE_BOLD);
-	cli_detail_fieldf(d, "size", CLI_STYLE_NONE, "%s (%llu pages of %u bytes)", cli_fmt_bytes(a, sizeof(a), r->bytes),
-			  (unsigned long long)r->pages, r->page_size);
+	cli_detail_fieldf(d, "size", CLI_STYLE_NONE, "%s (%s of %u bytes)", cli_fmt_bytes(a, sizeof(a), r->bytes),
+			  cli_count(np, sizeof(np), r->pages, "page", "pages"), r->page_size);
 	cli_detail_fieldf(d, "events", CLI_STYLE_NONE, "%llu", (unsigned long long)r->events);
 	cli_detail_fieldf(d, "snapshot", CLI_STYLE_NONE, "as of %s", errq_fmt_rfc3339(ts, r->started_unix_nano));
 	cli_detail_fieldf(d, "took", CLI_STYLE_NONE, "%s (copy %s in %llu step%s, check %s)",

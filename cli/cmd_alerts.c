@@ -267,6 +267,7 @@ int cli_cmd_explain_circuit(struct cli_ctx *ctx)
 	}
 	req.rule = (char *)rule;
 	req.key = (char *)key;
+	errq_snprintf(ctx->what, sizeof(ctx->what), "rule '%s'", rule);
 	if (a->set & CLI_F_LIMIT)
 		req.limit = a->limit;
 	int rc = cli_call(ctx, "/errq.v1.Alerts/ExplainCircuit", &req.base,
@@ -450,8 +451,11 @@ static int alert_id_arg(struct cli_ctx *ctx, uint8_t id[CLI_ALERT_ID_LEN])
 		cli_error("invalid alert id '%s' (expected 32 hex digits, or the short id 'errq alerts' shows)", s);
 		return CLI_EXIT_USAGE;
 	}
-	if (kind == 1)
+	if (kind == 1) {
+		errq_hex_encode(id, CLI_ALERT_ID_LEN, hex);
+		errq_snprintf(ctx->what, sizeof(ctx->what), "alert %s", hex);
 		return 0;
+	}
 	Errq__V1__ListAlertsRequest req = ERRQ__V1__LIST_ALERTS_REQUEST__INIT;
 	struct cli_rows rows;
 	size_t found = 0, sl = strlen(suffix);
@@ -469,19 +473,24 @@ static int alert_id_arg(struct cli_ctx *ctx, uint8_t id[CLI_ALERT_ID_LEN])
 		}
 	}
 	if (!rc && !found) {
-		cli_error("no alert id ends with '%s' (among the newest %zu alerts)", suffix, rows.nrows);
+		cli_error("alert '%s' not found at collector %s (no alert id ends with it among the newest %zu%s)",
+			  suffix, ctx->args->addr, rows.nrows, rows.nrows == 1 ? " alert" : " alerts");
 		rc = CLI_EXIT_NOT_FOUND;
 	} else if (!rc && found > 1) {
 		cli_error("%zu alert ids end with '%s': give more of the id", found, suffix);
 		rc = CLI_EXIT_USAGE;
 	}
 	cli_rows_release(&rows);
+	if (!rc) {
+		errq_hex_encode(id, CLI_ALERT_ID_LEN, hex);
+		errq_snprintf(ctx->what, sizeof(ctx->what), "alert %s", hex);
+	}
 	return rc;
 }
 
 static void alert_detail(const struct cli_ctx *ctx, struct cli_detail *d, const Errq__V1__Alert *al)
 {
-	char when[ERRQ_RFC3339_BUFSZ + 64], hex[2 * CLI_ALERT_ID_LEN + 1], st[64];
+	char when[ERRQ_RFC3339_BUFSZ + 64], hex[2 * CLI_ALERT_ID_LEN + 1], st[64], nf[48];
 	struct errq_buf b;
 	errq_buf_init(&b, CLI_DETAIL_VALUE_MAX);
 	errq_hex_encode(al->alert_id.data, al->alert_id.len < CLI_ALERT_ID_LEN ? al->alert_id.len : CLI_ALERT_ID_LEN,
@@ -499,8 +508,9 @@ static void alert_detail(const struct cli_ctx *ctx, struct cli_detail *d, const 
 				  *al->resolve_reason ? ": " : "", al->resolve_reason);
 	cli_detail_field(d, "circuit", state_name(al->state), state_style(al->state));
 	if (al->window_seconds)
-		cli_detail_fieldf(d, "fired on", CLI_STYLE_NONE, "%llu failures in %us",
-				  (unsigned long long)al->failures_in_window, al->window_seconds);
+		cli_detail_fieldf(d, "fired on", CLI_STYLE_NONE, "%s in %us",
+				  cli_count(nf, sizeof(nf), al->failures_in_window, "failure", "failures"),
+				  al->window_seconds);
 	cli_detail_section(d, "deliveries (oldest first)");
 	if (!al->n_delivery)
 		cli_detail_text(d, "none (the rule notifies no one, or nothing was sent yet)", CLI_STYLE_DIM);

@@ -106,6 +106,21 @@ static const struct cli_view view = {
     .to_cells = event_cells,
 };
 
+/* No events of --group FP: "not found" (exit 3) unless the group is there (its events
+ * all deleted by retention, or none in the window).  0 or an exit code. */
+static int group_exists(struct cli_ctx *ctx, const char *fp)
+{
+	Errq__V1__GetGroupRequest req = ERRQ__V1__GET_GROUP_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	req.fingerprint = (char *)fp;
+	req.histogram_minutes = 1;
+	errq_snprintf(ctx->what, sizeof(ctx->what), "group %s", fp);
+	int rc = cli_call(ctx, "/errq.v1.Query/GetGroup", &req.base, &errq__v1__get_group_response__descriptor, &resp);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}
+
 int cli_cmd_events(struct cli_ctx *ctx)
 {
 	const struct cli_args *a = ctx->args;
@@ -114,11 +129,18 @@ int cli_cmd_events(struct cli_ctx *ctx)
 	cli_rows_init(&rows);
 	req.service = (char *)a->service;
 	req.environment = (char *)a->env;
+	req.error_type = (char *)a->type_glob;
 	req.since_unix_nano = a->since_ns;
-	req.fingerprint = (char *)a->group;
+	char fp[CLI_FINGERPRINT_LEN + 1] = "";
+	int rc = 0;
+	if (*a->group && (rc = cli_check_fingerprint("--group", a->group, fp)))
+		return rc;
+	req.fingerprint = fp;
 
-	int rc = cli_list(ctx, "/errq.v1.Query/ListEvents", &req.base, &errq__v1__list_events_response__descriptor,
-			  "events", a->limit, &rows);
+	rc = cli_list(ctx, "/errq.v1.Query/ListEvents", &req.base, &errq__v1__list_events_response__descriptor,
+		      "events", a->limit, &rows);
+	if (!rc && !rows.nrows && *fp)
+		rc = group_exists(ctx, fp);
 	if (!rc)
 		rc = cli_print_rows(ctx, &view, &rows);
 	cli_rows_release(&rows);

@@ -49,7 +49,8 @@ enum {
 /* COUNT is the window's count: without --since and --env it equals TOTAL, and its cells stay
  * empty so the column goes away.  Text columns are cut (the widest first); ids, counts and
  * times never.  On a narrow terminal code, environment, status, the sparkline and first seen
- * go, in that order: "how often lately?" and "is it new?" are worth keeping longest. */
+ * go, in that order: "how often lately?" and "is it new?" are worth keeping longest.  The
+ * status never goes silently: it folds into the message, "(resolved) connection reset". */
 static const struct cli_col cols[NCOLS] = {
     [C_FP] = {"FINGERPRINT", 0, 1, 16, 0},
     [C_SERVICE] = {"SERVICE", 0, 2, 10, 0},
@@ -63,7 +64,7 @@ static const struct cli_col cols[NCOLS] = {
     [C_SPARK] = {"LAST HOUR", CLI_COL_HIDE_EMPTY, 0, 0, 2},
     [C_FIRST] = {"FIRST SEEN", 0, 0, 0, 1},
     [C_LAST] = {"LAST SEEN", 0, 0, 0, 0},
-    [C_STATUS] = {"STATUS", CLI_COL_HIDE_EMPTY, 0, 0, 3},
+    [C_STATUS] = {"STATUS", CLI_COL_HIDE_EMPTY | CLI_COL_FOLD, 0, 0, 3},
     [C_MESSAGE] = {"MESSAGE", 0, 4, 24, 0},
 };
 
@@ -368,11 +369,11 @@ int cli_cmd_group(struct cli_ctx *ctx)
 	const struct cli_args *a = ctx->args;
 	Errq__V1__GetGroupRequest req = ERRQ__V1__GET_GROUP_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	const char *fp;
-	int rc = cli_arg_fingerprint(ctx, &fp);
+	char fp[CLI_FINGERPRINT_LEN + 1];
+	int rc = cli_arg_fingerprint(ctx, fp);
 	if (rc)
 		goto out;
-	req.fingerprint = (char *)fp;
+	req.fingerprint = fp;
 	req.since_unix_nano = a->since_ns;
 	req.environment = (char *)a->env;
 	req.histogram_minutes = CLI_HIST_DEFAULT_MINUTES;
@@ -403,11 +404,11 @@ static int set_status(struct cli_ctx *ctx, const char *status)
 {
 	Errq__V1__SetGroupStatusRequest req = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	const char *fp;
-	int rc = cli_arg_fingerprint(ctx, &fp);
+	char fp[CLI_FINGERPRINT_LEN + 1];
+	int rc = cli_arg_fingerprint(ctx, fp);
 	if (rc)
 		return rc;
-	req.fingerprint = (char *)fp;
+	req.fingerprint = fp;
 	req.status = (char *)status;
 	errq_snprintf(ctx->what, sizeof(ctx->what), "group %.100s", fp);
 	rc = cli_call(ctx, "/errq.v1.Query/SetGroupStatus", &req.base, &errq__v1__group__descriptor, &resp);

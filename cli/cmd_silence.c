@@ -191,6 +191,7 @@ int cli_cmd_silence_expire(struct cli_ctx *ctx)
 		return CLI_EXIT_USAGE;
 	}
 	req.id = id;
+	errq_snprintf(ctx->what, sizeof(ctx->what), "active silence %llu", id);
 	int rc = cli_call(ctx, "/errq.v1.Alerts/ExpireSilence", &req.base, &errq__v1__silence__descriptor, &resp);
 	if (rc)
 		return rc;

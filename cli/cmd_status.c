@@ -74,7 +74,7 @@ static json_t *status_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const ProtobufCMessage *m)
 {
 	const Errq__V1__StatusResponse *r = (const Errq__V1__StatusResponse *)m;
-	char a[64], b[64], ts[ERRQ_RFC3339_BUFSZ];
+	char a[64], b[64], n1[48], n2[48], ts[ERRQ_RFC3339_BUFSZ];
 	uint64_t now = collector_now(ctx, r);
 
 	cli_detail_fieldf(d, "collector", CLI_STYLE_BOLD, "errqd %s%s%s%s at %s", *r->version ? r->version : "?",
@@ -83,12 +83,13 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 		cli_detail_fieldf(d, "uptime", CLI_STYLE_NONE, "%s (since %s)",
 				  cli_fmt_span(a, sizeof(a), now - r->started_at_unix_nano),
 				  errq_fmt_rfc3339(ts, r->started_at_unix_nano));
-	cli_detail_fieldf(d, "events", CLI_STYLE_NONE, "%llu stored in %llu groups",
-			  (unsigned long long)r->events_total, (unsigned long long)r->groups_total);
+	cli_detail_fieldf(d, "events", CLI_STYLE_NONE, "%llu stored in %s", (unsigned long long)r->events_total,
+			  cli_count(n1, sizeof(n1), r->groups_total, "group", "groups"));
 	cli_detail_fieldf(d, "since start", CLI_STYLE_NONE,
-			  "%llu stored, %llu duplicates, %llu deleted (retention, per-group cap), %llu counted in "
+			  "%llu stored, %s, %llu deleted (retention, per-group cap), %llu counted in "
 			  "overflow groups",
-			  (unsigned long long)r->events_stored, (unsigned long long)r->events_duplicate,
+			  (unsigned long long)r->events_stored,
+			  cli_count(n1, sizeof(n1), r->events_duplicate, "duplicate", "duplicates"),
 			  (unsigned long long)r->events_deleted, (unsigned long long)r->overflow_events);
 	if (r->events_dropped || r->events_dropped_total)
 		cli_detail_fieldf(d, "over quota", CLI_STYLE_YELLOW,
@@ -112,17 +113,21 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 	cli_detail_fieldf(d, "queue", r->ingest_queue_capacity && r->ingest_queue_batches >= r->ingest_queue_capacity
 					   ? CLI_STYLE_RED
 					   : CLI_STYLE_NONE,
-			  "%u of %u batches (%s), at most %u so far", r->ingest_queue_batches, r->ingest_queue_capacity,
+			  "%u of %s (%s), at most %u so far", r->ingest_queue_batches,
+			  cli_count(n1, sizeof(n1), r->ingest_queue_capacity, "batch", "batches"),
 			  cli_fmt_bytes(b, sizeof(b), r->ingest_queue_bytes), r->ingest_queue_max_batches);
 	cli_detail_fieldf(d, "parked", r->parked ? CLI_STYLE_YELLOW : CLI_STYLE_NONE,
-			  "%u streams waiting for room now, %llu times since start", r->parked,
-			  (unsigned long long)r->parked_total);
+			  "%s waiting for room now, %s since start",
+			  cli_count(n1, sizeof(n1), r->parked, "stream", "streams"),
+			  cli_count(n2, sizeof(n2), r->parked_total, "time", "times"));
 	cli_detail_fieldf(d, "streams", CLI_STYLE_NONE, "%u active, %u tailing", r->streams_active,
 			  r->tail_subscribers);
 	if (strcmp(r->storage, "none"))
 		cli_detail_fieldf(d, "alerting", r->circuits_open ? CLI_STYLE_YELLOW : CLI_STYLE_NONE,
-				  "%u rules, %u circuits (%u not closed); since start %llu fired, %llu resolved",
-				  r->rules, r->circuits, r->circuits_open, (unsigned long long)r->alerts_fired,
+				  "%s, %s (%u not closed); since start %llu fired, %llu resolved",
+				  cli_count(n1, sizeof(n1), r->rules, "rule", "rules"),
+				  cli_count(n2, sizeof(n2), r->circuits, "circuit", "circuits"), r->circuits_open,
+				  (unsigned long long)r->alerts_fired,
 				  (unsigned long long)r->alerts_resolved);
 	if (strcmp(r->storage, "none") && (r->deliveries_delivered || r->deliveries_dead || r->deliveries_in_flight))
 		cli_detail_fieldf(d, "deliveries", r->deliveries_dead ? CLI_STYLE_RED : CLI_STYLE_NONE,

@@ -93,7 +93,10 @@ int cli_cmd_tail(struct cli_ctx *ctx)
 	req.service = (char *)a->service;
 	req.environment = (char *)a->env;
 	req.error_type = (char *)a->type_glob;
-	req.fingerprint = (char *)a->group;
+	char fp[CLI_FINGERPRINT_LEN + 1] = "";
+	if (*a->group && (rc = cli_check_fingerprint("--group", a->group, fp)))
+		return rc;
+	req.fingerprint = fp;
 	cli_line_init(&line, tcols, TCOLS);
 
 	stop_flag = 0;

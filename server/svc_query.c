@@ -147,6 +147,23 @@ static int event_row(void *arg, const struct store_event *e)
 	return 0;
 }
 
+/* The API's globs know * and ? only: a '[' is a literal character for SQLite's GLOB, not a
+ * class.  A glob longer than the buffer is cut (the CLI sends at most 256 bytes). */
+#define API_GLOB_BUFSZ (2 * 256 + 1)
+static void api_glob(const char *in, char out[API_GLOB_BUFSZ])
+{
+	size_t gl = 0;
+	for (const char *p = in ? in : ""; *p && gl + 4 < API_GLOB_BUFSZ; p++) {
+		if (*p == '[') {
+			memcpy(out + gl, "[[]", 3);
+			gl += 3;
+		} else {
+			out[gl++] = *p;
+		}
+	}
+	out[gl] = '\0';
+}
+
 static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	struct query_svc *q = ctx;
@@ -165,10 +182,13 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 		goto out;
 	x.limit = pg.limit;
 	x.items = pg.items;
+	char glob[API_GLOB_BUFSZ];
+	api_glob(in->error_type, glob);
 	struct store_event_filter f = {
 	    .service = in->service,
 	    .environment = in->environment,
 	    .fingerprint = in->fingerprint,
+	    .error_type = glob,
 	    .since_ns = in->since_unix_nano,
 	    .before_rowid = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
@@ -251,18 +271,8 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		goto out;
 	x.limit = pg.limit;
 	x.items = pg.items;
-	/* the API's globs know * and ? only: a '[' is a literal character, not a class */
-	char glob[2 * 256 + 1];
-	size_t gl = 0;
-	for (const char *p = in->error_type; *p && gl + 4 < sizeof(glob); p++) {
-		if (*p == '[') {
-			memcpy(glob + gl, "[[]", 3);
-			gl += 3;
-		} else {
-			glob[gl++] = *p;
-		}
-	}
-	glob[gl] = '\0';
+	char glob[API_GLOB_BUFSZ];
+	api_glob(in->error_type, glob);
 	struct store_group_filter f = {
 	    .service = in->service,
 	    .environment = in->environment,

@@ -127,6 +127,7 @@ struct store_event_filter {
 	const char *service;      /* NULL = any */
 	const char *environment;  /* NULL = any */
 	const char *fingerprint;  /* NULL = any */
+	const char *error_type;   /* GLOB pattern (SQLite's); NULL or "" = any */
 	uint64_t since_ns;        /* received_ns >= since; 0 = all */
 	int64_t before_rowid;     /* keyset cursor: rows with rowid < this; 0 = from the newest */
 	uint32_t limit;

@@ -105,6 +105,8 @@ static int list_group_chain(struct store *s, const struct store_event_filter *f,
 			continue;
 		if (f->environment && *f->environment && (!e.environment || strcmp(e.environment, f->environment) != 0))
 			continue;
+		if (f->error_type && *f->error_type && sqlite3_strglob(f->error_type, e.error_type ? e.error_type : ""))
+			continue; /* the same GLOB as the statement below */
 		n++;
 		if (cb(ctx, &e))
 			break;
@@ -135,6 +137,8 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 		errq_buf_addstr(&q, " AND e.environment = :env");
 	if (f->since_ns)
 		errq_buf_addstr(&q, " AND e.received_ns >= :since");
+	if (f->error_type && *f->error_type)
+		errq_buf_addstr(&q, " AND e.error_type GLOB :type");
 	errq_buf_addstr(&q, " ORDER BY e.id DESC LIMIT :limit");
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
@@ -143,6 +147,7 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":before"), f->before_rowid);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":env"), f->environment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":type"), f->error_type, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	int r;

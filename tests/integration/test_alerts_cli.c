@@ -499,13 +499,14 @@ static void test_alerts(void **state)
 
 	/* not found: 3 */
 	errq_expect(&r, 3, "alert", "0123456789abcdef0123456789abcdef", NULL);
-	assert_contains(r.err, "no alert 0123456789abcdef0123456789abcdef");
+	assert_contains(r.err, "alert 0123456789abcdef0123456789abcdef not found");
 	assert_string_equal(r.out, "");
 	run_free(&r);
 	char other[16];
 	errq_snprintf(other, sizeof(other), "%s", short_id);
 	other[11] = other[11] == 'f' ? '0' : 'f';
 	errq_expect(&r, 3, "alert", other, NULL);
+	assert_contains(r.err, "not found at collector");
 	assert_contains(r.err, "no alert id ends with");
 	run_free(&r);
 	/* malformed: 1 */
@@ -559,7 +560,7 @@ static void test_explain_circuit(void **state)
 
 	/* no such rule: 3 */
 	errq_expect(&r, 3, "explain-circuit", "nope", "service=svc-a,error_type=ValueError", NULL);
-	assert_contains(r.err, "no rule 'nope'");
+	assert_contains(r.err, "rule 'nope' not found");
 	assert_string_equal(r.out, "");
 	run_free(&r);
 	/* a key the rule cannot have (an unknown field, a missing one): 1 */
@@ -851,7 +852,8 @@ static void test_silences(void **state)
 
 	/* ended: not in force any more (3 when expired again), listed with --all */
 	errq_expect(&r, 3, "silence", "expire", sids, NULL);
-	assert_contains(r.err, "no silence");
+	assert_contains(r.err, "active silence");
+	assert_contains(r.err, "not found");
 	assert_string_equal(r.out, "");
 	run_free(&r);
 	errq_expect(&r, 3, "silence", "expire", "999", NULL);
@@ -954,7 +956,7 @@ static void test_replay(void **state)
 	run_free(&r);
 	/* no such alert: 3 */
 	errq_expect(&r, 3, "alerts", "replay", "0123456789abcdef0123456789abcdef", NULL);
-	assert_contains(r.err, "no alert 0123456789abcdef0123456789abcdef");
+	assert_contains(r.err, "alert 0123456789abcdef0123456789abcdef not found");
 	run_free(&r);
 	assert_int_equal(receiver_count(&E.rv), 2);
 }

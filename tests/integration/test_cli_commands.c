@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <regex.h>
+#include <ctype.h>
 #include <sys/wait.h>
 #include <jansson.h>
 #include <cmocka.h>
@@ -519,8 +520,140 @@ static void test_tail_collector_gone(void **state)
 	char *err = slurp(b.err);
 	assert_non_null(strstr(err, P.addr));
 	assert_int_equal(strchr(err, '\n') - err, (long)strlen(err) - 1);
+	/* one line of errq's own, not gRPC's "Cancelling all calls" */
+	if (!strstr(err, "shut down; tail ended") || strcasestr(err, "cancelling"))
+		fail_msg("tail on a collector's shutdown: %s", err);
 	free(err);
 	errqd_cleanup(&P);
+}
+
+/* ---- the same words for every command (issue 15) ---- */
+
+/* A malformed fingerprint is "invalid" (1) for every command that takes one, a well-formed
+ * one without a group "not found" (3); so is an out-of-range port, from --addr or ERRQ_ADDR. */
+static void test_same_words(void **state)
+{
+	const char *const bad[] = {"xyz!", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_fails(1, "invalid fingerprint", "group", bad[i], NULL);
+		assert_fails(1, "invalid fingerprint", "resolve", bad[i], NULL);
+		assert_fails(1, "invalid fingerprint", "ignore", bad[i], NULL);
+		assert_fails(1, "invalid fingerprint", "unresolve", bad[i], NULL);
+		assert_fails(1, "invalid --group", "events", "--group", bad[i], NULL);
+		assert_fails(1, "invalid --group", "tail", "--group", bad[i], NULL);
+	}
+	assert_fails(3, "not found", "events", "--group", NOT_A_FP, NULL);
+	assert_fails(3, "not found", "unresolve", NOT_A_FP, NULL);
+	/* either case of hex names the same group */
+	char upper[sizeof(FP)];
+	for (size_t i = 0; i < sizeof(upper); i++)
+		upper[i] = (char)toupper((unsigned char)FP[i]);
+	json_t *g = errq_json("group", upper, NULL);
+	assert_string_equal(jstr(g, "fingerprint"), FP);
+	json_decref(g);
+	json_t *ev = errq_json("events", "--group", upper, NULL);
+	assert_true(json_array_size(ev) >= 2);
+	for (size_t i = 0; i < json_array_size(ev); i++)
+		assert_string_equal(jstr(json_array_get(ev, i), "fingerprint"), FP);
+	json_decref(ev);
+
+	const char *const ports[] = {"127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:abc", "[::1]:65536", "localhost:"};
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		assert_fails(1, "invalid --addr", "--addr", ports[i], "status", NULL);
+		char *out = NULL, *err = NULL;
+		const char *argv[] = {ERRQ_CLI_PATH, "status", NULL};
+		assert_int_equal(run_capture(argv, ports[i], &out, &err), 1);
+		if (!strstr(err, "invalid ERRQ_ADDR") || !strstr(err, ports[i]))
+			fail_msg("ERRQ_ADDR=%s: %s", ports[i], err);
+		free(out);
+		free(err);
+	}
+}
+
+/* Singular and plural: "1 rule", "1 group", "0 duplicates" (errq status of a collector
+ * with one rule and one event). */
+static void test_singular_plural(void **state)
+{
+	char cfg[] = "/tmp/errq-cfg-XXXXXX";
+	int fd = mkstemp(cfg);
+	assert_true(fd >= 0);
+	const char yaml[] = "notifiers:\n  - name: journal\n    type: log\n"
+			    "rules:\n  - name: r1\n    match: {service: svc}\n    group_by: [service]\n"
+			    "    trip: {failures: 5, window: 60s}\n    notify: [journal]\n";
+	assert_int_equal(write(fd, yaml, sizeof(yaml) - 1), (ssize_t)(sizeof(yaml) - 1));
+	close(fd);
+	const char *extra[] = {"--config", cfg, NULL};
+	struct errqd_proc P;
+	memset(&P, 0, sizeof(P));
+	assert_int_equal(errqd_start(&P, extra), 0);
+	struct errq_idgen g;
+	errq_idgen_init(&g);
+	assert_int_equal(report_batch(P.addr, &g, 1, "svc", "OneError"), 1);
+	const char *argv[] = {ERRQ_CLI_PATH, "status", NULL};
+	char *out = NULL, *err = NULL;
+	assert_int_equal(run_capture(argv, P.addr, &out, &err), 0);
+	const char *want[] = {"1 stored in 1 group\n", "0 duplicates,", "1 rule, 1 circuit (", "0 streams waiting"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(out, want[i]))
+			fail_msg("'%s' not in errq status:\n%s", want[i], out);
+	free(out);
+	free(err);
+	assert_int_equal(errqd_stop(&P, SIGTERM), 0);
+	errqd_cleanup(&P);
+	unlink(cfg);
+}
+
+/* `errq events --type GLOB`: the collector filters (the newest-first scan and a group's
+ * chain alike), as groups and tail do. */
+static void test_events_type(void **state)
+{
+	json_t *ev = errq_json("events", "--type", "Timeout*", NULL);
+	assert_true(json_array_size(ev) >= 2);
+	for (size_t i = 0; i < json_array_size(ev); i++)
+		assert_string_equal(jstr(json_array_get(ev, i), "error_type"), "TimeoutError");
+	json_decref(ev);
+	ev = errq_json("events", "--type", "Key?rror", "--service", "billing", NULL);
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(jstr(json_array_get(ev, 0), "error_type"), "KeyError");
+	json_decref(ev);
+	/* a group's events: the chain walk filters too; the group is there, so no "not found" */
+	ev = errq_json("events", "--group", FP, "--type", "Key*", NULL);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+	ev = errq_json("events", "--group", FP, "--type", "*Timeout*", NULL);
+	assert_true(json_array_size(ev) >= 2);
+	json_decref(ev);
+	/* '[' is a character, not a class, as for groups */
+	ev = errq_json("events", "--type", "[TK]*", NULL);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+}
+
+/* `errq groups` never hides a group's status: at every width (COLUMNS, stdout a pipe) each
+ * row says unresolved, resolved, ignored or regression, in its column or folded into the
+ * message. */
+static void test_groups_status_every_width(void **state)
+{
+	json_t *r = errq_json("resolve", FP, NULL);
+	json_decref(r);
+	for (int w = 20; w <= 200; w += 15) {
+		char cols[16], *out = NULL, *err = NULL;
+		errq_snprintf(cols, sizeof(cols), "%d", w);
+		setenv("COLUMNS", cols, 1);
+		int rc = errq(&out, &err, "groups", NULL);
+		unsetenv("COLUMNS");
+		if (rc != 0)
+			fail_msg("errq groups (COLUMNS=%d) exited %d: %s", w, rc, err);
+		size_t rows = 0;
+		for (char *line = strchr(out, '\n') + 1; *line; line = strchr(line, '\n') + 1, rows++)
+			if (!strstr(line, "resolved") && !strstr(line, "ignored") && !strstr(line, "regression"))
+				fail_msg("COLUMNS=%d: a row without its status:\n%s", w, out);
+		assert_true(rows >= 2); /* the groups of setup and of the tests before */
+		free(out);
+		free(err);
+	}
+	r = errq_json("unresolve", FP, NULL);
+	json_decref(r);
 }
 
 /* ---- event content is data: hostile text reaches no terminal ---- */
@@ -648,6 +781,10 @@ int main(void)
 	    cmocka_unit_test(test_tail_sigterm),
 	    cmocka_unit_test(test_tail_collector_gone),
 	    cmocka_unit_test(test_hostile_text_is_inert),
+	    cmocka_unit_test(test_same_words),
+	    cmocka_unit_test(test_events_type),
+	    cmocka_unit_test(test_singular_plural),
+	    cmocka_unit_test(test_groups_status_every_width),
 	};
 	grpc_init();
 	return cmocka_run_group_tests_name("integration_cli_commands", tests, setup, teardown);

@@ -218,8 +218,8 @@ static void test_help_text(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	assert_int_equal(cli_help_cmd(f, cli_cmd_find(cmds, NCMDS, "events")), 0);
 	fclose(f);
-	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--env NAME] [--group FINGERPRINT]\n"
-				    "                   [--since WHEN] [--limit N]\n"));
+	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--env NAME] [--type GLOB]\n"
+				    "                   [--group FINGERPRINT] [--since WHEN] [--limit N]\n"));
 	assert_non_null(strstr(buf, "  --limit N"));
 	/* help lines are wrapped */
 	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
@@ -253,6 +253,40 @@ static void test_help_text(void **state)
 	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
 		assert_true(nl - line <= 79);
 	free(buf);
+}
+
+/* Each command's help describes its own flags only (issue 15): no line about what a flag
+ * means to another command. */
+static void test_help_own_flags(void **state)
+{
+	static const char *const others[] = {"tail:", "explain-circuit:", "token new:", "silence add:",
+					     "groups unresolved", "alerts firing"};
+	for (size_t i = 0; i < NCMDS; i++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		assert_int_equal(cli_help_cmd(f, &cmds[i]), 0);
+		fclose(f);
+		for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++)
+			if (strstr(buf, others[k]))
+				fail_msg("'errq %s --help' has '%s':\n%s", cmds[i].name, others[k], buf);
+		const char *want = NULL, *not = NULL;
+		if (!strcmp(cmds[i].name, "tail"))
+			want = "stop after N events", not = "rows";
+		else if (!strcmp(cmds[i].name, "token new"))
+			want = "the token may report", not = "only this service";
+		else if (!strcmp(cmds[i].name, "groups"))
+			want = "only groups with this status: unresolved,", not = "firing";
+		else if (!strcmp(cmds[i].name, "alerts"))
+			want = "firing or resolved", not = "ignored";
+		else if (!strcmp(cmds[i].name, "explain-circuit"))
+			want = "the newest N transitions", not = "100000";
+		if (want && !strstr(buf, want))
+			fail_msg("'errq %s --help' lacks '%s':\n%s", cmds[i].name, want, buf);
+		if (not && strstr(buf, not))
+			fail_msg("'errq %s --help' has '%s':\n%s", cmds[i].name, not, buf);
+		free(buf);
+	}
 }
 
 static void test_args_filters(void **state)
@@ -299,8 +333,11 @@ static void test_args_filters(void **state)
 	assert_non_null(strstr(err, "invalid --until 'soon'"));
 
 	/* a command only takes the filters it declares */
-	assert_int_equal(parse(&a, "events", "--type", "X"), -1);
-	assert_string_equal(err, "'errq events' does not take --type (see 'errq events --help')");
+	assert_int_equal(parse(&a, "events", "--status", "resolved"), -1);
+	assert_string_equal(err, "'errq events' does not take --status (see 'errq events --help')");
+	/* events takes the filters of groups and tail (issue 15) */
+	assert_int_equal(parse(&a, "events", "--type", "Timeout*", "--env", "prod", "--service", "api"), 0);
+	assert_string_equal(a.type_glob, "Timeout*");
 	assert_int_equal(parse(&a, "tail", "--since", "1h"), -1);
 	assert_string_equal(err, "'errq tail' does not take --since (see 'errq tail --help')");
 	assert_int_equal(parse(&a, "tail", "--group", "9a819d75c2334547", "--type", "*Error"), 0);
@@ -920,6 +957,39 @@ static void test_table(void **state)
 	free(out);
 	cli_table_release(&t);
 
+	/* a column that folds (a group's status) is never silently lost: when it must go, its
+	 * cells go before those of the column it folds into, at every width */
+	const struct cli_col fcols[] = {
+	    {"FINGERPRINT", 0, 0, 0, 0},
+	    {"LAST SEEN", 0, 0, 0, 0},
+	    {"STATUS", CLI_COL_HIDE_EMPTY | CLI_COL_FOLD, 0, 0, 1},
+	    {"MESSAGE", 0, 3, 6, 0},
+	};
+	cli_table_init(&t, fcols, 4);
+	const char *f1[] = {"0123456789abcdef", "3m ago", "regression", "upstream timed out"};
+	const char *f2[] = {"fedcba9876543210", "1h ago", "resolved", "card declined by the bank"};
+	assert_int_equal(cli_table_add(&t, f1, NULL), 0);
+	assert_int_equal(cli_table_add(&t, f2, NULL), 0);
+	out = render(&t, 200);
+	assert_string_equal(out, "FINGERPRINT       LAST SEEN  STATUS      MESSAGE\n"
+				 "0123456789abcdef  3m ago     regression  upstream timed out\n"
+				 "fedcba9876543210  1h ago     resolved    card declined by the bank\n");
+	free(out);
+	out = render(&t, 40);
+	/* the row stays too wide rather than cut into the status: 6 columns of message kept */
+	assert_string_equal(out, "FINGERPRINT       LAST SEEN  (STATUS) MESSAGE\n"
+				 "0123456789abcdef  3m ago     (regression) upstre" CLI_ELLIPSIS "\n"
+				 "fedcba9876543210  1h ago     (resolved) card dec" CLI_ELLIPSIS "\n");
+	free(out);
+	for (size_t w = 20; w <= 120; w += 5) {
+		out = render(&t, w);
+		char *row2 = strchr(out, '\n') + 1, *row3 = strchr(row2, '\n') + 1;
+		if (!strstr(row2, "regression") || !strstr(row3, "resolved"))
+			fail_msg("width %zu hides a status:\n%s", w, out);
+		free(out);
+	}
+	cli_table_release(&t);
+
 	/* an empty table prints its header (callers print "no events" instead) */
 	cli_table_init(&t, cols, 4);
 	out = render(&t, 80);
@@ -1304,6 +1374,7 @@ int main(void)
 	    cmocka_unit_test(test_glob_and_names),
 	    cmocka_unit_test(test_event_id_parse),
 	    cmocka_unit_test(test_help_text),
+	    cmocka_unit_test(test_help_own_flags),
 	    cmocka_unit_test(test_exit_codes),
 	    cmocka_unit_test(test_reach_reason),
 	    cmocka_unit_test(test_fmt_ms),
