@@ -212,13 +212,35 @@ int alerts__add_silence_mem(struct alerts *a, int64_t id, const char *rule, cons
 			   uint64_t ends);
 void alerts__drop_silence_mem(struct alerts *a, size_t i);
 int alerts__resend(struct alerts *a, struct store *s, int64_t id, uint64_t now);
-int alerts__unsilence_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
 /* Silence i ended (expired by hand or by time): drops it and delivers in a transaction of its
  * own the firing notices it held back (on failure they go out after a restart). */
 void alerts__silence_ended(struct alerts *a, struct store *s, size_t i);
 void alerts__do_silence_add(struct alerts *a, struct store *s, const struct alerts_silence_req *req,
 			   struct alerts_answer *ans);
 void alerts__do_silence_expire(struct alerts *a, struct store *s, int64_t id, struct alerts_answer *ans);
+
+/* alerts_hold.c: silences and inhibitions hold back firing notices, never a resolved one
+ * owed to a notifier that was sent a firing */
+#define ALERTS_FIRED_MAX (RULES_MAX_NOTIFIERS * 2) /* notifiers one alert's firing rows name */
+struct alerts_fired { /* an alert's firing-kind rows, per notifier */
+	char name[ALERTS_FIRED_MAX][RULES_NAME_MAX];
+	bool sent[ALERTS_FIRED_MAX];      /* some row not held back (pending, delivered, dead) */
+	int64_t held_id[ALERTS_FIRED_MAX]; /* the latest held-back row, 0 = none */
+	uint32_t held_seq[ALERTS_FIRED_MAX];
+	size_t n;
+	bool truncated;
+};
+bool alerts__inhibited(struct alerts *a, const char *rule, const char *key);
+bool alerts__held(struct alerts *a, const char *rule, const char *key, uint64_t now);
+int alerts__fired(struct store *s, const uint8_t alert_id[16], struct alerts_fired *f);
+/* Resends the latest held firing to each notifier never sent one (the alert must fire). */
+int alerts__release_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
+/* The same when e fires and nothing holds it any more. */
+int alerts__release_if_free(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
+/* Rule src's circuit resolved: the alerts it muted that nothing else holds go out. */
+int alerts__release_inhibited_by(struct alerts *a, struct store *s, const struct rule *src, uint64_t now);
+/* Every firing alert that nothing holds (after a reload; in a transaction: arg unused). */
+int alerts__release_all(struct alerts *a, struct store *s, void *arg);
 
 /* alerts_body.c */
 int alerts__build_body(struct alerts *a, const struct notice *n, struct errq_buf *b);

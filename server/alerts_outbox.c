@@ -14,13 +14,24 @@ static int sample_cb(void *ctx, const struct store_alert *al)
 	return 0;
 }
 
-/* The notifier names a notice goes to: those of names[] that the rules in force define. */
+/* A firing notice (first or reminder) goes to those of names[] that the rules in force
+ * define, held back (`silenced`) while a silence or an inhibition covers the alert.  A
+ * resolved notice ignores names[]: it goes to the notifiers that were sent one of the
+ * alert's firing notices, and is recorded as held back for those that only had held ones
+ * (alerts_hold.c). */
 int alerts__write_notice(struct alerts *a, struct store *s, const char *const *names, size_t n_names,
 			const struct notice *n, uint64_t now)
 {
+	bool resolved = !strcmp(n->status, "resolved");
+	struct alerts_fired f;
+	if (resolved) {
+		if (alerts__fired(s, n->alert_id, &f))
+			return -1;
+		n_names = f.n;
+	}
 	if (!n_names)
 		return 0;
-	bool quiet = alerts__silenced(a, n->rule, n->key, now);
+	bool quiet = !resolved && alerts__held(a, n->rule, n->key, now);
 	struct errq_buf b;
 	errq_buf_init(&b, NOTIFY_BODY_MAX);
 	if (alerts__build_body(a, n, &b)) {
@@ -33,27 +44,43 @@ int alerts__write_notice(struct alerts *a, struct store *s, const char *const *n
 	errq_snprintf(idem, sizeof(idem), "%s:%s:%u", hex, n->status, n->seq);
 	int rc = 0;
 	for (size_t i = 0; i < n_names && !rc; i++) {
-		if (!rules_find_notifier(a->dest_check ? a->dest_check : alerts__rs(a), names[i]))
+		const char *name = resolved ? f.name[i] : names[i];
+		bool defined = rules_find_notifier(a->dest_check ? a->dest_check : alerts__rs(a), name) != NULL;
+		int status = quiet ? STORE_DELIVERY_SILENCED : STORE_DELIVERY_PENDING;
+		char why[RULES_NAME_MAX + 64] = "";
+		if (resolved && !f.sent[i]) {
+			status = STORE_DELIVERY_SILENCED; /* it never heard of the incident */
+		} else if (!defined && !resolved) {
 			continue;
+		} else if (!defined) { /* owed, but the notifier left the config: kept for replay */
+			status = STORE_DELIVERY_DEAD;
+			errq_snprintf(why, sizeof(why), "notifier '%s' is no longer in the config", name);
+			errq_logkv(ERRQ_LOG_WARN, "alert resolved, but the notifier that had its firing is gone from the config "
+				   "(dead-lettered: 'errq alerts replay' sends it once the notifier is back)",
+				   "notifier", name, "alert_id", hex, NULL);
+		}
 		struct store_delivery d = {
 		    .alert_id = n->alert_id,
-		    .notifier = names[i],
+		    .notifier = name,
 		    .kind = n->status,
 		    .seq = n->seq,
 		    .idempotency_key = idem,
 		    .body = b.p,
 		    .body_len = b.len,
-		    .status = quiet ? STORE_DELIVERY_SILENCED : STORE_DELIVERY_PENDING,
+		    .status = status,
+		    .last_error = why,
 		    .created_ns = now,
 		    .updated_ns = now,
 		};
 		int64_t id;
 		if ((rc = store_delivery_add(s, &d, &id)))
 			break;
-		if (quiet) {
+		if (status == STORE_DELIVERY_SILENCED) {
 			a->txn_st.deliveries_silenced++;
 			continue;
 		}
+		if (status == STORE_DELIVERY_DEAD)
+			continue;
 		if (a->backlog)
 			continue; /* the backlog sweep sends it, in id order */
 		struct notify_delivery *nd = notify_delivery_new(b.p, b.len);
@@ -64,8 +91,8 @@ int alerts__write_notice(struct alerts *a, struct store *s, const char *const *n
 			break;
 		}
 		nd->id = (uint64_t)id;
-		errq_snprintf(nd->dest, sizeof(nd->dest), "%s", names[i]);
-		errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, names[i]);
+		errq_snprintf(nd->dest, sizeof(nd->dest), "%s", name);
+		errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, name);
 		errq_snprintf(nd->idempotency_key, sizeof(nd->idempotency_key), "%s", idem);
 		sb->d = nd;
 		sb->next = NULL;
@@ -190,6 +217,8 @@ int alerts__apply(struct alerts *a, struct store *s, const struct ruleset *rs, c
 			e->has_alert = false;
 			e->notices = 0;
 			e->opened_at = 0;
+			if (alerts__release_inhibited_by(a, s, r, now)) /* what it muted goes out */
+				return -1;
 		}
 	}
 	alerts__set_active(a, e);

@@ -159,6 +159,9 @@ static void do_reload(struct alerts *a, struct store *s, struct alerts_answer *a
 	next = NULL;
 	alerts__set_dests(a, alerts__rs(a));
 	alerts__end_work_subs(a, true);
+	/* an inhibiting rule removed, or its inhibits changed: what it muted goes out now */
+	if (alerts__in_txn(a, s, alerts__release_all, NULL))
+		LOG_WARN("alerts: could not deliver what a reload released; it goes out after a restart");
 	alerts__rules_ref_put(a, prev);
 	if (staged)
 		a->o.reload_commit(a->o.reload_ctx, staged);
