@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "errq_assert.h"
+#include "errq_condlog.h"
 #include "errq_hash.h"
 #include "errq_id.h"
 #include "errq_log.h"
@@ -132,6 +133,7 @@ struct request {
 	uint8_t alert_id[16];
 	int64_t id;
 	struct alerts_silence_req sil;
+	char who[ALERTS_WHO_MAX]; /* a reload: who asked, for its log line */
 };
 enum { REQ_RELOAD, REQ_REPLAY, REQ_SILENCE_ADD, REQ_SILENCE_EXPIRE };
 
@@ -176,6 +178,8 @@ struct alerts {
 
 	pthread_mutex_t stats_mu;
 	struct alerts_stats st;
+
+	struct alerts_dlog *dlog; /* ALERTS_DLOG_MAX delivery-failure conditions (alerts_log.c) */
 };
 
 /* a notice: what a webhook body says (alerts_body.c builds it, alerts_outbox.c writes it) */
@@ -241,6 +245,19 @@ int alerts__release_if_free(struct alerts *a, struct store *s, struct centry *e,
 int alerts__release_inhibited_by(struct alerts *a, struct store *s, const struct rule *src, uint64_t now);
 /* Every firing alert that nothing holds (after a reload; in a transaction: arg unused). */
 int alerts__release_all(struct alerts *a, struct store *s, void *arg);
+
+/* alerts_log.c */
+#define ALERTS_DLOG_MAX (RULES_MAX_NOTIFIERS * 2)     /* notifiers whose failures are tracked */
+#define ALERTS_DELIVERY_SUMMARY_MS 60000               /* a failing notifier's summary line */
+#define ALERTS_RELOAD_NAMES_MAX 512                    /* rule names listed per kind in a reload line */
+struct alerts_dlog;
+/* One attempt's result, for its notifier's failure log (first, summaries, recovery). */
+void alerts__log_delivery(struct alerts *a, const struct notify_report *r);
+/* Logs recoveries that settled; true while one is settling (tick again within a second). */
+bool alerts__log_poll(struct alerts *a);
+void alerts__log_free(struct alerts *a);
+void alerts__log_reload(const char *who, const char *path, const struct ruleset *old, const struct ruleset *next,
+			const enum circuit_retire *fate);
 
 /* alerts_body.c */
 int alerts__build_body(struct alerts *a, const struct notice *n, struct errq_buf *b);

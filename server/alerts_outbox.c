@@ -16,22 +16,20 @@ static int sample_cb(void *ctx, const struct store_alert *al)
 
 /* A firing notice (first or reminder) goes to those of names[] that the rules in force
  * define, held back (`silenced`) while a silence or an inhibition covers the alert.  A
- * resolved notice ignores names[]: it goes to the notifiers that were sent one of the
- * alert's firing notices, and is recorded as held back for those that only had held ones
- * (alerts_hold.c). */
+ * resolved notice goes to every notifier that was sent one of the alert's firing notices
+ * (even one the rule no longer names), is recorded as held back for those that only had held
+ * ones, and goes to the other names[] like a firing notice (alerts_hold.c). */
 int alerts__write_notice(struct alerts *a, struct store *s, const char *const *names, size_t n_names,
 			const struct notice *n, uint64_t now)
 {
 	bool resolved = !strcmp(n->status, "resolved");
 	struct alerts_fired f;
-	if (resolved) {
-		if (alerts__fired(s, n->alert_id, &f))
-			return -1;
-		n_names = f.n;
-	}
-	if (!n_names)
+	f.n = 0;
+	if (resolved && alerts__fired(s, n->alert_id, &f))
+		return -1;
+	if (!n_names && !f.n)
 		return 0;
-	bool quiet = !resolved && alerts__held(a, n->rule, n->key, now);
+	bool quiet = alerts__held(a, n->rule, n->key, now);
 	struct errq_buf b;
 	errq_buf_init(&b, NOTIFY_BODY_MAX);
 	if (alerts__build_body(a, n, &b)) {
@@ -43,17 +41,25 @@ int alerts__write_notice(struct alerts *a, struct store *s, const char *const *n
 	errq_hex_encode(n->alert_id, 16, hex);
 	errq_snprintf(idem, sizeof(idem), "%s:%s:%u", hex, n->status, n->seq);
 	int rc = 0;
-	for (size_t i = 0; i < n_names && !rc; i++) {
-		const char *name = resolved ? f.name[i] : names[i];
+	for (size_t i = 0; i < f.n + n_names && !rc; i++) {
+		bool fired = i < f.n; /* a notifier that had firing notices of this alert */
+		const char *name = fired ? f.name[i] : names[i - f.n];
 		bool defined = rules_find_notifier(a->dest_check ? a->dest_check : alerts__rs(a), name) != NULL;
 		int status = quiet ? STORE_DELIVERY_SILENCED : STORE_DELIVERY_PENDING;
 		char why[RULES_NAME_MAX + 64] = "";
-		if (resolved && !f.sent[i]) {
+		bool dup = false;
+		for (size_t j = 0; j < f.n && !fired && !dup; j++)
+			dup = !strcmp(f.name[j], name);
+		if (dup) {
+			continue; /* done above */
+		} else if (fired && !f.sent[i]) {
 			status = STORE_DELIVERY_SILENCED; /* it never heard of the incident */
-		} else if (!defined && !resolved) {
+		} else if (!defined && !fired) {
 			continue;
-		} else if (!defined) { /* owed, but the notifier left the config: kept for replay */
-			status = STORE_DELIVERY_DEAD;
+		} else if (fired) {
+			status = defined ? STORE_DELIVERY_PENDING : STORE_DELIVERY_DEAD; /* owed, whatever holds it */
+		}
+		if (status == STORE_DELIVERY_DEAD) { /* the notifier left the config: kept for replay */
 			errq_snprintf(why, sizeof(why), "notifier '%s' is no longer in the config", name);
 			errq_logkv(ERRQ_LOG_WARN, "alert resolved, but the notifier that had its firing is gone from the config "
 				   "(dead-lettered: 'errq alerts replay' sends it once the notifier is back)",
@@ -341,6 +347,7 @@ void alerts__apply_reports(struct alerts *a, struct store *s)
 		done += rep[i].result == NOTIFY_DELIVERED;
 		dead += rep[i].result == NOTIFY_DEAD;
 		retried += rep[i].result == NOTIFY_RETRY;
+		alerts__log_delivery(a, &rep[i]);
 		if (rep[i].result == NOTIFY_DEAD) {
 			char id[24], att[16];
 			errq_snprintf(id, sizeof(id), "%llu", (unsigned long long)rep[i].id);
