@@ -46,12 +46,7 @@ void alerts__log_delivery(struct alerts *a, const struct notify_report *r)
 	struct alerts_dlog *d = dlog_find(a, r->dest);
 	if (!d)
 		return;
-	char err[ERRQ_CONDLOG_ERR_MAX];
-	if (r->http_status)
-		errq_snprintf(err, sizeof(err), "HTTP %ld%s%s", r->http_status, r->error[0] ? ": " : "", r->error);
-	else
-		errq_snprintf(err, sizeof(err), "%s", r->error[0] ? r->error : "failed");
-	errq_condlog_fail(&d->c, err);
+	errq_condlog_fail(&d->c, r->error[0] ? r->error : "failed"); /* "HTTP 503", curl's reason */
 }
 
 bool alerts__log_poll(struct alerts *a)

@@ -365,6 +365,8 @@ void alerts__apply_reports(struct alerts *a, struct store *s)
 	free(rep);
 	if (done + dead)
 		alerts__feed_backlog(a, s); /* the notifier has room again */
+	if (alerts__log_poll(a) && alerts__ig(a))
+		ingest_tick_soon(alerts__ig(a)); /* a recovery settling: the tick logs it then */
 	alerts__publish_counts(a);
 }
 
