@@ -294,6 +294,34 @@ static void test_logging(void **state)
 	assert_int_equal(log_count("key 'inhibits': unknown rule 'nope' (defined: no other rule)"), 1);
 }
 
+/* `errq rules check` validates inhibits like errqd does: an unknown rule is a clear error. */
+static void test_rules_check(void **state)
+{
+	write_file(E.cfg, "rules:\n"
+			  "  - name: a\n"
+			  "    trip: {failures: 1, window: 60s}\n"
+			  "    inhibits: [nope]\n"
+			  "  - name: b\n"
+			  "    trip: {failures: 1, window: 60s}\n");
+	const char *check[] = {"rules", "check", E.cfg, NULL};
+	char *err = NULL;
+	free(harness_errq(NULL, 1, &err, check));
+	char want[600];
+	errq_snprintf(want, sizeof(want), "'%s' line 4: rule 'a': key 'inhibits': unknown rule 'nope' (defined: b)", E.cfg);
+	if (!strstr(err, want))
+		fail_msg("errq rules check said: %s\nwant: %s", err, want);
+	free(err);
+	write_file(E.cfg, "rules:\n"
+			  "  - name: a\n"
+			  "    trip: {failures: 1, window: 60s}\n"
+			  "    inhibits: [b]\n"
+			  "  - name: b\n"
+			  "    trip: {failures: 1, window: 60s}\n");
+	char *out = harness_errq(NULL, 0, NULL, check);
+	assert_non_null(strstr(out, ": 2 rules, 0 notifiers: ok"));
+	free(out);
+}
+
 int main(void)
 {
 	grpc_init();
@@ -302,6 +330,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_silence_during_firing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_logging, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rules_check, setup, teardown),
 	};
 	if (getenv("ERRQ_TEST_FILTER")) /* e.g. ERRQ_TEST_FILTER=test_logging */
 		cmocka_set_test_filter(getenv("ERRQ_TEST_FILTER"));
