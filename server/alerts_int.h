@@ -26,6 +26,8 @@
  *   alerts_outbox.c   notices into the outbox, the backlog, the notifier's reports
  *   alerts_body.c     the webhook body and the sample event
  *   alerts_silence.c  silences: matching, add, expire, a silence's end
+ *   alerts_hold.c     what silences and inhibitions hold back; who is owed a resolved
+ *   alerts_log.c      delivery failures per notifier (condlog), a reload's log line
  *   alerts_load.c     loading circuits, alerts and silences at start
  *   alerts_timer.c    the tick: deadlines, reminders, silences ending
  *   alerts_request.c  reload and replay on the writer thread */
