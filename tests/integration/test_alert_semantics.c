@@ -158,16 +158,26 @@ static void test_silence_during_firing(void **state)
 	free(chg);
 }
 
+#define OPS_NOTIFIER                                                                                   \
+	"notifiers:\n"                                                                                 \
+	"  - name: ops\n"                                                                              \
+	"    type: webhook\n"                                                                          \
+	"    url: http://127.0.0.1:%d/alerts\n"
+#define SLOW_RULE                                                                                      \
+	"  - name: slow\n"                                                                             \
+	"    match: {error_type: Slow}\n"                                                              \
+	"    group_by: [service]\n"                                                                    \
+	"    trip: {failures: 1, window: 60s}\n"                                                       \
+	"    recovery_timeout: 1h\n"                                                                   \
+	"    notify: [ops]\n"
+
 /* Inhibition end to end: while 'down' is open, 'slow' is held; when 'down' resolves, the held
  * firing of 'slow' (still firing) goes out, then 'slow''s resolved when it ends. */
 static void test_inhibition(void **state)
 {
 	start_receiver(0);
 	write_file(E.cfg,
-		   "notifiers:\n"
-		   "  - name: ops\n"
-		   "    type: webhook\n"
-		   "    url: http://127.0.0.1:%d/alerts\n"
+		   OPS_NOTIFIER
 		   "rules:\n"
 		   "  - name: down\n"
 		   "    match: {error_type: Down}\n"
@@ -177,12 +187,7 @@ static void test_inhibition(void **state)
 		   "    inhibits: [slow]\n"
 		   "    inhibit_equal: [service]\n"
 		   "    notify: [ops]\n"
-		   "  - name: slow\n"
-		   "    match: {error_type: Slow}\n"
-		   "    group_by: [service]\n"
-		   "    trip: {failures: 1, window: 60s}\n"
-		   "    recovery_timeout: 1h\n"
-		   "    notify: [ops]\n",
+		   SLOW_RULE,
 		   E.rv.port);
 	start_errqd();
 	send_failures(1, "checkout", "Down", NULL, NULL);
@@ -197,17 +202,7 @@ static void test_inhibition(void **state)
 	assert_int_equal(q_int("SELECT count(*) FROM deliveries WHERE status = 3 AND kind = 'firing'", NULL), 1);
 	/* 'down' goes: a reload without it retires its circuit; the muted firing goes out */
 	write_file(E.cfg,
-		   "notifiers:\n"
-		   "  - name: ops\n"
-		   "    type: webhook\n"
-		   "    url: http://127.0.0.1:%d/alerts\n"
-		   "rules:\n"
-		   "  - name: slow\n"
-		   "    match: {error_type: Slow}\n"
-		   "    group_by: [service]\n"
-		   "    trip: {failures: 1, window: 60s}\n"
-		   "    recovery_timeout: 1h\n"
-		   "    notify: [ops]\n",
+		   OPS_NOTIFIER "rules:\n" SLOW_RULE,
 		   E.rv.port);
 	assert_int_equal(kill(E.d.pid, SIGHUP), 0);
 	assert_true(receiver_wait(&E.rv, 4) >= 4);

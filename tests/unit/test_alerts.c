@@ -1704,6 +1704,18 @@ static int64_t n_rows(const char *hex, const char *kind, int status)
 		  hex, kind, status);
 }
 
+/* CFG_BASIC started; r1's KT alert fires at T0+1 and its firing is delivered: its id in ht. */
+static void fire_basic(char ht[ERRQ_ID_HEX_BUFSZ])
+{
+	write_cfg(CFG_BASIC);
+	start();
+	fake_now = T0 + S(1);
+	fail_now("checkout", "TimeoutError", 3);
+	alert_hex(ht, "r1", KT);
+	wait_lines(1);
+	settle();
+}
+
 /* CFG_BASIC's circuit opened at T0+1 closes at T0+91 (60 s recovery, 30 s quiet probe). */
 static void resolve_basic(void)
 {
@@ -1715,14 +1727,8 @@ static void resolve_basic(void)
  * back its resolved for good, and the silence's end sent nothing. */
 static void test_silence_during_firing_resolves(void **state)
 {
-	write_cfg(CFG_BASIC);
-	start();
-	fake_now = T0 + S(1);
-	fail_now("checkout", "TimeoutError", 3);
 	char ht[ERRQ_ID_HEX_BUFSZ];
-	alert_hex(ht, "r1", KT);
-	wait_lines(1);
-	settle();
+	fire_basic(ht);
 	fake_now = T0 + S(2);
 	struct alerts_answer ans = silence("r1", "", S(3600));
 	assert_int_equal(ans.status, ALERTS_OK);
@@ -1838,14 +1844,8 @@ static void test_resolved_after_reload_and_notify_change(void **state)
  * the reason (replay sends it once the notifier is back), not silently dropped. */
 static void test_resolved_notifier_gone(void **state)
 {
-	write_cfg(CFG_BASIC);
-	start();
-	fake_now = T0 + S(1);
-	fail_now("checkout", "TimeoutError", 3);
 	char ht[ERRQ_ID_HEX_BUFSZ], buf[256];
-	alert_hex(ht, "r1", KT);
-	wait_lines(1);
-	settle();
+	fire_basic(ht);
 	write_cfg("rules:\n"
 		  "  - name: r1\n"
 		  "    match: {service: checkout}\n"
@@ -1872,14 +1872,8 @@ static void test_resolved_notifier_gone(void **state)
  * resolved: the resolved goes out (what was sent is read from the deliveries table). */
 static void test_resolved_across_restart(void **state)
 {
-	write_cfg(CFG_BASIC);
-	start();
-	fake_now = T0 + S(1);
-	fail_now("checkout", "TimeoutError", 3);
 	char ht[ERRQ_ID_HEX_BUFSZ];
-	alert_hex(ht, "r1", KT);
-	wait_lines(1);
-	settle();
+	fire_basic(ht);
 	fake_now = T0 + S(2);
 	assert_int_equal(silence("r1", "", S(3600)).status, ALERTS_OK);
 	stop();
