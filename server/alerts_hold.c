@@ -99,7 +99,7 @@ int alerts__release_inhibited_by(struct alerts *a, struct store *s, const struct
 {
 	const struct ruleset *rs = alerts__rs(a);
 	if (!src->n_inhibits || src < rs->rules || src >= rs->rules + rs->n_rules)
-		return 0; /* a reload retiring an old rule: the pass after the swap releases */
+		return 0; /* not a rule in force (indexes would not match); the pass after a reload releases */
 	for (struct centry *e = a->active; e; e = e->anext) {
 		bool target = false;
 		for (size_t j = 0; j < src->n_inhibits && !target; j++)
