@@ -290,6 +290,41 @@ static void test_logging(void **state)
 	assert_int_equal(log_count("key 'inhibits': unknown rule 'nope' (defined: no other rule)"), 1);
 }
 
+/* Across a restart: the firing went out, a silence came, errqd stopped, the rule left the
+ * config while it was down: at the start the alert resolves (rule_removed) and the resolved
+ * goes out, silence or not (what was sent is read from the database). */
+static void test_restart_between(void **state)
+{
+	start_receiver(0);
+	write_file(E.cfg,
+		   OPS_NOTIFIER "rules:\n"
+				"  - name: rs\n"
+				"    match: {service: svc-rs}\n"
+				"    trip: {failures: 1, window: 60s}\n"
+				"    recovery_timeout: 1h\n"
+				"    notify: [ops]\n",
+		   E.rv.port);
+	start_errqd();
+	send_failures(1, "svc-rs", "E", NULL, NULL);
+	char *id = circuit_alert("rs");
+	assert_non_null(id);
+	WAIT_FOR(delivery_status(id, "firing") == 1);
+	silence_add("rs");
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	write_file(E.cfg, OPS_NOTIFIER "rules: []\n", E.rv.port);
+	start_errqd();
+	assert_true(receiver_wait(&E.rv, 2) >= 2);
+	char *rid = expect_body(1, "resolved", "rs");
+	assert_string_equal(rid, id);
+	free(rid);
+	json_t *b = body_json(1);
+	assert_string_equal(jstr(b, "reason"), "rule_removed");
+	json_decref(b);
+	WAIT_FOR(delivery_status(id, "resolved") == 1);
+	assert_int_equal(receiver_count(&E.rv), 2);
+	free(id);
+}
+
 /* `errq rules check` validates inhibits like errqd does: an unknown rule is a clear error. */
 static void test_rules_check(void **state)
 {
@@ -326,6 +361,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_silence_during_firing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_logging, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_between, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rules_check, setup, teardown),
 	};
 	if (getenv("ERRQ_TEST_FILTER")) /* e.g. ERRQ_TEST_FILTER=test_logging */
