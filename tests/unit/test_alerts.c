@@ -2000,6 +2000,53 @@ static void test_inhibition_reload(void **state)
 	settle();
 }
 
+/* Held by both an inhibition and a silence: the end of one alone releases nothing; the end of
+ * the second releases the held firing. */
+static void test_inhibition_and_silence(void **state)
+{
+	write_cfg(CFG_INHIBIT);
+	start();
+	fake_now = T0 + S(1);
+	struct alerts_answer sil = silence("timeouts", "", S(3600));
+	assert_int_equal(sil.status, ALERTS_OK);
+	fail_now("checkout", "Down", 1);
+	fail_now("checkout", "Timeout", 1); /* open until 21 */
+	char h1[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h1, "timeouts", "service=checkout,task=work");
+	wait_lines(1);
+	fake_now = T0 + S(5);
+	assert_int_equal(expire(sil.id).status, ALERTS_OK); /* still inhibited */
+	expect_lines(1);
+	assert_int_equal(n_rows(h1, "firing", STORE_DELIVERY_SILENCED), 1);
+	fake_now = T0 + S(6);
+	sil = silence("timeouts", "", S(3600));
+	assert_int_equal(sil.status, ALERTS_OK);
+	/* the inhibiting rule leaves the config: its resolved goes out, h1 stays held (silenced) */
+	char cfg[sizeof(CFG_INHIBIT)];
+	const char *rules = strstr(CFG_INHIBIT, "rules:\n"), *timeouts = strstr(CFG_INHIBIT, "  - name: timeouts\n");
+	assert_non_null(rules);
+	assert_non_null(timeouts);
+	snprintf(cfg, sizeof(cfg), "%.*s%s", (int)(rules - CFG_INHIBIT) + 7, CFG_INHIBIT, timeouts);
+	write_cfg(cfg);
+	fake_now = T0 + S(7);
+	struct alerts_answer ans = do_reload();
+	if (ans.status != ALERTS_OK)
+		fail_msg("reload: %s", ans.msg);
+	assert_int_equal(ans.removed, 1);
+	wait_lines(2);
+	assert_string_equal(bs(L[1], "status"), "resolved");
+	expect_lines(2);
+	assert_int_equal(n_rows(h1, "firing", STORE_DELIVERY_SILENCED), 1);
+	/* the silence ends too: now the held firing goes out */
+	fake_now = T0 + S(8);
+	assert_int_equal(expire(sil.id).status, ALERTS_OK);
+	assert_int_equal(cstate("timeouts", "service=checkout,task=work"), CIRCUIT_OPEN);
+	wait_lines(3);
+	assert_non_null(find_line(h1, "firing", 1));
+	settle();
+	expect_lines(3);
+}
+
 static void test_request_refused_without_callback(void **state)
 {
 	(void)state;
@@ -2047,6 +2094,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resolved_across_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inhibition_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inhibition_and_silence, setup, teardown),
 	    cmocka_unit_test(test_request_refused_without_callback),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER"); /* one test: ERRQ_TEST_FILTER=test_replay */
