@@ -36,7 +36,7 @@ void errq_condlog_fail(struct errq_condlog *c, const char *err)
 	errq_snprintf(c->last_err, sizeof(c->last_err), "%s", err);
 	uint64_t since_log = now - c->last_log_ns;
 	if (!(changed && since_log >= ERRQ_CONDLOG_CHANGE_MS * ERRQ_NS_PER_MS) &&
-	    since_log < ERRQ_CONDLOG_SUMMARY_MS * ERRQ_NS_PER_MS)
+	    since_log < (uint64_t)(c->summary_ms ? c->summary_ms : ERRQ_CONDLOG_SUMMARY_MS) * ERRQ_NS_PER_MS)
 		return;
 	c->last_log_ns = now;
 	errq_snprintf(msg, sizeof(msg), "%s (still failing)", c->what);

@@ -29,6 +29,7 @@ struct errq_condlog {
 	uint64_t failures; /* in this episode */
 	uint64_t ok_since; /* errq_mono_ns() of the first success since the last failure; 0 = none */
 	char last_err[ERRQ_CONDLOG_ERR_MAX];
+	uint32_t summary_ms; /* the summary period; 0 = ERRQ_CONDLOG_SUMMARY_MS (set after init) */
 };
 
 /* what is kept by pointer (a string literal). */

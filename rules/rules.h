@@ -26,6 +26,7 @@
 #define RULES_MAX_MATCH 16       /* match entries per rule */
 #define RULES_MAX_GROUP_BY 8     /* group_by fields per rule */
 #define RULES_MAX_NOTIFY 8       /* notifiers per rule */
+#define RULES_MAX_INHIBITS 16    /* rules one rule inhibits */
 #define RULES_MAX_HEADERS 16     /* headers per webhook notifier */
 #define RULES_NAME_MAX 64        /* rule and notifier names: [A-Za-z0-9_.-], bytes */
 #define RULES_GLOB_MAX 256       /* a match value */
@@ -91,6 +92,15 @@ struct rule {
 	size_t notify[RULES_MAX_NOTIFY]; /* indexes into ruleset.notifiers */
 	size_t n_notify;
 	uint32_t max_circuits;
+	/* inhibition: while a circuit of this rule is open (its alert fired), the alerts of the
+	 * rules inhibits[] (indexes into ruleset.rules) are held back like silenced ones; with
+	 * inhibit_equal, only those whose key has the same values of these fields (each in both
+	 * rules' group_by).  inhibited: some rule names this one in its inhibits. */
+	size_t inhibits[RULES_MAX_INHIBITS];
+	size_t n_inhibits;
+	struct rules_field inhibit_equal[RULES_MAX_GROUP_BY];
+	size_t n_inhibit_equal;
+	bool inhibited;
 	/* outcomes feed this rule: it has a failure_rate (then it matches and groups only on
 	 * service and task, all that an Outcome carries) or half_open.successes */
 	bool wants_outcomes;
@@ -175,6 +185,11 @@ const char *rules_field_name(const struct rules_field *f, char *buf, size_t bufs
  * CIRCUIT_RETIRE_REMOVED (retire them with circuit_retire). */
 enum circuit_retire rules_reload_fate(const struct rule *old_rule, const struct ruleset *next,
 				      const struct rule **now_rule);
+
+/* True when an open circuit `src_key` of rule src (which inhibits target) mutes the alert
+ * of circuit `target_key` of target: src has no inhibit_equal, or both keys have the same
+ * values of its fields. */
+bool rules_inhibit_applies(const struct rule *src, const char *src_key, const char *target_key);
 
 /* A committed failure event, as plain strings (NULL = empty). */
 struct rule_event {

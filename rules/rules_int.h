@@ -47,6 +47,8 @@ struct parser {
 	size_t errsz;
 	struct ruleset *rs;
 	char what[RULES_NAME_MAX + 32]; /* "rule 'x': ", "notifier #2: " or "" */
+	/* each rule's inhibits: list, resolved once every rule is read (names may come later) */
+	yaml_node_t *inhibits_n[RULES_MAX_RULES], *inhibit_equal_n[RULES_MAX_RULES];
 };
 
 #define FOR_PAIRS(map, pr)                                                                         \
@@ -86,6 +88,9 @@ bool rules__same_field(const struct rules_field *a, const struct rules_field *b)
 
 /* rules_notifier.c */
 int rules__parse_notifiers(struct parser *p, yaml_node_t *n);
+
+/* rules_inhibit.c */
+int rules__resolve_inhibits(struct parser *p);
 
 /* rules_match.c */
 const char *rules__or_empty(const char *s);

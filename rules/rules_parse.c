@@ -274,12 +274,14 @@ static int parse_rule(struct parser *p, yaml_node_t *n, size_t index, struct rul
 		K_REPEAT,
 		K_MAX_AGE,
 		K_NOTIFY,
-		K_MAX_CIRCUITS
+		K_MAX_CIRCUITS,
+		K_INHIBITS,
+		K_INHIBIT_EQUAL
 	};
 	static const char *const keys[] = {"name",	     "match",	      "group_by",      "trip",
 					   "recovery_timeout", "half_open",       "backoff",       "severity",
 					   "repeat_interval",  "max_event_age",   "notify",        "max_circuits",
-					   NULL};
+					   "inhibits",         "inhibit_equal",   NULL};
 	uint32_t seen = 0;
 	uint64_t u;
 	int match_lines[RULES_MAX_MATCH], group_lines[RULES_MAX_GROUP_BY], sev;
@@ -358,6 +360,12 @@ static int parse_rule(struct parser *p, yaml_node_t *n, size_t index, struct rul
 			if (!(rc = rules__get_uint(p, vn, "max_circuits", 1, RULES_MAX_CIRCUITS, &u)))
 				r->max_circuits = (uint32_t)u;
 			break;
+		case K_INHIBITS: /* names checked once every rule is read (rules_inhibit.c) */
+			p->inhibits_n[index] = vn;
+			break;
+		case K_INHIBIT_EQUAL:
+			p->inhibit_equal_n[index] = vn;
+			break;
 		default:
 			rc = -1;
 		}
@@ -431,6 +439,8 @@ static int parse_rules(struct parser *p, yaml_node_t *n)
 			return -1;
 		p->rs->n_rules++;
 	}
+	if (rules__resolve_inhibits(p))
+		return -1;
 	p->what[0] = '\0';
 	return 0;
 }

@@ -92,8 +92,16 @@ static struct request *new_request(int kind, alerts_answer_fn fn, void *arg)
 
 enum alerts_status alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg)
 {
+	return alerts_reload_by(a, "", fn, arg);
+}
+
+enum alerts_status alerts_reload_by(struct alerts *a, const char *who, alerts_answer_fn fn, void *arg)
+{
 	struct request *rq = new_request(REQ_RELOAD, fn, arg);
-	return rq ? queue_request(a, rq) : ALERTS_INTERNAL;
+	if (!rq)
+		return ALERTS_INTERNAL;
+	errq_snprintf(rq->who, sizeof(rq->who), "%s", who && *who ? who : "(not said)");
+	return queue_request(a, rq);
 }
 
 enum alerts_status alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg)
@@ -206,6 +214,7 @@ void alerts_free(struct alerts *a)
 	free(a->rt);
 	free(a->reports);
 	free(a->retry_ids);
+	alerts__log_free(a);
 	if (a->cur)
 		alerts__rules_ref_put(a, a->cur);
 	pthread_mutex_destroy(&a->rules_mu);

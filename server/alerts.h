@@ -119,6 +119,10 @@ typedef void (*alerts_answer_fn)(void *arg, const struct alerts_answer *ans);
  * answers ALERTS_INVALID with "'FILE' line N: ...").  Also what SIGHUP does (fn NULL: the
  * result is logged). */
 enum alerts_status alerts_reload(struct alerts *a, alerts_answer_fn fn, void *arg);
+/* The same, saying who asked ("SIGHUP", "ReloadRules RPC (identity 'ops')"): the log line of
+ * every reload, done or refused, names it with what changed (ALERTS_WHO_MAX bytes kept). */
+#define ALERTS_WHO_MAX 160
+enum alerts_status alerts_reload_by(struct alerts *a, const char *who, alerts_answer_fn fn, void *arg);
 /* Sends the dead-lettered deliveries of an alert again. */
 enum alerts_status alerts_replay(struct alerts *a, const uint8_t alert_id[16], alerts_answer_fn fn, void *arg);
 struct alerts_silence_req {

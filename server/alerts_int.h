@@ -26,6 +26,8 @@
  *   alerts_outbox.c   notices into the outbox, the backlog, the notifier's reports
  *   alerts_body.c     the webhook body and the sample event
  *   alerts_silence.c  silences: matching, add, expire, a silence's end
+ *   alerts_hold.c     what silences and inhibitions hold back; who is owed a resolved
+ *   alerts_log.c      delivery failures per notifier (condlog), a reload's log line
  *   alerts_load.c     loading circuits, alerts and silences at start
  *   alerts_timer.c    the tick: deadlines, reminders, silences ending
  *   alerts_request.c  reload and replay on the writer thread */
@@ -43,6 +45,7 @@
 #include <string.h>
 
 #include "errq_assert.h"
+#include "errq_condlog.h"
 #include "errq_hash.h"
 #include "errq_id.h"
 #include "errq_log.h"
@@ -132,6 +135,7 @@ struct request {
 	uint8_t alert_id[16];
 	int64_t id;
 	struct alerts_silence_req sil;
+	char who[ALERTS_WHO_MAX]; /* a reload: who asked, for its log line */
 };
 enum { REQ_RELOAD, REQ_REPLAY, REQ_SILENCE_ADD, REQ_SILENCE_EXPIRE };
 
@@ -176,6 +180,8 @@ struct alerts {
 
 	pthread_mutex_t stats_mu;
 	struct alerts_stats st;
+
+	struct alerts_dlog *dlog; /* ALERTS_DLOG_MAX delivery-failure conditions (alerts_log.c) */
 };
 
 /* a notice: what a webhook body says (alerts_body.c builds it, alerts_outbox.c writes it) */
@@ -214,13 +220,48 @@ int alerts__add_silence_mem(struct alerts *a, int64_t id, const char *rule, cons
 			   uint64_t ends);
 void alerts__drop_silence_mem(struct alerts *a, size_t i);
 int alerts__resend(struct alerts *a, struct store *s, int64_t id, uint64_t now);
-int alerts__unsilence_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
 /* Silence i ended (expired by hand or by time): drops it and delivers in a transaction of its
  * own the firing notices it held back (on failure they go out after a restart). */
 void alerts__silence_ended(struct alerts *a, struct store *s, size_t i);
 void alerts__do_silence_add(struct alerts *a, struct store *s, const struct alerts_silence_req *req,
 			   struct alerts_answer *ans);
 void alerts__do_silence_expire(struct alerts *a, struct store *s, int64_t id, struct alerts_answer *ans);
+
+/* alerts_hold.c: silences and inhibitions hold back firing notices, never a resolved one
+ * owed to a notifier that was sent a firing */
+#define ALERTS_FIRED_MAX (RULES_MAX_NOTIFIERS * 2) /* notifiers one alert's firing rows name */
+struct alerts_fired { /* an alert's firing-kind rows, per notifier */
+	char name[ALERTS_FIRED_MAX][RULES_NAME_MAX];
+	bool sent[ALERTS_FIRED_MAX];      /* some row not held back (pending, delivered, dead) */
+	int64_t held_id[ALERTS_FIRED_MAX]; /* the latest held-back row, 0 = none */
+	uint32_t held_seq[ALERTS_FIRED_MAX];
+	size_t n;
+	bool truncated;
+};
+bool alerts__inhibited(struct alerts *a, const char *rule, const char *key);
+bool alerts__held(struct alerts *a, const char *rule, const char *key, uint64_t now);
+int alerts__fired(struct store *s, const uint8_t alert_id[16], struct alerts_fired *f);
+/* Resends the latest held firing to each notifier never sent one (the alert must fire). */
+int alerts__release_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
+/* The same when e fires and nothing holds it any more. */
+int alerts__release_if_free(struct alerts *a, struct store *s, struct centry *e, uint64_t now);
+/* Rule src's circuit resolved: the alerts it muted that nothing else holds go out. */
+int alerts__release_inhibited_by(struct alerts *a, struct store *s, const struct rule *src, uint64_t now);
+/* Every firing alert that nothing holds (after a reload; in a transaction: arg unused). */
+int alerts__release_all(struct alerts *a, struct store *s, void *arg);
+
+/* alerts_log.c */
+#define ALERTS_DLOG_MAX (RULES_MAX_NOTIFIERS * 2)     /* notifiers whose failures are tracked */
+#define ALERTS_DELIVERY_SUMMARY_MS 60000               /* a failing notifier's summary line */
+#define ALERTS_RELOAD_NAMES_MAX 512                    /* rule names listed per kind in a reload line */
+struct alerts_dlog;
+/* One attempt's result, for its notifier's failure log (first, summaries, recovery). */
+void alerts__log_delivery(struct alerts *a, const struct notify_report *r);
+/* Logs recoveries that settled; true while one is settling (tick again within a second). */
+bool alerts__log_poll(struct alerts *a);
+void alerts__log_free(struct alerts *a);
+void alerts__log_reload(const char *who, const char *path, const struct ruleset *old, const struct ruleset *next,
+			const enum circuit_retire *fate);
 
 /* alerts_body.c */
 int alerts__build_body(struct alerts *a, const struct notice *n, struct errq_buf *b);

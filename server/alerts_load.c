@@ -81,31 +81,9 @@ static int alert_copy_cb(void *ctx, const struct store_alert *al)
 	return 0;
 }
 
-struct fired_to {
-	const char *names[RULES_MAX_NOTIFY * 4];
-	char buf[RULES_MAX_NOTIFY * 4][RULES_NAME_MAX];
-	size_t n;
-};
-
-static int fired_to_cb(void *ctx, const struct store_delivery *d)
-{
-	struct fired_to *f = ctx;
-	if (strcmp(d->kind, "firing"))
-		return 0;
-	for (size_t i = 0; i < f->n; i++)
-		if (!strcmp(f->buf[i], d->notifier))
-			return 0;
-	if (f->n < sizeof(f->names) / sizeof(f->names[0])) {
-		errq_snprintf(f->buf[f->n], RULES_NAME_MAX, "%s", d->notifier);
-		f->names[f->n] = f->buf[f->n];
-		f->n++;
-	}
-	return 0;
-}
-
 /* A saved circuit whose rule is gone or changed while the collector was down (or whose
- * state cannot be read): it closes now, and its alert resolves to the notifiers that had
- * its firing. */
+ * state cannot be read): it closes now, and its alert resolves to the notifiers that were
+ * sent its firing (alerts__write_notice). */
 static int retire_row(struct alerts *a, struct store *s, const struct saved_row *w, const char *reason,
 		      uint64_t now)
 {
@@ -126,9 +104,7 @@ static int retire_row(struct alerts *a, struct store *s, const struct saved_row 
 	}
 	if (w->has_alert) {
 		struct alert_copy c = {.found = false};
-		struct fired_to f = {.n = 0};
-		if (store_get_alert(s, w->alert_id, alert_copy_cb, &c) < 0 ||
-		    store_list_deliveries(s, w->alert_id, fired_to_cb, &f)) {
+		if (store_get_alert(s, w->alert_id, alert_copy_cb, &c) < 0) {
 			free(c.sample);
 			return -1;
 		}
@@ -166,7 +142,7 @@ static int retire_row(struct alerts *a, struct store *s, const struct saved_row 
 			    .seq = 1,
 			};
 			int64_t id;
-			rc = store_alert_put(s, &al, &id) || alerts__write_notice(a, s, f.names, f.n, &n, now) ? -1 : 0;
+			rc = store_alert_put(s, &al, &id) || alerts__write_notice(a, s, NULL, 0, &n, now) ? -1 : 0;
 			a->txn_st.alerts_resolved += rc == 0;
 		}
 		free(c.sample);
@@ -234,11 +210,9 @@ static int load_txn(struct alerts *a, struct store *s, void *arg)
 		if (alerts__apply(a, s, rs, r, e, &out, NULL, NULL, now))
 			goto out;
 	}
-	for (size_t i = 0; i < a->n_buckets; i++)
-		for (struct centry *e = a->buckets[i]; e; e = e->hnext)
-			if (e->has_alert && !alerts__silenced(a, alerts__entry_rule(a, e)->name, e->key, now) &&
-			    alerts__unsilence_entry(a, s, e, now))
-				goto out;
+	/* silences that ended, and inhibiting rules that resolved or went, while errqd was down */
+	if (alerts__release_all(a, s, NULL))
+		goto out;
 	rc = alerts__save_touched(a, s, now);
 out:
 	for (size_t i = 0; i < rows.n; i++) {

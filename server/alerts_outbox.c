@@ -14,13 +14,22 @@ static int sample_cb(void *ctx, const struct store_alert *al)
 	return 0;
 }
 
-/* The notifier names a notice goes to: those of names[] that the rules in force define. */
+/* A firing notice (first or reminder) goes to those of names[] that the rules in force
+ * define, held back (`silenced`) while a silence or an inhibition covers the alert.  A
+ * resolved notice goes to every notifier that was sent one of the alert's firing notices
+ * (even one the rule no longer names), is recorded as held back for those that only had held
+ * ones, and goes to the other names[] like a firing notice (alerts_hold.c). */
 int alerts__write_notice(struct alerts *a, struct store *s, const char *const *names, size_t n_names,
 			const struct notice *n, uint64_t now)
 {
-	if (!n_names)
+	bool resolved = !strcmp(n->status, "resolved");
+	struct alerts_fired f;
+	f.n = 0;
+	if (resolved && alerts__fired(s, n->alert_id, &f))
+		return -1;
+	if (!n_names && !f.n)
 		return 0;
-	bool quiet = alerts__silenced(a, n->rule, n->key, now);
+	bool quiet = alerts__held(a, n->rule, n->key, now);
 	struct errq_buf b;
 	errq_buf_init(&b, NOTIFY_BODY_MAX);
 	if (alerts__build_body(a, n, &b)) {
@@ -32,28 +41,52 @@ int alerts__write_notice(struct alerts *a, struct store *s, const char *const *n
 	errq_hex_encode(n->alert_id, 16, hex);
 	errq_snprintf(idem, sizeof(idem), "%s:%s:%u", hex, n->status, n->seq);
 	int rc = 0;
-	for (size_t i = 0; i < n_names && !rc; i++) {
-		if (!rules_find_notifier(a->dest_check ? a->dest_check : alerts__rs(a), names[i]))
+	for (size_t i = 0; i < f.n + n_names && !rc; i++) {
+		bool fired = i < f.n; /* a notifier that had firing notices of this alert */
+		const char *name = fired ? f.name[i] : names[i - f.n];
+		bool defined = rules_find_notifier(a->dest_check ? a->dest_check : alerts__rs(a), name) != NULL;
+		int status = quiet ? STORE_DELIVERY_SILENCED : STORE_DELIVERY_PENDING;
+		char why[RULES_NAME_MAX + 64] = "";
+		bool dup = false;
+		for (size_t j = 0; j < f.n && !fired && !dup; j++)
+			dup = !strcmp(f.name[j], name);
+		if (dup) {
+			continue; /* done above */
+		} else if (fired && !f.sent[i]) {
+			status = STORE_DELIVERY_SILENCED; /* it never heard of the incident */
+		} else if (!defined && !fired) {
 			continue;
+		} else if (fired) {
+			status = defined ? STORE_DELIVERY_PENDING : STORE_DELIVERY_DEAD; /* owed, whatever holds it */
+		}
+		if (status == STORE_DELIVERY_DEAD) { /* the notifier left the config: kept for replay */
+			errq_snprintf(why, sizeof(why), "notifier '%s' is no longer in the config", name);
+			errq_logkv(ERRQ_LOG_WARN, "alert resolved, but the notifier that had its firing is gone from the config "
+				   "(dead-lettered: 'errq alerts replay' sends it once the notifier is back)",
+				   "notifier", name, "alert_id", hex, NULL);
+		}
 		struct store_delivery d = {
 		    .alert_id = n->alert_id,
-		    .notifier = names[i],
+		    .notifier = name,
 		    .kind = n->status,
 		    .seq = n->seq,
 		    .idempotency_key = idem,
 		    .body = b.p,
 		    .body_len = b.len,
-		    .status = quiet ? STORE_DELIVERY_SILENCED : STORE_DELIVERY_PENDING,
+		    .status = status,
+		    .last_error = why,
 		    .created_ns = now,
 		    .updated_ns = now,
 		};
 		int64_t id;
 		if ((rc = store_delivery_add(s, &d, &id)))
 			break;
-		if (quiet) {
+		if (status == STORE_DELIVERY_SILENCED) {
 			a->txn_st.deliveries_silenced++;
 			continue;
 		}
+		if (status == STORE_DELIVERY_DEAD)
+			continue;
 		if (a->backlog)
 			continue; /* the backlog sweep sends it, in id order */
 		struct notify_delivery *nd = notify_delivery_new(b.p, b.len);
@@ -64,8 +97,8 @@ int alerts__write_notice(struct alerts *a, struct store *s, const char *const *n
 			break;
 		}
 		nd->id = (uint64_t)id;
-		errq_snprintf(nd->dest, sizeof(nd->dest), "%s", names[i]);
-		errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, names[i]);
+		errq_snprintf(nd->dest, sizeof(nd->dest), "%s", name);
+		errq_snprintf(nd->order_key, sizeof(nd->order_key), "%s:%s", hex, name);
 		errq_snprintf(nd->idempotency_key, sizeof(nd->idempotency_key), "%s", idem);
 		sb->d = nd;
 		sb->next = NULL;
@@ -190,6 +223,8 @@ int alerts__apply(struct alerts *a, struct store *s, const struct ruleset *rs, c
 			e->has_alert = false;
 			e->notices = 0;
 			e->opened_at = 0;
+			if (alerts__release_inhibited_by(a, s, r, now)) /* what it muted goes out */
+				return -1;
 		}
 	}
 	alerts__set_active(a, e);
@@ -312,6 +347,7 @@ void alerts__apply_reports(struct alerts *a, struct store *s)
 		done += rep[i].result == NOTIFY_DELIVERED;
 		dead += rep[i].result == NOTIFY_DEAD;
 		retried += rep[i].result == NOTIFY_RETRY;
+		alerts__log_delivery(a, &rep[i]);
 		if (rep[i].result == NOTIFY_DEAD) {
 			char id[24], att[16];
 			errq_snprintf(id, sizeof(id), "%llu", (unsigned long long)rep[i].id);
@@ -329,6 +365,8 @@ void alerts__apply_reports(struct alerts *a, struct store *s)
 	free(rep);
 	if (done + dead)
 		alerts__feed_backlog(a, s); /* the notifier has room again */
+	if (alerts__log_poll(a) && alerts__ig(a))
+		ingest_tick_soon(alerts__ig(a)); /* a recovery settling: the tick logs it then */
 	alerts__publish_counts(a);
 }
 

@@ -11,12 +11,10 @@ void alerts__answer(struct request *rq, struct alerts_answer *ans)
 {
 	if (rq->fn) {
 		rq->fn(rq->arg, ans);
-	} else if (rq->kind == REQ_RELOAD) {
-		if (ans->status == ALERTS_OK)
-			errq_logkv(ERRQ_LOG_INFO, "rules reloaded", "detail", ans->msg, NULL);
-		else
-			errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error", ans->msg, NULL);
 	}
+	if (rq->kind == REQ_RELOAD && ans->status != ALERTS_OK) /* done: alerts__log_reload */
+		errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "by", rq->who, "config",
+			   rq->a->config_path[0] ? rq->a->config_path : "(none)", "error", ans->msg, NULL);
 }
 
 void alerts__fail(struct alerts_answer *ans, enum alerts_status st, const char *fmt, ...)
@@ -89,7 +87,7 @@ struct rule_rt *alerts__new_rt(size_t n)
 	return calloc(n ? n : 1, sizeof(struct rule_rt));
 }
 
-static void do_reload(struct alerts *a, struct store *s, struct alerts_answer *ans)
+static void do_reload(struct alerts *a, struct store *s, const char *who, struct alerts_answer *ans)
 {
 	struct ruleset *next = NULL;
 	char err[sizeof(ans->msg)];
@@ -159,8 +157,12 @@ static void do_reload(struct alerts *a, struct store *s, struct alerts_answer *a
 	pthread_mutex_unlock(&a->stats_mu);
 	ref = NULL;
 	next = NULL;
+	alerts__log_reload(who, a->config_path, prev->pub.rs, alerts__rs(a), ra.fate);
 	alerts__set_dests(a, alerts__rs(a));
 	alerts__end_work_subs(a, true);
+	/* an inhibiting rule removed, or its inhibits changed: what it muted goes out now */
+	if (alerts__in_txn(a, s, alerts__release_all, NULL))
+		LOG_WARN("alerts: could not deliver what a reload released; it goes out after a restart");
 	alerts__rules_ref_put(a, prev);
 	if (staged)
 		a->o.reload_commit(a->o.reload_ctx, staged);
@@ -247,7 +249,7 @@ void alerts__request_run(struct ingest_job *j, struct store *s)
 	else if (!a->loaded && alerts__load(a, s))
 		alerts__fail(&ans, ALERTS_INTERNAL, "cannot load circuits: %s", store_errmsg(s));
 	else if (rq->kind == REQ_RELOAD)
-		do_reload(a, s, &ans);
+		do_reload(a, s, rq->who, &ans);
 	else if (rq->kind == REQ_REPLAY)
 		do_replay(a, s, rq->alert_id, &ans);
 	else if (rq->kind == REQ_SILENCE_ADD)

@@ -111,35 +111,6 @@ struct unsilence_arg {
 	char *matchers;
 };
 
-struct held {
-	int64_t id[RULES_MAX_NOTIFY * 4];
-	uint32_t seq[RULES_MAX_NOTIFY * 4];
-	char notifier[RULES_MAX_NOTIFY * 4][RULES_NAME_MAX];
-	size_t n;
-};
-
-static int held_cb(void *ctx, const struct store_delivery *d)
-{
-	struct held *h = ctx;
-	if (d->status != STORE_DELIVERY_SILENCED || strcmp(d->kind, "firing"))
-		return 0;
-	for (size_t i = 0; i < h->n; i++)
-		if (!strcmp(h->notifier[i], d->notifier)) { /* the latest notice per notifier */
-			if (d->seq > h->seq[i]) {
-				h->seq[i] = d->seq;
-				h->id[i] = d->id;
-			}
-			return 0;
-		}
-	if (h->n < sizeof(h->id) / sizeof(h->id[0])) {
-		h->id[h->n] = d->id;
-		h->seq[h->n] = d->seq;
-		errq_snprintf(h->notifier[h->n], RULES_NAME_MAX, "%s", d->notifier);
-		h->n++;
-	}
-	return 0;
-}
-
 struct resend {
 	struct alerts *a;
 	int rc;
@@ -187,18 +158,6 @@ int alerts__resend(struct alerts *a, struct store *s, int64_t id, uint64_t now)
 	return r.rc;
 }
 
-/* A firing alert no silence covers any more: its held-back firing notice goes out. */
-int alerts__unsilence_entry(struct alerts *a, struct store *s, struct centry *e, uint64_t now)
-{
-	struct held h = {.n = 0};
-	if (store_list_deliveries(s, e->alert_id, held_cb, &h))
-		return -1;
-	for (size_t i = 0; i < h.n; i++)
-		if (alerts__resend(a, s, h.id[i], now))
-			return -1;
-	return 0;
-}
-
 static int unsilence(struct alerts *a, struct store *s, void *arg)
 {
 	const struct unsilence_arg *u = arg;
@@ -206,10 +165,9 @@ static int unsilence(struct alerts *a, struct store *s, void *arg)
 	for (size_t i = 0; i < a->n_buckets; i++)
 		for (struct centry *e = a->buckets[i]; e; e = e->hnext) {
 			const struct rule *r = alerts__entry_rule(a, e);
-			if (!e->has_alert || strcmp(r->name, u->rule) || !alerts_matchers_match(u->matchers, e->key) ||
-			    alerts__silenced(a, r->name, e->key, now))
+			if (strcmp(r->name, u->rule) || !alerts_matchers_match(u->matchers, e->key))
 				continue;
-			if (alerts__unsilence_entry(a, s, e, now))
+			if (alerts__release_if_free(a, s, e, now)) /* unless another silence or an inhibition holds it */
 				return -1;
 		}
 	return 0;

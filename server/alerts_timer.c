@@ -66,7 +66,7 @@ uint64_t alerts_hook_tick(void *ctx, struct store *s)
 	bool reports = a->n_reports && !a->report_job_queued;
 	pthread_mutex_unlock(&a->rep_mu);
 	uint64_t soon = mono + ALERTS_RESUBMIT_MS * ERRQ_NS_PER_MS;
-	if ((a->backlog || a->n_retry || reports) && (!wake || soon < wake))
+	if ((a->backlog || a->n_retry || reports || alerts__log_poll(a)) && (!wake || soon < wake))
 		wake = soon;
 	return wake;
 }

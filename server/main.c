@@ -252,6 +252,9 @@ int main(int argc, char **argv)
 		quota_free(quota);
 		return 1;
 	}
+	char n_rules[24], n_notifiers[24]; /* for the start line (the engine owns ruleset from here) */
+	errq_snprintf(n_rules, sizeof(n_rules), "%zu", ruleset ? ruleset->n_rules : 0);
+	errq_snprintf(n_notifiers, sizeof(n_notifiers), "%zu", ruleset ? ruleset->n_notifiers : 0);
 	/* the credentials of the same file, and whether errqd may listen where it is told to */
 	struct auth *auth = NULL;
 	struct auth_table *creds_table = NULL;
@@ -456,7 +459,8 @@ int main(int argc, char **argv)
 			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
 			   hportbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
 			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", "tls",
-			   !tls ? "off" : tls_mutual(tls) ? "mutual" : "on", NULL);
+			   !tls ? "off" : tls_mutual(tls) ? "mutual" : "on", "config", config_path ? config_path : "(none)",
+			   "rules", n_rules, "notifiers", n_notifiers, NULL);
 		char ncreds[24];
 		errq_snprintf(ncreds, sizeof(ncreds), "%zu", auth_count(auth));
 		if (!auth_count(auth) && !auth_listen_is_loopback(cfg.listen))
@@ -476,7 +480,7 @@ int main(int argc, char **argv)
 				tls_reload(tls);
 			if (tls && !config_path)
 				continue; /* no rules to reload: no error line for a certificate rotation */
-			enum alerts_status st = alerts ? alerts_reload(alerts, NULL, NULL) : ALERTS_OK;
+			enum alerts_status st = alerts ? alerts_reload_by(alerts, "SIGHUP", NULL, NULL) : ALERTS_OK;
 			if (st != ALERTS_OK) /* refused; a queued reload logs its result */
 				errq_logkv(ERRQ_LOG_ERROR, "rules reload refused; the rules in force stay", "error",
 					   alerts_refusal_msg(st), NULL);

@@ -178,6 +178,7 @@ static void report(struct notifier *n, struct pending *p, enum notify_result r, 
 	struct notify_report rep = {.id = p->d->id, .result = r, .attempts = p->d->attempts, .retry_at_ns = retry_at,
 				    .http_status = http};
 	errq_snprintf(rep.error, sizeof(rep.error), "%s", err ? err : "");
+	errq_snprintf(rep.dest, sizeof(rep.dest), "%s", p->d->dest);
 	n->report(n->report_ctx, &rep);
 }
 

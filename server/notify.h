@@ -102,6 +102,7 @@ struct notify_report {
 	uint64_t retry_at_ns; /* NOTIFY_RETRY: realtime of the next attempt */
 	long http_status;     /* 0 when no response */
 	char error[256];      /* why it failed, "" when delivered */
+	char dest[NOTIFY_NAME_MAX]; /* the notifier (its failures are logged per notifier) */
 };
 
 /* Called on the notifier's loop thread after every attempt. */

@@ -2,6 +2,8 @@
  * answered by the rule engine on the writer thread. */
 #include "svc_alerts_int.h"
 
+#include "auth.h"
+
 #include "errq_banned.h"
 
 /* ---- writes: answered by the rule engine ---- */
@@ -173,8 +175,14 @@ void svc_alerts__reload_rules(void *ctx, struct unary_call *uc, grpc_slice req)
 {
 	struct alerts_svc *svc = ctx;
 	struct write_call *w = write_new(svc, uc, W_RELOAD);
+	char id[AUTH_NAME_MAX + AUTH_IDENTITY_MAX], who[ALERTS_WHO_MAX];
+	auth_call_identity(transport_unary_grpc_call(uc), id, sizeof(id));
+	if (id[0])
+		errq_snprintf(who, sizeof(who), "ReloadRules RPC (identity '%s')", id);
+	else
+		errq_snprintf(who, sizeof(who), "ReloadRules RPC (no identity: open mode)");
 	if (w)
-		write_refused(w, alerts_reload(svc->alerts, write_done, w));
+		write_refused(w, alerts_reload_by(svc->alerts, who, write_done, w));
 }
 
 /* "unknown rule 'x' (rules: a, b, c)" into details. */

@@ -360,6 +360,11 @@ int transport_add_server_stream(struct transport *t, const char *path, sstream_f
 	return m ? (m->sstart = fn, 0) : -1;
 }
 
+grpc_call *transport_unary_grpc_call(struct unary_call *uc)
+{
+	return uc->call;
+}
+
 void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const char *details, grpc_byte_buffer *resp)
 {
 	uc->resp = resp;

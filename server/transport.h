@@ -48,6 +48,8 @@ struct unary_call;
 typedef void (*unary_async_fn)(void *ctx, struct unary_call *uc, grpc_slice req);
 /* resp (may be NULL) is taken over and destroyed by the transport. */
 void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const char *details, grpc_byte_buffer *resp);
+/* The call behind uc (for its auth context: auth_call_identity), valid until the reply. */
+grpc_call *transport_unary_grpc_call(struct unary_call *uc);
 /* A server-streaming call with its one request message (req is valid during the call of fn
  * only; the service owns `call`, one reference, and must unref it). */
 typedef void (*sstream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc_slice req);

@@ -344,6 +344,11 @@ static void test_admin_audit(void **state)
 	assert_non_null(strstr(line, "ops"));
 	assert_non_null(strstr(line, "/errq.v1.Alerts/ReloadRules"));
 	free(log);
+	log = NULL;
+	/* the reload's own line names the caller's credential (issue 15) */
+	WAIT_FOR(((free(log), log = read_all(P.log)), strstr(log, "\"rules reloaded\"")));
+	assert_non_null(strstr(log, "\"rules reloaded\",\"by\":\"ReloadRules RPC (identity 'ops')\""));
+	free(log);
 }
 
 static void test_reload(void **state)

@@ -1696,6 +1696,357 @@ static void test_reminder_due_while_down_sent_at_restart(void **state)
 
 /* A request the engine cannot queue (no writer, no inline store) is refused by the return
  * value and its callback never runs (STYLE.md point 6). */
+/* ---- 10. what is delivered: silences, inhibitions and the resolved guarantee ---- */
+
+static int64_t n_rows(const char *hex, const char *kind, int status)
+{
+	return q1("SELECT count(*) FROM deliveries WHERE lower(hex(alert_id)) = '%s' AND kind = '%s' AND status = %d",
+		  hex, kind, status);
+}
+
+/* CFG_BASIC started; r1's KT alert fires at T0+1 and its firing is delivered: its id in ht. */
+static void fire_basic(char ht[ERRQ_ID_HEX_BUFSZ])
+{
+	write_cfg(CFG_BASIC);
+	start();
+	fake_now = T0 + S(1);
+	fail_now("checkout", "TimeoutError", 3);
+	alert_hex(ht, "r1", KT);
+	wait_lines(1);
+	settle();
+}
+
+/* CFG_BASIC's circuit opened at T0+1 closes at T0+91 (60 s recovery, 30 s quiet probe). */
+static void resolve_basic(void)
+{
+	tick_at(T0 + S(61));
+	tick_at(T0 + S(91));
+}
+
+/* The bug of issue 15: a silence added while an alert fires (its firing delivered) held
+ * back its resolved for good, and the silence's end sent nothing. */
+static void test_silence_during_firing_resolves(void **state)
+{
+	char ht[ERRQ_ID_HEX_BUFSZ];
+	fire_basic(ht);
+	fake_now = T0 + S(2);
+	struct alerts_answer ans = silence("r1", "", S(3600));
+	assert_int_equal(ans.status, ALERTS_OK);
+	resolve_basic();
+	assert_int_equal(cstate("r1", KT), CIRCUIT_CLOSED);
+	wait_lines(2);
+	json_t *b = find_line(ht, "resolved", 1);
+	assert_non_null(b);
+	assert_string_equal(bs(b, "reason"), "probe quiet for 30s");
+	settle();
+	assert_int_equal(n_rows(ht, "resolved", STORE_DELIVERY_DELIVERED), 1);
+	/* the silence's end sends nothing more */
+	fake_now = T0 + S(100);
+	assert_int_equal(expire(ans.id).status, ALERTS_OK);
+	tick_at(T0 + S(101));
+	expect_lines(2);
+}
+
+/* Reminders are held back by a silence; when it ends on an alert whose firing went out,
+ * nothing is sent again (the receiver knows); the resolved goes out. */
+static void test_silence_holds_reminders(void **state)
+{
+	write_cfg("notifiers:\n"
+		  "  - name: journal\n"
+		  "    type: log\n"
+		  "rules:\n"
+		  "  - name: r1\n"
+		  "    match: {service: checkout}\n"
+		  "    trip: {failures: 1, window: 60s}\n"
+		  "    recovery_timeout: 1h\n"
+		  "    repeat_interval: 10s\n"
+		  "    notify: [journal]\n");
+	start();
+	fake_now = T0 + S(1);
+	fail_now("checkout", "E", 1);
+	char h[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h, "r1", "");
+	wait_lines(1);
+	settle();
+	fake_now = T0 + S(2);
+	struct alerts_answer ans = silence("r1", "", S(25));
+	assert_int_equal(ans.status, ALERTS_OK);
+	tick_at(T0 + S(11));
+	tick_at(T0 + S(21));
+	assert_int_equal(n_rows(h, "firing", STORE_DELIVERY_SILENCED), 2); /* reminders 2 and 3 held */
+	tick_at(T0 + S(28));                                                /* the silence ended */
+	settle();
+	assert_int_equal(n_rows(h, "firing", STORE_DELIVERY_SILENCED), 2);
+	expect_lines(1);
+	tick_at(T0 + S(41)); /* the next reminder goes out */
+	wait_lines(2);
+	assert_non_null(find_line(h, "firing", 4));
+	settle();
+}
+
+/* A rule removed by a reload while its alert fires under a silence: the resolved goes out;
+ * a notifier taken off a rule that had the firing still gets the resolved. */
+static void test_resolved_after_reload_and_notify_change(void **state)
+{
+	static const char two[] = "notifiers:\n"
+				  "  - name: journal\n"
+				  "    type: log\n"
+				  "rules:\n"
+				  "  - name: a\n"
+				  "    match: {service: svc-a}\n"
+				  "    trip: {failures: 1, window: 60s}\n"
+				  "    notify: [journal]\n"
+				  "  - name: b\n"
+				  "    match: {service: svc-b}\n"
+				  "    trip: {failures: 1, window: 60s}\n"
+				  "    notify: [journal]\n";
+	write_cfg(two);
+	start();
+	fake_now = T0 + S(1);
+	fail_now("svc-a", "E", 1);
+	fail_now("svc-b", "E", 1);
+	char ha[ERRQ_ID_HEX_BUFSZ], hb[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(ha, "a", "");
+	alert_hex(hb, "b", "");
+	wait_lines(2);
+	settle();
+	fake_now = T0 + S(2);
+	assert_int_equal(silence("a", "", S(3600)).status, ALERTS_OK);
+	assert_int_equal(silence("b", "", S(3600)).status, ALERTS_OK);
+	/* a removed; b kept (same definition) but notifies nobody now */
+	write_cfg("notifiers:\n"
+		  "  - name: journal\n"
+		  "    type: log\n"
+		  "rules:\n"
+		  "  - name: b\n"
+		  "    match: {service: svc-b}\n"
+		  "    trip: {failures: 1, window: 60s}\n"
+		  "    recovery_timeout: 60s\n"
+		  "    notify: []\n");
+	fake_now = T0 + S(3);
+	struct alerts_answer ans = do_reload();
+	if (ans.status != ALERTS_OK)
+		fail_msg("reload: %s", ans.msg);
+	wait_lines(3);
+	json_t *ra = find_line(ha, "resolved", 1);
+	assert_non_null(ra);
+	assert_string_equal(bs(ra, "reason"), "rule_removed");
+	tick_at(T0 + S(61));
+	tick_at(T0 + S(91));
+	assert_int_equal(cstate("b", ""), CIRCUIT_CLOSED);
+	wait_lines(4);
+	assert_non_null(find_line(hb, "resolved", 1));
+	settle();
+	expect_lines(4);
+}
+
+/* The notifier that had the firing leaves the config: its resolved is dead-lettered with
+ * the reason (replay sends it once the notifier is back), not silently dropped. */
+static void test_resolved_notifier_gone(void **state)
+{
+	char ht[ERRQ_ID_HEX_BUFSZ], buf[256];
+	fire_basic(ht);
+	write_cfg("rules:\n"
+		  "  - name: r1\n"
+		  "    match: {service: checkout}\n"
+		  "    group_by: [service, error_type]\n"
+		  "    trip: {failures: 3, window: 60s}\n");
+	assert_int_equal(do_reload().status, ALERTS_OK);
+	resolve_basic();
+	assert_int_equal(cstate("r1", KT), CIRCUIT_CLOSED);
+	assert_int_equal(n_rows(ht, "resolved", STORE_DELIVERY_DEAD), 1);
+	assert_string_equal(qs(buf, sizeof(buf), "SELECT last_error FROM deliveries WHERE kind = 'resolved'"),
+			    "notifier 'journal' is no longer in the config");
+	/* back in the config: replay sends it */
+	write_cfg(CFG_BASIC);
+	assert_int_equal(do_reload().status, ALERTS_OK);
+	uint8_t id[16];
+	alert_blob(id, ht);
+	assert_int_equal(replay(id).status, ALERTS_OK);
+	wait_lines(2);
+	assert_non_null(find_line(ht, "resolved", 1));
+	settle();
+}
+
+/* Across a restart: the firing went out, a silence came, errqd restarted, the alert
+ * resolved: the resolved goes out (what was sent is read from the deliveries table). */
+static void test_resolved_across_restart(void **state)
+{
+	char ht[ERRQ_ID_HEX_BUFSZ];
+	fire_basic(ht);
+	fake_now = T0 + S(2);
+	assert_int_equal(silence("r1", "", S(3600)).status, ALERTS_OK);
+	stop();
+	fake_now = T0 + S(10);
+	start();
+	resolve_basic();
+	wait_lines(2);
+	assert_non_null(find_line(ht, "resolved", 1));
+	settle();
+	expect_lines(2);
+}
+
+static const char CFG_INHIBIT[] = "notifiers:\n"
+				  "  - name: journal\n"
+				  "    type: log\n"
+				  "rules:\n"
+				  "  - name: down\n"
+				  "    match: {error_type: Down}\n"
+				  "    group_by: [service]\n"
+				  "    trip: {failures: 1, window: 60s}\n"
+				  "    recovery_timeout: 100s\n"
+				  "    half_open: {probe: 10s}\n"
+				  "    inhibits: [timeouts]\n"
+				  "    inhibit_equal: [service]\n"
+				  "    notify: [journal]\n"
+				  "  - name: timeouts\n"
+				  "    match: {error_type: Timeout}\n"
+				  "    group_by: [service, task]\n"
+				  "    trip: {failures: 1, window: 60s}\n"
+				  "    recovery_timeout: 20s\n"
+				  "    half_open: {probe: 10s}\n"
+				  "    notify: [journal]\n";
+
+/* Inhibition: while "down" is open for a service, "timeouts" alerts of that service are
+ * held; another service's are not; when "down" resolves, a muted alert still firing goes
+ * out, one that resolved meanwhile never does; one delivered before still gets its resolved. */
+static void test_inhibition(void **state)
+{
+	write_cfg(CFG_INHIBIT);
+	start();
+	/* delivered before the inhibition: its resolved goes out although muted now */
+	fake_now = T0 + S(1);
+	fail_now("checkout", "Timeout", 1);
+	char h0[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h0, "timeouts", "service=checkout,task=work");
+	wait_lines(1);
+	settle();
+	fake_now = T0 + S(2);
+	fail_now("checkout", "Down", 1); /* down opens at 2, half-open at 102, closes at 112 */
+	char hd[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(hd, "down", "service=checkout");
+	wait_lines(2);
+	settle();
+	tick_at(T0 + S(21));
+	tick_at(T0 + S(31)); /* h0 resolves */
+	wait_lines(3);
+	assert_non_null(find_line(h0, "resolved", 1));
+	settle();
+	/* muted: same service; not muted: another service */
+	fake_now = T0 + S(40);
+	fail_now("checkout", "Timeout", 1); /* resolves at 70, muted throughout */
+	char h1[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h1, "timeouts", "service=checkout,task=work");
+	fail_now("payments", "Timeout", 1);
+	char hp[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(hp, "timeouts", "service=payments,task=work");
+	wait_lines(4);
+	assert_non_null(find_line(hp, "firing", 1));
+	settle();
+	assert_int_equal(n_rows(h1, "firing", STORE_DELIVERY_SILENCED), 1);
+	tick_at(T0 + S(60));
+	tick_at(T0 + S(70));
+	assert_int_equal(n_rows(h1, "resolved", STORE_DELIVERY_SILENCED), 1);
+	fake_now = T0 + S(95);
+	fail_now("checkout", "Timeout", 1); /* muted, still firing when down resolves */
+	char h2[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h2, "timeouts", "service=checkout,task=work");
+	assert_int_equal(n_rows(h2, "firing", STORE_DELIVERY_SILENCED), 1);
+	expect_lines(5); /* hp resolved at 70 */
+	tick_at(T0 + S(102));
+	tick_at(T0 + S(112)); /* down resolves: h2's held firing goes out */
+	assert_int_equal(cstate("down", "service=checkout"), CIRCUIT_CLOSED);
+	assert_int_equal(cstate("timeouts", "service=checkout,task=work"), CIRCUIT_OPEN);
+	wait_lines(7);
+	assert_non_null(find_line(hd, "resolved", 1));
+	assert_non_null(find_line(h2, "firing", 1));
+	tick_at(T0 + S(115));
+	tick_at(T0 + S(125)); /* h2 resolves, and says so */
+	wait_lines(8);
+	assert_non_null(find_line(h2, "resolved", 1));
+	settle();
+	expect_lines(8);
+	log_refresh();
+	assert_int_equal(count_lines(h1, "firing") + count_lines(h1, "resolved"), 0);
+}
+
+/* A reload that drops the inhibits key releases what it muted, at once. */
+static void test_inhibition_reload(void **state)
+{
+	write_cfg(CFG_INHIBIT);
+	start();
+	fake_now = T0 + S(1);
+	fail_now("checkout", "Down", 1);
+	fail_now("checkout", "Timeout", 1);
+	char h1[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h1, "timeouts", "service=checkout,task=work");
+	wait_lines(1);
+	settle();
+	expect_lines(1);
+	char cfg[sizeof(CFG_INHIBIT)];
+	snprintf(cfg, sizeof(cfg), "%s", CFG_INHIBIT);
+	char *p = strstr(cfg, "    inhibits: [timeouts]\n    inhibit_equal: [service]\n");
+	assert_non_null(p);
+	size_t cut = strlen("    inhibits: [timeouts]\n    inhibit_equal: [service]\n");
+	memmove(p, p + cut, strlen(p + cut) + 1);
+	write_cfg(cfg);
+	fake_now = T0 + S(2);
+	struct alerts_answer ans = do_reload();
+	if (ans.status != ALERTS_OK)
+		fail_msg("reload: %s", ans.msg);
+	assert_int_equal(ans.kept, 2);
+	wait_lines(2);
+	assert_non_null(find_line(h1, "firing", 1));
+	settle();
+}
+
+/* Held by both an inhibition and a silence: the end of one alone releases nothing; the end of
+ * the second releases the held firing. */
+static void test_inhibition_and_silence(void **state)
+{
+	write_cfg(CFG_INHIBIT);
+	start();
+	fake_now = T0 + S(1);
+	struct alerts_answer sil = silence("timeouts", "", S(3600));
+	assert_int_equal(sil.status, ALERTS_OK);
+	fail_now("checkout", "Down", 1);
+	fail_now("checkout", "Timeout", 1); /* open until 21 */
+	char h1[ERRQ_ID_HEX_BUFSZ];
+	alert_hex(h1, "timeouts", "service=checkout,task=work");
+	wait_lines(1);
+	fake_now = T0 + S(5);
+	assert_int_equal(expire(sil.id).status, ALERTS_OK); /* still inhibited */
+	expect_lines(1);
+	assert_int_equal(n_rows(h1, "firing", STORE_DELIVERY_SILENCED), 1);
+	fake_now = T0 + S(6);
+	sil = silence("timeouts", "", S(3600));
+	assert_int_equal(sil.status, ALERTS_OK);
+	/* the inhibiting rule leaves the config: its resolved goes out, h1 stays held (silenced) */
+	char cfg[sizeof(CFG_INHIBIT)];
+	const char *rules = strstr(CFG_INHIBIT, "rules:\n"), *timeouts = strstr(CFG_INHIBIT, "  - name: timeouts\n");
+	assert_non_null(rules);
+	assert_non_null(timeouts);
+	snprintf(cfg, sizeof(cfg), "%.*s%s", (int)(rules - CFG_INHIBIT) + 7, CFG_INHIBIT, timeouts);
+	write_cfg(cfg);
+	fake_now = T0 + S(7);
+	struct alerts_answer ans = do_reload();
+	if (ans.status != ALERTS_OK)
+		fail_msg("reload: %s", ans.msg);
+	assert_int_equal(ans.removed, 1);
+	wait_lines(2);
+	assert_string_equal(bs(L[1], "status"), "resolved");
+	expect_lines(2);
+	assert_int_equal(n_rows(h1, "firing", STORE_DELIVERY_SILENCED), 1);
+	/* the silence ends too: now the held firing goes out */
+	fake_now = T0 + S(8);
+	assert_int_equal(expire(sil.id).status, ALERTS_OK);
+	assert_int_equal(cstate("timeouts", "service=checkout,task=work"), CIRCUIT_OPEN);
+	wait_lines(3);
+	assert_non_null(find_line(h1, "firing", 1));
+	settle();
+	expect_lines(3);
+}
+
 static void test_request_refused_without_callback(void **state)
 {
 	(void)state;
@@ -1736,6 +2087,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_failure_rate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reminders, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reminder_due_while_down_sent_at_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_during_firing_resolves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_holds_reminders, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolved_after_reload_and_notify_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolved_notifier_gone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolved_across_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inhibition_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inhibition_and_silence, setup, teardown),
 	    cmocka_unit_test(test_request_refused_without_callback),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER"); /* one test: ERRQ_TEST_FILTER=test_replay */

@@ -179,6 +179,26 @@ static void test_condlog_one_line_per_condition(void **state)
 	assert_int_equal(count_of(out, "\"error\":\"disk I/O error\""), 1);
 }
 
+/* summary_ms sets a condition's summary period (the alert notifier's is a minute): the same
+ * failures log a summary after it and not before. */
+static void test_condlog_summary_period(void **state)
+{
+	struct errq_condlog c;
+	errq_condlog_init(&c, "deliveries failing", ERRQ_LOG_WARN);
+	c.summary_ms = 50;
+	log_capture(ERRQ_LOG_FORMAT_JSON);
+	errq_condlog_fail(&c, "HTTP 503");
+	errq_condlog_fail(&c, "HTTP 503"); /* within the period: no line */
+	uint64_t t0 = errq_mono_ns();
+	while (errq_mono_ns() - t0 < 60 * ERRQ_NS_PER_MS) /* a wait for time itself: the period */
+		usleep(10 * 1000);
+	errq_condlog_fail(&c, "HTTP 503");
+	char *out = log_read();
+	assert_int_equal(count_of(out, "\n"), 2);
+	assert_int_equal(count_of(out, "\"msg\":\"deliveries failing (still failing)\""), 1);
+	assert_int_equal(count_of(out, "\"failures\":\"3\""), 1);
+}
+
 static void test_utf8(void **state)
 {
 	size_t bad = 0;
@@ -285,6 +305,7 @@ int main(void)
 	    cmocka_unit_test(test_hex),                      cmocka_unit_test(test_ids_are_ordered_uuidv7),
 	    cmocka_unit_test(test_yaml_errors_have_lines),   cmocka_unit_test(test_log_text_format),
 	    cmocka_unit_test(test_condlog_one_line_per_condition),
+	    cmocka_unit_test(test_condlog_summary_period),
 	};
 	return cmocka_run_group_tests_name("unit_common", tests, NULL, NULL);
 }

@@ -737,6 +737,58 @@ static void test_reload_fate(void **state)
 	rules_free(next);
 }
 
+/* inhibits: names resolved after every rule is read; each refusal names the rule and line */
+static void test_inhibits(void **state)
+{
+	struct ruleset *rs = load("rules:\n"
+				  "  - name: down\n"
+				  "    group_by: [service]\n"
+				  "    trip: {failures: 1, window: 60s}\n"
+				  "    inhibits: [timeouts, slow]\n"
+				  "    inhibit_equal: [service]\n"
+				  "  - name: timeouts\n"
+				  "    group_by: [task, service]\n"
+				  "    trip: {failures: 1, window: 60s}\n"
+				  "  - name: slow\n"
+				  "    group_by: [service]\n"
+				  "    trip: {failures: 1, window: 60s}\n");
+	const struct rule *d = rules_find(rs, "down"), *t = rules_find(rs, "timeouts");
+	assert_int_equal(d->n_inhibits, 2);
+	assert_ptr_equal(&rs->rules[d->inhibits[0]], t);
+	assert_int_equal(d->n_inhibit_equal, 1);
+	assert_true(t->inhibited);
+	assert_false(d->inhibited);
+	assert_true(rules_inhibit_applies(d, "service=checkout", "task=x,service=checkout"));
+	assert_false(rules_inhibit_applies(d, "service=checkout", "task=x,service=payments"));
+	assert_false(rules_inhibit_applies(d, "(overflow)", "task=x,service=checkout"));
+	rules_free(rs);
+	/* the same, without inhibit_equal: every alert of the rule */
+	rs = load("rules:\n  - name: a\n    trip: {failures: 1, window: 60s}\n    inhibits: [b]\n"
+		  "  - name: b\n    group_by: [service]\n    trip: {failures: 1, window: 60s}\n");
+	assert_true(rules_inhibit_applies(rules_find(rs, "a"), "", "service=x"));
+	rules_free(rs);
+	refused(RULE_HEAD "    inhibits: [nope]\n", 4, "rule 'a': key 'inhibits'", "unknown rule 'nope' (defined: no other rule)");
+	refused(RULE_HEAD "    inhibits: [nope]\n  - name: b\n    trip: {failures: 1, window: 60s}\n", 4,
+		"rule 'a': key 'inhibits'", "unknown rule 'nope' (defined: b)");
+	refused(RULE_HEAD "    inhibits: [a]\n", 4, "key 'inhibits'", "a rule cannot inhibit itself");
+	refused(RULE_HEAD "    inhibits: b\n  - name: b\n    trip: {failures: 1, window: 60s}\n", 4, "key 'inhibits'",
+		"expected a list");
+	refused(RULE_HEAD "    inhibits: [b, b]\n  - name: b\n    trip: {failures: 1, window: 60s}\n", 4,
+		"key 'inhibits'", "'b' listed twice");
+	refused(RULE_HEAD "    inhibits: [b]\n  - name: b\n    trip: {failures: 1, window: 60s}\n    inhibits: [a]\n", 4,
+		"rule 'a': key 'inhibits'", "cycle (a -> b -> a)");
+	refused(RULE_HEAD "    inhibit_equal: [service]\n", 4, "key 'inhibit_equal'", "without inhibits");
+	refused(RULE_HEAD "    inhibits: [b]\n    inhibit_equal: [service]\n  - name: b\n    group_by: [service]\n"
+			  "    trip: {failures: 1, window: 60s}\n",
+		5, "key 'inhibit_equal'", "'service' is not in this rule's group_by");
+	refused("rules:\n  - name: a\n    group_by: [service]\n    trip: {failures: 1, window: 60s}\n"
+		"    inhibits: [b]\n    inhibit_equal: [service]\n  - name: b\n    trip: {failures: 1, window: 60s}\n",
+		6, "key 'inhibit_equal'", "rule 'b' does not group by 'service'");
+	refused("rules:\n  - name: a\n    group_by: [service]\n    trip: {failures: 1, window: 60s}\n"
+		"    inhibits: [b]\n    inhibit_equal: [colour]\n  - name: b\n    trip: {failures: 1, window: 60s}\n",
+		6, "key 'inhibit_equal'", "'colour' is not a field to group by");
+}
+
 static void test_names(void **state)
 {
 	char buf[64];
@@ -790,6 +842,7 @@ int main(void)
 	    cmocka_unit_test(test_definition_hash),
 	    cmocka_unit_test(test_reload_fate),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_inhibits),
 	};
 	return cmocka_run_group_tests_name("unit_rules", tests, NULL, NULL);
 }
