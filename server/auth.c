@@ -588,52 +588,82 @@ static void log_refused(struct auth *a, const struct auth_decision *d, const cha
 		   "refused_since_last_line", more, NULL);
 }
 
+/* What the checks read from a call: its :path, its authorization header (and how many came),
+ * the peer's certificate names (CN and SANs, set at the handshake and never changed). */
+struct call_facts {
+	const char *path, *authz;
+	size_t plen, alen;
+	int n_authz;
+	const char *ids[AUTH_PEER_IDS_MAX];
+	size_t lens[AUTH_PEER_IDS_MAX], n_ids;
+};
+
+static void call_facts(const grpc_metadata *md, size_t num_md, grpc_auth_context *ctx, struct call_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < num_md; i++) {
+		if (slice_is(md[i].key, ":path")) {
+			f->path = (const char *)GRPC_SLICE_START_PTR(md[i].value);
+			f->plen = GRPC_SLICE_LENGTH(md[i].value);
+		} else if (slice_is(md[i].key, "authorization") && f->n_authz++ == 0) {
+			f->authz = (const char *)GRPC_SLICE_START_PTR(md[i].value);
+			f->alen = GRPC_SLICE_LENGTH(md[i].value);
+		}
+	}
+	static const char *const props[] = {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME};
+	for (size_t k = 0; k < 2 && ctx; k++) {
+		grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, props[k]);
+		const grpc_auth_property *p;
+		while (f->n_ids < AUTH_PEER_IDS_MAX && (p = grpc_auth_property_iterator_next(&it))) {
+			f->ids[f->n_ids] = p->value;
+			f->lens[f->n_ids++] = p->value_length;
+		}
+	}
+}
+
+/* The processor.  gRPC hands it the connection's auth context, shared by every call of the
+ * connection (server_auth_filter): it reads the certificate names there and writes nothing
+ * (a property added per call named whichever call came first, grew without bound and raced
+ * with readers on other threads).  Handlers that need the caller's identity decide again
+ * from their own metadata (auth_identity); the authorization header is left in it. */
 static void process(void *state, grpc_auth_context *ctx, const grpc_metadata *md, size_t num_md,
 		    grpc_process_auth_metadata_done_cb cb, void *user_data)
 {
 	struct auth *a = state;
-	const char *path = NULL, *authz = NULL;
-	size_t plen = 0, alen = 0;
-	int n_authz = 0;
-	const grpc_metadata *consumed = NULL;
-	for (size_t i = 0; i < num_md; i++) {
-		if (slice_is(md[i].key, ":path")) {
-			path = (const char *)GRPC_SLICE_START_PTR(md[i].value);
-			plen = GRPC_SLICE_LENGTH(md[i].value);
-		} else if (slice_is(md[i].key, "authorization")) {
-			if (n_authz++ == 0) {
-				authz = (const char *)GRPC_SLICE_START_PTR(md[i].value);
-				alen = GRPC_SLICE_LENGTH(md[i].value);
-				consumed = &md[i]; /* no service sees the token */
-			}
-		}
-	}
-	const char *ids[AUTH_PEER_IDS_MAX];
-	size_t lens[AUTH_PEER_IDS_MAX], n_ids = 0;
-	static const char *const props[] = {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME};
-	for (size_t k = 0; k < 2; k++) {
-		grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, props[k]);
-		const grpc_auth_property *p;
-		while (n_ids < AUTH_PEER_IDS_MAX && (p = grpc_auth_property_iterator_next(&it))) {
-			ids[n_ids] = p->value;
-			lens[n_ids++] = p->value_length;
-		}
-	}
+	struct call_facts f;
+	call_facts(md, num_md, ctx, &f);
 	struct auth_table *t = table_get(a);
 	struct auth_decision d;
-	auth_decide(t, path, plen, authz, alen, n_authz, ids, lens, n_ids, &d);
-	if (d.status == GRPC_STATUS_OK && d.cred)
-		grpc_auth_context_add_property(ctx, AUTH_PROP_IDENTITY, d.cred->name, strlen(d.cred->name));
+	auth_decide(t, f.path, f.plen, f.authz, f.alen, f.n_authz, f.ids, f.lens, f.n_ids, &d);
 	if (d.status == GRPC_STATUS_OK && d.need == AUTH_ROLE_ADMIN) {
 		char method[128];
-		errq_snprintf(method, sizeof(method), "%.*s", (int)(plen > 100 ? 100 : plen), path ? path : "");
+		errq_snprintf(method, sizeof(method), "%.*s", (int)(f.plen > 100 ? 100 : f.plen), f.path ? f.path : "");
 		errq_logkv(ERRQ_LOG_INFO, "audit: admin call", "credential", d.cred ? d.cred->name : "(open mode)",
 			   "method", method, NULL);
 	}
 	if (d.status != GRPC_STATUS_OK)
-		log_refused(a, &d, path, plen);
+		log_refused(a, &d, f.path, f.plen);
 	table_put(a, t);
-	cb(user_data, consumed, consumed ? 1 : 0, NULL, 0, d.status, d.status == GRPC_STATUS_OK ? NULL : d.msg);
+	cb(user_data, NULL, 0, NULL, 0, d.status, d.status == GRPC_STATUS_OK ? NULL : d.msg);
+}
+
+void auth_identity(struct auth *a, const char *path, const grpc_metadata_array *md, grpc_call *call, char *buf,
+		   size_t bufsz)
+{
+	buf[0] = '\0';
+	if (!a)
+		return;
+	grpc_auth_context *ctx = grpc_call_auth_context(call);
+	struct call_facts f;
+	call_facts(md->metadata, md->count, ctx, &f);
+	struct auth_table *t = table_get(a);
+	struct auth_decision d;
+	auth_decide(t, path, strlen(path), f.authz, f.alen, f.n_authz, f.ids, f.lens, f.n_ids, &d);
+	if (d.status == GRPC_STATUS_OK && d.cred)
+		errq_snprintf(buf, bufsz, "%s", d.cred->name);
+	table_put(a, t);
+	if (ctx)
+		grpc_auth_context_release(ctx);
 }
 
 void auth_attach(struct auth *a, grpc_server_credentials *creds)
@@ -643,20 +673,6 @@ void auth_attach(struct auth *a, grpc_server_credentials *creds)
 }
 
 /* ---- Report's per-event check ---- */
-
-void auth_call_identity(grpc_call *call, char *buf, size_t bufsz)
-{
-	buf[0] = '\0';
-	grpc_auth_context *ctx = grpc_call_auth_context(call);
-	if (!ctx)
-		return;
-	grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, AUTH_PROP_IDENTITY);
-	const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
-	if (p)
-		errq_snprintf(buf, bufsz, "%.*s", (int)(p->value_length < AUTH_NAME_MAX ? p->value_length : AUTH_NAME_MAX),
-			      p->value);
-	grpc_auth_context_release(ctx);
-}
 
 void auth_scope_begin(struct auth *a, const char *identity, struct auth_scope *s)
 {

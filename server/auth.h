@@ -11,9 +11,10 @@
  *
  * The processor (auth_attach) maps the call's :path to the role it needs (auth_methods[]:
  * every method errqd serves; an unknown one is refused; grpc.health.v1 is open) and answers
- * UNAUTHENTICATED (no or unknown credential) or PERMISSION_DENIED (wrong role); on success it
- * adds AUTH_PROP_IDENTITY (the credential's name) to the call's auth context, which the
- * Report service reads to reject, per event, services the identity may not report.
+ * UNAUTHENTICATED (no or unknown credential) or PERMISSION_DENIED (wrong role).  It writes
+ * nothing into the auth context, which gRPC shares among all calls of a connection; the
+ * Report service finds the caller's credential again with auth_identity, to reject, per
+ * event, services it may not report.
  * With no credential configured every call passes (open mode; main.c allows it only on a
  * loopback listener or with auth.open: true).
  *
@@ -41,8 +42,6 @@
 #define AUTH_TOKEN_RANDOM_BYTES 32 /* of a token made by `errq token new` */
 #define AUTH_PEER_IDS_MAX 16      /* certificate names (CN + SANs) looked at per call */
 #define AUTH_LOG_INTERVAL_S 10    /* refused calls are logged at most once per interval */
-/* The auth-context property that names the caller's credential (set by the processor). */
-#define AUTH_PROP_IDENTITY "errq_identity"
 
 enum auth_role { AUTH_ROLE_OPEN = 0, AUTH_ROLE_INGEST, AUTH_ROLE_READ, AUTH_ROLE_ADMIN };
 const char *auth_role_name(enum auth_role r);
@@ -128,8 +127,11 @@ void auth_reload_commit(struct auth *a, struct auth_table *t);
 void auth_attach(struct auth *a, grpc_server_credentials *creds);
 
 /* ---- the Report service's per-event check ---- */
-/* The AUTH_PROP_IDENTITY of a call ("" when none) into buf. */
-void auth_call_identity(grpc_call *call, char *buf, size_t bufsz);
+/* The name of the credential a call to path presents ("" when none: open mode, health, or a
+ * credential gone since the processor let the call in) into buf, decided again from the
+ * call's request metadata md and the connection's certificate names.  a may be NULL. */
+void auth_identity(struct auth *a, const char *path, const grpc_metadata_array *md, grpc_call *call, char *buf,
+		   size_t bufsz);
 /* A look at the table in force for one batch: begin, any number of allows, end. */
 struct auth_scope {
 	struct auth *a;
@@ -137,7 +139,7 @@ struct auth_scope {
 	const struct auth_cred *cred; /* the caller's credential, NULL when none matched */
 	const char *identity;
 };
-/* a may be NULL (no check).  identity: auth_call_identity's answer. */
+/* a may be NULL (no check).  identity: auth_identity's answer. */
 void auth_scope_begin(struct auth *a, const char *identity, struct auth_scope *s);
 /* 0 when the caller may report service, else -1 with "service_not_allowed: ..." in reason. */
 int auth_scope_allows(const struct auth_scope *s, const char *service, char *reason, size_t rsz);

@@ -404,7 +404,7 @@ int main(int argc, char **argv)
 		  .started_ns = started_ns,
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
 	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
-		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts})) ||
+		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts, .auth = auth})) ||
 	    (report_svc_set_auth(rs, auth), report_svc_register(rs, t)) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
 	    tail_hub_register(tail, t) || health_svc_register(t, health)) {
 		LOG_ERROR("cannot set up the gRPC services");

@@ -72,6 +72,7 @@ struct alerts_svc *alerts_svc_new(const struct alerts_svc_opts *o)
 	if (!svc)
 		return NULL;
 	svc->alerts = o->alerts;
+	svc->auth = o->auth;
 	svc->db_path = o->db_path ? strdup(o->db_path) : NULL;
 	if ((o->db_path && !svc->db_path) || svc_readers_init(&svc->readers, svc->db_path)) {
 		free(svc->db_path);

@@ -21,6 +21,7 @@ struct alerts;
 struct alerts_svc_opts {
 	const char *db_path;   /* NULL: storage none */
 	struct alerts *alerts; /* NULL: alerting not configured */
+	struct auth *auth;     /* NULL: open; names the caller of ReloadRules in the log */
 };
 
 struct alerts_svc;

@@ -51,6 +51,7 @@
 struct alerts_svc {
 	char *db_path; /* NULL: storage none */
 	struct alerts *alerts;
+	struct auth *auth; /* NULL: open (the reload log names no caller) */
 	struct svc_readers readers;
 };
 

@@ -176,7 +176,8 @@ void svc_alerts__reload_rules(void *ctx, struct unary_call *uc, grpc_slice req)
 	struct alerts_svc *svc = ctx;
 	struct write_call *w = write_new(svc, uc, W_RELOAD);
 	char id[AUTH_NAME_MAX + AUTH_IDENTITY_MAX], who[ALERTS_WHO_MAX];
-	auth_call_identity(transport_unary_grpc_call(uc), id, sizeof(id));
+	auth_identity(svc->auth, "/errq.v1.Alerts/ReloadRules", transport_unary_md(uc), transport_unary_grpc_call(uc), id,
+		      sizeof(id));
 	if (id[0])
 		errq_snprintf(who, sizeof(who), "ReloadRules RPC (identity '%s')", id);
 	else

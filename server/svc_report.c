@@ -544,7 +544,7 @@ static void on_close(void *arg, bool ok)
 	unlock_unref(c);
 }
 
-static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
+static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq, const grpc_metadata_array *md)
 {
 	struct report_svc *svc = ctx;
 	struct rcall *c = calloc(1, sizeof(*c));
@@ -563,7 +563,7 @@ static void on_new_call(void *ctx, grpc_call *call, grpc_completion_queue *cq)
 	c->resume_tag = (struct tag){on_resume, c};
 	c->waiter.wake = on_wake;
 	c->raw = grpc_empty_slice();
-	auth_call_identity(call, c->identity, sizeof(c->identity));
+	auth_identity(svc->auth, "/errq.v1.Collector/Report", md, call, c->identity, sizeof(c->identity));
 	/* The reference count and the close op are set up before the call is listed: from then
 	 * on report_svc_drain may start a status send (and take a reference) on it.  This
 	 * function holds one reference of its own until it is done with the call. */

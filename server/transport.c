@@ -183,7 +183,7 @@ static void on_request(void *arg, bool ok)
 	if (r->m->kind == M_STREAM) {
 		grpc_call *call = r->call;
 		r->call = NULL;
-		r->m->start(r->m->ctx, call, t->cq[r->cqi]);
+		r->m->start(r->m->ctx, call, t->cq[r->cqi], &r->md);
 		request_free(r);
 		return;
 	}
@@ -363,6 +363,11 @@ int transport_add_server_stream(struct transport *t, const char *path, sstream_f
 grpc_call *transport_unary_grpc_call(struct unary_call *uc)
 {
 	return uc->call;
+}
+
+const grpc_metadata_array *transport_unary_md(struct unary_call *uc)
+{
+	return &uc->md;
 }
 
 void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const char *details, grpc_byte_buffer *resp)

@@ -41,15 +41,17 @@ typedef grpc_status_code (*unary_fn)(void *ctx, grpc_slice req, grpc_byte_buffer
 				     size_t dsz);
 /* A new streaming call on queue cq (already bound to it).  The service owns `call` (one
  * reference) and must unref it. */
-typedef void (*stream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq);
+typedef void (*stream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq, const grpc_metadata_array *md);
 /* A unary call answered later: the handler (or whoever it hands the call to, on any thread)
  * must call transport_unary_reply exactly once. */
 struct unary_call;
 typedef void (*unary_async_fn)(void *ctx, struct unary_call *uc, grpc_slice req);
 /* resp (may be NULL) is taken over and destroyed by the transport. */
 void transport_unary_reply(struct unary_call *uc, grpc_status_code st, const char *details, grpc_byte_buffer *resp);
-/* The call behind uc (for its auth context: auth_call_identity), valid until the reply. */
+/* The call behind uc (for its auth context: auth_identity), valid until the reply. */
 grpc_call *transport_unary_grpc_call(struct unary_call *uc);
+/* The request metadata of uc (for auth_identity), valid until the reply. */
+const grpc_metadata_array *transport_unary_md(struct unary_call *uc);
 /* A server-streaming call with its one request message (req is valid during the call of fn
  * only; the service owns `call`, one reference, and must unref it). */
 typedef void (*sstream_fn)(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc_slice req);

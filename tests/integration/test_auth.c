@@ -39,8 +39,8 @@
 static struct errq_idgen G;
 static struct errqd_proc P;
 static char CONFIG[400];
-static char READ_TOKEN[128], ADMIN_TOKEN[128], INGEST_TOKEN[128];
-static char READ_ENTRY[1024], ADMIN_ENTRY[1024], INGEST_ENTRY[1024];
+static char READ_TOKEN[128], ADMIN_TOKEN[128], INGEST_TOKEN[128], BILLING_TOKEN[128];
+static char READ_ENTRY[1024], ADMIN_ENTRY[1024], INGEST_ENTRY[1024], BILLING_ENTRY[1024];
 
 #define RULES "rules:\n  - name: trip-errors\n    match: {service: \"checkout\"}\n    trip: {failures: 1000, window: 60s}\n"
 
@@ -104,8 +104,11 @@ static int setup(void **state)
 	token_new(INGEST_TOKEN, sizeof(INGEST_TOKEN), INGEST_ENTRY, sizeof(INGEST_ENTRY),
 		  (const char *const[]){"token", "new", "--name", "checkout-prod", "--role", "ingest", "--service",
 					"checkout", "--service", "pay*", NULL});
+	token_new(BILLING_TOKEN, sizeof(BILLING_TOKEN), BILLING_ENTRY, sizeof(BILLING_ENTRY),
+		  (const char *const[]){"token", "new", "--name", "billing-prod", "--role", "ingest", "--service",
+					"billing", NULL});
 	char all[4096];
-	errq_snprintf(all, sizeof(all), "%s%s%s", READ_ENTRY, ADMIN_ENTRY, INGEST_ENTRY);
+	errq_snprintf(all, sizeof(all), "%s%s%s%s", READ_ENTRY, ADMIN_ENTRY, INGEST_ENTRY, BILLING_ENTRY);
 	write_config(all);
 	const char *extra[] = {"--config", CONFIG, NULL};
 	assert_int_equal(errqd_start(&P, extra), 0);
@@ -122,6 +125,7 @@ static int teardown(void **state)
 	assert_null(strstr(log, READ_TOKEN));
 	assert_null(strstr(log, ADMIN_TOKEN));
 	assert_null(strstr(log, INGEST_TOKEN));
+	assert_null(strstr(log, BILLING_TOKEN));
 	free(log);
 	errqd_cleanup(&P);
 	return 0;
@@ -264,6 +268,51 @@ static void test_ingest_services(void **state)
 	assert_int_equal(st, 200);
 	assert_non_null(strstr(body, "errq_events_rejected_total{reason=\"service_not_allowed\"} 2"));
 	free(body);
+}
+
+/* One Report of the given services on stream s (seq); the accepted count. */
+static size_t report_services(struct rawstream *s, uint64_t seq, const char *a, const char *b, char *reason, size_t rsz)
+{
+	Errq__V1__ReportRequest *req = treq_new(&G, seq, 2, a, "Timeout", "upstream timed out");
+	tevent_set(&req->failures[1]->service, b);
+	assert_int_equal(raw_send(s, req), 0);
+	treq_free(req);
+	Errq__V1__ReportResponse *resp = NULL;
+	assert_int_equal(raw_recv(s, &resp, HARNESS_DEADLINE_MS), 0);
+	assert_int_equal(resp->seq, seq);
+	size_t n = resp->accepted;
+	errq_snprintf(reason, rsz, "%s", resp->n_rejected ? resp->rejected[0]->reason : "");
+	errq__v1__report_response__free_unpacked(resp, NULL);
+	return n;
+}
+
+/* Two credentials on one connection (channels with equal arguments share it): each call is
+ * judged by its own token.  gRPC hands the metadata processor the connection's auth
+ * context, not the call's: an identity written into it named whichever call came first
+ * (here 'billing-prod' would have reported as 'checkout-prod'), the context grew by one
+ * property a call, and calls of one connection raced on it (errqd crashed under ASan in
+ * integration_hostile). */
+static void test_two_credentials_one_connection(void **state)
+{
+	(void)state;
+	struct rawstream a, b;
+	char why[256], det[256];
+	assert_int_equal(raw_open_ex(&a, P.addr, INGEST_TOKEN, 77), 0);
+	assert_int_equal(report_services(&a, 1, "checkout", "billing", why, sizeof(why)), 1);
+	assert_string_equal(why, "service_not_allowed: credential 'checkout-prod' may not report service 'billing'");
+	assert_int_equal(raw_open_ex(&b, P.addr, BILLING_TOKEN, 77), 0);
+	assert_int_equal(report_services(&b, 1, "billing", "checkout", why, sizeof(why)), 1);
+	assert_string_equal(why, "service_not_allowed: credential 'billing-prod' may not report service 'checkout'");
+	/* and each stream keeps its own, many calls later */
+	for (uint64_t i = 2; i < 20; i++) {
+		assert_int_equal(report_services(i % 2 ? &a : &b, i, i % 2 ? "checkout" : "billing", i % 2 ? "payments" : "billing",
+						 why, sizeof(why)),
+				 2);
+	}
+	assert_int_equal(raw_finish(&a, det, sizeof(det)), GRPC_STATUS_OK);
+	assert_int_equal(raw_finish(&b, det, sizeof(det)), GRPC_STATUS_OK);
+	raw_free(&a);
+	raw_free(&b);
 }
 
 static void test_health_open(void **state)
@@ -413,7 +462,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_token),	cmocka_unit_test(test_unknown_token), cmocka_unit_test(test_read_token),
-	    cmocka_unit_test(test_ingest_services), cmocka_unit_test(test_health_open), cmocka_unit_test(test_bad_headers),
+	    cmocka_unit_test(test_ingest_services), cmocka_unit_test(test_two_credentials_one_connection),
+	    cmocka_unit_test(test_health_open), cmocka_unit_test(test_bad_headers),
 	    cmocka_unit_test(test_admin_audit),	cmocka_unit_test(test_reload),	      cmocka_unit_test(test_open_mode),
 	};
 	if (getenv("ERRQ_TEST_FILTER"))
