@@ -165,6 +165,8 @@ int cli_cmd_family(const struct cli_cmd *cmds, size_t ncmds, const char *family,
 int cli_output_parse(const char *s, enum cli_output *out);
 /* "5s", "250ms", "2m", or a bare number of seconds -> 0, else -1. */
 int cli_timeout_parse(const char *s, long *ms);
+/* --max-rate: MiB a second, 1 to CLI_MAX_RATE_MIB_MAX.  0 or -1. */
+int cli_max_rate_parse(const char *s, long *mib);
 /* A decimal count 1..CLI_LIMIT_MAX -> 0, else -1. */
 int cli_limit_parse(const char *s, uint32_t *limit);
 /* "count" | "last_seen" | "first_seen" (or with '-' for '_') -> 0, else -1. */

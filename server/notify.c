@@ -4,10 +4,11 @@
  * field of struct notifier is the loop thread's, except the inbox (submitted deliveries and
  * new destinations), guarded by n->mu and handed over with uv_async_send.  Reports are made
  * on the loop thread.  Stop: notify_stop sets n->stopping and wakes the loop, which aborts
- * its transfers, closes its handles and returns; the caller joins the thread. */
-#include "notify.h"
+ * its transfers, closes its handles and returns; the caller joins the thread.  The state is in
+ * notify_int.h; libcurl's callbacks are in notify_curl.c, Alertmanager re-posts in
+ * notify_refresh.c. */
+#include "notify_int.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -24,69 +25,6 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "notify_kinds.h"
-
-struct dest_state {
-	struct notify_dest d;
-	uint32_t failures;      /* consecutive */
-	uint32_t breaker_ms;    /* the current open period; 0 = closed */
-	uint64_t open_until;    /* monotonic ns */
-	bool probing;           /* half-open: one attempt in flight decides */
-};
-
-struct pending {
-	struct pending *next;
-	struct notify_delivery *d;
-	uint64_t due;           /* monotonic ns */
-	bool inflight;
-	bool probe;             /* this attempt is the breaker's half-open probe */
-	/* an Alertmanager re-post of a delivered firing (no outbox row: never reported), held
-	 * while that firing is its alert's latest notice; superseded: a newer notice of the alert
-	 * came while it was in flight (it goes when it ends) */
-	bool refresh, superseded;
-	uint32_t refresh_ms;    /* the last build asked for re-posts every refresh_ms */
-	CURL *easy;
-	struct notify_request rq; /* the attempt's request, built anew for each */
-	long retry_after_s;     /* from the response, -1 = none */
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-#define SEEN (2 * NOTIFY_MAX_PENDING)
-struct notifier {
-	uint64_t seen[SEEN]; /* schedule(): key hashes met in one pass */
-	struct notify_opts o;
-	notify_report_fn report;
-	void *report_ctx;
-	pthread_t thread;
-	uv_loop_t loop;
-	uv_async_t wake;
-	uv_timer_t curl_timer, sched_timer, turn_timer;
-	_Atomic uint64_t turn_ns;               /* the loop's last turn (liveness) */
-	pthread_mutex_t stats_mu;               /* guards stats, n_stats */
-	struct notify_dest_stats stats[NOTIFY_MAX_STATS];
-	size_t n_stats;
-	CURLM *multi;
-	pthread_mutex_t mu;
-	bool stopping;                          /* under mu */
-	struct pending *inbox, *inbox_tail;     /* under mu */
-	size_t held;                            /* under mu: deliveries in the inbox or pending */
-	struct dest_state *new_dests;           /* under mu: a reload waiting to be applied */
-	size_t new_ndests;
-	bool dests_changed;
-	/* the loop thread's */
-	struct pending *head, *tail;
-	size_t npending, ninflight;
-	size_t nrefresh;        /* refresh entries in the list (NOTIFY_MAX_REFRESH) */
-	bool refresh_full_logged;
-	struct dest_state *dests;
-	size_t ndests;
-	uint64_t rnd;
-};
-
-struct sock_ctx {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct notifier *n;
-};
 
 static uint64_t rnd_next(struct notifier *n)
 {
@@ -128,7 +66,7 @@ static struct dest_state *find_dest(struct notifier *n, const char *name)
 }
 
 /* Counts one attempt's result for its destination (by name: the counts outlive reloads). */
-static void count_attempt(struct notifier *n, const char *dest, enum notify_result r)
+void notify__count_attempt(struct notifier *n, const char *dest, enum notify_result r)
 {
 	pthread_mutex_lock(&n->stats_mu);
 	struct notify_dest_stats *st = NULL;
@@ -172,7 +110,7 @@ static void on_turn_timer(uv_timer_t *t)
 static void report(struct notifier *n, struct pending *p, enum notify_result r, uint64_t retry_at, long http,
 		   const char *err)
 {
-	count_attempt(n, p->d->dest, r);
+	notify__count_attempt(n, p->d->dest, r);
 	if (p->refresh)
 		return; /* a re-post has no outbox row */
 	struct notify_report rep = {.id = p->d->id, .result = r, .attempts = p->d->attempts, .retry_at_ns = retry_at,
@@ -182,7 +120,7 @@ static void report(struct notifier *n, struct pending *p, enum notify_result r, 
 	n->report(n->report_ctx, &rep);
 }
 
-static void unlink_pending(struct notifier *n, struct pending *p)
+void notify__unlink_pending(struct notifier *n, struct pending *p)
 {
 	struct pending **pp = &n->head, *prev = NULL;
 	while (*pp && *pp != p) {
@@ -197,7 +135,7 @@ static void unlink_pending(struct notifier *n, struct pending *p)
 	n->npending--;
 }
 
-static void list_append(struct pending **head, struct pending **tail, struct pending *p)
+void notify__list_append(struct pending **head, struct pending **tail, struct pending *p)
 {
 	p->next = NULL;
 	if (*tail)
@@ -218,7 +156,7 @@ static void schedule(struct notifier *n);
 
 /* The loop is done with p (delivered, dead, or dropped at stop): frees it and gives its
  * place in the NOTIFY_MAX_PENDING bound back to notify_submit. */
-static void release(struct notifier *n, struct pending *p)
+void notify__release(struct notifier *n, struct pending *p)
 {
 	bool refresh = p->refresh;
 	pending_free(p);
@@ -229,101 +167,6 @@ static void release(struct notifier *n, struct pending *p)
 	pthread_mutex_lock(&n->mu);
 	n->held--;
 	pthread_mutex_unlock(&n->mu);
-}
-
-/* ---- curl on libuv ---- */
-
-static void check_multi(struct notifier *n);
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-	struct sock_ctx *sc = h->data;
-	int flags = 0;
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	int running;
-	curl_multi_socket_action(sc->n->multi, sc->fd, flags, &running);
-	check_multi(sc->n);
-}
-
-static void on_sock_closed(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	struct notifier *n = userp;
-	struct sock_ctx *sc = socketp;
-	if (what == CURL_POLL_REMOVE) {
-		if (sc) {
-			/* stop at once: libuv aborts if two poll handles ever watch one fd */
-			uv_poll_stop(&sc->poll);
-			uv_close((uv_handle_t *)&sc->poll, on_sock_closed);
-			curl_multi_assign(n->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (!sc) {
-		sc = calloc(1, sizeof(*sc));
-		if (!sc)
-			return -1;
-		sc->fd = fd;
-		sc->n = n;
-		if (uv_poll_init_socket(&n->loop, &sc->poll, fd)) {
-			free(sc);
-			return -1;
-		}
-		sc->poll.data = sc;
-		curl_multi_assign(n->multi, fd, sc);
-	}
-	int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-	uv_poll_start(&sc->poll, ev, on_poll);
-	return 0;
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-	struct notifier *n = t->data;
-	int running;
-	curl_multi_socket_action(n->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_multi(n);
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	struct notifier *n = userp;
-	if (timeout_ms < 0) {
-		uv_timer_stop(&n->curl_timer);
-		return 0;
-	}
-	/* never call curl from inside its own timer callback: a 0 ms timeout becomes 1 ms */
-	uv_timer_start(&n->curl_timer, on_curl_timer, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
-	return 0;
-}
-
-static size_t discard(char *p, size_t sz, size_t nm, void *u)
-{
-	return sz * nm;
-}
-
-static size_t on_header(char *p, size_t sz, size_t nm, void *u)
-{
-	struct pending *pd = u;
-	size_t len = sz * nm;
-	static const char name[] = "retry-after:";
-	if (len > sizeof(name) && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-		const char *v = p + sizeof(name) - 1;
-		while (*v == ' ')
-			v++;
-		if (isdigit((unsigned char)*v))
-			pd->retry_after_s = strtol(v, NULL, 10); /* seconds; an HTTP date is ignored */
-	}
-	return len;
 }
 
 /* ---- attempts ---- */
@@ -360,7 +203,7 @@ static void breaker_failure(struct notifier *n, struct dest_state *ds, uint64_t 
 }
 
 /* What an attempt's result (not a failed probe's) tells ds's breaker (NULL: none). */
-static void breaker_result(struct notifier *n, struct dest_state *ds, bool ok, bool dest_down, uint64_t now)
+void notify__breaker_result(struct notifier *n, struct dest_state *ds, bool ok, bool dest_down, uint64_t now)
 {
 	if (!ds)
 		return;
@@ -375,84 +218,6 @@ static void breaker_result(struct notifier *n, struct dest_state *ds, bool ok, b
 	}
 }
 
-/* ---- Alertmanager re-posts ---- */
-
-/* True when the list holds a delivery of p's key other than p (a newer notice). */
-static bool newer_of_key(struct notifier *n, const struct pending *p)
-{
-	for (struct pending *q = n->head; q; q = q->next)
-		if (q != p && strcmp(q->d->order_key, p->d->order_key) == 0)
-			return true;
-	return false;
-}
-
-/* True when NOTIFY_MAX_REFRESH entries are held (p cannot be one more); warns once. */
-static bool refresh_full(struct notifier *n, const struct pending *p)
-{
-	if (n->nrefresh < NOTIFY_MAX_REFRESH)
-		return false;
-	if (!n->refresh_full_logged)
-		errq_logkv(ERRQ_LOG_WARN, "notifier: too many firing alerts to re-post; Alertmanager resolves the others "
-					  "when their endsAt passes", "notifier", p->d->dest, NULL);
-	n->refresh_full_logged = true;
-	return true;
-}
-
-/* p, a firing just delivered to a type that re-posts (Alertmanager), becomes its alert's
- * refresh entry: it leaves the NOTIFY_MAX_PENDING count (its outbox row is done) and goes
- * again every refresh_ms until a newer notice of the alert comes.  False when it cannot (a
- * newer notice is already queued, or NOTIFY_MAX_REFRESH are held): the caller frees it. */
-static bool to_refresh(struct notifier *n, struct pending *p, uint64_t now)
-{
-	if (newer_of_key(n, p))
-		return false;
-	if (refresh_full(n, p))
-		return false;
-	pthread_mutex_lock(&n->mu);
-	n->held--;
-	pthread_mutex_unlock(&n->mu);
-	n->nrefresh++;
-	p->refresh = true;
-	p->d->id = 0;
-	p->due = now + (uint64_t)p->refresh_ms * ERRQ_NS_PER_MS;
-	unlink_pending(n, p); /* to the tail: behind nothing of its key (newer_of_key) */
-	list_append(&n->head, &n->tail, p);
-	n->npending++;
-	return true;
-}
-
-/* A re-post ended: it teaches the breaker like any attempt, and goes again in refresh_ms
- * (a failed one too: endsAt leaves room for NOTIFY_AM_ENDS_FACTOR - 1 missed re-posts). */
-static void refresh_done(struct notifier *n, struct pending *p, struct dest_state *ds, bool ok, bool dest_down,
-			 uint64_t now)
-{
-	count_attempt(n, p->d->dest, ok ? NOTIFY_DELIVERED : NOTIFY_RETRY);
-	breaker_result(n, ds, ok, dest_down, now);
-	if (p->superseded || !ds || !p->refresh_ms) {
-		unlink_pending(n, p);
-		release(n, p);
-		return;
-	}
-	p->due = now + (uint64_t)p->refresh_ms * ERRQ_NS_PER_MS;
-}
-
-/* A new notice of np's key arrived: the key's refresh entry ends (now, or when its request
- * in flight ends: order per alert). */
-static void end_refresh(struct notifier *n, const struct pending *np)
-{
-	for (struct pending *q = n->head, *nx; q && n->nrefresh; q = nx) {
-		nx = q->next;
-		if (!q->refresh || strcmp(q->d->order_key, np->d->order_key) != 0)
-			continue;
-		if (q->inflight) {
-			q->superseded = true;
-		} else {
-			unlink_pending(n, q);
-			release(n, q);
-		}
-	}
-}
-
 /* The attempt of p ended: success, or a failure that may be retried. */
 static void finish(struct notifier *n, struct pending *p, bool ok, long http, const char *err, bool dest_down)
 {
@@ -462,7 +227,7 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 	p->inflight = false;
 	p->probe = false;
 	if (p->refresh) {
-		refresh_done(n, p, ds, ok, dest_down, now);
+		notify__refresh_done(n, p, ds, ok, dest_down, now);
 		return;
 	}
 	if (probe && !ok && dest_down) {
@@ -475,13 +240,13 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 		return;
 	}
 	p->d->attempts++;
-	breaker_result(n, ds, ok, dest_down, now);
+	notify__breaker_result(n, ds, ok, dest_down, now);
 	if (ok) {
 		report(n, p, NOTIFY_DELIVERED, 0, http, NULL);
-		if (p->refresh_ms && ds && to_refresh(n, p, now))
+		if (p->refresh_ms && ds && notify__to_refresh(n, p, now))
 			return;
-		unlink_pending(n, p);
-		release(n, p);
+		notify__unlink_pending(n, p);
+		notify__release(n, p);
 		return;
 	}
 	uint32_t max = ds && ds->d.max_attempts ? ds->d.max_attempts : 1;
@@ -494,8 +259,8 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 	}
 	if (p->d->attempts >= max) {
 		report(n, p, NOTIFY_DEAD, 0, http, err);
-		unlink_pending(n, p);
-		release(n, p);
+		notify__unlink_pending(n, p);
+		notify__release(n, p);
 		return;
 	}
 	uint64_t delay = retry_delay_ns(n, p->d->attempts, p->retry_after_s);
@@ -503,7 +268,7 @@ static void finish(struct notifier *n, struct pending *p, bool ok, long http, co
 	report(n, p, NOTIFY_RETRY, errq_now_ns() + delay, http, err);
 }
 
-static void check_multi(struct notifier *n)
+void notify__check_multi(struct notifier *n)
 {
 	CURLMsg *m;
 	int left;
@@ -567,8 +332,8 @@ static int start_request(struct notifier *n, struct pending *p, const struct des
 	p->retry_after_s = -1;
 	p->errbuf[0] = '\0';
 	notify_request_setopt(e, &ds->d, &p->rq);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, notify__discard);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, notify__on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, p);
@@ -616,8 +381,8 @@ static void schedule(struct notifier *n)
 		const struct notify_kind *kind = ds ? notify_kind_of(ds->d.type) : NULL;
 		if (!ds || (p->refresh && !(kind && kind->refreshes))) { /* gone, or no longer re-posts (a reload) */
 			report(n, p, NOTIFY_DEAD, 0, 0, "unknown notifier");
-			unlink_pending(n, p);
-			release(n, p);
+			notify__unlink_pending(n, p);
+			notify__release(n, p);
 			continue;
 		}
 		if (p->due > now) {
@@ -628,8 +393,8 @@ static void schedule(struct notifier *n)
 			errq_log_json(ERRQ_LOG_INFO, "alert", "notifier", ds->d.name, "alert", p->d->body, p->d->body_len);
 			p->d->attempts++;
 			report(n, p, NOTIFY_DELIVERED, 0, 0, NULL);
-			unlink_pending(n, p);
-			release(n, p);
+			notify__unlink_pending(n, p);
+			notify__release(n, p);
 			/* done at once: the key's next delivery may go in this pass (nothing else would
 			 * wake the loop for it).  2 is never a key's hash (odd) and keeps probe chains. */
 			seen[i] = 2;
@@ -676,7 +441,7 @@ static void close_cb(uv_handle_t *h)
 static void walk_close(uv_handle_t *h, void *arg)
 {
 	if (!uv_is_closing(h))
-		uv_close(h, h->type == UV_POLL ? on_sock_closed : close_cb);
+		uv_close(h, h->type == UV_POLL ? notify__on_sock_closed : close_cb);
 }
 
 static void on_wake(uv_async_t *a)
@@ -716,13 +481,13 @@ static void on_wake(uv_async_t *a)
 		in = in->next;
 		p->next = NULL;
 		if (n->nrefresh)
-			end_refresh(n, p);
-		if (p->refresh && refresh_full(n, p)) {
+			notify__end_refresh(n, p);
+		if (p->refresh && notify__refresh_full(n, p)) {
 			pending_free(p);
 			continue;
 		}
 		n->nrefresh += p->refresh;
-		list_append(&n->head, &n->tail, p);
+		notify__list_append(&n->head, &n->tail, p);
 		n->npending++;
 	}
 	if (stop) {
@@ -732,7 +497,7 @@ static void on_wake(uv_async_t *a)
 				curl_multi_remove_handle(n->multi, p->easy);
 				curl_easy_cleanup(p->easy);
 			}
-			release(n, p);
+			notify__release(n, p);
 		}
 		n->head = n->tail = NULL;
 		uv_walk(&n->loop, walk_close, NULL);
@@ -775,9 +540,9 @@ int notify_start(struct notifier **out, notify_report_fn fn, void *ctx, const st
 		errq_snprintf(err, errsz, "cannot start libcurl");
 		goto fail;
 	}
-	curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION, notify__sock_cb);
 	curl_multi_setopt(n->multi, CURLMOPT_SOCKETDATA, n);
-	curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION, notify__timer_cb);
 	curl_multi_setopt(n->multi, CURLMOPT_TIMERDATA, n);
 	uv_async_init(&n->loop, &n->wake, on_wake);
 	n->wake.data = n;
@@ -850,7 +615,7 @@ static int inbox_put(struct notifier *n, struct pending *p, bool counted)
 		free(p);
 		return -1;
 	}
-	list_append(&n->inbox, &n->inbox_tail, p);
+	notify__list_append(&n->inbox, &n->inbox_tail, p);
 	n->held += counted;
 	pthread_mutex_unlock(&n->mu);
 	uv_async_send(&n->wake);
