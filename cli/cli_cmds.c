@@ -221,7 +221,7 @@ const struct cli_cmd cli_commands[] = {
 	.description =
 	    "Deliveries that used up their attempts are dead-lettered; this queues them\n"
 	    "again, each with a fresh set of attempts.  Prints how many were resent.  Exits\n"
-	    "3 when there is no such alert, 2 when it has no dead delivery.\n",
+	    "3 when there is no such alert, and also when it has no dead delivery.\n",
     },
     {
 	.name = "rules list",
@@ -263,7 +263,8 @@ const struct cli_cmd cli_commands[] = {
 	    "While a silence is active, the alerts of its rule (of the circuits whose key\n"
 	    "matches every --match, all of them without one) are recorded but not\n"
 	    "delivered.  --match FIELD=GLOB names a group_by field of the rule.  The\n"
-	    "silence records who made it (user@host).\n",
+	    "silence records who made it (user@host).  Exits 3 when the rule is not in\n"
+	    "force (the message lists those that are).\n",
     },
     {
 	.name = "silence list",
