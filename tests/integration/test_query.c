@@ -71,16 +71,24 @@ static void report(const char *addr, Errq__V1__TaskFailure **evs, size_t n)
 		tevent_free(evs[i]);
 }
 
-static Errq__V1__ListGroupsResponse *groups(const char *addr, const Errq__V1__ListGroupsRequest *req)
+/* A unary Query call that must answer OK: its response decoded as d (asserted). */
+static void *query_ok(const char *addr, const char *method, const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *d)
 {
 	grpc_slice out;
 	char det[256];
-	assert_int_equal(query_call(addr, "/errq.v1.Query/ListGroups", &req->base, &out, det, sizeof(det)), GRPC_STATUS_OK);
-	Errq__V1__ListGroupsResponse *r =
-	    errq__v1__list_groups_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	grpc_status_code st = query_call(addr, method, req, &out, det, sizeof(det));
+	if (st != GRPC_STATUS_OK)
+		fail_msg("%s: status %d: %s", method, (int)st, det);
+	ProtobufCMessage *r = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
 	grpc_slice_unref(out);
 	assert_non_null(r);
 	return r;
+}
+
+static Errq__V1__ListGroupsResponse *groups(const char *addr, const Errq__V1__ListGroupsRequest *req)
+{
+	return query_ok(addr, "/errq.v1.Query/ListGroups", &req->base, &errq__v1__list_groups_response__descriptor);
 }
 
 static Errq__V1__Group *find_group(Errq__V1__ListGroupsResponse *r, const char *type)
@@ -197,12 +205,7 @@ static Errq__V1__Group *set_status(const char *addr, const char *fp, const char 
 	Errq__V1__SetGroupStatusRequest sr = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
 	sr.fingerprint = (char *)fp;
 	sr.status = (char *)status;
-	grpc_slice out;
-	assert_int_equal(query_call(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, NULL, 0), GRPC_STATUS_OK);
-	Errq__V1__Group *g = errq__v1__group__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
-	grpc_slice_unref(out);
-	assert_non_null(g);
-	return g;
+	return query_ok(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &errq__v1__group__descriptor);
 }
 
 static void test_resolve_then_regression(void **state)
@@ -495,14 +498,7 @@ static void test_caps(void **state)
 /* Events ListEvents returns for a request (asserts OK). */
 static Errq__V1__ListEventsResponse *events_for(const char *addr, const Errq__V1__ListEventsRequest *req)
 {
-	grpc_slice out;
-	char det[256];
-	assert_int_equal(query_call(addr, "/errq.v1.Query/ListEvents", &req->base, &out, det, sizeof(det)), GRPC_STATUS_OK);
-	Errq__V1__ListEventsResponse *r =
-	    errq__v1__list_events_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
-	grpc_slice_unref(out);
-	assert_non_null(r);
-	return r;
+	return query_ok(addr, "/errq.v1.Query/ListEvents", &req->base, &errq__v1__list_events_response__descriptor);
 }
 
 /* Issue 15: ListEvents and Tail filter by error_code and task globs, ListGroups by
