@@ -24,6 +24,8 @@ enum flag_id {
 	FL_GROUP,
 	FL_ENV,
 	FL_TYPE,
+	FL_CODE,
+	FL_TASK,
 	FL_STATUS,
 	FL_UNTIL,
 	FL_SORT,
@@ -71,6 +73,8 @@ static const struct flag_def {
     {FL_SERVICE, "service", 0, "NAME", CLI_F_SERVICE, "only this service"},
     {FL_ENV, "env", 0, "NAME", CLI_F_ENV, "only this environment's events"},
     {FL_TYPE, "type", 0, "GLOB", CLI_F_TYPE, "only error types matching GLOB (* and ?, e.g. 'Timeout*')"},
+    {FL_CODE, "code", 0, "GLOB", CLI_F_CODE, "only error codes matching GLOB (* and ?, e.g. 'E_TIMEOUT*')"},
+    {FL_TASK, "task", 0, "GLOB", CLI_F_TASK, "only the failures of tasks matching GLOB (* and ?, e.g. 'sync-*')"},
     {FL_STATUS, "status", 0, "STATUS", CLI_F_STATUS, "only rows with this status"},
     {FL_RULE, "rule", 0, "NAME", CLI_F_RULE, "only this rule's rows (its name in the rules file)"},
     {FL_STATE, "state", 0, "STATE", CLI_F_STATE, "only circuits in this state: closed, open or half_open"},
@@ -116,6 +120,8 @@ static const struct flag_note {
 			"duration back from now (30m, 1h, 2d) or an RFC 3339 time"},
     {FL_ENV, "group", "count only this environment's events"},
     {FL_ENV, "groups", "count only this environment's events; groups without any are left out"},
+    {FL_CODE, "groups", "only groups whose code matches GLOB (* and ?, e.g. 'E_TIMEOUT*'; a group's code is the last "
+			"one its events reported)"},
 };
 
 /* d's help for command c (NULL: the general line). */
@@ -138,6 +144,8 @@ void cli_args_init(struct cli_args *a, const char *env_addr, const char *env_no_
 	a->service = "";
 	a->env = "";
 	a->type_glob = "";
+	a->code_glob = "";
+	a->task_glob = "";
 	a->status = "";
 	a->group = "";
 	a->rule = "";
@@ -294,9 +302,11 @@ static int apply(struct cli_args *a, const struct flag_def *f, const char *val, 
 		a->env = val;
 		break;
 	case FL_TYPE:
-		if (cli_glob_valid(val, err, errlen))
+	case FL_CODE:
+	case FL_TASK:
+		if (cli_filter_glob_valid(f->name, val, err, errlen))
 			return -1;
-		a->type_glob = val;
+		*(f->id == FL_TYPE ? &a->type_glob : f->id == FL_CODE ? &a->code_glob : &a->task_glob) = val;
 		break;
 	case FL_STATUS:
 		/* checked against the command's statuses once it is known (cli_args_parse) */

@@ -25,7 +25,7 @@
 #define CLI_BACKUP_TIMEOUT_MS (61L * 60 * 1000)
 #define CLI_MAX_RATE_MIB_MAX 1048576L   /* --max-rate: 1 MiB/s to 1 TiB/s */
 #define CLI_MAX_ARGS 8                  /* positional arguments kept */
-#define CLI_GLOB_MAX 256                /* bytes of a --type glob */
+#define CLI_GLOB_MAX 256                /* bytes of a --type, --code or --task glob (SVC_GLOB_MAX) */
 #define CLI_NAME_MAX 1024               /* bytes of a --service, --env or fingerprint */
 #define CLI_EVENT_ID_LEN 16             /* bytes of an event id (32 hex digits) */
 #define CLI_FINGERPRINT_LEN 16          /* hex digits of a fingerprint (the collector's FNV-1a, 64 bits) */
@@ -63,6 +63,8 @@ enum {
 	CLI_F_MAX_RATE = 1u << 16,
 	CLI_F_NAME = 1u << 17,
 	CLI_F_ROLE = 1u << 18,
+	CLI_F_CODE = 1u << 19,
+	CLI_F_TASK = 1u << 20,
 };
 
 /* --sort of `errq groups` (the values of query.proto's GroupSort). */
@@ -120,6 +122,8 @@ struct cli_args {
 	const char *role;          /* --role ("" = none) */
 	const char *env;           /* "" = all */
 	const char *type_glob;     /* "" = any error type */
+	const char *code_glob;     /* "" = any error code */
+	const char *task_glob;     /* "" = any task */
 	const char *status;        /* "" = any; else unresolved | resolved | ignored */
 	const char *since_arg;     /* as written, for messages */
 	uint64_t since_ns;         /* 0 = all time */
@@ -184,8 +188,11 @@ int cli_state_parse(const char *s, const char **state);
  * '\', spaces or control characters, the glob at most CLI_GLOB_MAX bytes of valid UTF-8
  * without control characters.  Returns 0 or -1 with a reason in err. */
 int cli_match_valid(const char *s, char *err, size_t errlen);
-/* A --type glob: 1..CLI_GLOB_MAX bytes of valid UTF-8 without control characters (only '*'
- * and '?' are special; the collector matches).  Returns 0 or -1 with a reason in err. */
+/* A glob of a filter flag (flag is "type", "code" or "task", for the messages): 1..CLI_GLOB_MAX
+ * bytes of valid UTF-8 without control characters (only '*' and '?' are special; the
+ * collector matches).  Returns 0 or -1 with a reason in err. */
+int cli_filter_glob_valid(const char *flag, const char *s, char *err, size_t errlen);
+/* The same for a --type glob. */
 int cli_glob_valid(const char *s, char *err, size_t errlen);
 /* A name (--service, --env, a fingerprint): 1..CLI_NAME_MAX bytes, no control characters.
  * Returns 0 or -1. */

@@ -24,14 +24,18 @@ const struct cli_cmd cli_commands[] = {
 	.name = "groups",
 	.run = cli_cmd_groups,
 	.summary = "list error groups, most recently seen first",
-	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_STATUS | CLI_F_SINCE | CLI_F_UNTIL | CLI_F_SORT |
-		 CLI_F_LIMIT,
+	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_CODE | CLI_F_STATUS | CLI_F_SINCE | CLI_F_UNTIL |
+		 CLI_F_SORT | CLI_F_LIMIT,
 	.description =
 	    "A group gathers the events that share a fingerprint.  TOTAL counts its events\n"
 	    "of all time.  With --since (and --until) COUNT counts those received in that\n"
 	    "window, with --env only that environment's, and groups without any are left\n"
 	    "out; without either, COUNT equals TOTAL (and the table leaves COUNT out).\n"
 	    "STATUS says 'regression' for a resolved group that saw a new event.\n"
+	    "\n"
+	    "Groups are per service and error type, not per task (one group holds the\n"
+	    "failures of every task that raised it), so there is no --task here: use\n"
+	    "'errq events --task GLOB' or 'errq tail --task GLOB'.\n"
 	    "\n"
 	    "On a terminal, LAST HOUR draws each group's last hour as a sparkline (5 minutes\n"
 	    "a character; the first 100 rows, fetched within 1.5s).\n",
@@ -55,7 +59,8 @@ const struct cli_cmd cli_commands[] = {
 	.name = "events",
 	.run = cli_cmd_events,
 	.summary = "list stored events, newest first",
-	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_SINCE | CLI_F_LIMIT | CLI_F_GROUP,
+	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_CODE | CLI_F_TASK | CLI_F_SINCE | CLI_F_LIMIT |
+		 CLI_F_GROUP,
 	.description =
 	    "Events come newest first by the time the collector received them.  The table\n"
 	    "shows that time relative to now and cuts the message to fit the terminal;\n"
@@ -80,7 +85,7 @@ const struct cli_cmd cli_commands[] = {
 	.name = "tail",
 	.run = cli_cmd_tail,
 	.summary = "print events as the collector stores them",
-	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_GROUP | CLI_F_LIMIT,
+	.flags = CLI_F_SERVICE | CLI_F_ENV | CLI_F_TYPE | CLI_F_CODE | CLI_F_TASK | CLI_F_GROUP | CLI_F_LIMIT,
 	.description =
 	    "Follows the events committed after it starts, one line each (time received,\n"
 	    "fingerprint, service, environment, type, code, message); with -o json or\n"
@@ -216,7 +221,7 @@ const struct cli_cmd cli_commands[] = {
 	.description =
 	    "Deliveries that used up their attempts are dead-lettered; this queues them\n"
 	    "again, each with a fresh set of attempts.  Prints how many were resent.  Exits\n"
-	    "3 when there is no such alert, 2 when it has no dead delivery.\n",
+	    "3 when there is no such alert, and also when it has no dead delivery.\n",
     },
     {
 	.name = "rules list",
@@ -258,7 +263,8 @@ const struct cli_cmd cli_commands[] = {
 	    "While a silence is active, the alerts of its rule (of the circuits whose key\n"
 	    "matches every --match, all of them without one) are recorded but not\n"
 	    "delivered.  --match FIELD=GLOB names a group_by field of the rule.  The\n"
-	    "silence records who made it (user@host).\n",
+	    "silence records who made it (user@host).  Exits 3 when the rule is not in\n"
+	    "force (the message lists those that are).\n",
     },
     {
 	.name = "silence list",

@@ -149,22 +149,39 @@ static bool has_control(const char *s)
 	return false;
 }
 
-int cli_glob_valid(const char *s, char *err, size_t errlen)
+int cli_filter_glob_valid(const char *flag, const char *s, char *err, size_t errlen)
 {
+	/* what an empty value should have been, per filter flag */
+	static const struct {
+		const char *flag, *want;
+	} wants[] = {
+	    {"type", "an error type or a glob such as 'Timeout*'"},
+	    {"code", "an error code or a glob such as 'E_TIMEOUT*'"},
+	    {"task", "a task name or a glob such as 'sync-*'"},
+	};
+	const char *want = "a glob";
+	for (size_t k = 0; k < sizeof(wants) / sizeof(wants[0]); k++)
+		if (!strcmp(wants[k].flag, flag))
+			want = wants[k].want;
 	size_t n = strlen(s);
 	if (!n) {
-		errq_snprintf(err, errlen, "empty --type (expected an error type or a glob such as 'Timeout*')");
+		errq_snprintf(err, errlen, "empty --%s (expected %s)", flag, want);
 		return -1;
 	}
 	if (n > CLI_GLOB_MAX) {
-		errq_snprintf(err, errlen, "--type is longer than %d bytes", CLI_GLOB_MAX);
+		errq_snprintf(err, errlen, "--%s is longer than %d bytes", flag, CLI_GLOB_MAX);
 		return -1;
 	}
 	if (!errq_utf8_valid(s, n, NULL) || has_control(s)) {
-		errq_snprintf(err, errlen, "--type holds control characters or invalid UTF-8");
+		errq_snprintf(err, errlen, "--%s holds control characters or invalid UTF-8", flag);
 		return -1;
 	}
 	return 0;
+}
+
+int cli_glob_valid(const char *s, char *err, size_t errlen)
+{
+	return cli_filter_glob_valid("type", s, err, errlen);
 }
 
 int cli_match_valid(const char *s, char *err, size_t errlen)

@@ -130,6 +130,8 @@ int cli_cmd_events(struct cli_ctx *ctx)
 	req.service = (char *)a->service;
 	req.environment = (char *)a->env;
 	req.error_type = (char *)a->type_glob;
+	req.error_code = (char *)a->code_glob;
+	req.task = (char *)a->task_glob;
 	req.since_unix_nano = a->since_ns;
 	char fp[CLI_FINGERPRINT_LEN + 1] = "";
 	int rc = 0;

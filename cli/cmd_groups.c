@@ -212,6 +212,7 @@ int cli_cmd_groups(struct cli_ctx *ctx)
 	req.service = (char *)a->service;
 	req.environment = (char *)a->env;
 	req.error_type = (char *)a->type_glob;
+	req.error_code = (char *)a->code_glob;
 	req.status = (char *)a->status;
 	req.since_unix_nano = a->since_ns;
 	req.until_unix_nano = a->until_ns;

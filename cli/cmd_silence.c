@@ -146,6 +146,8 @@ int cli_cmd_silence_add(struct cli_ctx *ctx)
 	req.duration_ms = a->for_ns / ERRQ_NS_PER_MS;
 	req.comment = (char *)a->comment;
 	req.created_by = by;
+	/* a rule not in force: "rule 'x' not found at collector A (rules: ...)", exit 3 */
+	errq_snprintf(ctx->what, sizeof(ctx->what), "rule '%s'", a->rule);
 	int rc = cli_call(ctx, "/errq.v1.Alerts/AddSilence", &req.base, &errq__v1__silence__descriptor, &resp);
 	if (rc)
 		return rc;

@@ -93,6 +93,8 @@ int cli_cmd_tail(struct cli_ctx *ctx)
 	req.service = (char *)a->service;
 	req.environment = (char *)a->env;
 	req.error_type = (char *)a->type_glob;
+	req.error_code = (char *)a->code_glob;
+	req.task = (char *)a->task_glob;
 	char fp[CLI_FINGERPRINT_LEN + 1] = "";
 	if (*a->group && (rc = cli_check_fingerprint("--group", a->group, fp)))
 		return rc;

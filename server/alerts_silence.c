@@ -213,7 +213,7 @@ void alerts__do_silence_add(struct alerts *a, struct store *s, const struct aler
 	const struct rule *r = rules_find(alerts__rs(a), req->rule);
 	char err[512];
 	if (!r)
-		return alerts__fail(ans, ALERTS_INVALID, "no rule '%s'", req->rule);
+		return alerts__fail(ans, ALERTS_NOT_FOUND, "no rule '%s'", req->rule); /* removed by a reload since */
 	if (alerts_matchers_check(r, req->matchers, err, sizeof(err)))
 		return alerts__fail(ans, ALERTS_INVALID, "%s", err);
 	if (req->duration_ns < SILENCE_MIN_NS || req->duration_ns > SILENCE_MAX_NS)

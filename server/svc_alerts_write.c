@@ -186,18 +186,26 @@ void svc_alerts__reload_rules(void *ctx, struct unary_call *uc, grpc_slice req)
 		write_refused(w, alerts_reload_by(svc->alerts, who, write_done, w));
 }
 
-/* "unknown rule 'x' (rules: a, b, c)" into details. */
+/* "no rule 'x' (rules: a, b, c)" into details, the words of NOT_FOUND (as ExplainCircuit's).
+ * The list ends in ", ..." past UNKNOWN_RULE_LIST_MAX bytes, so that the whole line, hint
+ * and closing parenthesis, reaches the CLI (which keeps 511 bytes of details). */
+#define UNKNOWN_RULE_LIST_MAX 384
 static void unknown_rule(const struct alerts_rules *rules, const char *name, char *details, size_t dsz)
 {
-	size_t o = (size_t)errq_snprintf(details, dsz, "unknown rule '%.64s'", name);
+	size_t o = (size_t)errq_snprintf(details, dsz, "no rule '%.64s'", name);
 	const struct ruleset *rs = rules ? rules->rs : NULL;
 	if (!rs || !rs->n_rules) {
 		if (o < dsz)
 			errq_snprintf(details + o, dsz - o, " (no rules are loaded)");
 		return;
 	}
-	for (size_t i = 0; i < rs->n_rules && o < dsz; i++)
+	for (size_t i = 0; i < rs->n_rules && o < dsz; i++) {
+		if (i && o + 2 + strlen(rs->rules[i].name) > UNKNOWN_RULE_LIST_MAX) {
+			o += (size_t)errq_snprintf(details + o, dsz - o, ", ...");
+			break;
+		}
 		o += (size_t)errq_snprintf(details + o, dsz - o, "%s%s", i ? ", " : " (rules: ", rs->rules[i].name);
+	}
 	if (o + 1 < dsz)
 		errq_snprintf(details + o, dsz - o, ")");
 }
@@ -242,7 +250,7 @@ void svc_alerts__add_silence(void *ctx, struct unary_call *uc, grpc_slice req)
 	const struct rule *rule = svc_alerts__rule_named(rules, in->rule);
 	if (!rule) {
 		unknown_rule(rules, in->rule, details, sizeof(details));
-		transport_unary_reply(uc, GRPC_STATUS_INVALID_ARGUMENT, details, NULL);
+		transport_unary_reply(uc, GRPC_STATUS_NOT_FOUND, details, NULL);
 		goto out;
 	}
 	if (alerts_matchers_check(rule, in->matchers, err, sizeof(err))) {

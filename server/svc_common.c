@@ -92,6 +92,34 @@ grpc_status_code svc_check_cursor(ProtobufCBinaryData cursor, size_t len, char *
 	return GRPC_STATUS_INVALID_ARGUMENT;
 }
 
+grpc_status_code svc_check_globs(const char *error_type, const char *error_code, const char *task, char *details,
+				 size_t dsz)
+{
+	const char *const names[] = {"error_type", "error_code", "task"}, *const globs[] = {error_type, error_code, task};
+	for (size_t i = 0; i < 3; i++) {
+		if (globs[i] && strlen(globs[i]) > SVC_GLOB_MAX) {
+			errq_snprintf(details, dsz, "%s glob is longer than %d bytes", names[i], SVC_GLOB_MAX);
+			return GRPC_STATUS_INVALID_ARGUMENT;
+		}
+	}
+	return GRPC_STATUS_OK;
+}
+
+void svc_glob(const char *in, char out[SVC_GLOB_BUFSZ])
+{
+	size_t gl = 0;
+	/* the bound only guards an unchecked glob (cut); a checked one always fits */
+	for (const char *p = in ? in : ""; *p && gl + 4 <= SVC_GLOB_BUFSZ; p++) {
+		if (*p == '[') {
+			memcpy(out + gl, "[[]", 3);
+			gl += 3;
+		} else {
+			out[gl++] = *p;
+		}
+	}
+	out[gl] = '\0';
+}
+
 grpc_status_code svc_page_open(struct svc_page *p, struct svc_readers *r, struct build *b, uint32_t limit,
 			       size_t item_size, char *details, size_t dsz)
 {

@@ -70,6 +70,18 @@ grpc_status_code svc_listed(struct store *s, int rc, bool oom, char *details, si
  * anything else is INVALID_ARGUMENT with "bad cursor: N bytes" in details. */
 grpc_status_code svc_check_cursor(ProtobufCBinaryData cursor, size_t len, char *details, size_t dsz);
 
+/* The Query API's glob filters (error_type, error_code, task of ListEvents, ListGroups and
+ * Tail) know * and ? only, and are at most SVC_GLOB_MAX bytes (the CLI's bound too).
+ * svc_check_globs: OK, or INVALID_ARGUMENT with "error_code glob is longer than 256 bytes"
+ * in details (NULL: a request without that field).  svc_glob: a checked glob as SQLite's
+ * GLOB and fnmatch read it, '[' made the literal "[[]" (never a class); out always has room
+ * for it. */
+#define SVC_GLOB_MAX 256
+#define SVC_GLOB_BUFSZ (3 * SVC_GLOB_MAX + 1)
+grpc_status_code svc_check_globs(const char *error_type, const char *error_code, const char *task, char *details,
+				 size_t dsz);
+void svc_glob(const char *in, char out[SVC_GLOB_BUFSZ]);
+
 /* One page being listed: this thread's reader, and room in the reply's arena for limit items
  * (the requested size, 0 meaning QUERY_DEFAULT_LIMIT, capped at QUERY_MAX_LIMIT). The store is
  * asked for limit + 1 rows: the extra one only says that another page follows. */

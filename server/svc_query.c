@@ -147,23 +147,6 @@ static int event_row(void *arg, const struct store_event *e)
 	return 0;
 }
 
-/* The API's globs know * and ? only: a '[' is a literal character for SQLite's GLOB, not a
- * class.  A glob longer than the buffer is cut (the CLI sends at most 256 bytes). */
-#define API_GLOB_BUFSZ (2 * 256 + 1)
-static void api_glob(const char *in, char out[API_GLOB_BUFSZ])
-{
-	size_t gl = 0;
-	for (const char *p = in ? in : ""; *p && gl + 4 < API_GLOB_BUFSZ; p++) {
-		if (*p == '[') {
-			memcpy(out + gl, "[[]", 3);
-			gl += 3;
-		} else {
-			out[gl++] = *p;
-		}
-	}
-	out[gl] = '\0';
-}
-
 static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	struct query_svc *q = ctx;
@@ -178,17 +161,22 @@ static grpc_status_code list_events(void *ctx, grpc_slice req, grpc_byte_buffer 
 		goto out;
 	}
 	if ((st = svc_check_cursor(in->cursor, 8, details, dsz)) != GRPC_STATUS_OK ||
+	    (st = svc_check_globs(in->error_type, in->error_code, in->task, details, dsz)) != GRPC_STATUS_OK ||
 	    (st = svc_page_open(&pg, &q->readers, &b, in->limit, sizeof(*x.items), details, dsz)) != GRPC_STATUS_OK)
 		goto out;
 	x.limit = pg.limit;
 	x.items = pg.items;
-	char glob[API_GLOB_BUFSZ];
-	api_glob(in->error_type, glob);
+	char type[SVC_GLOB_BUFSZ], code[SVC_GLOB_BUFSZ], task[SVC_GLOB_BUFSZ];
+	svc_glob(in->error_type, type);
+	svc_glob(in->error_code, code);
+	svc_glob(in->task, task);
 	struct store_event_filter f = {
 	    .service = in->service,
 	    .environment = in->environment,
 	    .fingerprint = in->fingerprint,
-	    .error_type = glob,
+	    .error_type = type,
+	    .error_code = code,
+	    .task = task,
 	    .since_ns = in->since_unix_nano,
 	    .before_rowid = in->cursor.len == 8 ? (int64_t)svc_get_be64(in->cursor.data) : 0,
 	    .limit = x.limit + 1,
@@ -255,7 +243,8 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
-	if ((st = svc_check_cursor(in->cursor, 16, details, dsz)) != GRPC_STATUS_OK)
+	if ((st = svc_check_cursor(in->cursor, 16, details, dsz)) != GRPC_STATUS_OK ||
+	    (st = svc_check_globs(in->error_type, in->error_code, NULL, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
 	if (!valid_status(in->status)) {
 		errq_snprintf(details, dsz, "unknown status '%.64s': unresolved, resolved or ignored", in->status);
@@ -271,12 +260,14 @@ static grpc_status_code list_groups(void *ctx, grpc_slice req, grpc_byte_buffer 
 		goto out;
 	x.limit = pg.limit;
 	x.items = pg.items;
-	char glob[API_GLOB_BUFSZ];
-	api_glob(in->error_type, glob);
+	char type[SVC_GLOB_BUFSZ], code[SVC_GLOB_BUFSZ];
+	svc_glob(in->error_type, type);
+	svc_glob(in->error_code, code);
 	struct store_group_filter f = {
 	    .service = in->service,
 	    .environment = in->environment,
-	    .error_type = glob,
+	    .error_type = type,
+	    .error_code = code,
 	    .status = in->status,
 	    .since_ns = in->since_unix_nano,
 	    .until_ns = in->until_unix_nano,

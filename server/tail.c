@@ -19,6 +19,7 @@
 #include "errq_str.h"
 #include "ingest.h"
 #include "storage.h"
+#include "svc_common.h"
 #include "transport.h"
 
 struct tail_sub {
@@ -29,7 +30,8 @@ struct tail_sub {
 	struct tail_sub *prev, *next; /* hub list, under hub->mu */
 	bool listed, dead, sending;
 	int cancelled;
-	char *service, *environment, *error_type, *fingerprint; /* filters; NULL = any */
+	char *service, *environment, *fingerprint;   /* filters; NULL = any */
+	char *error_type, *error_code, *task;        /* globs as svc_glob makes them; NULL = any */
 	grpc_slice ring[TAIL_MAX_PENDING];
 	size_t head, count, bytes;
 	uint64_t dropped;
@@ -48,29 +50,6 @@ static char *dup_filter(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
-/* The API's globs know * and ? only: '[' becomes the literal "[[]" for fnmatch. */
-static char *dup_glob(const char *s)
-{
-	if (!s || !*s)
-		return NULL;
-	size_t n = 0;
-	for (const char *p = s; *p; p++)
-		n += *p == '[' ? 3 : 1;
-	char *g = malloc(n + 1), *o = g;
-	if (!g)
-		return NULL;
-	for (const char *p = s; *p; p++) {
-		if (*p == '[') {
-			memcpy(o, "[[]", 3);
-			o += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-	return g;
-}
-
 static void sub_free(struct tail_sub *t)
 {
 	while (t->count) {
@@ -83,6 +62,8 @@ static void sub_free(struct tail_sub *t)
 	free(t->service);
 	free(t->environment);
 	free(t->error_type);
+	free(t->error_code);
+	free(t->task);
 	free(t->fingerprint);
 	grpc_call_unref(t->call);
 	pthread_mutex_destroy(&t->mu);
@@ -194,6 +175,14 @@ static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc
 		grpc_call_unref(call);
 		return;
 	}
+	char details[64];
+	grpc_status_code st = svc_check_globs(in->error_type, in->error_code, in->task, details, sizeof(details));
+	if (st != GRPC_STATUS_OK) {
+		grpc_call_cancel_with_status(call, st, details, NULL);
+		grpc_call_unref(call);
+		errq__v1__tail_request__free_unpacked(in, NULL);
+		return;
+	}
 	if (atomic_load(&h->nsubs) >= TAIL_MAX_SUBSCRIBERS) {
 		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many tail subscribers", NULL);
 		grpc_call_unref(call);
@@ -210,11 +199,26 @@ static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc
 	pthread_mutex_init(&t->mu, NULL);
 	t->hub = h;
 	t->call = call;
+	char type[SVC_GLOB_BUFSZ], code[SVC_GLOB_BUFSZ], task[SVC_GLOB_BUFSZ];
+	svc_glob(in->error_type, type);
+	svc_glob(in->error_code, code);
+	svc_glob(in->task, task);
 	t->service = dup_filter(in->service);
 	t->environment = dup_filter(in->environment);
-	t->error_type = dup_glob(in->error_type);
+	t->error_type = dup_filter(type);
+	t->error_code = dup_filter(code);
+	t->task = dup_filter(task);
 	t->fingerprint = dup_filter(in->fingerprint);
+	/* a filter that could not be kept would widen the tail: refuse it instead */
+	bool lost = (*in->service && !t->service) || (*in->environment && !t->environment) ||
+		    (*type && !t->error_type) || (*code && !t->error_code) || (*task && !t->task) ||
+		    (*in->fingerprint && !t->fingerprint);
 	errq__v1__tail_request__free_unpacked(in, NULL);
+	if (lost) {
+		grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "collector out of memory", NULL);
+		sub_free(t); /* unrefs the call */
+		return;
+	}
 	t->send_tag = (struct tag){on_send, t};
 	t->close_tag = (struct tag){on_close, t};
 	t->refs = 1; /* the close op */
@@ -264,6 +268,10 @@ static bool matches(const struct tail_sub *t, const Errq__V1__TaskFailure *tf, c
 	if (t->environment && strcmp(t->environment, tf->environment ? tf->environment : "") != 0)
 		return false;
 	if (t->error_type && fnmatch(t->error_type, tf->error_type, 0) != 0)
+		return false;
+	if (t->error_code && fnmatch(t->error_code, tf->error_code ? tf->error_code : "", 0) != 0)
+		return false;
+	if (t->task && fnmatch(t->task, tf->task ? tf->task : "", 0) != 0)
 		return false;
 	if (t->fingerprint && strcmp(t->fingerprint, fp) != 0)
 		return false;

@@ -128,6 +128,8 @@ struct store_event_filter {
 	const char *environment;  /* NULL = any */
 	const char *fingerprint;  /* NULL = any */
 	const char *error_type;   /* GLOB pattern (SQLite's); NULL or "" = any */
+	const char *error_code;   /* GLOB pattern; NULL or "" = any */
+	const char *task;         /* GLOB pattern; NULL or "" = any */
 	uint64_t since_ns;        /* received_ns >= since; 0 = all */
 	int64_t before_rowid;     /* keyset cursor: rows with rowid < this; 0 = from the newest */
 	uint32_t limit;
@@ -150,6 +152,7 @@ struct store_group_filter {
 	const char *service;        /* exact; NULL = any */
 	const char *environment;    /* count only this environment; hide groups without any */
 	const char *error_type;     /* GLOB pattern; NULL = any */
+	const char *error_code;     /* GLOB on the group's code (the last non-empty one); NULL = any */
 	const char *status;         /* NULL = any */
 	uint64_t since_ns;          /* count events since (minute resolution); hide groups idle since */
 	uint64_t until_ns;          /* window end (exclusive); 0 = open */

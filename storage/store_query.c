@@ -45,6 +45,14 @@ static bool event_from_row(sqlite3_stmt *st, struct store_event *e, int64_t *pre
 	return true;
 }
 
+/* Whether a chain walk's event field matches a filter's pattern (NULL or "" = any): the same
+ * matcher as the GLOB of store_list_events' statement, and as there an absent field (NULL)
+ * is "" (so '*' matches an event without a code or task, as the live tail's does). */
+static bool glob_ok(const char *pattern, const char *value)
+{
+	return !pattern || !*pattern || sqlite3_strglob(pattern, value ? value : "") == 0;
+}
+
 /* A group's events, newest first, by walking its chain (see store.c): one rowid lookup per
  * event, whatever the size of the table. */
 static int list_group_chain(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
@@ -105,8 +113,9 @@ static int list_group_chain(struct store *s, const struct store_event_filter *f,
 			continue;
 		if (f->environment && *f->environment && (!e.environment || strcmp(e.environment, f->environment) != 0))
 			continue;
-		if (f->error_type && *f->error_type && sqlite3_strglob(f->error_type, e.error_type ? e.error_type : ""))
-			continue; /* the same GLOB as the statement below */
+		if (!glob_ok(f->error_type, e.error_type) || !glob_ok(f->error_code, e.error_code) ||
+		    !glob_ok(f->task, e.task))
+			continue;
 		n++;
 		if (cb(ctx, &e))
 			break;
@@ -139,6 +148,10 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 		errq_buf_addstr(&q, " AND e.received_ns >= :since");
 	if (f->error_type && *f->error_type)
 		errq_buf_addstr(&q, " AND e.error_type GLOB :type");
+	if (f->error_code && *f->error_code)
+		errq_buf_addstr(&q, " AND coalesce(e.error_code, '') GLOB :code");
+	if (f->task && *f->task)
+		errq_buf_addstr(&q, " AND coalesce(e.task, '') GLOB :task");
 	errq_buf_addstr(&q, " ORDER BY e.id DESC LIMIT :limit");
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
@@ -148,6 +161,8 @@ int store_list_events(struct store *s, const struct store_event_filter *f, store
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":env"), f->environment, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":type"), f->error_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":code"), f->error_code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":task"), f->task, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	int r;
@@ -254,6 +269,8 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 		errq_buf_addstr(&q, " AND g.service = :service");
 	if (f->error_type && *f->error_type)
 		errq_buf_addstr(&q, " AND g.error_type GLOB :type");
+	if (f->error_code && *f->error_code)
+		errq_buf_addstr(&q, " AND coalesce(g.error_code, '') GLOB :code");
 	if (f->status && *f->status)
 		errq_buf_addstr(&q, " AND g.status = :status");
 	if (f->since_ns)
@@ -278,6 +295,7 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 		return store__set_err(s, "prepare list groups");
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":service"), f->service, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":type"), f->error_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":code"), f->error_code, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":status"), f->status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":until"), (int64_t)f->until_ns);

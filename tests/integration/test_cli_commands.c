@@ -32,6 +32,7 @@ static char EVID[33];      /* the newest of them */
 
 #define NOT_A_FP "0123456789abcdef" /* well-formed, no such group */
 #define NOT_AN_ID "00000000000000000000000000000001"
+#define CLI_GLOB_MAX_TEST 256 /* errq's bound on a --type, --code or --task glob (CLI_GLOB_MAX) */
 #define RFC3339_MS "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$"
 
 static void hex32(const uint8_t *id, char out[33])
@@ -768,6 +769,132 @@ static void test_hostile_text_is_inert(void **state)
 	tevent_free(ev);
 }
 
+/* ---- issue 15: --code and --task, the filters events shares with groups and tail ---- */
+
+/* Reports one event of service "codesvc" with a code and a task (NULL: none); returns its
+ * id in hex. */
+static void report_coded(const char *type, const char *msg, const char *code, const char *task, char id[33])
+{
+	Errq__V1__TaskFailure *ev = tevent_new(&G, "codesvc", type, msg);
+	if (code)
+		tevent_set(&ev->error_code, code);
+	if (task)
+		tevent_set(&ev->task, task);
+	hex32(ev->event_id.data, id);
+	assert_int_equal(report_event(D.addr, ev), 1);
+	tevent_free(ev);
+}
+
+/* The event ids of a JSON array of events, in order, joined by ' '. */
+static void ids_of(json_t *ev, char *buf, size_t n)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < json_array_size(ev) && o < n; i++)
+		o += (size_t)errq_snprintf(buf + o, n - o, "%s%s", i ? " " : "", jstr(json_array_get(ev, i), "event_id"));
+}
+
+/* Runs `errq ARGS... -o json` and asserts the events listed are exactly want (newest first,
+ * ids joined by ' '). */
+#define ASSERT_EVENTS(want, ...)                                                                                  \
+	do {                                                                                                      \
+		json_t *ev_ = errq_json(__VA_ARGS__, NULL);                                                      \
+		char got_[4 * 33];                                                                                \
+		ids_of(ev_, got_, sizeof(got_));                                                                  \
+		assert_string_equal(got_, want);                                                                  \
+		json_decref(ev_);                                                                                 \
+	} while (0)
+
+static void test_events_code_task(void **state)
+{
+	/* oldest first: two IOErrors of one group (same message), two ValueErrors of another */
+	char a[33], b[33], c[33], d[33], want[4 * 33];
+	report_coded("IOError", "disk full", "E_DISK_FULL", "flush", a);
+	report_coded("IOError", "disk full", "E_TIMEOUT", "sync-orders", b);
+	report_coded("ValueError", "bad value", "E_TIMEOUT", "flush", c);
+	report_coded("ValueError", "bad value", NULL, NULL, d); /* no code, no task */
+
+	errq_snprintf(want, sizeof(want), "%s %s", c, b);
+	ASSERT_EVENTS(want, "events", "--service", "codesvc", "--code", "E_TIMEOUT");
+	ASSERT_EVENTS(a, "events", "--code", "E_D?SK*");
+	errq_snprintf(want, sizeof(want), "%s %s", c, a);
+	ASSERT_EVENTS(want, "events", "--task", "flush");
+	ASSERT_EVENTS(b, "events", "--task", "sync-*");
+	/* with each other and with --type: all must match */
+	ASSERT_EVENTS(c, "events", "--code", "E_T*", "--task", "fl*", "--service", "codesvc");
+	ASSERT_EVENTS(b, "events", "--code", "E_T*", "--type", "IO*");
+	ASSERT_EVENTS("", "events", "--code", "E_DISK_FULL", "--task", "sync-*");
+	/* an event without a code or task has the empty one: only '*' matches it */
+	errq_snprintf(want, sizeof(want), "%s %s %s %s", d, c, b, a);
+	ASSERT_EVENTS(want, "events", "--service", "codesvc", "--code", "*", "--task", "*");
+	ASSERT_EVENTS(c, "events", "--service", "codesvc", "--type", "Value*", "--code", "?*");
+	ASSERT_EVENTS(c, "events", "--service", "codesvc", "--type", "Value*", "--task", "?*");
+	/* '[' is a character, not a class, as for --type */
+	ASSERT_EVENTS("", "events", "--code", "E_[DT]*");
+
+	/* a group's events: the chain walk filters by both too */
+	json_t *ev = errq_json("event", a, NULL);
+	char fp[32];
+	errq_snprintf(fp, sizeof(fp), "%s", jstr(ev, "fingerprint"));
+	json_decref(ev);
+	ASSERT_EVENTS(b, "events", "--group", fp, "--code", "E_TIMEOUT");
+	ASSERT_EVENTS(a, "events", "--group", fp, "--task", "flush");
+	ASSERT_EVENTS("", "events", "--group", fp, "--task", "flush", "--code", "E_TIMEOUT");
+
+	/* groups --code: on the group's code, the last one its events reported (the ValueError
+	 * group keeps E_TIMEOUT: its newest event has none) */
+	json_t *g = errq_json("groups", "--service", "codesvc", "--code", "E_TIMEOUT", NULL);
+	assert_int_equal(json_array_size(g), 2);
+	for (size_t i = 0; i < json_array_size(g); i++)
+		assert_string_equal(jstr(json_array_get(g, i), "error_code"), "E_TIMEOUT");
+	json_decref(g);
+	g = errq_json("groups", "--service", "codesvc", "--code", "E_DISK*", NULL);
+	assert_int_equal(json_array_size(g), 0); /* the IOError group's code is E_TIMEOUT now */
+	json_decref(g);
+	g = errq_json("groups", "--code", "E_TIMEOUT", "--type", "Value*", NULL);
+	assert_int_equal(json_array_size(g), 1);
+	assert_string_equal(jstr(json_array_get(g, 0), "error_type"), "ValueError");
+	json_decref(g);
+
+	/* groups has no --task (a group spans tasks); bad values are usage errors, before any
+	 * connection */
+	assert_fails(1, "'errq groups' does not take --task", "groups", "--task", "flush", NULL);
+	assert_fails(1, "empty --code", "events", "--code", "", NULL);
+	assert_fails(1, "empty --task", "tail", "--task", "", NULL);
+	char big[CLI_GLOB_MAX_TEST + 2];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_fails(1, "--code is longer than 256 bytes", "events", "--code", big, NULL);
+	assert_fails(1, "--task is longer than 256 bytes", "tail", "--task", big, NULL);
+	assert_fails(1, "--code is longer than 256 bytes", "groups", "--code", big, NULL);
+}
+
+/* `errq tail --code GLOB --task GLOB`: the live tail filters by both. */
+static void test_tail_code_task(void **state)
+{
+	const char *args[] = {"tail", "-o", "json", "--code", "E_T*", "--task", "sync-*", "--limit", "1", NULL};
+	struct bg b;
+	bg_start(&b, D.addr, args);
+	wait_subscribers(D.addr, 1);
+	char x[33], y[33], z[33], want[33];
+	report_coded("IOError", "tail code", "E_TIMEOUT", "flush", x);     /* the task does not match */
+	report_coded("IOError", "tail code", "E_DISK_FULL", "sync-a", y);  /* the code does not match */
+	report_coded("IOError", "tail code", NULL, "sync-a", z);           /* no code: "" */
+	report_coded("IOError", "tail code", "E_TIMEOUT", "sync-b", want); /* both match */
+	assert_int_equal(bg_wait(&b), 0);
+	char *out = slurp(b.out);
+	json_error_t je;
+	json_t *e = json_loads(out, 0, &je);
+	if (!e)
+		fail_msg("tail printed no JSON line: %s (%s)", je.text, out);
+	assert_string_equal(jstr(e, "event_id"), want);
+	assert_string_equal(jstr(e, "error_code"), "E_TIMEOUT");
+	assert_string_equal(jstr(e, "task"), "sync-b");
+	json_decref(e);
+	free(out);
+	wait_subscribers(D.addr, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -785,6 +912,8 @@ int main(void)
 	    cmocka_unit_test(test_events_type),
 	    cmocka_unit_test(test_singular_plural),
 	    cmocka_unit_test(test_groups_status_every_width),
+	    cmocka_unit_test(test_events_code_task),
+	    cmocka_unit_test(test_tail_code_task),
 	};
 	grpc_init();
 	return cmocka_run_group_tests_name("integration_cli_commands", tests, setup, teardown);

@@ -71,16 +71,24 @@ static void report(const char *addr, Errq__V1__TaskFailure **evs, size_t n)
 		tevent_free(evs[i]);
 }
 
-static Errq__V1__ListGroupsResponse *groups(const char *addr, const Errq__V1__ListGroupsRequest *req)
+/* A unary Query call that must answer OK: its response decoded as d (asserted). */
+static void *query_ok(const char *addr, const char *method, const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *d)
 {
 	grpc_slice out;
 	char det[256];
-	assert_int_equal(query_call(addr, "/errq.v1.Query/ListGroups", &req->base, &out, det, sizeof(det)), GRPC_STATUS_OK);
-	Errq__V1__ListGroupsResponse *r =
-	    errq__v1__list_groups_response__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
+	grpc_status_code st = query_call(addr, method, req, &out, det, sizeof(det));
+	if (st != GRPC_STATUS_OK)
+		fail_msg("%s: status %d: %s", method, (int)st, det);
+	ProtobufCMessage *r = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
 	grpc_slice_unref(out);
 	assert_non_null(r);
 	return r;
+}
+
+static Errq__V1__ListGroupsResponse *groups(const char *addr, const Errq__V1__ListGroupsRequest *req)
+{
+	return query_ok(addr, "/errq.v1.Query/ListGroups", &req->base, &errq__v1__list_groups_response__descriptor);
 }
 
 static Errq__V1__Group *find_group(Errq__V1__ListGroupsResponse *r, const char *type)
@@ -197,12 +205,7 @@ static Errq__V1__Group *set_status(const char *addr, const char *fp, const char 
 	Errq__V1__SetGroupStatusRequest sr = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
 	sr.fingerprint = (char *)fp;
 	sr.status = (char *)status;
-	grpc_slice out;
-	assert_int_equal(query_call(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, NULL, 0), GRPC_STATUS_OK);
-	Errq__V1__Group *g = errq__v1__group__unpack(NULL, GRPC_SLICE_LENGTH(out), GRPC_SLICE_START_PTR(out));
-	grpc_slice_unref(out);
-	assert_non_null(g);
-	return g;
+	return query_ok(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &errq__v1__group__descriptor);
 }
 
 static void test_resolve_then_regression(void **state)
@@ -492,6 +495,122 @@ static void test_caps(void **state)
 	errqd_cleanup(&D);
 }
 
+/* Events ListEvents returns for a request (asserts OK). */
+static Errq__V1__ListEventsResponse *events_for(const char *addr, const Errq__V1__ListEventsRequest *req)
+{
+	return query_ok(addr, "/errq.v1.Query/ListEvents", &req->base, &errq__v1__list_events_response__descriptor);
+}
+
+/* Issue 15: ListEvents and Tail filter by error_code and task globs, ListGroups by
+ * error_code; '[' is a character there too; a glob past 256 bytes is INVALID_ARGUMENT naming
+ * its field (before, a type glob was cut silently), and one of 256 '[' is not cut. */
+static void test_code_and_task_globs(void **state)
+{
+	struct errqd_proc D = {0};
+	assert_int_equal(errqd_start(&D, NULL), 0);
+	Errq__V1__TaskFailure *evs[4] = {tevent_new(&G, "svc-ct", "IOError", "c1"), tevent_new(&G, "svc-ct", "IOError", "c2"),
+					 tevent_new(&G, "svc-ct", "KeyError", "c3"), tevent_new(&G, "svc-ct", "KeyError", "c4")};
+	tevent_set(&evs[0]->fingerprint, "io-group"); /* one group for both IOErrors */
+	tevent_set(&evs[0]->error_code, "E[1]");
+	tevent_set(&evs[0]->task, "sync-a");
+	tevent_set(&evs[1]->fingerprint, "io-group");
+	tevent_set(&evs[1]->error_code, "E2");
+	tevent_set(&evs[1]->task, "flush");
+	tevent_set(&evs[2]->task, "sync-b"); /* no code */
+	char brackets[201];
+	memset(brackets, '[', 200);
+	brackets[200] = '\0';
+	tevent_set(&evs[3]->task, brackets); /* 200 '[': 600 bytes once made literal */
+	report(D.addr, evs, 4);
+
+	Errq__V1__ListEventsRequest er = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+	er.error_code = "E[1]"; /* '[' literal: matches the code "E[1]" only */
+	Errq__V1__ListEventsResponse *e = events_for(D.addr, &er);
+	assert_int_equal(e->n_events, 1);
+	assert_string_equal(e->events[0]->message, "c1");
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	er.error_code = "E?";
+	er.task = "sync-*";
+	e = events_for(D.addr, &er);
+	assert_int_equal(e->n_events, 0); /* c2 has E2 but flushes; c3 has no code */
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	er.error_code = "";
+	e = events_for(D.addr, &er);
+	assert_int_equal(e->n_events, 2);
+	assert_string_equal(e->events[0]->message, "c3");
+	assert_string_equal(e->events[1]->message, "c1");
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	lr.error_code = "E*";
+	Errq__V1__ListGroupsResponse *g = groups(D.addr, &lr);
+	assert_int_equal(g->n_groups, 1); /* IOError's code is E2 (its last); KeyError has none */
+	assert_string_equal(g->groups[0]->error_type, "IOError");
+	assert_string_equal(g->groups[0]->error_code, "E2");
+	errq__v1__list_groups_response__free_unpacked(g, NULL);
+
+	/* the bound: 256 bytes pass whole (256 '[' would not fit a buffer of 2 per byte), 257 are
+	 * refused with the field's name, on every request that takes globs */
+	char big[258], det[256];
+	memset(big, '[', 257);
+	big[257] = '\0';
+	grpc_slice out;
+	const char *why[] = {"error_type glob is longer than 256 bytes", "error_code glob is longer than 256 bytes",
+			     "task glob is longer than 256 bytes"};
+	for (int k = 0; k < 3; k++) {
+		Errq__V1__ListEventsRequest bad = ERRQ__V1__LIST_EVENTS_REQUEST__INIT;
+		*(k == 0 ? &bad.error_type : k == 1 ? &bad.error_code : &bad.task) = big;
+		assert_int_equal(query_call(D.addr, "/errq.v1.Query/ListEvents", &bad.base, &out, det, sizeof(det)),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_string_equal(det, why[k]);
+		struct tailstream t;
+		Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+		*(k == 0 ? &tr.error_type : k == 1 ? &tr.error_code : &tr.task) = big;
+		tail_open(&t, D.addr, &tr); /* refused: it may or may not see headers first */
+		assert_int_equal(tail_status(&t, det, sizeof(det)), GRPC_STATUS_INVALID_ARGUMENT);
+		assert_string_equal(det, why[k]);
+		tail_free(&t);
+	}
+	Errq__V1__ListGroupsRequest badg = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	badg.error_code = big;
+	assert_int_equal(query_call(D.addr, "/errq.v1.Query/ListGroups", &badg.base, &out, det, sizeof(det)),
+			 GRPC_STATUS_INVALID_ARGUMENT);
+	assert_string_equal(det, why[1]);
+	big[256] = '\0';
+	er.task = big;
+	e = events_for(D.addr, &er);
+	assert_int_equal(e->n_events, 0); /* accepted; no task is 256 '[' */
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	er.task = brackets; /* matched whole, not cut (a cut glob matched a shorter task only) */
+	e = events_for(D.addr, &er);
+	assert_int_equal(e->n_events, 1);
+	assert_string_equal(e->events[0]->message, "c4");
+	errq__v1__list_events_response__free_unpacked(e, NULL);
+	assert_int_equal(tail_subscribers(D.addr), 0);
+
+	/* the live tail: code and task, each event matched as it is committed */
+	struct tailstream t;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	tr.error_code = "E[*";
+	tr.task = "sync-?";
+	assert_int_equal(tail_open(&t, D.addr, &tr), 0);
+	Errq__V1__TaskFailure *more[3] = {tevent_new(&G, "svc-ct", "IOError", "t1"), tevent_new(&G, "svc-ct", "IOError", "t2"),
+					  tevent_new(&G, "svc-ct", "IOError", "t3")};
+	tevent_set(&more[0]->error_code, "E[9]");
+	tevent_set(&more[0]->task, "flush");  /* the task does not match */
+	tevent_set(&more[1]->task, "sync-c"); /* no code: "" */
+	tevent_set(&more[2]->error_code, "E[7]");
+	tevent_set(&more[2]->task, "sync-d");
+	report(D.addr, more, 3);
+	Errq__V1__TailMessage *m;
+	assert_int_equal(tail_recv(&t, &m, HARNESS_DEADLINE_MS), 0);
+	assert_string_equal(m->event->message, "t3");
+	errq__v1__tail_message__free_unpacked(m, NULL);
+	tail_free(&t);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
 int main(void)
 {
 	grpc_init();
@@ -504,6 +623,7 @@ int main(void)
 	    cmocka_unit_test(test_slow_tail_drops_oldest_and_says_so),
 	    cmocka_unit_test(test_retention_keeps_counts),
 	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_code_and_task_globs),
 	};
 	int rc = cmocka_run_group_tests_name("integration_query", tests, NULL, NULL);
 	grpc_shutdown_blocking();

@@ -860,12 +860,28 @@ int tail_recv(struct tailstream *t, Errq__V1__TailMessage **out, long timeout_ms
 	return *out ? 0 : -1;
 }
 
+grpc_status_code tail_status(struct tailstream *t, char *details, size_t dsz)
+{
+	if (!t->status_received) {
+		grpc_event ev =
+		    grpc_completion_queue_pluck(t->cq, TAG_TAIL_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			return GRPC_STATUS_DEADLINE_EXCEEDED;
+		t->status_received = true;
+	}
+	if (details && dsz)
+		errq_snprintf(details, dsz, "%.*s", (int)GRPC_SLICE_LENGTH(t->status_details),
+			      (const char *)GRPC_SLICE_START_PTR(t->status_details));
+	return t->status;
+}
+
 void tail_free(struct tailstream *t)
 {
 	if (!t->call)
 		return;
-	stream_teardown(t->ch, t->cq, t->call, TAG_TAIL_STATUS, t->recv_posted ? TAG_TAIL_RECV : NULL, t->recv_bb,
-			&t->md_initial, &t->md_trailing, &t->status_details);
+	stream_teardown(t->ch, t->cq, t->call, t->status_received ? NULL : TAG_TAIL_STATUS,
+			t->recv_posted ? TAG_TAIL_RECV : NULL, t->recv_bb, &t->md_initial, &t->md_trailing,
+			&t->status_details);
 	grpc_byte_buffer_destroy(t->send_bb);
 	memset(t, 0, sizeof(*t));
 }

@@ -138,10 +138,14 @@ struct tailstream {
 	grpc_slice status_details;
 	grpc_byte_buffer *recv_bb, *send_bb;
 	bool recv_posted;
+	bool status_received;
 };
 int tail_open(struct tailstream *t, const char *addr, const Errq__V1__TailRequest *req);
 /* 0 with *out set, 1 when the stream ended, -1 on timeout. */
 int tail_recv(struct tailstream *t, Errq__V1__TailMessage **out, long timeout_ms);
+/* Waits for the stream's end (within HARNESS_DEADLINE_MS): its status, and its details in
+ * details (may be NULL).  GRPC_STATUS_DEADLINE_EXCEEDED when it did not end. */
+grpc_status_code tail_status(struct tailstream *t, char *details, size_t dsz);
 void tail_free(struct tailstream *t);
 
 /* One HTTP/1.1 request to 127.0.0.1:port (errqd's HTTP listener).  extra_headers is "" or

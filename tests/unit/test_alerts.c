@@ -1266,7 +1266,7 @@ static void test_silences(void **state)
 	struct alerts_answer ans = silence("r1", "nope=x", S(30));
 	assert_int_equal(ans.status, ALERTS_INVALID);
 	assert_non_null(strstr(ans.msg, "nope"));
-	assert_int_equal(silence("no-such-rule", "", S(30)).status, ALERTS_INVALID);
+	assert_int_equal(silence("no-such-rule", "", S(30)).status, ALERTS_NOT_FOUND); /* issue 15: exit 3 */
 	assert_int_equal(silence("r1", "", MS(500)).status, ALERTS_INVALID);
 	assert_int_equal(silence("r1", "", S(91 * 86400)).status, ALERTS_INVALID);
 	assert_int_equal(q1("SELECT count(*) FROM silences"), 0);

@@ -218,8 +218,10 @@ static void test_help_text(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	assert_int_equal(cli_help_cmd(f, cli_cmd_find(cmds, NCMDS, "events")), 0);
 	fclose(f);
-	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--env NAME] [--type GLOB]\n"
-				    "                   [--group FINGERPRINT] [--since WHEN] [--limit N]\n"));
+	/* issue 15: --code and --task beside --type */
+	assert_non_null(strstr(buf, "usage: errq events [--service NAME] [--env NAME] [--type GLOB] [--code GLOB]\n"
+				    "                   [--task GLOB] [--group FINGERPRINT] [--since WHEN]\n"
+				    "                   [--limit N]\n"));
 	assert_non_null(strstr(buf, "  --limit N"));
 	/* help lines are wrapped */
 	for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1)
@@ -346,6 +348,50 @@ static void test_args_filters(void **state)
 	assert_string_equal(a.argv[0], "abc");
 	assert_int_equal(parse(&a, "tail", "--group", "a\tb"), -1);
 	assert_int_equal(parse(&a, "tail", "--group="), -1);
+}
+
+/* issue 15: events and tail take --code and --task, groups --code only (a group spans
+ * tasks: its help says so); each is a glob with --type's bounds and its own messages. */
+static void test_code_task_filters(void **state)
+{
+	struct cli_args a;
+	assert_int_equal(parse(&a, "events", "--code", "E_TIMEOUT*", "--task", "sync-*", "--type", "T*"), 0);
+	assert_string_equal(a.code_glob, "E_TIMEOUT*");
+	assert_string_equal(a.task_glob, "sync-*");
+	assert_string_equal(a.type_glob, "T*");
+	assert_int_equal(parse(&a, "tail", "--code=E?", "--task", "flush"), 0);
+	assert_string_equal(a.code_glob, "E?");
+	assert_string_equal(a.task_glob, "flush");
+	assert_int_equal(parse(&a, "groups", "--code", "E_*"), 0);
+	assert_string_equal(a.code_glob, "E_*");
+	assert_int_equal(parse(&a, "groups", "--task", "flush"), -1);
+	assert_string_equal(err, "'errq groups' does not take --task (see 'errq groups --help')");
+	assert_int_equal(parse(&a, "group", "--code", "E"), -1);
+	assert_string_equal(err, "'errq group' does not take --code (see 'errq group --help')");
+	assert_int_equal(parse(&a, "events", "--code", ""), -1);
+	assert_string_equal(err, "empty --code (expected an error code or a glob such as 'E_TIMEOUT*')");
+	assert_int_equal(parse(&a, "tail", "--task", ""), -1);
+	assert_string_equal(err, "empty --task (expected a task name or a glob such as 'sync-*')");
+	char big[CLI_GLOB_MAX + 2];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(parse(&a, "events", "--task", big), -1);
+	assert_string_equal(err, "--task is longer than 256 bytes");
+	assert_int_equal(parse(&a, "events", "--code", "a\x1b[2J"), -1);
+	assert_string_equal(err, "--code holds control characters or invalid UTF-8");
+	big[CLI_GLOB_MAX] = '\0';
+	assert_int_equal(parse(&a, "events", "--code", big), 0);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(cli_help_cmd(f, cli_cmd_find(cmds, NCMDS, "groups")), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "[--code GLOB]"));
+	assert_null(strstr(buf, "[--task GLOB]"));
+	assert_non_null(strstr(buf, "so there is no --task here"));
+	assert_non_null(strstr(buf, "only groups whose code matches GLOB"));
+	free(buf);
 }
 
 static void test_glob_and_names(void **state)
@@ -1372,6 +1418,7 @@ int main(void)
 	    cmocka_unit_test(test_args_backup),
 	    cmocka_unit_test(test_args_filters),
 	    cmocka_unit_test(test_glob_and_names),
+	    cmocka_unit_test(test_code_task_filters),
 	    cmocka_unit_test(test_event_id_parse),
 	    cmocka_unit_test(test_help_text),
 	    cmocka_unit_test(test_help_own_flags),

@@ -208,6 +208,9 @@ static const struct wire_field wire_fields[] = {
     {"ListEventsRequest", "cursor", 4, PROTOBUF_C_TYPE_BYTES, PROTOBUF_C_LABEL_NONE, NULL},
     {"ListEventsRequest", "fingerprint", 5, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     {"ListEventsRequest", "environment", 6, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"ListEventsRequest", "error_type", 7, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"ListEventsRequest", "error_code", 8, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"ListEventsRequest", "task", 9, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     /* ListEventsResponse */
     {"ListEventsResponse", "events", 1, PROTOBUF_C_TYPE_MESSAGE, PROTOBUF_C_LABEL_REPEATED, "errq.v1.Event"},
     {"ListEventsResponse", "next_cursor", 2, PROTOBUF_C_TYPE_BYTES, PROTOBUF_C_LABEL_NONE, NULL},
@@ -221,6 +224,7 @@ static const struct wire_field wire_fields[] = {
     {"ListGroupsRequest", "status", 7, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     {"ListGroupsRequest", "until_unix_nano", 8, PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_LABEL_NONE, NULL},
     {"ListGroupsRequest", "sort", 9, PROTOBUF_C_TYPE_ENUM, PROTOBUF_C_LABEL_NONE, "errq.v1.GroupSort"},
+    {"ListGroupsRequest", "error_code", 10, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     /* ListGroupsResponse */
     {"ListGroupsResponse", "groups", 1, PROTOBUF_C_TYPE_MESSAGE, PROTOBUF_C_LABEL_REPEATED, "errq.v1.Group"},
     {"ListGroupsResponse", "next_cursor", 2, PROTOBUF_C_TYPE_BYTES, PROTOBUF_C_LABEL_NONE, NULL},
@@ -251,6 +255,8 @@ static const struct wire_field wire_fields[] = {
     {"TailRequest", "environment", 2, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     {"TailRequest", "error_type", 3, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     {"TailRequest", "fingerprint", 4, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"TailRequest", "error_code", 5, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
+    {"TailRequest", "task", 6, PROTOBUF_C_TYPE_STRING, PROTOBUF_C_LABEL_NONE, NULL},
     /* TailMessage */
     {"TailMessage", "event", 1, PROTOBUF_C_TYPE_MESSAGE, PROTOBUF_C_LABEL_NONE, "errq.v1.Event"},
     {"TailMessage", "dropped", 2, PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_LABEL_NONE, NULL},
