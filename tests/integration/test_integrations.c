@@ -542,35 +542,45 @@ static void am_start(struct am *am, int webhook_port)
 	free(body);
 }
 
-static void test_alertmanager(void **state)
+/* Starts Alertmanager (its webhook to this test's receiver) and writes the two configs of an
+ * Alertmanager test into cfg: notifier 'am' (re-posts every 1 s, then notifier_extra) and a
+ * rule open for an hour (then rule_extra) that trips on one failure in cfg[0] and on two in
+ * cfg[1] — a changed definition, so a reload to cfg[1] resolves its alert.  Writes cfg[0]. */
+static void am_setup(struct am *am, char cfg[2][1024], const char *notifier_extra, const char *rule_extra)
 {
-	(void)state;
-	struct am am;
-	memset(&am, 0, sizeof(am));
+	memset(am, 0, sizeof(*am));
 	start_receiver(0); /* Alertmanager's own webhook receiver */
-	am_start(&am, E.rv.port);
-	/* open for an hour: the test resolves it by changing the rule (a reload), after it saw
-	 * errqd re-post the firing alert */
-	char cfg[2][1024];
+	am_start(am, E.rv.port);
 	for (int i = 0; i < 2; i++)
-		errq_snprintf(cfg[i], sizeof(cfg[i]),
+		errq_snprintf(cfg[i], 1024,
 			      "notifiers:\n"
 			      "  - name: am\n"
 			      "    type: alertmanager\n"
 			      "    url: %s\n"
 			      "    resend_interval: 1s\n"
-			      "    link_template: \"https://errq.example/events/{{event_id}}\"\n"
+			      "%s"
 			      "rules:\n"
-			      "  - name: search-latency\n"
-			      "    match: {service: search}\n"
-			      "    group_by: [service, details.region]\n"
+			      "%s"
 			      "    trip: {failures: %d, window: 60s}\n"
 			      "    recovery_timeout: 1h\n"
-			      "    severity: critical\n"
-			      "    repeat_interval: 0s\n"
 			      "    notify: [am]\n",
-			      am.base, i + 1);
+			      am->base, notifier_extra, rule_extra, i + 1);
 	write_file(E.cfg, "%s", cfg[0]);
+}
+
+static void test_alertmanager(void **state)
+{
+	(void)state;
+	struct am am;
+	/* open for an hour: the test resolves it by changing the rule (a reload), after it saw
+	 * errqd re-post the firing alert */
+	char cfg[2][1024];
+	am_setup(&am, cfg, "    link_template: \"https://errq.example/events/{{event_id}}\"\n",
+		 "  - name: search-latency\n"
+		 "    match: {service: search}\n"
+		 "    group_by: [service, details.region]\n"
+		 "    severity: critical\n"
+		 "    repeat_interval: 0s\n");
 	start_errqd();
 	assert_int_equal(report_failures(E.d.addr, &G, 1, "search", "SlowQuery", "p99 over 2s", NULL, NULL), 1);
 	json_t *a = NULL;
@@ -657,28 +667,13 @@ static void test_alertmanager_held_reminder_restart(void **state)
 {
 	(void)state;
 	struct am am;
-	memset(&am, 0, sizeof(am));
-	start_receiver(0); /* Alertmanager's own webhook receiver */
-	am_start(&am, E.rv.port);
 	/* open for an hour, a reminder every second; resolved by a changed rule (a reload) */
 	char cfg[2][1024];
-	for (int i = 0; i < 2; i++)
-		errq_snprintf(cfg[i], sizeof(cfg[i]),
-			      "notifiers:\n"
-			      "  - name: am\n"
-			      "    type: alertmanager\n"
-			      "    url: %s\n"
-			      "    resend_interval: 1s\n"
-			      "rules:\n"
-			      "  - name: db-down\n"
-			      "    match: {service: db}\n"
-			      "    group_by: [service]\n"
-			      "    trip: {failures: %d, window: 60s}\n"
-			      "    recovery_timeout: 1h\n"
-			      "    repeat_interval: 1s\n"
-			      "    notify: [am]\n",
-			      am.base, i + 1);
-	write_file(E.cfg, "%s", cfg[0]);
+	am_setup(&am, cfg, "",
+		 "  - name: db-down\n"
+		 "    match: {service: db}\n"
+		 "    group_by: [service]\n"
+		 "    repeat_interval: 1s\n");
 	start_errqd();
 	assert_int_equal(report_failures(E.d.addr, &G, 1, "db", "Unavailable", "db gone", NULL, NULL), 1);
 	WAIT_FOR(am_has_alert(&am, "db-down"));
