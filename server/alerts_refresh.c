@@ -6,10 +6,12 @@
 
 #include "errq_banned.h"
 
+/* What one notifier's rows of an alert say about resuming its re-posts. */
 struct last_row {
 	const char *notifier;
-	int64_t id;     /* the notifier's latest row of the alert */
-	bool firing_delivered;
+	int64_t fired_id;   /* its latest delivered firing (the first or a reminder), 0: none */
+	bool pending;       /* a row still to send: the backlog sends it, and it is re-posted after */
+	bool resolved;      /* its latest row is a resolved notice: the alert ended there */
 };
 
 static int last_cb(void *ctx, const struct store_delivery *d)
@@ -17,8 +19,12 @@ static int last_cb(void *ctx, const struct store_delivery *d)
 	struct last_row *l = ctx;
 	if (strcmp(d->notifier, l->notifier) != 0)
 		return 0;
-	l->id = d->id; /* rows come by id: the last one seen is the latest */
-	l->firing_delivered = d->status == STORE_DELIVERY_DELIVERED && strcmp(d->kind, "firing") == 0;
+	/* rows come by id: the last one seen is the latest */
+	bool firing = strcmp(d->kind, "firing") == 0;
+	l->resolved = !firing;
+	l->pending |= d->status == STORE_DELIVERY_PENDING;
+	if (firing && d->status == STORE_DELIVERY_DELIVERED)
+		l->fired_id = d->id;
 	return 0;
 }
 
@@ -56,15 +62,18 @@ void alerts__resume_refresh(struct alerts *a, struct store *s)
 			const struct rules_notifier *nt = &rs->notifiers[r->notify[i]];
 			if (nt->type != RULES_NOTIFIER_ALERTMANAGER)
 				continue;
-			/* only when its latest row is a delivered firing: a pending row is sent by the
-			 * backlog (and re-posted after), a resolved one ended it */
+			/* from its latest delivered firing, which Alertmanager holds until its endsAt:
+			 * also when reminders after it were held back (a silence, an inhibition) or
+			 * went dead — they were never posted, and the alert still fires.  Not when a
+			 * row is pending (the backlog sends it, and it is re-posted after) or the
+			 * latest row is a resolved notice (it ended there) */
 			struct last_row l = {.notifier = nt->name};
-			if (store_list_deliveries(s, e->alert_id, last_cb, &l) || !l.firing_delivered)
+			if (store_list_deliveries(s, e->alert_id, last_cb, &l) || !l.fired_id || l.pending || l.resolved)
 				continue;
 			char hex[ERRQ_ID_HEX_BUFSZ];
 			errq_hex_encode(e->alert_id, 16, hex);
 			struct resend rsd = {.a = a, .hex = hex};
-			if (store_get_delivery(s, l.id, resend_cb, &rsd) == 1 && !rsd.rc)
+			if (store_get_delivery(s, l.fired_id, resend_cb, &rsd) == 1 && !rsd.rc)
 				n++;
 		}
 	}

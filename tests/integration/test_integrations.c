@@ -542,35 +542,45 @@ static void am_start(struct am *am, int webhook_port)
 	free(body);
 }
 
-static void test_alertmanager(void **state)
+/* Starts Alertmanager (its webhook to this test's receiver) and writes the two configs of an
+ * Alertmanager test into cfg: notifier 'am' (re-posts every 1 s, then notifier_extra) and a
+ * rule open for an hour (then rule_extra) that trips on one failure in cfg[0] and on two in
+ * cfg[1] — a changed definition, so a reload to cfg[1] resolves its alert.  Writes cfg[0]. */
+static void am_setup(struct am *am, char cfg[2][1024], const char *notifier_extra, const char *rule_extra)
 {
-	(void)state;
-	struct am am;
-	memset(&am, 0, sizeof(am));
+	memset(am, 0, sizeof(*am));
 	start_receiver(0); /* Alertmanager's own webhook receiver */
-	am_start(&am, E.rv.port);
-	/* open for an hour: the test resolves it by changing the rule (a reload), after it saw
-	 * errqd re-post the firing alert */
-	char cfg[2][1024];
+	am_start(am, E.rv.port);
 	for (int i = 0; i < 2; i++)
-		errq_snprintf(cfg[i], sizeof(cfg[i]),
+		errq_snprintf(cfg[i], 1024,
 			      "notifiers:\n"
 			      "  - name: am\n"
 			      "    type: alertmanager\n"
 			      "    url: %s\n"
 			      "    resend_interval: 1s\n"
-			      "    link_template: \"https://errq.example/events/{{event_id}}\"\n"
+			      "%s"
 			      "rules:\n"
-			      "  - name: search-latency\n"
-			      "    match: {service: search}\n"
-			      "    group_by: [service, details.region]\n"
+			      "%s"
 			      "    trip: {failures: %d, window: 60s}\n"
 			      "    recovery_timeout: 1h\n"
-			      "    severity: critical\n"
-			      "    repeat_interval: 0s\n"
 			      "    notify: [am]\n",
-			      am.base, i + 1);
+			      am->base, notifier_extra, rule_extra, i + 1);
 	write_file(E.cfg, "%s", cfg[0]);
+}
+
+static void test_alertmanager(void **state)
+{
+	(void)state;
+	struct am am;
+	/* open for an hour: the test resolves it by changing the rule (a reload), after it saw
+	 * errqd re-post the firing alert */
+	char cfg[2][1024];
+	am_setup(&am, cfg, "    link_template: \"https://errq.example/events/{{event_id}}\"\n",
+		 "  - name: search-latency\n"
+		 "    match: {service: search}\n"
+		 "    group_by: [service, details.region]\n"
+		 "    severity: critical\n"
+		 "    repeat_interval: 0s\n");
 	start_errqd();
 	assert_int_equal(report_failures(E.d.addr, &G, 1, "search", "SlowQuery", "p99 over 2s", NULL, NULL), 1);
 	json_t *a = NULL;
@@ -630,6 +640,94 @@ static void test_alertmanager(void **state)
 	errq_child_stop(&am.child, SIGTERM, HARNESS_DEADLINE_MS);
 }
 
+/* `errq silence add --rule R --for 1h` (the silence's id is not needed). */
+static void silence_rule(const char *rule)
+{
+	const char *args[] = {"silence", "add", "--rule", rule, "--for", "1h", "--comment", "itest", NULL};
+	char *out = harness_errq(E.d.addr, 0, NULL, args);
+	assert_non_null(strstr(out, "silence "));
+	free(out);
+}
+
+/* Alertmanager's view of alertname: its endsAt as ns (0: no active alert). */
+static uint64_t am_ends_ns(struct am *am, const char *alertname)
+{
+	char *s = am_ends_at(am, alertname);
+	uint64_t ns = 0;
+	if (s && errq_parse_rfc3339(s, &ns))
+		fail_msg("alertmanager endsAt '%s' is not RFC 3339", s);
+	free(s);
+	return ns;
+}
+
+/* An alert whose firing Alertmanager received, silenced in errq so that its reminders are held
+ * back (the latest outbox row is `silenced`), across a restart of errqd: the re-posts resume
+ * from the delivered firing, so Alertmanager keeps it open until errq resolves it. */
+static void test_alertmanager_held_reminder_restart(void **state)
+{
+	(void)state;
+	struct am am;
+	/* open for an hour, a reminder every second; resolved by a changed rule (a reload) */
+	char cfg[2][1024];
+	am_setup(&am, cfg, "",
+		 "  - name: db-down\n"
+		 "    match: {service: db}\n"
+		 "    group_by: [service]\n"
+		 "    repeat_interval: 1s\n");
+	start_errqd();
+	assert_int_equal(report_failures(E.d.addr, &G, 1, "db", "Unavailable", "db gone", NULL, NULL), 1);
+	WAIT_FOR(am_has_alert(&am, "db-down"));
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE kind = 'firing' AND status = 1", NULL) >= 1);
+	silence_rule("db-down");
+	/* a reminder held back, and nothing left to send (rows made before the silence delivered) */
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE status = 3", NULL) >= 1 &&
+		 q_int("SELECT count(*) FROM deliveries WHERE status = 0", NULL) == 0);
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	/* the case: the latest row is a held reminder, after a delivered firing */
+	assert_int_equal(q_int("SELECT status FROM deliveries ORDER BY id DESC LIMIT 1", NULL), 3);
+	assert_int_equal(q_int("SELECT kind = 'firing' FROM deliveries ORDER BY id DESC LIMIT 1", NULL), 1);
+	uint64_t before = am_ends_ns(&am, "db-down");
+	assert_true(before > 0);
+	uint64_t down_ns = errq_mono_ns();
+	start_errqd();
+	/* re-posted after the restart: endsAt moves on (before the fix it stayed, and Alertmanager
+	 * resolved the alert by itself when it passed) */
+	uint64_t e1 = 0;
+	WAIT_FOR((e1 = am_ends_ns(&am, "db-down")) > before);
+	print_message("alertmanager endsAt +%.3f s after a restart of %.3f s (reminders held by a silence)\n",
+		      (double)(e1 - before) / 1e9, (double)(errq_mono_ns() - down_ns) / 1e9);
+	assert_int_equal(log_count("re-posting the alerts still firing"), 1);
+	/* and they go on: once that endsAt has passed, the alert is still active there, later */
+	WAIT_FOR(errq_now_ns() > e1);
+	json_t *a = am_alert(&am, "db-down");
+	assert_non_null(a);
+	assert_string_equal(jstr(jget(a, "status"), "state"), "active");
+	uint64_t e2 = 0;
+	assert_int_equal(errq_parse_rfc3339(jstr(a, "endsAt"), &e2), 0);
+	assert_true(e2 > e1);
+	json_decref(a);
+	/* errq resolves it (a changed rule; the silence holds back no resolved): gone there too */
+	WAIT_FOR(receiver_count(&E.rv) >= 1); /* its firing */
+	int hooks = receiver_count(&E.rv);
+	write_file(E.cfg, "%s", cfg[1]);
+	assert_int_equal(kill(E.d.pid, SIGHUP), 0);
+	WAIT_FOR(!am_has_alert(&am, "db-down"));
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE kind = 'resolved' AND status = 1", NULL) == 1);
+	/* Alertmanager's webhook: firing, and resolved only once errq resolved it (had it resolved
+	 * the alert by itself meanwhile, a resolved would come before the last) */
+	json_t *last = NULL;
+	int nh = 0;
+	WAIT_FOR((json_decref(last), nh = receiver_count(&E.rv), last = nh > hooks ? body_json(nh - 1) : NULL) &&
+		 !strcmp(jstr(last, "status"), "resolved"));
+	json_decref(last);
+	for (int i = 0; i < nh - 1; i++) {
+		json_t *b = body_json(i);
+		assert_string_equal(jstr(b, "status"), "firing");
+		json_decref(b);
+	}
+	errq_child_stop(&am.child, SIGTERM, HARNESS_DEADLINE_MS);
+}
+
 int main(void)
 {
 	grpc_init();
@@ -641,6 +739,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_email, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_email_starttls_required, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alertmanager, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alertmanager_held_reminder_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_template_refused, setup, teardown),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER");

@@ -2047,6 +2047,100 @@ static void test_inhibition_and_silence(void **state)
 	expect_lines(3);
 }
 
+/* ---- Alertmanager re-posts resumed at a start (alerts_refresh.c) ---- */
+
+/* The "alerts" field of the start's "re-posting the alerts still firing" log line ("" when
+ * there is none). */
+static const char *reposted(char *out, size_t outsz)
+{
+	FILE *f = fopen(F.logp, "r");
+	assert_non_null(f);
+	char *line = NULL;
+	size_t cap = 0;
+	out[0] = '\0';
+	while (getline(&line, &cap, f) > 0) {
+		json_t *j = json_loads(line, 0, NULL);
+		const char *msg = json_string_value(json_object_get(j, "msg"));
+		if (msg && !strcmp(msg, "alertmanager: re-posting the alerts still firing"))
+			snprintf(out, outsz, "%s", json_string_value(json_object_get(j, "alerts")));
+		json_decref(j);
+	}
+	free(line);
+	fclose(f);
+	return out;
+}
+
+/* Sets the status of an alert's notice (kind, seq) to its notifier, through the store (errqd
+ * stopped), as its delivery left it. */
+static void set_status(const char *hex, int seq, int status)
+{
+	int64_t id = q1("SELECT id FROM deliveries WHERE lower(hex(alert_id)) = '%s' AND kind = 'firing' AND seq = %d",
+			hex, seq);
+	assert_true(id > 0);
+	char err[256];
+	struct store *s = NULL;
+	struct store_opts so = {.path = F.db};
+	if (store_open(&s, &so, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_delivery_update(s, id, status, 1, 0, status == STORE_DELIVERY_DEAD ? 400 : 200,
+					       status == STORE_DELIVERY_DEAD ? "HTTP 400" : "", fake_now),
+			 1);
+	store_close(s);
+}
+
+/* Which alerts still firing have their Alertmanager re-posts resumed at a start, from their
+ * outbox rows: those whose notifier had a firing (the first or a reminder) delivered, unless
+ * a row is still pending (the backlog sends it, re-posted after) — also when later reminders
+ * were held back by a silence or went dead (Alertmanager still holds the delivered one until
+ * its endsAt).  The receiver is a closed port: only the choice is checked here, by the start's
+ * log line; integration test_alertmanager_held_reminder_restart posts to a real Alertmanager. */
+static void test_alertmanager_resume_choice(void **state)
+{
+	write_cfg("notifiers:\n"
+		  "  - name: am\n"
+		  "    type: alertmanager\n"
+		  "    url: http://127.0.0.1:9\n"
+		  "rules:\n"
+		  "  - name: r1\n"
+		  "    group_by: [error_type]\n"
+		  "    trip: {failures: 1, window: 60s}\n"
+		  "    recovery_timeout: 1h\n"
+		  "    repeat_interval: 10s\n"
+		  "    notify: [am]\n");
+	start();
+	fake_now = T0 + S(1);
+	struct tb *t = tb_new();
+	const char *types[] = {"Held", "Dead", "Pending", "NeverDelivered", "Delivered"};
+	enum { N = 5 };
+	for (int i = 0; i < N; i++)
+		tb_fail(t, "svc", types[i]);
+	tb_commit(t);
+	tick_at(T0 + S(11)); /* a reminder each */
+	assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE kind = 'firing' AND seq = 2"), N);
+	char h[N][ERRQ_ID_HEX_BUFSZ], key[64];
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "error_type=%s", types[i]);
+		alert_hex(h[i], "r1", key);
+	}
+	stop();
+	/* the outbox as deliveries left it: firing (seq 1) then the reminder (seq 2) */
+	const int rows[N][2] = {
+	    {STORE_DELIVERY_DELIVERED, STORE_DELIVERY_SILENCED},  /* reminder held by a silence: resumes */
+	    {STORE_DELIVERY_DELIVERED, STORE_DELIVERY_DEAD},      /* reminder refused (dead): resumes */
+	    {STORE_DELIVERY_DELIVERED, STORE_DELIVERY_PENDING},   /* the backlog sends it first: not now */
+	    {STORE_DELIVERY_DEAD, STORE_DELIVERY_SILENCED},       /* Alertmanager never had it: no */
+	    {STORE_DELIVERY_DELIVERED, STORE_DELIVERY_DELIVERED}, /* resumes (from the reminder) */
+	};
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < 2; k++)
+			set_status(h[i], k + 1, rows[i][k]);
+	char buf[32];
+	assert_string_equal(reposted(buf, sizeof(buf)), "");
+	fake_now = T0 + S(12);
+	start();
+	assert_string_equal(reposted(buf, sizeof(buf)), "3");
+}
+
 static void test_request_refused_without_callback(void **state)
 {
 	(void)state;
@@ -2095,6 +2189,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inhibition_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inhibition_and_silence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alertmanager_resume_choice, setup, teardown),
 	    cmocka_unit_test(test_request_refused_without_callback),
 	};
 	const char *filter = getenv("ERRQ_TEST_FILTER"); /* one test: ERRQ_TEST_FILTER=test_replay */
