@@ -35,6 +35,7 @@
 #define RULES_HEADER_NAME_MAX 128
 #define RULES_HEADER_VALUE_MAX 1024
 #define RULES_SECRET_MAX 256
+#define RULES_PATH_MAX 1024 /* a file named in a notifier (ca_file), bytes */
 #define RULES_MEMORY_MAX (16u << 20) /* a loaded ruleset's memory */
 /* Circuits per rule: the config's max_circuits (default, and the most it may be).  Past it
  * the caller puts new keys into the one circuit RULES_OVERFLOW_KEY of the rule (and counts
@@ -151,6 +152,7 @@ struct rules_notifier {
 	size_t n_mail_to;
 	enum rules_starttls starttls;
 	const char *username, *password; /* email: SMTP auth; password is secret */
+	const char *ca_file;       /* TLS: PEM CA bundle that verifies the receiver; NULL = the system's */
 };
 /* "webhook", "log", "alertmanager", ... */
 const char *rules_notifier_type_name(enum rules_notifier_type t);

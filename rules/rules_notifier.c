@@ -2,6 +2,8 @@
 #include "rules_int.h"
 
 #include <errno.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "rules_template.h"
 
@@ -85,14 +87,14 @@ const char *rules_notifier_type_name(enum rules_notifier_type t)
 enum {
 	K_NAME, K_TYPE, K_URL, K_TIMEOUT, K_MAX_ATTEMPTS, K_HEADERS, K_SECRET, K_TEMPLATE, K_LINK_TEMPLATE,
 	K_RESEND, K_ROUTING_KEY, K_ROUTING_KEY_FILE, K_ROUTING_KEY_ENV, K_FROM, K_TO, K_STARTTLS, K_USERNAME,
-	K_PASSWORD, K_PASSWORD_FILE, K_SUBJECT
+	K_PASSWORD, K_PASSWORD_FILE, K_SUBJECT, K_CA_FILE
 };
 static const char *const keys[] = {"name", "type", "url", "timeout", "max_attempts", "headers", "secret",
 				   "template", "link_template", "resend_interval", "routing_key",
 				   "routing_key_file", "routing_key_env", "from", "to", "starttls", "username",
-				   "password", "password_file", "subject", NULL};
+				   "password", "password_file", "subject", "ca_file", NULL};
 #define B(k) (1u << (k))
-#define DELIVERY (B(K_URL) | B(K_TIMEOUT) | B(K_MAX_ATTEMPTS))
+#define DELIVERY (B(K_URL) | B(K_TIMEOUT) | B(K_MAX_ATTEMPTS) | B(K_CA_FILE))
 /* The keys each type takes (name and type aside). */
 static const uint32_t type_keys[] = {
     [RULES_NOTIFIER_WEBHOOK] = DELIVERY | B(K_HEADERS) | B(K_SECRET),
@@ -360,6 +362,18 @@ static int parse_notifier(struct parser *p, yaml_node_t *n, size_t index, struct
 			if (!(nt->username = secret_value(p, vn, "username", RULES_SECRET_MAX)))
 				return -1;
 			break;
+		case K_CA_FILE: {
+			const char *v = rules__want_scalar(p, vn, "ca_file");
+			if (!v)
+				return -1;
+			if (!*v || strlen(v) >= RULES_PATH_MAX)
+				return rules__fail(p, vn, "ca_file", "a path of 1 to %d bytes", RULES_PATH_MAX - 1);
+			if (access(v, R_OK))
+				return rules__fail(p, vn, "ca_file", "cannot read '%s': %s", errq_quote(v, qb), strerror(errno));
+			if (!(nt->ca_file = rules__dup(p, vn, v)))
+				return -1;
+			break;
+		}
 		}
 	}
 	if (type == RULES_NOTIFIER_PAGERDUTY && !nt->url)

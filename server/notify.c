@@ -332,6 +332,8 @@ static int start_request(struct notifier *n, struct pending *p, const struct des
 	p->retry_after_s = -1;
 	p->errbuf[0] = '\0';
 	notify_request_setopt(e, &ds->d, &p->rq);
+	if (ds->d.ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, ds->d.ca_file);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, notify__discard);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, notify__on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, p);

@@ -55,6 +55,7 @@ enum notify_type {
 #define NOTIFY_TEMPLATE_SZ 2049 /* RULES_TEMPLATE_MAX + 1 */
 #define NOTIFY_SECRET_SZ 257    /* RULES_SECRET_MAX + 1 */
 #define NOTIFY_MAIL_SZ 255      /* RULES_MAIL_ADDR_MAX + 1 */
+#define NOTIFY_PATH_SZ 1024     /* RULES_PATH_MAX */
 #define NOTIFY_MAX_MAIL_TO 8
 /* Alertmanager re-posts (notify_kinds.h refresh_ms) held at once: past it a firing alert is
  * not re-posted (a warning is logged; Alertmanager resolves it when its endsAt passes) */
@@ -80,6 +81,7 @@ struct notify_dest {
 	size_t n_mail_to;
 	int starttls_required;
 	char username[NOTIFY_SECRET_SZ], password[NOTIFY_SECRET_SZ]; /* password: secret */
+	char ca_file[NOTIFY_PATH_SZ];           /* TLS: the CA bundle to verify with; "" = the system's */
 };
 
 struct notify_delivery {

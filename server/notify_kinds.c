@@ -641,6 +641,7 @@ void notify_dest_from_rules(struct notify_dest *d, const struct rules_notifier *
 	COPY(d->mail_from, n->mail_from);
 	COPY(d->username, n->username);
 	COPY(d->password, n->password);
+	COPY(d->ca_file, n->ca_file);
 	d->n_mail_to = n->n_mail_to < NOTIFY_MAX_MAIL_TO ? n->n_mail_to : NOTIFY_MAX_MAIL_TO;
 	for (size_t i = 0; i < d->n_mail_to; i++)
 		COPY(d->mail_to[i], n->mail_to[i]);

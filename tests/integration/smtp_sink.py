@@ -7,9 +7,12 @@ Listens on an ephemeral 127.0.0.1 port, writes the port to DIR/port (through a r
 and stores each message received as DIR/NNN.eml: "X-Sink-Mail-From:", "X-Sink-Rcpt-To:"
 and "X-Sink-Auth:" lines (the envelope and who logged in), then the message as received.
 With USER and PASSWORD, AUTH is required (over plain TCP: a loopback test) and only that
-pair is accepted.  Runs until killed (SIGTERM)."""
+pair is accepted.  With SINK_TLS_CERT and SINK_TLS_KEY in the environment, STARTTLS is offered
+with that certificate and required before MAIL; "X-Sink-TLS:" says whether the message came
+over TLS.  Runs until killed (SIGTERM)."""
 import asyncio
 import os
+import ssl
 import sys
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -23,8 +26,8 @@ class Handler:
         n = len([f for f in os.listdir(outdir) if f.endswith(".eml")])
         path = os.path.join(outdir, "%03d.eml" % n)
         who = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else ""
-        head = "X-Sink-Mail-From: %s\r\nX-Sink-Rcpt-To: %s\r\nX-Sink-Auth: %s\r\n" % (
-            envelope.mail_from, ",".join(envelope.rcpt_tos), who)
+        head = "X-Sink-Mail-From: %s\r\nX-Sink-Rcpt-To: %s\r\nX-Sink-Auth: %s\r\nX-Sink-TLS: %s\r\n" % (
+            envelope.mail_from, ",".join(envelope.rcpt_tos), who, "yes" if session.ssl is not None else "no")
         with open(path + ".tmp", "wb") as f:
             f.write(head.encode() + envelope.original_content)
         os.rename(path + ".tmp", path)
@@ -42,6 +45,10 @@ async def main():
     kw = {}
     if creds:
         kw = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+    if os.environ.get("SINK_TLS_CERT"):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(os.environ["SINK_TLS_CERT"], os.environ["SINK_TLS_KEY"])
+        kw.update(tls_context=ctx, require_starttls=True)
     server = await loop.create_server(lambda: SMTP(Handler(), **kw), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     with open(os.path.join(outdir, "port.tmp"), "w") as f:

@@ -31,6 +31,7 @@
 #include "errq_str.h"
 #include "errq_time.h"
 #include "alerts_support.h"
+#include "certs.h"
 
 #ifndef SMTP_SINK_PATH
 #error "SMTP_SINK_PATH: tests/integration/smtp_sink.py"
@@ -427,6 +428,67 @@ static void test_email_starttls_required(void **state)
 	errq_child_stop(&s.child, SIGTERM, HARNESS_DEADLINE_MS);
 }
 
+/* STARTTLS for real: a sink that requires it, with a certificate from the tests' CA
+ * (make_certs.sh).  A notifier with `ca_file` naming that CA delivers over TLS; one without
+ * it does not trust the certificate (the system store knows no test CA), records the failure
+ * and sends nothing, in clear or otherwise. */
+static void test_email_starttls(void **state)
+{
+	(void)state;
+	char cert[400], key[400], ca[400], h[256];
+	assert_int_equal(certs_setup(NULL), 0);
+	errq_snprintf(cert, sizeof(cert), "%s", certs_path("server.pem"));
+	errq_snprintf(key, sizeof(key), "%s", certs_path("server.key"));
+	errq_snprintf(ca, sizeof(ca), "%s", certs_path("ca.pem"));
+	struct sink s;
+	memset(&s, 0, sizeof(s));
+	setenv("SINK_TLS_CERT", cert, 1);
+	setenv("SINK_TLS_KEY", key, 1);
+	sink_start(&s, NULL, NULL);
+	unsetenv("SINK_TLS_CERT");
+	unsetenv("SINK_TLS_KEY");
+	write_file(E.cfg,
+		   "notifiers:\n"
+		   "  - name: mail\n"
+		   "    type: email\n"
+		   "    url: smtp://127.0.0.1:%d\n"
+		   "    starttls: required\n"
+		   "    ca_file: %s\n"
+		   "    from: errq@example.com\n"
+		   "    to: [trusted@example.com]\n"
+		   "  - name: untrusted\n"
+		   "    type: email\n"
+		   "    url: smtp://127.0.0.1:%d\n"
+		   "    starttls: required\n"
+		   "    from: errq@example.com\n"
+		   "    to: [untrusted@example.com]\n"
+		   QUICK_RULE("tls-rule", "tls", "info", "mail, untrusted"),
+		   s.port, ca, s.port);
+	start_errqd();
+	assert_int_equal(report_failures(E.d.addr, &G, 1, "tls", "E", "m", NULL, NULL), 1);
+	char *m0 = NULL;
+	WAIT_FOR((m0 = sink_message(&s, 0)) != NULL);
+	assert_string_equal(mail_header(m0, "X-Sink-TLS", h, sizeof(h)), "yes");
+	assert_string_equal(mail_header(m0, "X-Sink-Rcpt-To", h, sizeof(h)), "trusted@example.com");
+	free(m0);
+	/* the other one failed on the certificate */
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE notifier = 'untrusted' AND attempts >= 1"
+		       " AND last_error IS NOT NULL",
+		       NULL) >= 1);
+	char *err = q_text("SELECT last_error FROM deliveries WHERE notifier = 'untrusted' AND last_error IS NOT NULL", NULL);
+	print_message("untrusted: %s\n", err ? err : "(null)");
+	assert_non_null(err);
+	free(err);
+	for (int i = 0; i < 4; i++) { /* what came: never for the untrusted notifier */
+		char *m = sink_message(&s, i);
+		if (m)
+			assert_string_not_equal(mail_header(m, "X-Sink-Rcpt-To", h, sizeof(h)), "untrusted@example.com");
+		free(m);
+	}
+	errq_child_stop(&s.child, SIGTERM, HARNESS_DEADLINE_MS);
+	certs_teardown(NULL);
+}
+
 /* ---- alertmanager ---- */
 
 struct fetch {
@@ -738,6 +800,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pagerduty_retry_dead_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_email, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_email_starttls_required, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_email_starttls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alertmanager, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alertmanager_held_reminder_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_template_refused, setup, teardown),

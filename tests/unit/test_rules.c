@@ -305,6 +305,10 @@ static void test_refusals_notifiers(void **state)
 		2, "key 'password'", "missing (SMTP auth takes both");
 	refused("notifiers:\n  - name: m\n    type: email\n    url: smtps://x\n    from: a@b\n    to: [a@b]\n    starttls: required\n",
 		2, "key 'starttls'", "not with smtps://");
+	refused("notifiers:\n  - name: w\n    type: webhook\n    url: https://x/\n    ca_file: /nonexistent/ca.pem\n", 5,
+		"key 'ca_file'", "cannot read '/nonexistent/ca.pem': No such file or directory");
+	refused("notifiers:\n  - name: l\n    type: log\n    ca_file: /etc/hostname\n", 4, "key 'ca_file'",
+		"not a key of a log notifier");
 	refused("notifiers:\n  - name: a\n    type: alertmanager\n    url: http://am:9093\n    resend_interval: 500ms\n", 5,
 		"key 'resend_interval'", "out of range (1s to 1h)");
 	/* rules name notifiers */
