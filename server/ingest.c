@@ -271,11 +271,12 @@ static int write_batches(struct ingest *ig, struct ingest_batch *list)
 		return -1;
 	}
 	/* with more batches waiting, the aggregates wait too (storage.h: deferred aggregates);
-	 * the last transaction before the queue empties writes them with its events */
+	 * the last transaction before the queue empties writes them with its events when few are
+	 * pending, else the idle writer writes them a slice at a time (writer_main) */
 	pthread_mutex_lock(&ig->mu);
 	bool more = ig->head != NULL;
 	pthread_mutex_unlock(&ig->mu);
-	if (more ? store_txn_commit_deferred(s) : store_txn_commit(s)) {
+	if (more ? store_txn_commit_deferred(s) : store_txn_commit_idle(s)) {
 		store_txn_rollback(s);
 		if (h)
 			h->txn_end(h->ctx, s, false);
@@ -432,13 +433,18 @@ static void *writer_main(void *arg)
 		tick(ig);
 		maintain(ig, !ig->head && !ig->parked_head);
 		if (ig->o.store && !ig->head && !ig->parked_head && store_agg_pending(ig->o.store)) {
-			/* going idle with aggregates deferred: write them now */
+			/* going idle with aggregates deferred: write them now, a slice at a time, so a
+			 * batch that arrives meanwhile waits for one slice at most */
+			bool more = false;
 			pthread_mutex_unlock(&ig->mu);
-			if (store_agg_flush(ig->o.store))
+			int rc = store_agg_flush_step(ig->o.store, &more);
+			if (rc)
 				errq_condlog_fail(&ig->log_agg, store_errmsg(ig->o.store));
 			else
 				errq_condlog_ok(&ig->log_agg);
 			pthread_mutex_lock(&ig->mu);
+			if (!rc && more)
+				continue;
 		}
 		while (!ig->head && !ig->parked_head && !ig->jobs && !ig->stopping &&
 		       !(waiter_fits(ig) && !ig->n_woken) &&

@@ -17,10 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 4 /* 2: the alerting tables (storage_alerts.h); 4: dropped counts */
-#define STORE_GROUP_CACHE_SLOTS 65536 /* fingerprint -> group id cache (direct-mapped, ~2.5 MiB) */
-#define STORE_TXN_MAX_GROUPS 8192     /* distinct (group, minute, env) aggregates per transaction */
-#define STORE_TXN_MAX_SERVICES 1024   /* distinct (service, minute) aggregates per transaction */
+#define STORE_SCHEMA_VERSION 5 /* 2: the alerting tables (storage_alerts.h); 4: dropped counts;
+				* 5: groups.agg_through, last_minute */
+#define STORE_GROUP_CACHE_SLOTS 131072 /* fingerprint -> group id cache (~10 MiB) */
+#define STORE_GROUP_CACHE_WAYS 4       /* ... in sets of 4: the least recently used way goes */
+#define STORE_FINGERPRINT_MAX 23       /* bytes of a fingerprint the writer accepts (errqd: 16) */
+#define STORE_AGG_SLOTS 65536          /* (group, minute, env) aggregates per generation, 3/4 used */
+#define STORE_AGG_SERVICE_SLOTS 1024   /* (service, minute) aggregates per generation, 3/4 used */
+#define STORE_AGG_MAX_BYTES (32u << 20) /* sample strings the pending aggregates may hold */
+#define STORE_AGG_FLUSH_CHUNK 1024     /* groups of a closed generation written per transaction */
+#define STORE_AGG_SYNC_MAX 4096        /* store_txn_commit_idle writes all when no more pending */
 #define STORE_ENV_CACHE 256           /* environment name -> id (direct-mapped) */
 #define STORE_SERVICE_CACHE 4096      /* service -> group count, for groups_per_service */
 
@@ -105,21 +111,30 @@ int store_txn_count_event(struct store *s, const struct store_event *e);
 int store_txn_commit(struct store *s);
 void store_txn_rollback(struct store *s);
 
-/* Deferred aggregates.  The per-group and per-minute counts and the groups' chain heads
- * (the "aggregates") are accumulated in memory across transactions and written once per
- * group per flush, not once per transaction: under load a transaction holds one or two
- * batches, and writing the aggregates every time was measured at ~60 % of the writer's
- * CPU.  store_txn_commit writes them with the events; store_txn_commit_deferred only when
- * they are due (STORE_AGG_FLUSH_MS after the oldest unwritten one, or the table 3/4 full).
- * Events are durable at every commit; aggregates lag at most that long.  A crash or a
- * rollback loses only aggregates: the events after the last written ones (meta
- * 'aggregated_through') are aggregated again when the writer opens the store or begins the
- * next transaction.  Upkeep and status changes write pending aggregates first. */
+/* Deferred aggregates (store_agg.c).  The per-group and per-minute counts and the groups'
+ * chain heads (the "aggregates") are accumulated in memory across transactions and written
+ * once per group per generation, not once per transaction: under load a transaction holds
+ * one or two batches, and writing the aggregates every time was measured at ~60 % of the
+ * writer's CPU.  A generation closes STORE_AGG_FLUSH_MS after its first count (or when its
+ * table is 3/4 full, or the strings reach STORE_AGG_MAX_BYTES) and is then written in slices
+ * of STORE_AGG_FLUSH_CHUNK groups, one slice with each deferred commit, so no commit carries
+ * a whole generation.  Events are durable at every commit; counts trail them by at most about
+ * two intervals under load.  A crash or a rollback loses only aggregates: the events after
+ * the last written ones (meta 'aggregated_through', and each group's agg_through) are
+ * aggregated again when the writer opens the store or begins the next transaction.  Upkeep
+ * and status changes write pending aggregates first.
+ * store_txn_commit writes every pending aggregate with the events; store_txn_commit_deferred
+ * writes the slice that is due; store_txn_commit_idle (the queue is empty) writes all of them
+ * when at most STORE_AGG_SYNC_MAX are pending, else a slice, and the caller goes on with
+ * store_agg_flush_step while it stays idle. */
 #define STORE_AGG_FLUSH_MS 1000
 int store_txn_commit_deferred(struct store *s);
+int store_txn_commit_idle(struct store *s);
 bool store_agg_pending(const struct store *s);
 /* Writes pending aggregates in a transaction of its own (nothing pending: returns 0). */
 int store_agg_flush(struct store *s);
+/* Writes one slice of them in a transaction of its own; *more tells whether any remain. */
+int store_agg_flush_step(struct store *s, bool *more);
 
 /* Queries (readers).  Each returns 0 and calls cb once per row (stop early by returning
  * non-zero from cb), or -1 on error. */

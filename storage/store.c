@@ -24,7 +24,14 @@
 #include "errq_str.h"
 #include "errq_banned.h"
 
-#define NS_PER_MINUTE 60000000000ULL
+
+#define UPDATE_GROUP(moved)                                                                                  \
+	"UPDATE groups SET total = total + ?2, handled = handled + ?3, stored = stored + ?2 - ?10,"             \
+	" dropped = dropped + ?10," moved " last_seen = max(last_seen, ?5),"                                      \
+	" environment = coalesce(?6, environment), error_code = coalesce(?7, error_code),"                       \
+	" message = coalesce(?8, message), last_event = max(last_event, ?9), agg_through = max(agg_through, ?11)," \
+	" regression = CASE WHEN status = 'resolved' THEN 1 ELSE regression END,"                                 \
+	" status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END WHERE id = ?1"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -34,19 +41,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	"INSERT OR IGNORE INTO events (event_id, group_id, time_ns, received_ns, service, environment,"
 	" release, host, task, error_type, error_code, message, attempt, handled, truncated, extra,"
 	" prev_in_group) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
-    [STMT_FIND_GROUP] = "SELECT id, last_event FROM groups WHERE fingerprint = ?1",
+    [STMT_FIND_GROUP] = "SELECT id, last_event, first_seen, last_minute FROM groups WHERE fingerprint = ?1",
     [STMT_INSERT_GROUP] =
 	"INSERT INTO groups (fingerprint, grouping_version, service, environment, error_type,"
-	" error_code, message, first_seen, last_seen, overflow) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8,?9)",
-    [STMT_UPDATE_GROUP] =
-	/* a resolved group that sees a new event is unresolved again, and marked a regression
-	 * (every expression reads the row as it was before the update) */
-	"UPDATE groups SET total = total + ?2, handled = handled + ?3, stored = stored + ?2 - ?10, dropped = dropped + ?10,"
-	" first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5),"
-	" environment = coalesce(?6, environment), error_code = coalesce(?7, error_code),"
-	" message = coalesce(?8, message), last_event = max(last_event, ?9),"
-	" regression = CASE WHEN status = 'resolved' THEN 1 ELSE regression END,"
-	" status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END WHERE id = ?1",
+	" error_code, message, first_seen, last_seen, last_minute, overflow)"
+	" VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8,?8 / 60000000000,?9)",
+    /* a resolved group that sees a new event is unresolved again, and marked a regression
+     * (every expression reads the row as it was before the update); the indexed first_seen
+     * and last_minute are named only by the variants that move them (AGG_MOVES_*) */
+    [STMT_UPDATE_GROUP] = UPDATE_GROUP(""),
+    [STMT_UPDATE_GROUP_FIRST] = UPDATE_GROUP(" first_seen = min(first_seen, ?4),"),
+    [STMT_UPDATE_GROUP_MINUTE] = UPDATE_GROUP(" last_minute = max(last_minute, ?12),"),
+    [STMT_UPDATE_GROUP_BOTH] = UPDATE_GROUP(" first_seen = min(first_seen, ?4), last_minute = max(last_minute, ?12),"),
     [STMT_UPSERT_MINUTE] =
 	"INSERT INTO group_minutes (group_id, minute, env_id, count) VALUES (?1, ?2, ?3, ?4)"
 	" ON CONFLICT (group_id, minute, env_id) DO UPDATE SET count = count + excluded.count",
@@ -184,24 +190,8 @@ static void free_handle(struct store *s)
 		sqlite3_finalize(s->stmt[i]);
 	for (int i = 0; i < ASTMT_COUNT; i++)
 		sqlite3_finalize(s->astmt[i]);
-	if (s->gcache) {
-		for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++)
-			free(s->gcache[i].fingerprint);
-		free(s->gcache);
-	}
-	if (s->agg) {
-		for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
-			free(s->agg[i].environment);
-			free(s->agg[i].error_code);
-			free(s->agg[i].message);
-		}
-		free(s->agg);
-	}
-	if (s->sagg) {
-		for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++)
-			free(s->sagg[i].service);
-		free(s->sagg);
-	}
+	free(s->gcache);
+	store__agg_free(s);
 	if (s->envs) {
 		store__clear_name_cache(s->envs, STORE_ENV_CACHE);
 		free(s->envs);
@@ -258,17 +248,14 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 				goto fail;
 			}
 		s->gcache = calloc(STORE_GROUP_CACHE_SLOTS, sizeof(*s->gcache));
-		s->agg = calloc(STORE_TXN_MAX_GROUPS, sizeof(*s->agg));
-		s->sagg = calloc(STORE_TXN_MAX_SERVICES, sizeof(*s->sagg));
 		s->envs = calloc(STORE_ENV_CACHE, sizeof(*s->envs));
 		s->services = calloc(STORE_SERVICE_CACHE, sizeof(*s->services));
 		s->groups_per_service = o->groups_per_service;
-		if (!s->gcache || !s->agg || !s->sagg || !s->envs || !s->services) {
+		if (!s->gcache || store__agg_alloc(s) || !s->envs || !s->services) {
 			errq_snprintf(s->err, sizeof(s->err), "out of memory");
 			goto fail;
 		}
 		/* counts of events stored before a crash, past the last written aggregates */
-		s->flush_gen = 1;
 		s->agg_recover = true;
 		if (store_agg_flush(s))
 			goto fail;
@@ -314,25 +301,6 @@ int store__step(struct store *s, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
-static void agg_clear(struct store *s)
-{
-	for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
-		struct txn_agg *a = &s->agg[i];
-		if (!a->group_id)
-			continue;
-		free(a->environment);
-		free(a->error_code);
-		free(a->message);
-		memset(a, 0, sizeof(*a));
-	}
-	s->n_agg = 0;
-	for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++) {
-		free(s->sagg[i].service);
-		s->sagg[i].service = NULL;
-	}
-	s->n_sagg = 0;
-}
-
 void store__clear_name_cache(struct name_slot *c, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -340,8 +308,6 @@ void store__clear_name_cache(struct name_slot *c, size_t n)
 		memset(&c[i], 0, sizeof(c[i]));
 	}
 }
-
-static int agg_recover(struct store *s);
 
 int store_txn_begin(struct store *s)
 {
@@ -353,7 +319,7 @@ int store_txn_begin(struct store *s)
 		return -1;
 	s->in_txn = true;
 	s->txn_overflow = 0;
-	if (s->agg_recover && agg_recover(s)) {
+	if (s->agg_recover && store__agg_recover(s)) {
 		store__step(s, s->stmt[STMT_ROLLBACK], "rollback");
 		s->in_txn = false;
 		return -1;
@@ -379,21 +345,18 @@ void store_txn_rollback(struct store *s)
 		s->busy = busy;
 	}
 	/* groups and environments inserted by this transaction are gone: forget cached ids */
-	for (int i = 0; i < STORE_GROUP_CACHE_SLOTS; i++) {
-		free(s->gcache[i].fingerprint);
-		memset(&s->gcache[i], 0, sizeof(s->gcache[i]));
-	}
+	memset(s->gcache, 0, STORE_GROUP_CACHE_SLOTS * sizeof(*s->gcache));
 	store__clear_name_cache(s->envs, STORE_ENV_CACHE);
 	store__clear_name_cache(s->services, STORE_SERVICE_CACHE);
 	/* the aggregates held this transaction's events too: rebuild them from the database */
-	agg_clear(s);
+	store__agg_clear(s);
 	s->agg_recover = true;
 	s->txn_overflow = 0;
 	s->txn_dropped = 0; /* the writer counts them again when it retries the batch */
 	s->in_txn = false;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+void store__bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v && *v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -429,8 +392,7 @@ static int name_put(struct name_slot *sl, const char *name, int64_t value)
 	return 0;
 }
 
-/* Id of an environment name (0 for none), inserting it when new; -1 on error. */
-static int64_t env_id(struct store *s, const char *env)
+int64_t store__env_id(struct store *s, const char *env)
 {
 	struct name_slot *sl;
 	if (!env || !*env)
@@ -482,23 +444,66 @@ static int service_admits_group(struct store *s, const char *service)
 	return 1;
 }
 
+/* The cache slot of fingerprint fp: its way when cached, else the set's least recently used
+ * way, emptied (a head not yet in the database is written through first); NULL on error. */
+static struct group_cache_slot *cache_way(struct store *s, const char *fp, uint64_t h, bool *hit)
+{
+	struct group_cache_slot *set = &s->gcache[(h % (STORE_GROUP_CACHE_SLOTS / STORE_GROUP_CACHE_WAYS)) *
+						  STORE_GROUP_CACHE_WAYS];
+	struct group_cache_slot *victim = set;
+	uint32_t now = ++s->gclock;
+	for (int w = 0; w < STORE_GROUP_CACHE_WAYS; w++) {
+		struct group_cache_slot *sl = &set[w];
+		if (sl->id && sl->hash == h && strcmp(sl->fingerprint, fp) == 0) {
+			sl->used = now;
+			*hit = true;
+			return sl;
+		}
+		/* an empty way first, then the least recently used (wrap-safe age) */
+		if (victim->id && (!sl->id || now - sl->used > now - victim->used))
+			victim = sl;
+	}
+	*hit = false;
+	if (victim->id && victim->dirty_gen > s->agg_written_gen) {
+		/* the evicted group's head is only in memory: write it before forgetting it */
+		sqlite3_stmt *st = s->stmt[STMT_SET_HEAD];
+		sqlite3_bind_int64(st, 1, victim->id);
+		sqlite3_bind_int64(st, 2, victim->head);
+		if (store__step(s, st, "set group head"))
+			return NULL;
+	}
+	memset(victim, 0, sizeof(*victim));
+	victim->used = now;
+	return victim;
+}
+
 /* The cache slot of fingerprint fp (loading it, or inserting a new group described by e), or
- * NULL on error.  *is_new tells whether the group does not exist yet and was not created. */
+ * NULL on error.  *missing tells whether the group does not exist and was not created (the
+ * slot is then empty). */
 static struct group_cache_slot *group_lookup(struct store *s, const char *fp, const struct store_event *e,
 					     bool overflow, bool create, bool *missing)
 {
-	uint64_t h = str_hash(fp);
-	struct group_cache_slot *slot = &s->gcache[h % STORE_GROUP_CACHE_SLOTS];
+	size_t len = strlen(fp);
+	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, len);
+	bool hit;
 	*missing = false;
-	if (slot->id && slot->hash == h && strcmp(slot->fingerprint, fp) == 0)
+	if (len > STORE_FINGERPRINT_MAX) {
+		store__fail(s, "fingerprint of %zu bytes, over %d", len, STORE_FINGERPRINT_MAX);
+		return NULL;
+	}
+	struct group_cache_slot *slot = cache_way(s, fp, h, &hit);
+	if (!slot || hit)
 		return slot;
-	int64_t id = 0, head = 0;
+	int64_t id = 0, head = 0, last_minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
+	uint64_t first_seen = e->received_ns;
 	sqlite3_stmt *st = s->stmt[STMT_FIND_GROUP];
-	sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, fp, (int)len, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		head = sqlite3_column_int64(st, 1);
+		first_seen = (uint64_t)sqlite3_column_int64(st, 2);
+		last_minute = sqlite3_column_int64(st, 3);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -511,40 +516,26 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 	}
 	if (!id) {
 		st = s->stmt[STMT_INSERT_GROUP];
-		sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, fp, (int)len, SQLITE_STATIC);
 		sqlite3_bind_int(st, 2, e->grouping_version);
 		sqlite3_bind_text(st, 3, e->service, -1, SQLITE_STATIC);
-		bind_text(st, 4, e->environment);
+		store__bind_text(st, 4, e->environment);
 		sqlite3_bind_text(st, 5, overflow ? "(overflow)" : e->error_type, -1, SQLITE_STATIC);
-		bind_text(st, 6, overflow ? NULL : e->error_code);
-		bind_text(st, 7, overflow ? "new groups of this service past groups_per_service" : e->message);
+		store__bind_text(st, 6, overflow ? NULL : e->error_code);
+		store__bind_text(st, 7, overflow ? "new groups of this service past groups_per_service" : e->message);
 		sqlite3_bind_int64(st, 8, (int64_t)e->received_ns);
 		sqlite3_bind_int(st, 9, overflow);
 		if (store__step(s, st, "insert group"))
 			return NULL;
 		id = sqlite3_last_insert_rowid(s->db);
 	}
-	char *dup = strdup(fp);
-	if (!dup) {
-		errq_snprintf(s->err, sizeof(s->err), "out of memory");
-		return NULL;
-	}
-	if (slot->id && slot->dirty_gen == s->flush_gen) {
-		/* the evicted group's head is only in memory: write it before forgetting it */
-		st = s->stmt[STMT_SET_HEAD];
-		sqlite3_bind_int64(st, 1, slot->id);
-		sqlite3_bind_int64(st, 2, slot->head);
-		if (store__step(s, st, "set group head")) {
-			free(dup);
-			return NULL;
-		}
-	}
-	free(slot->fingerprint);
-	slot->fingerprint = dup;
+	memcpy(slot->fingerprint, fp, len + 1);
 	slot->hash = h;
 	slot->id = id;
 	slot->head = head;
 	slot->dirty_gen = 0;
+	slot->first_seen = first_seen;
+	slot->last_minute = last_minute;
 	return slot;
 }
 
@@ -574,202 +565,20 @@ static struct group_cache_slot *group_slot(struct store *s, const struct store_e
 	return group_lookup(s, fp, e, true, true, &missing);
 }
 
-static void set_owned(char **dst, const char *v)
+/* Which of g's indexed columns e moves (AGG_MOVES_*), noted in the slot. */
+static unsigned group_moves(struct group_cache_slot *g, const struct store_event *e)
 {
-	if (!v || !*v)
-		return; /* keep the last non-empty value */
-	if (*dst && strcmp(*dst, v) == 0)
-		return;
-	char *n = strdup(v);
-	if (n) {
-		free(*dst);
-		*dst = n;
-	}
-}
-
-static int agg_flush(struct store *s);
-
-/* Counts e in its (group, minute, env) and (service, minute) aggregates; rowid 0 with dropped
- * set: counted only (store_txn_count_event). */
-static int agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e,
-		   bool dropped)
-{
+	unsigned m = 0;
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
-	if ((s->n_agg >= STORE_TXN_MAX_GROUPS * 3 / 4 || s->n_sagg >= STORE_TXN_MAX_SERVICES * 3 / 4) && agg_flush(s))
-		return -1;
-	if (!s->agg_since_ns)
-		s->agg_since_ns = errq_mono_ns();
-	if (rowid > s->agg_through)
-		s->agg_through = rowid;
-	uint64_t h = ((uint64_t)gid * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)minute ^ ((uint64_t)envid << 40);
-	uint32_t i = (uint32_t)(h % STORE_TXN_MAX_GROUPS);
-	struct txn_agg *a;
-	for (;;) {
-		a = &s->agg[i];
-		if (!a->group_id) {
-			a->group_id = gid;
-			a->minute = minute;
-			a->env_id = envid;
-			a->first_ns = e->received_ns;
-			s->n_agg++;
-			break;
-		}
-		if (a->group_id == gid && a->minute == minute && a->env_id == envid)
-			break;
-		i = (i + 1) % STORE_TXN_MAX_GROUPS;
+	if (e->received_ns < g->first_seen) {
+		g->first_seen = e->received_ns;
+		m |= AGG_MOVES_FIRST;
 	}
-	a->count++;
-	a->dropped += dropped;
-	a->handled += e->handled;
-	if (rowid > a->head)
-		a->head = rowid;
-	if (e->received_ns < a->first_ns)
-		a->first_ns = e->received_ns;
-	if (e->received_ns > a->last_ns)
-		a->last_ns = e->received_ns;
-	set_owned(&a->environment, e->environment);
-	set_owned(&a->error_code, e->error_code);
-	set_owned(&a->message, e->message);
-
-	/* per service and minute */
-	uint32_t j = (uint32_t)((str_hash(e->service) ^ (uint64_t)minute) % STORE_TXN_MAX_SERVICES);
-	for (;;) {
-		struct txn_service_agg *sa = &s->sagg[j];
-		if (!sa->service) {
-			if (!(sa->service = strdup(e->service)))
-				return -1;
-			sa->minute = minute;
-			sa->count = 0;
-			sa->dropped = 0;
-			s->n_sagg++;
-		}
-		if (sa->minute == minute && strcmp(sa->service, e->service) == 0) {
-			sa->count++;
-			sa->dropped += dropped;
-			break;
-		}
-		j = (j + 1) % STORE_TXN_MAX_SERVICES;
+	if (minute > g->last_minute) {
+		g->last_minute = minute;
+		m |= AGG_MOVES_MINUTE;
 	}
-	return 0;
-}
-
-/* Writes the accumulated aggregates inside the open transaction and empties the tables. */
-static int agg_flush(struct store *s)
-{
-	for (int i = 0; i < STORE_TXN_MAX_GROUPS; i++) {
-		struct txn_agg *a = &s->agg[i];
-		if (!a->group_id)
-			continue;
-		sqlite3_stmt *st = s->stmt[STMT_UPDATE_GROUP];
-		sqlite3_bind_int64(st, 1, a->group_id);
-		sqlite3_bind_int64(st, 2, (int64_t)a->count);
-		sqlite3_bind_int64(st, 3, (int64_t)a->handled);
-		sqlite3_bind_int64(st, 4, (int64_t)a->first_ns);
-		sqlite3_bind_int64(st, 5, (int64_t)a->last_ns);
-		bind_text(st, 6, a->environment);
-		bind_text(st, 7, a->error_code);
-		bind_text(st, 8, a->message);
-		sqlite3_bind_int64(st, 9, a->head);
-		sqlite3_bind_int64(st, 10, (int64_t)a->dropped);
-		if (store__step(s, st, "update group"))
-			return -1;
-		st = s->stmt[STMT_UPSERT_MINUTE];
-		sqlite3_bind_int64(st, 1, a->group_id);
-		sqlite3_bind_int64(st, 2, a->minute);
-		sqlite3_bind_int64(st, 3, a->env_id);
-		sqlite3_bind_int64(st, 4, (int64_t)a->count);
-		if (store__step(s, st, "update minute counts"))
-			return -1;
-	}
-	for (int i = 0; i < STORE_TXN_MAX_SERVICES; i++) {
-		struct txn_service_agg *sa = &s->sagg[i];
-		if (!sa->service)
-			continue;
-		sqlite3_stmt *st = s->stmt[STMT_UPSERT_SERVICE_MINUTE];
-		sqlite3_bind_text(st, 1, sa->service, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, sa->minute);
-		sqlite3_bind_int64(st, 3, (int64_t)sa->count);
-		sqlite3_bind_int64(st, 4, (int64_t)sa->dropped);
-		if (store__step(s, st, "update service minute counts"))
-			return -1;
-	}
-	if (s->agg_through) {
-		sqlite3_stmt *st = s->stmt[STMT_SET_AGG_THROUGH];
-		sqlite3_bind_int64(st, 1, s->agg_through);
-		if (store__step(s, st, "record aggregated events"))
-			return -1;
-	}
-	agg_clear(s);
-	s->agg_since_ns = 0;
-	s->flush_gen++; /* every cached chain head is now in the database */
-	return 0;
-}
-
-/* Inside a transaction: aggregates the events past 'aggregated_through' (after a crash or a
- * rollback) and writes them, so that the groups' chain heads are right for the next events. */
-static int agg_recover(struct store *s)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t through = 0;
-	agg_clear(s);
-	s->agg_since_ns = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'aggregated_through'", -1, &st, NULL) !=
-	    SQLITE_OK)
-		return store__set_err(s, "prepare recover");
-	if (sqlite3_step(st) == SQLITE_ROW)
-		through = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	s->agg_through = through; /* rowids past it may have been rolled back and reused */
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT id, group_id, received_ns, handled, environment, error_code, message, service"
-			       " FROM events WHERE id > ?1 ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__set_err(s, "prepare recover");
-	sqlite3_bind_int64(st, 1, through);
-	int rc, n = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_event e = {
-		    .received_ns = (uint64_t)sqlite3_column_int64(st, 2),
-		    .handled = sqlite3_column_int(st, 3) != 0,
-		    .environment = (const char *)sqlite3_column_text(st, 4),
-		    .error_code = (const char *)sqlite3_column_text(st, 5),
-		    .message = (const char *)sqlite3_column_text(st, 6),
-		    .service = (const char *)sqlite3_column_text(st, 7),
-		};
-		if (!e.service)
-			e.service = "";
-		int64_t envid = env_id(s, e.environment);
-		if (envid < 0 || agg_add(s, sqlite3_column_int64(st, 1), envid, sqlite3_column_int64(st, 0), &e, false)) {
-			sqlite3_finalize(st);
-			return -1;
-		}
-		n++;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store__set_err(s, "recover aggregates");
-	if (agg_flush(s))
-		return -1;
-	s->agg_recover = false;
-	return 0;
-}
-
-bool store_agg_pending(const struct store *s)
-{
-	return s->n_agg || s->n_sagg || s->agg_recover;
-}
-
-int store_agg_flush(struct store *s)
-{
-	if (s->readonly || s->in_txn || !store_agg_pending(s))
-		return 0;
-	if (store_txn_begin(s))
-		return -1;
-	if (store_txn_commit(s)) {
-		store_txn_rollback(s);
-		return -1;
-	}
-	return 0;
+	return m;
 }
 
 /* e's group slot (created if new) and environment id; NULL on error. */
@@ -777,7 +586,7 @@ static struct group_cache_slot *event_group(struct store *s, const struct store_
 					    int64_t *envid)
 {
 	struct group_cache_slot *g = group_slot(s, e, overflowed);
-	if (!g || (*envid = env_id(s, e->environment)) < 0)
+	if (!g || (*envid = store__env_id(s, e->environment)) < 0)
 		return NULL;
 	return g;
 }
@@ -795,13 +604,13 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	sqlite3_bind_int64(st, 3, (int64_t)e->time_ns);
 	sqlite3_bind_int64(st, 4, (int64_t)e->received_ns);
 	sqlite3_bind_text(st, 5, e->service, -1, SQLITE_STATIC);
-	bind_text(st, 6, e->environment);
-	bind_text(st, 7, e->release);
-	bind_text(st, 8, e->host);
-	bind_text(st, 9, e->task);
+	store__bind_text(st, 6, e->environment);
+	store__bind_text(st, 7, e->release);
+	store__bind_text(st, 8, e->host);
+	store__bind_text(st, 9, e->task);
 	sqlite3_bind_text(st, 10, e->error_type, -1, SQLITE_STATIC);
-	bind_text(st, 11, e->error_code);
-	bind_text(st, 12, e->message);
+	store__bind_text(st, 11, e->error_code);
+	store__bind_text(st, 12, e->message);
 	sqlite3_bind_int64(st, 13, e->attempt);
 	sqlite3_bind_int(st, 14, e->handled);
 	sqlite3_bind_int64(st, 15, e->truncated);
@@ -816,9 +625,9 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 		return 0; /* event_id already stored */
 	int64_t rowid = sqlite3_last_insert_rowid(s->db);
 	g->head = rowid;
-	g->dirty_gen = s->flush_gen;
+	g->dirty_gen = s->agg_open.gen;
 	s->txn_overflow += overflowed; /* counted once the transaction commits */
-	if (agg_add(s, g->id, envid, rowid, e, false))
+	if (store__agg_add(s, g->id, envid, rowid, e, false, STORE_AGG_GROUP | STORE_AGG_SERVICE, group_moves(g, e)))
 		return -1;
 	return 1;
 }
@@ -843,10 +652,11 @@ int store_txn_count_event(struct store *s, const struct store_event *e)
 		return -1;
 	s->txn_overflow += overflowed;
 	s->txn_dropped++; /* makes this transaction's commit write the aggregates */
-	return agg_add(s, g->id, envid, 0, e, true) ? -1 : 1;
+	return store__agg_add(s, g->id, envid, 0, e, true, STORE_AGG_GROUP | STORE_AGG_SERVICE, group_moves(g, e)) ? -1
+														   : 1;
 }
 
-static int commit(struct store *s)
+int store__commit(struct store *s)
 {
 	if (store__step(s, s->stmt[STMT_COMMIT], "commit"))
 		return -1;
@@ -857,29 +667,36 @@ static int commit(struct store *s)
 	return 0;
 }
 
-int store_txn_commit(struct store *s)
-{
-	if (!s->in_txn) {
-		errq_snprintf(s->err, sizeof(s->err), "no open transaction");
-		return -1;
-	}
-	if ((s->n_agg || s->n_sagg) && agg_flush(s))
-		return -1;
-	return commit(s);
-}
+enum commit_mode { ALL, DUE, IDLE };
 
-int store_txn_commit_deferred(struct store *s)
+static int commit_with(struct store *s, enum commit_mode mode)
 {
 	if (!s->in_txn) {
 		errq_snprintf(s->err, sizeof(s->err), "no open transaction");
 		return -1;
 	}
 	/* counted-only events exist nowhere but in the aggregates: they go with this commit */
-	bool due = s->txn_dropped ||
-		   (s->agg_since_ns && errq_mono_ns() - s->agg_since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS);
-	if (due && agg_flush(s))
+	if (s->txn_dropped || (mode == IDLE && store__agg_backlog(s) <= STORE_AGG_SYNC_MAX))
+		mode = ALL;
+	int rc = mode == ALL ? store__agg_write_all(s) : mode == IDLE ? store__agg_write_step(s) : store__agg_write_due(s);
+	if (rc)
 		return -1;
-	return commit(s);
+	return store__commit(s);
+}
+
+int store_txn_commit(struct store *s)
+{
+	return commit_with(s, ALL);
+}
+
+int store_txn_commit_deferred(struct store *s)
+{
+	return commit_with(s, DUE);
+}
+
+int store_txn_commit_idle(struct store *s)
+{
+	return commit_with(s, IDLE);
 }
 
 void store_get_write_stats(struct store *s, struct store_write_stats *st)

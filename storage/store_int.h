@@ -6,6 +6,8 @@
 
 #include "storage.h"
 
+#define NS_PER_MINUTE 60000000000ULL
+
 /* Prepared statements of the writer, reused for the life of the handle. */
 enum store_stmt {
 	STMT_BEGIN,
@@ -14,7 +16,10 @@ enum store_stmt {
 	STMT_INSERT_EVENT,
 	STMT_FIND_GROUP,
 	STMT_INSERT_GROUP,
-	STMT_UPDATE_GROUP,
+	STMT_UPDATE_GROUP,        /* + AGG_MOVES_* flags: the variants below */
+	STMT_UPDATE_GROUP_FIRST,
+	STMT_UPDATE_GROUP_MINUTE,
+	STMT_UPDATE_GROUP_BOTH,
 	STMT_UPSERT_MINUTE,
 	STMT_UPSERT_SERVICE_MINUTE,
 	STMT_SET_HEAD,
@@ -48,12 +53,17 @@ enum store_alert_stmt {
 	ASTMT_COUNT
 };
 
+/* One way of the writer's group cache (STORE_GROUP_CACHE_SLOTS in sets of
+ * STORE_GROUP_CACHE_WAYS): fingerprint -> group id and chain head. */
 struct group_cache_slot {
 	uint64_t hash;
 	int64_t id;
 	int64_t head;       /* rowid of the group's newest event (its chain's head) */
-	uint64_t dirty_gen; /* == store.flush_gen: head changed since the aggregates were written */
-	char *fingerprint;  /* owned */
+	uint64_t dirty_gen; /* aggregate generation of head; > agg_written_gen: not in the database */
+	uint64_t first_seen; /* as the database will have it once the aggregates are written */
+	int64_t last_minute; /* likewise (groups.last_minute: last_seen's minute) */
+	uint32_t used;      /* the cache's clock when last used (replacement: the least recent) */
+	char fingerprint[STORE_FINGERPRINT_MAX + 1];
 };
 
 struct name_slot { /* environment -> id, service -> group count */
@@ -62,22 +72,36 @@ struct name_slot { /* environment -> id, service -> group count */
 	char *name; /* owned */
 };
 
-/* One (group, minute, environment) aggregate of the open transaction. */
-struct txn_agg {
-	int64_t group_id;
+/* One pending (group, minute, environment) aggregate (store_agg.c). */
+struct agg_entry {
+	int64_t group_id; /* 0 = free slot */
 	int64_t minute;
 	int64_t env_id;
 	uint64_t count, handled;
 	uint64_t dropped; /* of count: counted, not stored (store_txn_count_event) */
-	int64_t head; /* newest rowid of the group in this transaction */
+	int64_t head;     /* newest rowid of the group in this generation */
 	uint64_t first_ns, last_ns;
+	unsigned moves;   /* AGG_MOVES_*: the group's indexed columns change */
 	char *environment, *error_code, *message; /* last seen values (owned) */
 };
 
-struct txn_service_agg {
+/* One pending (service, minute) aggregate. */
+struct agg_service {
 	char *service; /* owned; NULL = free slot */
 	int64_t minute;
 	uint64_t count, dropped;
+};
+
+/* A generation of pending aggregates: open (hash tables) or closed (entries compacted to the
+ * front, sorted by group, being written a slice at a time). */
+struct agg_gen {
+	struct agg_entry *e;  /* STORE_AGG_SLOTS */
+	struct agg_service *sv; /* STORE_AGG_SERVICE_SLOTS */
+	uint32_t n, n_sv;     /* entries in use */
+	int64_t through;      /* the newest event rowid counted in it */
+	uint64_t since_ns;    /* monotonic time of its first entry; 0 = none */
+	size_t bytes;         /* strings it holds */
+	uint64_t gen;         /* its number: the open one's grows by one at each close */
 };
 
 struct store {
@@ -93,13 +117,14 @@ struct store {
 	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
 	struct name_slot *envs;          /* writer only, STORE_ENV_CACHE */
 	struct name_slot *services;      /* writer only, STORE_SERVICE_CACHE: groups per service */
-	struct txn_agg *agg;             /* writer only, STORE_TXN_MAX_GROUPS, open addressing */
-	uint32_t n_agg;
-	struct txn_service_agg *sagg;    /* writer only, STORE_TXN_MAX_SERVICES */
-	uint32_t n_sagg;
-	uint64_t flush_gen;              /* bumped by every aggregate flush (starts at 1) */
-	uint64_t agg_since_ns;           /* monotonic: the oldest unwritten aggregate; 0 = none */
-	int64_t agg_through;             /* the newest event rowid in the aggregates */
+	uint32_t gclock;                 /* the group cache's use clock */
+	struct agg_gen agg_open;         /* writer only: the generation taking counts */
+	struct agg_gen agg_closed;       /* writer only: the one being written (agg_closing) */
+	bool agg_closing;
+	uint32_t agg_pos;                /* the closed generation's next entry to write */
+	uint64_t agg_written_gen;        /* the newest generation written in full */
+	size_t agg_bytes;                /* strings held by both generations */
+	uint64_t agg_closes;             /* generations closed (tests, stats) */
 	bool agg_recover;                /* aggregate the events past 'aggregated_through' again */
 	struct store_ckpt *ckpt;         /* writer only: kicked when the WAL grows */
 	int wal_pages;                   /* from the WAL hook: frames in the WAL after the last commit */
@@ -148,6 +173,41 @@ static inline const char *store__col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 int store__migrate(struct store *s);
+/* Binds text, or NULL for NULL or "" (store.c). */
+void store__bind_text(sqlite3_stmt *st, int i, const char *v);
+/* Id of an environment name (0 for none), inserting it when new; -1 on error (store.c). */
+int64_t store__env_id(struct store *s, const char *env);
+/* Commits the open transaction as it is (store.c). */
+int store__commit(struct store *s);
+
+/* ---- the deferred aggregates (store_agg.c) ---- */
+int store__agg_alloc(struct store *s);
+void store__agg_free(struct store *s);
+/* Forgets every pending aggregate (after a rollback, before recovering). */
+void store__agg_clear(struct store *s);
+#define STORE_AGG_GROUP 1u   /* store__agg_add: count in the group and its minute */
+#define STORE_AGG_SERVICE 2u /* and/or in the service's minute */
+/* The indexed columns of groups a count moves: first_seen (earlier) and last_minute (a later
+ * minute).  Each index a statement names is rewritten even when the value stays, so the group
+ * update names them only when they change (STMT_UPDATE_GROUP + these flags). */
+#define AGG_MOVES_FIRST 1u
+#define AGG_MOVES_MINUTE 2u
+/* Counts e (stored as rowid, or 0 with dropped: counted only) in the open generation. */
+int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e,
+		   bool dropped, unsigned what, unsigned moves);
+/* Inside the open transaction: writes every pending aggregate. */
+int store__agg_write_all(struct store *s);
+/* Inside the open transaction: closes the open generation when it is due and writes a slice
+ * of the closed one (STORE_AGG_FLUSH_CHUNK groups). */
+int store__agg_write_due(struct store *s);
+/* Inside the open transaction: closes the open generation unless one is closed already, and
+ * writes a slice of the closed one. */
+int store__agg_write_step(struct store *s);
+/* Entries not written yet (the open generation's and the rest of the closed one's). */
+uint32_t store__agg_backlog(const struct store *s);
+/* Inside a transaction: aggregates the events past 'aggregated_through' again and writes
+ * them (after a crash or a rollback). */
+int store__agg_recover(struct store *s);
 /* Backups holding a snapshot now (store_backup.c): the writer's RESTART checkpoint would wait
  * on them (its busy timeout, each time), so store_wal_catch_up skips while this is not 0. */
 extern atomic_int store__backups_pinning;

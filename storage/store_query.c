@@ -8,7 +8,6 @@
 #include "errq_str.h"
 #include "errq_banned.h"
 
-#define NS_PER_MINUTE 60000000000ULL
 #include <stdint.h>
 
 #define EVENT_COLS                                                                                  \
@@ -249,22 +248,32 @@ static void bind_window(sqlite3_stmt *st, const struct store_group_filter *f)
 
 int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx)
 {
-	/* Composed from the filters that are set.  Sorted by last_seen or first_seen, the scan
-	 * walks that index from the top and stops after LIMIT rows; sorted by count, every group
-	 * seen in the window is counted and the top ones kept (bounded by the window). */
+	/* Composed from the filters that are set.  Sorted by first_seen, the scan walks that
+	 * index from the top and stops after LIMIT rows; sorted by count, every group seen in
+	 * the window is counted and the top ones kept (bounded by the window).  Sorted by
+	 * last_seen, the index is on its minute (last_minute, store_migrate.c 5): the scan walks
+	 * it a minute at a time and sorts within the minute, so during a storm one minute can
+	 * hold every group.  So when the window needs no count to decide (no environment, no
+	 * until: a group seen since `since` has counts in it), the LIMIT ids are chosen first
+	 * from the groups' rows alone and only they are counted. */
 	char sql[3072];
 	struct errq_buf q;
 	errq_buf_init_fixed(&q, sql, sizeof(sql));
 	/* the cursor and order clauses per sort, a constant table (STORE_SORT_*) */
-	static const char *const cursor_sql[] = {" AND (g.last_seen, g.id) < (:bkey, :bid)", "",
+	static const char *const cursor_sql[] = {" AND (g.last_minute, g.last_seen, g.id) < (:bmin, :bkey, :bid)", "",
 						 " AND (g.first_seen, g.id) < (:bkey, :bid)"};
-	static const char *const order_sql[] = {" ORDER BY last_seen DESC, id DESC LIMIT :limit",
+	static const char *const order_sql[] = {" ORDER BY lm DESC, last_seen DESC, id DESC LIMIT :limit",
 						" ORDER BY cnt DESC, id DESC LIMIT :limit",
 						" ORDER BY first_seen DESC, id DESC LIMIT :limit"};
 	int sort = f->sort >= 0 && f->sort <= 2 ? f->sort : 0;
+	bool ids_first = sort == STORE_SORT_LAST_SEEN && !f->until_ns && !(f->environment && *f->environment);
 	errq_buf_addstr(&q, "SELECT * FROM (SELECT " GROUP_COLS ", ");
 	add_count_expr(&q, f);
-	errq_buf_addstr(&q, " AS cnt FROM groups g WHERE 1");
+	errq_buf_addstr(&q, " AS cnt, g.last_minute AS lm FROM groups g WHERE ");
+	if (ids_first)
+		errq_buf_addstr(&q, "g.id IN (SELECT g.id FROM groups g WHERE 1");
+	else
+		errq_buf_addstr(&q, "1");
 	if (f->service && *f->service)
 		errq_buf_addstr(&q, " AND g.service = :service");
 	if (f->error_type && *f->error_type)
@@ -274,13 +283,15 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 	if (f->status && *f->status)
 		errq_buf_addstr(&q, " AND g.status = :status");
 	if (f->since_ns)
-		errq_buf_addstr(&q, " AND g.last_seen >= :since");
+		errq_buf_addstr(&q, " AND g.last_minute >= :smin AND g.last_seen >= :since");
 	if (f->until_ns)
 		errq_buf_addstr(&q, " AND g.first_seen < :until");
 	if (sort != STORE_SORT_COUNT && f->before_id)
 		errq_buf_addstr(&q, cursor_sql[sort]);
+	if (ids_first)
+		errq_buf_addstr(&q, " ORDER BY g.last_minute DESC, g.last_seen DESC, g.id DESC LIMIT :limit)");
 	errq_buf_addstr(&q, ") g WHERE 1");
-	if (windowed(f))
+	if (windowed(f) && !ids_first)
 		errq_buf_addstr(&q, " AND cnt > 0");
 	if (sort == STORE_SORT_COUNT && f->before_id)
 		errq_buf_addstr(&q, " AND (cnt, id) < (:bkey, :bid)");
@@ -300,6 +311,7 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), (int64_t)f->since_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":until"), (int64_t)f->until_ns);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":bkey"), (int64_t)f->before_key);
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":bmin"), (int64_t)(f->before_key / NS_PER_MINUTE));
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":bid"), f->before_id);
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":limit"), f->limit);
 	bind_window(st, f);

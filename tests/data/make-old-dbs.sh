@@ -2,7 +2,7 @@
 # make-old-dbs.sh: makes tests/data/schema-vN.db, one database per earlier schema version,
 # written by the REAL errqd of that version (tests/unit/test_storage.c upgrades them).
 #
-#   tests/data/make-old-dbs.sh [VERSION...]      (from the repository root; default: 1 2 3)
+#   tests/data/make-old-dbs.sh [VERSION...]      (from the repository root; default: 1 2 3 4)
 #
 # For each version it checks out the last commit at that schema in a temporary git worktree
 # under /tmp, builds errqd, errq and report_failure there (its own build directory), runs
@@ -21,9 +21,11 @@ set -eu
 # The last commit of each schema version (git log -S STORE_SCHEMA_VERSION storage/):
 # c1cab59 brought schema 2 and c0f0306 schema 3, so their parents are the last of 1 and 2;
 # schema 4 (the quota's dropped counts) came after e42ff79, a commit at schema 3.
+# schema 5 (groups.agg_through) came after 3bfc5fb, a commit at schema 4.
 V1_COMMIT=ffa06f9 # alerts: the API of the alerting tables ... (schema 1)
 V2_COMMIT=ffe456f # ingest: a hook's timer due as the writer went idle ... (schema 2)
 V3_COMMIT=e42ff79 # settings: sections ... (schema 3)
+V4_COMMIT=3bfc5fb # docs: the 30-minute soak's passing figures ... (schema 4)
 DEADLINE_S=60     # for every wait (the work takes about 3 s)
 
 root=$(git rev-parse --show-toplevel)
@@ -34,7 +36,7 @@ pid=
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
 	if [ -z "${ERRQ_OLD_SRC:-}" ]; then
-		for v in 1 2 3; do
+		for v in 1 2 3 4; do
 			[ -d "$tmp/src-v$v" ] && git -C "$root" worktree remove --force "$tmp/src-v$v" 2>/dev/null || true
 		done
 	fi
@@ -89,7 +91,7 @@ start_errqd() { # CONFIG
 		--http-listen 127.0.0.1:0 --log-level warn 2>>"$tmp/errqd.log" &
 	pid=$!
 	wait_for "errqd's port file" test -s "$tmp/port"
-	ERRQ_ADDR=127.0.0.1:$(cat "$tmp/port")
+	ERRQ_ADDR=127.0.0.1:$(head -n1 "$tmp/port") # errqd of schema 4 writes its HTTP port on a second line
 	export ERRQ_ADDR
 }
 
@@ -187,11 +189,12 @@ make_alerting() { # VERSION COMMIT: schema 2 and later, the same recipe
 }
 
 cd "$root"
-for v in ${*:-1 2 3}; do
+for v in ${*:-1 2 3 4}; do
 	case $v in
 	1) make_v1 ;;
 	2) make_alerting 2 "$V2_COMMIT" ;;
 	3) make_alerting 3 "$V3_COMMIT" ;;
-	*) die "no recipe for schema version '$v' (known: 1 2 3)" ;;
+	4) make_alerting 4 "$V4_COMMIT" ;;
+	*) die "no recipe for schema version '$v' (known: 1 2 3 4)" ;;
 	esac
 done

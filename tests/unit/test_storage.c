@@ -74,7 +74,7 @@ static void test_schema_and_pragmas(void **state)
 	const struct {
 		const char *sql;
 		const char *want;
-	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "4"}};
+	} checks[] = {{"PRAGMA auto_vacuum", "2"}, {"PRAGMA journal_mode", "wal"}, {"PRAGMA user_version", "5"}};
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sqlite3_prepare_v2(db, checks[i].sql, -1, &st, NULL), SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -161,6 +161,7 @@ static const struct fixture {
     {1, 12, 9, 1, 1, 0, 0, 0, 0, 0, 0, 0},
     {2, 12, 9, 1, 1, 6, 1, 10, 4, 1, 8, 1},
     {3, 12, 9, 1, 1, 6, 1, 10, 4, 1, 8, 1},
+    {4, 12, 9, 1, 1, 6, 1, 10, 4, 1, 8, 1},
 };
 
 /* The fixture is copied: the committed file is never opened for writing. */
@@ -557,6 +558,11 @@ static void test_upgrade_schema_v3(void **state)
 	upgrade(&fixtures[2]);
 }
 
+static void test_upgrade_schema_v4(void **state)
+{
+	upgrade(&fixtures[3]);
+}
+
 /* Every earlier version has a fixture: a new schema version must come with the file of the
  * one before it (tests/data/make-old-dbs.sh). */
 static void test_every_old_version_has_a_fixture(void **state)
@@ -569,15 +575,20 @@ static void test_every_old_version_has_a_fixture(void **state)
 
 static struct {
 	int n;
-	uint64_t total[4], count[4];
+	uint64_t total[4], count[4], sort_key[4];
+	int64_t id[4];
 	char fp[4][8];
 } got;
 
 static int cb(void *ctx, const struct store_group *g)
 {
 	(void)ctx;
+	if (got.n >= 4)
+		return 1;
 	got.total[got.n] = g->total;
 	got.count[got.n] = g->count;
+	got.sort_key[got.n] = g->sort_key;
+	got.id[got.n] = g->id;
 	snprintf(got.fp[got.n], 8, "%s", g->fingerprint);
 	got.n++;
 	return 0;
@@ -935,6 +946,171 @@ static void test_deferred_aggregates(void **state)
 	memset(ids, 0, sizeof(ids));
 	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
 	assert_int_equal(ids[0], 11);
+	store_close(s);
+}
+
+/* Adds one event to each of the groups "slice-<g0>".."slice-<g1 - 1>" (ids tagged by round) in
+ * one transaction, committed deferred. */
+static void add_groups(struct store *s, int g0, int g1, uint8_t round, uint64_t t)
+{
+	uint8_t id[16];
+	char fp[32];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int g = g0; g < g1; g++) {
+		snprintf(fp, sizeof(fp), "slice-%d", g);
+		struct store_event e = ev(id, 0, fp, t);
+		id[1] = 0x5C;
+		id[2] = round;
+		id[3] = (uint8_t)(g >> 8);
+		id[4] = (uint8_t)g;
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit_deferred(s), 0);
+}
+
+/* Every group's last_minute is its last_seen's minute (the index groups_last_minute keys on
+ * it; the writer names it in an update only when it moves). */
+static void assert_last_minutes(void)
+{
+	assert_int_equal(q1("SELECT count(*) FROM groups WHERE last_minute != last_seen / 60000000000"), 0);
+}
+
+/* A closed generation is written a slice (STORE_AGG_FLUSH_CHUNK groups) per transaction; a
+ * crash between slices counts every event once: the groups already written (their
+ * agg_through) are not counted again, the others and the services are. */
+static void test_aggregate_slices(void **state)
+{
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	enum { NG = 4 * STORE_AGG_FLUSH_CHUNK - 100, MORE = 500 };
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *c = open_writer();
+		bool more = false;
+		add_groups(c, 0, NG, 1, t0);
+		/* the first step closes the generation and writes one slice */
+		if (store_agg_flush_step(c, &more) || !more)
+			_exit(2);
+		if (q1("SELECT count(*) FROM groups WHERE total > 0") != STORE_AGG_FLUSH_CHUNK ||
+		    q1("SELECT value FROM meta WHERE key = 'aggregated_through'") != 0)
+			_exit(3);
+		/* new counts (in groups written already) go to the open generation; the deferred
+		 * commit goes on with the closed one */
+		add_groups(c, 0, MORE, 2, t0 + 1);
+		if (q1("SELECT count(*) FROM groups WHERE total > 0") != 2 * STORE_AGG_FLUSH_CHUNK ||
+		    q1("SELECT coalesce(sum(count), 0) FROM service_minutes") != 0)
+			_exit(5);
+		_exit(0); /* a crash: the rest of the closed generation and the open one unwritten */
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(q1("SELECT count(*) FROM events"), NG + MORE);
+	struct store *s = open_writer(); /* aggregates the events past aggregated_through again */
+	assert_false(store_agg_pending(s));
+	assert_int_equal(q1("SELECT sum(total) FROM groups"), NG + MORE);
+	assert_int_equal(q1("SELECT sum(stored) FROM groups"), NG + MORE);
+	/* each group exactly: two events in the first MORE groups, one in the others */
+	assert_int_equal(q1("SELECT count(*) FROM groups WHERE total != CASE WHEN"
+			    " CAST(substr(fingerprint, 7) AS INTEGER) < 500 THEN 2 ELSE 1 END"),
+			 0);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), NG + MORE);
+	assert_int_equal(q1("SELECT sum(count) FROM service_minutes"), NG + MORE);
+	assert_int_equal(q1("SELECT value FROM meta WHERE key = 'aggregated_through'"), NG + MORE);
+	assert_last_minutes();
+	/* the chains are whole: the first 500 groups have both events */
+	int64_t ids[4] = {0};
+	struct store_event_filter f = {.fingerprint = "slice-7", .limit = 4};
+	assert_int_equal(store_list_events(s, &f, collect_ids, ids), 0);
+	assert_int_equal(ids[0], 2);
+	store_close(s);
+}
+
+/* The commit that empties the queue writes every aggregate when few are pending, else one
+ * slice; store_agg_flush_step writes the rest a slice at a time. */
+static void test_commit_idle(void **state)
+{
+	struct store *s = open_writer();
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	uint8_t id[16];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 10; i++) {
+		struct store_event e = ev(id, (uint8_t)i, "idle", t0 + (uint64_t)i);
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit_idle(s), 0);
+	assert_false(store_agg_pending(s));
+	assert_int_equal(q1("SELECT total FROM groups WHERE fingerprint = 'idle'"), 10);
+
+	enum { NG = STORE_AGG_SYNC_MAX + 10 };
+	char fp[32];
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int g = 0; g < NG; g++) {
+		snprintf(fp, sizeof(fp), "idle-%d", g);
+		struct store_event e = ev(id, 0, fp, t0);
+		id[1] = 0x1D;
+		id[3] = (uint8_t)(g >> 8);
+		id[4] = (uint8_t)g;
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+	}
+	assert_int_equal(store_txn_commit_idle(s), 0);
+	assert_true(store_agg_pending(s));
+	assert_int_equal(q1("SELECT count(*) FROM groups WHERE total > 0"), 1 + STORE_AGG_FLUSH_CHUNK);
+	int steps = 0;
+	bool more = true;
+	while (more) {
+		assert_int_equal(store_agg_flush_step(s, &more), 0);
+		steps++;
+	}
+	assert_int_equal(steps, (NG + STORE_AGG_FLUSH_CHUNK - 1) / STORE_AGG_FLUSH_CHUNK - 1);
+	assert_int_equal(q1("SELECT sum(total) FROM groups"), NG + 10);
+	assert_int_equal(q1("SELECT sum(count) FROM service_minutes"), NG + 10);
+	store_close(s);
+}
+
+/* first_seen moves back for an event received earlier than the group's first, last_minute
+ * forward with each new minute, and the groups listed by last_seen keep that order across
+ * minutes and pages. */
+static void test_indexed_group_columns(void **state)
+{
+	struct store *s = open_writer();
+	uint64_t t0 = 1800000000ULL * 1000000000ULL, min = 60000000000ULL;
+	uint8_t id[16];
+	const struct {
+		const char *fp;
+		uint64_t at;
+	} evs[] = {{"lm", t0 + 61 * 1000000000ULL}, {"lm", t0 + 5}, {"lm", t0 + 2 * min + 5},
+		   {"lm-b", t0 + 2 * min + 1}, {"lm-c", t0 + 3}, {"lm-d", t0 + 2 * min + 9}};
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(store_txn_begin(s), 0);
+		struct store_event e = ev(id, (uint8_t)(40 + i), evs[i].fp, evs[i].at);
+		assert_int_equal(store_txn_add_event(s, &e), 1);
+		assert_int_equal(i % 2 ? store_txn_commit(s) : store_txn_commit_deferred(s), 0);
+	}
+	assert_int_equal(store_agg_flush(s), 0);
+	assert_int_equal(q1("SELECT first_seen FROM groups WHERE fingerprint = 'lm'"), (int64_t)(t0 + 5));
+	assert_int_equal(q1("SELECT last_seen FROM groups WHERE fingerprint = 'lm'"), (int64_t)(t0 + 2 * min + 5));
+	assert_last_minutes();
+	/* newest first, two per page: lm-d, lm | lm-b, lm-c */
+	const char *want[] = {"lm-d", "lm", "lm-b", "lm-c"};
+	struct store_group_filter f = {.limit = 2};
+	for (int page = 0; page < 2; page++) {
+		memset(&got, 0, sizeof(got));
+		assert_int_equal(store_list_groups(s, &f, cb, NULL), 0);
+		assert_int_equal(got.n, 2);
+		for (int i = 0; i < 2; i++)
+			assert_string_equal(got.fp[i], want[2 * page + i]);
+		f.before_key = got.sort_key[1];
+		f.before_id = got.id[1];
+	}
+	/* since the minute of t0 + 2 min: the two groups seen then, counted in the window */
+	memset(&got, 0, sizeof(got));
+	struct store_group_filter w = {.limit = 10, .since_ns = t0 + 2 * min + 6};
+	assert_int_equal(store_list_groups(s, &w, cb, NULL), 0);
+	assert_int_equal(got.n, 1);
+	assert_string_equal(got.fp[0], "lm-d");
 	store_close(s);
 }
 
@@ -1484,11 +1660,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upgrade_schema_v4, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_insert_dedupe_and_groups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_pagination, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_checkpointer_checkpoints, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_aggregate_slices, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_indexed_group_columns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_count_only_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_folds_minutes_into_hours, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_incremental_vacuum, setup, teardown),

@@ -193,7 +193,8 @@ static void test_migrate_from_v1(void **state)
 	assert_int_equal(store_txn_commit(s), 0);
 	store_close(s);
 
-	/* make it what migration 1 left: versions 2 and 3 added tables, version 4 columns */
+	/* make it what migration 1 left: versions 2 and 3 added tables, version 4 columns, version
+	 * 5 columns and the minute indexes */
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
@@ -201,7 +202,12 @@ static void test_migrate_from_v1(void **state)
 				      " DROP TABLE deliveries; DROP TABLE silences; DROP TABLE outcome_batches;"
 				      " DROP TABLE meta; ALTER TABLE groups DROP COLUMN dropped;"
 				      " ALTER TABLE service_minutes DROP COLUMN dropped;"
-				      " ALTER TABLE service_hours DROP COLUMN dropped; PRAGMA user_version=1; COMMIT;",
+				      " ALTER TABLE service_hours DROP COLUMN dropped;"
+				      " DROP INDEX groups_last_minute; DROP INDEX groups_service;"
+				      " ALTER TABLE groups DROP COLUMN agg_through; ALTER TABLE groups DROP COLUMN last_minute;"
+				      " CREATE INDEX groups_last_seen ON groups(last_seen);"
+				      " CREATE INDEX groups_service ON groups(service, last_seen);"
+				      " PRAGMA user_version=1; COMMIT;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'circuits'"), 0);

@@ -1,0 +1,435 @@
+/* store_agg.c: the writer's deferred aggregates (storage.h: "Deferred aggregates").
+ *
+ * The groups' counters, last-seen values and chain heads, group_minutes and service_minutes
+ * are derived from the events, so they are accumulated in memory and written in generations:
+ *  - the open generation takes every event's counts (an open-addressed table of
+ *    (group, minute, environment) entries and one of (service, minute) entries);
+ *  - when it is due (STORE_AGG_FLUSH_MS after its first entry) or full, it closes: its entries
+ *    move to an array sorted by group, and a fresh table opens;
+ *  - the closed generation is written a slice at a time, STORE_AGG_FLUSH_CHUNK groups with
+ *    each transaction, in group order (so the groups' rows and minute rows are visited in key
+ *    order).  Each group's row records the generation's last event rowid (groups.agg_through)
+ *    with its counts; the last slice writes the service counts and meta.aggregated_through.
+ * So a crash or rollback between slices loses nothing and counts nothing twice: the events
+ * past aggregated_through are aggregated again, each counted in its group only when its rowid
+ * is past the group's agg_through, in its service always.  Memory: two tables of
+ * STORE_AGG_SLOTS entries and their strings, at most STORE_AGG_MAX_BYTES; at either limit the
+ * open generation closes early (after the closed one is written in full). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "errq_hash.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "errq_banned.h"
+
+static uint64_t str_hash(const char *v)
+{
+	return errq_fnv64(ERRQ_FNV64_INIT, v, strlen(v));
+}
+
+static void gen_clear(struct store *s, struct agg_gen *g, uint32_t n_entries)
+{
+	/* a closed generation is compacted: its entries are the first n_entries */
+	for (uint32_t i = 0; i < n_entries; i++) {
+		struct agg_entry *a = &g->e[i];
+		if (!a->group_id)
+			continue;
+		free(a->environment);
+		free(a->error_code);
+		free(a->message);
+		memset(a, 0, sizeof(*a));
+	}
+	for (int i = 0; i < STORE_AGG_SERVICE_SLOTS; i++) {
+		free(g->sv[i].service);
+		g->sv[i].service = NULL;
+	}
+	s->agg_bytes -= g->bytes;
+	g->n = g->n_sv = 0;
+	g->bytes = 0;
+	g->through = 0;
+	g->since_ns = 0;
+}
+
+void store__agg_clear(struct store *s)
+{
+	gen_clear(s, &s->agg_open, STORE_AGG_SLOTS);
+	gen_clear(s, &s->agg_closed, STORE_AGG_SLOTS);
+	s->agg_pos = 0;
+	s->agg_closing = false;
+}
+
+int store__agg_alloc(struct store *s)
+{
+	for (int i = 0; i < 2; i++) {
+		struct agg_gen *g = i ? &s->agg_closed : &s->agg_open;
+		g->e = calloc(STORE_AGG_SLOTS, sizeof(*g->e));
+		g->sv = calloc(STORE_AGG_SERVICE_SLOTS, sizeof(*g->sv));
+		if (!g->e || !g->sv)
+			return -1;
+	}
+	s->agg_open.gen = 1;
+	return 0;
+}
+
+void store__agg_free(struct store *s)
+{
+	if (!s->agg_open.e || !s->agg_closed.e || !s->agg_open.sv || !s->agg_closed.sv) {
+		free(s->agg_open.e);
+		free(s->agg_closed.e);
+		free(s->agg_open.sv);
+		free(s->agg_closed.sv);
+		return;
+	}
+	store__agg_clear(s);
+	free(s->agg_open.e);
+	free(s->agg_closed.e);
+	free(s->agg_open.sv);
+	free(s->agg_closed.sv);
+}
+
+bool store_agg_pending(const struct store *s)
+{
+	return s->agg_open.n || s->agg_open.n_sv || s->agg_closing || s->agg_recover;
+}
+
+/* Keeps the last non-empty value; counts the bytes held. */
+static void set_owned(struct store *s, struct agg_gen *g, char **dst, const char *v)
+{
+	if (!v || !*v)
+		return;
+	if (*dst && strcmp(*dst, v) == 0)
+		return;
+	char *n = strdup(v);
+	if (!n)
+		return; /* a sample value, not a count: keep the older one */
+	size_t old = *dst ? strlen(*dst) + 1 : 0, add = strlen(n) + 1;
+	free(*dst);
+	*dst = n;
+	g->bytes += add - old;
+	s->agg_bytes += add - old;
+}
+
+static int cmp_entry(const void *pa, const void *pb)
+{
+	const struct agg_entry *a = pa, *b = pb;
+	if (a->group_id != b->group_id)
+		return a->group_id < b->group_id ? -1 : 1;
+	if (a->minute != b->minute)
+		return a->minute < b->minute ? -1 : 1;
+	return (a->env_id > b->env_id) - (a->env_id < b->env_id);
+}
+
+/* Closes the open generation: its tables become the closed one (entries compacted to the
+ * front and sorted by group), the emptied closed tables open.  Only when none is closing. */
+static void rotate(struct store *s)
+{
+	struct agg_gen done = s->agg_open;
+	s->agg_open = s->agg_closed; /* cleared when it was written */
+	s->agg_open.gen = done.gen + 1;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < STORE_AGG_SLOTS; i++)
+		if (done.e[i].group_id) {
+			if (i != n) {
+				done.e[n] = done.e[i];
+				memset(&done.e[i], 0, sizeof(done.e[i]));
+			}
+			n++;
+		}
+	qsort(done.e, n, sizeof(*done.e), cmp_entry);
+	done.n = n;
+	s->agg_closed = done;
+	s->agg_pos = 0;
+	s->agg_closing = true;
+	s->agg_closes++;
+}
+
+/* Writes up to max_groups groups of the closed generation (0 = all of it); the last slice
+ * writes its service counts and aggregated_through and empties it. */
+static int write_slice(struct store *s, uint32_t max_groups)
+{
+	struct agg_gen *g = &s->agg_closed;
+	uint32_t groups = 0;
+	while (s->agg_pos < g->n && (!max_groups || groups < max_groups)) {
+		/* one group: its entries are adjacent (sorted) */
+		uint32_t i = s->agg_pos, end = i;
+		uint64_t count = 0, handled = 0, dropped = 0, first = UINT64_MAX, last = 0;
+		int64_t head = 0, minute = 0;
+		unsigned moves = 0;
+		const struct agg_entry *newest = &g->e[i];
+		const char *env = NULL, *code = NULL, *msg = NULL;
+		while (end < g->n && g->e[end].group_id == g->e[i].group_id) {
+			const struct agg_entry *a = &g->e[end++];
+			count += a->count;
+			handled += a->handled;
+			dropped += a->dropped;
+			if (a->first_ns < first)
+				first = a->first_ns;
+			if (a->last_ns >= last) {
+				last = a->last_ns;
+				newest = a;
+			}
+			if (a->head > head)
+				head = a->head;
+			if (a->minute > minute)
+				minute = a->minute;
+			moves |= a->moves;
+		}
+		/* the newest entry's values, else any other entry's */
+		env = newest->environment;
+		code = newest->error_code;
+		msg = newest->message;
+		for (uint32_t k = i; k < end && (!env || !code || !msg); k++) {
+			if (!env)
+				env = g->e[k].environment;
+			if (!code)
+				code = g->e[k].error_code;
+			if (!msg)
+				msg = g->e[k].message;
+		}
+		sqlite3_stmt *st = s->stmt[STMT_UPDATE_GROUP + moves];
+		sqlite3_bind_int64(st, 1, g->e[i].group_id);
+		sqlite3_bind_int64(st, 2, (int64_t)count);
+		sqlite3_bind_int64(st, 3, (int64_t)handled);
+		sqlite3_bind_int64(st, 4, (int64_t)first);
+		sqlite3_bind_int64(st, 5, (int64_t)last);
+		store__bind_text(st, 6, env);
+		store__bind_text(st, 7, code);
+		store__bind_text(st, 8, msg);
+		sqlite3_bind_int64(st, 9, head);
+		sqlite3_bind_int64(st, 10, (int64_t)dropped);
+		sqlite3_bind_int64(st, 11, g->through);
+		if (moves & AGG_MOVES_MINUTE)
+			sqlite3_bind_int64(st, 12, minute);
+		if (store__step(s, st, "update group"))
+			return -1;
+		for (uint32_t k = i; k < end; k++) {
+			const struct agg_entry *a = &g->e[k];
+			st = s->stmt[STMT_UPSERT_MINUTE];
+			sqlite3_bind_int64(st, 1, a->group_id);
+			sqlite3_bind_int64(st, 2, a->minute);
+			sqlite3_bind_int64(st, 3, a->env_id);
+			sqlite3_bind_int64(st, 4, (int64_t)a->count);
+			if (store__step(s, st, "update minute counts"))
+				return -1;
+		}
+		s->agg_pos = end;
+		groups++;
+	}
+	if (s->agg_pos < g->n)
+		return 0;
+	for (int i = 0; i < STORE_AGG_SERVICE_SLOTS; i++) {
+		struct agg_service *sa = &g->sv[i];
+		if (!sa->service)
+			continue;
+		sqlite3_stmt *st = s->stmt[STMT_UPSERT_SERVICE_MINUTE];
+		sqlite3_bind_text(st, 1, sa->service, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, sa->minute);
+		sqlite3_bind_int64(st, 3, (int64_t)sa->count);
+		sqlite3_bind_int64(st, 4, (int64_t)sa->dropped);
+		if (store__step(s, st, "update service minute counts"))
+			return -1;
+	}
+	if (g->through) {
+		sqlite3_stmt *st = s->stmt[STMT_SET_AGG_THROUGH];
+		sqlite3_bind_int64(st, 1, g->through);
+		if (store__step(s, st, "record aggregated events"))
+			return -1;
+	}
+	s->agg_written_gen = g->gen; /* its chain heads are in the database now */
+	gen_clear(s, g, g->n);
+	s->agg_pos = 0;
+	s->agg_closing = false;
+	return 0;
+}
+
+int store__agg_write_all(struct store *s)
+{
+	if (s->agg_closing && write_slice(s, 0))
+		return -1;
+	if (!s->agg_open.n && !s->agg_open.n_sv)
+		return 0;
+	rotate(s);
+	return write_slice(s, 0);
+}
+
+int store__agg_write_due(struct store *s)
+{
+	if (!s->agg_closing && s->agg_open.since_ns &&
+	    errq_mono_ns() - s->agg_open.since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS)
+		rotate(s);
+	return s->agg_closing ? write_slice(s, STORE_AGG_FLUSH_CHUNK) : 0;
+}
+
+int store__agg_write_step(struct store *s)
+{
+	if (!s->agg_closing && (s->agg_open.n || s->agg_open.n_sv))
+		rotate(s);
+	return s->agg_closing ? write_slice(s, STORE_AGG_FLUSH_CHUNK) : 0;
+}
+
+uint32_t store__agg_backlog(const struct store *s)
+{
+	return s->agg_open.n + (s->agg_closing ? s->agg_closed.n - s->agg_pos : 0);
+}
+
+/* The open generation is full (entries, services or bytes): write the closed one, close it. */
+static int make_room(struct store *s)
+{
+	if (s->agg_closing && write_slice(s, 0))
+		return -1;
+	rotate(s);
+	return 0;
+}
+
+int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e,
+		   bool dropped, unsigned what, unsigned moves)
+{
+	struct agg_gen *g = &s->agg_open;
+	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
+	if (g->n >= STORE_AGG_SLOTS * 3 / 4 || g->n_sv >= STORE_AGG_SERVICE_SLOTS * 3 / 4 ||
+	    s->agg_bytes >= STORE_AGG_MAX_BYTES) {
+		if (make_room(s))
+			return -1;
+		g = &s->agg_open;
+	}
+	if (!g->since_ns)
+		g->since_ns = errq_mono_ns();
+	if (rowid > g->through)
+		g->through = rowid;
+	if (what & STORE_AGG_GROUP) {
+		uint64_t h = ((uint64_t)gid * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)minute ^ ((uint64_t)envid << 40);
+		uint32_t i = (uint32_t)(h % STORE_AGG_SLOTS);
+		struct agg_entry *a;
+		for (;;) {
+			a = &g->e[i];
+			if (!a->group_id) {
+				a->group_id = gid;
+				a->minute = minute;
+				a->env_id = envid;
+				a->first_ns = e->received_ns;
+				g->n++;
+				break;
+			}
+			if (a->group_id == gid && a->minute == minute && a->env_id == envid)
+				break;
+			i = (i + 1) % STORE_AGG_SLOTS;
+		}
+		a->count++;
+		a->moves |= moves;
+		a->dropped += dropped;
+		a->handled += e->handled;
+		if (rowid > a->head)
+			a->head = rowid;
+		if (e->received_ns < a->first_ns)
+			a->first_ns = e->received_ns;
+		if (e->received_ns > a->last_ns)
+			a->last_ns = e->received_ns;
+		set_owned(s, g, &a->environment, e->environment);
+		set_owned(s, g, &a->error_code, e->error_code);
+		set_owned(s, g, &a->message, e->message);
+	}
+	if (!(what & STORE_AGG_SERVICE))
+		return 0;
+	uint32_t j = (uint32_t)((str_hash(e->service) ^ (uint64_t)minute) % STORE_AGG_SERVICE_SLOTS);
+	for (;;) {
+		struct agg_service *sa = &g->sv[j];
+		if (!sa->service) {
+			if (!(sa->service = strdup(e->service)))
+				return store__fail(s, "out of memory");
+			size_t add = strlen(e->service) + 1;
+			g->bytes += add;
+			s->agg_bytes += add;
+			sa->minute = minute;
+			sa->count = 0;
+			sa->dropped = 0;
+			g->n_sv++;
+		}
+		if (sa->minute == minute && strcmp(sa->service, e->service) == 0) {
+			sa->count++;
+			sa->dropped += dropped;
+			break;
+		}
+		j = (j + 1) % STORE_AGG_SERVICE_SLOTS;
+	}
+	return 0;
+}
+
+int store__agg_recover(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t through = 0;
+	store__agg_clear(s);
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'aggregated_through'", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return store__set_err(s, "prepare recover");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		through = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	/* a group whose row records a later agg_through was written with a slice of a generation
+	 * that did not finish: its events up to there are counted in it already */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT e.id, e.group_id, e.received_ns, e.handled, e.environment, e.error_code,"
+			       " e.message, e.service, coalesce(g.agg_through, 0)"
+			       " FROM events e LEFT JOIN groups g ON g.id = e.group_id WHERE e.id > ?1 ORDER BY e.id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare recover");
+	sqlite3_bind_int64(st, 1, through);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event e = {
+		    .received_ns = (uint64_t)sqlite3_column_int64(st, 2),
+		    .handled = sqlite3_column_int(st, 3) != 0,
+		    .environment = (const char *)sqlite3_column_text(st, 4),
+		    .error_code = (const char *)sqlite3_column_text(st, 5),
+		    .message = (const char *)sqlite3_column_text(st, 6),
+		    .service = (const char *)sqlite3_column_text(st, 7),
+		};
+		if (!e.service)
+			e.service = "";
+		int64_t id = sqlite3_column_int64(st, 0);
+		unsigned what = STORE_AGG_SERVICE | (id > sqlite3_column_int64(st, 8) ? STORE_AGG_GROUP : 0);
+		int64_t envid = store__env_id(s, e.environment);
+		if (envid < 0 || store__agg_add(s, sqlite3_column_int64(st, 1), envid, id, &e, false, what,
+						AGG_MOVES_FIRST | AGG_MOVES_MINUTE)) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__set_err(s, "recover aggregates");
+	if (store__agg_write_all(s))
+		return -1;
+	s->agg_recover = false;
+	return 0;
+}
+
+int store_agg_flush(struct store *s)
+{
+	if (s->readonly || s->in_txn || !store_agg_pending(s))
+		return 0;
+	if (store_txn_begin(s))
+		return -1;
+	if (store_txn_commit(s)) {
+		store_txn_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
+int store_agg_flush_step(struct store *s, bool *more)
+{
+	*more = false;
+	if (s->readonly || s->in_txn || !store_agg_pending(s))
+		return 0;
+	if (store_txn_begin(s)) /* recovers first when it must */
+		return -1;
+	if (store__agg_write_step(s) || store__commit(s)) {
+		store_txn_rollback(s);
+		return -1;
+	}
+	*more = store_agg_pending(s);
+	return 0;
+}
