@@ -25,7 +25,8 @@
 #define STORE_AGG_SLOTS 65536          /* (group, minute, env) aggregates per generation, 3/4 used */
 #define STORE_AGG_SERVICE_SLOTS 1024   /* (service, minute) aggregates per generation, 3/4 used */
 #define STORE_AGG_MAX_BYTES (32u << 20) /* sample strings the pending aggregates may hold */
-#define STORE_AGG_FLUSH_CHUNK 1024     /* groups of a closed generation written per transaction */
+#define STORE_AGG_FLUSH_CHUNK 1024     /* entries of a closed generation written per transaction, at
+					* least (a deferred commit: as many as it counted, if more) */
 #define STORE_AGG_SYNC_MAX 4096        /* store_txn_commit_idle writes all when no more pending */
 #define STORE_ENV_CACHE 256           /* environment name -> id (direct-mapped) */
 #define STORE_SERVICE_CACHE 4096      /* service -> group count, for groups_per_service */
@@ -41,6 +42,10 @@ struct store_opts {
 	bool ckpt_external;  /* writer: no automatic checkpoints (a store_ckpt runs them) */
 	uint32_t groups_per_service; /* writer: new groups past this go to the service's overflow
 				      * group; 0 = no limit */
+	/* writer: the monotonic clock the aggregates' timing reads (tests and benchmarks inject
+	 * one); NULL = errq_mono_ns */
+	uint64_t (*mono_ns)(void *ctx);
+	void *mono_ctx;
 };
 
 /* Bits of store_event.truncated: which fields the collector shortened. */

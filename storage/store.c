@@ -251,6 +251,8 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 		s->envs = calloc(STORE_ENV_CACHE, sizeof(*s->envs));
 		s->services = calloc(STORE_SERVICE_CACHE, sizeof(*s->services));
 		s->groups_per_service = o->groups_per_service;
+		s->mono_ns = o->mono_ns;
+		s->mono_ctx = o->mono_ctx;
 		if (!s->gcache || store__agg_alloc(s) || !s->envs || !s->services) {
 			errq_snprintf(s->err, sizeof(s->err), "out of memory");
 			goto fail;
@@ -354,6 +356,11 @@ void store_txn_rollback(struct store *s)
 	s->txn_overflow = 0;
 	s->txn_dropped = 0; /* the writer counts them again when it retries the batch */
 	s->in_txn = false;
+}
+
+uint64_t store__now(const struct store *s)
+{
+	return s->mono_ns ? s->mono_ns(s->mono_ctx) : errq_mono_ns();
 }
 
 void store__bind_text(sqlite3_stmt *st, int i, const char *v)

@@ -57,6 +57,7 @@ void store__agg_clear(struct store *s)
 	gen_clear(s, &s->agg_open, STORE_AGG_SLOTS);
 	gen_clear(s, &s->agg_closed, STORE_AGG_SLOTS);
 	s->agg_pos = 0;
+	s->agg_counted = 0;
 	s->agg_closing = false;
 }
 
@@ -145,13 +146,14 @@ static void rotate(struct store *s)
 	s->agg_closes++;
 }
 
-/* Writes up to max_groups groups of the closed generation (0 = all of it); the last slice
- * writes its service counts and aggregated_through and empties it. */
-static int write_slice(struct store *s, uint32_t max_groups)
+/* Writes whole groups of the closed generation until at least max_entries entries are
+ * written (0 = all of it); the last slice writes its service counts and aggregated_through
+ * and empties it. */
+static int write_slice(struct store *s, uint32_t max_entries)
 {
 	struct agg_gen *g = &s->agg_closed;
-	uint32_t groups = 0;
-	while (s->agg_pos < g->n && (!max_groups || groups < max_groups)) {
+	uint32_t start = s->agg_pos;
+	while (s->agg_pos < g->n && (!max_entries || s->agg_pos - start < max_entries)) {
 		/* one group: its entries are adjacent (sorted) */
 		uint32_t i = s->agg_pos, end = i;
 		uint64_t count = 0, handled = 0, dropped = 0, first = UINT64_MAX, last = 0;
@@ -215,7 +217,6 @@ static int write_slice(struct store *s, uint32_t max_groups)
 				return -1;
 		}
 		s->agg_pos = end;
-		groups++;
 	}
 	if (s->agg_pos < g->n)
 		return 0;
@@ -257,9 +258,13 @@ int store__agg_write_all(struct store *s)
 int store__agg_write_due(struct store *s)
 {
 	if (!s->agg_closing && s->agg_open.since_ns &&
-	    errq_mono_ns() - s->agg_open.since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS)
+	    store__now(s) - s->agg_open.since_ns >= STORE_AGG_FLUSH_MS * ERRQ_NS_PER_MS)
 		rotate(s);
-	return s->agg_closing ? write_slice(s, STORE_AGG_FLUSH_CHUNK) : 0;
+	/* pace: at least one entry written per count taken since the last slice, so the closed
+	 * generation is written before the open one can fill (each count adds one entry at most) */
+	uint32_t budget = s->agg_counted > STORE_AGG_FLUSH_CHUNK ? s->agg_counted : STORE_AGG_FLUSH_CHUNK;
+	s->agg_counted = 0;
+	return s->agg_closing ? write_slice(s, budget) : 0;
 }
 
 int store__agg_write_step(struct store *s)
@@ -295,7 +300,9 @@ int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 		g = &s->agg_open;
 	}
 	if (!g->since_ns)
-		g->since_ns = errq_mono_ns();
+		g->since_ns = store__now(s);
+	if (s->agg_counted < UINT32_MAX)
+		s->agg_counted++;
 	if (rowid > g->through)
 		g->through = rowid;
 	if (what & STORE_AGG_GROUP) {

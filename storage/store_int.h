@@ -118,10 +118,13 @@ struct store {
 	struct name_slot *envs;          /* writer only, STORE_ENV_CACHE */
 	struct name_slot *services;      /* writer only, STORE_SERVICE_CACHE: groups per service */
 	uint32_t gclock;                 /* the group cache's use clock */
+	uint64_t (*mono_ns)(void *ctx);  /* store_opts.mono_ns, or NULL */
+	void *mono_ctx;
 	struct agg_gen agg_open;         /* writer only: the generation taking counts */
 	struct agg_gen agg_closed;       /* writer only: the one being written (agg_closing) */
 	bool agg_closing;
 	uint32_t agg_pos;                /* the closed generation's next entry to write */
+	uint32_t agg_counted;            /* counts taken since the last deferred slice (its pace) */
 	uint64_t agg_written_gen;        /* the newest generation written in full */
 	size_t agg_bytes;                /* strings held by both generations */
 	uint64_t agg_closes;             /* generations closed (tests, stats) */
@@ -173,6 +176,8 @@ static inline const char *store__col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 int store__migrate(struct store *s);
+/* The writer's monotonic clock (store_opts.mono_ns or errq_mono_ns). */
+uint64_t store__now(const struct store *s);
 /* Binds text, or NULL for NULL or "" (store.c). */
 void store__bind_text(sqlite3_stmt *st, int i, const char *v);
 /* Id of an environment name (0 for none), inserting it when new; -1 on error (store.c). */
