@@ -191,6 +191,7 @@ static void free_handle(struct store *s)
 	for (int i = 0; i < ASTMT_COUNT; i++)
 		sqlite3_finalize(s->astmt[i]);
 	free(s->gcache);
+	free(s->gtags);
 	store__agg_free(s);
 	if (s->envs) {
 		store__clear_name_cache(s->envs, STORE_ENV_CACHE);
@@ -248,12 +249,13 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 				goto fail;
 			}
 		s->gcache = calloc(STORE_GROUP_CACHE_SLOTS, sizeof(*s->gcache));
+		s->gtags = calloc(STORE_GROUP_CACHE_SLOTS, sizeof(*s->gtags));
 		s->envs = calloc(STORE_ENV_CACHE, sizeof(*s->envs));
 		s->services = calloc(STORE_SERVICE_CACHE, sizeof(*s->services));
 		s->groups_per_service = o->groups_per_service;
 		s->mono_ns = o->mono_ns;
 		s->mono_ctx = o->mono_ctx;
-		if (!s->gcache || store__agg_alloc(s) || !s->envs || !s->services) {
+		if (!s->gcache || !s->gtags || store__agg_alloc(s) || !s->envs || !s->services) {
 			errq_snprintf(s->err, sizeof(s->err), "out of memory");
 			goto fail;
 		}
@@ -348,6 +350,7 @@ void store_txn_rollback(struct store *s)
 	}
 	/* groups and environments inserted by this transaction are gone: forget cached ids */
 	memset(s->gcache, 0, STORE_GROUP_CACHE_SLOTS * sizeof(*s->gcache));
+	memset(s->gtags, 0, STORE_GROUP_CACHE_SLOTS * sizeof(*s->gtags));
 	store__clear_name_cache(s->envs, STORE_ENV_CACHE);
 	store__clear_name_cache(s->services, STORE_SERVICE_CACHE);
 	/* the aggregates held this transaction's events too: rebuild them from the database */
@@ -455,23 +458,28 @@ static int service_admits_group(struct store *s, const char *service)
  * way, emptied (a head not yet in the database is written through first); NULL on error. */
 static struct group_cache_slot *cache_way(struct store *s, const char *fp, uint64_t h, bool *hit)
 {
-	struct group_cache_slot *set = &s->gcache[(h % (STORE_GROUP_CACHE_SLOTS / STORE_GROUP_CACHE_WAYS)) *
-						  STORE_GROUP_CACHE_WAYS];
-	struct group_cache_slot *victim = set;
+	size_t set = (h % (STORE_GROUP_CACHE_SLOTS / STORE_GROUP_CACHE_WAYS)) * STORE_GROUP_CACHE_WAYS;
+	uint64_t tag = h | 1, *tags = &s->gtags[set];
 	uint32_t now = ++s->gclock;
-	for (int w = 0; w < STORE_GROUP_CACHE_WAYS; w++) {
-		struct group_cache_slot *sl = &set[w];
-		if (sl->id && sl->hash == h && strcmp(sl->fingerprint, fp) == 0) {
-			sl->used = now;
+	for (int w = 0; w < STORE_GROUP_CACHE_WAYS; w++)
+		if (tags[w] == tag && strcmp(s->gcache[set + w].fingerprint, fp) == 0) {
+			s->gcache[set + w].used = now;
 			*hit = true;
-			return sl;
+			return &s->gcache[set + w];
 		}
-		/* an empty way first, then the least recently used (wrap-safe age) */
-		if (victim->id && (!sl->id || now - sl->used > now - victim->used))
-			victim = sl;
-	}
 	*hit = false;
-	if (victim->id && victim->dirty_gen > s->agg_written_gen) {
+	/* an empty way, else the least recently used (wrap-safe age) */
+	int v = 0;
+	for (int w = 0; w < STORE_GROUP_CACHE_WAYS; w++) {
+		if (!tags[w]) {
+			v = w;
+			break;
+		}
+		if (now - s->gcache[set + w].used > now - s->gcache[set + v].used)
+			v = w;
+	}
+	struct group_cache_slot *victim = &s->gcache[set + v];
+	if (tags[v] && victim->dirty_gen > s->agg_written_gen) {
 		/* the evicted group's head is only in memory: write it before forgetting it */
 		sqlite3_stmt *st = s->stmt[STMT_SET_HEAD];
 		sqlite3_bind_int64(st, 1, victim->id);
@@ -480,6 +488,7 @@ static struct group_cache_slot *cache_way(struct store *s, const char *fp, uint6
 			return NULL;
 	}
 	memset(victim, 0, sizeof(*victim));
+	tags[v] = 0; /* set with the slot's contents (group_lookup) */
 	victim->used = now;
 	return victim;
 }
@@ -537,7 +546,7 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 		id = sqlite3_last_insert_rowid(s->db);
 	}
 	memcpy(slot->fingerprint, fp, len + 1);
-	slot->hash = h;
+	s->gtags[slot - s->gcache] = h | 1;
 	slot->id = id;
 	slot->head = head;
 	slot->dirty_gen = 0;
@@ -634,7 +643,8 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	g->head = rowid;
 	g->dirty_gen = s->agg_open.gen;
 	s->txn_overflow += overflowed; /* counted once the transaction commits */
-	if (store__agg_add(s, g->id, envid, rowid, e, false, STORE_AGG_GROUP | STORE_AGG_SERVICE, group_moves(g, e)))
+	if (store__agg_add(s, g->id, envid, rowid, e, false, STORE_AGG_GROUP | STORE_AGG_SERVICE, group_moves(g, e),
+			   g))
 		return -1;
 	return 1;
 }
@@ -659,8 +669,8 @@ int store_txn_count_event(struct store *s, const struct store_event *e)
 		return -1;
 	s->txn_overflow += overflowed;
 	s->txn_dropped++; /* makes this transaction's commit write the aggregates */
-	return store__agg_add(s, g->id, envid, 0, e, true, STORE_AGG_GROUP | STORE_AGG_SERVICE, group_moves(g, e)) ? -1
-														   : 1;
+	return store__agg_add(s, g->id, envid, 0, e, true, STORE_AGG_GROUP | STORE_AGG_SERVICE, group_moves(g, e),
+			      g) ? -1 : 1;
 }
 
 int store__commit(struct store *s)

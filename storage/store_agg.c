@@ -289,7 +289,7 @@ static int make_room(struct store *s)
 }
 
 int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e,
-		   bool dropped, unsigned what, unsigned moves)
+		   bool dropped, unsigned what, unsigned moves, struct group_cache_slot *slot)
 {
 	struct agg_gen *g = &s->agg_open;
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
@@ -309,6 +309,9 @@ int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 		uint64_t h = ((uint64_t)gid * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)minute ^ ((uint64_t)envid << 40);
 		uint32_t i = (uint32_t)(h % STORE_AGG_SLOTS);
 		struct agg_entry *a;
+		struct agg_entry *hint = slot && slot->agg_gen == g->gen ? &g->e[slot->agg_idx] : NULL;
+		if (hint && hint->group_id == gid && hint->minute == minute && hint->env_id == envid)
+			i = slot->agg_idx; /* where its last count went (the probe below stops there) */
 		for (;;) {
 			a = &g->e[i];
 			if (!a->group_id) {
@@ -322,6 +325,10 @@ int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 			if (a->group_id == gid && a->minute == minute && a->env_id == envid)
 				break;
 			i = (i + 1) % STORE_AGG_SLOTS;
+		}
+		if (slot) {
+			slot->agg_idx = i;
+			slot->agg_gen = g->gen;
 		}
 		a->count++;
 		a->moves |= moves;
@@ -399,7 +406,7 @@ int store__agg_recover(struct store *s)
 		unsigned what = STORE_AGG_SERVICE | (id > sqlite3_column_int64(st, 8) ? STORE_AGG_GROUP : 0);
 		int64_t envid = store__env_id(s, e.environment);
 		if (envid < 0 || store__agg_add(s, sqlite3_column_int64(st, 1), envid, id, &e, false, what,
-						AGG_MOVES_FIRST | AGG_MOVES_MINUTE)) {
+						AGG_MOVES_FIRST | AGG_MOVES_MINUTE, NULL)) {
 			sqlite3_finalize(st);
 			return -1;
 		}

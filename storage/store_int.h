@@ -54,15 +54,17 @@ enum store_alert_stmt {
 };
 
 /* One way of the writer's group cache (STORE_GROUP_CACHE_SLOTS in sets of
- * STORE_GROUP_CACHE_WAYS): fingerprint -> group id and chain head. */
+ * STORE_GROUP_CACHE_WAYS): fingerprint -> group id and chain head.  Its fingerprint's hash is
+ * in store.gtags (a set's tags share a cache line; 0 = empty way). */
 struct group_cache_slot {
-	uint64_t hash;
 	int64_t id;
 	int64_t head;       /* rowid of the group's newest event (its chain's head) */
 	uint64_t dirty_gen; /* aggregate generation of head; > agg_written_gen: not in the database */
 	uint64_t first_seen; /* as the database will have it once the aggregates are written */
 	int64_t last_minute; /* likewise (groups.last_minute: last_seen's minute) */
 	uint32_t used;      /* the cache's clock when last used (replacement: the least recent) */
+	uint32_t agg_idx;   /* where the group's newest entry was in the open generation ... */
+	uint64_t agg_gen;   /* ... of this number (a hint for store__agg_add) */
 	char fingerprint[STORE_FINGERPRINT_MAX + 1];
 };
 
@@ -115,6 +117,7 @@ struct store {
 	sqlite3_stmt *astmt[ASTMT_COUNT]; /* writer: store_alerts.c's, prepared on first use */
 	uint32_t groups_per_service;
 	struct group_cache_slot *gcache; /* writer only, STORE_GROUP_CACHE_SLOTS */
+	uint64_t *gtags;                 /* their fingerprints' hashes, | 1 (0 = empty) */
 	struct name_slot *envs;          /* writer only, STORE_ENV_CACHE */
 	struct name_slot *services;      /* writer only, STORE_SERVICE_CACHE: groups per service */
 	uint32_t gclock;                 /* the group cache's use clock */
@@ -197,9 +200,10 @@ void store__agg_clear(struct store *s);
  * update names them only when they change (STMT_UPDATE_GROUP + these flags). */
 #define AGG_MOVES_FIRST 1u
 #define AGG_MOVES_MINUTE 2u
-/* Counts e (stored as rowid, or 0 with dropped: counted only) in the open generation. */
+/* Counts e (stored as rowid, or 0 with dropped: counted only) in the open generation.  slot
+ * (or NULL) is the group's cache slot: its hint saves the table probe. */
 int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, const struct store_event *e,
-		   bool dropped, unsigned what, unsigned moves);
+		   bool dropped, unsigned what, unsigned moves, struct group_cache_slot *slot);
 /* Inside the open transaction: writes every pending aggregate. */
 int store__agg_write_all(struct store *s);
 /* Inside the open transaction: closes the open generation when it is due and writes a slice
