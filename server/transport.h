@@ -21,7 +21,7 @@
 /* HTTP/2 receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE), bytes: what a client may
  * send on a stream beyond the message errqd is reading.  Each open stream keeps about this much
  * unread in gRPC's buffers (and the larger TCP read slices it pins), so it is paid per stream:
- * 1 000 busy streams held ~12 MiB more at 16 KiB than at 4 KiB.  A message larger than the
+ * 1 000 busy streams held 11-14 MiB more at 16 KiB than at 4 KiB.  A message larger than the
  * window still passes: while a read is posted the C core widens the stream's window to the rest
  * of the message it is assembling (test transport_window).  4 KiB cost no throughput, with
  * storage or without (docs/benchmarks.md, "errqd memory with 1 000 streams"). */
