@@ -23,7 +23,7 @@
  * unread in gRPC's buffers (and the larger TCP read slices it pins), so it is paid per stream:
  * 1 000 busy streams held 11-14 MiB more at 16 KiB than at 4 KiB.  A message larger than the
  * window still passes: while a read is posted the C core widens the stream's window to the rest
- * of the message it is assembling (test transport_window).  4 KiB cost no throughput, with
+ * of the message it is assembling (test integration_quota).  4 KiB cost no throughput, with
  * storage or without (docs/benchmarks.md, "errqd memory with 1 000 streams"). */
 #define TRANSPORT_STREAM_LOOKAHEAD 4096
 #define TRANSPORT_MAX_METHODS 32          /* Report, Health, Query (8), Alerts (10), headroom */
