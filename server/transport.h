@@ -18,9 +18,21 @@
 #define TRANSPORT_MAX_CQS 64
 #define TRANSPORT_PREPOST_STREAM 32        /* requested calls waiting per queue, streaming methods */
 #define TRANSPORT_PREPOST_UNARY 4          /* ... unary methods and unknown methods */
-#define TRANSPORT_STREAM_LOOKAHEAD 16384   /* HTTP/2 receive window per stream, bytes */
+/* HTTP/2 receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE), bytes: what a client may
+ * send on a stream beyond the message errqd is reading.  Each open stream keeps about this much
+ * unread in gRPC's buffers (and the larger TCP read slices it pins), so it is paid per stream:
+ * 1 000 busy streams held 11-14 MiB more at 16 KiB than at 4 KiB.  A message larger than the
+ * window still passes: while a read is posted the C core widens the stream's window to the rest
+ * of the message it is assembling (test integration_quota).  4 KiB cost no throughput, with
+ * storage or without (docs/benchmarks.md, "errqd memory with 1 000 streams"). */
+#define TRANSPORT_STREAM_LOOKAHEAD 4096
 #define TRANSPORT_MAX_METHODS 32          /* Report, Health, Query (8), Alerts (10), headroom */
-#define TRANSPORT_MEMORY_QUOTA (48u << 20) /* gRPC's resource quota for the server's buffers */
+/* gRPC's resource quota for the server's buffers.  Not a lever for RSS: past it the C core's
+ * destructive reclaimer resets streams (RST_STREAM ENHANCE_YOUR_CALM, the client sees
+ * RESOURCE_EXHAUSTED): 16 MiB reset 324 of 1 000 busy streams in a 7 s run.  It stays above
+ * what the transport holds (heaptrack, 1 000 busy streams with a 16 KiB window: 41 MiB of read
+ * slices; the 4 KiB window leaves more room). */
+#define TRANSPORT_MEMORY_QUOTA (48u << 20)
 #define TRANSPORT_TURN_MS 1000            /* a queue thread wakes at least this often (liveness) */
 #define TRANSPORT_MAX_STOP_HOOKS 4         /* transport_on_stop registrations */
 #define TRANSPORT_STOP_REPLY_WAIT_MS 500   /* shutdown waits this long for asynchronous answers */

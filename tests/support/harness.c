@@ -327,17 +327,23 @@ int raw_open_ex(struct rawstream *s, const char *addr, const char *token, int co
 	return started ? 0 : -1;
 }
 
+/* Starts sending bb on s (tag TAG_SEND); bb stays the caller's. */
+static bool send_start(struct rawstream *s, grpc_byte_buffer *bb)
+{
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = bb;
+	return grpc_call_start_batch(s->call, &op, 1, TAG_SEND, NULL) == GRPC_CALL_OK;
+}
+
 int raw_send_bytes(struct rawstream *s, const void *p, size_t n)
 {
 	grpc_slice sl = grpc_slice_from_copied_buffer(p, n);
 	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
 	grpc_slice_unref(sl);
-	grpc_op op;
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_SEND_MESSAGE;
-	op.data.send_message.send_message = bb;
 	int rc = -1;
-	if (grpc_call_start_batch(s->call, &op, 1, TAG_SEND, NULL) == GRPC_CALL_OK)
+	if (send_start(s, bb))
 		rc = pluck(s, TAG_SEND, HARNESS_DEADLINE_MS) ? 0 : -1;
 	grpc_byte_buffer_destroy(bb);
 	return rc;
@@ -595,6 +601,35 @@ static void lg_mark(struct loadgen_stream *st, Errq__V1__ReportResponse *r)
 	errq__v1__report_response__free_unpacked(r, NULL);
 }
 
+/* Sends req like raw_send, but while the write waits for HTTP/2 flow control (errqd is not
+ * reading this stream: backpressure; its window is only TRANSPORT_STREAM_LOOKAHEAD, 4 KiB)
+ * takes the answers that arrive, as a client that keeps a read posted does (liberrq): a blocked
+ * write must not hide acknowledgements errqd has sent.  *answered counts them. */
+static int lg_send(struct loadgen_stream *st, struct rawstream *s, const Errq__V1__ReportRequest *req, int *answered)
+{
+	grpc_byte_buffer *bb = errq_bb_from_msg(&req->base);
+	int rc = -1;
+	if (send_start(s, bb)) {
+		uint64_t deadline = errq_mono_ns() + (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS;
+		for (;;) {
+			grpc_event ev = grpc_completion_queue_pluck(s->cq, TAG_SEND, errq_deadline_ms(LOADGEN_POLL_MS), NULL);
+			if (ev.type == GRPC_OP_COMPLETE) {
+				rc = ev.success ? 0 : -1;
+				break;
+			}
+			if (errq_mono_ns() > deadline)
+				break;
+			Errq__V1__ReportResponse *r;
+			while (*answered < st->sent && raw_recv(s, &r, 0) == 0) {
+				(*answered)++;
+				lg_mark(st, r);
+			}
+		}
+	}
+	grpc_byte_buffer_destroy(bb);
+	return rc;
+}
+
 static void *lg_main(void *arg)
 {
 	struct loadgen_stream *st = arg;
@@ -605,6 +640,7 @@ static void *lg_main(void *arg)
 		return NULL;
 	}
 	Errq__V1__TaskFailure **evs = calloc((size_t)lg->batch, sizeof(*evs));
+	int answered = 0; /* answers taken, of st->sent batches */
 	char svc[64];
 	errq_snprintf(svc, sizeof(svc), "%s-%d", lg->service_prefix, st->idx);
 	for (int seq = 0; seq < lg->max_batches && !atomic_load(&lg->stop); seq++) {
@@ -617,15 +653,16 @@ static void *lg_main(void *arg)
 			memcpy(st->ids + ((size_t)seq * (size_t)lg->batch + (size_t)i) * 16, evs[i]->event_id.data, 16);
 		}
 		st->sent = seq + 1; /* before the send: an answer may come for it */
-		int rc = raw_send(&s, &req);
+		int rc = lg_send(st, &s, &req, &answered);
 		for (int i = 0; i < lg->batch; i++)
 			tevent_free(evs[i]);
 		if (rc)
 			break;
-		if (st->sent > lg->inflight) {
+		if (st->sent - answered > lg->inflight) {
 			Errq__V1__ReportResponse *r;
 			if (raw_recv(&s, &r, HARNESS_DEADLINE_MS) != 0)
 				break;
+			answered++;
 			lg_mark(st, r);
 		}
 	}

@@ -171,6 +171,7 @@ grpc_status_code query_call(const char *addr, const char *method, const Protobuf
  * with `inflight` batches outstanding, until loadgen_stop() or max_batches per stream.  It
  * records every event id and which batches were acknowledged, to check against the database. */
 #define LOADGEN_MAX_STREAMS 32
+#define LOADGEN_POLL_MS 5 /* while a send waits for flow control, answers are taken this often */
 struct loadgen_stream;
 struct loadgen {
 	const char *addr;
