@@ -15,39 +15,57 @@
 
 #include "errq_banned.h"
 
+/* One table lookup per class test (the scans below test every byte several times). */
+enum { C_DIGIT = 1, C_UPPER = 2, C_LOWER = 4, C_HEX = 8, C_SPACE = 16, C_USCORE = 32, C_TOKSYM = 64 };
+static const uint8_t cls[256] = {
+    ['0' ... '9'] = C_DIGIT | C_HEX,
+    ['A' ... 'F'] = C_UPPER | C_HEX,
+    ['G' ... 'Z'] = C_UPPER,
+    ['a' ... 'f'] = C_LOWER | C_HEX,
+    ['g' ... 'z'] = C_LOWER,
+    ['_'] = C_USCORE,
+    [' '] = C_SPACE, ['\t'] = C_SPACE, ['\n'] = C_SPACE, ['\r'] = C_SPACE, ['\f'] = C_SPACE, ['\v'] = C_SPACE,
+    ['-'] = C_TOKSYM, ['+'] = C_TOKSYM, ['.'] = C_TOKSYM,
+};
+
+static inline unsigned cl(char c)
+{
+	return cls[(unsigned char)c];
+}
+
 static inline bool is_digit(char c)
 {
-	return (unsigned char)(c - '0') < 10;
+	return cl(c) & C_DIGIT;
 }
 
 static inline bool is_upper(char c)
 {
-	return (unsigned char)(c - 'A') < 26;
+	return cl(c) & C_UPPER;
 }
 
 static inline bool is_lower(char c)
 {
-	return (unsigned char)(c - 'a') < 26;
+	return cl(c) & C_LOWER;
 }
 
 static inline bool is_alpha(char c)
 {
-	return is_upper(c) || is_lower(c);
+	return cl(c) & (C_UPPER | C_LOWER);
 }
 
 static inline bool is_hex(char c)
 {
-	return is_digit(c) || (unsigned char)((c | 0x20) - 'a') < 6;
+	return cl(c) & C_HEX;
 }
 
 static inline bool is_word(char c)
 {
-	return is_digit(c) || is_alpha(c) || c == '_';
+	return cl(c) & (C_DIGIT | C_UPPER | C_LOWER | C_USCORE);
 }
 
 static inline bool is_space(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+	return cl(c) & C_SPACE;
 }
 
 struct norm {
@@ -270,7 +288,7 @@ static size_t email_len(struct norm *n, const char *s, size_t at)
 
 static bool token_char(char c)
 {
-	return is_word(c) || c == '-' || c == '+' || c == '.';
+	return cl(c) & (C_DIGIT | C_UPPER | C_LOWER | C_USCORE | C_TOKSYM);
 }
 
 /* A base64-ish token at a word start (errq_normalize.h says which). */
@@ -282,7 +300,8 @@ static size_t token_len(struct norm *n, const char *s, size_t at)
 	size_t i = 0, ndigit = 0, nalpha = 0, pairs = 0, changes = 0;
 	int prev = 0; /* class of the previous byte: 0 none/symbol, 1 digit, 2 upper, 3 lower */
 	for (; token_char(p[i]); i++) {
-		int c = is_digit(p[i]) ? 1 : is_upper(p[i]) ? 2 : is_lower(p[i]) ? 3 : 0;
+		unsigned k = cl(p[i]);
+		int c = k & C_DIGIT ? 1 : k & C_UPPER ? 2 : k & C_LOWER ? 3 : 0;
 		ndigit += c == 1;
 		nalpha += c >= 2;
 		if (c && prev) {
@@ -372,8 +391,18 @@ static size_t hexword_len(const char *p)
 static size_t at_word(struct norm *n, const char *s, size_t at, const char **ph)
 {
 	const char *p = s + at;
-	size_t l;
-	if ((l = uuid_len(p))) {
+	size_t l, hl = 0, wl;
+	bool digit = false;
+	while (is_hex(p[hl]))
+		hl++;
+	for (wl = 0; is_word(p[wl]); wl++)
+		digit |= is_digit(p[wl]);
+	/* A word without a digit can only start a UUID, an e-mail address or a token, each of
+	 * which goes on past the word with one of these (or an IPv6 address, with a colon): the common case (an ordinary word)
+	 * answered without the scans below. */
+	if (!digit && (!p[wl] || !strchr("-+.@%:", p[wl])))
+		return 0;
+	if (hl == 8 && p[8] == '-' && (l = uuid_len(p))) {
 		*ph = "<uuid>";
 		return l;
 	}
@@ -394,7 +423,7 @@ static size_t at_word(struct norm *n, const char *s, size_t at, const char **ph)
 			return l;
 		}
 	}
-	if (is_hex(p[0]) && (l = ipv6_len(p))) {
+	if (hl && hl <= 4 && p[hl] == ':' && (l = ipv6_len(p))) {
 		*ph = "<ip>";
 		return l;
 	}
