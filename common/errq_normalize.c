@@ -4,8 +4,8 @@
  * each scan is bounded by its shape (a UUID is 36 bytes, an address 47) except three that
  * follow a run to its end: a quoted value (its closing quote), an e-mail's local part and a
  * token.  A failed quote scan means that quote character does not occur again, and a failed
- * e-mail or token scan records the end of its run (struct norm's *_skip) so that the words
- * inside that run do not scan it again: no input makes the pass quadratic.  Character
+ * e-mail, token, query or IPv6 scan records how far it read (struct norm's *_skip) so that
+ * the positions inside do not scan it again: no input makes the pass quadratic.  Character
  * classes are ASCII tests, not <ctype.h>, so the locale cannot change a fingerprint. */
 #include "errq_normalize.h"
 
@@ -73,7 +73,7 @@ struct norm {
 	size_t o, cap; /* bytes written; room (out_sz - 1) */
 	bool full;
 	/* positions before which a rule already failed for the run it scanned */
-	size_t email_skip, token_skip, query_skip;
+	size_t email_skip, token_skip, query_skip, ipv6_skip;
 };
 
 /* A placeholder: whole, or the output ends here. */
@@ -193,15 +193,16 @@ static size_t ipv4_len(const char *p)
 }
 
 /* An IPv6 address: groups of 1-4 hex digits separated by ':', either with one "::" (at most
- * seven groups) or exactly eight groups, holding a digit (so "dead::beef" is not one). */
-static size_t ipv6_len(const char *p)
+ * seven groups) or exactly eight groups, holding a digit (so "dead::beef" is not one).
+ * *scanned is how far it read. */
+static size_t ipv6_len(const char *p, size_t *scanned)
 {
 	size_t i = 0;
 	int groups = 0;
-	bool dbl = false, digit = false;
+	bool dbl = false, digit = false, ok = false;
 	if (p[0] == ':') {
 		if (p[1] != ':')
-			return 0;
+			goto out;
 		dbl = true;
 		i = 2;
 	}
@@ -213,14 +214,14 @@ static size_t ipv6_len(const char *p)
 			d++;
 		}
 		if (d > 4)
-			return 0;
+			goto out;
 		if (d == 0)
 			break; /* only after "::" (a single ':' below needs a hex digit next) */
 		if (++groups > 8)
-			return 0;
+			goto out;
 		if (p[i] == ':' && p[i + 1] == ':') {
 			if (dbl)
-				return 0;
+				goto out;
 			dbl = true;
 			i += 2;
 		} else if (p[i] == ':' && is_hex(p[i + 1])) {
@@ -229,15 +230,29 @@ static size_t ipv6_len(const char *p)
 			break;
 		}
 	}
-	if (!digit || is_word(p[i]) || !(dbl ? groups <= 7 : groups == 8))
+	ok = digit && !is_word(p[i]) && (dbl ? groups <= 7 : groups == 8);
+out:
+	*scanned = i;
+	return ok ? i : 0;
+}
+
+/* ipv6_len at s + at, unless an earlier scan failed over this position: then a scan from
+ * here would re-read the same hex digits and colons (bounded, but up to ~40 bytes a word). */
+static size_t ipv6_at(struct norm *n, const char *s, size_t at)
+{
+	size_t scanned, l;
+	if (at < n->ipv6_skip)
 		return 0;
-	return i;
+	if (!(l = ipv6_len(s + at, &scanned)))
+		n->ipv6_skip = at + scanned;
+	return l;
 }
 
 /* [v6] with an optional port, at a '['. */
-static size_t ipv6_bracketed_len(const char *p)
+static size_t ipv6_bracketed_len(struct norm *n, const char *s, size_t at)
 {
-	size_t l = ipv6_len(p + 1);
+	const char *p = s + at;
+	size_t l = ipv6_at(n, s, at + 1);
 	if (!l || p[1 + l] != ']')
 		return 0;
 	return 2 + l + port_len(p + 2 + l);
@@ -323,27 +338,31 @@ static size_t token_len(struct norm *n, const char *s, size_t at)
 	return 0;
 }
 
-/* A time or size unit (case-insensitive) spelled by p[0..l): 1 time, 2 size, 0 neither. */
+/* A time or size unit (case-insensitive) spelled by the letters p[0..l): 1 time (ns us ms
+ * s sec secs m min mins h hr hrs d), 2 size (b k kb kib mb mib gb gib tb tib pb), 0 neither.
+ * Compared letter by letter: a compound duration ("1h2m3s...") asks once per unit. */
 static int unit_kind(const char *p, size_t l)
 {
-	static const struct {
-		const char *name;
-		int kind;
-	} units[] = {
-	    {"ns", 1}, {"us", 1},  {"ms", 1},  {"s", 1},   {"sec", 1}, {"secs", 1}, {"m", 1},   {"min", 1},
-	    {"mins", 1}, {"h", 1}, {"hr", 1},  {"hrs", 1}, {"d", 1},   {"b", 2},    {"k", 2},   {"kb", 2},
-	    {"kib", 2}, {"mb", 2}, {"mib", 2}, {"gb", 2},  {"gib", 2}, {"tb", 2},   {"tib", 2}, {"pb", 2},
-	};
-	char low[5];
-	if (l == 0 || l >= sizeof(low))
+	char a = (char)(p[0] | 0x20), b = l > 1 ? (char)(p[1] | 0x20) : 0, c = l > 2 ? (char)(p[2] | 0x20) : 0;
+	switch (l) {
+	case 1:
+		return a == 's' || a == 'm' || a == 'h' || a == 'd' ? 1 : a == 'b' || a == 'k' ? 2 : 0;
+	case 2:
+		if ((b == 's' && (a == 'n' || a == 'u' || a == 'm')) || (a == 'h' && b == 'r'))
+			return 1;
+		return b == 'b' && (a == 'k' || a == 'm' || a == 'g' || a == 't' || a == 'p') ? 2 : 0;
+	case 3:
+		if ((a == 's' && b == 'e' && c == 'c') || (a == 'm' && b == 'i' && c == 'n') ||
+		    (a == 'h' && b == 'r' && c == 's'))
+			return 1;
+		return b == 'i' && c == 'b' && (a == 'k' || a == 'm' || a == 'g' || a == 't') ? 2 : 0;
+	case 4:
+		return (p[3] | 0x20) == 's' && ((a == 's' && b == 'e' && c == 'c') || (a == 'm' && b == 'i' && c == 'n'))
+			   ? 1
+			   : 0;
+	default:
 		return 0;
-	for (size_t k = 0; k < l; k++)
-		low[k] = (char)(p[k] | 0x20);
-	low[l] = '\0';
-	for (size_t k = 0; k < sizeof(units) / sizeof(units[0]); k++)
-		if (!strcmp(low, units[k].name))
-			return units[k].kind;
-	return 0;
+	}
 }
 
 /* A word that starts with a digit: a number, a number with units ("1h30m", "3.5s", "10MB")
@@ -423,7 +442,7 @@ static size_t at_word(struct norm *n, const char *s, size_t at, const char **ph)
 			return l;
 		}
 	}
-	if (hl && hl <= 4 && p[hl] == ':' && (l = ipv6_len(p))) {
+	if (hl && hl <= 4 && p[hl] == ':' && (l = ipv6_at(n, s, at))) {
 		*ph = "<ip>";
 		return l;
 	}
@@ -484,9 +503,9 @@ size_t errq_normalize_message(const char *s, char *out, size_t out_sz)
 			l = (size_t)(end - (s + i)) + 1;
 		} else if (c == '?' && (l = query_len(&n, s, i))) {
 			put_ph(&n, "?<query>");
-		} else if (c == '[' && (l = ipv6_bracketed_len(s + i))) {
+		} else if (c == '[' && (l = ipv6_bracketed_len(&n, s, i))) {
 			put_ph(&n, "<ip>");
-		} else if (c == ':' && word_start && (l = ipv6_len(s + i))) {
+		} else if (c == ':' && word_start && (l = ipv6_at(&n, s, i))) {
 			put_ph(&n, "<ip>");
 		} else {
 			put_lit(&n, s + i, l = 1);
