@@ -13,7 +13,8 @@
 static const char *basis_text(const char *basis)
 {
 	if (!strcmp(basis, "client_fingerprint"))
-		return "the fingerprint the client set, with the service and error type";
+		return "the fingerprint the client set, within the service: nothing else counts (not the error "
+		       "type, the message or the frames)";
 	if (!strcmp(basis, "frames"))
 		return "the innermost application frames (functions and modules, never line numbers), with the "
 		       "service and error type";

@@ -313,6 +313,7 @@ struct one_event {
 	Errq__V1__Event *e;
 	char fp[FINGERPRINT_HEX_LEN + 1]; /* explain: the fingerprint computed now */
 	int basis;
+	int grouping_version; /* explain: of the group the event was stored in */
 	char explain[2048];
 };
 
@@ -406,6 +407,7 @@ static int explain_cb(void *arg, const struct store_event *e)
 			tf.fingerprint = ex->fingerprint;
 	}
 	x->basis = grouping_fingerprint(&tf, x->fp, x->explain, sizeof(x->explain));
+	x->grouping_version = e->grouping_version;
 	return 1;
 }
 
@@ -454,7 +456,8 @@ static grpc_status_code event_common(void *ctx, grpc_slice req, grpc_byte_buffer
 	char *lines[64];
 	o.event = oe.e;
 	o.fingerprint = oe.e->fingerprint;
-	o.grouping_version = GROUPING_VERSION;
+	/* the version that made the stored group (an older one's events may group elsewhere now) */
+	o.grouping_version = oe.grouping_version > 0 ? (uint32_t)oe.grouping_version : GROUPING_VERSION;
 	o.basis = (char *)bases[oe.basis];
 	o.recomputed = oe.fp;
 	for (char *p = oe.explain; *p && o.n_components < 64;) {

@@ -221,7 +221,8 @@ ERRQ_EXPORT int errq_event_set_code(errq_event_t *ev, const char *code);
 ERRQ_EXPORT int errq_event_set_task(errq_event_t *ev, const char *task);
 /* Overrides the client's environment for this event.  NULL or "" clears. */
 ERRQ_EXPORT int errq_event_set_environment(errq_event_t *ev, const char *environment);
-/* Overrides the collector's grouping.  NULL or "" clears. */
+/* Overrides the collector's grouping: within the event's service, every event with this
+ * fingerprint is one group, whatever its error type, message or frames.  NULL or "" clears. */
 ERRQ_EXPORT int errq_event_set_fingerprint(errq_event_t *ev, const char *fingerprint);
 /* Adds a key/value detail; a key added twice keeps the last value.  key is required, value
  * NULL means "".  Details beyond the limit are ignored (and the event counted as truncated). */

@@ -132,7 +132,13 @@ def normalize_seeds():
     msgs = ['timed out after 30s', 'user 12345 not found', 'request 0xdeadbeef failed',
             'id 123e4567-e89b-12d3-a456-426614174000 missing', "can't open 'file.txt': no such file",
             'commit deadbeef12 on the 3rd try, 2xx expected', 'value "x" and \'y\' and "unterminated',
-            'version 1.2.3_4 at 0X1F', '\u00e9t\u00e9 \u2603 42', 'a' * 600, '1' * 300]
+            'version 1.2.3_4 at 0X1F', '\u00e9t\u00e9 \u2603 42', 'a' * 600, '1' * 300,
+            # issue 16's shapes, and runs the scans must not re-read from each word
+            'connection to 10.0.3.17:5432 refused, peer [2001:db8::1]:443 and fe80::1ff:fe23:4567:890a',
+            'GET /api/v1/orders?id=123&token=abc failed for bob.smith@example.com at 2026-12-07T04:31:22.123Z',
+            'timeout after 250ms (1h30m5.5s, 10MB, 42%) [1733545882] 2026-12-07 04:31:22+01:00',
+            'token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlMTIz== `tick` it\'s',
+            'a.' * 300, 'a@' * 300, '?=' * 300, '1:' * 300, '[1:' * 200]
     for i, m in enumerate(msgs):
         write('normalize', 'msg-%d' % i, bytes([i * 23 % 256]) + m.encode())
 

@@ -1,5 +1,6 @@
 /* Unit: server/grouping.c — the fingerprint, on real-looking failures. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -150,11 +151,21 @@ static void test_client_fingerprint_service_and_type(void **state)
 	assert_non_null(strstr(why, "client fingerprint: payments-down"));
 	fp(&y, b);
 	assert_string_equal(a, b);
-	/* never across services or error types */
+	/* the client's fingerprint alone decides within the service: another error type, message
+	 * and frames are the same group (a client that names one fingerprint for a
+	 * ConnectionError and a TimeoutError wants one group) */
+	mk(&y, "checkout", "ConnectionRefusedError", "connect call failed ('10.0.3.17', 5432)", NULL, 0);
+	y.tf.fingerprint = (char *)"payments-down";
+	assert_int_equal(grouping_fingerprint(&y.tf, b, why, sizeof(why)), GROUPING_BY_CLIENT);
+	assert_string_equal(a, b);
+	assert_null(strstr(why, "error_type")); /* the explanation lists what was hashed, only */
+	assert_non_null(strstr(why, "service: checkout"));
+	/* ...but never across services */
 	mk(&y, "billing", "TimeoutError", "one", charge_stack, 5);
 	y.tf.fingerprint = (char *)"payments-down";
 	fp(&y, b);
 	assert_string_not_equal(a, b);
+	/* without a client fingerprint the error type still splits */
 	mk(&x, "checkout", "TimeoutError", "m", NULL, 0);
 	mk(&y, "checkout", "ValueError", "m", NULL, 0);
 	fp(&x, a);
@@ -175,7 +186,7 @@ static void test_normalize(void **state)
 		const char *in, *want;
 	} cases[] = {
 	    {"timed out after 3000 ms", "timed out after <n> ms"},
-	    {"connect to 10.0.3.17:5432 failed", "connect to <n>:<n> failed"},
+	    {"connect to 10.0.3.17:5432 failed", "connect to <ip> failed"},
 	    {"object at 0x7ffd5e8c1a20", "object at <hex>"},
 	    {"commit 9fceb02d0ae598e95dc970b74767f19372d61af8 missing", "commit <hex> missing"},
 	    {"job deadbeef12 failed", "job <hex> failed"},
@@ -195,6 +206,145 @@ static void test_normalize(void **state)
 	char small[8];
 	grouping_normalize_message("abcdefghijklmnop 12345", small, sizeof(small));
 	assert_int_equal(strlen(small), 7);
+}
+
+/* Messages that make storms (issue 16): each shape of id, in real-looking messages.  Each row's
+ * messages differ only by that shape's values and must normalize to `want`. */
+static void test_normalize_id_shapes(void **state)
+{
+	static const struct {
+		const char *variants[3], *want;
+	} cases[] = {
+	    {{"connection to 10.0.3.17:5432 refused", "connection to 10.0.9.201:5433 refused",
+	      "connection to 192.168.1.2 refused"},
+	     "connection to <ip> refused"},
+	    {{"dial tcp [2001:db8::1]:443: connect: connection refused",
+	      "dial tcp [fe80::1ff:fe23:4567:890a]:8443: connect: connection refused",
+	      "dial tcp [::1]:443: connect: connection refused"},
+	     "dial tcp <ip>: connect: connection refused"},
+	    {{"peer 2001:db8:85a3::8a2e:370:7334 reset the stream", "peer ::1 reset the stream",
+	      "peer 2001:0db8:0000:0000:0000:ff00:0042:8329 reset the stream"},
+	     "peer <ip> reset the stream"},
+	    {{"user 9f1c2b3a-77b0-4c1e-9a51-0e2b6d1f3c88 not found", "user 0B8E1D55-3A2F-4E6B-8C7D-9F0A1B2C3D4E not found",
+	      "user 00000000-0000-0000-0000-000000000000 not found"},
+	     "user <uuid> not found"},
+	    {{"GET /api/v1/orders?id=123&token=abc failed", "GET /api/v1/orders?id=9&token=zz%20z&page=2 failed",
+	      "GET /api/v1/orders?token=abc failed"},
+	     "GET /api/v1/orders?<query> failed"},
+	    {{"timeout after 250ms", "timeout after 3.5s", "timeout after 1h30m5.5s"}, "timeout after <duration>"},
+	    {{"request body 10MB over the limit of 4MiB", "request body 512kb over the limit of 1GB",
+	      "request body 17B over the limit of 16b"},
+	     "request body <size> over the limit of <size>"},
+	    {{"disk /var/lib/errq 91% full", "disk /var/lib/errq 99% full", "disk /var/lib/errq 100% full"},
+	     "disk /var/lib/errq <n>% full"},
+	    {{"token eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U "
+	      "expired",
+	      "token eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE3MzM1NDU4ODJ9.c2lnbmF0dXJlMTIz expired",
+	      "token dGhpcyBpcyBhIHNlY3JldCAxMjM0NQ== expired"},
+	     "token <token> expired"},
+	    {{"charge ch_3MmlLrLkdIwHu7ix0snN0B15 declined", "charge ch_1Nb7Q2Lkd8wHu7ix9Z0x4y3W declined",
+	      "charge ch_3Abc9Def8Ghi7Jkl6Mno5Pqr declined"},
+	     "charge <token> declined"},
+	    {{"job late at 2026-12-07T04:31:22.123Z", "job late at 2026-01-30T23:59:59Z",
+	      "job late at 2026-12-07 04:31:22+01:00"},
+	     "job late at <ts>"},
+	    {{"[1733545882] lease lost", "[1733545999] lease lost", "[1733545882123] lease lost"}, "[<n>] lease lost"},
+	    {{"mail to bob.smith@example.com bounced", "mail to ops+alerts@mail.example.co.uk bounced",
+	      "mail to a_b-c@x.io bounced"},
+	     "mail to <email> bounced"},
+	    {{"no rows for customer 'acme-42'", "no rows for customer \"globex corp\"", "no rows for customer `initech`"},
+	     "no rows for customer <str>"},
+	    {{"commit 9fceb02 not found", "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 not found",
+	      "commit a1b2c3d4e5 not found"},
+	     "commit <hex> not found"},
+	};
+	char out[GROUPING_NORMALIZED_MAX + 1];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (int v = 0; v < 3; v++) {
+			grouping_normalize_message(cases[i].variants[v], out, sizeof(out));
+			if (strcmp(out, cases[i].want) != 0)
+				fail_msg("normalize('%s') = '%s', want '%s'", cases[i].variants[v], out, cases[i].want);
+		}
+}
+
+/* ...and what must stay apart: words that look like ids, and messages that differ in words. */
+static void test_normalize_keeps_words(void **state)
+{
+	static const char *const unchanged[] = {
+	    /* hex-looking words without a digit, or shorter than ERRQ_NORMALIZE_HEX_MIN */
+	    "decade-old cafe lock on deadbeef and facade kept",
+	    "2fa model add2 failed",
+	    /* identifiers: CamelCase with a digit, paths, versions' words */
+	    "ConnectionResetError2 in HTTPConnectionPool via getUserByIdAndOrgId2",
+	    "the 3rd retry of 2xx checks with 64bit ints",
+	    /* "dead::beef" has no digit; C++ names are not addresses */
+	    "std::vector at dead::beef in add::cafe",
+	    /* apostrophes are not quotes; a lone '?' is not a query string */
+	    "it's the user's fault? SELECT * FROM t WHERE id = ?",
+	    /* an '@' that is not an e-mail address */
+	    "module github.com/lib/pq@v1 and @here",
+	};
+	char out[GROUPING_NORMALIZED_MAX + 1];
+	for (size_t i = 0; i < sizeof(unchanged) / sizeof(unchanged[0]); i++) {
+		grouping_normalize_message(unchanged[i], out, sizeof(out));
+		assert_string_equal(out, unchanged[i]);
+	}
+	/* distinct errors stay distinct once their ids are gone */
+	static const char *const distinct[] = {
+	    "connection to 10.0.3.17:5432 refused",
+	    "connection to 10.0.3.17:5432 reset by peer",
+	    "GET /api/v1/orders?id=1 failed",
+	    "GET /api/v1/users?id=1 failed",
+	    "timeout after 250ms",
+	    "read 250MB",
+	    "user 9f1c2b3a-77b0-4c1e-9a51-0e2b6d1f3c88 not found",
+	    "order 9f1c2b3a-77b0-4c1e-9a51-0e2b6d1f3c88 not found",
+	    "mail to bob@example.com bounced",
+	    "mail to bob@example.com deferred",
+	};
+	enum { N = sizeof(distinct) / sizeof(distinct[0]) };
+	char norm[N][GROUPING_NORMALIZED_MAX + 1];
+	for (size_t i = 0; i < N; i++) {
+		grouping_normalize_message(distinct[i], norm[i], sizeof(norm[i]));
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(norm[i], norm[k]))
+				fail_msg("'%s' and '%s' both normalize to '%s'", distinct[i], distinct[k], norm[i]);
+	}
+}
+
+/* Untrusted input: shapes cut short at the end of the string, adversarial runs, and a
+ * placeholder that does not fit is left out whole (every smaller buffer gets a prefix). */
+static void test_normalize_edges(void **state)
+{
+	static const char *const partial[] = {
+	    "9f1c2b3a-77b0-4c1e", "2026-12-07T04:", "10.0.3.", "[2001:db8::1", "bob@", "bob@example.", "'open",
+	    "x?", "0x", "1h30", "::", ":", "[", "\"", "eyJhbGciOiJIUzI1NiIsInR5cCI6Ik", "1.",
+	};
+	char out[GROUPING_NORMALIZED_MAX + 1];
+	for (size_t i = 0; i < sizeof(partial) / sizeof(partial[0]); i++) {
+		size_t n = grouping_normalize_message(partial[i], out, sizeof(out));
+		assert_int_equal(n, strlen(out));
+	}
+	assert_int_equal(grouping_normalize_message("1h30", out, sizeof(out)), 4); /* no unit at the end: a word */
+	assert_string_equal(out, "1h30");
+	grouping_normalize_message("bob@example.", out, sizeof(out));
+	assert_string_equal(out, "bob@example.");
+	/* 8 KiB (the collector's message limit) of runs every rule would rescan from each word */
+	static char big[8193];
+	const char *const runs[] = {"a.", "a@", "a-1", "?=", "1:", "1.", "'", "[1:"};
+	for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
+		size_t rl = strlen(runs[r]);
+		for (size_t k = 0; k + rl < sizeof(big); k += rl)
+			memcpy(big + k, runs[r], rl);
+		big[sizeof(big) - 1 - (sizeof(big) - 1) % rl] = '\0';
+		size_t n = grouping_normalize_message(big, out, sizeof(out));
+		assert_int_equal(n, strlen(out));
+		assert_true(n <= GROUPING_NORMALIZED_MAX);
+	}
+	/* "<uuid>" (6 bytes) does not fit in 5 left after "id ": the output stops before it */
+	char small[9];
+	assert_int_equal(grouping_normalize_message("id 9f1c2b3a-77b0-4c1e-9a51-0e2b6d1f3c88 x", small, sizeof(small)), 3);
+	assert_string_equal(small, "id ");
 }
 
 /* ------------------------------------------------------------------ pinned fingerprints
@@ -388,12 +538,26 @@ static const struct pin pins_v1[] = {
     {"client-fp-unicode", "73c8e11382e8de24"},
 };
 
+/* GROUPING_VERSION 2 (issue 16): a client fingerprint groups within the service alone (no
+ * error type), and the normalizer replaces more id shapes (common/errq_normalize.h).  The
+ * hash format byte stayed 1, so every event whose components did not change keeps its version
+ * 1 fingerprint.  From version 2 on a version's table lists only the fingerprints that moved;
+ * an event it does not name keeps the one of the version before (pinned_fingerprint). */
+static const struct pin pins_v2[] = {
+    {"go-deadline-message", "5e34bb23c529ecfc"},
+    {"msg-timestamps", "29461e268bb47e46"},
+    {"client-fp-frames-ignored", "17dd1d6ff87ae592"},
+    {"client-fp-billing", "f58da3f5af7b1aa9"},
+    {"client-fp-unicode", "feac5f4a66f0af3b"},
+};
+
 static const struct {
 	int version;
 	const struct pin *pins;
 	size_t n;
 } pinned[] = {
     {1, pins_v1, sizeof(pins_v1) / sizeof(pins_v1[0])},
+    {2, pins_v2, sizeof(pins_v2) / sizeof(pins_v2[0])},
 };
 
 static void corpus_event(struct ev *e, const struct corpus_ev *c)
@@ -409,15 +573,21 @@ static void corpus_event(struct ev *e, const struct corpus_ev *c)
 	e->tf.attempt = 3;
 }
 
+/* The fingerprint pinned for corpus event name under version v: its version's table, or the
+ * nearest earlier one that names it (NULL when none does). */
+static const char *pinned_fingerprint(const char *name, int v)
+{
+	for (; v >= 1; v--)
+		for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+			if (pinned[i].version == v)
+				for (size_t k = 0; k < pinned[i].n; k++)
+					if (!strcmp(pinned[i].pins[k].name, name))
+						return pinned[i].pins[k].fingerprint;
+	return NULL;
+}
+
 static void test_fingerprints_pinned(void **state)
 {
-	const struct pin *pins = NULL;
-	size_t n_pins = 0;
-	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
-		if (pinned[i].version == GROUPING_VERSION) {
-			pins = pinned[i].pins;
-			n_pins = pinned[i].n;
-		}
 	int bad = 0;
 	for (size_t i = 0; i < N_CORPUS; i++) {
 		struct ev e;
@@ -429,10 +599,7 @@ static void test_fingerprints_pinned(void **state)
 				    (int)corpus[i].basis);
 			bad++;
 		}
-		const char *want = NULL;
-		for (size_t k = 0; k < n_pins; k++)
-			if (strcmp(pins[k].name, corpus[i].name) == 0)
-				want = pins[k].fingerprint;
+		const char *want = pinned_fingerprint(corpus[i].name, GROUPING_VERSION);
 		if (!want || strcmp(want, got) != 0) {
 			print_error("corpus event '%s': fingerprint %s, pinned %s for grouping version %d\n"
 				    "    {\"%s\", \"%s\"},\n",
@@ -441,15 +608,16 @@ static void test_fingerprints_pinned(void **state)
 		}
 	}
 	/* every pin names a corpus event: a pin is never dropped by renaming its event */
-	for (size_t k = 0; k < n_pins; k++) {
-		size_t i = 0;
-		while (i < N_CORPUS && strcmp(pins[k].name, corpus[i].name) != 0)
-			i++;
-		if (i == N_CORPUS) {
-			print_error("pinned fingerprint '%s' has no corpus event\n", pins[k].name);
-			bad++;
+	for (size_t t = 0; t < sizeof(pinned) / sizeof(pinned[0]); t++)
+		for (size_t k = 0; k < pinned[t].n; k++) {
+			size_t i = 0;
+			while (i < N_CORPUS && strcmp(pinned[t].pins[k].name, corpus[i].name) != 0)
+				i++;
+			if (i == N_CORPUS) {
+				print_error("pinned fingerprint '%s' has no corpus event\n", pinned[t].pins[k].name);
+				bad++;
+			}
 		}
-	}
 	if (bad)
 		fail_msg("%d fingerprint(s) differ from the ones pinned for GROUPING_VERSION %d.  Stored groups "
 			 "are keyed by fingerprint: a change here splits every existing group after an upgrade.  "
@@ -457,6 +625,38 @@ static void test_fingerprints_pinned(void **state)
 			 "pinned table for the new version here (the lines above; keep the old tables) and write "
 			 "the migration note in docs/architecture.md",
 			 bad, GROUPING_VERSION);
+}
+
+/* Upgrading to version 2 splits only the groups whose components changed: every corpus event
+ * grouped by frames, and every message without a new id shape, keeps its version 1
+ * fingerprint (so its group, status and history); the client-fingerprint ones move. */
+static void test_v2_keeps_v1_where_unchanged(void **state)
+{
+	size_t moved = 0;
+	for (size_t i = 0; i < N_CORPUS; i++) {
+		const char *v1 = pinned_fingerprint(corpus[i].name, 1), *v2 = pinned_fingerprint(corpus[i].name, 2);
+		assert_non_null(v1);
+		assert_non_null(v2);
+		bool should_move = corpus[i].basis == GROUPING_BY_CLIENT || !strcmp(corpus[i].name, "go-deadline-message") ||
+				   !strcmp(corpus[i].name, "msg-timestamps");
+		if (should_move != (strcmp(v1, v2) != 0))
+			fail_msg("corpus event '%s': version 1 %s, version 2 %s, expected to %s", corpus[i].name, v1, v2,
+				 should_move ? "move" : "stay");
+		assert_true(corpus[i].basis != GROUPING_BY_FRAMES || !should_move);
+		moved += should_move;
+	}
+	assert_int_equal(moved, 5);
+	/* and what made the two messages move, seen from the normalizer */
+	char out[GROUPING_NORMALIZED_MAX + 1];
+	for (size_t i = 0; i < N_CORPUS; i++)
+		if (!strcmp(corpus[i].name, "msg-timestamps")) {
+			grouping_normalize_message(corpus[i].message, out, sizeof(out));
+			assert_string_equal(out, "job nightly-report scheduled for <ts> started at <ts> (<n> s late)");
+		} else if (!strcmp(corpus[i].name, "go-deadline-message")) {
+			grouping_normalize_message(corpus[i].message, out, sizeof(out));
+			assert_string_equal(out, "context deadline exceeded: GET https://search.internal:<n>/products/"
+						 "_search?<query> took <duration>");
+		}
 }
 
 /* The hash is the FNV-1a of the document (docs/protocol.md, "Grouping"): the published test
@@ -479,7 +679,11 @@ int main(void)
 	    cmocka_unit_test(test_unmarked_frames_all_count_and_innermost_five),
 	    cmocka_unit_test(test_client_fingerprint_service_and_type),
 	    cmocka_unit_test(test_normalize),
+	    cmocka_unit_test(test_normalize_id_shapes),
+	    cmocka_unit_test(test_normalize_keeps_words),
+	    cmocka_unit_test(test_normalize_edges),
 	    cmocka_unit_test(test_fingerprints_pinned),
+	    cmocka_unit_test(test_v2_keeps_v1_where_unchanged),
 	    cmocka_unit_test(test_fnv1a_vectors),
 	};
 	return cmocka_run_group_tests_name("unit_grouping", tests, NULL, NULL);

@@ -351,7 +351,9 @@ def report(exc, task=None, details=None, attempt=None, handled=None, fingerprint
            environment=None, _extra=None):
     """Reports exc (an exception instance) and returns at once: True when liberrq queued it,
     False when it was dropped (no client, already reported, queue full: see stats()).
-    Never raises for a reporting problem.  handled None means True (the caller has it)."""
+    Never raises for a reporting problem.  handled None means True (the caller has it).
+    fingerprint, when given, is the event's group within its service: every event with it is
+    one group, whatever its exception type, message or stack."""
     h = _handle
     if not isinstance(exc, BaseException):
         return False
