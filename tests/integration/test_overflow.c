@@ -28,18 +28,14 @@ static struct errq_idgen G;
 
 static int setup(void **state)
 {
-	grpc_init();
 	errq_idgen_init(&G);
-	memset(&D, 0, sizeof(D));
+	harness_fixture_setup(&D);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	int st = D.pid ? errqd_stop(&D, SIGTERM) : 0;
-	errqd_cleanup(&D);
-	grpc_shutdown_blocking();
-	return st == 0 ? 0 : -1;
+	return harness_fixture_teardown(&D);
 }
 
 /* Sends one request of service's events, one per type in types[lo..hi), and waits for the
