@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-long test-tsan fuzz fuzz-long bench docs install image clean
+.PHONY: all deps build run test test-asan test-long test-tsan fuzz fuzz-long bench bench-callgrind docs install image clean
 
 all: build
 
@@ -79,11 +79,18 @@ test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	cd $(BUILD) && ERRQ_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest -V -R integration_crash_repeated
 	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.py $(BUILD)
 
-# The benchmark matrix of issue 3 (about 20-30 minutes); writes docs/benchmarks.md.  BENCH_DURATION,
-# BENCH_WARMUP, BENCH_PREFILL and BENCH_RUNS (environment or make arguments) shorten it, e.g.
-#   make bench BENCH_DURATION=3s BENCH_WARMUP=1s BENCH_PREFILL=200000
+# The benchmark matrix of issues 3 and 16 (about 40-50 minutes); writes docs/benchmarks.md.
+# BENCH_DURATION, BENCH_WARMUP, BENCH_PREFILL, BENCH_RUNS, BENCH_STORM_EVENTS, BENCH_CALLGRIND
+# (environment or make arguments; scripts/bench-matrix's header) shorten it, e.g.
+#   make bench BENCH_DURATION=3s BENCH_WARMUP=1s BENCH_PREFILL=200000 BENCH_STORM_EVENTS=30000
 bench: build
 	scripts/bench-matrix $(BUILD)
+
+# Instructions per event under callgrind (issue 16), the figure for A/B comparisons on a busy
+# machine: 50 groups uniform, 50 000 uniform, 50 000 Zipf (about 5 minutes; CG_* knobs in the
+# script's header).  `make bench` runs it too when valgrind is installed.
+bench-callgrind: build
+	scripts/bench-callgrind $(BUILD)
 
 # The files generated from the settings table in server/settings.c (tests check they are current).
 docs: build

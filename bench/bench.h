@@ -35,6 +35,7 @@
 #define BENCH_MIN_EVENT_SIZE 64        /* smaller targets get the smallest event we can build */
 #define BENCH_MAX_EVENT_SIZE 65536
 #define BENCH_MAX_MESSAGE (4u << 20)   /* errqd's TRANSPORT_MAX_MESSAGE: a larger batch is refused */
+#define BENCH_STORM_WORDS_LEN 25       /* 11 syllables (6 bits each) as 3+3+3+2, 3 spaces */
 #define BENCH_MAX_ERRQD_ARGS 32
 #define BENCH_PATH_MAX 1024
 #define BENCH_ADDR_MAX 256
@@ -70,6 +71,8 @@ struct payload {
 	size_t tail_len;
 	size_t event_len;     /* encoded TaskFailure (message body) of group 0 */
 	size_t max_wire_len;  /* bytes one event takes in a ReportRequest, largest group */
+	bool storm;           /* payload_init_storm: one group entry, new words in every event */
+	size_t storm_off;     /* offset of the words in the tail */
 };
 
 /* Per-thread generator state: the group sampler (seeded from --seed, reproducible) and the
@@ -78,10 +81,17 @@ struct gen {
 	struct errq_idgen pick; /* only its xoshiro state is used */
 	struct errq_idgen ids;
 	int id_kind;            /* enum bench_ids */
+	uint64_t storm_next;    /* thread << 40 | events made: the storm's next value */
+	uint64_t storm_key;     /* from the seed */
 	uint32_t scratch[BENCH_MAX_BATCH];
 };
 
 int payload_init(struct payload *pl, uint32_t groups, double zipf, int event_size, char *err, size_t errsz);
+/* The storm: every event from one service with a message no normalizer can collapse, so each
+ * is a new fingerprint (payload.c says how). */
+int payload_init_storm(struct payload *pl, int event_size, char *err, size_t errsz);
+/* The words of storm value v (BENCH_STORM_WORDS_LEN bytes, not NUL-terminated). */
+void payload_storm_words(uint64_t v, char out[BENCH_STORM_WORDS_LEN]);
 void payload_free(struct payload *pl); /* accepts a zeroed pl */
 void gen_init(struct gen *g, uint64_t seed, int stream_of_seeds, int id_kind);
 uint32_t payload_pick(const struct payload *pl, struct gen *g);
@@ -198,7 +208,7 @@ struct bench_cfg {
 	uint32_t groups;
 	double zipf, rate;
 	uint64_t events, duration_ns, warmup_ns, prefill, seed;
-	bool json, selftest;
+	bool json, selftest, storm;
 	struct spawn_opts spawn;
 	const char *errqd_args[BENCH_MAX_ERRQD_ARGS];
 	pid_t pid;

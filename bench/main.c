@@ -31,7 +31,7 @@ static void usage(FILE *f)
 		"                  [--streams N] [--connections N] [--threads N]\n"
 		"                  [--events N | --duration D] [--warmup D] [--prefill N]\n"
 		"                  [--batch N] [--inflight N] [--event-size BYTES] [--groups N] [--zipf S]\n"
-		"                  [--rate EVENTS_PER_S] [--ids ordered|random] [--seed N] [--json]\n"
+		"                  [--rate EVENTS_PER_S] [--ids ordered|random] [--seed N] [--storm] [--json]\n"
 		"       errq-bench --selftest --spawn ERRQD\n"
 		"\n"
 		"Streams ReportRequests to an errq collector over the gRPC C core and prints the\n"
@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"  --event-size BYTES    encoded size of one TaskFailure; the message is padded [300]\n"
 		"  --groups N            distinct (service, error_type) groups [50000]\n"
 		"  --zipf S              group popularity follows Zipf(S); 0 is uniform [1.1]\n"
+		"  --storm               a storm of unique messages instead of --groups: every event from\n"
+		"                        one service (bench-storm), without frames, with a message of\n"
+		"                        made-up words no normalizer collapses: each one a new fingerprint\n"
 		"  --rate R              open loop: R events/s in all, on a schedule; latency runs from the\n"
 		"                        scheduled time (no coordinated omission) [0: closed loop]\n"
 		"  --ids ordered|random  time-ordered UUIDv7-style ids, or 16 random bytes [ordered]\n"
@@ -143,7 +146,7 @@ static int parse_flags(struct bench_cfg *c, int argc, char **argv)
 {
 	enum { O_ADDR = 256, O_PID, O_SPAWN, O_DB, O_DUR, O_STORAGE, O_EARG, O_KEEP, O_STREAMS, O_CONNS,
 	       O_THREADS, O_EVENTS, O_DURATION, O_WARMUP, O_PREFILL, O_BATCH, O_INFLIGHT, O_ESIZE, O_GROUPS,
-	       O_ZIPF, O_RATE, O_IDS, O_SEED, O_JSON, O_SELFTEST };
+	       O_ZIPF, O_RATE, O_IDS, O_SEED, O_JSON, O_SELFTEST, O_STORM };
 	static const struct option longopts[] = {
 	    {"addr", required_argument, NULL, O_ADDR},
 	    {"pid", required_argument, NULL, O_PID},
@@ -170,12 +173,13 @@ static int parse_flags(struct bench_cfg *c, int argc, char **argv)
 	    {"seed", required_argument, NULL, O_SEED},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"selftest", no_argument, NULL, O_SELFTEST},
+	    {"storm", no_argument, NULL, O_STORM},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	long long n;
 	int opt, k, rc = 0;
-	bool have_events = false, have_duration = false;
+	bool have_events = false, have_duration = false, have_groups = false;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		const char *v = optarg;
@@ -241,8 +245,12 @@ static int parse_flags(struct bench_cfg *c, int argc, char **argv)
 				c->groups = (uint32_t)n;
 			else
 				rc = -1;
+			have_groups = true;
 			break;
-		case O_ZIPF: rc |= parse_dbl("--zipf", v, 0, 100, &c->zipf); break;
+		case O_ZIPF:
+			rc |= parse_dbl("--zipf", v, 0, 100, &c->zipf);
+			have_groups = true;
+			break;
 		case O_RATE: rc |= parse_dbl("--rate", v, 0, 1e9, &c->rate); break;
 		case O_IDS:
 			k = parse_choice("--ids", v, "ordered", "random");
@@ -259,6 +267,7 @@ static int parse_flags(struct bench_cfg *c, int argc, char **argv)
 			break;
 		case O_JSON: c->json = true; break;
 		case O_SELFTEST: c->selftest = true; break;
+		case O_STORM: c->storm = true; break;
 		default: return 1;
 		}
 	}
@@ -287,6 +296,10 @@ static int parse_flags(struct bench_cfg *c, int argc, char **argv)
 	if (!c->spawn.path &&
 	    (c->spawn.db || c->spawn.durability || c->spawn.storage || c->spawn.nextra || c->spawn.keep)) {
 		fprintf(stderr, "errq-bench: --db, --durability, --storage, --errqd-arg and --keep need --spawn\n");
+		return 1;
+	}
+	if (c->storm && have_groups) {
+		fprintf(stderr, "errq-bench: --storm makes every event a new group: no --groups or --zipf\n");
 		return 1;
 	}
 	if (have_events && have_duration) {
@@ -382,7 +395,8 @@ int main(int argc, char **argv)
 	}
 	if (cfg.selftest)
 		return selftest_main(&cfg);
-	if (payload_init(&pl, cfg.groups, cfg.zipf, cfg.event_size, err, sizeof(err))) {
+	if (cfg.storm ? payload_init_storm(&pl, cfg.event_size, err, sizeof(err))
+		      : payload_init(&pl, cfg.groups, cfg.zipf, cfg.event_size, err, sizeof(err))) {
 		fprintf(stderr, "errq-bench: %s\n", err);
 		return 1;
 	}

@@ -53,8 +53,12 @@ void report_human(const struct report *rp)
 		printf("open loop at %.0f events/s\n", c->rate);
 	else
 		printf("closed loop\n");
-	printf("  events      %zu bytes encoded (--event-size %d), %u groups, zipf %.2f, ids %s\n",
-	       rp->pl->event_len, c->event_size, c->groups, c->zipf, ids_name(c->ids));
+	if (c->storm)
+		printf("  events      %zu bytes encoded (--event-size %d), storm: every event a new group, ids %s\n",
+		       rp->pl->event_len, c->event_size, ids_name(c->ids));
+	else
+		printf("  events      %zu bytes encoded (--event-size %d), %u groups, zipf %.2f, ids %s\n",
+		       rp->pl->event_len, c->event_size, c->groups, c->zipf, ids_name(c->ids));
 	if (rp->sv->spawned)
 		printf("  errqd       %s, pid %d, storage %s, durability %s\n", rp->sv->addr, (int)rp->sv->pid,
 		       c->spawn.storage ? c->spawn.storage : "sqlite",
@@ -110,8 +114,9 @@ void report_json(const struct report *rp)
 	bj_u64(o, NULL, "inflight", (uint64_t)c->inflight);
 	bj_u64(o, NULL, "event_size", (uint64_t)c->event_size);
 	bj_u64(o, NULL, "event_bytes", rp->pl->event_len);
-	bj_u64(o, NULL, "groups", c->groups);
+	bj_u64(o, NULL, "groups", c->storm ? 0 : c->groups);
 	bj_num(o, NULL, "zipf", c->zipf, 3);
+	bj_bool(o, NULL, "storm", c->storm);
 	bj_num(o, NULL, "rate", c->rate, 0);
 	bj_str(o, NULL, "ids", ids_name(c->ids));
 	bj_num(o, NULL, "duration_s", c->events ? 0 : (double)c->duration_ns / 1e9, 3);

@@ -3,7 +3,9 @@
  * protobuf-c into the events we meant; the Zipf sampler's frequencies; the histogram's
  * quantiles; then short sessions against a spawned errqd, each required to get every event
  * acknowledged with no error: 10 000 events closed loop with ordered ids, an open-loop run
- * with random ids, a batch-1 run with 64 batches in flight. */
+ * with random ids, a batch-1 run with 64 batches in flight; then the storm (--storm): its wire
+ * bytes decode into frameless events of one service whose messages all differ and hold only
+ * lowercase words, and a storm session is acknowledged in full. */
 #include <grpc/grpc.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +22,8 @@
 #define ST_BATCH 50
 #define ST_ZIPF_GROUPS 100
 #define ST_ZIPF_SAMPLES 200000
+#define ST_STORM_BATCHES 20      /* batches of ST_BATCH decoded by the storm check */
+#define ST_STORM_EVENTS 3000     /* sent by the storm session */
 
 static int failures;
 
@@ -152,6 +156,83 @@ static void check_zipf(double s)
 	check(range_ok && worst < 0.08, what, "%s worst relative error %.3f", range_ok ? "" : "out of range;", worst);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The storm words of one message: PL_STORM_HEAD's "storm: cannot reconcile " then
+ * BENCH_STORM_WORDS_LEN bytes of lowercase letters and spaces; NULL when not so. */
+static const char *storm_words(const char *msg)
+{
+	static const char head[] = "storm: cannot reconcile ";
+	if (!has_prefix(msg, head) || strlen(msg) < sizeof(head) - 1 + BENCH_STORM_WORDS_LEN)
+		return NULL;
+	const char *w = msg + sizeof(head) - 1;
+	for (int i = 0; i < BENCH_STORM_WORDS_LEN; i++)
+		if (!(w[i] == ' ' || (w[i] >= 'g' && w[i] <= 'z') || w[i] == 'a'))
+			return NULL; /* a digit or a hex letter would let a normalizer collapse it */
+	return w;
+}
+
+/* ST_STORM_BATCHES batches from two threads' generators: every event of service bench-storm,
+ * no frames, every message's words different. */
+static void check_storm_encoding(void)
+{
+	static const char what[] = "storm: one service, no frames, unique words";
+	char err[BENCH_MSG_MAX];
+	struct payload pl;
+	struct gen *g[2] = {malloc(sizeof(struct gen)), malloc(sizeof(struct gen))};
+	size_t n = 0, cap = (size_t)ST_STORM_BATCHES * ST_BATCH;
+	char **words = calloc(cap, sizeof(*words));
+	const char *bad = NULL;
+	if (!g[0] || !g[1] || !words || payload_init_storm(&pl, 300, err, sizeof(err))) {
+		check(false, what, "%s", g[0] && g[1] && words ? err : "out of memory");
+		goto out;
+	}
+	gen_init(g[0], 9, 0, BENCH_IDS_ORDERED);
+	gen_init(g[1], 9, 1, BENCH_IDS_ORDERED);
+	for (int b = 0; !bad && b < ST_STORM_BATCHES; b++) {
+		grpc_slice sl = payload_batch(&pl, g[b % 2], (uint64_t)b + 1, ST_BATCH, errq_now_ns());
+		Errq__V1__ReportRequest *r =
+		    errq__v1__report_request__unpack(NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
+		if (!r || r->n_failures != ST_BATCH)
+			bad = "protobuf-c cannot decode the batch";
+		for (size_t i = 0; !bad && i < r->n_failures; i++) {
+			const Errq__V1__TaskFailure *tf = r->failures[i];
+			const char *w = storm_words(tf->message);
+			size_t packed = errq__v1__task_failure__get_packed_size(tf);
+			if (strcmp(tf->service, "bench-storm") != 0 || strcmp(tf->error_type, "StormError") != 0)
+				bad = "not service bench-storm, error_type StormError";
+			else if (tf->n_frames != 0)
+				bad = "a storm event has frames (errqd would group by them, not by the message)";
+			else if (!w)
+				bad = "the message does not start with lowercase words";
+			else if (packed + 4 < 300 || packed > 304)
+				bad = "event size is not the one asked for";
+			else if (!(words[n++] = strndup(w, BENCH_STORM_WORDS_LEN)))
+				bad = "out of memory";
+		}
+		if (r)
+			errq__v1__report_request__free_unpacked(r, NULL);
+		grpc_slice_unref(sl);
+	}
+	if (!bad) {
+		qsort(words, n, sizeof(*words), cmp_str);
+		for (size_t i = 1; !bad && i < n; i++)
+			if (strcmp(words[i - 1], words[i]) == 0)
+				bad = "two events share their words";
+	}
+	payload_free(&pl);
+	check(!bad, what, "%s", bad ? bad : "");
+out:
+	for (size_t i = 0; words && i < n; i++)
+		free(words[i]);
+	free(words);
+	free(g[0]);
+	free(g[1]);
+}
+
 static void check_hist(void)
 {
 	struct hist *h = malloc(sizeof(*h));
@@ -231,6 +312,7 @@ int selftest_main(const struct bench_cfg *cfg)
 	check_encoding(5000, BENCH_IDS_ORDERED);
 	check_zipf(1.1);
 	check_zipf(0);
+	check_storm_encoding();
 	check_hist();
 
 	sigset_t sigs;
@@ -248,6 +330,15 @@ int selftest_main(const struct bench_cfg *cfg)
 	grpc_init();
 	for (size_t i = 0; i < sizeof(sessions) / sizeof(sessions[0]); i++)
 		check_session(&sessions[i], &pl, &sv, &sigs);
+	struct payload storm;
+	if (payload_init_storm(&storm, 300, err, sizeof(err)) == 0) {
+		static const struct st_session ss = {"storm, 3000 events, each a new group", 4, 2, 100, 4,
+						     BENCH_IDS_ORDERED, ST_STORM_EVENTS, 0};
+		check_session(&ss, &storm, &sv, &sigs);
+		payload_free(&storm);
+	} else {
+		check(false, "errqd: storm", "%s", err);
+	}
 	grpc_shutdown_blocking();
 	server_stop(&sv);
 	check(sv.exit_status == 0, "errqd: clean exit on SIGTERM", "status %d", sv.exit_status);

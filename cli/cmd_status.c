@@ -43,6 +43,20 @@ static json_t *status_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 	cli_json_put(o, "events_duplicate", cli_json_uint(r->events_duplicate), &ok);
 	cli_json_put(o, "events_deleted", cli_json_uint(r->events_deleted), &ok);
 	cli_json_put(o, "overflow_events", cli_json_uint(r->overflow_events), &ok);
+	json_t *ovs = json_array();
+	for (size_t i = 0; ovs && i < r->n_overflow_services; i++) {
+		const Errq__V1__ServiceOverflow *so = r->overflow_services[i];
+		json_t *e = json_object();
+		if (!e || json_array_append_new(ovs, e)) {
+			ok = false;
+			break;
+		}
+		cli_json_put(e, "service", cli_json_str(so->service), &ok);
+		cli_json_put(e, "events", cli_json_uint(so->events), &ok);
+		cli_json_put(e, "since", cli_json_time(so->since_unix_nano), &ok);
+	}
+	cli_json_put(o, "overflow_services", ovs, &ok);
+	cli_json_put(o, "overflow_services_more", cli_json_uint(r->overflow_services_more), &ok);
 	cli_json_put(o, "events_dropped", cli_json_uint(r->events_dropped), &ok);
 	cli_json_put(o, "events_dropped_total", cli_json_uint(r->events_dropped_total), &ok);
 	cli_json_put(o, "commits", cli_json_uint(r->commits), &ok);
@@ -91,6 +105,14 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 			  (unsigned long long)r->events_stored,
 			  cli_count(n1, sizeof(n1), r->events_duplicate, "duplicate", "duplicates"),
 			  (unsigned long long)r->events_deleted, (unsigned long long)r->overflow_events);
+	for (size_t i = 0; i < r->n_overflow_services; i++) /* groups_per_service passed: new fingerprints lumped */
+		cli_detail_fieldf(d, i ? "" : "overflowing", CLI_STYLE_YELLOW,
+				  "service \"%s\": %llu events in its overflow group, since %s",
+				  r->overflow_services[i]->service, (unsigned long long)r->overflow_services[i]->events,
+				  errq_fmt_rfc3339(ts, r->overflow_services[i]->since_unix_nano));
+	if (r->overflow_services_more)
+		cli_detail_fieldf(d, r->n_overflow_services ? "" : "overflowing", CLI_STYLE_YELLOW,
+				  "%u more services passed groups_per_service", r->overflow_services_more);
 	if (r->events_dropped || r->events_dropped_total)
 		cli_detail_fieldf(d, "over quota", CLI_STYLE_YELLOW,
 				  "%llu counted but not stored since start, %llu all time (quota_exceeded)",

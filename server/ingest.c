@@ -19,6 +19,7 @@
 #include "errq_condlog.h"
 #include "errq_log.h"
 #include "errq_time.h"
+#include "overflow.h"
 #include "storage.h"
 
 struct ingest {
@@ -633,6 +634,8 @@ static void *writer_main(void *arg)
 		wake_waiters(woken, false);
 		if (ig->o.on_commit)
 			ig->o.on_commit(ig->o.on_commit_ctx, list);
+		if (ig->o.overflow && ig->o.store)
+			overflow_watch_commit(ig->o.overflow, ig->o.store, list);
 
 		finish_batches(moved, list, true);
 		/* the answers are out: now, between transactions, let the WAL start over if needed —

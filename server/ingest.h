@@ -133,6 +133,7 @@ struct ingest_opts {
 	uint64_t alert_history_ns;  /* resolved alerts, transitions kept (with hooks); 0 = default */
 	ingest_commit_hook on_commit;
 	void *on_commit_ctx;
+	struct overflow_watch *overflow; /* NULL: none; told of each commit (overflow.h) */
 };
 
 #define INGEST_MAINT_INTERVAL_MS 1000 /* upkeep runs at least this often */

@@ -37,6 +37,7 @@
 #include "http.h"
 #include "ingest.h"
 #include "metrics.h"
+#include "overflow.h"
 #include "services.h"
 #include "quota.h"
 #include "settings.h"
@@ -320,6 +321,7 @@ int main(int argc, char **argv)
 	struct alerts *alerts = NULL; /* the rule engine (NULL with storage: none) */
 	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
+	struct overflow_watch *overflow = NULL; /* groups_per_service passed: said once (overflow.h) */
 	struct health *health = NULL;
 	struct metrics *metrics = NULL;
 	struct http *http = NULL;
@@ -366,7 +368,11 @@ int main(int argc, char **argv)
 		LOG_ERROR("out of memory");
 		goto out;
 	}
-	struct ingest_opts io = {.hooks = alerts ? &hooks : NULL, .store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
+	if (store && cfg.groups_per_service > 0 && !(overflow = overflow_watch_new((uint32_t)cfg.groups_per_service))) {
+		LOG_ERROR("out of memory");
+		goto out;
+	}
+	struct ingest_opts io = {.overflow = overflow, .hooks = alerts ? &hooks : NULL, .store = store, .max_batches = (size_t)cfg.ingest_queue_batches,
 				 .max_bytes = (size_t)cfg.ingest_queue_bytes, .retention_ns = cfg.retention_ns,
 				 .alert_history_ns = cfg.alert_history_ns,
 				 .per_group_cap = (uint32_t)cfg.events_per_group, .on_commit = tail_publish,
@@ -402,7 +408,8 @@ int main(int argc, char **argv)
 		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
 		  .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
 		  .started_ns = started_ns,
-		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches})) ||
+		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches,
+		  .overflow = overflow})) ||
 	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
 		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts, .auth = auth})) ||
 	    (report_svc_set_auth(rs, auth), report_svc_register(rs, t)) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
@@ -543,6 +550,7 @@ out:
 	report_svc_free(rs);
 	quota_free(quota); /* after the calls that used it */
 	query_svc_free(qs);
+	overflow_watch_free(overflow); /* after the writer and the Status handlers */
 	alerts_svc_free(as);
 	alerts_free(alerts); /* after the writer: its hooks and jobs use it */
 	auth_free(auth);     /* after the server: its processor uses it */

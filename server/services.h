@@ -12,6 +12,7 @@ struct transport;
 struct ingest;
 struct tail_hub;
 struct alerts;
+struct overflow_watch;
 
 /* errq.v1.Collector/Report: the bidirectional ingest stream (svc_report.c). */
 #ifdef ERRQ_TEST_LIMITS
@@ -88,6 +89,7 @@ struct query_svc_opts {
 	const char *name, *durability, *storage;
 	uint64_t started_ns;
 	uint32_t queue_capacity;
+	struct overflow_watch *overflow; /* for Status; NULL: no groups_per_service */
 };
 struct query_svc *query_svc_new(const struct query_svc_opts *o);
 int query_svc_register(struct query_svc *q, struct transport *t);

@@ -25,8 +25,10 @@
 #include "svc_backup.h"
 #include "svc_common.h"
 #include "metrics.h"
+#include "overflow.h"
 #include "services.h"
 #include "storage.h"
+#include "store_overflow.h"
 #include "tail.h"
 #include "transport.h"
 
@@ -567,6 +569,44 @@ out:
 
 /* ---- Status ---- */
 
+/* o with the services that passed groups_per_service (overflow.h) and their overflow groups'
+ * counts read with s, encoded into *resp. */
+static grpc_status_code status_overflow(struct query_svc *q, struct store *s, Errq__V1__StatusResponse *o,
+					grpc_byte_buffer **resp, char *details, size_t dsz)
+{
+	grpc_status_code rc = GRPC_STATUS_OK;
+	uint64_t more;
+	struct overflow_service *list = malloc(sizeof(*list) * OVERFLOW_MAX_SERVICES);
+	Errq__V1__ServiceOverflow *items = calloc(OVERFLOW_MAX_SERVICES, sizeof(*items));
+	Errq__V1__ServiceOverflow **ptrs = calloc(OVERFLOW_MAX_SERVICES, sizeof(*ptrs));
+	if (!list || !items || !ptrs) {
+		rc = svc_oom(details, dsz);
+		goto out;
+	}
+	size_t n = overflow_watch_list(q->o.overflow, list, OVERFLOW_MAX_SERVICES, &more);
+	for (size_t i = 0; i < n; i++) {
+		errq__v1__service_overflow__init(&items[i]);
+		items[i].service = list[i].service;
+		items[i].since_unix_nano = list[i].since_ns;
+		if (store_overflow_group(s, list[i].service, &items[i].events) < 0) {
+			rc = svc_query_failed(s, details, dsz);
+			goto out;
+		}
+		ptrs[i] = &items[i];
+	}
+	o->overflow_services = ptrs;
+	o->n_overflow_services = n;
+	o->overflow_services_more = (uint32_t)(more > UINT32_MAX ? UINT32_MAX : more);
+	*resp = errq_bb_from_msg(&o->base);
+	if (!*resp)
+		rc = svc_oom(details, dsz);
+out:
+	free(list);
+	free(items);
+	free(ptrs);
+	return rc;
+}
+
 static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **resp, char *details, size_t dsz)
 {
 	struct query_svc *q = ctx;
@@ -623,6 +663,8 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 		o.events_dropped_total = t.dropped;
 		o.groups_total = t.groups;
 		o.database_bytes = t.db_bytes;
+		if (q->o.overflow)
+			return status_overflow(q, s, &o, resp, details, dsz);
 	}
 	*resp = errq_bb_from_msg(&o.base);
 	return *resp ? GRPC_STATUS_OK : svc_oom(details, dsz);

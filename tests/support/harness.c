@@ -156,6 +156,20 @@ void errqd_cleanup(struct errqd_proc *p)
 	p->dir[0] = '\0';
 }
 
+void harness_fixture_setup(struct errqd_proc *p)
+{
+	grpc_init();
+	memset(p, 0, sizeof(*p));
+}
+
+int harness_fixture_teardown(struct errqd_proc *p)
+{
+	int st = p->pid ? errqd_stop(p, SIGTERM) : 0;
+	errqd_cleanup(p);
+	grpc_shutdown_blocking();
+	return st == 0 ? 0 : -1;
+}
+
 static char *slurp_fd(int fd)
 {
 	struct errq_buf b;

@@ -59,6 +59,11 @@ int errqd_stop(struct errqd_proc *p, int sig);
 int harness_quiet_port(void);
 /* Removes the temporary directory. */
 void errqd_cleanup(struct errqd_proc *p);
+/* The fixture of a test with one errqd in *p: the setup starts gRPC and zeroes *p; the teardown
+ * stops errqd (SIGTERM; it must exit 0), removes its directory and shuts gRPC down.  Returns 0,
+ * or -1 when errqd did not exit cleanly (a cmocka teardown's failure). */
+void harness_fixture_setup(struct errqd_proc *p);
+int harness_fixture_teardown(struct errqd_proc *p);
 /* Runs errqd to completion with args (for refusals): returns exit status; stderr in *err. */
 int errqd_run_once(const char *const *args, char **err);
 
