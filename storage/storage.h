@@ -122,8 +122,8 @@ void store_txn_rollback(struct store *s);
  * one or two batches, and writing the aggregates every time was measured at ~60 % of the
  * writer's CPU.  A generation closes STORE_AGG_FLUSH_MS after its first count (or when its
  * table is 3/4 full, or the strings reach STORE_AGG_MAX_BYTES) and is then written in slices
- * of STORE_AGG_FLUSH_CHUNK groups, one slice with each deferred commit, so no commit carries
- * a whole generation.  Events are durable at every commit; counts trail them by at most about
+ * of whole groups, one slice with each deferred commit (STORE_AGG_FLUSH_CHUNK entries, or as
+ * many as the transaction counted if more), so no commit carries a whole generation.  Events are durable at every commit; counts trail them by at most about
  * two intervals under load.  A crash or a rollback loses only aggregates: the events after
  * the last written ones (meta 'aggregated_through', and each group's agg_through) are
  * aggregated again when the writer opens the store or begins the next transaction.  Upkeep

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "store_overflow.h"
 #include "errq_time.h"
 #include "errq_hash.h"
 #include "errq_str.h"
@@ -454,28 +455,33 @@ static int service_admits_group(struct store *s, const char *service)
 	return 1;
 }
 
-/* The cache slot of fingerprint fp: its way when cached, else the set's least recently used
- * way, emptied (a head not yet in the database is written through first); NULL on error. */
-static struct group_cache_slot *cache_way(struct store *s, const char *fp, uint64_t h, bool *hit)
+/* The cached slot of fingerprint fp (hash h), or NULL. */
+static struct group_cache_slot *cache_find(struct store *s, const char *fp, uint64_t h)
 {
 	size_t set = (h % (STORE_GROUP_CACHE_SLOTS / STORE_GROUP_CACHE_WAYS)) * STORE_GROUP_CACHE_WAYS;
 	uint64_t tag = h | 1, *tags = &s->gtags[set];
-	uint32_t now = ++s->gclock;
 	for (int w = 0; w < STORE_GROUP_CACHE_WAYS; w++)
 		if (tags[w] == tag && strcmp(s->gcache[set + w].fingerprint, fp) == 0) {
-			s->gcache[set + w].used = now;
-			*hit = true;
+			s->gcache[set + w].used = ++s->gclock;
 			return &s->gcache[set + w];
 		}
-	*hit = false;
-	/* an empty way, else the least recently used (wrap-safe age) */
+	return NULL;
+}
+
+/* An empty way for hash h: its set's empty one, else the least recently used one, emptied (a
+ * head not yet in the database is written through first); NULL on error. */
+static struct group_cache_slot *cache_take(struct store *s, uint64_t h)
+{
+	size_t set = (h % (STORE_GROUP_CACHE_SLOTS / STORE_GROUP_CACHE_WAYS)) * STORE_GROUP_CACHE_WAYS;
+	uint64_t *tags = &s->gtags[set];
+	uint32_t now = ++s->gclock;
 	int v = 0;
 	for (int w = 0; w < STORE_GROUP_CACHE_WAYS; w++) {
 		if (!tags[w]) {
 			v = w;
 			break;
 		}
-		if (now - s->gcache[set + w].used > now - s->gcache[set + v].used)
+		if (now - s->gcache[set + w].used > now - s->gcache[set + v].used) /* wrap-safe age */
 			v = w;
 	}
 	struct group_cache_slot *victim = &s->gcache[set + v];
@@ -488,27 +494,26 @@ static struct group_cache_slot *cache_way(struct store *s, const char *fp, uint6
 			return NULL;
 	}
 	memset(victim, 0, sizeof(*victim));
-	tags[v] = 0; /* set with the slot's contents (group_lookup) */
+	tags[v] = h | 1;
 	victim->used = now;
 	return victim;
 }
 
 /* The cache slot of fingerprint fp (loading it, or inserting a new group described by e), or
- * NULL on error.  *missing tells whether the group does not exist and was not created (the
- * slot is then empty). */
+ * NULL.  *missing tells whether NULL means the group does not exist and was not created (no
+ * way was taken for it: a storm of new fingerprints does not empty the cache), else an error. */
 static struct group_cache_slot *group_lookup(struct store *s, const char *fp, const struct store_event *e,
 					     bool overflow, bool create, bool *missing)
 {
 	size_t len = strlen(fp);
 	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, len);
-	bool hit;
 	*missing = false;
 	if (len > STORE_FINGERPRINT_MAX) {
 		store__fail(s, "fingerprint of %zu bytes, over %d", len, STORE_FINGERPRINT_MAX);
 		return NULL;
 	}
-	struct group_cache_slot *slot = cache_way(s, fp, h, &hit);
-	if (!slot || hit)
+	struct group_cache_slot *slot = cache_find(s, fp, h);
+	if (slot)
 		return slot;
 	int64_t id = 0, head = 0, last_minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
 	uint64_t first_seen = e->received_ns;
@@ -528,7 +533,7 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 	}
 	if (!id && !create) {
 		*missing = true;
-		return slot;
+		return NULL;
 	}
 	if (!id) {
 		st = s->stmt[STMT_INSERT_GROUP];
@@ -545,11 +550,11 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 			return NULL;
 		id = sqlite3_last_insert_rowid(s->db);
 	}
+	if (!(slot = cache_take(s, h)))
+		return NULL;
 	memcpy(slot->fingerprint, fp, len + 1);
-	s->gtags[slot - s->gcache] = h | 1;
 	slot->id = id;
 	slot->head = head;
-	slot->dirty_gen = 0;
 	slot->first_seen = first_seen;
 	slot->last_minute = last_minute;
 	return slot;
@@ -562,21 +567,15 @@ static struct group_cache_slot *group_slot(struct store *s, const struct store_e
 	bool missing;
 	*overflowed = false;
 	struct group_cache_slot *g = group_lookup(s, e->fingerprint, e, false, !s->groups_per_service, &missing);
-	if (!g || !missing)
+	if (!missing)
 		return g;
 	int admit = service_admits_group(s, e->service);
 	if (admit < 0)
 		return NULL;
 	if (admit)
 		return group_lookup(s, e->fingerprint, e, false, true, &missing);
-	/* one overflow group per service: 16 hex digits like any fingerprint, from its own hash */
-	char fp[17];
-	uint8_t b[8];
-	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, "overflow", 9);
-	h = errq_fnv64(h, e->service, strlen(e->service));
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(h >> (56 - 8 * i));
-	errq_hex_encode(b, 8, fp);
+	char fp[STORE_OVERFLOW_FP_LEN + 1];
+	store_overflow_fingerprint(e->service, fp);
 	*overflowed = true;
 	return group_lookup(s, fp, e, true, true, &missing);
 }

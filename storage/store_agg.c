@@ -6,8 +6,9 @@
  *    (group, minute, environment) entries and one of (service, minute) entries);
  *  - when it is due (STORE_AGG_FLUSH_MS after its first entry) or full, it closes: its entries
  *    move to an array sorted by group, and a fresh table opens;
- *  - the closed generation is written a slice at a time, STORE_AGG_FLUSH_CHUNK groups with
- *    each transaction, in group order (so the groups' rows and minute rows are visited in key
+ *  - the closed generation is written a slice at a time with each transaction, whole groups
+ *    of at least STORE_AGG_FLUSH_CHUNK entries or as many as the transaction counted (so it is
+ *    written before the open one can fill), in group order (so the groups' rows and minute rows are visited in key
  *    order).  Each group's row records the generation's last event rowid (groups.agg_through)
  *    with its counts; the last slice writes the service counts and meta.aggregated_through.
  * So a crash or rollback between slices loses nothing and counts nothing twice: the events

@@ -207,7 +207,7 @@ int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 /* Inside the open transaction: writes every pending aggregate. */
 int store__agg_write_all(struct store *s);
 /* Inside the open transaction: closes the open generation when it is due and writes a slice
- * of the closed one (STORE_AGG_FLUSH_CHUNK groups). */
+ * of the closed one (STORE_AGG_FLUSH_CHUNK entries, or the counts taken since the last one). */
 int store__agg_write_due(struct store *s);
 /* Inside the open transaction: closes the open generation unless one is closed already, and
  * writes a slice of the closed one. */

@@ -11,7 +11,7 @@
 void store_overflow_fingerprint(const char *service, char out[STORE_OVERFLOW_FP_LEN + 1])
 {
 	uint8_t b[8];
-	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, "overflow", 9); /* with its NUL, as store.c hashes it */
+	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, "overflow", 9); /* with its NUL (stable: stored groups) */
 	h = errq_fnv64(h, service, strlen(service));
 	for (int i = 0; i < 8; i++)
 		b[i] = (uint8_t)(h >> (56 - 8 * i));
