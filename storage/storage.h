@@ -224,6 +224,8 @@ int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more
 struct store_write_stats {
 	uint64_t events_deleted, overflow_events, minutes_folded, pages_vacuumed;
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
+	uint64_t group_lookups;   /* fingerprints the group cache did not hold (a SELECT each) */
+	uint64_t agg_generations; /* generations of aggregates closed (store_agg.c) */
 };
 void store_get_write_stats(struct store *s, struct store_write_stats *st);
 

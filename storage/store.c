@@ -518,6 +518,7 @@ static struct group_cache_slot *group_lookup(struct store *s, const char *fp, co
 	int64_t id = 0, head = 0, last_minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
 	uint64_t first_seen = e->received_ns;
 	sqlite3_stmt *st = s->stmt[STMT_FIND_GROUP];
+	s->wst.group_lookups++;
 	sqlite3_bind_text(st, 1, fp, (int)len, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -718,4 +719,5 @@ int store_txn_commit_idle(struct store *s)
 void store_get_write_stats(struct store *s, struct store_write_stats *st)
 {
 	*st = s->wst;
+	st->agg_generations = s->agg_closes;
 }

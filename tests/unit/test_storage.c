@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "storage.h"
+#include "errq_hash.h"
 #include "storage_alerts.h"
 
 static char dir[64], path[128];
@@ -1114,6 +1115,52 @@ static void test_indexed_group_columns(void **state)
 	store_close(s);
 }
 
+/* New fingerprints past groups_per_service (a storm of unique messages) go to the overflow
+ * group without taking a way of the group cache: the groups cached before stay cached. */
+static void test_storm_keeps_cache(void **state)
+{
+	struct store *s = NULL;
+	char err[512];
+	struct store_opts o = {.path = path, .groups_per_service = 2};
+	assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	uint8_t id[16];
+	/* fingerprints that fall in keep-1's set of the cache: more than its ways */
+	const size_t sets = STORE_GROUP_CACHE_SLOTS / STORE_GROUP_CACHE_WAYS;
+	uint64_t want = errq_fnv64(ERRQ_FNV64_INIT, "keep-1", 6) % sets;
+	char storm[2 * STORE_GROUP_CACHE_WAYS][24];
+	int n = 0;
+	for (long k = 0; n < 2 * STORE_GROUP_CACHE_WAYS; k++) {
+		int len = snprintf(storm[n], sizeof(storm[n]), "storm-%ld", k);
+		if (errq_fnv64(ERRQ_FNV64_INIT, storm[n], (size_t)len) % sets == want)
+			n++;
+	}
+	struct store_write_stats ws;
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(store_txn_begin(s), 0);
+		const char *keep[] = {"keep-1", "keep-2"};
+		store_get_write_stats(s, &ws);
+		uint64_t looked = ws.group_lookups;
+		for (int i = 0; i < 2; i++) {
+			struct store_event e = ev(id, (uint8_t)(10 * round + i), keep[i], t0);
+			assert_int_equal(store_txn_add_event(s, &e), 1);
+		}
+		store_get_write_stats(s, &ws);
+		/* the first round creates them (a miss, then the insert: two lookups each); the second
+		 * finds both cached, after the storm */
+		assert_int_equal(ws.group_lookups - looked, round ? 0 : 4);
+		for (int i = 0; i < n; i++) {
+			struct store_event e = ev(id, (uint8_t)(100 + 20 * round + i), storm[i], t0);
+			assert_int_equal(store_txn_add_event(s, &e), 1);
+		}
+		assert_int_equal(store_txn_commit(s), 0);
+	}
+	store_get_write_stats(s, &ws);
+	assert_int_equal(ws.overflow_events, 2 * n);
+	assert_int_equal(q1("SELECT count(*) FROM groups"), 3); /* keep-1, keep-2, the overflow group */
+	store_close(s);
+}
+
 /* The checkpointer really copies the WAL into the database (a connection that never read the
  * file used to report -1 frames and copy nothing, letting the WAL grow without bound). */
 static void test_checkpointer_checkpoints(void **state)
@@ -1669,6 +1716,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_aggregate_slices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexed_group_columns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_storm_keeps_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_count_only_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_folds_minutes_into_hours, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_incremental_vacuum, setup, teardown),
