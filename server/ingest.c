@@ -624,6 +624,8 @@ static void *writer_main(void *arg)
 			struct store_write_stats ws;
 			store_get_write_stats(ig->o.store, &ws); /* the writer's own handle: this thread */
 			ig->st.overflow_events = ws.overflow_events;
+			ig->st.group_lookups = ws.group_lookups;
+			ig->st.agg_generations = ws.agg_generations;
 			metrics_hist_observe(&ig->st.commit_seconds, (double)(t_done - t_write) / 1e9);
 			metrics_hist_observe(&ig->st.commit_events, (double)(stored + dup));
 		}

@@ -146,6 +146,7 @@ struct ingest_stats {
 	uint64_t batches_failed; /* given back unacknowledged: the disk full or the file unwritable */
 	uint64_t events_dropped; /* count_only events counted in their groups (quota), not stored */
 	uint64_t events_deleted, overflow_events; /* from the store's writer */
+	uint64_t group_lookups, agg_generations;  /* likewise (storage.h: store_write_stats) */
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 	size_t queued_batches, queued_bytes, parked, max_queued_batches;
 	size_t decoded_bytes; /* queued + parked + reserved for decoding: what max_bytes bounds */

@@ -242,6 +242,12 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 		st.events_deleted_cap);
 	COUNTER(b, "errq_overflow_events_total", "Events counted in a service's overflow group (groups_per_service).",
 		st.overflow_events);
+	COUNTER(b, "errq_group_cache_misses_total",
+		"Fingerprints the writer's group cache did not hold (each one a lookup in the database).",
+		st.group_lookups);
+	COUNTER(b, "errq_aggregate_generations_total",
+		"Generations of deferred group and minute counts closed for writing (about one a second under load).",
+		st.agg_generations);
 	COUNTER(b, "errq_events_dropped_total",
 		"Events refused by a quota (quota_exceeded): counted in their group and service, not stored.",
 		st.events_dropped);

@@ -160,6 +160,8 @@ static void test_metrics_move_with_load(void **state)
 	double rej0 = series(before, "errq_events_rejected_total{reason=\"missing_service\"}");
 	double commits0 = series(before, "errq_commits_total");
 	double hist0 = series(before, "errq_commit_duration_seconds_count");
+	double miss0 = series(before, "errq_group_cache_misses_total");
+	double gen0 = series(before, "errq_aggregate_generations_total");
 	assert_int_equal((int)series(before, "errq_ready"), 1);
 	assert_true(series(before, "errq_ingest_queue_capacity_batches") > 0);
 	assert_true(series(before, "errq_process_resident_memory_bytes") > 0);
@@ -196,6 +198,11 @@ static void test_metrics_move_with_load(void **state)
 	assert_int_equal((int)(series(after, "errq_events_rejected_total{reason=\"missing_service\"}") - rej0), 1);
 	assert_true(series(after, "errq_commits_total") >= commits0 + 2);
 	assert_true(series(after, "errq_commit_duration_seconds_count") >= hist0 + 2);
+	/* the new groups were looked up (the resent five were cached); their counts were written
+	 * with the commit that emptied the queue, as a generation of their own (the duplicates'
+	 * commit counted nothing) */
+	assert_true(series(after, "errq_group_cache_misses_total") >= miss0 + 1);
+	assert_true(series(after, "errq_aggregate_generations_total") >= gen0 + 1);
 	assert_true(series(after, "errq_commit_events_bucket{le=\"+Inf\"}") >= 2);
 	assert_true(series(after, "errq_database_bytes") > 0);
 	assert_true(series(after, "errq_circuits{state=\"closed\"}") >= 0);
