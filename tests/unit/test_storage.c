@@ -1475,6 +1475,156 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	store_close(s);
 }
 
+/* Rows of group fp a reader finds by walking its chain (store_list_events with the
+ * fingerprint): the chain must reach every row still stored, however a trim left it. */
+static int chain_len(struct store *s, const char *fp)
+{
+	int n = 0;
+	struct store_event_filter f = {.fingerprint = fp, .limit = 100000};
+	assert_int_equal(store_list_events(s, &f, count_fp, &n), 0);
+	return n;
+}
+
+static uint64_t cap_visited(struct store *s)
+{
+	struct store_write_stats ws;
+	store_get_write_stats(s, &ws);
+	return ws.cap_rows_visited;
+}
+
+/* The cap walks the chain of the group over it, not the table: one group 50 over the cap
+ * spread through 5 000 rows of 1 000 groups under it is trimmed reading its own 60 rows
+ * (the 10 it keeps, the 50 it deletes), not the others. */
+static void test_cap_walks_only_groups_over(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	uint64_t hot[64];
+	int k = 0, nhot = 0;
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int g = 0; g < 1000; g++) {
+		char fp[16];
+		snprintf(fp, sizeof(fp), "u%d", g);
+		for (int i = 0; i < 5; i++)
+			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		if (g % 16 == 0) { /* hot: 63 events from the oldest rows to the newest */
+			hot[nhot++] = base + (uint64_t)k;
+			add_in_txn(s, "hot", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		}
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+	assert_int_equal(store_agg_flush(s), 0);
+	assert_int_equal(nhot, 63);
+	assert_int_equal(q1("SELECT count(*) FROM events"), 5063);
+	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 10, .max_rows = 1000};
+	maintain_all(s, &mo);
+	assert_int_equal(stored_of("hot"), 10);
+	assert_int_equal(oldest_of("hot"), (int64_t)hot[63 - 10]); /* its newest ten */
+	assert_int_equal(q1("SELECT count(*) FROM events"), 5063 - 53);
+	assert_int_equal(q1("SELECT stored FROM groups WHERE fingerprint = 'hot'"), 10);
+	assert_int_equal(chain_len(s, "hot"), 10);
+	uint64_t v = cap_visited(s);
+	assert_true(v >= 10 + 53);
+	assert_true(v <= 10 + 53 + 2); /* the scan it replaced read ~5 000 */
+	store_close(s);
+}
+
+/* A group trimmed before is trimmed again reading only what it gained, what it loses and
+ * at most a gap to its cut (its marks), not the cap it keeps. */
+static void test_cap_trims_again_from_marks(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	enum { CAP = 1000, N = 1500 + 5 * 30 };
+	static uint64_t fa[N];
+	int k = 0, nfa = 0;
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 1500; i++) {
+		fa[nfa++] = base + (uint64_t)k;
+		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		if (i < CAP) /* fb: at the cap, not over it */
+			add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+	assert_int_equal(store_agg_flush(s), 0);
+	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = CAP, .max_rows = 16384};
+	maintain_all(s, &mo);
+	assert_int_equal(stored_of("fa"), CAP);
+	assert_int_equal(oldest_of("fa"), (int64_t)fa[nfa - CAP]);
+	assert_int_equal(stored_of("fb"), CAP);
+	uint64_t v0 = cap_visited(s);
+	assert_int_equal(v0, CAP + 500); /* the first trim walked from the head */
+	for (int round = 0; round < 5; round++) {
+		assert_int_equal(store_txn_begin(s), 0);
+		for (int i = 0; i < 30; i++) {
+			fa[nfa++] = base + (uint64_t)k;
+			add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		}
+		assert_int_equal(store_txn_commit(s), 0);
+		assert_int_equal(store_agg_flush(s), 0);
+		mo.now_ns += STORE_CAP_RECHECK_NS;
+		maintain_all(s, &mo);
+		assert_int_equal(stored_of("fa"), CAP);
+		assert_int_equal(oldest_of("fa"), (int64_t)fa[nfa - CAP]);
+		assert_int_equal(q1("SELECT stored FROM groups WHERE fingerprint = 'fa'"), CAP);
+		uint64_t v = cap_visited(s) - v0;
+		v0 += v;
+		assert_true(v >= 30 + 30);
+		assert_true(v <= 30 + 30 + STORE_CAP_MARK_GAP(CAP) + 1);
+	}
+	assert_int_equal(chain_len(s, "fa"), CAP);
+	store_close(s);
+}
+
+/* A step deletes at most max_rows rows; one that stops inside a group's tail leaves the
+ * chain whole (a reader finds every row still stored), and a new handle (no marks, as after
+ * a restart) finishes the trim along it. */
+static void test_cap_step_keeps_chain_whole(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	uint64_t fa[100], fb[50];
+	int k = 0, nfa = 0, nfb = 0;
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 100; i++) {
+		fa[nfa++] = base + (uint64_t)k;
+		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		if (i % 2) {
+			fb[nfb++] = base + (uint64_t)k;
+			add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		}
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+	assert_int_equal(store_agg_flush(s), 0);
+	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 10, .max_rows = 7};
+	struct store_write_stats ws;
+	uint64_t deleted = 0;
+	bool more = true;
+	for (int step = 0; step < 4; step++) {
+		assert_int_equal(store_maintain(s, &mo, &more), 0);
+		assert_true(more);
+		store_get_write_stats(s, &ws);
+		assert_int_equal(ws.events_deleted_cap - deleted, 7);
+		deleted = ws.events_deleted_cap;
+		assert_int_equal(chain_len(s, "fa"), stored_of("fa"));
+		assert_int_equal(chain_len(s, "fb"), stored_of("fb"));
+		assert_int_equal(q1("SELECT count(*) FROM groups g WHERE stored <>"
+				    " (SELECT count(*) FROM events e WHERE e.group_id = g.id)"), 0);
+	}
+	assert_int_equal(stored_of("fa"), 100 - 28);
+	assert_int_equal(oldest_of("fa"), (int64_t)fa[0]); /* the newest of its tail go first */
+	store_close(s);
+	s = open_writer();
+	maintain_all(s, &mo);
+	assert_int_equal(stored_of("fa"), 10);
+	assert_int_equal(oldest_of("fa"), (int64_t)fa[100 - 10]);
+	assert_int_equal(stored_of("fb"), 10);
+	assert_int_equal(oldest_of("fb"), (int64_t)fb[50 - 10]);
+	assert_int_equal(chain_len(s, "fa"), 10);
+	assert_int_equal(chain_len(s, "fb"), 10);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1495,6 +1645,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vacuum_leaves_slack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_keeps_newest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_pass_ends_at_backlog, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_walks_only_groups_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_trims_again_from_marks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_step_keeps_chain_whole, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_mid_flush, setup, teardown),
