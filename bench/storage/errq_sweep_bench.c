@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <math.h>
+#include <sys/resource.h>
 
 #include "storage.h"
 #include "errq_time.h"
@@ -28,6 +29,15 @@ struct flags {
 	long events, groups, cap, max_rows, extra, zipf, rounds, round_events;
 	const char *db;
 };
+
+/* CPU time of the process, user and system (the sweep's wall time includes waits) */
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ULL +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ULL;
+}
 
 /* The group of the next event: round-robin, or a draw from the Zipf table. */
 struct draw {
@@ -168,7 +178,7 @@ int main(int argc, char **argv)
 #endif
 	struct store_write_stats ws;
 	long steps = 0, added = f.events;
-	uint64_t ns = 0;
+	uint64_t ns = 0, cpu = 0;
 	for (long round = 0; round <= f.rounds; round++) {
 		if (round) { /* steady churn: more events, then a pass after the recheck interval */
 			if (fill(s, &f, &d, added, f.round_events, t0)) {
@@ -180,7 +190,7 @@ int main(int argc, char **argv)
 			mo.now_ns += STORE_CAP_CHECK_NS;
 		}
 		bool more = true;
-		uint64_t start = errq_mono_ns();
+		uint64_t start = errq_mono_ns(), cpu0 = cpu_ns();
 		/* the clock stays put: a pass ends when the sweep has deleted what it found */
 		while (more) {
 			if (store_maintain(s, &mo, &more)) {
@@ -191,6 +201,7 @@ int main(int argc, char **argv)
 			steps++;
 		}
 		ns += errq_mono_ns() - start;
+		cpu += cpu_ns() - cpu0;
 	}
 	store_get_write_stats(s, &ws);
 	store_close(s);
@@ -206,9 +217,9 @@ int main(int argc, char **argv)
 #endif
 	printf("{\"events\": %ld, \"groups\": %ld, \"zipf\": %.2f, \"rounds\": %ld, \"round_events\": %ld, \"cap\": %ld,"
 	       " \"max_rows\": %ld, \"deleted\": %llu, \"expected\": %ld, \"visited\": %llu, \"steps\": %ld,"
-	       " \"sweep_ms\": %.1f, \"rows_per_s\": %.0f, \"ok\": %s}\n",
+	       " \"sweep_ms\": %.1f, \"sweep_cpu_ms\": %.1f, \"rows_per_s\": %.0f, \"ok\": %s}\n",
 	       f.events, f.groups, f.zipf / 100.0, f.rounds, f.rounds ? f.round_events : 0, f.cap, f.max_rows,
-	       (unsigned long long)ws.events_deleted_cap, want, visited, steps, ns / 1e6,
+	       (unsigned long long)ws.events_deleted_cap, want, visited, steps, ns / 1e6, cpu / 1e6,
 	       ns ? ws.events_deleted_cap * 1e9 / ns : 0.0, ok ? "true" : "false");
 	if (f.db == path) {
 		char p[80];
