@@ -62,6 +62,7 @@ struct cap_state {
 	int64_t pass[STORE_CAP_PASS_GROUPS]; /* the groups over the cap when the pass began */
 	int npass, next;
 	bool pass_full; /* more groups were over than one pass takes */
+	bool scan;      /* this pass scans the table instead (see cap_pass_begin) */
 	uint64_t pass_no;
 	struct cap_track track[STORE_CAP_TRACK_GROUPS];
 };
@@ -391,23 +392,101 @@ static int cap_trim(struct cap_step *w, struct cap_state *c, int64_t gid, bool *
 	return 0;
 }
 
+/* The dense case: a pass that scans the events table from the oldest row toward the newest,
+ * at most max_rows rows a step, deleting events of groups that store more than cap, as
+ * runs of consecutive rowids.  Deleting in age order keeps each group's newest events (the
+ * chain's head side, so the chains stay whole).  The pass ends at the newest row or once
+ * it deleted the backlog found when it began (the rows past that are newer than every row
+ * it must delete). */
+static int cap_scan_step(struct store *s, uint32_t cap, int max_rows, bool *pass_over)
+{
+	struct store_maint_scratch *m = scratch_begin(s);
+	sqlite3_stmt *st = NULL, *q = NULL;
+	int rc = -1;
+	if (!m)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, "SELECT id, group_id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT stored FROM groups WHERE id = ?1", -1, &q, NULL) != SQLITE_OK) {
+		store__set_err(s, "prepare cap");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, s->cap_cursor);
+	sqlite3_bind_int(st, 2, max_rows);
+	int r = SQLITE_DONE, scanned = 0;
+	while (m->n < s->cap_backlog && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		scanned++;
+		bool fresh;
+		struct maint_group *g = scratch_group(m, sqlite3_column_int64(st, 1), &fresh);
+		if (fresh) { /* how far over the cap the group is, counted down as rows are chosen */
+			sqlite3_bind_int64(q, 1, g->gid);
+			g->allow = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) - cap : 0;
+			sqlite3_reset(q);
+		}
+		s->cap_cursor = id;
+		if (g->allow > 0)
+			scratch_choose(m, g, id);
+		else
+			m->in_run = false;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE) {
+		store__set_err(s, "cap scan");
+		goto out;
+	}
+	*pass_over = m->n >= s->cap_backlog || (r == SQLITE_DONE && scanned < max_rows);
+	s->cap_backlog -= m->n;
+	s->cap_pass_deleted += m->n;
+	s->wst.cap_rows_visited += (uint64_t)scanned;
+	rc = delete_chosen(s, m, &s->wst.events_deleted_cap);
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Begins a pass: the groups over the cap (a scan of the groups table, so it runs at most
- * every STORE_CAP_CHECK_NS, STORE_CAP_RECHECK_NS after a pass that deleted). */
+ * every STORE_CAP_CHECK_NS, STORE_CAP_RECHECK_NS after a pass that deleted), and how: when
+ * the rows over the cap are a large share of the table (a cap lowered, or set on a big
+ * database), most rows a scan reads it deletes, in runs that free whole pages, and the pass
+ * scans; else (the steady state: groups past the cap by what arrived since the last pass)
+ * it walks the chains of the groups over the cap. */
 static int cap_pass_begin(struct store *s, struct cap_state *c, uint32_t cap)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT id FROM groups WHERE stored > ?1 LIMIT ?2", -1, &st, NULL) != SQLITE_OK)
+	int64_t backlog = 0, rows = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT id, stored - ?1 FROM groups WHERE stored > ?1 LIMIT ?2", -1, &st,
+			       NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare cap check");
 	sqlite3_bind_int64(st, 1, cap);
 	sqlite3_bind_int(st, 2, STORE_CAP_PASS_GROUPS);
 	int r;
 	c->npass = c->next = 0;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		c->pass[c->npass++] = sqlite3_column_int64(st, 0);
+		backlog += sqlite3_column_int64(st, 1);
+	}
 	sqlite3_finalize(st);
+	if (r != SQLITE_DONE)
+		return store__set_err(s, "cap check");
 	c->pass_full = c->npass == STORE_CAP_PASS_GROUPS;
 	c->pass_no++;
-	return r == SQLITE_DONE ? 0 : store__set_err(s, "cap check");
+	if (!c->npass)
+		return 0;
+	/* the table's extent: two seeks at the ends of the rowid tree */
+	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT max(id) FROM events) - (SELECT min(id) FROM events) + 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store__set_err(s, "prepare cap check");
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		rows = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW)
+		return store__set_err(s, "cap check");
+	c->scan = backlog * STORE_CAP_SCAN_SHARE >= rows;
+	s->cap_backlog = backlog;
+	s->cap_cursor = 0;
+	return 0;
 }
 
 /* The per-group cap: when some group is over it, trims the groups over it one after the
@@ -439,6 +518,13 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 		s->cap_sweeping = true;
 		s->cap_pass_deleted = 0;
 	}
+	if (c->scan) {
+		bool over = false;
+		if (cap_scan_step(s, cap, max_rows, &over))
+			return -1;
+		c->next = over ? c->npass : 0;
+		goto pass_end;
+	}
 	struct cap_step w = {.s = s, .cap = cap, .max_rows = max_rows};
 	int rc = -1;
 	for (int i = 0; i < CQ_COUNT; i++)
@@ -454,12 +540,6 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 		c->next += done;
 	}
 	s->cap_pass_deleted += w.deleted;
-	if (c->next >= c->npass) { /* look again soon if the pass found work, else later */
-		s->cap_sweeping = false;
-		if (s->cap_pass_deleted || c->pass_full)
-			s->cap_next_check = now_ns + STORE_CAP_RECHECK_NS;
-	} else
-		*more = true;
 	s->wst.events_deleted += (uint64_t)w.deleted;
 	s->wst.events_deleted_cap += (uint64_t)w.deleted;
 	s->wst.cap_rows_visited += (uint64_t)w.visited;
@@ -467,7 +547,16 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 out:
 	for (int i = 0; i < CQ_COUNT; i++)
 		sqlite3_finalize(w.q[i]);
-	return rc;
+	if (rc)
+		return rc;
+pass_end:
+	if (c->next >= c->npass) { /* look again soon if the pass found work, else later */
+		s->cap_sweeping = false;
+		if (s->cap_pass_deleted || c->pass_full)
+			s->cap_next_check = now_ns + STORE_CAP_RECHECK_NS;
+	} else
+		*more = true;
+	return 0;
 }
 
 /* Folds minute counts older than the cutoff into hourly ones, the oldest hour first.  Finding

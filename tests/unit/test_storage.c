@@ -1386,17 +1386,46 @@ static int64_t oldest_of(const char *fp)
 		   fp);
 }
 
+/* Rows of group fp a reader finds by walking its chain (store_list_events with the
+ * fingerprint): the chain must reach every row still stored, however a trim left it. */
+static int chain_len(struct store *s, const char *fp)
+{
+	int n = 0;
+	struct store_event_filter f = {.fingerprint = fp, .limit = 100000};
+	assert_int_equal(store_list_events(s, &f, count_fp, &n), 0);
+	return n;
+}
+
+static uint64_t cap_visited(struct store *s)
+{
+	struct store_write_stats ws;
+	store_get_write_stats(s, &ws);
+	return ws.cap_rows_visited;
+}
+
 /* Groups over the cap keep their newest events, whatever the step size (a step of 7 rows
- * splits runs and groups across steps; one of 16 384 does all at once); groups under it keep
- * all; the stored counts follow; a second pass waits for STORE_CAP_RECHECK_NS. */
+ * splits runs and groups across steps; one of 16 384 does all at once) and whether the pass
+ * scans the table (the rows over the cap are most of it) or walks the groups' chains (2 000
+ * rows of groups under the cap come first); groups under it keep all; the stored counts
+ * follow; a second pass waits for STORE_CAP_RECHECK_NS. */
 static void test_cap_keeps_newest(void **state)
 {
-	const uint32_t sizes[] = {7, STORE_MAINT_MAX_ROWS};
+	const uint32_t sizes[] = {7, STORE_MAINT_MAX_ROWS, 7, STORE_MAINT_MAX_ROWS};
 	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
 		unlink(path);
 		struct store *s = open_writer();
 		const uint64_t base = 500000ULL * HOUR_NS;
 		int k = 0;
+		if (z >= 2) {
+			assert_int_equal(store_txn_begin(s), 0);
+			for (int g = 0; g < 400; g++) {
+				char fp[16];
+				snprintf(fp, sizeof(fp), "u%d", g);
+				for (int i = 0; i < 5; i++)
+					add_in_txn(s, fp, "checkout", NULL, base - 1000000 + (uint64_t)k, k, NULL), k++;
+			}
+			assert_int_equal(store_txn_commit(s), 0);
+		}
 		for (int i = 0; i < 60; i++) { /* interleaved: fa 60, fb 8, fc 25 */
 			add_at(s, "fa", "checkout", NULL, base + (uint64_t)i * 3, k++, NULL);
 			if (i < 8)
@@ -1418,6 +1447,12 @@ static void test_cap_keeps_newest(void **state)
 		struct store_write_stats ws;
 		store_get_write_stats(s, &ws);
 		assert_int_equal(ws.events_deleted_cap, 50 + 15);
+		/* the walk reads the 2 x 10 rows kept and the 65 deleted (with steps of 7, a step
+		 * that resumes a trim reads the kept end's link again: 7 for fa, 2 for fc), the
+		 * scan every row up to the last it deleted (fa's 50th: 8 x 3 + 17 x 2 + 25 rows) */
+		assert_int_equal(ws.cap_rows_visited, z == 3   ? 2 * 10 + 65
+						      : z == 2 ? 2 * 10 + 65 + 7 + 2
+							       : 8 * 3 + 17 * 2 + 25);
 
 		/* five more: not swept before the recheck interval, then swept */
 		for (int i = 0; i < 5; i++)
@@ -1461,7 +1496,10 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(oldest_of("fa"), (int64_t)(base + 100));
 	assert_int_equal(q1("SELECT count(*) FROM events"), 3100);
 
-	/* 3 900 over behind 3 100 kept: one step of max_rows 8 000 deletes them all */
+	/* 3 900 over behind 3 100 kept: one step of max_rows 8 000 deletes them all; that many
+	 * rows over the cap (over 1/STORE_CAP_SCAN_SHARE of the table) make the pass a scan,
+	 * which reads the 7 000 rows in rowid order (a walk would read 4 000 at random) */
+	uint64_t v0 = cap_visited(s);
 	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 4000; i++)
 		add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
@@ -1472,24 +1510,8 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(store_maintain(s, &mo, &more), 0);
 	assert_int_equal(stored_of("fb"), 100);
 	assert_int_equal(oldest_of("fb"), (int64_t)(base + (uint64_t)k - 100));
+	assert_int_equal(cap_visited(s) - v0, 7000);
 	store_close(s);
-}
-
-/* Rows of group fp a reader finds by walking its chain (store_list_events with the
- * fingerprint): the chain must reach every row still stored, however a trim left it. */
-static int chain_len(struct store *s, const char *fp)
-{
-	int n = 0;
-	struct store_event_filter f = {.fingerprint = fp, .limit = 100000};
-	assert_int_equal(store_list_events(s, &f, count_fp, &n), 0);
-	return n;
-}
-
-static uint64_t cap_visited(struct store *s)
-{
-	struct store_write_stats ws;
-	store_get_write_stats(s, &ws);
-	return ws.cap_rows_visited;
 }
 
 /* The cap walks the chain of the group over it, not the table: one group 50 over the cap
@@ -1593,6 +1615,10 @@ static void test_cap_step_keeps_chain_whole(void **state)
 			fb[nfb++] = base + (uint64_t)k;
 			add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
 		}
+		char fp[16]; /* 1 000 rows under the cap: the rows over it are too few for a scan */
+		snprintf(fp, sizeof(fp), "u%d", i);
+		for (int j = 0; j < 10; j++)
+			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
 	}
 	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
