@@ -52,8 +52,6 @@ struct cap_mark {
 	int64_t pos, rowid;
 };
 struct cap_track {
-	int64_t gid;   /* 0 = free */
-	uint64_t used; /* pass that last trimmed it: the least recent is evicted */
 	uint32_t cap;  /* the cap its marks are spaced for */
 	int nmarks;
 	struct cap_mark mark[STORE_CAP_MARKS]; /* oldest first; the last is the head last seen */
@@ -64,6 +62,10 @@ struct cap_state {
 	bool pass_full; /* more groups were over than one pass takes */
 	bool scan;      /* this pass scans the table instead (see cap_pass_begin) */
 	uint64_t pass_no;
+	/* the tracked groups: ids (0 = free) and the pass that last trimmed each (the least
+	 * recent is evicted) apart from their marks, so a lookup reads 16 KiB, not 4 MiB */
+	int64_t track_gid[STORE_CAP_TRACK_GROUPS];
+	uint64_t track_used[STORE_CAP_TRACK_GROUPS];
 	struct cap_track track[STORE_CAP_TRACK_GROUPS];
 };
 struct maint_group {
@@ -223,19 +225,23 @@ struct cap_step {
 
 static struct cap_track *track_get(struct cap_state *c, int64_t gid)
 {
-	struct cap_track *lru = &c->track[0];
+	int lru = 0;
 	for (int i = 0; i < STORE_CAP_TRACK_GROUPS; i++) {
-		struct cap_track *t = &c->track[i];
-		if (t->gid == gid)
-			return t;
-		if (!t->gid || t->used < lru->used)
-			lru = t;
-		if (!t->gid)
-			break; /* slots fill from the front and are never freed: none after a free one */
+		if (c->track_gid[i] == gid) {
+			c->track_used[i] = c->pass_no;
+			return &c->track[i];
+		}
+		if (!c->track_gid[i]) { /* slots fill from the front and are never freed */
+			lru = i;
+			break;
+		}
+		if (c->track_used[i] < c->track_used[lru])
+			lru = i;
 	}
-	lru->gid = gid;
-	lru->nmarks = 0;
-	return lru;
+	c->track_gid[lru] = gid;
+	c->track_used[lru] = c->pass_no;
+	c->track[lru].nmarks = 0;
+	return &c->track[lru];
 }
 
 /* Appends a mark (positions ascend), dropping the one before it when its neighbours are
@@ -331,7 +337,6 @@ static int cap_trim(struct cap_step *w, struct cap_state *c, int64_t gid, bool *
 	struct cap_track *t = track_get(c, gid);
 	if (t->cap != w->cap)
 		t->nmarks = 0, t->cap = w->cap;
-	t->used = c->pass_no;
 	if (track_catch_up(w, t, gid, head, &tail, &first))
 		return -1;
 	int64_t cut = t->mark[t->nmarks - 1].pos - w->cap; /* position of the first link to delete */
@@ -489,12 +494,9 @@ static int cap_pass_begin(struct store *s, struct cap_state *c, uint32_t cap)
 	return 0;
 }
 
-/* The per-group cap: when some group is over it, trims the groups over it one after the
- * other (see above), at most max_rows deletions a step; a group whose trim is under way
- * finishes first.  The pass ends when every group it found is trimmed.  The cap is
- * therefore enforced eventually, at the sweep's pace, not at every insert; the pace follows
- * ingest (see store_maint_opts.max_rows). */
-static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows, bool *more)
+/* One step of a pass that walks chains: trims the pass's groups one after the other, a new
+ * one only while the step has budget left, the one under way first. */
+static int cap_walk_step(struct store *s, struct cap_state *c, uint32_t cap, int max_rows)
 {
 	static const char *const sql[CQ_COUNT] = {
 	    [CQ_GROUP] = "SELECT stored, last_event FROM groups WHERE id = ?1",
@@ -503,6 +505,38 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 	    [CQ_RELINK] = "UPDATE events SET prev_in_group = ?2 WHERE id = ?1",
 	    [CQ_LOWER] = "UPDATE groups SET stored = max(stored - ?2, 0) WHERE id = ?1",
 	};
+	struct cap_step w = {.s = s, .cap = cap, .max_rows = max_rows};
+	int rc = -1;
+	for (int i = 0; i < CQ_COUNT; i++)
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &w.q[i], NULL) != SQLITE_OK) {
+			store__set_err(s, "prepare cap");
+			goto out;
+		}
+	while (c->next < c->npass && w.deleted < max_rows && w.visited < max_rows) {
+		bool done;
+		if (cap_trim(&w, c, c->pass[c->next], &done))
+			goto out;
+		c->next += done;
+	}
+	rc = 0;
+out: /* what a failed step deleted is rolled back with it: count nothing */
+	if (!rc) {
+		s->cap_pass_deleted += w.deleted;
+		s->wst.events_deleted += (uint64_t)w.deleted;
+		s->wst.events_deleted_cap += (uint64_t)w.deleted;
+		s->wst.cap_rows_visited += (uint64_t)w.visited;
+	}
+	for (int i = 0; i < CQ_COUNT; i++)
+		sqlite3_finalize(w.q[i]);
+	return rc;
+}
+
+/* The per-group cap: when some group is over it, a pass trims the groups over it (by a scan
+ * or along their chains, see cap_pass_begin), at most max_rows deletions a step.  The cap is
+ * therefore enforced eventually, at the sweep's pace, not at every insert; the pace follows
+ * ingest (see store_maint_opts.max_rows). */
+static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows, bool *more)
+{
 	struct store_maint_scratch *m = scratch_begin(s);
 	if (!m)
 		return -1;
@@ -523,33 +557,8 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 		if (cap_scan_step(s, cap, max_rows, &over))
 			return -1;
 		c->next = over ? c->npass : 0;
-		goto pass_end;
-	}
-	struct cap_step w = {.s = s, .cap = cap, .max_rows = max_rows};
-	int rc = -1;
-	for (int i = 0; i < CQ_COUNT; i++)
-		if (sqlite3_prepare_v2(s->db, sql[i], -1, &w.q[i], NULL) != SQLITE_OK) {
-			store__set_err(s, "prepare cap");
-			goto out;
-		}
-	/* a new group only while the step has budget left; the one under way first */
-	while (c->next < c->npass && w.deleted < max_rows && w.visited < max_rows) {
-		bool done;
-		if (cap_trim(&w, c, c->pass[c->next], &done))
-			goto out;
-		c->next += done;
-	}
-	s->cap_pass_deleted += w.deleted;
-	s->wst.events_deleted += (uint64_t)w.deleted;
-	s->wst.events_deleted_cap += (uint64_t)w.deleted;
-	s->wst.cap_rows_visited += (uint64_t)w.visited;
-	rc = 0;
-out:
-	for (int i = 0; i < CQ_COUNT; i++)
-		sqlite3_finalize(w.q[i]);
-	if (rc)
-		return rc;
-pass_end:
+	} else if (cap_walk_step(s, c, cap, max_rows))
+		return -1;
 	if (c->next >= c->npass) { /* look again soon if the pass found work, else later */
 		s->cap_sweeping = false;
 		if (s->cap_pass_deleted || c->pass_full)
