@@ -455,7 +455,8 @@ out:
  * the rows over the cap are a large share of the table (a cap lowered, or set on a big
  * database), most rows a scan reads it deletes, in runs that free whole pages, and the pass
  * scans; else (the steady state: groups past the cap by what arrived since the last pass)
- * it walks the chains of the groups over the cap. */
+ * it walks the chains of the groups over the cap.  A cap above STORE_CAP_WALK_MAX always
+ * scans: a first trim reads cap links in one step, which must stay short. */
 static int cap_pass_begin(struct store *s, struct cap_state *c, uint32_t cap)
 {
 	sqlite3_stmt *st = NULL;
@@ -488,7 +489,7 @@ static int cap_pass_begin(struct store *s, struct cap_state *c, uint32_t cap)
 	sqlite3_finalize(st);
 	if (r != SQLITE_ROW)
 		return store__set_err(s, "cap check");
-	c->scan = backlog * STORE_CAP_SCAN_SHARE >= rows;
+	c->scan = cap > STORE_CAP_WALK_MAX || backlog * STORE_CAP_SCAN_SHARE >= rows;
 	s->cap_backlog = backlog;
 	s->cap_cursor = 0;
 	return 0;

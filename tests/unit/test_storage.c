@@ -1551,6 +1551,26 @@ static void test_cap_walks_only_groups_over(void **state)
 	store_close(s);
 }
 
+/* A cap above STORE_CAP_WALK_MAX scans (a first walk would read cap links in one step):
+ * one group 15 over it is trimmed reading its 15 oldest rows, not 16 385 links. */
+static void test_cap_big_cap_scans(void **state)
+{
+	struct store *s = open_writer();
+	const uint64_t base = 500000ULL * HOUR_NS;
+	const int n = STORE_CAP_WALK_MAX + 16;
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int k = 0; k < n; k++)
+		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL);
+	assert_int_equal(store_txn_commit(s), 0);
+	assert_int_equal(store_agg_flush(s), 0);
+	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = STORE_CAP_WALK_MAX + 1};
+	maintain_all(s, &mo);
+	assert_int_equal(stored_of("fa"), STORE_CAP_WALK_MAX + 1);
+	assert_int_equal(oldest_of("fa"), (int64_t)(base + 15));
+	assert_int_equal(cap_visited(s), 15);
+	store_close(s);
+}
+
 /* A group trimmed before is trimmed again reading only what it gained, what it loses and
  * at most a gap to its cut (its marks), not the cap it keeps. */
 static void test_cap_trims_again_from_marks(void **state)
@@ -1673,6 +1693,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cap_pass_ends_at_backlog, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_walks_only_groups_over, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_trims_again_from_marks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_big_cap_scans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_step_keeps_chain_whole, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
