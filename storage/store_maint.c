@@ -41,7 +41,7 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 }
 
 /* ---- the rows one step deletes ----
- * Both sweeps scan events in rowid order and choose rows to delete.  The chosen rows are kept
+ * Retention and the cap's dense passes scan events in rowid order and choose rows to delete.  The chosen rows are kept
  * as runs of consecutive scanned rows (a run holds no kept row, so a range DELETE removes
  * exactly them) and as a count per group, so a step runs one DELETE per run and one UPDATE per
  * group instead of two statements a row.  The scratch lives in the store (writer only) and
@@ -195,6 +195,7 @@ static int retention_step(struct store *s, uint64_t cutoff_ns, int max_rows, boo
 }
 
 /* ---- the per-group cap: a walk along the chains of the groups over it ----
+ * (or a scan of the table when the rows over the cap are much of it: cap_pass_begin)
  * A group's events form a chain from groups.last_event (the newest) through prev_in_group
  * to the oldest; a reader walking it stops at a row that is gone.  The cap keeps the newest
  * `cap` events of a group, so what it deletes is the chain's tail: everything past the
