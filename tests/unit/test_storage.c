@@ -1403,6 +1403,19 @@ static uint64_t cap_visited(struct store *s)
 	return ws.cap_rows_visited;
 }
 
+/* Adds n events to each of the groups PREFIX0..PREFIX(groups-1) inside the open transaction,
+ * event numbers (and receive times after base) from k on; returns the next number. */
+static int add_groups(struct store *s, const char *prefix, int groups, int n, uint64_t base, int k)
+{
+	for (int g = 0; g < groups; g++) {
+		char fp[32];
+		snprintf(fp, sizeof(fp), "%s%d", prefix, g);
+		for (int i = 0; i < n; i++)
+			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	}
+	return k;
+}
+
 /* Groups over the cap keep their newest events, whatever the step size (a step of 7 rows
  * splits runs and groups across steps; one of 16 384 does all at once) and whether the pass
  * scans the table (the rows over the cap are most of it) or walks the groups' chains (2 000
@@ -1418,12 +1431,7 @@ static void test_cap_keeps_newest(void **state)
 		int k = 0;
 		if (z >= 2) {
 			assert_int_equal(store_txn_begin(s), 0);
-			for (int g = 0; g < 400; g++) {
-				char fp[16];
-				snprintf(fp, sizeof(fp), "u%d", g);
-				for (int i = 0; i < 5; i++)
-					add_in_txn(s, fp, "checkout", NULL, base - 1000000 + (uint64_t)k, k, NULL), k++;
-			}
+			k = add_groups(s, "u", 400, 5, base - 1000000, k);
 			assert_int_equal(store_txn_commit(s), 0);
 		}
 		for (int i = 0; i < 60; i++) { /* interleaved: fa 60, fb 8, fc 25 */
@@ -1480,12 +1488,7 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 200; i++)
 		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-	for (int g = 0; g < 30; g++) { /* 30 groups exactly at the cap */
-		char fp[16];
-		snprintf(fp, sizeof(fp), "fg%d", g);
-		for (int i = 0; i < 100; i++)
-			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-	}
+	k = add_groups(s, "fg", 30, 100, base, k); /* 30 groups exactly at the cap */
 	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
 	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 100, .max_rows = 1000};
@@ -1525,10 +1528,9 @@ static void test_cap_walks_only_groups_over(void **state)
 	int k = 0, nhot = 0;
 	assert_int_equal(store_txn_begin(s), 0);
 	for (int g = 0; g < 1000; g++) {
-		char fp[16];
-		snprintf(fp, sizeof(fp), "u%d", g);
-		for (int i = 0; i < 5; i++)
-			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		char pfx[16];
+		snprintf(pfx, sizeof(pfx), "u%d-", g);
+		k = add_groups(s, pfx, 1, 5, base, k);
 		if (g % 16 == 0) { /* hot: 63 events from the oldest rows to the newest */
 			hot[nhot++] = base + (uint64_t)k;
 			add_in_txn(s, "hot", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
@@ -1635,10 +1637,9 @@ static void test_cap_step_keeps_chain_whole(void **state)
 			fb[nfb++] = base + (uint64_t)k;
 			add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
 		}
-		char fp[16]; /* 1 000 rows under the cap: the rows over it are too few for a scan */
-		snprintf(fp, sizeof(fp), "u%d", i);
-		for (int j = 0; j < 10; j++)
-			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+		char pfx[16]; /* 1 000 rows under the cap: the rows over it are too few for a scan */
+		snprintf(pfx, sizeof(pfx), "u%d-", i);
+		k = add_groups(s, pfx, 1, 10, base, k);
 	}
 	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
