@@ -194,8 +194,8 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
 #define STORE_CAP_RECHECK_NS (1ULL * 1000000000ULL) /* ... after a pass that deleted some */
 #define STORE_CAP_PASS_GROUPS 4096 /* groups over the cap one pass trims; the rest: the next pass, 1 s on */
 #define STORE_CAP_TRACK_GROUPS 1024 /* groups whose chain marks upkeep keeps (least recently trimmed goes) */
-#define STORE_CAP_SCAN_SHARE 4 /* a pass scans the table when the rows over the cap are >= 1/4 of it */
-#define STORE_CAP_WALK_MAX 16384 /* ... or when the cap is above this (a first trim walks cap links) */
+#define STORE_CAP_SCAN_SHARE 4 /* a pass scans while a step deletes >= 1/4 of the rows it reads, then walks */
+#define STORE_CAP_WALK_MAX 16384 /* ... or always scans, when the cap is above this (a first trim walks cap links) */
 #define STORE_CAP_MARKS 256 /* marks a tracked group keeps: 4 KiB each, 4 MiB for the table */
 /* the most chain links between a group's marks: how far a trim walks before its cut */
 #define STORE_CAP_MARK_GAP(cap) (((uint64_t)(cap) * 4 + STORE_CAP_MARKS - 7) / (STORE_CAP_MARKS - 6))

@@ -195,7 +195,7 @@ static int retention_step(struct store *s, uint64_t cutoff_ns, int max_rows, boo
 }
 
 /* ---- the per-group cap: a walk along the chains of the groups over it ----
- * (or a scan of the table when the rows over the cap are much of it: cap_pass_begin)
+ * (or a scan of the table while the rows over the cap are most of what it reads: cap_pass_begin)
  * A group's events form a chain from groups.last_event (the newest) through prev_in_group
  * to the oldest; a reader walking it stops at a row that is gone.  The cap keeps the newest
  * `cap` events of a group, so what it deletes is the chain's tail: everything past the
@@ -409,7 +409,7 @@ static int cap_trim(struct cap_step *w, struct cap_state *c, int64_t gid, bool *
  * chain's head side, so the chains stay whole).  The pass ends at the newest row or once
  * it deleted the backlog found when it began (the rows past that are newer than every row
  * it must delete). */
-static int cap_scan_step(struct store *s, uint32_t cap, int max_rows, bool *pass_over)
+static int cap_scan_step(struct store *s, uint32_t cap, int max_rows, bool *pass_over, int *read, int *deleted)
 {
 	struct store_maint_scratch *m = scratch_begin(s);
 	sqlite3_stmt *st = NULL, *q = NULL;
@@ -449,6 +449,8 @@ static int cap_scan_step(struct store *s, uint32_t cap, int max_rows, bool *pass
 	s->cap_backlog -= m->n;
 	s->cap_pass_deleted += m->n;
 	s->wst.cap_rows_visited += (uint64_t)scanned;
+	*read = scanned;
+	*deleted = m->n;
 	rc = delete_chosen(s, m, &s->wst.events_deleted_cap);
 out:
 	sqlite3_finalize(q);
@@ -457,16 +459,18 @@ out:
 }
 
 /* Begins a pass: the groups over the cap (a scan of the groups table, so it runs at most
- * every STORE_CAP_CHECK_NS, STORE_CAP_RECHECK_NS after a pass that deleted), and how: when
- * the rows over the cap are a large share of the table (a cap lowered, or set on a big
- * database), most rows a scan reads it deletes, in runs that free whole pages, and the pass
- * scans; else (the steady state: groups past the cap by what arrived since the last pass)
- * it walks the chains of the groups over the cap.  A cap above STORE_CAP_WALK_MAX always
- * scans: a first trim reads cap links in one step, which must stay short. */
+ * every STORE_CAP_CHECK_NS, STORE_CAP_RECHECK_NS after a pass that deleted).  A pass starts
+ * as a scan from the oldest row and goes on scanning while it pays (cap_step): when the rows
+ * to delete lie at the table's old end (every group over the cap by what arrived since the
+ * last pass, or a cap lowered or set on a big database) a scan deletes most of what it reads,
+ * in runs that free whole pages.  Once a scan step deletes less than 1/STORE_CAP_SCAN_SHARE
+ * of the rows it read (the rows to delete are spread through rows kept: a few groups over
+ * the cap among many under it, the steady state of a big database), the pass walks the
+ * chains of its groups instead. */
 static int cap_pass_begin(struct store *s, struct cap_state *c, uint32_t cap)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t backlog = 0, rows = 0;
+	int64_t backlog = 0;
 	if (sqlite3_prepare_v2(s->db, "SELECT id, stored - ?1 FROM groups WHERE stored > ?1 LIMIT ?2", -1, &st,
 			       NULL) != SQLITE_OK)
 		return store__set_err(s, "prepare cap check");
@@ -483,19 +487,7 @@ static int cap_pass_begin(struct store *s, struct cap_state *c, uint32_t cap)
 		return store__set_err(s, "cap check");
 	c->pass_full = c->npass == STORE_CAP_PASS_GROUPS;
 	c->pass_no++;
-	if (!c->npass)
-		return 0;
-	/* the table's extent: two seeks at the ends of the rowid tree */
-	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT max(id) FROM events) - (SELECT min(id) FROM events) + 1", -1, &st,
-			       NULL) != SQLITE_OK)
-		return store__set_err(s, "prepare cap check");
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		rows = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (r != SQLITE_ROW)
-		return store__set_err(s, "cap check");
-	c->scan = cap > STORE_CAP_WALK_MAX || backlog * STORE_CAP_SCAN_SHARE >= rows;
+	c->scan = true;
 	s->cap_backlog = backlog;
 	s->cap_cursor = 0;
 	return 0;
@@ -561,9 +553,14 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 	}
 	if (c->scan) {
 		bool over = false;
-		if (cap_scan_step(s, cap, max_rows, &over))
+		int read = 0, deleted = 0;
+		if (cap_scan_step(s, cap, max_rows, &over, &read, &deleted))
 			return -1;
 		c->next = over ? c->npass : 0;
+		/* reading mostly rows it keeps: walk the chains (a cap above STORE_CAP_WALK_MAX
+		 * always scans: a first trim reads cap links in one step, which must stay short) */
+		if (!over && (int64_t)deleted * STORE_CAP_SCAN_SHARE < read && cap <= STORE_CAP_WALK_MAX)
+			c->scan = false;
 	} else if (cap_walk_step(s, c, cap, max_rows))
 		return -1;
 	if (c->next >= c->npass) { /* look again soon if the pass found work, else later */
