@@ -211,9 +211,9 @@ struct store_maint_opts {
 };
 int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
 struct store_write_stats {
+	uint64_t cap_rows_visited; /* events the cap's sweep read or deleted (its cost, for tests and benchmarks) */
 	uint64_t events_deleted, overflow_events, minutes_folded, pages_vacuumed;
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
-	uint64_t cap_rows_visited; /* events the cap's sweep read or deleted (its cost, for tests and benchmarks) */
 };
 void store_get_write_stats(struct store *s, struct store_write_stats *st);
 
