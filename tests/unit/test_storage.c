@@ -1405,7 +1405,7 @@ static uint64_t cap_visited(struct store *s)
 
 /* Adds n events to each of the groups PREFIX0..PREFIX(groups-1) inside the open transaction,
  * event numbers (and receive times after base) from k on; returns the next number. */
-static int add_groups(struct store *s, const char *prefix, int groups, int n, uint64_t base, int k)
+static int add_cap_groups(struct store *s, const char *prefix, int groups, int n, uint64_t base, int k)
 {
 	for (int g = 0; g < groups; g++) {
 		char fp[32];
@@ -1432,7 +1432,7 @@ static void test_cap_keeps_newest(void **state)
 		int k = 0;
 		if (z >= 2) {
 			assert_int_equal(store_txn_begin(s), 0);
-			k = add_groups(s, "u", 400, 5, base - 1000000, k);
+			k = add_cap_groups(s, "u", 400, 5, base - 1000000, k);
 			assert_int_equal(store_txn_commit(s), 0);
 		}
 		for (int i = 0; i < 60; i++) { /* interleaved: fa 60, fb 8, fc 25 */
@@ -1490,7 +1490,7 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 200; i++)
 		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-	k = add_groups(s, "fg", 30, 100, base, k); /* 30 groups exactly at the cap */
+	k = add_cap_groups(s, "fg", 30, 100, base, k); /* 30 groups exactly at the cap */
 	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
 	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 100, .max_rows = 1000};
@@ -1533,7 +1533,7 @@ static void test_cap_walks_only_groups_over(void **state)
 	for (int g = 0; g < 1000; g++) {
 		char pfx[16];
 		snprintf(pfx, sizeof(pfx), "u%d-", g);
-		k = add_groups(s, pfx, 1, 5, base, k);
+		k = add_cap_groups(s, pfx, 1, 5, base, k);
 		if (g % 16 == 0) { /* hot: 63 events from the oldest rows to the newest */
 			hot[nhot++] = base + (uint64_t)k;
 			add_in_txn(s, "hot", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
@@ -1646,7 +1646,7 @@ static void test_cap_step_keeps_chain_whole(void **state)
 		}
 		char pfx[16]; /* 1 000 rows under the cap: the rows over it are too few for a scan */
 		snprintf(pfx, sizeof(pfx), "u%d-", i);
-		k = add_groups(s, pfx, 1, 10, base, k);
+		k = add_cap_groups(s, pfx, 1, 10, base, k);
 	}
 	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
