@@ -117,6 +117,9 @@ static void test_refusals(void **state)
 	expect_refused("http_listen: \"127.0.0.1:70000\"\n", "line 1", "'http_listen'", "port");
 	expect_refused("listen: \"\"\n", "line 1", "'listen'", "HOST:PORT");
 	expect_refused("log_format: xml\n", "line 1", "'log_format'", "json, text");
+	/* the store takes 32-bit limits: 2^32 would have wrapped to 0, no limit at all */
+	expect_refused("events_per_group: 4294967296\n", "line 1", "'events_per_group'", "integer in [0, 4294967295]");
+	expect_refused("groups_per_service: 4294967296\n", "line 1", "'groups_per_service'", "integer in [0, 4294967295]");
 	settings_defaults(&s);
 	write_file("http_listen: \"\"\nlog_format: text\n");
 	assert_int_equal(settings_load_file(&s, path, err, sizeof(err)), 0);
