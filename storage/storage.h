@@ -203,22 +203,13 @@ int store_set_group_status(struct store *s, const char *fingerprint, const char 
  * groups past the per-group cap (oldest first), folds minute counts older than retention
  * into hourly ones, forgets outcome batches older than STORE_OUTCOME_BATCH_HORIZON_NS and
  * alert history older than alert_history_ns (see store_alerts_prune), and reclaims free
- * pages.  Retention scans at most max_rows rows (0 = STORE_MAINT_BATCH, at most
- * STORE_MAINT_MAX_ROWS); the cap deletes at most max_rows rows and reads the chains of the
- * groups over it only (at most max_rows + cap + STORE_CAP_MARK_GAP rows a step, see
- * store_maint.c); the alerting parts STORE_MAINT_BATCH rows (a pruned alert takes its
+ * pages.  The event sweeps scan at most max_rows rows each (0 = STORE_MAINT_BATCH, at most
+ * STORE_MAINT_MAX_ROWS), the alerting parts STORE_MAINT_BATCH rows (a pruned alert takes its
  * outbox rows along).  *more is set when there is work left.  Returns 0 or -1. */
 #define STORE_MAINT_BATCH 1000
 #define STORE_MAINT_MAX_ROWS 16384 /* the most rows an event sweep scans in one step */
 #define STORE_CAP_CHECK_NS (10ULL * 1000000000ULL) /* how often to look for groups over the cap */
 #define STORE_CAP_RECHECK_NS (1ULL * 1000000000ULL) /* ... after a pass that deleted some */
-#define STORE_CAP_PASS_GROUPS 4096 /* groups over the cap one pass trims; the rest: the next pass, 1 s on */
-#define STORE_CAP_TRACK_GROUPS 1024 /* groups whose chain marks upkeep keeps (least recently trimmed goes) */
-#define STORE_CAP_SCAN_SHARE 4 /* a pass scans while a step deletes >= 1/4 of the rows it reads, then walks */
-#define STORE_CAP_WALK_MAX 16384 /* ... or always scans, when the cap is above this (a first trim walks cap links) */
-#define STORE_CAP_MARKS 256 /* marks a tracked group keeps: 4 KiB each, 4 MiB for the table */
-/* the most chain links between a group's marks: how far a trim walks before its cut */
-#define STORE_CAP_MARK_GAP(cap) (((uint64_t)(cap) * 4 + STORE_CAP_MARKS - 7) / (STORE_CAP_MARKS - 6))
 #define STORE_FOLD_CHECK_NS (60ULL * 1000000000ULL) /* how often to look for minutes to fold */
 #define STORE_VACUUM_PAGES 256 /* pages given back a step */
 #define STORE_VACUUM_SLACK 16  /* free pages up to 1/16 of the file stay for inserts to reuse */
@@ -231,7 +222,6 @@ struct store_maint_opts {
 };
 int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
 struct store_write_stats {
-	uint64_t cap_rows_visited; /* events the cap's sweep read or deleted (its cost, for tests and benchmarks) */
 	uint64_t events_deleted, overflow_events, minutes_folded, pages_vacuumed;
 	uint64_t events_deleted_retention, events_deleted_cap; /* events_deleted, by cause */
 	uint64_t group_lookups;   /* fingerprints the group cache did not hold (a SELECT each) */

@@ -1618,55 +1618,17 @@ static int64_t oldest_of(const char *fp)
 		   fp);
 }
 
-/* Rows of group fp a reader finds by walking its chain (store_list_events with the
- * fingerprint): the chain must reach every row still stored, however a trim left it. */
-static int chain_len(struct store *s, const char *fp)
-{
-	int n = 0;
-	struct store_event_filter f = {.fingerprint = fp, .limit = 100000};
-	assert_int_equal(store_list_events(s, &f, count_fp, &n), 0);
-	return n;
-}
-
-static uint64_t cap_visited(struct store *s)
-{
-	struct store_write_stats ws;
-	store_get_write_stats(s, &ws);
-	return ws.cap_rows_visited;
-}
-
-/* Adds n events to each of the groups PREFIX0..PREFIX(groups-1) inside the open transaction,
- * event numbers (and receive times after base) from k on; returns the next number. */
-static int add_cap_groups(struct store *s, const char *prefix, int groups, int n, uint64_t base, int k)
-{
-	for (int g = 0; g < groups; g++) {
-		char fp[32];
-		snprintf(fp, sizeof(fp), "%s%d", prefix, g);
-		for (int i = 0; i < n; i++)
-			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-	}
-	return k;
-}
-
 /* Groups over the cap keep their newest events, whatever the step size (a step of 7 rows
- * splits runs and groups across steps; one of 16 384 does all at once) and whether the pass
- * scans the table (the rows over the cap are most of it) or walks the groups' chains (2 000
- * rows of groups under the cap come first: the first scan step reads only rows it keeps);
- * groups under it keep all; the stored counts follow; a second pass waits for
- * STORE_CAP_RECHECK_NS. */
+ * splits runs and groups across steps; one of 16 384 does all at once); groups under it keep
+ * all; the stored counts follow; a second pass waits for STORE_CAP_RECHECK_NS. */
 static void test_cap_keeps_newest(void **state)
 {
-	const uint32_t sizes[] = {7, STORE_MAINT_MAX_ROWS, 7, 100};
+	const uint32_t sizes[] = {7, STORE_MAINT_MAX_ROWS};
 	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
 		unlink(path);
 		struct store *s = open_writer();
 		const uint64_t base = 500000ULL * HOUR_NS;
 		int k = 0;
-		if (z >= 2) {
-			assert_int_equal(store_txn_begin(s), 0);
-			k = add_cap_groups(s, "u", 400, 5, base - 1000000, k);
-			assert_int_equal(store_txn_commit(s), 0);
-		}
 		for (int i = 0; i < 60; i++) { /* interleaved: fa 60, fb 8, fc 25 */
 			add_at(s, "fa", "checkout", NULL, base + (uint64_t)i * 3, k++, NULL);
 			if (i < 8)
@@ -1688,13 +1650,6 @@ static void test_cap_keeps_newest(void **state)
 		struct store_write_stats ws;
 		store_get_write_stats(s, &ws);
 		assert_int_equal(ws.events_deleted_cap, 50 + 15);
-		/* the walk reads the first scan step's rows (max_rows of them, all kept), then
-		 * the 2 x 10 rows kept and the 65 deleted (with steps of 7, a step that resumes a
-		 * trim reads the kept end's link again: 7 for fa, 2 for fc); the scan every row up
-		 * to the last it deleted (fa's 50th: 8 x 3 + 17 x 2 + 25 rows) */
-		assert_int_equal(ws.cap_rows_visited, z == 3   ? 100 + 2 * 10 + 65
-						      : z == 2 ? 7 + 2 * 10 + 65 + 7 + 2
-							       : 8 * 3 + 17 * 2 + 25);
 
 		/* five more: not swept before the recheck interval, then swept */
 		for (int i = 0; i < 5; i++)
@@ -1722,7 +1677,12 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 200; i++)
 		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-	k = add_cap_groups(s, "fg", 30, 100, base, k); /* 30 groups exactly at the cap */
+	for (int g = 0; g < 30; g++) { /* 30 groups exactly at the cap */
+		char fp[16];
+		snprintf(fp, sizeof(fp), "fg%d", g);
+		for (int i = 0; i < 100; i++)
+			add_in_txn(s, fp, "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
+	}
 	assert_int_equal(store_txn_commit(s), 0);
 	assert_int_equal(store_agg_flush(s), 0);
 	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 100, .max_rows = 1000};
@@ -1733,10 +1693,7 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(oldest_of("fa"), (int64_t)(base + 100));
 	assert_int_equal(q1("SELECT count(*) FROM events"), 3100);
 
-	/* 3 900 over behind 3 100 kept: one step of max_rows 8 000 deletes them all; that many
-	 * rows over the cap (over 1/STORE_CAP_SCAN_SHARE of the table) make the pass a scan,
-	 * which reads the 7 000 rows in rowid order (a walk would read 4 000 at random) */
-	uint64_t v0 = cap_visited(s);
+	/* 3 900 over behind 3 100 kept: one step of max_rows 8 000 deletes them all */
 	assert_int_equal(store_txn_begin(s), 0);
 	for (int i = 0; i < 4000; i++)
 		add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
@@ -1747,168 +1704,6 @@ static void test_cap_pass_ends_at_backlog(void **state)
 	assert_int_equal(store_maintain(s, &mo, &more), 0);
 	assert_int_equal(stored_of("fb"), 100);
 	assert_int_equal(oldest_of("fb"), (int64_t)(base + (uint64_t)k - 100));
-	assert_int_equal(cap_visited(s) - v0, 7000);
-	store_close(s);
-}
-
-/* The cap walks the chain of the group over it, not the table: one group 53 over the cap
- * spread through 5 000 rows of 1 000 groups under it is trimmed reading the first scan
- * step's 100 rows (2 of them its own, deleted: too few, so the pass walks) and its own 61
- * (the 10 it keeps, the 51 it deletes), not the others. */
-static void test_cap_walks_only_groups_over(void **state)
-{
-	struct store *s = open_writer();
-	const uint64_t base = 500000ULL * HOUR_NS;
-	uint64_t hot[64];
-	int k = 0, nhot = 0;
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int g = 0; g < 1000; g++) {
-		char pfx[16];
-		snprintf(pfx, sizeof(pfx), "u%d-", g);
-		k = add_cap_groups(s, pfx, 1, 5, base, k);
-		if (g % 16 == 0) { /* hot: 63 events from the oldest rows to the newest */
-			hot[nhot++] = base + (uint64_t)k;
-			add_in_txn(s, "hot", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-		}
-	}
-	assert_int_equal(store_txn_commit(s), 0);
-	assert_int_equal(store_agg_flush(s), 0);
-	assert_int_equal(nhot, 63);
-	assert_int_equal(q1("SELECT count(*) FROM events"), 5063);
-	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 10, .max_rows = 100};
-	maintain_all(s, &mo);
-	assert_int_equal(stored_of("hot"), 10);
-	assert_int_equal(oldest_of("hot"), (int64_t)hot[63 - 10]); /* its newest ten */
-	assert_int_equal(q1("SELECT count(*) FROM events"), 5063 - 53);
-	assert_int_equal(q1("SELECT stored FROM groups WHERE fingerprint = 'hot'"), 10);
-	assert_int_equal(chain_len(s, "hot"), 10);
-	uint64_t v = cap_visited(s);
-	assert_int_equal(v, 100 + 10 + 51); /* a scan reads ~5 000 */
-	store_close(s);
-}
-
-/* A cap above STORE_CAP_WALK_MAX scans (a first walk would read cap links in one step):
- * one group 15 over it is trimmed reading its 15 oldest rows, not 16 385 links. */
-static void test_cap_big_cap_scans(void **state)
-{
-	struct store *s = open_writer();
-	const uint64_t base = 500000ULL * HOUR_NS;
-	const int n = STORE_CAP_WALK_MAX + 16;
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int k = 0; k < n; k++)
-		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL);
-	assert_int_equal(store_txn_commit(s), 0);
-	assert_int_equal(store_agg_flush(s), 0);
-	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = STORE_CAP_WALK_MAX + 1};
-	maintain_all(s, &mo);
-	assert_int_equal(stored_of("fa"), STORE_CAP_WALK_MAX + 1);
-	assert_int_equal(oldest_of("fa"), (int64_t)(base + 15));
-	assert_int_equal(cap_visited(s), 15);
-	store_close(s);
-}
-
-/* A group trimmed before is trimmed again reading only what it gained, what it loses and
- * at most a gap to its cut (its marks), not the cap it keeps; each pass begins with one
- * scan step (max_rows rows, here 200 of fb's, all kept). */
-static void test_cap_trims_again_from_marks(void **state)
-{
-	struct store *s = open_writer();
-	const uint64_t base = 500000ULL * HOUR_NS;
-	enum { CAP = 1000, N = 1500 + 5 * 30 };
-	static uint64_t fa[N];
-	int k = 0, nfa = 0;
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int i = 0; i < 1500; i++) {
-		fa[nfa++] = base + (uint64_t)k;
-		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-		if (i < CAP) /* fb: at the cap, not over it */
-			add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-	}
-	assert_int_equal(store_txn_commit(s), 0);
-	assert_int_equal(store_agg_flush(s), 0);
-	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = CAP, .max_rows = 200};
-	maintain_all(s, &mo);
-	assert_int_equal(stored_of("fa"), CAP);
-	assert_int_equal(oldest_of("fa"), (int64_t)fa[nfa - CAP]);
-	assert_int_equal(stored_of("fb"), CAP);
-	uint64_t v0 = cap_visited(s);
-	assert_int_equal(v0, 999); /* fa and fb alternate: the first pass scans to fa's 500th */
-	for (int round = 0; round < 5; round++) {
-		assert_int_equal(store_txn_begin(s), 0);
-		for (int i = 0; i < 30; i++) {
-			fa[nfa++] = base + (uint64_t)k;
-			add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-		}
-		assert_int_equal(store_txn_commit(s), 0);
-		assert_int_equal(store_agg_flush(s), 0);
-		mo.now_ns += STORE_CAP_RECHECK_NS;
-		maintain_all(s, &mo);
-		assert_int_equal(stored_of("fa"), CAP);
-		assert_int_equal(oldest_of("fa"), (int64_t)fa[nfa - CAP]);
-		assert_int_equal(q1("SELECT stored FROM groups WHERE fingerprint = 'fa'"), CAP);
-		uint64_t v = cap_visited(s) - v0;
-		v0 += v;
-		if (round == 0) /* no marks yet after a scan: the first walk is from the head */
-			assert_int_equal(v, 200 + CAP + 30);
-		else {
-			assert_true(v >= 200 + 30 + 30);
-			assert_true(v <= 200 + 30 + 30 + STORE_CAP_MARK_GAP(CAP) + 1);
-		}
-	}
-	assert_int_equal(chain_len(s, "fa"), CAP);
-	store_close(s);
-}
-
-/* A step deletes at most max_rows rows; one that stops inside a group's tail leaves the
- * chain whole (a reader finds every row still stored), and a new handle (no marks, as after
- * a restart) finishes the trim along it. */
-static void test_cap_step_keeps_chain_whole(void **state)
-{
-	struct store *s = open_writer();
-	const uint64_t base = 500000ULL * HOUR_NS;
-	uint64_t fa[100], fb[50];
-	int k = 0, nfa = 0, nfb = 0;
-	assert_int_equal(store_txn_begin(s), 0);
-	for (int i = 0; i < 100; i++) {
-		fa[nfa++] = base + (uint64_t)k;
-		add_in_txn(s, "fa", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-		if (i % 2) {
-			fb[nfb++] = base + (uint64_t)k;
-			add_in_txn(s, "fb", "checkout", NULL, base + (uint64_t)k, k, NULL), k++;
-		}
-		char pfx[16]; /* 1 000 rows under the cap: the rows over it are too few for a scan */
-		snprintf(pfx, sizeof(pfx), "u%d-", i);
-		k = add_cap_groups(s, pfx, 1, 10, base, k);
-	}
-	assert_int_equal(store_txn_commit(s), 0);
-	assert_int_equal(store_agg_flush(s), 0);
-	struct store_maint_opts mo = {.now_ns = base + HOUR_NS, .per_group_cap = 10, .max_rows = 7};
-	struct store_write_stats ws;
-	uint64_t deleted = 0;
-	bool more = true;
-	for (int step = 0; step < 4; step++) {
-		assert_int_equal(store_maintain(s, &mo, &more), 0);
-		assert_true(more);
-		store_get_write_stats(s, &ws);
-		/* the first step scans 7 rows, fa's oldest and 6 kept, and turns to the walk */
-		assert_int_equal(ws.events_deleted_cap - deleted, step ? 7 : 1);
-		deleted = ws.events_deleted_cap;
-		assert_int_equal(chain_len(s, "fa"), stored_of("fa"));
-		assert_int_equal(chain_len(s, "fb"), stored_of("fb"));
-		assert_int_equal(q1("SELECT count(*) FROM groups g WHERE stored <>"
-				    " (SELECT count(*) FROM events e WHERE e.group_id = g.id)"), 0);
-	}
-	assert_int_equal(stored_of("fa"), 100 - 1 - 21);
-	assert_int_equal(oldest_of("fa"), (int64_t)fa[1]); /* the walk takes a tail's newest first */
-	store_close(s);
-	s = open_writer();
-	maintain_all(s, &mo);
-	assert_int_equal(stored_of("fa"), 10);
-	assert_int_equal(oldest_of("fa"), (int64_t)fa[100 - 10]);
-	assert_int_equal(stored_of("fb"), 10);
-	assert_int_equal(oldest_of("fb"), (int64_t)fb[50 - 10]);
-	assert_int_equal(chain_len(s, "fa"), 10);
-	assert_int_equal(chain_len(s, "fb"), 10);
 	store_close(s);
 }
 
@@ -1937,10 +1732,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vacuum_leaves_slack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_keeps_newest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_pass_ends_at_backlog, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cap_walks_only_groups_over, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cap_trims_again_from_marks, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cap_big_cap_scans, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cap_step_keeps_chain_whole, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_mid_flush, setup, teardown),
