@@ -13,9 +13,10 @@
  *    with its counts; the last slice writes the service counts and meta.aggregated_through.
  * So a crash or rollback between slices loses nothing and counts nothing twice: the events
  * past aggregated_through are aggregated again, each counted in its group only when its rowid
- * is past the group's agg_through, in its service always.  Memory: two tables of
- * STORE_AGG_SLOTS entries and their strings, at most STORE_AGG_MAX_BYTES; at either limit the
- * open generation closes early (after the closed one is written in full). */
+ * is past the group's agg_through, in its service always.  Memory: the open table of
+ * STORE_AGG_SLOTS entries, the closed array of 3/4 of that (a generation's most), and their
+ * strings, at most STORE_AGG_MAX_BYTES; at either limit the open generation closes early (after
+ * the closed one is written in full). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,13 +31,14 @@ static uint64_t str_hash(const char *v)
 	return errq_fnv64(ERRQ_FNV64_INIT, v, strlen(v));
 }
 
-static void gen_clear(struct store *s, struct agg_gen *g, uint32_t n_entries)
+#define AGG_MAX_ENTRIES (STORE_AGG_SLOTS * 3 / 4) /* a generation's entries, at most */
+
+/* Empties g: its entries are used[0..n) (the open generation's table) or, with used NULL, the
+ * first n (a closed generation, compacted). */
+static void gen_clear(struct store *s, struct agg_gen *g, const uint32_t *used)
 {
-	/* a closed generation is compacted: its entries are the first n_entries */
-	for (uint32_t i = 0; i < n_entries; i++) {
-		struct agg_entry *a = &g->e[i];
-		if (!a->group_id)
-			continue;
+	for (uint32_t k = 0; k < g->n; k++) {
+		struct agg_entry *a = &g->e[used ? used[k] : k];
 		free(a->environment);
 		free(a->error_code);
 		free(a->message);
@@ -55,8 +57,8 @@ static void gen_clear(struct store *s, struct agg_gen *g, uint32_t n_entries)
 
 void store__agg_clear(struct store *s)
 {
-	gen_clear(s, &s->agg_open, STORE_AGG_SLOTS);
-	gen_clear(s, &s->agg_closed, STORE_AGG_SLOTS);
+	gen_clear(s, &s->agg_open, s->agg_used);
+	gen_clear(s, &s->agg_closed, NULL);
 	s->agg_pos = 0;
 	s->agg_counted = 0;
 	s->agg_closing = false;
@@ -66,18 +68,21 @@ int store__agg_alloc(struct store *s)
 {
 	for (int i = 0; i < 2; i++) {
 		struct agg_gen *g = i ? &s->agg_closed : &s->agg_open;
-		g->e = calloc(STORE_AGG_SLOTS, sizeof(*g->e));
+		g->e = calloc(i ? AGG_MAX_ENTRIES : STORE_AGG_SLOTS, sizeof(*g->e));
 		g->sv = calloc(STORE_AGG_SERVICE_SLOTS, sizeof(*g->sv));
 		if (!g->e || !g->sv)
 			return -1;
 	}
+	if (!(s->agg_used = calloc(AGG_MAX_ENTRIES, sizeof(*s->agg_used))))
+		return -1;
 	s->agg_open.gen = 1;
 	return 0;
 }
 
 void store__agg_free(struct store *s)
 {
-	if (!s->agg_open.e || !s->agg_closed.e || !s->agg_open.sv || !s->agg_closed.sv) {
+	if (!s->agg_open.e || !s->agg_closed.e || !s->agg_open.sv || !s->agg_closed.sv || !s->agg_used) {
+		free(s->agg_used);
 		free(s->agg_open.e);
 		free(s->agg_closed.e);
 		free(s->agg_open.sv);
@@ -85,6 +90,7 @@ void store__agg_free(struct store *s)
 		return;
 	}
 	store__agg_clear(s);
+	free(s->agg_used);
 	free(s->agg_open.e);
 	free(s->agg_closed.e);
 	free(s->agg_open.sv);
@@ -123,25 +129,33 @@ static int cmp_entry(const void *pa, const void *pb)
 	return (a->env_id > b->env_id) - (a->env_id < b->env_id);
 }
 
-/* Closes the open generation: its tables become the closed one (entries compacted to the
- * front and sorted by group), the emptied closed tables open.  Only when none is closing. */
+/* Closes the open generation (only when none is closing): its entries move to the closed
+ * generation's array, compacted (through the open table's list of used slots: the cost follows
+ * the entries, not the table's size) and sorted by group; its service table is swapped with the
+ * emptied one; the open table, emptied the same way, takes the next generation's counts. */
 static void rotate(struct store *s)
 {
-	struct agg_gen done = s->agg_open;
-	s->agg_open = s->agg_closed; /* cleared when it was written */
-	s->agg_open.gen = done.gen + 1;
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < STORE_AGG_SLOTS; i++)
-		if (done.e[i].group_id) {
-			if (i != n) {
-				done.e[n] = done.e[i];
-				memset(&done.e[i], 0, sizeof(done.e[i]));
-			}
-			n++;
-		}
-	qsort(done.e, n, sizeof(*done.e), cmp_entry);
-	done.n = n;
-	s->agg_closed = done;
+	struct agg_gen *o = &s->agg_open, *c = &s->agg_closed; /* c was emptied when written */
+	for (uint32_t k = 0; k < o->n; k++) {
+		struct agg_entry *a = &o->e[s->agg_used[k]];
+		c->e[k] = *a; /* its strings move with it */
+		memset(a, 0, sizeof(*a));
+	}
+	qsort(c->e, o->n, sizeof(*c->e), cmp_entry);
+	struct agg_service *sv = c->sv;
+	c->sv = o->sv;
+	o->sv = sv;
+	c->n = o->n;
+	c->n_sv = o->n_sv;
+	c->through = o->through;
+	c->since_ns = o->since_ns;
+	c->bytes = o->bytes;
+	c->gen = o->gen;
+	o->n = o->n_sv = 0;
+	o->through = 0;
+	o->since_ns = 0;
+	o->bytes = 0;
+	o->gen++;
 	s->agg_pos = 0;
 	s->agg_closing = true;
 	s->agg_closes++;
@@ -240,7 +254,7 @@ static int write_slice(struct store *s, uint32_t max_entries)
 			return -1;
 	}
 	s->agg_written_gen = g->gen; /* its chain heads are in the database now */
-	gen_clear(s, g, g->n);
+	gen_clear(s, g, NULL);
 	s->agg_pos = 0;
 	s->agg_closing = false;
 	return 0;
@@ -294,7 +308,7 @@ int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 {
 	struct agg_gen *g = &s->agg_open;
 	int64_t minute = (int64_t)(e->received_ns / NS_PER_MINUTE);
-	if (g->n >= STORE_AGG_SLOTS * 3 / 4 || g->n_sv >= STORE_AGG_SERVICE_SLOTS * 3 / 4 ||
+	if (g->n >= AGG_MAX_ENTRIES || g->n_sv >= STORE_AGG_SERVICE_SLOTS * 3 / 4 ||
 	    s->agg_bytes >= STORE_AGG_MAX_BYTES) {
 		if (make_room(s))
 			return -1;
@@ -320,7 +334,7 @@ int store__agg_add(struct store *s, int64_t gid, int64_t envid, int64_t rowid, c
 				a->minute = minute;
 				a->env_id = envid;
 				a->first_ns = e->received_ns;
-				g->n++;
+				s->agg_used[g->n++] = i;
 				break;
 			}
 			if (a->group_id == gid && a->minute == minute && a->env_id == envid)

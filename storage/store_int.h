@@ -97,7 +97,7 @@ struct agg_service {
 /* A generation of pending aggregates: open (hash tables) or closed (entries compacted to the
  * front, sorted by group, being written a slice at a time). */
 struct agg_gen {
-	struct agg_entry *e;  /* STORE_AGG_SLOTS */
+	struct agg_entry *e;  /* open: STORE_AGG_SLOTS; closed: 3/4 of them (its most) */
 	struct agg_service *sv; /* STORE_AGG_SERVICE_SLOTS */
 	uint32_t n, n_sv;     /* entries in use */
 	int64_t through;      /* the newest event rowid counted in it */
@@ -125,6 +125,7 @@ struct store {
 	void *mono_ctx;
 	struct agg_gen agg_open;         /* writer only: the generation taking counts */
 	struct agg_gen agg_closed;       /* writer only: the one being written (agg_closing) */
+	uint32_t *agg_used;              /* the open table's used slots, in the order taken */
 	bool agg_closing;
 	uint32_t agg_pos;                /* the closed generation's next entry to write */
 	uint32_t agg_counted;            /* counts taken since the last deferred slice (its pace) */
