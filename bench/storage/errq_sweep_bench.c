@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sbench.h"
 #include "storage.h"
 #include "errq_time.h"
 
@@ -31,26 +32,10 @@ static int usage(void)
 
 static int parse(int argc, char **argv, struct flags *f)
 {
-	for (int i = 1; i < argc; i++) {
-		long *dst = !strcmp(argv[i], "--events")     ? &f->events
-			    : !strcmp(argv[i], "--groups")   ? &f->groups
-			    : !strcmp(argv[i], "--cap")      ? &f->cap
-			    : !strcmp(argv[i], "--max-rows") ? &f->max_rows
-			    : !strcmp(argv[i], "--extra")    ? &f->extra
-							     : NULL;
-		if (i + 1 >= argc)
-			return -1;
-		if (!strcmp(argv[i], "--db")) {
-			f->db = argv[++i];
-			continue;
-		}
-		if (!dst)
-			return -1;
-		char *end;
-		*dst = strtol(argv[++i], &end, 10);
-		if (*end || *dst < 0 || *dst > 100000000)
-			return -1;
-	}
+	static const char *const names[] = {"--events", "--groups", "--cap", "--max-rows", "--extra"};
+	long *const dst[] = {&f->events, &f->groups, &f->cap, &f->max_rows, &f->extra};
+	if (sbench_parse(argc, argv, names, dst, 5, &f->db))
+		return -1;
 	return f->events && f->groups && f->cap ? 0 : -1;
 }
 
@@ -90,9 +75,8 @@ int main(int argc, char **argv)
 	if (parse(argc, argv, &f))
 		return usage();
 	if (!f.db) {
-		if (!mkdtemp(tmp))
+		if (sbench_tmpdb(tmp, path, sizeof(path)))
 			return 2;
-		snprintf(path, sizeof(path), "%s/errq.db", tmp);
 		f.db = path;
 	}
 	char err[256];
@@ -134,14 +118,7 @@ int main(int argc, char **argv)
 	       " \"steps\": %ld, \"sweep_ms\": %.1f, \"rows_per_s\": %.0f, \"ok\": %s}\n",
 	       f.events, f.groups, f.cap, f.max_rows, (unsigned long long)ws.events_deleted_cap, want, steps, ns / 1e6,
 	       ns ? ws.events_deleted_cap * 1e9 / ns : 0.0, ok ? "true" : "false");
-	if (f.db == path) {
-		char p[80];
-		const char *sfx[] = {"", "-wal", "-shm"};
-		for (int i = 0; i < 3; i++) {
-			snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
-			unlink(p);
-		}
-		rmdir(tmp);
-	}
+	if (f.db == path)
+		sbench_tmpdb_remove(tmp, path);
 	return ok ? 0 : 1;
 }

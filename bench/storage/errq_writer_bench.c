@@ -36,6 +36,7 @@
 #define CALLGRIND_ZERO_STATS
 #endif
 
+#include "sbench.h"
 #include "storage.h"
 #include "errq_hash.h"
 #include "errq_time.h"
@@ -55,37 +56,28 @@ static int usage(void)
 
 static int parse(int argc, char **argv, struct flags *f)
 {
+	/* --zipf takes a fraction: taken out here, the integers go to sbench_parse */
+	char *rest[64];
+	int nr = 0;
+	if (argc > 64)
+		return -1;
+	rest[nr++] = argv[0];
 	for (int i = 1; i < argc; i++) {
-		if (i + 1 >= argc)
-			return -1;
-		const char *k = argv[i], *v = argv[++i];
-		char *end;
-		if (!strcmp(k, "--db")) {
-			f->db = v;
-			continue;
-		}
-		if (!strcmp(k, "--zipf")) {
-			f->zipf = strtod(v, &end);
+		if (!strcmp(argv[i], "--zipf") && i + 1 < argc) {
+			char *end;
+			f->zipf = strtod(argv[++i], &end);
 			if (*end || f->zipf < 0 || f->zipf > 5)
 				return -1;
 			continue;
 		}
-		long *dst = !strcmp(k, "--warmup")     ? &f->warmup
-			    : !strcmp(k, "--events")   ? &f->events
-			    : !strcmp(k, "--groups")   ? &f->groups
-			    : !strcmp(k, "--batch")    ? &f->batch
-			    : !strcmp(k, "--rate")     ? &f->rate
-			    : !strcmp(k, "--message")  ? &f->message
-			    : !strcmp(k, "--extra")    ? &f->extra
-			    : !strcmp(k, "--services") ? &f->services
-			    : !strcmp(k, "--seed")     ? &f->seed
-						       : NULL;
-		if (!dst)
-			return -1;
-		*dst = strtol(v, &end, 10);
-		if (*end || *dst < 0 || *dst > 100000000)
-			return -1;
+		rest[nr++] = argv[i];
 	}
+	static const char *const names[] = {"--warmup", "--events", "--groups", "--batch", "--rate",
+					    "--message", "--extra",  "--services", "--seed"};
+	long *const dst[] = {&f->warmup, &f->events, &f->groups, &f->batch, &f->rate,
+			     &f->message, &f->extra,  &f->services, &f->seed};
+	if (sbench_parse(nr, rest, names, dst, 9, &f->db))
+		return -1;
 	return f->events && f->groups && f->batch && f->rate && f->services && f->message < 4000 ? 0 : -1;
 }
 
@@ -197,9 +189,8 @@ int main(int argc, char **argv)
 	for (long i = 0; i < f.extra; i++)
 		extra[i] = (char)('a' + i % 23);
 	if (!f.db) {
-		if (!mkdtemp(tmp))
+		if (sbench_tmpdb(tmp, path, sizeof(path)))
 			return 2;
-		snprintf(path, sizeof(path), "%s/errq.db", tmp);
 		f.db = path;
 	}
 	char err[256];
@@ -246,15 +237,8 @@ int main(int argc, char **argv)
 	       f.warmup, f.events, f.groups, f.zipf, f.batch, f.rate, (unsigned long long)t.groups,
 	       (unsigned long long)t.events, (unsigned long long)ws.agg_generations,
 	       (unsigned long long)ws.group_lookups, ns / 1e9, ns ? f.events * 1e9 / ns : 0.0, ok ? "true" : "false");
-	if (f.db == path) {
-		char p[80];
-		const char *sfx[] = {"", "-wal", "-shm"};
-		for (int i = 0; i < 3; i++) {
-			snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
-			unlink(p);
-		}
-		rmdir(tmp);
-	}
+	if (f.db == path)
+		sbench_tmpdb_remove(tmp, path);
 	free(cdf);
 	free(gs);
 	free(msg);
