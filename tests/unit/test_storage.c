@@ -1038,6 +1038,39 @@ static void test_aggregate_slices(void **state)
 	store_close(s);
 }
 
+/* The open generation fills while the closed one is still being written: the closed one is
+ * written whole first, then the full one closes (the policy at the table's limit), and every
+ * count is written once. */
+static void test_generation_full(void **state)
+{
+	struct store *s = open_writer();
+	uint64_t t0 = 1800000000ULL * 1000000000ULL;
+	enum { FIRST = 3 * STORE_AGG_FLUSH_CHUNK, FULL = STORE_AGG_SLOTS * 3 / 4 + 10 };
+	bool more = false;
+	struct store_write_stats ws;
+	add_groups(s, 0, FIRST, 1, t0);
+	assert_int_equal(store_agg_flush_step(s, &more), 0); /* closes it, writes one slice */
+	assert_true(more);
+	store_get_write_stats(s, &ws);
+	uint64_t gens = ws.agg_generations;
+	add_groups(s, 0, FULL, 2, t0 + 1); /* one transaction: the open table fills inside it */
+	store_get_write_stats(s, &ws);
+	assert_true(ws.agg_generations >= gens + 1);
+	assert_int_equal(store_agg_flush(s), 0);
+	assert_false(store_agg_pending(s));
+	assert_int_equal(q1("SELECT count(*) FROM groups"), FULL);
+	assert_int_equal(q1("SELECT sum(total) FROM groups"), FIRST + FULL);
+	assert_int_equal(q1("SELECT sum(count) FROM group_minutes"), FIRST + FULL);
+	assert_int_equal(q1("SELECT sum(count) FROM service_minutes"), FIRST + FULL);
+	char sql[160];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM groups WHERE total != CASE WHEN"
+		 " CAST(substr(fingerprint, 7) AS INTEGER) < %d THEN 2 ELSE 1 END",
+		 (int)FIRST);
+	assert_int_equal(q1(sql), 0);
+	store_close(s);
+}
+
 /* The commit that empties the queue writes every aggregate when few are pending, else one
  * slice; store_agg_flush_step writes the rest a slice at a time. */
 static void test_commit_idle(void **state)
@@ -1724,6 +1757,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_deferred_aggregates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_aggregate_slices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_generation_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indexed_group_columns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_storm_keeps_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_count_only_events, setup, teardown),
