@@ -37,6 +37,11 @@
 #endif
 #define UNREAD_RSS_BOUND (RSS_SCALE * (256ull << 20))
 #define DECODED_RSS_BOUND (RSS_SCALE * (256ull << 20))
+/* How long a wait here may last: the harness's deadline, four times it under valgrind (some
+ * 50 times slower; make test-long runs it beside 20 repeats of the suite and busy loops, where
+ * 64 hogs' 340 KB answers took longer than 30 s to hold every hog back). */
+#define WAIT_MS (getenv("ERRQ_VALGRIND") && *getenv("ERRQ_VALGRIND") == '1' ? 4 * HARNESS_DEADLINE_MS \
+								     : HARNESS_DEADLINE_MS)
 
 #define TAG_HOG_SEND ((void *)0x100)
 #define TAG_RAW_STATUS ((void *)4) /* the harness's tag for RECV_STATUS_ON_CLIENT (raw_open) */
@@ -135,12 +140,12 @@ static int hogs_run(const char *addr, struct hog *hogs, int n, grpc_slice (*buil
 static grpc_status_code hog_status(struct hog *h, char *details, size_t dsz)
 {
 	details[0] = '\0';
-	if (!hog_collect(h, HARNESS_DEADLINE_MS))
+	if (!hog_collect(h, WAIT_MS))
 		return GRPC_STATUS_DEADLINE_EXCEEDED;
 	Errq__V1__ReportResponse *r;
-	while (raw_recv(&h->s, &r, HARNESS_DEADLINE_MS) == 0)
+	while (raw_recv(&h->s, &r, WAIT_MS) == 0)
 		errq__v1__report_response__free_unpacked(r, NULL);
-	grpc_event ev = grpc_completion_queue_pluck(h->s.cq, TAG_RAW_STATUS, errq_deadline_ms(HARNESS_DEADLINE_MS), NULL);
+	grpc_event ev = grpc_completion_queue_pluck(h->s.cq, TAG_RAW_STATUS, errq_deadline_ms(WAIT_MS), NULL);
 	if (ev.type != GRPC_OP_COMPLETE)
 		return GRPC_STATUS_DEADLINE_EXCEEDED;
 	h->s.status_received = true;
@@ -157,7 +162,7 @@ static void hog_free(struct hog *h)
 	if (!h->s.call)
 		return;
 	grpc_call_cancel(h->s.call, NULL);
-	hog_collect(h, HARNESS_DEADLINE_MS);
+	hog_collect(h, WAIT_MS);
 	raw_free(&h->s);
 }
 
@@ -203,7 +208,7 @@ static void test_unread_answers_bounded(void **state)
 	/* until errqd holds every hog back (each paused once at least) */
 	int blocked = hogs_run(D.addr, hogs, UNREAD_HOGS, reject_batch, 80);
 	while (http_metric(D.http_port, "errq_report_answer_paused_total") < UNREAD_HOGS) {
-		if (errq_mono_ns() - t0 > (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS)
+		if (errq_mono_ns() - t0 > (uint64_t)WAIT_MS * ERRQ_NS_PER_MS)
 			fail_msg("errqd did not hold back %d streams that read no answers", UNREAD_HOGS);
 		blocked = hogs_run(D.addr, hogs, UNREAD_HOGS, reject_batch, 80);
 	}
@@ -315,7 +320,7 @@ static void test_decoded_size_bounded(void **state)
 			all += hogs[i].sent >= DECODE_MSGS && !hogs[i].bb;
 		if (all == DECODE_HOGS)
 			break;
-		if (errq_mono_ns() - t0 > (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS)
+		if (errq_mono_ns() - t0 > (uint64_t)WAIT_MS * ERRQ_NS_PER_MS)
 			fail_msg("%d of %d streams sent their %d messages", all, DECODE_HOGS, DECODE_MSGS);
 	}
 	for (int i = 0; i < DECODE_HOGS; i++)
@@ -329,7 +334,7 @@ static void test_decoded_size_bounded(void **state)
 		if (st->events_stored + st->events_duplicate >= (uint64_t)sent)
 			break;
 		errq__v1__status_response__free_unpacked(st, NULL);
-		if (errq_mono_ns() - t_sent > (uint64_t)HARNESS_DEADLINE_MS * ERRQ_NS_PER_MS)
+		if (errq_mono_ns() - t_sent > (uint64_t)WAIT_MS * ERRQ_NS_PER_MS)
 			fail_msg("%d batches sent, not all committed", sent);
 		harness_msleep(10);
 	}
