@@ -656,7 +656,14 @@ static void test_other_process_spool_first_then_alternating(void **state)
 	char kinds[256];
 	int n = request_kinds(&f, kinds, 255);
 	print_message("batches on the stream: %s\n", kinds);
-	assert_int_equal(n, CHILD_EVENTS / BATCH + 30 / BATCH);
+	/* the spooled files go out whole, one batch each; the live events in batches of at most
+	 * BATCH (a batch whose linger ran out while report_kind was still adding, as on a loaded
+	 * machine, goes out short: "smmsmsmssmsmm" under ASan beside other load) */
+	int ns = 0, nm = 0;
+	for (int i = 0; i < n; i++)
+		kinds[i] == 's' ? ns++ : nm++;
+	assert_int_equal(ns, CHILD_EVENTS / BATCH);
+	assert_in_range(nm, 30 / BATCH, 30);
 	assert_int_equal(kinds[0], 's');
 	assert_int_equal(kinds[1], 'm');
 	assert_int_equal(errq_client_close(c, GENEROUS_MS), 0);
