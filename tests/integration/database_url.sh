@@ -4,12 +4,21 @@
 # as ***), the SQLite-only settings are refused with a postgres URL, an unknown scheme is
 # refused, and a sqlite:// URL stores into the file it names.  No PostgreSQL server is needed:
 # the postgres URL points at a closed port (without PostgreSQL support errqd says so instead).
-# usage: database_url.sh ERRQD
+# With URLFILE (the ctest fixture `pg`'s server URL: tests/support/pg-server), errqd also starts
+# on a real PostgreSQL database of its own, named in its log with the password hidden.
+# usage: database_url.sh ERRQD [URLFILE]
 set -eu
 errqd=$1
+urlfile=${2:-}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/errq-database-url.XXXXXX")
 pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+pgdb=
+cleanup() {
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null || :
+	[ -z "$pgdb" ] || psql -q "$(cat "$urlfile")" -c "DROP DATABASE IF EXISTS $pgdb" >/dev/null 2>&1 || :
+	rm -rf "$dir"
+}
+trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 secret=s3cr3t-Pw0rd
 url="postgres://errq:$secret@127.0.0.1:1/errq?connect_timeout=2&password=$secret"
@@ -73,4 +82,33 @@ grep -q "errqd started.*database=sqlite://$dir/url.db" "$dir/log" || fail "the s
 kill -TERM "$pid"
 wait "$pid" || fail "errqd did not stop cleanly: $(cat "$dir/log")"
 pid=
+
+# a real PostgreSQL database (its role needs no password: the one in the URL must show nowhere)
+if [ -n "$urlfile" ]; then
+	[ -s "$urlfile" ] || fail "no server URL in '$urlfile'"
+	base=$(cat "$urlfile")
+	pgdb=errq_database_url_$$
+	psql -q "$base" -c "CREATE DATABASE $pgdb" >/dev/null || fail "cannot create database $pgdb"
+	pwurl=$(printf '%s' "$base" | sed -e "s|://\([^@/:]*\)@|://\1:$secret@|" -e "s|/[^/?]*\(?.*\)\{0,1\}\$|/$pgdb\1|")
+	case "$pwurl" in *"$secret"*"/$pgdb"*) ;; *) fail "cannot put a password into '$base' ($pwurl)" ;; esac
+	rm -f "$dir/port"
+	"$errqd" --db "$pwurl" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --port-file "$dir/port" \
+		--log-format json --log-level debug >"$dir/log" 2>&1 &
+	pid=$!
+	i=0
+	while [ ! -s "$dir/port" ]; do
+		kill -0 "$pid" 2>/dev/null || fail "errqd exited: $(cat "$dir/log")"
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "errqd did not start in 60 s: $(cat "$dir/log")"
+		sleep 0.1
+	done
+	kill -TERM "$pid"
+	wait "$pid" || fail "errqd did not stop cleanly: $(cat "$dir/log")"
+	pid=
+	cat "$dir/log"
+	nosecret "$dir/log" "a start on PostgreSQL"
+	grep -q "\"msg\":\"errqd started\".*\"database\":\"postgres[a-z]*://[^\"]*:\*\*\*@[^\"]*/$pgdb" "$dir/log" ||
+		fail "the start line does not name the database redacted"
+	[ ! -e "$dir/$pgdb.lock" ] || fail "a lock file for a PostgreSQL database"
+fi
 echo "ok"

@@ -17,6 +17,7 @@
 #include "storage_alerts.h"
 #include "store_overflow.h"
 #include "store_url.h"
+#include "svc_common.h"
 
 /* ---- store_url_parse ---- */
 
@@ -390,6 +391,27 @@ static void test_backend_missing(void **state)
 	assert_string_equal(store_backend_missing(&be), "txn_add_events");
 }
 
+/* A query that failed because the database server was lost answers UNAVAILABLE (retry: the
+ * handle reconnects at its next query); any other failure INTERNAL (server/svc_common.c). */
+static void test_query_failed_status(void **state)
+{
+	(void)state;
+	struct fake_store f = {.be = &fake_backend, .id = 5};
+	char details[128];
+	fake_str = "prepare totals: server closed the connection unexpectedly";
+	fake_int = STORE_ERR_UNAVAILABLE;
+	assert_int_equal(svc_query_failed((struct store *)&f, details, sizeof(details)), GRPC_STATUS_UNAVAILABLE);
+	assert_string_equal(details, "query failed: prepare totals: server closed the connection unexpectedly");
+	fake_int = STORE_ERR_OTHER;
+	assert_int_equal(svc_query_failed((struct store *)&f, details, sizeof(details)), GRPC_STATUS_INTERNAL);
+	fake_int = STORE_ERR_LOCKED;
+	assert_int_equal(svc_listed((struct store *)&f, -1, false, details, sizeof(details)), GRPC_STATUS_INTERNAL);
+	fake_int = STORE_ERR_UNAVAILABLE;
+	assert_int_equal(svc_listed((struct store *)&f, -1, false, details, sizeof(details)), GRPC_STATUS_UNAVAILABLE);
+	fake_int = 7;
+	fake_str = "fake message";
+}
+
 /* ---- the calls that take a database ---- */
 
 #define PG_URL "postgres://errq:s3cr3tpw@127.0.0.1:1/errq?connect_timeout=2&password=s3cr3tpw"
@@ -508,6 +530,7 @@ int main(void)
 	    cmocka_unit_test(test_dispatch_args),
 	    cmocka_unit_test(test_dispatch_optional),
 	    cmocka_unit_test(test_backend_missing),
+	    cmocka_unit_test(test_query_failed_status),
 	    cmocka_unit_test(test_postgres_machinery),
 	    cmocka_unit_test(test_sqlite_url_is_the_file),
 	};
