@@ -340,6 +340,9 @@ int main(int argc, char **argv)
 	char dbred[STORE_URL_REDACTED_MAX];
 	const char *db = NULL;
 	const char *storage_name = cfg.storage == STORAGE_POSTGRES ? "postgres" : cfg.storage == STORAGE_SQLITE ? "sqlite" : "none";
+	/* on PostgreSQL a commit is as durable as the server makes it (durability is SQLite's) */
+	const char *durability_name = cfg.storage == STORAGE_POSTGRES ? "server"
+				      : cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal";
 	store_url_redact(cfg.storage != STORAGE_NONE ? cfg.database : "(none)", dbred, sizeof(dbred));
 
 	gpr_set_log_function(grpc_log); /* the C core's own records become errqd's log lines */
@@ -428,7 +431,7 @@ int main(int argc, char **argv)
 		  .tail = tail,
 		  .alerts = alerts,
 		  .name = cfg.name,
-		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
+		  .durability = durability_name,
 		  .storage = storage_name,
 		  .started_ns = started_ns,
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches,
@@ -453,7 +456,7 @@ int main(int argc, char **argv)
 		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
 					     .db_path = db,
 					     .name = cfg.name, .storage = storage_name,
-					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
+					     .durability = durability_name,
 					     .started_ns = started_ns,
 					     .queue_capacity_batches = (uint64_t)cfg.ingest_queue_batches,
 					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes,
@@ -488,7 +491,7 @@ int main(int argc, char **argv)
 		errq_logkv(ERRQ_LOG_INFO, "errqd started", "version", ERRQ_VERSION_STRING, "listen", cfg.listen,
 			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
 			   hportbuf, "database", dbred,
-			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", "tls",
+			   "durability", durability_name, "tls",
 			   !tls ? "off" : tls_mutual(tls) ? "mutual" : "on", "config", config_path ? config_path : "(none)",
 			   "rules", n_rules, "notifiers", n_notifiers, NULL);
 		char ncreds[24];

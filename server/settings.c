@@ -53,7 +53,8 @@ static const struct setting table[] = {
     {"log_format", T_ENUM, OFF(log_format), "json", 0, 0, log_formats, "log-format",
      "json: one JSON object per line; text: one line for humans (time level message key=value)"},
     {"durability", T_ENUM, OFF(durability), "normal", 0, 0, durabilities, "durability",
-     "normal: an acknowledged event survives a crash of errqd; full: also a power loss"},
+     "normal: an acknowledged event survives a crash of errqd; full: also a power loss (SQLite only: with a "
+     "PostgreSQL database the server's synchronous_commit decides, and setting it is refused)"},
     {"storage", T_ENUM, OFF(storage), "sqlite", 0, 0, storages, "storage",
      "sqlite or postgres: store into database (when not set: the kind of database; set, it must match it), "
      "or none (acknowledge without storing: for measuring the transport only)"},
@@ -292,9 +293,9 @@ int settings_source_text(const struct settings *s, const char *key, char *buf, s
 }
 
 /* Settings that mean something for a SQLite database only (the page cache of its writer, the
- * free space of the filesystem it is on): with a PostgreSQL one they are refused when a source
- * set them, and their defaults are ignored. */
-static const char *const sqlite_only[] = {"cache_mib", "min_free_disk"};
+ * free space of the filesystem it is on, its synchronous pragma): with a PostgreSQL one they
+ * are refused when a source set them, and their defaults are ignored. */
+static const char *const sqlite_only[] = {"cache_mib", "min_free_disk", "durability"};
 
 int settings_check_database(struct settings *s, char *err, size_t errsz)
 {
@@ -651,8 +652,10 @@ void settings_print_docs(void *file)
 		   "refused.  Wherever errqd prints the database (its log, `--print-config`, errors) a password\n"
 		   "in the URL shows as `***`.  With a PostgreSQL database several collectors may share it (no\n"
 		   "lock file), `errq admin backup` is refused (FAILED_PRECONDITION: use `pg_dump` or\n"
-		   "`pg_basebackup`), and `cache_mib` and `min_free_disk`, which mean something for SQLite only,\n"
-		   "are refused when a source sets them (their defaults are ignored).\n"
+		   "`pg_basebackup`), and `cache_mib`, `min_free_disk` and `durability`, which mean something\n"
+		   "for SQLite only, are refused when a source sets them (their defaults are ignored; a commit\n"
+		   "on PostgreSQL is as durable as the server's `synchronous_commit` and `fsync` make it, and\n"
+		   "`errq status` says `durability server`).\n"
 		   "\n"
 		   "A duration is a number and one unit: `ms`, `s`, `m`, `h` or `d` (`500ms`, `8s`, `30d`).\n"
 		   "The flags that are not settings (`--config`, `--port-file`, ...) are in `errqd --help`.\n"

@@ -81,7 +81,7 @@ int settings_source_text(const struct settings *s, const char *key, char *buf, s
 /* After every source: checks the database setting against the others (unless storage is
  * none).  The database must parse (store_url.h); storage, when no source set it, becomes the
  * database's kind, and when one did, must match it; with a PostgreSQL database the settings
- * that mean something for SQLite only (cache_mib, min_free_disk) are refused when a source set
+ * that mean something for SQLite only (cache_mib, min_free_disk, durability) are refused when a source set
  * them.  Returns 0, or -1 with "setting 'x' (where it came from) ...". */
 int settings_check_database(struct settings *s, char *err, size_t errsz);
 

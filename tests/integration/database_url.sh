@@ -5,11 +5,13 @@
 # refused, and a sqlite:// URL stores into the file it names.  No PostgreSQL server is needed:
 # the postgres URL points at a closed port (without PostgreSQL support errqd says so instead).
 # With URLFILE (the ctest fixture `pg`'s server URL: tests/support/pg-server), errqd also starts
-# on a real PostgreSQL database of its own, named in its log with the password hidden.
-# usage: database_url.sh ERRQD [URLFILE]
+# on a real PostgreSQL database of its own, named in its log with the password hidden, and
+# `errq status` (ERRQ) says what it runs on.
+# usage: database_url.sh ERRQD [URLFILE ERRQ]
 set -eu
 errqd=$1
 urlfile=${2:-}
+errq=${3:-}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/errq-database-url.XXXXXX")
 pid=
 pgdb=
@@ -58,6 +60,11 @@ if "$errqd" --db "$url" --set cache_mib=16 --listen 127.0.0.1:0 --http-listen 12
 fi
 nosecret "$dir/out" "cache_mib refusal"
 grep -q "^errqd: setting 'cache_mib' (flag --set)" "$dir/out" || fail "unexpected refusal: $(cat "$dir/out")"
+if "$errqd" --db "$url" --durability full --check-config >"$dir/out" 2>&1; then
+	fail "durability was accepted with a postgres database"
+fi
+grep -q "^errqd: setting 'durability' (flag --durability) applies to a SQLite database only" "$dir/out" ||
+	fail "unexpected refusal: $(cat "$dir/out")"
 
 # an unknown scheme is no file name
 if "$errqd" --db "mysql://root@db/errq" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 >"$dir/out" 2>&1; then
@@ -102,6 +109,10 @@ if [ -n "$urlfile" ]; then
 		[ $i -lt 600 ] || fail "errqd did not start in 60 s: $(cat "$dir/log")"
 		sleep 0.1
 	done
+	"$errq" --addr "127.0.0.1:$(head -n 1 "$dir/port")" status >"$dir/status" 2>&1 || fail "errq status: $(cat "$dir/status")"
+	cat "$dir/status"
+	grep -q "^database .*, postgres\$" "$dir/status" || fail "status does not say postgres"
+	grep -q "^durability *server: PostgreSQL's" "$dir/status" || fail "status does not say whose durability"
 	kill -TERM "$pid"
 	wait "$pid" || fail "errqd did not stop cleanly: $(cat "$dir/log")"
 	pid=

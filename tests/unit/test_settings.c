@@ -388,9 +388,9 @@ static void test_database_url(void **state)
 	assert_non_null(strstr(text, "\ndatabase: \"postgres://errq:***@db.example.com/errq?sslmode=require\""));
 	free(text);
 	/* the SQLite-only settings, from each kind of source, even at their default's value */
-	const char *only[] = {"cache_mib", "min_free_disk"};
-	const char *val[] = {"64", "64MiB"};
-	for (size_t i = 0; i < 2; i++) {
+	const char *only[] = {"cache_mib", "min_free_disk", "durability"};
+	const char *val[] = {"64", "64MiB", "normal"};
+	for (size_t i = 0; i < 3; i++) {
 		settings_defaults(&s);
 		assert_int_equal(settings_set(&s, "--db", "database", url, err, sizeof(err)), 0);
 		assert_int_equal(settings_set(&s, "--set", only[i], val[i], err, sizeof(err)), 0);
