@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "backend.h"
 #include "errq_time.h"
 #include "ingest.h"
 #include "storage.h"
@@ -132,10 +133,85 @@ static void test_near_timers_keep_the_writer(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A SQLite store whose database server "goes away": while down, every transaction fails as
+ * PostgreSQL's backend fails when its connection is lost (STORE_ERR_UNAVAILABLE). */
+static atomic_bool server_down;
+static int down_txn_begin(struct store *s)
+{
+	return atomic_load(&server_down) ? -1 : store_sqlite_backend.txn_begin(s);
+}
+static const char *down_errmsg(const struct store *s)
+{
+	return atomic_load(&server_down) ? "database unavailable: reconnecting" : store_sqlite_backend.errmsg(s);
+}
+static int down_errclass(const struct store *s)
+{
+	return atomic_load(&server_down) ? STORE_ERR_UNAVAILABLE : store_sqlite_backend.last_errclass(s);
+}
+
+/* A lost database server gives the batches back unacknowledged at once (their streams end
+ * UNAVAILABLE and the clients resend, to another collector if there is one) instead of holding
+ * them for retries; once it is back, batches commit again. */
+static void test_unavailable_gives_batches_back(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/errq-ingest-XXXXXX", path[64], err[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	struct store *s = NULL;
+	struct store_opts so = {.path = path};
+	assert_int_equal(store_open(&s, &so, err, sizeof(err)), 0);
+	struct store_backend down = store_sqlite_backend;
+	down.txn_begin = down_txn_begin;
+	down.errmsg = down_errmsg;
+	down.last_errclass = down_errclass;
+	*(const struct store_backend **)(void *)s = &down; /* the handle's first member (backend.h) */
+
+	struct ingest_opts io = {.store = s, .max_batches = 16, .max_bytes = 1 << 20};
+	struct ingest *ig = NULL;
+	assert_int_equal(ingest_start(&ig, &io), 0);
+	atomic_store(&server_down, true);
+	done_calls = done_committed = 0;
+	for (int i = 0; i < 3; i++) {
+		struct ingest_batch *b = calloc(1, sizeof(*b));
+		assert_non_null(b);
+		b->ops = &ops;
+		b->bytes = 64;
+		assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+	}
+	wait_until(&done_calls, 3); /* retried instead, they would never be done while it is down */
+	assert_int_equal(done_calls, 3);
+	assert_int_equal(done_committed, 0);
+	struct ingest_health h;
+	ingest_get_health(ig, &h);
+	assert_int_equal(h.store_error, STORE_ERR_UNAVAILABLE);
+	assert_true(h.failing_since > 0);
+	assert_string_equal(h.error, "database unavailable: reconnecting");
+
+	atomic_store(&server_down, false);
+	struct ingest_batch *b = calloc(1, sizeof(*b));
+	assert_non_null(b);
+	b->ops = &ops;
+	b->bytes = 64;
+	assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+	wait_until(&done_calls, 4);
+	assert_int_equal(done_calls, 4);
+	assert_int_equal(done_committed, 1);
+	ingest_get_health(ig, &h);
+	assert_int_equal(h.failing_since, 0);
+
+	ingest_free(ig);
+	store_close(s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_near_timers_keep_the_writer),
+	    cmocka_unit_test(test_unavailable_gives_batches_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
