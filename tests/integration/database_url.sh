@@ -25,6 +25,19 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 secret=s3cr3t-Pw0rd
 url="postgres://errq:$secret@127.0.0.1:1/errq?connect_timeout=2&password=$secret"
 nosecret() { ! grep -q "$secret" "$1" || fail "$2: the password is in the output: $(cat "$1")"; }
+# start ARGS...: errqd in the background (pid), on ephemeral ports, until its port file is written
+start() {
+	rm -f "$dir/port"
+	"$errqd" "$@" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --port-file "$dir/port" >"$dir/log" 2>&1 &
+	pid=$!
+	i=0
+	while [ ! -s "$dir/port" ]; do
+		kill -0 "$pid" 2>/dev/null || fail "errqd exited: $(cat "$dir/log")"
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "errqd did not start in 60 s: $(cat "$dir/log")"
+		sleep 0.1
+	done
+}
 
 # a start that cannot open the database: it stops, names the database redacted
 for fmt in json text; do
@@ -73,16 +86,7 @@ fi
 grep -q "unknown scheme 'mysql://'" "$dir/out" || fail "unexpected refusal: $(cat "$dir/out")"
 
 # sqlite:///ABS: errqd starts on the file it names, and says which
-"$errqd" --db "sqlite://$dir/url.db" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --port-file "$dir/port" \
-	--log-format text >"$dir/log" 2>&1 &
-pid=$!
-i=0
-while [ ! -s "$dir/port" ]; do
-	kill -0 "$pid" 2>/dev/null || fail "errqd exited: $(cat "$dir/log")"
-	i=$((i + 1))
-	[ $i -lt 600 ] || fail "errqd did not start in 60 s: $(cat "$dir/log")"
-	sleep 0.1
-done
+start --db "sqlite://$dir/url.db" --log-format text
 [ -s "$dir/url.db" ] || fail "no database at $dir/url.db"
 [ -e "$dir/url.db.lock" ] || fail "no lock beside $dir/url.db"
 grep -q "errqd started.*database=sqlite://$dir/url.db" "$dir/log" || fail "the start line: $(cat "$dir/log")"
@@ -98,17 +102,7 @@ if [ -n "$urlfile" ]; then
 	psql -q "$base" -c "CREATE DATABASE $pgdb" >/dev/null || fail "cannot create database $pgdb"
 	pwurl=$(printf '%s' "$base" | sed -e "s|://\([^@/:]*\)@|://\1:$secret@|" -e "s|/[^/?]*\(?.*\)\{0,1\}\$|/$pgdb\1|")
 	case "$pwurl" in *"$secret"*"/$pgdb"*) ;; *) fail "cannot put a password into '$base' ($pwurl)" ;; esac
-	rm -f "$dir/port"
-	"$errqd" --db "$pwurl" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --port-file "$dir/port" \
-		--log-format json --log-level debug >"$dir/log" 2>&1 &
-	pid=$!
-	i=0
-	while [ ! -s "$dir/port" ]; do
-		kill -0 "$pid" 2>/dev/null || fail "errqd exited: $(cat "$dir/log")"
-		i=$((i + 1))
-		[ $i -lt 600 ] || fail "errqd did not start in 60 s: $(cat "$dir/log")"
-		sleep 0.1
-	done
+	start --db "$pwurl" --log-format json --log-level debug
 	"$errq" --addr "127.0.0.1:$(head -n 1 "$dir/port")" status >"$dir/status" 2>&1 || fail "errq status: $(cat "$dir/status")"
 	cat "$dir/status"
 	grep -q "^database .*, postgres\$" "$dir/status" || fail "status does not say postgres"

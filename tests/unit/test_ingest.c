@@ -83,15 +83,41 @@ static void wait_until(atomic_int *v, int want)
 		usleep(1000);
 }
 
+/* A store in a temporary directory dir (mkdtemp'd here from its template). */
+static struct store *temp_store(char *dir)
+{
+	char path[64], err[256];
+	struct store *s = NULL;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	struct store_opts so = {.path = path};
+	assert_int_equal(store_open(&s, &so, err, sizeof(err)), 0);
+	return s;
+}
+
+static void temp_store_close(struct store *s, const char *dir)
+{
+	char cmd[128];
+	store_close(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Submits a batch with no events (it is done when its transaction commits or is given up). */
+static void submit_empty(struct ingest *ig)
+{
+	struct ingest_batch *b = calloc(1, sizeof(*b));
+	assert_non_null(b);
+	b->ops = &ops;
+	b->bytes = 64;
+	assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+}
+
 static void test_near_timers_keep_the_writer(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/errq-ingest-XXXXXX", path[64], err[256];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/t.db", dir);
-	struct store *s = NULL;
-	struct store_opts so = {.path = path};
-	assert_int_equal(store_open(&s, &so, err, sizeof(err)), 0);
+	char dir[] = "/tmp/errq-ingest-XXXXXX";
+	struct store *s = temp_store(dir);
 
 	struct hooks_state hs = {.near_ticks = 2000};
 	struct ingest_hooks hooks = {.txn = h_txn, .txn_end = h_txn_end, .tick = h_tick, .ctx = &hs};
@@ -107,11 +133,7 @@ static void test_near_timers_keep_the_writer(void **state)
 	/* and it still commits: a batch goes through the hooks and is answered committed */
 	done_calls = done_committed = 0;
 	for (int i = 0; i < 5; i++) {
-		struct ingest_batch *b = calloc(1, sizeof(*b));
-		assert_non_null(b);
-		b->ops = &ops;
-		b->bytes = 64;
-		assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+		submit_empty(ig);
 		wait_until(&done_calls, i + 1);
 	}
 	assert_int_equal(done_calls, 5);
@@ -127,10 +149,7 @@ static void test_near_timers_keep_the_writer(void **state)
 	assert_true(hs.ticks > before);
 
 	ingest_free(ig);
-	store_close(s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	temp_store_close(s, dir);
 }
 
 /* A SQLite store whose database server "goes away": while down, every transaction fails as
@@ -155,12 +174,8 @@ static int down_errclass(const struct store *s)
 static void test_unavailable_gives_batches_back(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/errq-ingest-XXXXXX", path[64], err[256];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/t.db", dir);
-	struct store *s = NULL;
-	struct store_opts so = {.path = path};
-	assert_int_equal(store_open(&s, &so, err, sizeof(err)), 0);
+	char dir[] = "/tmp/errq-ingest-XXXXXX";
+	struct store *s = temp_store(dir);
 	struct store_backend down = store_sqlite_backend;
 	down.txn_begin = down_txn_begin;
 	down.errmsg = down_errmsg;
@@ -172,13 +187,8 @@ static void test_unavailable_gives_batches_back(void **state)
 	assert_int_equal(ingest_start(&ig, &io), 0);
 	atomic_store(&server_down, true);
 	done_calls = done_committed = 0;
-	for (int i = 0; i < 3; i++) {
-		struct ingest_batch *b = calloc(1, sizeof(*b));
-		assert_non_null(b);
-		b->ops = &ops;
-		b->bytes = 64;
-		assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
-	}
+	for (int i = 0; i < 3; i++)
+		submit_empty(ig);
 	wait_until(&done_calls, 3); /* retried instead, they would never be done while it is down */
 	assert_int_equal(done_calls, 3);
 	assert_int_equal(done_committed, 0);
@@ -189,11 +199,7 @@ static void test_unavailable_gives_batches_back(void **state)
 	assert_string_equal(h.error, "database unavailable: reconnecting");
 
 	atomic_store(&server_down, false);
-	struct ingest_batch *b = calloc(1, sizeof(*b));
-	assert_non_null(b);
-	b->ops = &ops;
-	b->bytes = 64;
-	assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+	submit_empty(ig);
 	wait_until(&done_calls, 4);
 	assert_int_equal(done_calls, 4);
 	assert_int_equal(done_committed, 1);
@@ -201,10 +207,7 @@ static void test_unavailable_gives_batches_back(void **state)
 	assert_int_equal(h.failing_since, 0);
 
 	ingest_free(ig);
-	store_close(s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	temp_store_close(s, dir);
 }
 
 int main(void)
