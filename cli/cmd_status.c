@@ -128,6 +128,8 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 		dur = ": what it acknowledged survives a power loss";
 	else if (!strcmp(r->durability, "normal"))
 		dur = ": what it acknowledged survives a crash, not a power loss";
+	else if (!strcmp(r->durability, "server"))
+		dur = ": PostgreSQL's (its synchronous_commit and fsync)";
 	cli_detail_fieldf(d, "durability", CLI_STYLE_NONE, "%s%s", *r->durability ? r->durability : "?", dur);
 	cli_detail_fieldf(d, "commits", r->store_errors ? CLI_STYLE_RED : CLI_STYLE_NONE,
 			  "%llu, %llu failed (and retried)", (unsigned long long)r->commits,

@@ -94,6 +94,7 @@ const char *health_store_class_words(int cls)
 	case STORE_ERR_FULL: return "disk full";
 	case STORE_ERR_UNWRITABLE: return "database unwritable";
 	case STORE_ERR_LOCKED: return "database locked";
+	case STORE_ERR_UNAVAILABLE: return "database unavailable";
 	default: return "database error";
 	}
 }

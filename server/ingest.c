@@ -22,6 +22,11 @@
 #include "overflow.h"
 #include "storage.h"
 
+/* Events one store_txn_add_events call takes: a batch's run of events to store (between the
+ * quota's count-only ones) longer than this goes in several calls.  The writer's scratch below
+ * (~150 KiB); PostgreSQL sends each call as one statement. */
+#define INGEST_ADD_EVENTS_MAX 1024
+
 struct ingest {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;  /* writer: work arrived or stopping */
@@ -48,6 +53,10 @@ struct ingest {
 	pthread_t thread;
 	pthread_t writer;       /* set by the writer itself before its first job (ingest_on_writer) */
 	_Atomic bool writer_set;
+	/* the writer's: one store_txn_add_events call's events, results and where they came from */
+	struct store_event add_ev[INGEST_ADD_EVENTS_MAX];
+	int8_t add_res[INGEST_ADD_EVENTS_MAX];
+	struct ingest_event *add_src[INGEST_ADD_EVENTS_MAX];
 };
 
 /* Commit latency buckets (seconds) and transaction sizes (events). */
@@ -225,46 +234,84 @@ static struct ingest_batch *unpark(struct ingest *ig)
 	return moved;
 }
 
+/* The store's view of one valid event of batch b. */
+static void store_event_of(const struct ingest_batch *b, const struct ingest_event *ev, struct store_event *se)
+{
+	const Errq__V1__TaskFailure *tf = ev->tf;
+	*se = (struct store_event){
+	    .event_id = tf->event_id.data,
+	    .time_ns = tf->time_unix_nano,
+	    .received_ns = ev->received_ns,
+	    .service = tf->service,
+	    .environment = tf->environment,
+	    .release = tf->release,
+	    .host = tf->host,
+	    .task = tf->task,
+	    .error_type = tf->error_type,
+	    .error_code = tf->error_code,
+	    .message = tf->message,
+	    .fingerprint = ev->v.fingerprint,
+	    .grouping_version = GROUPING_VERSION,
+	    .attempt = tf->attempt,
+	    .handled = tf->handled,
+	    .truncated = ev->v.truncated,
+	    .extra = ev->extra_len ? b->extra + ev->extra_off : NULL,
+	    .extra_len = ev->extra_len,
+	};
+}
+
+/* Stores the events of batch b inside the open transaction: each run of events to store in
+ * one store_txn_add_events call (at most INGEST_ADD_EVENTS_MAX), the quota's count-only ones
+ * one by one.  Returns 0, or -1 (the caller rolls back). */
+static int write_batch(struct ingest *ig, struct ingest_batch *b)
+{
+	struct store *s = ig->o.store;
+	size_t i = 0;
+	while (i < b->n_events) {
+		struct ingest_event *ev = &b->events[i];
+		if (!ev->tf) { /* rejected */
+			i++;
+			continue;
+		}
+		if (ev->count_only) {
+			struct store_event se;
+			store_event_of(b, ev, &se);
+			int r = store_txn_count_event(s, &se);
+			if (r < 0)
+				return -1;
+			ev->result = r ? INGEST_COUNTED : INGEST_DUPLICATE;
+			i++;
+			continue;
+		}
+		size_t n = 0;
+		for (; i < b->n_events && n < INGEST_ADD_EVENTS_MAX; i++) {
+			ev = &b->events[i];
+			if (!ev->tf)
+				continue;
+			if (ev->count_only)
+				break;
+			store_event_of(b, ev, &ig->add_ev[n]);
+			ig->add_src[n++] = ev;
+		}
+		if (store_txn_add_events(s, ig->add_ev, n, ig->add_res))
+			return -1;
+		for (size_t k = 0; k < n; k++)
+			ig->add_src[k]->result = ig->add_res[k] ? INGEST_STORED : INGEST_DUPLICATE;
+	}
+	return 0;
+}
+
 /* Stores every event of the taken batches in one transaction.  Returns 0 when committed. */
 static int write_batches(struct ingest *ig, struct ingest_batch *list)
 {
 	struct store *s = ig->o.store;
 	if (store_txn_begin(s))
 		return -1;
-	for (struct ingest_batch *b = list; b; b = b->next) {
-		for (size_t i = 0; i < b->n_events; i++) {
-			struct ingest_event *ev = &b->events[i];
-			Errq__V1__TaskFailure *tf = ev->tf;
-			if (!tf)
-				continue;
-			struct store_event se = {
-			    .event_id = tf->event_id.data,
-			    .time_ns = tf->time_unix_nano,
-			    .received_ns = ev->received_ns,
-			    .service = tf->service,
-			    .environment = tf->environment,
-			    .release = tf->release,
-			    .host = tf->host,
-			    .task = tf->task,
-			    .error_type = tf->error_type,
-			    .error_code = tf->error_code,
-			    .message = tf->message,
-			    .fingerprint = ev->v.fingerprint,
-			    .grouping_version = GROUPING_VERSION,
-			    .attempt = tf->attempt,
-			    .handled = tf->handled,
-			    .truncated = ev->v.truncated,
-			    .extra = ev->extra_len ? b->extra + ev->extra_off : NULL,
-			    .extra_len = ev->extra_len,
-			};
-			int r = ev->count_only ? store_txn_count_event(s, &se) : store_txn_add_event(s, &se);
-			if (r < 0) {
-				store_txn_rollback(s);
-				return -1;
-			}
-			ev->result = ev->count_only && r ? INGEST_COUNTED : (int8_t)r;
+	for (struct ingest_batch *b = list; b; b = b->next)
+		if (write_batch(ig, b)) {
+			store_txn_rollback(s);
+			return -1;
 		}
-	}
 	const struct ingest_hooks *h = ig->o.hooks;
 	if (h && h->txn(h->ctx, s, list)) {
 		store_txn_rollback(s);
@@ -555,11 +602,12 @@ static void *writer_main(void *arg)
 			int cls = store_last_errclass(ig->o.store);
 			ig->health.store_error = cls;
 			errq_snprintf(ig->health.error, sizeof(ig->health.error), "%s", store_errmsg(ig->o.store));
-			if (cls == STORE_ERR_FULL || cls == STORE_ERR_UNWRITABLE) {
-				/* A full disk or an unwritable file does not mend in a retry: the batches are
-				 * given back unacknowledged now (their streams end with UNAVAILABLE and the
-				 * reason; the clients resend later or elsewhere) rather than held until the
-				 * clients' deadlines with no answer.  The batches behind them meet the same
+			if (cls == STORE_ERR_FULL || cls == STORE_ERR_UNWRITABLE || cls == STORE_ERR_UNAVAILABLE) {
+				/* A full disk, an unwritable file or a lost database server does not mend in a
+				 * retry: the batches are given back unacknowledged now (their streams end with
+				 * UNAVAILABLE and the reason; the clients resend later or elsewhere: to another
+				 * collector of the same PostgreSQL) rather than held until the clients'
+				 * deadlines with no answer; the backend reconnects at the next transaction.  The batches behind them meet the same
 				 * fate at the next attempt, or commit if space came back. */
 				ig->n_queued -= nb;
 				ig->queued_bytes -= bytes;

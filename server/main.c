@@ -42,6 +42,7 @@
 #include "quota.h"
 #include "settings.h"
 #include "storage.h"
+#include "store_url.h"
 #include "svc_alerts.h"
 #include "tail.h"
 #include "tls.h"
@@ -55,8 +56,8 @@ extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: errqd [--config FILE] [--listen HOST:PORT] [--db PATH] [--http-listen HOST:PORT]\n"
-		"             [--storage sqlite|none] [--durability normal|full] [--log-level LEVEL]\n"
+		"usage: errqd [--config FILE] [--listen HOST:PORT] [--db PATH|URL] [--http-listen HOST:PORT]\n"
+		"             [--storage sqlite|postgres|none] [--durability normal|full] [--log-level LEVEL]\n"
 		"             [--log-format json|text] [--port-file PATH] [--set KEY=VALUE]...\n"
 		"       errqd [--config FILE] [flags] --check-config | --print-config\n"
 		"       errqd --print-sample-config | --print-config-docs | --version | --help\n"
@@ -67,7 +68,8 @@ static void usage(FILE *f)
 		"empty; useful with --listen 127.0.0.1:0).  --check-config validates the file,\n"
 		"environment and flags and exits; --print-config prints every setting's value and where\n"
 		"it came from; --print-sample-config prints a config file with every setting and its\n"
-		"default; --print-config-docs prints docs/configuration.md.\n");
+		"default; --print-config-docs prints docs/configuration.md.  --db takes a SQLite file\n"
+		"(PATH or sqlite:///PATH) or a PostgreSQL URL (postgres://USER@HOST/DB).\n");
 }
 
 /* Line 1: the gRPC port; line 2: the HTTP port (0 when http_listen is empty). */
@@ -229,6 +231,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "errqd: %s\n", err);
 			return 1;
 		}
+	if (settings_check_database(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "errqd: %s\n", err);
+		return 1;
+	}
 	if (print_only) {
 		settings_print_effective(stdout, &cfg);
 		return 0;
@@ -327,6 +333,17 @@ int main(int argc, char **argv)
 	struct http *http = NULL;
 	struct diskguard *guard = NULL; /* the free-disk floor (storage: sqlite) */
 	uint64_t started_ns = errq_now_ns();
+	/* The database as the store calls take it (NULL with storage: none): a SQLite file's path
+	 * (parsed from its URL: the disk guard and the backup service need the file), or the
+	 * PostgreSQL URL; and as every message names it (its password hidden). */
+	struct store_url dbu = {.kind = STORE_URL_SQLITE};
+	char dbred[STORE_URL_REDACTED_MAX];
+	const char *db = NULL;
+	const char *storage_name = cfg.storage == STORAGE_POSTGRES ? "postgres" : cfg.storage == STORAGE_SQLITE ? "sqlite" : "none";
+	/* on PostgreSQL a commit is as durable as the server makes it (durability is SQLite's) */
+	const char *durability_name = cfg.storage == STORAGE_POSTGRES ? "server"
+				      : cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal";
+	store_url_redact(cfg.storage != STORAGE_NONE ? cfg.database : "(none)", dbred, sizeof(dbred));
 
 	gpr_set_log_function(grpc_log); /* the C core's own records become errqd's log lines */
 	grpc_init();
@@ -334,17 +351,26 @@ int main(int argc, char **argv)
 		LOG_ERROR("out of memory");
 		goto out;
 	}
-	if (cfg.storage == STORAGE_SQLITE) {
-		struct store_opts so = {.path = cfg.database, .durability = cfg.durability,
+	if (cfg.storage != STORAGE_NONE) {
+		if (store_url_parse(cfg.database, &dbu, err, sizeof(err))) { /* settings_check_database passed it */
+			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
+			goto out;
+		}
+		db = dbu.kind == STORE_URL_SQLITE ? dbu.path : cfg.database;
+	}
+	if (db) {
+		struct store_opts so = {.path = db, .durability = cfg.durability,
 					.cache_mib = (int)cfg.cache_mib, .ckpt_external = true,
 					.groups_per_service = (uint32_t)cfg.groups_per_service};
-		if (store_lock(&dblock, cfg.database, err, sizeof(err)) || store_open(&store, &so, err, sizeof(err)) ||
-		    store_ckpt_start(&ckpt, cfg.database, err, sizeof(err))) {
+		/* PostgreSQL: no lock (collectors share it) and no checkpointer (ckpt NULL) */
+		if (store_lock(&dblock, db, err, sizeof(err)) || store_open(&store, &so, err, sizeof(err)) ||
+		    store_ckpt_start(&ckpt, db, err, sizeof(err))) {
 			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
 			goto out;
 		}
 		store_set_ckpt(store, ckpt);
-		if (!(guard = diskguard_new(cfg.database, (uint64_t)cfg.min_free_disk))) {
+		/* the free-disk floor is the SQLite file's filesystem's (PostgreSQL's disk is the server's) */
+		if (dbu.kind == STORE_URL_SQLITE && !(guard = diskguard_new(db, (uint64_t)cfg.min_free_disk))) {
 			LOG_ERROR("out of memory");
 			goto out;
 		}
@@ -399,19 +425,19 @@ int main(int argc, char **argv)
 	auth_attach(auth, to.creds); /* every call is checked, health excepted (auth.h) */
 	if (transport_new(&t, &to) || !(rs = report_svc_new(ig)) ||
 	    !(qs = query_svc_new(&(struct query_svc_opts){
-		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
+		  .db_path = db,
 		  .ig = ig,
 		  .rs = rs,
 		  .tail = tail,
 		  .alerts = alerts,
 		  .name = cfg.name,
-		  .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
-		  .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
+		  .durability = durability_name,
+		  .storage = storage_name,
 		  .started_ns = started_ns,
 		  .queue_capacity = (uint32_t)cfg.ingest_queue_batches,
 		  .overflow = overflow})) ||
 	    !(as = alerts_svc_new(&(struct alerts_svc_opts){
-		  .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL, .alerts = alerts, .auth = auth})) ||
+		  .db_path = db, .alerts = alerts, .auth = auth})) ||
 	    (report_svc_set_auth(rs, auth), report_svc_register(rs, t)) || query_svc_register(qs, t) || alerts_svc_register(as, t) ||
 	    tail_hub_register(tail, t) || health_svc_register(t, health)) {
 		LOG_ERROR("cannot set up the gRPC services");
@@ -428,9 +454,9 @@ int main(int argc, char **argv)
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
 		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
-					     .db_path = cfg.storage == STORAGE_SQLITE ? cfg.database : NULL,
-					     .name = cfg.name, .storage = cfg.storage == STORAGE_SQLITE ? "sqlite" : "none",
-					     .durability = cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal",
+					     .db_path = db,
+					     .name = cfg.name, .storage = storage_name,
+					     .durability = durability_name,
 					     .started_ns = started_ns,
 					     .queue_capacity_batches = (uint64_t)cfg.ingest_queue_batches,
 					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes,
@@ -464,8 +490,8 @@ int main(int argc, char **argv)
 		errq_snprintf(hportbuf, sizeof(hportbuf), "%d", hport);
 		errq_logkv(ERRQ_LOG_INFO, "errqd started", "version", ERRQ_VERSION_STRING, "listen", cfg.listen,
 			   "port", portbuf, "http_listen", cfg.http_listen[0] ? cfg.http_listen : "(off)", "http_port",
-			   hportbuf, "database", cfg.storage == STORAGE_SQLITE ? cfg.database : "(none)",
-			   "durability", cfg.durability == STORE_DURABILITY_FULL ? "full" : "normal", "tls",
+			   hportbuf, "database", dbred,
+			   "durability", durability_name, "tls",
 			   !tls ? "off" : tls_mutual(tls) ? "mutual" : "on", "config", config_path ? config_path : "(none)",
 			   "rules", n_rules, "notifiers", n_notifiers, NULL);
 		char ncreds[24];

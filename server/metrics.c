@@ -217,7 +217,7 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 	prom_sample_u64(b, "errq_batches_failed_total", "reason=\"too_large\"", rs.batches_too_large);
 	COUNTER(b, "errq_batches_committed_total", "Report batches committed and answered.", st.batches);
 	COUNTER(b, "errq_commits_total", "Ingest transactions committed.", st.commits);
-	COUNTER(b, "errq_store_errors_total", "Ingest transactions that failed (locked: retried; disk full or unwritable: batches given back; nothing acknowledged).",
+	COUNTER(b, "errq_store_errors_total", "Ingest transactions that failed (locked: retried; disk full, unwritable or database unavailable: batches given back; nothing acknowledged).",
 		st.store_errors);
 	COUNTER(b, "errq_upkeep_errors_total", "Upkeep rounds (retention, per-group cap) that failed.", st.maint_errors);
 	GAUGE(b, "errq_streams_active", "Report streams open now.", report_svc_streams(m->src.rs));

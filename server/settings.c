@@ -17,6 +17,7 @@
 #include "errq_time.h"
 #include "errq_yaml.h"
 #include "storage.h"
+#include "store_url.h"
 
 enum stype { T_STRING, T_ADDR, T_ADDR_OR_EMPTY, T_INT, T_DURATION, T_ENUM, T_SIZE };
 
@@ -34,7 +35,7 @@ struct setting {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const durabilities[] = {"normal", "full", NULL};
-static const char *const storages[] = {"sqlite", "none", NULL};
+static const char *const storages[] = {"sqlite", "none", "postgres", NULL}; /* enum storage_kind */
 static const char *const booleans[] = {"false", "true", NULL};
 
 #define OFF(f) offsetof(struct settings, f)
@@ -43,17 +44,21 @@ static const struct setting table[] = {
      "gRPC address HOST:PORT (port 0 picks a free one)"},
     {"http_listen", T_ADDR_OR_EMPTY, OFF(http_listen), "127.0.0.1:4771", 0, 0, NULL, "http-listen",
      "HTTP address HOST:PORT for /livez, /readyz, /healthz and /metrics (empty disables it)"},
-    {"database", T_STRING, OFF(database), "errq.db", 0, 0, NULL, "db", "SQLite database file"},
+    {"database", T_STRING, OFF(database), "errq.db", 0, 0, NULL, "db",
+     "the database: a SQLite file path (or sqlite:///PATH), or a PostgreSQL URL postgres://USER@HOST:PORT/DBNAME?PARAMS "
+     "given to libpq whole (its password better in PGPASSFILE or PGPASSWORD; errqd prints it as ***)"},
     {"name", T_STRING, OFF(name), "errqd", 0, 0, NULL, NULL, "this collector's name"},
     {"log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_levels, "log-level",
      "the least severe level logged (off: nothing)"},
     {"log_format", T_ENUM, OFF(log_format), "json", 0, 0, log_formats, "log-format",
      "json: one JSON object per line; text: one line for humans (time level message key=value)"},
     {"durability", T_ENUM, OFF(durability), "normal", 0, 0, durabilities, "durability",
-     "normal: an acknowledged event survives a crash of errqd; full: also a power loss"},
+     "normal: an acknowledged event survives a crash of errqd; full: also a power loss (SQLite only: with a "
+     "PostgreSQL database the server's synchronous_commit decides, and setting it is refused)"},
     {"storage", T_ENUM, OFF(storage), "sqlite", 0, 0, storages, "storage",
-     "sqlite, or none (acknowledge without storing: for measuring the transport only)"},
-    {"cache_mib", T_INT, OFF(cache_mib), "64", 1, 65536, NULL, NULL, "SQLite page cache of the writer, MiB"},
+     "sqlite or postgres: store into database (when not set: the kind of database; set, it must match it), "
+     "or none (acknowledge without storing: for measuring the transport only)"},
+    {"cache_mib", T_INT, OFF(cache_mib), "64", 1, 65536, NULL, NULL, "SQLite page cache of the writer, MiB (SQLite only: refused when set with a PostgreSQL database)"},
     {"cq_threads", T_INT, OFF(cq_threads), "2", 1, 64, NULL, NULL, "gRPC completion-queue threads"},
     {"ingest_queue_batches", T_INT, OFF(ingest_queue_batches), "1024", 1, 1 << 20, NULL, NULL,
      "ingest queue bound in batches; when full, streams stop being read (backpressure)"},
@@ -72,7 +77,7 @@ static const struct setting table[] = {
     {"readiness_queue_full_after", T_DURATION, OFF(readiness_queue_full_after_ns), "30s", 0, 0, NULL, NULL,
      "/readyz turns 503 when streams have waited for room in the ingest queue this long without a break (0s = never)"},
     {"min_free_disk", T_SIZE, OFF(min_free_disk), "64MiB", 0, INT64_C(1) << 50, NULL, NULL,
-     "free space the database's filesystem must keep: below it new batches are refused with UNAVAILABLE and /readyz says why (0 = no floor)"},
+     "free space the database's filesystem must keep: below it new batches are refused with UNAVAILABLE and /readyz says why (0 = no floor; SQLite only: refused when set with a PostgreSQL database, whose disk is the server's)"},
     {"alert_history", T_DURATION, OFF(alert_history_ns), "30d", 0, 0, NULL, NULL,
      "resolved alerts, circuit transitions and ended silences older than this are deleted"},
     /* sections: the rows of one section are adjacent (the YAML printers rely on it) */
@@ -283,6 +288,48 @@ int settings_source_text(const struct settings *s, const char *key, char *buf, s
 		break;
 	case SETTINGS_FROM_FLAG: errq_snprintf(buf, bufsz, "flag %s", src->flag); break;
 	default: errq_snprintf(buf, bufsz, "default"); break;
+	}
+	return 0;
+}
+
+/* Settings that mean something for a SQLite database only (the page cache of its writer, the
+ * free space of the filesystem it is on, its synchronous pragma): with a PostgreSQL one they
+ * are refused when a source set them, and their defaults are ignored. */
+static const char *const sqlite_only[] = {"cache_mib", "min_free_disk", "durability"};
+
+int settings_check_database(struct settings *s, char *err, size_t errsz)
+{
+	struct store_url u;
+	char why[512], red[STORE_URL_REDACTED_MAX], src[SETTINGS_STR_MAX + 64];
+	const struct setting *st = find("storage");
+	if (s->storage == STORAGE_NONE)
+		return 0; /* nothing is opened */
+	if (store_url_parse(s->database, &u, why, sizeof(why))) {
+		settings_source_text(s, "database", src, sizeof(src));
+		errq_snprintf(err, errsz, "setting 'database' (%s): %s", src, why);
+		return -1;
+	}
+	int kind = u.kind == STORE_URL_POSTGRES ? STORAGE_POSTGRES : STORAGE_SQLITE;
+	if (s->storage != kind) {
+		if (s->src[st - table].origin != SETTINGS_FROM_DEFAULT) {
+			settings_source_text(s, "storage", src, sizeof(src));
+			errq_snprintf(err, errsz, "setting 'storage' (%s) is '%s' but database '%s' is %s", src,
+				      storages[s->storage], store_url_redact(s->database, red, sizeof(red)),
+				      kind == STORAGE_POSTGRES ? "a PostgreSQL URL" : "a SQLite file");
+			return -1;
+		}
+		s->storage = kind; /* the default follows the database */
+	}
+	if (kind != STORAGE_POSTGRES)
+		return 0;
+	for (size_t i = 0; i < sizeof(sqlite_only) / sizeof(sqlite_only[0]); i++) {
+		const struct setting *t = find(sqlite_only[i]);
+		if (s->src[t - table].origin == SETTINGS_FROM_DEFAULT)
+			continue;
+		settings_source_text(s, t->name, src, sizeof(src));
+		errq_snprintf(err, errsz, "setting '%s' (%s) applies to a SQLite database only, and database '%s' is PostgreSQL: remove it",
+			      t->name, src, store_url_redact(s->database, red, sizeof(red)));
+		return -1;
 	}
 	return 0;
 }
@@ -514,13 +561,15 @@ void settings_print_sample(void *file)
 void settings_print_effective(void *file, const struct settings *s)
 {
 	FILE *f = file;
-	char vbuf[64], src[SETTINGS_STR_MAX + 64];
+	char vbuf[64], src[SETTINGS_STR_MAX + 64], dbuf[STORE_URL_REDACTED_MAX];
 	struct errq_buf b;
-	errq_buf_init(&b, 6 * SETTINGS_STR_MAX + 256); /* \u00XX: 6 bytes per control byte */
+	errq_buf_init(&b, 6 * STORE_URL_REDACTED_MAX + 256); /* \u00XX: 6 bytes per control byte */
 	fprintf(f, "# errqd configuration in force: each setting's value and where it came from\n"
 		   "# (default < file < env ERRQ_<NAME> < flag; a later source overrides an earlier one)\n");
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const char *v = value_text(s, &table[i], vbuf, sizeof(vbuf));
+		if (table[i].off == OFF(database)) /* its password, if any, is never printed */
+			v = store_url_redact(v, dbuf, sizeof(dbuf));
 		errq_buf_reset(&b);
 		/* a JSON string is a YAML double-quoted scalar: the output reads back as a config */
 		const char *ind = section_open(f, i) ? "  " : "";
@@ -596,6 +645,19 @@ void settings_print_docs(void *file)
 		fputs(" |\n", f);
 	}
 	fprintf(f, "\n"
+		   "`database` is a SQLite file (a path, `sqlite:///ABSOLUTE/PATH` or `sqlite://RELATIVE/PATH`) or\n"
+		   "a PostgreSQL database (`postgres://` or `postgresql://`: a libpq connection URI, given to libpq\n"
+		   "whole, as in `postgres://errq@db.example.com:5432/errq?sslmode=verify-full`; libpq reads\n"
+		   "`PGPASSFILE`, `PGPASSWORD` and the other `PG*` variables itself).  Any other `scheme://` is\n"
+		   "refused.  Wherever errqd prints the database (its log, `--print-config`, errors) a password in\n"
+		   "the URL shows as `***`; `--db` still puts it in the process list, so keep it in `PGPASSFILE`,\n"
+		   "`PGPASSWORD` or the config file.  With a PostgreSQL database several collectors may share it\n"
+		   "(no lock file), `errq admin backup` is refused (FAILED_PRECONDITION: use `pg_dump` or\n"
+		   "`pg_basebackup`), and `cache_mib`, `min_free_disk` and `durability`, which mean something for\n"
+		   "SQLite only, are refused when a source sets them (their defaults are ignored; a commit on\n"
+		   "PostgreSQL is as durable as the server's `synchronous_commit` and `fsync` make it, and\n"
+		   "`errq status` says `durability server`).\n"
+		   "\n"
 		   "A duration is a number and one unit: `ms`, `s`, `m`, `h` or `d` (`500ms`, `8s`, `30d`).\n"
 		   "The flags that are not settings (`--config`, `--port-file`, ...) are in `errqd --help`.\n"
 		   "The same file holds the alert rules and notifiers, under `rules:` and `notifiers:`\n"

@@ -14,7 +14,7 @@
 #define SETTINGS_FLAG_MAX 32
 #define SETTINGS_ENV_PREFIX "ERRQ_"
 
-enum storage_kind { STORAGE_SQLITE = 0, STORAGE_NONE = 1 };
+enum storage_kind { STORAGE_SQLITE = 0, STORAGE_NONE = 1, STORAGE_POSTGRES = 2 };
 
 enum settings_origin { SETTINGS_FROM_DEFAULT, SETTINGS_FROM_FILE, SETTINGS_FROM_ENV, SETTINGS_FROM_FLAG };
 
@@ -28,7 +28,7 @@ struct settings_source {
 struct settings {
 	char listen[SETTINGS_STR_MAX];      /* gRPC HOST:PORT (port 0 = ephemeral) */
 	char http_listen[SETTINGS_STR_MAX]; /* HTTP HOST:PORT for health and metrics ("" = off) */
-	char database[SETTINGS_STR_MAX];    /* SQLite file */
+	char database[SETTINGS_STR_MAX];    /* a SQLite file path or URL, or a postgres:// URL (store_url.h) */
 	char name[SETTINGS_STR_MAX];        /* collector name (in alerts and logs) */
 	int log_level;                      /* enum errq_log_level */
 	int log_format;                     /* enum errq_log_format */
@@ -77,6 +77,13 @@ const char *settings_flag_key(const char *flag);
 /* Writes where the setting key came from: "default", "file 'PATH' line N", "env ERRQ_X",
  * "flag --x".  Returns 0, or -1 for an unknown key. */
 int settings_source_text(const struct settings *s, const char *key, char *buf, size_t bufsz);
+
+/* After every source: checks the database setting against the others (unless storage is
+ * none).  The database must parse (store_url.h); storage, when no source set it, becomes the
+ * database's kind, and when one did, must match it; with a PostgreSQL database the settings
+ * that mean something for SQLite only (cache_mib, min_free_disk, durability) are refused when a source set
+ * them.  Returns 0, or -1 with "setting 'x' (where it came from) ...". */
+int settings_check_database(struct settings *s, char *err, size_t errsz);
 
 /* Prints every setting with its default and help, as a commented YAML file (deploy/errqd.yaml). */
 void settings_print_sample(void *file);

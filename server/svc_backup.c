@@ -75,6 +75,7 @@ static grpc_status_code map_rc(int rc)
 	case STORE_BACKUP_TIMEOUT: return GRPC_STATUS_ABORTED;
 	case STORE_BACKUP_CORRUPT: return GRPC_STATUS_DATA_LOSS;
 	case STORE_BACKUP_EXISTS: return GRPC_STATUS_ALREADY_EXISTS;
+	case STORE_BACKUP_UNSUPPORTED: return GRPC_STATUS_FAILED_PRECONDITION;
 	default: return GRPC_STATUS_INTERNAL;
 	}
 }
@@ -256,6 +257,10 @@ static void backup_call(void *ctx, struct unary_call *uc, grpc_slice req)
 	if (!b->db_path) {
 		st = GRPC_STATUS_FAILED_PRECONDITION;
 		errq_snprintf(details, sizeof(details), "this collector runs with 'storage: none': nothing to back up");
+		goto out;
+	}
+	if (store_backup_check(b->db_path, details, sizeof(details))) { /* a PostgreSQL database */
+		st = GRPC_STATUS_FAILED_PRECONDITION;
 		goto out;
 	}
 	pthread_mutex_lock(&b->mu);

@@ -74,7 +74,7 @@ grpc_status_code svc_oom(char *details, size_t dsz)
 grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz)
 {
 	errq_snprintf(details, dsz, "query failed: %s", store_errmsg(s));
-	return GRPC_STATUS_INTERNAL;
+	return store_last_errclass(s) == STORE_ERR_UNAVAILABLE ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
 }
 
 grpc_status_code svc_listed(struct store *s, int rc, bool oom, char *details, size_t dsz)

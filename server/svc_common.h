@@ -57,10 +57,12 @@ char *bstr(struct build *b, const char *s);
 void *svc_decode(struct build *b, const ProtobufCMessageDescriptor *d, grpc_slice req, char *details, size_t dsz);
 /* RESOURCE_EXHAUSTED with "out of memory" in details: a reply that outgrew its arena. */
 grpc_status_code svc_oom(char *details, size_t dsz);
-/* INTERNAL with the SQLite reason in details: a query that failed. */
+/* A query that failed, with the store's reason in details: UNAVAILABLE when the database
+ * server could not be reached (STORE_ERR_UNAVAILABLE: the handle reconnects at its next query,
+ * so the client's retry may pass), else INTERNAL. */
 grpc_status_code svc_query_failed(struct store *s, char *details, size_t dsz);
 
-/* How a listing ended: INTERNAL (svc_query_failed) when the store's call returned rc != 0,
+/* How a listing ended: svc_query_failed's status when the store's call returned rc != 0,
  * RESOURCE_EXHAUSTED (svc_oom) when a row's message did not fit in the arena (oom), else OK.
  * Call the store first and pass its rc: in one call, oom could be read before the rows are. */
 grpc_status_code svc_listed(struct store *s, int rc, bool oom, char *details, size_t dsz);

@@ -1,4 +1,9 @@
-/* storage.h: errq's SQLite store, the one place SQL lives.
+/* storage.h: errq's store, the one interface to the database (and storage/ the one place SQL
+ * lives).  Two backends answer it (backend.h, docs/architecture.md "Storage backends"): SQLite
+ * (store*.c, the default) and PostgreSQL (pg/); store_opts.path's URL chooses (store_url.h).
+ * What follows describes SQLite where the two differ; the PostgreSQL backend has no lock file,
+ * checkpointer, WAL catch-up, deferred aggregates, pragmas or online backup, and those calls
+ * answer for it as store_api.c says.
  *
  * Two kinds of handle:
  *  - the writer (store_open with readonly=0): exactly one per database, owned by the ingest
@@ -34,7 +39,7 @@
 enum store_durability { STORE_DURABILITY_NORMAL = 0, STORE_DURABILITY_FULL = 1 };
 
 struct store_opts {
-	const char *path;
+	const char *path;    /* the database: a file path, sqlite:///PATH, or postgres://... (store_url.h) */
 	bool readonly;
 	int durability;      /* enum store_durability */
 	int cache_mib;       /* SQLite page cache; 0 = default (64 MiB writer, 8 MiB reader) */
@@ -95,6 +100,8 @@ enum store_errclass {
 	STORE_ERR_FULL,       /* SQLITE_FULL: the disk (or the file size limit) is full */
 	STORE_ERR_UNWRITABLE, /* read-only file, permissions, I/O errors, cannot open */
 	STORE_ERR_OTHER,
+	STORE_ERR_UNAVAILABLE, /* the database server cannot be reached (the connection was lost): the
+				* backend reconnects with backoff at the next store_txn_begin */
 };
 int store_last_errclass(const struct store *s);
 
@@ -104,6 +111,10 @@ int store_last_errclass(const struct store *s);
  * memory and written by store_txn_commit, once per group per transaction. */
 int store_txn_begin(struct store *s);
 int store_txn_add_event(struct store *s, const struct store_event *e);
+/* Writer: store_txn_add_event for n events at once (one statement on PostgreSQL, a loop on
+ * SQLite).  result[i] is 1 when ev[i] was stored, 0 when a duplicate (of a stored event or of
+ * an earlier one of ev).  Returns 0, or -1 (the caller rolls back; result is then undefined). */
+int store_txn_add_events(struct store *s, const struct store_event *ev, size_t n, int8_t *result);
 /* Writer: counts e in its group (created if new, groups_per_service applies) and its service
  * like a stored event — total, minute counts, last seen — and in their `dropped` tally, but
  * stores no event row (the quota refused it: server/quota.h).  An event_id already stored is
@@ -245,7 +256,9 @@ struct store_ckpt;
 struct store_ckpt_stats {
 	uint64_t checkpoints, frames, errors, last_wal_frames, max_ns;
 };
-int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz);
+/* Starts the checkpointer of database db.  A PostgreSQL database has none: 0 with *out NULL
+ * (every store_ckpt_* call and store_set_ckpt accept NULL). */
+int store_ckpt_start(struct store_ckpt **out, const char *db, char *err, size_t errsz);
 void store_ckpt_kick(struct store_ckpt *ck);
 void store_ckpt_get_stats(struct store_ckpt *ck, struct store_ckpt_stats *st);
 void store_ckpt_stop(struct store_ckpt *ck); /* accepts NULL */
@@ -254,13 +267,14 @@ void store_set_ckpt(struct store *s, struct store_ckpt *ck);
 /* Writer, between transactions: when the WAL has passed min_pages, a RESTART
  * checkpoint on the writer's own connection.  With no write in progress it copies every
  * frame, so the next transaction starts the WAL over; the checkpointer thread has already
- * copied all but the last few frames.  Returns 1 when it ran, 0 when not needed or busy. */
+ * copied all but the last few frames.  Returns 1 when it ran, 0 when not needed or busy
+ * (always 0 on PostgreSQL). */
 int store_wal_catch_up(struct store *s, int min_pages);
 
 /* The value of PRAGMA name (one of a fixed list: synchronous, page_size, page_count,
  * freelist_count, auto_vacuum, cache_size, user_version) on this handle's own connection:
  * per-connection settings such as synchronous (what durability set) can be read nowhere
- * else.  For tests and diagnostics.  Returns 0 or -1. */
+ * else.  For tests and diagnostics.  Returns 0 or -1 (always -1 on PostgreSQL: no pragmas). */
 int store_get_pragma_int(struct store *s, const char *name, int64_t *v);
 /* Exact count of stored events (a scan: for tests and small databases). */
 int store_count_events(struct store *s, uint64_t *n);
@@ -291,6 +305,7 @@ enum store_backup_rc {
 	STORE_BACKUP_TIMEOUT = -3,   /* max_ns passed */
 	STORE_BACKUP_CORRUPT = -4,   /* the copy failed its check: removed */
 	STORE_BACKUP_EXISTS = -5,    /* tmp_path exists */
+	STORE_BACKUP_UNSUPPORTED = -6, /* src_path is no database errq can back up (a PostgreSQL one) */
 };
 struct store_backup_result {
 	uint64_t bytes;       /* size of the copy */
@@ -307,15 +322,19 @@ struct store_backup_opts {
 	const atomic_bool *cancel;  /* may be NULL */
 };
 int store_backup(const struct store_backup_opts *o, struct store_backup_result *r, char *err, size_t errsz);
+/* 0 when store_backup can copy database db (src_path: a SQLite one), else -1 with the reason
+ * (for a PostgreSQL database: use pg_dump or pg_basebackup). */
+int store_backup_check(const char *db, char *err, size_t errsz);
 /* True while some store_backup of this process holds its snapshot. */
 bool store_backup_pinning(void);
 
-/* One collector per database (store_lock.c): an exclusive, non-blocking flock on
+/* One collector per SQLite database (store_lock.c): an exclusive, non-blocking flock on
  * "<db>.lock", taken before the database is opened or migrated and held until
  * store_unlock (for errqd: its lifetime; the kernel drops it when the process dies).  The
  * holder writes its pid into the file, so a second collector can say who holds it.
- * Returns 0, or -1 with a one-line reason. */
+ * Returns 0, or -1 with a one-line reason.  A PostgreSQL database takes no lock (several
+ * collectors share it): 0 with *out NULL. */
 struct store_lock;
-int store_lock(struct store_lock **out, const char *db_path, char *err, size_t errsz);
+int store_lock(struct store_lock **out, const char *db, char *err, size_t errsz);
 void store_unlock(struct store_lock *l); /* accepts NULL; leaves the file (removing it would race) */
 #endif

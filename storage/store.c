@@ -136,17 +136,17 @@ int store__own_txn_end(struct store *s, int rc, const char *what)
 	return -1;
 }
 
-const char *store_errmsg(const struct store *s)
+const char *store_sqlite_errmsg(const struct store *s)
 {
 	return s->err;
 }
 
-bool store_last_busy(const struct store *s)
+bool store_sqlite_last_busy(const struct store *s)
 {
 	return s->busy;
 }
 
-int store_last_errclass(const struct store *s)
+int store_sqlite_last_errclass(const struct store *s)
 {
 	return s->errclass;
 }
@@ -166,12 +166,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
-void store_set_ckpt(struct store *s, struct store_ckpt *ck)
+void store_sqlite_set_ckpt(struct store *s, struct store_ckpt *ck)
 {
 	s->ckpt = ck;
 }
 
-int store_wal_catch_up(struct store *s, int min_pages)
+int store_sqlite_wal_catch_up(struct store *s, int min_pages)
 {
 	if (s->in_txn || s->wal_pages < min_pages || atomic_load(&store__backups_pinning))
 		return 0;
@@ -206,7 +206,7 @@ static void free_handle(struct store *s)
 	free(s);
 }
 
-int store_open(struct store **out, const struct store_opts *o, char *err, size_t errsz)
+int store_sqlite_open(struct store **out, const struct store_opts *o, char *err, size_t errsz)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	char sql[128];
@@ -215,6 +215,7 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 		errq_snprintf(err, errsz, "out of memory");
 		return -1;
 	}
+	s->be = &store_sqlite_backend;
 	s->readonly = o->readonly;
 	int flags = o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX; /* one thread per handle at a time */
@@ -262,7 +263,7 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 		}
 		/* counts of events stored before a crash, past the last written aggregates */
 		s->agg_recover = true;
-		if (store_agg_flush(s))
+		if (store_sqlite_agg_flush(s))
 			goto fail;
 	} else {
 		int v = 0;
@@ -286,13 +287,13 @@ fail:
 	return -1;
 }
 
-void store_close(struct store *s)
+void store_sqlite_close(struct store *s)
 {
 	if (!s)
 		return;
 	if (s->in_txn)
-		store_txn_rollback(s);
-	if (!s->readonly && s->db && store_agg_flush(s)) /* else the next open aggregates them again */
+		store_sqlite_txn_rollback(s);
+	if (!s->readonly && s->db && store_sqlite_agg_flush(s)) /* else the next open aggregates them again */
 		errq_snprintf(s->err, sizeof(s->err), "%s", "aggregates not written at close");
 	free_handle(s);
 }
@@ -314,7 +315,7 @@ void store__clear_name_cache(struct name_slot *c, size_t n)
 	}
 }
 
-int store_txn_begin(struct store *s)
+int store_sqlite_txn_begin(struct store *s)
 {
 	if (s->in_txn) {
 		errq_snprintf(s->err, sizeof(s->err), "transaction already open");
@@ -332,7 +333,7 @@ int store_txn_begin(struct store *s)
 	return 0;
 }
 
-void store_txn_rollback(struct store *s)
+void store_sqlite_txn_rollback(struct store *s)
 {
 	if (!s->in_txn)
 		return;
@@ -607,7 +608,7 @@ static struct group_cache_slot *event_group(struct store *s, const struct store_
 	return g;
 }
 
-int store_txn_add_event(struct store *s, const struct store_event *e)
+int store_sqlite_txn_add_event(struct store *s, const struct store_event *e)
 {
 	bool overflowed;
 	int64_t envid;
@@ -649,7 +650,20 @@ int store_txn_add_event(struct store *s, const struct store_event *e)
 	return 1;
 }
 
-int store_txn_count_event(struct store *s, const struct store_event *e)
+/* One call per batch (storage.h): SQLite's statements are in-process, so a loop over
+ * store_sqlite_txn_add_event costs nothing a single statement would save. */
+int store_sqlite_txn_add_events(struct store *s, const struct store_event *ev, size_t n, int8_t *result)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = store_sqlite_txn_add_event(s, &ev[i]);
+		if (r < 0)
+			return -1;
+		result[i] = (int8_t)r;
+	}
+	return 0;
+}
+
+int store_sqlite_txn_count_event(struct store *s, const struct store_event *e)
 {
 	bool overflowed;
 	int64_t envid;
@@ -701,23 +715,30 @@ static int commit_with(struct store *s, enum commit_mode mode)
 	return store__commit(s);
 }
 
-int store_txn_commit(struct store *s)
+int store_sqlite_txn_commit(struct store *s)
 {
 	return commit_with(s, ALL);
 }
 
-int store_txn_commit_deferred(struct store *s)
+int store_sqlite_txn_commit_deferred(struct store *s)
 {
 	return commit_with(s, DUE);
 }
 
-int store_txn_commit_idle(struct store *s)
+int store_sqlite_txn_commit_idle(struct store *s)
 {
 	return commit_with(s, IDLE);
 }
 
-void store_get_write_stats(struct store *s, struct store_write_stats *st)
+void store_sqlite_get_write_stats(struct store *s, struct store_write_stats *st)
 {
 	*st = s->wst;
 	st->agg_generations = s->agg_closes;
 }
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+#define SQLITE_OP(need, kind, ret, op, params, args) .op = store_sqlite_##op,
+    STORE_BACKEND_OPS(SQLITE_OP)
+#undef SQLITE_OP
+};

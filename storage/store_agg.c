@@ -97,7 +97,7 @@ void store__agg_free(struct store *s)
 	free(s->agg_closed.sv);
 }
 
-bool store_agg_pending(const struct store *s)
+bool store_sqlite_agg_pending(const struct store *s)
 {
 	return s->agg_open.n || s->agg_open.n_sv || s->agg_closing || s->agg_recover;
 }
@@ -435,30 +435,30 @@ int store__agg_recover(struct store *s)
 	return 0;
 }
 
-int store_agg_flush(struct store *s)
+int store_sqlite_agg_flush(struct store *s)
 {
-	if (s->readonly || s->in_txn || !store_agg_pending(s))
+	if (s->readonly || s->in_txn || !store_sqlite_agg_pending(s))
 		return 0;
-	if (store_txn_begin(s))
+	if (store_sqlite_txn_begin(s))
 		return -1;
-	if (store_txn_commit(s)) {
-		store_txn_rollback(s);
+	if (store_sqlite_txn_commit(s)) {
+		store_sqlite_txn_rollback(s);
 		return -1;
 	}
 	return 0;
 }
 
-int store_agg_flush_step(struct store *s, bool *more)
+int store_sqlite_agg_flush_step(struct store *s, bool *more)
 {
 	*more = false;
-	if (s->readonly || s->in_txn || !store_agg_pending(s))
+	if (s->readonly || s->in_txn || !store_sqlite_agg_pending(s))
 		return 0;
-	if (store_txn_begin(s)) /* recovers first when it must */
+	if (store_sqlite_txn_begin(s)) /* recovers first when it must */
 		return -1;
 	if (store__agg_write_step(s) || store__commit(s)) {
-		store_txn_rollback(s);
+		store_sqlite_txn_rollback(s);
 		return -1;
 	}
-	*more = store_agg_pending(s);
+	*more = store_sqlite_agg_pending(s);
 	return 0;
 }

@@ -175,7 +175,7 @@ static void circuit_from_row(sqlite3_stmt *st, struct store_circuit *c)
 	c->updated_ns = col_u64(st, 10);
 }
 
-int store_circuit_put(struct store *s, const struct store_circuit *c, int64_t *id)
+int store_sqlite_circuit_put(struct store *s, const struct store_circuit *c, int64_t *id)
 {
 	bool insert = c->id == 0;
 	sqlite3_stmt *st = astmt(s, insert ? ASTMT_CIRCUIT_INSERT : ASTMT_CIRCUIT_UPDATE);
@@ -208,7 +208,7 @@ int store_circuit_put(struct store *s, const struct store_circuit *c, int64_t *i
 	return 0;
 }
 
-int store_circuit_delete(struct store *s, int64_t id)
+int store_sqlite_circuit_delete(struct store *s, int64_t id)
 {
 	sqlite3_stmt *st = astmt(s, ASTMT_CIRCUIT_DELETE);
 	if (!st)
@@ -217,7 +217,7 @@ int store_circuit_delete(struct store *s, int64_t id)
 	return store__step(s, st, "delete circuit");
 }
 
-int store_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx)
+int store_sqlite_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx)
 {
 	/* both walk the UNIQUE (rule, key) index */
 	sqlite3_stmt *st = prepare(s,
@@ -238,7 +238,7 @@ int store_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, 
 	return finish(s, st, r, "list circuits");
 }
 
-int store_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx)
+int store_sqlite_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx)
 {
 	sqlite3_stmt *st = prepare(s, "SELECT rule, count(*), sum(state != 0) FROM circuits GROUP BY rule",
 				   "prepare count circuits");
@@ -251,7 +251,7 @@ int store_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx)
 	return finish(s, st, r, "count circuits");
 }
 
-int store_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx)
+int store_sqlite_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx)
 {
 	sqlite3_stmt *st =
 	    prepare(s, "SELECT " CIRCUIT_COLS " FROM circuits WHERE rule = ?1 AND key = ?2", "prepare get circuit");
@@ -272,7 +272,7 @@ int store_get_circuit(struct store *s, const char *rule, const char *key, store_
 
 /* ---- transitions ---- */
 
-int store_transition_add(struct store *s, const struct store_transition *t)
+int store_sqlite_transition_add(struct store *s, const struct store_transition *t)
 {
 	sqlite3_stmt *st = astmt(s, ASTMT_TRANSITION_INSERT);
 	if (!st)
@@ -290,7 +290,7 @@ int store_transition_add(struct store *s, const struct store_transition *t)
 	return store__step(s, st, "insert transition");
 }
 
-int store_list_transitions(struct store *s, const char *rule, const char *key, uint32_t limit,
+int store_sqlite_list_transitions(struct store *s, const char *rule, const char *key, uint32_t limit,
 			   store_transition_cb cb, void *ctx)
 {
 	/* the newest `limit` through the (rule, key) index, newest first, then turned around
@@ -353,7 +353,7 @@ static bool alert_from_row(sqlite3_stmt *st, struct store_alert *a)
 	return a->alert_id != NULL; /* cannot fail: only 16-byte ids are stored */
 }
 
-int store_alert_put(struct store *s, const struct store_alert *a, int64_t *id)
+int store_sqlite_alert_put(struct store *s, const struct store_alert *a, int64_t *id)
 {
 	if (!a->alert_id) {
 		return store__fail(s, "alert without an alert_id");
@@ -390,7 +390,7 @@ int store_alert_put(struct store *s, const struct store_alert *a, int64_t *id)
 	return 0;
 }
 
-int store_get_alert(struct store *s, const uint8_t alert_id[16], store_alert_cb cb, void *ctx)
+int store_sqlite_get_alert(struct store *s, const uint8_t alert_id[16], store_alert_cb cb, void *ctx)
 {
 	sqlite3_stmt *st = prepare(s, "SELECT " ALERT_COLS " FROM alerts WHERE alert_id = ?1", "prepare get alert");
 	if (!st)
@@ -408,7 +408,7 @@ int store_get_alert(struct store *s, const uint8_t alert_id[16], store_alert_cb 
 	return finish(s, st, r, "get alert");
 }
 
-int store_list_alerts(struct store *s, const struct store_alert_filter *f, store_alert_cb cb, void *ctx)
+int store_sqlite_list_alerts(struct store *s, const struct store_alert_filter *f, store_alert_cb cb, void *ctx)
 {
 	/* composed from the filters that are set: with a status, a range of alerts_status
 	 * (status, rowid) from the cursor down; otherwise the table from the cursor down */
@@ -485,7 +485,7 @@ static int bad_status(struct store *s, int status)
 	return store__fail(s, "unknown delivery status %d", status);
 }
 
-int store_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id)
+int store_sqlite_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id)
 {
 	if (!delivery_status_valid(d->status))
 		return bad_status(s, d->status);
@@ -512,7 +512,7 @@ int store_delivery_add(struct store *s, const struct store_delivery *d, int64_t 
 	return 0;
 }
 
-int store_delivery_update(struct store *s, int64_t id, int status, uint32_t attempts, uint64_t next_attempt_ns,
+int store_sqlite_delivery_update(struct store *s, int64_t id, int status, uint32_t attempts, uint64_t next_attempt_ns,
 			  long http_status, const char *last_error, uint64_t now_ns)
 {
 	if (!delivery_status_valid(status))
@@ -532,7 +532,7 @@ int store_delivery_update(struct store *s, int64_t id, int status, uint32_t atte
 	return sqlite3_changes(s->db) > 0;
 }
 
-int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body,
+int store_sqlite_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body,
 				    store_delivery_cb cb, void *ctx)
 {
 	if (!delivery_status_valid(status))
@@ -562,7 +562,7 @@ int store_list_deliveries_by_status(struct store *s, int status, int64_t after_i
 	return finish(s, st, r, "list deliveries");
 }
 
-int store_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx)
+int store_sqlite_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx)
 {
 	sqlite3_stmt *st = prepare(s, "SELECT " DELIVERY_COLS " FROM deliveries WHERE alert_id = ?1 ORDER BY id",
 				   "prepare list deliveries");
@@ -580,7 +580,7 @@ int store_list_deliveries(struct store *s, const uint8_t alert_id[16], store_del
 	return finish(s, st, r, "list deliveries");
 }
 
-int store_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *ctx)
+int store_sqlite_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *ctx)
 {
 	sqlite3_stmt *st =
 	    prepare(s, "SELECT " DELIVERY_COLS ", body FROM deliveries WHERE id = ?1", "prepare get delivery");
@@ -601,7 +601,7 @@ int store_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *
 
 /* ---- silences ---- */
 
-int store_silence_add(struct store *s, const struct store_silence *si, int64_t *id)
+int store_sqlite_silence_add(struct store *s, const struct store_silence *si, int64_t *id)
 {
 	sqlite3_stmt *st = astmt(s, ASTMT_SILENCE_INSERT);
 	if (!st)
@@ -621,7 +621,7 @@ int store_silence_add(struct store *s, const struct store_silence *si, int64_t *
 	return 0;
 }
 
-int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns)
+int store_sqlite_silence_expire(struct store *s, int64_t id, uint64_t now_ns)
 {
 	sqlite3_stmt *st = astmt(s, ASTMT_SILENCE_EXPIRE);
 	if (!st)
@@ -650,7 +650,7 @@ static void silence_from_row(sqlite3_stmt *st, struct store_silence *si)
 	};
 }
 
-int store_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx)
+int store_sqlite_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx)
 {
 	sqlite3_stmt *st = prepare(s, "SELECT " SILENCE_COLS " FROM silences WHERE id = ?1", "prepare get silence");
 	if (!st)
@@ -666,7 +666,7 @@ int store_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ct
 	return rc ? -1 : r == SQLITE_ROW;
 }
 
-int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx)
+int store_sqlite_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx)
 {
 	/* in force: starts_ns <= now < ends_ns, and not expired at or before now */
 	sqlite3_stmt *st = prepare(s,
@@ -690,7 +690,7 @@ int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t lim
 
 /* ---- outcome batches ---- */
 
-int store_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64_t received_ns)
+int store_sqlite_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64_t received_ns)
 {
 	sqlite3_stmt *st = astmt(s, ASTMT_BATCH_INSERT);
 	if (!st)
@@ -795,12 +795,12 @@ static int in_own_txn(struct store *s, uint64_t older_than_ns, uint32_t limit,
 	return store__own_txn_end(s, step(s, older_than_ns, limit, &more), "prune");
 }
 
-int store_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit)
+int store_sqlite_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit)
 {
 	return in_own_txn(s, older_than_ns, limit, store__outcome_batches_prune_step);
 }
 
-int store_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limit)
+int store_sqlite_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limit)
 {
 	return in_own_txn(s, older_than_ns, limit, store__alerts_prune_step);
 }

@@ -102,7 +102,7 @@ static int fsync_path(const char *path, int flags)
 	return rc;
 }
 
-int store_backup(const struct store_backup_opts *o, struct store_backup_result *res, char *err, size_t errsz)
+int store_sqlite_backup(const struct store_backup_opts *o, struct store_backup_result *res, char *err, size_t errsz)
 {
 	struct run r = {.o = o};
 	sqlite3 *src = NULL, *dst = NULL;

@@ -81,7 +81,7 @@ static void *ckpt_main(void *arg)
 	return NULL;
 }
 
-int store_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz)
+int store_sqlite_ckpt_start(struct store_ckpt **out, const char *path, char *err, size_t errsz)
 {
 	size_t n = strlen(path);
 	struct store_ckpt *ck = calloc(1, sizeof(*ck) + n);

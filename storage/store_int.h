@@ -4,7 +4,12 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 
+#include "backend.h"
 #include "storage.h"
+
+/* The SQLite backend: store_sqlite_<op> for every operation of backend.h (the table is
+ * store_sqlite_backend, in store.c). */
+STORE_BACKEND_DECLARE(sqlite)
 
 #define NS_PER_MINUTE 60000000000ULL
 
@@ -107,6 +112,7 @@ struct agg_gen {
 };
 
 struct store {
+	const struct store_backend *be; /* &store_sqlite_backend: first, as in every backend's handle */
 	sqlite3 *db;
 	bool readonly;
 	bool in_txn;

@@ -18,7 +18,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "storage.h"
+#include "store_int.h"
 #include "errq_str.h"
 #include "errq_banned.h"
 
@@ -30,7 +30,7 @@ struct store_lock {
 	int fd;
 };
 
-int store_lock(struct store_lock **out, const char *db_path, char *err, size_t errsz)
+int store_sqlite_lock(struct store_lock **out, const char *db_path, char *err, size_t errsz)
 {
 	char path[STORE_LOCK_PATH_MAX], buf[STORE_LOCK_PID_MAX];
 	struct store_lock *l = NULL;

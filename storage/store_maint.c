@@ -15,14 +15,14 @@
 
 #define NS_PER_MINUTE 60000000000ULL
 
-int store_set_group_status(struct store *s, const char *fingerprint, const char *status, uint64_t now_ns)
+int store_sqlite_set_group_status(struct store *s, const char *fingerprint, const char *status, uint64_t now_ns)
 {
 	if (strcmp(status, "unresolved") && strcmp(status, "resolved") && strcmp(status, "ignored")) {
 		errq_snprintf(s->err, sizeof(s->err), "unknown status '%s'", status);
 		return -1;
 	}
 	sqlite3_stmt *st = NULL;
-	if (store_agg_flush(s)) /* events before the change must not count as a regression after it */
+	if (store_sqlite_agg_flush(s)) /* events before the change must not count as a regression after it */
 		return -1;
 	if (sqlite3_prepare_v2(s->db,
 			       "UPDATE groups SET status = ?2,"
@@ -318,7 +318,7 @@ static int vacuum_step(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t free_pages = 0, pages = 0;
-	if (store_get_pragma_int(s, "freelist_count", &free_pages) || store_get_pragma_int(s, "page_count", &pages))
+	if (store_sqlite_get_pragma_int(s, "freelist_count", &free_pages) || store_sqlite_get_pragma_int(s, "page_count", &pages))
 		return -1;
 	if (free_pages < STORE_VACUUM_PAGES || free_pages <= pages / STORE_VACUUM_SLACK)
 		return 0;
@@ -334,7 +334,7 @@ static int vacuum_step(struct store *s)
 	return rc;
 }
 
-int store_maintain(struct store *s, const struct store_maint_opts *o, bool *more)
+int store_sqlite_maintain(struct store *s, const struct store_maint_opts *o, bool *more)
 {
 	*more = false;
 	/* Pending aggregates need not be written first: the sweeps delete the oldest events,

@@ -19,7 +19,7 @@ void store_overflow_fingerprint(const char *service, char out[STORE_OVERFLOW_FP_
 	out[STORE_OVERFLOW_FP_LEN] = '\0';
 }
 
-int store_overflow_group(struct store *s, const char *service, uint64_t *total)
+int store_sqlite_overflow_group(struct store *s, const char *service, uint64_t *total)
 {
 	char fp[STORE_OVERFLOW_FP_LEN + 1];
 	sqlite3_stmt *st = NULL;

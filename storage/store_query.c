@@ -127,7 +127,7 @@ out:
 	return rc;
 }
 
-int store_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
+int store_sqlite_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx)
 {
 	if (f->fingerprint && *f->fingerprint)
 		return list_group_chain(s, f, cb, ctx);
@@ -246,7 +246,7 @@ static void bind_window(sqlite3_stmt *st, const struct store_group_filter *f)
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":env"), f->environment, -1, SQLITE_STATIC);
 }
 
-int store_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx)
+int store_sqlite_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx)
 {
 	/* Composed from the filters that are set.  Sorted by first_seen, the scan walks that
 	 * index from the top and stops after LIMIT rows; sorted by count, every group seen in
@@ -332,7 +332,7 @@ int store_list_groups(struct store *s, const struct store_group_filter *f, store
 	return rc;
 }
 
-int store_get_group(struct store *s, const char *fingerprint, const struct store_group_filter *f,
+int store_sqlite_get_group(struct store *s, const char *fingerprint, const struct store_group_filter *f,
 		    store_group_cb cb, void *ctx)
 {
 	char sql[1536];
@@ -360,7 +360,7 @@ int store_get_group(struct store *s, const char *fingerprint, const struct store
 	return rc;
 }
 
-int store_group_histogram(struct store *s, int64_t group_id, const char *environment, int64_t first_minute,
+int store_sqlite_group_histogram(struct store *s, int64_t group_id, const char *environment, int64_t first_minute,
 			  uint32_t n, uint64_t *counts)
 {
 	memset(counts, 0, n * sizeof(*counts));
@@ -388,7 +388,7 @@ int store_group_histogram(struct store *s, int64_t group_id, const char *environ
 	return r == SQLITE_DONE ? 0 : store__set_err(s, "histogram");
 }
 
-int store_get_event(struct store *s, const uint8_t event_id[16], store_event_cb cb, void *ctx)
+int store_sqlite_get_event(struct store *s, const uint8_t event_id[16], store_event_cb cb, void *ctx)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->db,
@@ -410,7 +410,7 @@ int store_get_event(struct store *s, const uint8_t event_id[16], store_event_cb 
 	return rc;
 }
 
-int store_count_events(struct store *s, uint64_t *n)
+int store_sqlite_count_events(struct store *s, uint64_t *n)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM events", -1, &st, NULL) != SQLITE_OK)
@@ -431,7 +431,7 @@ static const struct {
     {"user_version", "PRAGMA user_version"},
 };
 
-int store_get_pragma_int(struct store *s, const char *name, int64_t *v)
+int store_sqlite_get_pragma_int(struct store *s, const char *name, int64_t *v)
 {
 	const char *sql = NULL;
 	*v = 0;
@@ -452,7 +452,7 @@ int store_get_pragma_int(struct store *s, const char *name, int64_t *v)
 	return r == SQLITE_ROW ? 0 : store__set_err(s, "read pragma");
 }
 
-int store_get_totals(struct store *s, struct store_totals *t)
+int store_sqlite_get_totals(struct store *s, struct store_totals *t)
 {
 	sqlite3_stmt *st;
 	memset(t, 0, sizeof(*t));

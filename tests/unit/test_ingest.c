@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "backend.h"
 #include "errq_time.h"
 #include "ingest.h"
 #include "storage.h"
@@ -82,15 +83,41 @@ static void wait_until(atomic_int *v, int want)
 		usleep(1000);
 }
 
+/* A store in a temporary directory dir (mkdtemp'd here from its template). */
+static struct store *temp_store(char *dir)
+{
+	char path[64], err[256];
+	struct store *s = NULL;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	struct store_opts so = {.path = path};
+	assert_int_equal(store_open(&s, &so, err, sizeof(err)), 0);
+	return s;
+}
+
+static void temp_store_close(struct store *s, const char *dir)
+{
+	char cmd[128];
+	store_close(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Submits a batch with no events (it is done when its transaction commits or is given up). */
+static void submit_empty(struct ingest *ig)
+{
+	struct ingest_batch *b = calloc(1, sizeof(*b));
+	assert_non_null(b);
+	b->ops = &ops;
+	b->bytes = 64;
+	assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+}
+
 static void test_near_timers_keep_the_writer(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/errq-ingest-XXXXXX", path[64], err[256];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/t.db", dir);
-	struct store *s = NULL;
-	struct store_opts so = {.path = path};
-	assert_int_equal(store_open(&s, &so, err, sizeof(err)), 0);
+	char dir[] = "/tmp/errq-ingest-XXXXXX";
+	struct store *s = temp_store(dir);
 
 	struct hooks_state hs = {.near_ticks = 2000};
 	struct ingest_hooks hooks = {.txn = h_txn, .txn_end = h_txn_end, .tick = h_tick, .ctx = &hs};
@@ -106,11 +133,7 @@ static void test_near_timers_keep_the_writer(void **state)
 	/* and it still commits: a batch goes through the hooks and is answered committed */
 	done_calls = done_committed = 0;
 	for (int i = 0; i < 5; i++) {
-		struct ingest_batch *b = calloc(1, sizeof(*b));
-		assert_non_null(b);
-		b->ops = &ops;
-		b->bytes = 64;
-		assert_int_equal(ingest_submit(ig, b), INGEST_QUEUED);
+		submit_empty(ig);
 		wait_until(&done_calls, i + 1);
 	}
 	assert_int_equal(done_calls, 5);
@@ -126,16 +149,72 @@ static void test_near_timers_keep_the_writer(void **state)
 	assert_true(hs.ticks > before);
 
 	ingest_free(ig);
-	store_close(s);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	temp_store_close(s, dir);
+}
+
+/* A SQLite store whose database server "goes away": while down, every transaction fails as
+ * PostgreSQL's backend fails when its connection is lost (STORE_ERR_UNAVAILABLE). */
+static atomic_bool server_down;
+static int down_txn_begin(struct store *s)
+{
+	return atomic_load(&server_down) ? -1 : store_sqlite_backend.txn_begin(s);
+}
+static const char *down_errmsg(const struct store *s)
+{
+	return atomic_load(&server_down) ? "database unavailable: reconnecting" : store_sqlite_backend.errmsg(s);
+}
+static int down_errclass(const struct store *s)
+{
+	return atomic_load(&server_down) ? STORE_ERR_UNAVAILABLE : store_sqlite_backend.last_errclass(s);
+}
+
+/* A lost database server gives the batches back unacknowledged at once (their streams end
+ * UNAVAILABLE and the clients resend, to another collector if there is one) instead of holding
+ * them for retries; once it is back, batches commit again. */
+static void test_unavailable_gives_batches_back(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/errq-ingest-XXXXXX";
+	struct store *s = temp_store(dir);
+	struct store_backend down = store_sqlite_backend;
+	down.txn_begin = down_txn_begin;
+	down.errmsg = down_errmsg;
+	down.last_errclass = down_errclass;
+	*(const struct store_backend **)(void *)s = &down; /* the handle's first member (backend.h) */
+
+	struct ingest_opts io = {.store = s, .max_batches = 16, .max_bytes = 1 << 20};
+	struct ingest *ig = NULL;
+	assert_int_equal(ingest_start(&ig, &io), 0);
+	atomic_store(&server_down, true);
+	done_calls = done_committed = 0;
+	for (int i = 0; i < 3; i++)
+		submit_empty(ig);
+	wait_until(&done_calls, 3); /* retried instead, they would never be done while it is down */
+	assert_int_equal(done_calls, 3);
+	assert_int_equal(done_committed, 0);
+	struct ingest_health h;
+	ingest_get_health(ig, &h);
+	assert_int_equal(h.store_error, STORE_ERR_UNAVAILABLE);
+	assert_true(h.failing_since > 0);
+	assert_string_equal(h.error, "database unavailable: reconnecting");
+
+	atomic_store(&server_down, false);
+	submit_empty(ig);
+	wait_until(&done_calls, 4);
+	assert_int_equal(done_calls, 4);
+	assert_int_equal(done_committed, 1);
+	ingest_get_health(ig, &h);
+	assert_int_equal(h.failing_since, 0);
+
+	ingest_free(ig);
+	temp_store_close(s, dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_near_timers_keep_the_writer),
+	    cmocka_unit_test(test_unavailable_gives_batches_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

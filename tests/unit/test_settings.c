@@ -357,6 +357,88 @@ static void test_sections(void **state)
 	assert_string_equal(back.tls_cert, "");
 }
 
+/* The database setting against the others (settings_check_database): a postgres URL makes the
+ * default storage postgres, refuses the SQLite-only settings set by any source and an explicit
+ * storage that contradicts it, and no message or printout shows its password. */
+static void test_database_url(void **state)
+{
+	(void)state;
+	struct settings s;
+	char err[512];
+	const char *url = "postgres://errq:pw-9f3k@db.example.com/errq?sslmode=require";
+	/* SQLite: the default, a URL form, and a bad scheme */
+	settings_defaults(&s);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), 0);
+	assert_int_equal(s.storage, STORAGE_SQLITE);
+	assert_int_equal(settings_set(&s, "--db", "database", "sqlite:///var/lib/errq/errq.db", err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--set", "cache_mib", "128", err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), 0);
+	assert_int_equal(s.storage, STORAGE_SQLITE);
+	assert_int_equal(settings_set(&s, "--db", "database", "mysql://db/errq", err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), -1);
+	assert_string_equal(err, "setting 'database' (flag --db): database 'mysql://db/errq': unknown scheme 'mysql://' "
+				 "(a file path, sqlite:///PATH, postgres:// or postgresql://)");
+	/* PostgreSQL with every other setting at its default: storage follows */
+	settings_defaults(&s);
+	assert_int_equal(settings_set(&s, "--db", "database", url, err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), 0);
+	assert_int_equal(s.storage, STORAGE_POSTGRES);
+	char *text = printed(settings_print_effective, &s);
+	assert_null(strstr(text, "pw-9f3k"));
+	assert_non_null(strstr(text, "\ndatabase: \"postgres://errq:***@db.example.com/errq?sslmode=require\""));
+	free(text);
+	/* the SQLite-only settings, from each kind of source, even at their default's value */
+	const char *only[] = {"cache_mib", "min_free_disk", "durability"};
+	const char *val[] = {"64", "64MiB", "normal"};
+	for (size_t i = 0; i < 3; i++) {
+		settings_defaults(&s);
+		assert_int_equal(settings_set(&s, "--db", "database", url, err, sizeof(err)), 0);
+		assert_int_equal(settings_set(&s, "--set", only[i], val[i], err, sizeof(err)), 0);
+		assert_int_equal(settings_check_database(&s, err, sizeof(err)), -1);
+		char want[256];
+		snprintf(want, sizeof(want), "setting '%s' (flag --set) applies to a SQLite database only, and database "
+			 "'postgres://errq:***@db.example.com/errq?sslmode=require' is PostgreSQL: remove it", only[i]);
+		assert_string_equal(err, want);
+	}
+	settings_defaults(&s);
+	char yaml[256];
+	snprintf(yaml, sizeof(yaml), "database: \"%s\"\nmin_free_disk: 1GiB\n", url);
+	write_file(yaml);
+	assert_int_equal(settings_load_file(&s, path, err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "setting 'min_free_disk' (file '"));
+	assert_non_null(strstr(err, "' line 2) applies to a SQLite database only"));
+	assert_null(strstr(err, "pw-9f3k"));
+	unlink(path);
+	settings_defaults(&s);
+	char *env[] = {"ERRQ_DATABASE=postgresql://errq:pw-9f3k@db/errq", "ERRQ_CACHE_MIB=32", NULL};
+	assert_int_equal(settings_load_env(&s, env, err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "setting 'cache_mib' (env ERRQ_CACHE_MIB)"));
+	assert_null(strstr(err, "pw-9f3k"));
+	/* storage set explicitly must match the database */
+	settings_defaults(&s);
+	assert_int_equal(settings_set(&s, "--db", "database", url, err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--storage", "storage", "sqlite", err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), -1);
+	assert_string_equal(err, "setting 'storage' (flag --storage) is 'sqlite' but database "
+				 "'postgres://errq:***@db.example.com/errq?sslmode=require' is a PostgreSQL URL");
+	settings_defaults(&s);
+	assert_int_equal(settings_set(&s, "--storage", "storage", "postgres", err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), -1);
+	assert_string_equal(err, "setting 'storage' (flag --storage) is 'postgres' but database 'errq.db' is a SQLite file");
+	assert_int_equal(settings_set(&s, "--db", "database", url, err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), 0);
+	assert_int_equal(s.storage, STORAGE_POSTGRES);
+	/* storage: none opens nothing: nothing to check */
+	settings_defaults(&s);
+	assert_int_equal(settings_set(&s, "--db", "database", url, err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--set", "cache_mib", "32", err, sizeof(err)), 0);
+	assert_int_equal(settings_set(&s, "--storage", "storage", "none", err, sizeof(err)), 0);
+	assert_int_equal(settings_check_database(&s, err, sizeof(err)), 0);
+	assert_int_equal(s.storage, STORAGE_NONE);
+}
+
 int main(void)
 {
 	errq_log_set_level(ERRQ_LOG_OFF);
@@ -370,6 +452,7 @@ int main(void)
 	    cmocka_unit_test(test_flag_keys),
 	    cmocka_unit_test(test_print_effective),
 	    cmocka_unit_test(test_sections),
+	    cmocka_unit_test(test_database_url),
 	};
 	return cmocka_run_group_tests_name("unit_settings", tests, NULL, NULL);
 }
