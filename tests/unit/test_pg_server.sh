@@ -1,0 +1,67 @@
+#!/bin/sh
+# unit_pg_server: tests/support/pg-server (the PostgreSQL tests' private server).  Two servers
+# side by side, each answering on its own URL and its own unix socket with nothing of the
+# other's; a start over a running server of the same DIR replaces it with a fresh one; stop
+# ends only its own server, removes its data, and may be repeated; bad usage is refused.
+# Usage: test_pg_server.sh PG_SERVER_SCRIPT WORK_DIR
+set -eu
+srv=$1
+base=$2
+rm -rf "$base"
+mkdir -p "$base"
+
+cleanup() {
+	sh "$srv" stop "$base/a" >/dev/null 2>&1 || true
+	sh "$srv" stop "$base/b" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+q() { # URL or conninfo, SQL: the one value
+	psql "$1" -X -A -t -q -c "$2"
+}
+
+url_a=$(sh "$srv" start "$base/a")
+url_b=$(sh "$srv" start "$base/b")
+echo "a: $url_a"
+echo "b: $url_b"
+[ "$url_a" != "$url_b" ] || fail "two servers, one URL: $url_a"
+[ "$(cat "$base/a/url")" = "$url_a" ] || fail "$base/a/url is not the printed URL"
+[ "$(q "$url_a" "SELECT 40 + 2")" = 42 ] || fail "server a does not answer on $url_a"
+q "$url_a" "CREATE TABLE mark_a ()"
+[ "$(q "$url_b" "SELECT count(*) FROM pg_tables WHERE tablename = 'mark_a'")" = 0 ] ||
+	fail "server b sees server a's table"
+# the unix socket in DIR, the same port
+port_b=${url_b##*:}
+port_b=${port_b%%/*}
+[ -S "$base/b/.s.PGSQL.$port_b" ] || fail "no socket $base/b/.s.PGSQL.$port_b"
+[ "$(q "host=$base/b port=$port_b user=errq dbname=postgres" "SELECT 1")" = 1 ] ||
+	fail "server b does not answer on its socket"
+
+# a start over a's running server: the old one ends, a fresh cluster answers
+pid_a=$(head -n 1 "$base/a/data/postmaster.pid")
+kill -0 "$pid_a" || fail "server a's pid $pid_a is not running"
+url_a2=$(sh "$srv" start "$base/a")
+! kill -0 "$pid_a" 2>/dev/null || fail "the replaced server $pid_a still runs"
+[ "$(q "$url_a2" "SELECT count(*) FROM pg_tables WHERE tablename = 'mark_a'")" = 0 ] ||
+	fail "the replacement is not a fresh cluster"
+
+# stop a: its server and data go, b's stays
+pid_a=$(head -n 1 "$base/a/data/postmaster.pid")
+sh "$srv" stop "$base/a"
+! kill -0 "$pid_a" 2>/dev/null || fail "server a ($pid_a) still runs after stop"
+[ ! -e "$base/a/data" ] && [ ! -e "$base/a/url" ] || fail "stop left $base/a/data or url"
+[ "$(q "$url_b" "SELECT 1")" = 1 ] || fail "stopping a stopped b"
+sh "$srv" stop "$base/a" || fail "a second stop failed"
+sh "$srv" stop "$base/b"
+! psql "$url_b" -X -A -t -q -c "SELECT 1" >/dev/null 2>&1 || fail "server b answers after stop"
+
+# bad usage
+if sh "$srv" frob "$base/a" 2>"$base/err"; then fail "an unknown command was accepted"; fi
+grep -q "unknown command 'frob'" "$base/err" || fail "no reason given: $(cat "$base/err")"
+if sh "$srv" start 2>"$base/err"; then fail "start without DIR was accepted"; fi
+grep -q "usage" "$base/err" || fail "no usage given: $(cat "$base/err")"
+rm -rf "$base"
+echo "PASS"
