@@ -13,12 +13,17 @@
 #error "PG_TEST_URL_FILE: the fixture's URL file (tests/CMakeLists.txt defines it)"
 #endif
 
+/* "what: why" on one line: libpq's messages end in a newline and may hold more lines (a
+ * refused connection's hint), which become spaces. */
 static void set_err(char *err, size_t errsz, const char *what, const char *why)
 {
 	size_t n = strlen(why);
-	while (n && (why[n - 1] == '\n' || why[n - 1] == ' ')) /* libpq's messages end in a newline */
+	while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
 		n--;
 	errq_snprintf(err, errsz, "%s: %.*s", what, (int)n, why);
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
 }
 
 int pg_test_server_url(char *url, size_t n, char *err, size_t errsz)
@@ -197,11 +202,16 @@ int pg_test_db_create(struct pg_test_db *db, const char *tag, char *err, size_t 
 	return rc;
 }
 
+static void no_notice(void *arg, const char *message)
+{
+}
+
 int pg_test_db_drop(const struct pg_test_db *db, char *err, size_t errsz)
 {
 	PGconn *c = connect_to(db->server, err, errsz);
 	if (!c)
 		return -1;
+	PQsetNoticeProcessor(c, no_notice, NULL); /* "does not exist, skipping": a second drop */
 	char sql[128];
 	errq_snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db->name);
 	int rc = pg_test_exec(c, sql, err, errsz);

@@ -19,6 +19,16 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
+# pid has ended: pg_ctl stop returns when the server removes its pid file, just before the
+# process exits (and is reaped); waits for that, up to 60 s
+gone() {
+	i=0
+	while [ -e "/proc/$1" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -le 600 ] || return 1
+		sleep 0.1
+	done
+}
 q() { # URL or conninfo, SQL: the one value
 	psql "$1" -X -A -t -q -c "$2"
 }
@@ -44,14 +54,14 @@ port_b=${port_b%%/*}
 pid_a=$(head -n 1 "$base/a/data/postmaster.pid")
 kill -0 "$pid_a" || fail "server a's pid $pid_a is not running"
 url_a2=$(sh "$srv" start "$base/a")
-! kill -0 "$pid_a" 2>/dev/null || fail "the replaced server $pid_a still runs"
+gone "$pid_a" || fail "the replaced server $pid_a still runs"
 [ "$(q "$url_a2" "SELECT count(*) FROM pg_tables WHERE tablename = 'mark_a'")" = 0 ] ||
 	fail "the replacement is not a fresh cluster"
 
 # stop a: its server and data go, b's stays
 pid_a=$(head -n 1 "$base/a/data/postmaster.pid")
 sh "$srv" stop "$base/a"
-! kill -0 "$pid_a" 2>/dev/null || fail "server a ($pid_a) still runs after stop"
+gone "$pid_a" || fail "server a ($pid_a) still runs after stop"
 [ ! -e "$base/a/data" ] && [ ! -e "$base/a/url" ] || fail "stop left $base/a/data or url"
 [ "$(q "$url_b" "SELECT 1")" = 1 ] || fail "stopping a stopped b"
 sh "$srv" stop "$base/a" || fail "a second stop failed"
