@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 #include <cmocka.h>
 
+#include "errq_time.h"
 #include "pg_support.h"
 #include "storage.h"
 #include "storage_alerts.h"
@@ -352,6 +355,59 @@ static void test_reader_refuses_first(void **state)
 	assert_int_equal(count_rows("silences"), 0);
 }
 
+struct seen_call {
+	struct store *s;
+	const uint8_t *batch;
+	int rc;
+};
+
+static void *seen_main(void *arg)
+{
+	struct seen_call *c = arg;
+	c->rc = store_outcome_batch_seen(c->s, c->batch, T0);
+	return NULL;
+}
+
+/* Waits (deadline 30 s, far above the milliseconds it takes) until some statement waits for
+ * a lock another transaction holds. */
+static void wait_for_lock_wait(void)
+{
+	uint64_t deadline = errq_mono_ns() + 30 * NS;
+	while (db_int("SELECT count(*) FROM pg_locks WHERE NOT granted") < 1) {
+		if (errq_mono_ns() > deadline)
+			fail_msg("no statement waited for the other writer's lock within 30 s");
+		nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+	}
+}
+
+/* Two writers (two replicas) record the same outcome batch at once: the second waits for the
+ * first's transaction, then finds the id (0: counted once) when it commits, or records it
+ * itself (1) when it rolls back.  SQLite had one writer, so INSERT OR IGNORE never met this. */
+static void test_batch_seen_across_writers(void **state)
+{
+	struct store *a = open_writer(), *b = open_writer();
+	uint8_t id[16];
+	for (int commit = 1; commit >= 0; commit--) {
+		id16(id, 0xB7, (uint8_t)commit);
+		assert_int_equal(store_txn_begin(a), 0);
+		assert_int_equal(store_outcome_batch_seen(a, id, T0), 1);
+		struct seen_call c = {.s = b, .batch = id, .rc = -9};
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, seen_main, &c), 0);
+		wait_for_lock_wait();
+		if (commit)
+			assert_int_equal(store_txn_commit(a), 0);
+		else
+			store_txn_rollback(a);
+		pthread_join(th, NULL);
+		assert_int_equal(c.rc, commit ? 0 : 1);
+		assert_int_equal(store_outcome_batch_seen(a, id, T0), 0); /* there now, either way */
+	}
+	assert_int_equal(count_rows("outcome_batches"), 2);
+	store_close(a);
+	store_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +428,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_circuit_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_body_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_refuses_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_seen_across_writers, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_store_alerts_pg", tests, NULL, NULL);
 }
