@@ -2,7 +2,8 @@
 # unit_pg_server: tests/support/pg-server (the PostgreSQL tests' private server).  Two servers
 # side by side, each answering on its own URL and its own unix socket with nothing of the
 # other's; a start over a running server of the same DIR replaces it with a fresh one; stop
-# ends only its own server, removes its data, and may be repeated; bad usage is refused.
+# ends only its own server, removes its data, and may be repeated; as root, a DIR the server's
+# user cannot reach moves the server under /tmp; bad usage is refused.
 # Usage: test_pg_server.sh PG_SERVER_SCRIPT WORK_DIR
 set -eu
 srv=$1
@@ -11,8 +12,9 @@ rm -rf "$base"
 mkdir -p "$base"
 
 cleanup() {
-	sh "$srv" stop "$base/a" >/dev/null 2>&1 || true
-	sh "$srv" stop "$base/b" >/dev/null 2>&1 || true
+	for d in a b closed/c; do
+		sh "$srv" stop "$base/$d" >/dev/null 2>&1 || true
+	done
 }
 trap cleanup EXIT
 fail() {
@@ -67,6 +69,29 @@ gone "$pid_a" || fail "server a ($pid_a) still runs after stop"
 sh "$srv" stop "$base/a" || fail "a second stop failed"
 sh "$srv" stop "$base/b"
 ! psql "$url_b" -X -A -t -q -c "SELECT 1" >/dev/null 2>&1 || fail "server b answers after stop"
+
+# as root, a DIR the server's user cannot reach (under a directory only root may enter): the
+# server lives under /tmp instead, named in DIR/home; stop removes it
+if [ "$(id -u)" = 0 ]; then
+	mkdir -m 700 "$base/closed"
+	url_c=$(sh "$srv" start "$base/closed/c")
+	home=$(cat "$base/closed/c/home")
+	case "$home" in /tmp/errq-pg.*) ;; *) fail "DIR/home is '$home'" ;; esac
+	[ "$(cat "$base/closed/c/url")" = "$url_c" ] || fail "no URL in the closed DIR"
+	[ "$(q "$url_c" "SELECT 1")" = 1 ] || fail "the server of the closed DIR does not answer"
+	port_c=${url_c##*:}
+	port_c=${port_c%%/*}
+	[ -S "$home/.s.PGSQL.$port_c" ] || fail "no socket in $home"
+	pid_c=$(head -n 1 "$home/data/postmaster.pid")
+	sh "$srv" stop "$base/closed/c"
+	gone "$pid_c" || fail "the closed DIR's server ($pid_c) still runs after stop"
+	[ ! -e "$home" ] && [ ! -e "$base/closed/c/home" ] || fail "stop left $home or DIR/home"
+	# a DIR/home that this script did not write is refused, not removed
+	echo / >"$base/closed/c/home"
+	if sh "$srv" stop "$base/closed/c" 2>"$base/err"; then fail "a foreign DIR/home was accepted"; fi
+	grep -q "not a directory this script made" "$base/err" || fail "no reason given: $(cat "$base/err")"
+	rm "$base/closed/c/home"
+fi
 
 # bad usage
 if sh "$srv" frob "$base/a" 2>"$base/err"; then fail "an unknown command was accepted"; fi
