@@ -274,17 +274,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_circuits, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_alert_put_and_get, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_alert_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliveries, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_silences, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_outcome_batches, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_alerts_prune, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_maintain_prunes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reader_handle, setup, teardown),
+	    STORE_ALERTS_CASES
 	};
 	return cmocka_run_group_tests_name("unit_store_alerts", tests, NULL, NULL);
 }

@@ -413,17 +413,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_circuits, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_alert_put_and_get, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_alert_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliveries, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_silences, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_outcome_batches, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_alerts_prune, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_maintain_prunes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reader_handle, setup, teardown),
+	    STORE_ALERTS_CASES
 	    cmocka_unit_test_setup_teardown(test_ids_never_reused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_circuit_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_body_bytes, setup, teardown),
