@@ -1,0 +1,216 @@
+/* pg_int.h: what the PostgreSQL backend's files share (storage/pg/) and nobody else sees.
+ *
+ * The backend implements every operation of storage.h and storage_alerts.h as
+ * store_pg_<op>, with the exact signature of store_<op>: the handle is a `struct store *`
+ * that really is a `struct store_pg` (its first member, like every backend's handle, is the
+ * seam's table), so each function starts with `struct store_pg *p = (struct store_pg *)s;`.
+ *
+ * Connections.  One libpq connection per handle, used by one thread at a time, always in
+ * blocking mode with a statement timeout, so a dead server costs a caller at most
+ * STORE_PG_STMT_TIMEOUT_MS (or the TCP keepalives' time), never a hang.  A lost
+ * connection is STORE_ERR_UNAVAILABLE; the handle reconnects at the next txn_begin or query
+ * (not before STORE_PG_RECONNECT_MIN_MS, doubling to STORE_PG_RECONNECT_MAX_MS while it
+ * keeps failing), and a transaction that was open is gone: the caller rolled it back.
+ *
+ * Statements.  Each is a static `struct store_pg_stmt`, prepared on first use on each
+ * connection (a reconnect prepares again) under its unique name; store_pg_run runs one. */
+#ifndef ERRQ_PG_INT_H
+#define ERRQ_PG_INT_H
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage.h"
+#include "storage_alerts.h"
+
+struct store_backend; /* storage/backend.h (the seam) */
+
+/* pg_advisory_lock key the migrator holds: replicas starting together migrate once.
+ * ("errqmigr" in ASCII.) */
+#define ERRQ_PG_LOCK_MIGRATE INT64_C(0x6572727161696772)
+#define STORE_PG_SCHEMA_VERSION 1     /* errq_schema.version this backend writes */
+#define STORE_PG_PARTITIONS_AHEAD 3   /* day partitions of events created ahead of today */
+#define STORE_PG_PREPARED_MAX 128     /* statements one connection prepares (all the backend has) */
+#define STORE_PG_STMT_TIMEOUT_MS 30000 /* statement_timeout of every connection */
+#define STORE_PG_CONNECT_TIMEOUT_S 10 /* connect_timeout unless the URL gives one */
+#define STORE_PG_RECONNECT_MIN_MS 100 /* backoff between reconnect attempts: first ... */
+#define STORE_PG_RECONNECT_MAX_MS 5000 /* ... and most */
+#define STORE_PG_GROUP_CACHE 65536    /* writer: fingerprint -> group id (direct-mapped) */
+#define STORE_PG_BATCH_MAX 4096       /* events one store_pg_txn_add_events statement sends */
+#define STORE_PG_TXN_AGG_MAX 65536    /* distinct aggregate rows one transaction may hold */
+
+/* One prepared statement.  name is unique in the backend ("errq_<file>_<what>"). */
+struct store_pg_stmt {
+	const char *name;
+	const char *sql;
+	int nparams;
+};
+
+struct store_pg_write;  /* pg_write.c: the writer's caches and the open transaction's aggregates */
+struct store_pg_maint;  /* pg_maint.c: upkeep's cursors */
+struct store_pg_alerts; /* pg_alerts.c: whatever the alerting functions keep per handle */
+
+struct store_pg {
+	const struct store_backend *be; /* first, in every backend's handle: the seam's table */
+	PGconn *conn;                   /* NULL while disconnected */
+	char *conninfo;                 /* owned: the URL, for reconnects */
+	bool readonly;
+	bool in_txn;      /* BEGIN sent, no COMMIT/ROLLBACK yet */
+	bool txn_failed;  /* a statement of the open transaction failed: only ROLLBACK is left */
+	bool busy;        /* last failure: a lock (worth retrying) */
+	int errclass;     /* enum store_errclass of the last failure */
+	char err[512];
+	/* statements prepared on this connection (cleared at each reconnect) */
+	const struct store_pg_stmt *prepared[STORE_PG_PREPARED_MAX];
+	uint32_t n_prepared;
+	uint64_t reconnect_at_ms;       /* monotonic: no attempt before this */
+	uint32_t reconnect_backoff_ms;  /* the next wait when this attempt fails */
+	uint64_t reconnects;            /* successful reconnects (tests, stats) */
+	uint32_t groups_per_service;
+	uint64_t (*mono_ns)(void *ctx); /* store_opts.mono_ns, or NULL */
+	void *mono_ctx;
+	struct store_pg_write *w;       /* writer only */
+	struct store_pg_maint *m;       /* writer only */
+	struct store_pg_alerts *alerts; /* pg_alerts.c's, NULL until it wants one; freed by
+					 * store_pg_alerts_free at close */
+	struct store_write_stats wst;
+};
+
+static inline struct store_pg *store_pg(struct store *s)
+{
+	return (struct store_pg *)s;
+}
+
+/* ---- pg_store.c: the connection, errors, running statements ---- */
+
+/* The handle's connection, reconnecting first when it was lost (NULL when that fails too,
+ * with the reason recorded: STORE_ERR_UNAVAILABLE). */
+PGconn *store_pg_conn(struct store *s);
+/* Records a failure on the connection as "<fmt...>: <libpq's message>" and classifies it
+ * (a connection that is gone: STORE_ERR_UNAVAILABLE; else STORE_ERR_OTHER).  Returns -1. */
+int store_pg_set_err(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a failed result as "what: <the server's message>" and classifies it by SQLSTATE
+ * (08xxx, 57P0x: UNAVAILABLE; 40001, 40P01, 55P03: LOCKED, busy; 53100: FULL; 25006, 42501:
+ * UNWRITABLE; else OTHER); r may be NULL (libpq gave none).  Returns -1. */
+int store_pg_set_err_result(struct store *s, const PGresult *r, const char *what);
+/* Records a failure of the backend's own (bad input, wrong state): STORE_ERR_OTHER, not
+ * busy.  Returns -1. */
+int store_pg_fail(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs st with its parameters (vals[i] NULL = SQL NULL; lens/fmts NULL = all text, else
+ * fmts[i] 1 = binary of lens[i] bytes), results in binary when binary_result.  Returns the
+ * result (COMMAND_OK or TUPLES_OK: the caller PQclears it), or NULL with the failure
+ * recorded as "what: ...".  Inside a transaction a failure marks it failed. */
+PGresult *store_pg_run(struct store *s, const struct store_pg_stmt *st, const char *what, const char *const *vals,
+		       const int *lens, const int *fmts, int binary_result);
+/* Runs SQL text with no parameters and no rows wanted (DDL, SET, ...): 0 or -1. */
+int store_pg_exec(struct store *s, const char *sql, const char *what);
+/* A transaction of its own for upkeep and the public prunes, refused inside one ("what
+ * inside a transaction").  _end: rc < 0 rolls back and returns -1 (the error kept); else
+ * commits and returns rc, or -1 when COMMIT fails. */
+int store_pg_own_txn_begin(struct store *s, const char *what);
+int store_pg_own_txn_end(struct store *s, int rc, const char *what);
+
+/* Parameters and binary columns.  A binary int8 parameter: store_pg_be64 into 8 bytes. */
+void store_pg_be64(char out[8], int64_t v);
+/* A column of a binary result as int64 (int2/int4/int8/bool by its length; NULL = 0). */
+int64_t store_pg_col_i64(const PGresult *r, int row, int col);
+/* A text column of any result: its value, or NULL when SQL NULL. */
+const char *store_pg_col_text(const PGresult *r, int row, int col);
+/* A bytea column of a binary result: its bytes (length in *len), or NULL when SQL NULL. */
+const uint8_t *store_pg_col_bytes(const PGresult *r, int row, int col, size_t *len);
+/* A GLOB pattern (SQLite's, the filters' syntax) as a LIKE pattern with escape '\': * -> %,
+ * ? -> _, % _ \ escaped; [...] classes are refused ("unsupported pattern").  0 or -1. */
+int store_pg_glob_to_like(struct store *s, const char *glob, char *out, size_t outsz);
+
+/* ---- pg_schema.c ---- */
+/* Creates or migrates the schema under ERRQ_PG_LOCK_MIGRATE, then the day partitions up to
+ * STORE_PG_PARTITIONS_AHEAD days from now_ns.  0 or -1. */
+int store_pg_migrate(struct store *s, uint64_t now_ns);
+/* Creates the partitions of events for the days [day(now_ns) - 1, day(now_ns) + ahead] that
+ * do not exist, each in a transaction of its own that also moves its rows out of
+ * events_default.  *created (may be NULL) counts them.  0 or -1. */
+int store_pg_ensure_partitions(struct store *s, uint64_t now_ns, uint32_t ahead, uint32_t *created);
+
+/* ---- pg_alerts.c (h17pga) ---- */
+/* The alerting tables' DDL, run by the migrator as part of version 1 (one string of
+ * statements; no transaction control in it). */
+const char *store_pg_alerts_schema(void);
+/* Frees p->alerts (accepts NULL); called by store_pg_close. */
+void store_pg_alerts_free(struct store *s);
+/* One step of the alerting tables' upkeep inside the caller's open transaction (pg_maint.c
+ * and the public prunes): rows deleted, or -1; *more set when some kind had `limit` rows. */
+int store_pg_alerts_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
+int store_pg_outcome_batches_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
+
+/* ---- the operations (storage.h), same signatures as store_<op> ---- */
+int store_pg_open(struct store **out, const struct store_opts *o, char *err, size_t errsz);
+void store_pg_close(struct store *s);
+const char *store_pg_errmsg(const struct store *s);
+bool store_pg_last_busy(const struct store *s);
+int store_pg_last_errclass(const struct store *s);
+int store_pg_txn_begin(struct store *s);
+int store_pg_txn_add_event(struct store *s, const struct store_event *e);
+int store_pg_txn_add_events(struct store *s, const struct store_event *ev, size_t n, int8_t *result);
+int store_pg_txn_count_event(struct store *s, const struct store_event *e);
+int store_pg_txn_commit(struct store *s);
+void store_pg_txn_rollback(struct store *s);
+int store_pg_txn_commit_deferred(struct store *s);
+int store_pg_txn_commit_idle(struct store *s);
+bool store_pg_agg_pending(const struct store *s);
+int store_pg_agg_flush(struct store *s);
+int store_pg_agg_flush_step(struct store *s, bool *more);
+int store_pg_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx);
+int store_pg_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx);
+int store_pg_get_group(struct store *s, const char *fingerprint, const struct store_group_filter *f,
+		       store_group_cb cb, void *ctx);
+int store_pg_group_histogram(struct store *s, int64_t group_id, const char *environment, int64_t first_minute,
+			     uint32_t n, uint64_t *counts);
+int store_pg_get_event(struct store *s, const uint8_t event_id[16], store_event_cb cb, void *ctx);
+int store_pg_set_group_status(struct store *s, const char *fingerprint, const char *status, uint64_t now_ns);
+int store_pg_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
+void store_pg_get_write_stats(struct store *s, struct store_write_stats *st);
+void store_pg_set_ckpt(struct store *s, struct store_ckpt *ck);
+int store_pg_wal_catch_up(struct store *s, int min_pages);
+int store_pg_get_pragma_int(struct store *s, const char *name, int64_t *v);
+int store_pg_count_events(struct store *s, uint64_t *n);
+int store_pg_get_totals(struct store *s, struct store_totals *t);
+
+/* ---- storage_alerts.h (pg_alerts.c, h17pga) ---- */
+int store_pg_circuit_put(struct store *s, const struct store_circuit *c, int64_t *id);
+int store_pg_circuit_delete(struct store *s, int64_t id);
+int store_pg_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx);
+int store_pg_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx);
+int store_pg_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx);
+int store_pg_transition_add(struct store *s, const struct store_transition *t);
+int store_pg_list_transitions(struct store *s, const char *rule, const char *key, uint32_t limit,
+			      store_transition_cb cb, void *ctx);
+int store_pg_alert_put(struct store *s, const struct store_alert *a, int64_t *id);
+int store_pg_get_alert(struct store *s, const uint8_t alert_id[16], store_alert_cb cb, void *ctx);
+int store_pg_list_alerts(struct store *s, const struct store_alert_filter *f, store_alert_cb cb, void *ctx);
+int store_pg_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id);
+int store_pg_delivery_update(struct store *s, int64_t id, int status, uint32_t attempts, uint64_t next_attempt_ns,
+			     long http_status, const char *last_error, uint64_t now_ns);
+int store_pg_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit,
+				       bool with_body, store_delivery_cb cb, void *ctx);
+int store_pg_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx);
+int store_pg_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *ctx);
+int store_pg_silence_add(struct store *s, const struct store_silence *si, int64_t *id);
+int store_pg_silence_expire(struct store *s, int64_t id, uint64_t now_ns);
+int store_pg_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx);
+int store_pg_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb,
+			   void *ctx);
+int store_pg_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64_t received_ns);
+int store_pg_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
+int store_pg_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
+
+/* ---- the other files' internals ---- */
+int store_pg__write_alloc(struct store *s);    /* pg_write.c: the writer's state */
+void store_pg__write_free(struct store *s);
+void store_pg__write_reset(struct store *s);   /* after a rollback or reconnect: forget the
+						* transaction's pending aggregates */
+bool store_pg__write_pending(const struct store *s); /* aggregates counted, not yet written */
+int store_pg__write_flush(struct store *s);    /* in the transaction: writes them (commit) */
+void store_pg__maint_free(struct store *s);     /* pg_maint.c */
+uint64_t store_pg__now_ns(void);               /* wall clock, ns (partitions, upkeep) */
+#endif
