@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errq_str.h"
 #include "storage.h"
 #include "storage_alerts.h"
 
@@ -29,6 +30,8 @@ struct store_backend; /* storage/backend.h (the seam) */
 /* pg_advisory_lock key the migrator holds: replicas starting together migrate once.
  * ("errqmigr" in ASCII.) */
 #define ERRQ_PG_LOCK_MIGRATE INT64_C(0x6572727161696772)
+/* pg_advisory_xact_lock key of creating a day partition ("errqpart"). */
+#define ERRQ_PG_LOCK_PARTITION INT64_C(0x6572727170617274)
 #define STORE_PG_SCHEMA_VERSION 1     /* errq_schema.version this backend writes */
 #define STORE_PG_PARTITIONS_AHEAD 3   /* day partitions of events created ahead of today */
 #define STORE_PG_PREPARED_MAX 128     /* statements one connection prepares (all the backend has) */
@@ -40,12 +43,20 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define STORE_PG_BATCH_MAX 4096       /* events one store_pg_txn_add_events statement sends */
 #define STORE_PG_TXN_AGG_MAX 65536    /* distinct aggregate rows one transaction may hold */
 
-/* One prepared statement.  name is unique in the backend ("errq_<file>_<what>"). */
+/* One statement.  name is unique in the backend ("errq_<file>_<what>"): prepared once per
+ * connection; NULL: sent with its parameters each time (a statement composed per call).
+ * types: the parameters' type OIDs (NULL: the server infers them from the SQL's casts; a
+ * composed statement that may leave a parameter unused must give them). */
 struct store_pg_stmt {
 	const char *name;
 	const char *sql;
 	int nparams;
+	const Oid *types;
 };
+#define STORE_PG_INT8OID 20 /* type OIDs (catalog/pg_type_d.h, stable) */
+#define STORE_PG_TEXTOID 25
+#define STORE_PG_BYTEAOID 17
+#define STORE_PG_BOOLOID 16
 
 struct store_pg_write;  /* pg_write.c: the writer's caches and the open transaction's aggregates */
 struct store_pg_maint;  /* pg_maint.c: upkeep's cursors */
@@ -115,13 +126,34 @@ int store_pg_own_txn_end(struct store *s, int rc, const char *what);
 void store_pg_be64(char out[8], int64_t v);
 /* A column of a binary result as int64 (int2/int4/int8/bool by its length; NULL = 0). */
 int64_t store_pg_col_i64(const PGresult *r, int row, int col);
+/* A one-dimensional array parameter in binary (array_recv's format: a header, then each
+ * element's length and bytes), for `unnest($1::bigint[], ...)`: one statement for many rows.
+ * At most STORE_PG_ARRAY_MAX_BYTES; an add past it fails (-1) and so does finish. */
+#define STORE_PG_ARRAY_MAX_BYTES (64u << 20)
+struct store_pg_array {
+	struct errq_buf b;
+	uint32_t n;
+	bool has_null;
+	Oid elem;
+};
+void store_pg_array_init(struct store_pg_array *a, Oid elem);
+int store_pg_array_i64(struct store_pg_array *a, int64_t v);
+int store_pg_array_bool(struct store_pg_array *a, bool v);
+/* p NULL: SQL NULL. */
+int store_pg_array_bytes(struct store_pg_array *a, const void *p, size_t n);
+/* NULL or "": SQL NULL (as the SQLite backend stores an empty optional string). */
+int store_pg_array_text(struct store_pg_array *a, const char *v);
+/* The parameter's bytes (valid until free or the next add), length in *len; NULL when an add
+ * failed or it is too big. */
+const char *store_pg_array_finish(struct store_pg_array *a, int *len);
+void store_pg_array_free(struct store_pg_array *a);
 /* A text column of any result: its value, or NULL when SQL NULL. */
 const char *store_pg_col_text(const PGresult *r, int row, int col);
 /* A bytea column of a binary result: its bytes (length in *len), or NULL when SQL NULL. */
 const uint8_t *store_pg_col_bytes(const PGresult *r, int row, int col, size_t *len);
-/* A GLOB pattern (SQLite's, the filters' syntax) as a LIKE pattern with escape '\': * -> %,
- * ? -> _, % _ \ escaped; [...] classes are refused ("unsupported pattern").  0 or -1. */
-int store_pg_glob_to_like(struct store *s, const char *glob, char *out, size_t outsz);
+/* A GLOB pattern (SQLite's, the filters' syntax: * ? [...] [^...], case-sensitive) as an
+ * anchored POSIX regular expression for `~`.  0, or -1 when it does not fit outsz. */
+int store_pg_glob_to_regex(struct store *s, const char *glob, char *out, size_t outsz);
 
 /* ---- pg_schema.c ---- */
 /* Creates or migrates the schema under ERRQ_PG_LOCK_MIGRATE, then the day partitions up to
