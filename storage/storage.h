@@ -95,6 +95,7 @@ enum store_errclass {
 	STORE_ERR_FULL,       /* SQLITE_FULL: the disk (or the file size limit) is full */
 	STORE_ERR_UNWRITABLE, /* read-only file, permissions, I/O errors, cannot open */
 	STORE_ERR_OTHER,
+	STORE_ERR_UNAVAILABLE, /* the database server cannot be reached (PostgreSQL: connection lost) */
 };
 int store_last_errclass(const struct store *s);
 

@@ -21,7 +21,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errq_str.h"
 #include "storage.h"
 #include "storage_alerts.h"
 
@@ -131,7 +130,9 @@ int64_t store_pg_col_i64(const PGresult *r, int row, int col);
  * At most STORE_PG_ARRAY_MAX_BYTES; an add past it fails (-1) and so does finish. */
 #define STORE_PG_ARRAY_MAX_BYTES (64u << 20)
 struct store_pg_array {
-	struct errq_buf b;
+	char *p; /* header, then the elements */
+	size_t len, cap;
+	bool failed; /* an add failed (out of memory, over the limit) */
 	uint32_t n;
 	bool has_null;
 	Oid elem;
@@ -207,6 +208,7 @@ int store_pg_wal_catch_up(struct store *s, int min_pages);
 int store_pg_get_pragma_int(struct store *s, const char *name, int64_t *v);
 int store_pg_count_events(struct store *s, uint64_t *n);
 int store_pg_get_totals(struct store *s, struct store_totals *t);
+int store_pg_overflow_group(struct store *s, const char *service, uint64_t *total); /* store_overflow.h */
 
 /* ---- storage_alerts.h (pg_alerts.c, h17pga) ---- */
 int store_pg_circuit_put(struct store *s, const struct store_circuit *c, int64_t *id);
@@ -239,8 +241,10 @@ int store_pg_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limi
 /* ---- the other files' internals ---- */
 int store_pg__write_alloc(struct store *s);    /* pg_write.c: the writer's state */
 void store_pg__write_free(struct store *s);
-void store_pg__write_reset(struct store *s);   /* after a rollback or reconnect: forget the
+void store_pg__write_reset(struct store *s);   /* at begin and reconnect: forget the
 						* transaction's pending aggregates */
+void store_pg__write_committed(struct store *s); /* after COMMIT: stats of the transaction */
+void store_pg__write_rolled_back(struct store *s); /* after ROLLBACK: forget what it created */
 bool store_pg__write_pending(const struct store *s); /* aggregates counted, not yet written */
 int store_pg__write_flush(struct store *s);    /* in the transaction: writes them (commit) */
 void store_pg__maint_free(struct store *s);     /* pg_maint.c */
