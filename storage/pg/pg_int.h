@@ -40,7 +40,7 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define STORE_PG_RECONNECT_MAX_MS 5000 /* ... and most */
 #define STORE_PG_GROUP_CACHE 65536    /* writer: fingerprint -> group id (direct-mapped) */
 #define STORE_PG_BATCH_MAX 4096       /* events one store_pg_txn_add_events statement sends */
-#define STORE_PG_TXN_AGG_MAX 65536    /* distinct aggregate rows one transaction may hold */
+#define STORE_PG_TXN_AGG_MAX 32768    /* distinct aggregate rows of a table a transaction holds (more: written early) */
 
 /* One statement.  name is unique in the backend ("errq_<file>_<what>"): prepared once per
  * connection; NULL: sent with its parameters each time (a statement composed per call).

@@ -185,21 +185,23 @@ static int fold_step(struct store *s, int64_t cutoff_minute, uint64_t now_ns, bo
 	static const struct store_pg_stmt oldest = {"errq_fold_oldest", "SELECT min(minute) FROM group_minutes", 0,
 						    NULL};
 	static const struct store_pg_stmt fold[] = {
+	    /* each answers the minute rows it folded */
 	    {"errq_fold_groups",
 	     "WITH d AS (DELETE FROM group_minutes WHERE minute >= $1::bigint AND minute < $2::bigint"
-	     " RETURNING group_id, env_id, count)"
-	     " INSERT INTO group_hours (group_id, hour, env_id, count)"
+	     " RETURNING group_id, env_id, count),"
+	     " i AS (INSERT INTO group_hours (group_id, hour, env_id, count)"
 	     " SELECT group_id, $1::bigint / 60, env_id, sum(count) FROM d GROUP BY group_id, env_id"
 	     " ORDER BY group_id, env_id"
-	     " ON CONFLICT (group_id, hour, env_id) DO UPDATE SET count = group_hours.count + excluded.count",
+	     " ON CONFLICT (group_id, hour, env_id) DO UPDATE SET count = group_hours.count + excluded.count"
+	     " RETURNING 1) SELECT count(*) FROM d",
 	     2, NULL},
 	    {"errq_fold_services",
 	     "WITH d AS (DELETE FROM service_minutes WHERE minute >= $1::bigint AND minute < $2::bigint"
-	     " RETURNING service, count, dropped)"
-	     " INSERT INTO service_hours (service, hour, count, dropped)"
+	     " RETURNING service, count, dropped),"
+	     " i AS (INSERT INTO service_hours (service, hour, count, dropped)"
 	     " SELECT service, $1::bigint / 60, sum(count), sum(dropped) FROM d GROUP BY service ORDER BY service"
 	     " ON CONFLICT (service, hour) DO UPDATE SET count = service_hours.count + excluded.count,"
-	     " dropped = service_hours.dropped + excluded.dropped",
+	     " dropped = service_hours.dropped + excluded.dropped RETURNING 1) SELECT count(*) FROM d",
 	     2, NULL},
 	};
 	struct store_pg_maint *m = store_pg(s)->m;
@@ -220,10 +222,10 @@ static int fold_step(struct store *s, int64_t cutoff_minute, uint64_t now_ns, bo
 	errq_snprintf(hi, sizeof(hi), "%lld", (long long)(first / 60 * 60 + 60));
 	const char *v[] = {lo, hi};
 	for (size_t i = 0; i < sizeof(fold) / sizeof(fold[0]); i++) {
-		if (!(r = store_pg_run(s, &fold[i], "fold minutes", v, NULL, NULL, 0)))
+		if (!(r = store_pg_run(s, &fold[i], "fold minutes", v, NULL, NULL, 1)))
 			return -1;
 		if (i == 0)
-			store_pg(s)->wst.minutes_folded += (uint64_t)atoll(PQcmdTuples(r));
+			store_pg(s)->wst.minutes_folded += (uint64_t)store_pg_col_i64(r, 0, 0);
 		PQclear(r);
 	}
 	*more = true;

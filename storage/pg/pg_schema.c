@@ -211,8 +211,10 @@ static int create_partition(struct store *s, int64_t day)
 	PGresult *r;
 	if (store_pg_own_txn_begin(s, "partition"))
 		return -1;
-	/* one replica at a time; the one after finds it made */
-	if (!(r = store_pg_run(s, &lock, "take the partition lock", kv, NULL, NULL, 0)))
+	/* one replica at a time; the one after finds it made.  Waiting for another replica's
+	 * move out of events_default is bounded by statement_timeout, not the writer's 2 s. */
+	if (store_pg_exec(s, "SET LOCAL lock_timeout = 0", "partition") ||
+	    !(r = store_pg_run(s, &lock, "take the partition lock", kv, NULL, NULL, 0)))
 		return store_pg_own_txn_end(s, -1, "partition");
 	PQclear(r);
 	if (!(r = store_pg_run(s, &exists, "look for a partition", nv, NULL, NULL, 0)))

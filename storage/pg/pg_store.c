@@ -547,8 +547,12 @@ int store_pg_txn_begin(struct store *s)
 		return store_pg_fail(s, "transaction already open");
 	if (!store_pg_conn(s))
 		return -1;
-	if (store_pg_exec(s, "BEGIN", "begin"))
-		return -1;
+	if (store_pg_exec(s, "BEGIN", "begin")) {
+		/* a connection that died while idle (a server restart, an idle timeout) is found
+		 * only now: one fresh connection, at once, before giving up */
+		if (!conn_lost(p) || !store_pg_conn(s) || store_pg_exec(s, "BEGIN", "begin"))
+			return -1;
+	}
 	p->in_txn = true;
 	p->txn_failed = false;
 	if (p->w)
@@ -706,17 +710,7 @@ int store_pg_wal_catch_up(struct store *s, int min_pages)
 
 int store_pg_get_pragma_int(struct store *s, const char *name, int64_t *v)
 {
-	*v = 0;
-	if (strcmp(name, "user_version") == 0) { /* the schema version, as SQLite's user_version */
-		static const struct store_pg_stmt st = {"errq_store_pragma_version",
-							"SELECT coalesce(max(version), 0)::bigint FROM errq_schema", 0, NULL};
-		PGresult *r = store_pg_run(s, &st, "read schema version", NULL, NULL, NULL, 1);
-		if (!r)
-			return -1;
-		*v = PQntuples(r) ? store_pg_col_i64(r, 0, 0) : 0;
-		PQclear(r);
-		return 0;
-	}
+	*v = 0; /* the schema's version is errq_schema's (pg_schema.c) */
 	return store_pg_fail(s, "'%.40s' is a SQLite pragma: a PostgreSQL database has none", name);
 }
 
@@ -757,6 +751,7 @@ const struct store_backend store_pg_backend = {
     .get_pragma_int = store_pg_get_pragma_int,
     .count_events = store_pg_count_events,
     .get_totals = store_pg_get_totals,
+    .overflow_group = store_pg_overflow_group,
     .circuit_put = ALERTS(store_pg_circuit_put),
     .circuit_delete = ALERTS(store_pg_circuit_delete),
     .list_circuits = ALERTS(store_pg_list_circuits),
