@@ -130,7 +130,8 @@ static int session_setup(struct store *s)
 	char sql[160];
 	/* integers only; the writer waits 2 s for a row another replica holds (as SQLite's busy
 	 * timeout), then fails busy and retries its batch */
-	errq_snprintf(sql, sizeof(sql), "SET statement_timeout = %d; SET lock_timeout = %d; SET client_encoding = 'UTF8'",
+	errq_snprintf(sql, sizeof(sql), "SET statement_timeout = %d; SET lock_timeout = %d; SET client_encoding = 'UTF8';"
+		      " SET client_min_messages = warning",
 		      STORE_PG_STMT_TIMEOUT_MS, p->readonly ? 0 : 2000);
 	if (store_pg_exec(s, sql, "set up the session"))
 		return -1;

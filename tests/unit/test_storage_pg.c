@@ -434,7 +434,7 @@ static void terminate(struct store *s)
 {
 	char sql[128];
 	int pid = PQbackendPID(store_pg(s)->conn);
-	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", pid);
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)::int", pid);
 	assert_int_equal(q(sql), 1);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
 	uint64_t deadline = errq_mono_ns() + WAIT_NS;
