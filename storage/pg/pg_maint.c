@@ -90,13 +90,23 @@ static int lower_stored(struct store *s, PGresult *r)
 	return u ? 0 : -1;
 }
 
-/* The sum of the second column of r (a count per group). */
-static uint64_t sum_counts(const PGresult *r)
+/* Accounts for the rows a step deleted, r (group_id, rows: binary; PQcleared here): lowers
+ * those groups' stored counts, and counts them in the write stats (by_cause: which cause's
+ * tally) and in *n when not NULL. */
+static int deleted(struct store *s, PGresult *r, uint64_t *by_cause, uint64_t *n)
 {
-	uint64_t n = 0;
+	uint64_t k = 0;
 	for (int i = 0; i < PQntuples(r); i++)
-		n += (uint64_t)store_pg_col_i64(r, i, 1);
-	return n;
+		k += (uint64_t)store_pg_col_i64(r, i, 1);
+	int rc = lower_stored(s, r);
+	PQclear(r);
+	if (rc)
+		return -1;
+	store_pg(s)->wst.events_deleted += k;
+	*by_cause += k;
+	if (n)
+		*n = k;
+	return 0;
 }
 
 /* Drops the oldest day partition when its end is older than cutoff_ms (one a step). */
@@ -133,17 +143,11 @@ static int drop_partition_step(struct store *s, int64_t cutoff_ms, bool *more)
 	const struct store_pg_stmt count = {NULL, sql, 0, NULL};
 	if (!(r = store_pg_run(s, &count, "count a day partition", NULL, NULL, NULL, 1)))
 		return -1;
-	uint64_t n = sum_counts(r);
-	int rc = lower_stored(s, r);
-	PQclear(r);
-	if (rc)
+	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, NULL))
 		return -1;
 	errq_snprintf(sql, sizeof(sql), "DROP TABLE events_%04d%02d%02d", y, mo, d);
 	if (store_pg_exec(s, sql, "drop a day partition"))
 		return -1;
-	struct store_pg *p = store_pg(s);
-	p->wst.events_deleted += n;
-	p->wst.events_deleted_retention += n;
 	*more = true; /* the next one may be due too */
 	return 0;
 }
@@ -164,14 +168,9 @@ static int default_retention_step(struct store *s, uint64_t cutoff_ns, int max_r
 	PGresult *r = store_pg_run(s, &st, "retention of events_default", v, NULL, NULL, 1);
 	if (!r)
 		return -1;
-	uint64_t n = sum_counts(r);
-	int rc = lower_stored(s, r);
-	PQclear(r);
-	if (rc)
+	uint64_t n;
+	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, &n))
 		return -1;
-	struct store_pg *p = store_pg(s);
-	p->wst.events_deleted += n;
-	p->wst.events_deleted_retention += n;
 	if (n >= (uint64_t)max_rows)
 		*more = true;
 	return 0;
@@ -248,6 +247,11 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 	    " WHERE group_id = $1::bigint ORDER BY id OFFSET $2::bigint - 1 LIMIT 1) RETURNING group_id)"
 	    " SELECT group_id, count(*) FROM d GROUP BY group_id",
 	    2, NULL};
+	static const struct store_pg_stmt recount = {
+	    "errq_cap_recount",
+	    "UPDATE groups SET stored = (SELECT count(*) FROM events WHERE group_id = $1::bigint)"
+	    " WHERE id = $1::bigint",
+	    1, NULL};
 	struct store_pg *p = store_pg(s);
 	struct store_pg_maint *m = p->m;
 	if (now_ns < m->cap_next_check)
@@ -259,7 +263,7 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 	PGresult *r = store_pg_run(s, &over, "cap check", ov, NULL, NULL, 1);
 	if (!r)
 		return -1;
-	int64_t budget = max_rows, deleted = 0;
+	int64_t budget = max_rows, total = 0;
 	int groups = PQntuples(r), rc = 0;
 	for (int i = 0; i < groups && budget > 0 && !rc; i++) {
 		int64_t n = store_pg_col_i64(r, i, 1);
@@ -274,24 +278,23 @@ static int cap_step(struct store *s, uint32_t cap, uint64_t now_ns, int max_rows
 			rc = -1;
 			break;
 		}
-		uint64_t k = sum_counts(d);
-		rc = lower_stored(s, d);
-		PQclear(d);
+		uint64_t k = 0;
+		rc = deleted(s, d, &p->wst.events_deleted_cap, &k);
 		budget -= (int64_t)k;
-		deleted += (int64_t)k;
-		if (k < (uint64_t)n) /* stored counted rows the table no longer has: true it up */
+		total += (int64_t)k;
+		if (!rc && k < (uint64_t)n) { /* stored counts rows the table does not have: true it up */
+			PGresult *t = store_pg_run(s, &recount, "recount a group", dv, NULL, NULL, 0); /* gid */
+			rc = t ? 0 : -1;
+			PQclear(t);
 			break;
+		}
 	}
 	PQclear(r);
 	if (rc)
 		return -1;
-	p->wst.events_deleted += (uint64_t)deleted;
-	p->wst.events_deleted_cap += (uint64_t)deleted;
-	if (deleted && (budget <= 0 || groups == CAP_GROUPS_STEP))
-		*more = true; /* over the cap still, likely: the next step goes on */
-	m->cap_next_check = now_ns + (deleted ? STORE_CAP_RECHECK_NS : STORE_CAP_CHECK_NS);
-	if (*more)
-		m->cap_next_check = now_ns;
+	bool go_on = total && (budget <= 0 || groups == CAP_GROUPS_STEP); /* over the cap still, likely */
+	m->cap_next_check = go_on ? now_ns : now_ns + (total ? STORE_CAP_RECHECK_NS : STORE_CAP_CHECK_NS);
+	*more |= go_on;
 	return 0;
 }
 
