@@ -243,22 +243,24 @@ PGresult *store_pg_run(struct store *s, const struct store_pg_stmt *st, const ch
 		store_pg_fail(s, "%s: the transaction failed before (roll it back)", what);
 		return NULL;
 	}
-	if (!store_pg_conn(s))
-		return NULL;
-	PGresult *r;
-	if (st->name) {
-		if (prepare_once(s, st, what))
+	/* a reader's statement that finds its idle connection dead runs once more on a fresh one
+	 * (a read repeats harmlessly); a writer's goes back to its caller, who decides */
+	for (int attempt = 0;; attempt++) {
+		if (!store_pg_conn(s))
 			return NULL;
-		r = PQexecPrepared(p->conn, st->name, st->nparams, vals, lens, fmts, binary_result);
-	} else {
-		r = PQexecParams(p->conn, st->sql, st->nparams, st->types, vals, lens, fmts, binary_result);
+		if (!st->name || !prepare_once(s, st, what)) { /* (a failed prepare is recorded) */
+			PGresult *r = st->name
+					  ? PQexecPrepared(p->conn, st->name, st->nparams, vals, lens, fmts, binary_result)
+					  : PQexecParams(p->conn, st->sql, st->nparams, st->types, vals, lens, fmts,
+							 binary_result);
+			if (r && result_ok(r))
+				return r;
+			store_pg_set_err_result(s, r, what);
+			PQclear(r);
+		}
+		if (attempt || p->in_txn || !p->readonly || !conn_lost(p))
+			return NULL;
 	}
-	if (!r || !result_ok(r)) {
-		store_pg_set_err_result(s, r, what);
-		PQclear(r);
-		return NULL;
-	}
-	return r;
 }
 
 int store_pg_exec(struct store *s, const char *sql, const char *what)
@@ -541,19 +543,26 @@ void store_pg_close(struct store *s)
 
 /* ---- transactions ---- */
 
+/* Sends BEGIN.  A connection that died while idle (a server restart, an idle timeout, a
+ * terminated backend) is found only now: one fresh connection, at once, before giving up. */
+static int begin(struct store *s, const char *what)
+{
+	if (!store_pg_conn(s))
+		return -1;
+	if (!store_pg_exec(s, "BEGIN", what))
+		return 0;
+	if (!conn_lost(store_pg(s)) || !store_pg_conn(s) || store_pg_exec(s, "BEGIN", what))
+		return -1;
+	return 0;
+}
+
 int store_pg_txn_begin(struct store *s)
 {
 	struct store_pg *p = store_pg(s);
 	if (p->in_txn)
 		return store_pg_fail(s, "transaction already open");
-	if (!store_pg_conn(s))
+	if (begin(s, "begin"))
 		return -1;
-	if (store_pg_exec(s, "BEGIN", "begin")) {
-		/* a connection that died while idle (a server restart, an idle timeout) is found
-		 * only now: one fresh connection, at once, before giving up */
-		if (!conn_lost(p) || !store_pg_conn(s) || store_pg_exec(s, "BEGIN", "begin"))
-			return -1;
-	}
 	p->in_txn = true;
 	p->txn_failed = false;
 	if (p->w)
@@ -656,11 +665,9 @@ int store_pg_own_txn_begin(struct store *s, const char *what)
 	struct store_pg *p = store_pg(s);
 	if (p->in_txn)
 		return store_pg_fail(s, "%s inside a transaction", what);
-	if (!store_pg_conn(s))
-		return -1;
 	char why[96];
 	errq_snprintf(why, sizeof(why), "begin %s", what);
-	if (store_pg_exec(s, "BEGIN", why))
+	if (begin(s, why))
 		return -1;
 	p->in_txn = true;
 	p->txn_failed = false;
