@@ -294,6 +294,36 @@ static void test_exact_aggregates(void **state)
 	store_pg_close(s);
 }
 
+static void test_aggregates_written_early(void **state)
+{
+	(void)state;
+	/* one transaction counting more distinct minute rows than STORE_PG_TXN_AGG_MAX: the
+	 * pending rows are written early inside it, and the group's row twice, adding up */
+	struct store *s = open_pg(false, 0);
+	enum { N = STORE_PG_TXN_AGG_MAX + 1000 };
+	uint8_t(*id)[16] = calloc(N, 16);
+	struct store_event *e = calloc(N, sizeof(*e));
+	int8_t *res = calloc(N, 1);
+	assert_non_null(id);
+	assert_non_null(e);
+	assert_non_null(res);
+	uint64_t now = now_ns(), ms = now / 1000000, base = now - (uint64_t)N * NS_PER_MIN;
+	for (int i = 0; i < N; i++)
+		e[i] = ev(id[i], ms, (uint32_t)i, "wide", base + (uint64_t)i * NS_PER_MIN);
+	add_batch(s, e, N, res);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'wide'"), N);
+	assert_int_equal(q("SELECT count(*) FROM group_minutes"), N);
+	assert_int_equal(q("SELECT sum(count) FROM group_minutes"), N);
+	assert_int_equal(q("SELECT count(*) FROM service_minutes"), N);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT first_seen - %llu FROM groups", (unsigned long long)base);
+	assert_int_equal(q(sql), 0);
+	free(id);
+	free(e);
+	free(res);
+	store_pg_close(s);
+}
+
 static void test_rollback(void **state)
 {
 	(void)state;
@@ -770,6 +800,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_two_migrate_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dedupe_across_partitions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_exact_aggregates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_aggregates_written_early, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_groups_per_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
