@@ -329,6 +329,61 @@ static int64_t group_lookup(struct store *s, const char *fp, const struct store_
 	return id;
 }
 
+/* Loads into the cache, in one statement, the groups of ev[0..n) that it lacks: after a
+ * restart, or past the cache's size, a batch would otherwise cost a SELECT per fingerprint.
+ * (Fingerprints not found are new groups: group_lookup makes them.)  0 or -1. */
+static int prefetch_groups(struct store *s, const struct store_event *ev, size_t n)
+{
+	static const struct store_pg_stmt st = {
+	    "errq_groups_find", "SELECT fingerprint, id FROM groups WHERE fingerprint = ANY($1::text[])", 1, NULL};
+	struct store_pg *p = store_pg(s);
+	struct store_pg_write *w = p->w;
+	struct store_pg_array a;
+	uint32_t misses = 0;
+	store_pg_array_init(&a, STORE_PG_TEXTOID);
+	for (size_t i = 0; i < n; i++) {
+		const char *fp = ev[i].fingerprint;
+		size_t len = fp ? strlen(fp) : 0;
+		if (!len || len > STORE_FINGERPRINT_MAX) /* group_of says why */
+			continue;
+		uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, len);
+		const struct gslot *sl = &w->gcache[h & (STORE_PG_GROUP_CACHE - 1)];
+		if (sl->id && sl->hash == h && strcmp(sl->fp, fp) == 0)
+			continue;
+		store_pg_array_bytes(&a, fp, len);
+		misses++;
+	}
+	const char *v[1];
+	int len[1], fmt[1] = {1};
+	PGresult *r = NULL;
+	if (misses <= 1) { /* one: group_lookup's own SELECT is as cheap */
+		store_pg_array_free(&a);
+		return 0;
+	}
+	if ((v[0] = store_pg_array_finish(&a, len)))
+		r = store_pg_run(s, &st, "find groups", v, len, fmt, 1);
+	else
+		store_pg_fail(s, "find groups: out of memory");
+	store_pg_array_free(&a);
+	if (!r)
+		return -1;
+	p->wst.group_lookups += misses;
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t flen;
+		const char *fp = (const char *)store_pg_col_bytes(r, i, 0, &flen);
+		if (!fp || !flen || flen > STORE_FINGERPRINT_MAX)
+			continue;
+		uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, flen);
+		struct gslot *sl = &w->gcache[h & (STORE_PG_GROUP_CACHE - 1)];
+		sl->id = store_pg_col_i64(r, i, 1);
+		sl->hash = h;
+		memcpy(sl->fp, fp, flen);
+		sl->fp[flen] = 0;
+	}
+	PQclear(r);
+	return 0;
+}
+
 /* The id of e's group; a new group past the service's limit counts in the service's overflow
  * group (*overflowed). */
 static int64_t group_of(struct store *s, const struct store_event *e, bool *overflowed)
@@ -639,6 +694,8 @@ static int insert_chunk(struct store *s, const struct store_event *ev, size_t n,
 				      STORE_PG_INT8OID,  STORE_PG_BOOLOID, STORE_PG_INT8OID, STORE_PG_BYTEAOID};
 	struct store_pg *p = store_pg(s);
 	struct store_pg_write *w = p->w;
+	if (prefetch_groups(s, ev, n))
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		result[i] = 0;
 		if ((w->gids[i] = group_of(s, &ev[i], &w->overflowed[i])) < 0 ||

@@ -292,6 +292,23 @@ static void test_exact_aggregates(void **state)
 	assert_int_equal(store_pg_group_histogram(s, c.id[0], "prod", (int64_t)(base / NS_PER_MIN), 5, counts), 0);
 	assert_memory_equal(counts, want, sizeof(want));
 	store_pg_close(s);
+	/* a writer with a cold cache (a restart) finds a batch's groups in one statement, not a
+	 * SELECT per fingerprint: the single-group lookup is never prepared on its connection */
+	s = open_pg(false, 0);
+	uint8_t cid[3][16];
+	struct store_event cold[3] = {ev(cid[0], ms, 5000, "g0", base), ev(cid[1], ms, 5001, "g1", base),
+				      ev(cid[2], ms, 5002, "g2", base)};
+	add_batch(s, cold, 3, res);
+	assert_int_equal(res[0] + res[1] + res[2], 3);
+	PGresult *pr = PQexec(store_pg(s)->conn, "SELECT count(*) FROM pg_prepared_statements WHERE name = 'errq_group_find'");
+	assert_int_equal(PQresultStatus(pr), PGRES_TUPLES_OK);
+	assert_string_equal(PQgetvalue(pr, 0, 0), "0");
+	PQclear(pr);
+	struct store_write_stats ws;
+	store_pg_get_write_stats(s, &ws);
+	assert_int_equal(ws.group_lookups, 3);
+	assert_int_equal(q("SELECT sum(total) FROM groups"), N + 1 + 3);
+	store_pg_close(s);
 }
 
 static void test_aggregates_written_early(void **state)
