@@ -327,7 +327,10 @@ static void test_aggregates_written_early(void **state)
 	uint64_t now = now_ns(), ms = now / 1000000, base = now - (uint64_t)N * NS_PER_MIN;
 	for (int i = 0; i < N; i++)
 		e[i] = ev(id[i], ms, (uint32_t)i, "wide", base + (uint64_t)i * NS_PER_MIN);
+	uint64_t t0 = errq_mono_ns();
 	add_batch(s, e, N, res);
+	print_message("%d events, %d distinct minute rows, in one transaction: %.0f ms\n", N, N,
+		      (double)(errq_mono_ns() - t0) / 1e6);
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'wide'"), N);
 	assert_int_equal(q("SELECT count(*) FROM group_minutes"), N);
 	assert_int_equal(q("SELECT sum(count) FROM group_minutes"), N);
