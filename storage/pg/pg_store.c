@@ -118,6 +118,11 @@ int store_pg_last_errclass(const struct store *s)
 
 /* ---- the connection ---- */
 
+/* How long the writer's statement waits for a row lock another replica holds before it fails
+ * busy and the writer retries its batch (SQLite's busy timeout, 2 s).  Readers take no row
+ * locks: 0 there (statement_timeout bounds them). */
+#define STORE_PG_LOCK_TIMEOUT_MS 2000
+
 uint64_t store_pg__now_ns(void)
 {
 	return errq_now_ns();
@@ -128,11 +133,10 @@ static int session_setup(struct store *s)
 {
 	struct store_pg *p = store_pg(s);
 	char sql[160];
-	/* integers only; the writer waits 2 s for a row another replica holds (as SQLite's busy
-	 * timeout), then fails busy and retries its batch */
+	/* integers only in the SQL */
 	errq_snprintf(sql, sizeof(sql), "SET statement_timeout = %d; SET lock_timeout = %d; SET client_encoding = 'UTF8';"
 		      " SET client_min_messages = warning",
-		      STORE_PG_STMT_TIMEOUT_MS, p->readonly ? 0 : 2000);
+		      STORE_PG_STMT_TIMEOUT_MS, p->readonly ? 0 : STORE_PG_LOCK_TIMEOUT_MS);
 	if (store_pg_exec(s, sql, "set up the session"))
 		return -1;
 	if (p->readonly && store_pg_exec(s, "SET default_transaction_read_only = on", "set up the session"))
@@ -608,25 +612,30 @@ int store_pg_txn_commit(struct store *s)
 	return 0;
 }
 
-void store_pg_txn_rollback(struct store *s)
+/* Ends the open transaction with ROLLBACK when the server still has one, keeping the failure
+ * that made the caller roll back (a failing ROLLBACK is only its echo; a lost connection took
+ * the transaction with it). */
+static void rollback_keeping_error(struct store_pg *p)
 {
-	struct store_pg *p = store_pg(s);
-	if (!p->in_txn)
-		return;
-	/* keep the failure that made the caller roll back: a failing ROLLBACK is its echo */
 	char why[sizeof(p->err)];
 	int cls = p->errclass;
 	bool busy = p->busy;
 	memcpy(why, p->err, sizeof(why));
-	if (p->conn && PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(p->conn, "ROLLBACK");
-		PQclear(r);
-	}
+	if (p->conn && PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(p->conn, "ROLLBACK"));
 	memcpy(p->err, why, sizeof(why));
 	p->errclass = cls;
 	p->busy = busy;
 	p->in_txn = false;
 	p->txn_failed = false;
+}
+
+void store_pg_txn_rollback(struct store *s)
+{
+	struct store_pg *p = store_pg(s);
+	if (!p->in_txn)
+		return;
+	rollback_keeping_error(p);
 	if (p->w)
 		store_pg__write_rolled_back(s);
 }
@@ -687,17 +696,7 @@ int store_pg_own_txn_end(struct store *s, int rc, const char *what)
 			return rc;
 		}
 	}
-	char keep[sizeof(p->err)];
-	int cls = p->errclass;
-	bool busy = p->busy;
-	memcpy(keep, p->err, sizeof(keep));
-	if (p->conn && PQstatus(p->conn) == CONNECTION_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(p->conn, "ROLLBACK"));
-	memcpy(p->err, keep, sizeof(keep));
-	p->errclass = cls;
-	p->busy = busy;
-	p->in_txn = false;
-	p->txn_failed = false;
+	rollback_keeping_error(p);
 	return -1;
 }
 
