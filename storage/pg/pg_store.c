@@ -190,9 +190,12 @@ PGconn *store_pg_conn(struct store *s)
 	}
 	uint64_t now_ms = errq_mono_ns() / ERRQ_NS_PER_MS;
 	if (now_ms < p->reconnect_at_ms) {
-		store_pg_fail(s, "database unavailable: reconnecting in %llu ms",
-			      (unsigned long long)(p->reconnect_at_ms - now_ms));
+		/* the last attempt's reason stands, word for word: a text that changed at every
+		 * call (the time left) was a new condition for every caller's log each time */
+		if (p->errclass != STORE_ERR_UNAVAILABLE)
+			store_pg_fail(s, "database unavailable: waiting to reconnect");
 		p->errclass = STORE_ERR_UNAVAILABLE;
+		p->busy = false;
 		return NULL;
 	}
 	if (connect_now(s)) {

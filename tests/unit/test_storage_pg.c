@@ -550,6 +550,23 @@ static void test_lost_connection(void **state)
 	assert_int_equal(store_pg_set_group_status(s, "fp", "resolved", now), -1);
 	assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
 	assert_int_equal(store_pg_set_group_status(s, "fp", "resolved", now), 1);
+	/* the server gone for good (the handle pointed at a port nobody listens on): every call
+	 * fails UNAVAILABLE with the same words (the last connect attempt's), so a caller's
+	 * log keeps one condition, and the backoff spares the server a connect per call */
+	free(store_pg(r)->conninfo);
+	store_pg(r)->conninfo = strdup("postgresql://errq@127.0.0.1:1/none?connect_timeout=5");
+	assert_non_null(store_pg(r)->conninfo);
+	terminate(r);
+	char first[512];
+	assert_int_equal(store_pg_count_events(r, &n), -1);
+	assert_int_equal(store_pg_last_errclass(r), STORE_ERR_UNAVAILABLE);
+	snprintf(first, sizeof(first), "%s", store_pg_errmsg(r));
+	assert_non_null(strstr(first, "connect"));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_pg_count_events(r, &n), -1);
+		assert_int_equal(store_pg_last_errclass(r), STORE_ERR_UNAVAILABLE);
+		assert_string_equal(store_pg_errmsg(r), first);
+	}
 	store_pg_close(r);
 	store_pg_close(s);
 }
