@@ -306,6 +306,17 @@ static void test_fork_while_reports_wait_for_spill(void **state)
 		rs[i] = (struct reporter){.c = c};
 		assert_int_equal(pthread_create(&th[i], NULL, burst_loop, &rs[i]), 0);
 	}
+	/* the sender opens the spool and takes its lock on its own thread: fork once it holds it
+	 * (a fork before that, as on a loaded machine, finds nobody holding the lock: the child's
+	 * flock succeeds and the check below fails, 1 run in 4 beside make test-long) */
+	for (uint64_t t0 = errq_mono_ns();; usleep(1000)) {
+		pthread_mutex_lock(&c->mu);
+		bool held = c->spool_lockfd >= 0;
+		pthread_mutex_unlock(&c->mu);
+		if (held)
+			break;
+		assert_true(errq_mono_ns() - t0 < GENEROUS_MS * ERRQ_NS_PER_MS);
+	}
 	for (int k = 0; k < FORKS; k++) {
 		usleep(2000);
 		pid_t pid = fork();
