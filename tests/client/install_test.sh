@@ -135,7 +135,7 @@ while [ ! -s "$tmp/port" ]; do
 	kill -0 "$errqd_pid" 2>/dev/null || fail "errqd exited: $(cat "$tmp/errqd.log")"
 	sleep 0.01
 done
-addr=127.0.0.1:$(cat "$tmp/port")
+addr=127.0.0.1:$(sed -n 1p "$tmp/port") # line 1: gRPC (line 2, with HTTP on: its port)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
 for bin in "$tmp/rf-pc" "$tmp/rf-pc-static" "$tmp/consumer/build/rf_shared" \
 	"$tmp/consumer/build/rf_static" "$tmp/rf-pc-buildtree"; do

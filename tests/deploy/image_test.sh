@@ -108,7 +108,7 @@ bh run --isolation chroot -v "$tmp/share:/run/errq-test" "$ctr" -- \
 bpid=$!
 # shellcheck disable=SC2016 # evaluated by wait_for
 wait_for '[ -s "$tmp/share/port" ]' "errqd's port file"
-port=$(cat "$tmp/share/port")
+port=$(sed -n 1p "$tmp/share/port") # line 1: gRPC (line 2: HTTP)
 pid=$(cat "$tmp/share/pid")
 [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = errqd ] || fail "pid $pid is not errqd (a PID namespace?)"
 [ "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")" = 10001 ] || fail "errqd does not run as 10001"
