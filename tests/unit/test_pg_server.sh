@@ -3,7 +3,8 @@
 # side by side, each answering on its own URL and its own unix socket with nothing of the
 # other's; a start over a running server of the same DIR replaces it with a fresh one; stop
 # ends only its own server, removes its data, and may be repeated; as root, a DIR the server's
-# user cannot reach moves the server under /tmp; bad usage is refused.
+# user cannot reach moves the server under /tmp, and a server its user cannot run runs in a user
+# namespace; bad usage is refused.
 # Usage: test_pg_server.sh PG_SERVER_SCRIPT WORK_DIR
 set -eu
 srv=$1
@@ -12,7 +13,7 @@ rm -rf "$base"
 mkdir -p "$base"
 
 cleanup() {
-	for d in a b closed/c; do
+	for d in a b closed/c ns; do
 		sh "$srv" stop "$base/$d" >/dev/null 2>&1 || true
 	done
 }
@@ -91,6 +92,19 @@ if [ "$(id -u)" = 0 ]; then
 	if sh "$srv" stop "$base/closed/c" 2>"$base/err"; then fail "a foreign DIR/home was accepted"; fi
 	grep -q "not a directory this script made" "$base/err" || fail "no reason given: $(cat "$base/err")"
 	rm "$base/closed/c/home"
+fi
+
+# as root, where the server's user cannot run it (a chroot whose / is mode 0700, as
+# ../shared/tools/fresh-root makes): the server runs in a user namespace mapping root to that
+# user (PG_SERVER_USERNS=1 takes that path here); initdb accepts it, it answers, stop ends it
+if [ "$(id -u)" = 0 ]; then
+	url_n=$(PG_SERVER_USERNS=1 sh "$srv" start "$base/ns")
+	[ "$(q "$url_n" "SELECT current_user")" = errq ] || fail "the namespaced server does not answer on $url_n"
+	pid_n=$(head -n 1 "$base/ns/data/postmaster.pid")
+	grep -q "^Uid:.*\b0\b" "/proc/$pid_n/status" || fail "the namespaced server is not root's outside the namespace"
+	PG_SERVER_USERNS=1 sh "$srv" stop "$base/ns"
+	gone "$pid_n" || fail "the namespaced server ($pid_n) still runs after stop"
+	[ ! -e "$base/ns/data" ] || fail "stop left $base/ns/data"
 fi
 
 # bad usage
