@@ -1,0 +1,384 @@
+/* Integration: `errqd admin migrate` (issue 17), a SQLite database copied into PostgreSQL.
+ *
+ * A real errqd on SQLite takes failures in several groups, one rule trips on two of them and
+ * fires alerts (one under a silence); it stops; the migration copies its database into a
+ * fresh database of the private PostgreSQL server (the ctest fixture `pg`); errqd starts on
+ * the PostgreSQL URL and `errq` must show the same groups, counts, events, alerts and
+ * silences as before; a failure sent afterwards lands in its old group with a new row id.
+ * Then the refusals, each with its own exit code: a target that is not empty (4; --replace
+ * copies again), a source that is missing or in use by a running errqd (3), URLs of the wrong
+ * kind (2).  The target's password never appears in what the command prints.
+ * ERRQ_TEST_FILTER=test_refusals runs one test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#include <jansson.h>
+#include <cmocka.h>
+
+#include "errq_str.h"
+#include "alerts_support.h"
+#include "pg_support.h"
+
+#define RULE "svc-errors"
+#define SECRET "m1grate-S3cret"
+
+static struct pg_test_db Db;
+static bool Db_made;
+static char Url[PG_TEST_URL_MAX + 64]; /* Db's URL with SECRET as the password */
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[256];
+	if (alerts_setup("/tmp/errq-migrate-XXXXXX"))
+		return -1;
+	if (pg_test_db_create(&Db, "migrate", err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	Db_made = true;
+	/* the server trusts local connections: a password in the URL is ignored by it, but must
+	 * never be printed by errqd */
+	const char *scheme = strstr(Db.url, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	if (!at || memchr(scheme + 3, ':', (size_t)(at - scheme - 3))) { /* none there already */
+		fprintf(stderr, "cannot put a password into '%s'\n", Db.url);
+		return -1;
+	}
+	errq_snprintf(Url, sizeof(Url), "%.*s:" SECRET "%s", (int)(at - Db.url), Db.url, at);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char err[256];
+	int rc = alerts_teardown();
+	if (Db_made && pg_test_db_drop(&Db, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		rc = -1;
+	}
+	Db_made = false;
+	return rc;
+}
+
+static void write_config(void)
+{
+	write_file(E.cfg,
+		   "name: errqd-itest-migrate\n"
+		   "notifiers:\n"
+		   "  - name: ops\n"
+		   "    type: webhook\n"
+		   "    url: http://127.0.0.1:%d/alerts\n"
+		   "    timeout: 5s\n"
+		   "rules:\n"
+		   "  - name: " RULE "\n"
+		   "    match: {service: \"svc-*\"}\n"
+		   "    group_by: [service, error_type]\n"
+		   "    trip: {failures: 2, window: 60s}\n"
+		   "    recovery_timeout: 60s\n"
+		   "    severity: critical\n"
+		   "    notify: [ops]\n",
+		   E.rv.port);
+}
+
+/* errq at errqd, exit want; its stdout (malloc'd). */
+static char *errq_run(int want, const char *a0, ...) __attribute__((sentinel));
+static char *errq_run(int want, const char *a0, ...)
+{
+	const char *args[24];
+	int n = 0;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 23; a = va_arg(ap, const char *))
+		args[n++] = a;
+	va_end(ap);
+	args[n] = NULL;
+	return harness_errq(E.d.addr, want, NULL, args);
+}
+
+static json_t *errq_doc(const char *a0, const char *a1, const char *a2)
+{
+	char *out = errq_run(0, "-o", "json", a0, a1, a2, NULL);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	if (!j)
+		fail_msg("errq %s printed no JSON (%s): %s", a0, je.text, out);
+	free(out);
+	return j;
+}
+
+/* What errq shows of the database, as one JSON text per view (members that depend on when it
+ * is asked, such as an age, are left out by the views themselves: see compare()). */
+struct views {
+	char *groups, *events, *alerts, *silences, *circuits;
+	char *event; /* `errq event ID` of the newest event: frames, details */
+};
+
+static char *dump(json_t *j)
+{
+	char *s = json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(1));
+	json_decref(j);
+	assert_non_null(s);
+	return s;
+}
+
+static void views_take(struct views *v)
+{
+	v->groups = dump(errq_doc("groups", "--limit", "1000"));
+	json_t *ev = errq_doc("events", "--limit", "1000");
+	json_t *first = json_is_array(ev) ? json_array_get(ev, 0) : NULL;
+	const char *id = first ? json_string_value(json_object_get(first, "event_id")) : NULL;
+	if (!id)
+		fail_msg("no event_id in errq events: %s", json_dumps(ev, 0));
+	v->event = dump(errq_doc("event", id, NULL));
+	v->events = dump(ev);
+	v->alerts = dump(errq_doc("alerts", "--limit", "1000"));
+	v->silences = dump(errq_doc("silence", "list", "--all"));
+	v->circuits = dump(errq_doc("circuits", NULL, NULL));
+}
+
+static void views_free(struct views *v)
+{
+	free(v->groups);
+	free(v->events);
+	free(v->alerts);
+	free(v->silences);
+	free(v->circuits);
+	free(v->event);
+}
+
+static void same_view(const char *what, const char *before, const char *after)
+{
+	if (strcmp(before, after))
+		fail_msg("errq %s differs after the migration\nbefore (SQLite):\n%s\nafter (PostgreSQL):\n%s", what,
+			 before, after);
+}
+
+/* errqd admin migrate ARGS...: its exit status, stdout and stderr (malloc'd). */
+static int migrate(char **out, char **err, const char *a0, ...) __attribute__((sentinel));
+static int migrate(char **out, char **err, const char *a0, ...)
+{
+	const char *argv[16] = {ERRQD_PATH, "admin", "migrate"};
+	int n = 3;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 15; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	int rc = run_capture(argv, NULL, out, err);
+	assert_non_null(*out);
+	assert_non_null(*err);
+	fprintf(stderr, "errqd admin migrate (exit %d):\n%s%s", rc, *out, *err);
+	if (strstr(*out, SECRET) || strstr(*err, SECRET))
+		fail_msg("the password is in errqd admin migrate's output");
+	return rc;
+}
+
+/* A row of the report: the table's source and target counts. */
+static void report_row(const char *out, const char *table, long long *src, long long *dst)
+{
+	char needle[64];
+	errq_snprintf(needle, sizeof(needle), "\n%s ", table);
+	const char *p = strstr(out, needle);
+	if (!p || sscanf(p + strlen(needle), "%lld %lld", src, dst) != 2)
+		fail_msg("no row for table '%s' in the report:\n%s", table, out);
+}
+
+static int64_t pg_int(const char *sql)
+{
+	char err[256];
+	int64_t v = -1;
+	PGconn *c = pg_test_connect(&Db, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	int rc = pg_test_int(c, sql, &v, err, sizeof(err));
+	PQfinish(c);
+	if (rc)
+		fail_msg("%s: %s", sql, err);
+	return v;
+}
+
+/* The SQLite database filled through errqd: 4 groups, alerts for 3 of them, one silenced. */
+static void fill_sqlite(void)
+{
+	start_receiver(0);
+	write_config();
+	start_errqd();
+	char *out = errq_run(0, "silence", "add", "--rule", RULE, "--match", "service=svc-b", "--for", "1h",
+			     "--comment", "migration test", NULL);
+	free(out);
+	send_failures(3, "svc-a", "TimeoutError", "sync", NULL);
+	send_failures(2, "svc-a", "ValueError", NULL, NULL);
+	send_failures(2, "svc-b", "TimeoutError", NULL, NULL); /* trips under the silence */
+	send_failures(1, "other", "KeyError", NULL, NULL);      /* no rule */
+	WAIT_FOR(q_int("SELECT count(*) FROM alerts", NULL) == 3);
+	/* the two notices not silenced delivered, so nothing moves between the two looks */
+	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE status = 1", NULL) == 2 &&
+		 q_int("SELECT count(*) FROM deliveries WHERE status = 3", NULL) == 1);
+}
+
+static void test_migrate(void **state)
+{
+	(void)state;
+	struct views before, after;
+	char *out, *err;
+	fill_sqlite();
+	views_take(&before);
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	E.d.pid = 0;
+	int64_t src_events = q_int("SELECT count(*) FROM events", NULL);
+	int64_t src_groups = q_int("SELECT count(*) FROM groups", NULL);
+	int64_t max_id = q_int("SELECT max(id) FROM events", NULL);
+	assert_int_equal(src_events, 8);
+	assert_int_equal(src_groups, 4);
+
+	char from[400];
+	errq_snprintf(from, sizeof(from), "sqlite://%s", E.d.db);
+	/* one row a batch: every table's keyset (composite, text, blob keys) crosses batches */
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, "--batch-rows", "1", NULL), 0);
+	long long s, d;
+	report_row(out, "events", &s, &d);
+	assert_true(s == 8 && d == 8);
+	report_row(out, "groups", &s, &d);
+	assert_true(s == 4 && d == 4);
+	report_row(out, "alerts", &s, &d);
+	assert_true(s == 3 && d == 3);
+	report_row(out, "silences", &s, &d);
+	assert_true(s == 1 && d == 1);
+	report_row(out, "deliveries", &s, &d);
+	assert_true(s == 3 && d == 3);
+	report_row(out, "circuits", &s, &d);
+	assert_true(s == d && s >= 3);
+	report_row(out, "group_minutes", &s, &d);
+	assert_true(s == d && s >= 4);
+	if (!strstr(out, "groups' totals compared: 4, different: 0"))
+		fail_msg("no per-group verification in the report:\n%s", out);
+	if (!strstr(err, "done: ") || !strstr(err, "***"))
+		fail_msg("no progress naming the target redacted on stderr:\n%s", err);
+	free(out);
+	free(err);
+	/* the ids kept, the events' sequence past them */
+	assert_int_equal(pg_int("SELECT max(id) FROM events"), max_id);
+	assert_int_equal(pg_int("SELECT count(*) FROM events e JOIN groups g ON g.id = e.group_id"), 8);
+
+	/* errqd on PostgreSQL shows what it showed on SQLite */
+	const char *args[] = {"--config", E.cfg, "--db", Url, NULL};
+	assert_int_equal(errqd_start(&E.d, args), 0);
+	views_take(&after);
+	same_view("groups", before.groups, after.groups);
+	same_view("events", before.events, after.events);
+	same_view("alerts", before.alerts, after.alerts);
+	same_view("silence list --all", before.silences, after.silences);
+	same_view("circuits", before.circuits, after.circuits);
+	same_view("event ID", before.event, after.event);
+	/* what was compared is the data, not empty lists */
+	assert_non_null(strstr(before.groups, "svc-a"));
+	assert_non_null(strstr(before.alerts, RULE));
+	assert_non_null(strstr(before.silences, "migration test"));
+	views_free(&before);
+	views_free(&after);
+
+	/* and goes on from there: an old group, a row id past the copied ones */
+	send_failures(1, "other", "KeyError", NULL, NULL);
+	assert_int_equal(pg_int("SELECT count(*) FROM groups"), 4);
+	assert_int_equal(pg_int("SELECT total FROM groups WHERE service = 'other'"), 2);
+	assert_true(pg_int("SELECT max(id) FROM events") > max_id);
+	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM events"), 9);
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	E.d.pid = 0;
+	if (log_count(SECRET) > 0)
+		fail_msg("the password is in errqd's log");
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	char *out, *err, from[400], missing[400];
+	fill_sqlite();
+	errq_snprintf(from, sizeof(from), "sqlite://%s", E.d.db);
+
+	/* the source in use by a running errqd: 3, and nothing written to the target */
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, NULL), 3);
+	if (!strstr(err, "source"))
+		fail_msg("the refusal does not say it is the source: %s", err);
+	free(out);
+	free(err);
+	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
+	E.d.pid = 0;
+
+	/* a source that does not exist: 3, and no file made */
+	errq_snprintf(missing, sizeof(missing), "%s/nosuch.db", E.d.dir);
+	assert_int_equal(migrate(&out, &err, "--from", missing, "--to", Url, NULL), 3);
+	assert_non_null(strstr(err, "nosuch.db"));
+	assert_int_equal(access(missing, F_OK), -1);
+	free(out);
+	free(err);
+
+	/* arguments of the wrong kind: 2 */
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", "mysql://root@db/errq", NULL), 2);
+	assert_non_null(strstr(err, "mysql://"));
+	free(out);
+	free(err);
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", missing, NULL), 2);
+	assert_non_null(strstr(err, "not a PostgreSQL URL"));
+	free(out);
+	free(err);
+	assert_int_equal(migrate(&out, &err, "--from", Url, "--to", Url, NULL), 2);
+	assert_non_null(strstr(err, "not a SQLite database"));
+	free(out);
+	free(err);
+	assert_int_equal(migrate(&out, &err, "--from", from, NULL), 2);
+	free(out);
+	free(err);
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, "--batch-rows", "0", NULL), 2);
+	assert_non_null(strstr(err, "--batch-rows '0'"));
+	free(out);
+	free(err);
+
+	/* a target that holds events: 4, untouched; --replace copies again */
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 8);
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, NULL), 4);
+	if (!strstr(err, "is not empty"))
+		fail_msg("the refusal does not say why: %s", err);
+	free(out);
+	free(err);
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 8);
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, "--replace", NULL), 0);
+	free(out);
+	free(err);
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 8);
+	assert_int_equal(pg_int("SELECT count(*) FROM alerts"), 3);
+
+	/* an unreachable target: 4, the URL redacted */
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to",
+				 "postgres://errq:" SECRET "@127.0.0.1:1/errq?connect_timeout=2", NULL),
+			 4);
+	free(out);
+	free(err);
+}
+
+int main(void)
+{
+	grpc_init();
+	errq_idgen_init(&G);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	};
+	if (getenv("ERRQ_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("ERRQ_TEST_FILTER"));
+	int rc = cmocka_run_group_tests_name("integration_migrate", tests, NULL, NULL);
+	grpc_shutdown_blocking();
+	return rc;
+}
