@@ -286,12 +286,18 @@ static void test_migrate(void **state)
 	views_free(&before);
 	views_free(&after);
 
-	/* and goes on from there: an old group, a row id past the copied ones */
+	/* and goes on from there: an old group, a row id past the copied ones; a new alert with
+	 * an id of its own (the identity sequences set past the copied ids) */
+	int64_t max_alert = pg_int("SELECT max(id) FROM alerts");
 	send_failures(1, "other", "KeyError", NULL, NULL);
-	assert_int_equal(pg_int("SELECT count(*) FROM groups"), 4);
+	send_failures(2, "svc-c", "TimeoutError", NULL, NULL);
+	WAIT_FOR(pg_int("SELECT count(*) FROM alerts") == 4);
+	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM alerts"), 4);
+	assert_true(pg_int("SELECT max(id) FROM alerts") > max_alert);
+	assert_int_equal(pg_int("SELECT count(*) FROM groups"), 5);
 	assert_int_equal(pg_int("SELECT total FROM groups WHERE service = 'other'"), 2);
 	assert_true(pg_int("SELECT max(id) FROM events") > max_id);
-	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM events"), 9);
+	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM events"), 11);
 	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
 	E.d.pid = 0;
 	if (log_count(SECRET) > 0)
