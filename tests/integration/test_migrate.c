@@ -70,46 +70,42 @@ static int teardown(void **state)
 
 static void write_config(void)
 {
+	/* the rule trips on 2 failures of a service and error type within 60 s */
 	write_file(E.cfg,
 		   "name: errqd-itest-migrate\n"
 		   "notifiers:\n"
-		   "  - name: ops\n"
-		   "    type: webhook\n"
-		   "    url: http://127.0.0.1:%d/alerts\n"
-		   "    timeout: 5s\n"
+		   "  - {name: ops, type: webhook, url: \"http://127.0.0.1:%d/alerts\", timeout: 5s}\n"
 		   "rules:\n"
-		   "  - name: " RULE "\n"
-		   "    match: {service: \"svc-*\"}\n"
-		   "    group_by: [service, error_type]\n"
-		   "    trip: {failures: 2, window: 60s}\n"
-		   "    recovery_timeout: 60s\n"
-		   "    severity: critical\n"
-		   "    notify: [ops]\n",
+		   "  - {name: " RULE ", match: {service: \"svc-*\"}, group_by: [service, error_type],\n"
+		   "     trip: {failures: 2, window: 60s}, recovery_timeout: 60s, severity: critical, notify: [ops]}\n",
 		   E.rv.port);
 }
 
-/* errq at errqd, exit want; its stdout (malloc'd). */
-static char *errq_run(int want, const char *a0, ...) __attribute__((sentinel));
-static char *errq_run(int want, const char *a0, ...)
+/* argv[n..] from the arguments a0... (NULL-terminated), at most max in all: the new n. */
+static int add_args(const char **argv, int n, int max, const char *a0, va_list ap)
 {
-	const char *args[24];
-	int n = 0;
-	va_list ap;
-	va_start(ap, a0);
-	for (const char *a = a0; a && n < 23; a = va_arg(ap, const char *))
-		args[n++] = a;
-	va_end(ap);
-	args[n] = NULL;
-	return harness_errq(E.d.addr, want, NULL, args);
+	for (const char *a = a0; a; a = va_arg(ap, const char *)) {
+		if (n >= max - 1)
+			fail_msg("more than %d arguments", max - 1);
+		argv[n++] = a;
+	}
+	argv[n] = NULL;
+	return n;
 }
 
-static json_t *errq_doc(const char *a0, const char *a1, const char *a2)
+/* errq -o json ARGS... at errqd: the one JSON document it printed (it must exit 0). */
+static json_t *errq_doc(const char *a0, ...) __attribute__((sentinel));
+static json_t *errq_doc(const char *a0, ...)
 {
-	char *out = errq_run(0, "-o", "json", a0, a1, a2, NULL);
-	json_error_t je;
-	json_t *j = json_loads(out, 0, &je);
+	const char *args[16] = {"-o", "json"};
+	va_list ap;
+	va_start(ap, a0);
+	add_args(args, 2, 16, a0, ap);
+	va_end(ap);
+	char *out = harness_errq(E.d.addr, 0, NULL, args);
+	json_t *j = json_loads(out, 0, NULL);
 	if (!j)
-		fail_msg("errq %s printed no JSON (%s): %s", a0, je.text, out);
+		fail_msg("errq %s printed no JSON document: %s", a0, out);
 	free(out);
 	return j;
 }
@@ -131,17 +127,17 @@ static char *dump(json_t *j)
 
 static void views_take(struct views *v)
 {
-	v->groups = dump(errq_doc("groups", "--limit", "1000"));
-	json_t *ev = errq_doc("events", "--limit", "1000");
+	v->groups = dump(errq_doc("groups", "--limit", "1000", NULL));
+	json_t *ev = errq_doc("events", "--limit", "1000", NULL);
 	json_t *first = json_is_array(ev) ? json_array_get(ev, 0) : NULL;
 	const char *id = first ? json_string_value(json_object_get(first, "event_id")) : NULL;
 	if (!id)
 		fail_msg("no event_id in errq events: %s", json_dumps(ev, 0));
 	v->event = dump(errq_doc("event", id, NULL));
 	v->events = dump(ev);
-	v->alerts = dump(errq_doc("alerts", "--limit", "1000"));
-	v->silences = dump(errq_doc("silence", "list", "--all"));
-	v->circuits = dump(errq_doc("circuits", NULL, NULL));
+	v->alerts = dump(errq_doc("alerts", "--limit", "1000", NULL));
+	v->silences = dump(errq_doc("silence", "list", "--all", NULL));
+	v->circuits = dump(errq_doc("circuits", NULL));
 }
 
 static void views_free(struct views *v)
@@ -166,13 +162,10 @@ static int migrate(char **out, char **err, const char *a0, ...) __attribute__((s
 static int migrate(char **out, char **err, const char *a0, ...)
 {
 	const char *argv[16] = {ERRQD_PATH, "admin", "migrate"};
-	int n = 3;
 	va_list ap;
 	va_start(ap, a0);
-	for (const char *a = a0; a && n < 15; a = va_arg(ap, const char *))
-		argv[n++] = a;
+	add_args(argv, 3, 16, a0, ap);
 	va_end(ap);
-	argv[n] = NULL;
 	int rc = run_capture(argv, NULL, out, err);
 	assert_non_null(*out);
 	assert_non_null(*err);
@@ -212,9 +205,9 @@ static void fill_sqlite(void)
 	start_receiver(0);
 	write_config();
 	start_errqd();
-	char *out = errq_run(0, "silence", "add", "--rule", RULE, "--match", "service=svc-b", "--for", "1h",
-			     "--comment", "migration test", NULL);
-	free(out);
+	const char *silence[] = {"silence", "add", "--rule", RULE, "--match", "service=svc-b", "--for", "1h",
+				 "--comment", "migration test", NULL};
+	free(harness_errq(E.d.addr, 0, NULL, silence));
 	send_failures(3, "svc-a", "TimeoutError", "sync", NULL);
 	send_failures(2, "svc-a", "ValueError", NULL, NULL);
 	send_failures(2, "svc-b", "TimeoutError", NULL, NULL); /* trips under the silence */
