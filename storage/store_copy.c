@@ -305,9 +305,11 @@ static int copy_table(struct copy *c, const struct table *t)
 		if ((rc = copy_batch(c, t, last, &copying, &rows)))
 			break;
 		total += rows;
-		if (copying && (rc = copy_end(c, true, t->name)))
-			break;
-		copying = false;
+		if (copying) {
+			copying = false; /* ended, whatever the answer */
+			if ((rc = copy_end(c, true, t->name)))
+				break;
+		}
 		if (total >= next_note) {
 			progress(c, "%s: %llu rows", t->name, (unsigned long long)total);
 			next_note += STORE_COPY_PROGRESS_ROWS;

@@ -114,7 +114,8 @@ static json_t *errq_doc(const char *a0, ...)
  * is asked, such as an age, are left out by the views themselves: see compare()). */
 struct views {
 	char *groups, *events, *alerts, *silences, *circuits;
-	char *event; /* `errq event ID` of the newest event: frames, details */
+	char *event;   /* `errq event ID` of the newest event: frames, details */
+	char *staging; /* groups of one environment (the counts by environment) */
 };
 
 static char *dump(json_t *j)
@@ -136,6 +137,7 @@ static void views_take(struct views *v)
 	v->event = dump(errq_doc("event", id, NULL));
 	v->events = dump(ev);
 	v->alerts = dump(errq_doc("alerts", "--limit", "1000", NULL));
+	v->staging = dump(errq_doc("groups", "--env", "staging", NULL));
 	v->silences = dump(errq_doc("silence", "list", "--all", NULL));
 	v->circuits = dump(errq_doc("circuits", NULL));
 }
@@ -148,6 +150,7 @@ static void views_free(struct views *v)
 	free(v->silences);
 	free(v->circuits);
 	free(v->event);
+	free(v->staging);
 }
 
 static void same_view(const char *what, const char *before, const char *after)
@@ -212,6 +215,20 @@ static void fill_sqlite(void)
 	send_failures(2, "svc-a", "ValueError", NULL, NULL);
 	send_failures(2, "svc-b", "TimeoutError", NULL, NULL); /* trips under the silence */
 	send_failures(1, "other", "KeyError", NULL, NULL);      /* no rule */
+	/* environments, and text COPY must escape (tab, newline, backslash) in the message and
+	 * in a detail (events.extra) */
+	for (int i = 0; i < 2; i++) {
+		Errq__V1__TaskFailure *ev = tevent_new(&G, "envsvc", "EnvError", "tab\there\nnewline \\ backslash");
+		tevent_set(&ev->environment, i ? "staging" : "prod");
+		ev->n_details = 1;
+		ev->details = calloc(1, sizeof(*ev->details));
+		ev->details[0] = calloc(1, sizeof(**ev->details));
+		errq__v1__task_failure__details_entry__init(ev->details[0]);
+		ev->details[0]->key = strdup("path");
+		ev->details[0]->value = strdup("C:\\tmp\tx\ny");
+		assert_int_equal(report_event(E.d.addr, ev), 1);
+		tevent_free(ev);
+	}
 	WAIT_FOR(q_int("SELECT count(*) FROM alerts", NULL) == 3);
 	/* the two notices not silenced delivered, so nothing moves between the two looks */
 	WAIT_FOR(q_int("SELECT count(*) FROM deliveries WHERE status = 1", NULL) == 2 &&
@@ -230,8 +247,8 @@ static void test_migrate(void **state)
 	int64_t src_events = q_int("SELECT count(*) FROM events", NULL);
 	int64_t src_groups = q_int("SELECT count(*) FROM groups", NULL);
 	int64_t max_id = q_int("SELECT max(id) FROM events", NULL);
-	assert_int_equal(src_events, 8);
-	assert_int_equal(src_groups, 4);
+	assert_int_equal(src_events, 10);
+	assert_int_equal(src_groups, 5);
 
 	char from[400];
 	errq_snprintf(from, sizeof(from), "sqlite://%s", E.d.db);
@@ -239,9 +256,11 @@ static void test_migrate(void **state)
 	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, "--batch-rows", "1", NULL), 0);
 	long long s, d;
 	report_row(out, "events", &s, &d);
-	assert_true(s == 8 && d == 8);
+	assert_true(s == 10 && d == 10);
 	report_row(out, "groups", &s, &d);
-	assert_true(s == 4 && d == 4);
+	assert_true(s == 5 && d == 5);
+	report_row(out, "environments", &s, &d);
+	assert_true(s == 2 && d == 2);
 	report_row(out, "alerts", &s, &d);
 	assert_true(s == 3 && d == 3);
 	report_row(out, "silences", &s, &d);
@@ -252,7 +271,7 @@ static void test_migrate(void **state)
 	assert_true(s == d && s >= 3);
 	report_row(out, "group_minutes", &s, &d);
 	assert_true(s == d && s >= 4);
-	if (!strstr(out, "groups' totals compared: 4, different: 0"))
+	if (!strstr(out, "groups' totals compared: 5, different: 0"))
 		fail_msg("no per-group verification in the report:\n%s", out);
 	if (!strstr(err, "done: ") || !strstr(err, "***"))
 		fail_msg("no progress naming the target redacted on stderr:\n%s", err);
@@ -260,7 +279,7 @@ static void test_migrate(void **state)
 	free(err);
 	/* the ids kept, the events' sequence past them */
 	assert_int_equal(pg_int("SELECT max(id) FROM events"), max_id);
-	assert_int_equal(pg_int("SELECT count(*) FROM events e JOIN groups g ON g.id = e.group_id"), 8);
+	assert_int_equal(pg_int("SELECT count(*) FROM events e JOIN groups g ON g.id = e.group_id"), 10);
 
 	/* errqd on PostgreSQL shows what it showed on SQLite */
 	const char *args[] = {"--config", E.cfg, "--db", Url, NULL};
@@ -272,6 +291,9 @@ static void test_migrate(void **state)
 	same_view("silence list --all", before.silences, after.silences);
 	same_view("circuits", before.circuits, after.circuits);
 	same_view("event ID", before.event, after.event);
+	same_view("groups --env staging", before.staging, after.staging);
+	assert_non_null(strstr(before.event, "backslash"));
+	assert_non_null(strstr(before.staging, "envsvc"));
 	/* what was compared is the data, not empty lists */
 	assert_non_null(strstr(before.groups, "svc-a"));
 	assert_non_null(strstr(before.alerts, RULE));
@@ -287,10 +309,10 @@ static void test_migrate(void **state)
 	WAIT_FOR(pg_int("SELECT count(*) FROM alerts") == 4);
 	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM alerts"), 4);
 	assert_true(pg_int("SELECT max(id) FROM alerts") > max_alert);
-	assert_int_equal(pg_int("SELECT count(*) FROM groups"), 5);
+	assert_int_equal(pg_int("SELECT count(*) FROM groups"), 6);
 	assert_int_equal(pg_int("SELECT total FROM groups WHERE service = 'other'"), 2);
 	assert_true(pg_int("SELECT max(id) FROM events") > max_id);
-	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM events"), 11);
+	assert_int_equal(pg_int("SELECT count(DISTINCT id) FROM events"), 13);
 	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
 	E.d.pid = 0;
 	if (log_count(SECRET) > 0)
@@ -346,17 +368,17 @@ static void test_refusals(void **state)
 	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, NULL), 0);
 	free(out);
 	free(err);
-	assert_int_equal(pg_int("SELECT count(*) FROM events"), 8);
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 10);
 	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, NULL), 4);
 	if (!strstr(err, "is not empty"))
 		fail_msg("the refusal does not say why: %s", err);
 	free(out);
 	free(err);
-	assert_int_equal(pg_int("SELECT count(*) FROM events"), 8);
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 10);
 	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, "--replace", NULL), 0);
 	free(out);
 	free(err);
-	assert_int_equal(pg_int("SELECT count(*) FROM events"), 8);
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 10);
 	assert_int_equal(pg_int("SELECT count(*) FROM alerts"), 3);
 
 	/* an unreachable target: 4, the URL redacted */
