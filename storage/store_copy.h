@@ -5,7 +5,7 @@
  * the only writes to the source), opens the target through the PostgreSQL backend (its own
  * migrator brings it to the current schema) and creates the day partitions of events for
  * the days the source's event ids span (at most STORE_COPY_PARTITION_DAYS_MAX back).  Then,
- * in ONE transaction on the target: every table (store_copy.c lists them) in key order,
+ * in ONE transaction on the target: every table (pg_copy.c lists them) in key order,
  * batch_rows rows a batch, each batch read in a short read transaction of its own
  * from the source and sent with one COPY; ids kept; the id sequences set past the copied
  * maxima; then the verification (row counts table by table, and each group's totals); the
@@ -27,7 +27,8 @@
 #define STORE_COPY_STMT_TIMEOUT_S 600        /* statement_timeout of the copy's statements */
 #define STORE_COPY_PARTITION_DAYS_MAX 400    /* day partitions made back from today, at most */
 #define STORE_COPY_SOURCE_CACHE_MIB 8        /* the source's SQLite page cache */
-#define STORE_COPY_TABLES 14                 /* tables copied (store_copy.c's table list) */
+#define STORE_COPY_SOURCE_BUSY_MS 2000       /* a read waits this long for a lock on the source */
+#define STORE_COPY_TABLES 14                 /* tables copied (pg_copy.c's table list) */
 #define STORE_COPY_DIFFER_MAX 10             /* differences described in the report */
 #define STORE_COPY_DIFFER_LEN 200
 

@@ -1,9 +1,10 @@
-/* store_copy.c: a SQLite database copied into a PostgreSQL one (store_copy.h says what and
- * in which order; docs/scale-out.md, "Moving from SQLite to PostgreSQL", for operators).
+/* pg_copy.c: a SQLite database copied into a PostgreSQL one (storage/store_copy.h says what
+ * and in which order; docs/operations.md, "Moving from SQLite to PostgreSQL", for operators).
  *
- * The source is read with its own handle's connection (store_int.h: s->db) in short read
- * transactions, one per batch, by keyset on each table's key: nothing holds a table in
- * memory, and a source of any size costs one batch.  Nothing writes the source meanwhile:
+ * The source is opened once through the SQLite backend (store_open: its schema migrated, the
+ * counts a crash left unwritten written), closed, and read through a read-only connection of
+ * this file's own in short read transactions, one per batch, by keyset on each table's key:
+ * nothing holds a table in memory, and a source of any size costs one batch.  Nothing writes the source meanwhile:
  * the copy holds its collector lock (store_lock), so an errqd started on it refuses to run.
  * The target is written with COPY (text format) on the PostgreSQL handle's connection, all
  * in one transaction, so an interrupted copy leaves nothing to clean up.
@@ -19,8 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
+
 #include "store_copy.h"
-#include "store_int.h"
 #include "pg_int.h"
 #include "store_url.h"
 #include "errq_str.h"
@@ -31,14 +33,13 @@
 #define MS_PER_DAY 86400000LL
 
 /* A table copied: cols are the same on both sides (SQLite's names are PostgreSQL's);
- * key is its primary key, the batches' order; where filters the source's rows. */
-struct table {
+ * key is its primary key, the batches' order; where filters the source's rows.  The SQL is
+ * composed of these entries (constants) only. */
+static const struct table {
 	const char *name, *cols, *key, *where;
 	int nkey;
 	bool has_id; /* an id column whose sequence is set past the copied maximum */
-};
-
-static const struct table tables[] = {
+} tables[] = {
     {"environments", "id, name", "id", NULL, 1, true},
     {"groups",
      "id, fingerprint, grouping_version, service, environment, error_type, error_code, message, first_seen,"
@@ -76,14 +77,16 @@ _Static_assert(N_TABLES == STORE_COPY_TABLES, "the report has a row for every ta
 struct copy {
 	const struct store_copy_opts *o;
 	struct store_copy_report *r;
-	struct store *src, *dst;
+	sqlite3 *src; /* the source, read-only */
+	struct store *dst;
 	PGconn *pg;
 	char *err;
 	size_t errsz;
 	int code;                         /* enum store_copy_rc of the first failure */
 	uint32_t batch;                   /* rows a batch */
 	char red[STORE_URL_REDACTED_MAX]; /* the target's URL, redacted */
-	struct errq_buf buf;              /* one COPY's data waiting to be sent */
+	/* the CopyData message being filled: rows of COPY's text format (data, never SQL) */
+	struct errq_buf msg;
 };
 
 static void progress(struct copy *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -117,7 +120,7 @@ static int fail(struct copy *c, int rc, const char *fmt, ...)
 static int src_fail(struct copy *c, const char *what)
 {
 	return fail(c, STORE_COPY_ERR_SOURCE, "source database '%s': %s: %s", c->o->from, what,
-		    sqlite3_errmsg(c->src->db));
+		    c->src ? sqlite3_errmsg(c->src) : "out of memory");
 }
 
 /* The target's failure: "what: the server's message" (one line). */
@@ -148,37 +151,37 @@ static int dst_exec(struct copy *c, const char *sql, ExecStatusType want, PGresu
 
 /* ---------------------------------------------------------------- COPY text format */
 
-static void put_text(struct errq_buf *b, const unsigned char *p, size_t n)
+static void put_text(struct errq_buf *msg, const unsigned char *p, size_t n)
 {
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *esc = p[i] == '\\' ? "\\\\" : p[i] == '\n' ? "\\n" : p[i] == '\r' ? "\\r" : p[i] == '\t' ? "\\t" : NULL;
 		if (!esc)
 			continue;
-		errq_buf_add(b, p + start, i - start);
-		errq_buf_addstr(b, esc);
+		errq_buf_add(msg, p + start, i - start);
+		errq_buf_addstr(msg, esc);
 		start = i + 1;
 	}
-	errq_buf_add(b, p + start, n - start);
+	errq_buf_add(msg, p + start, n - start);
 }
 
-static void put_value(struct errq_buf *b, sqlite3_stmt *st, int i)
+static void put_value(struct errq_buf *msg, sqlite3_stmt *st, int i)
 {
 	static const char hex[] = "0123456789abcdef";
 	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_NULL: errq_buf_addstr(b, "\\N"); break;
-	case SQLITE_INTEGER: errq_buf_printf(b, "%lld", (long long)sqlite3_column_int64(st, i)); break;
-	case SQLITE_FLOAT: errq_buf_printf(b, "%.17g", sqlite3_column_double(st, i)); break;
+	case SQLITE_NULL: errq_buf_addstr(msg, "\\N"); break;
+	case SQLITE_INTEGER: errq_buf_printf(msg, "%lld", (long long)sqlite3_column_int64(st, i)); break;
+	case SQLITE_FLOAT: errq_buf_printf(msg, "%.17g", sqlite3_column_double(st, i)); break;
 	case SQLITE_TEXT:
-		put_text(b, sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+		put_text(msg, sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
 		break;
 	default: { /* a blob: bytea's hex input, its backslash escaped for COPY */
 		const unsigned char *p = sqlite3_column_blob(st, i);
 		size_t n = (size_t)sqlite3_column_bytes(st, i);
-		errq_buf_addstr(b, "\\\\x");
+		errq_buf_addstr(msg, "\\\\x");
 		for (size_t k = 0; k < n; k++) {
 			char two[2] = {hex[p[k] >> 4], hex[p[k] & 15]};
-			errq_buf_add(b, two, 2);
+			errq_buf_add(msg, two, 2);
 		}
 	}
 	}
@@ -186,12 +189,12 @@ static void put_value(struct errq_buf *b, sqlite3_stmt *st, int i)
 
 static int send_buf(struct copy *c)
 {
-	if (c->buf.failed)
+	if (c->msg.failed)
 		return fail(c, STORE_COPY_ERR_SOURCE, "source database '%s': a row is longer than %u bytes",
 			    c->o->from, ROW_MAX_BYTES);
-	if (c->buf.len && PQputCopyData(c->pg, c->buf.p, (int)c->buf.len) != 1)
+	if (c->msg.len && PQputCopyData(c->pg, c->msg.p, (int)c->msg.len) != 1)
 		return dst_fail(c, NULL, "send rows");
-	errq_buf_reset(&c->buf);
+	errq_buf_reset(&c->msg);
 	return 0;
 }
 
@@ -218,7 +221,7 @@ static int copy_end(struct copy *c, bool ok, const char *table)
 
 static int src_exec(struct copy *c, const char *sql, const char *what)
 {
-	return sqlite3_exec(c->src->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : src_fail(c, what);
+	return sqlite3_exec(c->src, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : src_fail(c, what);
 }
 
 static int count_cols(const char *cols)
@@ -229,26 +232,45 @@ static int count_cols(const char *cols)
 	return n;
 }
 
-/* One batch of t after the key in last[] (none: from the start), sent in the open COPY or
- * one begun for it.  *rows: rows read; last[] moves to the batch's last key. */
-static int copy_batch(struct copy *c, const struct table *t, sqlite3_value **last, bool *copying, uint32_t *rows)
+/* One batch of tables[ti] after the key in last[] (none: from the start), sent in the open
+ * COPY or one begun for it.  *rows: rows read; last[] moves to the batch's last key.  The SQL
+ * is composed of the table list's entries (constants) and integers; the key is bound. */
+static int copy_batch(struct copy *c, int ti, sqlite3_value **last, bool *copying, uint32_t *rows)
 {
-	char sql[1024], cond[160] = "";
+	const struct table *t = &tables[ti];
+	char sql[1024];
+	struct errq_buf q;
 	sqlite3_stmt *st = NULL;
 	int ncols = count_cols(t->cols), rc = 0, step;
 	*rows = 0;
-	if (last[0]) {
-		int n = errq_snprintf(cond, sizeof(cond), "(%s) > (", t->key);
-		for (int k = 0; k < t->nkey; k++)
-			n += errq_snprintf(cond + n, sizeof(cond) - (size_t)n, "%s?%d", k ? ", " : "", k + 1);
-		errq_snprintf(cond + n, sizeof(cond) - (size_t)n, ")");
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
+	errq_buf_addstr(&q, "SELECT ");
+	errq_buf_addstr(&q, tables[ti].cols);
+	errq_buf_addstr(&q, ", ");
+	errq_buf_addstr(&q, tables[ti].key);
+	errq_buf_addstr(&q, " FROM ");
+	errq_buf_addstr(&q, tables[ti].name);
+	if (t->where) {
+		errq_buf_addstr(&q, " WHERE ");
+		errq_buf_addstr(&q, tables[ti].where);
 	}
-	errq_snprintf(sql, sizeof(sql), "SELECT %s, %s FROM %s%s%s%s%s ORDER BY %s LIMIT %d", t->cols, t->key, t->name,
-		      t->where || *cond ? " WHERE " : "", t->where ? t->where : "", t->where && *cond ? " AND " : "",
-		      cond, t->key, (int)c->batch);
+	if (last[0]) { /* (a, b) > (?1, ?2): SQLite's row values */
+		errq_buf_addstr(&q, t->where ? " AND (" : " WHERE (");
+		errq_buf_addstr(&q, tables[ti].key);
+		errq_buf_addstr(&q, ") > (?1");
+		for (int k = 1; k < t->nkey; k++)
+			errq_buf_printf(&q, ", ?%d", k + 1);
+		errq_buf_addstr(&q, ")");
+	}
+	errq_buf_addstr(&q, " ORDER BY ");
+	errq_buf_addstr(&q, tables[ti].key);
+	errq_buf_printf(&q, " LIMIT %u", c->batch);
+	if (q.failed)
+		return fail(c, STORE_COPY_ERR_SOURCE, "the read of table '%s' does not fit %zu bytes", t->name,
+			    sizeof(sql));
 	if (src_exec(c, "BEGIN", "begin a read"))
 		return -1;
-	if (sqlite3_prepare_v2(c->src->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(c->src, sql, -1, &st, NULL) != SQLITE_OK) {
 		rc = src_fail(c, "prepare a read");
 		goto out;
 	}
@@ -256,8 +278,16 @@ static int copy_batch(struct copy *c, const struct table *t, sqlite3_value **las
 		sqlite3_bind_value(st, k + 1, last[k]);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (!*copying) {
-			errq_snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", t->name, t->cols);
-			if (dst_exec(c, sql, PGRES_COPY_IN, NULL, "begin a copy")) {
+			char copy[512];
+			errq_buf_init_fixed(&q, copy, sizeof(copy));
+			errq_buf_addstr(&q, "COPY ");
+			errq_buf_addstr(&q, tables[ti].name);
+			errq_buf_addstr(&q, " (");
+			errq_buf_addstr(&q, tables[ti].cols);
+			errq_buf_addstr(&q, ") FROM STDIN");
+			if (q.failed || dst_exec(c, copy, PGRES_COPY_IN, NULL, "begin a copy")) {
+				if (q.failed)
+					fail(c, STORE_COPY_ERR_TARGET, "the copy of '%s' does not fit", t->name);
 				rc = -1;
 				goto out;
 			}
@@ -265,11 +295,11 @@ static int copy_batch(struct copy *c, const struct table *t, sqlite3_value **las
 		}
 		for (int i = 0; i < ncols; i++) {
 			if (i)
-				errq_buf_add(&c->buf, "\t", 1);
-			put_value(&c->buf, st, i);
+				errq_buf_add(&c->msg, "\t", 1);
+			put_value(&c->msg, st, i);
 		}
-		errq_buf_add(&c->buf, "\n", 1);
-		if ((c->buf.failed || c->buf.len >= STORE_COPY_CHUNK_BYTES) && send_buf(c)) {
+		errq_buf_add(&c->msg, "\n", 1);
+		if ((c->msg.failed || c->msg.len >= STORE_COPY_CHUNK_BYTES) && send_buf(c)) {
 			rc = -1;
 			goto out;
 		}
@@ -289,12 +319,13 @@ static int copy_batch(struct copy *c, const struct table *t, sqlite3_value **las
 		rc = src_fail(c, "read rows");
 out:
 	sqlite3_finalize(st);
-	sqlite3_exec(c->src->db, "COMMIT", NULL, NULL, NULL); /* a read: nothing to keep or lose */
+	sqlite3_exec(c->src, "COMMIT", NULL, NULL, NULL); /* a read: nothing to keep or lose */
 	return rc ? -1 : 0;
 }
 
-static int copy_table(struct copy *c, const struct table *t)
+static int copy_table(struct copy *c, int ti)
 {
+	const struct table *t = &tables[ti];
 	sqlite3_value *last[KEY_MAX] = {NULL};
 	uint64_t total = 0, next_note = STORE_COPY_PROGRESS_ROWS;
 	bool copying = false;
@@ -302,7 +333,7 @@ static int copy_table(struct copy *c, const struct table *t)
 	uint32_t rows;
 	do {
 		/* one COPY per batch: a statement's time stays bounded (statement_timeout) */
-		if ((rc = copy_batch(c, t, last, &copying, &rows)))
+		if ((rc = copy_batch(c, ti, last, &copying, &rows)))
 			break;
 		total += rows;
 		if (copying) {
@@ -328,12 +359,16 @@ static int copy_table(struct copy *c, const struct table *t)
 
 /* ---------------------------------------------------------------- the target */
 
-/* 1 when t has a row on the target, 0 when not, -1 on an error. */
-static int dst_has_rows(struct copy *c, const char *table)
+/* 1 when tables[ti] has a row on the target, 0 when not, -1 on an error. */
+static int dst_has_rows(struct copy *c, int ti)
 {
 	char sql[128];
+	struct errq_buf q;
 	PGresult *res;
-	errq_snprintf(sql, sizeof(sql), "SELECT EXISTS (SELECT 1 FROM %s)", table);
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
+	errq_buf_addstr(&q, "SELECT EXISTS (SELECT 1 FROM ");
+	errq_buf_addstr(&q, tables[ti].name);
+	errq_buf_addstr(&q, ")");
 	if (dst_exec(c, sql, PGRES_TUPLES_OK, &res, "look for rows"))
 		return -1;
 	int has = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
@@ -341,11 +376,14 @@ static int dst_has_rows(struct copy *c, const char *table)
 	return has;
 }
 
-static int dst_count(struct copy *c, const char *table, uint64_t *n)
+static int dst_count(struct copy *c, int ti, uint64_t *n)
 {
 	char sql[128];
+	struct errq_buf q;
 	PGresult *res;
-	errq_snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
+	errq_buf_addstr(&q, "SELECT count(*) FROM ");
+	errq_buf_addstr(&q, tables[ti].name);
 	if (dst_exec(c, sql, PGRES_TUPLES_OK, &res, "count rows"))
 		return -1;
 	*n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
@@ -353,13 +391,19 @@ static int dst_count(struct copy *c, const char *table, uint64_t *n)
 	return 0;
 }
 
-static int src_count(struct copy *c, const struct table *t, uint64_t *n)
+static int src_count(struct copy *c, int ti, uint64_t *n)
 {
 	char sql[256];
+	struct errq_buf q;
 	sqlite3_stmt *st;
-	errq_snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s%s%s", t->name, t->where ? " WHERE " : "",
-		      t->where ? t->where : "");
-	if (sqlite3_prepare_v2(c->src->db, sql, -1, &st, NULL) != SQLITE_OK)
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
+	errq_buf_addstr(&q, "SELECT count(*) FROM ");
+	errq_buf_addstr(&q, tables[ti].name);
+	if (tables[ti].where) {
+		errq_buf_addstr(&q, " WHERE ");
+		errq_buf_addstr(&q, tables[ti].where);
+	}
+	if (sqlite3_prepare_v2(c->src, sql, -1, &st, NULL) != SQLITE_OK)
 		return src_fail(c, "count rows");
 	int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
 	*n = rc ? 0 : (uint64_t)sqlite3_column_int64(st, 0);
@@ -369,13 +413,17 @@ static int src_count(struct copy *c, const struct table *t, uint64_t *n)
 
 /* The sequence of t.id past its largest id, so the next row the collector writes takes a
  * new one. */
-static int dst_set_sequence(struct copy *c, const char *table)
+static int dst_set_sequence(struct copy *c, int ti)
 {
+	const char *table = tables[ti].name;
 	char sql[256], what[96];
+	struct errq_buf q;
 	PGresult *res;
-	errq_snprintf(sql, sizeof(sql),
-		      "SELECT setval(pg_get_serial_sequence('%s', 'id'), coalesce(max(id), 0) + 1, false) FROM %s",
-		      table, table);
+	errq_buf_init_fixed(&q, sql, sizeof(sql));
+	errq_buf_addstr(&q, "SELECT setval(pg_get_serial_sequence('");
+	errq_buf_addstr(&q, tables[ti].name);
+	errq_buf_addstr(&q, "', 'id'), coalesce(max(id), 0) + 1, false) FROM ");
+	errq_buf_addstr(&q, tables[ti].name);
 	errq_snprintf(what, sizeof(what), "set the id sequence of '%s'", table);
 	if (dst_exec(c, sql, PGRES_TUPLES_OK, &res, what))
 		return -1;
@@ -392,7 +440,7 @@ static int dst_partitions(struct copy *c)
 {
 	sqlite3_stmt *st;
 	int64_t lo_ms = -1;
-	if (sqlite3_prepare_v2(c->src->db, "SELECT min(event_id) FROM events", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(c->src, "SELECT min(event_id) FROM events", -1, &st, NULL) != SQLITE_OK)
 		return src_fail(c, "read the oldest event id");
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
 		const unsigned char *p = sqlite3_column_blob(st, 0);
@@ -448,7 +496,7 @@ static int verify_groups(struct copy *c)
 			return -1;
 		errq_snprintf(sql, sizeof(sql), "SELECT " GROUP_COLS " FROM groups WHERE id > %lld ORDER BY id LIMIT %d",
 			      (long long)after, (int)c->batch);
-		if (sqlite3_prepare_v2(c->src->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(c->src, sql, -1, &st, NULL) != SQLITE_OK) {
 			rc = src_fail(c, "read groups");
 			goto next;
 		}
@@ -518,7 +566,7 @@ static int verify_groups(struct copy *c)
 	next:
 		sqlite3_finalize(st);
 		PQclear(res);
-		sqlite3_exec(c->src->db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_exec(c->src, "COMMIT", NULL, NULL, NULL);
 		if (rc)
 			return rc > 0 ? 0 : -1;
 	}
@@ -530,7 +578,7 @@ static int verify(struct copy *c)
 	for (int i = 0; i < N_TABLES; i++) {
 		struct store_copy_count *n = &c->r->tables[i];
 		n->table = tables[i].name;
-		if (src_count(c, &tables[i], &n->source) || dst_count(c, tables[i].name, &n->target))
+		if (src_count(c, i, &n->source) || dst_count(c, i, &n->target))
 			return -1;
 		c->r->n_tables = i + 1;
 		if (n->source != n->target) {
@@ -566,11 +614,20 @@ static int open_source(struct copy *c, struct store_lock **lock)
 		return fail(c, STORE_COPY_ERR_SOURCE, "source database '%s': not a regular file", u.path);
 	if (store_lock(lock, c->o->from, why, sizeof(why)))
 		return fail(c, STORE_COPY_ERR_SOURCE, "source %s", why);
-	/* a sequential read needs no big page cache (a writer's default is 64 MiB) */
+	/* once as errqd opens it: an older schema migrated, the counts a crash left unwritten
+	 * written (the only writes to the source); closed at once */
+	struct store *s;
 	struct store_opts so = {.path = c->o->from, .cache_mib = STORE_COPY_SOURCE_CACHE_MIB};
-	if (store_open(&c->src, &so, why, sizeof(why)))
+	if (store_open(&s, &so, why, sizeof(why)))
 		return fail(c, STORE_COPY_ERR_SOURCE, "source: %s", why);
-	return 0;
+	store_close(s);
+	/* then read-only; a sequential read needs no big page cache */
+	char sql[64];
+	if (sqlite3_open_v2(u.path, &c->src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		return src_fail(c, "open");
+	sqlite3_busy_timeout(c->src, STORE_COPY_SOURCE_BUSY_MS);
+	errq_snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", STORE_COPY_SOURCE_CACHE_MIB * 1024);
+	return src_exec(c, sql, "set the page cache");
 }
 
 static int open_target(struct copy *c)
@@ -587,20 +644,24 @@ static int open_target(struct copy *c)
 static int copy_all(struct copy *c)
 {
 	char sql[1024];
-	int n = errq_snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = %d", STORE_COPY_STMT_TIMEOUT_S * 1000);
+	errq_snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = %d", STORE_COPY_STMT_TIMEOUT_S * 1000);
 	if (dst_exec(c, "BEGIN", PGRES_COMMAND_OK, NULL, "begin the copy") ||
 	    dst_exec(c, sql, PGRES_COMMAND_OK, NULL, "set the statement timeout"))
 		return -1;
 	if (c->o->replace) {
-		n = errq_snprintf(sql, sizeof(sql), "TRUNCATE");
-		for (int i = 0; i < N_TABLES; i++)
-			n += errq_snprintf(sql + n, sizeof(sql) - (size_t)n, "%s %s", i ? "," : "", tables[i].name);
+		struct errq_buf q;
+		errq_buf_init_fixed(&q, sql, sizeof(sql));
+		errq_buf_addstr(&q, "TRUNCATE ");
+		for (int i = 0; i < N_TABLES; i++) {
+			errq_buf_addstr(&q, i ? ", " : "");
+			errq_buf_addstr(&q, tables[i].name);
+		}
 		if (dst_exec(c, sql, PGRES_COMMAND_OK, NULL, "empty the target's tables"))
 			return -1;
 		progress(c, "target: errq's tables emptied (--replace)");
 	} else {
 		for (int i = 0; i < N_TABLES; i++) {
-			int has = dst_has_rows(c, tables[i].name);
+			int has = dst_has_rows(c, i);
 			if (has < 0)
 				return -1;
 			if (has)
@@ -611,10 +672,10 @@ static int copy_all(struct copy *c)
 		}
 	}
 	for (int i = 0; i < N_TABLES; i++)
-		if (copy_table(c, &tables[i]))
+		if (copy_table(c, i))
 			return -1;
 	for (int i = 0; i < N_TABLES; i++)
-		if (tables[i].has_id && dst_set_sequence(c, tables[i].name))
+		if (tables[i].has_id && dst_set_sequence(c, i))
 			return -1;
 	progress(c, "verifying");
 	if (verify(c))
@@ -629,7 +690,7 @@ int store_copy(const struct store_copy_opts *o, struct store_copy_report *r, cha
 	int rc;
 	memset(r, 0, sizeof(*r));
 	err[0] = '\0';
-	errq_buf_init(&c.buf, ROW_MAX_BYTES);
+	errq_buf_init(&c.msg, ROW_MAX_BYTES);
 	if (!o->from || !*o->from || !o->to || !*o->to) {
 		fail(&c, STORE_COPY_ERR_ARGS, "both --from and --to are needed");
 		goto out;
@@ -669,9 +730,9 @@ int store_copy(const struct store_copy_opts *o, struct store_copy_report *r, cha
 	progress(&c, "committed: %llu rows", (unsigned long long)r->rows_copied);
 out:
 	rc = c.code;
-	errq_buf_free(&c.buf);
+	errq_buf_free(&c.msg);
 	store_close(c.dst);
-	store_close(c.src);
+	sqlite3_close(c.src); /* accepts NULL */
 	store_unlock(lock);
 	return rc;
 }
