@@ -359,34 +359,27 @@ static int copy_table(struct copy *c, int ti)
 
 /* ---------------------------------------------------------------- the target */
 
-/* 1 when tables[ti] has a row on the target, 0 when not, -1 on an error. */
-static int dst_has_rows(struct copy *c, int ti)
-{
-	char sql[128];
-	struct errq_buf q;
-	PGresult *res;
-	errq_buf_init_fixed(&q, sql, sizeof(sql));
-	errq_buf_addstr(&q, "SELECT EXISTS (SELECT 1 FROM ");
-	errq_buf_addstr(&q, tables[ti].name);
-	errq_buf_addstr(&q, ")");
-	if (dst_exec(c, sql, PGRES_TUPLES_OK, &res, "look for rows"))
-		return -1;
-	int has = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
-	return has;
-}
+/* What is asked of a table on the target: one integer, SQL around the table's name. */
+enum { DST_HAS_ROWS, DST_COUNT };
+static const struct dst_query {
+	const char *before, *after, *what;
+} dst_queries[] = {
+    [DST_HAS_ROWS] = {"SELECT EXISTS (SELECT 1 FROM ", ")::int", "look for rows"},
+    [DST_COUNT] = {"SELECT count(*) FROM ", "", "count rows"},
+};
 
-static int dst_count(struct copy *c, int ti, uint64_t *n)
+static int dst_int(struct copy *c, int k, int ti, uint64_t *v)
 {
 	char sql[128];
 	struct errq_buf q;
 	PGresult *res;
 	errq_buf_init_fixed(&q, sql, sizeof(sql));
-	errq_buf_addstr(&q, "SELECT count(*) FROM ");
+	errq_buf_addstr(&q, dst_queries[k].before);
 	errq_buf_addstr(&q, tables[ti].name);
-	if (dst_exec(c, sql, PGRES_TUPLES_OK, &res, "count rows"))
+	errq_buf_addstr(&q, dst_queries[k].after);
+	if (dst_exec(c, sql, PGRES_TUPLES_OK, &res, dst_queries[k].what))
 		return -1;
-	*n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	*v = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 	PQclear(res);
 	return 0;
 }
@@ -578,7 +571,7 @@ static int verify(struct copy *c)
 	for (int i = 0; i < N_TABLES; i++) {
 		struct store_copy_count *n = &c->r->tables[i];
 		n->table = tables[i].name;
-		if (src_count(c, i, &n->source) || dst_count(c, i, &n->target))
+		if (src_count(c, i, &n->source) || dst_int(c, DST_COUNT, i, &n->target))
 			return -1;
 		c->r->n_tables = i + 1;
 		if (n->source != n->target) {
@@ -661,8 +654,8 @@ static int copy_all(struct copy *c)
 		progress(c, "target: errq's tables emptied (--replace)");
 	} else {
 		for (int i = 0; i < N_TABLES; i++) {
-			int has = dst_has_rows(c, i);
-			if (has < 0)
+			uint64_t has;
+			if (dst_int(c, DST_HAS_ROWS, i, &has))
 				return -1;
 			if (has)
 				return fail(c, STORE_COPY_ERR_TARGET,
