@@ -25,8 +25,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "errq_log.h"
 #include "errq_str.h"
 #include "errq_time.h"
@@ -61,6 +63,7 @@ static void usage(FILE *f)
 		"             [--log-format json|text] [--port-file PATH] [--set KEY=VALUE]...\n"
 		"       errqd [--config FILE] [flags] --check-config | --print-config\n"
 		"       errqd --print-sample-config | --print-config-docs | --version | --help\n"
+		"       errqd admin migrate --from sqlite:///PATH --to postgres://... [--replace] [--batch-rows N]\n"
 		"\n"
 		"Each setting comes from its default, the config file, the environment (ERRQ_<KEY>,\n"
 		"e.g. ERRQ_LISTEN) and the flags, a later one overriding an earlier one.  --port-file\n"
@@ -165,6 +168,9 @@ int main(int argc, char **argv)
 	int nflags = 0, opt, idx = -1;
 	bool check_only = false, print_only = false;
 
+	/* administrative commands run instead of the collector (admin_migrate.c) */
+	if (argc > 1 && strcmp(argv[1], "admin") == 0)
+		return admin_main(argc - 1, argv + 1);
 	settings_defaults(&cfg);
 	while ((opt = getopt_long(argc, argv, "c:h", longopts, &idx)) != -1) {
 		const char *key = NULL;
