@@ -166,8 +166,12 @@ static void test_metrics_move_with_load(void **state)
 	assert_true(series(before, "errq_ingest_queue_capacity_batches") > 0);
 	assert_true(series(before, "errq_process_resident_memory_bytes") > 0);
 	assert_true(series(before, "errq_process_open_fds") > 0);
-	assert_non_null(strstr(before, "errq_build_info{version=\"" ERRQ_VERSION_STRING "\",name=\"errqd\",storage=\"sqlite\","
-					"durability=\"normal\"} 1\n"));
+	char info[256];
+	errq_snprintf(info, sizeof(info),
+		      "errq_build_info{version=\"" ERRQ_VERSION_STRING "\",name=\"errqd\",storage=\"%s\",durability=\"%s\"} 1\n",
+		      harness_storage_name(), harness_durability_name());
+	if (!strstr(before, info))
+		fail_msg("no %s in /metrics", info);
 
 	/* 20 events, one without a service (rejected alone), then the first 5 again (duplicates) */
 	struct rawstream s;

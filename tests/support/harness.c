@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "errq_grpc.h"
+#include "pg_support.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "errq_spawn.h"
 #include "errq_str.h"
@@ -50,6 +51,50 @@ static int build_argv(const char **argv, int max, const char *const *args)
 	return n;
 }
 
+enum harness_backend harness_backend(void)
+{
+	const char *b = getenv("ERRQ_TEST_BACKEND");
+	if (!b || !*b || !strcmp(b, "sqlite"))
+		return HARNESS_SQLITE;
+	if (!strcmp(b, "postgres"))
+		return HARNESS_POSTGRES;
+	fail_msg("ERRQ_TEST_BACKEND is '%s': want sqlite or postgres", b);
+	return HARNESS_SQLITE;
+}
+
+const char *harness_storage_name(void)
+{
+	return harness_backend() == HARNESS_POSTGRES ? "postgres" : "sqlite";
+}
+
+const char *harness_durability_name(void)
+{
+	return harness_backend() == HARNESS_POSTGRES ? "server" : "normal";
+}
+
+/* p->db: the SQLite file in p->dir, or (PostgreSQL) the URL of p's own database, made at the
+ * first start and kept across restarts until errqd_cleanup drops it. */
+static int choose_db(struct errqd_proc *p)
+{
+	char err[512];
+	if (harness_backend() == HARNESS_SQLITE) {
+		errq_snprintf(p->db, sizeof(p->db), "%s/errq.db", p->dir);
+		return 0;
+	}
+	if (!p->pg) {
+		p->pg = calloc(1, sizeof(*p->pg));
+		if (!p->pg || pg_test_db_create(p->pg, program_invocation_short_name, err, sizeof(err))) {
+			fprintf(stderr, "harness: %s\n", p->pg ? err : "out of memory");
+			free(p->pg);
+			p->pg = NULL;
+			return -1;
+		}
+	}
+	if (errq_snprintf(p->db, sizeof(p->db), "%s", p->pg->url) < 0)
+		return -1;
+	return 0;
+}
+
 int errqd_start(struct errqd_proc *p, const char *const *extra)
 {
 	if (!p->dir[0]) {
@@ -57,7 +102,8 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 		if (!mkdtemp(p->dir))
 			return -1;
 	}
-	errq_snprintf(p->db, sizeof(p->db), "%s/errq.db", p->dir);
+	if (choose_db(p))
+		return -1;
 	errq_snprintf(p->log, sizeof(p->log), "%s/errqd.log", p->dir);
 	char portfile[400];
 	errq_snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
@@ -154,6 +200,13 @@ void errqd_cleanup(struct errqd_proc *p)
 			fprintf(stderr, "harness: cannot remove %s\n", p->dir);
 	}
 	p->dir[0] = '\0';
+	if (p->pg) {
+		char err[512];
+		if (pg_test_db_drop(p->pg, err, sizeof(err)))
+			fprintf(stderr, "harness: %s\n", err);
+		free(p->pg);
+		p->pg = NULL;
+	}
 }
 
 void harness_fixture_setup(struct errqd_proc *p)
@@ -737,34 +790,153 @@ void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable)
 	}
 }
 
+/* ---- reads of a collector's database ---- */
+
+struct harness_db {
+	sqlite3 *lite;
+	PGconn *pg;
+	sqlite3_stmt *has; /* SQLite: the event-id lookup, prepared once */
+	bool locked;       /* harness_db_lock: a transaction to roll back at the close */
+};
+
+#define HAS_EVENT_SQL "SELECT 1 FROM events WHERE event_id = $1"
+
+static struct harness_db *db_open(const char *db, bool write);
+
+struct harness_db *harness_db_open(const char *db)
+{
+	return db_open(db, false);
+}
+
+struct harness_db *harness_db_lock(const char *db)
+{
+	struct harness_db *h = db_open(db, true);
+	char err[512];
+	if (!h)
+		return NULL;
+	if (h->lite) {
+		sqlite3_busy_timeout(h->lite, HARNESS_DEADLINE_MS);
+		if (sqlite3_exec(h->lite, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			fprintf(stderr, "harness: lock %s: %s\n", db, sqlite3_errmsg(h->lite));
+			harness_db_close(h);
+			return NULL;
+		}
+		h->locked = true;
+		return h;
+	}
+	if (pg_test_exec(h->pg, "BEGIN", err, sizeof(err)) ||
+	    pg_test_exec(h->pg, "LOCK TABLE events IN SHARE MODE", err, sizeof(err))) {
+		fprintf(stderr, "harness: %s\n", err);
+		harness_db_close(h);
+		return NULL;
+	}
+	h->locked = true;
+	return h;
+}
+
+static struct harness_db *db_open(const char *db, bool write)
+{
+	struct harness_db *h = calloc(1, sizeof(*h));
+	char err[512];
+	if (!h)
+		return NULL;
+	if (!strncmp(db, "postgres://", 11) || !strncmp(db, "postgresql://", 13)) {
+		struct pg_test_db d = {0};
+		errq_snprintf(d.url, sizeof(d.url), "%s", db);
+		h->pg = pg_test_connect(&d, err, sizeof(err));
+		if (!h->pg) {
+			fprintf(stderr, "harness: %s\n", err);
+			free(h);
+			return NULL;
+		}
+		return h;
+	}
+	if (sqlite3_open_v2(db, &h->lite, write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h->lite, HAS_EVENT_SQL, -1, &h->has, NULL) != SQLITE_OK) {
+		fprintf(stderr, "harness: %s: %s\n", db, sqlite3_errmsg(h->lite));
+		harness_db_close(h);
+		return NULL;
+	}
+	return h;
+}
+
+void harness_db_close(struct harness_db *h)
+{
+	if (!h)
+		return;
+	char err[512];
+	sqlite3_finalize(h->has);
+	if (h->locked && h->lite && sqlite3_exec(h->lite, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		fprintf(stderr, "harness: rollback: %s\n", sqlite3_errmsg(h->lite));
+	sqlite3_close(h->lite);
+	if (h->locked && h->pg && pg_test_exec(h->pg, "ROLLBACK", err, sizeof(err)))
+		fprintf(stderr, "harness: %s\n", err);
+	if (h->pg)
+		PQfinish(h->pg);
+	free(h);
+}
+
+int harness_db_has_event(struct harness_db *h, const uint8_t id[16])
+{
+	if (h->lite) {
+		sqlite3_reset(h->has);
+		sqlite3_bind_blob(h->has, 1, id, 16, SQLITE_STATIC);
+		int rc = sqlite3_step(h->has);
+		return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	}
+	const char *vals[1] = {(const char *)id};
+	int lens[1] = {16}, fmts[1] = {1};
+	PGresult *r = PQexecParams(h->pg, HAS_EVENT_SQL, 1, NULL, vals, lens, fmts, 0);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) > 0 : -1;
+	if (rc < 0)
+		fprintf(stderr, "harness: %s", PQerrorMessage(h->pg));
+	PQclear(r);
+	return rc;
+}
+
+int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg)
+{
+	int64_t v = -1;
+	if (h->lite) {
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(h->lite, sql, -1, &q, NULL) == SQLITE_OK) {
+			if (arg)
+				sqlite3_bind_text(q, 1, arg, -1, SQLITE_STATIC);
+			int rc = sqlite3_step(q);
+			v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : rc == SQLITE_DONE ? 0 : -1;
+		}
+		if (v < 0)
+			fprintf(stderr, "harness: %s: %s\n", sql, sqlite3_errmsg(h->lite));
+		sqlite3_finalize(q);
+		return v;
+	}
+	const char *vals[1] = {arg};
+	PGresult *r = PQexecParams(h->pg, sql, arg ? 1 : 0, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	else
+		fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(h->pg));
+	PQclear(r);
+	return v;
+}
+
 int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path)
 {
-	sqlite3 *db;
-	sqlite3_stmt *q;
+	struct harness_db *h = harness_db_open(db_path);
 	int missing = 0;
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+	if (!h)
 		return -1;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE event_id = ?", -1, &q, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return -1;
-	}
 	for (int i = 0; i < lg->nstreams; i++) {
 		struct loadgen_stream *st = lg->st[i];
 		int upto = marks ? marks[i] : st->sent;
 		for (int b = 0; b < upto; b++) {
 			if (!st->acked[b])
 				continue;
-			for (int k = 0; k < lg->batch; k++) {
-				sqlite3_reset(q);
-				sqlite3_bind_blob(q, 1, st->ids + ((size_t)b * (size_t)lg->batch + (size_t)k) * 16, 16,
-						  SQLITE_STATIC);
-				if (sqlite3_step(q) != SQLITE_ROW)
-					missing++;
-			}
+			for (int k = 0; k < lg->batch; k++)
+				missing += harness_db_has_event(h, st->ids + ((size_t)b * (size_t)lg->batch + (size_t)k) * 16) != 1;
 		}
 	}
-	sqlite3_finalize(q);
-	sqlite3_close(db);
+	harness_db_close(h);
 	return missing;
 }
 
