@@ -894,6 +894,24 @@ int harness_db_has_event(struct harness_db *h, const uint8_t id[16])
 	return rc;
 }
 
+int harness_db_exec(struct harness_db *h, const char *sql)
+{
+	char err[512];
+	if (h->lite) {
+		char *msg = NULL;
+		int rc = sqlite3_exec(h->lite, sql, NULL, NULL, &msg) == SQLITE_OK ? 0 : -1;
+		if (rc)
+			fprintf(stderr, "harness: %s: %s\n", sql, msg ? msg : "failed");
+		sqlite3_free(msg);
+		return rc;
+	}
+	if (pg_test_exec(h->pg, sql, err, sizeof(err))) {
+		fprintf(stderr, "harness: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg)
 {
 	int64_t v = -1;

@@ -214,6 +214,8 @@ int harness_db_has_event(struct harness_db *h, const uint8_t id[16]);
 /* The first column of the first row of sql (SQL both backends take; "$1", when there, is
  * bound to the text arg), as an integer: 0 when there is no row or it is NULL, -1 on error. */
 int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg);
+/* Runs sql (no result wanted): 0, or -1 with the reason on stderr. */
+int harness_db_exec(struct harness_db *h, const char *sql);
 void harness_db_close(struct harness_db *h);
 /* Opens db and takes its write lock away from the collector until harness_db_close (which
  * rolls back): SQLite's BEGIN IMMEDIATE; PostgreSQL's LOCK TABLE events IN SHARE MODE, which
