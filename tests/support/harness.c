@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -808,6 +809,11 @@ struct harness_db *harness_db_open(const char *db)
 	return db_open(db, false);
 }
 
+struct harness_db *harness_db_open_rw(const char *db)
+{
+	return db_open(db, true);
+}
+
 struct harness_db *harness_db_lock(const char *db)
 {
 	struct harness_db *h = db_open(db, true);
@@ -857,6 +863,7 @@ static struct harness_db *db_open(const char *db, bool write)
 		harness_db_close(h);
 		return NULL;
 	}
+	sqlite3_busy_timeout(h->lite, HARNESS_DEADLINE_MS); /* a checkpoint may hold it a moment */
 	return h;
 }
 
@@ -912,30 +919,115 @@ int harness_db_exec(struct harness_db *h, const char *sql)
 	return 0;
 }
 
-int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg)
+static int pg_dialect(const char *sql, char *out, size_t n);
+
+static int pg_dialect_inner(const char *p, size_t len, char *out, size_t n)
 {
-	int64_t v = -1;
+	char sub[512];
+	if (len >= sizeof(sub))
+		return -1;
+	memcpy(sub, p, len);
+	sub[len] = 0;
+	return pg_dialect(sub, out, n);
+}
+
+/* SQLite's ?N and hex(X) in PostgreSQL's words (the tests' SQL is otherwise common to both). */
+static int pg_dialect(const char *sql, char *out, size_t n)
+{
+	struct errq_buf b;
+	errq_buf_init_fixed(&b, out, n);
+	for (const char *c = sql; *c;) {
+		bool word_start = c == sql || !(isalnum((unsigned char)c[-1]) || c[-1] == '_');
+		if (*c == '?' && isdigit((unsigned char)c[1])) {
+			errq_buf_addstr(&b, "$");
+			c++;
+		} else if (word_start && !strncmp(c, "hex(", 4)) {
+			const char *e = c + 4;
+			int depth = 1;
+			for (; *e && depth; e++)
+				depth += *e == '(' ? 1 : *e == ')' ? -1 : 0;
+			if (depth)
+				return -1;
+			char inner[512];
+			if (pg_dialect_inner(c + 4, (size_t)(e - 1 - (c + 4)), inner, sizeof(inner)))
+				return -1;
+			errq_buf_printf(&b, "upper(encode(%s, 'hex'))", inner);
+			c = e;
+		} else {
+			errq_buf_add(&b, c, 1);
+			c++;
+		}
+	}
+	return b.failed ? -1 : 0;
+}
+
+int harness_db_query(struct harness_db *h, const char *sql, const char *arg, harness_row_cb cb, void *ctx)
+{
+	int rows = 0;
 	if (h->lite) {
 		sqlite3_stmt *q = NULL;
-		if (sqlite3_prepare_v2(h->lite, sql, -1, &q, NULL) == SQLITE_OK) {
-			if (arg)
-				sqlite3_bind_text(q, 1, arg, -1, SQLITE_STATIC);
-			int rc = sqlite3_step(q);
-			v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : rc == SQLITE_DONE ? 0 : -1;
+		int rc = sqlite3_prepare_v2(h->lite, sql, -1, &q, NULL);
+		if (rc == SQLITE_OK && arg)
+			sqlite3_bind_text(q, 1, arg, -1, SQLITE_STATIC);
+		while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+			const char *vals[16];
+			int nc = sqlite3_column_count(q) < 16 ? sqlite3_column_count(q) : 16;
+			for (int c = 0; c < nc; c++)
+				vals[c] = (const char *)sqlite3_column_text(q, c);
+			rows++;
+			if (cb(ctx, nc, vals)) {
+				rc = SQLITE_DONE;
+				break;
+			}
+			rc = SQLITE_OK;
 		}
-		if (v < 0)
+		if (rc != SQLITE_DONE) {
 			fprintf(stderr, "harness: %s: %s\n", sql, sqlite3_errmsg(h->lite));
+			rows = -1;
+		}
 		sqlite3_finalize(q);
-		return v;
+		return rows;
 	}
-	const char *vals[1] = {arg};
-	PGresult *r = PQexecParams(h->pg, sql, arg ? 1 : 0, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK)
-		v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-	else
-		fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(h->pg));
+	char pg_sql[2048];
+	if (pg_dialect(sql, pg_sql, sizeof(pg_sql))) {
+		fprintf(stderr, "harness: cannot translate for PostgreSQL: %s\n", sql);
+		return -1;
+	}
+	const char *vals1[1] = {arg};
+	PGresult *r = PQexecParams(h->pg, pg_sql, arg ? 1 : 0, NULL, vals1, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "harness: %s: %s", pg_sql, PQerrorMessage(h->pg));
+		PQclear(r);
+		return -1;
+	}
+	int nc = PQnfields(r) < 16 ? PQnfields(r) : 16;
+	for (int row = 0; row < PQntuples(r); row++) {
+		const char *vals[16];
+		for (int c = 0; c < nc; c++)
+			vals[c] = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+		rows++;
+		if (cb(ctx, nc, vals))
+			break;
+	}
 	PQclear(r);
-	return v;
+	return rows;
+}
+
+struct first_int {
+	int64_t v;
+};
+
+static int take_first_int(void *ctx, int ncols, const char *const *vals)
+{
+	struct first_int *f = ctx;
+	f->v = ncols > 0 && vals[0] ? strtoll(vals[0], NULL, 10) : 0;
+	return 1;
+}
+
+int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg)
+{
+	struct first_int f = {0};
+	return harness_db_query(h, sql, arg, take_first_int, &f) < 0 ? -1 : f.v;
 }
 
 int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path)

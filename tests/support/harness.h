@@ -209,11 +209,18 @@ void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable)
  * PostgreSQL URL), for tests that check what was committed.  NULL when it cannot be opened. */
 struct harness_db;
 struct harness_db *harness_db_open(const char *db);
+/* The same, for writes too (SQLite opens read-only otherwise). */
+struct harness_db *harness_db_open_rw(const char *db);
 /* 1 when events holds the event id, 0 when not, -1 on error. */
 int harness_db_has_event(struct harness_db *h, const uint8_t id[16]);
 /* The first column of the first row of sql (SQL both backends take; "$1", when there, is
  * bound to the text arg), as an integer: 0 when there is no row or it is NULL, -1 on error. */
 int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg);
+/* Every row of sql (arg as harness_db_int's) to cb, as text (NULL for NULL), until cb returns
+ * non-zero: the rows seen, or -1 on error.  SQLite's ?N and hex(BLOB) are translated for
+ * PostgreSQL ($N, upper(encode(BLOB, 'hex'))), so a test's SQL reads both. */
+typedef int (*harness_row_cb)(void *ctx, int ncols, const char *const *vals);
+int harness_db_query(struct harness_db *h, const char *sql, const char *arg, harness_row_cb cb, void *ctx);
 /* Runs sql (no result wanted): 0, or -1 with the reason on stderr. */
 int harness_db_exec(struct harness_db *h, const char *sql);
 void harness_db_close(struct harness_db *h);
