@@ -73,6 +73,8 @@ const char *harness_durability_name(void)
 	return harness_backend() == HARNESS_POSTGRES ? "server" : "normal";
 }
 
+_Static_assert(HARNESS_DB_MAX >= PG_TEST_URL_MAX, "errqd_proc.db holds a test database's URL");
+
 /* p->db: the SQLite file in p->dir, or (PostgreSQL) the URL of p's own database, made at the
  * first start and kept across restarts until errqd_cleanup drops it. */
 static int choose_db(struct errqd_proc *p)

@@ -213,8 +213,9 @@ struct harness_db *harness_db_open(const char *db);
 struct harness_db *harness_db_open_rw(const char *db);
 /* 1 when events holds the event id, 0 when not, -1 on error. */
 int harness_db_has_event(struct harness_db *h, const uint8_t id[16]);
-/* The first column of the first row of sql (SQL both backends take; "$1", when there, is
- * bound to the text arg), as an integer: 0 when there is no row or it is NULL, -1 on error. */
+/* The first column of the first row of sql (SQL both backends take, as harness_db_query's;
+ * its one parameter, $1 or ?1, bound to the text arg when not NULL), as an integer: 0 when
+ * there is no row or it is NULL, -1 on error. */
 int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg);
 /* Every row of sql (arg as harness_db_int's) to cb, as text (NULL for NULL), until cb returns
  * non-zero: the rows seen, or -1 on error.  SQLite's ?N and hex(BLOB) are translated for
