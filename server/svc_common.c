@@ -105,6 +105,9 @@ grpc_status_code svc_check_globs(const char *error_type, const char *error_code,
 	return GRPC_STATUS_OK;
 }
 
+/* the storage's bound on a filter's glob is what svc_glob can make */
+_Static_assert(SVC_GLOB_BUFSZ - 1 <= STORE_GLOB_MAX, "STORE_GLOB_MAX below the longest svc_glob");
+
 void svc_glob(const char *in, char out[SVC_GLOB_BUFSZ])
 {
 	size_t gl = 0;

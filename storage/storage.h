@@ -154,6 +154,11 @@ int store_agg_flush_step(struct store *s, bool *more);
 
 /* Queries (readers).  Each returns 0 and calls cb once per row (stop early by returning
  * non-zero from cb), or -1 on error. */
+/* The longest GLOB pattern a filter may hold, bytes: the collector's 256-byte globs with each
+ * '[' made the literal "[[]" (server/svc_common.h, SVC_GLOB_BUFSZ).  SQLite takes any length;
+ * PostgreSQL's translation to a regular expression is sized for this (storage/pg/pg_query.c):
+ * a longer one whose expression does not fit is refused. */
+#define STORE_GLOB_MAX 768
 struct store_event_filter {
 	const char *service;      /* NULL = any */
 	const char *environment;  /* NULL = any */

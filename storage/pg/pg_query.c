@@ -16,7 +16,9 @@
 #include "errq_banned.h"
 
 #define NS_PER_MINUTE 60000000000ULL
-#define PATTERN_MAX 1024 /* bytes of a filter's pattern once a regular expression */
+/* bytes of a filter's pattern once a regular expression: a glob's byte is at most 2 of it
+ * (an unterminated class at most 8 in all), with '^', '$' and the NUL (store_pg_glob_to_regex) */
+#define PATTERN_MAX (2 * STORE_GLOB_MAX + 8)
 
 #define EVENT_COLS                                                                                  \
 	"e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"           \

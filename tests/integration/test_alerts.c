@@ -23,7 +23,6 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #include "errq_str.h"
@@ -416,19 +415,17 @@ static void test_silence(void **state)
 	fprintf(stderr, "start and trip took %llu ms: a silence of %llu ms\n",
 		(unsigned long long)(need / ERRQ_NS_PER_MS), (unsigned long long)(len / ERRQ_NS_PER_MS));
 	uint64_t now = errq_now_ns(), ends = now + len;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open_v2(E.d.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "INSERT INTO silences (rule, matchers, comment, created_by, created_ns, "
-					    "starts_ns, ends_ns, expired_ns) VALUES ('quiet', '', 'itest', 'itest', ?1, ?1, ?2, 0)",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_int64(st, 1, (int64_t)now);
-	sqlite3_bind_int64(st, 2, (int64_t)ends);
-	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	/* the silence written behind the stopped collector's back (SQLite or PostgreSQL: the same
+	 * columns); integers only in the SQL */
+	char sql[512];
+	errq_snprintf(sql, sizeof(sql),
+		      "INSERT INTO silences (rule, matchers, comment, created_by, created_ns, starts_ns, ends_ns, "
+		      "expired_ns) VALUES ('quiet', '', 'itest', 'itest', %lld, %lld, %lld, 0)",
+		      (long long)now, (long long)now, (long long)ends);
+	struct harness_db *db = harness_db_open_rw(E.d.db);
+	assert_non_null(db);
+	assert_int_equal(harness_db_exec(db, sql), 0);
+	harness_db_close(db);
 
 	start_errqd();
 	send_failures(1, "svc-quiet", "ValueError", NULL, NULL);

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <signal.h>
 #include <time.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #include "errq_time.h"
@@ -31,14 +30,11 @@ static void wait_acked(struct loadgen *lg, int n)
 }
 
 /* The events committed, as seen by db's own (write-locked) transaction. */
-static int committed_events(sqlite3 *db)
+static int committed_events(struct harness_db *db)
 {
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return n;
+	int64_t n = harness_db_int(db, "SELECT count(*) FROM events", NULL);
+	assert_true(n >= 0);
+	return (int)n;
 }
 
 static void test_full_queue_stops_reads_and_loses_nothing(void **state)
@@ -53,10 +49,8 @@ static void test_full_queue_stops_reads_and_loses_nothing(void **state)
 	wait_acked(&lg, 50);
 
 	/* take the write lock away from the collector */
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(D.db, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, HARNESS_DEADLINE_MS);
-	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	struct harness_db *db = harness_db_lock(D.db);
+	assert_non_null(db);
 	/* nothing commits from now on; the answers to what did commit may still be on their way:
 	 * wait until every committed batch (the events this transaction sees, all of them the
 	 * load's, `batch` to a batch) has been acknowledged */
@@ -92,8 +86,7 @@ static void test_full_queue_stops_reads_and_loses_nothing(void **state)
 	/* memory stays flat while twelve clients push: the queue and one batch per stream */
 	assert_true(rss_peak < rss_start + 32u * 1024 * 1024);
 
-	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	harness_db_close(db); /* rolls back: the lock is released */
 	/* the collector recovers by itself and the streams go on */
 	wait_acked(&lg, acked_at_lock + 50);
 	loadgen_stop(&lg);

@@ -301,6 +301,19 @@ static void assert_has(const char *hay, const char *needle)
 		fail_msg("'%s' not in '%s'", needle, hay ? hay : "(null)");
 }
 
+/* The Backup RPC refuses path with code and a reason holding why; `errq admin backup` exits
+ * exit_code and says it too. */
+static void assert_backup_refused(const char *addr, const char *path, grpc_status_code code, int exit_code,
+				  const char *why)
+{
+	char det[512], *err = NULL;
+	assert_int_equal(backup_rpc(addr, path, false, det, sizeof(det)), code);
+	assert_has(det, why);
+	free(errq_run(addr, exit_code, &err, "admin", "backup", path, NULL));
+	assert_has(err, why);
+	free(err);
+}
+
 static void test_refusals(void **state)
 {
 	(void)state;
@@ -319,11 +332,7 @@ static void test_refusals(void **state)
 
 	/* missing directory: FAILED_PRECONDITION, exit 3 */
 	errq_snprintf(path, sizeof(path), "%s/no/such/dir/copy.db", d.dir);
-	assert_int_equal(backup_rpc(d.addr, path, false, det, sizeof(det)), GRPC_STATUS_FAILED_PRECONDITION);
-	assert_has(det, "does not exist");
-	free(errq_run(d.addr, 3, &err, "admin", "backup", path, NULL));
-	assert_has(err, "does not exist");
-	free(err);
+	assert_backup_refused(d.addr, path, GRPC_STATUS_FAILED_PRECONDITION, 3, "does not exist");
 
 	/* the live database, even with --force: INVALID_ARGUMENT */
 	assert_int_equal(backup_rpc(d.addr, d.db, true, det, sizeof(det)), GRPC_STATUS_INVALID_ARGUMENT);
@@ -439,18 +448,40 @@ static void test_one_collector(void **state)
 	errqd_cleanup(&d);
 }
 
+/* PostgreSQL (integration_pg_backup): no online backup, the RPC and the CLI say what to use
+ * instead, and the collector goes on storing. */
+static void test_refused_on_postgres(void **state)
+{
+	(void)state;
+	struct errqd_proc d;
+	char path[400];
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(errqd_start(&d, NULL), 0);
+	assert_int_equal(report_batch(d.addr, &G, 2, "svc", "TimeoutError"), 2);
+	errq_snprintf(path, sizeof(path), "%s/copy.db", d.dir);
+	assert_backup_refused(d.addr, path, GRPC_STATUS_FAILED_PRECONDITION, 3, "use pg_dump or pg_basebackup");
+	assert_false(exists(path));
+	assert_int_equal(report_batch(d.addr, &G, 3, "svc", "TimeoutError"), 3);
+	assert_int_equal(errqd_stop(&d, SIGTERM), 0);
+	errqd_cleanup(&d);
+}
+
 int main(void)
 {
 	errq_idgen_init(&G);
 	grpc_init();
-	const struct CMUnitTest tests[] = {
+	/* SQLite: a copy made online, restored and compared; PostgreSQL: the refusal */
+	const struct CMUnitTest lite[] = {
 	    cmocka_unit_test(test_backup_under_load),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_one_collector),
 	};
+	const struct CMUnitTest pg[] = {cmocka_unit_test(test_refused_on_postgres)};
 	if (getenv("ERRQ_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("ERRQ_TEST_FILTER"));
-	int rc = cmocka_run_group_tests_name("integration_backup", tests, NULL, NULL);
+	int rc = harness_backend() == HARNESS_SQLITE
+		     ? cmocka_run_group_tests_name("integration_backup", lite, NULL, NULL)
+		     : cmocka_run_group_tests_name("integration_pg_backup", pg, NULL, NULL);
 	grpc_shutdown_blocking();
 	return rc;
 }

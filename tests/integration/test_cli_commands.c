@@ -327,7 +327,7 @@ static void test_status(void **state)
 	assert_true(events >= 3);
 	assert_int_equal(groups, 2);
 	assert_true(json_integer_value(json_object_get(o, "database_bytes")) > 0);
-	assert_string_equal(jstr(o, "durability"), "normal");
+	assert_string_equal(jstr(o, "durability"), harness_durability_name());
 	static const char *const members[] = {"name", "events_stored", "events_duplicate", "commits",
 					      "store_errors", "ingest_queue_batches", "ingest_queue_capacity",
 					      "parked", "streams_active", "tail_subscribers", "rss_bytes",

@@ -35,7 +35,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #include "alerts_support.h"
@@ -335,10 +334,8 @@ static void test_kill_repeatedly(void **state)
 	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
 
 	/* every acknowledged id is stored; none twice */
-	sqlite3 *db;
-	sqlite3_stmt *q;
-	assert_int_equal(sqlite3_open_v2(E.d.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE event_id = ?1", -1, &q, NULL), SQLITE_OK);
+	struct harness_db *db = harness_db_open(E.d.db);
+	assert_non_null(db);
 	long acked = 0, missing = 0;
 	for (int i = 0; i < CRASH_CLIENTS; i++) {
 		FILE *f = fopen(cl[i].ids, "rb");
@@ -346,18 +343,18 @@ static void test_kill_repeatedly(void **state)
 		uint8_t id[16];
 		while (fread(id, 1, 16, f) == 16) {
 			acked++;
-			sqlite3_reset(q);
-			sqlite3_bind_blob(q, 1, id, 16, SQLITE_TRANSIENT);
-			missing += sqlite3_step(q) != SQLITE_ROW;
+			missing += harness_db_has_event(db, id) != 1;
 		}
 		fclose(f);
 	}
-	sqlite3_finalize(q);
-	sqlite3_close(db);
+	harness_db_close(db);
 	int64_t stored = q_int("SELECT count(*) FROM events WHERE service LIKE 'crash-_'", NULL);
 	int64_t distinct = q_int("SELECT count(DISTINCT event_id) FROM events WHERE service LIKE 'crash-_'", NULL);
 	int64_t totals = q_int("SELECT sum(total) FROM groups WHERE service LIKE 'crash-_'", NULL);
-	char *check = q_text("PRAGMA integrity_check", NULL);
+	/* SQLite's own check of the file (on PostgreSQL the file is the server's: a killed client
+	 * cannot tear its pages, and there is nothing of the kind to ask) */
+	bool lite = harness_backend() == HARNESS_SQLITE;
+	char *check = lite ? q_text("PRAGMA integrity_check", NULL) : NULL;
 	unsigned long long lr = 0, ll = 1, la = 0, ld = 0, lrs = 0, lrc = 0;
 	FILE *lf = fopen(lib->ids, "r");
 	assert_non_null(lf);
@@ -371,7 +368,7 @@ static void test_kill_repeatedly(void **state)
 	fprintf(stderr, "crash: %d rounds of SIGKILL; events acknowledged %ld, stored %lld (acknowledged missing: %ld; "
 			"stored twice: %lld; group totals %lld); integrity_check: %s; the circuit open throughout, "
 			"the queued notice delivered after the kills\n",
-		nrounds, acked, (long long)stored, missing, (long long)(stored - distinct), (long long)totals, check);
+		nrounds, acked, (long long)stored, missing, (long long)(stored - distinct), (long long)totals, check ? check : "not applicable (PostgreSQL)");
 	assert_true(acked > 0);
 	assert_int_equal(missing, 0);
 	assert_int_equal(stored, distinct);
@@ -379,7 +376,8 @@ static void test_kill_repeatedly(void **state)
 	/* a batch committed but unanswered at a kill was resent and answered as duplicates: in the
 	 * end every stored event is acknowledged */
 	assert_int_equal(stored, acked);
-	assert_string_equal(check, "ok");
+	if (lite)
+		assert_string_equal(check, "ok");
 	free(check);
 	assert_true(lr > 0);
 	assert_int_equal(ll, 0);

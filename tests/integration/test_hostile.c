@@ -45,7 +45,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sqlite3.h>
 #include <openssl/evp.h>
 #include <cmocka.h>
 
@@ -721,17 +720,11 @@ static void run_hostile(const char *token)
 	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
 
 	/* nothing acknowledged is lost */
-	sqlite3 *db;
-	sqlite3_stmt *q;
-	assert_int_equal(sqlite3_open_v2(D.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE event_id = ?1", -1, &q, NULL), SQLITE_OK);
+	struct harness_db *db = harness_db_open(D.db);
+	assert_non_null(db);
 	int missing = 0, n = atomic_load(&Good.nacked);
-	for (int i = 0; i < n; i++) {
-		sqlite3_reset(q);
-		sqlite3_bind_blob(q, 1, Good.acked[i], 16, SQLITE_STATIC);
-		missing += sqlite3_step(q) != SQLITE_ROW;
-	}
-	sqlite3_finalize(q);
+	for (int i = 0; i < n; i++)
+		missing += harness_db_has_event(db, Good.acked[i]) != 1;
 	fprintf(stderr, "hostile: %d events acknowledged to the good client, %d missing\n", n, missing);
 	assert_int_equal(missing, 0);
 	/* the odd messages: stored as docs/protocol.md says (cut, marked truncated), the refused
@@ -741,22 +734,19 @@ static void run_hostile(const char *token)
 		int count, truncated;
 	} odd[] = {{"BigError", 1, 1}, {"Utf8Error", 1, 0}, {"DetailError", 1, 1}, {"FrameError", 1, 1},
 		   {"ClockError", 2, 0}, {"SeqError", 5, 0}, {"CountError", 0, 0}, {"NoService", 0, 0}};
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT count(*), coalesce(sum(truncated != 0), 0), coalesce(max(length(message)), 0) "
-					    "FROM events WHERE service = 'odd-svc' AND error_type = ?1",
-					    -1, &q, NULL),
-			 SQLITE_OK);
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
-		sqlite3_reset(q);
-		sqlite3_bind_text(q, 1, odd[i].type, -1, SQLITE_STATIC);
-		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-		int cnt = sqlite3_column_int(q, 0), cut = sqlite3_column_int(q, 1), mlen = sqlite3_column_int(q, 2);
+		const char *where = "FROM events WHERE service = 'odd-svc' AND error_type = $1";
+		char sql[3][200];
+		errq_snprintf(sql[0], sizeof(sql[0]), "SELECT count(*) %s", where);
+		errq_snprintf(sql[1], sizeof(sql[1]), "SELECT count(*) %s AND truncated != 0", where);
+		errq_snprintf(sql[2], sizeof(sql[2]), "SELECT coalesce(max(length(message)), 0) %s", where);
+		int cnt = (int)harness_db_int(db, sql[0], odd[i].type), cut = (int)harness_db_int(db, sql[1], odd[i].type),
+		    mlen = (int)harness_db_int(db, sql[2], odd[i].type);
 		if (cnt != odd[i].count || cut != odd[i].truncated * odd[i].count || (i == 0 && mlen != 8192))
 			fail_msg("%s: %d stored (%d truncated, message %d bytes), want %d (%d truncated)", odd[i].type, cnt,
 				 cut, mlen, odd[i].count, odd[i].truncated * odd[i].count);
 	}
-	sqlite3_finalize(q);
-	sqlite3_close(db);
+	harness_db_close(db);
 	for (int i = 0; i < 3; i++)
 		free(Good.lat_ms[i]);
 	free(Good.acked);

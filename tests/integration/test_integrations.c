@@ -747,7 +747,8 @@ static void test_alertmanager_held_reminder_restart(void **state)
 	assert_int_equal(errqd_stop(&E.d, SIGTERM), 0);
 	/* the case: the latest row is a held reminder, after a delivered firing */
 	assert_int_equal(q_int("SELECT status FROM deliveries ORDER BY id DESC LIMIT 1", NULL), 3);
-	assert_int_equal(q_int("SELECT kind = 'firing' FROM deliveries ORDER BY id DESC LIMIT 1", NULL), 1);
+	assert_int_equal(q_int("SELECT CASE WHEN kind = 'firing' THEN 1 ELSE 0 END FROM deliveries ORDER BY id DESC LIMIT 1", NULL),
+			 1); /* CASE: PostgreSQL's comparison is a boolean, not 1 */
 	uint64_t before = am_ends_ns(&am, "db-down");
 	assert_true(before > 0);
 	uint64_t down_ns = errq_mono_ns();

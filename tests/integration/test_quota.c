@@ -21,7 +21,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <sqlite3.h>
 #include <jansson.h>
 #include <cmocka.h>
 
@@ -60,15 +59,10 @@ static int teardown(void **state)
 
 static int64_t db_int(const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t v = -1;
-	assert_int_equal(sqlite3_open_v2(D.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	struct harness_db *h = harness_db_open(D.db);
+	assert_non_null(h);
+	int64_t v = harness_db_int(h, sql, NULL);
+	harness_db_close(h);
 	return v;
 }
 

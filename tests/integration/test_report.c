@@ -77,21 +77,15 @@ static void send_refused(Errq__V1__ReportRequest *r, char *det, size_t detsz)
 	treq_free(r);
 }
 
-/* Counts stored events of a service by reading the database file directly (read-only). */
+/* Counts stored events of a service by reading the database directly (read-only; SQLite or
+ * PostgreSQL, harness_db). */
 static int stored_count(const char *service)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int n = -1;
-	if (sqlite3_open_v2(D.db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+	struct harness_db *h = harness_db_open(D.db);
+	if (!h)
 		return -1;
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE service = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			n = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
+	int n = (int)harness_db_int(h, "SELECT count(*) FROM events WHERE service = $1", service);
+	harness_db_close(h);
 	return n;
 }
 

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <signal.h>
 #include <time.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #include "errq_str.h"
@@ -31,7 +30,7 @@
 
 static struct errqd_proc D;
 static struct errq_idgen G;
-static sqlite3 *LOCK;
+static struct harness_db *LOCK;
 
 static int setup(void **state)
 {
@@ -55,15 +54,13 @@ static void msleep(int ms)
 
 static void lock_db(void)
 {
-	assert_int_equal(sqlite3_open(D.db, &LOCK), SQLITE_OK);
-	sqlite3_busy_timeout(LOCK, HARNESS_DEADLINE_MS);
-	assert_int_equal(sqlite3_exec(LOCK, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	LOCK = harness_db_lock(D.db);
+	assert_non_null(LOCK);
 }
 
 static void unlock_db(void)
 {
-	assert_int_equal(sqlite3_exec(LOCK, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(LOCK);
+	harness_db_close(LOCK); /* rolls back */
 	LOCK = NULL;
 }
 
@@ -232,8 +229,7 @@ static void test_embedded_nul_stored_up_to_it(void **state)
 static int release_lock(void **state)
 {
 	if (LOCK) {
-		sqlite3_exec(LOCK, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close(LOCK);
+		harness_db_close(LOCK);
 		LOCK = NULL;
 	}
 	return 0;

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <time.h>
 #include <sys/wait.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #include "errq_time.h"
@@ -48,19 +47,12 @@ static void assert_drained_flags(const char *log)
 /* Events stored for services named prefix%. */
 static long count_events(const char *db_path, const char *prefix)
 {
-	sqlite3 *db;
-	sqlite3_stmt *q;
-	long n = -1;
 	char like[128];
 	errq_snprintf(like, sizeof(like), "%s%%", prefix);
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE service LIKE ?", -1, &q, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_text(q, 1, like, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		n = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
-	sqlite3_close(db);
+	struct harness_db *h = harness_db_open(db_path);
+	assert_non_null(h);
+	long n = (long)harness_db_int(h, "SELECT count(*) FROM events WHERE service LIKE $1", like);
+	harness_db_close(h);
 	return n;
 }
 
@@ -175,10 +167,8 @@ static void test_drain_answers_in_flight_then_unavailable(void **state)
 		assert_int_equal(resp->seq, 1);
 		errq__v1__report_response__free_unpacked(resp, NULL);
 	}
-	sqlite3 *lock;
-	assert_int_equal(sqlite3_open(D.db, &lock), SQLITE_OK);
-	sqlite3_busy_timeout(lock, HARNESS_DEADLINE_MS);
-	assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	struct harness_db *lock = harness_db_lock(D.db);
+	assert_non_null(lock);
 
 	/* two more batches a stream: read by errqd, not committable */
 	for (int i = 0; i < DRAIN_STREAMS; i++)
@@ -228,8 +218,7 @@ static void test_drain_answers_in_flight_then_unavailable(void **state)
 		assert_int_equal(raw_recv(&s[i], &resp, 10), -1);
 	assert_int_equal(waitpid(D.pid, NULL, WNOHANG), 0);
 
-	assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(lock);
+	harness_db_close(lock); /* rolls back */
 
 	/* each stream: both in-flight batches answered, in order, then UNAVAILABLE */
 	for (int i = 0; i < DRAIN_STREAMS; i++) {

@@ -9,7 +9,6 @@
 #include <regex.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <sqlite3.h>
 #include <cmocka.h>
 
 #include "errq_str.h"
@@ -90,53 +89,54 @@ void send_failures(int n, const char *service, const char *type, const char *tas
 	assert_int_equal(report_failures(E.d.addr, &G, n, service, type, "upstream timed out after 5000 ms", task, ids), n);
 }
 
-/* ---- the database, read-only ---- */
+/* ---- the database, read-only (SQLite or PostgreSQL: harness_db) ---- */
 
-static sqlite3 *db_open(void)
+static struct harness_db *db_open(void)
 {
-	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(E.d.db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-		fail_msg("cannot open %s: %s", E.d.db, db ? sqlite3_errmsg(db) : "?");
-	sqlite3_busy_timeout(db, 5000);
+	struct harness_db *db = harness_db_open(E.d.db);
+	if (!db)
+		fail_msg("cannot open %s", E.d.db);
 	return db;
 }
 
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *arg)
+struct first {
+	bool row;
+	char *text; /* malloc'd, NULL for NULL */
+};
+
+static int take_first(void *ctx, int ncols, const char *const *vals)
 {
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	if (arg)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-	return st;
+	struct first *f = ctx;
+	f->row = true;
+	f->text = ncols > 0 && vals[0] ? strdup(vals[0]) : NULL;
+	return 1;
+}
+
+/* The first column of the first row: *row false when there is none. */
+static char *q_first(const char *sql, const char *arg, bool *row)
+{
+	struct harness_db *db = db_open();
+	struct first f = {0};
+	if (harness_db_query(db, sql, arg, take_first, &f) < 0)
+		fail_msg("%s: failed", sql);
+	harness_db_close(db);
+	*row = f.row;
+	return f.text;
 }
 
 int64_t q_int(const char *sql, const char *arg)
 {
-	sqlite3 *db = db_open();
-	sqlite3_stmt *st = prep(db, sql, arg);
-	int rc = sqlite3_step(st);
-	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	bool row;
+	char *v = q_first(sql, arg, &row);
+	int64_t n = !row ? -1 : v ? strtoll(v, NULL, 10) : 0;
+	free(v);
+	return n;
 }
 
 char *q_text(const char *sql, const char *arg)
 {
-	sqlite3 *db = db_open();
-	sqlite3_stmt *st = prep(db, sql, arg);
-	char *v = NULL;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = strdup((const char *)sqlite3_column_text(st, 0));
-	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	bool row;
+	return q_first(sql, arg, &row);
 }
 
 int circuit_state(const char *rule)
@@ -170,23 +170,34 @@ int64_t delivery_attempts(const char *alert_hex, const char *kind)
 	return delivery_col(alert_hex, kind, "attempts");
 }
 
+struct trans_rows {
+	struct trans *t;
+	int n, max;
+};
+
+static int take_transition(void *ctx, int ncols, const char *const *vals)
+{
+	struct trans_rows *r = ctx;
+	if (r->n >= r->max || ncols < 4)
+		return 1;
+	struct trans *t = &r->t[r->n++];
+	t->from = (int)strtol(vals[0] ? vals[0] : "0", NULL, 10);
+	t->to = (int)strtol(vals[1] ? vals[1] : "0", NULL, 10);
+	errq_snprintf(t->reason, sizeof(t->reason), "%s", vals[2] ? vals[2] : "");
+	t->at = strtoull(vals[3] ? vals[3] : "0", NULL, 10);
+	return 0;
+}
+
 int transitions(const char *rule, struct trans *t, int max)
 {
-	sqlite3 *db = db_open();
-	sqlite3_stmt *st =
-	    prep(db, "SELECT from_state, to_state, coalesce(reason, ''), at_ns FROM transitions WHERE rule = ?1 ORDER BY id",
-		 rule);
-	int n = 0;
-	while (sqlite3_step(st) == SQLITE_ROW && n < max) {
-		t[n].from = sqlite3_column_int(st, 0);
-		t[n].to = sqlite3_column_int(st, 1);
-		errq_snprintf(t[n].reason, sizeof(t[n].reason), "%s", (const char *)sqlite3_column_text(st, 2));
-		t[n].at = (uint64_t)sqlite3_column_int64(st, 3);
-		n++;
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	struct harness_db *db = db_open();
+	struct trans_rows r = {t, 0, max};
+	if (harness_db_query(db,
+			     "SELECT from_state, to_state, coalesce(reason, ''), at_ns FROM transitions WHERE rule = ?1 ORDER BY id",
+			     rule, take_transition, &r) < 0)
+		fail_msg("transitions of %s: failed", rule);
+	harness_db_close(db);
+	return r.n;
 }
 
 void wait_state(const char *rule, int want, int line)

@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "errq_grpc.h"
+#include "pg_support.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "errq_spawn.h"
 #include "errq_str.h"
@@ -50,6 +52,52 @@ static int build_argv(const char **argv, int max, const char *const *args)
 	return n;
 }
 
+enum harness_backend harness_backend(void)
+{
+	const char *b = getenv("ERRQ_TEST_BACKEND");
+	if (!b || !*b || !strcmp(b, "sqlite"))
+		return HARNESS_SQLITE;
+	if (!strcmp(b, "postgres"))
+		return HARNESS_POSTGRES;
+	fail_msg("ERRQ_TEST_BACKEND is '%s': want sqlite or postgres", b);
+	return HARNESS_SQLITE;
+}
+
+const char *harness_storage_name(void)
+{
+	return harness_backend() == HARNESS_POSTGRES ? "postgres" : "sqlite";
+}
+
+const char *harness_durability_name(void)
+{
+	return harness_backend() == HARNESS_POSTGRES ? "server" : "normal";
+}
+
+_Static_assert(HARNESS_DB_MAX >= PG_TEST_URL_MAX, "errqd_proc.db holds a test database's URL");
+
+/* p->db: the SQLite file in p->dir, or (PostgreSQL) the URL of p's own database, made at the
+ * first start and kept across restarts until errqd_cleanup drops it. */
+static int choose_db(struct errqd_proc *p)
+{
+	char err[512];
+	if (harness_backend() == HARNESS_SQLITE) {
+		errq_snprintf(p->db, sizeof(p->db), "%s/errq.db", p->dir);
+		return 0;
+	}
+	if (!p->pg) {
+		p->pg = calloc(1, sizeof(*p->pg));
+		if (!p->pg || pg_test_db_create(p->pg, program_invocation_short_name, err, sizeof(err))) {
+			fprintf(stderr, "harness: %s\n", p->pg ? err : "out of memory");
+			free(p->pg);
+			p->pg = NULL;
+			return -1;
+		}
+	}
+	if (errq_snprintf(p->db, sizeof(p->db), "%s", p->pg->url) < 0)
+		return -1;
+	return 0;
+}
+
 int errqd_start(struct errqd_proc *p, const char *const *extra)
 {
 	if (!p->dir[0]) {
@@ -57,7 +105,8 @@ int errqd_start(struct errqd_proc *p, const char *const *extra)
 		if (!mkdtemp(p->dir))
 			return -1;
 	}
-	errq_snprintf(p->db, sizeof(p->db), "%s/errq.db", p->dir);
+	if (choose_db(p))
+		return -1;
 	errq_snprintf(p->log, sizeof(p->log), "%s/errqd.log", p->dir);
 	char portfile[400];
 	errq_snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
@@ -154,6 +203,13 @@ void errqd_cleanup(struct errqd_proc *p)
 			fprintf(stderr, "harness: cannot remove %s\n", p->dir);
 	}
 	p->dir[0] = '\0';
+	if (p->pg) {
+		char err[512];
+		if (pg_test_db_drop(p->pg, err, sizeof(err)))
+			fprintf(stderr, "harness: %s\n", err);
+		free(p->pg);
+		p->pg = NULL;
+	}
 }
 
 void harness_fixture_setup(struct errqd_proc *p)
@@ -737,34 +793,262 @@ void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable)
 	}
 }
 
-int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path)
+/* ---- reads of a collector's database ---- */
+
+struct harness_db {
+	sqlite3 *lite;
+	PGconn *pg;
+	sqlite3_stmt *has; /* SQLite: the event-id lookup, prepared once */
+	bool locked;       /* harness_db_lock: a transaction to roll back at the close */
+};
+
+#define HAS_EVENT_SQL "SELECT 1 FROM events WHERE event_id = $1"
+
+static struct harness_db *db_open(const char *db, bool write);
+
+struct harness_db *harness_db_open(const char *db)
 {
-	sqlite3 *db;
-	sqlite3_stmt *q;
-	int missing = 0;
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM events WHERE event_id = ?", -1, &q, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
+	return db_open(db, false);
+}
+
+struct harness_db *harness_db_open_rw(const char *db)
+{
+	return db_open(db, true);
+}
+
+struct harness_db *harness_db_lock(const char *db)
+{
+	struct harness_db *h = db_open(db, true);
+	char err[512];
+	if (!h)
+		return NULL;
+	if (h->lite) {
+		sqlite3_busy_timeout(h->lite, HARNESS_DEADLINE_MS);
+		if (sqlite3_exec(h->lite, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			fprintf(stderr, "harness: lock %s: %s\n", db, sqlite3_errmsg(h->lite));
+			harness_db_close(h);
+			return NULL;
+		}
+		h->locked = true;
+		return h;
+	}
+	if (pg_test_exec(h->pg, "BEGIN", err, sizeof(err)) ||
+	    pg_test_exec(h->pg, "LOCK TABLE events IN SHARE MODE", err, sizeof(err))) {
+		fprintf(stderr, "harness: %s\n", err);
+		harness_db_close(h);
+		return NULL;
+	}
+	h->locked = true;
+	return h;
+}
+
+static struct harness_db *db_open(const char *db, bool write)
+{
+	struct harness_db *h = calloc(1, sizeof(*h));
+	char err[512];
+	if (!h)
+		return NULL;
+	if (!strncmp(db, "postgres://", 11) || !strncmp(db, "postgresql://", 13)) {
+		struct pg_test_db d = {0};
+		errq_snprintf(d.url, sizeof(d.url), "%s", db);
+		h->pg = pg_test_connect(&d, err, sizeof(err));
+		if (!h->pg) {
+			fprintf(stderr, "harness: %s\n", err);
+			free(h);
+			return NULL;
+		}
+		return h;
+	}
+	if (sqlite3_open_v2(db, &h->lite, write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h->lite, HAS_EVENT_SQL, -1, &h->has, NULL) != SQLITE_OK) {
+		fprintf(stderr, "harness: %s: %s\n", db, sqlite3_errmsg(h->lite));
+		harness_db_close(h);
+		return NULL;
+	}
+	sqlite3_busy_timeout(h->lite, HARNESS_DEADLINE_MS); /* a checkpoint may hold it a moment */
+	return h;
+}
+
+void harness_db_close(struct harness_db *h)
+{
+	if (!h)
+		return;
+	char err[512];
+	sqlite3_finalize(h->has);
+	if (h->locked && h->lite && sqlite3_exec(h->lite, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		fprintf(stderr, "harness: rollback: %s\n", sqlite3_errmsg(h->lite));
+	sqlite3_close(h->lite);
+	if (h->locked && h->pg && pg_test_exec(h->pg, "ROLLBACK", err, sizeof(err)))
+		fprintf(stderr, "harness: %s\n", err);
+	if (h->pg)
+		PQfinish(h->pg);
+	free(h);
+}
+
+int harness_db_has_event(struct harness_db *h, const uint8_t id[16])
+{
+	if (h->lite) {
+		sqlite3_reset(h->has);
+		sqlite3_bind_blob(h->has, 1, id, 16, SQLITE_STATIC);
+		int rc = sqlite3_step(h->has);
+		return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	}
+	const char *vals[1] = {(const char *)id};
+	int lens[1] = {16}, fmts[1] = {1};
+	PGresult *r = PQexecParams(h->pg, HAS_EVENT_SQL, 1, NULL, vals, lens, fmts, 0);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) > 0 : -1;
+	if (rc < 0)
+		fprintf(stderr, "harness: %s", PQerrorMessage(h->pg));
+	PQclear(r);
+	return rc;
+}
+
+int harness_db_exec(struct harness_db *h, const char *sql)
+{
+	char err[512];
+	if (h->lite) {
+		char *msg = NULL;
+		int rc = sqlite3_exec(h->lite, sql, NULL, NULL, &msg) == SQLITE_OK ? 0 : -1;
+		if (rc)
+			fprintf(stderr, "harness: %s: %s\n", sql, msg ? msg : "failed");
+		sqlite3_free(msg);
+		return rc;
+	}
+	if (pg_test_exec(h->pg, sql, err, sizeof(err))) {
+		fprintf(stderr, "harness: %s\n", err);
 		return -1;
 	}
+	return 0;
+}
+
+static int pg_dialect(const char *sql, char *out, size_t n);
+
+static int pg_dialect_inner(const char *p, size_t len, char *out, size_t n)
+{
+	char sub[512];
+	if (len >= sizeof(sub))
+		return -1;
+	memcpy(sub, p, len);
+	sub[len] = 0;
+	return pg_dialect(sub, out, n);
+}
+
+/* SQLite's ?N and hex(X) in PostgreSQL's words (the tests' SQL is otherwise common to both). */
+static int pg_dialect(const char *sql, char *out, size_t n)
+{
+	struct errq_buf b;
+	errq_buf_init_fixed(&b, out, n);
+	for (const char *c = sql; *c;) {
+		bool word_start = c == sql || !(isalnum((unsigned char)c[-1]) || c[-1] == '_');
+		if (*c == '?' && isdigit((unsigned char)c[1])) {
+			errq_buf_addstr(&b, "$");
+			c++;
+		} else if (word_start && !strncmp(c, "hex(", 4)) {
+			const char *e = c + 4;
+			int depth = 1;
+			for (; *e && depth; e++)
+				depth += *e == '(' ? 1 : *e == ')' ? -1 : 0;
+			if (depth)
+				return -1;
+			char inner[512];
+			if (pg_dialect_inner(c + 4, (size_t)(e - 1 - (c + 4)), inner, sizeof(inner)))
+				return -1;
+			errq_buf_printf(&b, "upper(encode(%s, 'hex'))", inner);
+			c = e;
+		} else {
+			errq_buf_add(&b, c, 1);
+			c++;
+		}
+	}
+	return b.failed ? -1 : 0;
+}
+
+int harness_db_query(struct harness_db *h, const char *sql, const char *arg, harness_row_cb cb, void *ctx)
+{
+	int rows = 0;
+	if (h->lite) {
+		sqlite3_stmt *q = NULL;
+		int rc = sqlite3_prepare_v2(h->lite, sql, -1, &q, NULL);
+		if (rc == SQLITE_OK && arg)
+			sqlite3_bind_text(q, 1, arg, -1, SQLITE_STATIC);
+		while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+			const char *vals[16];
+			int nc = sqlite3_column_count(q) < 16 ? sqlite3_column_count(q) : 16;
+			for (int c = 0; c < nc; c++)
+				vals[c] = (const char *)sqlite3_column_text(q, c);
+			rows++;
+			if (cb(ctx, nc, vals)) {
+				rc = SQLITE_DONE;
+				break;
+			}
+			rc = SQLITE_OK;
+		}
+		if (rc != SQLITE_DONE) {
+			fprintf(stderr, "harness: %s: %s\n", sql, sqlite3_errmsg(h->lite));
+			rows = -1;
+		}
+		sqlite3_finalize(q);
+		return rows;
+	}
+	char pg_sql[2048];
+	if (pg_dialect(sql, pg_sql, sizeof(pg_sql))) {
+		fprintf(stderr, "harness: cannot translate for PostgreSQL: %s\n", sql);
+		return -1;
+	}
+	const char *vals1[1] = {arg};
+	PGresult *r = PQexecParams(h->pg, pg_sql, arg ? 1 : 0, NULL, vals1, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "harness: %s: %s", pg_sql, PQerrorMessage(h->pg));
+		PQclear(r);
+		return -1;
+	}
+	int nc = PQnfields(r) < 16 ? PQnfields(r) : 16;
+	for (int row = 0; row < PQntuples(r); row++) {
+		const char *vals[16];
+		for (int c = 0; c < nc; c++)
+			vals[c] = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+		rows++;
+		if (cb(ctx, nc, vals))
+			break;
+	}
+	PQclear(r);
+	return rows;
+}
+
+struct first_int {
+	int64_t v;
+};
+
+static int take_first_int(void *ctx, int ncols, const char *const *vals)
+{
+	struct first_int *f = ctx;
+	f->v = ncols > 0 && vals[0] ? strtoll(vals[0], NULL, 10) : 0;
+	return 1;
+}
+
+int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg)
+{
+	struct first_int f = {0};
+	return harness_db_query(h, sql, arg, take_first_int, &f) < 0 ? -1 : f.v;
+}
+
+int loadgen_missing_acked_before(struct loadgen *lg, const int *marks, const char *db_path)
+{
+	struct harness_db *h = harness_db_open(db_path);
+	int missing = 0;
+	if (!h)
+		return -1;
 	for (int i = 0; i < lg->nstreams; i++) {
 		struct loadgen_stream *st = lg->st[i];
 		int upto = marks ? marks[i] : st->sent;
 		for (int b = 0; b < upto; b++) {
 			if (!st->acked[b])
 				continue;
-			for (int k = 0; k < lg->batch; k++) {
-				sqlite3_reset(q);
-				sqlite3_bind_blob(q, 1, st->ids + ((size_t)b * (size_t)lg->batch + (size_t)k) * 16, 16,
-						  SQLITE_STATIC);
-				if (sqlite3_step(q) != SQLITE_ROW)
-					missing++;
-			}
+			for (int k = 0; k < lg->batch; k++)
+				missing += harness_db_has_event(h, st->ids + ((size_t)b * (size_t)lg->batch + (size_t)k) * 16) != 1;
 		}
 	}
-	sqlite3_finalize(q);
-	sqlite3_close(db);
+	harness_db_close(h);
 	return missing;
 }
 

@@ -34,13 +34,27 @@ void harness_msleep(int ms);
 		}                                                                                      \
 	} while (0)
 
+/* The database of the collectors errqd_start starts: ERRQ_TEST_BACKEND=postgres (ctest's
+ * integration_pg_* entries) gives each collector a fresh database of its own on the private
+ * PostgreSQL server of the fixture `pg` (pg_support.h), dropped by errqd_cleanup; unset or
+ * "sqlite", a SQLite file in the collector's directory.  Any other value fails the test. */
+enum harness_backend { HARNESS_SQLITE, HARNESS_POSTGRES };
+enum harness_backend harness_backend(void);
+/* What errqd reports for its storage (errq_build_info, Status) on this backend. */
+const char *harness_storage_name(void); /* "sqlite" or "postgres" */
+const char *harness_durability_name(void); /* "normal" (the default) or "server" */
+
+#define HARNESS_DB_MAX 1024 /* a SQLite path or a PostgreSQL URL (PG_TEST_URL_MAX) */
+struct pg_test_db;
+
 struct errqd_proc {
 	pid_t pid;      /* 0: not running; tests signal and wait for it by this */
 	struct errq_child child;
 	int port;
 	int http_port;  /* 0 when started with --http-listen "" */
-	char dir[256];  /* temporary directory holding the database, port file and log */
-	char db[320];
+	char dir[256];  /* temporary directory holding the database (SQLite), port file and log */
+	char db[HARNESS_DB_MAX]; /* what --db was given: the file's path, or the database's URL */
+	struct pg_test_db *pg; /* PostgreSQL: the database made at the first start (a restart keeps it) */
 	char addr[64];
 	char log[320];
 	/* 0: an ephemeral gRPC port; otherwise errqd listens on 127.0.0.1:listen_port (a restart
@@ -57,7 +71,7 @@ int errqd_stop(struct errqd_proc *p, int sig);
  * so that no other test's ephemeral listener and no outgoing connection can be given it while
  * a collector that listened there is down: a restart on it cannot find it taken.  0 if none. */
 int harness_quiet_port(void);
-/* Removes the temporary directory. */
+/* Removes the temporary directory, and drops the PostgreSQL database. */
 void errqd_cleanup(struct errqd_proc *p);
 /* The fixture of a test with one errqd in *p: the setup starts gRPC and zeroes *p; the teardown
  * stops errqd (SIGTERM; it must exit 0), removes its directory and shuts gRPC down.  Returns 0,
@@ -191,7 +205,33 @@ int loadgen_start(struct loadgen *lg);
 int loadgen_stop(struct loadgen *lg);
 /* Totals after loadgen_stop: batches sent and acknowledged, streams that ended UNAVAILABLE. */
 void loadgen_totals(struct loadgen *lg, int *sent, int *acked, int *unavailable);
-/* Counts acknowledged events missing from the database file (0 = none lost). */
+/* Reads of a collector's database behind its back (db: errqd_proc.db, a SQLite path or a
+ * PostgreSQL URL), for tests that check what was committed.  NULL when it cannot be opened. */
+struct harness_db;
+struct harness_db *harness_db_open(const char *db);
+/* The same, for writes too (SQLite opens read-only otherwise). */
+struct harness_db *harness_db_open_rw(const char *db);
+/* 1 when events holds the event id, 0 when not, -1 on error. */
+int harness_db_has_event(struct harness_db *h, const uint8_t id[16]);
+/* The first column of the first row of sql (SQL both backends take, as harness_db_query's;
+ * its one parameter, $1 or ?1, bound to the text arg when not NULL), as an integer: 0 when
+ * there is no row or it is NULL, -1 on error. */
+int64_t harness_db_int(struct harness_db *h, const char *sql, const char *arg);
+/* Every row of sql (arg as harness_db_int's) to cb, as text (NULL for NULL), until cb returns
+ * non-zero: the rows seen, or -1 on error.  SQLite's ?N and hex(BLOB) are translated for
+ * PostgreSQL ($N, upper(encode(BLOB, 'hex'))), so a test's SQL reads both. */
+typedef int (*harness_row_cb)(void *ctx, int ncols, const char *const *vals);
+int harness_db_query(struct harness_db *h, const char *sql, const char *arg, harness_row_cb cb, void *ctx);
+/* Runs sql (no result wanted): 0, or -1 with the reason on stderr. */
+int harness_db_exec(struct harness_db *h, const char *sql);
+void harness_db_close(struct harness_db *h);
+/* Opens db and takes its write lock away from the collector until harness_db_close (which
+ * rolls back): SQLite's BEGIN IMMEDIATE; PostgreSQL's LOCK TABLE events IN SHARE MODE, which
+ * lets reads through and makes the writer's insert wait for its lock_timeout and retry, as
+ * SQLite's busy timeout does.  The handle reads as harness_db_open's.  NULL on failure. */
+struct harness_db *harness_db_lock(const char *db);
+
+/* Counts acknowledged events missing from the database (0 = none lost). */
 int loadgen_missing_acked(struct loadgen *lg, const char *db_path);
 /* marks[i] (one per stream): how many of stream i's first batches are acknowledged now (any
  * thread, while the load runs).  Answers come in order, so these batches are all acked. */

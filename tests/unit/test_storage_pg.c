@@ -830,6 +830,46 @@ static void test_queries(void **state)
 	store_pg_close(s);
 }
 
+/* The longest globs the collector passes (STORE_GLOB_MAX: 256 '[' each made "[[]") match
+ * whole on every filter that takes one; PATTERN_MAX of 1024 refused them as "too long". */
+static void test_longest_globs(void **state)
+{
+	(void)state;
+	struct store *s = open_pg(false, 0);
+	uint64_t now = now_ns();
+	char brackets[257], glob[STORE_GLOB_MAX + 2];
+	memset(brackets, '[', 256);
+	brackets[256] = 0;
+	for (int i = 0; i < 256; i++)
+		memcpy(glob + 3 * i, "[[]", 3);
+	glob[STORE_GLOB_MAX] = 0;
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], now / 1000000, 1, "lg", now), ev(id[1], now / 1000000, 2, "other", now)};
+	e[0].task = brackets;
+	e[0].error_code = brackets;
+	e[0].error_type = brackets;
+	int8_t res[2];
+	add_batch(s, e, 2, res);
+	const struct store_event_filter fs[] = {{.task = glob, .limit = 10},
+						{.error_code = glob, .limit = 10},
+						{.error_type = glob, .limit = 10}};
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
+		struct elist l = {0};
+		if (store_pg_list_events(s, &fs[i], collect_event, &l))
+			fail_msg("filter %zu: %s", i, store_pg_errmsg(s));
+		assert_int_equal(l.n, 1);
+	}
+	const struct store_group_filter gs[] = {{.error_code = glob, .limit = 10}, {.error_type = glob, .limit = 10}};
+	for (size_t i = 0; i < sizeof(gs) / sizeof(gs[0]); i++) {
+		struct gsum c = {0};
+		if (store_pg_list_groups(s, &gs[i], collect_group, &c))
+			fail_msg("group filter %zu: %s", i, store_pg_errmsg(s));
+		assert_int_equal(c.n, 1);
+		assert_string_equal(c.fp[0], "lg");
+	}
+	store_pg_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -846,6 +886,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_longest_globs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
