@@ -38,10 +38,15 @@
 #define UNREAD_RSS_BOUND (RSS_SCALE * (256ull << 20))
 #define DECODED_RSS_BOUND (RSS_SCALE * (256ull << 20))
 /* How long a wait here may last: the harness's deadline, four times it under valgrind (some
- * 50 times slower; make test-long runs it beside 20 repeats of the suite and busy loops, where
- * 64 hogs' 340 KB answers took longer than 30 s to hold every hog back). */
+ * 50 times slower) or a sanitizer: make test-long runs them beside the 20 repeats and busy
+ * loops, where 64 hogs' 340 KB answers took longer than 30 s to hold every hog back (valgrind)
+ * and 32 decoded-size hogs longer than 30 s to send (ASan). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WAIT_MS (4 * HARNESS_DEADLINE_MS)
+#else
 #define WAIT_MS (getenv("ERRQ_VALGRIND") && *getenv("ERRQ_VALGRIND") == '1' ? 4 * HARNESS_DEADLINE_MS \
 								     : HARNESS_DEADLINE_MS)
+#endif
 
 #define TAG_HOG_SEND ((void *)0x100)
 #define TAG_RAW_STATUS ((void *)4) /* the harness's tag for RECV_STATUS_ON_CLIENT (raw_open) */
