@@ -98,6 +98,10 @@
 	  (struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body, store_delivery_cb cb,   \
 	   void *ctx),                                                                                             \
 	  (s, status, after_id, limit, with_body, cb, ctx))                                                        \
+	X(REQ, R, int, delivery_claim,                                                                             \
+	  (struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,                \
+	   store_delivery_cb cb, void *ctx),                                                                       \
+	  (s, owner, now_ns, lease_ns, limit, cb, ctx))                                                            \
 	X(REQ, R, int, list_deliveries,                                                                            \
 	  (struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx), (s, alert_id, cb, ctx)) \
 	X(REQ, R, int, get_delivery, (struct store *s, int64_t id, store_delivery_cb cb, void *ctx), (s, id, cb, ctx)) \
@@ -125,6 +129,9 @@ static inline const struct store_backend *store_backend_of(const struct store *s
 {
 	return *(const struct store_backend *const *)(const void *)s;
 }
+
+/* Why store_delivery_claim's arguments are refused (the message both backends give), or NULL. */
+const char *store_delivery_claim_refusal(const char *owner, uint64_t lease_ns, uint32_t limit);
 
 /* The name of the first REQ operation be leaves NULL, or NULL when it has them all. */
 const char *store_backend_missing(const struct store_backend *be);

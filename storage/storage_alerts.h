@@ -124,7 +124,8 @@ struct store_delivery {
 };
 /* Adds a row (d->id ignored; sets *id).  0/-1. */
 int store_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id);
-/* Records an attempt's result or a status change of row id.  Returns 1, 0 unknown, -1. */
+/* Records an attempt's result or a status change of row id, and releases its lease
+ * (store_delivery_claim) whoever holds it.  Returns 1, 0 unknown, -1. */
 int store_delivery_update(struct store *s, int64_t id, int status, uint32_t attempts, uint64_t next_attempt_ns,
 			  long http_status, const char *last_error, uint64_t now_ns);
 typedef int (*store_delivery_cb)(void *ctx, const struct store_delivery *d);
@@ -132,6 +133,24 @@ typedef int (*store_delivery_cb)(void *ctx, const struct store_delivery *d);
  * the pending rows after a restart), with their bodies when with_body.  0/-1. */
 int store_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body,
 				    store_delivery_cb cb, void *ctx);
+/* Leases on deliveries (issue 17: any replica delivers, no two the same row at once).
+ * Claims, for owner, at most limit pending rows that are due (next_attempt_ns <= now_ns) and
+ * not leased (never claimed, released by store_delivery_update, or their lease ended:
+ * lease_until <= now_ns), leasing each until now_ns + lease_ns, and passes each to cb by id,
+ * body included.  Every row claimed is passed (cb's return is ignored: a row the caller cannot
+ * take stays leased until its lease ends and is claimed again then).  Two handles claiming at
+ * once never get the same row before its lease ends; delivery stays at least once (a claimer
+ * that outlives its lease may deliver a row another claims again: the receiver dedupes by the
+ * Idempotency-Key).  The lease must outlast an attempt (NOTIFY_LEASE_NS).  owner: 1 to
+ * STORE_DELIVERY_OWNER_MAX bytes (the replica's name, for operators); 0 < lease_ns <= STORE_DELIVERY_LEASE_MAX;
+ * 1 <= limit <= STORE_DELIVERY_CLAIM_MAX (anything else refused with a message).  Returns the rows claimed, or -1.  PostgreSQL keeps the lease
+ * in the row (claimed_by, lease_until); SQLite, one collector by its lock, in the handle
+ * (docs/architecture.md, "Outbox leases"). */
+#define STORE_DELIVERY_OWNER_MAX 128 /* bytes of a claimer's name */
+#define STORE_DELIVERY_CLAIM_MAX 256 /* rows one claim takes at most (its result is read whole) */
+#define STORE_DELIVERY_LEASE_MAX (24ULL * 3600 * 1000000000ULL) /* the longest lease: a day (ns) */
+int store_delivery_claim(struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,
+			 store_delivery_cb cb, void *ctx);
 /* Every row of one alert, by id (the body is not read: body NULL, body_len 0).  0/-1. */
 int store_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx);
 /* One row, body included: 1 (cb called), 0 unknown, -1 error. */

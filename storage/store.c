@@ -187,6 +187,7 @@ int store_sqlite_wal_catch_up(struct store *s, int min_pages)
 static void free_handle(struct store *s)
 {
 	free(s->maint);
+	free(s->leases);
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	for (int i = 0; i < ASTMT_COUNT; i++)

@@ -6,6 +6,7 @@
  * delete in the order the tables can be walked cheaply: transitions by id (insertion order),
  * resolved alerts by the partial index on resolved_ns, outcome batches by their index on
  * received_ns; silences are few and scanned. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -529,7 +530,62 @@ int store_sqlite_delivery_update(struct store *s, int64_t id, int status, uint32
 	bind_u64(st, 7, now_ns);
 	if (store__step(s, st, "update delivery"))
 		return -1;
+	for (uint32_t i = 0; i < s->n_leases; i++) /* released: the attempt is recorded */
+		if (s->leases[i].id == id)
+			s->leases[i] = s->leases[--s->n_leases];
 	return sqlite3_changes(s->db) > 0;
+}
+
+/* Leases live in the handle, not the file: SQLite has one collector (store_lock), so there is
+ * no other claimer to exclude but this process's own later claims, and a crash ends every
+ * lease at once (docs/architecture.md, "Outbox leases"). */
+static bool leased(const struct store *s, int64_t id)
+{
+	for (uint32_t i = 0; i < s->n_leases; i++)
+		if (s->leases[i].id == id)
+			return true;
+	return false;
+}
+
+int store_sqlite_delivery_claim(struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,
+				store_delivery_cb cb, void *ctx)
+{
+	const char *why = store_delivery_claim_refusal(owner, lease_ns, limit);
+	if (why)
+		return store__fail(s, "%s", why);
+	if (s->readonly)
+		return store__fail(s, "claim deliveries: the handle is read-only");
+	if (!s->leases && !(s->leases = malloc(STORE_SQLITE_LEASES_MAX * sizeof(*s->leases))))
+		return store__fail(s, "claim deliveries: out of memory");
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < s->n_leases; i++) /* ended leases: claimable again */
+		if (s->leases[i].until > now_ns)
+			s->leases[kept++] = s->leases[i];
+	s->n_leases = kept;
+	if (limit > STORE_SQLITE_LEASES_MAX - s->n_leases)
+		limit = STORE_SQLITE_LEASES_MAX - s->n_leases;
+	if (!limit)
+		return 0;
+	/* pending is a literal: the partial index deliveries_open; the rows leased here are
+	 * skipped below, so read that many more */
+	sqlite3_stmt *st = prepare(s,
+				   "SELECT " DELIVERY_COLS ", body FROM deliveries WHERE status = 0"
+				   " AND next_attempt_ns <= ?1 ORDER BY id LIMIT ?2",
+				   "prepare claim deliveries");
+	if (!st)
+		return -1;
+	bind_u64(st, 1, now_ns);
+	sqlite3_bind_int64(st, 2, (int64_t)limit + s->n_leases);
+	int r = SQLITE_DONE, n = 0;
+	while ((uint32_t)n < limit && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_delivery d;
+		if (!delivery_from_row(st, &d, true) || leased(s, d.id))
+			continue;
+		s->leases[s->n_leases++] = (struct store_lease){.id = d.id, .until = now_ns + lease_ns};
+		n++;
+		cb(ctx, &d);
+	}
+	return finish(s, st, r, "claim deliveries") ? -1 : n;
 }
 
 int store_sqlite_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit, bool with_body,

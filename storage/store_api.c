@@ -184,3 +184,18 @@ int store_backup(const struct store_backup_opts *o, struct store_backup_result *
 	so.src_path = u.path;
 	return store_sqlite_backup(&so, r, err, errsz);
 }
+
+_Static_assert(STORE_DELIVERY_OWNER_MAX == 128 && STORE_DELIVERY_CLAIM_MAX == 256, "the messages below name them");
+
+const char *store_delivery_claim_refusal(const char *owner, uint64_t lease_ns, uint32_t limit)
+{
+	if (!owner || !*owner)
+		return "a delivery claim needs the claimer's name";
+	if (strlen(owner) > STORE_DELIVERY_OWNER_MAX)
+		return "a claimer's name is longer than STORE_DELIVERY_OWNER_MAX (128 bytes)";
+	if (!lease_ns || lease_ns > STORE_DELIVERY_LEASE_MAX)
+		return "a delivery lease must be longer than 0 and at most a day";
+	if (!limit || limit > STORE_DELIVERY_CLAIM_MAX)
+		return "a delivery claim takes 1 to STORE_DELIVERY_CLAIM_MAX (256) rows";
+	return NULL;
+}

@@ -111,6 +111,14 @@ struct agg_gen {
 	uint64_t gen;         /* its number: the open one's grows by one at each close */
 };
 
+/* Deliveries one SQLite handle holds leased at once (store_delivery_claim): at the limit a
+ * claim takes nothing more until leases end or are released. */
+#define STORE_SQLITE_LEASES_MAX 4096
+struct store_lease {
+	int64_t id;     /* the delivery */
+	uint64_t until; /* ns */
+};
+
 struct store {
 	const struct store_backend *be; /* &store_sqlite_backend: first, as in every backend's handle */
 	sqlite3 *db;
@@ -149,6 +157,8 @@ struct store {
 	uint64_t cap_next_check;         /* when to look for groups over the cap again */
 	uint64_t fold_next_check;        /* when to look for minute counts to fold again */
 	struct store_write_stats wst;
+	struct store_lease *leases;      /* writer only: the claimed deliveries (store_alerts.c) */
+	uint32_t n_leases;               /* at most STORE_SQLITE_LEASES_MAX */
 	uint64_t txn_overflow;           /* overflow events of the open transaction */
 	uint64_t txn_dropped;            /* events counted, not stored, in the open transaction */
 };

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "pg_int.h"
 #include "storage_alerts.h"
 #include "errq_banned.h"
@@ -92,8 +93,8 @@ static const char alerts_schema[] =
     "  last_error text,"
     "  created_ns bigint NOT NULL,"
     "  updated_ns bigint NOT NULL,"
-    /* the lease of the replica delivering it (issue 17, next step: any replica delivers, no
-     * two at once); not read or written yet */
+    /* the lease of the replica delivering it (store_delivery_claim: any replica delivers,
+     * no two at once); cleared by store_delivery_update */
     "  claimed_by text,"
     "  lease_until bigint NOT NULL DEFAULT 0," /* ns; 0 = not claimed */
     "  body text NOT NULL);"
@@ -213,7 +214,18 @@ STMT(delivery_insert, 13,
      " $13::text) RETURNING id");
 STMT(delivery_update, 7,
      "UPDATE deliveries SET status = $2::bigint, attempts = $3::bigint, next_attempt_ns = $4::bigint,"
-     " http_status = $5::bigint, last_error = $6::text, updated_ns = $7::bigint WHERE id = $1::bigint");
+     " http_status = $5::bigint, last_error = $6::text, updated_ns = $7::bigint,"
+     " claimed_by = NULL, lease_until = 0 WHERE id = $1::bigint");
+/* The claim: the subquery locks the due, unleased pending rows it picks and skips those
+ * another claimer's transaction holds (SKIP LOCKED: no waiting, no two claimers on one
+ * row); a row whose lock it waited out is re-checked against its newest version (READ
+ * COMMITTED's recheck), so a lease committed meanwhile excludes it.  RETURNING's order is
+ * unspecified: the outer SELECT orders by id.  Pending is a literal: deliveries_open. */
+STMT(delivery_claim, 4,
+     "WITH c AS (UPDATE deliveries SET claimed_by = $1::text, lease_until = $2::bigint + $3::bigint"
+     " WHERE id IN (SELECT id FROM deliveries WHERE status = 0 AND next_attempt_ns <= $2::bigint"
+     " AND lease_until <= $2::bigint ORDER BY id LIMIT $4::bigint FOR UPDATE SKIP LOCKED)"
+     " RETURNING " DELIVERY_COLS ", body) SELECT * FROM c ORDER BY id");
 STMT(deliveries_of_alert, 1, "SELECT " DELIVERY_COLS " FROM deliveries WHERE alert_id = $1::bytea ORDER BY id");
 STMT(delivery_get, 1, "SELECT " DELIVERY_COLS ", body FROM deliveries WHERE id = $1::bigint");
 /* by status: the status a literal, so pending and dead use the partial index deliveries_open */
@@ -771,6 +783,32 @@ int store_pg_list_deliveries_by_status(struct store *s, int status, int64_t afte
 	deliveries_to_cb(r, with_body, cb, ctx);
 	PQclear(r);
 	return 0;
+}
+
+int store_pg_delivery_claim(struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,
+			    store_delivery_cb cb, void *ctx)
+{
+	const char *why = store_delivery_claim_refusal(owner, lease_ns, limit);
+	if (why)
+		return store_pg_fail(s, "%s", why);
+	if (writable(s, "claim deliveries"))
+		return -1;
+	struct params p = {.n = 0};
+	p_text(&p, owner);
+	p_u64(&p, now_ns);
+	p_u64(&p, lease_ns);
+	p_i64(&p, limit);
+	PGresult *r = run(s, &delivery_claim, "claim deliveries", &p);
+	if (!r)
+		return -1;
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++) { /* every row claimed is the caller's: cb cannot stop it */
+		struct store_delivery d;
+		if (delivery_from_row(r, i, &d, true))
+			cb(ctx, &d);
+	}
+	PQclear(r);
+	return n;
 }
 
 int store_pg_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx)

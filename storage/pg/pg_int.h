@@ -227,6 +227,8 @@ int store_pg_delivery_update(struct store *s, int64_t id, int status, uint32_t a
 			     long http_status, const char *last_error, uint64_t now_ns);
 int store_pg_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit,
 				       bool with_body, store_delivery_cb cb, void *ctx);
+int store_pg_delivery_claim(struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,
+			    store_delivery_cb cb, void *ctx);
 int store_pg_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx);
 int store_pg_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *ctx);
 int store_pg_silence_add(struct store *s, const struct store_silence *si, int64_t *id);

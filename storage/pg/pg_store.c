@@ -762,6 +762,7 @@ const struct store_backend store_pg_backend = {
     .delivery_add = store_pg_delivery_add,
     .delivery_update = store_pg_delivery_update,
     .list_deliveries_by_status = store_pg_list_deliveries_by_status,
+    .delivery_claim = store_pg_delivery_claim,
     .list_deliveries = store_pg_list_deliveries,
     .get_delivery = store_pg_get_delivery,
     .silence_add = store_pg_silence_add,

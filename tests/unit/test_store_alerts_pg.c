@@ -408,6 +408,98 @@ static void test_batch_seen_across_writers(void **state)
 	store_close(b);
 }
 
+/* ---- leases across replicas: two handles on one database claim at once ---- */
+
+#define CLAIM_ROWS 300 /* pending rows the two claimers share */
+
+struct claimer {
+	struct store *s;
+	const char *owner;
+	int n, rc;
+	int64_t got[CLAIM_ROWS];
+};
+
+static int claimed_cb(void *ctx, const struct store_delivery *d)
+{
+	struct claimer *c = ctx;
+	if (c->n < CLAIM_ROWS)
+		c->got[c->n] = d->id;
+	c->n++;
+	return 0;
+}
+
+static void *claimer_main(void *arg)
+{
+	struct claimer *c = arg;
+	int r;
+	while ((r = store_delivery_claim(c->s, c->owner, T0, 60 * NS, 7, claimed_cb, c)) > 0)
+		;
+	c->rc = r;
+	return NULL;
+}
+
+/* Two replicas claim the same outbox at once until it is empty: every row goes to exactly
+ * one of them, and the rows say who holds them. */
+static void test_claim_across_writers(void **state)
+{
+	struct store *w = open_writer();
+	uint8_t a[16];
+	id16(a, 0xC2, 1);
+	assert_int_equal(store_txn_begin(w), 0);
+	for (uint32_t i = 0; i < CLAIM_ROWS; i++)
+		add_delivery(w, a, "hook", "firing", i + 1, STORE_DELIVERY_PENDING, "{}");
+	assert_int_equal(store_txn_commit(w), 0);
+	store_close(w);
+	struct claimer c[2] = {{.s = open_writer(), .owner = "replica-a", .rc = -9},
+			       {.s = open_writer(), .owner = "replica-b", .rc = -9}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, claimer_main, &c[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(c[i].rc, 0);
+		store_close(c[i].s);
+	}
+	assert_int_equal(c[0].n + c[1].n, CLAIM_ROWS);
+	for (int i = 0; i < c[0].n; i++)
+		for (int j = 0; j < c[1].n; j++)
+			assert_true(c[0].got[i] != c[1].got[j]);
+	assert_int_equal(db_int("SELECT count(DISTINCT id) FROM deliveries WHERE lease_until = 0"), 0);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM deliveries WHERE claimed_by = 'replica-a' AND lease_until = %llu",
+		 (unsigned long long)(T0 + 60 * NS));
+	assert_int_equal(db_int(sql), c[0].n);
+	assert_int_equal(db_int("SELECT count(*) FROM deliveries WHERE claimed_by = 'replica-b'"), c[1].n);
+}
+
+/* A claim in a transaction holds its rows' locks until it ends: another claimer skips them
+ * without waiting (SKIP LOCKED), and a rollback leaves them unclaimed. */
+static void test_claim_skips_locked(void **state)
+{
+	struct store *a = open_writer(), *b = open_writer();
+	uint8_t aid[16];
+	id16(aid, 0xC3, 1);
+	int64_t id[4];
+	for (uint32_t i = 0; i < 4; i++)
+		id[i] = add_delivery(a, aid, "hook", "firing", i + 1, STORE_DELIVERY_PENDING, "{}");
+	struct claimer ca = {.s = a}, cb = {.s = b};
+	assert_int_equal(store_txn_begin(a), 0);
+	assert_int_equal(store_delivery_claim(a, "replica-a", T0, 60 * NS, 2, claimed_cb, &ca), 2);
+	assert_int_equal(store_delivery_claim(b, "replica-b", T0, 60 * NS, 10, claimed_cb, &cb), 2);
+	assert_int_equal(ca.got[0], id[0]);
+	assert_int_equal(ca.got[1], id[1]);
+	assert_int_equal(cb.got[0], id[2]);
+	assert_int_equal(cb.got[1], id[3]);
+	store_txn_rollback(a);
+	cb.n = 0;
+	assert_int_equal(store_delivery_claim(b, "replica-b", T0, 60 * NS, 10, claimed_cb, &cb), 2);
+	assert_int_equal(cb.got[0], id[0]);
+	assert_int_equal(cb.got[1], id[1]);
+	store_close(a);
+	store_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +511,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_body_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reader_refuses_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_seen_across_writers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_across_writers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_skips_locked, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_store_alerts_pg", tests, NULL, NULL);
 }

@@ -292,6 +292,7 @@ static void test_dispatch_every_op(void **state)
 	CALL(delivery_add, store_delivery_add(s, &d, &i64));
 	CALL(delivery_update, store_delivery_update(s, 1, 0, 1, 0, 200, NULL, 1));
 	CALL(list_deliveries_by_status, store_list_deliveries_by_status(s, 0, 0, 1, false, NULL, NULL));
+	CALL(delivery_claim, store_delivery_claim(s, "r1", 1, 1, 1, NULL, NULL));
 	CALL(list_deliveries, store_list_deliveries(s, id16, NULL, NULL));
 	CALL(get_delivery, store_get_delivery(s, 1, NULL, NULL));
 	CALL(silence_add, store_silence_add(s, &si, &i64));
