@@ -148,6 +148,9 @@ int store_list_deliveries_by_status(struct store *s, int status, int64_t after_i
  * (docs/architecture.md, "Outbox leases"). */
 #define STORE_DELIVERY_OWNER_MAX 128 /* bytes of a claimer's name */
 #define STORE_DELIVERY_CLAIM_MAX 256 /* rows one claim takes at most (its result is read whole) */
+/* Deliveries one SQLite handle holds leased at once: at the limit a claim takes nothing more
+ * until leases end or are released (SQLite only: PostgreSQL keeps leases in the rows). */
+#define STORE_SQLITE_LEASES_MAX 4096
 #define STORE_DELIVERY_LEASE_MAX (24ULL * 3600 * 1000000000ULL) /* the longest lease: a day (ns) */
 int store_delivery_claim(struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,
 			 store_delivery_cb cb, void *ctx);

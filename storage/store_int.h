@@ -111,9 +111,7 @@ struct agg_gen {
 	uint64_t gen;         /* its number: the open one's grows by one at each close */
 };
 
-/* Deliveries one SQLite handle holds leased at once (store_delivery_claim): at the limit a
- * claim takes nothing more until leases end or are released. */
-#define STORE_SQLITE_LEASES_MAX 4096
+/* the claimed deliveries of a handle (store_delivery_claim), STORE_SQLITE_LEASES_MAX */
 struct store_lease {
 	int64_t id;     /* the delivery */
 	uint64_t until; /* ns */

@@ -269,12 +269,51 @@ static void test_migrate_from_v1(void **state)
 
 #include "store_alerts_cases.inc"
 
+static int pending_count_cb(void *ctx, const struct store_delivery *d)
+{
+	((struct deliveries_got *)ctx)->n += d->status == STORE_DELIVERY_PENDING;
+	return 0;
+}
+
+/* SQLite keeps leases in the handle, STORE_SQLITE_LEASES_MAX of them: at the limit a claim
+ * takes nothing, a release makes room, and an ended lease frees its slot. */
+static void test_claim_leases_max(void **state)
+{
+	struct store *s = open_writer();
+	uint8_t a[16];
+	id16(a, 0xC4, 1);
+	int64_t first = 0;
+	assert_int_equal(store_txn_begin(s), 0);
+	for (uint32_t i = 0; i < STORE_SQLITE_LEASES_MAX + 3; i++) {
+		int64_t id = add_delivery(s, a, "hook", "firing", i + 1, STORE_DELIVERY_PENDING, "{}");
+		first = first ? first : id;
+	}
+	assert_int_equal(store_txn_commit(s), 0);
+	const uint64_t lease = 60 * NS;
+	struct deliveries_got g = {0};
+	int total = 0, r;
+	while ((r = store_delivery_claim(s, "r1", T0, lease, STORE_DELIVERY_CLAIM_MAX, pending_count_cb, &g)) > 0)
+		total += r;
+	assert_int_equal(r, 0);
+	assert_int_equal(total, STORE_SQLITE_LEASES_MAX); /* 3 rows left, no room */
+	assert_int_equal(g.n, STORE_SQLITE_LEASES_MAX);
+	assert_int_equal(store_delivery_update(s, first, STORE_DELIVERY_DELIVERED, 1, 0, 200, NULL, T0), 1);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_delivery_claim(s, "r1", T0, lease, 10, delivery_cb, &g), 1);
+	assert_int_equal(g.id[0], first + STORE_SQLITE_LEASES_MAX); /* the first row past the limit */
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_delivery_claim(s, "r1", T0 + lease, lease, 10, delivery_cb, &g), 10);
+	assert_int_equal(g.id[0], first + 1); /* the leases ended: from the start again */
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fresh_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
 	    STORE_ALERTS_CASES
+	    cmocka_unit_test_setup_teardown(test_claim_leases_max, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("unit_store_alerts", tests, NULL, NULL);
 }
