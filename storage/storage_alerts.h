@@ -141,11 +141,12 @@ int store_list_deliveries_by_status(struct store *s, int status, int64_t after_i
  * take stays leased until its lease ends and is claimed again then).  Two handles claiming at
  * once never get the same row before its lease ends; delivery stays at least once (a claimer
  * that outlives its lease may deliver a row another claims again: the receiver dedupes by the
- * Idempotency-Key).  The lease must outlast an attempt (NOTIFY_LEASE_NS).  owner: 1 to
- * STORE_DELIVERY_OWNER_MAX bytes (the replica's name, for operators); 0 < lease_ns <= STORE_DELIVERY_LEASE_MAX;
- * 1 <= limit <= STORE_DELIVERY_CLAIM_MAX (anything else refused with a message).  Returns the rows claimed, or -1.  PostgreSQL keeps the lease
- * in the row (claimed_by, lease_until); SQLite, one collector by its lock, in the handle
- * (docs/architecture.md, "Outbox leases"). */
+ * Idempotency-Key).  The lease must outlast what the claimer does with a row (a delivery
+ * attempt's timeout and the report's way back).  owner: 1 to STORE_DELIVERY_OWNER_MAX bytes
+ * (the replica's name, for operators); 0 < lease_ns <= STORE_DELIVERY_LEASE_MAX; 1 <= limit
+ * <= STORE_DELIVERY_CLAIM_MAX; anything else is refused with a message.  Returns the rows
+ * claimed, or -1.  PostgreSQL keeps the lease in the row (claimed_by, lease_until); SQLite,
+ * one collector by its lock, in the handle (docs/architecture.md, "Outbox leases"). */
 #define STORE_DELIVERY_OWNER_MAX 128 /* bytes of a claimer's name */
 #define STORE_DELIVERY_CLAIM_MAX 256 /* rows one claim takes at most (its result is read whole) */
 /* Deliveries one SQLite handle holds leased at once: at the limit a claim takes nothing more
