@@ -143,10 +143,16 @@ static int drop_partition_step(struct store *s, int64_t cutoff_ms, bool *more)
 	const struct store_pg_stmt count = {NULL, sql, 0, NULL};
 	if (!(r = store_pg_run(s, &count, "count a day partition", NULL, NULL, NULL, 1)))
 		return -1;
-	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, NULL))
-		return -1;
+	/* DROP first, the groups' rows after: dropping a partition waits for every transaction
+	 * holding a lock on events, and a writer's commit locks its groups' rows; holding them
+	 * while waiting was a deadlock with any writer adding to one of those groups.  Once the
+	 * DROP has its lock no writer holds a group row of ours (they lock after touching events). */
 	errq_snprintf(sql, sizeof(sql), "DROP TABLE events_%04d%02d%02d", y, mo, d);
-	if (store_pg_exec(s, sql, "drop a day partition"))
+	if (store_pg_exec(s, sql, "drop a day partition")) {
+		PQclear(r);
+		return -1;
+	}
+	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, NULL))
 		return -1;
 	*more = true; /* the next one may be due too */
 	return 0;

@@ -641,6 +641,75 @@ static void test_retention_drops_partition(void **state)
 	store_pg_close(s);
 }
 
+struct maint_job {
+	struct store *s;
+	struct store_maint_opts mo;
+	int rc;
+	char err[512];
+};
+
+static void *maint_thread(void *arg)
+{
+	struct maint_job *j = arg;
+	bool more;
+	j->rc = store_pg_maintain(j->s, &j->mo, &more);
+	if (j->rc)
+		snprintf(j->err, sizeof(j->err), "%s", store_pg_errmsg(j->s));
+	return NULL;
+}
+
+/* Another replica's upkeep drops a day partition of a group while this writer's transaction
+ * holds an event of that group, its count pending: DROP TABLE of a partition waits for the
+ * writer's lock on events, and the writer's commit then locks the group's row.  The upkeep
+ * must not hold that row while it waits (a deadlock: one of the two was aborted). */
+static void test_retention_beside_writer(void **state)
+{
+	(void)state;
+	struct store *w = open_pg(false, 0), *u = open_pg(false, 0);
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(w, old, 0, NULL), 0);
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], old_ms, 1, "fp", old), ev(id[1], now / 1000000, 2, "fp", now)};
+	int8_t res[2];
+	add_batch(w, e, 1, res);
+	/* the upkeep drops a partition a step: the empty one of the day before goes first */
+	struct maint_job j = {.s = u, .mo = {.now_ns = now, .retention_ns = 3 * NS_PER_DAY}};
+	maint_thread(&j);
+	if (j.rc)
+		fail_msg("the upkeep failed: %s", j.err);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	/* the writer's transaction: today's event of the group, its count written at commit */
+	assert_int_equal(store_pg_txn_begin(w), 0);
+	if (store_pg_txn_add_events(w, &e[1], 1, res))
+		fail_msg("add events: %s", store_pg_errmsg(w));
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j), 0);
+	/* the upkeep's DROP waits for the writer's transaction */
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	while (!q("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+		  " WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' AND NOT l.granted")) {
+		assert_true(errq_mono_ns() < deadline);
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+	int rc = store_pg_txn_commit(w);
+	char werr[512];
+	snprintf(werr, sizeof(werr), "%s", store_pg_errmsg(w));
+	if (rc)
+		store_pg_txn_rollback(w);
+	pthread_join(t, NULL);
+	if (rc)
+		fail_msg("the writer's commit failed: %s", werr);
+	if (j.rc)
+		fail_msg("the upkeep failed: %s", j.err);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 2);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
+	store_pg_close(u);
+	store_pg_close(w);
+}
+
 static void test_cap(void **state)
 {
 	(void)state;
@@ -884,6 +953,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lost_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partition_moves_default_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_beside_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_longest_globs, setup, teardown),
