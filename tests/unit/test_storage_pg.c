@@ -646,6 +646,7 @@ struct maint_job {
 	struct store_maint_opts mo;
 	int rc;
 	char err[512];
+	int done; /* set (__atomic) when maint_thread returns */
 };
 
 static void *maint_thread(void *arg)
@@ -655,6 +656,7 @@ static void *maint_thread(void *arg)
 	j->rc = store_pg_maintain(j->s, &j->mo, &more);
 	if (j->rc)
 		snprintf(j->err, sizeof(j->err), "%s", store_pg_errmsg(j->s));
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -707,6 +709,64 @@ static void test_retention_beside_writer(void **state)
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 2);
 	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
 	store_pg_close(u);
+	store_pg_close(w);
+}
+
+/* Two replicas' upkeeps on one due day partition at once (both past a writer's transaction
+ * that holds their DROP back): one drops it and lowers the stored counts, once; the other
+ * leaves it to that one.  Both had taken the partition's SHARE lock: each DROP then waited for
+ * the other's (a deadlock, one aborted). */
+static void test_two_upkeeps_drop_one_partition(void **state)
+{
+	(void)state;
+	struct store *w = open_pg(false, 0), *u1 = open_pg(false, 0), *u2 = open_pg(false, 0);
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(w, old, 0, NULL), 0);
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], old_ms, 1, "fp", old), ev(id[1], now / 1000000, 2, "fp2", now)};
+	int8_t res[2];
+	add_batch(w, e, 1, res);
+	struct maint_job j1 = {.s = u1, .mo = {.now_ns = now, .retention_ns = 3 * NS_PER_DAY}}, j2 = j1;
+	j2.s = u2;
+	maint_thread(&j1); /* the empty day before goes first */
+	if (j1.rc)
+		fail_msg("the upkeep failed: %s", j1.err);
+	assert_int_equal(store_pg_txn_begin(w), 0);
+	if (store_pg_txn_add_events(w, &e[1], 1, res))
+		fail_msg("add events: %s", store_pg_errmsg(w));
+	pthread_t t[2];
+	struct maint_job *jobs[2] = {&j1, &j2};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_create(&t[i], NULL, maint_thread, jobs[i]), 0);
+		if (i == 1)
+			break;
+		/* the first waits for the writer's transaction (its DROP, or nothing yet) */
+		uint64_t deadline = errq_mono_ns() + WAIT_NS;
+		while (!q("SELECT count(*) FROM pg_locks WHERE NOT granted")) {
+			assert_true(errq_mono_ns() < deadline);
+			struct timespec ts = {0, 5000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	/* the second: waiting too, or done having left the partition to the first */
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	while (q("SELECT count(*) FROM pg_locks WHERE NOT granted") < 2 && !__atomic_load_n(&j2.done, __ATOMIC_ACQUIRE)) {
+		assert_true(errq_mono_ns() < deadline);
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+	if (store_pg_txn_commit(w))
+		fail_msg("commit: %s", store_pg_errmsg(w));
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	if (j1.rc || j2.rc)
+		fail_msg("an upkeep failed: '%s' '%s'", j1.err, j2.err);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 0);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 1);
+	store_pg_close(u2);
+	store_pg_close(u1);
 	store_pg_close(w);
 }
 
@@ -954,6 +1014,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_partition_moves_default_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_beside_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_upkeeps_drop_one_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_longest_globs, setup, teardown),
