@@ -2,8 +2,9 @@
 #ifndef ERRQD_ADMIN_H
 #define ERRQD_ADMIN_H
 
-/* Exit codes of `errqd admin migrate` (docs/scale-out.md): distinct so that a script can tell
- * what to fix.  1 stays errqd's own (an unknown admin command is a usage error: 2). */
+/* Exit codes of `errqd admin migrate` (docs/operations.md, "Moving from SQLite to
+ * PostgreSQL"): distinct so that a script can tell what to fix.  1 stays errqd's own (an
+ * unknown admin command is a usage error: 2). */
 #define ADMIN_EXIT_OK 0
 #define ADMIN_EXIT_USAGE 2  /* bad arguments */
 #define ADMIN_EXIT_SOURCE 3 /* the SQLite source: missing, in use, unreadable */

@@ -1,5 +1,5 @@
 /* admin_migrate.c: `errqd admin migrate --from SQLITE --to POSTGRES_URL [--replace]`, a SQLite
- * database copied into PostgreSQL (storage/store_copy.h does the work; docs/scale-out.md,
+ * database copied into PostgreSQL (storage/store_copy.h does the work; docs/operations.md,
  * "Moving from SQLite to PostgreSQL").  Progress goes to stderr, the verification's table of
  * counts to stdout; the target's password is in neither (store_url_redact). */
 #include <errno.h>

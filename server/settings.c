@@ -69,7 +69,8 @@ static const struct setting table[] = {
     {"shutdown_timeout", T_DURATION, OFF(shutdown_timeout_ns), "8s", 0, 0, NULL, NULL,
      "on SIGTERM, how long to drain: commit and acknowledge what was read"},
     {"retention", T_DURATION, OFF(retention_ns), "30d", 0, 0, NULL, NULL,
-     "raw events older than this are deleted (group counts stay; minute counts fold into hours)"},
+     "raw events older than this are deleted (group counts stay; minute counts fold into hours; on PostgreSQL a "
+     "whole day at a time, by the clock of the event's id: kept up to a day longer)"},
     {"events_per_group", T_INT, OFF(events_per_group), "10000", 0, UINT32_MAX, NULL, NULL,
      "newest events kept per group, older ones deleted in the background (0 = keep all)"},
     {"groups_per_service", T_INT, OFF(groups_per_service), "10000", 0, UINT32_MAX, NULL, NULL,

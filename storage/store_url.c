@@ -143,21 +143,19 @@ static int put(char *buf, size_t bufsz, size_t *len, const char *p, size_t n)
 	return 0;
 }
 
-const char *store_url_redact(const char *db, char *buf, size_t bufsz)
+/* The spans of db that hold a password (sorted, disjoint) and the length of its scheme; *full
+ * when there were more than REDACT_SPANS_MAX.  0 spans and pre 0 for what is no URL. */
+static size_t password_spans(const char *db, struct span *sp, size_t *pre_out, bool *full)
 {
-	struct span sp[REDACT_SPANS_MAX];
 	size_t nsp = 0;
-	bool full = false;
-	if (!bufsz)
-		return buf;
+	*full = false;
 	/* a postgres URL, or one of a scheme errq refuses (its message quotes it); SQLite's are paths */
 	size_t pre = db ? pg_prefix(db) : 0;
 	if (db && !pre && strncmp(db, SQLITE_SCHEME, strlen(SQLITE_SCHEME)) != 0 && scheme_len(db))
 		pre = scheme_len(db) + 3;
-	if (!pre) {
-		errq_snprintf(buf, bufsz, "%s", db ? db : "");
-		return buf;
-	}
+	*pre_out = pre;
+	if (!pre)
+		return 0;
 	size_t len = strlen(db);
 	/* The password of the user part: from the first ':' to the last '@' of the URL.  libpq
 	 * ends the user part at the first '@' before any '/', but a password may hold a raw '@',
@@ -166,7 +164,7 @@ const char *store_url_redact(const char *db, char *buf, size_t bufsz)
 	const char *at = strrchr(db + pre, '@');
 	const char *colon = at ? memchr(db + pre, ':', (size_t)(at - db - pre)) : NULL;
 	if (colon)
-		full |= span_add(sp, &nsp, (size_t)(colon + 1 - db), (size_t)(at - db)) != 0;
+		*full |= span_add(sp, &nsp, (size_t)(colon + 1 - db), (size_t)(at - db)) != 0;
 	/* Parameters: each "name=value" after a '?' or a '&' anywhere (a raw one in a password
 	 * only hides more): a password's value goes, up to the next '&'. */
 	for (size_t i = pre; i < len; i++) {
@@ -175,8 +173,24 @@ const char *store_url_redact(const char *db, char *buf, size_t bufsz)
 		size_t n = strcspn(db + i + 1, "&");
 		const char *eq = memchr(db + i + 1, '=', n);
 		if (eq && password_param(db + i + 1, (size_t)(eq - db - i - 1)))
-			full |= span_add(sp, &nsp, (size_t)(eq + 1 - db), i + 1 + n) != 0;
+			*full |= span_add(sp, &nsp, (size_t)(eq + 1 - db), i + 1 + n) != 0;
 	}
+	return nsp;
+}
+
+const char *store_url_redact(const char *db, char *buf, size_t bufsz)
+{
+	struct span sp[REDACT_SPANS_MAX];
+	size_t pre;
+	bool full;
+	if (!bufsz)
+		return buf;
+	size_t nsp = password_spans(db, sp, &pre, &full);
+	if (!pre) {
+		errq_snprintf(buf, bufsz, "%s", db ? db : "");
+		return buf;
+	}
+	size_t len = strlen(db);
 	size_t pos = 0, n = 0;
 	int rc = 0;
 	for (size_t k = 0; k < nsp && !rc; k++) {
@@ -188,4 +202,63 @@ const char *store_url_redact(const char *db, char *buf, size_t bufsz)
 	if ((rc || full) && (size_t)errq_snprintf(buf, bufsz, "%.*s(redacted)", (int)pre, db) >= bufsz)
 		buf[0] = '\0';
 	return buf;
+}
+
+/* Marks in hide[] every run of msg (length mlen) of at least min bytes that is also in the n
+ * bytes at pw. */
+static void mark_runs(const char *msg, size_t mlen, const char *pw, size_t n, size_t min, bool *hide)
+{
+	for (size_t i = 0; i < mlen; i++)
+		for (size_t j = 0; j < n; j++) {
+			size_t k = 0;
+			while (i + k < mlen && j + k < n && msg[i + k] == pw[j + k])
+				k++;
+			if (k >= min)
+				for (size_t x = i; x < i + k; x++)
+					hide[x] = true;
+		}
+}
+
+void store_url_scrub(const char *db, char *msg, size_t msgsz)
+{
+	struct span sp[REDACT_SPANS_MAX];
+	size_t pre;
+	bool full;
+	size_t nsp = password_spans(db, sp, &pre, &full);
+	size_t mlen = msg && msgsz ? strnlen(msg, msgsz - 1) : 0;
+	if (!nsp || !mlen)
+		return;
+	if (full || mlen > STORE_URL_SCRUB_MAX) {
+		errq_snprintf(msg, msgsz, "%s", STORE_URL_SCRUBBED);
+		return;
+	}
+	bool hide[STORE_URL_SCRUB_MAX] = {false};
+	char dec[STORE_URL_MAX];
+	for (size_t k = 0; k < nsp; k++) {
+		const char *pw = db + sp[k].from;
+		size_t n = sp[k].to - sp[k].from, dn = 0;
+		/* as written, and percent-decoded as libpq reads it */
+		for (size_t i = 0; i < n && dn < sizeof(dec); i++) {
+			if (pw[i] == '%' && i + 2 < n && hexval(pw[i + 1]) >= 0 && hexval(pw[i + 2]) >= 0) {
+				dec[dn++] = (char)(hexval(pw[i + 1]) * 16 + hexval(pw[i + 2]));
+				i += 2;
+			} else {
+				dec[dn++] = pw[i];
+			}
+		}
+		mark_runs(msg, mlen, pw, n, n < STORE_URL_SCRUB_RUN ? n : STORE_URL_SCRUB_RUN, hide);
+		mark_runs(msg, mlen, dec, dn, dn < STORE_URL_SCRUB_RUN ? dn : STORE_URL_SCRUB_RUN, hide);
+	}
+	char out[STORE_URL_SCRUB_MAX + 1];
+	size_t o = 0;
+	int rc = 0;
+	for (size_t i = 0; i < mlen && !rc; i++) {
+		if (!hide[i]) {
+			rc = put(out, sizeof(out), &o, msg + i, 1);
+		} else if (i == 0 || !hide[i - 1]) {
+			rc = put(out, sizeof(out), &o, STORE_URL_REDACTED, strlen(STORE_URL_REDACTED));
+		}
+	}
+	/* what does not fit is cut at a run's start: never a part of a password */
+	errq_snprintf(msg, msgsz, "%s", o ? out : "");
 }

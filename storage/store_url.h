@@ -37,4 +37,14 @@ int store_url_kind(const char *db);
  * as "postgres://(redacted)"; "" when even that does not fit) and returns buf.  SQLite's
  * paths and sqlite:// URLs as they are. */
 const char *store_url_redact(const char *db, char *buf, size_t bufsz);
+
+#define STORE_URL_SCRUB_MAX 1024 /* bytes of a message store_url_scrub looks into; a longer one is replaced */
+#define STORE_URL_SCRUB_RUN 4    /* a password's bytes in a message: runs this long are hidden */
+#define STORE_URL_SCRUBBED "(message withheld: it might quote the database's password)"
+/* Hides in msg (NUL-terminated, msgsz bytes) what it quotes of db's passwords: libpq's
+ * messages may quote part of a malformed URL (a bad percent-escape's token, a password's part
+ * after a raw '@' read as the host).  Every run of STORE_URL_SCRUB_RUN or more bytes that is
+ * also in a password (as written or percent-decoded; a shorter password: all of it) becomes
+ * "***".  A db without a password leaves msg as it is. */
+void store_url_scrub(const char *db, char *msg, size_t msgsz);
 #endif

@@ -112,13 +112,27 @@ static int deleted(struct store *s, PGresult *r, uint64_t *by_cause, uint64_t *n
 /* Drops the oldest day partition when its end is older than cutoff_ms (one a step). */
 static int drop_partition_step(struct store *s, int64_t cutoff_ms, bool *more)
 {
+	static const struct store_pg_stmt trylock = {"errq_part_trylock",
+						     "SELECT pg_try_advisory_xact_lock($1::bigint)::int", 1, NULL};
 	static const struct store_pg_stmt oldest = {
 	    "errq_oldest_partition",
 	    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
 	    " WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_[0-9]{8}$' ORDER BY c.relname LIMIT 1",
 	    0, NULL};
-	PGresult *r = store_pg_run(s, &oldest, "find the oldest partition", NULL, NULL, NULL, 0);
+	/* One replica's upkeep at a time (the partitions' lock, pg_schema.c): two that had both
+	 * taken a partition's SHARE lock each waited in DROP for the other's (a deadlock).  The
+	 * one that finds it taken leaves the drop to the holder, without waiting. */
+	char key[24];
+	errq_snprintf(key, sizeof(key), "%lld", (long long)ERRQ_PG_LOCK_PARTITION);
+	const char *kv[] = {key};
+	PGresult *r = store_pg_run(s, &trylock, "take the partition lock", kv, NULL, NULL, 1);
 	if (!r)
+		return -1;
+	bool mine = store_pg_col_i64(r, 0, 0) == 1;
+	PQclear(r);
+	if (!mine)
+		return 0;
+	if (!(r = store_pg_run(s, &oldest, "find the oldest partition", NULL, NULL, NULL, 0)))
 		return -1;
 	int y = 0, mo = 0, d = 0;
 	bool found = PQntuples(r) && sscanf(PQgetvalue(r, 0, 0), "events_%4d%2d%2d", &y, &mo, &d) == 3;
@@ -143,10 +157,16 @@ static int drop_partition_step(struct store *s, int64_t cutoff_ms, bool *more)
 	const struct store_pg_stmt count = {NULL, sql, 0, NULL};
 	if (!(r = store_pg_run(s, &count, "count a day partition", NULL, NULL, NULL, 1)))
 		return -1;
-	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, NULL))
-		return -1;
+	/* DROP first, the groups' rows after: dropping a partition waits for every transaction
+	 * holding a lock on events, and a writer's commit locks its groups' rows; holding them
+	 * while waiting was a deadlock with any writer adding to one of those groups.  Once the
+	 * DROP has its lock no writer holds a group row of ours (they lock after touching events). */
 	errq_snprintf(sql, sizeof(sql), "DROP TABLE events_%04d%02d%02d", y, mo, d);
-	if (store_pg_exec(s, sql, "drop a day partition"))
+	if (store_pg_exec(s, sql, "drop a day partition")) {
+		PQclear(r);
+		return -1;
+	}
+	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, NULL))
 		return -1;
 	*more = true; /* the next one may be due too */
 	return 0;

@@ -21,6 +21,7 @@
 #include "errq_banned.h"
 
 #include "backend.h"
+#include "store_url.h"
 
 /* ---- errors ---- */
 
@@ -51,6 +52,8 @@ int store_pg_set_err(struct store *s, const char *fmt, ...)
 	int n;
 	first_line(p->conn ? PQerrorMessage(p->conn) : "not connected", &m, &n);
 	errq_snprintf(p->err, sizeof(p->err), "%s: %.*s", what, n, n ? m : "unknown error");
+	/* libpq's connection messages may quote a malformed URL's password */
+	store_url_scrub(p->conninfo, p->err, sizeof(p->err));
 	p->busy = false;
 	p->errclass = conn_lost(p) ? STORE_ERR_UNAVAILABLE : STORE_ERR_OTHER;
 	return -1;
@@ -69,6 +72,7 @@ int store_pg_set_err_result(struct store *s, const PGresult *r, const char *what
 	int n;
 	first_line(primary ? primary : msg, &m, &n);
 	errq_snprintf(p->err, sizeof(p->err), "%s: %.*s", what, n, n ? m : "unknown error");
+	store_url_scrub(p->conninfo, p->err, sizeof(p->err));
 	p->busy = false;
 	if (conn_lost(p) || (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4))))
 		p->errclass = STORE_ERR_UNAVAILABLE;

@@ -641,6 +641,121 @@ static void test_retention_drops_partition(void **state)
 	store_pg_close(s);
 }
 
+struct maint_job {
+	struct store *s;
+	struct store_maint_opts mo;
+	int rc;
+	char err[512];
+	int done; /* set (__atomic) when maint_thread returns */
+};
+
+static void *maint_thread(void *arg)
+{
+	struct maint_job *j = arg;
+	bool more;
+	j->rc = store_pg_maintain(j->s, &j->mo, &more);
+	if (j->rc)
+		snprintf(j->err, sizeof(j->err), "%s", store_pg_errmsg(j->s));
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The set-up of the tests below: a day partition 10 days old holding one event of group
+ * "fp", due for retention (3 days; the empty day before it already dropped by u), and w's
+ * transaction open with an event of today of group today_fp, its count pending.  The
+ * upkeep's options in *mo. */
+static void old_day_due(struct store *w, struct store *u, const char *today_fp, struct store_maint_opts *mo)
+{
+	static uint8_t id[2][16];
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(w, old, 0, NULL), 0);
+	struct store_event e[2] = {ev(id[0], old_ms, 1, "fp", old), ev(id[1], now / 1000000, 2, today_fp, now)};
+	int8_t res[2];
+	add_batch(w, e, 1, res);
+	*mo = (struct store_maint_opts){.now_ns = now, .retention_ns = 3 * NS_PER_DAY};
+	/* the upkeep drops a partition a step: the empty one of the day before goes first */
+	struct maint_job j = {.s = u, .mo = *mo};
+	maint_thread(&j);
+	if (j.rc)
+		fail_msg("the upkeep failed: %s", j.err);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(store_pg_txn_begin(w), 0);
+	if (store_pg_txn_add_events(w, &e[1], 1, res))
+		fail_msg("add events: %s", store_pg_errmsg(w));
+}
+
+/* Waits until n lock requests wait, or until *done (may be NULL) is set. */
+static void wait_lock_waiters(int64_t n, const int *done)
+{
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	while (q("SELECT count(*) FROM pg_locks WHERE NOT granted") < n && !(done && __atomic_load_n(done, __ATOMIC_ACQUIRE))) {
+		assert_true(errq_mono_ns() < deadline);
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Another replica's upkeep drops a day partition of a group while this writer's transaction
+ * holds an event of that group, its count pending: DROP TABLE of a partition waits for the
+ * writer's lock on events, and the writer's commit then locks the group's row.  The upkeep
+ * must not hold that row while it waits (a deadlock: one of the two was aborted). */
+static void test_retention_beside_writer(void **state)
+{
+	(void)state;
+	struct store *w = open_pg(false, 0), *u = open_pg(false, 0);
+	struct maint_job j = {.s = u};
+	old_day_due(w, u, "fp", &j.mo);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j), 0);
+	wait_lock_waiters(1, NULL); /* the upkeep's DROP waits for the writer's transaction */
+	int rc = store_pg_txn_commit(w);
+	char werr[512];
+	snprintf(werr, sizeof(werr), "%s", store_pg_errmsg(w));
+	if (rc)
+		store_pg_txn_rollback(w);
+	pthread_join(t, NULL);
+	if (rc)
+		fail_msg("the writer's commit failed: %s", werr);
+	if (j.rc)
+		fail_msg("the upkeep failed: %s", j.err);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 2);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
+	store_pg_close(u);
+	store_pg_close(w);
+}
+
+/* Two replicas' upkeeps on one due day partition at once (both past a writer's transaction
+ * that holds their DROP back): one drops it and lowers the stored counts, once; the other
+ * leaves it to that one.  Both had taken the partition's SHARE lock: each DROP then waited for
+ * the other's (a deadlock, one aborted). */
+static void test_two_upkeeps_drop_one_partition(void **state)
+{
+	(void)state;
+	struct store *w = open_pg(false, 0), *u1 = open_pg(false, 0), *u2 = open_pg(false, 0);
+	struct maint_job j1 = {.s = u1}, j2 = {.s = u2};
+	old_day_due(w, u1, "fp2", &j1.mo);
+	j2.mo = j1.mo;
+	pthread_t t[2];
+	assert_int_equal(pthread_create(&t[0], NULL, maint_thread, &j1), 0);
+	wait_lock_waiters(1, NULL); /* the first waits for the writer's transaction */
+	assert_int_equal(pthread_create(&t[1], NULL, maint_thread, &j2), 0);
+	wait_lock_waiters(2, &j2.done); /* the second waits too, or left the partition to the first */
+	if (store_pg_txn_commit(w))
+		fail_msg("commit: %s", store_pg_errmsg(w));
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	if (j1.rc || j2.rc)
+		fail_msg("an upkeep failed: '%s' '%s'", j1.err, j2.err);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 0);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 1);
+	store_pg_close(u2);
+	store_pg_close(u1);
+	store_pg_close(w);
+}
+
 static void test_cap(void **state)
 {
 	(void)state;
@@ -884,6 +999,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lost_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partition_moves_default_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_beside_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_upkeeps_drop_one_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_longest_globs, setup, teardown),

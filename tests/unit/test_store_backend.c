@@ -472,6 +472,63 @@ static void test_postgres_machinery(void **state)
 	rmdir(tmp);
 }
 
+/* store_url_scrub: what a message quotes of a URL's password is hidden, the rest kept. */
+static void test_url_scrub(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url, *msg, *want;
+	} cases[] = {
+	    {"postgres://u:s3c%zzr3tpw@h/d", "connect: invalid percent-encoded token: \"s3c%zzr3tpw\"",
+	     "connect: invalid percent-encoded token: \"***\""},
+	    {"postgres://h/d?password=s3c%zzr3tpw", "connect: invalid percent-encoded token: \"s3c%zzr3tpw\"",
+	     "connect: invalid percent-encoded token: \"***\""},
+	    {"postgres://u:s3c@r3tpw@127.0.0.1/d", "connect: could not translate host name \"r3tpw@127.0.0.1\" to address",
+	     "connect: could not translate host name \"***@127.0.0.1\" to address"},
+	    /* percent-decoded as libpq reads it */
+	    {"postgres://u:p%40ssw0rd@h/d", "connect: something quoting \"p@ssw0rd\"", "connect: something quoting \"***\""},
+	    /* no password: nothing touched */
+	    {"postgres://u@h/d", "connect: could not translate host name \"h\"", "connect: could not translate host name \"h\""},
+	    {"/var/lib/errq/errq.db", "disk I/O error", "disk I/O error"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", cases[i].msg);
+		store_url_scrub(cases[i].url, msg, sizeof(msg));
+		assert_string_equal(msg, cases[i].want);
+	}
+}
+
+/* libpq's own messages may quote a password: a malformed percent-escape in it ("invalid
+ * percent-encoded token: \"...\"", the whole token), or the part after a raw '@' read as the
+ * host ("could not translate host name \"...\"").  None of it reaches a message of errq's. */
+static void test_open_error_hides_password(void **state)
+{
+	(void)state;
+#ifdef ERRQ_HAVE_POSTGRES
+	static const struct {
+		const char *url, *hidden;
+	} cases[] = {
+	    {"postgres://errq:s3c%zzr3tpw@127.0.0.1:1/errq?connect_timeout=2", "r3tpw"},
+	    {"postgres://errq@127.0.0.1:1/errq?connect_timeout=2&password=s3c%zzr3tpw", "r3tpw"},
+	    {"postgres://errq:s3c@r3tpw@127.0.0.1:1/errq?connect_timeout=2", "r3tpw"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[512];
+		struct store *s = NULL;
+		struct store_opts o = {.path = cases[i].url};
+		assert_int_equal(store_open(&s, &o, err, sizeof(err)), -1);
+		assert_null(s);
+		if (strstr(err, cases[i].hidden) || strstr(err, "s3c"))
+			fail_msg("case %zu: the password shows in '%s'", i, err);
+		/* the reason is still there, the password hidden in it */
+		assert_non_null(strstr(err, "cannot open the PostgreSQL database: connect: "));
+	}
+#else
+	skip();
+#endif
+}
+
 /* A sqlite:// URL and the bare path are one database: one lock, one file. */
 static void test_sqlite_url_is_the_file(void **state)
 {
@@ -533,6 +590,8 @@ int main(void)
 	    cmocka_unit_test(test_backend_missing),
 	    cmocka_unit_test(test_query_failed_status),
 	    cmocka_unit_test(test_postgres_machinery),
+	    cmocka_unit_test(test_url_scrub),
+	    cmocka_unit_test(test_open_error_hides_password),
 	    cmocka_unit_test(test_sqlite_url_is_the_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
