@@ -23,6 +23,7 @@
 
 #include "storage.h"
 #include "storage_alerts.h"
+#include "backend.h"
 
 struct store_backend; /* storage/backend.h (the seam) */
 
@@ -176,69 +177,9 @@ void store_pg_alerts_free(struct store *s);
 int store_pg_alerts_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
 int store_pg_outcome_batches_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
 
-/* ---- the operations (storage.h), same signatures as store_<op> ---- */
-int store_pg_open(struct store **out, const struct store_opts *o, char *err, size_t errsz);
-void store_pg_close(struct store *s);
-const char *store_pg_errmsg(const struct store *s);
-bool store_pg_last_busy(const struct store *s);
-int store_pg_last_errclass(const struct store *s);
-int store_pg_txn_begin(struct store *s);
-int store_pg_txn_add_event(struct store *s, const struct store_event *e);
-int store_pg_txn_add_events(struct store *s, const struct store_event *ev, size_t n, int8_t *result);
-int store_pg_txn_count_event(struct store *s, const struct store_event *e);
-int store_pg_txn_commit(struct store *s);
-void store_pg_txn_rollback(struct store *s);
-int store_pg_txn_commit_deferred(struct store *s);
-int store_pg_txn_commit_idle(struct store *s);
-bool store_pg_agg_pending(const struct store *s);
-int store_pg_agg_flush(struct store *s);
-int store_pg_agg_flush_step(struct store *s, bool *more);
-int store_pg_list_events(struct store *s, const struct store_event_filter *f, store_event_cb cb, void *ctx);
-int store_pg_list_groups(struct store *s, const struct store_group_filter *f, store_group_cb cb, void *ctx);
-int store_pg_get_group(struct store *s, const char *fingerprint, const struct store_group_filter *f,
-		       store_group_cb cb, void *ctx);
-int store_pg_group_histogram(struct store *s, int64_t group_id, const char *environment, int64_t first_minute,
-			     uint32_t n, uint64_t *counts);
-int store_pg_get_event(struct store *s, const uint8_t event_id[16], store_event_cb cb, void *ctx);
-int store_pg_set_group_status(struct store *s, const char *fingerprint, const char *status, uint64_t now_ns);
-int store_pg_maintain(struct store *s, const struct store_maint_opts *o, bool *more);
-void store_pg_get_write_stats(struct store *s, struct store_write_stats *st);
-void store_pg_set_ckpt(struct store *s, struct store_ckpt *ck);
-int store_pg_wal_catch_up(struct store *s, int min_pages);
-int store_pg_get_pragma_int(struct store *s, const char *name, int64_t *v);
-int store_pg_count_events(struct store *s, uint64_t *n);
-int store_pg_get_totals(struct store *s, struct store_totals *t);
-int store_pg_overflow_group(struct store *s, const char *service, uint64_t *total); /* store_overflow.h */
-
-/* ---- storage_alerts.h (pg_alerts.c, h17pga) ---- */
-int store_pg_circuit_put(struct store *s, const struct store_circuit *c, int64_t *id);
-int store_pg_circuit_delete(struct store *s, int64_t id);
-int store_pg_list_circuits(struct store *s, const char *rule, store_circuit_cb cb, void *ctx);
-int store_pg_count_circuits(struct store *s, store_circuit_count_cb cb, void *ctx);
-int store_pg_get_circuit(struct store *s, const char *rule, const char *key, store_circuit_cb cb, void *ctx);
-int store_pg_transition_add(struct store *s, const struct store_transition *t);
-int store_pg_list_transitions(struct store *s, const char *rule, const char *key, uint32_t limit,
-			      store_transition_cb cb, void *ctx);
-int store_pg_alert_put(struct store *s, const struct store_alert *a, int64_t *id);
-int store_pg_get_alert(struct store *s, const uint8_t alert_id[16], store_alert_cb cb, void *ctx);
-int store_pg_list_alerts(struct store *s, const struct store_alert_filter *f, store_alert_cb cb, void *ctx);
-int store_pg_delivery_add(struct store *s, const struct store_delivery *d, int64_t *id);
-int store_pg_delivery_update(struct store *s, int64_t id, int status, uint32_t attempts, uint64_t next_attempt_ns,
-			     long http_status, const char *last_error, uint64_t now_ns);
-int store_pg_list_deliveries_by_status(struct store *s, int status, int64_t after_id, uint32_t limit,
-				       bool with_body, store_delivery_cb cb, void *ctx);
-int store_pg_delivery_claim(struct store *s, const char *owner, uint64_t now_ns, uint64_t lease_ns, uint32_t limit,
-			    store_delivery_cb cb, void *ctx);
-int store_pg_list_deliveries(struct store *s, const uint8_t alert_id[16], store_delivery_cb cb, void *ctx);
-int store_pg_get_delivery(struct store *s, int64_t id, store_delivery_cb cb, void *ctx);
-int store_pg_silence_add(struct store *s, const struct store_silence *si, int64_t *id);
-int store_pg_silence_expire(struct store *s, int64_t id, uint64_t now_ns);
-int store_pg_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx);
-int store_pg_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb,
-			   void *ctx);
-int store_pg_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64_t received_ns);
-int store_pg_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
-int store_pg_alerts_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
+/* ---- the operations (storage.h, storage_alerts.h): store_pg_<op>, declared from the seam's
+ * list (backend.h), so their signatures are store_<op>'s ---- */
+STORE_BACKEND_DECLARE(pg)
 
 /* ---- the other files' internals ---- */
 int store_pg__write_alloc(struct store *s);    /* pg_write.c: the writer's state */
