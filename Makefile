@@ -56,20 +56,23 @@ test-tsan: deps $(TSAN_BUILD)/CMakeCache.txt
 	cmake --build $(TSAN_BUILD) -j$(JOBS)
 	cd $(TSAN_BUILD) && ctest --output-on-failure -j2 -L tsan
 
-# Longer runs: valgrind over the integration tests; the container image built and run
-# (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the cache);
-# then the whole suite REPEAT_RUNS times in a row with every core kept busy by other load,
-# plainly and under ASan+UBSan: every run must pass (scripts/test-repeat; about 20 + 30
-# minutes on 2 cores); every fuzz target for FUZZ_RUNS executions and the threaded tests under
-# TSan (fuzz-long, test-tsan); errqd SIGKILLed CRASH_ROUNDS times under load
-# (tests/integration/test_crash_repeated.c, about 1 s a round); the soak, SOAK_SECONDS at half
-# the measured maximum (tests/soak/soak.py).
-REPEAT_RUNS ?= 20
+# Longer runs, in this order: the soak first (SOAK_SECONDS at half the measured maximum,
+# tests/soak/soak.py: it measures a rate, so it runs while nothing else of test-long does);
+# valgrind over the integration tests (both backends; 2 at a time); the container image built
+# and run (tests/deploy/image_test.sh: as root; about 3.5 min the first time, 1-2 min with the
+# cache); then the whole suite REPEAT_RUNS times in a row with every core kept busy by other
+# load, plainly and under ASan+UBSan: every run must pass (scripts/test-repeat; the suite takes
+# about 4 min on 2 cores, so 5 runs each are about 20 + 25 minutes); every fuzz target for
+# FUZZ_RUNS executions and the threaded tests under TSan (fuzz-long, test-tsan); errqd
+# SIGKILLed CRASH_ROUNDS times under load (tests/integration/test_crash_repeated.c, about 1 s a
+# round).  About 2.5 hours on 2 cores.
+REPEAT_RUNS ?= 5
 CRASH_ROUNDS ?= 50
 SOAK_SECONDS ?= 1800
 test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	@scripts/install-deps --long
-	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -L integration
+	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.py $(BUILD)
+	cd $(BUILD) && ERRQ_VALGRIND=1 ctest --output-on-failure -j2 -L integration
 	tests/deploy/image_test.sh $(CURDIR) $(abspath $(BUILD))
 	scripts/test-repeat --runs $(REPEAT_RUNS) $(BUILD)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
@@ -77,7 +80,6 @@ test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	  scripts/test-repeat --runs $(REPEAT_RUNS) $(ASAN_BUILD)
 	$(MAKE) fuzz-long test-tsan
 	cd $(BUILD) && ERRQ_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest -V -R integration_crash_repeated
-	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.py $(BUILD)
 
 # The benchmark matrix of issues 3 and 16 (about 40-50 minutes); writes docs/benchmarks.md.
 # BENCH_DURATION, BENCH_WARMUP, BENCH_PREFILL, BENCH_RUNS, BENCH_STORM_EVENTS, BENCH_CALLGRIND
