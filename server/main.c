@@ -491,7 +491,7 @@ int main(int argc, char **argv)
 					     .started_ns = started_ns,
 					     .queue_capacity_batches = (uint64_t)cfg.ingest_queue_batches,
 					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes,
-					     .tls = tls};
+					     .tls = tls, .fleet = fleet};
 		if (!(metrics = metrics_new(&ms))) {
 			LOG_ERROR("out of memory");
 			goto out;
