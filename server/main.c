@@ -461,6 +461,7 @@ int main(int argc, char **argv)
 		  .rs = rs,
 		  .tail = tail,
 		  .alerts = alerts,
+		  .fleet = fleet,
 		  .name = cfg.name,
 		  .durability = durability_name,
 		  .storage = storage_name,

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 #include <grpc/grpc.h>
+#include <jansson.h>
 
 #include "errq_id.h"
 #include "errq_str.h"
@@ -173,6 +174,23 @@ static void notices(int *firing, int *resolved)
 	}
 }
 
+/* `errq -o json status` of collector i: who it says leads, and whether it does. */
+static void status_fleet(int i, char *leader, size_t n, bool *leading)
+{
+	const char *args[] = {"-o", "json", "status", NULL};
+	char *err = NULL;
+	char *out = harness_errq(D[i].addr, 0, &err, args);
+	assert_non_null(out);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_non_null(json_object_get(j, "fleet_leader"));
+	errq_snprintf(leader, n, "%s", json_string_value(json_object_get(j, "fleet_leader")));
+	*leading = json_is_true(json_object_get(j, "fleet_leading"));
+	json_decref(j);
+	free(out);
+	free(err);
+}
+
 static void test_three_collectors(void **state)
 {
 	(void)state;
@@ -182,6 +200,15 @@ static void test_three_collectors(void **state)
 	int l = leader();
 	int f1 = (l + 1) % N, f2 = (l + 2) % N;
 	printf("leader: fleet-%d (epoch %" PRId64 ")\n", l, epoch());
+	/* every collector says who leads; only the leader says it leads */
+	for (int i = 0; i < N; i++) {
+		char who[64], want[64];
+		bool leading;
+		status_fleet(i, who, sizeof(who), &leading);
+		errq_snprintf(want, sizeof(want), "fleet-%d", l);
+		assert_string_equal(who, want);
+		assert_int_equal(leading, i == l);
+	}
 
 	/* two thirds of the threshold, from the leader and one follower: closed */
 	send(l, PER_REPLICA, "svc-fleet");
