@@ -412,6 +412,9 @@ bool alerts__fleet_tick(struct alerts *a, struct store *s, uint64_t *wake)
 		a->renew_mono = mono + FLEET_RENEW_NS;
 	}
 	if (!a->epoch) {
+		/* a follower keeps no silences: what a request added is the leader's (a row) */
+		while (a->n_sil)
+			alerts__drop_silence_mem(a, a->n_sil - 1);
 		alerts__apply_reports(a, s);
 		alerts__fleet_feed(a, s); /* gives back what the notifier refused */
 		*wake = mono + FLEET_POLL_MS * ERRQ_NS_PER_MS;

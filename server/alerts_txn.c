@@ -189,8 +189,10 @@ int alerts__in_txn_keep(struct alerts *a, struct store *s, int (*fn)(struct aler
 		return -1;
 	begin_work(a);
 	/* the fleet's leader: the epoch first, so a collector another one replaced writes nothing */
-	if ((a->fleet && a->epoch && alerts__fleet_fence(a, s)) || fn(a, s, arg) || store_txn_commit(s)) {
-		errq_logkv(ERRQ_LOG_WARN, "alerts: write failed", "error", store_errmsg(s), NULL);
+	bool fence = a->fleet && a->epoch && alerts__fleet_fence(a, s);
+	if (fence || fn(a, s, arg) || store_txn_commit(s)) {
+		if (!fence || a->fenced != a->epoch) /* a fence said so already, in its own words */
+			errq_logkv(ERRQ_LOG_WARN, "alerts: write failed", "error", store_errmsg(s), NULL);
 		store_txn_rollback(s);
 		end_work(a, false);
 		return -1;
