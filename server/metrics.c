@@ -355,8 +355,9 @@ static void collect_alerts(struct metrics *m, struct errq_buf *b)
 			af.inputs_taken);
 		COUNTER(b, "errq_fleet_inputs_unknown_rule_total",
 			"Taken increments of a rule this collector does not have (skipped).", af.inputs_unknown);
-		GAUGE(b, "errq_fleet_evaluation_lag_ms", "The leader: receive to evaluation of the last increment taken.",
-		      af.eval_lag_ms);
+		prom_family(b, "errq_fleet_evaluation_lag_seconds", "gauge",
+			    "The leader: receive to evaluation of the last increment it took.");
+		prom_sample(b, "errq_fleet_evaluation_lag_seconds", "", (double)af.eval_lag_ms / 1e3);
 		COUNTER(b, "errq_fleet_fenced_total", "Transactions refused because another collector took over.", af.fenced);
 	}
 	COUNTER(b, "errq_deliveries_silenced_total", "Alert notices held back by a silence.", st.deliveries_silenced);
