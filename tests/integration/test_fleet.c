@@ -268,7 +268,8 @@ static void test_fenced_leader(void **state)
 	char sql[256];
 	errq_snprintf(sql, sizeof(sql),
 		      "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-		      " AND objid = %u AND classid = %u",
+		      " AND objid = %u AND classid = %u" /* this test's database: the server is shared */
+		      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
 		      0x65616c64u, 0x65727271u); /* ERRQ_PG_LOCK_LEADER's low and high halves */
 	assert_int_equal(q("%s", sql), 1);
 	WAIT_FOR(epoch() > e0 && leader() >= 0);

@@ -20,6 +20,13 @@
 #include "storage_alerts.h"
 
 #define NS 1000000000ULL
+/* the server is shared by the tests running beside this one: only this database's locks */
+#define THIS_DB "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+#define THIS_DB_LOCKS "SELECT count(*) FROM pg_locks WHERE " THIS_DB
+#define ADVISORY_LOCKS THIS_DB_LOCKS " AND locktype = 'advisory'"
+/* sessions of this database waiting for a lock (a waiting UPDATE's lock is its blocker's
+ * transaction id, which pg_locks shows without a database) */
+#define WAITING "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
 
 static struct pg_test_db db;
 static PGconn *admin;
@@ -67,11 +74,11 @@ static int64_t q(const char *sql)
 /* Waits until no session holds the leader lock (a session the server ends goes in ms). */
 static void wait_unlocked(void)
 {
-	for (int i = 0; i < 3000 && q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != 0; i++) {
+	for (int i = 0; i < 3000 && q(ADVISORY_LOCKS) != 0; i++) {
 		struct timespec ts = {0, 10000000}; /* 30 s at most */
 		nanosleep(&ts, NULL);
 	}
-	assert_int_equal(q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0);
+	assert_int_equal(q(ADVISORY_LOCKS), 0);
 }
 
 static void test_leader_lock_and_fence(void **state)
@@ -93,7 +100,7 @@ static void test_leader_lock_and_fence(void **state)
 	assert_int_equal(store_leader_acquire(b, "replica-b", &eb), 0); /* a holds it */
 	assert_int_equal(store_leader_acquire(a, "replica-a", &ea), 1); /* held: bumps, holds once */
 	assert_int_equal(ea, 2);
-	assert_int_equal(q("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"), 1);
+	assert_int_equal(q(ADVISORY_LOCKS " AND granted"), 1);
 	assert_int_equal(store_leader_ping(a), 1);
 	struct store_leader st;
 	assert_int_equal(store_leader_get(w, &st), 0);
@@ -107,7 +114,7 @@ static void test_leader_lock_and_fence(void **state)
 
 	/* a's session ends (a network cut): b takes over with a new epoch; a's ping says so */
 	assert_int_equal(q("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
-			   "'errqd-leader' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)"),
+			   "'errqd-leader' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND " THIS_DB ")"),
 			 1);
 	wait_unlocked();
 	assert_int_equal(store_leader_acquire(b, "replica-b", &eb), 1);
@@ -157,11 +164,11 @@ static void test_bump_waits_for_open_transaction(void **state)
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, bump_thread, &b), 0);
 	/* b's UPDATE is blocked on w's row lock: seen as a waiting lock */
-	for (int i = 0; i < 3000 && q("SELECT count(*) FROM pg_locks WHERE NOT granted") == 0; i++) {
+	for (int i = 0; i < 3000 && q(WAITING) == 0; i++) {
 		struct timespec ts = {0, 10000000}; /* 30 s at most; it takes milliseconds */
 		nanosleep(&ts, NULL);
 	}
-	assert_int_equal(q("SELECT count(*) FROM pg_locks WHERE NOT granted"), 1);
+	assert_int_equal(q(WAITING), 1);
 	assert_int_equal(q("SELECT epoch FROM errq_leader"), (int64_t)ea); /* not bumped yet */
 	assert_int_equal(store_txn_commit(w), 0); /* the old leader's last transaction commits first */
 	pthread_join(t, NULL);
