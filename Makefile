@@ -65,8 +65,10 @@ test-tsan: deps $(TSAN_BUILD)/CMakeCache.txt
 # about 4 min on 2 cores, so 5 runs each are about 20 + 25 minutes); every fuzz target for
 # FUZZ_RUNS executions and the threaded tests under TSan (fuzz-long, test-tsan); errqd
 # SIGKILLed CRASH_ROUNDS times under load (tests/integration/test_crash_repeated.c, about 1 s a
-# round).  About 2.5 hours on 2 cores.
+# round); the three collectors of tests/integration/test_fleet.c FLEET_RUNS times in a row.
+# About 2.5 hours on 2 cores.
 REPEAT_RUNS ?= 5
+FLEET_RUNS ?= 5
 CRASH_ROUNDS ?= 50
 SOAK_SECONDS ?= 1800
 test-long: build $(ASAN_BUILD)/CMakeCache.txt
@@ -80,6 +82,7 @@ test-long: build $(ASAN_BUILD)/CMakeCache.txt
 	  scripts/test-repeat --runs $(REPEAT_RUNS) $(ASAN_BUILD)
 	$(MAKE) fuzz-long test-tsan
 	cd $(BUILD) && ERRQ_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest -V -R integration_crash_repeated
+	cd $(BUILD) && ctest --output-on-failure --repeat until-fail:$(FLEET_RUNS) -R '^integration_fleet$$'
 
 # The benchmark matrix of issues 3 and 16 (about 40-50 minutes); writes docs/benchmarks.md.
 # BENCH_DURATION, BENCH_WARMUP, BENCH_PREFILL, BENCH_RUNS, BENCH_STORM_EVENTS, BENCH_CALLGRIND

@@ -82,6 +82,11 @@ static json_t *status_json(const struct cli_ctx *ctx, const ProtobufCMessage *m)
 	cli_json_put(o, "overflow_failures", cli_json_uint(r->overflow_failures), &ok);
 	cli_json_put(o, "durability", cli_json_str(r->durability), &ok);
 	cli_json_put(o, "storage", cli_json_str(r->storage), &ok);
+	if (r->fleet) {
+		cli_json_put(o, "fleet_leader", cli_json_str(r->fleet_leader), &ok);
+		cli_json_put(o, "fleet_epoch", cli_json_uint(r->fleet_epoch), &ok);
+		cli_json_put(o, "fleet_leading", json_boolean(r->fleet_leading), &ok);
+	}
 	return cli_json_done(o, ok);
 }
 
@@ -153,6 +158,12 @@ static void status_detail(const struct cli_ctx *ctx, struct cli_detail *d, const
 				  cli_count(n2, sizeof(n2), r->circuits, "circuit", "circuits"), r->circuits_open,
 				  (unsigned long long)r->alerts_fired,
 				  (unsigned long long)r->alerts_resolved);
+	if (r->fleet)
+		cli_detail_fieldf(d, "fleet", r->fleet_epoch ? CLI_STYLE_NONE : CLI_STYLE_YELLOW,
+				  "%s; the rule engine's leader: %s%s%s (epoch %llu)",
+				  r->fleet_leading ? "this collector leads" : "this collector follows",
+				  *r->fleet_leader ? "\"" : "", *r->fleet_leader ? r->fleet_leader : "none yet",
+				  *r->fleet_leader ? "\"" : "", (unsigned long long)r->fleet_epoch);
 	if (strcmp(r->storage, "none") && (r->deliveries_delivered || r->deliveries_dead || r->deliveries_in_flight))
 		cli_detail_fieldf(d, "deliveries", r->deliveries_dead ? CLI_STYLE_RED : CLI_STYLE_NONE,
 				  "%llu delivered, %llu dead-lettered since start, %u in flight",

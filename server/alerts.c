@@ -214,6 +214,11 @@ void alerts_free(struct alerts *a)
 	free(a->rt);
 	free(a->reports);
 	free(a->retry_ids);
+	if (a->fin) {
+		alerts__fleet_txn_end(a, false);
+		free(a->fin);
+	}
+	free(a->fin_idx);
 	alerts__log_free(a);
 	if (a->cur)
 		alerts__rules_ref_put(a, a->cur);

@@ -143,6 +143,25 @@ int alerts_matchers_check(const struct rule *rule, const char *matchers, char *e
 /* True when matchers ("field=glob,...", "" = any) match circuit key `key` of rule. */
 bool alerts_matchers_match(const char *matchers, const char *key);
 
+/* Several collectors on one database (server/fleet.h): the engine writes its matches as
+ * increments (storage_alerts.h) and evaluates only while f says this collector leads.  Before
+ * the writer starts; f outlives the engine's writer. */
+struct fleet;
+void alerts_set_fleet(struct alerts *a, struct fleet *f);
+struct alerts_fleet_stats {
+	uint64_t inputs_written;     /* increments this collector wrote (rows) */
+	uint64_t inputs_taken;       /* increments it took as the leader (rows) */
+	uint64_t inputs_unknown;     /* taken rows naming a rule it does not have (skipped) */
+	uint64_t eval_lag_ms;        /* the leader: receive to evaluation of the last row taken */
+	uint64_t fenced;             /* transactions refused because another collector took over */
+	uint64_t loads;              /* times it loaded the circuits on becoming the leader */
+};
+void alerts_get_fleet_stats(struct alerts *a, struct alerts_fleet_stats *st);
+/* At shutdown, after the writer and the notifier stopped (s: the writer's store, nobody else's
+ * now): the deliveries leased to this collector are let go, so the others take them at once
+ * instead of when the leases end.  Nothing without a fleet. */
+void alerts_fleet_release(struct alerts *a, struct store *s);
+
 struct alerts_stats {
 	uint64_t failures_matched, failures_too_old, failures_expired, overflow_failures;
 	uint64_t transitions, alerts_fired, alerts_resolved, reminders;

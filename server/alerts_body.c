@@ -168,3 +168,43 @@ char *alerts__sample_from_outcome(const Errq__V1__Outcome *o)
 	rc |= put(j, "failed", uint_(o->failed));
 	return sample_text(j, rc);
 }
+
+/* The sample of an alert the fleet's leader fires (alerts_fleet.c): the stored event an
+ * increment named, with the fields alerts__sample_from_event gives (details from the stored
+ * extra blob, a packed TaskFailure). */
+char *alerts__sample_from_stored(const struct store_event *e)
+{
+	char hex[ERRQ_ID_HEX_BUFSZ];
+	errq_hex_encode(e->event_id, 16, hex);
+	json_t *o = json_object(), *details = json_object();
+	if (!o || !details) {
+		json_decref(o);
+		json_decref(details);
+		return NULL;
+	}
+	int rc = put(o, "event_id", str(hex));
+	rc |= put(o, "time", time_(e->time_ns));
+	rc |= put(o, "received_at", time_(e->received_ns));
+	rc |= put_cut(o, "service", e->service, VALIDATE_MAX_SERVICE);
+	rc |= put_cut(o, "environment", e->environment, VALIDATE_MAX_ENVIRONMENT);
+	rc |= put_cut(o, "release", e->release, VALIDATE_MAX_RELEASE);
+	rc |= put_cut(o, "host", e->host, VALIDATE_MAX_HOST);
+	rc |= put_cut(o, "task", e->task, VALIDATE_MAX_TASK);
+	rc |= put_cut(o, "error_type", e->error_type, VALIDATE_MAX_ERROR_TYPE);
+	rc |= put_cut(o, "error_code", e->error_code, VALIDATE_MAX_ERROR_CODE);
+	rc |= put_cut(o, "message", e->message, SAMPLE_MESSAGE_MAX);
+	rc |= put_cut(o, "fingerprint", e->fingerprint, VALIDATE_MAX_FINGERPRINT);
+	rc |= put(o, "attempt", uint_(e->attempt));
+	rc |= put(o, "handled", json_boolean(e->handled));
+	Errq__V1__TaskFailure *x = e->extra && e->extra_len
+					   ? errq__v1__task_failure__unpack(NULL, e->extra_len, e->extra)
+					   : NULL;
+	size_t nd = x ? (x->n_details < SAMPLE_DETAILS_MAX ? x->n_details : SAMPLE_DETAILS_MAX) : 0;
+	for (size_t i = 0; i < nd; i++)
+		rc |= put_cut(details, x->details[i]->key ? x->details[i]->key : "", x->details[i]->value,
+			      SAMPLE_DETAIL_VALUE_MAX);
+	if (x)
+		errq__v1__task_failure__free_unpacked(x, NULL);
+	rc |= put(o, "details", details);
+	return sample_text(o, rc);
+}

@@ -182,6 +182,27 @@ struct alerts {
 	struct alerts_stats st;
 
 	struct alerts_dlog *dlog; /* ALERTS_DLOG_MAX delivery-failure conditions (alerts_log.c) */
+
+	/* the fleet (alerts_fleet.c): several collectors on one database, one leader evaluating */
+	struct fleet *fleet;       /* set by alerts_set_fleet before the writer starts; NULL: none */
+	uint64_t epoch;            /* writer: the epoch its circuits were loaded under; 0: a follower */
+	uint64_t fenced;           /* writer: an epoch the database said is over */
+	uint64_t silence_gen;      /* writer: the fleet's silence generation of its silences */
+	bool silences_stale;       /* writer: the generation moved: reload them */
+	uint64_t renew_mono;       /* writer: when its delivery leases are renewed next */
+	struct finput *fin;        /* writer: the open transaction's increments (FLEET_TXN_INPUTS_MAX) */
+	uint32_t *fin_idx;         /* ... their hash index (2 * FLEET_TXN_INPUTS_MAX slots) */
+	size_t n_fin;
+	uint64_t fin_written;      /* writer: increments written in the open transaction */
+	const uint8_t *input_sample; /* writer: the event of the increment being fed (an alert's sample) */
+	struct alerts_fleet_stats fst; /* under stats_mu */
+};
+
+/* One increment of the open transaction (alerts_fleet.c). */
+struct finput {
+	uint64_t hash;
+	struct store_rule_input in; /* rule, key, service, task point into the ruleset / the batch */
+	uint8_t sample[16];
 };
 
 /* a notice: what a webhook body says (alerts_body.c builds it, alerts_outbox.c writes it) */
@@ -194,6 +215,30 @@ struct notice {
 	bool rate;                   /* a failure_rate rule: the calls in the window too */
 	uint64_t calls_ok, calls_failed;
 };
+
+/* alerts_fleet.c */
+#define FLEET_EVAL_MS 250            /* the leader takes increments this often */
+#define FLEET_TXN_INPUTS_MAX 4096    /* increments a transaction holds; more: written early */
+#define FLEET_TAKE_ROUNDS 8          /* take transactions per tick (STORE_RULE_INPUTS_TAKE_MAX rows each) */
+#define FLEET_LEASE_NS (UINT64_C(30) * 1000000000)   /* a delivery lease */
+#define FLEET_RENEW_NS (UINT64_C(10) * 1000000000)   /* how often a collector renews its leases */
+int alerts__fleet_event(struct alerts *a, struct store *s, const struct rule *rule, const char *key, size_t key_len,
+			const struct ingest_event *ev);
+int alerts__fleet_outcome(struct alerts *a, struct store *s, const struct rule *rule, const char *key, size_t key_len,
+			  const Errq__V1__Outcome *oc, uint64_t now);
+int alerts__fleet_flush(struct alerts *a, struct store *s);
+void alerts__fleet_txn_end(struct alerts *a, bool committed);
+int alerts__fleet_fence(struct alerts *a, struct store *s);
+/* Whether the open transaction evaluates its events (1: alone, or the fleet's leader with its
+ * circuits loaded, the epoch checked) or writes increments (0); -1 on a store error. */
+int alerts__fleet_leads(struct alerts *a, struct store *s);
+bool alerts__fleet_tick(struct alerts *a, struct store *s, uint64_t *wake);
+void alerts__fleet_feed(struct alerts *a, struct store *s);
+int alerts__fleet_lease(struct alerts *a, struct store *s, int64_t id, uint64_t until_ns);
+char *alerts__sample_from_stored(const struct store_event *e);
+char *alerts__input_sample(struct alerts *a, struct store *s);
+/* alerts_outbox.c: claims up to limit deliveries nobody holds and hands them to the notifier */
+void alerts__claim(struct alerts *a, struct store *s, uint32_t limit);
 
 /* alerts.c */
 int alerts__oom(void);

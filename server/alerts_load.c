@@ -229,7 +229,7 @@ int alerts__load(struct alerts *a, struct store *s)
 {
 	/* everything pending in the table goes to the notifier through the backlog sweep, in
 	 * id order: the rows of before the restart first, then those the load writes */
-	a->backlog = true;
+	a->backlog = !a->fleet; /* a fleet's leader claims what nobody holds instead */
 	a->backlog_from = 0;
 	if (alerts__in_txn(a, s, load_txn, NULL))
 		return -1;

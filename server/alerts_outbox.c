@@ -2,6 +2,8 @@
  * of pending rows fed to the notifier as room frees, and the notifier's delivery reports. */
 #include "alerts_int.h"
 
+#include "fleet.h"
+
 #include "errq_banned.h"
 
 /* ---- the outbox ---- */
@@ -89,6 +91,9 @@ int alerts__write_notice(struct alerts *a, struct store *s, const char *const *n
 			continue;
 		if (a->backlog)
 			continue; /* the backlog sweep sends it, in id order */
+		/* a fleet: this collector's notifier sends it; nobody else while the lease holds */
+		if (a->fleet && (rc = alerts__fleet_lease(a, s, id, now + FLEET_LEASE_NS)))
+			break;
 		struct notify_delivery *nd = notify_delivery_new(b.p, b.len);
 		struct sub *sb = nd ? malloc(sizeof(*sb)) : NULL;
 		if (!sb) {
@@ -136,7 +141,9 @@ int alerts__apply(struct alerts *a, struct store *s, const struct ruleset *rs, c
 			e->opened_at = rec->at;
 			if (e->sample != e->undo_sample)
 				free(e->sample);
-			e->sample = ev ? alerts__sample_from_event(ev) : oc ? alerts__sample_from_outcome(oc) : NULL;
+			e->sample = ev ? alerts__sample_from_event(ev)
+				  : oc ? alerts__sample_from_outcome(oc)
+				       : alerts__input_sample(a, s); /* the fleet's: its stored event, or none */
 			e->sample_loaded = true;
 		}
 		if (e->has_alert && !e->sample_loaded) {
@@ -271,8 +278,34 @@ static int feed_cb(void *ctx, const struct store_delivery *d)
 	return 0;
 }
 
+/* The fleet's claims (alerts_fleet.c): every row claimed is this collector's until its lease
+ * ends; one the notifier refuses is given back at the next tick (the release list). */
+static int claim_cb(void *ctx, const struct store_delivery *d)
+{
+	struct feed *f = ctx;
+	feed_cb(f, d);
+	if (f->refused) {
+		struct alerts *a = f->a;
+		if (a->n_retry < NOTIFY_MAX_PENDING)
+			a->retry_ids[a->n_retry++] = d->id;
+		f->refused = false;
+	}
+	return 0;
+}
+
+void alerts__claim(struct alerts *a, struct store *s, uint32_t limit)
+{
+	struct feed f = {.a = a};
+	if (store_delivery_claim(s, fleet_owner(a->fleet), a->clock(), FLEET_LEASE_NS, limit, claim_cb, &f) < 0)
+		errq_logkv(ERRQ_LOG_WARN, "alerts: cannot claim deliveries", "error", store_errmsg(s), NULL);
+}
+
 void alerts__feed_backlog(struct alerts *a, struct store *s)
 {
+	if (a->fleet) {
+		alerts__fleet_feed(a, s);
+		return;
+	}
 	while (a->n_retry) {
 		struct feed f = {.a = a};
 		int64_t id = a->retry_ids[a->n_retry - 1];
@@ -310,6 +343,11 @@ static int record_reports(struct alerts *a, struct store *s, void *arg)
 		if (store_delivery_update(s, (int64_t)r->id, status, r->attempts,
 					  r->result == NOTIFY_RETRY ? r->retry_at_ns : 0, r->http_status, r->error,
 					  now) < 0)
+			return -1;
+		/* a fleet: the notifier holds it until its next attempt: leased to this collector */
+		if (a->fleet && r->result == NOTIFY_RETRY &&
+		    alerts__fleet_lease(a, s, (int64_t)r->id,
+					(r->retry_at_ns > now ? r->retry_at_ns : now) + FLEET_LEASE_NS))
 			return -1;
 	}
 	return 0;

@@ -246,7 +246,7 @@ void alerts__request_run(struct ingest_job *j, struct store *s)
 	struct alerts_answer ans = {.status = ALERTS_OK};
 	if (!s)
 		alerts__fail(&ans, ALERTS_PRECONDITION, "%s", "this collector runs with 'storage: none': no alerting");
-	else if (!a->loaded && alerts__load(a, s))
+	else if (!a->loaded && (!a->fleet || a->epoch) && alerts__load(a, s)) /* a fleet's follower holds none */
 		alerts__fail(&ans, ALERTS_INTERNAL, "cannot load circuits: %s", store_errmsg(s));
 	else if (rq->kind == REQ_RELOAD)
 		do_reload(a, s, rq->who, &ans);

@@ -153,6 +153,8 @@ int alerts__resend(struct alerts *a, struct store *s, int64_t id, uint64_t now)
 	struct resend r = {.a = a};
 	if (store_delivery_update(s, id, STORE_DELIVERY_PENDING, 0, 0, 0, "", now) < 0)
 		return -1;
+	if (a->fleet && alerts__fleet_lease(a, s, id, now + FLEET_LEASE_NS)) /* this collector sends it */
+		return -1;
 	if (store_get_delivery(s, id, resend_cb, &r) < 0)
 		return -1;
 	return r.rc;

@@ -30,7 +30,9 @@ uint64_t alerts_hook_tick(void *ctx, struct store *s)
 {
 	struct alerts *a = ctx;
 	ALERTS_ON_WRITER(a);
-	uint64_t mono = errq_mono_ns();
+	uint64_t mono = errq_mono_ns(), fleet_wake = 0;
+	if (a->fleet && !alerts__fleet_tick(a, s, &fleet_wake))
+		return fleet_wake; /* not the leader: nothing of the rest is this collector's */
 	if (!a->loaded && alerts__load(a, s))
 		return mono + ERRQ_NS_PER_SEC;
 	alerts__apply_reports(a, s);
@@ -68,5 +70,7 @@ uint64_t alerts_hook_tick(void *ctx, struct store *s)
 	uint64_t soon = mono + ALERTS_RESUBMIT_MS * ERRQ_NS_PER_MS;
 	if ((a->backlog || a->n_retry || reports || alerts__log_poll(a)) && (!wake || soon < wake))
 		wake = soon;
+	if (fleet_wake && (!wake || fleet_wake < wake))
+		wake = fleet_wake; /* the leader takes increments every FLEET_EVAL_MS */
 	return wake;
 }

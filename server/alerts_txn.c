@@ -71,7 +71,12 @@ static void flush_subs(struct alerts *a)
 			a->held++;
 		} else {
 			free(sb->d);
-			if (sb->resend) {
+			if (a->fleet) { /* leased to this collector: the lease ends at the next tick */
+				if (a->retry_ids && a->n_retry < NOTIFY_MAX_PENDING)
+					a->retry_ids[a->n_retry++] = id;
+				else
+					LOG_WARN("alerts: a refused delivery stays leased until its lease ends (retry list full)");
+			} else if (sb->resend) {
 				if (a->retry_ids && a->n_retry < NOTIFY_MAX_PENDING)
 					a->retry_ids[a->n_retry++] = id;
 				else
@@ -183,8 +188,11 @@ int alerts__in_txn_keep(struct alerts *a, struct store *s, int (*fn)(struct aler
 	if (store_txn_begin(s))
 		return -1;
 	begin_work(a);
-	if (fn(a, s, arg) || store_txn_commit(s)) {
-		errq_logkv(ERRQ_LOG_WARN, "alerts: write failed", "error", store_errmsg(s), NULL);
+	/* the fleet's leader: the epoch first, so a collector another one replaced writes nothing */
+	bool fence = a->fleet && a->epoch && alerts__fleet_fence(a, s);
+	if (fence || fn(a, s, arg) || store_txn_commit(s)) {
+		if (!fence || a->fenced != a->epoch) /* a fence said so already, in its own words */
+			errq_logkv(ERRQ_LOG_WARN, "alerts: write failed", "error", store_errmsg(s), NULL);
 		store_txn_rollback(s);
 		end_work(a, false);
 		return -1;
@@ -209,12 +217,17 @@ struct match_ctx {
 	const Errq__V1__Outcome *oc;
 	uint64_t now;
 	int rc;
+	bool inputs; /* a fleet's collector that does not lead: increments for the leader */
 };
 
 static int on_event_match(void *arg, const struct rule *rule, const char *key, size_t key_len)
 {
 	struct match_ctx *m = arg;
 	struct alerts *a = m->a;
+	if (m->inputs) { /* an increment for the leader, whichever collector that is */
+		m->rc = alerts__fleet_event(a, m->s, rule, key, key_len, m->ev);
+		return m->rc != 0;
+	}
 	size_t idx = (size_t)(rule - alerts__rs(a)->rules);
 	struct centry *e = alerts__get_entry(a, idx, key, key_len, m->now);
 	if (!e) {
@@ -249,6 +262,10 @@ static int on_outcome_match(void *arg, const struct rule *rule, const char *key,
 {
 	struct match_ctx *m = arg;
 	struct alerts *a = m->a;
+	if (m->inputs) {
+		m->rc = alerts__fleet_outcome(a, m->s, rule, key, key_len, m->oc, m->now);
+		return m->rc != 0;
+	}
 	size_t idx = (size_t)(rule - alerts__rs(a)->rules);
 	if (key) {
 		struct centry *e = alerts__get_entry(a, idx, key, key_len, m->now);
@@ -289,13 +306,16 @@ int alerts_hook_txn(void *ctx, struct store *s, const struct ingest_batch *list)
 	struct alerts *a = ctx;
 	ALERTS_ON_WRITER(a);
 	begin_work(a);
-	if (!a->loaded)
+	/* a fleet's leader evaluates its own events at once, like a lone collector (after checking
+	 * it still leads); the others write increments (alerts_fleet.c) */
+	int lead = alerts__fleet_leads(a, s);
+	if (lead < 0 || (!a->loaded && lead))
 		return -1; /* the tick loads circuits first; it failed: retry */
 	const struct ruleset *rs = alerts__rs(a);
 	if (!rs->n_rules)
 		return 0;
 	bool outcomes = wants_outcomes(rs);
-	struct match_ctx m = {.a = a, .s = s, .now = a->clock()};
+	struct match_ctx m = {.a = a, .s = s, .now = a->clock(), .inputs = !lead};
 	const char *dk[VALIDATE_MAX_DETAILS], *dv[VALIDATE_MAX_DETAILS];
 	for (const struct ingest_batch *b = list; b; b = b->next) {
 		for (size_t i = 0; i < b->n_events; i++) {
@@ -346,7 +366,7 @@ int alerts_hook_txn(void *ctx, struct store *s, const struct ingest_batch *list)
 				return -1;
 		}
 	}
-	return alerts__save_touched(a, s, m.now);
+	return m.inputs ? alerts__fleet_flush(a, s) : alerts__save_touched(a, s, m.now);
 }
 
 void alerts_hook_txn_end(void *ctx, struct store *s, bool committed)
@@ -356,6 +376,8 @@ void alerts_hook_txn_end(void *ctx, struct store *s, bool committed)
 	(void)s;
 	bool timers = a->txn_timers && committed;
 	a->txn_timers = false;
+	if (a->fleet)
+		alerts__fleet_txn_end(a, committed);
 	end_work(a, committed);
 	if (timers && alerts__ig(a))
 		ingest_tick_soon(alerts__ig(a)); /* the tick works out the next wake-up */

@@ -442,15 +442,15 @@ static enum circuit_count place_input(struct circuit *c, const struct circuit_co
 	return !p->in_window && !p->in_probe ? CIRCUIT_EXPIRED : CIRCUIT_COUNTED;
 }
 
-enum circuit_count circuit_failure(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
-				   uint64_t received_at, uint64_t time_unix_nano, struct circuit_out *out)
+static enum circuit_count failures(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
+				   uint64_t received_at, uint64_t time_unix_nano, uint64_t count, struct circuit_out *out)
 {
 	struct placed p;
 	enum circuit_count rc = place_input(c, cfg, &now, received_at, time_unix_nano, &p, out);
 	if (rc != CIRCUIT_COUNTED)
 		goto out;
 	if (p.in_window)
-		ring_add(c, COL_FAILURES, bucket_of(c, p.r), 1);
+		ring_add(c, COL_FAILURES, bucket_of(c, p.r), count);
 	switch (c->state) {
 	case CIRCUIT_CLOSED:
 		if (p.in_window && cfg->failures) {
@@ -467,7 +467,7 @@ enum circuit_count circuit_failure(struct circuit *c, const struct circuit_confi
 		break;
 	case CIRCUIT_HALF_OPEN:
 		if (p.in_probe) {
-			c->probe_failures++;
+			c->probe_failures += count;
 			probe_check(c, cfg, p.t, out);
 		}
 		break;
@@ -475,6 +475,18 @@ enum circuit_count circuit_failure(struct circuit *c, const struct circuit_confi
 out:
 	run_due(c, cfg, now, out);
 	return rc;
+}
+
+enum circuit_count circuit_failure(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
+				   uint64_t received_at, uint64_t time_unix_nano, struct circuit_out *out)
+{
+	return failures(c, cfg, now, received_at, time_unix_nano, 1, out);
+}
+
+enum circuit_count circuit_failures(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
+				    uint64_t received_at, uint64_t count, struct circuit_out *out)
+{
+	return failures(c, cfg, now, received_at, 0, count ? count : 1, out);
 }
 
 enum circuit_count circuit_outcome(struct circuit *c, const struct circuit_config *cfg, uint64_t now,

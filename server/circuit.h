@@ -135,6 +135,12 @@ void circuit_free(struct circuit *c);
 enum circuit_count circuit_failure(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
 				   uint64_t received_at, uint64_t time_unix_nano, struct circuit_out *out);
 
+/* count failures received at received_at at once (the fleet's increments: one row per rule,
+ * key and receive second, their age checked where they were received): what count calls of
+ * circuit_failure with an unknown client time do, evaluated once, after all of them. */
+enum circuit_count circuit_failures(struct circuit *c, const struct circuit_config *cfg, uint64_t now,
+				    uint64_t received_at, uint64_t count, struct circuit_out *out);
+
 /* Outcome counts (ok and failed calls) that matched the circuit's rule and key, received at
  * received_at; end_unix_nano is the end of the client's counting window (0 = unknown), for
  * max_event_age.  Feeds the failure rate (rules with failure_rate) and the probe: ok calls

@@ -34,6 +34,7 @@
 #include "errq_time.h"
 #include "alerts.h"
 #include "diskguard.h"
+#include "fleet.h"
 #include "auth.h"
 #include "health.h"
 #include "http.h"
@@ -44,6 +45,7 @@
 #include "quota.h"
 #include "settings.h"
 #include "storage.h"
+#include "storage_alerts.h"
 #include "store_url.h"
 #include "svc_alerts.h"
 #include "tail.h"
@@ -54,6 +56,18 @@ extern char **environ; /* settings_load_env reads the ERRQ_<NAME> variables from
 
 #define ERRQD_MMAP_THRESHOLD (64 * 1024)
 #define ERRQD_SHUTDOWN_LINGER_MS 300 /* after the drain, before connections close (< 1 s) */
+
+/* The fleet thread wakes the writer when leadership comes or goes (fleet.h); the writer is
+ * started after the fleet, so it is published here once it exists. */
+static struct ingest *_Atomic fleet_ig;
+
+static void fleet_changed(void *ctx)
+{
+	(void)ctx;
+	struct ingest *ig = atomic_load(&fleet_ig);
+	if (ig)
+		ingest_tick_soon(ig);
+}
 
 static void usage(FILE *f)
 {
@@ -331,6 +345,7 @@ int main(int argc, char **argv)
 	struct report_svc *rs = NULL;
 	struct query_svc *qs = NULL;
 	struct alerts *alerts = NULL; /* the rule engine (NULL with storage: none) */
+	struct fleet *fleet = NULL;   /* leadership among collectors sharing the database (fleet.h) */
 	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
 	struct overflow_watch *overflow = NULL; /* groups_per_service passed: said once (overflow.h) */
@@ -394,6 +409,15 @@ int main(int argc, char **argv)
 	}
 	rules_free(ruleset);
 	ruleset = NULL;
+	/* several collectors on one database: one leads the rule engine (fleet.h) */
+	if (alerts && store_fleet(store)) {
+		struct fleet_opts fo = {.db_url = db, .name = cfg.name, .on_change = fleet_changed};
+		if (fleet_start(&fleet, &fo, err, sizeof(err))) {
+			errq_logkv(ERRQ_LOG_ERROR, "cannot start", "error", err, NULL);
+			goto out;
+		}
+		alerts_set_fleet(alerts, fleet);
+	}
 	const struct ingest_hooks hooks = {.txn = alerts_hook_txn, .txn_end = alerts_hook_txn_end,
 					   .tick = alerts_hook_tick, .ctx = alerts};
 	if (!(tail = tail_hub_new())) {
@@ -415,6 +439,7 @@ int main(int argc, char **argv)
 	}
 	if (alerts)
 		alerts_set_ingest(alerts, ig);
+	atomic_store(&fleet_ig, ig);
 	health_set_ingest(health, ig, cfg.readiness_queue_full_after_ns);
 	health_set_diskguard(health, guard);
 	health_add_thread(health, "ingest writer", ingest_last_turn, ig);
@@ -436,6 +461,7 @@ int main(int argc, char **argv)
 		  .rs = rs,
 		  .tail = tail,
 		  .alerts = alerts,
+		  .fleet = fleet,
 		  .name = cfg.name,
 		  .durability = durability_name,
 		  .storage = storage_name,
@@ -466,7 +492,7 @@ int main(int argc, char **argv)
 					     .started_ns = started_ns,
 					     .queue_capacity_batches = (uint64_t)cfg.ingest_queue_batches,
 					     .queue_capacity_bytes = (uint64_t)cfg.ingest_queue_bytes,
-					     .tls = tls};
+					     .tls = tls, .fleet = fleet};
 		if (!(metrics = metrics_new(&ms))) {
 			LOG_ERROR("out of memory");
 			goto out;
@@ -578,6 +604,9 @@ out:
 	ingest_stop(ig, 0);
 	transport_free(t);
 	alerts_stop(alerts); /* its notifier thread hands jobs to the writer: joined before ig goes */
+	alerts_fleet_release(alerts, store); /* the writer and notifier are done: others deliver */
+	fleet_stop(fleet);   /* after the writer (it reads the epoch): the lock goes, another leads */
+	atomic_store(&fleet_ig, NULL);
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
 	report_svc_free(rs);
 	quota_free(quota); /* after the calls that used it */

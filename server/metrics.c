@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alerts.h"
+#include "fleet.h"
 #include "diskguard.h"
 #include "errq_time.h"
 #include "health.h"
@@ -339,6 +340,26 @@ static void collect_alerts(struct metrics *m, struct errq_buf *b)
 	COUNTER(b, "errq_outcome_batches_duplicate_total", "Resent batches whose outcomes were already counted.",
 		st.outcome_batches_duplicate);
 	GAUGE(b, "errq_deliveries_in_flight", "Alert notices held by the notifier now.", st.pending_deliveries);
+	if (m->src.fleet) { /* several collectors on one database (fleet.h, docs/scale-out.md) */
+		struct fleet_stats fs;
+		struct alerts_fleet_stats af;
+		fleet_get_stats(m->src.fleet, &fs);
+		alerts_get_fleet_stats(a, &af);
+		GAUGE(b, "errq_fleet_leader", "1 while this collector leads the fleet's rule engine.", (uint64_t)fs.leader);
+		GAUGE(b, "errq_fleet_epoch", "The fleet epoch this collector leads under (0: it does not lead).", fs.epoch);
+		GAUGE(b, "errq_fleet_session_up", "1 when the leader session to the database works.", (uint64_t)fs.session_ok);
+		COUNTER(b, "errq_fleet_leadership_acquired_total", "Times this collector took the leader lock.", fs.acquired);
+		COUNTER(b, "errq_fleet_leadership_lost_total", "Times it lost or gave up the leader lock.", fs.lost);
+		COUNTER(b, "errq_fleet_inputs_written_total", "Rule increments written for the leader.", af.inputs_written);
+		COUNTER(b, "errq_fleet_inputs_taken_total", "Rule increments taken and evaluated as the leader.",
+			af.inputs_taken);
+		COUNTER(b, "errq_fleet_inputs_unknown_rule_total",
+			"Taken increments of a rule this collector does not have (skipped).", af.inputs_unknown);
+		prom_family(b, "errq_fleet_evaluation_lag_seconds", "gauge",
+			    "The leader: receive to evaluation of the last increment it took.");
+		prom_sample(b, "errq_fleet_evaluation_lag_seconds", "", (double)af.eval_lag_ms / 1e3);
+		COUNTER(b, "errq_fleet_fenced_total", "Transactions refused because another collector took over.", af.fenced);
+	}
 	COUNTER(b, "errq_deliveries_silenced_total", "Alert notices held back by a silence.", st.deliveries_silenced);
 
 	static const struct {

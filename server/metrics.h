@@ -63,6 +63,7 @@ struct metrics_sources {
 	uint64_t started_ns;        /* realtime */
 	uint64_t queue_capacity_batches, queue_capacity_bytes;
 	struct tls *tls;            /* NULL without TLS */
+	struct fleet *fleet;        /* NULL: not one of several collectors on one database */
 };
 struct metrics *metrics_new(const struct metrics_sources *src);
 void metrics_free(struct metrics *m); /* accepts NULL */

@@ -381,6 +381,11 @@ static void schedule(struct notifier *n)
 			continue;
 		struct dest_state *ds = find_dest(n, p->d->dest);
 		const struct notify_kind *kind = ds ? notify_kind_of(ds->d.type) : NULL;
+		if (p->refresh && atomic_load(&n->no_refresh)) { /* this collector no longer leads */
+			notify__unlink_pending(n, p);
+			notify__release(n, p);
+			continue;
+		}
 		if (!ds || (p->refresh && !(kind && kind->refreshes))) { /* gone, or no longer re-posts (a reload) */
 			report(n, p, NOTIFY_DEAD, 0, 0, "unknown notifier");
 			notify__unlink_pending(n, p);
@@ -644,6 +649,12 @@ int notify_submit(struct notifier *n, struct notify_delivery *d)
 	uint64_t now_rt = errq_now_ns();
 	p->due = errq_mono_ns() + (d->not_before_ns > now_rt ? d->not_before_ns - now_rt : 0);
 	return inbox_put(n, p, true);
+}
+
+void notify_set_refresh(struct notifier *n, bool on)
+{
+	atomic_store(&n->no_refresh, !on);
+	uv_async_send(&n->wake); /* the loop drops what it holds at its next pass */
 }
 
 void notify_stop(struct notifier *n)

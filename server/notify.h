@@ -24,6 +24,7 @@
  *    NOTIFY_BODY_MAX, response bodies discarded. */
 #ifndef ERRQD_NOTIFY_H
 #define ERRQD_NOTIFY_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,6 +131,11 @@ struct notify_delivery *notify_delivery_new(const char *body, size_t len);
  * when the notifier is stopping (the caller keeps d).  Past NOTIFY_MAX_REFRESH it is dropped
  * with a warning. */
 int notify_refresh(struct notifier *n, struct notify_delivery *d);
+/* Whether firing alerts are re-posted (notify_refresh, and a firing delivered to a type that
+ * re-posts), true at start.  A collector that stops leading a fleet turns them off: the
+ * re-posts it holds end before their next attempt (the loop drops them when it next looks at
+ * them), and the new leader re-posts.  Any thread. */
+void notify_set_refresh(struct notifier *n, bool on);
 /* Stops the loop: requests in flight are aborted (not reported), pending deliveries dropped
  * (they are in the caller's outbox).  Accepts NULL. */
 void notify_stop(struct notifier *n);

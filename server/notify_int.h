@@ -50,6 +50,7 @@ struct notifier {
 	uv_async_t wake;
 	uv_timer_t curl_timer, sched_timer, turn_timer;
 	_Atomic uint64_t turn_ns;               /* the loop's last turn (liveness) */
+	_Atomic bool no_refresh;                /* notify_set_refresh(false): re-posts end */
 	pthread_mutex_t stats_mu;               /* guards stats, n_stats */
 	struct notify_dest_stats stats[NOTIFY_MAX_STATS];
 	size_t n_stats;

@@ -36,7 +36,7 @@ bool notify__refresh_full(struct notifier *n, const struct pending *p)
  * newer notice is already queued, or NOTIFY_MAX_REFRESH are held): the caller frees it. */
 bool notify__to_refresh(struct notifier *n, struct pending *p, uint64_t now)
 {
-	if (newer_of_key(n, p))
+	if (newer_of_key(n, p) || atomic_load(&n->no_refresh))
 		return false;
 	if (notify__refresh_full(n, p))
 		return false;

@@ -90,6 +90,7 @@ struct query_svc_opts {
 	uint64_t started_ns;
 	uint32_t queue_capacity;
 	struct overflow_watch *overflow; /* for Status; NULL: no groups_per_service */
+	struct fleet *fleet;       /* for Status; NULL: not one of several collectors on one database */
 };
 struct query_svc *query_svc_new(const struct query_svc_opts *o);
 int query_svc_register(struct query_svc *q, struct transport *t);

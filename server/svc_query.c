@@ -31,6 +31,8 @@
 #include "store_overflow.h"
 #include "tail.h"
 #include "transport.h"
+#include "fleet.h"
+#include "storage_alerts.h"
 
 #define QUERY_MAX_RESPONSE_BYTES (4u << 20)
 #define QUERY_HISTOGRAM_DEFAULT 60
@@ -612,6 +614,7 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 	struct query_svc *q = ctx;
 	Errq__V1__StatusResponse o = ERRQ__V1__STATUS_RESPONSE__INIT;
 	struct ingest_stats st;
+	char leader[STORE_LEADER_NAME_MAX];
 	ingest_get_stats(q->o.ig, &st);
 	o.version = (char *)ERRQ_VERSION_STRING;
 	o.name = q->name;
@@ -663,6 +666,14 @@ static grpc_status_code status(void *ctx, grpc_slice req, grpc_byte_buffer **res
 		o.events_dropped_total = t.dropped;
 		o.groups_total = t.groups;
 		o.database_bytes = t.db_bytes;
+		struct store_leader ld;
+		if (q->o.fleet && store_leader_get(s, &ld) == 0) { /* who leads, from the shared row */
+			o.fleet = true;
+			errq_snprintf(leader, sizeof(leader), "%s", ld.leader);
+			o.fleet_leader = leader;
+			o.fleet_epoch = ld.epoch;
+			o.fleet_leading = fleet_epoch(q->o.fleet) == ld.epoch && ld.epoch;
+		}
 		if (q->o.overflow)
 			return status_overflow(q, s, &o, resp, details, dsz);
 	}

@@ -117,10 +117,27 @@
 	  (s, older_than_ns, limit))                                                                               \
 	X(REQ, R, int, alerts_prune, (struct store *s, uint64_t older_than_ns, uint32_t limit), (s, older_than_ns, limit))
 
+/* The fleet's operations (several collectors on one database: storage_alerts.h), a list of
+ * their own: a backend has all of them (PostgreSQL) or none (SQLite runs one collector, its
+ * table leaves them NULL), and store_api.c answers for a backend without them. */
+#define STORE_BACKEND_FLEET_OPS(X)                                                                                 \
+	X(OPT, R, int, leader_acquire, (struct store *s, const char *name, uint64_t *epoch), (s, name, epoch))    \
+	X(OPT, R, int, leader_ping, (struct store *s), (s))                                                       \
+	X(OPT, R, int, leader_check, (struct store *s, uint64_t epoch, struct store_leader *st), (s, epoch, st))  \
+	X(OPT, R, int, leader_get, (struct store *s, struct store_leader *st), (s, st))                           \
+	X(OPT, R, int, rule_inputs_add, (struct store *s, const struct store_rule_input *in, size_t n), (s, in, n)) \
+	X(OPT, R, int, rule_inputs_take, (struct store *s, uint32_t limit, store_rule_input_cb cb, void *ctx),    \
+	  (s, limit, cb, ctx))                                                                                     \
+	X(OPT, R, int, delivery_lease, (struct store *s, int64_t id, const char *owner, uint64_t until_ns),       \
+	  (s, id, owner, until_ns))                                                                                \
+	X(OPT, R, int, deliveries_renew, (struct store *s, const char *owner, uint64_t now_ns, uint64_t until_ns), \
+	  (s, owner, now_ns, until_ns))
+
 struct store_backend {
 	const char *name; /* "sqlite", "postgres": for messages and status */
 #define STORE_BACKEND_MEMBER(need, kind, ret, op, params, args) ret(*op) params;
 	STORE_BACKEND_OPS(STORE_BACKEND_MEMBER)
+	STORE_BACKEND_FLEET_OPS(STORE_BACKEND_MEMBER)
 #undef STORE_BACKEND_MEMBER
 };
 
@@ -154,6 +171,8 @@ int store_sqlite_backup(const struct store_backup_opts *o, struct store_backup_r
 /* Prototypes of store_<kind>_<op> for every operation, for the backends' own files. */
 #define STORE_BACKEND_DECLARE(kind_prefix)                                                                          \
 	STORE_BACKEND_OPS(STORE_BACKEND_PROTO_##kind_prefix)
+/* ... and a backend with the fleet's operations */
+#define STORE_BACKEND_DECLARE_FLEET(kind_prefix) STORE_BACKEND_FLEET_OPS(STORE_BACKEND_PROTO_##kind_prefix)
 #define STORE_BACKEND_PROTO_sqlite(need, kind, ret, op, params, args) ret store_sqlite_##op params;
 #define STORE_BACKEND_PROTO_pg(need, kind, ret, op, params, args) ret store_pg_##op params;
 #endif

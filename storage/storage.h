@@ -51,6 +51,10 @@ struct store_opts {
 	 * one); NULL = errq_mono_ns */
 	uint64_t (*mono_ns)(void *ctx);
 	void *mono_ctx;
+	/* PostgreSQL: a session only for the fleet's leadership (store_leader_*, storage_alerts.h):
+	 * no migration (the writer's handle runs it), no writer state, and keepalives of a few
+	 * seconds on both ends, so a vanished leader's lock goes within seconds.  SQLite refuses it. */
+	bool leader_session;
 };
 
 /* Bits of store_event.truncated: which fields the collector shortened. */

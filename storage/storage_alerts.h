@@ -189,6 +189,78 @@ int store_outcome_batch_seen(struct store *s, const uint8_t batch_id[16], uint64
 int store_outcome_batches_prune(struct store *s, uint64_t older_than_ns, uint32_t limit);
 #define STORE_OUTCOME_BATCH_HORIZON_NS (UINT64_C(24) * 3600 * 1000000000) /* kept a day */
 
+/* ---- several collectors on one database (issue 17: the fleet) ----
+ * Backends shared by several collectors (PostgreSQL) have these; store_fleet() says so.  On
+ * the others (SQLite: one collector, by its lock) the collector evaluates its rules itself and
+ * never calls them (each then fails with -1).
+ *
+ * Leadership.  One collector at a time is the rule engine's leader: the one whose
+ * leader_session handle (store_opts) holds the database's leader lock (PostgreSQL: a session
+ * advisory lock, ERRQ_PG_LOCK_LEADER).  Taking it bumps the fleet's epoch: the new leader's
+ * fencing token.  Every transaction in which the leader changes circuits first checks the
+ * epoch (store_leader_check), so a collector that lost its session cannot write a transition
+ * after another took over. */
+#define STORE_LEADER_NAME_MAX 128
+struct store_leader {
+	uint64_t epoch;       /* the fleet's current epoch (0: nobody ever led) */
+	uint64_t silence_gen; /* bumped by every silence added or expired, by any collector */
+	uint64_t since_ns;    /* when the current leader took over */
+	char leader[STORE_LEADER_NAME_MAX];
+};
+bool store_fleet(const struct store *s);
+/* leader_session handle: tries to take the leader lock without waiting.  1: taken (or held
+ * already by this session): the epoch was bumped, *epoch is the new one, name recorded;
+ * 0: another session holds it; -1: error (the session is gone: the lock with it). */
+int store_leader_acquire(struct store *s, const char *name, uint64_t *epoch);
+/* leader_session handle: 1 while this session still holds the lock it took (a round trip),
+ * 0 when the session was lost meanwhile (even when the handle reconnected since: a new session
+ * holds nothing), -1 on error. */
+int store_leader_ping(struct store *s);
+/* Inside a transaction of the writer: reads the fleet's row and locks it against a change of
+ * leader until the transaction ends (FOR SHARE).  1 when st->epoch == epoch (still the
+ * leader), 0 when another collector took over (roll back), -1 on error.  st may be NULL. */
+int store_leader_check(struct store *s, uint64_t epoch, struct store_leader *st);
+/* Any handle: the fleet's row without locking (status, metrics).  0/-1. */
+int store_leader_get(struct store *s, struct store_leader *st);
+
+/* Increments: what every collector's writer matched against the rules, written in the
+ * transaction of the events; the leader takes them in id order and feeds its circuits.  One
+ * row per (rule, key, receive second) a transaction touched. */
+enum store_input_kind {
+	STORE_INPUT_FAILURES = 0,    /* `failures` failures of circuit (rule, key) received in `second` */
+	STORE_INPUT_OUTCOME = 1,     /* an outcome (ok, failed) for circuit (rule, key) */
+	STORE_INPUT_OUTCOME_ALL = 2, /* an outcome for every HALF_OPEN circuit of the rule that
+				      * applies to (service, task); key unused */
+};
+struct store_rule_input {
+	int64_t id;                   /* set by take */
+	int kind;                     /* enum store_input_kind */
+	const char *rule, *key;       /* key "" when the rule has one circuit */
+	uint64_t received_ns;         /* the receive time (kept to the second) */
+	uint64_t failures;
+	uint64_t ok, failed, window_end_ns; /* outcomes */
+	const char *service, *task;   /* outcomes; may be NULL */
+	const uint8_t *sample_event;  /* 16 bytes: one event of the row (the alert's sample), or NULL */
+};
+#define STORE_RULE_INPUTS_TAKE_MAX 4096 /* rows one take returns at most (its result is read whole) */
+/* Writer, inside the transaction of the events: adds n rows (one statement).  0/-1. */
+int store_rule_inputs_add(struct store *s, const struct store_rule_input *in, size_t n);
+/* Writer (the leader), inside a transaction: deletes the oldest rows (by id) that no other
+ * transaction holds, at most limit (1 .. STORE_RULE_INPUTS_TAKE_MAX), and passes each to cb in
+ * id order (pointers valid during the call).  The rows are gone when the transaction commits,
+ * back when it rolls back: taken exactly once with what the taker writes.  Returns the rows
+ * taken, or -1. */
+typedef int (*store_rule_input_cb)(void *ctx, const struct store_rule_input *in);
+int store_rule_inputs_take(struct store *s, uint32_t limit, store_rule_input_cb cb, void *ctx);
+
+/* Leases the leader's own deliveries (store_delivery_claim's leases): row id, pending, for
+ * owner until until_ns.  1, 0 when the row is not pending, -1. */
+int store_delivery_lease(struct store *s, int64_t id, const char *owner, uint64_t until_ns);
+/* Extends every lease owner holds on a pending row that has not ended at now_ns to until_ns
+ * (until_ns 0 with now_ns 0: ends them all, at shutdown).
+ * Returns the rows renewed, or -1. */
+int store_deliveries_renew(struct store *s, const char *owner, uint64_t now_ns, uint64_t until_ns);
+
 /* ---- upkeep ---- */
 /* Deletes history older than older_than_ns, at most limit rows of each kind: transitions,
  * resolved alerts (resolved before it) with their outbox rows, and silences ended before

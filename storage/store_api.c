@@ -103,6 +103,30 @@ int store_get_pragma_int(struct store *s, const char *name, int64_t *v)
 	return be->get_pragma_int ? be->get_pragma_int(s, name, v) : -1;
 }
 
+/* The fleet's operations (storage_alerts.h): a backend without them runs one collector, whose
+ * caller never calls them (store_fleet() is false); a call anyway fails. */
+bool store_fleet(const struct store *s)
+{
+	return store_backend_of(s)->leader_acquire != NULL;
+}
+
+#define FLEET_OP(op, params, args)                                                                                 \
+	int store_##op params                                                                                      \
+	{                                                                                                          \
+		const struct store_backend *be = store_backend_of(s);                                              \
+		return be->op ? be->op args : -1;                                                                  \
+	}
+FLEET_OP(leader_acquire, (struct store *s, const char *name, uint64_t *epoch), (s, name, epoch))
+FLEET_OP(leader_ping, (struct store *s), (s))
+FLEET_OP(leader_check, (struct store *s, uint64_t epoch, struct store_leader *st), (s, epoch, st))
+FLEET_OP(leader_get, (struct store *s, struct store_leader *st), (s, st))
+FLEET_OP(rule_inputs_add, (struct store *s, const struct store_rule_input *in, size_t n), (s, in, n))
+FLEET_OP(rule_inputs_take, (struct store *s, uint32_t limit, store_rule_input_cb cb, void *ctx), (s, limit, cb, ctx))
+FLEET_OP(delivery_lease, (struct store *s, int64_t id, const char *owner, uint64_t until_ns), (s, id, owner, until_ns))
+FLEET_OP(deliveries_renew, (struct store *s, const char *owner, uint64_t now_ns, uint64_t until_ns),
+	 (s, owner, now_ns, until_ns))
+#undef FLEET_OP
+
 /* ---- the calls that take a database ---- */
 
 int store_open(struct store **out, const struct store_opts *o, char *err, size_t errsz)
@@ -123,6 +147,11 @@ int store_open(struct store **out, const struct store_opts *o, char *err, size_t
 		return -1;
 #endif
 	} else {
+		if (o->leader_session) {
+			errq_snprintf(err, errsz, "cannot open database '%s' for leadership: only a database several collectors share (postgres://) has a leader",
+				      store_url_redact(o->path, red, sizeof(red)));
+			return -1;
+		}
 		so.path = u.path;
 	}
 	const char *missing = store_backend_missing(be);

@@ -239,12 +239,15 @@ static const struct store_pg_stmt by_status[4][2] = {
     BY_STATUS_PAIR(3, "silenced"),
 };
 
+/* Adding or expiring a silence bumps the fleet's silence generation in the same statement:
+ * the leader, whichever collector it is, reloads silences when it changed (pg_fleet.c). */
+#define BUMP_SILENCE_GEN "WITH gen AS (UPDATE errq_leader SET silence_gen = silence_gen + 1 WHERE id = 1) "
 STMT(silence_insert, 8,
-     "INSERT INTO silences (rule, matchers, comment, created_by, created_ns, starts_ns, ends_ns, expired_ns)"
+     BUMP_SILENCE_GEN "INSERT INTO silences (rule, matchers, comment, created_by, created_ns, starts_ns, ends_ns, expired_ns)"
      " VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::bigint, $8::bigint) RETURNING id");
 /* not when it has ended already, by its end or by an earlier expire */
 STMT(silence_expire, 2,
-     "UPDATE silences SET expired_ns = $2::bigint WHERE id = $1::bigint AND ends_ns > $2::bigint"
+     BUMP_SILENCE_GEN "UPDATE silences SET expired_ns = $2::bigint WHERE id = $1::bigint AND ends_ns > $2::bigint"
      " AND (expired_ns = 0 OR expired_ns > $2::bigint)");
 #define SILENCE_COLS "id, rule, matchers, comment, created_by, created_ns, starts_ns, ends_ns, expired_ns"
 STMT(silence_get, 1, "SELECT " SILENCE_COLS " FROM silences WHERE id = $1::bigint");

@@ -32,7 +32,15 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define ERRQ_PG_LOCK_MIGRATE INT64_C(0x6572727161696772)
 /* pg_advisory_xact_lock key of creating a day partition ("errqpart"). */
 #define ERRQ_PG_LOCK_PARTITION INT64_C(0x6572727170617274)
-#define STORE_PG_SCHEMA_VERSION 1     /* errq_schema.version this backend writes */
+/* pg_advisory_lock key of the fleet's rule-engine leader, held on a leader_session handle's
+ * session ("errqlead"). */
+#define ERRQ_PG_LOCK_LEADER INT64_C(0x6572727165616c64)
+#define STORE_PG_SCHEMA_VERSION 2     /* errq_schema.version this backend writes */
+/* A leader_session's keepalives, both ends (seconds): a vanished peer's session ends within
+ * idle + interval * count, and with it the leader lock. */
+#define STORE_PG_LEADER_KEEPALIVE_IDLE_S 5
+#define STORE_PG_LEADER_KEEPALIVE_INTERVAL_S 2
+#define STORE_PG_LEADER_KEEPALIVE_COUNT 3
 #define STORE_PG_PARTITIONS_AHEAD 3   /* day partitions of events created ahead of today */
 #define STORE_PG_PREPARED_MAX 128     /* statements one connection prepares (all the backend has) */
 #define STORE_PG_STMT_TIMEOUT_MS 30000 /* statement_timeout of every connection */
@@ -67,6 +75,9 @@ struct store_pg {
 	PGconn *conn;                   /* NULL while disconnected */
 	char *conninfo;                 /* owned: the URL, for reconnects */
 	bool readonly;
+	bool leader_session; /* store_opts.leader_session */
+	bool lock_held;      /* leader_session: this session took the leader lock ... */
+	uint64_t lock_reconnects; /* ... when reconnects was this (a reconnect is a new session) */
 	bool in_txn;      /* BEGIN sent, no COMMIT/ROLLBACK yet */
 	bool txn_failed;  /* a statement of the open transaction failed: only ROLLBACK is left */
 	bool busy;        /* last failure: a lock (worth retrying) */
@@ -180,6 +191,7 @@ int store_pg_outcome_batches_prune_step(struct store *s, uint64_t older_than_ns,
 /* ---- the operations (storage.h, storage_alerts.h): store_pg_<op>, declared from the seam's
  * list (backend.h), so their signatures are store_<op>'s ---- */
 STORE_BACKEND_DECLARE(pg)
+STORE_BACKEND_DECLARE_FLEET(pg)
 
 /* ---- the other files' internals ---- */
 int store_pg__write_alloc(struct store *s);    /* pg_write.c: the writer's state */

@@ -102,6 +102,25 @@ static const char *const migrations[] = {
     "  dropped bigint NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (service, hour));"
     "CREATE TABLE meta (key text PRIMARY KEY, value bigint NOT NULL);",
+    /* 2: several collectors on one database (issue 17, pg_fleet.c): the fleet's one row (the
+     * leader's epoch, its fencing token; the silences' generation) and the rule engine's
+     * increments, which every collector writes with its events and the leader takes */
+    "CREATE TABLE errq_leader (id integer PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL,"
+    "  leader text NOT NULL, since_ns bigint NOT NULL, silence_gen bigint NOT NULL);"
+    "INSERT INTO errq_leader VALUES (1, 0, '', 0, 0);"
+    "CREATE TABLE rule_inputs ("
+    "  id bigserial PRIMARY KEY,"
+    "  kind smallint NOT NULL,"
+    "  rule text NOT NULL,"
+    "  key text NOT NULL,"
+    "  received_s bigint NOT NULL,"
+    "  failures bigint NOT NULL,"
+    "  ok bigint NOT NULL,"
+    "  failed bigint NOT NULL,"
+    "  window_end_ns bigint NOT NULL,"
+    "  service text,"
+    "  task text,"
+    "  sample_event bytea);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == STORE_PG_SCHEMA_VERSION, "one migration per schema version");

@@ -142,6 +142,16 @@ static int session_setup(struct store *s)
 		return -1;
 	if (p->readonly && store_pg_exec(s, "SET default_transaction_read_only = on", "set up the session"))
 		return -1;
+	if (p->leader_session) {
+		/* the server's end of the leader lock's session: a leader whose machine vanished
+		 * loses the lock in seconds, not after the kernel's two hours */
+		errq_snprintf(sql, sizeof(sql),
+			      "SET tcp_keepalives_idle = %d; SET tcp_keepalives_interval = %d; SET tcp_keepalives_count = %d",
+			      STORE_PG_LEADER_KEEPALIVE_IDLE_S, STORE_PG_LEADER_KEEPALIVE_INTERVAL_S,
+			      STORE_PG_LEADER_KEEPALIVE_COUNT);
+		if (store_pg_exec(s, sql, "set up the leader session"))
+			return -1;
+	}
 	p->n_prepared = 0;
 	return 0;
 }
@@ -150,12 +160,22 @@ static int session_setup(struct store *s)
 static int connect_now(struct store *s)
 {
 	struct store_pg *p = store_pg(s);
-	char timeout[16];
+	char timeout[16], idle[16], interval[16], count[16], user_timeout[16];
 	errq_snprintf(timeout, sizeof(timeout), "%d", STORE_PG_CONNECT_TIMEOUT_S);
+	bool lead = p->leader_session;
+	errq_snprintf(idle, sizeof(idle), "%d", lead ? STORE_PG_LEADER_KEEPALIVE_IDLE_S : 30);
+	errq_snprintf(interval, sizeof(interval), "%d", lead ? STORE_PG_LEADER_KEEPALIVE_INTERVAL_S : 10);
+	errq_snprintf(count, sizeof(count), "%d", lead ? STORE_PG_LEADER_KEEPALIVE_COUNT : 3);
+	/* the leader's session also gives up on unacknowledged data (a ping into a cut network) */
+	errq_snprintf(user_timeout, sizeof(user_timeout), "%d",
+		      lead ? (STORE_PG_LEADER_KEEPALIVE_IDLE_S +
+			      STORE_PG_LEADER_KEEPALIVE_INTERVAL_S * STORE_PG_LEADER_KEEPALIVE_COUNT) * 1000
+			   : 0);
 	/* the URL comes last (expand_dbname): what it says wins over these defaults */
-	const char *const keys[] = {"connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
-				    "keepalives_count", "dbname", NULL};
-	const char *const vals[] = {timeout, "errqd", "30", "10", "3", p->conninfo, NULL};
+	const char *const keys[] = {"connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+				    "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+	const char *const vals[] = {timeout, lead ? "errqd-leader" : "errqd", idle, interval, count, user_timeout,
+				    p->conninfo, NULL};
 	if (p->conn)
 		PQfinish(p->conn);
 	p->n_prepared = 0;
@@ -516,13 +536,14 @@ int store_pg_open(struct store **out, const struct store_opts *o, char *err, siz
 	}
 	p->be = &store_pg_backend;
 	p->readonly = o->readonly;
+	p->leader_session = o->leader_session;
 	p->reconnect_backoff_ms = STORE_PG_RECONNECT_MIN_MS;
 	p->groups_per_service = o->groups_per_service;
 	p->mono_ns = o->mono_ns;
 	p->mono_ctx = o->mono_ctx;
 	if (connect_now(s))
 		goto fail;
-	if (o->readonly) {
+	if (o->readonly || o->leader_session) {
 		if (check_version(s))
 			goto fail;
 	} else if (store_pg_migrate(s, store_pg__now_ns()) || store_pg__write_alloc(s)) {
@@ -776,4 +797,7 @@ const struct store_backend store_pg_backend = {
     .outcome_batch_seen = store_pg_outcome_batch_seen,
     .outcome_batches_prune = store_pg_outcome_batches_prune,
     .alerts_prune = store_pg_alerts_prune,
+#define PG_FLEET_OP(need, kind, ret, op, params, args) .op = store_pg_##op,
+    STORE_BACKEND_FLEET_OPS(PG_FLEET_OP)
+#undef PG_FLEET_OP
 };

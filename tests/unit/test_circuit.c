@@ -859,6 +859,48 @@ static void test_lifecycle(void **state)
 	circuit_free(c);
 }
 
+/* circuit_failures (the fleet's increments): n failures at once are what n single failures
+ * received at that time are: the window counts them all, the trip comes when the sum reaches
+ * the threshold (once, at their receive time), the probe counts them as probe failures, and
+ * a count of an expired second is dropped whole. */
+static void test_failures_at_once(void **state)
+{
+	(void)state;
+	struct circuit_config cfg = base();
+	cfg.failures = 10;
+	struct circuit *c = circuit_new(&cfg, T0);
+	assert_non_null(c);
+	assert_int_equal(circuit_failures(c, &cfg, T0 + S(1), T0 + S(1), 6, &out), CIRCUIT_COUNTED);
+	assert_int_equal(c->state, CIRCUIT_CLOSED);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(circuit_window_failures(c, T0 + S(1)), 6);
+	/* a second's count evaluated later (the leader's lag): counted at its receive time */
+	assert_int_equal(circuit_failures(c, &cfg, T0 + S(3), T0 + S(2), 4, &out), CIRCUIT_COUNTED);
+	assert_int_equal(c->state, CIRCUIT_OPEN);
+	assert_int_equal(out.n, 1);
+	expect_rec(0, CIRCUIT_ALERT_FIRE, CIRCUIT_CLOSED, CIRCUIT_OPEN, T0 + S(2), "failures 10 >= 10 in 60s");
+	/* open: counted, nothing changes */
+	assert_int_equal(circuit_failures(c, &cfg, T0 + S(4), T0 + S(4), 50, &out), CIRCUIT_COUNTED);
+	assert_int_equal(out.n, 0);
+	/* half open: a count of 2 is 2 probe failures (probe_failures 3 reopens) */
+	cfg.probe_failures = 3;
+	circuit_tick(c, &cfg, T0 + S(62), &out);
+	assert_int_equal(c->state, CIRCUIT_HALF_OPEN);
+	assert_int_equal(circuit_failures(c, &cfg, T0 + S(63), T0 + S(63), 2, &out), CIRCUIT_COUNTED);
+	assert_int_equal(c->state, CIRCUIT_HALF_OPEN);
+	assert_int_equal(circuit_failures(c, &cfg, T0 + S(64), T0 + S(64), 1, &out), CIRCUIT_COUNTED);
+	assert_int_equal(c->state, CIRCUIT_OPEN);
+	/* a second older than the window of a circuit whose clock is past it (the leader fed a
+	 * newer one first): expired, whatever its count */
+	struct circuit *d = circuit_new(&cfg, T0);
+	fail_at(d, &cfg, T0 + S(200));
+	assert_int_equal(circuit_failures(d, &cfg, T0 + S(200), T0 + S(100), 100, &out), CIRCUIT_EXPIRED);
+	assert_int_equal(circuit_window_failures(d, T0 + S(200)), 1);
+	assert_int_equal(d->state, CIRCUIT_CLOSED);
+	circuit_free(d);
+	circuit_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -891,6 +933,7 @@ int main(void)
 	    cmocka_unit_test(test_time_jumps),
 	    cmocka_unit_test(test_deadline_invariant),
 	    cmocka_unit_test(test_lifecycle),
+	    cmocka_unit_test(test_failures_at_once),
 	};
 	return cmocka_run_group_tests_name("unit_circuit", tests, NULL, NULL);
 }

@@ -1,0 +1,301 @@
+/* test_fleet.c: three collectors on one PostgreSQL database (issue 17; server/fleet.h,
+ * server/alerts_fleet.c, docs/scale-out.md).  Real errqd processes, real gRPC, one database on
+ * the private server of the fixture `pg`, a real webhook receiver.
+ *
+ * test_three_collectors: failures streamed to all three are counted exactly; a circuit whose
+ * threshold only the sum of all three reaches trips once and fires one alert; SIGKILL of the
+ * leader moves leadership to another collector (the time it took is printed); the circuit
+ * still resolves, once; the receiver gets every notice exactly once.
+ *
+ * test_fenced_leader: the leader's lock session is ended under it (pg_terminate_backend: what
+ * a network cut between it and the database does) while the process lives on; another
+ * collector takes over, the old one stops evaluating (its failures become increments the new
+ * leader counts), and no transition is written twice. */
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <grpc/grpc.h>
+#include <jansson.h>
+
+#include "errq_id.h"
+#include "errq_str.h"
+#include "errq_time.h"
+#include "harness.h"
+#include "http_receiver.h"
+#include "pg_support.h"
+
+#define N 3
+#define PER_REPLICA 10 /* failures each collector receives; the rule trips at N * PER_REPLICA */
+
+static struct errqd_proc D[N];
+static struct pg_test_db DB;
+static struct http_receiver RV;
+static struct errq_idgen G;
+static PGconn *C;
+
+static int64_t q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q(const char *fmt, ...)
+{
+	char sql[1024], err[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	int64_t v = -1;
+	if (pg_test_int(C, sql, &v, err, sizeof(err)))
+		return -1;
+	return v;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[512];
+	grpc_init();
+	errq_idgen_init(&G);
+	memset(D, 0, sizeof(D));
+	if (pg_test_db_create(&DB, "fleet", err, sizeof(err)) || !(C = pg_test_connect(&DB, err, sizeof(err)))) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	memset(&RV, 0, sizeof(RV));
+	return receiver_start(&RV, 0);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	int rc = 0;
+	for (int i = 0; i < N; i++) {
+		if (D[i].pid && errqd_stop(&D[i], SIGTERM) != 0) {
+			fprintf(stderr, "collector %d did not exit cleanly\n", i);
+			rc = -1;
+		}
+		D[i].pg = NULL; /* the test's database: dropped below, once */
+		errqd_cleanup(&D[i]);
+	}
+	receiver_stop(&RV);
+	PQfinish(C);
+	char err[512];
+	if (pg_test_db_drop(&DB, err, sizeof(err)))
+		fprintf(stderr, "teardown: %s\n", err);
+	grpc_shutdown_blocking();
+	return rc;
+}
+
+/* Collector i: its own directory and config (its name fleet-i), the shared database. */
+static void start(int i)
+{
+	if (!D[i].dir[0]) {
+		errq_snprintf(D[i].dir, sizeof(D[i].dir), "/tmp/errq-fleet-XXXXXX");
+		assert_non_null(mkdtemp(D[i].dir));
+	}
+	char cfg[400];
+	errq_snprintf(cfg, sizeof(cfg), "%s/errqd.yaml", D[i].dir);
+	FILE *f = fopen(cfg, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"name: fleet-%d\n"
+		"notifiers:\n"
+		"  - name: ops\n"
+		"    type: webhook\n"
+		"    url: http://127.0.0.1:%d/alerts\n"
+		"    timeout: 5s\n"
+		"rules:\n"
+		"  - name: fleet-trip\n"
+		"    match: {service: svc-fleet}\n"
+		"    group_by: [service]\n"
+		"    trip: {failures: %d, window: 120s}\n"
+		"    recovery_timeout: 2s\n"
+		"    half_open: {probe: 3s, failures: 1}\n"
+		"    repeat_interval: 0s\n"
+		"    notify: [ops]\n",
+		i, RV.port, N * PER_REPLICA);
+	assert_int_equal(fclose(f), 0);
+	D[i].pg = &DB; /* choose_db: this database, not one of its own */
+	const char *args[] = {"--config", cfg, NULL};
+	assert_int_equal(errqd_start(&D[i], args), 0);
+}
+
+/* The collector that leads now (its index), or -1. */
+static int leader(void)
+{
+	PGresult *r = PQexec(C, "SELECT leader FROM errq_leader WHERE id = 1 AND epoch > 0");
+	int who = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		sscanf(PQgetvalue(r, 0, 0), "fleet-%d", &who);
+	PQclear(r);
+	return who;
+}
+
+static int64_t epoch(void)
+{
+	return q("SELECT epoch FROM errq_leader WHERE id = 1");
+}
+
+static int circuit(void)
+{
+	return (int)q("SELECT state FROM circuits WHERE rule = 'fleet-trip'");
+}
+
+static void send(int i, int n, const char *service)
+{
+	assert_int_equal(report_failures(D[i].addr, &G, n, service, "TimeoutError", "upstream timed out", NULL, NULL), n);
+}
+
+/* Every increment written so far taken by the leader (its evaluation caught up). */
+static void settle(void)
+{
+	WAIT_FOR(q("SELECT count(*) FROM rule_inputs") == 0);
+}
+
+/* The notices the receiver got: each Idempotency-Key once; *firing and *resolved counted. */
+static void notices(int *firing, int *resolved)
+{
+	char keys[RECV_MAX_REQUESTS][128];
+	int n = receiver_count(&RV);
+	*firing = *resolved = 0;
+	for (int i = 0; i < n; i++) {
+		assert_non_null(receiver_header(&RV, i, "Idempotency-Key", keys[i], sizeof(keys[i])));
+		for (int j = 0; j < i; j++)
+			if (strcmp(keys[i], keys[j]) == 0)
+				fail_msg("notice %s delivered twice (requests %d and %d)", keys[i], j, i);
+		*firing += strstr(keys[i], ":firing:") != NULL;
+		*resolved += strstr(keys[i], ":resolved:") != NULL;
+	}
+}
+
+/* `errq -o json status` of collector i: who it says leads, and whether it does. */
+static void status_fleet(int i, char *leader, size_t n, bool *leading)
+{
+	const char *args[] = {"-o", "json", "status", NULL};
+	char *err = NULL;
+	char *out = harness_errq(D[i].addr, 0, &err, args);
+	assert_non_null(out);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_non_null(json_object_get(j, "fleet_leader"));
+	errq_snprintf(leader, n, "%s", json_string_value(json_object_get(j, "fleet_leader")));
+	*leading = json_is_true(json_object_get(j, "fleet_leading"));
+	json_decref(j);
+	free(out);
+	free(err);
+}
+
+static void test_three_collectors(void **state)
+{
+	(void)state;
+	for (int i = 0; i < N; i++)
+		start(i);
+	WAIT_FOR(leader() >= 0);
+	int l = leader();
+	int f1 = (l + 1) % N, f2 = (l + 2) % N;
+	printf("leader: fleet-%d (epoch %" PRId64 ")\n", l, epoch());
+	/* every collector says who leads; only the leader says it leads */
+	for (int i = 0; i < N; i++) {
+		char who[64], want[64];
+		bool leading;
+		status_fleet(i, who, sizeof(who), &leading);
+		errq_snprintf(want, sizeof(want), "fleet-%d", l);
+		assert_string_equal(who, want);
+		assert_int_equal(leading, i == l);
+	}
+
+	/* two thirds of the threshold, from the leader and one follower: closed */
+	send(l, PER_REPLICA, "svc-fleet");
+	send(f1, PER_REPLICA, "svc-fleet");
+	settle();
+	WAIT_FOR(circuit() == 0);
+	assert_int_equal(q("SELECT count(*) FROM transitions"), 0);
+	/* the last third, from the other follower: the sum trips it, once */
+	send(f2, PER_REPLICA, "svc-fleet");
+	WAIT_FOR(circuit() == 1);
+	assert_true(receiver_wait(&RV, 1) >= 1);
+	assert_int_equal(q("SELECT count(*) FROM transitions WHERE from_state = 0 AND to_state = 1"), 1);
+	assert_int_equal(q("SELECT count(*) FROM alerts"), 1);
+
+	/* counts are exact, whichever collector stored them */
+	for (int i = 0; i < N; i++)
+		send(i, 7, "svc-other");
+	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-other'"), N * 7);
+	assert_int_equal(q("SELECT sum(total) FROM groups"), N * PER_REPLICA + N * 7);
+
+	/* the leader dies: another takes over, and the circuit still resolves once */
+	int64_t e0 = epoch();
+	uint64_t t0 = errq_mono_ns();
+	assert_int_equal(errqd_stop(&D[l], SIGKILL), 128 + SIGKILL);
+	WAIT_FOR(epoch() > e0 && leader() >= 0 && leader() != l);
+	uint64_t failover_ms = (errq_mono_ns() - t0) / ERRQ_NS_PER_MS;
+	printf("leadership moved from fleet-%d to fleet-%d in %" PRIu64 " ms (epoch %" PRId64 " -> %" PRId64 ")\n", l,
+	       leader(), failover_ms, e0, epoch());
+	WAIT_FOR(circuit() == 0);
+	WAIT_FOR(receiver_count(&RV) >= 2);
+	/* time for a duplicate to show: two more evaluation rounds and a lease of nobody's */
+	harness_msleep(1500);
+	int firing, resolved;
+	notices(&firing, &resolved);
+	assert_int_equal(firing, 1);
+	assert_int_equal(resolved, 1);
+	assert_int_equal(receiver_count(&RV), 2);
+	assert_int_equal(q("SELECT count(*) FROM transitions WHERE to_state = 0"), 1);
+	assert_int_equal(q("SELECT count(*) FROM alerts WHERE status = 'resolved'"), 1);
+	assert_int_equal(q("SELECT count(*) FROM deliveries WHERE status <> 1"), 0); /* all delivered */
+	/* what the dead leader had acknowledged is there, and the survivors go on counting */
+	send(f1, 3, "svc-other");
+	send(f2, 3, "svc-other");
+	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-other'"), N * 7 + 6);
+}
+
+static void test_fenced_leader(void **state)
+{
+	(void)state;
+	for (int i = 0; i < N; i++)
+		start(i);
+	WAIT_FOR(leader() >= 0);
+	int l = leader();
+	int64_t e0 = epoch();
+	/* end the leader's lock session (application_name errqd-leader) behind its back */
+	char sql[256];
+	errq_snprintf(sql, sizeof(sql),
+		      "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+		      " AND objid = %u AND classid = %u" /* this test's database: the server is shared */
+		      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+		      0x65616c64u, 0x65727271u); /* ERRQ_PG_LOCK_LEADER's low and high halves */
+	assert_int_equal(q("%s", sql), 1);
+	WAIT_FOR(epoch() > e0 && leader() >= 0);
+	int l2 = leader();
+	printf("session of fleet-%d ended: fleet-%d leads (epoch %" PRId64 ")\n", l, l2, epoch());
+	/* whoever leads now, the threshold is reached by failures sent to the old leader only:
+	 * they count once, through whichever path, and the circuit trips once */
+	for (int k = 0; k < N; k++)
+		send(l, PER_REPLICA, "svc-fleet");
+	WAIT_FOR(circuit() == 1);
+	settle();
+	assert_true(receiver_wait(&RV, 1) >= 1);
+	harness_msleep(1000);
+	assert_int_equal(q("SELECT count(*) FROM transitions WHERE from_state = 0 AND to_state = 1"), 1);
+	assert_int_equal(q("SELECT count(*) FROM alerts"), 1);
+	int firing, resolved;
+	notices(&firing, &resolved);
+	assert_int_equal(firing, 1);
+	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_three_collectors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fenced_leader, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
