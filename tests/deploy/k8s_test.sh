@@ -39,8 +39,9 @@ grep -q "2 credentials" "$tmp/check.log" || fail "deploy/k8s/errqd.yaml: $(cat "
 cfg=$src/deploy/k8s/scale-out/errqd.yaml
 ERRQ_DATABASE='postgres://errq:pw@db.example/errq?sslmode=require' "$errqd" --config "$cfg" --check-config \
 	>"$tmp/check.log" 2>&1 || fail "errqd refuses deploy/k8s/scale-out/errqd.yaml: $(cat "$tmp/check.log")"
-grep -q "1 rules, 1 notifiers" "$tmp/check.log" && grep -q "2 credentials" "$tmp/check.log" ||
+if ! grep -q "1 rules, 1 notifiers" "$tmp/check.log" || ! grep -q "2 credentials" "$tmp/check.log"; then
 	fail "deploy/k8s/scale-out/errqd.yaml: $(cat "$tmp/check.log")"
+fi
 ERRQ_DATABASE='postgres://errq:pw@db.example/errq' "$errqd" --config "$cfg" --print-config >"$tmp/print.log" 2>&1 ||
 	fail "errqd --print-config: $(cat "$tmp/print.log")"
 grep -q '^storage: "postgres"' "$tmp/print.log" || fail "the scale-out config does not run on postgres"

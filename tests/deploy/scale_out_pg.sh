@@ -9,8 +9,9 @@
 # loaded the config's rules; the client target the docs give (dns:///HOST:PORT) works for
 # liberrq (report_failure, with the example ingest token) and for errq (the example admin
 # token of the CLI's Secret); events reported to one replica are read back from the other, and
-# `errq status` on each says postgres and its own name.  Prints the connections the two
-# replicas hold on the database (docs/scale-out.md, Sizing).
+# `errq status` on each says postgres and its own name, `errq rules list` the config's rule,
+# and /metrics has the database totals (errq_store_up 1).  Prints the connections the two
+# replicas hold on the database then (docs/scale-out.md, Sizing).
 set -eu
 
 src=$1
@@ -37,7 +38,9 @@ trap cleanup EXIT
 # the example tokens of the deploy files (the ConfigMap has their hashes)
 admin=$(sed -n 's/^ *- ERRQ_TOKEN=\(errq_[A-Za-z0-9_-]*\)$/\1/p' "$src/deploy/k8s/scale-out/kustomization.yaml")
 ingest=$(sed -n 's/^ *ERRQ_TOKEN: \(errq_[A-Za-z0-9_-]*\) .*ingest token.*/\1/p' "$src/deploy/compose.scale-out.yaml")
-[ -n "$admin" ] && [ -n "$ingest" ] || fail "cannot find the example tokens in the deploy files"
+if [ -z "$admin" ] || [ -z "$ingest" ]; then
+	fail "cannot find the example tokens in the deploy files"
+fi
 
 [ -s "$urlfile" ] || fail "no server URL in '$urlfile'"
 base=$(cat "$urlfile")
@@ -59,6 +62,9 @@ wait_for() {
 	done
 }
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$1$2" || :; }
+# grpc_port R, http_port R: replica R's ports (its port file: gRPC, then HTTP)
+grpc_port() { sed -n 1p "$tmp/port$1"; }
+http_port() { sed -n 2p "$tmp/port$1"; }
 
 for r in 1 2; do
 	ERRQ_DATABASE=$url ERRQ_NAME=replica-$r "$errqd" --config "$cfg" --listen 127.0.0.1:0 \
@@ -68,9 +74,7 @@ done
 for r in 1 2; do
 	# shellcheck disable=SC2016 # evaluated by wait_for
 	wait_for '[ -s "$tmp/port'$r'" ]' "replica $r's port file" # written whole (a rename)
-	grpc=$(sed -n 1p "$tmp/port$r")
-	http=$(sed -n 2p "$tmp/port$r")
-	eval "grpc$r=$grpc http$r=$http"
+	http=$(http_port $r)
 	[ "$(http_code "$http" /livez)" = 200 ] || fail "replica $r: GET /livez is not 200"
 	# shellcheck disable=SC2016
 	wait_for '[ "$(http_code '"$http"' /readyz)" = 200 ]' "replica $r's /readyz to answer 200"
@@ -79,8 +83,8 @@ for r in 1 2; do
 	grep -q "\"database\":\"postgres[a-z]*://[^\"]*/$pgdb" "$tmp/log$r" ||
 		fail "replica $r is not on the database of ERRQ_DATABASE: $(cat "$tmp/log$r")"
 done
-# shellcheck disable=SC2154 # set by eval above
-g1=$grpc1 g2=$grpc2
+g1=$(grpc_port 1)
+g2=$(grpc_port 2)
 
 # liberrq through dns:///, to replica 1
 ERRQ_ADDR=dns:///localhost:$g1 ERRQ_TOKEN=$ingest "$report" demo-scale-out >"$tmp/report.log" 2>&1 ||
@@ -92,12 +96,20 @@ ERRQ_TOKEN=$admin "$errq" --addr "dns:///localhost:$g2" events --service demo-sc
 n=$(grep -c '"service":"demo-scale-out"' "$tmp/events.jsonl" || true)
 [ "$n" = 3 ] || fail "replica 2 reads $n events reported to replica 1, want 3: $(cat "$tmp/events.jsonl")"
 for r in 1 2; do
-	eval "g=\$grpc$r"
+	g=$(grpc_port $r)
 	ERRQ_TOKEN=$admin "$errq" --addr "dns:///localhost:$g" status >"$tmp/status$r" 2>&1 ||
 		fail "errq status on replica $r: $(cat "$tmp/status$r")"
 	grep -q "^collector .*\"replica-$r\" at dns:///localhost:$g\$" "$tmp/status$r" ||
 		fail "replica $r's status does not name it: $(cat "$tmp/status$r")"
 	grep -q "^database .*, postgres\$" "$tmp/status$r" || fail "replica $r's status does not say postgres"
+	# the rule of the ConfigMap, through the Alerts service's reader
+	ERRQ_TOKEN=$admin "$errq" --addr "dns:///localhost:$g" rules list >"$tmp/rules$r" 2>&1 ||
+		fail "errq rules list on replica $r: $(cat "$tmp/rules$r")"
+	grep -q "timeouts" "$tmp/rules$r" || fail "replica $r does not list the rule 'timeouts': $(cat "$tmp/rules$r")"
+	# what Prometheus scrapes: the database totals through the metrics' reader
+	curl -fsS --max-time 10 "http://127.0.0.1:$(http_port $r)/metrics" >"$tmp/metrics$r" ||
+		fail "replica $r: GET /metrics failed"
+	grep -q "^errq_store_up 1\$" "$tmp/metrics$r" || fail "replica $r: errq_store_up is not 1"
 done
 conns=$(psql -At "$base" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$pgdb'")
 
