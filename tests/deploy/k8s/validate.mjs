@@ -1,7 +1,9 @@
-// validate.mjs: checks rendered Kubernetes manifests (`kubectl kustomize deploy/k8s`).
+// validate.mjs: checks rendered Kubernetes manifests (`kubectl kustomize deploy/k8s`, one
+// collector on SQLite, or `kubectl kustomize deploy/k8s/scale-out`, replicas on PostgreSQL: a
+// set with a Deployment is checked as the fleet's).
 //
 //   kubectl kustomize deploy/k8s | node validate.mjs -     # or: node validate.mjs FILE
-//   node validate.mjs --selftest                           # the checks reject broken objects
+//   node validate.mjs --selftest FILE                      # the checks reject broken copies of FILE
 //
 // Each document is validated against the JSON schema of its apiVersion and kind from
 // kubernetes-models (generated from the OpenAPI spec of a current Kubernetes release; the
@@ -107,16 +109,23 @@ function serviceErrors(v, w, ports, errs) {
   }
 }
 
+// The set's one workload of KIND and one Service, the errors so far, and fail(), which names
+// the workload; or { early: [...] } when the set has not exactly one of each.
+function oneOf(kind, byKind) {
+  const ws = byKind(kind);
+  const svc = byKind("Service");
+  if (ws.length !== 1) return { early: [`want one ${kind}, got ${ws.length}`] };
+  if (svc.length !== 1) return { early: [`want one Service, got ${svc.length}`] };
+  const errs = [];
+  const w = ws[0];
+  return { w, v: svc[0], spec: w.spec ?? {}, errs, fail: (msg) => errs.push(`${kind}/${w.metadata?.name}: ${msg}`) };
+}
+
 // deploy/k8s: one collector on SQLite (docs in deploy/k8s/*.yaml).
 function oneErrors(objs, byKind) {
-  const errs = [];
-  const sts = byKind("StatefulSet");
-  const svc = byKind("Service");
-  if (sts.length !== 1) return [`want one StatefulSet, got ${sts.length}`];
-  if (svc.length !== 1) return [`want one Service, got ${svc.length}`];
-  const s = sts[0];
-  const spec = s.spec ?? {};
-  const fail = (msg) => errs.push(`StatefulSet/${s.metadata?.name}: ${msg}`);
+  const o = oneOf("StatefulSet", byKind);
+  if (o.early) return o.early;
+  const { w: s, v, spec, errs, fail } = o;
   if (spec.replicas !== 1) fail(`replicas is ${spec.replicas}: errqd is the one writer of its database`);
   const { ports, cfg, c } = podErrors(s, fail, errs, byKind);
   if (!c) return errs;
@@ -126,22 +135,17 @@ function oneErrors(objs, byKind) {
     fail("/var/lib/errq is not mounted from a volumeClaimTemplate");
   if (cfg && !String(cfg.database ?? "").startsWith("/var/lib/errq/"))
     errs.push(`ConfigMap/${cfg.__name}: database '${cfg.database}' is not on the volume`);
-  serviceErrors(svc[0], s, ports, errs);
-  if (spec.serviceName !== svc[0].metadata?.name) fail(`serviceName '${spec.serviceName}' is not the Service`);
+  serviceErrors(v, s, ports, errs);
+  if (spec.serviceName !== v.metadata?.name) fail(`serviceName '${spec.serviceName}' is not the Service`);
   return errs;
 }
 
 // deploy/k8s/scale-out: N replicas on PostgreSQL (docs/scale-out.md).
 function fleetErrors(objs, byKind) {
-  const errs = [];
-  const deps = byKind("Deployment");
-  const svc = byKind("Service");
-  if (deps.length !== 1) return [`want one Deployment, got ${deps.length}`];
-  if (svc.length !== 1) return [`want one Service, got ${svc.length}`];
+  const o = oneOf("Deployment", byKind);
+  if (o.early) return o.early;
+  const { w: d, v, spec, errs, fail } = o;
   if (byKind("StatefulSet").length) errs.push("a StatefulSet beside the Deployment: the replicas keep no state");
-  const d = deps[0];
-  const spec = d.spec ?? {};
-  const fail = (msg) => errs.push(`Deployment/${d.metadata?.name}: ${msg}`);
   if (!(spec.replicas >= 2)) fail(`replicas is ${spec.replicas}: a fleet has at least 2`);
   const { ports, cfg, c, pod } = podErrors(d, fail, errs, byKind);
   if (!c) return errs;
@@ -170,7 +174,6 @@ function fleetErrors(objs, byKind) {
       errs.push(`ConfigMap/${cfg.__name}: no rules: every replica loads the same rules`);
   }
   // headless, and only ready pods in its answer
-  const v = svc[0];
   if (v.spec?.clusterIP !== "None")
     errs.push(`Service/${v.metadata?.name}: clusterIP is '${v.spec?.clusterIP}', not None: a virtual IP balances connections, not load`);
   if (v.spec?.publishNotReadyAddresses === true)
