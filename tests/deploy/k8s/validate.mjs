@@ -1,7 +1,9 @@
-// validate.mjs: checks rendered Kubernetes manifests (`kubectl kustomize deploy/k8s`).
+// validate.mjs: checks rendered Kubernetes manifests (`kubectl kustomize deploy/k8s`, one
+// collector on SQLite, or `kubectl kustomize deploy/k8s/scale-out`, replicas on PostgreSQL: a
+// set with a Deployment is checked as the fleet's).
 //
 //   kubectl kustomize deploy/k8s | node validate.mjs -     # or: node validate.mjs FILE
-//   node validate.mjs --selftest                           # the checks reject broken objects
+//   node validate.mjs --selftest FILE                      # the checks reject broken copies of FILE
 //
 // Each document is validated against the JSON schema of its apiVersion and kind from
 // kubernetes-models (generated from the OpenAPI spec of a current Kubernetes release; the
@@ -26,6 +28,11 @@ async function schemaErrors(obj) {
     return [`${where}: no schema for apiVersion '${obj.apiVersion}' kind '${obj.kind}'`];
   }
   const Model = mod[obj.kind];
+  // kustomize folds a Secret's base64 longer than 70 characters into lines; the API server's
+  // decoder (Go's encoding/base64) skips the newlines, the schema's "byte" format does not
+  if (obj.kind === "Secret" && obj.data)
+    obj = { ...obj, data: Object.fromEntries(Object.entries(obj.data).map(([k, v]) =>
+      [k, typeof v === "string" ? v.replace(/[\r\n]/g, "") : v])) };
   try {
     new Model(obj).validate();
   } catch (e) {
@@ -43,25 +50,17 @@ function seconds(d) {
   return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2]];
 }
 
-// What errq's deployment needs of the rendered set (docs in deploy/k8s/*.yaml).
-function errqErrors(objs) {
-  const errs = [];
-  const byKind = (k) => objs.filter((o) => o?.kind === k);
-  const sts = byKind("StatefulSet");
-  const svc = byKind("Service");
-  if (sts.length !== 1) return [`want one StatefulSet, got ${sts.length}`];
-  if (svc.length !== 1) return [`want one Service, got ${svc.length}`];
-  const s = sts[0];
-  const spec = s.spec ?? {};
+// The checks of the collector's pod that both sets share (a StatefulSet's or a Deployment's
+// template): its container, ports, probes, resources, security, and the config it mounts.
+// Returns the container's named ports and the parsed config (null when missing).
+function podErrors(w, fail, errs, byKind) {
+  const spec = w.spec ?? {};
   const pod = spec.template?.spec ?? {};
   const c = (pod.containers ?? []).find((x) => x.name === "errqd");
-  const fail = (msg) => errs.push(`StatefulSet/${s.metadata?.name}: ${msg}`);
-  if (spec.replicas !== 1) fail(`replicas is ${spec.replicas}: errqd is the one writer of its database`);
-  const claims = (spec.volumeClaimTemplates ?? []).map((t) => t.metadata?.name);
-  if (!c) return [...errs, `StatefulSet/${s.metadata?.name}: no container 'errqd'`];
-  const dataMount = (c.volumeMounts ?? []).find((m) => m.mountPath === "/var/lib/errq");
-  if (!dataMount || !claims.includes(dataMount.name))
-    fail("/var/lib/errq is not mounted from a volumeClaimTemplate");
+  if (!c) {
+    fail("no container 'errqd'");
+    return { ports: {}, cfg: null, c: null, pod };
+  }
   const ports = Object.fromEntries((c.ports ?? []).map((p) => [p.name, p.containerPort]));
   if (ports.grpc !== 4770 || ports.http !== 4771)
     fail(`container ports grpc/http are ${ports.grpc}/${ports.http}, want 4770/4771`);
@@ -83,32 +82,120 @@ function errqErrors(objs) {
   const cm = byKind("ConfigMap").find((m) => m.metadata?.name === cfgVol?.configMap?.name);
   if (!cm?.data?.["errqd.yaml"]) {
     fail("/etc/errq is not mounted from a ConfigMap of this set with an errqd.yaml");
-  } else {
-    const cfg = parse(cm.data["errqd.yaml"]) ?? {};
-    const drain = seconds(cfg.shutdown_timeout ?? "8s");
-    const grace = pod.terminationGracePeriodSeconds ?? 30;
-    if (!(grace > drain))
-      fail(`terminationGracePeriodSeconds ${grace} is not longer than shutdown_timeout ${drain} s`);
-    for (const [k, want] of [["listen", ":4770"], ["http_listen", ":4771"]])
-      if (!String(cfg[k] ?? "").startsWith("0.0.0.0") || !String(cfg[k]).endsWith(want))
-        errs.push(`ConfigMap/${cm.metadata.name}: ${k} '${cfg[k]}' is not 0.0.0.0${want}`);
-    if (!String(cfg.database ?? "").startsWith("/var/lib/errq/"))
-      errs.push(`ConfigMap/${cm.metadata.name}: database '${cfg.database}' is not on the volume`);
+    return { ports, cfg: null, c, pod };
   }
+  const cfg = parse(cm.data["errqd.yaml"]) ?? {};
+  const drain = seconds(cfg.shutdown_timeout ?? "8s");
+  const grace = pod.terminationGracePeriodSeconds ?? 30;
+  if (!(grace > drain))
+    fail(`terminationGracePeriodSeconds ${grace} is not longer than shutdown_timeout ${drain} s`);
+  for (const [k, want] of [["listen", ":4770"], ["http_listen", ":4771"]])
+    if (!String(cfg[k] ?? "").startsWith("0.0.0.0") || !String(cfg[k]).endsWith(want))
+      errs.push(`ConfigMap/${cm.metadata.name}: ${k} '${cfg[k]}' is not 0.0.0.0${want}`);
+  cfg.__name = cm.metadata.name;
+  return { ports, cfg, c, pod };
+}
 
-  // the Service reaches the pod: its selector matches the template, its ports are named
-  const v = svc[0];
-  const labels = spec.template?.metadata?.labels ?? {};
+// The Service reaches the pods: its selector matches the template, its ports are named.
+function serviceErrors(v, w, ports, errs) {
+  const labels = w.spec?.template?.metadata?.labels ?? {};
   const sel = v.spec?.selector ?? {};
   if (Object.keys(sel).length === 0 || Object.entries(sel).some(([k, x]) => labels[k] !== x))
-    errs.push(`Service/${v.metadata?.name}: selector does not match the StatefulSet's pods`);
+    errs.push(`Service/${v.metadata?.name}: selector does not match the ${w.kind}'s pods`);
   for (const name of ["grpc", "http"]) {
     const p = (v.spec?.ports ?? []).find((x) => x.name === name);
     if (!p || (p.targetPort !== name && p.targetPort !== ports[name]))
       errs.push(`Service/${v.metadata?.name}: no port '${name}' to the container's '${name}'`);
   }
+}
+
+// The set's one workload of KIND and one Service, the errors so far, and fail(), which names
+// the workload; or { early: [...] } when the set has not exactly one of each.
+function oneOf(kind, byKind) {
+  const ws = byKind(kind);
+  const svc = byKind("Service");
+  if (ws.length !== 1) return { early: [`want one ${kind}, got ${ws.length}`] };
+  if (svc.length !== 1) return { early: [`want one Service, got ${svc.length}`] };
+  const errs = [];
+  const w = ws[0];
+  return { w, v: svc[0], spec: w.spec ?? {}, errs, fail: (msg) => errs.push(`${kind}/${w.metadata?.name}: ${msg}`) };
+}
+
+// deploy/k8s: one collector on SQLite (docs in deploy/k8s/*.yaml).
+function oneErrors(objs, byKind) {
+  const o = oneOf("StatefulSet", byKind);
+  if (o.early) return o.early;
+  const { w: s, v, spec, errs, fail } = o;
+  if (spec.replicas !== 1) fail(`replicas is ${spec.replicas}: errqd is the one writer of its database`);
+  const { ports, cfg, c } = podErrors(s, fail, errs, byKind);
+  if (!c) return errs;
+  const claims = (spec.volumeClaimTemplates ?? []).map((t) => t.metadata?.name);
+  const dataMount = (c.volumeMounts ?? []).find((m) => m.mountPath === "/var/lib/errq");
+  if (!dataMount || !claims.includes(dataMount.name))
+    fail("/var/lib/errq is not mounted from a volumeClaimTemplate");
+  if (cfg && !String(cfg.database ?? "").startsWith("/var/lib/errq/"))
+    errs.push(`ConfigMap/${cfg.__name}: database '${cfg.database}' is not on the volume`);
+  serviceErrors(v, s, ports, errs);
   if (spec.serviceName !== v.metadata?.name) fail(`serviceName '${spec.serviceName}' is not the Service`);
   return errs;
+}
+
+// deploy/k8s/scale-out: N replicas on PostgreSQL (docs/scale-out.md).
+function fleetErrors(objs, byKind) {
+  const o = oneOf("Deployment", byKind);
+  if (o.early) return o.early;
+  const { w: d, v, spec, errs, fail } = o;
+  if (byKind("StatefulSet").length) errs.push("a StatefulSet beside the Deployment: the replicas keep no state");
+  if (!(spec.replicas >= 2)) fail(`replicas is ${spec.replicas}: a fleet has at least 2`);
+  const { ports, cfg, c, pod } = podErrors(d, fail, errs, byKind);
+  if (!c) return errs;
+  // nothing of its own to keep: no claim, no volume but ConfigMaps, Secrets and emptyDirs
+  for (const v of pod.volumes ?? [])
+    if (v.persistentVolumeClaim || v.ephemeral || v.hostPath)
+      fail(`volume '${v.name}' is storage: replicas keep their data in PostgreSQL only`);
+  // the database: ERRQ_DATABASE from a Secret of this set, never the ConfigMap or a literal
+  const env = (c.env ?? []).find((e) => e.name === "ERRQ_DATABASE");
+  const ref = env?.valueFrom?.secretKeyRef;
+  const secret = byKind("Secret").find((x) => x.metadata?.name === ref?.name);
+  if (!ref) fail("ERRQ_DATABASE does not come from a Secret (env valueFrom.secretKeyRef)");
+  else if (!secret) fail(`ERRQ_DATABASE's Secret '${ref.name}' is not in this set`);
+  else {
+    const b64 = secret.data?.[ref.key];
+    const url = b64 !== undefined ? Buffer.from(b64, "base64").toString() : secret.stringData?.[ref.key];
+    if (!/^postgres(ql)?:\/\//.test(url ?? ""))
+      errs.push(`Secret/${ref.name}: key '${ref.key}' is not a postgres:// URL`);
+  }
+  if (cfg) {
+    if (cfg.database !== undefined)
+      errs.push(`ConfigMap/${cfg.__name}: database is set in the ConfigMap: it comes from the Secret`);
+    if (cfg.storage !== "postgres")
+      errs.push(`ConfigMap/${cfg.__name}: storage is '${cfg.storage}', not postgres (a replica without the Secret would start on SQLite)`);
+    if (!Array.isArray(cfg.rules) || cfg.rules.length === 0)
+      errs.push(`ConfigMap/${cfg.__name}: no rules: every replica loads the same rules`);
+  }
+  // headless, and only ready pods in its answer
+  if (v.spec?.clusterIP !== "None")
+    errs.push(`Service/${v.metadata?.name}: clusterIP is '${v.spec?.clusterIP}', not None: a virtual IP balances connections, not load`);
+  if (v.spec?.publishNotReadyAddresses === true)
+    errs.push(`Service/${v.metadata?.name}: publishNotReadyAddresses sends clients to replicas that cannot commit`);
+  serviceErrors(v, d, ports, errs);
+  // a drain takes at most some replicas, and the budget covers these pods
+  const pdb = byKind("PodDisruptionBudget");
+  const labels = spec.template?.metadata?.labels ?? {};
+  const covers = pdb.find((p) => {
+    const m = p.spec?.selector?.matchLabels ?? {};
+    return Object.keys(m).length && Object.entries(m).every(([k, x]) => labels[k] === x);
+  });
+  if (!covers) errs.push(`no PodDisruptionBudget selects the Deployment's pods`);
+  else if (covers.spec?.maxUnavailable === undefined && covers.spec?.minAvailable === undefined)
+    errs.push(`PodDisruptionBudget/${covers.metadata?.name}: neither maxUnavailable nor minAvailable`);
+  return errs;
+}
+
+// What errq's deployment needs of the rendered set: the one-collector set or the fleet's.
+function errqErrors(objs) {
+  const byKind = (k) => objs.filter((o) => o?.kind === k);
+  return byKind("Deployment").length ? fleetErrors(objs, byKind) : oneErrors(objs, byKind);
 }
 
 async function check(objs) {
@@ -118,26 +205,53 @@ async function check(objs) {
   return errs;
 }
 
-// Broken copies of a good set: every one must be rejected, by the check that names it.
+// Broken copies of a good set: every one must be rejected, by the check that names it.  The
+// first cases break any set (through its workload, the StatefulSet or the Deployment); the
+// others, what the one-collector set or the fleet's must hold.
 async function selftest(good) {
-  const cases = [
+  const wl = (o) => o.find((x) => x.kind === "StatefulSet" || x.kind === "Deployment");
+  const ctr = (o) => wl(o).spec.template.spec.containers[0];
+  const svc = (o) => o.find((x) => x.kind === "Service");
+  const cm = (o, edit) => {
+    const m = o.find((x) => x.kind === "ConfigMap");
+    m.data["errqd.yaml"] = edit(m.data["errqd.yaml"]);
+  };
+  const common = [
     ["schema: containerPort as a string", "containerPort must be integer",
-      (o) => { sts(o).spec.template.spec.containers[0].ports[0].containerPort = "4770"; }],
-    ["schema: StatefulSet without selector", "selector",
-      (o) => { delete sts(o).spec.selector; }],
+      (o) => { ctr(o).ports[0].containerPort = "4770"; }],
+    ["schema: workload without selector", "selector",
+      (o) => { delete wl(o).spec.selector; }],
     ["schema: bad memory quantity", "resources",
-      (o) => { sts(o).spec.template.spec.containers[0].resources.limits.memory = "384 MB"; }],
+      (o) => { ctr(o).resources.limits.memory = "384 MB"; }],
     ["schema: unknown kind", "no schema",
       (o) => { o.push({ apiVersion: "v1", kind: "Servic", metadata: { name: "x" } }); }],
-    ["errq: two replicas", "replicas", (o) => { sts(o).spec.replicas = 2; }],
-    ["errq: no liveness probe", "livenessProbe",
-      (o) => { delete sts(o).spec.template.spec.containers[0].livenessProbe; }],
+    ["errq: no liveness probe", "livenessProbe", (o) => { delete ctr(o).livenessProbe; }],
     ["errq: grace shorter than the drain", "terminationGracePeriodSeconds",
-      (o) => { sts(o).spec.template.spec.terminationGracePeriodSeconds = 5; }],
+      (o) => { wl(o).spec.template.spec.terminationGracePeriodSeconds = 5; }],
     ["errq: misspelt Service selector", "selector",
-      (o) => { const s = o.find((x) => x.kind === "Service").spec; s.selectr = s.selector; delete s.selector; }],
+      (o) => { const s = svc(o).spec; s.selectr = s.selector; delete s.selector; }],
   ];
-  const sts = (o) => o.find((x) => x.kind === "StatefulSet");
+  const one = [
+    ["errq: two replicas", "replicas", (o) => { wl(o).spec.replicas = 2; }],
+  ];
+  const fleet = [
+    ["errq: one replica", "replicas", (o) => { wl(o).spec.replicas = 1; }],
+    ["errq: a volume claim", "replicas keep their data in PostgreSQL",
+      (o) => { wl(o).spec.template.spec.volumes.push({ name: "data", persistentVolumeClaim: { claimName: "data" } }); }],
+    ["errq: the URL as a literal", "ERRQ_DATABASE does not come from a Secret",
+      (o) => { const e = ctr(o).env.find((x) => x.name === "ERRQ_DATABASE"); delete e.valueFrom; e.value = "postgres://errq:pw@db/errq"; }],
+    ["errq: the URL's Secret missing", "is not in this set",
+      (o) => { o.splice(o.findIndex((x) => x.kind === "Secret" && x.data?.ERRQ_DATABASE), 1); }],
+    ["errq: the URL in the ConfigMap", "database is set in the ConfigMap",
+      (o) => { cm(o, (t) => `${t}\ndatabase: "postgres://errq:pw@db/errq"\n`); }],
+    ["errq: no storage: postgres", "not postgres",
+      (o) => { cm(o, (t) => t.replace(/^storage: postgres$/m, "")); }],
+    ["errq: no rules", "no rules", (o) => { cm(o, (t) => t.replace(/^rules:[^]*$/m, "")); }],
+    ["errq: a ClusterIP Service", "not None", (o) => { svc(o).spec.clusterIP = "10.0.0.1"; }],
+    ["errq: no PodDisruptionBudget", "PodDisruptionBudget",
+      (o) => { o.splice(o.findIndex((x) => x.kind === "PodDisruptionBudget"), 1); }],
+  ];
+  const cases = [...common, ...(wl(good)?.kind === "Deployment" ? fleet : one)];
   let bad = 0;
   const base = await check(good);
   if (base.length) {
