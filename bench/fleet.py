@@ -78,6 +78,8 @@ BENCH_RULES = """rules:
     trip: {failures: 1000000, window: 1s}
 """
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+FLEET_GAUGES = ("errq_fleet_leader", "errq_fleet_epoch", "errq_fleet_session_up")
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never http_proxy for 127.0.0.1
 
 
 class BenchError(Exception):
@@ -267,17 +269,17 @@ class Errqd:
         self.proc = None
 
     def metrics(self):
-        """The fleet gauges of /metrics: {'errq_fleet_leader': v, 'errq_fleet_epoch': v} (the keys
-        present), or None when the request failed."""
+        """The fleet gauges of /metrics ({name: value} of those of FLEET_GAUGES present), or None
+        when the request failed."""
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http_port, timeout=HTTP_TIMEOUT_S) as r:
+            with NO_PROXY.open("http://127.0.0.1:%d/metrics" % self.http_port, timeout=HTTP_TIMEOUT_S) as r:
                 text = r.read().decode("utf-8", "replace")
         except (OSError, urllib.error.URLError):
             return None
         out = {}
         for line in text.splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[0] in ("errq_fleet_leader", "errq_fleet_epoch"):
+            if len(parts) == 2 and parts[0] in FLEET_GAUGES:
                 out[parts[0]] = int(float(parts[1]))
         return out
 
@@ -499,6 +501,8 @@ class Bench:
                         s = runs["sqlite"][r["run"]]
                         ok = not r["errors"] and not s["errors"] and s.get("events_per_s")
                         r["ratio_to_sqlite"] = r["events_per_s"] / s["events_per_s"] if ok else None
+                        ok = ok and r.get("total_us_per_event") and s.get("total_us_per_event")
+                        r["cpu_ratio_to_sqlite"] = r["total_us_per_event"] / s["total_us_per_event"] if ok else None
             out[load] = {label: {"runs": rs, "median": self.summarize(rs)} for label, rs in runs.items()}
         return out
 
@@ -507,7 +511,7 @@ class Bench:
         good = [r for r in rs if not r["errors"]]
         s = {}
         for k in ("events_per_s", "p99_ms", "errqd_us_per_event", "pg_us_per_event", "total_us_per_event",
-                  "ratio_to_sqlite"):
+                  "ratio_to_sqlite", "cpu_ratio_to_sqlite"):
             s[k] = median_range([r.get(k) for r in good])
         n = max((len(r.get("errqd_us_per_event_each", [])) for r in good), default=0)
         s["errqd_us_per_event_each"] = [median_range([r["errqd_us_per_event_each"][i] for r in good]) for i in range(n)]
@@ -556,6 +560,15 @@ class Bench:
             time.sleep(max(0.0, POLL_S - (time.monotonic() - now)))
         raise BenchError("no new leader in %d s" % deadline_s)
 
+    def wait_follower(self, r):
+        deadline = time.monotonic() + LEADER_WAIT_S
+        while time.monotonic() < deadline:
+            m = r.metrics()
+            if m is not None and m.get("errq_fleet_session_up", 1) == 1 and "errq_fleet_leader" in m:
+                return
+            time.sleep(POLL_S)
+        raise BenchError("the restarted %s has no leader session after %d s:\n%s" % (r.name, LEADER_WAIT_S, r.log_tail()))
+
     def failover(self):
         a = self.a
         db = self.new_db("failover")
@@ -581,9 +594,10 @@ class Bench:
                 res["rounds"].append(rd)
                 log("failover %d/%d: SIGKILL of %s, %s leads (epoch %d) after %.0f ms" % (
                     k + 1, a.failover_runs, rd["from"], rd["to"], new_epoch, rd["ms"]))
-                # the killed one comes back as a follower
+                # the killed one comes back as a follower, its leader session up (a candidate)
                 reps[leader].start()
                 reps[leader].wait_ready()
+                self.wait_follower(reps[leader])
                 leader, epoch = new, new_epoch
         except NoFleet as e:
             res["skipped"] = str(e)
@@ -628,13 +642,14 @@ def print_table(a, ingest, fo):
         print()
         print("load %s (%s):" % (load, LOAD_TEXT[load]))
         head = ["config", "events/s", "vs SQLite", "ack p99 ms", "errqd µs/event (each)", "PostgreSQL µs/ev",
-                "total µs/ev", "failed"]
+                "total µs/ev", "CPU vs SQLite", "failed"]
         rows = [head]
         for label, c in cfgs.items():
             m = c["median"]
             rows.append([label, fmt_mr(m["events_per_s"]), fmt_mr(m["ratio_to_sqlite"], 2), fmt_mr(m["p99_ms"], 1),
                          " / ".join(fmt(e["median"] if e else None, 2) for e in m["errqd_us_per_event_each"]) or "-",
                          fmt_mr(m["pg_us_per_event"], 2), fmt_mr(m["total_us_per_event"], 2),
+                         fmt_mr(m["cpu_ratio_to_sqlite"], 2),
                          "%d/%d" % (m["failed_runs"], len(c["runs"]))])
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         for r in rows:
