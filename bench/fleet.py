@@ -268,8 +268,8 @@ class Errqd:
         self.proc.wait()
         self.proc = None
 
-    def metrics(self):
-        """The fleet gauges of /metrics ({name: value} of those of FLEET_GAUGES present), or None
+    def metrics(self, names=FLEET_GAUGES):
+        """{name: value} of the metrics of names that /metrics has (unlabelled ones), or None
         when the request failed."""
         try:
             with NO_PROXY.open("http://127.0.0.1:%d/metrics" % self.http_port, timeout=HTTP_TIMEOUT_S) as r:
@@ -279,7 +279,7 @@ class Errqd:
         out = {}
         for line in text.splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[0] in FLEET_GAUGES:
+            if len(parts) == 2 and parts[0] in names:
                 out[parts[0]] = int(float(parts[1]))
         return out
 
@@ -417,6 +417,10 @@ class Bench:
             p1 = cluster_cpu_s(self.pg.postmaster) if kind != "sqlite" else None
             window = time.monotonic() - m0
             outs = []
+            # ingest transactions that failed (deadlocks between replicas, lock timeouts: retried,
+            # nothing acknowledged before its commit) over the whole run, warm-up included
+            res["store_errors_each"] = [(r.metrics(("errq_store_errors_total",)) or {}).get("errq_store_errors_total")
+                                        for r in reps]
             for i, p in enumerate(procs):
                 try:
                     out, err = p.communicate(timeout=a.warmup + a.duration + LOADER_SLACK_S)
@@ -433,9 +437,9 @@ class Bench:
                     res["errors"].append("errq-bench for %s exited with %d: %s" % (reps[i].name, p.returncode, err.strip()[-500:]))
                     j = {}
                 elif p.returncode != 0 or j.get("errors", {}).get("errors_total", 0):
-                    res["errors"].append("errq-bench for %s: exit %d, %s errors (first: %s)" % (
-                        reps[i].name, p.returncode, j.get("errors", {}).get("errors_total"),
-                        j.get("errors", {}).get("first_error")))
+                    e = j.get("errors", {})
+                    res["errors"].append("errq-bench for %s: exit %d, %s" % (reps[i].name, p.returncode, ", ".join(
+                        "%s %s" % (k, v) for k, v in e.items() if v)))
                 outs.append(j)
             rates = [j.get("events_per_s", 0.0) for j in outs]
             total = sum(rates)
@@ -490,9 +494,10 @@ class Bench:
                         for e in r["errors"]:
                             log("  FAILED: %s" % e)
                     else:
-                        log("  %.0f events/s, p99 %.1f ms, CPU %.2f µs/event (errqd) %s" % (
-                            r["events_per_s"], r["p99_ms"] or 0, r["errqd_us_per_event"] or 0,
-                            "" if r["pg_us_per_event"] is None else "+ %.2f (PostgreSQL)" % r["pg_us_per_event"]))
+                        log("  %.0f events/s, p99 %.1f ms, CPU %.2f µs/event (errqd%s)%s, store errors %s" % (
+                            r["events_per_s"], r["p99_ms"] or 0, r["errqd_us_per_event"] or 0, "s" if n > 1 else "",
+                            "" if r["pg_us_per_event"] is None else " + %.2f (PostgreSQL)" % r["pg_us_per_event"],
+                            r["store_errors_each"]))
                     runs[label].append(r)
             # the ratio to SQLite within the same round
             if "sqlite" in runs:
@@ -518,6 +523,7 @@ class Bench:
         s["errqd_us_per_event_bench_each"] = [median_range([r["errqd_us_per_event_bench_each"][i] for r in good])
                                               for i in range(n)]
         s["client_us_per_event_each"] = [median_range([r["client_us_per_event_each"][i] for r in good]) for i in range(n)]
+        s["store_errors"] = [sum(x or 0 for x in r.get("store_errors_each", [])) for r in rs]
         s["failed_runs"] = len(rs) - len(good)
         return s
 
@@ -642,14 +648,14 @@ def print_table(a, ingest, fo):
         print()
         print("load %s (%s):" % (load, LOAD_TEXT[load]))
         head = ["config", "events/s", "vs SQLite", "ack p99 ms", "errqd µs/event (each)", "PostgreSQL µs/ev",
-                "total µs/ev", "CPU vs SQLite", "failed"]
+                "total µs/ev", "CPU vs SQLite", "store errors", "failed"]
         rows = [head]
         for label, c in cfgs.items():
             m = c["median"]
             rows.append([label, fmt_mr(m["events_per_s"]), fmt_mr(m["ratio_to_sqlite"], 2), fmt_mr(m["p99_ms"], 1),
                          " / ".join(fmt(e["median"] if e else None, 2) for e in m["errqd_us_per_event_each"]) or "-",
                          fmt_mr(m["pg_us_per_event"], 2), fmt_mr(m["total_us_per_event"], 2),
-                         fmt_mr(m["cpu_ratio_to_sqlite"], 2),
+                         fmt_mr(m["cpu_ratio_to_sqlite"], 2), ",".join(str(x) for x in m["store_errors"]) or "-",
                          "%d/%d" % (m["failed_runs"], len(c["runs"]))])
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         for r in rows:
