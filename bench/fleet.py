@@ -18,7 +18,8 @@ per replica, in parallel (--addr, --pid), the same total (--streams split across
   - CPU (user+system) per event of each errqd and of the PostgreSQL server (every process of
     its cluster: the postmaster, its live children, and what its reaped children used), all
     read from /proc/PID/stat over the same window, inside every loader's measured window: the
-    window's CPU over the events acknowledged in it (the loader's events/s times its length);
+    window's CPU over the events committed in it (each replica's errq_events_accepted_total and
+    errq_events_duplicate_total at both ends);
     an errqd's per event is over the events it ingested, PostgreSQL's and the total over all;
   - the ratio of events/s to the SQLite run of the same round.
 Each figure is the median of the runs (min-max with more than one).
@@ -143,6 +144,14 @@ def cluster_cpu_s(postmaster):
         if st and st[0] == postmaster:
             ticks += st[1]
     return ticks / CLK_TCK
+
+
+def committed(r):
+    """Events an errqd committed so far (accepted + duplicates, as acknowledged), or None."""
+    m = r.metrics(("errq_events_accepted_total", "errq_events_duplicate_total"))
+    if not m or "errq_events_accepted_total" not in m:
+        return None
+    return m["errq_events_accepted_total"] + m.get("errq_events_duplicate_total", 0)
 
 
 # ---- the PostgreSQL server ----
@@ -409,10 +418,12 @@ class Bench:
             margin = min(0.5, a.duration / 10)
             w0, w1 = t0 + a.warmup + margin, t0 + a.warmup + a.duration - margin
             time.sleep(max(0.0, w0 - time.monotonic()))
+            m0 = time.monotonic()
+            e0 = [committed(r) for r in reps]
             c0 = [proc_cpu_s(r.pid) for r in reps]
             p0 = cluster_cpu_s(self.pg.postmaster) if kind != "sqlite" else None
-            m0 = time.monotonic()
             time.sleep(max(0.0, w1 - time.monotonic()))
+            e1 = [committed(r) for r in reps]
             c1 = [proc_cpu_s(r.pid) for r in reps]
             p1 = cluster_cpu_s(self.pg.postmaster) if kind != "sqlite" else None
             window = time.monotonic() - m0
@@ -451,17 +462,25 @@ class Bench:
             res["window_s"] = window
             cpu = [None if x is None or y is None else y - x for x, y in zip(c0, c1)]
             res["errqd_cpu_s_each"] = cpu
+            # the events each replica committed in the window (its counters; the loader's rate
+            # times the window when /metrics did not answer): CPU and events over the same time,
+            # whether the rate held steady or not
+            ev = [y - x if x is not None and y is not None else r * window for x, y, r in zip(e0, e1, rates)]
+            res["events_in_window_each"] = ev
             res["errqd_us_per_event_each"] = [
-                c * 1e6 / (r * window) if c is not None and r > 0 else None for c, r in zip(cpu, rates)]
+                c * 1e6 / e if c is not None and e > 0 else None for c, e in zip(cpu, ev)]
             # errq-bench's own reading of each errqd over its exact window: a cross-check
             res["errqd_us_per_event_bench_each"] = [(j.get("server") or {}).get("server_us_per_event") for j in outs]
             res["client_us_per_event_each"] = [j.get("client_us_per_event") for j in outs]
             errqd_all = sum(c for c in cpu if c is not None)
-            res["errqd_us_per_event"] = errqd_all * 1e6 / (total * window) if total > 0 else None
+            n_ev = sum(ev)
+            if n_ev <= 0:
+                res["errors"].append("no event committed in the CPU window (%.1f s)" % window)
+            res["errqd_us_per_event"] = errqd_all * 1e6 / n_ev if n_ev > 0 else None
             if kind != "sqlite":
                 res["pg_cpu_s"] = p1 - p0
-                res["pg_us_per_event"] = (p1 - p0) * 1e6 / (total * window) if total > 0 else None
-                res["total_us_per_event"] = (errqd_all + p1 - p0) * 1e6 / (total * window) if total > 0 else None
+                res["pg_us_per_event"] = (p1 - p0) * 1e6 / n_ev if n_ev > 0 else None
+                res["total_us_per_event"] = (errqd_all + p1 - p0) * 1e6 / n_ev if n_ev > 0 else None
             else:
                 res["pg_cpu_s"] = res["pg_us_per_event"] = None
                 res["total_us_per_event"] = res["errqd_us_per_event"]
