@@ -96,7 +96,7 @@ bench-callgrind: build
 
 # Issue 17: ingest with 1, 2 and 3 errqd replicas on one PostgreSQL database next to SQLite,
 # CPU per event of each errqd and of PostgreSQL, and the rule engine's leader failover time
-# (bench/fleet.py; about 15 minutes with the defaults; docs/benchmarks.md says how to read it).
+# (bench/fleet.py; about 7 minutes with the defaults; docs/benchmarks.md says how to read it).
 # FLEET_ARGS adds options (bench/fleet.py --help), e.g.
 #   make bench-fleet FLEET_ARGS="--runs 5 --json build/fleet.json"
 #   make bench-fleet FLEET_ARGS="--duration 2s --warmup 1s --runs 1 --loads u50 --failover-runs 2"
