@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-long test-tsan fuzz fuzz-long bench bench-callgrind docs install image clean
+.PHONY: all deps build run test test-asan test-long test-tsan fuzz fuzz-long bench bench-callgrind bench-fleet docs install image clean
 
 all: build
 
@@ -96,6 +96,16 @@ bench: build
 # script's header).  `make bench` runs it too when valgrind is installed.
 bench-callgrind: build
 	scripts/bench-callgrind $(BUILD)
+
+# Issue 17: ingest with 1, 2 and 3 errqd replicas on one PostgreSQL database next to SQLite,
+# CPU per event of each errqd and of PostgreSQL, and the rule engine's leader failover time
+# (bench/fleet.py; about 7 minutes with the defaults; docs/benchmarks.md says how to read it).
+# FLEET_ARGS adds options (bench/fleet.py --help), e.g.
+#   make bench-fleet FLEET_ARGS="--runs 5 --json build/fleet.json"
+#   make bench-fleet FLEET_ARGS="--duration 2s --warmup 1s --runs 1 --loads u50 --failover-runs 2"
+FLEET_ARGS ?=
+bench-fleet: build
+	bench/fleet.py --build $(BUILD) $(FLEET_ARGS)
 
 # The files generated from the settings table in server/settings.c (tests check they are current).
 docs: build
