@@ -65,6 +65,8 @@ struct store_pg_alerts; /* pg_alerts.c: whatever the alerting functions keep per
 struct store_pg {
 	const struct store_backend *be; /* first, in every backend's handle: the seam's table */
 	PGconn *conn;                   /* NULL while disconnected */
+	bool conn_stale;                /* conn answered as a server that is going away or became
+					 * read-only: replaced at the next store_pg_conn */
 	char *conninfo;                 /* owned: the URL, for reconnects */
 	bool readonly;
 	bool in_txn;      /* BEGIN sent, no COMMIT/ROLLBACK yet */
@@ -102,8 +104,9 @@ PGconn *store_pg_conn(struct store *s);
  * (a connection that is gone: STORE_ERR_UNAVAILABLE; else STORE_ERR_OTHER).  Returns -1. */
 int store_pg_set_err(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Records a failed result as "what: <the server's message>" and classifies it by SQLSTATE
- * (08xxx, 57P0x: UNAVAILABLE; 40001, 40P01, 55P03: LOCKED, busy; 53100: FULL; 25006, 42501:
- * UNWRITABLE; else OTHER); r may be NULL (libpq gave none).  Returns -1. */
+ * (08xxx, 57P0x, and 25006 on a writing handle: UNAVAILABLE, and the connection is replaced
+ * at the next call; 40001, 40P01, 55P03: LOCKED, busy; 53100: FULL; 42501, and 25006 on a
+ * read-only handle: UNWRITABLE; else OTHER); r may be NULL (libpq gave none).  Returns -1. */
 int store_pg_set_err_result(struct store *s, const PGresult *r, const char *what);
 /* Records a failure of the backend's own (bad input, wrong state): STORE_ERR_OTHER, not
  * busy.  Returns -1. */

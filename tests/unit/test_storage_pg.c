@@ -571,6 +571,77 @@ static void test_lost_connection(void **state)
 	store_pg_close(s);
 }
 
+/* A failover: the primary this writer's session is on is demoted (a standby now, refusing
+ * every write with SQLSTATE 25006) and another server takes the writes.  The writer must
+ * see it as the database unavailable and reconnect, not keep writing to the old one for
+ * ever; and a reconnect that reaches a read-only server must fail (target_session_attrs
+ * read-write), with backoff, until a writable one answers.  Modelled on one server: a
+ * trigger refuses the writes of the old session alone (pg_backend_pid), and
+ * default_transaction_read_only on the database makes new sessions read-only, as a standby's
+ * are. */
+static void test_read_only_after_failover(void **state)
+{
+	(void)state;
+	struct store *s = open_pg(false, 0);
+	uint64_t now = now_ns(), ms = now / 1000000;
+	uint8_t id[3][16];
+	struct store_event e[3] = {ev(id[0], ms, 1, "fp", now), ev(id[1], ms, 2, "fp", now), ev(id[2], ms, 3, "fp", now)};
+	int8_t res[1];
+	add_batch(s, e, 1, res);
+	char sql[512], err[512];
+	snprintf(sql, sizeof(sql),
+		 "CREATE FUNCTION t_demoted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+		 " IF pg_backend_pid() = %d THEN RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction'"
+		 " USING ERRCODE = 'read_only_sql_transaction'; END IF; RETURN NULL; END $$;"
+		 " CREATE TRIGGER t_demoted BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION t_demoted()",
+		 PQbackendPID(store_pg(s)->conn));
+	if (pg_test_exec(admin, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(store_pg_txn_begin(s), 0);
+	assert_int_equal(store_pg_txn_add_events(s, &e[1], 1, res), -1);
+	assert_non_null(strstr(store_pg_errmsg(s), "read-only"));
+	assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
+	assert_false(store_pg_last_busy(s));
+	store_pg_txn_rollback(s);
+	/* the server this URL reaches is read-only too now (a standby): the reconnect refuses it */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET default_transaction_read_only = on", db.name);
+	if (pg_test_exec(admin, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	uint64_t before = store_pg(s)->reconnects;
+	assert_int_equal(store_pg_txn_begin(s), -1);
+	assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
+	assert_non_null(strstr(store_pg_errmsg(s), "read-only"));
+	assert_int_equal(store_pg(s)->reconnects, before);
+	/* ... and so does a writer opening now */
+	struct store *s2 = NULL;
+	struct store_opts o = {.path = db.url};
+	assert_int_equal(store_pg_open(&s2, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "read-only"));
+	/* the new primary answers at the URL: the writer reconnects (after its backoff) and writes */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s RESET default_transaction_read_only", db.name);
+	if (pg_test_exec(admin, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	while (store_pg_txn_begin(s)) {
+		assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
+		assert_true(errq_mono_ns() < deadline);
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	if (store_pg_txn_add_events(s, &e[1], 2, res))
+		fail_msg("add events after the failover: %s", store_pg_errmsg(s));
+	assert_int_equal(store_pg_txn_commit(s), 0);
+	assert_int_equal(store_pg(s)->reconnects, before + 1);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 3);
+	/* a reader is not concerned: its own sessions are read-only by design */
+	struct store *r = open_pg(true, 0);
+	uint64_t n = 0;
+	assert_int_equal(store_pg_count_events(r, &n), 0);
+	assert_int_equal(n, 3);
+	store_pg_close(r);
+	store_pg_close(s);
+}
+
 /* ---- partitions ---- */
 
 static void test_partition_moves_default_rows(void **state)
@@ -997,6 +1068,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_groups_per_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_connection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_only_after_failover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partition_moves_default_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_beside_writer, setup, teardown),
