@@ -42,6 +42,9 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define STORE_PG_GROUP_CACHE 65536    /* writer: fingerprint -> group id (direct-mapped) */
 #define STORE_PG_BATCH_MAX 4096       /* events one store_pg_txn_add_events statement sends */
 #define STORE_PG_TXN_AGG_MAX 32768    /* distinct aggregate rows of a table a transaction holds (more: written early) */
+#define STORE_PG_DETACH_LOCK_TIMEOUT_MS 250 /* retention: the longest a detach of a day partition
+					     * waits for its lock on events (all users queue behind) */
+#define STORE_PG_DETACH_RETRY_NS (10ULL * 1000000000ULL) /* ... then tried again this much later */
 
 /* One statement.  name is unique in the backend ("errq_<file>_<what>"): prepared once per
  * connection; NULL: sent with its parameters each time (a statement composed per call).

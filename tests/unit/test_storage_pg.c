@@ -74,6 +74,8 @@ static int64_t q(const char *sql)
 	return v;
 }
 
+static void wait_lock_waiters(int64_t n, const int *done);
+
 /* A UUIDv7-shaped id: ms in the first 6 bytes, n after. */
 static void make_id(uint8_t id[16], uint64_t ms, uint32_t n)
 {
@@ -767,29 +769,34 @@ static void wait_lock_waiters(int64_t n, const int *done)
 	}
 }
 
-/* Another replica's upkeep drops a day partition of a group while this writer's transaction
- * holds an event of that group, its count pending: DROP TABLE of a partition waits for the
- * writer's lock on events, and the writer's commit then locks the group's row.  The upkeep
- * must not hold that row while it waits (a deadlock: one of the two was aborted). */
+/* Another replica's upkeep comes to detach a day partition while this writer's transaction
+ * is open (it holds a lock on events, its counts pending): the detach waits for it at most
+ * STORE_PG_DETACH_LOCK_TIMEOUT_MS (while it waits, every user of events queues behind it),
+ * then gives up until STORE_PG_DETACH_RETRY_NS later; the upkeep's other work goes on and the
+ * writer commits unharmed.  (Before, a DROP waited for the writer with the upkeep holding the
+ * groups' rows the writer's commit then locked: a deadlock.) */
 static void test_retention_beside_writer(void **state)
 {
 	(void)state;
 	struct store *w = open_pg(false, 0), *u = open_pg(false, 0);
 	struct maint_job j = {.s = u};
 	old_day_due(w, u, "fp", &j.mo);
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j), 0);
-	wait_lock_waiters(1, NULL); /* the upkeep's DROP waits for the writer's transaction */
-	int rc = store_pg_txn_commit(w);
-	char werr[512];
-	snprintf(werr, sizeof(werr), "%s", store_pg_errmsg(w));
-	if (rc)
-		store_pg_txn_rollback(w);
-	pthread_join(t, NULL);
-	if (rc)
-		fail_msg("the writer's commit failed: %s", werr);
+	int64_t parts = q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass");
+	maint_thread(&j); /* here: the writer's transaction stays open throughout */
 	if (j.rc)
 		fail_msg("the upkeep failed: %s", j.err);
+	assert_int_equal(q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), parts);
+	if (store_pg_txn_commit(w))
+		fail_msg("the writer's commit failed: %s", store_pg_errmsg(w));
+	/* not tried again before its time; then it goes */
+	maint_thread(&j);
+	assert_int_equal(q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), parts);
+	j.mo.now_ns += STORE_PG_DETACH_RETRY_NS;
+	bool more = true;
+	for (int i = 0; i < 10 && more; i++)
+		if (store_pg_maintain(u, &j.mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(u));
+	assert_int_equal(q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), parts - 1);
 	assert_int_equal(q("SELECT count(*) FROM events"), 1);
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 2);
 	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
@@ -797,33 +804,171 @@ static void test_retention_beside_writer(void **state)
 	store_pg_close(w);
 }
 
-/* Two replicas' upkeeps on one due day partition at once (both past a writer's transaction
- * that holds their DROP back): one drops it and lowers the stored counts, once; the other
- * leaves it to that one.  Both had taken the partition's SHARE lock: each DROP then waited for
- * the other's (a deadlock, one aborted). */
+/* Two replicas' upkeeps on one due day: one detaches and sweeps it, lowering the stored
+ * counts once; the other, finding the partitions' lock taken, leaves it without waiting.
+ * (Both had taken a partition's SHARE lock, then each DROP waited for the other's: a
+ * deadlock, one aborted.)  The first is held in its sweep by a group's row another
+ * transaction holds, while the second runs. */
 static void test_two_upkeeps_drop_one_partition(void **state)
 {
 	(void)state;
 	struct store *w = open_pg(false, 0), *u1 = open_pg(false, 0), *u2 = open_pg(false, 0);
-	struct maint_job j1 = {.s = u1}, j2 = {.s = u2};
+	struct maint_job j1 = {.s = u1};
 	old_day_due(w, u1, "fp2", &j1.mo);
-	j2.mo = j1.mo;
-	pthread_t t[2];
-	assert_int_equal(pthread_create(&t[0], NULL, maint_thread, &j1), 0);
-	wait_lock_waiters(1, NULL); /* the first waits for the writer's transaction */
-	assert_int_equal(pthread_create(&t[1], NULL, maint_thread, &j2), 0);
-	wait_lock_waiters(2, &j2.done); /* the second waits too, or left the partition to the first */
 	if (store_pg_txn_commit(w))
 		fail_msg("commit: %s", store_pg_errmsg(w));
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
-	if (j1.rc || j2.rc)
-		fail_msg("an upkeep failed: '%s' '%s'", j1.err, j2.err);
+	char err[512];
+	PGconn *c = pg_test_connect(&db, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	if (pg_test_exec(c, "BEGIN; SELECT 1 FROM groups WHERE fingerprint = 'fp' FOR UPDATE", err, sizeof(err)))
+		fail_msg("%s", err);
+	pthread_t t;
+	j1.done = 0;
+	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j1), 0);
+	wait_lock_waiters(1, &j1.done); /* the first sweeps, held by the group's row */
+	struct store_write_stats st;
+	bool more;
+	uint64_t t0 = errq_mono_ns();
+	if (store_pg_maintain(u2, &j1.mo, &more))
+		fail_msg("the second upkeep: %s", store_pg_errmsg(u2));
+	uint64_t took_ms = (errq_mono_ns() - t0) / 1000000;
+	int first_waiting = !__atomic_load_n(&j1.done, __ATOMIC_ACQUIRE);
+	store_pg_get_write_stats(u2, &st);
+	if (first_waiting) /* the second left the day to the first */
+		assert_int_equal(st.events_deleted_retention, 0);
+	if (pg_test_exec(c, "ROLLBACK", err, sizeof(err)))
+		fail_msg("%s", err);
+	PQfinish(c);
+	pthread_join(t, NULL);
+	print_message("the second upkeep took %llu ms, the first still waiting then: %d\n", (unsigned long long)took_ms,
+		      first_waiting);
+	/* the first's wait for the row is bounded by lock_timeout: on a slow machine it may have
+	 * given up (busy); the next steps finish the day, whichever replica runs them */
+	if (j1.rc && !store_pg_last_busy(u1))
+		fail_msg("the first upkeep failed: %s", j1.err);
+	more = true;
+	for (int i = 0; i < 10 && more; i++)
+		if (store_pg_maintain(i % 2 ? u1 : u2, &j1.mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(i % 2 ? u1 : u2));
 	assert_int_equal(q("SELECT count(*) FROM events"), 1);
 	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 0);
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 1);
+	assert_int_equal(q("SELECT count(*) FROM pg_class WHERE relname ~ '^events_gone_'"), 0);
 	store_pg_close(u2);
 	store_pg_close(u1);
+	store_pg_close(w);
+}
+
+/* Retention of a day partition honours the upkeep's row budget (max_rows a step, as every
+ * event sweep on SQLite): the day is detached at once, then its rows go max_rows a step with
+ * their groups' stored counts, and the emptied table is dropped. */
+static void test_retention_budget(void **state)
+{
+	(void)state;
+	struct store *s = open_pg(false, 0);
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(s, old, 0, NULL), 0);
+	uint8_t id[6][16];
+	struct store_event e[6] = {ev(id[0], old_ms, 1, "fp", old),     ev(id[1], old_ms + 1, 2, "fp", old),
+				   ev(id[2], old_ms + 2, 3, "fp", old), ev(id[3], old_ms + 3, 4, "fp2", old),
+				   ev(id[4], old_ms + 4, 5, "fp2", old), ev(id[5], now / 1000000, 6, "fp", now)};
+	int8_t res[6];
+	add_batch(s, e, 6, res);
+	char day[32], sql[256];
+	time_t t = (time_t)(old / 1000000000ULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y%m%d", &tm);
+	struct store_maint_opts mo = {.now_ns = now, .retention_ns = 3 * NS_PER_DAY, .max_rows = 2};
+	struct store_write_stats st;
+	uint64_t before = 0;
+	bool more = true;
+	int steps = 0;
+	for (; steps < 20 && more; steps++) {
+		if (store_pg_maintain(s, &mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(s));
+		store_pg_get_write_stats(s, &st);
+		assert_true(st.events_deleted_retention - before <= 2); /* the budget */
+		before = st.events_deleted_retention;
+		/* out of events' reach from the first step that touched it */
+		if (st.events_deleted_retention)
+			assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	}
+	assert_false(more);
+	assert_true(steps >= 3); /* 5 rows, 2 a step */
+	assert_int_equal(st.events_deleted_retention, 5);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	/* no table of that day is left, attached or not */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_class WHERE relname IN ('events_%s', 'events_gone_%s')", day,
+		 day);
+	assert_int_equal(q(sql), 0);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 4);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp2'"), 0);
+	store_pg_close(s);
+}
+
+/* While retention works through a day's rows it holds no lock on events that ingest or a
+ * query of any replica would queue behind: DROP TABLE of a partition (and DETACH without
+ * CONCURRENTLY) takes ACCESS EXCLUSIVE on events until the transaction ends, so an upkeep
+ * step that went on after its DROP (lowering counts, here waiting for a group's row another
+ * transaction holds) made every insert into events wait. */
+static void test_retention_holds_no_lock_on_events(void **state)
+{
+	(void)state;
+	struct store *w = open_pg(false, 0), *u = open_pg(false, 0);
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(w, old, 0, NULL), 0);
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], old_ms, 1, "fp", old), ev(id[1], now / 1000000, 2, "other", now)};
+	int8_t res[1];
+	add_batch(w, e, 1, res);
+	/* the empty day before the old one goes first, in a step of its own */
+	struct maint_job j = {.s = u, .mo = {.now_ns = now, .retention_ns = 3 * NS_PER_DAY}};
+	maint_thread(&j);
+	if (j.rc)
+		fail_msg("the upkeep failed: %s", j.err);
+	j.done = 0;
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	/* a transaction of another holds the row of the old day's group */
+	char err[512];
+	PGconn *c = pg_test_connect(&db, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	if (pg_test_exec(c, "BEGIN; SELECT 1 FROM groups WHERE fingerprint = 'fp' FOR UPDATE", err, sizeof(err)))
+		fail_msg("%s", err);
+	pthread_t t;
+	bool more = true;
+	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j), 0);
+	wait_lock_waiters(1, &j.done); /* the upkeep waits for the group's row */
+	int64_t exclusive = q("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+			      " AND d.datname = current_database()"
+			      " WHERE l.relation = 'events'::regclass AND l.mode = 'AccessExclusiveLock'");
+	/* ingest goes on meanwhile: an event of another group is stored and committed */
+	add_batch(w, &e[1], 1, res);
+	assert_int_equal(res[0], 1);
+	int still_waiting = !__atomic_load_n(&j.done, __ATOMIC_ACQUIRE);
+	if (pg_test_exec(c, "ROLLBACK", err, sizeof(err)))
+		fail_msg("%s", err);
+	PQfinish(c);
+	pthread_join(t, NULL);
+	if (exclusive)
+		fail_msg("the upkeep held ACCESS EXCLUSIVE on events while it waited for a group's row");
+	print_message("upkeep still waiting when the insert committed: %d\n", still_waiting);
+	/* the upkeep's wait for the row is bounded by the writer's lock_timeout: on a slow
+	 * machine it may have given up (busy), and the next step does the work */
+	if (j.rc && !store_pg_last_busy(u))
+		fail_msg("the upkeep failed: %s", j.err);
+	for (int i = 0; i < 10 && more; i++)
+		if (store_pg_maintain(u, &j.mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(u));
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 0);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'other'"), 1);
+	store_pg_close(u);
 	store_pg_close(w);
 }
 
@@ -1073,6 +1218,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_beside_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_upkeeps_drop_one_partition, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_budget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_holds_no_lock_on_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_longest_globs, setup, teardown),
