@@ -32,6 +32,9 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define ERRQ_PG_LOCK_MIGRATE INT64_C(0x6572727161696772)
 /* pg_advisory_xact_lock key of creating a day partition ("errqpart"). */
 #define ERRQ_PG_LOCK_PARTITION INT64_C(0x6572727170617274)
+/* pg_advisory_xact_lock(ERRQ_PG_LOCK_SERVICE, hash of the service) of counting a service's
+ * groups for groups_per_service ("errg": the two-key form, its own space). */
+#define ERRQ_PG_LOCK_SERVICE 0x65727267
 #define STORE_PG_SCHEMA_VERSION 1     /* errq_schema.version this backend writes */
 #define STORE_PG_PARTITIONS_AHEAD 3   /* day partitions of events created ahead of today */
 #define STORE_PG_PREPARED_MAX 128     /* statements one connection prepares (all the backend has) */

@@ -406,6 +406,84 @@ static void test_groups_per_service(void **state)
 	store_pg_close(s);
 }
 
+/* groups_per_service holds across replicas: a second writer taking new fingerprints of a
+ * service while the first's transaction has created some (not committed yet) waits for it
+ * and counts them, so the service ends at the limit exactly.  (Each replica counted its own
+ * view, cached: both admitted up to the limit.) */
+struct gps_job {
+	uint64_t now;
+	int busy_retries;
+	int done; /* __atomic */
+	char err[512];
+};
+
+static void *gps_writer(void *arg)
+{
+	struct gps_job *j = arg;
+	struct store *s = NULL;
+	struct store_opts o = {.path = db.url, .groups_per_service = 3};
+	if (store_pg_open(&s, &o, j->err, sizeof(j->err))) {
+		__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	uint64_t ms = j->now / 1000000;
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], ms, 11, "b-1", j->now), ev(id[1], ms, 12, "b-2", j->now)};
+	int8_t res[2];
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	for (;;) {
+		int rc;
+		if (!(rc = store_pg_txn_begin(s)) && !(rc = store_pg_txn_add_events(s, e, 2, res)))
+			rc = store_pg_txn_commit(s);
+		if (!rc)
+			break;
+		snprintf(j->err, sizeof(j->err), "%s", store_pg_errmsg(s));
+		bool busy = store_pg_last_busy(s);
+		store_pg_txn_rollback(s);
+		if (!busy || errq_mono_ns() > deadline)
+			break;
+		j->busy_retries++; /* waited out its lock_timeout: the writer retries its batch */
+		j->err[0] = 0;
+	}
+	store_pg_close(s);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_groups_per_service_two_writers(void **state)
+{
+	(void)state;
+	struct store *a = open_pg(false, 3);
+	uint64_t now = now_ns(), ms = now / 1000000;
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], ms, 1, "a-1", now), ev(id[1], ms, 2, "a-2", now)};
+	int8_t res[2];
+	assert_int_equal(store_pg_txn_begin(a), 0);
+	if (store_pg_txn_add_events(a, e, 2, res))
+		fail_msg("add events: %s", store_pg_errmsg(a));
+	struct gps_job j = {.now = now};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, gps_writer, &j), 0);
+	wait_lock_waiters(1, &j.done); /* the second waits for the first's count to be settled */
+	if (store_pg_txn_commit(a))
+		fail_msg("commit: %s", store_pg_errmsg(a));
+	pthread_join(t, NULL);
+	if (j.err[0])
+		fail_msg("the second writer: %s", j.err);
+	print_message("second writer: %d busy retries\n", j.busy_retries);
+	assert_int_equal(q("SELECT count(*) FROM groups WHERE service = 'checkout' AND NOT overflow"), 3);
+	assert_int_equal(q("SELECT total FROM groups WHERE overflow"), 1);
+	assert_int_equal(q("SELECT sum(total) FROM groups"), 4);
+	/* at the limit: a third writer's new fingerprint overflows too */
+	struct store *c = open_pg(false, 3);
+	struct store_event e3 = ev(id[0], ms, 21, "c-1", now);
+	add_batch(c, &e3, 1, res);
+	assert_int_equal(q("SELECT count(*) FROM groups WHERE NOT overflow"), 3);
+	assert_int_equal(q("SELECT total FROM groups WHERE overflow"), 2);
+	store_pg_close(c);
+	store_pg_close(a);
+}
+
 /* ---- two writers (replicas) on one database ---- */
 
 struct writer_arg {
@@ -1212,6 +1290,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_groups_per_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_groups_per_service_two_writers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only_after_failover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partition_moves_default_rows, setup, teardown),
