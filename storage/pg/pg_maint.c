@@ -215,7 +215,7 @@ static int gone_step(struct store *s, int max_rows, bool *more)
 	static const struct store_pg_stmt gone = {
 	    "errq_gone_partition",
 	    "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ '^events_gone_[0-9]{8}$'"
-	    " AND c.relnamespace = current_schema()::regnamespace ORDER BY c.relname LIMIT 1",
+	    " AND pg_table_is_visible(c.oid) ORDER BY c.relname LIMIT 1",
 	    0, NULL};
 	PGresult *r = store_pg_run(s, &gone, "find a detached partition", NULL, NULL, NULL, 0);
 	if (!r)

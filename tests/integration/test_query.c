@@ -208,18 +208,26 @@ static Errq__V1__Group *set_status(const char *addr, const char *fp, const char 
 	return query_ok(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &errq__v1__group__descriptor);
 }
 
+/* Starts D and reports one KeyError of service: the one group's fingerprint in fp. */
+static void start_with_one_group(struct errqd_proc *D, const char *service, char fp[32])
+{
+	assert_int_equal(errqd_start(D, NULL), 0);
+	Errq__V1__TaskFailure *e1[1] = {tevent_new(&G, service, "KeyError", "no key 'a'")};
+	report(D->addr, e1, 1);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r = groups(D->addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	errq_snprintf(fp, 32, "%s", r->groups[0]->fingerprint);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+}
+
 static void test_resolve_then_regression(void **state)
 {
 	struct errqd_proc D = {0};
-	assert_int_equal(errqd_start(&D, NULL), 0);
-	Errq__V1__TaskFailure *e1[1] = {tevent_new(&G, "svc-reg", "KeyError", "no key 'a'")};
-	report(D.addr, e1, 1);
-	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
-	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
-	assert_int_equal(r->n_groups, 1);
 	char fp[32];
-	errq_snprintf(fp, sizeof(fp), "%s", r->groups[0]->fingerprint);
-	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	start_with_one_group(&D, "svc-reg", fp);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r;
 
 	Errq__V1__Group *g = set_status(D.addr, fp, "resolved");
 	assert_string_equal(g->status, "resolved");
@@ -280,15 +288,8 @@ static void test_set_status_database_unavailable(void **state)
 	if (harness_backend() != HARNESS_POSTGRES)
 		skip();
 	struct errqd_proc D = {0};
-	assert_int_equal(errqd_start(&D, NULL), 0);
-	Errq__V1__TaskFailure *e1[1] = {tevent_new(&G, "svc-unav", "KeyError", "no key 'a'")};
-	report(D.addr, e1, 1);
-	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
-	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
-	assert_int_equal(r->n_groups, 1);
 	char fp[32];
-	errq_snprintf(fp, sizeof(fp), "%s", r->groups[0]->fingerprint);
-	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	start_with_one_group(&D, "svc-unav", fp);
 
 	struct harness_db *h = harness_db_open(D.db);
 	assert_non_null(h);

@@ -105,12 +105,18 @@ static uint64_t now_ns(void)
 	return errq_now_ns();
 }
 
-/* Adds ev[0..n) in one transaction; result in res. */
-static void add_batch(struct store *s, const struct store_event *e, size_t n, int8_t *res)
+/* Begins a transaction and adds ev[0..n) in it (left open); result in res. */
+static void begin_with(struct store *s, const struct store_event *e, size_t n, int8_t *res)
 {
 	assert_int_equal(store_pg_txn_begin(s), 0);
 	if (store_pg_txn_add_events(s, e, n, res))
 		fail_msg("add events: %s", store_pg_errmsg(s));
+}
+
+/* Adds ev[0..n) in one transaction; result in res. */
+static void add_batch(struct store *s, const struct store_event *e, size_t n, int8_t *res)
+{
+	begin_with(s, e, n, res);
 	if (store_pg_txn_commit(s))
 		fail_msg("commit: %s", store_pg_errmsg(s));
 }
@@ -406,6 +412,28 @@ static void test_groups_per_service(void **state)
 	store_pg_close(s);
 }
 
+/* Stores ev[0..n) in one transaction on s, retrying the batch while it fails busy (another
+ * replica held a lock: what the writer does), until WAIT_NS.  0, or -1 with the reason in err. */
+static int store_retrying(struct store *s, const struct store_event *e, size_t n, int8_t *res, int *busy_retries,
+			  char *err, size_t errsz)
+{
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	for (;;) {
+		int rc;
+		if (!(rc = store_pg_txn_begin(s)) && !(rc = store_pg_txn_add_events(s, e, n, res)))
+			rc = store_pg_txn_commit(s);
+		if (!rc)
+			return 0;
+		snprintf(err, errsz, "%s", store_pg_errmsg(s));
+		bool busy = store_pg_last_busy(s);
+		store_pg_txn_rollback(s);
+		if (!busy || errq_mono_ns() > deadline)
+			return -1;
+		(*busy_retries)++;
+		err[0] = 0;
+	}
+}
+
 /* groups_per_service holds across replicas: a second writer taking new fingerprints of a
  * service while the first's transaction has created some (not committed yet) waits for it
  * and counts them, so the service ends at the limit exactly.  (Each replica counted its own
@@ -430,21 +458,7 @@ static void *gps_writer(void *arg)
 	uint8_t id[2][16];
 	struct store_event e[2] = {ev(id[0], ms, 11, "b-1", j->now), ev(id[1], ms, 12, "b-2", j->now)};
 	int8_t res[2];
-	uint64_t deadline = errq_mono_ns() + WAIT_NS;
-	for (;;) {
-		int rc;
-		if (!(rc = store_pg_txn_begin(s)) && !(rc = store_pg_txn_add_events(s, e, 2, res)))
-			rc = store_pg_txn_commit(s);
-		if (!rc)
-			break;
-		snprintf(j->err, sizeof(j->err), "%s", store_pg_errmsg(s));
-		bool busy = store_pg_last_busy(s);
-		store_pg_txn_rollback(s);
-		if (!busy || errq_mono_ns() > deadline)
-			break;
-		j->busy_retries++; /* waited out its lock_timeout: the writer retries its batch */
-		j->err[0] = 0;
-	}
+	store_retrying(s, e, 2, res, &j->busy_retries, j->err, sizeof(j->err));
 	store_pg_close(s);
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -458,9 +472,7 @@ static void test_groups_per_service_two_writers(void **state)
 	uint8_t id[2][16];
 	struct store_event e[2] = {ev(id[0], ms, 1, "a-1", now), ev(id[1], ms, 2, "a-2", now)};
 	int8_t res[2];
-	assert_int_equal(store_pg_txn_begin(a), 0);
-	if (store_pg_txn_add_events(a, e, 2, res))
-		fail_msg("add events: %s", store_pg_errmsg(a));
+	begin_with(a, e, 2, res); /* a's new groups, not committed yet */
 	struct gps_job j = {.now = now};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, gps_writer, &j), 0);
@@ -513,20 +525,9 @@ static void *writer_thread(void *arg)
 			uint32_t n = i < PER / 2 ? (uint32_t)(t * PER + i) : (uint32_t)(1000000 * (w->who + 1) + t * PER + i);
 			e[i] = ev(id[i], ms, n, fps[i % 5], w->now + (uint64_t)t * NS_PER_MIN / 4);
 		}
-		int rc;
-		while ((rc = store_pg_txn_begin(s)) == 0 && (rc = store_pg_txn_add_events(s, e, PER, res)) == 0 &&
-		       (rc = store_pg_txn_commit(s)) == 0)
+		/* another replica holding a row makes the batch fail busy: the writer retries it */
+		if (store_retrying(s, e, PER, res, &w->busy_retries, w->err, sizeof(w->err)))
 			break;
-		if (rc) {
-			bool busy = store_pg_last_busy(s);
-			snprintf(w->err, sizeof(w->err), "%s", store_pg_errmsg(s));
-			store_pg_txn_rollback(s);
-			if (!busy)
-				break;
-			w->busy_retries++; /* another replica held a row: the writer retries its batch */
-			t--;
-			w->err[0] = 0;
-		}
 	}
 	store_pg_close(s);
 	return NULL;
@@ -831,9 +832,7 @@ static void old_day_due(struct store *w, struct store *u, const char *today_fp, 
 	if (j.rc)
 		fail_msg("the upkeep failed: %s", j.err);
 	assert_int_equal(q("SELECT count(*) FROM events"), 1);
-	assert_int_equal(store_pg_txn_begin(w), 0);
-	if (store_pg_txn_add_events(w, &e[1], 1, res))
-		fail_msg("add events: %s", store_pg_errmsg(w));
+	begin_with(w, &e[1], 1, res);
 }
 
 /* Waits until n lock requests wait, or until *done (may be NULL) is set. */
