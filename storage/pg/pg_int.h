@@ -32,6 +32,9 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define ERRQ_PG_LOCK_MIGRATE INT64_C(0x6572727161696772)
 /* pg_advisory_xact_lock key of creating a day partition ("errqpart"). */
 #define ERRQ_PG_LOCK_PARTITION INT64_C(0x6572727170617274)
+/* pg_try_advisory_xact_lock key of sweeping a detached day partition (retention, pg_maint.c:
+ * "errqswep"): one replica's upkeep at a time, and never in the way of making partitions. */
+#define ERRQ_PG_LOCK_SWEEP INT64_C(0x6572727173776570)
 /* pg_advisory_xact_lock(ERRQ_PG_LOCK_SERVICE, hash of the service) of counting a service's
  * groups for groups_per_service ("errg": the two-key form, its own space). */
 #define ERRQ_PG_LOCK_SERVICE 0x65727267

@@ -128,16 +128,17 @@ static int deleted(struct store *s, PGresult *r, uint64_t *by_cause, uint64_t *n
  * Between the two its rows are in no query's reach and still in the groups' stored counts
  * (the per-group cap then deletes a little early: the next steps run gone_step first). */
 
-/* The advisory lock of the partitions, taken with pg_try_advisory_xact_lock: 1 when this
- * transaction has it, 0 when another replica's upkeep or partition maker holds it, -1. */
-static int try_partition_lock(struct store *s)
+/* An advisory lock (ERRQ_PG_LOCK_PARTITION, ERRQ_PG_LOCK_SWEEP) taken with
+ * pg_try_advisory_xact_lock: 1 when this transaction has it, 0 when another replica's upkeep
+ * (or partition maker) holds it, -1. */
+static int try_xact_lock(struct store *s, int64_t lock)
 {
 	static const struct store_pg_stmt trylock = {"errq_part_trylock",
 						     "SELECT pg_try_advisory_xact_lock($1::bigint)::int", 1, NULL};
 	char key[24];
-	errq_snprintf(key, sizeof(key), "%lld", (long long)ERRQ_PG_LOCK_PARTITION);
+	errq_snprintf(key, sizeof(key), "%lld", (long long)lock);
 	const char *kv[] = {key};
-	PGresult *r = store_pg_run(s, &trylock, "take the partition lock", kv, NULL, NULL, 1);
+	PGresult *r = store_pg_run(s, &trylock, "take an upkeep lock", kv, NULL, NULL, 1);
 	if (!r)
 		return -1;
 	int mine = store_pg_col_i64(r, 0, 0) == 1;
@@ -177,7 +178,7 @@ static int detach_step(struct store *s, int64_t cutoff_ms, uint64_t now_ns)
 		return 0;
 	if (store_pg_own_txn_begin(s, "retention"))
 		return -1;
-	int rc = try_partition_lock(s);
+	int rc = try_xact_lock(s, ERRQ_PG_LOCK_PARTITION);
 	PGresult *r = NULL;
 	int y = 0, mo = 0, d = 0;
 	int64_t day = 0;
@@ -226,7 +227,9 @@ static int gone_step(struct store *s, int max_rows, bool *more)
 	PQclear(r);
 	if (!found)
 		return 0;
-	int mine = try_partition_lock(s);
+	/* its own lock, not the partitions': held to the end of the upkeep's transaction, which
+	 * may wait for group rows, it must not hold back a replica making partitions */
+	int mine = try_xact_lock(s, ERRQ_PG_LOCK_SWEEP);
 	if (mine <= 0)
 		return mine; /* another replica's upkeep is at it */
 	char sql[512], lim[16];
