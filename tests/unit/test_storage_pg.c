@@ -667,7 +667,7 @@ static void test_read_only_after_failover(void **state)
 	uint64_t now = now_ns(), ms = now / 1000000;
 	uint8_t id[3][16];
 	struct store_event e[3] = {ev(id[0], ms, 1, "fp", now), ev(id[1], ms, 2, "fp", now), ev(id[2], ms, 3, "fp", now)};
-	int8_t res[1];
+	int8_t res[2];
 	add_batch(s, e, 1, res);
 	char sql[512], err[512];
 	snprintf(sql, sizeof(sql),
