@@ -520,8 +520,12 @@ static void status_job_run(struct ingest_job *j, struct store *s)
 	}
 	struct store_group_filter f = {0};
 	struct one_group og = {.b = &b};
-	if (r < 0 || store_get_group(s, sj->fingerprint, &f, one_group_cb, &og) != 1 || !og.g) {
-		st = GRPC_STATUS_INTERNAL;
+	int got = r < 0 ? -1 : store_get_group(s, sj->fingerprint, &f, one_group_cb, &og);
+	if (got != 1 || !og.g) {
+		/* a database that cannot be reached (PostgreSQL's connection lost, the server shutting
+		 * down or read-only after a failover) is worth a retry: UNAVAILABLE, as ingest answers */
+		st = got < 0 && store_last_errclass(s) == STORE_ERR_UNAVAILABLE ? GRPC_STATUS_UNAVAILABLE
+									       : GRPC_STATUS_INTERNAL;
 		errq_snprintf(details, sizeof(details), "cannot set status: %s", store_errmsg(s));
 		goto out;
 	}

@@ -35,12 +35,18 @@ struct store_backend; /* storage/backend.h (the seam) */
 /* pg_advisory_lock key of the fleet's rule-engine leader, held on a leader_session handle's
  * session ("errqlead"). */
 #define ERRQ_PG_LOCK_LEADER INT64_C(0x6572727165616c64)
-#define STORE_PG_SCHEMA_VERSION 2     /* errq_schema.version this backend writes */
 /* A leader_session's keepalives, both ends (seconds): a vanished peer's session ends within
  * idle + interval * count, and with it the leader lock. */
 #define STORE_PG_LEADER_KEEPALIVE_IDLE_S 5
 #define STORE_PG_LEADER_KEEPALIVE_INTERVAL_S 2
 #define STORE_PG_LEADER_KEEPALIVE_COUNT 3
+/* pg_try_advisory_xact_lock key of sweeping a detached day partition (retention, pg_maint.c:
+ * "errqswep"): one replica's upkeep at a time, and never in the way of making partitions. */
+#define ERRQ_PG_LOCK_SWEEP INT64_C(0x6572727173776570)
+/* pg_advisory_xact_lock(ERRQ_PG_LOCK_SERVICE, hash of the service) of counting a service's
+ * groups for groups_per_service ("errg": the two-key form, its own space). */
+#define ERRQ_PG_LOCK_SERVICE 0x65727267
+#define STORE_PG_SCHEMA_VERSION 2     /* errq_schema.version this backend writes */
 #define STORE_PG_PARTITIONS_AHEAD 3   /* day partitions of events created ahead of today */
 #define STORE_PG_PREPARED_MAX 128     /* statements one connection prepares (all the backend has) */
 #define STORE_PG_STMT_TIMEOUT_MS 30000 /* statement_timeout of every connection */
@@ -50,6 +56,9 @@ struct store_backend; /* storage/backend.h (the seam) */
 #define STORE_PG_GROUP_CACHE 65536    /* writer: fingerprint -> group id (direct-mapped) */
 #define STORE_PG_BATCH_MAX 4096       /* events one store_pg_txn_add_events statement sends */
 #define STORE_PG_TXN_AGG_MAX 32768    /* distinct aggregate rows of a table a transaction holds (more: written early) */
+#define STORE_PG_DETACH_LOCK_TIMEOUT_MS 250 /* retention: the longest a detach of a day partition
+					     * waits for its lock on events (all users queue behind) */
+#define STORE_PG_DETACH_RETRY_NS (10ULL * 1000000000ULL) /* ... then tried again this much later */
 
 /* One statement.  name is unique in the backend ("errq_<file>_<what>"): prepared once per
  * connection; NULL: sent with its parameters each time (a statement composed per call).
@@ -73,6 +82,8 @@ struct store_pg_alerts; /* pg_alerts.c: whatever the alerting functions keep per
 struct store_pg {
 	const struct store_backend *be; /* first, in every backend's handle: the seam's table */
 	PGconn *conn;                   /* NULL while disconnected */
+	bool conn_stale;                /* conn answered as a server that is going away or became
+					 * read-only: replaced at the next store_pg_conn */
 	char *conninfo;                 /* owned: the URL, for reconnects */
 	bool readonly;
 	bool leader_session; /* store_opts.leader_session */
@@ -113,8 +124,9 @@ PGconn *store_pg_conn(struct store *s);
  * (a connection that is gone: STORE_ERR_UNAVAILABLE; else STORE_ERR_OTHER).  Returns -1. */
 int store_pg_set_err(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Records a failed result as "what: <the server's message>" and classifies it by SQLSTATE
- * (08xxx, 57P0x: UNAVAILABLE; 40001, 40P01, 55P03: LOCKED, busy; 53100: FULL; 25006, 42501:
- * UNWRITABLE; else OTHER); r may be NULL (libpq gave none).  Returns -1. */
+ * (08xxx, 57P0x, and 25006 on a writing handle: UNAVAILABLE, and the connection is replaced
+ * at the next call; 40001, 40P01, 55P03: LOCKED, busy; 53100: FULL; 42501, and 25006 on a
+ * read-only handle: UNWRITABLE; else OTHER); r may be NULL (libpq gave none).  Returns -1. */
 int store_pg_set_err_result(struct store *s, const PGresult *r, const char *what);
 /* Records a failure of the backend's own (bad input, wrong state): STORE_ERR_OTHER, not
  * busy.  Returns -1. */

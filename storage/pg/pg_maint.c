@@ -27,6 +27,7 @@
 
 struct store_pg_maint {
 	int64_t partitions_day;   /* the day whose partitions ahead were made (by this handle) */
+	uint64_t detach_next_try; /* no detach before this (one timed out waiting for events) */
 	uint64_t cap_next_check;  /* when to look for groups over the cap again */
 	uint64_t fold_next_check; /* when to look for minute counts to fold again */
 };
@@ -109,67 +110,148 @@ static int deleted(struct store *s, PGresult *r, uint64_t *by_cause, uint64_t *n
 	return 0;
 }
 
-/* Drops the oldest day partition when its end is older than cutoff_ms (one a step). */
-static int drop_partition_step(struct store *s, int64_t cutoff_ms, bool *more)
+/* Retention of a day partition, in two parts, so that nothing waits on events for longer
+ * than a catalog change:
+ *  1. detach_step, in a transaction of its own: the oldest day partition whose end is older
+ *     than the cutoff is detached from events and renamed events_gone_YYYYMMDD, then
+ *     committed at once.  DETACH PARTITION (as DROP TABLE of a partition) takes ACCESS
+ *     EXCLUSIVE on events: every insert and query of every replica queues behind it while it
+ *     waits, so it waits at most STORE_PG_DETACH_LOCK_TIMEOUT_MS (lock_timeout, then given up
+ *     until STORE_PG_DETACH_RETRY_NS later) and holds it only for the catalog change.
+ *     (DETACH ... CONCURRENTLY, which takes SHARE UPDATE EXCLUSIVE, is refused on a table
+ *     with a default partition: events has events_default.)
+ *  2. gone_step, inside the upkeep's transaction: at most max_rows rows of the detached table
+ *     are deleted a step (the budget of every event sweep, as on SQLite), the groups' stored
+ *     counts lowered by what went in the same transaction (exact after a crash: a row is
+ *     gone if and only if it was discounted), and the emptied table dropped, which locks it
+ *     alone: no replica's ingest or query sees it any more.
+ * Between the two its rows are in no query's reach and still in the groups' stored counts
+ * (the per-group cap then deletes a little early: the next steps run gone_step first). */
+
+/* An advisory lock (ERRQ_PG_LOCK_PARTITION, ERRQ_PG_LOCK_SWEEP) taken with
+ * pg_try_advisory_xact_lock: 1 when this transaction has it, 0 when another replica's upkeep
+ * (or partition maker) holds it, -1. */
+static int try_xact_lock(struct store *s, int64_t lock)
 {
 	static const struct store_pg_stmt trylock = {"errq_part_trylock",
 						     "SELECT pg_try_advisory_xact_lock($1::bigint)::int", 1, NULL};
+	char key[24];
+	errq_snprintf(key, sizeof(key), "%lld", (long long)lock);
+	const char *kv[] = {key};
+	PGresult *r = store_pg_run(s, &trylock, "take an upkeep lock", kv, NULL, NULL, 1);
+	if (!r)
+		return -1;
+	int mine = store_pg_col_i64(r, 0, 0) == 1;
+	PQclear(r);
+	return mine;
+}
+
+/* The date of an events_YYYYMMDD or events_gone_YYYYMMDD name (prefix: "events_" or
+ * "events_gone_"): true and *day (days since 1970) when it is one. */
+static bool name_day(const char *name, const char *prefix, int *y, int *mo, int *d, int64_t *day)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(name, prefix, n) || strlen(name) != n + 8 || sscanf(name + n, "%4d%2d%2d", y, mo, d) != 3 ||
+	    *y < 1970 || *y > 9999 || *mo < 1 || *mo > 12 || *d < 1 || *d > 31)
+		return false;
+	/* days_from_civil (H. Hinnant) */
+	int yy = *y - (*mo <= 2);
+	int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+	int64_t yoe = yy - era * 400;
+	int64_t doy = (153 * (*mo > 2 ? *mo - 3 : *mo + 9) + 2) / 5 + *d - 1;
+	*day = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	return true;
+}
+
+/* Part 1 (above): detaches the oldest due day partition, in a transaction of its own (never
+ * inside the caller's).  0 also when none is due, another replica holds the partitions'
+ * lock, or the lock on events was not had in time (tried again later); -1 on an error. */
+static int detach_step(struct store *s, int64_t cutoff_ms, uint64_t now_ns)
+{
 	static const struct store_pg_stmt oldest = {
 	    "errq_oldest_partition",
 	    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
 	    " WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_[0-9]{8}$' ORDER BY c.relname LIMIT 1",
 	    0, NULL};
-	/* One replica's upkeep at a time (the partitions' lock, pg_schema.c): two that had both
-	 * taken a partition's SHARE lock each waited in DROP for the other's (a deadlock).  The
-	 * one that finds it taken leaves the drop to the holder, without waiting. */
-	char key[24];
-	errq_snprintf(key, sizeof(key), "%lld", (long long)ERRQ_PG_LOCK_PARTITION);
-	const char *kv[] = {key};
-	PGresult *r = store_pg_run(s, &trylock, "take the partition lock", kv, NULL, NULL, 1);
+	struct store_pg_maint *m = store_pg(s)->m;
+	if (now_ns < m->detach_next_try)
+		return 0;
+	if (store_pg_own_txn_begin(s, "retention"))
+		return -1;
+	int rc = try_xact_lock(s, ERRQ_PG_LOCK_PARTITION);
+	PGresult *r = NULL;
+	int y = 0, mo = 0, d = 0;
+	int64_t day = 0;
+	/* another replica's upkeep at it (two DROPs that had each taken a partition's lock each
+	 * waited for the other's: a deadlock): the holder does it, nobody waits */
+	if (rc == 1 && (r = store_pg_run(s, &oldest, "find the oldest partition", NULL, NULL, NULL, 0)) == NULL)
+		rc = -1;
+	if (rc == 1 && (!PQntuples(r) || !name_day(PQgetvalue(r, 0, 0), "events_", &y, &mo, &d, &day) ||
+			(day + 1) * MS_PER_DAY > cutoff_ms))
+		rc = 0; /* none due */
+	PQclear(r);
+	if (rc == 1) {
+		char sql[256];
+		/* integers only in the SQL (the lock timeout, the day) */
+		errq_snprintf(sql, sizeof(sql),
+			      "SET LOCAL lock_timeout = %d; ALTER TABLE events DETACH PARTITION events_%04d%02d%02d;"
+			      " ALTER TABLE events_%04d%02d%02d RENAME TO events_gone_%04d%02d%02d",
+			      STORE_PG_DETACH_LOCK_TIMEOUT_MS, y, mo, d, y, mo, d, y, mo, d);
+		rc = store_pg_exec(s, sql, "detach a day partition");
+	}
+	if (store_pg_own_txn_end(s, rc, "retention") >= 0)
+		return 0;
+	if (!store_pg_last_busy(s))
+		return -1;
+	/* queued behind a long transaction on events: given up so as not to hold every user of
+	 * events behind this request; the rest of the upkeep goes on */
+	m->detach_next_try = now_ns + STORE_PG_DETACH_RETRY_NS;
+	return 0;
+}
+
+/* Part 2 (above), inside the upkeep's transaction: at most max_rows rows of the oldest
+ * detached day, discounted from their groups; the table dropped once empty. */
+static int gone_step(struct store *s, int max_rows, bool *more)
+{
+	static const struct store_pg_stmt gone = {
+	    "errq_gone_partition",
+	    "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ '^events_gone_[0-9]{8}$'"
+	    " AND pg_table_is_visible(c.oid) ORDER BY c.relname LIMIT 1",
+	    0, NULL};
+	PGresult *r = store_pg_run(s, &gone, "find a detached partition", NULL, NULL, NULL, 0);
 	if (!r)
 		return -1;
-	bool mine = store_pg_col_i64(r, 0, 0) == 1;
-	PQclear(r);
-	if (!mine)
-		return 0;
-	if (!(r = store_pg_run(s, &oldest, "find the oldest partition", NULL, NULL, NULL, 0)))
-		return -1;
 	int y = 0, mo = 0, d = 0;
-	bool found = PQntuples(r) && sscanf(PQgetvalue(r, 0, 0), "events_%4d%2d%2d", &y, &mo, &d) == 3;
+	int64_t day;
+	bool found = PQntuples(r) && name_day(PQgetvalue(r, 0, 0), "events_gone_", &y, &mo, &d, &day);
 	PQclear(r);
-	if (!found || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31)
+	if (!found)
 		return 0;
-	/* days_from_civil (H. Hinnant): the partition's day, and its end */
-	int yy = y - (mo <= 2);
-	int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
-	int64_t yoe = yy - era * 400;
-	int64_t doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
-	int64_t day = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-	if ((day + 1) * MS_PER_DAY > cutoff_ms)
-		return 0;
-	char sql[512];
-	/* integers only in the SQL (the day) */
-	errq_snprintf(sql, sizeof(sql), "LOCK TABLE events_%04d%02d%02d IN SHARE MODE", y, mo, d);
-	if (store_pg_exec(s, sql, "lock a day partition"))
-		return -1;
+	/* its own lock, not the partitions': held to the end of the upkeep's transaction, which
+	 * may wait for group rows, it must not hold back a replica making partitions */
+	int mine = try_xact_lock(s, ERRQ_PG_LOCK_SWEEP);
+	if (mine <= 0)
+		return mine; /* another replica's upkeep is at it */
+	char sql[512], lim[16];
+	/* integers only in the SQL (the day); the oldest ids first, from the table's (id) index */
 	errq_snprintf(sql, sizeof(sql),
-		      "SELECT group_id, count(*) FROM events_%04d%02d%02d GROUP BY group_id ORDER BY group_id", y, mo, d);
-	const struct store_pg_stmt count = {NULL, sql, 0, NULL};
-	if (!(r = store_pg_run(s, &count, "count a day partition", NULL, NULL, NULL, 1)))
+		      "WITH d AS (DELETE FROM events_gone_%04d%02d%02d WHERE id IN (SELECT id FROM"
+		      " events_gone_%04d%02d%02d ORDER BY id LIMIT $1::bigint) RETURNING group_id)"
+		      " SELECT group_id, count(*) FROM d GROUP BY group_id ORDER BY group_id",
+		      y, mo, d, y, mo, d);
+	const struct store_pg_stmt del = {NULL, sql, 1, NULL};
+	errq_snprintf(lim, sizeof(lim), "%d", max_rows);
+	const char *v[] = {lim};
+	if (!(r = store_pg_run(s, &del, "retention of a detached day", v, NULL, NULL, 1)))
 		return -1;
-	/* DROP first, the groups' rows after: dropping a partition waits for every transaction
-	 * holding a lock on events, and a writer's commit locks its groups' rows; holding them
-	 * while waiting was a deadlock with any writer adding to one of those groups.  Once the
-	 * DROP has its lock no writer holds a group row of ours (they lock after touching events). */
-	errq_snprintf(sql, sizeof(sql), "DROP TABLE events_%04d%02d%02d", y, mo, d);
-	if (store_pg_exec(s, sql, "drop a day partition")) {
-		PQclear(r);
+	uint64_t n;
+	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, &n))
 		return -1;
-	}
-	if (deleted(s, r, &store_pg(s)->wst.events_deleted_retention, NULL))
-		return -1;
-	*more = true; /* the next one may be due too */
-	return 0;
+	*more = true; /* rows left, or the next day may be due too */
+	if (n >= (uint64_t)max_rows)
+		return 0;
+	errq_snprintf(sql, sizeof(sql), "DROP TABLE events_gone_%04d%02d%02d", y, mo, d);
+	return store_pg_exec(s, sql, "drop a detached day");
 }
 
 /* Deletes rows of events_default received before the cutoff, at most max_rows. */
@@ -336,14 +418,15 @@ int store_pg_maintain(struct store *s, const struct store_maint_opts *o, bool *m
 	int max_rows = o->max_rows ? (int)o->max_rows : STORE_MAINT_BATCH;
 	if (max_rows > STORE_MAINT_MAX_ROWS)
 		max_rows = STORE_MAINT_MAX_ROWS;
+	bool retain = o->retention_ns && o->now_ns > o->retention_ns;
+	uint64_t cutoff = retain ? o->now_ns - o->retention_ns : 0;
+	if (retain && detach_step(s, (int64_t)(cutoff / 1000000ULL), o->now_ns))
+		return -1;
 	if (store_pg_own_txn_begin(s, "maintenance"))
 		return -1;
-	int rc = 0;
-	if (o->retention_ns && o->now_ns > o->retention_ns) {
-		uint64_t cutoff = o->now_ns - o->retention_ns;
-		rc = drop_partition_step(s, (int64_t)(cutoff / 1000000ULL), more);
-		if (!rc)
-			rc = default_retention_step(s, cutoff, max_rows, more);
+	int rc = gone_step(s, max_rows, more); /* also when retention was turned off since */
+	if (!rc && retain) {
+		rc = default_retention_step(s, cutoff, max_rows, more);
 		if (!rc)
 			rc = fold_step(s, (int64_t)(cutoff / NS_PER_MINUTE), o->now_ns, more);
 	}

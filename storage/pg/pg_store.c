@@ -35,9 +35,11 @@ static void first_line(const char *msg, const char **p, int *n)
 	*n = (int)k;
 }
 
+/* Gone, or to be replaced: a session the server ended, or one that answered as a server no
+ * caller can use (read-only after a failover, shutting down): the next call reconnects. */
 static bool conn_lost(const struct store_pg *p)
 {
-	return !p->conn || PQstatus(p->conn) == CONNECTION_BAD;
+	return !p->conn || p->conn_stale || PQstatus(p->conn) == CONNECTION_BAD;
 }
 
 int store_pg_set_err(struct store *s, const char *fmt, ...)
@@ -74,9 +76,18 @@ int store_pg_set_err_result(struct store *s, const PGresult *r, const char *what
 	errq_snprintf(p->err, sizeof(p->err), "%s: %.*s", what, n, n ? m : "unknown error");
 	store_url_scrub(p->conninfo, p->err, sizeof(p->err));
 	p->busy = false;
-	if (conn_lost(p) || (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4))))
+	/* 25006 (read_only_sql_transaction) on a handle that writes is a primary that became a
+	 * standby (a failover: Patroni demotes the old primary, which then refuses every write)
+	 * or a server set read-only: this session will never write again, another one may (the
+	 * URL's hosts with target_session_attrs=read-write, a failover address).  A read-only
+	 * handle's own 25006 is its own doing (default_transaction_read_only): unwritable. */
+	bool demoted = state && !strcmp(state, "25006") && !p->readonly;
+	if (conn_lost(p) || demoted || (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4)))) {
 		p->errclass = STORE_ERR_UNAVAILABLE;
-	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))) {
+		/* whatever the session's state, the next txn_begin, query or upkeep replaces it
+		 * (57P01-57P03: the server is going away; 08xxx: the connection is broken) */
+		p->conn_stale = true;
+	} else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))) {
 		p->errclass = STORE_ERR_LOCKED; /* serialization failure, deadlock, lock_timeout */
 		p->busy = true;
 	} else if (state && !strcmp(state, "53100"))
@@ -172,13 +183,20 @@ static int connect_now(struct store *s)
 			      STORE_PG_LEADER_KEEPALIVE_INTERVAL_S * STORE_PG_LEADER_KEEPALIVE_COUNT) * 1000
 			   : 0);
 	/* the URL comes last (expand_dbname): what it says wins over these defaults */
-	const char *const keys[] = {"connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
-				    "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+	/* a writing handle wants a server that accepts writes (libpq checks each host of the URL
+	 * in turn, refusing a standby or a read-only default): after a failover the reconnect finds
+	 * the new primary, or fails and backs off instead of reaching the demoted one again; the
+	 * leader's session too (its epoch bump writes) */
+	const char *const keys[] = {"connect_timeout",  "application_name", "keepalives_idle",      "keepalives_interval",
+				    "keepalives_count", "tcp_user_timeout", "target_session_attrs", "dbname",
+				    NULL};
 	const char *const vals[] = {timeout, lead ? "errqd-leader" : "errqd", idle, interval, count, user_timeout,
+				    p->readonly ? "any" : "read-write",
 				    p->conninfo, NULL};
 	if (p->conn)
 		PQfinish(p->conn);
 	p->n_prepared = 0;
+	p->conn_stale = false;
 	p->conn = PQconnectdbParams(keys, vals, 1);
 	if (!p->conn) {
 		store_pg_fail(s, "connect: out of memory");

@@ -243,11 +243,20 @@ static int64_t env_id(struct store *s, const char *env)
 	return name_put(s, sl, env, id) ? -1 : id;
 }
 
-/* Whether service may open one more group (groups_per_service): 1 yes (and counts it), 0 no,
- * -1 on error.  Across replicas the count is each one's view: a burst of new fingerprints
- * on several replicas at once can pass the limit by a few groups. */
+/* Whether service may open one more group (groups_per_service): 1 yes, 0 no, -1 on error.
+ * Exact across replicas: the service's transaction-scoped advisory lock (ERRQ_PG_LOCK_SERVICE
+ * and the service's hash), then a count of its groups in a statement of its own, so its
+ * snapshot comes after the lock: a replica that created groups of the service holds the lock
+ * to its commit, and this count sees them.  (A count cached per replica let each replica
+ * admit up to the limit: N replicas, N times the limit.)  Groups are never deleted, so a
+ * service found at its limit stays there: the cache answers for it without a round trip, and
+ * a flood of new fingerprints past the limit costs nothing per event.  Two replicas creating
+ * groups of two services in opposite orders can deadlock on the locks; PostgreSQL ends one
+ * (40P01, busy) and its writer retries the batch, as for the groups' own inserts. */
 static int service_admits_group(struct store *s, const char *service)
 {
+	static const struct store_pg_stmt lock = {
+	    "errq_service_lock", "SELECT pg_advisory_xact_lock($1::integer, $2::integer)", 2, NULL};
 	static const struct store_pg_stmt count = {
 	    "errq_service_groups", "SELECT count(*) FROM groups WHERE service = $1::text AND NOT overflow", 1, NULL};
 	struct store_pg *p = store_pg(s);
@@ -255,18 +264,24 @@ static int service_admits_group(struct store *s, const char *service)
 		return 1;
 	bool hit;
 	struct nslot *sl = name_slot(p->w->services, STORE_SERVICE_CACHE, service, &hit);
-	if (!hit) {
-		const char *v[] = {service};
-		PGresult *r = store_pg_run(s, &count, "count groups", v, NULL, NULL, 1);
-		if (!r)
-			return -1;
-		if (name_put(s, sl, service, take_id(r)))
-			return -1;
-	}
-	if (sl->value >= (int64_t)p->groups_per_service)
+	if (hit && sl->value >= (int64_t)p->groups_per_service)
 		return 0;
-	sl->value++;
-	return 1;
+	char k1[16], k2[16];
+	errq_snprintf(k1, sizeof(k1), "%d", ERRQ_PG_LOCK_SERVICE);
+	errq_snprintf(k2, sizeof(k2), "%d", (int32_t)(uint32_t)str_hash(service));
+	const char *kv[] = {k1, k2}, *v[] = {service};
+	PGresult *r = store_pg_run(s, &lock, "lock the service's groups", kv, NULL, NULL, 1);
+	if (!r)
+		return -1;
+	PQclear(r);
+	if (!(r = store_pg_run(s, &count, "count groups", v, NULL, NULL, 1)))
+		return -1;
+	int64_t n = take_id(r);
+	/* the count, taken now (this transaction's own new groups included): a service at the
+	 * limit is remembered, one under it is counted again at its next new group */
+	if (name_put(s, sl, service, n))
+		return -1;
+	return n < (int64_t)p->groups_per_service;
 }
 
 /* ---- groups ---- */

@@ -231,15 +231,17 @@ static bool wait_ready(int want_status, char **body)
 }
 
 /* The database cannot be written (SQLite: a file size limit of one byte on errqd, every write
- * fails with EFBIG; PostgreSQL: PG_READ_ONLY): /readyz and gRPC health turn unready with the reason while /livez stays 200,
+ * fails with EFBIG; PostgreSQL: PG_UNWRITABLE): /readyz and gRPC health turn unready with the reason while /livez stays 200,
  * nothing is acknowledged meanwhile (the batch is given back: its stream ends UNAVAILABLE
  * with the reason, docs/operations.md "Disk full"), and a resend is stored once the limit
  * is lifted. */
-/* PostgreSQL: a trigger refuses every insert into events as a read-only database would
- * (SQLSTATE 25006, which the backend classes unwritable), until it is dropped. */
-static const char *const PG_READ_ONLY[] = {
+/* PostgreSQL: a trigger refuses every insert into events as a revoked privilege would
+ * (SQLSTATE 42501, which the backend classes unwritable), until it is dropped.  (Not 25006,
+ * read_only_sql_transaction: a writer meeting it is on a demoted primary, UNAVAILABLE, and
+ * reconnects: test_storage_pg's test_read_only_after_failover.) */
+static const char *const PG_UNWRITABLE[] = {
     "CREATE FUNCTION itest_read_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    "RAISE EXCEPTION 'itest: read-only' USING ERRCODE = 'read_only_sql_transaction'; END $$",
+    "RAISE EXCEPTION 'itest: no privilege' USING ERRCODE = 'insufficient_privilege'; END $$",
     "CREATE TRIGGER itest_read_only BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION itest_read_only()",
     NULL};
 static const char *const PG_WRITABLE[] = {"DROP TRIGGER itest_read_only ON events", NULL};
@@ -250,7 +252,7 @@ static void set_unwritable(bool unwritable, struct rlimit *old)
 	if (harness_backend() == HARNESS_POSTGRES) {
 		struct harness_db *h = harness_db_open(D.db);
 		assert_non_null(h);
-		for (const char *const *q = unwritable ? PG_READ_ONLY : PG_WRITABLE; *q; q++)
+		for (const char *const *q = unwritable ? PG_UNWRITABLE : PG_WRITABLE; *q; q++)
 			assert_int_equal(harness_db_exec(h, *q), 0);
 		harness_db_close(h);
 		return;

@@ -6,8 +6,9 @@
  * the PostgreSQL URL and `errq` must show the same groups, counts, events, alerts and
  * silences as before; a failure sent afterwards lands in its old group with a new row id.
  * Then the refusals, each with its own exit code: a target that is not empty (4; --replace
- * copies again), a source that is missing or in use by a running errqd (3), URLs of the wrong
- * kind (2).  The target's password never appears in what the command prints.
+ * copies again), a copy that does not verify (5: triggers on the target change what it
+ * receives; nothing committed), a source that is missing or in use by a running errqd (3),
+ * URLs of the wrong kind (2).  The target's password never appears in what the command prints.
  * ERRQ_TEST_FILTER=test_refusals runs one test. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,6 +207,19 @@ static int64_t pg_int(const char *sql)
 	return v;
 }
 
+/* Runs sql (statements, no result) on the target database. */
+static void migrate_tamper(const char *sql)
+{
+	char err[256];
+	PGconn *c = pg_test_connect(&Db, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	int rc = pg_test_exec(c, sql, err, sizeof(err));
+	PQfinish(c);
+	if (rc)
+		fail_msg("%s: %s", sql, err);
+}
+
 /* The SQLite database filled through errqd: 4 groups, alerts for 3 of them, one silenced. */
 static void fill_sqlite(void)
 {
@@ -377,6 +391,32 @@ static void test_refusals(void **state)
 	free(out);
 	free(err);
 	assert_int_equal(pg_int("SELECT count(*) FROM events"), 10);
+	assert_int_equal(pg_int("SELECT count(*) FROM alerts"), 3);
+
+	/* a copy the target does not keep as sent: 5, and nothing committed (the copy before
+	 * stands, --replace's TRUNCATE rolled back with the rest).  Triggers on the target stand
+	 * for whatever could change rows between COPY and the counts (a server-side rule, an
+	 * extension, another writer): one drops the events of service 'other', one adds to the
+	 * totals of its group, so both checks (rows per table, each group's totals) differ. */
+	migrate_tamper("CREATE FUNCTION itest_drop_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+		       " IF NEW.service = 'other' THEN RETURN NULL; END IF; RETURN NEW; END $$;"
+		       " CREATE TRIGGER itest_drop_event BEFORE INSERT ON events FOR EACH ROW"
+		       " EXECUTE FUNCTION itest_drop_event();"
+		       " CREATE FUNCTION itest_bump_total() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+		       " IF NEW.service = 'other' THEN NEW.total := NEW.total + 1; END IF; RETURN NEW; END $$;"
+		       " CREATE TRIGGER itest_bump_total BEFORE INSERT ON groups FOR EACH ROW"
+		       " EXECUTE FUNCTION itest_bump_total()");
+	assert_int_equal(migrate(&out, &err, "--from", from, "--to", Url, "--replace", NULL), 5);
+	if (!strstr(out, "DIFFERENT") || !strstr(out, "groups' totals compared: 5, different: 1"))
+		fail_msg("the report does not show the differences:\n%s", out);
+	if (!strstr(err, "verification failed") || !strstr(err, "events"))
+		fail_msg("the failure does not say what differs: %s", err);
+	free(out);
+	free(err);
+	migrate_tamper("DROP TRIGGER itest_drop_event ON events; DROP TRIGGER itest_bump_total ON groups");
+	assert_int_equal(pg_int("SELECT count(*) FROM events"), 10);
+	assert_int_equal(pg_int("SELECT count(*) FROM events WHERE service = 'other'"), 1);
+	assert_int_equal(pg_int("SELECT total FROM groups WHERE service = 'other'"), 1);
 	assert_int_equal(pg_int("SELECT count(*) FROM alerts"), 3);
 
 	/* an unreachable target: 4, the URL redacted */

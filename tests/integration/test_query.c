@@ -208,18 +208,26 @@ static Errq__V1__Group *set_status(const char *addr, const char *fp, const char 
 	return query_ok(addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &errq__v1__group__descriptor);
 }
 
+/* Starts D and reports one KeyError of service: the one group's fingerprint in fp. */
+static void start_with_one_group(struct errqd_proc *D, const char *service, char fp[32])
+{
+	assert_int_equal(errqd_start(D, NULL), 0);
+	Errq__V1__TaskFailure *e1[1] = {tevent_new(&G, service, "KeyError", "no key 'a'")};
+	report(D->addr, e1, 1);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r = groups(D->addr, &lr);
+	assert_int_equal(r->n_groups, 1);
+	errq_snprintf(fp, 32, "%s", r->groups[0]->fingerprint);
+	errq__v1__list_groups_response__free_unpacked(r, NULL);
+}
+
 static void test_resolve_then_regression(void **state)
 {
 	struct errqd_proc D = {0};
-	assert_int_equal(errqd_start(&D, NULL), 0);
-	Errq__V1__TaskFailure *e1[1] = {tevent_new(&G, "svc-reg", "KeyError", "no key 'a'")};
-	report(D.addr, e1, 1);
-	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
-	Errq__V1__ListGroupsResponse *r = groups(D.addr, &lr);
-	assert_int_equal(r->n_groups, 1);
 	char fp[32];
-	errq_snprintf(fp, sizeof(fp), "%s", r->groups[0]->fingerprint);
-	errq__v1__list_groups_response__free_unpacked(r, NULL);
+	start_with_one_group(&D, "svc-reg", fp);
+	Errq__V1__ListGroupsRequest lr = ERRQ__V1__LIST_GROUPS_REQUEST__INIT;
+	Errq__V1__ListGroupsResponse *r;
 
 	Errq__V1__Group *g = set_status(D.addr, fp, "resolved");
 	assert_string_equal(g->status, "resolved");
@@ -260,6 +268,49 @@ static void test_resolve_then_regression(void **state)
 	sr.status = "resolved";
 	assert_int_equal(query_call(D.addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, NULL, 0),
 			 GRPC_STATUS_NOT_FOUND);
+	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
+	errqd_cleanup(&D);
+}
+
+/* A database that cannot be reached answers SetGroupStatus UNAVAILABLE (worth a retry, as
+ * ingest answers), not INTERNAL; the retry passes once it is back.  PostgreSQL only (SQLite has
+ * no server to lose): a trigger makes the status change fail as a server shutting down does
+ * (SQLSTATE 57P01, admin_shutdown), deterministically, whatever upkeep does meanwhile. */
+static const char *const PG_SHUTTING_DOWN[] = {
+    "CREATE FUNCTION itest_shutting_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "RAISE EXCEPTION 'itest: shutting down' USING ERRCODE = 'admin_shutdown'; END $$",
+    "CREATE TRIGGER itest_shutting_down BEFORE UPDATE OF status ON groups FOR EACH ROW"
+    " WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION itest_shutting_down()",
+    NULL};
+
+static void test_set_status_database_unavailable(void **state)
+{
+	if (harness_backend() != HARNESS_POSTGRES)
+		skip();
+	struct errqd_proc D = {0};
+	char fp[32];
+	start_with_one_group(&D, "svc-unav", fp);
+
+	struct harness_db *h = harness_db_open(D.db);
+	assert_non_null(h);
+	for (const char *const *q = PG_SHUTTING_DOWN; *q; q++)
+		assert_int_equal(harness_db_exec(h, *q), 0);
+	Errq__V1__SetGroupStatusRequest sr = ERRQ__V1__SET_GROUP_STATUS_REQUEST__INIT;
+	sr.fingerprint = fp;
+	sr.status = "resolved";
+	grpc_slice out;
+	char det[256] = "";
+	grpc_status_code st = query_call(D.addr, "/errq.v1.Query/SetGroupStatus", &sr.base, &out, det, sizeof(det));
+	if (st != GRPC_STATUS_UNAVAILABLE)
+		fail_msg("SetGroupStatus with the database unavailable: status %d, want UNAVAILABLE: %s", (int)st, det);
+	if (!strstr(det, "shutting down"))
+		fail_msg("UNAVAILABLE without the reason: %s", det);
+	/* the server back: the client's retry passes */
+	assert_int_equal(harness_db_exec(h, "DROP TRIGGER itest_shutting_down ON groups"), 0);
+	harness_db_close(h);
+	Errq__V1__Group *g = set_status(D.addr, fp, "resolved");
+	assert_string_equal(g->status, "resolved");
+	errq__v1__group__free_unpacked(g, NULL);
 	assert_int_equal(errqd_stop(&D, SIGTERM), 0);
 	errqd_cleanup(&D);
 }
@@ -627,6 +678,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_grouping_and_group_detail),
 	    cmocka_unit_test(test_resolve_then_regression),
+	    cmocka_unit_test(test_set_status_database_unavailable),
 	    cmocka_unit_test(test_pagination_under_load),
 	    cmocka_unit_test(test_tail_receives_events_after_start),
 	    cmocka_unit_test(test_slow_tail_drops_oldest_and_says_so),

@@ -74,6 +74,8 @@ static int64_t q(const char *sql)
 	return v;
 }
 
+static void wait_lock_waiters(int64_t n, const int *done);
+
 /* A UUIDv7-shaped id: ms in the first 6 bytes, n after. */
 static void make_id(uint8_t id[16], uint64_t ms, uint32_t n)
 {
@@ -103,12 +105,18 @@ static uint64_t now_ns(void)
 	return errq_now_ns();
 }
 
-/* Adds ev[0..n) in one transaction; result in res. */
-static void add_batch(struct store *s, const struct store_event *e, size_t n, int8_t *res)
+/* Begins a transaction and adds ev[0..n) in it (left open); result in res. */
+static void begin_with(struct store *s, const struct store_event *e, size_t n, int8_t *res)
 {
 	assert_int_equal(store_pg_txn_begin(s), 0);
 	if (store_pg_txn_add_events(s, e, n, res))
 		fail_msg("add events: %s", store_pg_errmsg(s));
+}
+
+/* Adds ev[0..n) in one transaction; result in res. */
+static void add_batch(struct store *s, const struct store_event *e, size_t n, int8_t *res)
+{
+	begin_with(s, e, n, res);
 	if (store_pg_txn_commit(s))
 		fail_msg("commit: %s", store_pg_errmsg(s));
 }
@@ -404,6 +412,90 @@ static void test_groups_per_service(void **state)
 	store_pg_close(s);
 }
 
+/* Stores ev[0..n) in one transaction on s, retrying the batch while it fails busy (another
+ * replica held a lock: what the writer does), until WAIT_NS.  0, or -1 with the reason in err. */
+static int store_retrying(struct store *s, const struct store_event *e, size_t n, int8_t *res, int *busy_retries,
+			  char *err, size_t errsz)
+{
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	for (;;) {
+		int rc;
+		if (!(rc = store_pg_txn_begin(s)) && !(rc = store_pg_txn_add_events(s, e, n, res)))
+			rc = store_pg_txn_commit(s);
+		if (!rc)
+			return 0;
+		snprintf(err, errsz, "%s", store_pg_errmsg(s));
+		bool busy = store_pg_last_busy(s);
+		store_pg_txn_rollback(s);
+		if (!busy || errq_mono_ns() > deadline)
+			return -1;
+		(*busy_retries)++;
+		err[0] = 0;
+	}
+}
+
+/* groups_per_service holds across replicas: a second writer taking new fingerprints of a
+ * service while the first's transaction has created some (not committed yet) waits for it
+ * and counts them, so the service ends at the limit exactly.  (Each replica counted its own
+ * view, cached: both admitted up to the limit.) */
+struct gps_job {
+	uint64_t now;
+	int busy_retries;
+	int done; /* __atomic */
+	char err[512];
+};
+
+static void *gps_writer(void *arg)
+{
+	struct gps_job *j = arg;
+	struct store *s = NULL;
+	struct store_opts o = {.path = db.url, .groups_per_service = 3};
+	if (store_pg_open(&s, &o, j->err, sizeof(j->err))) {
+		__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	uint64_t ms = j->now / 1000000;
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], ms, 11, "b-1", j->now), ev(id[1], ms, 12, "b-2", j->now)};
+	int8_t res[2];
+	store_retrying(s, e, 2, res, &j->busy_retries, j->err, sizeof(j->err));
+	store_pg_close(s);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_groups_per_service_two_writers(void **state)
+{
+	(void)state;
+	struct store *a = open_pg(false, 3);
+	uint64_t now = now_ns(), ms = now / 1000000;
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], ms, 1, "a-1", now), ev(id[1], ms, 2, "a-2", now)};
+	int8_t res[2];
+	begin_with(a, e, 2, res); /* a's new groups, not committed yet */
+	struct gps_job j = {.now = now};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, gps_writer, &j), 0);
+	wait_lock_waiters(1, &j.done); /* the second waits for the first's count to be settled */
+	if (store_pg_txn_commit(a))
+		fail_msg("commit: %s", store_pg_errmsg(a));
+	pthread_join(t, NULL);
+	if (j.err[0])
+		fail_msg("the second writer: %s", j.err);
+	print_message("second writer: %d busy retries\n", j.busy_retries);
+	assert_int_equal(q("SELECT count(*) FROM groups WHERE service = 'checkout' AND NOT overflow"), 3);
+	assert_int_equal(q("SELECT total FROM groups WHERE overflow"), 1);
+	assert_int_equal(q("SELECT sum(total) FROM groups"), 4);
+	/* at the limit: a third writer's new fingerprint overflows too */
+	struct store *c = open_pg(false, 3);
+	struct store_event e3 = ev(id[0], ms, 21, "c-1", now);
+	add_batch(c, &e3, 1, res);
+	assert_int_equal(q("SELECT count(*) FROM groups WHERE NOT overflow"), 3);
+	assert_int_equal(q("SELECT total FROM groups WHERE overflow"), 2);
+	store_pg_close(c);
+	store_pg_close(a);
+}
+
 /* ---- two writers (replicas) on one database ---- */
 
 struct writer_arg {
@@ -433,20 +525,9 @@ static void *writer_thread(void *arg)
 			uint32_t n = i < PER / 2 ? (uint32_t)(t * PER + i) : (uint32_t)(1000000 * (w->who + 1) + t * PER + i);
 			e[i] = ev(id[i], ms, n, fps[i % 5], w->now + (uint64_t)t * NS_PER_MIN / 4);
 		}
-		int rc;
-		while ((rc = store_pg_txn_begin(s)) == 0 && (rc = store_pg_txn_add_events(s, e, PER, res)) == 0 &&
-		       (rc = store_pg_txn_commit(s)) == 0)
+		/* another replica holding a row makes the batch fail busy: the writer retries it */
+		if (store_retrying(s, e, PER, res, &w->busy_retries, w->err, sizeof(w->err)))
 			break;
-		if (rc) {
-			bool busy = store_pg_last_busy(s);
-			snprintf(w->err, sizeof(w->err), "%s", store_pg_errmsg(s));
-			store_pg_txn_rollback(s);
-			if (!busy)
-				break;
-			w->busy_retries++; /* another replica held a row: the writer retries its batch */
-			t--;
-			w->err[0] = 0;
-		}
 	}
 	store_pg_close(s);
 	return NULL;
@@ -571,6 +652,77 @@ static void test_lost_connection(void **state)
 	store_pg_close(s);
 }
 
+/* A failover: the primary this writer's session is on is demoted (a standby now, refusing
+ * every write with SQLSTATE 25006) and another server takes the writes.  The writer must
+ * see it as the database unavailable and reconnect, not keep writing to the old one for
+ * ever; and a reconnect that reaches a read-only server must fail (target_session_attrs
+ * read-write), with backoff, until a writable one answers.  Modelled on one server: a
+ * trigger refuses the writes of the old session alone (pg_backend_pid), and
+ * default_transaction_read_only on the database makes new sessions read-only, as a standby's
+ * are. */
+static void test_read_only_after_failover(void **state)
+{
+	(void)state;
+	struct store *s = open_pg(false, 0);
+	uint64_t now = now_ns(), ms = now / 1000000;
+	uint8_t id[3][16];
+	struct store_event e[3] = {ev(id[0], ms, 1, "fp", now), ev(id[1], ms, 2, "fp", now), ev(id[2], ms, 3, "fp", now)};
+	int8_t res[2];
+	add_batch(s, e, 1, res);
+	char sql[512], err[512];
+	snprintf(sql, sizeof(sql),
+		 "CREATE FUNCTION t_demoted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+		 " IF pg_backend_pid() = %d THEN RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction'"
+		 " USING ERRCODE = 'read_only_sql_transaction'; END IF; RETURN NULL; END $$;"
+		 " CREATE TRIGGER t_demoted BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION t_demoted()",
+		 PQbackendPID(store_pg(s)->conn));
+	if (pg_test_exec(admin, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(store_pg_txn_begin(s), 0);
+	assert_int_equal(store_pg_txn_add_events(s, &e[1], 1, res), -1);
+	assert_non_null(strstr(store_pg_errmsg(s), "read-only"));
+	assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
+	assert_false(store_pg_last_busy(s));
+	store_pg_txn_rollback(s);
+	/* the server this URL reaches is read-only too now (a standby): the reconnect refuses it */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET default_transaction_read_only = on", db.name);
+	if (pg_test_exec(admin, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	uint64_t before = store_pg(s)->reconnects;
+	assert_int_equal(store_pg_txn_begin(s), -1);
+	assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
+	assert_non_null(strstr(store_pg_errmsg(s), "read-only"));
+	assert_int_equal(store_pg(s)->reconnects, before);
+	/* ... and so does a writer opening now */
+	struct store *s2 = NULL;
+	struct store_opts o = {.path = db.url};
+	assert_int_equal(store_pg_open(&s2, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "read-only"));
+	/* the new primary answers at the URL: the writer reconnects (after its backoff) and writes */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s RESET default_transaction_read_only", db.name);
+	if (pg_test_exec(admin, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	uint64_t deadline = errq_mono_ns() + WAIT_NS;
+	while (store_pg_txn_begin(s)) {
+		assert_int_equal(store_pg_last_errclass(s), STORE_ERR_UNAVAILABLE);
+		assert_true(errq_mono_ns() < deadline);
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	if (store_pg_txn_add_events(s, &e[1], 2, res))
+		fail_msg("add events after the failover: %s", store_pg_errmsg(s));
+	assert_int_equal(store_pg_txn_commit(s), 0);
+	assert_int_equal(store_pg(s)->reconnects, before + 1);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 3);
+	/* a reader is not concerned: its own sessions are read-only by design */
+	struct store *r = open_pg(true, 0);
+	uint64_t n = 0;
+	assert_int_equal(store_pg_count_events(r, &n), 0);
+	assert_int_equal(n, 3);
+	store_pg_close(r);
+	store_pg_close(s);
+}
+
 /* ---- partitions ---- */
 
 static void test_partition_moves_default_rows(void **state)
@@ -680,9 +832,7 @@ static void old_day_due(struct store *w, struct store *u, const char *today_fp, 
 	if (j.rc)
 		fail_msg("the upkeep failed: %s", j.err);
 	assert_int_equal(q("SELECT count(*) FROM events"), 1);
-	assert_int_equal(store_pg_txn_begin(w), 0);
-	if (store_pg_txn_add_events(w, &e[1], 1, res))
-		fail_msg("add events: %s", store_pg_errmsg(w));
+	begin_with(w, &e[1], 1, res);
 }
 
 /* Waits until n lock requests wait, or until *done (may be NULL) is set. */
@@ -696,29 +846,34 @@ static void wait_lock_waiters(int64_t n, const int *done)
 	}
 }
 
-/* Another replica's upkeep drops a day partition of a group while this writer's transaction
- * holds an event of that group, its count pending: DROP TABLE of a partition waits for the
- * writer's lock on events, and the writer's commit then locks the group's row.  The upkeep
- * must not hold that row while it waits (a deadlock: one of the two was aborted). */
+/* Another replica's upkeep comes to detach a day partition while this writer's transaction
+ * is open (it holds a lock on events, its counts pending): the detach waits for it at most
+ * STORE_PG_DETACH_LOCK_TIMEOUT_MS (while it waits, every user of events queues behind it),
+ * then gives up until STORE_PG_DETACH_RETRY_NS later; the upkeep's other work goes on and the
+ * writer commits unharmed.  (Before, a DROP waited for the writer with the upkeep holding the
+ * groups' rows the writer's commit then locked: a deadlock.) */
 static void test_retention_beside_writer(void **state)
 {
 	(void)state;
 	struct store *w = open_pg(false, 0), *u = open_pg(false, 0);
 	struct maint_job j = {.s = u};
 	old_day_due(w, u, "fp", &j.mo);
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j), 0);
-	wait_lock_waiters(1, NULL); /* the upkeep's DROP waits for the writer's transaction */
-	int rc = store_pg_txn_commit(w);
-	char werr[512];
-	snprintf(werr, sizeof(werr), "%s", store_pg_errmsg(w));
-	if (rc)
-		store_pg_txn_rollback(w);
-	pthread_join(t, NULL);
-	if (rc)
-		fail_msg("the writer's commit failed: %s", werr);
+	int64_t parts = q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass");
+	maint_thread(&j); /* here: the writer's transaction stays open throughout */
 	if (j.rc)
 		fail_msg("the upkeep failed: %s", j.err);
+	assert_int_equal(q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), parts);
+	if (store_pg_txn_commit(w))
+		fail_msg("the writer's commit failed: %s", store_pg_errmsg(w));
+	/* not tried again before its time; then it goes */
+	maint_thread(&j);
+	assert_int_equal(q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), parts);
+	j.mo.now_ns += STORE_PG_DETACH_RETRY_NS;
+	bool more = true;
+	for (int i = 0; i < 10 && more; i++)
+		if (store_pg_maintain(u, &j.mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(u));
+	assert_int_equal(q("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"), parts - 1);
 	assert_int_equal(q("SELECT count(*) FROM events"), 1);
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 2);
 	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
@@ -726,33 +881,171 @@ static void test_retention_beside_writer(void **state)
 	store_pg_close(w);
 }
 
-/* Two replicas' upkeeps on one due day partition at once (both past a writer's transaction
- * that holds their DROP back): one drops it and lowers the stored counts, once; the other
- * leaves it to that one.  Both had taken the partition's SHARE lock: each DROP then waited for
- * the other's (a deadlock, one aborted). */
+/* Two replicas' upkeeps on one due day: one detaches and sweeps it, lowering the stored
+ * counts once; the other, finding the partitions' lock taken, leaves it without waiting.
+ * (Both had taken a partition's SHARE lock, then each DROP waited for the other's: a
+ * deadlock, one aborted.)  The first is held in its sweep by a group's row another
+ * transaction holds, while the second runs. */
 static void test_two_upkeeps_drop_one_partition(void **state)
 {
 	(void)state;
 	struct store *w = open_pg(false, 0), *u1 = open_pg(false, 0), *u2 = open_pg(false, 0);
-	struct maint_job j1 = {.s = u1}, j2 = {.s = u2};
+	struct maint_job j1 = {.s = u1};
 	old_day_due(w, u1, "fp2", &j1.mo);
-	j2.mo = j1.mo;
-	pthread_t t[2];
-	assert_int_equal(pthread_create(&t[0], NULL, maint_thread, &j1), 0);
-	wait_lock_waiters(1, NULL); /* the first waits for the writer's transaction */
-	assert_int_equal(pthread_create(&t[1], NULL, maint_thread, &j2), 0);
-	wait_lock_waiters(2, &j2.done); /* the second waits too, or left the partition to the first */
 	if (store_pg_txn_commit(w))
 		fail_msg("commit: %s", store_pg_errmsg(w));
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
-	if (j1.rc || j2.rc)
-		fail_msg("an upkeep failed: '%s' '%s'", j1.err, j2.err);
+	char err[512];
+	PGconn *c = pg_test_connect(&db, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	if (pg_test_exec(c, "BEGIN; SELECT 1 FROM groups WHERE fingerprint = 'fp' FOR UPDATE", err, sizeof(err)))
+		fail_msg("%s", err);
+	pthread_t t;
+	j1.done = 0;
+	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j1), 0);
+	wait_lock_waiters(1, &j1.done); /* the first sweeps, held by the group's row */
+	struct store_write_stats st;
+	bool more;
+	uint64_t t0 = errq_mono_ns();
+	if (store_pg_maintain(u2, &j1.mo, &more))
+		fail_msg("the second upkeep: %s", store_pg_errmsg(u2));
+	uint64_t took_ms = (errq_mono_ns() - t0) / 1000000;
+	int first_waiting = !__atomic_load_n(&j1.done, __ATOMIC_ACQUIRE);
+	store_pg_get_write_stats(u2, &st);
+	if (first_waiting) /* the second left the day to the first */
+		assert_int_equal(st.events_deleted_retention, 0);
+	if (pg_test_exec(c, "ROLLBACK", err, sizeof(err)))
+		fail_msg("%s", err);
+	PQfinish(c);
+	pthread_join(t, NULL);
+	print_message("the second upkeep took %llu ms, the first still waiting then: %d\n", (unsigned long long)took_ms,
+		      first_waiting);
+	/* the first's wait for the row is bounded by lock_timeout: on a slow machine it may have
+	 * given up (busy); the next steps finish the day, whichever replica runs them */
+	if (j1.rc && !store_pg_last_busy(u1))
+		fail_msg("the first upkeep failed: %s", j1.err);
+	more = true;
+	for (int i = 0; i < 10 && more; i++)
+		if (store_pg_maintain(i % 2 ? u1 : u2, &j1.mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(i % 2 ? u1 : u2));
 	assert_int_equal(q("SELECT count(*) FROM events"), 1);
 	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 0);
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 1);
+	assert_int_equal(q("SELECT count(*) FROM pg_class WHERE relname ~ '^events_gone_'"), 0);
 	store_pg_close(u2);
 	store_pg_close(u1);
+	store_pg_close(w);
+}
+
+/* Retention of a day partition honours the upkeep's row budget (max_rows a step, as every
+ * event sweep on SQLite): the day is detached at once, then its rows go max_rows a step with
+ * their groups' stored counts, and the emptied table is dropped. */
+static void test_retention_budget(void **state)
+{
+	(void)state;
+	struct store *s = open_pg(false, 0);
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(s, old, 0, NULL), 0);
+	uint8_t id[6][16];
+	struct store_event e[6] = {ev(id[0], old_ms, 1, "fp", old),     ev(id[1], old_ms + 1, 2, "fp", old),
+				   ev(id[2], old_ms + 2, 3, "fp", old), ev(id[3], old_ms + 3, 4, "fp2", old),
+				   ev(id[4], old_ms + 4, 5, "fp2", old), ev(id[5], now / 1000000, 6, "fp", now)};
+	int8_t res[6];
+	add_batch(s, e, 6, res);
+	char day[32], sql[256];
+	time_t t = (time_t)(old / 1000000000ULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y%m%d", &tm);
+	struct store_maint_opts mo = {.now_ns = now, .retention_ns = 3 * NS_PER_DAY, .max_rows = 2};
+	struct store_write_stats st;
+	uint64_t before = 0;
+	bool more = true;
+	int steps = 0;
+	for (; steps < 20 && more; steps++) {
+		if (store_pg_maintain(s, &mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(s));
+		store_pg_get_write_stats(s, &st);
+		assert_true(st.events_deleted_retention - before <= 2); /* the budget */
+		before = st.events_deleted_retention;
+		/* out of events' reach from the first step that touched it */
+		if (st.events_deleted_retention)
+			assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	}
+	assert_false(more);
+	assert_true(steps >= 3); /* 5 rows, 2 a step */
+	assert_int_equal(st.events_deleted_retention, 5);
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	/* no table of that day is left, attached or not */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_class WHERE relname IN ('events_%s', 'events_gone_%s')", day,
+		 day);
+	assert_int_equal(q(sql), 0);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp'"), 4);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 1);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp2'"), 0);
+	store_pg_close(s);
+}
+
+/* While retention works through a day's rows it holds no lock on events that ingest or a
+ * query of any replica would queue behind: DROP TABLE of a partition (and DETACH without
+ * CONCURRENTLY) takes ACCESS EXCLUSIVE on events until the transaction ends, so an upkeep
+ * step that went on after its DROP (lowering counts, here waiting for a group's row another
+ * transaction holds) made every insert into events wait. */
+static void test_retention_holds_no_lock_on_events(void **state)
+{
+	(void)state;
+	struct store *w = open_pg(false, 0), *u = open_pg(false, 0);
+	uint64_t now = now_ns();
+	uint64_t old = (now - 10 * NS_PER_DAY) / NS_PER_DAY * NS_PER_DAY + NS_PER_DAY / 2, old_ms = old / 1000000;
+	assert_int_equal(store_pg_ensure_partitions(w, old, 0, NULL), 0);
+	uint8_t id[2][16];
+	struct store_event e[2] = {ev(id[0], old_ms, 1, "fp", old), ev(id[1], now / 1000000, 2, "other", now)};
+	int8_t res[1];
+	add_batch(w, e, 1, res);
+	/* the empty day before the old one goes first, in a step of its own */
+	struct maint_job j = {.s = u, .mo = {.now_ns = now, .retention_ns = 3 * NS_PER_DAY}};
+	maint_thread(&j);
+	if (j.rc)
+		fail_msg("the upkeep failed: %s", j.err);
+	j.done = 0;
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	/* a transaction of another holds the row of the old day's group */
+	char err[512];
+	PGconn *c = pg_test_connect(&db, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	if (pg_test_exec(c, "BEGIN; SELECT 1 FROM groups WHERE fingerprint = 'fp' FOR UPDATE", err, sizeof(err)))
+		fail_msg("%s", err);
+	pthread_t t;
+	bool more = true;
+	assert_int_equal(pthread_create(&t, NULL, maint_thread, &j), 0);
+	wait_lock_waiters(1, &j.done); /* the upkeep waits for the group's row */
+	int64_t exclusive = q("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+			      " AND d.datname = current_database()"
+			      " WHERE l.relation = 'events'::regclass AND l.mode = 'AccessExclusiveLock'");
+	/* ingest goes on meanwhile: an event of another group is stored and committed */
+	add_batch(w, &e[1], 1, res);
+	assert_int_equal(res[0], 1);
+	int still_waiting = !__atomic_load_n(&j.done, __ATOMIC_ACQUIRE);
+	if (pg_test_exec(c, "ROLLBACK", err, sizeof(err)))
+		fail_msg("%s", err);
+	PQfinish(c);
+	pthread_join(t, NULL);
+	if (exclusive)
+		fail_msg("the upkeep held ACCESS EXCLUSIVE on events while it waited for a group's row");
+	print_message("upkeep still waiting when the insert committed: %d\n", still_waiting);
+	/* the upkeep's wait for the row is bounded by the writer's lock_timeout: on a slow
+	 * machine it may have given up (busy), and the next step does the work */
+	if (j.rc && !store_pg_last_busy(u))
+		fail_msg("the upkeep failed: %s", j.err);
+	for (int i = 0; i < 10 && more; i++)
+		if (store_pg_maintain(u, &j.mo, &more))
+			fail_msg("maintain: %s", store_pg_errmsg(u));
+	assert_int_equal(q("SELECT count(*) FROM events"), 1);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'fp'"), 0);
+	assert_int_equal(q("SELECT stored FROM groups WHERE fingerprint = 'other'"), 1);
+	store_pg_close(u);
 	store_pg_close(w);
 }
 
@@ -996,11 +1289,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_groups_per_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_groups_per_service_two_writers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_connection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_only_after_failover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partition_moves_default_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_drops_partition, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention_beside_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_upkeeps_drop_one_partition, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_budget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_holds_no_lock_on_events, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_longest_globs, setup, teardown),
