@@ -87,6 +87,7 @@ struct store_pg {
 	char *conninfo;                 /* owned: the URL, for reconnects */
 	bool readonly;
 	bool leader_session; /* store_opts.leader_session */
+	bool side_session;   /* the writer's second session: groups and environments (pg_write.c) */
 	bool lock_held;      /* leader_session: this session took the leader lock ... */
 	uint64_t lock_reconnects; /* ... when reconnects was this (a reconnect is a new session) */
 	bool in_txn;      /* BEGIN sent, no COMMIT/ROLLBACK yet */
@@ -207,6 +208,10 @@ STORE_BACKEND_DECLARE_FLEET(pg)
 
 /* ---- the other files' internals ---- */
 int store_pg__write_alloc(struct store *s);    /* pg_write.c: the writer's state */
+/* pg_store.c: a second session of writer s's database (no migration, no writer state), for
+ * what must commit on its own: new groups and environments (pg_write.c).  0, or -1 with the
+ * reason recorded on s. */
+int store_pg__open_side(struct store *s, struct store **out);
 void store_pg__write_free(struct store *s);
 void store_pg__write_reset(struct store *s);   /* at begin and reconnect: forget the
 						* transaction's pending aggregates */

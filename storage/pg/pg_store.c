@@ -190,7 +190,8 @@ static int connect_now(struct store *s)
 	const char *const keys[] = {"connect_timeout",  "application_name", "keepalives_idle",      "keepalives_interval",
 				    "keepalives_count", "tcp_user_timeout", "target_session_attrs", "dbname",
 				    NULL};
-	const char *const vals[] = {timeout, lead ? "errqd-leader" : "errqd", idle, interval, count, user_timeout,
+	const char *const vals[] = {timeout, lead ? "errqd-leader" : p->side_session ? "errqd-groups" : "errqd", idle, interval,
+				    count, user_timeout,
 				    p->readonly ? "any" : "read-write",
 				    p->conninfo, NULL};
 	if (p->conn)
@@ -524,6 +525,30 @@ static void free_handle(struct store *s)
 		PQfinish(p->conn);
 	free(p->conninfo);
 	free(p);
+}
+
+int store_pg__open_side(struct store *s, struct store **out)
+{
+	struct store_pg *p = store_pg(s), *q = calloc(1, sizeof(*q));
+	*out = NULL;
+	if (!q || !(q->conninfo = strdup(p->conninfo))) {
+		free(q);
+		return store_pg_fail(s, "open the groups session: out of memory");
+	}
+	q->be = p->be;
+	q->side_session = true;
+	q->reconnect_backoff_ms = STORE_PG_RECONNECT_MIN_MS;
+	q->mono_ns = p->mono_ns;
+	q->mono_ctx = p->mono_ctx;
+	struct store *side = (struct store *)q;
+	if (connect_now(side)) {
+		store_pg_fail(s, "open the groups session: %s", q->err);
+		p->errclass = q->errclass;
+		free_handle(side);
+		return -1;
+	}
+	*out = side;
+	return 0;
 }
 
 /* A reader's check: the schema this errqd reads. */

@@ -6,10 +6,9 @@
  * the rest were duplicates, whichever day partition holds them (the primary key is global).
  *
  * Groups.  A writer-local cache (STORE_PG_GROUP_CACHE, direct-mapped) maps fingerprints to
- * ids; a miss SELECTs, and a new group is INSERT ... ON CONFLICT (fingerprint) DO NOTHING
- * RETURNING id, then SELECTed when another replica inserted it first (its insert waited
- * for that one's commit).  Caches are emptied when a transaction that created a row rolls
- * back.
+ * ids; a batch's misses are SELECTed in one statement, and the new groups are made by a second
+ * session in a transaction of their own (make_groups, below: why), INSERT ... ON CONFLICT
+ * (fingerprint) DO NOTHING RETURNING id, then SELECTed when another replica inserted it first.
  *
  * Aggregates.  The transaction's counts (per group; per group, minute and environment; per
  * service and minute) are summed in memory and written by the commit, inside the same
@@ -72,7 +71,7 @@ struct store_pg_write {
 	struct pend_service *sv;
 	uint32_t *g_used, *m_used, *sv_used; /* slots in use, in the order taken */
 	uint32_t ng, nm, nsv;
-	bool created;           /* the open transaction inserted a group or an environment */
+	struct store *side;     /* the second session: new groups and environments (make_groups) */
 	uint64_t txn_overflow;  /* events of the open transaction counted in an overflow group */
 	/* a batch's scratch (STORE_PG_BATCH_MAX) */
 	int64_t gids[STORE_PG_BATCH_MAX], envids[STORE_PG_BATCH_MAX];
@@ -134,6 +133,7 @@ void store_pg__write_free(struct store *s)
 		pend_clear(w);
 	names_clear(w->envs, STORE_ENV_CACHE);
 	names_clear(w->services, STORE_SERVICE_CACHE);
+	store_pg_close(w->side);
 	free(w->gcache);
 	free(w->g);
 	free(w->m);
@@ -145,20 +145,10 @@ void store_pg__write_free(struct store *s)
 	store_pg(s)->w = NULL;
 }
 
-static void caches_clear(struct store_pg_write *w)
-{
-	memset(w->gcache, 0, STORE_PG_GROUP_CACHE * sizeof(*w->gcache));
-	names_clear(w->envs, STORE_ENV_CACHE);
-	names_clear(w->services, STORE_SERVICE_CACHE);
-}
-
 void store_pg__write_reset(struct store *s)
 {
 	struct store_pg_write *w = store_pg(s)->w;
-	if (w->created) /* a transaction that created rows died without a rollback call */
-		caches_clear(w);
-	pend_clear(w);
-	w->created = false;
+	pend_clear(w); /* the caches stay: groups and environments are committed by the side session */
 	w->txn_overflow = 0;
 }
 
@@ -167,7 +157,6 @@ void store_pg__write_committed(struct store *s)
 	struct store_pg *p = store_pg(s);
 	p->wst.overflow_events += p->w->txn_overflow;
 	p->w->txn_overflow = 0;
-	p->w->created = false;
 	pend_clear(p->w);
 }
 
@@ -212,6 +201,37 @@ static int64_t take_id(PGresult *r)
 	return id;
 }
 
+/* ---- groups and environments: made in a session of their own ----
+ *
+ * A new group or environment is inserted by the writer's second session (store_pg__open_side),
+ * in a short transaction of its own that commits before the events that need it are inserted,
+ * never in the events' transaction: that transaction lives for many batches, and two replicas
+ * inserting the same new fingerprints in different orders there waited on each other's
+ * uncommitted rows until PostgreSQL ended one (40P01: found by bench/fleet.py with 2 and 3
+ * replicas and 50 000 new groups, seconds of stall).  A chunk's new groups go in one side
+ * transaction, by (service, fingerprint): every replica takes rows and service locks in that one
+ * order, so they never wait in a cycle.  A group whose events' transaction then rolls back
+ * stays (with no events, total 0), as a group whose events were all deleted would. */
+
+/* The writer's second session, opened at its first use. */
+static struct store *side(struct store *s)
+{
+	struct store_pg_write *w = store_pg(s)->w;
+	if (!w->side && store_pg__open_side(s, &w->side))
+		return NULL;
+	return w->side;
+}
+
+/* A failure of the side session, told on the writer's handle (with its class: a lost
+ * connection is UNAVAILABLE there too). */
+static int side_fail(struct store *s, struct store *sd)
+{
+	store_pg_fail(s, "%s", store_pg(sd)->err);
+	store_pg(s)->errclass = store_pg(sd)->errclass;
+	store_pg(s)->busy = store_pg(sd)->busy;
+	return -1;
+}
+
 /* The id of environment env (0 for none), inserted when new; -1 on error. */
 static int64_t env_id(struct store *s, const char *env)
 {
@@ -232,121 +252,41 @@ static int64_t env_id(struct store *s, const char *env)
 	if (!r)
 		return -1;
 	int64_t id = take_id(r);
-	if (!id) {
-		if (!(r = store_pg_run(s, &ins, "insert environment", v, NULL, NULL, 1)))
+	if (!id) { /* new: the side session inserts it (one statement, committed at once) */
+		struct store *sd = side(s);
+		if (!sd)
 			return -1;
-		if ((id = take_id(r)))
-			w->created = true;
-		else if (!(r = store_pg_run(s, &find, "find environment", v, NULL, NULL, 1)) || !(id = take_id(r)))
-			return r ? store_pg_fail(s, "environment '%.40s' vanished", env) : -1;
+		if (!(r = store_pg_run(sd, &ins, "insert environment", v, NULL, NULL, 1)))
+			return side_fail(s, sd);
+		if (!(id = take_id(r)) &&
+		    (!(r = store_pg_run(sd, &find, "find environment", v, NULL, NULL, 1)) || !(id = take_id(r))))
+			return r ? store_pg_fail(s, "environment '%.40s' vanished", env) : side_fail(s, sd);
 	}
 	return name_put(s, sl, env, id) ? -1 : id;
 }
 
-/* Whether service may open one more group (groups_per_service): 1 yes, 0 no, -1 on error.
- * Exact across replicas: the service's transaction-scoped advisory lock (ERRQ_PG_LOCK_SERVICE
- * and the service's hash), then a count of its groups in a statement of its own, so its
- * snapshot comes after the lock: a replica that created groups of the service holds the lock
- * to its commit, and this count sees them.  (A count cached per replica let each replica
- * admit up to the limit: N replicas, N times the limit.)  Groups are never deleted, so a
- * service found at its limit stays there: the cache answers for it without a round trip, and
- * a flood of new fingerprints past the limit costs nothing per event.  Two replicas creating
- * groups of two services in opposite orders can deadlock on the locks; PostgreSQL ends one
- * (40P01, busy) and its writer retries the batch, as for the groups' own inserts. */
-static int service_admits_group(struct store *s, const char *service)
+/* The cached id of fingerprint fp, or 0. */
+static int64_t group_cached(struct store_pg_write *w, const char *fp)
 {
-	static const struct store_pg_stmt lock = {
-	    "errq_service_lock", "SELECT pg_advisory_xact_lock($1::integer, $2::integer)", 2, NULL};
-	static const struct store_pg_stmt count = {
-	    "errq_service_groups", "SELECT count(*) FROM groups WHERE service = $1::text AND NOT overflow", 1, NULL};
-	struct store_pg *p = store_pg(s);
-	if (!p->groups_per_service)
-		return 1;
-	bool hit;
-	struct nslot *sl = name_slot(p->w->services, STORE_SERVICE_CACHE, service, &hit);
-	if (hit && sl->value >= (int64_t)p->groups_per_service)
-		return 0;
-	char k1[16], k2[16];
-	errq_snprintf(k1, sizeof(k1), "%d", ERRQ_PG_LOCK_SERVICE);
-	errq_snprintf(k2, sizeof(k2), "%d", (int32_t)(uint32_t)str_hash(service));
-	const char *kv[] = {k1, k2}, *v[] = {service};
-	PGresult *r = store_pg_run(s, &lock, "lock the service's groups", kv, NULL, NULL, 1);
-	if (!r)
-		return -1;
-	PQclear(r);
-	if (!(r = store_pg_run(s, &count, "count groups", v, NULL, NULL, 1)))
-		return -1;
-	int64_t n = take_id(r);
-	/* the count, taken now (this transaction's own new groups included): a service at the
-	 * limit is remembered, one under it is counted again at its next new group */
-	if (name_put(s, sl, service, n))
-		return -1;
-	return n < (int64_t)p->groups_per_service;
+	size_t len = strlen(fp);
+	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, len);
+	const struct gslot *sl = &w->gcache[h & (STORE_PG_GROUP_CACHE - 1)];
+	return sl->id && sl->hash == h && strcmp(sl->fp, fp) == 0 ? sl->id : 0;
 }
 
-/* ---- groups ---- */
-
-/* The id of the group of fingerprint fp: 0 when it does not exist and create is false (no
- * cache slot taken: a storm of new fingerprints does not empty the cache), -1 on error. */
-static int64_t group_lookup(struct store *s, const char *fp, const struct store_event *e, bool overflow, bool create)
+static void group_cache_put(struct store_pg_write *w, const char *fp, int64_t id)
 {
-	static const struct store_pg_stmt find = {"errq_group_find", "SELECT id FROM groups WHERE fingerprint = $1::text",
-						   1, NULL};
-	static const struct store_pg_stmt ins = {
-	    "errq_group_insert",
-	    "INSERT INTO groups (fingerprint, grouping_version, service, environment, error_type, error_code, message,"
-	    " first_seen, last_seen, last_minute, overflow) VALUES ($1::text, $2::integer, $3::text, $4::text,"
-	    " $5::text, $6::text, $7::text, $8::bigint, $8::bigint, $8::bigint / 60000000000, $9::boolean)"
-	    " ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
-	    9, NULL};
-	struct store_pg *p = store_pg(s);
-	struct store_pg_write *w = p->w;
 	size_t len = strlen(fp);
-	if (len > STORE_FINGERPRINT_MAX)
-		return store_pg_fail(s, "fingerprint of %zu bytes, over %d", len, STORE_FINGERPRINT_MAX);
 	uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, len);
 	struct gslot *sl = &w->gcache[h & (STORE_PG_GROUP_CACHE - 1)];
-	if (sl->id && sl->hash == h && strcmp(sl->fp, fp) == 0)
-		return sl->id;
-	p->wst.group_lookups++;
-	const char *fv[] = {fp};
-	PGresult *r = store_pg_run(s, &find, "find group", fv, NULL, NULL, 1);
-	if (!r)
-		return -1;
-	int64_t id = take_id(r);
-	if (!id && !create)
-		return 0;
-	if (!id) {
-		char gv[16], first[24];
-		errq_snprintf(gv, sizeof(gv), "%d", e->grouping_version);
-		errq_snprintf(first, sizeof(first), "%lld", (long long)e->received_ns);
-		const char *v[] = {fp,
-				   e->service ? e->service : "",
-				   e->environment && *e->environment ? e->environment : NULL,
-				   overflow ? "(overflow)" : e->error_type ? e->error_type : "",
-				   overflow || !e->error_code || !*e->error_code ? NULL : e->error_code,
-				   overflow ? "new groups of this service past groups_per_service"
-				   : e->message && *e->message ? e->message : NULL,
-				   first,
-				   overflow ? "t" : "f"};
-		const char *params[] = {v[0], gv, v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
-		if (!(r = store_pg_run(s, &ins, "insert group", params, NULL, NULL, 1)))
-			return -1;
-		if ((id = take_id(r)))
-			w->created = true;
-		/* else another replica inserted it first: its row is committed now */
-		else if (!(r = store_pg_run(s, &find, "find group", fv, NULL, NULL, 1)) || !(id = take_id(r)))
-			return r ? store_pg_fail(s, "group '%s' vanished", fp) : -1;
-	}
 	sl->id = id;
 	sl->hash = h;
 	memcpy(sl->fp, fp, len + 1);
-	return id;
 }
 
 /* Loads into the cache, in one statement, the groups of ev[0..n) that it lacks: after a
  * restart, or past the cache's size, a batch would otherwise cost a SELECT per fingerprint.
- * (Fingerprints not found are new groups: group_lookup makes them.)  0 or -1. */
+ * (Fingerprints not found are new groups: make_groups makes them.)  0 or -1. */
 static int prefetch_groups(struct store *s, const struct store_event *ev, size_t n)
 {
 	static const struct store_pg_stmt st = {
@@ -359,11 +299,7 @@ static int prefetch_groups(struct store *s, const struct store_event *ev, size_t
 	for (size_t i = 0; i < n; i++) {
 		const char *fp = ev[i].fingerprint;
 		size_t len = fp ? strlen(fp) : 0;
-		if (!len || len > STORE_FINGERPRINT_MAX) /* group_of says why */
-			continue;
-		uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, len);
-		const struct gslot *sl = &w->gcache[h & (STORE_PG_GROUP_CACHE - 1)];
-		if (sl->id && sl->hash == h && strcmp(sl->fp, fp) == 0)
+		if (!len || len > STORE_FINGERPRINT_MAX || group_cached(w, fp)) /* resolve_groups says why */
 			continue;
 		store_pg_array_bytes(&a, fp, len);
 		misses++;
@@ -371,7 +307,7 @@ static int prefetch_groups(struct store *s, const struct store_event *ev, size_t
 	const char *v[1];
 	int len[1], fmt[1] = {1};
 	PGresult *r = NULL;
-	if (misses <= 1) { /* one: group_lookup's own SELECT is as cheap */
+	if (!misses) {
 		store_pg_array_free(&a);
 		return 0;
 	}
@@ -386,39 +322,225 @@ static int prefetch_groups(struct store *s, const struct store_event *ev, size_t
 	for (int i = 0; i < PQntuples(r); i++) {
 		size_t flen;
 		const char *fp = (const char *)store_pg_col_bytes(r, i, 0, &flen);
+		char buf[STORE_FINGERPRINT_MAX + 1];
 		if (!fp || !flen || flen > STORE_FINGERPRINT_MAX)
 			continue;
-		uint64_t h = errq_fnv64(ERRQ_FNV64_INIT, fp, flen);
-		struct gslot *sl = &w->gcache[h & (STORE_PG_GROUP_CACHE - 1)];
-		sl->id = store_pg_col_i64(r, i, 1);
-		sl->hash = h;
-		memcpy(sl->fp, fp, flen);
-		sl->fp[flen] = 0;
+		memcpy(buf, fp, flen);
+		buf[flen] = 0;
+		group_cache_put(w, buf, store_pg_col_i64(r, i, 1));
 	}
 	PQclear(r);
 	return 0;
 }
 
-/* The id of e's group; a new group past the service's limit counts in the service's overflow
- * group (*overflowed). */
-static int64_t group_of(struct store *s, const struct store_event *e, bool *overflowed)
+/* In the side session's open transaction: the id of the group of fp (found, or inserted as
+ * e's group, or as the service's overflow group when overflow), 0 when it does not exist and
+ * insert is false; -1 on error (recorded on sd). */
+static int64_t side_group(struct store *sd, const char *fp, const struct store_event *e, bool overflow, bool insert)
+{
+	static const struct store_pg_stmt find = {"errq_group_find", "SELECT id FROM groups WHERE fingerprint = $1::text",
+						   1, NULL};
+	static const struct store_pg_stmt ins = {
+	    "errq_group_insert",
+	    "INSERT INTO groups (fingerprint, grouping_version, service, environment, error_type, error_code, message,"
+	    " first_seen, last_seen, last_minute, overflow) VALUES ($1::text, $2::integer, $3::text, $4::text,"
+	    " $5::text, $6::text, $7::text, $8::bigint, $8::bigint, $8::bigint / 60000000000, $9::boolean)"
+	    " ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
+	    9, NULL};
+	const char *fv[] = {fp};
+	PGresult *r = store_pg_run(sd, &find, "find group", fv, NULL, NULL, 1);
+	if (!r)
+		return -1;
+	int64_t id = take_id(r);
+	if (id || !insert)
+		return id;
+	char gv[16], first[24];
+	errq_snprintf(gv, sizeof(gv), "%d", e->grouping_version);
+	errq_snprintf(first, sizeof(first), "%lld", (long long)e->received_ns);
+	const char *params[] = {fp,
+				gv,
+				e->service ? e->service : "",
+				e->environment && *e->environment ? e->environment : NULL,
+				overflow ? "(overflow)" : e->error_type ? e->error_type : "",
+				overflow || !e->error_code || !*e->error_code ? NULL : e->error_code,
+				overflow ? "new groups of this service past groups_per_service"
+				: e->message && *e->message ? e->message : NULL,
+				first,
+				overflow ? "t" : "f"};
+	if (!(r = store_pg_run(sd, &ins, "insert group", params, NULL, NULL, 1)))
+		return -1;
+	if ((id = take_id(r)))
+		return id;
+	/* another replica inserted it after our SELECT: its insert waited for that one's commit */
+	if (!(r = store_pg_run(sd, &find, "find group", fv, NULL, NULL, 1)))
+		return -1;
+	return (id = take_id(r)) ? id : store_pg_fail(sd, "group '%s' vanished", fp);
+}
+
+/* Under the service's lock (ERRQ_PG_LOCK_SERVICE, in the side transaction): how many more
+ * groups it may open (groups_per_service), INT64_MAX without a limit; -1 on error.  Exact across
+ * replicas: the count is a statement of its own after the lock, and whoever created groups of
+ * the service committed them before letting the lock go.  A service found at its limit is
+ * remembered (groups are never deleted): later new fingerprints of it cost no round trip. */
+static int64_t service_room(struct store *s, struct store *sd, const char *service)
+{
+	static const struct store_pg_stmt lock = {
+	    "errq_service_lock", "SELECT pg_advisory_xact_lock($1::integer, $2::integer)", 2, NULL};
+	static const struct store_pg_stmt count = {
+	    "errq_service_groups", "SELECT count(*) FROM groups WHERE service = $1::text AND NOT overflow", 1, NULL};
+	struct store_pg *p = store_pg(s);
+	if (!p->groups_per_service)
+		return INT64_MAX;
+	bool hit;
+	struct nslot *sl = name_slot(p->w->services, STORE_SERVICE_CACHE, service, &hit);
+	if (hit && sl->value >= (int64_t)p->groups_per_service)
+		return 0;
+	char k1[16], k2[16];
+	errq_snprintf(k1, sizeof(k1), "%d", ERRQ_PG_LOCK_SERVICE);
+	errq_snprintf(k2, sizeof(k2), "%d", (int32_t)(uint32_t)str_hash(service));
+	const char *kv[] = {k1, k2}, *v[] = {service};
+	PGresult *r = store_pg_run(sd, &lock, "lock the service's groups", kv, NULL, NULL, 1);
+	if (!r)
+		return -1;
+	PQclear(r);
+	if (!(r = store_pg_run(sd, &count, "count groups", v, NULL, NULL, 1)))
+		return -1;
+	int64_t n = take_id(r);
+	if (name_put(s, sl, service, n))
+		return -1;
+	return n < (int64_t)p->groups_per_service ? (int64_t)p->groups_per_service - n : 0;
+}
+
+static int cmp_new_group(const void *a, const void *b, void *ctx)
+{
+	const struct store_event *ev = ctx;
+	const struct store_event *x = &ev[*(const uint32_t *)a], *y = &ev[*(const uint32_t *)b];
+	int c = strcmp(x->service ? x->service : "", y->service ? y->service : "");
+	return c ? c : strcmp(x->fingerprint, y->fingerprint);
+}
+
+/* One distinct new fingerprint of a service's run in make_groups. */
+struct newfp {
+	size_t from, to;  /* its events: idx[from..to) */
+	uint32_t first;   /* its first event in the batch (admission goes in batch order) */
+	int64_t id;       /* found or made; 0: over the service's room (its overflow group) */
+};
+
+static int cmp_newfp_first(const void *a, const void *b)
+{
+	const struct newfp *x = *(struct newfp *const *)a, *y = *(struct newfp *const *)b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* The groups of one service's run idx[a..b) (sorted by fingerprint), in the side transaction:
+ * those that exist are found; of the new ones, the first `room` in batch order are admitted
+ * (as SQLite admits them) and inserted in fingerprint order; the rest go to the service's
+ * overflow group.  Fills w->gids and w->overflowed.  0, or -1. */
+static int make_service_groups(struct store *s, struct store *sd, const struct store_event *ev, const uint32_t *idx,
+			       size_t a, size_t b, struct newfp *nf, struct newfp **byfirst)
 {
 	struct store_pg *p = store_pg(s);
-	*overflowed = false;
-	if (!e->fingerprint || !e->event_id)
-		return store_pg_fail(s, "event without %s", e->fingerprint ? "an id" : "a fingerprint");
-	int64_t id = group_lookup(s, e->fingerprint, e, false, !p->groups_per_service);
-	if (id)
-		return id;
-	int admit = service_admits_group(s, e->service ? e->service : "");
-	if (admit < 0)
+	struct store_pg_write *w = p->w;
+	const char *svc = ev[idx[a]].service ? ev[idx[a]].service : "";
+	size_t n = 0, fresh = 0;
+	for (size_t i = a; i < b;) { /* the distinct fingerprints, found or not */
+		size_t j = i;
+		uint32_t first = idx[i];
+		while (j < b && strcmp(ev[idx[j]].fingerprint, ev[idx[i]].fingerprint) == 0)
+			first = idx[j] < first ? idx[j] : first, j++;
+		int64_t id = side_group(sd, ev[idx[i]].fingerprint, &ev[idx[i]], false, false);
+		if (id < 0)
+			return -1;
+		nf[n] = (struct newfp){.from = i, .to = j, .first = first, .id = id};
+		if (!id)
+			byfirst[fresh++] = &nf[n];
+		p->wst.group_lookups++;
+		n++;
+		i = j;
+	}
+	if (fresh) { /* admission, in batch order */
+		int64_t room = service_room(s, sd, svc);
+		if (room < 0)
+			return -1;
+		qsort(byfirst, fresh, sizeof(*byfirst), cmp_newfp_first);
+		for (size_t f = 0; f < fresh; f++)
+			byfirst[f]->id = (int64_t)f < room ? -2 : 0; /* -2: to insert */
+	}
+	bool over = false;
+	for (size_t f = 0; f < n; f++) { /* inserts in fingerprint order */
+		const struct store_event *e = &ev[idx[nf[f].from]];
+		if (nf[f].id == -2 && (nf[f].id = side_group(sd, e->fingerprint, e, false, true)) < 0)
+			return -1;
+		if (nf[f].id > 0)
+			group_cache_put(w, e->fingerprint, nf[f].id);
+		over |= nf[f].id == 0;
+	}
+	int64_t ov = 0;
+	if (over) { /* the service's overflow group, made once */
+		char fp[STORE_OVERFLOW_FP_LEN + 1];
+		store_overflow_fingerprint(svc, fp);
+		if (!(ov = group_cached(w, fp)) && (ov = side_group(sd, fp, &ev[idx[a]], true, true)) > 0)
+			group_cache_put(w, fp, ov);
+		if (ov < 0)
+			return -1;
+	}
+	for (size_t f = 0; f < n; f++)
+		for (size_t m = nf[f].from; m < nf[f].to; m++) {
+			w->overflowed[idx[m]] = nf[f].id == 0;
+			w->gids[idx[m]] = nf[f].id ? nf[f].id : ov;
+		}
+	return 0;
+}
+
+/* Makes, in one side transaction, the groups of the events of idx[0..k) (fingerprints not in
+ * the cache), service by service in name order: see make_service_groups.  0, or -1. */
+static int make_groups(struct store *s, const struct store_event *ev, uint32_t *idx, size_t k)
+{
+	struct store *sd = side(s);
+	if (!sd)
 		return -1;
-	if (admit)
-		return group_lookup(s, e->fingerprint, e, false, true);
-	char fp[STORE_OVERFLOW_FP_LEN + 1];
-	store_overflow_fingerprint(e->service ? e->service : "", fp);
-	*overflowed = true;
-	return group_lookup(s, fp, e, true, true);
+	struct newfp *nf = malloc(k * sizeof(*nf));
+	struct newfp **byfirst = malloc(k * sizeof(*byfirst));
+	if (!nf || !byfirst) {
+		free(nf);
+		free(byfirst);
+		return store_pg_fail(s, "make groups: out of memory");
+	}
+	qsort_r(idx, k, sizeof(*idx), cmp_new_group, (void *)ev);
+	int rc = store_pg_own_txn_begin(sd, "make groups");
+	for (size_t a = 0; a < k && !rc;) {
+		const char *svc = ev[idx[a]].service ? ev[idx[a]].service : "";
+		size_t b = a;
+		while (b < k && strcmp(ev[idx[b]].service ? ev[idx[b]].service : "", svc) == 0)
+			b++;
+		rc = make_service_groups(s, sd, ev, idx, a, b, nf, byfirst);
+		a = b;
+	}
+	free(nf);
+	free(byfirst);
+	if (store_pg_own_txn_end(sd, rc, "make groups") < 0 || rc)
+		return side_fail(s, sd);
+	return 0;
+}
+
+/* w->gids and w->overflowed of ev[0..n): from the cache (filled for the batch by
+ * prefetch_groups), the rest made by make_groups.  0, or -1. */
+static int resolve_groups(struct store *s, const struct store_event *ev, size_t n)
+{
+	struct store_pg_write *w = store_pg(s)->w;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_event *e = &ev[i];
+		if (!e->fingerprint || !e->event_id)
+			return store_pg_fail(s, "event without %s", e->fingerprint ? "an id" : "a fingerprint");
+		size_t len = strlen(e->fingerprint);
+		if (!len || len > STORE_FINGERPRINT_MAX)
+			return store_pg_fail(s, "fingerprint of %zu bytes, not 1 to %d", len, STORE_FINGERPRINT_MAX);
+		w->overflowed[i] = false;
+		if (!(w->gids[i] = group_cached(w, e->fingerprint)))
+			w->order[k++] = (uint32_t)i; /* scratch: the order is rebuilt after */
+	}
+	return k ? make_groups(s, ev, w->order, k) : 0;
 }
 
 /* ---- the transaction's aggregates ---- */
@@ -709,12 +831,11 @@ static int insert_chunk(struct store *s, const struct store_event *ev, size_t n,
 				      STORE_PG_INT8OID,  STORE_PG_BOOLOID, STORE_PG_INT8OID, STORE_PG_BYTEAOID};
 	struct store_pg *p = store_pg(s);
 	struct store_pg_write *w = p->w;
-	if (prefetch_groups(s, ev, n))
+	if (prefetch_groups(s, ev, n) || resolve_groups(s, ev, n))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		result[i] = 0;
-		if ((w->gids[i] = group_of(s, &ev[i], &w->overflowed[i])) < 0 ||
-		    (w->envids[i] = env_id(s, ev[i].environment)) < 0)
+		if ((w->envids[i] = env_id(s, ev[i].environment)) < 0)
 			return -1;
 		w->order[i] = (uint32_t)i;
 	}
@@ -828,12 +949,11 @@ int store_pg_txn_count_event(struct store *s, const struct store_event *e)
 	PQclear(r);
 	if (dup)
 		return 0;
-	bool overflowed;
-	int64_t gid = group_of(s, e, &overflowed), envid;
-	if (gid < 0 || (envid = env_id(s, e->environment)) < 0)
+	int64_t envid;
+	if (prefetch_groups(s, e, 1) || resolve_groups(s, e, 1) || (envid = env_id(s, e->environment)) < 0)
 		return -1;
-	p->w->txn_overflow += overflowed;
-	return agg_add(s, gid, envid, e, true) ? -1 : 1;
+	p->w->txn_overflow += p->w->overflowed[0];
+	return agg_add(s, p->w->gids[0], envid, e, true) ? -1 : 1;
 }
 
 void store_pg_get_write_stats(struct store *s, struct store_write_stats *st)

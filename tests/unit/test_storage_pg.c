@@ -352,6 +352,36 @@ static void test_aggregates_written_early(void **state)
 	store_pg_close(s);
 }
 
+/* Two replicas' writers, each in an open transaction, meeting the same new fingerprints in
+ * opposite orders (bench/fleet.py found this: "insert group: deadlock detected" and seconds of
+ * stall with 2 and 3 replicas): new groups are made by each writer's second session and
+ * committed at once, so neither waits for the other's open transaction.  With groups inserted
+ * in the events' transaction, the second writer's insert of 'fp-b' waited for the first's
+ * commit until its lock timeout. */
+static void test_new_groups_no_wait_between_writers(void **state)
+{
+	(void)state;
+	struct store *w1 = open_pg(false, 0), *w2 = open_pg(false, 0);
+	uint64_t now = now_ns(), ms = now / 1000000;
+	uint8_t id[4][16];
+	struct store_event e1[2] = {ev(id[0], ms, 1, "fp-a", now), ev(id[1], ms, 2, "fp-b", now)};
+	struct store_event e2[2] = {ev(id[2], ms, 3, "fp-b", now), ev(id[3], ms, 4, "fp-a", now)};
+	e1[0].environment = e2[1].environment = "env-shared";
+	int8_t r1[2], r2[2];
+	begin_with(w1, e1, 2, r1);
+	uint64_t t0 = errq_mono_ns();
+	begin_with(w2, e2, 2, r2); /* waited for w1, and failed at its 2 s lock timeout, before */
+	print_message("second writer's batch: %llu ms\n", (unsigned long long)((errq_mono_ns() - t0) / 1000000));
+	assert_int_equal(store_pg_txn_commit(w2), 0);
+	assert_int_equal(store_pg_txn_commit(w1), 0);
+	assert_int_equal(q("SELECT count(*) FROM groups"), 2);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp-a'"), 2);
+	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'fp-b'"), 2);
+	assert_int_equal(q("SELECT count(*) FROM environments"), 1);
+	store_pg_close(w2);
+	store_pg_close(w1);
+}
+
 static void test_rollback(void **state)
 {
 	(void)state;
@@ -367,12 +397,14 @@ static void test_rollback(void **state)
 	assert_true(store_pg_agg_pending(s));
 	store_pg_txn_rollback(s);
 	assert_false(store_pg_agg_pending(s));
-	/* nothing of it: no event, no group, no environment, no count */
+	/* nothing of it: no event, no count; the new groups and the environment stay, empty (the
+	 * writer's second session made them, committed, before the events: pg_write.c, "groups") */
 	assert_int_equal(q("SELECT count(*) FROM events"), 0);
-	assert_int_equal(q("SELECT count(*) FROM groups"), 0);
-	assert_int_equal(q("SELECT count(*) FROM environments"), 0);
+	assert_int_equal(q("SELECT count(*) FROM groups"), 2);
+	assert_int_equal(q("SELECT sum(total) FROM groups"), 0);
+	assert_int_equal(q("SELECT count(*) FROM environments"), 1);
 	assert_int_equal(q("SELECT count(*) FROM group_minutes"), 0);
-	/* the retry stores them: the caches forgot the rolled-back group ids */
+	/* the retry stores them, in those groups */
 	add_batch(s, e, 3, res);
 	assert_int_equal(res[0] + res[1] + res[2], 3);
 	assert_int_equal(q("SELECT total FROM groups WHERE fingerprint = 'new-1'"), 2);
@@ -1287,6 +1319,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_exact_aggregates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_aggregates_written_early, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_new_groups_no_wait_between_writers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_groups_per_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_groups_per_service_two_writers, setup, teardown),
