@@ -10,6 +10,11 @@ int alerts__oom(void)
 	return -1;
 }
 
+enum alerts_status alerts__store_status(const struct store *s)
+{
+	return store_last_errclass(s) == STORE_ERR_UNAVAILABLE ? ALERTS_UNAVAILABLE : ALERTS_INTERNAL;
+}
+
 static uint64_t default_clock(void)
 {
 	return errq_now_ns();

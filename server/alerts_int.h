@@ -242,6 +242,9 @@ void alerts__claim(struct alerts *a, struct store *s, uint32_t limit);
 
 /* alerts.c */
 int alerts__oom(void);
+/* What a request answers for the store's last failure: ALERTS_UNAVAILABLE when the database
+ * cannot be reached (the client retries), else ALERTS_INTERNAL. */
+enum alerts_status alerts__store_status(const struct store *s);
 struct rules_ref *alerts__rules_ref_new(struct ruleset *rs, const char *source, uint64_t now);
 void alerts__rules_ref_put(struct alerts *a, struct rules_ref *r);
 const struct ruleset *alerts__rs(struct alerts *a);

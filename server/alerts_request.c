@@ -123,7 +123,7 @@ static void do_reload(struct alerts *a, struct store *s, const char *who, struct
 	int rc = alerts__in_txn_keep(a, s, reload_txn, &ra);
 	a->dest_check = NULL;
 	if (rc) {
-		alerts__fail(ans, ALERTS_INTERNAL, "cannot store the retired circuits: %s", store_errmsg(s));
+		alerts__fail(ans, alerts__store_status(s), "cannot store the retired circuits: %s", store_errmsg(s));
 		goto out;
 	}
 	struct rules_ref *prev = a->cur;
@@ -223,13 +223,13 @@ static void do_replay(struct alerts *a, struct store *s, const uint8_t alert_id[
 	if (!r)
 		return alerts__fail(ans, ALERTS_INTERNAL, "%s", "out of memory");
 	if (store_get_alert(s, alert_id, found_cb, &found) < 0 || store_list_deliveries(s, alert_id, dead_cb, r)) {
-		alerts__fail(ans, ALERTS_INTERNAL, "%s", store_errmsg(s));
+		alerts__fail(ans, alerts__store_status(s), "%s", store_errmsg(s));
 	} else if (!found) {
 		alerts__fail(ans, ALERTS_NOT_FOUND, "no alert %s", hex);
 	} else if (!r->n) {
 		alerts__fail(ans, ALERTS_PRECONDITION, "alert %s has no dead-lettered delivery to replay", hex);
 	} else if (alerts__in_txn(a, s, replay_txn, r)) {
-		alerts__fail(ans, ALERTS_INTERNAL, "%s", store_errmsg(s));
+		alerts__fail(ans, alerts__store_status(s), "%s", store_errmsg(s));
 	} else {
 		ans->count = (uint32_t)r->n;
 		errq_snprintf(ans->msg, sizeof(ans->msg), "%zu deliveries of alert %s sent again", r->n, hex);
@@ -247,7 +247,7 @@ void alerts__request_run(struct ingest_job *j, struct store *s)
 	if (!s)
 		alerts__fail(&ans, ALERTS_PRECONDITION, "%s", "this collector runs with 'storage: none': no alerting");
 	else if (!a->loaded && (!a->fleet || a->epoch) && alerts__load(a, s)) /* a fleet's follower holds none */
-		alerts__fail(&ans, ALERTS_INTERNAL, "cannot load circuits: %s", store_errmsg(s));
+		alerts__fail(&ans, alerts__store_status(s), "cannot load circuits: %s", store_errmsg(s));
 	else if (rq->kind == REQ_RELOAD)
 		do_reload(a, s, rq->who, &ans);
 	else if (rq->kind == REQ_REPLAY)

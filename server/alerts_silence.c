@@ -224,7 +224,7 @@ void alerts__do_silence_add(struct alerts *a, struct store *s, const struct aler
 		return alerts__fail(ans, ALERTS_PRECONDITION, "%s", "too many silences in force (expire some first)");
 	struct silence_arg sa = {.req = req, .now = a->clock()};
 	if (alerts__in_txn(a, s, silence_add_txn, &sa))
-		return alerts__fail(ans, ALERTS_INTERNAL, "%s", store_errmsg(s));
+		return alerts__fail(ans, alerts__store_status(s), "%s", store_errmsg(s));
 	if (alerts__add_silence_mem(a, sa.id, req->rule, req->matchers, sa.now, sa.now + req->duration_ns))
 		LOG_ERROR("alerts: out of memory keeping a silence; it takes effect after a restart");
 	ans->id = sa.id;
@@ -251,7 +251,7 @@ void alerts__do_silence_expire(struct alerts *a, struct store *s, int64_t id, st
 	char ids[24];
 	errq_snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	if (alerts__in_txn(a, s, silence_expire_txn, &ea))
-		return alerts__fail(ans, ALERTS_INTERNAL, "%s", store_errmsg(s));
+		return alerts__fail(ans, alerts__store_status(s), "%s", store_errmsg(s));
 	if (ea.r == 0)
 		return alerts__fail(ans, ALERTS_NOT_FOUND, "no silence %s in force", ids);
 	ans->id = id;

@@ -291,11 +291,43 @@ static void test_fenced_leader(void **state)
 	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
 }
 
+/* A silence added while the database cannot take it: UNAVAILABLE (the client may retry), with
+ * the server's reason, not INTERNAL; the retry passes once it can.  (A trigger makes the
+ * insert fail with admin_shutdown, what a PostgreSQL going down answers.) */
+static void test_silence_database_unavailable(void **state)
+{
+	(void)state;
+	start(0);
+	WAIT_FOR(leader() == 0);
+	char err[512];
+	assert_int_equal(pg_test_exec(C,
+				      "CREATE FUNCTION itest_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+				      "RAISE EXCEPTION 'itest: shutting down' USING ERRCODE = 'admin_shutdown'; END $$;"
+				      "CREATE TRIGGER itest_down BEFORE INSERT ON silences FOR EACH ROW"
+				      " EXECUTE FUNCTION itest_down()",
+				      err, sizeof(err)),
+			 0);
+	const char *args[] = {"silence", "add", "--rule", "fleet-trip", "--for", "1h", "--comment", "maintenance", NULL};
+	char *e = NULL;
+	char *out = harness_errq(D[0].addr, 2, &e, args); /* 2: the collector failed the call */
+	assert_non_null(e);
+	if (!strstr(e, "UNAVAILABLE") && !strstr(e, "unavailable"))
+		fail_msg("silence add with the database down: want UNAVAILABLE, got: %s", e);
+	assert_non_null(strstr(e, "shutting down"));
+	free(out);
+	free(e);
+	assert_int_equal(pg_test_exec(C, "DROP TRIGGER itest_down ON silences", err, sizeof(err)), 0);
+	out = harness_errq(D[0].addr, 0, NULL, args);
+	free(out);
+	assert_int_equal(q("SELECT count(*) FROM silences"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_three_collectors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fenced_leader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_database_unavailable, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
