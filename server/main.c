@@ -47,6 +47,7 @@
 #include "store_url.h"
 #include "svc_alerts.h"
 #include "tail.h"
+#include "tail_fleet.h"
 #include "tls.h"
 #include "transport.h"
 
@@ -333,6 +334,7 @@ int main(int argc, char **argv)
 	struct alerts *alerts = NULL; /* the rule engine (NULL with storage: none) */
 	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
+	struct tail_fleet *fleet = NULL; /* PostgreSQL: the other collectors' events (tail_fleet.h) */
 	struct overflow_watch *overflow = NULL; /* groups_per_service passed: said once (overflow.h) */
 	struct health *health = NULL;
 	struct metrics *metrics = NULL;
@@ -411,6 +413,10 @@ int main(int argc, char **argv)
 				 .on_commit_ctx = tail};
 	if (ingest_start(&ig, &io)) {
 		LOG_ERROR("cannot start the ingest writer");
+		goto out;
+	}
+	if (dbu.kind == STORE_URL_POSTGRES && db && tail_fleet_start(&fleet, tail, db)) {
+		LOG_ERROR("cannot start the tail listener");
 		goto out;
 	}
 	if (alerts)
@@ -576,6 +582,7 @@ out:
 	metrics_free(metrics);
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
+	tail_fleet_stop(fleet); /* like the writer, it starts ops on the tail's calls */
 	transport_free(t);
 	alerts_stop(alerts); /* its notifier thread hands jobs to the writer: joined before ig goes */
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */
