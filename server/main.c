@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .fleet = fleet, .alerts = alerts, .health = health,
 					     .db_path = db,
 					     .name = cfg.name, .storage = storage_name,
 					     .durability = durability_name,

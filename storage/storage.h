@@ -255,10 +255,11 @@ void store_get_write_stats(struct store *s, struct store_write_stats *st);
  * commit hook) fetches the rows and calls cb with each event (pointers valid during the call;
  * cb's return is ignored), in the order the collectors committed them.  With fetch false it
  * reads and discards the notices (nobody tails: no fetch).  *missed grows by the events it
- * knows it lost: notices past STORE_TAIL_QUEUE_MAX, a fetch that failed.  Returns the events
- * delivered, or -1 (the connection was lost: STORE_ERR_UNAVAILABLE; the next call reconnects,
- * with the handle's backoff, and LISTENs again: what the others committed in between is not
- * fetched).  SQLite: one collector per database, nothing to listen for: -1. */
+ * knows it lost: notices past STORE_TAIL_QUEUE_MAX, a fetch that failed, a catch-up past its
+ * bound.  Returns the events delivered, or -1 (the connection was lost:
+ * STORE_ERR_UNAVAILABLE; the next call reconnects, with the handle's backoff, LISTENs again
+ * and catches up on what the others committed meanwhile: storage/pg/pg_tail.c says what it
+ * cannot).  SQLite: one collector per database, nothing to listen for: -1. */
 #define STORE_TAIL_QUEUE_MAX 4096    /* notices read and not fetched yet; more: counted missed */
 #define STORE_TAIL_FETCH_ROWS 1024   /* rows of one notice one statement fetches (more: again) */
 int store_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store_event_cb cb, void *ctx,

@@ -19,9 +19,18 @@
  * counted missed: the queue never grows with the fleet's rate, and the server's notification
  * queue never waits on us), waits with poll() on the connection's socket up to the caller's
  * timeout when there are none, and fetches each notice's rows by id range and xmin,
- * STORE_TAIL_FETCH_ROWS a statement, in id order.  A lost connection fails the call; the next
- * one reconnects (store_pg_conn's backoff) and LISTENs again: what the others committed
- * meanwhile was notified to nobody here and is not fetched. */
+ * STORE_TAIL_FETCH_ROWS a statement, in id order.
+ *
+ * A lost connection fails the call; the next one reconnects (store_pg_conn's backoff), LISTENs
+ * again, and catches up: what the others committed while nobody here listened was notified to
+ * no one, so it reads, in one REPEATABLE READ snapshot taken after the new LISTEN, the rows
+ * past the newest id any notice had named (hwm) whose xmin is none of this process's own
+ * writer transactions (a process-wide ring of the last STORE_PG_TAIL_OWN_MAX xids the writer
+ * notified), at most STORE_PG_TAIL_CATCHUP_MAX of them (the rest counted missed); the notices
+ * of transactions the snapshot saw and that committed after the LISTEN come too, and are
+ * skipped by their xid.  Not caught up: a transaction that was in flight at the loss with ids
+ * below hwm (its rows are not past hwm), and, when this process's writer committed more than
+ * the ring holds meanwhile, everything (counted missed: an upper bound, its own included). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -38,20 +47,51 @@
 #define STORE_PG_TAIL_CHANNEL "errq_events"
 #define STORE_PG_TAIL_PAYLOAD_MAX 128 /* "1 " + 16 hex + 3 int64 + an xid, with spaces: < 100 */
 #define STORE_PG_TAIL_VERSION 1       /* the payload's first word: another one is skipped */
+#define STORE_PG_TAIL_OWN_MAX 4096    /* this process's writer's last notified xids, for catch-up */
+#define STORE_PG_TAIL_CATCHUP_MAX 16384 /* rows one catch-up delivers; past it: counted missed */
 
 struct notice {
 	int64_t lo, hi;
 	uint64_t rows;
+	uint32_t xid32;
 	char xid[12]; /* as text: the statement's $3::xid */
 };
 
+enum pending { PENDING_NONE, PENDING_HWM, PENDING_CATCH_UP };
+
 struct store_pg_tail {
+	enum pending pending; /* after a LISTEN: what must happen before the notices */
 	bool listening;   /* LISTEN sent on the connection of reconnect generation gen */
+	bool ever;        /* LISTENed once: a LISTEN after it follows a loss (catch up) */
 	uint64_t gen;
+	int64_t hwm;      /* the largest events.id a notice named or a catch-up read */
+	uint64_t own_mark; /* own_count when the listener last had its connection */
 	uint32_t n;       /* notices queued */
 	uint64_t skipped; /* malformed notices (another program's NOTIFY on the channel) */
+	uint32_t n_caught; /* xids of the transactions the last catch-up delivered */
+	uint32_t caught[STORE_PG_TAIL_CATCHUP_MAX];
 	struct notice q[STORE_TAIL_QUEUE_MAX];
 };
+
+/* This process's writer's notified transactions (any handle's: one writer per errqd). */
+static pthread_mutex_t own_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t own_xids[STORE_PG_TAIL_OWN_MAX];
+static uint64_t own_count; /* xids ever recorded; the ring holds the last STORE_PG_TAIL_OWN_MAX */
+
+static void own_record(uint32_t xid)
+{
+	pthread_mutex_lock(&own_mu);
+	own_xids[own_count++ % STORE_PG_TAIL_OWN_MAX] = xid;
+	pthread_mutex_unlock(&own_mu);
+}
+
+static uint64_t own_now(void)
+{
+	pthread_mutex_lock(&own_mu);
+	uint64_t n = own_count;
+	pthread_mutex_unlock(&own_mu);
+	return n;
+}
 
 /* ---- this process's origin ---- */
 
@@ -82,16 +122,20 @@ int store_pg__tail_notify(struct store *s, int64_t lo, int64_t hi, uint64_t rows
 	/* the xid is the server's to say: txid_current() is the 64-bit one, xmin its low 32 bits */
 	static const struct store_pg_stmt st = {
 	    "errq_tail_notify",
-	    "SELECT pg_notify('" STORE_PG_TAIL_CHANNEL "', $1::text || ' ' || (txid_current() % 4294967296)::text)", 1,
-	    NULL};
+	    "SELECT x, pg_notify('" STORE_PG_TAIL_CHANNEL "', $1::text || ' ' || x::text)"
+	    " FROM (SELECT txid_current() % 4294967296 AS x) t",
+	    1, NULL};
 	char payload[STORE_PG_TAIL_PAYLOAD_MAX - 12]; /* the xid's ten digits and a space follow */
 	if (errq_snprintf(payload, sizeof(payload), "%d %s %lld %lld %llu", STORE_PG_TAIL_VERSION, origin(),
 			  (long long)lo, (long long)hi, (unsigned long long)rows) < 0)
 		return store_pg_fail(s, "tail notice: payload too long"); /* cannot happen: 3 int64 */
 	const char *v[] = {payload};
-	PGresult *r = store_pg_run(s, &st, "tail notice", v, NULL, NULL, 0);
+	PGresult *r = store_pg_run(s, &st, "tail notice", v, NULL, NULL, 1);
 	if (!r)
 		return -1;
+	/* recorded before COMMIT: a transaction that then fails left no rows to mistake */
+	if (PQntuples(r))
+		own_record((uint32_t)store_pg_col_i64(r, 0, 0));
 	PQclear(r);
 	return 0;
 }
@@ -141,13 +185,22 @@ static int parse_notice(const char *payload, struct notice *n)
 	if (!word_i64(&p, &lo) || !word_i64(&p, &hi) || !word_i64(&p, &rows) || !word_i64(&p, &xid) || *p ||
 	    lo <= 0 || hi < lo || rows <= 0 || rows > hi - lo + 1 || xid < 0 || xid > UINT32_MAX)
 		return -1;
+	n->hi = hi; /* own or not: the hwm */
 	if (own)
 		return 0;
 	n->lo = lo;
-	n->hi = hi;
 	n->rows = (uint64_t)rows;
+	n->xid32 = (uint32_t)xid;
 	errq_snprintf(n->xid, sizeof(n->xid), "%lld", (long long)xid);
 	return 1;
+}
+
+static bool caught(const struct store_pg_tail *t, uint32_t xid)
+{
+	for (uint32_t i = 0; i < t->n_caught; i++)
+		if (t->caught[i] == xid)
+			return true;
+	return false;
 }
 
 /* Moves the notices libpq has read into the queue (fetch) or drops them (no fetch). */
@@ -157,6 +210,12 @@ static void drain(struct store_pg_tail *t, PGconn *c, bool fetch, uint64_t *miss
 	while ((nf = PQnotifies(c))) {
 		struct notice n;
 		int kind = strcmp(nf->relname, STORE_PG_TAIL_CHANNEL) ? -1 : parse_notice(nf->extra, &n);
+		if (kind >= 0 && n.hi > t->hwm)
+			t->hwm = n.hi;
+		if (kind > 0 && t->n_caught && caught(t, n.xid32))
+			kind = 0; /* the catch-up delivered it */
+		else if (kind > 0)
+			t->n_caught = 0; /* notices come in commit order: no later one was caught up */
 		if (kind < 0)
 			t->skipped++;
 		else if (kind > 0 && fetch) {
@@ -169,7 +228,8 @@ static void drain(struct store_pg_tail *t, PGconn *c, bool fetch, uint64_t *miss
 	}
 }
 
-/* LISTENs on a connection that does not yet (the first call, or a new one after a loss). */
+/* LISTENs on a connection that does not yet (the first call, or a new one after a loss: then
+ * a catch-up is due, else the hwm's first reading). */
 static PGconn *listening_conn(struct store *s, struct store_pg_tail *t)
 {
 	struct store_pg *p = store_pg(s);
@@ -179,11 +239,122 @@ static PGconn *listening_conn(struct store *s, struct store_pg_tail *t)
 	if (t->listening && t->gen == p->reconnects)
 		return c;
 	t->listening = false;
-	if (store_pg_exec(s, "LISTEN " STORE_PG_TAIL_CHANNEL, "tail: listen"))
+	/* named "<application_name> tail" in pg_stat_activity, for operators (and the tests) */
+	if (store_pg_exec(s,
+			  "SELECT set_config('application_name', left(current_setting('application_name'), 57) || ' tail',"
+			  " false); LISTEN " STORE_PG_TAIL_CHANNEL,
+			  "tail: listen"))
 		return NULL;
 	t->listening = true;
 	t->gen = p->reconnects;
+	t->pending = t->ever ? PENDING_CATCH_UP : PENDING_HWM;
+	t->ever = true;
 	return c;
+}
+
+/* The newest id now: where the tail starts (nothing before it is anyone's to catch up). */
+static int read_hwm(struct store *s, struct store_pg_tail *t)
+{
+	static const struct store_pg_stmt st = {"errq_tail_hwm", "SELECT coalesce(max(id), 0) FROM events", 0, NULL};
+	PGresult *r = store_pg_run(s, &st, "tail: newest id", NULL, NULL, NULL, 1);
+	if (!r)
+		return -1;
+	int64_t v = PQntuples(r) ? store_pg_col_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (v > t->hwm)
+		t->hwm = v;
+	return 0;
+}
+
+/* This process's writer's recent xids as an xid[] literal ("{1,2,3}"), malloc'd; NULL when out
+ * of memory, or when it committed more than the ring holds since mark (*overflow). */
+static char *own_xids_literal(uint64_t mark, bool *overflow)
+{
+	char *out = malloc(STORE_PG_TAIL_OWN_MAX * 11 + 3);
+	size_t k = 0;
+	pthread_mutex_lock(&own_mu);
+	*overflow = own_count - mark > STORE_PG_TAIL_OWN_MAX;
+	uint64_t n = own_count < STORE_PG_TAIL_OWN_MAX ? own_count : STORE_PG_TAIL_OWN_MAX;
+	if (out && !*overflow) {
+		out[k++] = '{';
+		for (uint64_t i = 0; i < n; i++)
+			k += (size_t)errq_snprintf(out + k, 12, "%s%u", i ? "," : "", own_xids[i]);
+		out[k++] = '}';
+		out[k] = 0;
+	}
+	pthread_mutex_unlock(&own_mu);
+	if (*overflow) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* After a loss: the other collectors' rows past the hwm, in one snapshot (see the top).  The
+ * events delivered, or -1. */
+static int catch_up(struct store *s, struct store_pg_tail *t, store_event_cb cb, void *ctx, uint64_t *missed)
+{
+	static const struct store_pg_stmt page = {
+	    "errq_tail_catch_up",
+	    "SELECT " STORE_PG_EVENT_COLS ", e.xmin::text::bigint FROM events e JOIN groups g ON g.id = e.group_id"
+	    " WHERE e.id > $1::bigint AND NOT e.xmin = ANY($2::xid[]) ORDER BY e.id LIMIT $3::bigint",
+	    3, NULL};
+	static const struct store_pg_stmt rest = {
+	    "errq_tail_catch_up_rest",
+	    "SELECT count(*), coalesce(max(e.id), $1::bigint) FROM events e WHERE e.id > $1::bigint"
+	    " AND NOT e.xmin = ANY($2::xid[])",
+	    2, NULL};
+	bool overflow;
+	char *own = own_xids_literal(t->own_mark, &overflow);
+	if (!own && !overflow)
+		return store_pg_fail(s, "tail: catch up: out of memory");
+	char from[24], limit[16];
+	const char *v[] = {from, overflow ? "{}" : own, limit};
+	long delivered = 0;
+	int rc = -1;
+	t->n_caught = 0;
+	if (store_pg_own_txn_begin(s, "tail catch-up") ||
+	    store_pg_exec(s, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "tail: catch up"))
+		goto out;
+	int64_t next = t->hwm;
+	/* its own rows cannot be told apart after an overflow: counted (an upper bound), not sent */
+	while (!overflow && delivered < STORE_PG_TAIL_CATCHUP_MAX) {
+		errq_snprintf(from, sizeof(from), "%lld", (long long)next);
+		long want = STORE_PG_TAIL_CATCHUP_MAX - delivered;
+		errq_snprintf(limit, sizeof(limit), "%ld", want < STORE_TAIL_FETCH_ROWS ? want : STORE_TAIL_FETCH_ROWS);
+		PGresult *r = store_pg_run(s, &page, "tail: catch up", v, NULL, NULL, 1);
+		if (!r)
+			goto out;
+		int k = PQntuples(r);
+		for (int i = 0; i < k; i++) {
+			struct store_event e;
+			if (!store_pg__event_from_row(r, i, &e))
+				continue;
+			cb(ctx, &e);
+			delivered++;
+			next = e.rowid;
+			uint32_t x = (uint32_t)store_pg_col_i64(r, i, 18);
+			if (!caught(t, x) && t->n_caught < STORE_PG_TAIL_CATCHUP_MAX)
+				t->caught[t->n_caught++] = x;
+		}
+		PQclear(r);
+		if (k < STORE_TAIL_FETCH_ROWS)
+			break;
+	}
+	errq_snprintf(from, sizeof(from), "%lld", (long long)next);
+	PGresult *r = store_pg_run(s, &rest, "tail: catch up", v, NULL, NULL, 1);
+	if (!r)
+		goto out;
+	*missed += (uint64_t)store_pg_col_i64(r, 0, 0);
+	next = store_pg_col_i64(r, 0, 1);
+	PQclear(r);
+	if (next > t->hwm)
+		t->hwm = next;
+	rc = 0;
+out:
+	rc = store_pg_own_txn_end(s, rc, "tail catch-up");
+	free(own);
+	return rc < 0 ? -1 : delivered > INT32_MAX ? INT32_MAX : (int)delivered;
 }
 
 /* Waits up to timeout_ms for input on c and reads it.  0, or -1 (the connection failed). */
@@ -255,6 +426,36 @@ int store_pg_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store
 	PGconn *c = listening_conn(s, t);
 	if (!c)
 		return -1;
+	long delivered = 0;
+	if (t->pending == PENDING_CATCH_UP && fetch) {
+		int got = catch_up(s, t, cb, ctx, missed);
+		if (got < 0) {
+			/* a connection lost again catches up at the next LISTEN; any other failure
+			 * would fail again: given up (said by the error), the notices go on */
+			if (p->errclass == STORE_ERR_UNAVAILABLE)
+				t->listening = false;
+			else
+				t->pending = PENDING_NONE;
+			return -1;
+		}
+		delivered += got;
+		t->pending = PENDING_NONE;
+	} else if (t->pending != PENDING_NONE) { /* nobody tails: nothing to catch up, only the hwm */
+		if (read_hwm(s, t)) {
+			if (p->errclass == STORE_ERR_UNAVAILABLE)
+				t->listening = false;
+			else
+				t->pending = PENDING_NONE;
+			return -1;
+		}
+		t->pending = PENDING_NONE;
+	}
+	if (!store_pg(s)->conn || PQstatus(store_pg(s)->conn) != CONNECTION_OK || t->gen != p->reconnects) {
+		t->listening = false; /* the catch-up's statements reconnected: LISTEN again */
+		return delivered > INT32_MAX ? INT32_MAX : (int)delivered;
+	}
+	c = p->conn;
+	t->own_mark = own_now();
 	drain(t, c, fetch, missed);
 	if (!t->n) {
 		if (wait_input(s, c, timeout_ms)) {
@@ -263,7 +464,6 @@ int store_pg_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store
 		}
 		drain(t, c, fetch, missed);
 	}
-	long delivered = 0;
 	uint32_t i = 0;
 	for (; i < t->n; i++) {
 		int got = fetch_notice(s, &t->q[i], cb, ctx, missed);

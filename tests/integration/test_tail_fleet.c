@@ -1,0 +1,343 @@
+/* Integration (PostgreSQL only): `errq tail` across collectors (issue 17).  Two real errqd on
+ * one database; a Tail subscriber on A must get every event that A and B commit, each once,
+ * each collector's in its commit order, with its filters applied; and when the listeners'
+ * connections are killed (pg_terminate_backend) they come back and the tail goes on. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <cmocka.h>
+
+#include "errq_str.h"
+#include "errq_time.h"
+#include "harness.h"
+#include "pg_support.h"
+
+#define BATCHES 20  /* per collector */
+#define PER_BATCH 16
+#define EVENTS (2 * BATCHES * PER_BATCH)
+
+static struct errq_idgen G;
+static pthread_mutex_t G_mu = PTHREAD_MUTEX_INITIALIZER; /* G is shared by the senders */
+
+/* Two collectors on one database: A made it, B shares it (B.pg is A's: cleared before B's
+ * cleanup, so the database is dropped once). */
+static void start_pair(struct errqd_proc *a, struct errqd_proc *b)
+{
+	assert_int_equal(errqd_start(a, NULL), 0);
+	assert_non_null(a->pg);
+	b->pg = a->pg;
+	assert_int_equal(errqd_start(b, NULL), 0);
+}
+
+static void stop_pair(struct errqd_proc *a, struct errqd_proc *b)
+{
+	assert_int_equal(errqd_stop(b, SIGTERM), 0);
+	assert_int_equal(errqd_stop(a, SIGTERM), 0);
+	b->pg = NULL;
+	errqd_cleanup(b);
+	errqd_cleanup(a);
+}
+
+/* The collectors' tail listeners that are LISTENing now: their sessions are named
+ * "<application_name> tail" (pg_tail.c) in the message that LISTENs, idle once it is done. */
+#define LISTENERS_SQL                                                                                   \
+	" FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '% tail'" \
+	" AND state = 'idle'"
+static int64_t listeners(PGconn *c)
+{
+	int64_t n = -1;
+	char err[256];
+	if (pg_test_int(c, "SELECT count(*)" LISTENERS_SQL, &n, err, sizeof(err)))
+		fail_msg("%s", err);
+	return n;
+}
+
+struct sender {
+	const char *addr, *service, *tag;
+	int failed;
+};
+
+/* BATCHES batches of PER_BATCH, one after the other (each committed before the next is sent),
+ * messages "<tag>-<batch>-<i>", even batches TimeoutError, odd ones OSError. */
+static void *send_batches(void *arg)
+{
+	struct sender *s = arg;
+	for (int b = 0; b < BATCHES; b++) {
+		Errq__V1__TaskFailure *evs[PER_BATCH];
+		Errq__V1__ReportRequest req = ERRQ__V1__REPORT_REQUEST__INIT;
+		pthread_mutex_lock(&G_mu);
+		for (int i = 0; i < PER_BATCH; i++) {
+			char msg[32];
+			errq_snprintf(msg, sizeof(msg), "%s-%03d-%02d", s->tag, b, i);
+			evs[i] = tevent_new(&G, s->service, b % 2 ? "OSError" : "TimeoutError", msg);
+		}
+		pthread_mutex_unlock(&G_mu);
+		req.seq = 1;
+		req.n_failures = PER_BATCH;
+		req.failures = evs;
+		if (report_request(s->addr, &req) != PER_BATCH)
+			s->failed++;
+		for (int i = 0; i < PER_BATCH; i++)
+			tevent_free(evs[i]);
+	}
+	return NULL;
+}
+
+/* What one subscriber received until the sentinels it expects. */
+struct got {
+	char (*msgs)[32];
+	size_t n;
+	uint64_t dropped;
+};
+
+/* Reads t until it has seen every message of want (n of them; the last ones are the
+ * sentinels), keeping every message it read. */
+static void read_until(struct tailstream *t, struct got *g, const char *const *sentinels, int n_sentinels)
+{
+	g->msgs = calloc(EVENTS + 64, sizeof(*g->msgs));
+	assert_non_null(g->msgs);
+	int seen = 0;
+	while (seen < n_sentinels) {
+		Errq__V1__TailMessage *m;
+		assert_int_equal(tail_recv(t, &m, HARNESS_DEADLINE_MS), 0);
+		assert_non_null(m->event);
+		assert_true(g->n < EVENTS + 64);
+		errq_snprintf(g->msgs[g->n++], sizeof(g->msgs[0]), "%s", m->event->message);
+		g->dropped += m->dropped;
+		assert_int_equal(strlen(m->event->fingerprint), 16);
+		for (int i = 0; i < n_sentinels; i++)
+			seen += strcmp(m->event->message, sentinels[i]) == 0;
+		errq__v1__tail_message__free_unpacked(m, NULL);
+	}
+}
+
+/* How many times msg is in g. */
+static int count(const struct got *g, const char *msg)
+{
+	int k = 0;
+	for (size_t i = 0; i < g->n; i++)
+		k += strcmp(g->msgs[i], msg) == 0;
+	return k;
+}
+
+/* The messages of tag in g come in their order ("<tag>-<batch>-<i>" increasing). */
+static void assert_in_order(const struct got *g, const char *tag)
+{
+	const char *last = NULL;
+	size_t tl = strlen(tag);
+	for (size_t i = 0; i < g->n; i++) {
+		if (strncmp(g->msgs[i], tag, tl) || g->msgs[i][tl] != '-')
+			continue;
+		if (last && strcmp(last, g->msgs[i]) >= 0)
+			fail_msg("'%s' came after '%s': not in %s's commit order", g->msgs[i], last, tag);
+		last = g->msgs[i];
+	}
+}
+
+static void test_tail_sees_both_collectors(void **state)
+{
+	(void)state;
+	struct errqd_proc a = {0}, b = {0};
+	char err[256];
+	start_pair(&a, &b);
+	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
+	assert_non_null(c);
+	WAIT_FOR(listeners(c) == 2); /* both collectors' listeners are up */
+	struct tailstream all, only;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
+	tr.service = "svc-b";
+	tr.error_type = "Time*";
+	assert_int_equal(tail_open(&only, a.addr, &tr), 0);
+	/* both collectors commit at once: their transactions' ids interleave */
+	struct sender sa = {a.addr, "svc-a", "a", 0}, sb = {b.addr, "svc-b", "b", 0};
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, send_batches, &sa), 0);
+	assert_int_equal(pthread_create(&tb, NULL, send_batches, &sb), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_int_equal(sa.failed + sb.failed, 0);
+	/* one more each, after all the others: when the tail has them, it has had every event
+	 * committed before them (each collector's in order), and any copy of one */
+	Errq__V1__TaskFailure *end_a = tevent_new(&G, "svc-a", "TimeoutError", "end-a");
+	Errq__V1__TaskFailure *end_b = tevent_new(&G, "svc-b", "TimeoutError", "end-b");
+	assert_int_equal(report_event(a.addr, end_a), 1);
+	assert_int_equal(report_event(b.addr, end_b), 1);
+	tevent_free(end_a);
+	tevent_free(end_b);
+
+	struct got g_all = {0}, g_only = {0};
+	const char *both[] = {"end-a", "end-b"}, *b_end[] = {"end-b"};
+	read_until(&all, &g_all, both, 2);
+	read_until(&only, &g_only, b_end, 1);
+	print_message("tail on A: %zu messages (%d sent), filtered %zu\n", g_all.n, EVENTS + 2, g_only.n);
+	assert_int_equal(g_all.dropped, 0);
+	assert_int_equal(g_only.dropped, 0);
+	assert_int_equal(g_all.n, EVENTS + 2);
+	for (int t = 0; t < 2; t++)
+		for (int bt = 0; bt < BATCHES; bt++)
+			for (int i = 0; i < PER_BATCH; i++) {
+				char msg[32];
+				errq_snprintf(msg, sizeof(msg), "%s-%03d-%02d", t ? "b" : "a", bt, i);
+				if (count(&g_all, msg) != 1)
+					fail_msg("'%s' came %d times to A's tail", msg, count(&g_all, msg));
+				/* the filtered one: B's TimeoutErrors (even batches) only */
+				int want = t == 1 && bt % 2 == 0;
+				if (count(&g_only, msg) != want)
+					fail_msg("'%s' came %d times to the filtered tail (want %d)", msg, count(&g_only, msg),
+						 want);
+			}
+	assert_int_equal(g_only.n, BATCHES / 2 * PER_BATCH + 1);
+	assert_in_order(&g_all, "a");
+	assert_in_order(&g_all, "b");
+	assert_in_order(&g_only, "b");
+	free(g_all.msgs);
+	free(g_only.msgs);
+	tail_free(&all);
+	tail_free(&only);
+	PQfinish(c);
+	stop_pair(&a, &b);
+}
+
+/* The pids of the listeners now, into pids (at most n): how many. */
+static int listener_pids(PGconn *c, int *pids, int n)
+{
+	PGresult *r = PQexec(c, "SELECT pid" LISTENERS_SQL " ORDER BY pid");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	int k = 0;
+	for (int i = 0; i < PQntuples(r) && k < n; i++)
+		pids[k++] = atoi(PQgetvalue(r, i, 0));
+	PQclear(r);
+	return k;
+}
+
+static bool new_listeners(PGconn *c, const int *old, int n_old)
+{
+	int pids[8];
+	int n = listener_pids(c, pids, 8);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < n_old; k++)
+			if (pids[i] == old[k])
+				return false;
+	return n == 2;
+}
+
+static bool log_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void test_listener_comes_back(void **state)
+{
+	(void)state;
+	struct errqd_proc a = {0}, b = {0};
+	char err[256];
+	start_pair(&a, &b);
+	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
+	assert_non_null(c);
+	WAIT_FOR(listeners(c) == 2);
+	struct tailstream all;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
+	int old[8];
+	int n_old = listener_pids(c, old, 8);
+	assert_int_equal(n_old, 2);
+	int64_t killed = 0;
+	assert_int_equal(pg_test_int(c,
+				     "SELECT count(pg_terminate_backend(pid))" LISTENERS_SQL,
+				     &killed, err, sizeof(err)),
+			 0);
+	assert_int_equal(killed, 2);
+	/* each collector says its listener failed, reconnects and LISTENs again */
+	WAIT_FOR(log_has(a.log, "tail listener failed"));
+	WAIT_FOR(new_listeners(c, old, n_old));
+	assert_int_equal(report_failures(b.addr, &G, 3, "svc-b", "OSError", "after", NULL, NULL), 3);
+	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
+	struct got g = {0};
+	const char *end[] = {"end-b"};
+	read_until(&all, &g, end, 1);
+	assert_int_equal(g.n, 4);
+	assert_int_equal(count(&g, "after"), 3);
+	free(g.msgs);
+	tail_free(&all);
+	PQfinish(c);
+	stop_pair(&a, &b);
+}
+
+/* While no listener can connect, B and A commit; when the listeners are back, A's tail gets
+ * B's events from its catch-up, and A's own ones (published at their commit) not twice. */
+static void test_listener_catches_up(void **state)
+{
+	(void)state;
+	struct errqd_proc a = {0}, b = {0};
+	char err[256], sql[256];
+	start_pair(&a, &b);
+	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
+	assert_non_null(c);
+	WAIT_FOR(listeners(c) == 2);
+	struct tailstream all;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
+	int old[8];
+	int n_old = listener_pids(c, old, 8);
+	assert_int_equal(n_old, 2);
+	/* the writers keep their sessions; the listeners, killed, cannot come back */
+	errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", a.pg->name);
+	assert_int_equal(pg_test_exec(c, sql, err, sizeof(err)), 0);
+	int64_t killed = 0;
+	assert_int_equal(pg_test_int(c, "SELECT count(pg_terminate_backend(pid))" LISTENERS_SQL, &killed, err,
+				     sizeof(err)),
+			 0);
+	assert_int_equal(killed, 2);
+	WAIT_FOR(log_has(a.log, "tail listener failed"));
+	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
+	assert_int_equal(report_failures(a.addr, &G, 3, "svc-a", "OSError", "gap-a", NULL, NULL), 3);
+	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
+	errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", a.pg->name);
+	assert_int_equal(pg_test_exec(c, sql, err, sizeof(err)), 0);
+	WAIT_FOR(new_listeners(c, old, n_old));
+	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
+	struct got g = {0};
+	const char *end[] = {"end-b"};
+	read_until(&all, &g, end, 1);
+	print_message("after the gap: %zu messages, %llu dropped\n", g.n, (unsigned long long)g.dropped);
+	assert_int_equal(count(&g, "gap-a"), 3);
+	assert_int_equal(count(&g, "gap-b"), 10);
+	assert_int_equal(g.n, 14);
+	assert_int_equal(g.dropped, 0);
+	free(g.msgs);
+	tail_free(&all);
+	PQfinish(c);
+	stop_pair(&a, &b);
+}
+
+int main(void)
+{
+	if (harness_backend() != HARNESS_POSTGRES) {
+		fprintf(stderr, "test_tail_fleet: runs with ERRQ_TEST_BACKEND=postgres only\n");
+		return 1;
+	}
+	grpc_init();
+	errq_idgen_init(&G);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tail_sees_both_collectors),
+	    cmocka_unit_test(test_listener_comes_back),
+	    cmocka_unit_test(test_listener_catches_up),
+	};
+	int rc = cmocka_run_group_tests_name("integration_pg_tail_fleet", tests, NULL, NULL);
+	grpc_shutdown_blocking();
+	return rc;
+}
