@@ -193,6 +193,9 @@ bool store_pg__event_from_row(const PGresult *r, int i, struct store_event *e);
  * rows it stored (events.id in [lo, hi], `rows` of them, this transaction's xmin).  0 or -1. */
 int store_pg__tail_notify(struct store *s, int64_t lo, int64_t hi, uint64_t rows);
 void store_pg__tail_free(struct store *s); /* at close; accepts a handle that never listened */
+/* A COMMIT failed with PostgreSQL's notification queue full (SQLSTATE 54000): this process's
+ * writer sends no notice for STORE_PG_TAIL_NOTIFY_PAUSE_MS, so its retried batch commits. */
+void store_pg__tail_queue_full(void);
 
 /* ---- the operations (storage.h, storage_alerts.h): store_pg_<op>, declared from the seam's
  * list (backend.h), so their signatures are store_<op>'s ---- */

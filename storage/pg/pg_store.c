@@ -584,6 +584,9 @@ static int send_commit(struct store *s, const char *what)
 		return store_pg_set_err(s, "%s", what);
 	PGresult *r = PQexec(p->conn, "COMMIT");
 	if (!r || !result_ok(r)) {
+		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (p->w && state && !strcmp(state, "54000")) /* "too many notifications in the NOTIFY queue" */
+			store_pg__tail_queue_full();
 		store_pg_set_err_result(s, r, what);
 		PQclear(r);
 		return -1;

@@ -47,6 +47,7 @@
 #define STORE_PG_TAIL_CHANNEL "errq_events"
 #define STORE_PG_TAIL_PAYLOAD_MAX 128 /* "1 " + 16 hex + 3 int64 + an xid, with spaces: < 100 */
 #define STORE_PG_TAIL_VERSION 1       /* the payload's first word: another one is skipped */
+#define STORE_PG_TAIL_NOTIFY_PAUSE_MS 60000 /* no notices after the server's queue was full */
 #define STORE_PG_TAIL_OWN_MAX 4096    /* this process's writer's last notified xids, for catch-up */
 #define STORE_PG_TAIL_CATCHUP_MAX 16384 /* rows one catch-up delivers; past it: counted missed */
 
@@ -117,6 +118,14 @@ static const char *origin(void)
 
 /* ---- the writer's notice ---- */
 
+/* errq_mono_ns() until which the writer sends no notice (the server's queue was full). */
+static _Atomic uint64_t notify_off_until;
+
+void store_pg__tail_queue_full(void)
+{
+	notify_off_until = errq_mono_ns() + (uint64_t)STORE_PG_TAIL_NOTIFY_PAUSE_MS * ERRQ_NS_PER_MS;
+}
+
 int store_pg__tail_notify(struct store *s, int64_t lo, int64_t hi, uint64_t rows)
 {
 	/* the xid is the server's to say: txid_current() is the 64-bit one, xmin its low 32 bits */
@@ -125,6 +134,10 @@ int store_pg__tail_notify(struct store *s, int64_t lo, int64_t hi, uint64_t rows
 	    "SELECT x, pg_notify('" STORE_PG_TAIL_CHANNEL "', $1::text || ' ' || x::text)"
 	    " FROM (SELECT txid_current() % 4294967296 AS x) t",
 	    1, NULL};
+	/* the server's notification queue is shared: full (a listener somewhere stopped reading:
+	 * a collector paused with its session open), every notifying COMMIT fails; ingest first */
+	if (errq_mono_ns() < notify_off_until)
+		return 0;
 	char payload[STORE_PG_TAIL_PAYLOAD_MAX - 12]; /* the xid's ten digits and a space follow */
 	if (errq_snprintf(payload, sizeof(payload), "%d %s %lld %lld %llu", STORE_PG_TAIL_VERSION, origin(),
 			  (long long)lo, (long long)hi, (unsigned long long)rows) < 0)
