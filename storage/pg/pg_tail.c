@@ -279,6 +279,25 @@ static int read_hwm(struct store *s, struct store_pg_tail *t)
 	return 0;
 }
 
+/* Calls cb with each event of r (STORE_PG_EVENT_COLS; with t, then the row's xmin, recorded
+ * in t->caught): how many; *last is the last one's id. */
+static int deliver(const PGresult *r, store_event_cb cb, void *ctx, int64_t *last, struct store_pg_tail *t)
+{
+	int k = PQntuples(r), n = 0;
+	for (int i = 0; i < k; i++) {
+		struct store_event e;
+		if (!store_pg__event_from_row(r, i, &e))
+			continue;
+		cb(ctx, &e);
+		n++;
+		*last = e.rowid;
+		uint32_t x = t ? (uint32_t)store_pg_col_i64(r, i, 18) : 0;
+		if (t && !caught(t, x) && t->n_caught < STORE_PG_TAIL_CATCHUP_MAX)
+			t->caught[t->n_caught++] = x;
+	}
+	return n;
+}
+
 /* This process's writer's recent xids as an xid[] literal ("{1,2,3}"), malloc'd; NULL when out
  * of memory, or when it committed more than the ring holds since mark (*overflow). */
 static char *own_xids_literal(uint64_t mark, bool *overflow)
@@ -339,17 +358,9 @@ static int catch_up(struct store *s, struct store_pg_tail *t, store_event_cb cb,
 		if (!r)
 			goto out;
 		int k = PQntuples(r);
-		for (int i = 0; i < k; i++) {
-			struct store_event e;
-			if (!store_pg__event_from_row(r, i, &e))
-				continue;
-			cb(ctx, &e);
-			delivered++;
-			next = e.rowid;
-			uint32_t x = (uint32_t)store_pg_col_i64(r, i, 18);
-			if (!caught(t, x) && t->n_caught < STORE_PG_TAIL_CATCHUP_MAX)
-				t->caught[t->n_caught++] = x;
-		}
+		delivered += deliver(r, cb, ctx, &next, t);
+		if (next > t->hwm) /* delivered: a retry after a failure starts past it */
+			t->hwm = next;
 		PQclear(r);
 		if (k < STORE_TAIL_FETCH_ROWS)
 			break;
@@ -407,14 +418,9 @@ static int fetch_notice(struct store *s, const struct notice *n, store_event_cb 
 			return -1;
 		}
 		int k = PQntuples(r);
-		for (int i = 0; i < k; i++) {
-			struct store_event e;
-			if (!store_pg__event_from_row(r, i, &e))
-				continue;
-			cb(ctx, &e);
-			got++;
-			next = e.rowid + 1;
-		}
+		int64_t last = next - 1;
+		got += (uint64_t)deliver(r, cb, ctx, &last, NULL);
+		next = last + 1;
 		PQclear(r);
 		if (k < STORE_TAIL_FETCH_ROWS || next > n->hi)
 			break;

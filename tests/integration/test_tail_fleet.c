@@ -240,29 +240,42 @@ static bool log_has(const char *path, const char *needle)
 	return found;
 }
 
+/* A and B on one database, their listeners up, a subscriber on A (*all), the listeners'
+ * pids in old (*n_old); with shut_out, new connections to the database refused first; then
+ * the listeners killed and A's failure logged. */
+static PGconn *kill_listeners(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all, int *old,
+			      int *n_old, bool shut_out)
+{
+	char err[256], sql[256];
+	start_pair(a, b);
+	PGconn *c = pg_test_connect(a->pg, err, sizeof(err));
+	assert_non_null(c);
+	WAIT_FOR(listeners(c) == 2);
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(all, a->addr, &tr), 0);
+	*n_old = listener_pids(c, old, 8);
+	assert_int_equal(*n_old, 2);
+	if (shut_out) { /* the writers keep their sessions; the killed listeners cannot come back */
+		errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", a->pg->name);
+		assert_int_equal(pg_test_exec(c, sql, err, sizeof(err)), 0);
+	}
+	int64_t killed = 0;
+	assert_int_equal(pg_test_int(c, "SELECT count(pg_terminate_backend(pid))" LISTENERS_SQL, &killed, err,
+				     sizeof(err)),
+			 0);
+	assert_int_equal(killed, 2);
+	WAIT_FOR(log_has(a->log, "tail listener failed"));
+	return c;
+}
+
 static void test_listener_comes_back(void **state)
 {
 	(void)state;
 	struct errqd_proc a = {0}, b = {0};
-	char err[256];
-	start_pair(&a, &b);
-	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
-	assert_non_null(c);
-	WAIT_FOR(listeners(c) == 2);
 	struct tailstream all;
-	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
-	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
-	int old[8];
-	int n_old = listener_pids(c, old, 8);
-	assert_int_equal(n_old, 2);
-	int64_t killed = 0;
-	assert_int_equal(pg_test_int(c,
-				     "SELECT count(pg_terminate_backend(pid))" LISTENERS_SQL,
-				     &killed, err, sizeof(err)),
-			 0);
-	assert_int_equal(killed, 2);
-	/* each collector says its listener failed, reconnects and LISTENs again */
-	WAIT_FOR(log_has(a.log, "tail listener failed"));
+	int old[8], n_old;
+	PGconn *c = kill_listeners(&a, &b, &all, old, &n_old, false);
+	/* each collector reconnects and LISTENs again */
 	WAIT_FOR(new_listeners(c, old, n_old));
 	assert_int_equal(report_failures(b.addr, &G, 3, "svc-b", "OSError", "after", NULL, NULL), 3);
 	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
@@ -283,26 +296,10 @@ static void test_listener_catches_up(void **state)
 {
 	(void)state;
 	struct errqd_proc a = {0}, b = {0};
-	char err[256], sql[256];
-	start_pair(&a, &b);
-	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
-	assert_non_null(c);
-	WAIT_FOR(listeners(c) == 2);
 	struct tailstream all;
-	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
-	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
-	int old[8];
-	int n_old = listener_pids(c, old, 8);
-	assert_int_equal(n_old, 2);
-	/* the writers keep their sessions; the listeners, killed, cannot come back */
-	errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", a.pg->name);
-	assert_int_equal(pg_test_exec(c, sql, err, sizeof(err)), 0);
-	int64_t killed = 0;
-	assert_int_equal(pg_test_int(c, "SELECT count(pg_terminate_backend(pid))" LISTENERS_SQL, &killed, err,
-				     sizeof(err)),
-			 0);
-	assert_int_equal(killed, 2);
-	WAIT_FOR(log_has(a.log, "tail listener failed"));
+	int old[8], n_old;
+	char err[256], sql[256];
+	PGconn *c = kill_listeners(&a, &b, &all, old, &n_old, true);
 	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
 	assert_int_equal(report_failures(a.addr, &G, 3, "svc-a", "OSError", "gap-a", NULL, NULL), 3);
 	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
