@@ -46,6 +46,13 @@ static bool stopping(struct tail_fleet *f)
 	return stop;
 }
 
+/* Asked when notices were read: a subscriber now wants the others' events. */
+static bool want_events(void *ctx)
+{
+	struct tail_fleet *f = ctx;
+	return tail_hub_subscribers(f->hub) > 0;
+}
+
 static int on_event(void *ctx, const struct store_event *e)
 {
 	struct tail_fleet *f = ctx;
@@ -74,8 +81,7 @@ static void *fleet_main(void *arg)
 			open_backoff = TAIL_FLEET_RETRY_MS;
 		}
 		uint64_t missed = 0;
-		bool fetch = tail_hub_subscribers(f->hub) > 0;
-		int n = store_tail_listen(st, TAIL_FLEET_WAIT_MS, fetch, on_event, f, &missed);
+		int n = store_tail_listen(st, TAIL_FLEET_WAIT_MS, want_events, on_event, f, &missed);
 		if (missed) {
 			tail_hub_add_dropped(f->hub, missed);
 			f->missed += missed;

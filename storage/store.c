@@ -738,11 +738,11 @@ void store_sqlite_get_write_stats(struct store *s, struct store_write_stats *st)
 }
 
 /* One collector per SQLite database (store_lock): no other collector's events to listen for. */
-int store_sqlite_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store_event_cb cb, void *ctx,
+int store_sqlite_tail_listen(struct store *s, uint32_t timeout_ms, store_tail_want_cb want, store_event_cb cb, void *ctx,
 			     uint64_t *missed)
 {
 	(void)timeout_ms;
-	(void)fetch;
+	(void)want;
 	(void)cb;
 	(void)ctx;
 	(void)missed;

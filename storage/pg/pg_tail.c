@@ -431,8 +431,8 @@ static int fetch_notice(struct store *s, const struct notice *n, store_event_cb 
 	return got > INT32_MAX ? INT32_MAX : (int)got;
 }
 
-int store_pg_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store_event_cb cb, void *ctx,
-			 uint64_t *missed)
+int store_pg_tail_listen(struct store *s, uint32_t timeout_ms, store_tail_want_cb want, store_event_cb cb,
+			 void *ctx, uint64_t *missed)
 {
 	struct store_pg *p = store_pg(s);
 	if (p->w)
@@ -446,7 +446,7 @@ int store_pg_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store
 	if (!c)
 		return -1;
 	long delivered = 0;
-	if (t->pending == PENDING_CATCH_UP && fetch) {
+	if (t->pending == PENDING_CATCH_UP && want(ctx)) {
 		int got = catch_up(s, t, cb, ctx, missed);
 		if (got < 0) {
 			/* a connection lost again catches up at the next LISTEN; any other failure
@@ -475,13 +475,13 @@ int store_pg_tail_listen(struct store *s, uint32_t timeout_ms, bool fetch, store
 	}
 	c = p->conn;
 	t->own_mark = own_now();
-	drain(t, c, fetch, missed);
+	drain(t, c, want(ctx), missed);
 	if (!t->n) {
 		if (wait_input(s, c, timeout_ms)) {
 			t->listening = false;
 			return -1;
 		}
-		drain(t, c, fetch, missed);
+		drain(t, c, want(ctx), missed); /* asked now: a subscriber may have come meanwhile */
 	}
 	uint32_t i = 0;
 	for (; i < t->n; i++) {

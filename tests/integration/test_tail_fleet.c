@@ -46,9 +46,8 @@ static void stop_pair(struct errqd_proc *a, struct errqd_proc *b)
 
 /* The collectors' tail listeners that are LISTENing now: their sessions are named
  * "<application_name> tail" (pg_tail.c) in the message that LISTENs, idle once it is done. */
-#define LISTENERS_SQL                                                                                   \
-	" FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '% tail'" \
-	" AND state = 'idle'"
+#define SESSIONS_SQL " FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '% tail'"
+#define LISTENERS_SQL SESSIONS_SQL " AND state = 'idle'"
 static int64_t listeners(PGconn *c)
 {
 	int64_t n = -1;
@@ -205,10 +204,56 @@ static void test_tail_sees_both_collectors(void **state)
 	stop_pair(&a, &b);
 }
 
-/* The pids of the listeners now, into pids (at most n): how many. */
-static int listener_pids(PGconn *c, int *pids, int n)
+/* A notice names its rows by id range and xid: a row another transaction holds inside B's
+ * range (ids are one sequence for every writer) is not B's and reaches no tail. */
+static void test_range_holds_foreign_rows(void **state)
 {
-	PGresult *r = PQexec(c, "SELECT pid" LISTENERS_SQL " ORDER BY pid");
+	(void)state;
+	struct errqd_proc a = {0}, b = {0};
+	char err[256];
+	start_pair(&a, &b);
+	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
+	assert_non_null(c);
+	WAIT_FOR(listeners(c) == 2);
+	struct tailstream all;
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
+	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "seed", NULL, NULL), 1);
+	/* the next ids B draws are max+101...: a row of another transaction at max+105 first */
+	if (pg_test_exec(c,
+			 "SELECT setval('events_id_seq', (SELECT max(id) FROM events) + 100);"
+			 "INSERT INTO events (id, event_id, group_id, time_ns, received_ns, service, error_type, message,"
+			 " attempt, handled, truncated) SELECT (SELECT last_value FROM events_id_seq) + 5,"
+			 " set_byte(event_id, 15, (get_byte(event_id, 15) + 1) % 256), group_id, time_ns, received_ns,"
+			 " service, error_type, 'foreign', attempt, handled, truncated FROM events ORDER BY id LIMIT 1",
+			 err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(report_failures(b.addr, &G, 16, "svc-b", "OSError", "ranged", NULL, NULL), 16);
+	int64_t inside = 0;
+	assert_int_equal(pg_test_int(c,
+				     "SELECT count(*) FROM events WHERE message = 'foreign' AND id BETWEEN"
+				     " (SELECT min(id) FROM events WHERE message = 'ranged') AND"
+				     " (SELECT max(id) FROM events WHERE message = 'ranged')",
+				     &inside, err, sizeof(err)),
+			 0);
+	assert_int_equal(inside, 1); /* the foreign row is inside B's transaction's range */
+	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
+	struct got g = {0};
+	const char *end[] = {"end-b"};
+	read_until(&all, &g, end, 1);
+	assert_int_equal(count(&g, "foreign"), 0);
+	assert_int_equal(count(&g, "ranged"), 16);
+	assert_int_equal(g.n, 18);
+	free(g.msgs);
+	tail_free(&all);
+	PQfinish(c);
+	stop_pair(&a, &b);
+}
+
+/* The pids of the listeners now (idle: those LISTENing and idle), into pids (at most n): how many. */
+static int listener_pids(PGconn *c, int *pids, int n, bool idle)
+{
+	PGresult *r = PQexec(c, idle ? "SELECT pid" LISTENERS_SQL : "SELECT pid" SESSIONS_SQL);
 	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
 	int k = 0;
 	for (int i = 0; i < PQntuples(r) && k < n; i++)
@@ -220,7 +265,7 @@ static int listener_pids(PGconn *c, int *pids, int n)
 static bool new_listeners(PGconn *c, const int *old, int n_old)
 {
 	int pids[8];
-	int n = listener_pids(c, pids, 8);
+	int n = listener_pids(c, pids, 8, true);
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < n_old; k++)
 			if (pids[i] == old[k])
@@ -240,27 +285,38 @@ static bool log_has(const char *path, const char *needle)
 	return found;
 }
 
+/* Lets new sessions into a's database, or not (from the server's maintenance database: a
+ * database's own session cannot alter it). */
+static void allow_connections(const struct errqd_proc *a, bool allow)
+{
+	char err[256], sql[256];
+	PGconn *m = PQconnectdb(a->pg->server);
+	assert_int_equal(PQstatus(m), CONNECTION_OK);
+	errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS %s", a->pg->name, allow ? "true" : "false");
+	if (pg_test_exec(m, sql, err, sizeof(err)))
+		fail_msg("%s", err);
+	PQfinish(m);
+}
+
 /* A and B on one database, their listeners up, a subscriber on A (*all), the listeners'
  * pids in old (*n_old); with shut_out, new connections to the database refused first; then
  * the listeners killed and A's failure logged. */
 static PGconn *kill_listeners(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all, int *old,
 			      int *n_old, bool shut_out)
 {
-	char err[256], sql[256];
+	char err[256];
 	start_pair(a, b);
 	PGconn *c = pg_test_connect(a->pg, err, sizeof(err));
 	assert_non_null(c);
 	WAIT_FOR(listeners(c) == 2);
 	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
 	assert_int_equal(tail_open(all, a->addr, &tr), 0);
-	*n_old = listener_pids(c, old, 8);
+	*n_old = listener_pids(c, old, 8, false);
 	assert_int_equal(*n_old, 2);
-	if (shut_out) { /* the writers keep their sessions; the killed listeners cannot come back */
-		errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", a->pg->name);
-		assert_int_equal(pg_test_exec(c, sql, err, sizeof(err)), 0);
-	}
+	if (shut_out) /* the writers keep their sessions; the killed listeners cannot come back */
+		allow_connections(a, false);
 	int64_t killed = 0;
-	assert_int_equal(pg_test_int(c, "SELECT count(pg_terminate_backend(pid))" LISTENERS_SQL, &killed, err,
+	assert_int_equal(pg_test_int(c, "SELECT count(pg_terminate_backend(pid))" SESSIONS_SQL, &killed, err,
 				     sizeof(err)),
 			 0);
 	assert_int_equal(killed, 2);
@@ -298,13 +354,11 @@ static void test_listener_catches_up(void **state)
 	struct errqd_proc a = {0}, b = {0};
 	struct tailstream all;
 	int old[8], n_old;
-	char err[256], sql[256];
 	PGconn *c = kill_listeners(&a, &b, &all, old, &n_old, true);
 	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
 	assert_int_equal(report_failures(a.addr, &G, 3, "svc-a", "OSError", "gap-a", NULL, NULL), 3);
 	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
-	errq_snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", a.pg->name);
-	assert_int_equal(pg_test_exec(c, sql, err, sizeof(err)), 0);
+	allow_connections(&a, true);
 	WAIT_FOR(new_listeners(c, old, n_old));
 	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
 	struct got g = {0};
@@ -331,6 +385,7 @@ int main(void)
 	errq_idgen_init(&G);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tail_sees_both_collectors),
+	    cmocka_unit_test(test_range_holds_foreign_rows),
 	    cmocka_unit_test(test_listener_comes_back),
 	    cmocka_unit_test(test_listener_catches_up),
 	};
