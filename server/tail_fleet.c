@@ -1,4 +1,10 @@
-/* tail_fleet.c: see tail_fleet.h. */
+/* tail_fleet.c: see tail_fleet.h.
+ *
+ * Threads: fleet_main alone owns its store handle (opened, used and closed there); it
+ * publishes through tail_publish_stored, which takes the hub's lock as the writer's
+ * tail_publish does.  mu/cv guard `stop` (tail_fleet_stop sets it and joins the thread);
+ * `events` and `missed` are atomics the metrics thread reads.  main.c stops it next to the
+ * writer, before the transport and the hub's calls go. */
 #include "tail_fleet.h"
 
 #include <pthread.h>

@@ -30,7 +30,11 @@
  * of transactions the snapshot saw and that committed after the LISTEN come too, and are
  * skipped by their xid.  Not caught up: a transaction that was in flight at the loss with ids
  * below hwm (its rows are not past hwm), and, when this process's writer committed more than
- * the ring holds meanwhile, everything (counted missed: an upper bound, its own included). */
+ * the ring holds meanwhile, everything (counted missed: an upper bound, its own included).
+ *
+ * Threads: the writer's thread sends the notices and records their xids in the process-wide
+ * ring (own_mu); a listener handle, like any handle, is used by one thread at a time (errqd's
+ * tail listener); the ring and notify_off_until are the only state they share. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
