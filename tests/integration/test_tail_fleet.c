@@ -139,18 +139,44 @@ static void assert_in_order(const struct got *g, const char *tag)
 	}
 }
 
+/* A and B on one database, both listeners up, an unfiltered subscriber on A (*all): returns
+ * the test's connection to the database. */
+static PGconn *pair_with_tail(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all)
+{
+	char err[256];
+	start_pair(a, b);
+	PGconn *c = pg_test_connect(a->pg, err, sizeof(err));
+	assert_non_null(c);
+	WAIT_FOR(listeners(c) == 2);
+	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
+	assert_int_equal(tail_open(all, a->addr, &tr), 0);
+	return c;
+}
+
+/* B commits "end-b"; *g gets what A's tail brings until it. */
+static void read_to_end_b(struct errqd_proc *b, struct tailstream *all, struct got *g)
+{
+	const char *end[] = {"end-b"};
+	assert_int_equal(report_failures(b->addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
+	read_until(all, g, end, 1);
+}
+
+/* Frees g and ends the tail, the connection and both collectors. */
+static void finish(PGconn *c, struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all, struct got *g)
+{
+	free(g->msgs);
+	tail_free(all);
+	PQfinish(c);
+	stop_pair(a, b);
+}
+
 static void test_tail_sees_both_collectors(void **state)
 {
 	(void)state;
 	struct errqd_proc a = {0}, b = {0};
-	char err[256];
-	start_pair(&a, &b);
-	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
-	assert_non_null(c);
-	WAIT_FOR(listeners(c) == 2); /* both collectors' listeners are up */
 	struct tailstream all, only;
+	PGconn *c = pair_with_tail(&a, &b, &all);
 	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
-	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
 	tr.service = "svc-b";
 	tr.error_type = "Time*";
 	assert_int_equal(tail_open(&only, a.addr, &tr), 0);
@@ -196,12 +222,9 @@ static void test_tail_sees_both_collectors(void **state)
 	assert_in_order(&g_all, "a");
 	assert_in_order(&g_all, "b");
 	assert_in_order(&g_only, "b");
-	free(g_all.msgs);
 	free(g_only.msgs);
-	tail_free(&all);
 	tail_free(&only);
-	PQfinish(c);
-	stop_pair(&a, &b);
+	finish(c, &a, &b, &all, &g_all);
 }
 
 /* A notice names its rows by id range and xid: a row another transaction holds inside B's
@@ -210,14 +233,9 @@ static void test_range_holds_foreign_rows(void **state)
 {
 	(void)state;
 	struct errqd_proc a = {0}, b = {0};
-	char err[256];
-	start_pair(&a, &b);
-	PGconn *c = pg_test_connect(a.pg, err, sizeof(err));
-	assert_non_null(c);
-	WAIT_FOR(listeners(c) == 2);
 	struct tailstream all;
-	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
-	assert_int_equal(tail_open(&all, a.addr, &tr), 0);
+	char err[256];
+	PGconn *c = pair_with_tail(&a, &b, &all);
 	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "seed", NULL, NULL), 1);
 	/* the next ids B draws are max+101...: a row of another transaction at max+105 first */
 	if (pg_test_exec(c,
@@ -237,17 +255,12 @@ static void test_range_holds_foreign_rows(void **state)
 				     &inside, err, sizeof(err)),
 			 0);
 	assert_int_equal(inside, 1); /* the foreign row is inside B's transaction's range */
-	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
 	struct got g = {0};
-	const char *end[] = {"end-b"};
-	read_until(&all, &g, end, 1);
+	read_to_end_b(&b, &all, &g);
 	assert_int_equal(count(&g, "foreign"), 0);
 	assert_int_equal(count(&g, "ranged"), 16);
 	assert_int_equal(g.n, 18);
-	free(g.msgs);
-	tail_free(&all);
-	PQfinish(c);
-	stop_pair(&a, &b);
+	finish(c, &a, &b, &all, &g);
 }
 
 /* The pids of the listeners now (idle: those LISTENing and idle), into pids (at most n): how many. */
@@ -305,12 +318,7 @@ static PGconn *kill_listeners(struct errqd_proc *a, struct errqd_proc *b, struct
 			      int *n_old, bool shut_out)
 {
 	char err[256];
-	start_pair(a, b);
-	PGconn *c = pg_test_connect(a->pg, err, sizeof(err));
-	assert_non_null(c);
-	WAIT_FOR(listeners(c) == 2);
-	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
-	assert_int_equal(tail_open(all, a->addr, &tr), 0);
+	PGconn *c = pair_with_tail(a, b, all);
 	*n_old = listener_pids(c, old, 8, false);
 	assert_int_equal(*n_old, 2);
 	if (shut_out) /* the writers keep their sessions; the killed listeners cannot come back */
@@ -334,16 +342,11 @@ static void test_listener_comes_back(void **state)
 	/* each collector reconnects and LISTENs again */
 	WAIT_FOR(new_listeners(c, old, n_old));
 	assert_int_equal(report_failures(b.addr, &G, 3, "svc-b", "OSError", "after", NULL, NULL), 3);
-	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
 	struct got g = {0};
-	const char *end[] = {"end-b"};
-	read_until(&all, &g, end, 1);
+	read_to_end_b(&b, &all, &g);
 	assert_int_equal(g.n, 4);
 	assert_int_equal(count(&g, "after"), 3);
-	free(g.msgs);
-	tail_free(&all);
-	PQfinish(c);
-	stop_pair(&a, &b);
+	finish(c, &a, &b, &all, &g);
 }
 
 /* While no listener can connect, B and A commit; when the listeners are back, A's tail gets
@@ -360,19 +363,14 @@ static void test_listener_catches_up(void **state)
 	assert_int_equal(report_failures(b.addr, &G, 5, "svc-b", "OSError", "gap-b", NULL, NULL), 5);
 	allow_connections(&a, true);
 	WAIT_FOR(new_listeners(c, old, n_old));
-	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "end-b", NULL, NULL), 1);
 	struct got g = {0};
-	const char *end[] = {"end-b"};
-	read_until(&all, &g, end, 1);
+	read_to_end_b(&b, &all, &g);
 	print_message("after the gap: %zu messages, %llu dropped\n", g.n, (unsigned long long)g.dropped);
 	assert_int_equal(count(&g, "gap-a"), 3);
 	assert_int_equal(count(&g, "gap-b"), 10);
 	assert_int_equal(g.n, 14);
 	assert_int_equal(g.dropped, 0);
-	free(g.msgs);
-	tail_free(&all);
-	PQfinish(c);
-	stop_pair(&a, &b);
+	finish(c, &a, &b, &all, &g);
 }
 
 int main(void)
