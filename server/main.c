@@ -334,7 +334,7 @@ int main(int argc, char **argv)
 	struct alerts *alerts = NULL; /* the rule engine (NULL with storage: none) */
 	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
-	struct tail_fleet *fleet = NULL; /* PostgreSQL: the other collectors' events (tail_fleet.h) */
+	struct tail_fleet *tail_fleet = NULL; /* PostgreSQL: the other collectors' events (tail_fleet.h) */
 	struct overflow_watch *overflow = NULL; /* groups_per_service passed: said once (overflow.h) */
 	struct health *health = NULL;
 	struct metrics *metrics = NULL;
@@ -415,7 +415,7 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot start the ingest writer");
 		goto out;
 	}
-	if (dbu.kind == STORE_URL_POSTGRES && db && tail_fleet_start(&fleet, tail, db)) {
+	if (dbu.kind == STORE_URL_POSTGRES && db && tail_fleet_start(&tail_fleet, tail, db)) {
 		LOG_ERROR("cannot start the tail listener");
 		goto out;
 	}
@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .fleet = fleet, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .tail_fleet = tail_fleet, .alerts = alerts, .health = health,
 					     .db_path = db,
 					     .name = cfg.name, .storage = storage_name,
 					     .durability = durability_name,
@@ -582,7 +582,7 @@ out:
 	metrics_free(metrics);
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
-	tail_fleet_stop(fleet); /* like the writer, it starts ops on the tail's calls */
+	tail_fleet_stop(tail_fleet); /* like the writer, it starts ops on the tail's calls */
 	transport_free(t);
 	alerts_stop(alerts); /* its notifier thread hands jobs to the writer: joined before ig goes */
 	ingest_free(ig); /* after the queue threads: a Status handler may still read its stats */

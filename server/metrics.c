@@ -263,9 +263,9 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 		"Events of services that found no bucket of their own and shared one (the table was full).",
 		qs.shared_events);
 	GAUGE(b, "errq_tail_subscribers", "errq tail streams open now.", tail_hub_subscribers(m->src.tail));
-	if (m->src.fleet) {
+	if (m->src.tail_fleet) {
 		uint64_t fe, fm;
-		tail_fleet_stats(m->src.fleet, &fe, &fm);
+		tail_fleet_stats(m->src.tail_fleet, &fe, &fm);
 		COUNTER(b, "errq_tail_fleet_events_total",
 			"Events other collectors committed, read back and published to the tail (PostgreSQL).", fe);
 		COUNTER(b, "errq_tail_fleet_missed_total",
