@@ -24,13 +24,19 @@
  * A lost connection fails the call; the next one reconnects (store_pg_conn's backoff), LISTENs
  * again, and catches up: what the others committed while nobody here listened was notified to
  * no one, so it reads, in one REPEATABLE READ snapshot taken after the new LISTEN, the rows
- * past the newest id any notice had named (hwm) whose xmin is none of this process's own
- * writer transactions (a process-wide ring of the last STORE_PG_TAIL_OWN_MAX xids the writer
- * notified), at most STORE_PG_TAIL_CATCHUP_MAX of them (the rest counted missed); the notices
- * of transactions the snapshot saw and that committed after the LISTEN come too, and are
- * skipped by their xid.  Not caught up: a transaction that was in flight at the loss with ids
- * below hwm (its rows are not past hwm), and, when this process's writer committed more than
- * the ring holds meanwhile, everything (counted missed: an upper bound, its own included).
+ * whose xmin is none of this process's own writer transactions (a process-wide ring of the
+ * last STORE_PG_TAIL_OWN_MAX xids the writer notified) nor of the other collectors' notices it
+ * handled (delivered, counted missed, or dropped with nobody tailing: a ring of the last
+ * STORE_PG_TAIL_HANDLED_MAX, and what earlier catch-ups brought), past an id: the newest any
+ * notice had named (hwm) less STORE_PG_TAIL_CATCHUP_BACK, since a transaction in flight at the
+ * loss drew its ids before the newest notified ones, but never below the newest id of a
+ * transaction either ring let go (it could come twice), nor below the newest id when the
+ * listener first LISTENed (older rows are nobody's to bring); at most
+ * STORE_PG_TAIL_CATCHUP_MAX rows (the rest counted missed).  The notices of transactions the
+ * snapshot saw and that committed after the LISTEN come too, and are skipped by their xid.
+ * Not caught up: a transaction in flight at the loss whose ids lie below that start, and,
+ * when this process's writer committed more than its ring holds meanwhile, everything
+ * (counted missed: an upper bound, its own included).
  *
  * Threads: the writer's thread sends the notices and records their xids in the process-wide
  * ring (own_mu); a listener handle, like any handle, is used by one thread at a time (errqd's
@@ -54,6 +60,8 @@
 #define STORE_PG_TAIL_NOTIFY_PAUSE_MS 60000 /* no notices after the server's queue was full */
 #define STORE_PG_TAIL_OWN_MAX 4096    /* this process's writer's last notified xids, for catch-up */
 #define STORE_PG_TAIL_CATCHUP_MAX 16384 /* rows one catch-up delivers; past it: counted missed */
+#define STORE_PG_TAIL_HANDLED_MAX 4096 /* the other collectors' notices handled lately, for catch-up */
+#define STORE_PG_TAIL_CATCHUP_BACK 65536 /* ids below the hwm a catch-up looks back over */
 
 struct notice {
 	int64_t lo, hi;
@@ -70,9 +78,14 @@ struct store_pg_tail {
 	bool ever;        /* LISTENed once: a LISTEN after it follows a loss (catch up) */
 	uint64_t gen;
 	int64_t hwm;      /* the largest events.id a notice named or a catch-up read */
+	int64_t base;     /* the newest id when it first LISTENed: older rows are nobody's to bring */
 	uint64_t own_mark; /* own_count when the listener last had its connection */
 	uint32_t n;       /* notices queued */
 	uint64_t skipped; /* malformed notices (another program's NOTIFY on the channel) */
+	uint32_t handled[STORE_PG_TAIL_HANDLED_MAX]; /* the others' notices handled lately (ring) */
+	int64_t handled_hi[STORE_PG_TAIL_HANDLED_MAX];
+	uint64_t n_handled;
+	int64_t handled_gone_hi; /* the largest hi of the notices the ring let go */
 	uint32_t n_caught; /* xids of the transactions the last catch-up delivered */
 	uint32_t caught[STORE_PG_TAIL_CATCHUP_MAX];
 	struct notice q[STORE_TAIL_QUEUE_MAX];
@@ -81,12 +94,19 @@ struct store_pg_tail {
 /* This process's writer's notified transactions (any handle's: one writer per errqd). */
 static pthread_mutex_t own_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t own_xids[STORE_PG_TAIL_OWN_MAX];
+static int64_t own_hi[STORE_PG_TAIL_OWN_MAX];
 static uint64_t own_count; /* xids ever recorded; the ring holds the last STORE_PG_TAIL_OWN_MAX */
+static int64_t own_gone_hi; /* the largest hi of the transactions the ring let go */
 
-static void own_record(uint32_t xid)
+static void own_record(uint32_t xid, int64_t hi)
 {
 	pthread_mutex_lock(&own_mu);
-	own_xids[own_count++ % STORE_PG_TAIL_OWN_MAX] = xid;
+	size_t k = own_count % STORE_PG_TAIL_OWN_MAX;
+	if (own_count >= STORE_PG_TAIL_OWN_MAX && own_hi[k] > own_gone_hi)
+		own_gone_hi = own_hi[k];
+	own_xids[k] = xid;
+	own_hi[k] = hi;
+	own_count++;
 	pthread_mutex_unlock(&own_mu);
 }
 
@@ -152,7 +172,7 @@ int store_pg__tail_notify(struct store *s, int64_t lo, int64_t hi, uint64_t rows
 		return -1;
 	/* recorded before COMMIT: a transaction that then fails left no rows to mistake */
 	if (PQntuples(r))
-		own_record((uint32_t)store_pg_col_i64(r, 0, 0));
+		own_record((uint32_t)store_pg_col_i64(r, 0, 0), hi);
 	PQclear(r);
 	return 0;
 }
@@ -212,6 +232,18 @@ static int parse_notice(const char *payload, struct notice *n)
 	return 1;
 }
 
+/* Remembers another collector's notice as handled (delivered, counted missed or, with nobody
+ * tailing, dropped): a catch-up must not bring its rows again. */
+static void handled_add(struct store_pg_tail *t, uint32_t xid, int64_t hi)
+{
+	size_t k = t->n_handled % STORE_PG_TAIL_HANDLED_MAX;
+	if (t->n_handled >= STORE_PG_TAIL_HANDLED_MAX && t->handled_hi[k] > t->handled_gone_hi)
+		t->handled_gone_hi = t->handled_hi[k];
+	t->handled[k] = xid;
+	t->handled_hi[k] = hi;
+	t->n_handled++;
+}
+
 static bool caught(const struct store_pg_tail *t, uint32_t xid)
 {
 	for (uint32_t i = 0; i < t->n_caught; i++)
@@ -229,6 +261,8 @@ static void drain(struct store_pg_tail *t, PGconn *c, bool fetch, uint64_t *miss
 		int kind = strcmp(nf->relname, STORE_PG_TAIL_CHANNEL) ? -1 : parse_notice(nf->extra, &n);
 		if (kind >= 0 && n.hi > t->hwm)
 			t->hwm = n.hi;
+		if (kind > 0)
+			handled_add(t, n.xid32, n.hi);
 		if (kind > 0 && t->n_caught && caught(t, n.xid32))
 			kind = 0; /* the catch-up delivered it */
 		else if (kind > 0)
@@ -280,6 +314,8 @@ static int read_hwm(struct store *s, struct store_pg_tail *t)
 	PQclear(r);
 	if (v > t->hwm)
 		t->hwm = v;
+	if (!t->base)
+		t->base = t->hwm ? t->hwm : -1; /* -1: an empty table, nothing before */
 	return 0;
 }
 
@@ -302,57 +338,75 @@ static int deliver(const PGresult *r, store_event_cb cb, void *ctx, int64_t *las
 	return n;
 }
 
-/* This process's writer's recent xids as an xid[] literal ("{1,2,3}"), malloc'd; NULL when out
- * of memory, or when it committed more than the ring holds since mark (*overflow). */
-static char *own_xids_literal(uint64_t mark, bool *overflow)
+/* The xids a catch-up leaves out as an xid[] literal ("{1,2,3}", malloc'd): this process's
+ * writer's recent ones and the other collectors' notices handled lately; and in *from the id
+ * it looks past: STORE_PG_TAIL_CATCHUP_BACK below the hwm (a transaction in flight at the
+ * loss drew its ids before the newest notified ones), but not below the rings' reach (a
+ * transaction they let go may have rows above that: not to be brought twice).  NULL when out
+ * of memory, or when the writer committed more than its ring holds since mark (*overflow). */
+static char *excluded_literal(const struct store_pg_tail *t, uint64_t mark, bool *overflow, int64_t *from)
 {
-	char *out = malloc(STORE_PG_TAIL_OWN_MAX * 11 + 3);
+	char *out = malloc((STORE_PG_TAIL_OWN_MAX + STORE_PG_TAIL_HANDLED_MAX) * 11 + 3);
 	size_t k = 0;
+	int64_t gone;
 	pthread_mutex_lock(&own_mu);
 	*overflow = own_count - mark > STORE_PG_TAIL_OWN_MAX;
 	uint64_t n = own_count < STORE_PG_TAIL_OWN_MAX ? own_count : STORE_PG_TAIL_OWN_MAX;
 	if (out && !*overflow) {
 		out[k++] = '{';
 		for (uint64_t i = 0; i < n; i++)
-			k += (size_t)errq_snprintf(out + k, 12, "%s%u", i ? "," : "", own_xids[i]);
-		out[k++] = '}';
-		out[k] = 0;
+			k += (size_t)errq_snprintf(out + k, 12, "%s%u", k > 1 ? "," : "", own_xids[i]);
 	}
+	gone = own_gone_hi;
 	pthread_mutex_unlock(&own_mu);
-	if (*overflow) {
+	if (*overflow || !out) {
 		free(out);
 		return NULL;
 	}
+	n = t->n_handled < STORE_PG_TAIL_HANDLED_MAX ? t->n_handled : STORE_PG_TAIL_HANDLED_MAX;
+	for (uint64_t i = 0; i < n; i++)
+		k += (size_t)errq_snprintf(out + k, 12, "%s%u", k > 1 ? "," : "", t->handled[i]);
+	out[k++] = '}';
+	out[k] = 0;
+	*from = t->hwm > STORE_PG_TAIL_CATCHUP_BACK ? t->hwm - STORE_PG_TAIL_CATCHUP_BACK : 0;
+	if (*from < gone)
+		*from = gone;
+	if (*from < t->handled_gone_hi)
+		*from = t->handled_gone_hi;
+	if (*from < t->base)
+		*from = t->base;
 	return out;
 }
 
-/* After a loss: the other collectors' rows past the hwm, in one snapshot (see the top).  The
- * events delivered, or -1. */
+/* After a loss: the other collectors' rows it has not handled, in one snapshot (see the top).
+ * The events delivered, or -1. */
 static int catch_up(struct store *s, struct store_pg_tail *t, store_event_cb cb, void *ctx, uint64_t *missed)
 {
+	/* sent with their values each time (not prepared): each plan sees the array and hashes it */
 	static const struct store_pg_stmt page = {
-	    "errq_tail_catch_up",
+	    NULL,
 	    "SELECT " STORE_PG_EVENT_COLS ", e.xmin::text::bigint FROM events e JOIN groups g ON g.id = e.group_id"
 	    " WHERE e.id > $1::bigint AND NOT e.xmin = ANY($2::xid[]) ORDER BY e.id LIMIT $3::bigint",
 	    3, NULL};
 	static const struct store_pg_stmt rest = {
-	    "errq_tail_catch_up_rest",
+	    NULL,
 	    "SELECT count(*), coalesce(max(e.id), $1::bigint) FROM events e WHERE e.id > $1::bigint"
 	    " AND NOT e.xmin = ANY($2::xid[])",
 	    2, NULL};
 	bool overflow;
-	char *own = own_xids_literal(t->own_mark, &overflow);
-	if (!own && !overflow)
+	int64_t start = t->hwm;
+	char *excl = excluded_literal(t, t->own_mark, &overflow, &start);
+	if (!excl && !overflow)
 		return store_pg_fail(s, "tail: catch up: out of memory");
 	char from[24], limit[16];
-	const char *v[] = {from, overflow ? "{}" : own, limit};
+	const char *v[] = {from, overflow ? "{}" : excl, limit};
 	long delivered = 0;
 	int rc = -1;
 	t->n_caught = 0;
 	if (store_pg_own_txn_begin(s, "tail catch-up") ||
 	    store_pg_exec(s, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "tail: catch up"))
 		goto out;
-	int64_t next = t->hwm;
+	int64_t next = overflow ? t->hwm : start;
 	/* its own rows cannot be told apart after an overflow: counted (an upper bound), not sent */
 	while (!overflow && delivered < STORE_PG_TAIL_CATCHUP_MAX) {
 		errq_snprintf(from, sizeof(from), "%lld", (long long)next);
@@ -378,10 +432,14 @@ static int catch_up(struct store *s, struct store_pg_tail *t, store_event_cb cb,
 	PQclear(r);
 	if (next > t->hwm)
 		t->hwm = next;
+	/* what it brought is handled: a later catch-up must not bring it again (their largest id
+	 * for each: letting one go then moves the next catch-up's start past all of them) */
+	for (uint32_t i = 0; i < t->n_caught; i++)
+		handled_add(t, t->caught[i], next);
 	rc = 0;
 out:
 	rc = store_pg_own_txn_end(s, rc, "tail catch-up");
-	free(own);
+	free(excl);
 	return rc < 0 ? -1 : delivered > INT32_MAX ? INT32_MAX : (int)delivered;
 }
 

@@ -140,17 +140,28 @@ static void assert_in_order(const struct got *g, const char *tag)
 }
 
 /* A and B on one database, both listeners up, an unfiltered subscriber on A (*all): returns
- * the test's connection to the database. */
-static PGconn *pair_with_tail(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all)
+ * the test's connection to the database.  With history, B commits two events ("history")
+ * while A is down first: rows older than A's listener, nobody's to bring. */
+static PGconn *pair_with_tail_ex(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all, bool history)
 {
 	char err[256];
 	start_pair(a, b);
+	if (history) {
+		assert_int_equal(errqd_stop(a, SIGTERM), 0);
+		assert_int_equal(report_failures(b->addr, &G, 2, "svc-b", "OSError", "history", NULL, NULL), 2);
+		assert_int_equal(errqd_start(a, NULL), 0);
+	}
 	PGconn *c = pg_test_connect(a->pg, err, sizeof(err));
 	assert_non_null(c);
 	WAIT_FOR(listeners(c) == 2);
 	Errq__V1__TailRequest tr = ERRQ__V1__TAIL_REQUEST__INIT;
 	assert_int_equal(tail_open(all, a->addr, &tr), 0);
 	return c;
+}
+
+static PGconn *pair_with_tail(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all)
+{
+	return pair_with_tail_ex(a, b, all, false);
 }
 
 /* B commits "end-b"; *g gets what A's tail brings until it. */
@@ -312,13 +323,13 @@ static void allow_connections(const struct errqd_proc *a, bool allow)
 }
 
 /* A and B on one database, their listeners up, a subscriber on A (*all), the listeners'
- * pids in old (*n_old); with shut_out, new connections to the database refused first; then
- * the listeners killed and A's failure logged. */
+ * pids in old (*n_old); with shut_out, B's history first (pair_with_tail_ex) and new
+ * connections to the database refused; then the listeners killed and A's failure logged. */
 static PGconn *kill_listeners(struct errqd_proc *a, struct errqd_proc *b, struct tailstream *all, int *old,
 			      int *n_old, bool shut_out)
 {
 	char err[256];
-	PGconn *c = pair_with_tail(a, b, all);
+	PGconn *c = pair_with_tail_ex(a, b, all, shut_out);
 	*n_old = listener_pids(c, old, 8, false);
 	assert_int_equal(*n_old, 2);
 	if (shut_out) /* the writers keep their sessions; the killed listeners cannot come back */
@@ -368,8 +379,61 @@ static void test_listener_catches_up(void **state)
 	print_message("after the gap: %zu messages, %llu dropped\n", g.n, (unsigned long long)g.dropped);
 	assert_int_equal(count(&g, "gap-a"), 3);
 	assert_int_equal(count(&g, "gap-b"), 10);
+	assert_int_equal(count(&g, "history"), 0); /* committed before A's listener started */
 	assert_int_equal(g.n, 14);
 	assert_int_equal(g.dropped, 0);
+	finish(c, &a, &b, &all, &g);
+}
+
+/* A transaction in flight when the listeners' connections went (another writer's: a session of
+ * the test's, with its notice), whose ids lie below what B committed and A's tail showed after
+ * it: A's catch-up brings it once it commits during the outage. */
+static void test_in_flight_at_the_loss(void **state)
+{
+	(void)state;
+	struct errqd_proc a = {0}, b = {0};
+	struct tailstream all;
+	char err[256];
+	PGconn *c = pair_with_tail(&a, &b, &all);
+	PGconn *w = pg_test_connect(a.pg, err, sizeof(err));
+	assert_non_null(w);
+	struct got g0 = {0}, g = {0};
+	const char *seed[] = {"seed"}, *later[] = {"later"};
+	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "seed", NULL, NULL), 1);
+	read_until(&all, &g0, seed, 1);
+	free(g0.msgs);
+	g0 = (struct got){0};
+	if (pg_test_exec(w,
+			 "BEGIN; INSERT INTO events (event_id, group_id, time_ns, received_ns, service, error_type, message,"
+			 " attempt, handled, truncated) SELECT set_byte(event_id, 15, (get_byte(event_id, 15) + 1) % 256),"
+			 " group_id, time_ns, received_ns, service, error_type, 'inflight', attempt, handled, truncated"
+			 " FROM events WHERE message = 'seed';"
+			 " SELECT pg_notify('errq_events', '1 0123456789abcdef ' || id || ' ' || id || ' 1 ' ||"
+			 " (txid_current() % 4294967296)) FROM events WHERE message = 'inflight'",
+			 err, sizeof(err)))
+		fail_msg("%s", err);
+	/* B commits after it drew its id: A's tail shows B's event, the newest id it knows */
+	assert_int_equal(report_failures(b.addr, &G, 1, "svc-b", "OSError", "later", NULL, NULL), 1);
+	read_until(&all, &g0, later, 1);
+	free(g0.msgs);
+	allow_connections(&a, false);
+	int old[8];
+	int n_old = listener_pids(c, old, 8, false);
+	int64_t killed = 0;
+	assert_int_equal(pg_test_int(c, "SELECT count(pg_terminate_backend(pid))" SESSIONS_SQL, &killed, err,
+				     sizeof(err)),
+			 0);
+	assert_int_equal(killed, 2);
+	WAIT_FOR(log_has(a.log, "tail listener failed"));
+	if (pg_test_exec(w, "COMMIT", err, sizeof(err))) /* during the outage */
+		fail_msg("%s", err);
+	allow_connections(&a, true);
+	WAIT_FOR(new_listeners(c, old, n_old));
+	read_to_end_b(&b, &all, &g);
+	assert_int_equal(count(&g, "inflight"), 1);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.dropped, 0);
+	PQfinish(w);
 	finish(c, &a, &b, &all, &g);
 }
 
@@ -386,6 +450,7 @@ int main(void)
 	    cmocka_unit_test(test_range_holds_foreign_rows),
 	    cmocka_unit_test(test_listener_comes_back),
 	    cmocka_unit_test(test_listener_catches_up),
+	    cmocka_unit_test(test_in_flight_at_the_loss),
 	};
 	int rc = cmocka_run_group_tests_name("integration_pg_tail_fleet", tests, NULL, NULL);
 	grpc_shutdown_blocking();
