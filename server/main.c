@@ -49,6 +49,7 @@
 #include "store_url.h"
 #include "svc_alerts.h"
 #include "tail.h"
+#include "tail_fleet.h"
 #include "tls.h"
 #include "transport.h"
 
@@ -348,6 +349,7 @@ int main(int argc, char **argv)
 	struct fleet *fleet = NULL;   /* leadership among collectors sharing the database (fleet.h) */
 	struct alerts_svc *as = NULL;
 	struct tail_hub *tail = NULL;
+	struct tail_fleet *tail_fleet = NULL; /* PostgreSQL: the other collectors' events (tail_fleet.h) */
 	struct overflow_watch *overflow = NULL; /* groups_per_service passed: said once (overflow.h) */
 	struct health *health = NULL;
 	struct metrics *metrics = NULL;
@@ -437,6 +439,10 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot start the ingest writer");
 		goto out;
 	}
+	if (dbu.kind == STORE_URL_POSTGRES && db && tail_fleet_start(&tail_fleet, tail, db)) {
+		LOG_ERROR("cannot start the tail listener");
+		goto out;
+	}
 	if (alerts)
 		alerts_set_ingest(alerts, ig);
 	atomic_store(&fleet_ig, ig);
@@ -485,7 +491,7 @@ int main(int argc, char **argv)
 	}
 	/* HTTP first: a port held by another process stops the start before gRPC takes traffic */
 	if (cfg.http_listen[0]) {
-		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .alerts = alerts, .health = health,
+		struct metrics_sources ms = {.ig = ig, .rs = rs, .quota = quota, .guard = guard, .tail = tail, .tail_fleet = tail_fleet, .alerts = alerts, .health = health,
 					     .db_path = db,
 					     .name = cfg.name, .storage = storage_name,
 					     .durability = durability_name,
@@ -602,6 +608,7 @@ out:
 	metrics_free(metrics);
 	/* the writer stops before the queues die: its done() callbacks start ops on calls */
 	ingest_stop(ig, 0);
+	tail_fleet_stop(tail_fleet); /* like the writer, it starts ops on the tail's calls */
 	transport_free(t);
 	alerts_stop(alerts); /* its notifier thread hands jobs to the writer: joined before ig goes */
 	alerts_fleet_release(alerts, store); /* the writer and notifier are done: others deliver */

@@ -24,6 +24,7 @@
 #include "storage.h"
 #include "svc_common.h"
 #include "tail.h"
+#include "tail_fleet.h"
 #include "tls.h"
 
 /* ---- histograms ---- */
@@ -263,6 +264,14 @@ static void collect_ingest(struct metrics *m, struct errq_buf *b)
 		"Events of services that found no bucket of their own and shared one (the table was full).",
 		qs.shared_events);
 	GAUGE(b, "errq_tail_subscribers", "errq tail streams open now.", tail_hub_subscribers(m->src.tail));
+	if (m->src.tail_fleet) {
+		uint64_t fe, fm;
+		tail_fleet_stats(m->src.tail_fleet, &fe, &fm);
+		COUNTER(b, "errq_tail_fleet_events_total",
+			"Events other collectors committed, read back and published to the tail (PostgreSQL).", fe);
+		COUNTER(b, "errq_tail_fleet_missed_total",
+			"Events other collectors committed that the tail knows it could not bring (PostgreSQL).", fm);
+	}
 }
 
 /* The bounds on what clients may make errqd hold or write (docs/operations.md, "Limits"). */

@@ -55,6 +55,7 @@ struct metrics_sources {
 	struct report_svc *rs;
 	struct quota *quota;        /* NULL: no quota */
 	struct tail_hub *tail;
+	struct tail_fleet *tail_fleet; /* PostgreSQL: the other collectors' events (NULL otherwise) */
 	struct alerts *alerts;      /* NULL with storage: none */
 	struct health *health;      /* for errq_ready; may be NULL */
 	struct diskguard *guard;    /* the free-disk floor; NULL with storage: none */

@@ -261,26 +261,76 @@ static void on_start(void *ctx, grpc_call *call, grpc_completion_queue *cq, grpc
 	pthread_mutex_unlock(&h->mu);
 }
 
-static bool matches(const struct tail_sub *t, const Errq__V1__TaskFailure *tf, const char *fp)
+/* What a subscriber's filters look at, from a batch's event or a stored row ("" for none). */
+struct tail_fields {
+	const char *service, *environment, *error_type, *error_code, *task, *fingerprint;
+};
+
+static const char *or_empty(const char *s)
 {
-	if (t->service && strcmp(t->service, tf->service) != 0)
+	return s ? s : "";
+}
+
+static bool matches(const struct tail_sub *t, const struct tail_fields *f)
+{
+	if (t->service && strcmp(t->service, f->service) != 0)
 		return false;
-	if (t->environment && strcmp(t->environment, tf->environment ? tf->environment : "") != 0)
+	if (t->environment && strcmp(t->environment, f->environment) != 0)
 		return false;
-	if (t->error_type && fnmatch(t->error_type, tf->error_type, 0) != 0)
+	if (t->error_type && fnmatch(t->error_type, f->error_type, 0) != 0)
 		return false;
-	if (t->error_code && fnmatch(t->error_code, tf->error_code ? tf->error_code : "", 0) != 0)
+	if (t->error_code && fnmatch(t->error_code, f->error_code, 0) != 0)
 		return false;
-	if (t->task && fnmatch(t->task, tf->task ? tf->task : "", 0) != 0)
+	if (t->task && fnmatch(t->task, f->task, 0) != 0)
 		return false;
-	if (t->fingerprint && strcmp(t->fingerprint, fp) != 0)
+	if (t->fingerprint && strcmp(t->fingerprint, f->fingerprint) != 0)
 		return false;
 	return true;
 }
 
-/* The committed event as an encoded errq.v1.Event (one reference for the caller). */
-static grpc_slice encode_event(const struct ingest_event *ev)
+/* Under t->mu: queues a reference to enc (full: drops the oldest, counted) and sends. */
+static void enqueue(struct tail_sub *t, grpc_slice enc)
 {
+	size_t len = GRPC_SLICE_LENGTH(enc);
+	while (t->count && (t->count == TAIL_MAX_PENDING || t->bytes + len > TAIL_MAX_PENDING_BYTES)) {
+		t->bytes -= GRPC_SLICE_LENGTH(t->ring[t->head]);
+		grpc_slice_unref(t->ring[t->head]);
+		t->head = (t->head + 1) % TAIL_MAX_PENDING;
+		t->count--;
+		t->dropped++;
+	}
+	t->ring[(t->head + t->count) % TAIL_MAX_PENDING] = grpc_slice_ref(enc);
+	t->count++;
+	t->bytes += len;
+	maybe_send(t);
+}
+
+/* Under h->mu: queues one event on every subscriber whose filters match it, encoded (by enc,
+ * from arg) once, when the first one does. */
+static void publish_one(struct tail_hub *h, const struct tail_fields *f, grpc_slice (*enc)(const void *arg),
+			const void *arg)
+{
+	grpc_slice bytes;
+	bool encoded = false;
+	for (struct tail_sub *t = h->subs; t; t = t->next) {
+		if (!matches(t, f))
+			continue;
+		if (!encoded) {
+			bytes = enc(arg);
+			encoded = true;
+		}
+		pthread_mutex_lock(&t->mu);
+		enqueue(t, bytes);
+		pthread_mutex_unlock(&t->mu);
+	}
+	if (encoded)
+		grpc_slice_unref(bytes);
+}
+
+/* The committed event as an encoded errq.v1.Event (one reference for the caller). */
+static grpc_slice encode_event(const void *arg)
+{
+	const struct ingest_event *ev = arg;
 	const Errq__V1__TaskFailure *tf = ev->tf;
 	Errq__V1__Event e = ERRQ__V1__EVENT__INIT;
 	char *trunc[STORE_TRUNC_NBITS];
@@ -323,34 +373,77 @@ void tail_publish(void *ctx, const struct ingest_batch *list)
 			const struct ingest_event *ev = &b->events[i];
 			if (!ev->tf || ev->result != INGEST_STORED)
 				continue;
-			grpc_slice enc;
-			bool encoded = false;
-			for (struct tail_sub *t = h->subs; t; t = t->next) {
-				if (!matches(t, ev->tf, ev->v.fingerprint))
-					continue;
-				if (!encoded) {
-					enc = encode_event(ev);
-					encoded = true;
-				}
-				size_t len = GRPC_SLICE_LENGTH(enc);
-				pthread_mutex_lock(&t->mu);
-				/* full: drop the oldest, count them */
-				while (t->count && (t->count == TAIL_MAX_PENDING || t->bytes + len > TAIL_MAX_PENDING_BYTES)) {
-					t->bytes -= GRPC_SLICE_LENGTH(t->ring[t->head]);
-					grpc_slice_unref(t->ring[t->head]);
-					t->head = (t->head + 1) % TAIL_MAX_PENDING;
-					t->count--;
-					t->dropped++;
-				}
-				t->ring[(t->head + t->count) % TAIL_MAX_PENDING] = grpc_slice_ref(enc);
-				t->count++;
-				t->bytes += len;
-				maybe_send(t);
-				pthread_mutex_unlock(&t->mu);
-			}
-			if (encoded)
-				grpc_slice_unref(enc);
+			const Errq__V1__TaskFailure *tf = ev->tf;
+			struct tail_fields f = {tf->service,		  or_empty(tf->environment), tf->error_type,
+						or_empty(tf->error_code), or_empty(tf->task),	     ev->v.fingerprint};
+			publish_one(h, &f, encode_event, ev);
 		}
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* A stored event (another collector's, read back) as an encoded errq.v1.Event, as ListEvents
+ * shows it: its frames and details are the row's extra blob, decoded. */
+static grpc_slice encode_stored(const void *arg)
+{
+	const struct store_event *se = arg;
+	Errq__V1__Event e = ERRQ__V1__EVENT__INIT;
+	char *trunc[STORE_TRUNC_NBITS];
+	e.event_id.data = (uint8_t *)se->event_id;
+	e.event_id.len = 16;
+	e.time_unix_nano = se->time_ns;
+	e.received_at_unix_nano = se->received_ns;
+	e.service = (char *)or_empty(se->service);
+	e.environment = (char *)or_empty(se->environment);
+	e.release = (char *)or_empty(se->release);
+	e.host = (char *)or_empty(se->host);
+	e.task = (char *)or_empty(se->task);
+	e.error_type = (char *)or_empty(se->error_type);
+	e.error_code = (char *)or_empty(se->error_code);
+	e.message = (char *)or_empty(se->message);
+	e.fingerprint = (char *)or_empty(se->fingerprint);
+	e.attempt = se->attempt;
+	e.handled = se->handled;
+	for (int b = 0; b < STORE_TRUNC_NBITS; b++)
+		if (se->truncated & (1u << b))
+			trunc[e.n_truncated++] = (char *)store_trunc_name(b);
+	e.truncated = trunc;
+	Errq__V1__TaskFailure *x = NULL;
+	if (se->extra && se->extra_len &&
+	    (x = errq__v1__task_failure__unpack(NULL, se->extra_len, se->extra))) {
+		e.n_frames = x->n_frames;
+		e.frames = x->frames;
+		e.n_details = x->n_details;
+		e.details = (Errq__V1__Event__DetailsEntry **)x->details; /* same layout */
+	}
+	size_t n = errq__v1__event__get_packed_size(&e);
+	grpc_slice s = grpc_slice_malloc(n);
+	errq__v1__event__pack(&e, GRPC_SLICE_START_PTR(s));
+	if (x)
+		errq__v1__task_failure__free_unpacked(x, NULL);
+	return s;
+}
+
+void tail_publish_stored(struct tail_hub *h, const struct store_event *e)
+{
+	if (!atomic_load(&h->nsubs))
+		return;
+	struct tail_fields f = {or_empty(e->service),	 or_empty(e->environment), or_empty(e->error_type),
+				or_empty(e->error_code), or_empty(e->task),	   or_empty(e->fingerprint)};
+	pthread_mutex_lock(&h->mu);
+	publish_one(h, &f, encode_stored, e);
+	pthread_mutex_unlock(&h->mu);
+}
+
+void tail_hub_add_dropped(struct tail_hub *h, uint64_t n)
+{
+	if (!n || !atomic_load(&h->nsubs))
+		return;
+	pthread_mutex_lock(&h->mu);
+	for (struct tail_sub *t = h->subs; t; t = t->next) {
+		pthread_mutex_lock(&t->mu);
+		t->dropped += n;
+		pthread_mutex_unlock(&t->mu);
 	}
 	pthread_mutex_unlock(&h->mu);
 }

@@ -67,6 +67,11 @@
 	  (s, fingerprint, status, now_ns))                                                                        \
 	X(REQ, R, int, maintain, (struct store *s, const struct store_maint_opts *o, bool *more), (s, o, more))   \
 	X(REQ, V, void, get_write_stats, (struct store *s, struct store_write_stats *st), (s, st))               \
+	/* the tail across collectors sharing one database (PostgreSQL; SQLite's has one collector) */          \
+	X(OPT, R, int, tail_listen,                                                                                \
+	  (struct store *s, uint32_t timeout_ms, store_tail_want_cb want, store_event_cb cb, void *ctx,             \
+	   uint64_t *missed),                                                                                      \
+	  (s, timeout_ms, want, cb, ctx, missed))                                                                  \
 	/* SQLite's WAL and pragmas */                                                                             \
 	X(OPT, V, void, set_ckpt, (struct store *s, struct store_ckpt *ck), (s, ck))                             \
 	X(OPT, R, int, wal_catch_up, (struct store *s, int min_pages), (s, min_pages))                            \

@@ -249,6 +249,28 @@ struct store_write_stats {
 };
 void store_get_write_stats(struct store *s, struct store_write_stats *st);
 
+/* The tail across collectors (issue 17).  Several collectors on one PostgreSQL database each
+ * publish to their own tail what their own writer commits; this brings each one what the
+ * OTHERS commit.  Every writer transaction that stores events sends, inside it, a notice
+ * naming its rows (NOTIFY, which PostgreSQL delivers at COMMIT and in commit order).
+ * store_tail_listen, on a read-only handle of its own (its connection LISTENs: never the
+ * writer's, nor one that serves queries), waits up to timeout_ms for notices, and for each
+ * from another collector (this process's own are skipped: they came through the writer's
+ * commit hook) fetches the rows and calls cb with each event (pointers valid during the call;
+ * cb's return is ignored), in the order the collectors committed them.  want(ctx) is asked
+ * each time notices have been read: false, it discards them (nobody tails: no fetch), so a
+ * subscriber that came during the wait gets what was committed after it came.  *missed grows by the events it
+ * knows it lost: notices past STORE_TAIL_QUEUE_MAX, a fetch that failed, a catch-up past its
+ * bound.  Returns the events delivered, or -1 (the connection was lost:
+ * STORE_ERR_UNAVAILABLE; the next call reconnects, with the handle's backoff, LISTENs again
+ * and catches up on what the others committed meanwhile: storage/pg/pg_tail.c says what it
+ * cannot).  SQLite: one collector per database, nothing to listen for: -1. */
+#define STORE_TAIL_QUEUE_MAX 4096    /* notices read and not fetched yet; more: counted missed */
+#define STORE_TAIL_FETCH_ROWS 1024   /* rows of one notice one statement fetches (more: again) */
+typedef bool (*store_tail_want_cb)(void *ctx);
+int store_tail_listen(struct store *s, uint32_t timeout_ms, store_tail_want_cb want, store_event_cb cb, void *ctx,
+		      uint64_t *missed);
+
 /* WAL checkpoints on a thread and connection of their own (store_checkpoint.c).  The writer
  * handle, opened with ckpt_external = true, never checkpoints by itself; it kicks the
  * checkpointer when its WAL has grown past STORE_CKPT_WAL_PAGES. */

@@ -737,6 +737,19 @@ void store_sqlite_get_write_stats(struct store *s, struct store_write_stats *st)
 	st->agg_generations = s->agg_closes;
 }
 
+/* One collector per SQLite database (store_lock): no other collector's events to listen for. */
+int store_sqlite_tail_listen(struct store *s, uint32_t timeout_ms, store_tail_want_cb want, store_event_cb cb, void *ctx,
+			     uint64_t *missed)
+{
+	(void)timeout_ms;
+	(void)want;
+	(void)cb;
+	(void)ctx;
+	(void)missed;
+	errq_snprintf(s->err, sizeof(s->err), "a SQLite database has one collector: no other collector's events to tail");
+	return -1;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
 #define SQLITE_OP(need, kind, ret, op, params, args) .op = store_sqlite_##op,

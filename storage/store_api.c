@@ -97,6 +97,13 @@ int store_wal_catch_up(struct store *s, int min_pages)
 	return be->wal_catch_up ? be->wal_catch_up(s, min_pages) : 0;
 }
 
+int store_tail_listen(struct store *s, uint32_t timeout_ms, store_tail_want_cb want, store_event_cb cb, void *ctx,
+		      uint64_t *missed)
+{
+	const struct store_backend *be = store_backend_of(s);
+	return be->tail_listen ? be->tail_listen(s, timeout_ms, want, cb, ctx, missed) : -1;
+}
+
 int store_get_pragma_int(struct store *s, const char *name, int64_t *v)
 {
 	const struct store_backend *be = store_backend_of(s);

@@ -78,6 +78,7 @@ struct store_pg_stmt {
 struct store_pg_write;  /* pg_write.c: the writer's caches and the open transaction's aggregates */
 struct store_pg_maint;  /* pg_maint.c: upkeep's cursors */
 struct store_pg_alerts; /* pg_alerts.c: whatever the alerting functions keep per handle */
+struct store_pg_tail;   /* pg_tail.c: a tail listener's LISTEN state and queue of notices */
 
 struct store_pg {
 	const struct store_backend *be; /* first, in every backend's handle: the seam's table */
@@ -108,6 +109,7 @@ struct store_pg {
 	struct store_pg_maint *m;       /* writer only */
 	struct store_pg_alerts *alerts; /* pg_alerts.c's, NULL until it wants one; freed by
 					 * store_pg_alerts_free at close */
+	struct store_pg_tail *tail;     /* store_tail_listen's, NULL until the first call */
 	struct store_write_stats wst;
 };
 
@@ -201,6 +203,24 @@ void store_pg_alerts_free(struct store *s);
 int store_pg_alerts_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
 int store_pg_outcome_batches_prune_step(struct store *s, uint64_t older_than_ns, uint32_t limit, bool *more);
 
+/* ---- pg_query.c ---- */
+/* The columns of an event as queries and the tail read it (events e JOIN groups g), and one
+ * row of them as a store_event (its pointers into r); false when the row is unusable. */
+#define STORE_PG_EVENT_COLS                                                                         \
+	"e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"           \
+	" e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version," \
+	" e.attempt, e.handled, e.truncated, e.extra"
+bool store_pg__event_from_row(const PGresult *r, int i, struct store_event *e);
+
+/* ---- pg_tail.c: the tail across collectors (store_tail_listen) ---- */
+/* Inside the writer's open transaction, before COMMIT: NOTIFY STORE_PG_TAIL_CHANNEL of the
+ * rows it stored (events.id in [lo, hi], `rows` of them, this transaction's xmin).  0 or -1. */
+int store_pg__tail_notify(struct store *s, int64_t lo, int64_t hi, uint64_t rows);
+void store_pg__tail_free(struct store *s); /* at close; accepts a handle that never listened */
+/* A COMMIT failed with PostgreSQL's notification queue full (SQLSTATE 54000): this process's
+ * writer sends no notice for STORE_PG_TAIL_NOTIFY_PAUSE_MS, so its retried batch commits. */
+void store_pg__tail_queue_full(void);
+
 /* ---- the operations (storage.h, storage_alerts.h): store_pg_<op>, declared from the seam's
  * list (backend.h), so their signatures are store_<op>'s ---- */
 STORE_BACKEND_DECLARE(pg)
@@ -219,6 +239,7 @@ void store_pg__write_committed(struct store *s); /* after COMMIT: stats of the t
 void store_pg__write_rolled_back(struct store *s); /* after ROLLBACK: forget what it created */
 bool store_pg__write_pending(const struct store *s); /* aggregates counted, not yet written */
 int store_pg__write_flush(struct store *s);    /* in the transaction: writes them (commit) */
+int store_pg__write_notify(struct store *s);   /* in the transaction: its rows' notice (commit) */
 void store_pg__maint_free(struct store *s);     /* pg_maint.c */
 uint64_t store_pg__now_ns(void);               /* wall clock, ns (partitions, upkeep) */
 #endif

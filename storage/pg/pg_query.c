@@ -20,13 +20,8 @@
  * (an unterminated class at most 8 in all), with '^', '$' and the NUL (store_pg_glob_to_regex) */
 #define PATTERN_MAX (2 * STORE_GLOB_MAX + 8)
 
-#define EVENT_COLS                                                                                  \
-	"e.id, e.event_id, e.time_ns, e.received_ns, e.service, e.environment, e.release,"           \
-	" e.host, e.task, e.error_type, e.error_code, e.message, g.fingerprint, g.grouping_version," \
-	" e.attempt, e.handled, e.truncated, e.extra"
-
-/* Fills e from row i of EVENT_COLS (a binary result); false when the row is unusable. */
-static bool event_from_row(const PGresult *r, int i, struct store_event *e)
+/* Fills e from row i of STORE_PG_EVENT_COLS (a binary result); false when the row is unusable. */
+bool store_pg__event_from_row(const PGresult *r, int i, struct store_event *e)
 {
 	size_t len;
 	memset(e, 0, sizeof(*e));
@@ -58,7 +53,7 @@ static void each_event(const PGresult *r, store_event_cb cb, void *ctx)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct store_event e;
-		if (event_from_row(r, i, &e) && cb(ctx, &e))
+		if (store_pg__event_from_row(r, i, &e) && cb(ctx, &e))
 			break;
 	}
 }
@@ -84,7 +79,7 @@ int store_pg_list_events(struct store *s, const struct store_event_filter *f, st
 	struct num before, since, limit;
 	struct errq_buf q;
 	errq_buf_init_fixed(&q, sql, sizeof(sql));
-	errq_buf_addstr(&q, "SELECT " EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE true");
+	errq_buf_addstr(&q, "SELECT " STORE_PG_EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE true");
 	if (f->fingerprint && *f->fingerprint) /* the index (group_id, id) */
 		errq_buf_addstr(&q, " AND e.group_id = (SELECT id FROM groups WHERE fingerprint = $9)");
 	if (f->before_rowid)
@@ -131,7 +126,7 @@ int store_pg_get_event(struct store *s, const uint8_t event_id[16], store_event_
 {
 	static const struct store_pg_stmt st = {
 	    "errq_get_event",
-	    "SELECT " EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE e.event_id = $1::bytea", 1,
+	    "SELECT " STORE_PG_EVENT_COLS " FROM events e JOIN groups g ON g.id = e.group_id WHERE e.event_id = $1::bytea", 1,
 	    NULL};
 	const char *v[] = {(const char *)event_id};
 	int len[] = {16}, fmt[] = {1};
@@ -139,7 +134,7 @@ int store_pg_get_event(struct store *s, const uint8_t event_id[16], store_event_
 	if (!r)
 		return -1;
 	struct store_event e;
-	int rc = PQntuples(r) && event_from_row(r, 0, &e);
+	int rc = PQntuples(r) && store_pg__event_from_row(r, 0, &e);
 	if (rc)
 		cb(ctx, &e);
 	PQclear(r);

@@ -521,6 +521,7 @@ static void free_handle(struct store *s)
 	store_pg__write_free(s);
 	store_pg__maint_free(s);
 	store_pg_alerts_free(s);
+	store_pg__tail_free(s);
 	if (p->conn)
 		PQfinish(p->conn);
 	free(p->conninfo);
@@ -647,6 +648,9 @@ static int send_commit(struct store *s, const char *what)
 		return store_pg_set_err(s, "%s", what);
 	PGresult *r = PQexec(p->conn, "COMMIT");
 	if (!r || !result_ok(r)) {
+		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (p->w && state && !strcmp(state, "54000")) /* "too many notifications in the NOTIFY queue" */
+			store_pg__tail_queue_full();
 		store_pg_set_err_result(s, r, what);
 		PQclear(r);
 		return -1;
@@ -665,8 +669,9 @@ int store_pg_txn_commit(struct store *s)
 		return store_pg_fail(s, "no open transaction");
 	if (p->txn_failed)
 		return store_pg_fail(s, "commit: a statement of the transaction failed (roll it back)");
-	/* the aggregates of the transaction's events go with them: exact after a crash */
-	if (p->w && store_pg__write_flush(s))
+	/* the aggregates of the transaction's events go with them: exact after a crash; and the
+	 * notice of its rows, which PostgreSQL delivers to the other collectors' tails at COMMIT */
+	if (p->w && (store_pg__write_flush(s) || store_pg__write_notify(s)))
 		return -1;
 	if (send_commit(s, "commit"))
 		return -1;
@@ -811,6 +816,7 @@ const struct store_backend store_pg_backend = {
     .set_group_status = store_pg_set_group_status,
     .maintain = store_pg_maintain,
     .get_write_stats = store_pg_get_write_stats,
+    .tail_listen = store_pg_tail_listen,
     .set_ckpt = store_pg_set_ckpt,
     .wal_catch_up = store_pg_wal_catch_up,
     .get_pragma_int = store_pg_get_pragma_int,

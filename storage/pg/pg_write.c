@@ -73,6 +73,8 @@ struct store_pg_write {
 	uint32_t ng, nm, nsv;
 	struct store *side;     /* the second session: new groups and environments (make_groups) */
 	uint64_t txn_overflow;  /* events of the open transaction counted in an overflow group */
+	int64_t txn_lo, txn_hi; /* the smallest and largest events.id the open transaction stored */
+	uint64_t txn_rows;      /* ... and how many (the tail's notice: pg_tail.c) */
 	/* a batch's scratch (STORE_PG_BATCH_MAX) */
 	int64_t gids[STORE_PG_BATCH_MAX], envids[STORE_PG_BATCH_MAX];
 	bool overflowed[STORE_PG_BATCH_MAX];
@@ -150,6 +152,8 @@ void store_pg__write_reset(struct store *s)
 	struct store_pg_write *w = store_pg(s)->w;
 	pend_clear(w); /* the caches stay: groups and environments are committed by the side session */
 	w->txn_overflow = 0;
+	w->txn_lo = w->txn_hi = 0;
+	w->txn_rows = 0;
 }
 
 void store_pg__write_committed(struct store *s)
@@ -157,6 +161,8 @@ void store_pg__write_committed(struct store *s)
 	struct store_pg *p = store_pg(s);
 	p->wst.overflow_events += p->w->txn_overflow;
 	p->w->txn_overflow = 0;
+	p->w->txn_lo = p->w->txn_hi = 0;
+	p->w->txn_rows = 0;
 	pend_clear(p->w);
 }
 
@@ -779,6 +785,12 @@ int store_pg__write_flush(struct store *s)
 	return write_pending(s);
 }
 
+int store_pg__write_notify(struct store *s)
+{
+	const struct store_pg_write *w = store_pg(s)->w;
+	return w->txn_rows ? store_pg__tail_notify(s, w->txn_lo, w->txn_hi, w->txn_rows) : 0;
+}
+
 /* ---- events ---- */
 
 static int cmp_event_id(const void *a, const void *b, void *ctx)
@@ -823,7 +835,7 @@ static int insert_chunk(struct store *s, const struct store_event *ev, size_t n,
 	    " SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],"
 	    " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::boolean[],"
 	    " $15::bigint[], $16::bytea[])"
-	    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+	    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id",
 	    16, NULL};
 	static const Oid types[16] = {STORE_PG_BYTEAOID, STORE_PG_INT8OID, STORE_PG_INT8OID, STORE_PG_INT8OID,
 				      STORE_PG_TEXTOID,  STORE_PG_TEXTOID, STORE_PG_TEXTOID, STORE_PG_TEXTOID,
@@ -888,6 +900,12 @@ static int insert_chunk(struct store *s, const struct store_event *ev, size_t n,
 			break;
 		}
 		result[i] = 1;
+		int64_t rowid = store_pg_col_i64(r, k, 1);
+		if (!w->txn_rows || rowid < w->txn_lo)
+			w->txn_lo = rowid;
+		if (!w->txn_rows || rowid > w->txn_hi)
+			w->txn_hi = rowid;
+		w->txn_rows++;
 		w->txn_overflow += w->overflowed[i];
 		rc = agg_add(s, w->gids[i], w->envids[i], &ev[i], false);
 	}

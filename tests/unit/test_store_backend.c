@@ -276,6 +276,7 @@ static void test_dispatch_every_op(void **state)
 	CALL(set_group_status, store_set_group_status(s, "fp", "resolved", 1));
 	CALL(maintain, store_maintain(s, &mo, &more));
 	CALL(get_write_stats, store_get_write_stats(s, &ws));
+	CALL(tail_listen, store_tail_listen(s, 0, NULL, NULL, NULL, &u64));
 	CALL(set_ckpt, store_set_ckpt(s, NULL));
 	CALL(wal_catch_up, store_wal_catch_up(s, 1));
 	CALL(get_pragma_int, store_get_pragma_int(s, "page_size", &i64));
@@ -352,6 +353,7 @@ static void test_dispatch_optional(void **state)
 	be.set_ckpt = NULL;
 	be.wal_catch_up = NULL;
 	be.get_pragma_int = NULL;
+	be.tail_listen = NULL;
 	assert_null(store_backend_missing(&be)); /* all optional */
 	struct fake_store f = {.be = &be, .id = 4};
 	struct store *s = (struct store *)&f;
@@ -372,6 +374,9 @@ static void test_dispatch_optional(void **state)
 	assert_int_equal(store_wal_catch_up(s, 1), 0);
 	assert_int_equal(store_get_pragma_int(s, "page_size", &v), -1);
 	assert_int_equal(v, 42);
+	uint64_t missed = 3;
+	assert_int_equal(store_tail_listen(s, 0, NULL, NULL, NULL, &missed), -1); /* nothing to listen for */
+	assert_int_equal(missed, 3);
 	assert_null(fake_op); /* none of them reached the backend */
 }
 
