@@ -123,7 +123,9 @@ int store_pg__write_alloc(struct store *s)
 	    !(w->sv = calloc(TXN_SLOTS, sizeof(*w->sv))) || !(w->g_used = calloc(TXN_SLOTS, sizeof(uint32_t))) ||
 	    !(w->m_used = calloc(TXN_SLOTS, sizeof(uint32_t))) || !(w->sv_used = calloc(TXN_SLOTS, sizeof(uint32_t))))
 		return store_pg_fail(s, "out of memory");
-	return 0;
+	/* the second session at once, like the writer's own: a writer that keeps its session
+	 * while the server refuses new ones still makes groups (it reconnects like any handle) */
+	return store_pg__open_side(s, &w->side);
 }
 
 void store_pg__write_free(struct store *s)
@@ -219,7 +221,7 @@ static int64_t take_id(PGresult *r)
  * order, so they never wait in a cycle.  A group whose events' transaction then rolls back
  * stays (with no events, total 0), as a group whose events were all deleted would. */
 
-/* The writer's second session, opened at its first use. */
+/* The writer's second session (opened with the writer; NULL only if that failed). */
 static struct store *side(struct store *s)
 {
 	struct store_pg_write *w = store_pg(s)->w;
