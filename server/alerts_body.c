@@ -122,57 +122,9 @@ static char *sample_text(json_t *o, int rc)
 	return s;
 }
 
-/* The sample event of an alert: what a person needs to recognise the failure. */
-char *alerts__sample_from_event(const struct ingest_event *ev)
-{
-	const Errq__V1__TaskFailure *tf = ev->tf;
-	char hex[ERRQ_ID_HEX_BUFSZ];
-	errq_hex_encode(tf->event_id.data, 16, hex);
-	json_t *o = json_object(), *details = json_object();
-	if (!o || !details) {
-		json_decref(o);
-		json_decref(details);
-		return NULL;
-	}
-	int rc = put(o, "event_id", str(hex));
-	rc |= put(o, "time", time_(tf->time_unix_nano));
-	rc |= put(o, "received_at", time_(ev->received_ns));
-	rc |= put_cut(o, "service", tf->service, VALIDATE_MAX_SERVICE);
-	rc |= put_cut(o, "environment", tf->environment, VALIDATE_MAX_ENVIRONMENT);
-	rc |= put_cut(o, "release", tf->release, VALIDATE_MAX_RELEASE);
-	rc |= put_cut(o, "host", tf->host, VALIDATE_MAX_HOST);
-	rc |= put_cut(o, "task", tf->task, VALIDATE_MAX_TASK);
-	rc |= put_cut(o, "error_type", tf->error_type, VALIDATE_MAX_ERROR_TYPE);
-	rc |= put_cut(o, "error_code", tf->error_code, VALIDATE_MAX_ERROR_CODE);
-	rc |= put_cut(o, "message", tf->message, SAMPLE_MESSAGE_MAX);
-	rc |= put_cut(o, "fingerprint", ev->v.fingerprint, VALIDATE_MAX_FINGERPRINT);
-	rc |= put(o, "attempt", uint_(tf->attempt));
-	rc |= put(o, "handled", json_boolean(tf->handled));
-	size_t nd = ev->v.details_kept < SAMPLE_DETAILS_MAX ? ev->v.details_kept : SAMPLE_DETAILS_MAX;
-	for (size_t i = 0; i < nd; i++)
-		rc |= put_cut(details, tf->details[i]->key ? tf->details[i]->key : "", tf->details[i]->value,
-			      SAMPLE_DETAIL_VALUE_MAX);
-	rc |= put(o, "details", details);
-	return sample_text(o, rc);
-}
-
-char *alerts__sample_from_outcome(const Errq__V1__Outcome *o)
-{
-	json_t *j = json_object();
-	if (!j)
-		return NULL;
-	int rc = put(j, "outcome", json_true());
-	rc |= put_cut(j, "service", o->service, VALIDATE_MAX_SERVICE);
-	rc |= put_cut(j, "task", o->task, VALIDATE_MAX_TASK);
-	rc |= put(j, "ok", uint_(o->ok));
-	rc |= put(j, "failed", uint_(o->failed));
-	return sample_text(j, rc);
-}
-
-/* The sample of an alert the fleet's leader fires (alerts_fleet.c): the stored event an
- * increment named, with the fields alerts__sample_from_event gives (details from the stored
- * extra blob, a packed TaskFailure). */
-char *alerts__sample_from_stored(const struct store_event *e)
+/* The sample event of an alert: what a person needs to recognise the failure.  e's strings
+ * and the details (the TaskFailure's, nd of them) are the event's, whichever way it came. */
+static char *sample_of(const struct store_event *e, Errq__V1__TaskFailure__DetailsEntry *const *d, size_t nd)
 {
 	char hex[ERRQ_ID_HEX_BUFSZ];
 	errq_hex_encode(e->event_id, 16, hex);
@@ -196,15 +148,42 @@ char *alerts__sample_from_stored(const struct store_event *e)
 	rc |= put_cut(o, "fingerprint", e->fingerprint, VALIDATE_MAX_FINGERPRINT);
 	rc |= put(o, "attempt", uint_(e->attempt));
 	rc |= put(o, "handled", json_boolean(e->handled));
+	nd = nd < SAMPLE_DETAILS_MAX ? nd : SAMPLE_DETAILS_MAX;
+	for (size_t i = 0; i < nd; i++)
+		rc |= put_cut(details, d[i]->key ? d[i]->key : "", d[i]->value, SAMPLE_DETAIL_VALUE_MAX);
+	rc |= put(o, "details", details);
+	return sample_text(o, rc);
+}
+
+char *alerts__sample_from_event(const struct ingest_event *ev)
+{
+	struct store_event e;
+	ingest_store_event(NULL, ev, &e);
+	return sample_of(&e, ev->tf->details, ev->v.details_kept);
+}
+
+char *alerts__sample_from_outcome(const Errq__V1__Outcome *o)
+{
+	json_t *j = json_object();
+	if (!j)
+		return NULL;
+	int rc = put(j, "outcome", json_true());
+	rc |= put_cut(j, "service", o->service, VALIDATE_MAX_SERVICE);
+	rc |= put_cut(j, "task", o->task, VALIDATE_MAX_TASK);
+	rc |= put(j, "ok", uint_(o->ok));
+	rc |= put(j, "failed", uint_(o->failed));
+	return sample_text(j, rc);
+}
+
+/* The sample of an alert the fleet's leader fires (alerts_fleet.c): the stored event an
+ * increment named (its details from the stored extra blob, a packed TaskFailure). */
+char *alerts__sample_from_stored(const struct store_event *e)
+{
 	Errq__V1__TaskFailure *x = e->extra && e->extra_len
 					   ? errq__v1__task_failure__unpack(NULL, e->extra_len, e->extra)
 					   : NULL;
-	size_t nd = x ? (x->n_details < SAMPLE_DETAILS_MAX ? x->n_details : SAMPLE_DETAILS_MAX) : 0;
-	for (size_t i = 0; i < nd; i++)
-		rc |= put_cut(details, x->details[i]->key ? x->details[i]->key : "", x->details[i]->value,
-			      SAMPLE_DETAIL_VALUE_MAX);
+	char *out = sample_of(e, x ? x->details : NULL, x ? x->n_details : 0);
 	if (x)
 		errq__v1__task_failure__free_unpacked(x, NULL);
-	rc |= put(o, "details", details);
-	return sample_text(o, rc);
+	return out;
 }

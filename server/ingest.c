@@ -234,8 +234,7 @@ static struct ingest_batch *unpark(struct ingest *ig)
 	return moved;
 }
 
-/* The store's view of one valid event of batch b. */
-static void store_event_of(const struct ingest_batch *b, const struct ingest_event *ev, struct store_event *se)
+void ingest_store_event(const struct ingest_batch *b, const struct ingest_event *ev, struct store_event *se)
 {
 	const Errq__V1__TaskFailure *tf = ev->tf;
 	*se = (struct store_event){
@@ -255,8 +254,8 @@ static void store_event_of(const struct ingest_batch *b, const struct ingest_eve
 	    .attempt = tf->attempt,
 	    .handled = tf->handled,
 	    .truncated = ev->v.truncated,
-	    .extra = ev->extra_len ? b->extra + ev->extra_off : NULL,
-	    .extra_len = ev->extra_len,
+	    .extra = b && ev->extra_len ? b->extra + ev->extra_off : NULL,
+	    .extra_len = b ? ev->extra_len : 0,
 	};
 }
 
@@ -275,7 +274,7 @@ static int write_batch(struct ingest *ig, struct ingest_batch *b)
 		}
 		if (ev->count_only) {
 			struct store_event se;
-			store_event_of(b, ev, &se);
+			ingest_store_event(b, ev, &se);
 			int r = store_txn_count_event(s, &se);
 			if (r < 0)
 				return -1;
@@ -290,7 +289,7 @@ static int write_batch(struct ingest *ig, struct ingest_batch *b)
 				continue;
 			if (ev->count_only)
 				break;
-			store_event_of(b, ev, &ig->add_ev[n]);
+			ingest_store_event(b, ev, &ig->add_ev[n]);
 			ig->add_src[n++] = ev;
 		}
 		if (store_txn_add_events(s, ig->add_ev, n, ig->add_res))

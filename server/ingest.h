@@ -58,6 +58,10 @@ struct ingest_event {
 	int8_t result; /* after commit: INGEST_STORED, INGEST_DUPLICATE or INGEST_COUNTED */
 };
 enum { INGEST_DUPLICATE = 0, INGEST_STORED = 1, INGEST_COUNTED = 2 /* count_only: counted, not stored */ };
+/* The store's view of valid event ev of batch b (b NULL: without its extra blob).  Pointers
+ * into ev and b. */
+struct store_event;
+void ingest_store_event(const struct ingest_batch *b, const struct ingest_event *ev, struct store_event *se);
 
 struct ingest_batch_ops {
 	/* Writer thread, after the batch's transaction committed (committed = true) or was
