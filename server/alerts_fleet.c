@@ -374,7 +374,7 @@ static void reload_silences(struct alerts *a, struct store *s)
 {
 	struct sil_list l = {.ids = malloc(MAX_SILENCES * sizeof(int64_t)), .a = a};
 	uint64_t now = a->clock();
-	if (!l.ids || store_list_silences(s, false, now, MAX_SILENCES, sil_cb, &l) || l.rc) {
+	if (!l.ids || store_list_silences(s, STORE_SILENCES_NOT_ENDED, now, MAX_SILENCES, sil_cb, &l) || l.rc) {
 		LOG_WARN("alerts: cannot read the silences again; retried at the next change");
 		free(l.ids);
 		a->silence_gen = 0; /* differs from the fleet's: the next fence marks them stale again */

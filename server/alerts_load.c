@@ -170,7 +170,7 @@ static int load_txn(struct alerts *a, struct store *s, void *arg)
 	int rc = -1;
 	while (a->n_sil)
 		alerts__drop_silence_mem(a, a->n_sil - 1);
-	if (store_list_silences(s, true, now, MAX_SILENCES, silence_load_cb, a))
+	if (store_list_silences(s, STORE_SILENCES_NOT_ENDED, now, MAX_SILENCES, silence_load_cb, a))
 		goto out;
 	if (store_list_circuits(s, NULL, rows_cb, &rows) || rows.rc)
 		goto out;

@@ -176,10 +176,13 @@ int store_silence_expire(struct store *s, int64_t id, uint64_t now_ns);
 typedef int (*store_silence_cb)(void *ctx, const struct store_silence *si);
 /* One silence by id: 1 (cb called), 0 unknown, -1 error. */
 int store_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ctx);
-/* Silences in force at now_ns (started, not ended, not expired), or with all = true every
- * silence, newest first, at most limit (0 = no limit).  0/-1.
- * In force: starts_ns <= now_ns < ends_ns, and expired_ns == 0 or now_ns < expired_ns. */
-int store_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx);
+/* Which silences store_list_silences gives, newest first: those in force at now_ns (started,
+ * not ended, not expired); every one; or those not ended at now_ns (in force or to come: what
+ * the rule engine holds, so that the history's ended ones never crowd out one in force). */
+enum store_silence_list { STORE_SILENCES_IN_FORCE = 0, STORE_SILENCES_ALL = 1, STORE_SILENCES_NOT_ENDED = 2 };
+/* At most limit (0 = no limit).  0/-1.  In force: starts_ns <= now_ns < ends_ns, and
+ * expired_ns == 0 or now_ns < expired_ns; not ended: the same without the start. */
+int store_list_silences(struct store *s, int which, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx);
 
 /* ---- outcome batches: each ReportRequest's outcomes count once, by batch_id ---- */
 /* Records batch_id (16 bytes).  Returns 1 when new, 0 when seen before, -1 on error. */

@@ -256,6 +256,9 @@ STMT(silence_list_all, 1, "SELECT " SILENCE_COLS " FROM silences ORDER BY id DES
 STMT(silence_list_active, 2,
      "SELECT " SILENCE_COLS " FROM silences WHERE starts_ns <= $1::bigint AND ends_ns > $1::bigint"
      " AND (expired_ns = 0 OR expired_ns > $1::bigint) ORDER BY id DESC LIMIT $2::bigint");
+STMT(silence_list_not_ended, 2,
+     "SELECT " SILENCE_COLS " FROM silences WHERE ends_ns > $1::bigint"
+     " AND (expired_ns = 0 OR expired_ns > $1::bigint) ORDER BY id DESC LIMIT $2::bigint");
 
 STMT(batch_insert, 2,
      "INSERT INTO outcome_batches (batch_id, received_ns) VALUES ($1::bytea, $2::bigint) ON CONFLICT DO NOTHING");
@@ -904,17 +907,22 @@ int store_pg_get_silence(struct store *s, int64_t id, store_silence_cb cb, void 
 	return found;
 }
 
-int store_pg_list_silences(struct store *s, bool all, uint64_t now_ns, uint32_t limit, store_silence_cb cb,
+int store_pg_list_silences(struct store *s, int which, uint64_t now_ns, uint32_t limit, store_silence_cb cb,
 			   void *ctx)
 {
+	static const struct store_pg_stmt *const st[] = {[STORE_SILENCES_IN_FORCE] = &silence_list_active,
+							 [STORE_SILENCES_ALL] = &silence_list_all,
+							 [STORE_SILENCES_NOT_ENDED] = &silence_list_not_ended};
+	if (which < 0 || which > STORE_SILENCES_NOT_ENDED)
+		return store_pg_fail(s, "list silences: no list %d", which);
 	struct params p = {.n = 0};
-	if (!all)
+	if (which != STORE_SILENCES_ALL)
 		p_u64(&p, now_ns);
 	if (limit)
 		p_i64(&p, limit);
 	else
 		p_null(&p); /* LIMIT NULL: every row */
-	PGresult *r = run(s, all ? &silence_list_all : &silence_list_active, "list silences", &p);
+	PGresult *r = run(s, st[which], "list silences", &p);
 	if (!r)
 		return -1;
 	for (int i = 0, n = PQntuples(r); i < n; i++) {

@@ -1392,6 +1392,33 @@ static void test_silence_across_restart(void **state)
 	expect_lines(2);
 }
 
+/* A silence in force is loaded at a start whatever the number of ended ones newer than it
+ * (kept for alert history, 30 days by default): the load lists the newest 10 000 silences
+ * (MAX_SILENCES) of every state and keeps those in force, so 10 000 newer ended ones hid it. */
+static void test_silence_loaded_past_ended_ones(void **state)
+{
+	write_cfg(CFG_BASIC);
+	start();
+	struct alerts_answer ans = silence("r1", "", S(3600));
+	assert_int_equal(ans.status, ALERTS_OK);
+	stop();
+	sqlite3 *rw;
+	assert_int_equal(sqlite3_open_v2(F.db, &rw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
+		 " INSERT INTO silences (rule, matchers, comment, created_by, created_ns, starts_ns, ends_ns, expired_ns)"
+		 " SELECT 'r1', 'service=gone', 'ended', 'test', %lld, %lld, %lld, 0 FROM n",
+		 (long long)T0, (long long)T0, (long long)(T0 + S(1)));
+	assert_int_equal(sqlite3_exec(rw, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(rw);
+	fake_now = T0 + S(5);
+	start();
+	fail_now("checkout", "TimeoutError", 3);
+	assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE status = %d", STORE_DELIVERY_SILENCED), 1);
+	expect_lines(0);
+}
+
 /* ---- 8. replay ---- */
 
 static void test_replay(void **state)
@@ -2176,6 +2203,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rule_changed_while_down, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silences, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_loaded_past_ended_ones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_across_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_rate, setup, teardown),
