@@ -46,7 +46,9 @@ static const struct setting table[] = {
      "HTTP address HOST:PORT for /livez, /readyz, /healthz and /metrics (empty disables it)"},
     {"database", T_STRING, OFF(database), "errq.db", 0, 0, NULL, "db",
      "the database: a SQLite file path (or sqlite:///PATH), or a PostgreSQL URL postgres://USER@HOST:PORT/DBNAME?PARAMS "
-     "given to libpq whole (its password better in PGPASSFILE or PGPASSWORD; errqd prints it as ***)"},
+     "given to libpq whole (its password better in PGPASSFILE or PGPASSWORD; errqd prints it as ***); with a "
+     "failover pair list both hosts (host=a,b or postgres://a,b/...): errqd connects to the one that accepts writes "
+     "(target_session_attrs=read-write unless the URL says otherwise)"},
     {"name", T_STRING, OFF(name), "errqd", 0, 0, NULL, NULL, "this collector's name"},
     {"log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_levels, "log-level",
      "the least severe level logged (off: nothing)"},
