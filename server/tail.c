@@ -288,7 +288,12 @@ static bool matches(const struct tail_sub *t, const struct tail_fields *f)
 	return true;
 }
 
-/* Under t->mu: queues a reference to enc (full: drops the oldest, counted) and sends. */
+/* Under t->mu: queues a copy of enc (full: drops the oldest, counted) and sends.  A copy, not a
+ * reference: the publisher's last unref of a shared slice and a sender still copying it out
+ * on a completion-queue thread are ordered only by gRPC's refcount, which ThreadSanitizer
+ * cannot see in Debian's uninstrumented libgrpc (integration_pg_tail_fleet under make
+ * test-tsan reported it); a copy is handed over under t->mu alone.  A tail message is one
+ * event, and copying it per subscriber costs what encoding it would not. */
 static void enqueue(struct tail_sub *t, grpc_slice enc)
 {
 	size_t len = GRPC_SLICE_LENGTH(enc);
@@ -299,7 +304,8 @@ static void enqueue(struct tail_sub *t, grpc_slice enc)
 		t->count--;
 		t->dropped++;
 	}
-	t->ring[(t->head + t->count) % TAIL_MAX_PENDING] = grpc_slice_ref(enc);
+	t->ring[(t->head + t->count) % TAIL_MAX_PENDING] = grpc_slice_from_copied_buffer(
+	    (const char *)GRPC_SLICE_START_PTR(enc), len);
 	t->count++;
 	t->bytes += len;
 	maybe_send(t);
