@@ -484,6 +484,12 @@ static void test_close_then_fork(void **state)
 	 * across fork(): the plain build and valgrind (make test-long) run this test. */
 	skip();
 #endif
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer's runtime is not fork-safe in a process with threads either (its own
+	 * allocator and shadow-memory locks): under make test-tsan 1 child in 150 failed
+	 * (integration_pg_client_errqd, 2026-12-07), in a run where the plain build's passed. */
+	skip();
+#endif
 	struct errqd_proc d = {0};
 	char service[64];
 	errq_snprintf(service, sizeof(service), "fork-test-%d", (int)getpid());
