@@ -272,8 +272,7 @@ struct eval {
 	uint64_t unknown, lag_ns;
 };
 
-static int feed_one(struct eval *ev, const struct rule *r, size_t idx, struct centry *e,
-		    const struct store_rule_input *in)
+static int feed_one(struct eval *ev, const struct rule *r, struct centry *e, const struct store_rule_input *in)
 {
 	struct alerts *a = ev->a;
 	const struct ruleset *rs = alerts__rs(a);
@@ -293,7 +292,6 @@ static int feed_one(struct eval *ev, const struct rule *r, size_t idx, struct ce
 	oc.failed = in->failed;
 	oc.window_start_unix_nano = in->window_end_ns; /* with window_seconds 0: the end */
 	circuit_outcome(e->c, &r->circuit, ev->now, in->received_ns, in->ok, in->failed, in->window_end_ns, &out);
-	(void)idx;
 	return alerts__apply(a, ev->s, rs, r, e, &out, NULL, &oc, ev->now);
 }
 
@@ -312,7 +310,7 @@ static int eval_cb(void *ctx, const struct store_rule_input *in)
 		ev->lag_ns = ev->now - in->received_ns;
 	if (in->kind != STORE_INPUT_OUTCOME_ALL) {
 		struct centry *e = alerts__get_entry(a, idx, in->key, strlen(in->key), ev->now);
-		if (!e || feed_one(ev, r, idx, e, in)) {
+		if (!e || feed_one(ev, r, e, in)) {
 			ev->rc = e ? -1 : alerts__oom();
 			return 1;
 		}
@@ -324,7 +322,7 @@ static int eval_cb(void *ctx, const struct store_rule_input *in)
 		if (e->rule_idx != idx || e->c->state != CIRCUIT_HALF_OPEN ||
 		    !rules_outcome_applies(r, e->key, in->service ? in->service : "", in->task ? in->task : ""))
 			continue;
-		if (alerts__touch(a, e) || feed_one(ev, r, idx, e, in)) {
+		if (alerts__touch(a, e) || feed_one(ev, r, e, in)) {
 			ev->rc = -1;
 			return 1;
 		}
