@@ -10,7 +10,13 @@
  * test_fenced_leader: the leader's lock session is ended under it (pg_terminate_backend: what
  * a network cut between it and the database does) while the process lives on; another
  * collector takes over, the old one stops evaluating (its failures become increments the new
- * leader counts), and no transition is written twice. */
+ * leader counts), and no transition is written twice.
+ *
+ * test_partitioned_leader_fenced: the same cut, but the old leader cannot see it: its lock
+ * session goes through a relay (tcp_proxy.h) frozen before the session is ended, so its
+ * fleet thread hears nothing while another collector takes over.  Only the epoch check of its
+ * writer (the fence) stops it: the failures it receives then must reach the new leader, and
+ * the circuit trips once, from the sum of what both received. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -32,6 +38,7 @@
 #include "harness.h"
 #include "http_receiver.h"
 #include "pg_support.h"
+#include "tcp_proxy.h"
 
 #define N 3
 #define PER_REPLICA 10 /* failures each collector receives; the rule trips at N * PER_REPLICA */
@@ -41,6 +48,9 @@ static struct pg_test_db DB;
 static struct http_receiver RV;
 static struct errq_idgen G;
 static PGconn *C;
+static struct tcp_proxy PX; /* test_partitioned_leader_fenced: collector 0's way to the database */
+static struct pg_test_db DBPX; /* DB, reached through PX */
+static int FROZEN; /* PX's frozen connection (its upstream port), or 0 */
 
 static int64_t q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int64_t q(const char *fmt, ...)
@@ -68,6 +78,8 @@ static int setup(void **state)
 		return -1;
 	}
 	memset(&RV, 0, sizeof(RV));
+	PX.lfd = -1;
+	FROZEN = 0;
 	return receiver_start(&RV, 0);
 }
 
@@ -75,6 +87,8 @@ static int teardown(void **state)
 {
 	(void)state;
 	int rc = 0;
+	if (FROZEN)
+		tcp_proxy_cut(&PX, FROZEN); /* a collector stuck on it could not stop */
 	for (int i = 0; i < N; i++) {
 		if (D[i].pid && errqd_stop(&D[i], SIGTERM) != 0) {
 			fprintf(stderr, "collector %d did not exit cleanly\n", i);
@@ -84,6 +98,7 @@ static int teardown(void **state)
 		errqd_cleanup(&D[i]);
 	}
 	receiver_stop(&RV);
+	tcp_proxy_stop(&PX);
 	PQfinish(C);
 	char err[512];
 	if (pg_test_db_drop(&DB, err, sizeof(err)))
@@ -92,8 +107,9 @@ static int teardown(void **state)
 	return rc;
 }
 
-/* Collector i: its own directory and config (its name fleet-i), the shared database. */
-static void start(int i)
+/* Collector i: its own directory and config (its name fleet-i), the shared database (db: a
+ * way to it). */
+static void start_on(int i, struct pg_test_db *db)
 {
 	if (!D[i].dir[0]) {
 		errq_snprintf(D[i].dir, sizeof(D[i].dir), "/tmp/errq-fleet-XXXXXX");
@@ -121,9 +137,14 @@ static void start(int i)
 		"    notify: [ops]\n",
 		i, RV.port, N * PER_REPLICA);
 	assert_int_equal(fclose(f), 0);
-	D[i].pg = &DB; /* choose_db: this database, not one of its own */
+	D[i].pg = db; /* choose_db: this database, not one of its own */
 	const char *args[] = {"--config", cfg, NULL};
 	assert_int_equal(errqd_start(&D[i], args), 0);
+}
+
+static void start(int i)
+{
+	start_on(i, &DB);
 }
 
 /* The collector that leads now (its index), or -1. */
@@ -150,6 +171,15 @@ static int circuit(void)
 static void send(int i, int n, const char *service)
 {
 	assert_int_equal(report_failures(D[i].addr, &G, n, service, "TimeoutError", "upstream timed out", NULL, NULL), n);
+}
+
+/* A column of pg_stat_activity (pid, client_port) of the session that holds the leader lock. */
+static int64_t lock_holder(const char *col)
+{
+	return q("SELECT a.%s FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+		 " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %u AND l.classid = %u"
+		 " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+		 col, 0x65616c64u, 0x65727271u); /* ERRQ_PG_LOCK_LEADER's halves; this test's database */
 }
 
 /* Every increment written so far taken by the leader (its evaluation caught up). */
@@ -265,13 +295,7 @@ static void test_fenced_leader(void **state)
 	int l = leader();
 	int64_t e0 = epoch();
 	/* end the leader's lock session (application_name errqd-leader) behind its back */
-	char sql[256];
-	errq_snprintf(sql, sizeof(sql),
-		      "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-		      " AND objid = %u AND classid = %u" /* this test's database: the server is shared */
-		      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-		      0x65616c64u, 0x65727271u); /* ERRQ_PG_LOCK_LEADER's low and high halves */
-	assert_int_equal(q("%s", sql), 1);
+	assert_int_equal(q("SELECT pg_terminate_backend(%" PRId64 ")::int", lock_holder("pid")), 1);
 	WAIT_FOR(epoch() > e0 && leader() >= 0);
 	int l2 = leader();
 	printf("session of fleet-%d ended: fleet-%d leads (epoch %" PRId64 ")\n", l, l2, epoch());
@@ -289,6 +313,90 @@ static void test_fenced_leader(void **state)
 	notices(&firing, &resolved);
 	assert_int_equal(firing, 1);
 	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+}
+
+/* DBPX: DB's URL with the relay PX in the way (started here).  0, or -1 when DB is not a plain
+ * TCP address of 127.0.0.1-style (a socket directory, a host name) or has a password. */
+static int proxied_db(void)
+{
+	char host[64] = "", user[128] = "", name[PG_TEST_NAME_MAX + 1] = "";
+	int port = 0, pw = 0;
+	PQconninfoOption *o = PQconninfoParse(DB.url, NULL);
+	assert_non_null(o);
+	for (PQconninfoOption *k = o; k->keyword; k++) {
+		if (!k->val)
+			continue;
+		if (!strcmp(k->keyword, "host") || !strcmp(k->keyword, "hostaddr"))
+			errq_snprintf(host, sizeof(host), "%s", k->val);
+		else if (!strcmp(k->keyword, "port"))
+			port = atoi(k->val);
+		else if (!strcmp(k->keyword, "user"))
+			errq_snprintf(user, sizeof(user), "%s", k->val);
+		else if (!strcmp(k->keyword, "dbname"))
+			errq_snprintf(name, sizeof(name), "%s", k->val);
+		else if (!strcmp(k->keyword, "password"))
+			pw = 1;
+	}
+	PQconninfoFree(o);
+	if (pw || port <= 0 || !*user || !*name || !tcp_proxy_ipv4(host))
+		return -1;
+	assert_int_equal(tcp_proxy_start(&PX, host, port), 0);
+	DBPX = DB;
+	errq_snprintf(DBPX.url, sizeof(DBPX.url), "postgresql://%s@127.0.0.1:%d/%s", user, PX.port, name);
+	return 0;
+}
+
+static void test_partitioned_leader_fenced(void **state)
+{
+	(void)state;
+	if (proxied_db()) {
+		printf("skipped: the server's URL (%s) is not user@IPv4:port without a password\n", DB.url);
+		skip();
+	}
+	start_on(0, &DBPX);
+	WAIT_FOR(leader() == 0);
+	start(1);
+	start(2);
+	int64_t e0 = epoch();
+	/* collector 0's lock session: frozen in the relay, then ended at the server */
+	int64_t up = lock_holder("client_port"), pid = lock_holder("pid");
+	assert_true(up > 0 && pid > 0);
+	assert_int_equal(tcp_proxy_freeze(&PX, (int)up), 0);
+	FROZEN = (int)up;
+	assert_int_equal(q("SELECT pg_terminate_backend(%" PRId64 ")::int", pid), 1);
+	WAIT_FOR(epoch() > e0 && leader() > 0);
+	int l2 = leader();
+	/* a third of the threshold to the new leader, two thirds to the old one, which still
+	 * believes it leads: only if its writer reads the new epoch and turns those failures into
+	 * increments does the sum reach the threshold (had it evaluated them itself, its own
+	 * circuit would hold two thirds and the new leader's one third: no trip) */
+	send(l2, PER_REPLICA, "svc-fleet");
+	for (int k = 1; k < N; k++)
+		send(0, PER_REPLICA, "svc-fleet");
+	WAIT_FOR(circuit() == 1);
+	assert_true(http_metric(D[0].http_port, "errq_fleet_fenced_total") >= 1);
+	/* it learnt from the fence (its fleet thread still waits on the frozen session, or stepped
+	 * down on the fence's word): never from the session itself */
+	uint64_t lost = http_metric(D[0].http_port, "errq_fleet_leadership_lost_total");
+	printf("fleet-0's session frozen and ended: fleet-%d leads (epoch %" PRId64 " -> %" PRId64
+	       "); fleet-0 fenced %" PRIu64 " transaction(s), stepped down %" PRIu64 " time(s) before the cut\n",
+	       l2, e0, epoch(), http_metric(D[0].http_port, "errq_fleet_fenced_total"), lost);
+	/* the partition heals with a reset: fleet-0 is a follower from then on */
+	assert_int_equal(tcp_proxy_cut(&PX, FROZEN), 0);
+	FROZEN = 0;
+	WAIT_FOR(http_metric(D[0].http_port, "errq_fleet_leader") == 0 &&
+		 http_metric(D[0].http_port, "errq_fleet_leadership_lost_total") == 1);
+	settle();
+	assert_true(receiver_wait(&RV, 1) >= 1);
+	harness_msleep(1000); /* time for a second transition or notice to show */
+	assert_int_equal(leader(), l2);
+	assert_int_equal(q("SELECT count(*) FROM transitions WHERE from_state = 0 AND to_state = 1"), 1);
+	assert_int_equal(q("SELECT count(*) FROM alerts"), 1);
+	int firing, resolved;
+	notices(&firing, &resolved);
+	assert_int_equal(firing, 1);
+	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+	assert_int_equal(q("SELECT sum(total) FROM groups WHERE service = 'svc-fleet'"), N * PER_REPLICA);
 }
 
 /* A silence added while the database cannot take it: UNAVAILABLE (the client may retry), with
@@ -327,6 +435,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_three_collectors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fenced_leader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_partitioned_leader_fenced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_database_unavailable, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
