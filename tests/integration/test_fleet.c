@@ -204,6 +204,22 @@ static void notices(int *firing, int *resolved)
 	}
 }
 
+/* After the circuit tripped: every increment taken, then (time for a second transition or
+ * notice to show) one transition, one alert, one firing notice, every failure counted once. */
+static void tripped_once(void)
+{
+	settle();
+	assert_true(receiver_wait(&RV, 1) >= 1);
+	harness_msleep(1000);
+	assert_int_equal(q("SELECT count(*) FROM transitions WHERE from_state = 0 AND to_state = 1"), 1);
+	assert_int_equal(q("SELECT count(*) FROM alerts"), 1);
+	int firing, resolved;
+	notices(&firing, &resolved);
+	assert_int_equal(firing, 1);
+	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+	assert_int_equal(q("SELECT sum(total) FROM groups WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+}
+
 /* `errq -o json status` of collector i: who it says leads, and whether it does. */
 static void status_fleet(int i, char *leader, size_t n, bool *leading)
 {
@@ -304,15 +320,7 @@ static void test_fenced_leader(void **state)
 	for (int k = 0; k < N; k++)
 		send(l, PER_REPLICA, "svc-fleet");
 	WAIT_FOR(circuit() == 1);
-	settle();
-	assert_true(receiver_wait(&RV, 1) >= 1);
-	harness_msleep(1000);
-	assert_int_equal(q("SELECT count(*) FROM transitions WHERE from_state = 0 AND to_state = 1"), 1);
-	assert_int_equal(q("SELECT count(*) FROM alerts"), 1);
-	int firing, resolved;
-	notices(&firing, &resolved);
-	assert_int_equal(firing, 1);
-	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
+	tripped_once();
 }
 
 /* DBPX: DB's URL with the relay PX in the way (started here).  0, or -1 when DB is not a plain
@@ -386,17 +394,8 @@ static void test_partitioned_leader_fenced(void **state)
 	FROZEN = 0;
 	WAIT_FOR(http_metric(D[0].http_port, "errq_fleet_leader") == 0 &&
 		 http_metric(D[0].http_port, "errq_fleet_leadership_lost_total") == 1);
-	settle();
-	assert_true(receiver_wait(&RV, 1) >= 1);
-	harness_msleep(1000); /* time for a second transition or notice to show */
+	tripped_once();
 	assert_int_equal(leader(), l2);
-	assert_int_equal(q("SELECT count(*) FROM transitions WHERE from_state = 0 AND to_state = 1"), 1);
-	assert_int_equal(q("SELECT count(*) FROM alerts"), 1);
-	int firing, resolved;
-	notices(&firing, &resolved);
-	assert_int_equal(firing, 1);
-	assert_int_equal(q("SELECT count(*) FROM events WHERE service = 'svc-fleet'"), N * PER_REPLICA);
-	assert_int_equal(q("SELECT sum(total) FROM groups WHERE service = 'svc-fleet'"), N * PER_REPLICA);
 }
 
 /* A silence added while the database cannot take it: UNAVAILABLE (the client may retry), with
