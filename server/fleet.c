@@ -86,12 +86,17 @@ static void turn(struct fleet *f)
 	char err[512];
 	pthread_mutex_lock(&f->mu);
 	uint64_t fenced = f->fenced;
-	f->fenced = 0;
 	pthread_mutex_unlock(&f->mu);
 	uint64_t ep = atomic_load(&f->epoch);
 	if (ep && fenced == ep) {
 		step_down(f, "another collector took over (the fleet's epoch moved on)");
 		ep = 0;
+	}
+	if (fenced) { /* cleared only now: until the step-down, fleet_get_stats says it does not lead */
+		pthread_mutex_lock(&f->mu);
+		if (f->fenced == fenced)
+			f->fenced = 0;
+		pthread_mutex_unlock(&f->mu);
 	}
 	if (!f->s) {
 		struct store_opts so = {.path = f->url, .leader_session = true};
@@ -237,5 +242,11 @@ void fleet_get_stats(struct fleet *f, struct fleet_stats *st)
 {
 	pthread_mutex_lock(&f->mu);
 	*st = f->st;
+	if (st->leader && f->fenced == st->epoch) {
+		/* the writer found the epoch over and the thread has not stepped down yet (its
+		 * session may not answer): another collector leads, so this one says it does not */
+		st->leader = false;
+		st->epoch = 0;
+	}
 	pthread_mutex_unlock(&f->mu);
 }

@@ -47,7 +47,7 @@ const char *fleet_owner(const struct fleet *f);
 void fleet_fenced(struct fleet *f, uint64_t epoch);
 
 struct fleet_stats {
-	bool leader;
+	bool leader;              /* false once its writer was fenced, even before the step-down */
 	uint64_t epoch;           /* this collector's, when it leads */
 	uint64_t since_ns;        /* when it took the lock (realtime), 0 when it does not lead */
 	uint64_t acquired, lost;  /* times it took the lock, and lost or gave it up, since start */

@@ -386,6 +386,9 @@ static void test_partitioned_leader_fenced(void **state)
 	/* it learnt from the fence (its fleet thread still waits on the frozen session, or stepped
 	 * down on the fence's word): never from the session itself */
 	uint64_t lost = http_metric(D[0].http_port, "errq_fleet_leadership_lost_total");
+	/* and says it no longer leads, though its thread may still wait on the frozen session */
+	WAIT_FOR(http_metric(D[0].http_port, "errq_fleet_leader") == 0);
+	assert_int_equal(http_metric(D[0].http_port, "errq_fleet_epoch"), 0);
 	printf("fleet-0's session frozen and ended: fleet-%d leads (epoch %" PRId64 " -> %" PRId64
 	       "); fleet-0 fenced %" PRIu64 " transaction(s), stepped down %" PRIu64 " time(s) before the cut\n",
 	       l2, e0, epoch(), http_metric(D[0].http_port, "errq_fleet_fenced_total"), lost);
