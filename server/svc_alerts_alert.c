@@ -52,7 +52,8 @@ static int active_silences(struct store *s, struct build *b, uint64_t now, struc
 	x->now = now;
 	if (!(x->items = errq_arena_alloc(&b->a, ALERTS_SVC_SILENCES_LISTED * sizeof(*x->items))))
 		return -1;
-	if (store_list_silences(s, STORE_SILENCES_IN_FORCE, now, ALERTS_SVC_SILENCES_LISTED, svc_alerts__silence_row, x) || x->oom)
+	if (store_list_silences(s, STORE_SILENCES_IN_FORCE, now, ALERTS_SVC_SILENCES_LISTED, svc_alerts__silence_row, x) ||
+	    x->oom)
 		return -1;
 	return 0;
 }
@@ -335,8 +336,8 @@ grpc_status_code svc_alerts__list_silences(void *ctx, grpc_slice req, grpc_byte_
 		st = svc_oom(details, dsz);
 		goto out;
 	}
-	int listed = store_list_silences(s, in->all ? STORE_SILENCES_ALL : STORE_SILENCES_IN_FORCE, x.now, ALERTS_SVC_SILENCES_LISTED,
-					 svc_alerts__silence_row, &x);
+	int listed = store_list_silences(s, in->all ? STORE_SILENCES_ALL : STORE_SILENCES_IN_FORCE, x.now,
+					 ALERTS_SVC_SILENCES_LISTED, svc_alerts__silence_row, &x);
 	if ((st = svc_listed(s, listed, x.oom, details, dsz)) != GRPC_STATUS_OK)
 		goto out;
 	Errq__V1__ListSilencesResponse o = ERRQ__V1__LIST_SILENCES_RESPONSE__INIT;

@@ -114,7 +114,8 @@
 	X(REQ, R, int, silence_expire, (struct store *s, int64_t id, uint64_t now_ns), (s, id, now_ns))           \
 	X(REQ, R, int, get_silence, (struct store *s, int64_t id, store_silence_cb cb, void *ctx), (s, id, cb, ctx)) \
 	X(REQ, R, int, list_silences,                                                                              \
-	  (struct store *s, int which, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx),          \
+	  (struct store *s, enum store_silence_list which, uint64_t now_ns, uint32_t limit, store_silence_cb cb,    \
+	   void *ctx),                                                                                             \
 	  (s, which, now_ns, limit, cb, ctx))                                                                        \
 	X(REQ, R, int, outcome_batch_seen, (struct store *s, const uint8_t batch_id[16], uint64_t received_ns),   \
 	  (s, batch_id, received_ns))                                                                              \

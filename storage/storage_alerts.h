@@ -182,7 +182,8 @@ int store_get_silence(struct store *s, int64_t id, store_silence_cb cb, void *ct
 enum store_silence_list { STORE_SILENCES_IN_FORCE = 0, STORE_SILENCES_ALL = 1, STORE_SILENCES_NOT_ENDED = 2 };
 /* At most limit (0 = no limit).  0/-1.  In force: starts_ns <= now_ns < ends_ns, and
  * expired_ns == 0 or now_ns < expired_ns; not ended: the same without the start. */
-int store_list_silences(struct store *s, int which, uint64_t now_ns, uint32_t limit, store_silence_cb cb, void *ctx);
+int store_list_silences(struct store *s, enum store_silence_list which, uint64_t now_ns, uint32_t limit,
+			store_silence_cb cb, void *ctx);
 
 /* ---- outcome batches: each ReportRequest's outcomes count once, by batch_id ---- */
 /* Records batch_id (16 bytes).  Returns 1 when new, 0 when seen before, -1 on error. */

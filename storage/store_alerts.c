@@ -722,8 +722,8 @@ int store_sqlite_get_silence(struct store *s, int64_t id, store_silence_cb cb, v
 	return rc ? -1 : r == SQLITE_ROW;
 }
 
-int store_sqlite_list_silences(struct store *s, int which, uint64_t now_ns, uint32_t limit, store_silence_cb cb,
-				void *ctx)
+int store_sqlite_list_silences(struct store *s, enum store_silence_list which, uint64_t now_ns, uint32_t limit,
+			       store_silence_cb cb, void *ctx)
 {
 	/* in force: starts_ns <= now < ends_ns, and not expired at or before now; not ended: the
 	 * same without the start */
@@ -734,7 +734,7 @@ int store_sqlite_list_silences(struct store *s, int which, uint64_t now_ns, uint
 	    [STORE_SILENCES_NOT_ENDED] = "SELECT " SILENCE_COLS " FROM silences WHERE ends_ns > ?1"
 					 " AND (expired_ns = 0 OR expired_ns > ?1) ORDER BY id DESC LIMIT ?2",
 	};
-	if (which < 0 || which > STORE_SILENCES_NOT_ENDED)
+	if ((unsigned)which > STORE_SILENCES_NOT_ENDED)
 		return store__fail(s, "list silences: no list %d", which);
 	sqlite3_stmt *st = prepare(s, sql[which], "prepare list silences");
 	if (!st)

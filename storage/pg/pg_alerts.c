@@ -907,13 +907,13 @@ int store_pg_get_silence(struct store *s, int64_t id, store_silence_cb cb, void 
 	return found;
 }
 
-int store_pg_list_silences(struct store *s, int which, uint64_t now_ns, uint32_t limit, store_silence_cb cb,
-			   void *ctx)
+int store_pg_list_silences(struct store *s, enum store_silence_list which, uint64_t now_ns, uint32_t limit,
+			   store_silence_cb cb, void *ctx)
 {
 	static const struct store_pg_stmt *const st[] = {[STORE_SILENCES_IN_FORCE] = &silence_list_active,
 							 [STORE_SILENCES_ALL] = &silence_list_all,
 							 [STORE_SILENCES_NOT_ENDED] = &silence_list_not_ended};
-	if (which < 0 || which > STORE_SILENCES_NOT_ENDED)
+	if ((unsigned)which > STORE_SILENCES_NOT_ENDED)
 		return store_pg_fail(s, "list silences: no list %d", which);
 	struct params p = {.n = 0};
 	if (which != STORE_SILENCES_ALL)

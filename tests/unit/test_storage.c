@@ -441,7 +441,7 @@ static void read_after(struct store *s)
 	struct store_alert_filter af = {.limit = 1000};
 	assert_int_equal(store_list_alerts(s, &af, alert_row, &after.alerts), 0);
 	assert_int_equal(store_list_alerts(s, &af, alert_deliveries, s), 0);
-	assert_int_equal(store_list_silences(s, true, 0, 0, silence_row, &after.silences), 0);
+	assert_int_equal(store_list_silences(s, STORE_SILENCES_ALL, 0, 0, silence_row, &after.silences), 0);
 }
 
 static void check_same(void)

@@ -299,7 +299,7 @@ static void test_dispatch_every_op(void **state)
 	CALL(silence_add, store_silence_add(s, &si, &i64));
 	CALL(silence_expire, store_silence_expire(s, 1, 1));
 	CALL(get_silence, store_get_silence(s, 1, NULL, NULL));
-	CALL(list_silences, store_list_silences(s, true, 1, 0, NULL, NULL));
+	CALL(list_silences, store_list_silences(s, STORE_SILENCES_ALL, 1, 0, NULL, NULL));
 	CALL(outcome_batch_seen, store_outcome_batch_seen(s, id16, 1));
 	CALL(outcome_batches_prune, store_outcome_batches_prune(s, 1, 1));
 	CALL(alerts_prune, store_alerts_prune(s, 1, 1));
