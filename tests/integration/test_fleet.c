@@ -78,7 +78,7 @@ static int setup(void **state)
 		return -1;
 	}
 	memset(&RV, 0, sizeof(RV));
-	PX.lfd = -1;
+	memset(&PX, 0, sizeof(PX)); /* started by test_partitioned_leader_fenced only */
 	FROZEN = 0;
 	return receiver_start(&RV, 0);
 }

@@ -51,7 +51,6 @@ static void take(struct tcp_proxy *p)
 	if (!c || inet_pton(AF_INET, p->up_host, &a.sin_addr) != 1 ||
 	    (u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 || connect(u, (struct sockaddr *)&a, sizeof(a)) ||
 	    getsockname(u, (struct sockaddr *)&a, &al) || nonblock(u)) {
-		p->refused++;
 		close(d);
 		if (u >= 0)
 			close(u);
@@ -60,7 +59,6 @@ static void take(struct tcp_proxy *p)
 	c->down = d;
 	c->up = u;
 	c->up_port = ntohs(a.sin_port);
-	p->accepted++;
 }
 
 /* Under mu: moves what one end has to the other (a write is tried whenever bytes wait: the
@@ -183,6 +181,7 @@ int tcp_proxy_start(struct tcp_proxy *p, const char *up_host, int up_port)
 		pthread_mutex_destroy(&p->mu);
 		goto fail;
 	}
+	p->running = true;
 	return 0;
 fail:
 	if (p->lfd >= 0)
@@ -244,8 +243,9 @@ int tcp_proxy_cut(struct tcp_proxy *p, int up_port)
 
 void tcp_proxy_stop(struct tcp_proxy *p)
 {
-	if (p->lfd < 0)
+	if (!p->running)
 		return;
+	p->running = false;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
 	pthread_mutex_unlock(&p->mu);
@@ -258,5 +258,4 @@ void tcp_proxy_stop(struct tcp_proxy *p)
 	close(p->wake[0]);
 	close(p->wake[1]);
 	pthread_mutex_destroy(&p->mu);
-	p->lfd = -1;
 }

@@ -46,9 +46,9 @@ struct tcp_proxy {
 	int wake[2];               /* a pipe: a freeze, a cut or the stop wakes the thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
+	bool running;              /* started and not stopped: a zeroed relay (never started) stops as a no-op */
 	bool stopping;             /* under mu */
 	int cut_port;              /* under mu: a cut the thread has not done yet, or 0 */
-	unsigned accepted, refused; /* connections relayed, and turned away at the limit */
 	struct tcp_proxy_conn c[TCP_PROXY_MAX_CONNS];
 };
 
@@ -61,6 +61,7 @@ int tcp_proxy_start(struct tcp_proxy *p, const char *up_host, int up_port);
 int tcp_proxy_freeze(struct tcp_proxy *p, int up_port);
 /* 0 once the connection's two ends are closed, or -1 when none has that upstream port. */
 int tcp_proxy_cut(struct tcp_proxy *p, int up_port);
-/* Closes every connection and the listener; joins the thread. */
+/* Closes every connection and the listener; joins the thread.  A zeroed struct (never started,
+ * or its start failed) and a stopped one: nothing to do. */
 void tcp_proxy_stop(struct tcp_proxy *p);
 #endif
